@@ -1,0 +1,285 @@
+package dev.pdserve.model.onnx;
+
+import com.google.protobuf.ByteString;
+import dev.pdserve.onnx.AttributeProto;
+import dev.pdserve.onnx.GraphProto;
+import dev.pdserve.onnx.ModelProto;
+import dev.pdserve.onnx.NodeProto;
+import dev.pdserve.onnx.OperatorSetIdProto;
+import dev.pdserve.onnx.StringStringEntryProto;
+import dev.pdserve.onnx.TensorProto;
+import dev.pdserve.onnx.TensorShapeProto;
+import dev.pdserve.onnx.TypeProto;
+import dev.pdserve.onnx.ValueInfoProto;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Builds an ONNX {@link ModelProto} in Java: graph inputs and outputs, nodes, small constant
+ * initializers, and named weights whose data is supplied when the session is created (see
+ * {@link OrtGraph}), so a graph never carries large tensors inside its protobuf.
+ *
+ * <p>Ops are emitted for the default domain at {@link #OPSET}; every helper returns the name of
+ * the value it produced.
+ */
+public final class GraphBuilder {
+  /** Default-domain opset the graphs target. */
+  public static final int OPSET = 17;
+
+  private static final int IR_VERSION = 8;
+
+  private final String name;
+  private final List<ValueInfoProto> inputs = new ArrayList<>();
+  private final List<ValueInfoProto> outputs = new ArrayList<>();
+  private final List<NodeProto> nodes = new ArrayList<>();
+  private final List<TensorProto> initializers = new ArrayList<>();
+  private final Map<String, long[]> weights = new LinkedHashMap<>();
+  private int counter;
+
+  public GraphBuilder(String name) {
+    this.name = name;
+  }
+
+  /** Declares a graph input; a dimension is a {@code Long} (fixed) or a {@code String} (symbolic). */
+  public String input(String inputName, DType type, Object... dims) {
+    inputs.add(valueInfo(inputName, type, dims));
+    return inputName;
+  }
+
+  /** Marks an existing value as a graph output under {@code outputName}. */
+  public void output(String value, String outputName, DType type, Object... dims) {
+    if (!value.equals(outputName)) {
+      nodes.add(node("Identity", new String[] {value}, new String[] {outputName}));
+    }
+    outputs.add(valueInfo(outputName, type, dims));
+  }
+
+  /**
+   * Declares a float weight of the given shape. Its data is not part of the model: the session
+   * owner supplies a tensor under the same name when the session is created.
+   */
+  public String weight(String weightName, long... dims) {
+    if (weights.containsKey(weightName)) {
+      return weightName;
+    }
+    weights.put(weightName, dims.clone());
+    TensorProto.Builder t =
+        TensorProto.newBuilder()
+            .setName(weightName)
+            .setDataType(DType.FLOAT.code())
+            .setDataLocation(TensorProto.DataLocation.EXTERNAL)
+            .addExternalData(
+                StringStringEntryProto.newBuilder().setKey("location").setValue("pdserve:" + weightName));
+    for (long d : dims) {
+      t.addDims(d);
+    }
+    initializers.add(t.build());
+    return weightName;
+  }
+
+  /** The weights this graph declared, with their shapes, in declaration order. */
+  public Map<String, long[]> weights() {
+    return weights;
+  }
+
+  public String constFloats(long[] dims, float... values) {
+    ByteBuffer buf = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+    for (float v : values) {
+      buf.putFloat(v);
+    }
+    buf.flip();
+    return constant(DType.FLOAT, dims, buf);
+  }
+
+  public String constScalar(float value) {
+    return constFloats(new long[0], value);
+  }
+
+  public String constInts(long... values) {
+    ByteBuffer buf = ByteBuffer.allocate(values.length * 8).order(ByteOrder.LITTLE_ENDIAN);
+    for (long v : values) {
+      buf.putLong(v);
+    }
+    buf.flip();
+    return constant(DType.INT64, new long[] {values.length}, buf);
+  }
+
+  public String constIntScalar(long value) {
+    ByteBuffer buf = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(value);
+    buf.flip();
+    return constant(DType.INT64, new long[0], buf);
+  }
+
+  private String constant(DType type, long[] dims, ByteBuffer data) {
+    String n = fresh("const");
+    TensorProto.Builder t =
+        TensorProto.newBuilder().setName(n).setDataType(type.code()).setRawData(ByteString.copyFrom(data));
+    for (long d : dims) {
+      t.addDims(d);
+    }
+    initializers.add(t.build());
+    return n;
+  }
+
+  /** Emits one node with a single output and returns that output's name. */
+  public String op(String opType, List<Attr> attrs, String... in) {
+    String out = fresh(opType.toLowerCase());
+    NodeProto.Builder n = node(opType, in, new String[] {out}).toBuilder();
+    for (Attr a : attrs) {
+      n.addAttribute(a.proto());
+    }
+    nodes.add(n.build());
+    return out;
+  }
+
+  public String op(String opType, String... in) {
+    return op(opType, List.of(), in);
+  }
+
+  /** Emits one node with {@code outCount} outputs. */
+  public String[] opMulti(String opType, int outCount, List<Attr> attrs, String... in) {
+    String[] outs = new String[outCount];
+    for (int i = 0; i < outCount; i++) {
+      outs[i] = fresh(opType.toLowerCase());
+    }
+    NodeProto.Builder n = node(opType, in, outs).toBuilder();
+    for (Attr a : attrs) {
+      n.addAttribute(a.proto());
+    }
+    nodes.add(n.build());
+    return outs;
+  }
+
+  // ---- helpers for the ops the model graphs use ----
+
+  public String add(String a, String b) {
+    return op("Add", a, b);
+  }
+
+  public String sub(String a, String b) {
+    return op("Sub", a, b);
+  }
+
+  public String mul(String a, String b) {
+    return op("Mul", a, b);
+  }
+
+  public String div(String a, String b) {
+    return op("Div", a, b);
+  }
+
+  public String matMul(String a, String b) {
+    return op("MatMul", a, b);
+  }
+
+  /** {@code x · wᵀ} for a 2-D {@code x} and a weight stored {@code [out, in]} (checkpoint layout). */
+  public String linear(String x, String w) {
+    return op("Gemm", List.of(Attr.i("transB", 1)), x, w);
+  }
+
+  public String sigmoid(String x) {
+    return op("Sigmoid", x);
+  }
+
+  public String silu(String x) {
+    return mul(x, sigmoid(x));
+  }
+
+  public String reshape(String x, long... shape) {
+    return op("Reshape", x, constInts(shape));
+  }
+
+  public String transpose(String x, long... perm) {
+    return op("Transpose", List.of(Attr.ints("perm", perm)), x);
+  }
+
+  public String softmax(String x, int axis) {
+    return op("Softmax", List.of(Attr.i("axis", axis)), x);
+  }
+
+  public String concat(int axis, String... xs) {
+    return op("Concat", List.of(Attr.i("axis", axis)), xs);
+  }
+
+  public String cast(String x, DType to) {
+    return op("Cast", List.of(Attr.i("to", to.code())), x);
+  }
+
+  public ModelProto build() {
+    GraphProto graph =
+        GraphProto.newBuilder()
+            .setName(name)
+            .addAllNode(nodes)
+            .addAllInitializer(initializers)
+            .addAllInput(inputs)
+            .addAllOutput(outputs)
+            .build();
+    return ModelProto.newBuilder()
+        .setIrVersion(IR_VERSION)
+        .setProducerName("pdserve")
+        .setProducerVersion("0.1")
+        .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(OPSET))
+        .setGraph(graph)
+        .build();
+  }
+
+  private String fresh(String prefix) {
+    return prefix + "_" + (counter++);
+  }
+
+  private static NodeProto node(String opType, String[] in, String[] out) {
+    NodeProto.Builder n = NodeProto.newBuilder().setOpType(opType);
+    for (String s : in) {
+      n.addInput(s);
+    }
+    for (String s : out) {
+      n.addOutput(s);
+    }
+    return n.build();
+  }
+
+  private static ValueInfoProto valueInfo(String n, DType type, Object... dims) {
+    TensorShapeProto.Builder shape = TensorShapeProto.newBuilder();
+    for (Object d : dims) {
+      TensorShapeProto.Dimension.Builder dim = TensorShapeProto.Dimension.newBuilder();
+      if (d instanceof String s) {
+        dim.setDimParam(s);
+      } else {
+        dim.setDimValue(((Number) d).longValue());
+      }
+      shape.addDim(dim);
+    }
+    return ValueInfoProto.newBuilder()
+        .setName(n)
+        .setType(
+            TypeProto.newBuilder()
+                .setTensorType(TypeProto.Tensor.newBuilder().setElemType(type.code()).setShape(shape)))
+        .build();
+  }
+
+  /** A node attribute. */
+  public record Attr(AttributeProto proto) {
+    public static Attr i(String n, long v) {
+      return new Attr(
+          AttributeProto.newBuilder().setName(n).setType(AttributeProto.AttributeType.INT).setI(v).build());
+    }
+
+    public static Attr f(String n, float v) {
+      return new Attr(
+          AttributeProto.newBuilder().setName(n).setType(AttributeProto.AttributeType.FLOAT).setF(v).build());
+    }
+
+    public static Attr ints(String n, long... v) {
+      AttributeProto.Builder b =
+          AttributeProto.newBuilder().setName(n).setType(AttributeProto.AttributeType.INTS);
+      for (long x : v) {
+        b.addInts(x);
+      }
+      return new Attr(b.build());
+    }
+  }
+}

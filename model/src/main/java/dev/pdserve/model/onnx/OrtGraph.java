@@ -1,0 +1,105 @@
+package dev.pdserve.model.onnx;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OnnxTensorLike;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import dev.pdserve.onnx.ModelProto;
+import java.util.Map;
+
+/**
+ * One ONNX Runtime session with its options: built from a {@link ModelProto}, with the graph's
+ * declared weights bound to caller-owned tensors (which must outlive this object). Closes the
+ * session and the options exactly once. {@link #run} may be called from several threads.
+ */
+public final class OrtGraph implements AutoCloseable {
+  private final String name;
+  private final OrtSession.SessionOptions options;
+  private final OrtSession session;
+  private boolean closed;
+
+  private OrtGraph(String name, OrtSession.SessionOptions options, OrtSession session) {
+    this.name = name;
+    this.options = options;
+    this.session = session;
+  }
+
+  /**
+   * Creates a session for {@code model}. Every weight in {@code weightNames} must be present in
+   * {@code weights}.
+   */
+  public static OrtGraph create(
+      String name,
+      ModelProto model,
+      Iterable<String> weightNames,
+      Map<String, ? extends OnnxTensorLike> weights,
+      OrtRuntime runtime) {
+    OrtSession.SessionOptions options = runtime.newSessionOptions();
+    try {
+      for (String w : weightNames) {
+        OnnxTensorLike t = weights.get(w);
+        if (t == null) {
+          throw new IllegalArgumentException("graph " + name + " needs weight " + w + ", which was not supplied");
+        }
+        options.addInitializer(w, t);
+      }
+      OrtSession session = runtime.environment().createSession(model.toByteArray(), options);
+      return new OrtGraph(name, options, session);
+    } catch (OrtException e) {
+      options.close();
+      throw new IllegalStateException("ONNX Runtime refused graph " + name + ": " + e.getMessage(), e);
+    } catch (RuntimeException e) {
+      options.close();
+      throw e;
+    }
+  }
+
+  public String name() {
+    return name;
+  }
+
+  /** Runs the graph; the caller closes the result (try-with-resources). */
+  public OrtSession.Result run(Map<String, ? extends OnnxTensorLike> inputs) {
+    try {
+      return session.run(inputs);
+    } catch (OrtException e) {
+      throw new IllegalStateException("running graph " + name + " failed: " + e.getMessage(), e);
+    }
+  }
+
+  public static float[] floats(OrtSession.Result r, int index) {
+    try {
+      OnnxTensor t = (OnnxTensor) r.get(index);
+      java.nio.FloatBuffer fb = t.getFloatBuffer();
+      float[] out = new float[fb.remaining()];
+      fb.get(out);
+      return out;
+    } catch (ClassCastException e) {
+      throw new IllegalStateException("output " + index + " is not a tensor", e);
+    }
+  }
+
+  public static long[] longs(OrtSession.Result r, int index) {
+    OnnxTensor t = (OnnxTensor) r.get(index);
+    java.nio.LongBuffer lb = t.getLongBuffer();
+    long[] out = new long[lb.remaining()];
+    lb.get(out);
+    return out;
+  }
+
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    try {
+      session.close();
+    } catch (OrtException e) {
+      throw new IllegalStateException("closing session " + name, e);
+    } finally {
+      options.close();
+    }
+  }
+}

@@ -1,0 +1,120 @@
+package dev.pdserve.model.onnx;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.nio.LongBuffer;
+
+/**
+ * The process's ONNX Runtime environment plus the session settings pdserve uses: intra-op
+ * threads, the execution provider (CPU, or CUDA with the GPU artifact), and weight prepacking.
+ */
+public final class OrtRuntime {
+  private final OrtEnvironment env;
+  private final RuntimeOptions opts;
+
+  /** Session settings. {@code intraOpThreads} 0 means ONNX Runtime's default. */
+  public record RuntimeOptions(int intraOpThreads, boolean cuda, boolean prepack) {
+    public static RuntimeOptions defaults() {
+      return new RuntimeOptions(0, false, true);
+    }
+
+    public RuntimeOptions {
+      if (intraOpThreads < 0) {
+        throw new IllegalArgumentException("intra_op_threads must be >= 0, got " + intraOpThreads);
+      }
+    }
+  }
+
+  public OrtRuntime(RuntimeOptions opts) {
+    this.env = OrtEnvironment.getEnvironment();
+    this.opts = opts;
+  }
+
+  public OrtEnvironment environment() {
+    return env;
+  }
+
+  public RuntimeOptions options() {
+    return opts;
+  }
+
+  OrtSession.SessionOptions newSessionOptions() {
+    OrtSession.SessionOptions so = new OrtSession.SessionOptions();
+    try {
+      so.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
+      so.setInterOpNumThreads(1);
+      if (opts.intraOpThreads() > 0) {
+        so.setIntraOpNumThreads(opts.intraOpThreads());
+      }
+      if (!opts.prepack()) {
+        so.addConfigEntry("session.disable_prepacking", "1");
+      }
+      if (opts.cuda()) {
+        so.addCUDA(0);
+      }
+      return so;
+    } catch (OrtException e) {
+      so.close();
+      throw new IllegalStateException("cannot configure an ONNX Runtime session: " + e.getMessage(), e);
+    }
+  }
+
+  // ---- tensors over direct, native-order buffers (no copy into ORT) ----
+
+  public static FloatBuffer directFloats(int n) {
+    return ByteBuffer.allocateDirect(n * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
+  }
+
+  public OnnxTensor floatTensor(float[] data, long... shape) {
+    FloatBuffer b = directFloats(data.length);
+    b.put(data).flip();
+    return floatTensor(b, shape);
+  }
+
+  public OnnxTensor floatTensor(FloatBuffer direct, long... shape) {
+    try {
+      return OnnxTensor.createTensor(env, direct, shape);
+    } catch (OrtException e) {
+      throw new IllegalStateException("cannot create a float tensor: " + e.getMessage(), e);
+    }
+  }
+
+  public OnnxTensor longTensor(long[] data, long... shape) {
+    LongBuffer b = ByteBuffer.allocateDirect(data.length * 8).order(ByteOrder.nativeOrder()).asLongBuffer();
+    b.put(data).flip();
+    try {
+      return OnnxTensor.createTensor(env, b, shape);
+    } catch (OrtException e) {
+      throw new IllegalStateException("cannot create an int64 tensor: " + e.getMessage(), e);
+    }
+  }
+
+  public OnnxTensor intTensor(int[] data, long... shape) {
+    IntBuffer b = ByteBuffer.allocateDirect(data.length * 4).order(ByteOrder.nativeOrder()).asIntBuffer();
+    b.put(data).flip();
+    try {
+      return OnnxTensor.createTensor(env, b, shape);
+    } catch (OrtException e) {
+      throw new IllegalStateException("cannot create an int32 tensor: " + e.getMessage(), e);
+    }
+  }
+
+  public OnnxTensor boolTensor(boolean[] data, long... shape) {
+    ByteBuffer b = ByteBuffer.allocateDirect(data.length).order(ByteOrder.nativeOrder());
+    for (boolean v : data) {
+      b.put((byte) (v ? 1 : 0));
+    }
+    b.flip();
+    try {
+      return OnnxTensor.createTensor(env, b, shape, ai.onnxruntime.OnnxJavaType.BOOL);
+    } catch (OrtException e) {
+      throw new IllegalStateException("cannot create a bool tensor: " + e.getMessage(), e);
+    }
+  }
+}
