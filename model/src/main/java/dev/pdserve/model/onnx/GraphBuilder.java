@@ -209,6 +209,79 @@ public final class GraphBuilder {
     return op("Cast", List.of(Attr.i("to", to.code())), x);
   }
 
+  public String sqrt(String x) {
+    return op("Sqrt", x);
+  }
+
+  public String max(String a, String b) {
+    return op("Max", a, b);
+  }
+
+  public String where(String cond, String a, String b) {
+    return op("Where", cond, a, b);
+  }
+
+  public String shape(String x) {
+    return op("Shape", x);
+  }
+
+  /** {@code x[start:end]} along {@code axis}. */
+  public String slice(String x, long start, long end, long axis) {
+    return op("Slice", x, constInts(start), constInts(end), constInts(axis));
+  }
+
+  public String unsqueeze(String x, long... axes) {
+    return op("Unsqueeze", x, constInts(axes));
+  }
+
+  /** Reshape to a shape computed in the graph (an int64 1-D value). */
+  public String reshapeTo(String x, String shapeValue) {
+    return op("Reshape", x, shapeValue);
+  }
+
+  /** Mean over the last axis, keeping it (opset 17 takes axes as an attribute). */
+  public String reduceMeanLast(String x) {
+    return op("ReduceMean", List.of(Attr.ints("axes", -1), Attr.i("keepdims", 1)), x);
+  }
+
+  /** Sum over the last axis, keeping it (ReduceSum takes axes as an input since opset 13). */
+  public String reduceSumLast(String x) {
+    return op("ReduceSum", List.of(Attr.i("keepdims", 1)), x, constInts(-1));
+  }
+
+  /** Sum of the {@code k} columns of {@code [rows, k]}, added left to right: one fixed order. */
+  public String sumColumns(String x, int k) {
+    String acc = slice(x, 0, 1, 1);
+    for (int j = 1; j < k; j++) {
+      acc = add(acc, slice(x, j, j + 1, 1));
+    }
+    return acc;
+  }
+
+  /** Top-k along the last axis: {values, int64 indices}, largest first, ties to the lower index. */
+  public String[] topK(String x, long k) {
+    return opMulti("TopK", 2, List.of(Attr.i("axis", -1), Attr.i("largest", 1), Attr.i("sorted", 1)), x, constInts(k));
+  }
+
+  public String gatherElements(String x, String idx, int axis) {
+    return op("GatherElements", List.of(Attr.i("axis", axis)), x, idx);
+  }
+
+  public String gather(String x, String idx, int axis) {
+    return op("Gather", List.of(Attr.i("axis", axis)), x, idx);
+  }
+
+  /** RMSNorm over the last axis: {@code x / sqrt(mean(x²) + eps) * w}. */
+  public String rmsNorm(String x, String w, double eps) {
+    String ms = reduceMeanLast(mul(x, x));
+    return mul(div(x, sqrt(add(ms, constScalar((float) eps)))), w);
+  }
+
+  /** SwiGLU MLP {@code down(silu(gate(x)) * up(x))} with weights stored {@code [out, in]}. */
+  public String swiglu(String x, String gate, String up, String down) {
+    return linear(mul(silu(linear(x, gate)), linear(x, up)), down);
+  }
+
   public ModelProto build() {
     GraphProto graph =
         GraphProto.newBuilder()

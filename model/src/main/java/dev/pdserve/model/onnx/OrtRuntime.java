@@ -31,9 +31,38 @@ public final class OrtRuntime {
     }
   }
 
-  public OrtRuntime(RuntimeOptions opts) {
-    this.env = OrtEnvironment.getEnvironment();
+  private static OrtRuntime shared;
+
+  private OrtRuntime(OrtEnvironment env, RuntimeOptions opts) {
+    this.env = env;
     this.opts = opts;
+  }
+
+  /**
+   * The process's runtime. The first call creates ONNX Runtime's environment with one global
+   * intra-op thread pool (threads park instead of spinning, which matters when several nodes share
+   * a machine); later calls return the same runtime and ignore their options.
+   */
+  public static synchronized OrtRuntime shared(RuntimeOptions opts) {
+    if (shared == null) {
+      try (OrtEnvironment.ThreadingOptions threading = new OrtEnvironment.ThreadingOptions()) {
+        int threads = opts.intraOpThreads() > 0 ? opts.intraOpThreads() : Runtime.getRuntime().availableProcessors();
+        threading.setGlobalIntraOpNumThreads(threads);
+        threading.setGlobalInterOpNumThreads(1);
+        threading.setGlobalSpinControl(false);
+        OrtEnvironment env =
+            OrtEnvironment.getEnvironment(ai.onnxruntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING, "pdserve", threading);
+        shared = new OrtRuntime(env, opts);
+      } catch (OrtException e) {
+        throw new IllegalStateException("cannot start ONNX Runtime: " + e.getMessage(), e);
+      }
+    }
+    return shared;
+  }
+
+  /** The shared runtime with default options. */
+  public static OrtRuntime shared() {
+    return shared(RuntimeOptions.defaults());
   }
 
   public OrtEnvironment environment() {
@@ -48,10 +77,7 @@ public final class OrtRuntime {
     OrtSession.SessionOptions so = new OrtSession.SessionOptions();
     try {
       so.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
-      so.setInterOpNumThreads(1);
-      if (opts.intraOpThreads() > 0) {
-        so.setIntraOpNumThreads(opts.intraOpThreads());
-      }
+      so.disablePerSessionThreads();
       if (!opts.prepack()) {
         so.addConfigEntry("session.disable_prepacking", "1");
       }

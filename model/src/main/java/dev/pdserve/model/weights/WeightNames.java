@@ -65,6 +65,17 @@ public final class WeightNames {
     return layer(l) + "mlp.moe_statics.e_score_correction_bias";
   }
 
+  /**
+   * Row {@code g} of the correction bias, {@code [experts of g]}: a view the engine derives from
+   * {@link #correctionBias}, not a checkpoint tensor.
+   */
+  public static String correctionBiasRow(int l, int g) {
+    return correctionBias(l) + ROW + g;
+  }
+
+  /** Separator of a derived row view's name: {@code base + ROW + rowIndex}. */
+  public static final String ROW = "#row";
+
   /** Checkpoint index of expert {@code e} of group {@code g} (groups are laid end to end). */
   public static int checkpointExpertIndex(ModelConfig cfg, int g, int e) {
     int offset = 0;

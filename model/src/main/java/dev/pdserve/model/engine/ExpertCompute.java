@@ -1,0 +1,139 @@
+package dev.pdserve.model.engine;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtSession;
+import dev.pdserve.model.config.ExpertGroup;
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.graph.ExpertGraph;
+import dev.pdserve.model.onnx.GraphBuilder;
+import dev.pdserve.model.onnx.OrtGraph;
+import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.weights.ModelWeights;
+import dev.pdserve.model.weights.WeightNames;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Runs routed experts grouped per expert: the rows routed to one expert go through it together in
+ * one ONNX Runtime call, so cost grows with rows × k, not with the number of experts. One session
+ * per distinct expert shape serves every expert (the weights are inputs). Used in-process by
+ * {@link LocalExperts} and by expert shards for the experts they host.
+ */
+public final class ExpertCompute implements AutoCloseable {
+  private final ModelConfig cfg;
+  private final ModelWeights weights;
+  private final OrtRuntime runtime;
+  private final HostedExperts hosted;
+  private final OrtGraph[] graphs; // per group
+
+  /** Which experts this process computes. */
+  public interface HostedExperts {
+    boolean hosts(int layer, int group, int expert);
+
+    HostedExperts ALL = (l, g, e) -> true;
+  }
+
+  public ExpertCompute(ModelConfig cfg, ModelWeights weights, OrtRuntime runtime, HostedExperts hosted) {
+    this.cfg = cfg;
+    this.weights = weights;
+    this.runtime = runtime;
+    this.hosted = hosted;
+    List<ExpertGroup> groups = cfg.expertGroups();
+    this.graphs = new OrtGraph[groups.size()];
+    Map<Integer, OrtGraph> byShape = new HashMap<>();
+    try {
+      for (int g = 0; g < groups.size(); g++) {
+        int inter = groups.get(g).intermediate();
+        graphs[g] =
+            byShape.computeIfAbsent(
+                inter,
+                i -> {
+                  GraphBuilder b = ExpertGraph.build(cfg.hidden(), i);
+                  return OrtGraph.create(b.build().getGraph().getName(), b.build(), List.of(), Map.of(), runtime);
+                });
+      }
+    } catch (RuntimeException e) {
+      byShape.values().forEach(OrtGraph::close);
+      throw e;
+    }
+  }
+
+  public HostedExperts hosted() {
+    return hosted;
+  }
+
+  /**
+   * Adds, for every (row, slot) whose expert is hosted here, {@code (double)(w · y)} into {@code
+   * acc[row·H + d]}. Rows whose experts live elsewhere are left for other processes.
+   */
+  public void accumulate(RoutedBatch batch, double[] acc) {
+    int h = batch.hidden();
+    int k = batch.topK();
+    int layer = batch.layer();
+    // bucket (row, slot) pairs per (group, expert)
+    Map<Long, int[]> buckets = new java.util.TreeMap<>();
+    Map<Long, Integer> counts = new HashMap<>();
+    for (int r = 0; r < batch.rows(); r++) {
+      int g = batch.group()[r];
+      for (int j = 0; j < k; j++) {
+        int e = (int) batch.expertIds()[r * k + j];
+        if (!hosted.hosts(layer, g, e)) {
+          continue;
+        }
+        long key = ((long) g << 32) | e;
+        int c = counts.getOrDefault(key, 0);
+        int[] list = buckets.computeIfAbsent(key, x -> new int[batch.rows() * 2]);
+        list[c * 2] = r;
+        list[c * 2 + 1] = j;
+        counts.put(key, c + 1);
+      }
+    }
+    for (Map.Entry<Long, int[]> entry : buckets.entrySet()) {
+      int g = (int) (entry.getKey() >>> 32);
+      int e = (int) (long) entry.getKey();
+      int n = counts.get(entry.getKey());
+      int[] pairs = entry.getValue();
+      int rowsIn = Math.max(n, ExpertGraph.MIN_ROWS);
+      float[] x = new float[rowsIn * h];
+      for (int i = 0; i < rowsIn; i++) {
+        int r = pairs[Math.min(i, n - 1) * 2];
+        System.arraycopy(batch.hn(), r * h, x, i * h, h);
+      }
+      float[] y = run(layer, g, e, x, rowsIn);
+      for (int i = 0; i < n; i++) {
+        int r = pairs[i * 2];
+        float w = batch.weights()[r * k + pairs[i * 2 + 1]];
+        int yo = i * h;
+        int ao = r * h;
+        for (int d = 0; d < h; d++) {
+          acc[ao + d] += (double) (w * y[yo + d]);
+        }
+      }
+    }
+  }
+
+  private float[] run(int layer, int g, int e, float[] x, int rows) {
+    try (OnnxTensor xt = runtime.floatTensor(x, rows, cfg.hidden());
+        OrtSession.Result res =
+            graphs[g].run(
+                Map.of(
+                    "x", xt,
+                    "w_gate", weights.tensor(WeightNames.expert(cfg, layer, g, e, "gate_proj")),
+                    "w_up", weights.tensor(WeightNames.expert(cfg, layer, g, e, "up_proj")),
+                    "w_down", weights.tensor(WeightNames.expert(cfg, layer, g, e, "down_proj"))))) {
+      return OrtGraph.floats(res, 0);
+    }
+  }
+
+  @Override
+  public void close() {
+    java.util.Set<OrtGraph> distinct = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    for (OrtGraph og : graphs) {
+      if (og != null) {
+        distinct.add(og);
+      }
+    }
+    distinct.forEach(OrtGraph::close);
+  }
+}

@@ -1,0 +1,277 @@
+package dev.pdserve.model.engine;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtSession;
+import dev.pdserve.model.config.LayerKind;
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.graph.EmbedGraph;
+import dev.pdserve.model.graph.HeadGraph;
+import dev.pdserve.model.graph.LayerGraph;
+import dev.pdserve.model.onnx.GraphBuilder;
+import dev.pdserve.model.onnx.OrtGraph;
+import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.weights.ModelWeights;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Runs the model's dense parts as ONNX Runtime sessions (embedding, one graph per decoder layer,
+ * final norm + LM head) over a batch of sequences, and hands the routed experts of MoE layers to
+ * an {@link ExpertBackend}. A step may mix sequences of different lengths and different numbers
+ * of new tokens; each sequence's result does not depend on what it is batched with.
+ */
+public final class ModelRunner implements AutoCloseable {
+  private final ModelConfig cfg;
+  private final OrtRuntime runtime;
+  private final OrtGraph embed;
+  private final OrtGraph head;
+  private final OrtGraph[] layers;
+  private final Rope rope;
+
+  public ModelRunner(ModelConfig cfg, ModelWeights weights, OrtRuntime runtime) {
+    this.cfg = cfg;
+    this.runtime = runtime;
+    this.rope = new Rope(cfg);
+    List<OrtGraph> made = new ArrayList<>();
+    try {
+      this.embed = session(EmbedGraph.build(cfg), weights, made);
+      this.head = session(HeadGraph.build(cfg), weights, made);
+      this.layers = new OrtGraph[cfg.numLayers()];
+      for (int l = 0; l < cfg.numLayers(); l++) {
+        layers[l] = session(LayerGraph.build(cfg, l), weights, made);
+      }
+    } catch (RuntimeException e) {
+      made.forEach(OrtGraph::close);
+      throw e;
+    }
+  }
+
+  private OrtGraph session(GraphBuilder b, ModelWeights weights, List<OrtGraph> made) {
+    var model = b.build();
+    OrtGraph g = OrtGraph.create(model.getGraph().getName(), model, b.weights().keySet(), weights.forGraph(b.weights().keySet()), runtime);
+    made.add(g);
+    return g;
+  }
+
+  public ModelConfig config() {
+    return cfg;
+  }
+
+  /** Embedding rows {@code [n, H]} of the given token ids. */
+  public float[] embed(int[] ids) {
+    long[] l = new long[ids.length];
+    for (int i = 0; i < ids.length; i++) {
+      if (ids[i] < 0 || ids[i] >= cfg.vocabSize()) {
+        throw new IllegalArgumentException("token id " + ids[i] + " is outside the vocabulary (0.." + (cfg.vocabSize() - 1) + ")");
+      }
+      l[i] = ids[i];
+    }
+    try (OnnxTensor t = runtime.longTensor(l, ids.length); OrtSession.Result r = embed.run(Map.of("ids", t))) {
+      return OrtGraph.floats(r, 0);
+    }
+  }
+
+  /** Logits {@code [m, V]} for {@code m} final hidden rows. */
+  public float[] logits(float[] rows, int m) {
+    int padded = Math.max(m, 2); // never a single row (see LayerGraph)
+    float[] in = padded == m ? rows : java.util.Arrays.copyOf(rows, padded * cfg.hidden());
+    try (OnnxTensor t = runtime.floatTensor(in, padded, cfg.hidden()); OrtSession.Result r = head.run(Map.of("h", t))) {
+      float[] out = OrtGraph.floats(r, 0);
+      return padded == m ? out : java.util.Arrays.copyOf(out, m * cfg.vocabSize());
+    }
+  }
+
+  /**
+   * One forward step over {@code seqs}: writes each sequence's new KV into its cache (layer by
+   * layer), advances the caches, and returns the logits of the last new token of every sequence
+   * that asked for them (null entries for the others).
+   */
+  public float[][] forward(List<SequenceStep> seqs, ExpertBackend experts) {
+    int b = seqs.size();
+    int h = cfg.hidden();
+    int kvh = cfg.numKvHeads();
+    int hd = cfg.headDim();
+    int tq = 0;
+    int p = 0;
+    int realRows = 0;
+    for (SequenceStep s : seqs) {
+      tq = Math.max(tq, s.tokens().length);
+      p = Math.max(p, s.kv().length());
+      realRows += s.tokens().length;
+    }
+    if (b == 1 && tq == 1) {
+      tq = 2; // a padding row: ONNX Runtime reduces a single row along another path than several
+    }
+    int m = b * tq;
+    int sLen = p + tq;
+    long[] kvIndex = new long[b * kvh * tq * 3];
+
+    // Inputs shared by every layer.
+    float[] x = new float[m * h];
+    float[] cos = new float[m * rope.half()];
+    float[] sin = new float[m * rope.half()];
+    float[] mask = new float[b * tq * sLen];
+    boolean[] vision = new boolean[m];
+    int[] allIds = new int[realRows];
+    int[] rowOf = new int[realRows]; // padded row of each real token
+    boolean[] visReal = new boolean[realRows];
+    int c = 0;
+    for (int i = 0; i < b; i++) {
+      SequenceStep s = seqs.get(i);
+      int past = s.kv().length();
+      int n = s.tokens().length;
+      if (past + n > cfg.maxPositions()) {
+        throw new IllegalArgumentException(
+            "sequence would reach " + (past + n) + " positions; the model's context is " + cfg.maxPositions());
+      }
+      for (int t = 0; t < tq; t++) {
+        int row = i * tq + t;
+        int mo = (i * tq + t) * sLen;
+        for (int hh = 0; hh < kvh; hh++) {
+          int ko = ((i * kvh + hh) * tq + t) * 3;
+          kvIndex[ko] = i;
+          kvIndex[ko + 1] = hh;
+          kvIndex[ko + 2] = past + t; // right after the sequence's own past
+        }
+        if (t < n) {
+          rope.fill(past + t, cos, sin, row);
+          vision[row] = s.isVision(t);
+          for (int j = 0; j < sLen; j++) {
+            mask[mo + j] = j <= past + t ? 0f : LayerGraph.MASKED;
+          }
+          allIds[c] = s.tokens()[t];
+          rowOf[c] = row;
+          visReal[c] = s.isVision(t);
+          c++;
+        } else {
+          rope.fill(0, cos, sin, row);
+          for (int j = 0; j < sLen; j++) {
+            mask[mo + j] = j == past + t ? 0f : LayerGraph.MASKED; // padding attends to itself only
+          }
+        }
+      }
+    }
+    float[] emb = embed(allIds);
+    c = 0;
+    for (SequenceStep s : seqs) {
+      int n = s.tokens().length;
+      for (int t = 0; t < n; t++, c++) {
+        float[] src = s.embeddings() != null ? s.embeddings() : emb;
+        int so = s.embeddings() != null ? t * h : c * h;
+        System.arraycopy(src, so, x, rowOf[c] * h, h);
+      }
+    }
+
+    float[] pastK = new float[b * kvh * sLen * hd];
+    float[] pastV = new float[b * kvh * sLen * hd];
+    try (OnnxTensor cosT = runtime.floatTensor(cos, m, rope.half());
+        OnnxTensor sinT = runtime.floatTensor(sin, m, rope.half());
+        OnnxTensor maskT = runtime.floatTensor(mask, b, tq, sLen);
+        OnnxTensor visT = runtime.boolTensor(vision, m, 1);
+        OnnxTensor idxT = runtime.longTensor(kvIndex, b, kvh, tq, 3)) {
+      for (int l = 0; l < cfg.numLayers(); l++) {
+        for (int i = 0; i < b; i++) {
+          seqs.get(i).kv().read(l, pastK, pastV, i * kvh * sLen * hd, sLen);
+        }
+        boolean moe = cfg.layerKind(l) == LayerKind.MOE;
+        Map<String, OnnxTensor> in = new HashMap<>();
+        try (OnnxTensor xT = runtime.floatTensor(x, m, h);
+            OnnxTensor pkT = runtime.floatTensor(pastK, b, kvh, sLen, hd);
+            OnnxTensor pvT = runtime.floatTensor(pastV, b, kvh, sLen, hd)) {
+          in.put("x", xT);
+          in.put("cos", cosT);
+          in.put("sin", sinT);
+          in.put("past_k", pkT);
+          in.put("past_v", pvT);
+          in.put("mask", maskT);
+          in.put("kv_index", idxT);
+          if (moe && cfg.groupsInLayer(l).size() > 1) {
+            in.put("vision", visT);
+          }
+          try (OrtSession.Result r = layers[l].run(in)) {
+            float[] kNew = OrtGraph.floats(r, moe ? 4 : 1);
+            float[] vNew = OrtGraph.floats(r, moe ? 5 : 2);
+            for (int i = 0; i < b; i++) {
+              seqs.get(i).kv().write(l, kNew, vNew, i * kvh * tq * hd, tq, seqs.get(i).tokens().length);
+            }
+            if (!moe) {
+              x = OrtGraph.floats(r, 0);
+            } else {
+              x = OrtGraph.floats(r, 0);
+              routedAdd(l, x, OrtGraph.floats(r, 1), OrtGraph.longs(r, 2), OrtGraph.floats(r, 3), rowOf, visReal, experts);
+            }
+          }
+        }
+      }
+    }
+    for (SequenceStep s : seqs) {
+      s.kv().advance(s.tokens().length);
+    }
+
+    // Logits for the last new token of each sequence that wants them.
+    float[][] out = new float[b][];
+    int want = 0;
+    for (SequenceStep s : seqs) {
+      want += s.wantLogits() ? 1 : 0;
+    }
+    if (want > 0) {
+      float[] rows = new float[want * h];
+      int w = 0;
+      for (int i = 0; i < b; i++) {
+        SequenceStep s = seqs.get(i);
+        if (s.wantLogits()) {
+          System.arraycopy(x, (i * tq + s.tokens().length - 1) * h, rows, w * h, h);
+          w++;
+        }
+      }
+      float[] logits = logits(rows, want);
+      int v = cfg.vocabSize();
+      w = 0;
+      for (int i = 0; i < b; i++) {
+        if (seqs.get(i).wantLogits()) {
+          out[i] = java.util.Arrays.copyOfRange(logits, w * v, (w + 1) * v);
+          w++;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** x[row] = base[row] + routed(hn[row]) for every real row. */
+  private void routedAdd(
+      int layer, float[] base, float[] hn, long[] idx, float[] w, int[] rowOf, boolean[] visReal, ExpertBackend experts) {
+    int h = cfg.hidden();
+    int k = cfg.topK();
+    int n = rowOf.length;
+    float[] hnReal = new float[n * h];
+    long[] ids = new long[n * k];
+    float[] ws = new float[n * k];
+    int[] group = new int[n];
+    List<Integer> groups = cfg.groupsInLayer(layer);
+    for (int i = 0; i < n; i++) {
+      group[i] = visReal[i] && groups.size() > 1 ? groups.get(1) : groups.get(0);
+      int row = rowOf[i];
+      System.arraycopy(hn, row * h, hnReal, i * h, h);
+      System.arraycopy(idx, row * k, ids, i * k, k);
+      System.arraycopy(w, row * k, ws, i * k, k);
+    }
+    float[] routed = experts.routed(new RoutedBatch(layer, n, h, k, hnReal, group, ids, ws));
+    for (int i = 0; i < n; i++) {
+      int ro = rowOf[i] * h;
+      for (int d = 0; d < h; d++) {
+        base[ro + d] += routed[i * h + d];
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    embed.close();
+    head.close();
+    for (OrtGraph g : layers) {
+      g.close();
+    }
+  }
+}

@@ -1,0 +1,21 @@
+package dev.pdserve.model.graph;
+
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.onnx.DType;
+import dev.pdserve.model.onnx.GraphBuilder;
+import dev.pdserve.model.weights.WeightNames;
+
+/** Final RMSNorm and LM head (the embedding matrix when embeddings are tied): {@code [m, H] → [m, V]}. */
+public final class HeadGraph {
+  private HeadGraph() {}
+
+  public static GraphBuilder build(ModelConfig cfg) {
+    GraphBuilder b = new GraphBuilder("head");
+    String h = b.input("h", DType.FLOAT, "m", (long) cfg.hidden());
+    String norm = b.rmsNorm(h, b.weight(WeightNames.FINAL_NORM, cfg.hidden()), cfg.rmsNormEps());
+    String table =
+        b.weight(cfg.tieEmbeddings() ? WeightNames.EMBED : WeightNames.LM_HEAD, cfg.vocabSize(), cfg.hidden());
+    b.output(b.linear(norm, table), "logits", DType.FLOAT, "m", (long) cfg.vocabSize());
+    return b;
+  }
+}

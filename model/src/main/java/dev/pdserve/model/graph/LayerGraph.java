@@ -1,0 +1,152 @@
+package dev.pdserve.model.graph;
+
+import dev.pdserve.model.config.ExpertGroup;
+import dev.pdserve.model.config.LayerKind;
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.onnx.DType;
+import dev.pdserve.model.onnx.GraphBuilder;
+import dev.pdserve.model.weights.WeightNames;
+import java.util.List;
+
+/**
+ * Builds the ONNX graph of one decoder layer, in one form for prefill (many tokens of one
+ * sequence) and decode (one new token for each of a batch of sequences of different lengths):
+ *
+ * <pre>
+ * inputs   x [B·Tq, H]            new tokens' hidden states, sequence-major, padded to Tq per sequence
+ *          cos, sin [B·Tq, hd/2]  rotary angles of each new token (interleaved pairs)
+ *          past_k, past_v [B, kvh, S, hd]  cached post-RoPE keys/values, zero beyond each sequence's past
+ *          kv_index [B, kvh, Tq, 3] int64  where each new key/value goes: (b, head, past_b + t)
+ *          mask [B, Tq, S]         additive: 0 where a query may attend, -1e9 elsewhere
+ *          vision [B·Tq, 1] bool   (MoE layers with a vision group) token modality
+ * outputs  dense layer: out [B·Tq, H]
+ *          MoE layer:   base [B·Tq, H] = h + shared(hn),  hn [B·Tq, H] = RMSNorm(h),
+ *                       topk_idx [B·Tq, k] int64 (expert index within the token's group),
+ *                       topk_w [B·Tq, k] renormalised gate weights
+ *          both:        k_new, v_new [B, kvh, Tq, hd]
+ * </pre>
+ *
+ * Each sequence's keys are a prefix of the S slots (its past, then its new tokens), padding is
+ * a zero tail, and masked scores are exact zeros after the softmax: summation order over real keys
+ * is the same whatever the padding. Callers pass at least two rows (ONNX Runtime reduces a single
+ * row along another path). The query group is folded into the rows of the attention products ({@code [B, kvh, Tq·g, hd]}),
+ * so every product has at least two rows: ONNX Runtime then computes each row the same way
+ * whatever the batch, and a sequence's output does not depend on what it was batched with.
+ */
+public final class LayerGraph {
+  public static final float MASKED = -1e9f;
+
+  private LayerGraph() {}
+
+  public static GraphBuilder build(ModelConfig cfg, int layer) {
+    int h = cfg.hidden();
+    int nh = cfg.numHeads();
+    int kvh = cfg.numKvHeads();
+    int hd = cfg.headDim();
+    int g = cfg.queryGroup();
+    GraphBuilder b = new GraphBuilder("layer" + layer);
+
+    String x = b.input("x", DType.FLOAT, "m", (long) h);
+    String cos = b.input("cos", DType.FLOAT, "m", (long) hd / 2);
+    String sin = b.input("sin", DType.FLOAT, "m", (long) hd / 2);
+    String pastK = b.input("past_k", DType.FLOAT, "b", (long) kvh, "s", (long) hd);
+    String pastV = b.input("past_v", DType.FLOAT, "b", (long) kvh, "s", (long) hd);
+    String kvIndex = b.input("kv_index", DType.INT64, "b", (long) kvh, "tq", 3L);
+    String mask = b.input("mask", DType.FLOAT, "b", "tq", "s");
+
+    // ---- attention ----
+    String xn = b.rmsNorm(x, b.weight(WeightNames.inputNorm(layer), h), cfg.rmsNormEps());
+    String q = rope(b, b.linear(xn, b.weight(WeightNames.q(layer), nh * hd, h)), nh, hd, cos, sin);
+    String k = rope(b, b.linear(xn, b.weight(WeightNames.k(layer), kvh * hd, h)), kvh, hd, cos, sin);
+    String v = b.linear(xn, b.weight(WeightNames.v(layer), kvh * hd, h));
+
+    String bt = b.slice(b.shape(mask), 0, 2, 0); // [B, Tq]
+    String q5 = b.transpose(b.reshapeTo(q, b.concat(0, bt, b.constInts(kvh, g, hd))), 0, 2, 1, 3, 4);
+    String qRows = b.reshape(q5, 0, 0, -1, hd); // [B, kvh, Tq·g, hd]
+    String kNew = b.transpose(b.reshapeTo(k, b.concat(0, bt, b.constInts(kvh, hd))), 0, 2, 1, 3);
+    String vNew = b.transpose(b.reshapeTo(v, b.concat(0, bt, b.constInts(kvh, hd))), 0, 2, 1, 3);
+    String keys = b.op("ScatterND", pastK, kvIndex, kNew); // [B, kvh, S, hd]
+    String values = b.op("ScatterND", pastV, kvIndex, vNew);
+
+    String scores = b.mul(b.matMul(qRows, b.transpose(keys, 0, 1, 3, 2)), b.constScalar((float) (1.0 / Math.sqrt(hd))));
+    String scoresShape = b.shape(scores);
+    String s5 =
+        b.reshapeTo(
+            scores, b.concat(0, b.slice(scoresShape, 0, 2, 0), b.constInts(-1, g), b.slice(scoresShape, 3, 4, 0)));
+    String probs = b.reshapeTo(b.softmax(b.add(s5, b.unsqueeze(mask, 1, 3)), -1), scoresShape);
+    String ctx = b.matMul(probs, values); // [B, kvh, Tq·g, hd]
+    String ctxShape = b.slice(b.shape(ctx), 0, 2, 0);
+    String ctx5 = b.reshapeTo(ctx, b.concat(0, ctxShape, b.constInts(-1, g, hd)));
+    String ctxRows = b.reshape(b.transpose(ctx5, 0, 2, 1, 3, 4), -1, nh * hd);
+    String hRes = b.add(x, b.linear(ctxRows, b.weight(WeightNames.o(layer), h, nh * hd)));
+
+    // ---- MLP ----
+    String hn = b.rmsNorm(hRes, b.weight(WeightNames.postNorm(layer), h), cfg.rmsNormEps());
+    if (cfg.layerKind(layer) == LayerKind.DENSE) {
+      int inter = cfg.denseIntermediate();
+      String mlp =
+          b.swiglu(
+              hn,
+              b.weight(WeightNames.denseMlp(layer, "gate_proj"), inter, h),
+              b.weight(WeightNames.denseMlp(layer, "up_proj"), inter, h),
+              b.weight(WeightNames.denseMlp(layer, "down_proj"), h, inter));
+      b.output(b.add(hRes, mlp), "out", DType.FLOAT, "m", (long) h);
+    } else {
+      String base = hRes;
+      if (cfg.numSharedExperts() > 0) {
+        int si = cfg.sharedIntermediate();
+        base =
+            b.add(
+                hRes,
+                b.swiglu(
+                    hn,
+                    b.weight(WeightNames.sharedExpert(layer, "gate_proj"), si, h),
+                    b.weight(WeightNames.sharedExpert(layer, "up_proj"), si, h),
+                    b.weight(WeightNames.sharedExpert(layer, "down_proj"), h, si)));
+      }
+      List<Integer> groups = cfg.groupsInLayer(layer);
+      String[] text = route(b, cfg, layer, groups.get(0), hn);
+      String idx = text[0];
+      String w = text[1];
+      if (groups.size() > 1) {
+        String vision = b.input("vision", DType.BOOL, "m", 1L);
+        String[] vis = route(b, cfg, layer, groups.get(1), hn);
+        idx = b.where(vision, vis[0], idx);
+        w = b.where(vision, vis[1], w);
+      }
+      b.output(base, "base", DType.FLOAT, "m", (long) h);
+      b.output(hn, "hn", DType.FLOAT, "m", (long) h);
+      b.output(idx, "topk_idx", DType.INT64, "m", (long) cfg.topK());
+      b.output(w, "topk_w", DType.FLOAT, "m", (long) cfg.topK());
+    }
+    b.output(kNew, "k_new", DType.FLOAT, "b", (long) kvh, "tq", (long) hd);
+    b.output(vNew, "v_new", DType.FLOAT, "b", (long) kvh, "tq", (long) hd);
+    return b;
+  }
+
+  /** The fp32 gate of one group: {idx, weights}. Top-k by p + bias, weights = chosen p renormalised. */
+  private static String[] route(GraphBuilder b, ModelConfig cfg, int layer, int group, String hn) {
+    ExpertGroup eg = cfg.expertGroups().get(group);
+    String logits = b.linear(hn, b.weight(WeightNames.gate(layer, group), eg.numExperts(), cfg.hidden()));
+    String p = b.softmax(logits, -1);
+    // The group's row of the [groups, experts] bias, as its own weight: an op on a weight alone
+    // would be constant-folded before the session binds the weight's data.
+    String row = b.weight(WeightNames.correctionBiasRow(layer, group), eg.numExperts());
+    String[] top = b.topK(b.add(p, row), cfg.topK());
+    String chosen = b.gatherElements(p, top[1], 1);
+    String sum = b.max(b.sumColumns(chosen, cfg.topK()), b.constScalar((float) cfg.moeNormMin()));
+    return new String[] {top[1], b.div(chosen, sum)};
+  }
+
+  /** Interleaved rotary embedding on {@code [M, heads·hd]} rows: pairs (2i, 2i+1) rotate together. */
+  private static String rope(GraphBuilder b, String x, int heads, int hd, String cos, String sin) {
+    String pairs = b.reshape(x, -1, heads, hd / 2, 2);
+    String a = b.slice(pairs, 0, 1, 3);
+    String c = b.slice(pairs, 1, 2, 3);
+    String cos4 = b.reshape(cos, -1, 1, hd / 2, 1);
+    String sin4 = b.reshape(sin, -1, 1, hd / 2, 1);
+    String outA = b.sub(b.mul(a, cos4), b.mul(c, sin4));
+    String outB = b.add(b.mul(c, cos4), b.mul(a, sin4));
+    return b.reshape(b.concat(3, outA, outB), -1, heads * hd);
+  }
+}
