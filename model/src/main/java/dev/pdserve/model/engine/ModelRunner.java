@@ -89,134 +89,198 @@ public final class ModelRunner implements AutoCloseable {
    * that asked for them (null entries for the others).
    */
   public float[][] forward(List<SequenceStep> seqs, ExpertBackend experts) {
-    int b = seqs.size();
-    int h = cfg.hidden();
-    int kvh = cfg.numKvHeads();
-    int hd = cfg.headDim();
-    int tq = 0;
-    int p = 0;
-    int realRows = 0;
-    for (SequenceStep s : seqs) {
-      tq = Math.max(tq, s.tokens().length);
-      p = Math.max(p, s.kv().length());
-      realRows += s.tokens().length;
-    }
-    if (b == 1 && tq == 1) {
-      tq = 2; // a padding row: ONNX Runtime reduces a single row along another path than several
-    }
-    int m = b * tq;
-    int sLen = p + tq;
-    long[] kvIndex = new long[b * kvh * tq * 3];
-
-    // Inputs shared by every layer.
-    float[] x = new float[m * h];
-    float[] cos = new float[m * rope.half()];
-    float[] sin = new float[m * rope.half()];
-    float[] mask = new float[b * tq * sLen];
-    boolean[] vision = new boolean[m];
-    int[] allIds = new int[realRows];
-    int[] rowOf = new int[realRows]; // padded row of each real token
-    boolean[] visReal = new boolean[realRows];
-    int c = 0;
-    for (int i = 0; i < b; i++) {
-      SequenceStep s = seqs.get(i);
-      int past = s.kv().length();
-      int n = s.tokens().length;
-      if (past + n > cfg.maxPositions()) {
-        throw new IllegalArgumentException(
-            "sequence would reach " + (past + n) + " positions; the model's context is " + cfg.maxPositions());
-      }
-      for (int t = 0; t < tq; t++) {
-        int row = i * tq + t;
-        int mo = (i * tq + t) * sLen;
-        for (int hh = 0; hh < kvh; hh++) {
-          int ko = ((i * kvh + hh) * tq + t) * 3;
-          kvIndex[ko] = i;
-          kvIndex[ko + 1] = hh;
-          kvIndex[ko + 2] = past + t; // right after the sequence's own past
-        }
-        if (t < n) {
-          rope.fill(past + t, cos, sin, row);
-          vision[row] = s.isVision(t);
-          for (int j = 0; j < sLen; j++) {
-            mask[mo + j] = j <= past + t ? 0f : LayerGraph.MASKED;
-          }
-          allIds[c] = s.tokens()[t];
-          rowOf[c] = row;
-          visReal[c] = s.isVision(t);
-          c++;
-        } else {
-          rope.fill(0, cos, sin, row);
-          for (int j = 0; j < sLen; j++) {
-            mask[mo + j] = j == past + t ? 0f : LayerGraph.MASKED; // padding attends to itself only
-          }
+    Step step = new Step(seqs);
+    try {
+      int[] ids = new int[step.realRows];
+      int c = 0;
+      for (SequenceStep s : seqs) {
+        for (int t : s.tokens()) {
+          ids[c++] = t;
         }
       }
-    }
-    float[] emb = embed(allIds);
-    c = 0;
-    for (SequenceStep s : seqs) {
-      int n = s.tokens().length;
-      for (int t = 0; t < n; t++, c++) {
-        float[] src = s.embeddings() != null ? s.embeddings() : emb;
-        int so = s.embeddings() != null ? t * h : c * h;
-        System.arraycopy(src, so, x, rowOf[c] * h, h);
+      float[] emb = embed(ids);
+      float[] x = new float[step.m * cfg.hidden()];
+      c = 0;
+      for (SequenceStep s : seqs) {
+        for (int t = 0; t < s.tokens().length; t++, c++) {
+          float[] src = s.embeddings() != null ? s.embeddings() : emb;
+          int so = s.embeddings() != null ? t * cfg.hidden() : c * cfg.hidden();
+          System.arraycopy(src, so, x, step.rowOf[c] * cfg.hidden(), cfg.hidden());
+        }
       }
-    }
-
-    float[] pastK = new float[b * kvh * sLen * hd];
-    float[] pastV = new float[b * kvh * sLen * hd];
-    try (OnnxTensor cosT = runtime.floatTensor(cos, m, rope.half());
-        OnnxTensor sinT = runtime.floatTensor(sin, m, rope.half());
-        OnnxTensor maskT = runtime.floatTensor(mask, b, tq, sLen);
-        OnnxTensor visT = runtime.boolTensor(vision, m, 1);
-        OnnxTensor idxT = runtime.longTensor(kvIndex, b, kvh, tq, 3)) {
       for (int l = 0; l < cfg.numLayers(); l++) {
-        for (int i = 0; i < b; i++) {
-          seqs.get(i).kv().read(l, pastK, pastV, i * kvh * sLen * hd, sLen);
+        x = step.layer(l, x, experts);
+      }
+      for (SequenceStep s : seqs) {
+        s.kv().advance(s.tokens().length);
+      }
+      return step.logits(x);
+    } finally {
+      step.close();
+    }
+  }
+
+  /**
+   * Runs decoder layer {@code layer} alone on given input rows ({@code [realRows, H]}, the new
+   * tokens of every sequence in order), writing that layer's KV, and returns the output rows. The
+   * caches are not advanced. For tests and diagnostics of one layer.
+   */
+  public float[] runLayer(int layer, List<SequenceStep> seqs, float[] rows, ExpertBackend experts) {
+    Step step = new Step(seqs);
+    try {
+      int h = cfg.hidden();
+      float[] x = new float[step.m * h];
+      for (int c = 0; c < step.realRows; c++) {
+        System.arraycopy(rows, c * h, x, step.rowOf[c] * h, h);
+      }
+      float[] out = step.layer(layer, x, experts);
+      float[] real = new float[step.realRows * h];
+      for (int c = 0; c < step.realRows; c++) {
+        System.arraycopy(out, step.rowOf[c] * h, real, c * h, h);
+      }
+      return real;
+    } finally {
+      step.close();
+    }
+  }
+
+  /** The inputs every layer of one step shares: padded layout, rotary angles, mask, KV slots. */
+  private final class Step implements AutoCloseable {
+    final List<SequenceStep> seqs;
+    final int b;
+    final int tq;
+    final int m;
+    final int sLen;
+    final int realRows;
+    final int[] rowOf; // padded row of each real token
+    final boolean[] visReal;
+    final float[] pastK;
+    final float[] pastV;
+    final OnnxTensor cosT;
+    final OnnxTensor sinT;
+    final OnnxTensor maskT;
+    final OnnxTensor visT;
+    final OnnxTensor idxT;
+
+    Step(List<SequenceStep> seqs) {
+      this.seqs = seqs;
+      this.b = seqs.size();
+      int kvh = cfg.numKvHeads();
+      int hd = cfg.headDim();
+      int maxNew = 0;
+      int p = 0;
+      int real = 0;
+      for (SequenceStep s : seqs) {
+        maxNew = Math.max(maxNew, s.tokens().length);
+        p = Math.max(p, s.kv().length());
+        real += s.tokens().length;
+        if (s.kv().length() + s.tokens().length > cfg.maxPositions()) {
+          throw new IllegalArgumentException(
+              "sequence would reach " + (s.kv().length() + s.tokens().length) + " positions; the model's context is " + cfg.maxPositions());
         }
-        boolean moe = cfg.layerKind(l) == LayerKind.MOE;
-        Map<String, OnnxTensor> in = new HashMap<>();
-        try (OnnxTensor xT = runtime.floatTensor(x, m, h);
-            OnnxTensor pkT = runtime.floatTensor(pastK, b, kvh, sLen, hd);
-            OnnxTensor pvT = runtime.floatTensor(pastV, b, kvh, sLen, hd)) {
-          in.put("x", xT);
-          in.put("cos", cosT);
-          in.put("sin", sinT);
-          in.put("past_k", pkT);
-          in.put("past_v", pvT);
-          in.put("mask", maskT);
-          in.put("kv_index", idxT);
-          if (moe && cfg.groupsInLayer(l).size() > 1) {
-            in.put("vision", visT);
+      }
+      // Never a single row: ONNX Runtime reduces a single row along another path than several.
+      this.tq = b == 1 && maxNew == 1 ? 2 : maxNew;
+      this.m = b * tq;
+      this.sLen = p + tq;
+      this.realRows = real;
+      this.rowOf = new int[real];
+      this.visReal = new boolean[real];
+      float[] cos = new float[m * rope.half()];
+      float[] sin = new float[m * rope.half()];
+      float[] mask = new float[b * tq * sLen];
+      boolean[] vision = new boolean[m];
+      long[] kvIndex = new long[b * kvh * tq * 3];
+      int c = 0;
+      for (int i = 0; i < b; i++) {
+        SequenceStep s = seqs.get(i);
+        int past = s.kv().length();
+        int n = s.tokens().length;
+        for (int t = 0; t < tq; t++) {
+          int row = i * tq + t;
+          int mo = row * sLen;
+          for (int hh = 0; hh < kvh; hh++) {
+            int ko = ((i * kvh + hh) * tq + t) * 3;
+            kvIndex[ko] = i;
+            kvIndex[ko + 1] = hh;
+            kvIndex[ko + 2] = past + t; // right after the sequence's own past
           }
-          try (OrtSession.Result r = layers[l].run(in)) {
-            float[] kNew = OrtGraph.floats(r, moe ? 4 : 1);
-            float[] vNew = OrtGraph.floats(r, moe ? 5 : 2);
-            for (int i = 0; i < b; i++) {
-              seqs.get(i).kv().write(l, kNew, vNew, i * kvh * tq * hd, tq, seqs.get(i).tokens().length);
+          if (t < n) {
+            rope.fill(past + t, cos, sin, row);
+            vision[row] = s.isVision(t);
+            for (int j = 0; j < sLen; j++) {
+              mask[mo + j] = j <= past + t ? 0f : LayerGraph.MASKED;
             }
-            if (!moe) {
-              x = OrtGraph.floats(r, 0);
-            } else {
-              x = OrtGraph.floats(r, 0);
-              routedAdd(l, x, OrtGraph.floats(r, 1), OrtGraph.longs(r, 2), OrtGraph.floats(r, 3), rowOf, visReal, experts);
+            rowOf[c] = row;
+            visReal[c] = s.isVision(t);
+            c++;
+          } else {
+            rope.fill(0, cos, sin, row);
+            for (int j = 0; j < sLen; j++) {
+              mask[mo + j] = j == past + t ? 0f : LayerGraph.MASKED; // padding attends to itself only
             }
           }
         }
       }
-    }
-    for (SequenceStep s : seqs) {
-      s.kv().advance(s.tokens().length);
+      this.pastK = new float[b * kvh * sLen * hd];
+      this.pastV = new float[b * kvh * sLen * hd];
+      this.cosT = runtime.floatTensor(cos, m, rope.half());
+      this.sinT = runtime.floatTensor(sin, m, rope.half());
+      this.maskT = runtime.floatTensor(mask, b, tq, sLen);
+      this.visT = runtime.boolTensor(vision, m, 1);
+      this.idxT = runtime.longTensor(kvIndex, b, kvh, tq, 3);
     }
 
-    // Logits for the last new token of each sequence that wants them.
-    float[][] out = new float[b][];
-    int want = 0;
-    for (SequenceStep s : seqs) {
-      want += s.wantLogits() ? 1 : 0;
+    /** Runs layer {@code l} on padded rows {@code x}, stores its KV, returns the new padded rows. */
+    float[] layer(int l, float[] x, ExpertBackend experts) {
+      int h = cfg.hidden();
+      int kvh = cfg.numKvHeads();
+      int hd = cfg.headDim();
+      java.util.Arrays.fill(pastK, 0f);
+      java.util.Arrays.fill(pastV, 0f);
+      for (int i = 0; i < b; i++) {
+        seqs.get(i).kv().read(l, pastK, pastV, i * kvh * sLen * hd, sLen);
+      }
+      boolean moe = cfg.layerKind(l) == LayerKind.MOE;
+      Map<String, OnnxTensor> in = new HashMap<>();
+      try (OnnxTensor xT = runtime.floatTensor(x, m, h);
+          OnnxTensor pkT = runtime.floatTensor(pastK, b, kvh, sLen, hd);
+          OnnxTensor pvT = runtime.floatTensor(pastV, b, kvh, sLen, hd)) {
+        in.put("x", xT);
+        in.put("cos", cosT);
+        in.put("sin", sinT);
+        in.put("past_k", pkT);
+        in.put("past_v", pvT);
+        in.put("mask", maskT);
+        in.put("kv_index", idxT);
+        if (moe && cfg.groupsInLayer(l).size() > 1) {
+          in.put("vision", visT);
+        }
+        try (OrtSession.Result r = layers[l].run(in)) {
+          float[] kNew = OrtGraph.floats(r, moe ? 4 : 1);
+          float[] vNew = OrtGraph.floats(r, moe ? 5 : 2);
+          for (int i = 0; i < b; i++) {
+            seqs.get(i).kv().write(l, kNew, vNew, i * kvh * tq * hd, tq, seqs.get(i).tokens().length);
+          }
+          float[] out = OrtGraph.floats(r, 0);
+          if (moe) {
+            routedAdd(l, out, OrtGraph.floats(r, 1), OrtGraph.longs(r, 2), OrtGraph.floats(r, 3), rowOf, visReal, experts);
+          }
+          return out;
+        }
+      }
     }
-    if (want > 0) {
+
+    float[][] logits(float[] x) {
+      int h = cfg.hidden();
+      float[][] out = new float[b][];
+      int want = 0;
+      for (SequenceStep s : seqs) {
+        want += s.wantLogits() ? 1 : 0;
+      }
+      if (want == 0) {
+        return out;
+      }
       float[] rows = new float[want * h];
       int w = 0;
       for (int i = 0; i < b; i++) {
@@ -226,7 +290,7 @@ public final class ModelRunner implements AutoCloseable {
           w++;
         }
       }
-      float[] logits = logits(rows, want);
+      float[] logits = ModelRunner.this.logits(rows, want);
       int v = cfg.vocabSize();
       w = 0;
       for (int i = 0; i < b; i++) {
@@ -235,8 +299,17 @@ public final class ModelRunner implements AutoCloseable {
           w++;
         }
       }
+      return out;
     }
-    return out;
+
+    @Override
+    public void close() {
+      cosT.close();
+      sinT.close();
+      maskT.close();
+      visT.close();
+      idxT.close();
+    }
   }
 
   /** x[row] = base[row] + routed(hn[row]) for every real row. */

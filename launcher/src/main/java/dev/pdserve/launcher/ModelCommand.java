@@ -1,0 +1,124 @@
+package dev.pdserve.launcher;
+
+import dev.pdserve.model.config.ExpertGroup;
+import dev.pdserve.model.config.LayerKind;
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.graph.EmbedGraph;
+import dev.pdserve.model.graph.ExpertGraph;
+import dev.pdserve.model.graph.HeadGraph;
+import dev.pdserve.model.graph.LayerGraph;
+import dev.pdserve.model.onnx.GraphBuilder;
+import java.io.PrintWriter;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Spec;
+
+@Command(
+    name = "model",
+    mixinStandardHelpOptions = true,
+    description = "Inspect and prepare models.",
+    subcommands = {ModelCommand.Info.class})
+final class ModelCommand implements Runnable {
+  @Spec picocli.CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(spec.commandLine().getOut());
+  }
+
+  @Command(name = "info", mixinStandardHelpOptions = true, description = "Print a model's size, KV cost, layers and graphs.")
+  static final class Info implements Callable<Integer> {
+    @Mixin ModelOptions model;
+    @Spec picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+      ModelConfig cfg = model.config();
+      PrintWriter out = spec.commandLine().getOut();
+      out.printf("model             %s%n", cfg.name());
+      out.printf("parameters        %s total, %s active per token (language model)%n", human(cfg.totalParams()), human(cfg.activeParams()));
+      cfg.vision().ifPresent(v -> out.printf("vision encoder    %s parameters (ViT %d blocks, width %d, patch %d, %dx%d merge)%n",
+          human(v.parameters(cfg.hidden())), v.depth(), v.width(), v.patchSize(), v.spatialMerge(), v.spatialMerge()));
+      out.printf("hidden            %d, %d layers, %d query / %d KV heads of %d, context %d, vocab %d%n",
+          cfg.hidden(), cfg.numLayers(), cfg.numHeads(), cfg.numKvHeads(), cfg.headDim(), cfg.maxPositions(), cfg.vocabSize());
+      out.printf("KV per token      %s fp32, %s bf16%n", bytes(cfg.kvBytesPerToken(4)), bytes(cfg.kvBytesPerToken(2)));
+      if (!cfg.expertGroups().isEmpty()) {
+        StringBuilder groups = new StringBuilder();
+        for (ExpertGroup g : cfg.expertGroups()) {
+          groups.append(String.format("%s %d×%d (layers %d-%d)  ", g.name(), g.numExperts(), g.intermediate(), g.firstLayer(), g.lastLayer()));
+        }
+        out.printf("routed experts    %stop-%d, %d shared (intermediate %d)%n", groups, cfg.topK(), cfg.numSharedExperts(), cfg.sharedIntermediate());
+      }
+      out.printf("layer kinds       %s%n", layerKinds(cfg));
+      out.println("graphs (ONNX, built in Java):");
+      Map<String, GraphBuilder> graphs = new LinkedHashMap<>();
+      graphs.put("embed", EmbedGraph.build(cfg));
+      int firstMoe = cfg.layerKinds().indexOf(LayerKind.MOE);
+      int firstDense = cfg.layerKinds().indexOf(LayerKind.DENSE);
+      if (firstDense >= 0) {
+        graphs.put("layer (dense)  ×" + count(cfg, LayerKind.DENSE), LayerGraph.build(cfg, firstDense));
+      }
+      if (firstMoe >= 0) {
+        graphs.put("layer (MoE)    ×" + count(cfg, LayerKind.MOE), LayerGraph.build(cfg, firstMoe));
+      }
+      for (ExpertGroup g : cfg.expertGroups()) {
+        graphs.putIfAbsent("expert " + cfg.hidden() + "x" + g.intermediate(), ExpertGraph.build(cfg.hidden(), g.intermediate()));
+      }
+      graphs.put("head", HeadGraph.build(cfg));
+      for (Map.Entry<String, GraphBuilder> e : graphs.entrySet()) {
+        var proto = e.getValue().build().getGraph();
+        out.printf("  %-22s %4d nodes, inputs %s, outputs %s%n", e.getKey(), proto.getNodeCount(),
+            proto.getInputList().stream().map(v -> v.getName()).toList(), proto.getOutputList().stream().map(v -> v.getName()).toList());
+      }
+      out.flush();
+      return 0;
+    }
+
+    private static long count(ModelConfig cfg, LayerKind kind) {
+      return cfg.layerKinds().stream().filter(k -> k == kind).count();
+    }
+
+    private static String layerKinds(ModelConfig cfg) {
+      StringBuilder sb = new StringBuilder();
+      LayerKind run = null;
+      int start = 0;
+      for (int l = 0; l <= cfg.numLayers(); l++) {
+        LayerKind k = l < cfg.numLayers() ? cfg.layerKind(l) : null;
+        if (k != run) {
+          if (run != null) {
+            sb.append(run == LayerKind.DENSE ? "dense" : "moe").append(' ').append(start == l - 1 ? "" + start : start + "-" + (l - 1)).append("; ");
+          }
+          run = k;
+          start = l;
+        }
+      }
+      return sb.substring(0, sb.length() - 2);
+    }
+  }
+
+  static String human(long n) {
+    if (n >= 1_000_000_000L) {
+      return String.format("%.2fB", n / 1e9);
+    }
+    if (n >= 1_000_000L) {
+      return String.format("%.2fM", n / 1e6);
+    }
+    if (n >= 1_000L) {
+      return String.format("%.1fK", n / 1e3);
+    }
+    return Long.toString(n);
+  }
+
+  static String bytes(long b) {
+    if (b >= 1 << 20) {
+      return String.format("%.1f MiB", b / 1048576.0);
+    }
+    if (b >= 1 << 10) {
+      return String.format("%.1f KiB", b / 1024.0);
+    }
+    return b + " B";
+  }
+}
