@@ -217,7 +217,7 @@ class GraphsMatchFloat64Test {
       prompt[i] = r.nextInt(cfg.vocabSize());
     }
     KvCache64 c64 = new KvCache64(cfg);
-    double[][] refLogits = f64.forward(prompt, null, c64);
+    double[][] refLogits = f64.forward(prompt, new boolean[prompt.length], c64);
     ContiguousKv kv = new ContiguousKv(cfg, 64);
     float[] logits = runner.forward(List.of(SequenceStep.text(prompt, kv, true)), local)[0];
     double[] last = refLogits[refLogits.length - 1];
