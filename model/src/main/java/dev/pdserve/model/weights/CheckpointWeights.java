@@ -10,7 +10,6 @@ import java.nio.FloatBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -219,14 +218,6 @@ public final class CheckpointWeights implements WeightSource {
     return name.endsWith(".mlp.moe_statics.e_score_correction_bias");
   }
 
-  private static long product(long[] shape) {
-    long n = 1;
-    for (long d : shape) {
-      n *= d;
-    }
-    return n;
-  }
-
   @Override
   public Optional<FloatTensor> find(String name) {
     Binding b = bindings.get(name);
@@ -234,14 +225,12 @@ public final class CheckpointWeights implements WeightSource {
       return Optional.empty();
     }
     FloatTensor t = b.file().read(name);
-    switch (b.fix()) {
-      case TRANSPOSE:
-        return Optional.of(transpose(t));
-      case RESHAPE:
-        return Optional.of(new FloatTensor(name, b.shape(), t.data()));
-      default:
-        return Optional.of(t);
-    }
+    return Optional.of(
+        switch (b.fix()) {
+          case TRANSPOSE -> transpose(t);
+          case RESHAPE -> new FloatTensor(name, b.shape(), t.data());
+          case NONE -> t;
+        });
   }
 
   private static FloatTensor transpose(FloatTensor t) {

@@ -25,6 +25,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -35,8 +36,8 @@ import java.util.TreeMap;
  *
  * <p>{@link #read} returns fp32: an F32 tensor whose data is 4-byte aligned is a zero-copy view of
  * the mapping (on a little-endian machine); F16, BF16 and F64 are converted into a new direct
- * buffer. Buffers returned stay valid after {@link #close()}: a mapping lives until its last buffer
- * is collected.
+ * buffer. Zero-copy views are read-only (ORT reads them in place). Buffers returned stay valid after
+ * {@link #close()}: a mapping lives until its last buffer is collected.
  */
 public final class SafetensorsFile implements AutoCloseable {
   /** The format caps the header at 100 MB. */
@@ -266,7 +267,7 @@ public final class SafetensorsFile implements AutoCloseable {
   }
 
   /** Tensor names, sorted. */
-  public java.util.Set<String> names() {
+  public Set<String> names() {
     return tensors.keySet();
   }
 
