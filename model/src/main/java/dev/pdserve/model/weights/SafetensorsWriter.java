@@ -10,7 +10,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -236,10 +235,5 @@ public final class SafetensorsWriter {
     } catch (IOException ignored) {
       // the original failure is the one worth reporting
     }
-  }
-
-  /** The header text {@link #write} would produce (for tests and debugging). */
-  String headerText() {
-    return new String(header(), StandardCharsets.UTF_8);
   }
 }
