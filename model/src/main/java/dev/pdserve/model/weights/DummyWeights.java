@@ -39,6 +39,11 @@ public final class DummyWeights implements WeightSource {
   }
 
   @Override
+  public Optional<long[]> shape(String name) {
+    return Optional.ofNullable(shapes.get(name)).map(long[]::clone);
+  }
+
+  @Override
   public Set<String> names() {
     return shapes.keySet();
   }

@@ -12,6 +12,14 @@ public interface WeightSource extends AutoCloseable {
   /** The tensor, or empty when the source has none of that name. */
   Optional<FloatTensor> find(String name);
 
+  /**
+   * The shape of {@code name}, or empty when the source has none of that name. Sources that can
+   * answer without producing the data (a checkpoint header) override this.
+   */
+  default Optional<long[]> shape(String name) {
+    return find(name).map(FloatTensor::shape);
+  }
+
   /** Every tensor name this source can provide. */
   Set<String> names();
 
