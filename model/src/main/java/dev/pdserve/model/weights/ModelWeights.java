@@ -92,10 +92,9 @@ public final class ModelWeights implements AutoCloseable {
     FloatTensor t =
         source
             .find(name)
-            .orElseThrow(
-                () -> new IllegalArgumentException("missing tensor " + name + " in " + source.describe()));
+            .orElseThrow(() -> new WeightException("missing tensor " + name + " in " + source.describe()));
     if (!t.hasShape(shape)) {
-      throw new IllegalArgumentException(
+      throw new WeightException(
           "tensor " + name + " has shape " + Arrays.toString(t.shape()) + ", expected " + Arrays.toString(shape));
     }
     return t;
