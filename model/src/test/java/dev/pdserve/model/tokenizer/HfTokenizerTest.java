@@ -114,6 +114,12 @@ class HfTokenizerTest {
   }
 
   @Test
+  void putsDjlInOfflineModeSoItNeverProbesTheNetwork() {
+    // without it DJL calls the EC2 metadata endpoint and, where CUDA is present, downloads a CUDA build
+    assertEquals("true", System.getProperty("ai.djl.offline"));
+  }
+
+  @Test
   void usingAClosedTokenizerFailsCleanly() throws IOException {
     HfTokenizer t = HfTokenizer.open(dir);
     t.close();
