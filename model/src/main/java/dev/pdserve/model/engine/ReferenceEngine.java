@@ -1,0 +1,117 @@
+package dev.pdserve.model.engine;
+
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.sampling.SampleResult;
+import dev.pdserve.model.sampling.Sampler;
+import dev.pdserve.model.sampling.SamplingParams;
+import dev.pdserve.model.tokenizer.ChatTemplate;
+import dev.pdserve.model.tokenizer.Tokenizer;
+import dev.pdserve.model.weights.ModelWeights;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.logging.log4j.CloseableThreadContext;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * The single-process reference engine: the whole model (every expert in-process) with a KV cache,
+ * one request at a time per calling thread. It is the oracle the distributed topologies are held
+ * to: for greedy sampling, they must produce exactly its tokens.
+ */
+public final class ReferenceEngine implements AutoCloseable {
+  private static final Logger LOG = LogManager.getLogger(ReferenceEngine.class);
+  private static final SecureRandom SEEDS = new SecureRandom();
+
+  private final LoadedModel model;
+  private final ModelWeights weights;
+  private final ModelRunner runner;
+  private final ExpertCompute experts;
+  private final ExpertBackend local;
+  private final PromptRenderer renderer;
+
+  public ReferenceEngine(LoadedModel model, OrtRuntime runtime) {
+    this.model = model;
+    this.weights = new ModelWeights(model.config(), model.weights(), runtime);
+    ModelRunner r = null;
+    ExpertCompute e = null;
+    try {
+      r = new ModelRunner(model.config(), weights, runtime);
+      e = new ExpertCompute(model.config(), weights, runtime, ExpertCompute.HostedExperts.ALL);
+    } catch (RuntimeException ex) {
+      if (r != null) {
+        r.close();
+      }
+      weights.close();
+      throw ex;
+    }
+    this.runner = r;
+    this.experts = e;
+    this.local = new LocalExperts(e);
+    this.renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
+  }
+
+  public ModelConfig config() {
+    return model.config();
+  }
+
+  public Tokenizer tokenizer() {
+    return model.tokenizer();
+  }
+
+  public PromptRenderer renderer() {
+    return renderer;
+  }
+
+  public ModelRunner runner() {
+    return runner;
+  }
+
+  public ExpertBackend experts() {
+    return local;
+  }
+
+  /** Generates a completion, calling {@code listener} for every token as it is produced. */
+  public GenerateResult generate(GenerateRequest req, TokenListener listener) {
+    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", req.requestId())) {
+      long start = System.nanoTime();
+      int[] prompt = renderer.render(req.prompt(), req.enableThinking());
+      SamplingParams params = req.sampling();
+      params.validate(prompt.length, config().maxPositions(), config().vocabSize());
+      long seed = params.seed().orElseGet(SEEDS::nextLong);
+      GenerationState state = new GenerationState(req.requestId(), prompt, params, seed, tokenizer());
+      Sampler sampler = new Sampler(tokenizer().eosId());
+      ContiguousKv kv = new ContiguousKv(config(), prompt.length + params.maxTokens());
+      List<Double> logprobs = new ArrayList<>();
+
+      float[] logits = runner.forward(List.of(SequenceStep.text(prompt, kv, true)), local)[0];
+      double prefillMillis = (System.nanoTime() - start) / 1e6;
+      while (true) {
+        SampleResult s = state.sample(logits, sampler);
+        Emission e = state.accept(s.tokenId(), s.logprob());
+        logprobs.add(s.logprob());
+        listener.onToken(e);
+        if (e.finished()) {
+          double total = (System.nanoTime() - start) / 1e6;
+          LOG.debug("finished: {} prompt tokens, {} generated, {} in {} ms", prompt.length, state.generated(), e.finish().wireName(), total);
+          return new GenerateResult(
+              req.requestId(), state.generatedIds(), state.text(), e.finish(), e.stopReason(), prompt.length, 0,
+              logprobs.stream().mapToDouble(Double::doubleValue).toArray(), prefillMillis, total);
+        }
+        logits = runner.forward(List.of(SequenceStep.text(new int[] {s.tokenId()}, kv, true)), local)[0];
+      }
+    }
+  }
+
+  public GenerateResult generate(GenerateRequest req) {
+    return generate(req, TokenListener.NONE);
+  }
+
+  @Override
+  public void close() {
+    experts.close();
+    runner.close();
+    weights.close();
+  }
+}
