@@ -207,7 +207,7 @@ public final class ClusterMember implements AutoCloseable {
    * Hazelcast event thread: keep it quick, hand work off), and with {@code false} when this member
    * closes. Closing the returned handle unsubscribes.
    */
-  public AutoCloseable onCoordinatorChange(Consumer<Boolean> listener) {
+  public Subscription onCoordinatorChange(Consumer<Boolean> listener) {
     synchronized (coordinatorLock) {
       coordinatorListeners.add(listener);
       listener.accept(coordinator);

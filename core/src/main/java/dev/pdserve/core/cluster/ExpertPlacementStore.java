@@ -2,6 +2,7 @@ package dev.pdserve.core.cluster;
 
 import com.hazelcast.core.EntryEvent;
 import com.hazelcast.core.HazelcastInstance;
+import com.hazelcast.core.HazelcastInstanceNotActiveException;
 import com.hazelcast.map.IMap;
 import com.hazelcast.map.listener.EntryAddedListener;
 import com.hazelcast.map.listener.EntryUpdatedListener;
@@ -55,7 +56,7 @@ public final class ExpertPlacementStore {
    * Calls {@code listener} with each newly published placement (on a Hazelcast event thread).
    * Closing the returned handle unsubscribes.
    */
-  public AutoCloseable onPublish(Consumer<ExpertPlacement> listener) {
+  public Subscription onPublish(Consumer<ExpertPlacement> listener) {
     class Adapter implements EntryAddedListener<String, ExpertPlacement>, EntryUpdatedListener<String, ExpertPlacement> {
       @Override
       public void entryAdded(EntryEvent<String, ExpertPlacement> e) {
@@ -68,6 +69,12 @@ public final class ExpertPlacementStore {
       }
     }
     UUID reg = map.addEntryListener(new Adapter(), KEY, true);
-    return () -> map.removeEntryListener(reg);
+    return () -> {
+      try {
+        map.removeEntryListener(reg);
+      } catch (HazelcastInstanceNotActiveException ignored) {
+        // the member is gone, and the listener with it
+      }
+    };
   }
 }

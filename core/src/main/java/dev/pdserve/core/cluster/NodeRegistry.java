@@ -152,12 +152,16 @@ public final class NodeRegistry implements AutoCloseable {
    * Calls {@code listener} for every later change to the registry (on a Hazelcast event thread:
    * keep it quick). Closing the returned handle unsubscribes.
    */
-  public AutoCloseable addListener(Consumer<NodeChange> listener) {
+  public Subscription addListener(Consumer<NodeChange> listener) {
     UUID reg = map.addEntryListener(new Adapter(listener), true);
     entryListeners.add(reg);
     return () -> {
       if (entryListeners.remove(reg)) {
-        map.removeEntryListener(reg);
+        try {
+          map.removeEntryListener(reg);
+        } catch (HazelcastInstanceNotActiveException ignored) {
+          // the member is gone, and the listener with it
+        }
       }
     };
   }

@@ -9,6 +9,7 @@ import dev.pdserve.core.config.ExpertRange;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.model.config.ModelPresets;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -26,6 +27,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Two real members in one JVM, shared by the tests; each test uses node ids of its own. */
+@SuppressWarnings("try") // subscriptions held open by try-with-resources
 class NodeRegistryTest {
   static ClusterMember a;
   static ClusterMember b;
@@ -197,7 +199,7 @@ class NodeRegistryTest {
   void listenersSeeAddsUpdatesAndRemovals() throws Exception {
     String id = newId();
     BlockingQueue<NodeChange> seen = new LinkedBlockingQueue<>();
-    try (AutoCloseable sub = regB.addListener(c -> {
+    try (Subscription sub = regB.addListener(c -> {
       if (c.id().equals(id)) {
         seen.add(c);
       }
@@ -230,7 +232,7 @@ class NodeRegistryTest {
         ExpertPlacement.fromShardRanges(ModelPresets.get("tiny"), Map.of("shard-a", new ExpertRange(32, 63), "shard-b", new ExpertRange(0, 31)));
     BlockingQueue<Long> published = new LinkedBlockingQueue<>();
 
-    try (AutoCloseable sub = storeB.onPublish(p -> published.add(p.version()))) {
+    try (Subscription sub = storeB.onPublish(p -> published.add(p.version()))) {
       assertEquals(Optional.empty(), storeB.current());
       assertFalse(storeA.publish(halves.withVersion(2)), "version 2 cannot follow nothing");
       assertTrue(storeA.publish(halves.withVersion(1)));
@@ -253,11 +255,9 @@ class NodeRegistryTest {
   void theOldestMemberIsTheOnlyCoordinator() {
     assertTrue(a.isOldestMember(), "a started first");
     assertFalse(b.isOldestMember());
-    List<Boolean> calls = new java.util.ArrayList<>();
-    try (AutoCloseable sub = b.onCoordinatorChange(calls::add)) {
+    List<Boolean> calls = new ArrayList<>();
+    try (Subscription sub = b.onCoordinatorChange(calls::add)) {
       assertEquals(List.of(false), calls, "called at once with the current status");
-    } catch (Exception e) {
-      throw new AssertionError(e);
     }
   }
 
