@@ -1,0 +1,80 @@
+package dev.pdserve.core.cluster;
+
+import com.hazelcast.core.EntryEvent;
+import com.hazelcast.core.HazelcastInstance;
+import com.hazelcast.core.HazelcastInstanceNotActiveException;
+import com.hazelcast.map.IMap;
+import com.hazelcast.map.listener.EntryAddedListener;
+import com.hazelcast.map.listener.EntryUpdatedListener;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.function.Consumer;
+
+/**
+ * The cluster's current {@link ExpertPlacement}, one entry in an IMap. Versions go up by exactly
+ * one per publication, fenced atomically on the partition owner, so two rebalancers racing from
+ * the same version cannot both win.
+ */
+public final class ExpertPlacementStore {
+  public static final String MAP_NAME = "pdserve.expert-placement";
+  static final String KEY = "current";
+
+  private final IMap<String, ExpertPlacement> map;
+
+  public ExpertPlacementStore(HazelcastInstance hz) {
+    this.map = hz.getMap(MAP_NAME);
+  }
+
+  /** The published placement, if any. */
+  public Optional<ExpertPlacement> current() {
+    return Optional.ofNullable(map.get(KEY));
+  }
+
+  /** Version of the published placement, 0 if none. */
+  public long currentVersion() {
+    return current().map(ExpertPlacement::version).orElse(0L);
+  }
+
+  /**
+   * Publishes {@code next} iff its version is the current version + 1 (1 when nothing is
+   * published). Returns false, changing nothing, when someone else published first.
+   */
+  public boolean publish(ExpertPlacement next) {
+    return map.executeOnKey(KEY, new RegistryProcessors.PublishPlacement(next));
+  }
+
+  /**
+   * Publishes {@code assignment} as the version after {@code expectedVersion}; returns the stored
+   * placement, or empty when the current version is not {@code expectedVersion}.
+   */
+  public Optional<ExpertPlacement> publishAfter(long expectedVersion, ExpertPlacement assignment) {
+    ExpertPlacement next = assignment.withVersion(expectedVersion + 1);
+    return publish(next) ? Optional.of(next) : Optional.empty();
+  }
+
+  /**
+   * Calls {@code listener} with each newly published placement (on a Hazelcast event thread).
+   * Closing the returned handle unsubscribes.
+   */
+  public Subscription onPublish(Consumer<ExpertPlacement> listener) {
+    class Adapter implements EntryAddedListener<String, ExpertPlacement>, EntryUpdatedListener<String, ExpertPlacement> {
+      @Override
+      public void entryAdded(EntryEvent<String, ExpertPlacement> e) {
+        listener.accept(e.getValue());
+      }
+
+      @Override
+      public void entryUpdated(EntryEvent<String, ExpertPlacement> e) {
+        listener.accept(e.getValue());
+      }
+    }
+    UUID reg = map.addEntryListener(new Adapter(), KEY, true);
+    return () -> {
+      try {
+        map.removeEntryListener(reg);
+      } catch (HazelcastInstanceNotActiveException ignored) {
+        // the member is gone, and the listener with it
+      }
+    };
+  }
+}

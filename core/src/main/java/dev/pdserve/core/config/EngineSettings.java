@@ -1,0 +1,16 @@
+package dev.pdserve.core.config;
+
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * What a node runs.
+ *
+ * @param kvBudgetBytes memory for the paged KV pool
+ * @param expertRange routed experts this node hosts (expert shards); empty = all experts
+ * @param modelPreset built-in model shape (ignored when a model directory is given)
+ * @param modelDir directory with an ERNIE checkpoint ({@code config.json}, safetensors)
+ * @param ortThreads ONNX Runtime intra-op threads, 0 = ORT's default
+ */
+public record EngineSettings(
+    long kvBudgetBytes, Optional<ExpertRange> expertRange, String modelPreset, Optional<Path> modelDir, int ortThreads) {}

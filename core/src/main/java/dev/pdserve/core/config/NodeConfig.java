@@ -1,0 +1,49 @@
+package dev.pdserve.core.config;
+
+import java.net.InetAddress;
+import java.security.SecureRandom;
+import java.util.HexFormat;
+import java.util.Locale;
+
+/**
+ * Everything a pdserve process is told at start-up. Immutable; built once by {@link
+ * NodeConfigLoader} (file, then {@code PDSERVE_*} environment variables, then flags) and passed
+ * down.
+ *
+ * @param nodeId registry id of this node, stable for the life of the process
+ * @param role the role the node starts in
+ * @param network listen and advertised addresses
+ * @param cluster Hazelcast membership
+ * @param engine model, KV budget, experts, threads
+ */
+public record NodeConfig(
+    String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine) {
+
+  /**
+   * The node id used when none is configured: the host name plus a random suffix, generated once
+   * per process (so two processes on one host, or a restarted pod, never share an id).
+   */
+  public static String processNodeId() {
+    return ProcessId.ID;
+  }
+
+  private static final class ProcessId {
+    static final String ID = generate();
+
+    private static String generate() {
+      String host;
+      try {
+        host = InetAddress.getLocalHost().getHostName();
+      } catch (Exception e) {
+        host = "node";
+      }
+      host = host.toLowerCase(Locale.ROOT).replaceAll("[^a-z0-9-]", "-");
+      if (host.length() > 40) {
+        host = host.substring(0, 40);
+      }
+      byte[] suffix = new byte[3];
+      new SecureRandom().nextBytes(suffix);
+      return host + "-" + HexFormat.of().formatHex(suffix);
+    }
+  }
+}

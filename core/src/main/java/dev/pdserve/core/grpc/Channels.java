@@ -1,0 +1,119 @@
+package dev.pdserve.core.grpc;
+
+import dev.pdserve.core.NamedThreadFactory;
+import dev.pdserve.core.config.HostPort;
+import dev.pdserve.core.config.NodeConfig;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Client channels to other nodes, one per {@code host:port}, created on first use and shared:
+ * plaintext HTTP/2 (the cluster network is trusted), keepalive pings so a dead peer is noticed on
+ * an idle channel, a deliberate inbound size limit, and a bounded pool of named callback threads
+ * owned here. Channels reconnect by themselves; {@link #evict} drops one for good (e.g. when a node
+ * leaves the registry). Closing shuts every channel down.
+ */
+public final class Channels implements AutoCloseable {
+  /**
+   * @param keepAliveTime ping an idle connection this often (servers must permit it: {@link
+   *     GrpcServer#PERMIT_KEEPALIVE})
+   * @param keepAliveTimeout a ping unanswered this long fails the connection
+   * @param maxInboundMessageBytes largest response accepted
+   * @param threads callback threads shared by all channels
+   * @param shutdownGrace how long {@link #close()} lets running calls finish before cancelling them
+   */
+  public record Settings(Duration keepAliveTime, Duration keepAliveTimeout, int maxInboundMessageBytes, int threads, Duration shutdownGrace) {
+    public static Settings defaults() {
+      return new Settings(Duration.ofSeconds(30), Duration.ofSeconds(10), 4 << 20, GrpcServer.DEFAULT_THREADS, Duration.ofSeconds(5));
+    }
+
+    /** Defaults with the node's inbound size limit. */
+    public static Settings forNode(NodeConfig config) {
+      return defaults().withMaxInboundMessageBytes(config.network().grpcMaxInboundBytes());
+    }
+
+    public Settings withMaxInboundMessageBytes(int bytes) {
+      return new Settings(keepAliveTime, keepAliveTimeout, bytes, threads, shutdownGrace);
+    }
+
+    public Settings withShutdownGrace(Duration grace) {
+      return new Settings(keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, grace);
+    }
+  }
+
+  private final Settings settings;
+  private final ThreadPoolExecutor executor;
+  private final ConcurrentHashMap<String, ManagedChannel> channels = new ConcurrentHashMap<>();
+  private volatile boolean closed;
+
+  public Channels(Settings settings) {
+    this.settings = settings;
+    this.executor =
+        new ThreadPoolExecutor(
+            settings.threads(), settings.threads(), 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), new NamedThreadFactory("grpc-client", true));
+  }
+
+  /** The shared channel to {@code address} ({@code host:port}). */
+  public ManagedChannel get(String address) {
+    return get(HostPort.parse(address));
+  }
+
+  public ManagedChannel get(HostPort address) {
+    if (closed) {
+      throw new IllegalStateException("channels are closed");
+    }
+    return channels.compute(address.toString(), (k, existing) -> existing != null && !existing.isShutdown() ? existing : open(address));
+  }
+
+  private ManagedChannel open(HostPort address) {
+    return NettyChannelBuilder.forAddress(address.host(), address.port())
+        .usePlaintext()
+        .executor(executor)
+        .maxInboundMessageSize(settings.maxInboundMessageBytes())
+        .keepAliveTime(settings.keepAliveTime().toMillis(), TimeUnit.MILLISECONDS)
+        .keepAliveTimeout(settings.keepAliveTimeout().toMillis(), TimeUnit.MILLISECONDS)
+        .keepAliveWithoutCalls(true)
+        .build();
+  }
+
+  /** Shuts the channel to {@code address} down (running calls finish) and forgets it. */
+  public void evict(String address) {
+    ManagedChannel ch = channels.remove(HostPort.parse(address).toString());
+    if (ch != null) {
+      ch.shutdown();
+    }
+  }
+
+  /** Number of open channels. */
+  public int size() {
+    return channels.size();
+  }
+
+  /** Shuts every channel down, giving running calls the grace period before cancelling them. */
+  @Override
+  public void close() {
+    closed = true;
+    List<ManagedChannel> all = new ArrayList<>(channels.values());
+    channels.clear();
+    all.forEach(ManagedChannel::shutdown);
+    long deadline = System.nanoTime() + settings.shutdownGrace().toNanos();
+    try {
+      for (ManagedChannel ch : all) {
+        if (!ch.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+          ch.shutdownNow();
+        }
+      }
+    } catch (InterruptedException e) {
+      all.forEach(ManagedChannel::shutdownNow);
+      Thread.currentThread().interrupt();
+    }
+    executor.shutdown();
+  }
+}

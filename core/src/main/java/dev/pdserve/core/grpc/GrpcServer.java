@@ -1,0 +1,229 @@
+package dev.pdserve.core.grpc;
+
+import dev.pdserve.core.NamedThreadFactory;
+import dev.pdserve.core.config.NodeConfig;
+import io.grpc.BindableService;
+import io.grpc.Server;
+import io.grpc.ServerBuilder;
+import io.grpc.ServerServiceDefinition;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * A gRPC server as a testable object: built from a {@link ServerBuilder} (Netty on {@code
+ * host:port}, port 0 in tests; or in-process), with grpc.health.v1 health (one service name per
+ * role, e.g. {@code pdserve.prefill}, plus the overall {@code ""}), server reflection (v1 and
+ * v1alpha), a bounded pool of named handler threads (never {@code directExecutor()}: a handler
+ * waiting on {@code isReady()} would stall the transport), and a deliberate inbound message size.
+ * {@link #close()} reports NOT_SERVING, stops taking calls, lets running calls finish within the
+ * grace period, then cancels the rest.
+ */
+public final class GrpcServer implements AutoCloseable {
+  private static final Logger LOG = LogManager.getLogger(GrpcServer.class);
+
+  public static final int DEFAULT_THREADS = Math.max(4, 2 * Runtime.getRuntime().availableProcessors());
+  public static final Duration DEFAULT_SHUTDOWN_GRACE = Duration.ofSeconds(10);
+  /** Keepalive pings clients may send this often (our {@link Channels} ping every 30 s). */
+  public static final Duration PERMIT_KEEPALIVE = Duration.ofSeconds(10);
+
+  private final String name;
+  private final Server server;
+  private final HealthStatusManager health;
+  private final List<String> healthServices;
+  private final ThreadPoolExecutor executor;
+  private final Duration shutdownGrace;
+  private volatile boolean closed;
+  private volatile int port = -1;
+
+  private GrpcServer(Builder b) {
+    this.name = b.name;
+    this.health = new HealthStatusManager();
+    this.healthServices = List.copyOf(b.healthServices);
+    this.shutdownGrace = b.shutdownGrace;
+    this.executor =
+        new ThreadPoolExecutor(b.threads, b.threads, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), new NamedThreadFactory("grpc-" + name, true));
+    ServerBuilder<?> sb = b.serverBuilder;
+    sb.executor(executor).maxInboundMessageSize(b.maxInboundMessageBytes);
+    sb.addService(health.getHealthService());
+    sb.addService(ProtoReflectionServiceV1.newInstance());
+    sb.addService(legacyReflection());
+    b.services.forEach(sb::addService);
+    this.server = sb.build();
+  }
+
+  @SuppressWarnings("deprecation")
+  private static BindableService legacyReflection() {
+    // v1alpha: what older grpcurl and GUI clients still ask for.
+    return io.grpc.protobuf.services.ProtoReflectionService.newInstance();
+  }
+
+  /** A Netty server on {@code host:port} (0 = any free port). */
+  public static Builder forAddress(String host, int port) {
+    NettyServerBuilder nb =
+        NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
+            .permitKeepAliveTime(PERMIT_KEEPALIVE.toMillis(), TimeUnit.MILLISECONDS)
+            .permitKeepAliveWithoutCalls(true);
+    return new Builder(nb).name(host + ":" + port);
+  }
+
+  /**
+   * A Netty server for a node: its bind host and gRPC port, its inbound size limit, health reported
+   * under its role's service name ({@link dev.pdserve.core.config.NodeRole#healthServiceName()}).
+   */
+  public static Builder forNode(NodeConfig config) {
+    return forAddress(config.network().bindHost(), config.network().grpcPort())
+        .name(config.role().name().toLowerCase(Locale.ROOT))
+        .maxInboundMessageBytes(config.network().grpcMaxInboundBytes())
+        .healthService(config.role().healthServiceName());
+  }
+
+  /** Any server builder (e.g. {@code InProcessServerBuilder.forName(...)} in tests). */
+  public static Builder on(ServerBuilder<?> serverBuilder) {
+    return new Builder(serverBuilder);
+  }
+
+  /** Binds and starts serving; every configured health service turns SERVING. */
+  public GrpcServer start() throws IOException {
+    server.start();
+    port = server.getPort();
+    for (String s : healthServices) {
+      health.setStatus(s, ServingStatus.SERVING);
+    }
+    LOG.info("gRPC server {} listening on port {} (health: {})", name, port, healthServices);
+    return this;
+  }
+
+  /** The bound port (the real one when configured with 0); -1 for in-process servers. */
+  public int port() {
+    return port;
+  }
+
+  /** The health manager, for status changes beyond {@link #setServing}. */
+  public HealthStatusManager health() {
+    return health;
+  }
+
+  /** Reports a health service SERVING or NOT_SERVING (e.g. while draining or switching role). */
+  public void setServing(String service, boolean serving) {
+    health.setStatus(service, serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+  }
+
+  /** Reports {@code service} as unknown (NOT_FOUND), e.g. the health name of a role this node left. */
+  public void clearHealth(String service) {
+    health.clearStatus(service);
+  }
+
+  public boolean isTerminated() {
+    return server.isTerminated();
+  }
+
+  /**
+   * Graceful shutdown: health NOT_SERVING, no new calls, running calls get the grace period, then
+   * are cancelled; the handler pool is stopped last. Idempotent.
+   */
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    health.enterTerminalState();
+    server.shutdown();
+    try {
+      if (!server.awaitTermination(shutdownGrace.toMillis(), TimeUnit.MILLISECONDS)) {
+        LOG.warn("gRPC server {}: calls still running after {}; cancelling them", name, shutdownGrace);
+        server.shutdownNow();
+        server.awaitTermination(2, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      server.shutdownNow();
+      Thread.currentThread().interrupt();
+    } finally {
+      executor.shutdown();
+      try {
+        if (!executor.awaitTermination(2, TimeUnit.SECONDS)) {
+          executor.shutdownNow();
+        }
+      } catch (InterruptedException e) {
+        executor.shutdownNow();
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  /** Configures a {@link GrpcServer}; {@link #build()} creates it unstarted. */
+  public static final class Builder {
+    private final ServerBuilder<?> serverBuilder;
+    private final List<String> healthServices = new ArrayList<>();
+    private final List<ServerServiceDefinition> services = new ArrayList<>();
+    private String name = "server";
+    private int threads = DEFAULT_THREADS;
+    private int maxInboundMessageBytes = 4 << 20;
+    private Duration shutdownGrace = DEFAULT_SHUTDOWN_GRACE;
+
+    private Builder(ServerBuilder<?> serverBuilder) {
+      this.serverBuilder = serverBuilder;
+    }
+
+    /** Used in thread names ({@code grpc-<name>-<n>}) and logs. */
+    public Builder name(String name) {
+      this.name = name;
+      return this;
+    }
+
+    /** Handler threads (bounded; calls queue beyond them). */
+    public Builder threads(int threads) {
+      if (threads < 1) {
+        throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+      }
+      this.threads = threads;
+      return this;
+    }
+
+    public Builder maxInboundMessageBytes(int bytes) {
+      if (bytes < 1) {
+        throw new IllegalArgumentException("maxInboundMessageBytes must be >= 1, got " + bytes);
+      }
+      this.maxInboundMessageBytes = bytes;
+      return this;
+    }
+
+    public Builder shutdownGrace(Duration grace) {
+      this.shutdownGrace = grace;
+      return this;
+    }
+
+    /** A grpc.health.v1 service name reported SERVING once started. */
+    public Builder healthService(String serviceName) {
+      healthServices.add(serviceName);
+      return this;
+    }
+
+    public Builder addService(BindableService service) {
+      services.add(service.bindService());
+      return this;
+    }
+
+    public Builder addService(ServerServiceDefinition service) {
+      services.add(service);
+      return this;
+    }
+
+    public GrpcServer build() {
+      return new GrpcServer(this);
+    }
+  }
+}

@@ -1,0 +1,76 @@
+package dev.pdserve.core.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.hazelcast.config.Config;
+import com.hazelcast.config.JoinConfig;
+import com.hazelcast.spi.merge.LatestUpdateMergePolicy;
+import dev.pdserve.core.config.NodeConfigLoader;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** How a NodeConfig maps onto Hazelcast's Config (no member is started). */
+class HazelcastConfigTest {
+  private static Config config(String... kv) {
+    Map<String, String> m = new HashMap<>(Map.of("role", "decode", "node.id", "n1"));
+    for (int i = 0; i < kv.length; i += 2) {
+      m.put(kv[i], kv[i + 1]);
+    }
+    return ClusterMember.hazelcastConfig(NodeConfigLoader.fromMap(m));
+  }
+
+  @Test
+  void tcpIpListsEverySeedAndNothingElseJoins() {
+    Config c = config("cluster.members", "10.0.0.1:5701,10.0.0.2:5701");
+    JoinConfig join = c.getNetworkConfig().getJoin();
+    assertTrue(join.getTcpIpConfig().isEnabled());
+    assertEquals(List.of("10.0.0.1:5701", "10.0.0.2:5701"), join.getTcpIpConfig().getMembers());
+    assertFalse(join.getMulticastConfig().isEnabled());
+    assertFalse(join.getKubernetesConfig().isEnabled());
+    assertFalse(join.getAutoDetectionConfig().isEnabled());
+    assertEquals("pdserve", c.getClusterName());
+    assertEquals("pdserve-n1", c.getInstanceName());
+    assertEquals("log4j2", c.getProperty("hazelcast.logging.type"));
+    assertEquals("false", c.getProperty("hazelcast.shutdownhook.enabled"));
+    assertEquals("127.0.0.1", c.getNetworkConfig().getInterfaces().getInterfaces().iterator().next(), "bound to loopback by default");
+  }
+
+  @Test
+  void kubernetesUsesDnsLookupOfTheHeadlessService() {
+    Config c = config("cluster.join", "kubernetes", "cluster.kubernetes.service", "pdserve-hz", "cluster.kubernetes.namespace", "llm");
+    JoinConfig join = c.getNetworkConfig().getJoin();
+    assertTrue(join.getKubernetesConfig().isEnabled());
+    assertEquals("pdserve-hz.llm.svc.cluster.local", join.getKubernetesConfig().getProperty("service-dns"));
+    assertEquals("5701", join.getKubernetesConfig().getProperty("service-port"));
+    assertFalse(join.getTcpIpConfig().isEnabled());
+    assertFalse(join.getMulticastConfig().isEnabled());
+  }
+
+  @Test
+  void noneJoinsNobody() {
+    JoinConfig join = config("cluster.join", "none").getNetworkConfig().getJoin();
+    assertFalse(join.getTcpIpConfig().isEnabled() || join.getMulticastConfig().isEnabled() || join.getKubernetesConfig().isEnabled());
+  }
+
+  @Test
+  void minSizeTurnsOnSplitBrainProtectionForTheRegistryMaps() {
+    Config c = config("cluster.min-size", "2");
+    assertEquals(2, c.getSplitBrainProtectionConfig(ClusterMember.SPLIT_BRAIN_PROTECTION).getMinimumClusterSize());
+    for (String map : List.of(NodeRegistry.MAP_NAME, ExpertPlacementStore.MAP_NAME)) {
+      assertEquals(ClusterMember.SPLIT_BRAIN_PROTECTION, c.getMapConfig(map).getSplitBrainProtectionName());
+      assertEquals(LatestUpdateMergePolicy.class.getName(), c.getMapConfig(map).getMergePolicyConfig().getPolicy());
+    }
+  }
+
+  @Test
+  void wildcardBindAdvertisesThePublicAddress() {
+    Config c = config("bind.host", "0.0.0.0", "advertised.host", "10.1.2.3", "cluster.lite-member", "true");
+    assertFalse(c.getNetworkConfig().getInterfaces().isEnabled());
+    assertEquals("10.1.2.3", c.getNetworkConfig().getPublicAddress());
+    assertTrue(c.isLiteMember());
+  }
+}

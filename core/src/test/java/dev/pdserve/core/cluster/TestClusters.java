@@ -1,0 +1,60 @@
+package dev.pdserve.core.cluster;
+
+import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeConfigLoader;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
+import java.util.stream.Collectors;
+
+/** Real embedded Hazelcast members on loopback, any free port, a cluster name of their own, no join wait. */
+final class TestClusters {
+  private TestClusters() {}
+
+  static String newClusterName() {
+    return "test-" + UUID.randomUUID().toString().substring(0, 8);
+  }
+
+  static NodeConfig config(String cluster, String nodeId, ClusterMember... seeds) {
+    Map<String, String> m = new HashMap<>();
+    m.put("role", "decode");
+    m.put("node.id", nodeId);
+    m.put("cluster.name", cluster);
+    m.put("cluster.port", "0");
+    m.put("cluster.join-wait-seconds", "0");
+    m.put("cluster.members", Arrays.stream(seeds).map(s -> s.hazelcastAddress().toString()).collect(Collectors.joining(",")));
+    return NodeConfigLoader.fromMap(m);
+  }
+
+  static ClusterMember start(String cluster, String nodeId, ClusterMember... seeds) {
+    return ClusterMember.start(config(cluster, nodeId, seeds));
+  }
+
+  /** Closes members in parallel (a graceful leave takes about a second each). */
+  static void closeAll(ClusterMember... members) {
+    CompletableFuture.allOf(
+            Arrays.stream(members)
+                .filter(m -> m != null)
+                .map(m -> CompletableFuture.runAsync(m::close))
+                .toArray(CompletableFuture[]::new))
+        .join();
+  }
+
+  /** Polls until {@code condition} holds; fails with {@code what} after {@code timeout}. Returns the time it took. */
+  static Duration await(Duration timeout, BooleanSupplier condition, Supplier<String> what) throws InterruptedException {
+    long start = System.nanoTime();
+    long deadline = start + timeout.toNanos();
+    while (!condition.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("not within " + timeout + ": " + what.get());
+      }
+      Thread.sleep(20);
+    }
+    return Duration.ofNanos(System.nanoTime() - start);
+  }
+}
