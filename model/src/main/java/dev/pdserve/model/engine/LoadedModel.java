@@ -63,6 +63,11 @@ public final class LoadedModel implements AutoCloseable {
     return new LoadedModel(spec, cfg, new DummyWeights(cfg, spec.weightSeed()), byteTokenizer(cfg), () -> {});
   }
 
+  /** The same config and tokenizer over other weights (tests, weight transforms). */
+  static LoadedModel withWeights(LoadedModel base, WeightSource weights) {
+    return new LoadedModel(base.spec, base.config, weights, base.tokenizer, base.owned);
+  }
+
   private static Tokenizer byteTokenizer(ModelConfig cfg) {
     if (cfg.vocabSize() < ModelPresets.BYTE_VOCAB) {
       throw new IllegalArgumentException(
