@@ -12,8 +12,22 @@ public final class Main {
 
   /** Runs the CLI and returns its exit code (tests call this instead of {@link #main}). */
   public static int run(String... args) {
+    return run(new java.io.PrintWriter(System.out, true), new java.io.PrintWriter(System.err, true), args);
+  }
+
+  /** Runs the CLI with the given output streams. */
+  public static int run(java.io.PrintWriter out, java.io.PrintWriter err, String... args) {
     CommandLine cli = new CommandLine(new PdserveCommand());
+    cli.setOut(out);
+    cli.setErr(err);
     cli.setExecutionExceptionHandler(new CliErrors());
+    cli.setParameterExceptionHandler(
+        (ex, arguments) -> {
+          CommandLine c = ex.getCommandLine();
+          c.getErr().println("error: " + ex.getMessage());
+          c.getErr().println("See '" + c.getCommandSpec().qualifiedName() + " --help'.");
+          return CliErrors.USAGE;
+        });
     return cli.execute(args);
   }
 }

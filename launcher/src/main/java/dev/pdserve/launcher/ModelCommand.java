@@ -20,7 +20,7 @@ import picocli.CommandLine.Spec;
     name = "model",
     mixinStandardHelpOptions = true,
     description = "Inspect and prepare models.",
-    subcommands = {ModelCommand.Info.class})
+    subcommands = {ModelCommand.Info.class, ModelCommand.Convert.class, ModelBenchCommand.class})
 final class ModelCommand implements Runnable {
   @Spec picocli.CommandLine.Model.CommandSpec spec;
 
@@ -96,6 +96,42 @@ final class ModelCommand implements Runnable {
         }
       }
       return sb.substring(0, sb.length() - 2);
+    }
+  }
+
+  @Command(name = "convert", mixinStandardHelpOptions = true,
+      description = "Convert an ERNIE safetensors checkpoint (PT release naming, bf16/fp16/fp32, sharded or not) into the fp32 layout the engine loads.")
+  static final class Convert implements Callable<Integer> {
+    @picocli.CommandLine.Option(names = "--checkpoint", required = true, paramLabel = "DIR", description = "Checkpoint directory (config.json + *.safetensors).")
+    java.nio.file.Path checkpoint;
+
+    @picocli.CommandLine.Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory (must be empty unless --overwrite).")
+    java.nio.file.Path out;
+
+    @picocli.CommandLine.Option(names = "--overwrite", description = "Replace weights already in --out.")
+    boolean overwrite;
+
+    @picocli.CommandLine.Option(names = "--max-shard-bytes", paramLabel = "N", description = "Split the output into shards of at most N bytes (default 4 GiB).")
+    Long maxShardBytes;
+
+    @Spec picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+      dev.pdserve.model.weights.ConvertOptions opts = dev.pdserve.model.weights.ConvertOptions.defaults();
+      if (overwrite) {
+        opts = opts.withOverwrite(true);
+      }
+      if (maxShardBytes != null) {
+        opts = opts.withMaxShardBytes(maxShardBytes);
+      }
+      long t0 = System.nanoTime();
+      dev.pdserve.model.weights.ConvertReport r = dev.pdserve.model.weights.CheckpointConverter.convert(checkpoint, out, opts);
+      PrintWriter o = spec.commandLine().getOut();
+      o.printf("converted %s -> %s: %d tensors, %s in %d file(s), %d ignored, %.1f s%n", checkpoint, r.outDir(), r.tensorsWritten(),
+          bytes(r.bytesWritten()), r.files().size(), r.skipped().size(), (System.nanoTime() - t0) / 1e9);
+      o.flush();
+      return 0;
     }
   }
 

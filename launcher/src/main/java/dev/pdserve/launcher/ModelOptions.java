@@ -30,12 +30,32 @@ final class ModelOptions {
       if (!Files.isDirectory(modelDir)) {
         throw new IllegalArgumentException("--model " + modelDir + ": no such directory");
       }
-      return ModelConfigJson.read(modelDir.resolve("config.json"));
+      return named("--model " + modelDir, () -> ModelConfigJson.read(modelDir.resolve("config.json")));
     }
     if (configFile != null) {
-      return ModelConfigJson.read(configFile);
+      return named("--config", () -> ModelConfigJson.read(configFile));
     }
-    return ModelPresets.get(preset == null ? "tiny" : preset);
+    return named("--preset", () -> ModelPresets.get(preset == null ? "tiny" : preset));
+  }
+
+  private static ModelConfig named(String option, java.util.function.Supplier<ModelConfig> load) {
+    try {
+      return load.get();
+    } catch (dev.pdserve.model.config.ConfigException e) {
+      throw new IllegalArgumentException(option + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** The spec to load: the directory, the config file, or the preset (tiny by default). */
+  dev.pdserve.model.engine.ModelSpec spec() {
+    config(); // validates the combination and reads the config early, with errors naming the option
+    if (modelDir != null) {
+      return dev.pdserve.model.engine.ModelSpec.directory(modelDir);
+    }
+    if (configFile != null) {
+      return new dev.pdserve.model.engine.ModelSpec(null, configFile, null, weightSeed);
+    }
+    return dev.pdserve.model.engine.ModelSpec.preset(preset == null ? "tiny" : preset, weightSeed);
   }
 
   static final class PresetNames implements Iterable<String> {

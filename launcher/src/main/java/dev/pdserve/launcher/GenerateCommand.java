@@ -1,0 +1,166 @@
+package dev.pdserve.launcher;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.pdserve.model.engine.GenerateRequest;
+import dev.pdserve.model.engine.GenerateResult;
+import dev.pdserve.model.engine.LoadedModel;
+import dev.pdserve.model.engine.Prompt;
+import dev.pdserve.model.engine.ReferenceEngine;
+import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.sampling.InvalidRequestException;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.UUID;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+@Command(
+    name = "generate",
+    mixinStandardHelpOptions = true,
+    description = "Generate a reply, streaming it to stdout (or one JSON object with --json).")
+final class GenerateCommand implements Callable<Integer> {
+  @Spec CommandLine.Model.CommandSpec spec;
+
+  @ArgGroup(exclusive = true, multiplicity = "1")
+  Target target;
+
+  static final class Target {
+    @Option(names = "--local", required = true, description = "Run the single-process reference engine in this process.")
+    boolean local;
+
+    @Option(names = "--router", required = true, paramLabel = "HOST:PORT", description = "Send the request to a pdserve router.")
+    String router;
+  }
+
+  @ArgGroup(exclusive = true, multiplicity = "1")
+  PromptSource promptSource;
+
+  static final class PromptSource {
+    @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "The prompt (a user message unless --raw).")
+    String text;
+
+    @Option(names = "--prompt-file", required = true, paramLabel = "PATH", description = "Read the prompt from a UTF-8 file.")
+    Path file;
+  }
+
+  @Mixin ModelOptions model;
+  @Mixin SamplingOptions sampling;
+
+  @Option(names = "--raw", description = "Send the prompt as plain text, without the chat template.")
+  boolean raw;
+
+  @Option(names = "--no-thinking", description = "Chat template in non-thinking mode.")
+  boolean noThinking;
+
+  @Option(names = "--json", description = "Print one JSON object (token_ids, text, finish_reason, usage, timings) instead of streaming.")
+  boolean json;
+
+  @Option(names = "--request-id", paramLabel = "ID", description = "Request id (default: generated).")
+  String requestId;
+
+  @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "120", description = "Deadline of a --router request. Default: ${DEFAULT-VALUE}.")
+  double timeoutSeconds;
+
+  @Override
+  public Integer call() throws Exception {
+    String text = promptText();
+    Prompt prompt = raw ? Prompt.text(text) : Prompt.user(text);
+    String id = requestId != null ? requestId : "gen-" + UUID.randomUUID().toString().substring(0, 8);
+    GenerateRequest req;
+    try {
+      req = new GenerateRequest(id, prompt, sampling.params(), !noThinking);
+    } catch (InvalidRequestException e) {
+      throw badOption(e);
+    }
+    PrintWriter out = spec.commandLine().getOut();
+    if (target.router != null) {
+      return RouterClientRunner.run(target.router, req, json, timeoutSeconds, out, spec.commandLine().getErr());
+    }
+    try (LoadedModel m = LoadedModel.load(model.spec()); ReferenceEngine engine = new ReferenceEngine(m, OrtRuntime.shared())) {
+      GenerateResult r;
+      try {
+        r = engine.generate(req, e -> {
+          if (!json) {
+            out.print(e.text());
+            out.flush();
+          }
+        });
+      } catch (InvalidRequestException e) {
+        throw badOption(e);
+      }
+      if (json) {
+        out.println(toJson(r));
+      } else {
+        out.println();
+      }
+      out.flush();
+      return 0;
+    }
+  }
+
+  private String promptText() {
+    if (promptSource.file == null) {
+      return promptSource.text;
+    }
+    try {
+      return Files.readString(promptSource.file, StandardCharsets.UTF_8);
+    } catch (NoSuchFileException e) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "--prompt-file " + promptSource.file + ": no such file");
+    } catch (IOException e) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "--prompt-file " + promptSource.file + ": " + e.getMessage());
+    }
+  }
+
+  private CommandLine.ParameterException badOption(InvalidRequestException e) {
+    return new CommandLine.ParameterException(spec.commandLine(), SamplingOptions.optionFor(e.field()) + ": " + e.getMessage());
+  }
+
+  static final ObjectMapper JSON = new ObjectMapper();
+
+  static String toJson(GenerateResult r) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("request_id", r.requestId());
+    ArrayNode ids = o.putArray("token_ids");
+    for (int t : r.tokenIds()) {
+      ids.add(t);
+    }
+    o.put("text", r.text());
+    o.put("finish_reason", r.finishReason().wireName());
+    if (r.stopReason() != null) {
+      o.put("stop_reason", r.stopReason());
+    }
+    ObjectNode usage = o.putObject("usage");
+    usage.put("prompt_tokens", r.promptTokens());
+    usage.put("completion_tokens", r.completionTokens());
+    usage.put("cached_tokens", r.cachedTokens());
+    boolean anyLogprob = false;
+    for (double lp : r.logprobs()) {
+      anyLogprob |= !Double.isNaN(lp);
+    }
+    if (anyLogprob) {
+      ArrayNode lps = o.putArray("logprobs");
+      for (double lp : r.logprobs()) {
+        lps.add(lp);
+      }
+    }
+    ObjectNode t = o.putObject("timings");
+    t.put("time_to_first_token_ms", round(r.prefillMillis()));
+    t.put("total_ms", round(r.totalMillis()));
+    return o.toString();
+  }
+
+  private static double round(double v) {
+    return Math.round(v * 100) / 100.0;
+  }
+}
