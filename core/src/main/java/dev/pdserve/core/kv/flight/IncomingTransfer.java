@@ -1,0 +1,157 @@
+package dev.pdserve.core.kv.flight;
+
+import dev.pdserve.core.kv.KvBlockPool;
+import dev.pdserve.core.kv.KvLayout;
+import java.time.Duration;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.apache.arrow.flight.FlightStatusCode;
+import org.apache.arrow.memory.ArrowBuf;
+
+/**
+ * A KV transfer a decode node expects: the blocks it reserved and how many prompt positions will
+ * land in them. Completes once every layer of every block has arrived; fails when cancelled, when
+ * a sender sends batches that do not fit it, or when the server closes. The blocks stay owned by
+ * the caller of {@link KvTransferServer#expect} throughout: they are never freed here.
+ */
+public final class IncomingTransfer {
+  enum State {
+    OPEN,
+    COMPLETE,
+    CANCELLED,
+    FAILED
+  }
+
+  private final String id;
+  private final KvBlockPool pool;
+  private final KvLayout layout;
+  private final int[] blocks;
+  private final int tokens;
+  private final int nBlocks;
+  private final int[] received; // [layer][block]: positions of the block received so far
+  private final int[] blocksDone; // [layer]: blocks with all their positions
+  private final CompletableFuture<IncomingTransfer> done = new CompletableFuture<>();
+  private final CompletableFuture<IncomingTransfer> view = done.copy();
+  private int layersDone;
+  private State state = State.OPEN;
+
+  IncomingTransfer(String id, KvBlockPool pool, int[] blocks, int tokens) {
+    this.id = id;
+    this.pool = pool;
+    this.layout = pool.layout();
+    this.tokens = tokens;
+    this.nBlocks = layout.blocksFor(tokens);
+    this.blocks = blocks.clone();
+    this.received = new int[layout.layers() * nBlocks];
+    this.blocksDone = new int[layout.layers()];
+  }
+
+  public String id() {
+    return id;
+  }
+
+  /** The reserved blocks, in position order. */
+  public int[] blocks() {
+    return blocks.clone();
+  }
+
+  /** Positions the transfer fills. */
+  public int tokens() {
+    return tokens;
+  }
+
+  /** Layers whose every position has arrived. */
+  public synchronized int layersReceived() {
+    return layersDone;
+  }
+
+  /**
+   * Completes with this transfer when every layer has arrived; completes exceptionally with a
+   * {@link CancellationException} after {@link KvTransferServer#cancel} or with a {@link
+   * KvTransferException} on a failure. Cancelling the returned future does not stop the transfer.
+   */
+  public CompletableFuture<IncomingTransfer> completion() {
+    return view;
+  }
+
+  /** Waits for {@link #completion()}; rethrows its failure. */
+  public IncomingTransfer await(Duration timeout) throws InterruptedException, TimeoutException {
+    try {
+      return done.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      throw new KvTransferException(FlightStatusCode.INTERNAL, "KV transfer '" + id + "' failed", e.getCause());
+    }
+  }
+
+  /** Positions of {@code block} (an index into the transfer) that the transfer carries. */
+  int expectedTokens(int block) {
+    return Math.min(layout.blockSize(), tokens - block * layout.blockSize());
+  }
+
+  int blockCount() {
+    return nBlocks;
+  }
+
+  synchronized State state() {
+    return state;
+  }
+
+  /**
+   * Stores one row (one layer of one block) unless the transfer already holds as many positions of
+   * it: a retried or re-sent row is not written twice. The copy runs under the transfer's lock, so
+   * once {@link #cancel} or {@link #fail} returns nothing writes into the blocks any more.
+   *
+   * @return the state after the row; {@link State#OPEN} or {@link State#COMPLETE} means accepted
+   */
+  State write(int layer, int block, int rowTokens, ArrowBuf src, long srcIndex) {
+    boolean completedNow = false;
+    synchronized (this) {
+      if (state != State.OPEN) {
+        return state;
+      }
+      int i = layer * nBlocks + block;
+      if (rowTokens > received[i]) {
+        pool.copyLayerIn(blocks[block], layer, src, srcIndex);
+        received[i] = rowTokens;
+        if (rowTokens == expectedTokens(block) && ++blocksDone[layer] == nBlocks && ++layersDone == layout.layers()) {
+          state = State.COMPLETE;
+          completedNow = true;
+        }
+      }
+    }
+    if (completedNow) {
+      done.complete(this);
+    }
+    return completedNow ? State.COMPLETE : State.OPEN;
+  }
+
+  /** Stops the transfer; true if it was still open. */
+  boolean cancel() {
+    synchronized (this) {
+      if (state != State.OPEN) {
+        return false;
+      }
+      state = State.CANCELLED;
+    }
+    done.completeExceptionally(new CancellationException("KV transfer '" + id + "' was cancelled"));
+    return true;
+  }
+
+  /** Fails the transfer; true if it was still open. */
+  boolean fail(KvTransferException cause) {
+    synchronized (this) {
+      if (state != State.OPEN) {
+        return false;
+      }
+      state = State.FAILED;
+    }
+    done.completeExceptionally(cause);
+    return true;
+  }
+}

@@ -1,0 +1,185 @@
+package dev.pdserve.core.kv.flight;
+
+import dev.pdserve.core.kv.KvLayout;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.net.URI;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.arrow.flight.FlightClient;
+import org.apache.arrow.flight.FlightGrpcUtils;
+import org.apache.arrow.flight.Location;
+import org.apache.arrow.flight.LocationSchemes;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.util.AutoCloseables;
+
+/**
+ * The prefill side of the KV transfer: pushes KV, layer by layer, into blocks a decode node
+ * reserved ({@link KvTransferServer}). Holds Flight connections per decode node and reuses them
+ * across transfers; {@link #open} starts one transfer.
+ *
+ * <p>Thread-safe. Each {@link OutgoingTransfer} may be fed from several threads (one per stream
+ * at a time).
+ */
+public final class KvTransferClient implements AutoCloseable {
+  /**
+   * Transport tuning.
+   *
+   * @param streams DoPut streams per transfer; layer {@code l} goes on stream {@code l % streams},
+   *     so layer groups travel in parallel
+   * @param connections TCP connections (Flight clients) per decode node; streams are spread over
+   *     them
+   * @param maxBatchBytes largest record batch body; a layer bigger than this goes as several
+   *     batches of whole blocks
+   * @param flowControlWindow HTTP/2 receive window the client advertises; 0 keeps gRPC's default
+   * @param zeroCopy hand Arrow buffers to gRPC without copying them into its own buffers
+   * @param timeout deadline of one transfer, from {@link #open} to the acknowledgement
+   */
+  public record Options(int streams, int connections, int maxBatchBytes, int flowControlWindow, boolean zeroCopy, Duration timeout) {
+    public static final Options DEFAULTS = new Options(1, 1, 16 << 20, 0, true, Duration.ofSeconds(60));
+
+    public Options {
+      if (streams < 1) {
+        throw new IllegalArgumentException("streams must be >= 1, got " + streams);
+      }
+      if (connections < 1 || connections > streams) {
+        throw new IllegalArgumentException("connections must be in [1, streams=" + streams + "], got " + connections);
+      }
+      if (maxBatchBytes < 1) {
+        throw new IllegalArgumentException("maxBatchBytes must be >= 1, got " + maxBatchBytes);
+      }
+      if (flowControlWindow < 0) {
+        throw new IllegalArgumentException("flowControlWindow must be >= 0, got " + flowControlWindow);
+      }
+      if (timeout == null || timeout.isNegative() || timeout.isZero()) {
+        throw new IllegalArgumentException("timeout must be > 0, got " + timeout);
+      }
+    }
+
+    public Options withStreams(int streams, int connections) {
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout);
+    }
+
+    public Options withMaxBatchBytes(int maxBatchBytes) {
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout);
+    }
+
+    public Options withFlowControlWindow(int flowControlWindow) {
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout);
+    }
+
+    public Options withZeroCopy(boolean zeroCopy) {
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout);
+    }
+
+    public Options withTimeout(Duration timeout) {
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout);
+    }
+  }
+
+  private final BufferAllocator allocator;
+  private final KvLayout layout;
+  private final Options options;
+  private final Map<URI, FlightClient[]> clients = new HashMap<>();
+  private boolean closed;
+
+  public KvTransferClient(BufferAllocator parent, KvLayout layout) {
+    this(parent, layout, Options.DEFAULTS);
+  }
+
+  /** A client sending KV of {@code layout}, its batches allocated from a child of {@code parent}. */
+  public KvTransferClient(BufferAllocator parent, KvLayout layout, Options options) {
+    this.layout = layout;
+    this.options = options;
+    this.allocator = parent.newChildAllocator("kv-transfer-client", 0, Long.MAX_VALUE);
+  }
+
+  public KvLayout layout() {
+    return layout;
+  }
+
+  public Options options() {
+    return options;
+  }
+
+  /**
+   * Starts pushing transfer {@code transferId} to the decode node at {@code location}. The decode
+   * node must have registered it ({@link KvTransferServer#expect}); otherwise the first send or
+   * {@link OutgoingTransfer#complete()} fails with NOT_FOUND.
+   */
+  public OutgoingTransfer open(Location location, String transferId) {
+    if (transferId == null || transferId.isEmpty()) {
+      throw new IllegalArgumentException("transfer id must not be empty");
+    }
+    return new OutgoingTransfer(allocator, layout, options, connections(location), transferId);
+  }
+
+  private synchronized FlightClient[] connections(Location location) {
+    if (closed) {
+      throw new IllegalStateException("KV transfer client is closed");
+    }
+    FlightClient[] c = clients.get(location.getUri());
+    if (c == null) {
+      c = new FlightClient[options.connections()];
+      try {
+        for (int i = 0; i < c.length; i++) {
+          c[i] = connect(location);
+        }
+      } catch (RuntimeException e) {
+        closeQuietly(List.of(c));
+        throw e;
+      }
+      clients.put(location.getUri(), c);
+    }
+    return c;
+  }
+
+  private FlightClient connect(Location location) {
+    URI uri = location.getUri();
+    if (!LocationSchemes.GRPC_INSECURE.equals(uri.getScheme())) {
+      // TLS and domain sockets: Flight's own builder (no transport tuning).
+      return FlightClient.builder(allocator, location).build();
+    }
+    NettyChannelBuilder b = NettyChannelBuilder.forAddress(uri.getHost(), uri.getPort()).usePlaintext().maxInboundMessageSize(1 << 20);
+    if (options.flowControlWindow() > 0) {
+      b.flowControlWindow(options.flowControlWindow());
+    }
+    ManagedChannel channel = b.build();
+    return FlightGrpcUtils.createFlightClient(allocator, channel); // owns and closes the channel
+  }
+
+  /** Closes every connection. Close open transfers first. */
+  @Override
+  public void close() throws Exception {
+    List<FlightClient> all = new ArrayList<>();
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      clients.values().forEach(cs -> all.addAll(List.of(cs)));
+      clients.clear();
+    }
+    AutoCloseables.close(all, List.of(allocator));
+  }
+
+  private static void closeQuietly(List<FlightClient> cs) {
+    for (FlightClient c : cs) {
+      if (c != null) {
+        try {
+          c.close();
+        } catch (Exception e) {
+          // already failing
+        }
+      }
+    }
+  }
+
+  /** For tests and the benchmark: bytes of Arrow memory the client holds now. */
+  long allocatedBytes() {
+    return allocator.getAllocatedMemory();
+  }
+}
