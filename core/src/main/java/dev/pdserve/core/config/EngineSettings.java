@@ -11,6 +11,18 @@ import java.util.Optional;
  * @param modelPreset built-in model shape (ignored when a model directory is given)
  * @param modelDir directory with an ERNIE checkpoint ({@code config.json}, safetensors)
  * @param ortThreads ONNX Runtime intra-op threads, 0 = ORT's default
+ * @param modelSeed seed of the dummy weights of a preset (every node of a cluster must agree)
+ * @param expertsMode where a worker's routed experts run
+ * @param prefillChunkTokens a prompt is prefilled in chunks of at most this many tokens
+ * @param decodeMaxBatch sequences in one decode step at most
  */
 public record EngineSettings(
-    long kvBudgetBytes, Optional<ExpertRange> expertRange, String modelPreset, Optional<Path> modelDir, int ortThreads) {}
+    long kvBudgetBytes,
+    Optional<ExpertRange> expertRange,
+    String modelPreset,
+    Optional<Path> modelDir,
+    int ortThreads,
+    long modelSeed,
+    ExpertsMode expertsMode,
+    int prefillChunkTokens,
+    int decodeMaxBatch) {}

@@ -59,6 +59,10 @@ public final class NodeConfigLoader {
   public static final String MODEL_PRESET = "pdserve.model.preset";
   public static final String MODEL_DIR = "pdserve.model.dir";
   public static final String ORT_THREADS = "pdserve.ort.threads";
+  public static final String MODEL_SEED = "pdserve.model.seed";
+  public static final String EXPERTS_MODE = "pdserve.experts.mode";
+  public static final String PREFILL_CHUNK_TOKENS = "pdserve.prefill.chunk-tokens";
+  public static final String DECODE_MAX_BATCH = "pdserve.decode.max-batch";
 
   /** Every key, in documentation order. */
   public static final List<String> KEYS =
@@ -66,7 +70,8 @@ public final class NodeConfigLoader {
           NODE_ID, ROLE, BIND_HOST, ADVERTISED_HOST, GRPC_PORT, GRPC_MAX_INBOUND_BYTES, FLIGHT_PORT, METRICS_PORT,
           CLUSTER_NAME, CLUSTER_JOIN, CLUSTER_MEMBERS, CLUSTER_K8S_SERVICE, CLUSTER_K8S_NAMESPACE, CLUSTER_PORT,
           CLUSTER_HEARTBEAT_SECONDS, CLUSTER_MAX_NO_HEARTBEAT_SECONDS, CLUSTER_JOIN_WAIT_SECONDS, CLUSTER_MIN_SIZE,
-          CLUSTER_LITE_MEMBER, KV_BUDGET_BYTES, EXPERT_RANGE, MODEL_PRESET, MODEL_DIR, ORT_THREADS);
+          CLUSTER_LITE_MEMBER, KV_BUDGET_BYTES, EXPERT_RANGE, MODEL_PRESET, MODEL_DIR, ORT_THREADS, MODEL_SEED, EXPERTS_MODE,
+          PREFILL_CHUNK_TOKENS, DECODE_MAX_BATCH);
 
   public static final int DEFAULT_CLUSTER_PORT = 5701;
   /** Seed ports listed by default in TCPIP mode: the cluster port and the next ones, one by one. */
@@ -220,7 +225,19 @@ public final class NodeConfigLoader {
       fail(MODEL_PRESET, "unknown preset '" + preset + "'; known presets: " + String.join(", ", ModelPresets.names()));
     }
     int ortThreads = intIn(ORT_THREADS, 0, 0, 1024);
-    EngineSettings engine = new EngineSettings(kvBudget, range, preset, modelDir, ortThreads);
+    long modelSeed = 42;
+    String seedText = string(MODEL_SEED, null);
+    if (seedText != null) {
+      try {
+        modelSeed = Long.parseLong(seedText.trim());
+      } catch (NumberFormatException e) {
+        fail(MODEL_SEED, "must be an integer, got '" + seedText + "'");
+      }
+    }
+    ExpertsMode expertsMode = parse(EXPERTS_MODE, ExpertsMode::parse, ExpertsMode.LOCAL);
+    int chunk = intIn(PREFILL_CHUNK_TOKENS, 512, 1, 1 << 20);
+    int maxBatch = intIn(DECODE_MAX_BATCH, 64, 1, 4096);
+    EngineSettings engine = new EngineSettings(kvBudget, range, preset, modelDir, ortThreads, modelSeed, expertsMode, chunk, maxBatch);
 
     if (!problems.isEmpty()) {
       throw new NodeConfigException(problems);

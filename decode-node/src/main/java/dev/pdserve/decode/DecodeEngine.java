@@ -1,0 +1,428 @@
+package dev.pdserve.decode;
+
+import dev.pdserve.core.kv.KvBlockPool;
+import dev.pdserve.core.kv.PagedSequenceKv;
+import dev.pdserve.core.kv.flight.IncomingTransfer;
+import dev.pdserve.core.kv.flight.KvTransferServer;
+import dev.pdserve.core.serving.ServingException;
+import dev.pdserve.model.engine.Emission;
+import dev.pdserve.model.engine.ExpertBackend;
+import dev.pdserve.model.engine.GenerationState;
+import dev.pdserve.model.engine.ModelRunner;
+import dev.pdserve.model.engine.SequenceStep;
+import dev.pdserve.model.sampling.SampleResult;
+import dev.pdserve.model.sampling.Sampler;
+import dev.pdserve.model.tokenizer.Tokenizer;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import org.apache.logging.log4j.CloseableThreadContext;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * The decode role: reserves KV blocks for prefilled requests, receives their KV over Flight
+ * (through the {@link KvTransferServer}), and runs continuous batching — one forward step for
+ * every running sequence, sequences joining and leaving between steps — streaming each token to
+ * its request's {@link TokenSink}.
+ *
+ * <p>A reservation covers the prompt and {@code max_tokens}, so a joined sequence never runs out
+ * of KV. Every reservation ends freed: when its sequence finishes, is cancelled, fails, or is
+ * never joined within {@link DecodeOptions#reservationTtl()}.
+ */
+public final class DecodeEngine implements AutoCloseable {
+  private static final Logger LOG = LogManager.getLogger(DecodeEngine.class);
+
+  private final ModelRunner runner;
+  private final ExpertBackend experts;
+  private final KvBlockPool pool;
+  private final KvTransferServer transfers;
+  private final Tokenizer tokenizer;
+  private final DecodeOptions options;
+
+  /** Reservations by transfer id, from reserve until freed. */
+  private final Map<String, Slot> slots = new ConcurrentHashMap<>();
+  /** Request id → transfer id of a joined request (for cancel by request id). */
+  private final Map<String, String> byRequest = new ConcurrentHashMap<>();
+  private final ConcurrentLinkedQueue<Slot> admissions = new ConcurrentLinkedQueue<>();
+  private final List<Slot> running = new ArrayList<>(); // decode thread only
+  private final ReentrantLock lock = new ReentrantLock();
+  private final Condition wake = lock.newCondition();
+  private final Thread loop;
+  private final java.util.concurrent.ScheduledExecutorService sweeper;
+  private volatile boolean closed;
+
+  private volatile long steps;
+  private volatile long tokens;
+  private volatile long batchSum;
+  private volatile int maxBatchSeen;
+  private volatile double lastStepMillis;
+  private int rotation;
+
+  /** One reservation's life: reserved → joined (waiting for KV) → running → freed. */
+  private final class Slot {
+    final Reservation reservation;
+    final long reservedAtNanos = System.nanoTime();
+    volatile IncomingTransfer incoming;
+    volatile JoinRequest join;
+    volatile TokenSink sink;
+    volatile boolean cancelled;
+    PagedSequenceKv kv; // decode thread
+    GenerationState state; // decode thread
+    int lastToken; // decode thread
+    boolean freed; // guarded by this
+
+    Slot(Reservation r) {
+      this.reservation = r;
+    }
+
+    String transferId() {
+      return reservation.transferId();
+    }
+
+    /** Frees the blocks exactly once (cancelling the transfer first, so nothing writes into them). */
+    synchronized void free() {
+      if (freed) {
+        return;
+      }
+      freed = true;
+      transfers.cancel(transferId());
+      if (kv != null) {
+        kv.release();
+      } else {
+        pool.free(reservation.blocks());
+      }
+      slots.remove(transferId());
+      if (join != null) {
+        byRequest.remove(join.requestId(), transferId());
+      }
+    }
+  }
+
+  public DecodeEngine(
+      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferServer transfers, Tokenizer tokenizer, DecodeOptions options) {
+    this.runner = runner;
+    this.experts = experts;
+    this.pool = pool;
+    this.transfers = transfers;
+    this.tokenizer = tokenizer;
+    this.options = options;
+    this.loop = new Thread(this::loop, "decode-loop");
+    this.loop.setDaemon(true);
+    this.loop.start();
+    this.sweeper =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "decode-reservation-sweeper");
+              t.setDaemon(true);
+              return t;
+            });
+    this.sweeper.scheduleWithFixedDelay(this::sweep, 1, 1, TimeUnit.SECONDS);
+  }
+
+  /**
+   * Sets aside KV for a prompt of {@code promptTokens} and up to {@code maxTokens} generated
+   * tokens, and registers the transfer the prefill node will push into it.
+   *
+   * @throws ServingException RESOURCE_EXHAUSTED when the pool has not enough free blocks
+   */
+  public Reservation reserve(String requestId, int promptTokens, int maxTokens) {
+    if (closed) {
+      throw ServingException.unavailable("decode node is shutting down");
+    }
+    if (promptTokens < 1 || maxTokens < 1) {
+      throw ServingException.invalid("reserve needs prompt_tokens >= 1 and max_tokens >= 1, got " + promptTokens + " and " + maxTokens);
+    }
+    int needed = pool.layout().blocksFor(promptTokens + maxTokens);
+    if (needed > pool.totalBlocks()) {
+      throw ServingException.exhausted(
+          "request needs " + needed + " KV blocks (" + (promptTokens + maxTokens) + " tokens) but this decode node's pool holds only "
+              + pool.totalBlocks() + "; lower max_tokens or shorten the prompt");
+    }
+    int[] blocks;
+    try {
+      blocks = pool.allocate(needed);
+    } catch (dev.pdserve.core.kv.KvPoolExhaustedException e) {
+      throw ServingException.exhausted(
+          "decode KV pool is full (" + e.free() + " of " + pool.totalBlocks() + " blocks free, " + needed + " needed); retry shortly");
+    }
+    String transferId = requestId + "/" + UUID.randomUUID().toString().substring(0, 8);
+    Reservation r = new Reservation(transferId, requestId, blocks, promptTokens, maxTokens);
+    Slot slot = new Slot(r);
+    slots.put(transferId, slot);
+    try {
+      slot.incoming = transfers.expect(transferId, blocks, promptTokens);
+    } catch (RuntimeException e) {
+      slot.free();
+      throw e;
+    }
+    return r;
+  }
+
+  /** Frees a reservation that no request will use; false if it is unknown or already joined. */
+  public boolean release(String transferId) {
+    Slot s = slots.get(transferId);
+    if (s == null || s.join != null) {
+      return false;
+    }
+    s.free();
+    return true;
+  }
+
+  /**
+   * Joins a prefilled request: once its KV has fully arrived, its first token is emitted and it
+   * decodes with the running batch. Events go to {@code sink}; errors too (never thrown later).
+   */
+  public void join(JoinRequest req, TokenSink sink) {
+    Slot s = slots.get(req.transferId());
+    if (s == null) {
+      throw ServingException.notFound("no KV reservation " + req.transferId() + " on this decode node (expired or released)");
+    }
+    if (!s.reservation.requestId().equals(req.requestId())) {
+      throw ServingException.invalid("reservation " + req.transferId() + " belongs to request " + s.reservation.requestId());
+    }
+    if (req.promptIds().length != s.reservation.promptTokens()) {
+      throw ServingException.invalid(
+          "request " + req.requestId() + " has " + req.promptIds().length + " prompt tokens; its reservation is for " + s.reservation.promptTokens());
+    }
+    synchronized (s) {
+      if (s.join != null) {
+        throw new ServingException(ServingException.Kind.ALREADY_EXISTS, "request " + req.requestId() + " already joined");
+      }
+      if (s.freed) {
+        throw ServingException.notFound("reservation " + req.transferId() + " was freed");
+      }
+      s.join = req;
+      s.sink = sink;
+    }
+    byRequest.put(req.requestId(), req.transferId());
+    s.incoming
+        .completion()
+        .orTimeout(options.transferTimeout().toMillis(), TimeUnit.MILLISECONDS)
+        .whenComplete(
+            (done, err) -> {
+              if (err == null) {
+                admissions.add(s);
+                signal();
+                return;
+              }
+              Throwable cause = err instanceof java.util.concurrent.CompletionException && err.getCause() != null ? err.getCause() : err;
+              ServingException failure =
+                  cause instanceof TimeoutException
+                      ? ServingException.deadline("KV for request " + req.requestId() + " did not arrive within " + options.transferTimeout())
+                      : s.cancelled
+                          ? ServingException.cancelled("request " + req.requestId() + " was cancelled")
+                          : ServingException.unavailable("KV transfer for request " + req.requestId() + " failed: " + cause.getMessage(), cause);
+              s.free();
+              safeError(s, failure);
+            });
+  }
+
+  /** Cancels a request by id: it stops within one step and its KV is freed. */
+  public boolean cancel(String requestId) {
+    String transferId = byRequest.get(requestId);
+    if (transferId == null) {
+      return false;
+    }
+    Slot s = slots.get(transferId);
+    if (s == null) {
+      return false;
+    }
+    s.cancelled = true;
+    transfers.cancel(transferId); // a request still waiting for KV fails now
+    signal();
+    return true;
+  }
+
+  public DecodeStats stats() {
+    long st = steps;
+    int waiting = 0;
+    for (Slot s : slots.values()) {
+      if (s.join != null && s.kv == null) {
+        waiting++;
+      }
+    }
+    return new DecodeStats(
+        runningCount, waiting, slots.size(), pool.freeBlocks(), pool.totalBlocks(), st, tokens, maxBatchSeen,
+        st == 0 ? 0 : (double) batchSum / st, lastStepMillis);
+  }
+
+  private volatile int runningCount;
+
+  private void signal() {
+    lock.lock();
+    try {
+      wake.signalAll();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private void loop() {
+    Sampler sampler = new Sampler(tokenizer.eosId());
+    while (!closed) {
+      try {
+        admit();
+        reapCancelled();
+        runningCount = running.size();
+        if (running.isEmpty()) {
+          lock.lock();
+          try {
+            if (admissions.isEmpty() && !closed) {
+              wake.await(50, TimeUnit.MILLISECONDS);
+            }
+          } finally {
+            lock.unlock();
+          }
+          continue;
+        }
+        step(sampler);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      } catch (RuntimeException e) {
+        LOG.error("decode loop error", e);
+      }
+    }
+  }
+
+  /** Takes requests whose KV arrived into the batch, emitting their first token. */
+  private void admit() {
+    Slot s;
+    while ((s = admissions.poll()) != null) {
+      JoinRequest j = s.join;
+      if (s.cancelled) {
+        s.free();
+        safeError(s, ServingException.cancelled("request " + j.requestId() + " was cancelled"));
+        continue;
+      }
+      try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", j.requestId())) {
+        s.kv = PagedSequenceKv.adopt(pool, s.reservation.blocks(), j.promptIds().length);
+        s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
+        Emission first = s.state.accept(j.firstToken(), j.firstLogprob());
+        s.lastToken = j.firstToken();
+        tokens++;
+        safeToken(s, first);
+        if (first.finished()) {
+          s.free();
+        } else {
+          running.add(s);
+        }
+      } catch (RuntimeException e) {
+        s.free();
+        safeError(s, e);
+      }
+    }
+  }
+
+  private void reapCancelled() {
+    for (Iterator<Slot> it = running.iterator(); it.hasNext(); ) {
+      Slot s = it.next();
+      if (s.cancelled) {
+        it.remove();
+        Emission abort = s.state.abort();
+        s.free();
+        safeToken(s, abort);
+      }
+    }
+  }
+
+  private void step(Sampler sampler) {
+    int n = Math.min(running.size(), options.maxBatch());
+    List<Slot> batch = new ArrayList<>(n);
+    int start = running.size() > n ? rotation++ % running.size() : 0;
+    for (int i = 0; i < n; i++) {
+      batch.add(running.get((start + i) % running.size()));
+    }
+    List<SequenceStep> seqs = new ArrayList<>(n);
+    for (Slot s : batch) {
+      seqs.add(SequenceStep.text(new int[] {s.lastToken}, s.kv, true));
+    }
+    long t0 = System.nanoTime();
+    float[][] logits;
+    try {
+      logits = runner.forward(seqs, experts);
+    } catch (RuntimeException e) {
+      LOG.error("decode step of {} sequences failed", n, e);
+      for (Slot s : batch) {
+        running.remove(s);
+        s.free();
+        safeError(s, ServingException.unavailable("decode step failed: " + e.getMessage(), e));
+      }
+      return;
+    }
+    for (int i = 0; i < n; i++) {
+      Slot s = batch.get(i);
+      try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", s.join.requestId())) {
+        SampleResult r = s.state.sample(logits[i], sampler);
+        Emission e = s.state.accept(r.tokenId(), r.logprob());
+        s.lastToken = r.tokenId();
+        tokens++;
+        safeToken(s, e);
+        if (e.finished()) {
+          running.remove(s);
+          s.free();
+        }
+      }
+    }
+    steps++;
+    batchSum += n;
+    maxBatchSeen = Math.max(maxBatchSeen, n);
+    lastStepMillis = (System.nanoTime() - t0) / 1e6;
+  }
+
+  private void safeToken(Slot s, Emission e) {
+    try {
+      s.sink.onToken(e);
+    } catch (RuntimeException ex) {
+      LOG.warn("token sink of {} failed: {}", s.join.requestId(), ex.toString());
+      s.cancelled = true;
+    }
+  }
+
+  private void safeError(Slot s, Throwable t) {
+    try {
+      if (s.sink != null) {
+        s.sink.onError(t);
+      }
+    } catch (RuntimeException ex) {
+      LOG.warn("token sink of {} failed: {}", s.reservation.requestId(), ex.toString());
+    }
+  }
+
+  /** Frees reservations no request joined within their time to live. */
+  private void sweep() {
+    long ttl = options.reservationTtl().toNanos();
+    long now = System.nanoTime();
+    for (Slot s : slots.values()) {
+      if (s.join == null && now - s.reservedAtNanos > ttl) {
+        LOG.warn("freeing reservation {} of request {}: not joined within {}", s.transferId(), s.reservation.requestId(), options.reservationTtl());
+        s.free();
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    signal();
+    try {
+      loop.join(5000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    sweeper.shutdownNow();
+    for (Slot s : slots.values()) {
+      s.free();
+      safeError(s, ServingException.unavailable("decode node is shutting down"));
+    }
+  }
+}

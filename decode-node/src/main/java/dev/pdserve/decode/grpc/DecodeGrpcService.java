@@ -1,0 +1,115 @@
+package dev.pdserve.decode.grpc;
+
+import dev.pdserve.core.grpc.GrpcErrors;
+import dev.pdserve.core.grpc.ProtoConversions;
+import dev.pdserve.decode.DecodeEngine;
+import dev.pdserve.decode.JoinRequest;
+import dev.pdserve.decode.Reservation;
+import dev.pdserve.decode.TokenSink;
+import dev.pdserve.internal.v1.DecodeRequest;
+import dev.pdserve.internal.v1.DecodeServiceGrpc;
+import dev.pdserve.internal.v1.ReleaseRequest;
+import dev.pdserve.internal.v1.ReleaseResponse;
+import dev.pdserve.internal.v1.ReserveRequest;
+import dev.pdserve.internal.v1.ReserveResponse;
+import dev.pdserve.internal.v1.TokenEvent;
+import dev.pdserve.model.engine.Emission;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+
+/** gRPC adapter of the decode role: translates and delegates to {@link DecodeEngine}. */
+public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImplBase {
+  private final DecodeEngine engine;
+  private final String flightHost;
+  private final java.util.function.IntSupplier flightPort;
+
+  public DecodeGrpcService(DecodeEngine engine, String flightHost, java.util.function.IntSupplier flightPort) {
+    this.engine = engine;
+    this.flightHost = flightHost;
+    this.flightPort = flightPort;
+  }
+
+  @Override
+  public void reserve(ReserveRequest req, StreamObserver<ReserveResponse> out) {
+    try {
+      Reservation r = engine.reserve(req.getRequestId(), req.getPromptTokens(), req.getMaxTokens());
+      out.onNext(
+          ReserveResponse.newBuilder()
+              .setTransferId(r.transferId())
+              .setFlightHost(flightHost)
+              .setFlightPort(flightPort.getAsInt())
+              .setBlocks(r.blocks().length)
+              .build());
+      out.onCompleted();
+    } catch (RuntimeException e) {
+      out.onError(GrpcErrors.toException(e));
+    }
+  }
+
+  @Override
+  public void release(ReleaseRequest req, StreamObserver<ReleaseResponse> out) {
+    out.onNext(ReleaseResponse.newBuilder().setReleased(engine.release(req.getTransferId())).build());
+    out.onCompleted();
+  }
+
+  @Override
+  public void decode(DecodeRequest req, StreamObserver<TokenEvent> observer) {
+    ServerCallStreamObserver<TokenEvent> out = (ServerCallStreamObserver<TokenEvent>) observer;
+    String requestId = req.getRequestId();
+    int[] prompt = req.getPromptTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
+    boolean logprobs = req.getParams().hasLogprobs() && req.getParams().getLogprobs() > 0;
+    JoinRequest join;
+    try {
+      join =
+          new JoinRequest(
+              requestId, req.getTransferId(), prompt, req.getFirstToken(), req.getFirstLogprob(),
+              ProtoConversions.sampling(req.getParams()), req.getSeed(), req.getCachedTokens());
+    } catch (RuntimeException e) {
+      out.onError(GrpcErrors.toException(e));
+      return;
+    }
+    out.setOnCancelHandler(() -> engine.cancel(requestId));
+    TokenSink sink =
+        new TokenSink() {
+          private int generated;
+          private boolean done;
+
+          @Override
+          public synchronized void onToken(Emission e) {
+            if (done) {
+              return;
+            }
+            if (e.tokenId() >= 0) {
+              generated++;
+            }
+            if (!e.text().isEmpty() || e.tokenId() >= 0) {
+              out.onNext(TokenEvent.newBuilder().setDelta(ProtoConversions.delta(e, logprobs)).build());
+            }
+            if (e.finished()) {
+              done = true;
+              out.onNext(
+                  TokenEvent.newBuilder()
+                      .setCompletion(ProtoConversions.completion(e.finish().wireName(), e.stopReason(), prompt.length, generated, req.getCachedTokens()))
+                      .build());
+              out.onCompleted();
+            }
+          }
+
+          @Override
+          public synchronized void onError(Throwable t) {
+            if (done) {
+              return;
+            }
+            done = true;
+            if (!out.isCancelled()) {
+              out.onError(GrpcErrors.toException(t));
+            }
+          }
+        };
+    try {
+      engine.join(join, sink);
+    } catch (RuntimeException e) {
+      sink.onError(e);
+    }
+  }
+}

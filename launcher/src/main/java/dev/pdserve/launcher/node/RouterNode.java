@@ -1,0 +1,108 @@
+package dev.pdserve.launcher.node;
+
+import dev.pdserve.core.cluster.ClusterMember;
+import dev.pdserve.core.cluster.NodeDirectory;
+import dev.pdserve.core.cluster.NodeInfo;
+import dev.pdserve.core.cluster.NodeRegistry;
+import dev.pdserve.core.cluster.NodeState;
+import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.grpc.Channels;
+import dev.pdserve.core.grpc.GrpcServer;
+import dev.pdserve.core.grpc.NodeStatusService;
+import dev.pdserve.internal.v1.NodeStatus;
+import dev.pdserve.model.engine.LoadedModel;
+import dev.pdserve.model.engine.PromptRenderer;
+import dev.pdserve.model.tokenizer.ChatTemplate;
+import dev.pdserve.router.Router;
+import dev.pdserve.router.RouterOptions;
+import dev.pdserve.router.grpc.GenerationGrpcService;
+import dev.pdserve.router.grpc.GrpcNodeClients;
+import java.io.IOException;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/** The router process: the public gRPC API over the cluster. Wiring only. */
+public final class RouterNode implements AutoCloseable {
+  private static final Logger LOG = LogManager.getLogger(RouterNode.class);
+
+  private final NodeConfig config;
+  private final Closer closer = new Closer();
+  private final NodeRegistry registry;
+  private final NodeDirectory directory;
+  private final Router router;
+  private final GrpcServer server;
+  private final String grpcAddress;
+
+  public static RouterNode start(NodeConfig config, RouterOptions options) throws IOException {
+    return new RouterNode(config, options);
+  }
+
+  private RouterNode(NodeConfig config, RouterOptions options) throws IOException {
+    this.config = config;
+    boolean ok = false;
+    try {
+      ClusterMember member = closer.add(ClusterMember.start(config));
+      this.registry = closer.add(new NodeRegistry(member.hazelcast()));
+      this.directory = closer.add(new NodeDirectory(registry));
+      LoadedModel model = closer.add(LoadedModel.load(NodeModels.spec(config)));
+      Channels channels = closer.add(new Channels(Channels.Settings.forNode(config)));
+      this.router =
+          closer.add(new Router(options, directory, new GrpcNodeClients(channels), new PromptRenderer(model.tokenizer(), ChatTemplate.ernie()), model.config()));
+      this.server =
+          closer.add(
+              GrpcServer.forNode(config)
+                  .name(config.nodeId())
+                  .healthService(config.role().healthServiceName())
+                  .addService(new GenerationGrpcService(router, model.config().name()))
+                  .addService(new NodeStatusService(this::status))
+                  .build());
+      server.start();
+      this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
+      NodeInfo info = registry.register(NodeInfo.starting(config.nodeId(), config.role(), grpcAddress, "", ""));
+      registry.compareAndSet(config.nodeId(), info.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
+      LOG.info("router {} serving the public API at {}", config.nodeId(), grpcAddress);
+      ok = true;
+    } finally {
+      if (!ok) {
+        closer.close();
+      }
+    }
+  }
+
+  public NodeStatus status() {
+    return NodeStatus.newBuilder()
+        .setId(config.nodeId())
+        .setRole("router")
+        .setState(registry.get(config.nodeId()).map(n -> n.state().name()).orElse("ACTIVE"))
+        .setGrpcAddress(grpcAddress)
+        .setRunningSequences(router.inFlight())
+        .setQueuedRequests(router.queued())
+        .build();
+  }
+
+  public String grpcAddress() {
+    return grpcAddress;
+  }
+
+  public int port() {
+    return server.port();
+  }
+
+  public NodeDirectory directory() {
+    return directory;
+  }
+
+  public Router router() {
+    return router;
+  }
+
+  @Override
+  public void close() {
+    try {
+      registry.remove(config.nodeId());
+    } catch (RuntimeException e) {
+      LOG.debug("could not deregister {}: {}", config.nodeId(), e.toString());
+    }
+    closer.close();
+  }
+}

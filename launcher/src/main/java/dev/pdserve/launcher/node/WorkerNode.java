@@ -1,0 +1,227 @@
+package dev.pdserve.launcher.node;
+
+import dev.pdserve.core.cluster.ClusterMember;
+import dev.pdserve.core.cluster.Load;
+import dev.pdserve.core.cluster.NodeInfo;
+import dev.pdserve.core.cluster.NodeRegistry;
+import dev.pdserve.core.cluster.NodeState;
+import dev.pdserve.core.config.ExpertsMode;
+import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.grpc.GrpcServer;
+import dev.pdserve.core.grpc.NodeStatusService;
+import dev.pdserve.core.kv.KvBlockPool;
+import dev.pdserve.core.kv.KvLayout;
+import dev.pdserve.core.kv.flight.KvTransferClient;
+import dev.pdserve.core.kv.flight.KvTransferServer;
+import dev.pdserve.decode.DecodeEngine;
+import dev.pdserve.decode.DecodeOptions;
+import dev.pdserve.decode.DecodeStats;
+import dev.pdserve.decode.grpc.DecodeGrpcService;
+import dev.pdserve.internal.v1.NodeStatus;
+import dev.pdserve.model.engine.ExpertBackend;
+import dev.pdserve.model.engine.ExpertCompute;
+import dev.pdserve.model.engine.LoadedModel;
+import dev.pdserve.model.engine.LocalExperts;
+import dev.pdserve.model.engine.ModelRunner;
+import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.weights.ModelWeights;
+import dev.pdserve.prefill.PrefillEngine;
+import dev.pdserve.prefill.PrefillOptions;
+import dev.pdserve.prefill.PrefillStats;
+import dev.pdserve.prefill.grpc.PrefillGrpcService;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.apache.arrow.flight.Location;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * A worker process: model weights (attention, gates, shared experts, embeddings, LM head), one
+ * paged KV pool, the Flight KV endpoint, and both role services — prefill and decode. Which role
+ * it serves is its entry in the registry. Wiring only: the roles live in their modules.
+ */
+public final class WorkerNode implements AutoCloseable {
+  private static final Logger LOG = LogManager.getLogger(WorkerNode.class);
+
+  private final NodeConfig config;
+  private final Closer closer = new Closer();
+  private final ClusterMember member;
+  private final NodeRegistry registry;
+  private final LoadedModel model;
+  private final KvBlockPool pool;
+  private final KvTransferServer transferServer;
+  private final PrefillEngine prefill;
+  private final DecodeEngine decode;
+  private final GrpcServer server;
+  private final ScheduledExecutorService reporter;
+  private final String grpcAddress;
+  private final String flightAddress;
+  private volatile NodeInfo registered;
+
+  /** Starts a worker; {@code allocator} is the process's Arrow root (a child is used and closed). */
+  public static WorkerNode start(NodeConfig config, BufferAllocator allocator, ExpertBackendFactory experts) throws IOException {
+    return new WorkerNode(config, allocator, experts);
+  }
+
+  /** How a worker gets its routed experts. */
+  @FunctionalInterface
+  public interface ExpertBackendFactory {
+    ExpertBackend create(NodeConfig config, LoadedModel model, ModelWeights weights, ClusterMember member, Closer closer);
+
+    /** Every expert in the worker's process, or on shards when the config says remote. */
+    static ExpertBackendFactory fromConfig() {
+      return (cfg, model, weights, member, closer) -> {
+        if (cfg.engine().expertsMode() == ExpertsMode.REMOTE) {
+          return RemoteExpertsWiring.create(cfg, model, member, closer);
+        }
+        ExpertCompute compute = closer.add(new ExpertCompute(model.config(), weights, OrtRuntime.shared(), ExpertCompute.HostedExperts.ALL));
+        return new LocalExperts(compute);
+      };
+    }
+  }
+
+  private WorkerNode(NodeConfig config, BufferAllocator allocator, ExpertBackendFactory experts) throws IOException {
+    this.config = config;
+    boolean ok = false;
+    try {
+      if (config.role() != NodeRole.PREFILL && config.role() != NodeRole.DECODE) {
+        throw new IllegalArgumentException("a worker's role must be prefill or decode, got " + config.role());
+      }
+      this.member = closer.add(ClusterMember.start(config));
+      this.registry = closer.add(new NodeRegistry(member.hazelcast()));
+      this.model = closer.add(LoadedModel.load(NodeModels.spec(config)));
+      OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(config.engine().ortThreads(), false, true));
+      ModelWeights weights = closer.add(new ModelWeights(model.config(), model.weights(), rt));
+      ModelRunner runner = closer.add(new ModelRunner(model.config(), weights, rt));
+      ExpertBackend backend = experts.create(config, model, weights, member, closer);
+      BufferAllocator mine = closer.add(allocator.newChildAllocator("worker-" + config.nodeId(), 0, Long.MAX_VALUE));
+      KvLayout layout = KvLayout.of(model.config());
+      this.pool = closer.add(new KvBlockPool(mine, "kv-pool", layout, config.engine().kvBudgetBytes()));
+      this.transferServer =
+          closer.add(new KvTransferServer(mine, pool, Location.forGrpcInsecure(config.network().bindHost(), config.network().flightPort())));
+      transferServer.start();
+      KvTransferClient client = closer.add(new KvTransferClient(mine, layout));
+      this.prefill =
+          closer.add(
+              new PrefillEngine(
+                  runner, backend, pool, client, model.tokenizer(),
+                  new PrefillOptions(config.engine().prefillChunkTokens(), Math.max(2048, config.engine().prefillChunkTokens()))));
+      this.decode =
+          closer.add(
+              new DecodeEngine(
+                  runner, backend, pool, transferServer, model.tokenizer(),
+                  new DecodeOptions(config.engine().decodeMaxBatch(), Duration.ofSeconds(60), Duration.ofSeconds(120))));
+      String host = config.network().advertisedHost();
+      this.server =
+          closer.add(
+              GrpcServer.forNode(config)
+                  .name(config.nodeId())
+                  .healthService(config.role().healthServiceName())
+                  .addService(new PrefillGrpcService(prefill))
+                  .addService(new DecodeGrpcService(decode, host, transferServer::port))
+                  .addService(new NodeStatusService(this::status))
+                  .build());
+      server.start();
+      this.grpcAddress = host + ":" + server.port();
+      this.flightAddress = host + ":" + transferServer.port();
+      this.reporter =
+          Executors.newSingleThreadScheduledExecutor(
+              r -> {
+                Thread t = new Thread(r, "load-reporter");
+                t.setDaemon(true);
+                return t;
+              });
+      closer.add(reporter::shutdownNow);
+      NodeInfo info = registry.register(NodeInfo.starting(config.nodeId(), config.role(), grpcAddress, flightAddress, ""));
+      var t = registry.compareAndSet(config.nodeId(), info.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
+      if (!t.applied()) {
+        throw new IllegalStateException("could not mark worker " + config.nodeId() + " ACTIVE: " + t.outcome());
+      }
+      registered = t.node();
+      reporter.scheduleWithFixedDelay(this::report, 0, 200, TimeUnit.MILLISECONDS);
+      LOG.info("worker {} ({}) serving gRPC at {}, KV Flight at {}, {} KV blocks of {} tokens", config.nodeId(), config.role(),
+          grpcAddress, flightAddress, pool.totalBlocks(), layout.blockSize());
+      ok = true;
+    } finally {
+      if (!ok) {
+        closer.close();
+      }
+    }
+  }
+
+  private void report() {
+    try {
+      PrefillStats p = prefill.stats();
+      DecodeStats d = decode.stats();
+      registry.updateLoad(config.nodeId(), new Load(p.queuedPromptTokens(), d.running() + d.waitingForKv(), pool.freeBlocks(), pool.totalBlocks(),
+          config.role() == NodeRole.DECODE ? d.lastStepMillis() : p.lastStepMillis()));
+    } catch (RuntimeException e) {
+      LOG.debug("load report failed: {}", e.toString());
+    }
+  }
+
+  public NodeStatus status() {
+    NodeInfo reg = registry.get(config.nodeId()).orElse(registered);
+    DecodeStats d = decode.stats();
+    PrefillStats p = prefill.stats();
+    return NodeStatus.newBuilder()
+        .setId(config.nodeId())
+        .setRole(reg.role().name().toLowerCase())
+        .setState(reg.state().name())
+        .setEpoch(reg.epoch())
+        .setGrpcAddress(grpcAddress)
+        .setFlightAddress(flightAddress)
+        .setKvFreeBlocks(pool.freeBlocks())
+        .setKvTotalBlocks(pool.totalBlocks())
+        .setRunningSequences(d.running())
+        .setQueuedRequests(p.queuedJobs())
+        .setQueuedPromptTokens(p.queuedPromptTokens())
+        .setMaxBatchSizeSeen(d.maxBatchSeen())
+        .setMeanBatchSize(d.meanBatch())
+        .setSteps(d.steps())
+        .build();
+  }
+
+  public NodeConfig config() {
+    return config;
+  }
+
+  public String id() {
+    return config.nodeId();
+  }
+
+  public String grpcAddress() {
+    return grpcAddress;
+  }
+
+  public KvBlockPool pool() {
+    return pool;
+  }
+
+  public DecodeEngine decode() {
+    return decode;
+  }
+
+  public PrefillEngine prefill() {
+    return prefill;
+  }
+
+  public ClusterMember member() {
+    return member;
+  }
+
+  @Override
+  public void close() {
+    try {
+      registry.remove(config.nodeId());
+    } catch (RuntimeException e) {
+      LOG.debug("could not deregister {}: {}", config.nodeId(), e.toString());
+    }
+    closer.close();
+  }
+}

@@ -1,0 +1,4 @@
+package dev.pdserve.prefill;
+
+/** The first token of a prefilled request, once its whole KV is held by the decode node. */
+public record PrefillResult(int firstToken, double firstLogprob, int cachedTokens, long kvBytes, long computeMicros, long transferMicros) {}

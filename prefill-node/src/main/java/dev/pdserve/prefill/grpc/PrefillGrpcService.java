@@ -1,0 +1,67 @@
+package dev.pdserve.prefill.grpc;
+
+import dev.pdserve.core.grpc.GrpcErrors;
+import dev.pdserve.core.grpc.ProtoConversions;
+import dev.pdserve.internal.v1.PrefillRequest;
+import dev.pdserve.internal.v1.PrefillResponse;
+import dev.pdserve.internal.v1.PrefillServiceGrpc;
+import dev.pdserve.prefill.PrefillEngine;
+import dev.pdserve.prefill.PrefillJob;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+
+/** gRPC adapter of the prefill role: translates and delegates to {@link PrefillEngine}. */
+public final class PrefillGrpcService extends PrefillServiceGrpc.PrefillServiceImplBase {
+  private final PrefillEngine engine;
+
+  public PrefillGrpcService(PrefillEngine engine) {
+    this.engine = engine;
+  }
+
+  @Override
+  public void prefill(PrefillRequest req, StreamObserver<PrefillResponse> observer) {
+    ServerCallStreamObserver<PrefillResponse> out = (ServerCallStreamObserver<PrefillResponse>) observer;
+    PrefillJob job;
+    try {
+      job =
+          new PrefillJob(
+              req.getRequestId(),
+              req.getPromptTokenIdsList().stream().mapToInt(Integer::intValue).toArray(),
+              ProtoConversions.sampling(req.getParams()),
+              req.getSeed(),
+              req.getTransferId(),
+              req.getFlightHost(),
+              req.getFlightPort());
+    } catch (RuntimeException e) {
+      out.onError(GrpcErrors.toException(e));
+      return;
+    }
+    if (job.promptIds().length == 0) {
+      out.onError(GrpcErrors.toException(new IllegalArgumentException("prefill of request " + req.getRequestId() + " has no prompt tokens")));
+      return;
+    }
+    out.setOnCancelHandler(() -> engine.cancel(req.getRequestId()));
+    engine
+        .submit(job)
+        .whenComplete(
+            (r, err) -> {
+              if (out.isCancelled()) {
+                return;
+              }
+              if (err != null) {
+                out.onError(GrpcErrors.toException(err));
+                return;
+              }
+              out.onNext(
+                  PrefillResponse.newBuilder()
+                      .setFirstToken(r.firstToken())
+                      .setFirstLogprob((float) r.firstLogprob())
+                      .setCachedTokens(r.cachedTokens())
+                      .setKvBytes(r.kvBytes())
+                      .setComputeMicros(r.computeMicros())
+                      .setTransferMicros(r.transferMicros())
+                      .build());
+              out.onCompleted();
+            });
+  }
+}

@@ -1,0 +1,43 @@
+package dev.pdserve.router;
+
+import dev.pdserve.core.cluster.NodeInfo;
+import dev.pdserve.model.sampling.SamplingParams;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * The router's calls to prefill and decode nodes (implemented over gRPC in {@code router.grpc}).
+ * Futures fail with {@link dev.pdserve.core.serving.ServingException}s that keep the node's
+ * status class. {@code deadlineNanos} is an absolute {@link System#nanoTime()} deadline, or 0.
+ */
+public interface NodeClients {
+  record Reserved(String transferId, String flightHost, int flightPort) {}
+
+  record FirstToken(int token, double logprob, int cachedTokens, long kvBytes) {}
+
+  /** Receives a decode stream. */
+  interface DecodeListener {
+    void onDelta(int[] tokenIds, String text, float[] logprobs);
+
+    void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens);
+
+    void onError(dev.pdserve.core.serving.ServingException error);
+  }
+
+  /** A call that can be cancelled. */
+  interface Call {
+    void cancel(String why);
+  }
+
+  CompletableFuture<Reserved> reserve(NodeInfo decode, String requestId, int promptTokens, int maxTokens, long deadlineNanos);
+
+  void release(NodeInfo decode, String transferId);
+
+  /** Starts a prefill; {@code onCall} receives the cancellable call before the future completes. */
+  CompletableFuture<FirstToken> prefill(
+      NodeInfo prefill, String requestId, int[] prompt, SamplingParams params, long seed, Reserved target, long deadlineNanos,
+      java.util.function.Consumer<Call> onCall);
+
+  Call decode(
+      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, FirstToken first, SamplingParams params, long seed,
+      long deadlineNanos, DecodeListener listener);
+}

@@ -1,0 +1,79 @@
+package dev.pdserve.router;
+
+import dev.pdserve.core.cluster.Load;
+import dev.pdserve.core.cluster.NodeInfo;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Load-aware choice of prefill and decode nodes: the power of two choices. Two candidates are
+ * drawn at random and the less loaded wins. Prefill load is the prompt tokens queued on the node
+ * (as it last reported, plus what this router sent since); decode load is the running sequences
+ * weighted by KV occupancy (plus this router's streams on it).
+ */
+public final class NodeSelector {
+  private final Map<String, AtomicLong> prefillTokens = new ConcurrentHashMap<>();
+  private final Map<String, AtomicLong> decodeStreams = new ConcurrentHashMap<>();
+
+  public NodeInfo choosePrefill(List<NodeInfo> nodes, List<String> exclude) {
+    return choose(nodes, exclude, this::prefillScore);
+  }
+
+  public NodeInfo chooseDecode(List<NodeInfo> nodes, List<String> exclude) {
+    return choose(nodes, exclude, this::decodeScore);
+  }
+
+  private NodeInfo choose(List<NodeInfo> nodes, List<String> exclude, java.util.function.ToDoubleFunction<NodeInfo> score) {
+    List<NodeInfo> c = nodes.stream().filter(n -> !exclude.contains(n.id())).toList();
+    if (c.isEmpty()) {
+      return null;
+    }
+    if (c.size() == 1) {
+      return c.get(0);
+    }
+    ThreadLocalRandom r = ThreadLocalRandom.current();
+    NodeInfo a = c.get(r.nextInt(c.size()));
+    NodeInfo b = c.get(r.nextInt(c.size() - 1));
+    if (b == a) {
+      b = c.get(c.size() - 1);
+    }
+    double sa = score.applyAsDouble(a);
+    double sb = score.applyAsDouble(b);
+    return sa <= sb ? a : b;
+  }
+
+  double prefillScore(NodeInfo n) {
+    Load l = n.load();
+    return (l == null ? 0 : l.queuedPromptTokens()) + counter(prefillTokens, n.id()).get();
+  }
+
+  double decodeScore(NodeInfo n) {
+    Load l = n.load();
+    double running = (l == null ? 0 : l.runningSequences()) + counter(decodeStreams, n.id()).get();
+    double occupancy = l == null ? 0 : l.kvOccupancy();
+    return running * (1 + 4 * occupancy) + 8 * occupancy;
+  }
+
+  public void prefillStarted(String node, long tokens) {
+    counter(prefillTokens, node).addAndGet(tokens);
+  }
+
+  public void prefillEnded(String node, long tokens) {
+    counter(prefillTokens, node).addAndGet(-tokens);
+  }
+
+  public void decodeStarted(String node) {
+    counter(decodeStreams, node).incrementAndGet();
+  }
+
+  public void decodeEnded(String node) {
+    counter(decodeStreams, node).decrementAndGet();
+  }
+
+  private static AtomicLong counter(Map<String, AtomicLong> m, String id) {
+    return m.computeIfAbsent(id, k -> new AtomicLong());
+  }
+}

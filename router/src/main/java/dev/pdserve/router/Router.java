@@ -1,0 +1,362 @@
+package dev.pdserve.router;
+
+import dev.pdserve.core.cluster.NodeDirectory;
+import dev.pdserve.core.cluster.NodeInfo;
+import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.serving.ServingException;
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.engine.GenerateRequest;
+import dev.pdserve.model.engine.PromptRenderer;
+import dev.pdserve.model.sampling.InvalidRequestException;
+import dev.pdserve.model.sampling.SamplingParams;
+import java.security.SecureRandom;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.apache.logging.log4j.CloseableThreadContext;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * The request lifecycle: validate and tokenize, admit (bounded), reserve KV on a decode node,
+ * prefill on a prefill node (which pushes the KV to the decode node over Flight), then stream the
+ * decode node's tokens to the caller. Cancellation (client cancel, deadline, Abort) stops the
+ * work on both nodes and frees the request's KV. Every accepted request ends with exactly one
+ * completion or one error.
+ */
+public final class Router implements AutoCloseable {
+  private static final Logger LOG = LogManager.getLogger(Router.class);
+  private static final SecureRandom SEEDS = new SecureRandom();
+
+  private final RouterOptions options;
+  private final NodeDirectory nodes;
+  private final NodeClients clients;
+  private final PromptRenderer renderer;
+  private final ModelConfig model;
+  private final NodeSelector selector = new NodeSelector();
+  private final Map<String, Flight> active = new ConcurrentHashMap<>();
+  private final ArrayDeque<Flight> queue = new ArrayDeque<>();
+  private int running; // guarded by queue
+  private volatile boolean closed;
+
+  public Router(RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model) {
+    this.options = options;
+    this.nodes = nodes;
+    this.clients = clients;
+    this.renderer = renderer;
+    this.model = model;
+  }
+
+  public ModelConfig model() {
+    return model;
+  }
+
+  /** A request in flight. */
+  public final class Flight {
+    final GenerateRequest req;
+    final ResponseSink sink;
+    final long deadlineNanos;
+    int[] prompt;
+    long seed;
+    volatile boolean finished;
+    volatile String cancelledBecause;
+    volatile boolean abortedByUser;
+    volatile NodeClients.Call prefillCall;
+    volatile NodeClients.Call decodeCall;
+    volatile NodeInfo decodeNode;
+    volatile NodeInfo prefillNode;
+    volatile NodeClients.Reserved reserved;
+    volatile boolean decodeStarted;
+    long startNanos = System.nanoTime();
+
+    Flight(GenerateRequest req, ResponseSink sink, long deadlineNanos) {
+      this.req = req;
+      this.sink = sink;
+      this.deadlineNanos = deadlineNanos;
+    }
+
+    /** Cancels the request (client went away or its deadline passed): no more output is sent. */
+    public void cancel(String why) {
+      cancelledBecause = why;
+      stopWork(why);
+      Router.this.finish(this); // the caller is gone or out of time: nothing more is sent
+    }
+
+    private void stopWork(String why) {
+      NodeClients.Call p = prefillCall;
+      if (p != null) {
+        p.cancel(why);
+      }
+      NodeClients.Call d = decodeCall;
+      if (d != null) {
+        d.cancel(why);
+      }
+      NodeClients.Reserved r = reserved;
+      NodeInfo dn = decodeNode;
+      if (r != null && dn != null && !decodeStarted) {
+        clients.release(dn, r.transferId());
+      }
+    }
+  }
+
+  /**
+   * Starts a request. Validation and admission errors are thrown (INVALID_ARGUMENT,
+   * ALREADY_EXISTS, RESOURCE_EXHAUSTED, UNAVAILABLE); once it returns, every outcome goes to the
+   * sink exactly once.
+   *
+   * @param deadlineNanos absolute {@link System#nanoTime()} deadline, or 0 for none
+   */
+  public Flight submit(GenerateRequest req, ResponseSink sink, long deadlineNanos) {
+    if (closed) {
+      throw ServingException.unavailable("router is shutting down");
+    }
+    int[] prompt;
+    SamplingParams params = req.sampling();
+    try {
+      prompt = renderer.render(req.prompt(), req.enableThinking());
+      params.validate(prompt.length, model.maxPositions(), model.vocabSize());
+    } catch (InvalidRequestException e) {
+      throw ServingException.invalid(e.getMessage());
+    }
+    if (nodes.active(NodeRole.PREFILL).isEmpty()) {
+      throw ServingException.unavailable("no ACTIVE prefill node in the cluster (prefill nodes: " + nodes.describe(NodeRole.PREFILL) + "); retry when one is up");
+    }
+    if (nodes.active(NodeRole.DECODE).isEmpty()) {
+      throw ServingException.unavailable("no ACTIVE decode node in the cluster (decode nodes: " + nodes.describe(NodeRole.DECODE) + "); retry when one is up");
+    }
+    Flight f = new Flight(req, sink, deadlineNanos);
+    f.prompt = prompt;
+    f.seed = params.seed().orElseGet(SEEDS::nextLong);
+    if (active.putIfAbsent(req.requestId(), f) != null) {
+      throw new ServingException(ServingException.Kind.ALREADY_EXISTS, "request id " + req.requestId() + " is already in flight; use a unique request_id");
+    }
+    boolean startNow;
+    synchronized (queue) {
+      if (running < options.maxActive()) {
+        running++;
+        startNow = true;
+      } else if (queue.size() < options.maxQueued()) {
+        queue.add(f);
+        startNow = false;
+      } else {
+        active.remove(req.requestId(), f);
+        throw ServingException.exhausted(
+            "router queue is full: " + running + " requests running and " + queue.size() + " waiting (limits "
+                + options.maxActive() + " and " + options.maxQueued() + "); retry after 1000 ms");
+      }
+    }
+    if (startNow) {
+      start(f);
+    }
+    return f;
+  }
+
+  /** Aborts a request by id: its stream ends with finish_reason "abort". */
+  public boolean abort(String requestId) {
+    Flight f = active.get(requestId);
+    if (f == null) {
+      return false;
+    }
+    f.abortedByUser = true;
+    f.stopWork("aborted by the client");
+    complete(f, "abort", null, 0, 0);
+    return true;
+  }
+
+  public int inFlight() {
+    return active.size();
+  }
+
+  public int queued() {
+    synchronized (queue) {
+      return queue.size();
+    }
+  }
+
+  private void start(Flight f) {
+    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", f.req.requestId())) {
+      if (f.finished) {
+        return;
+      }
+      if (f.deadlineNanos != 0 && System.nanoTime() > f.deadlineNanos) {
+        fail(f, ServingException.deadline("deadline passed while request " + f.req.requestId() + " waited in the router queue"));
+        return;
+      }
+      reserve(f, new ArrayList<>());
+    }
+  }
+
+  private void reserve(Flight f, List<String> tried) {
+    NodeInfo d = selector.chooseDecode(nodes.active(NodeRole.DECODE), tried);
+    if (d == null) {
+      fail(f, tried.isEmpty()
+          ? ServingException.unavailable("no ACTIVE decode node in the cluster (decode nodes: " + nodes.describe(NodeRole.DECODE) + ")")
+          : ServingException.exhausted("every decode node refused the request's KV reservation (tried " + tried + "); retry after 500 ms"));
+      return;
+    }
+    tried.add(d.id());
+    f.decodeNode = d;
+    clients
+        .reserve(d, f.req.requestId(), f.prompt.length, f.req.sampling().maxTokens(), f.deadlineNanos)
+        .whenComplete(
+            (r, err) -> {
+              if (err != null) {
+                ServingException e = asServing(err);
+                if (e.kind() == ServingException.Kind.RESOURCE_EXHAUSTED || e.kind() == ServingException.Kind.UNAVAILABLE) {
+                  LOG.debug("decode node {} refused {}: {}", d.id(), f.req.requestId(), e.getMessage());
+                  reserve(f, tried);
+                } else {
+                  fail(f, e);
+                }
+                return;
+              }
+              f.reserved = r;
+              if (f.finished) {
+                clients.release(d, r.transferId());
+                return;
+              }
+              prefill(f, new ArrayList<>());
+            });
+  }
+
+  private void prefill(Flight f, List<String> tried) {
+    NodeInfo p = selector.choosePrefill(nodes.active(NodeRole.PREFILL), tried);
+    if (p == null) {
+      releaseReservation(f);
+      fail(f, ServingException.unavailable("no ACTIVE prefill node could take request " + f.req.requestId() + " (tried " + tried + "; prefill nodes: " + nodes.describe(NodeRole.PREFILL) + ")"));
+      return;
+    }
+    tried.add(p.id());
+    f.prefillNode = p;
+    selector.prefillStarted(p.id(), f.prompt.length);
+    clients
+        .prefill(p, f.req.requestId(), f.prompt, f.req.sampling(), f.seed, f.reserved, f.deadlineNanos, call -> f.prefillCall = call)
+        .whenComplete(
+            (first, err) -> {
+              selector.prefillEnded(p.id(), f.prompt.length);
+              f.prefillCall = null;
+              if (f.finished) {
+                releaseReservation(f);
+                return;
+              }
+              if (err != null) {
+                ServingException e = asServing(err);
+                if (e.kind() == ServingException.Kind.UNAVAILABLE && tried.size() < options.prefillAttempts()) {
+                  LOG.warn("prefill node {} unavailable for {}, retrying on another: {}", p.id(), f.req.requestId(), e.getMessage());
+                  prefill(f, tried);
+                  return;
+                }
+                releaseReservation(f);
+                fail(f, e);
+                return;
+              }
+              decode(f, first);
+            });
+  }
+
+  private void decode(Flight f, NodeClients.FirstToken first) {
+    NodeInfo d = f.decodeNode;
+    f.decodeStarted = true;
+    selector.decodeStarted(d.id());
+    f.decodeCall =
+        clients.decode(
+            d, f.req.requestId(), f.reserved, f.prompt, first, f.req.sampling(), f.seed, f.deadlineNanos,
+            new NodeClients.DecodeListener() {
+              @Override
+              public void onDelta(int[] ids, String text, float[] logprobs) {
+                if (!f.finished) {
+                  f.sink.onDelta(ids, text, logprobs);
+                }
+              }
+
+              @Override
+              public void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens) {
+                selector.decodeEnded(d.id());
+                complete(f, finishReason, stopReason, completionTokens, cachedTokens);
+              }
+
+              @Override
+              public void onError(ServingException error) {
+                selector.decodeEnded(d.id());
+                if (!f.finished) {
+                  fail(f, error);
+                }
+              }
+            });
+    if (f.finished) {
+      f.decodeCall.cancel("request ended");
+    }
+  }
+
+  private void releaseReservation(Flight f) {
+    if (f.reserved != null && f.decodeNode != null && !f.decodeStarted) {
+      clients.release(f.decodeNode, f.reserved.transferId());
+    }
+  }
+
+  private void complete(Flight f, String finishReason, String stopReason, int completionTokens, int cachedTokens) {
+    if (finish(f)) {
+      f.sink.onComplete(finishReason, stopReason, f.prompt.length, completionTokens, cachedTokens);
+      LOG.debug("request {} finished ({}) after {} ms", f.req.requestId(), finishReason, (System.nanoTime() - f.startNanos) / 1_000_000);
+    }
+  }
+
+  private void fail(Flight f, ServingException e) {
+    if (finish(f)) {
+      LOG.info("request {} failed: {}", f.req.requestId(), e.toString());
+      f.sink.onError(e);
+    }
+  }
+
+  /** Marks the flight finished exactly once, frees its slot and starts the next queued request. */
+  private boolean finish(Flight f) {
+    synchronized (f) {
+      if (f.finished) {
+        return false;
+      }
+      f.finished = true;
+    }
+    active.remove(f.req.requestId(), f);
+    Flight next = null;
+    synchronized (queue) {
+      if (!queue.remove(f)) {
+        running--;
+        while (!queue.isEmpty() && running < options.maxActive()) {
+          Flight q = queue.poll();
+          if (!q.finished) {
+            running++;
+            next = q;
+            break;
+          }
+        }
+      }
+    }
+    if (next != null) {
+      Flight n = next;
+      java.util.concurrent.ForkJoinPool.commonPool().execute(() -> start(n));
+    }
+    return true;
+  }
+
+  private static ServingException asServing(Throwable t) {
+    Throwable e = t;
+    while ((e instanceof java.util.concurrent.CompletionException || e instanceof java.util.concurrent.ExecutionException) && e.getCause() != null) {
+      e = e.getCause();
+    }
+    if (e instanceof ServingException se) {
+      return se;
+    }
+    return new ServingException(ServingException.Kind.INTERNAL, e.toString(), e);
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    for (Flight f : List.copyOf(active.values())) {
+      f.stopWork("router is shutting down");
+      fail(f, ServingException.unavailable("router is shutting down"));
+    }
+  }
+}

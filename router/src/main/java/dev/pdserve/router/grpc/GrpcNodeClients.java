@@ -1,0 +1,217 @@
+package dev.pdserve.router.grpc;
+
+import dev.pdserve.core.cluster.NodeInfo;
+import dev.pdserve.core.grpc.Channels;
+import dev.pdserve.core.grpc.GrpcErrors;
+import dev.pdserve.core.grpc.ProtoConversions;
+import dev.pdserve.core.serving.ServingException;
+import dev.pdserve.internal.v1.DecodeRequest;
+import dev.pdserve.internal.v1.DecodeServiceGrpc;
+import dev.pdserve.internal.v1.PrefillRequest;
+import dev.pdserve.internal.v1.PrefillResponse;
+import dev.pdserve.internal.v1.PrefillServiceGrpc;
+import dev.pdserve.internal.v1.ReleaseRequest;
+import dev.pdserve.internal.v1.ReleaseResponse;
+import dev.pdserve.internal.v1.ReserveRequest;
+import dev.pdserve.internal.v1.ReserveResponse;
+import dev.pdserve.internal.v1.TokenEvent;
+import dev.pdserve.model.sampling.SamplingParams;
+import dev.pdserve.router.NodeClients;
+import io.grpc.Context;
+import io.grpc.Deadline;
+import io.grpc.Status;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/** {@link NodeClients} over gRPC stubs on cached channels. */
+public final class GrpcNodeClients implements NodeClients {
+  private final Channels channels;
+
+  public GrpcNodeClients(Channels channels) {
+    this.channels = channels;
+  }
+
+  private static <S extends io.grpc.stub.AbstractStub<S>> S withDeadline(S stub, long deadlineNanos) {
+    if (deadlineNanos == 0) {
+      return stub;
+    }
+    return stub.withDeadline(Deadline.after(Math.max(1, deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS));
+  }
+
+  private static ServingException failure(Throwable t, NodeInfo node, String what) {
+    return GrpcErrors.fromStatus(Status.fromThrowable(t), what + " on " + node.role().name().toLowerCase() + " node " + node.id());
+  }
+
+  @Override
+  public CompletableFuture<Reserved> reserve(NodeInfo decode, String requestId, int promptTokens, int maxTokens, long deadlineNanos) {
+    CompletableFuture<Reserved> f = new CompletableFuture<>();
+    ReserveRequest req = ReserveRequest.newBuilder().setRequestId(requestId).setPromptTokens(promptTokens).setMaxTokens(maxTokens).build();
+    Context.ROOT.run(
+        () ->
+            withDeadline(DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())), deadlineNanos)
+                .reserve(
+                    req,
+                    new StreamObserver<>() {
+                      @Override
+                      public void onNext(ReserveResponse r) {
+                        f.complete(new Reserved(r.getTransferId(), r.getFlightHost(), r.getFlightPort()));
+                      }
+
+                      @Override
+                      public void onError(Throwable t) {
+                        f.completeExceptionally(failure(t, decode, "KV reservation"));
+                      }
+
+                      @Override
+                      public void onCompleted() {}
+                    }));
+    return f;
+  }
+
+  @Override
+  public void release(NodeInfo decode, String transferId) {
+    Context.ROOT.run(
+        () ->
+            DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress()))
+                .withDeadlineAfter(10, TimeUnit.SECONDS)
+                .release(
+                    ReleaseRequest.newBuilder().setTransferId(transferId).build(),
+                    new StreamObserver<ReleaseResponse>() {
+                      @Override
+                      public void onNext(ReleaseResponse value) {}
+
+                      @Override
+                      public void onError(Throwable t) {}
+
+                      @Override
+                      public void onCompleted() {}
+                    }));
+  }
+
+  @Override
+  public CompletableFuture<FirstToken> prefill(
+      NodeInfo prefill, String requestId, int[] prompt, SamplingParams params, long seed, Reserved target, long deadlineNanos,
+      Consumer<Call> onCall) {
+    CompletableFuture<FirstToken> f = new CompletableFuture<>();
+    PrefillRequest.Builder req =
+        PrefillRequest.newBuilder()
+            .setRequestId(requestId)
+            .setParams(ProtoConversions.sampling(params))
+            .setSeed(seed)
+            .setTransferId(target.transferId())
+            .setFlightHost(target.flightHost())
+            .setFlightPort(target.flightPort());
+    for (int t : prompt) {
+      req.addPromptTokenIds(t);
+    }
+    Context.CancellableContext ctx = Context.ROOT.withCancellation();
+    onCall.accept(why -> ctx.cancel(Status.CANCELLED.withDescription(why).asRuntimeException()));
+    ctx.run(
+        () ->
+            withDeadline(PrefillServiceGrpc.newStub(channels.get(prefill.grpcAddress())), deadlineNanos)
+                .prefill(
+                    req.build(),
+                    new StreamObserver<>() {
+                      @Override
+                      public void onNext(PrefillResponse r) {
+                        f.complete(new FirstToken(r.getFirstToken(), r.getFirstLogprob(), r.getCachedTokens(), r.getKvBytes()));
+                      }
+
+                      @Override
+                      public void onError(Throwable t) {
+                        f.completeExceptionally(failure(t, prefill, "prefill"));
+                      }
+
+                      @Override
+                      public void onCompleted() {
+                        ctx.close();
+                      }
+                    }));
+    return f;
+  }
+
+  @Override
+  public Call decode(
+      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, FirstToken first, SamplingParams params, long seed,
+      long deadlineNanos, DecodeListener listener) {
+    DecodeRequest.Builder req =
+        DecodeRequest.newBuilder()
+            .setRequestId(requestId)
+            .setTransferId(reservation.transferId())
+            .setFirstToken(first.token())
+            .setFirstLogprob((float) first.logprob())
+            .setParams(ProtoConversions.sampling(params))
+            .setSeed(seed)
+            .setCachedTokens(first.cachedTokens());
+    for (int t : prompt) {
+      req.addPromptTokenIds(t);
+    }
+    ClientCallStreamObserver<?>[] holder = new ClientCallStreamObserver<?>[1];
+    Context.ROOT.run(
+        () ->
+            withDeadline(DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())), deadlineNanos)
+                .decode(
+                    req.build(),
+                    new ClientResponseObserver<DecodeRequest, TokenEvent>() {
+                      private boolean ended;
+
+                      @Override
+                      public void beforeStart(ClientCallStreamObserver<DecodeRequest> stream) {
+                        holder[0] = stream;
+                      }
+
+                      @Override
+                      public void onNext(TokenEvent e) {
+                        if (e.hasDelta()) {
+                          var d = e.getDelta();
+                          float[] lp = new float[d.getLogprobsCount()];
+                          for (int i = 0; i < lp.length; i++) {
+                            lp[i] = d.getLogprobs(i);
+                          }
+                          listener.onDelta(d.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray(), d.getText(), lp);
+                        } else if (e.hasCompletion()) {
+                          ended = true;
+                          var c = e.getCompletion();
+                          listener.onComplete(
+                              c.getFinishReason(), c.getStopReason().isEmpty() ? null : c.getStopReason(), c.getUsage().getPromptTokens(),
+                              c.getUsage().getCompletionTokens(), c.getUsage().getCachedTokens());
+                        }
+                      }
+
+                      @Override
+                      public void onError(Throwable t) {
+                        if (!ended) {
+                          ended = true;
+                          listener.onError(failure(t, decode, "decode"));
+                        }
+                      }
+
+                      @Override
+                      public void onCompleted() {
+                        if (!ended) {
+                          ended = true;
+                          listener.onError(ServingException.unavailable("decode node " + decode.id() + " ended the stream without a completion"));
+                        }
+                      }
+                    }));
+    return why -> {
+      ClientCallStreamObserver<?> s = holder[0];
+      if (s != null) {
+        s.cancel(why, null);
+      }
+    };
+  }
+
+  static int[] ints(java.util.List<Integer> l) {
+    return l.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  static String show(int[] a) {
+    return Arrays.toString(a);
+  }
+}
