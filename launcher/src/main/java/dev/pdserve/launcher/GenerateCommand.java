@@ -85,6 +85,11 @@ final class GenerateCommand implements Callable<Integer> {
     }
     PrintWriter out = spec.commandLine().getOut();
     if (target.router != null) {
+      try {
+        req.sampling().validate(1, Integer.MAX_VALUE / 2, Integer.MAX_VALUE); // the router checks the rest
+      } catch (InvalidRequestException e) {
+        throw badOption(e);
+      }
       return RouterClientRunner.run(target.router, req, json, timeoutSeconds, out, spec.commandLine().getErr());
     }
     try (LoadedModel m = LoadedModel.load(model.spec()); ReferenceEngine engine = new ReferenceEngine(m, OrtRuntime.shared())) {

@@ -42,6 +42,7 @@ public final class RouterNode implements AutoCloseable {
     boolean ok = false;
     try {
       ClusterMember member = closer.add(ClusterMember.start(config));
+      awaitDataMember(member);
       this.registry = closer.add(new NodeRegistry(member.hazelcast()));
       this.directory = closer.add(new NodeDirectory(registry));
       LoadedModel model = closer.add(LoadedModel.load(NodeModels.spec(config)));
@@ -55,6 +56,7 @@ public final class RouterNode implements AutoCloseable {
                   .healthService(config.role().healthServiceName())
                   .addService(new GenerationGrpcService(router, model.config().name()))
                   .addService(new NodeStatusService(this::status))
+                  .addService(new dev.pdserve.router.grpc.AdminGrpcService(directory))
                   .build());
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
@@ -65,6 +67,27 @@ public final class RouterNode implements AutoCloseable {
     } finally {
       if (!ok) {
         closer.close();
+      }
+    }
+  }
+
+  /** A router is a lite member: the registry lives on workers, so wait until one is in the cluster. */
+  private static void awaitDataMember(ClusterMember member) {
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MINUTES.toNanos(3);
+    boolean logged = false;
+    while (member.hazelcast().getCluster().getMembers().stream().allMatch(m -> m.isLiteMember())) {
+      if (System.nanoTime() > deadline) {
+        throw new IllegalStateException("no worker joined the cluster within 3 minutes; start workers with the same --cluster-name and --members");
+      }
+      if (!logged) {
+        LOG.info("router waiting for a worker to join the cluster (the registry lives on workers)");
+        logged = true;
+      }
+      try {
+        Thread.sleep(100);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException("interrupted while waiting for a worker", e);
       }
     }
   }

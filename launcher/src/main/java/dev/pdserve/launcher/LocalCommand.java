@@ -1,0 +1,102 @@
+package dev.pdserve.launcher;
+
+import dev.pdserve.launcher.node.LocalCluster;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+@Command(
+    name = "local",
+    mixinStandardHelpOptions = true,
+    description = "Run a local cluster: every node its own OS process on loopback, the built-in model by default.")
+final class LocalCommand implements Callable<Integer> {
+  @Spec CommandLine.Model.CommandSpec spec;
+
+  @Option(names = "--prefill", defaultValue = "1", description = "Prefill workers. Default: ${DEFAULT-VALUE}.")
+  int prefill;
+
+  @Option(names = "--decode", defaultValue = "1", description = "Decode workers. Default: ${DEFAULT-VALUE}.")
+  int decode;
+
+  @Option(names = "--experts", defaultValue = "0", description = "Expert shards (0 = experts in each worker). Default: ${DEFAULT-VALUE}.")
+  int experts;
+
+  @Option(names = "--ready-file", paramLabel = "FILE", description = "Write the router's host:port as the first line of FILE once every node is ACTIVE.")
+  Path readyFile;
+
+  @Option(names = "--preset", defaultValue = "tiny", description = "Built-in model. Default: ${DEFAULT-VALUE}.")
+  String preset;
+
+  @Option(names = "--model", paramLabel = "DIR", description = "Model directory instead of a preset.")
+  String modelDir;
+
+  @Option(names = "--seed-weights", defaultValue = "42")
+  long seed;
+
+  @Option(names = "--kv-budget", defaultValue = "256m", description = "KV pool per worker. Default: ${DEFAULT-VALUE}.")
+  String kvBudget;
+
+  @Option(names = "--log-level", defaultValue = "INFO", description = "Log level of the nodes. Default: ${DEFAULT-VALUE}.")
+  String logLevel;
+
+  @Option(names = "--node-heap", defaultValue = "768m", description = "Java heap per node. Default: ${DEFAULT-VALUE}.")
+  String heap;
+
+  @Option(names = "--set", paramLabel = "KEY=VALUE", description = "A setting for every node (repeatable).")
+  Map<String, String> settings = new LinkedHashMap<>();
+
+  @Option(names = "--start-timeout", defaultValue = "180", description = "Seconds to wait for every node. Default: ${DEFAULT-VALUE}.")
+  int startTimeout;
+
+  @Override
+  public Integer call() throws Exception {
+    var err = spec.commandLine().getErr();
+    var out = spec.commandLine().getOut();
+    LocalCluster.Spec s = new LocalCluster.Spec(prefill, decode, experts, preset, modelDir, seed, kvBudget, logLevel, settings, heap);
+    out.printf("pdserve local: starting %d prefill, %d decode, %d expert shard(s) and a router (model %s)...%n", prefill, decode, experts,
+        modelDir != null ? modelDir : preset);
+    out.flush();
+    LocalCluster cluster = LocalCluster.start(s, line -> {
+      synchronized (err) {
+        err.println(line);
+        err.flush();
+      }
+    }, Duration.ofSeconds(startTimeout));
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      cluster.close();
+      stopped.countDown();
+    }, "local-cluster-stop"));
+    if (readyFile != null) {
+      Path tmp = readyFile.resolveSibling(readyFile.getFileName() + ".tmp");
+      Files.writeString(tmp, cluster.routerAddress() + "\n", StandardCharsets.UTF_8);
+      Files.move(tmp, readyFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+    out.printf("router listening on %s (every node ACTIVE; processes %s). Ctrl-C stops them all.%n", cluster.routerAddress(), cluster.pids());
+    out.printf("try: bin/pdserve generate --router %s --prompt \"Hello\"%n", cluster.routerAddress());
+    out.flush();
+    LocalCluster.Child dead = null;
+    try {
+      dead = cluster.anyExit().get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    if (dead != null) {
+      err.println("node " + dead.id() + " exited (code " + dead.process().exitValue() + "); stopping the cluster");
+      cluster.close();
+      return 1;
+    }
+    stopped.await();
+    return 0;
+  }
+}

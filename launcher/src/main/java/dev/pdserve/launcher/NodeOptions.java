@@ -1,0 +1,87 @@
+package dev.pdserve.launcher;
+
+import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeConfigLoader;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import picocli.CommandLine.Option;
+
+/**
+ * Options every node process takes. Settings come from {@code --config FILE} (a .properties
+ * file), then {@code PDSERVE_*} environment variables, then these flags; {@code --set KEY=VALUE}
+ * sets any key (see docs/CONFIGURATION in the README).
+ */
+final class NodeOptions {
+  @Option(names = "--config", paramLabel = "FILE", description = "A .properties file of pdserve.* settings.")
+  Path configFile;
+
+  @Option(names = "--set", paramLabel = "KEY=VALUE", description = "Any setting, e.g. --set pdserve.kv.budget-bytes=2g (repeatable).")
+  Map<String, String> set = new LinkedHashMap<>();
+
+  @Option(names = "--node-id", paramLabel = "ID")
+  String nodeId;
+
+  @Option(names = "--bind", paramLabel = "HOST", description = "Address to listen on (default 127.0.0.1).")
+  String bind;
+
+  @Option(names = "--advertise", paramLabel = "HOST", description = "Address other nodes reach this one at.")
+  String advertise;
+
+  @Option(names = "--grpc-port", paramLabel = "N", description = "gRPC port (0 = any free port).")
+  Integer grpcPort;
+
+  @Option(names = "--flight-port", paramLabel = "N", description = "Arrow Flight KV port (0 = any free port).")
+  Integer flightPort;
+
+  @Option(names = "--cluster-name", paramLabel = "NAME")
+  String clusterName;
+
+  @Option(names = "--cluster-port", paramLabel = "N", description = "Hazelcast member port (0 = any).")
+  Integer clusterPort;
+
+  @Option(names = "--members", paramLabel = "HOST:PORT,...", description = "Hazelcast members to join (TCP-IP).")
+  String members;
+
+  @Option(names = "--preset", paramLabel = "NAME", description = "Built-in model (default tiny).")
+  String preset;
+
+  @Option(names = "--model", paramLabel = "DIR", description = "Model directory (config.json + safetensors).")
+  String modelDir;
+
+  @Option(names = "--seed-weights", paramLabel = "N", description = "Seed of a preset's dummy weights (every node must agree).")
+  Long seed;
+
+  @Option(names = "--kv-budget", paramLabel = "SIZE", description = "KV pool memory, e.g. 512m, 2g.")
+  String kvBudget;
+
+  @Option(names = "--ort-threads", paramLabel = "N", description = "ONNX Runtime intra-op threads (0 = all cores).")
+  Integer ortThreads;
+
+  NodeConfig load(String role, Map<String, String> more) {
+    Map<String, String> m = new LinkedHashMap<>();
+    m.put(NodeConfigLoader.ROLE, role);
+    put(m, NodeConfigLoader.NODE_ID, nodeId);
+    put(m, NodeConfigLoader.BIND_HOST, bind);
+    put(m, NodeConfigLoader.ADVERTISED_HOST, advertise);
+    put(m, NodeConfigLoader.GRPC_PORT, grpcPort);
+    put(m, NodeConfigLoader.FLIGHT_PORT, flightPort);
+    put(m, NodeConfigLoader.CLUSTER_NAME, clusterName);
+    put(m, NodeConfigLoader.CLUSTER_PORT, clusterPort);
+    put(m, NodeConfigLoader.CLUSTER_MEMBERS, members);
+    put(m, NodeConfigLoader.MODEL_PRESET, preset);
+    put(m, NodeConfigLoader.MODEL_DIR, modelDir);
+    put(m, NodeConfigLoader.MODEL_SEED, seed);
+    put(m, NodeConfigLoader.KV_BUDGET_BYTES, kvBudget);
+    put(m, NodeConfigLoader.ORT_THREADS, ortThreads);
+    m.putAll(more);
+    m.putAll(set);
+    return NodeConfigLoader.load(configFile, m);
+  }
+
+  private static void put(Map<String, String> m, String key, Object v) {
+    if (v != null) {
+      m.put(key, v.toString());
+    }
+  }
+}

@@ -1,0 +1,31 @@
+package dev.pdserve.launcher;
+
+import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.launcher.node.RouterNode;
+import dev.pdserve.router.RouterOptions;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+@Command(name = "router", mixinStandardHelpOptions = true, description = "Run a router: the public gRPC API of a cluster.")
+final class RouterCommand implements Callable<Integer> {
+  @Spec CommandLine.Model.CommandSpec spec;
+  @Mixin NodeOptions node;
+
+  @Option(names = "--max-active", defaultValue = "256", description = "Requests in flight at once. Default: ${DEFAULT-VALUE}.")
+  int maxActive;
+
+  @Option(names = "--max-queued", defaultValue = "1024", description = "Requests waiting beyond that before refusing. Default: ${DEFAULT-VALUE}.")
+  int maxQueued;
+
+  @Override
+  public Integer call() throws Exception {
+    NodeConfig cfg = node.load("router", Map.of("pdserve.cluster.lite-member", "true"));
+    RouterNode r = RouterNode.start(cfg, new RouterOptions(maxActive, maxQueued, 2));
+    return NodeProcess.serve(r, "router", cfg.nodeId(), r.grpcAddress(), spec.commandLine().getOut());
+  }
+}

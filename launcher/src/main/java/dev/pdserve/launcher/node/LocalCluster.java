@@ -1,0 +1,353 @@
+package dev.pdserve.launcher.node;
+
+import dev.pdserve.internal.v1.AdminServiceGrpc;
+import dev.pdserve.internal.v1.ListNodesRequest;
+import dev.pdserve.internal.v1.NodeStatus;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.lang.management.ManagementFactory;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
+
+/**
+ * A local cluster of OS processes on loopback: a router, prefill and decode workers, and expert
+ * shards, each its own JVM running {@code pdserve <role>} with the same classpath as this one.
+ * Ready once every node is ACTIVE in the router's view; {@link #close()} stops every process it
+ * started (SIGTERM, then a kill after a grace period).
+ */
+public final class LocalCluster implements AutoCloseable {
+  /** What to start. {@code experts} 0 = every worker computes all experts itself. */
+  public record Spec(
+      int prefill, int decode, int experts, String preset, String modelDir, long seed, String kvBudget, String logLevel,
+      Map<String, String> settings, String heap) {
+    public Spec {
+      if (prefill < 1 || decode < 1 || experts < 0) {
+        throw new IllegalArgumentException("a local cluster needs --prefill >= 1, --decode >= 1 and --experts >= 0");
+      }
+      if (experts > 64) {
+        throw new IllegalArgumentException("--experts must be at most 64 (one expert index per shard at least), got " + experts);
+      }
+      settings = Map.copyOf(settings);
+    }
+
+    public static Spec of(int prefill, int decode, int experts) {
+      return new Spec(prefill, decode, experts, "tiny", null, 42, "256m", "WARN", Map.of(), "768m");
+    }
+  }
+
+  /** One started process. */
+  public static final class Child {
+    final String id;
+    final String role;
+    final Process process;
+    final CompletableFuture<String> ready = new CompletableFuture<>();
+    final Deque<String> tail = new ArrayDeque<>();
+
+    Child(String id, String role, Process process) {
+      this.id = id;
+      this.role = role;
+      this.process = process;
+    }
+
+    public String id() {
+      return id;
+    }
+
+    public Process process() {
+      return process;
+    }
+
+    synchronized void remember(String line) {
+      tail.addLast(line);
+      if (tail.size() > 30) {
+        tail.removeFirst();
+      }
+    }
+
+    synchronized String lastLines() {
+      return String.join("\n", tail);
+    }
+  }
+
+  private final List<Child> children = new ArrayList<>();
+  private final Consumer<String> log;
+  private String routerAddress;
+  private volatile boolean closing;
+
+  private LocalCluster(Consumer<String> log) {
+    this.log = log;
+  }
+
+  public static LocalCluster start(Spec spec, Consumer<String> log, Duration timeout) throws IOException, TimeoutException {
+    LocalCluster c = new LocalCluster(log);
+    try {
+      c.launch(spec, timeout);
+      return c;
+    } catch (IOException | TimeoutException | RuntimeException e) {
+      c.close();
+      throw e;
+    }
+  }
+
+  public String routerAddress() {
+    return routerAddress;
+  }
+
+  public List<Child> children() {
+    return List.copyOf(children);
+  }
+
+  /** Completes when any child exits while the cluster is not closing. */
+  public CompletableFuture<Child> anyExit() {
+    CompletableFuture<Child> f = new CompletableFuture<>();
+    for (Child c : children) {
+      c.process.onExit().thenRun(() -> {
+        if (!closing) {
+          f.complete(c);
+        }
+      });
+    }
+    return f;
+  }
+
+  private void launch(Spec spec, Duration timeout) throws IOException, TimeoutException {
+    String cluster = "pdserve-local-" + UUID.randomUUID().toString().substring(0, 8);
+    List<String[]> nodes = new ArrayList<>(); // {id, role}
+    for (int i = 0; i < spec.experts(); i++) {
+      nodes.add(new String[] {"e" + i, "expert"});
+    }
+    for (int i = 0; i < spec.decode(); i++) {
+      nodes.add(new String[] {"d" + i, "decode"});
+    }
+    for (int i = 0; i < spec.prefill(); i++) {
+      nodes.add(new String[] {"p" + i, "prefill"});
+    }
+    nodes.add(new String[] {"router", "router"});
+    int[] ports = freePorts(nodes.size());
+    StringBuilder members = new StringBuilder();
+    for (int p : ports) {
+      members.append(members.length() == 0 ? "" : ",").append("127.0.0.1:").append(p);
+    }
+    List<List<String>> commands = new ArrayList<>();
+    for (int i = 0; i < nodes.size(); i++) {
+      String id = nodes.get(i)[0];
+      String role = nodes.get(i)[1];
+      List<String> cmd = javaCommand(spec);
+      switch (role) {
+        case "expert" -> {
+          cmd.add("expert");
+          int per = 64 / spec.experts();
+          int first = i * per;
+          int last = i == spec.experts() - 1 ? 63 : first + per - 1;
+          cmd.add("--experts");
+          cmd.add(first + "-" + last);
+        }
+        case "prefill", "decode" -> {
+          cmd.add("worker");
+          cmd.add("--role");
+          cmd.add(role);
+          cmd.add("--experts-mode");
+          cmd.add(spec.experts() > 0 ? "remote" : "local");
+          cmd.add("--kv-budget");
+          cmd.add(spec.kvBudget());
+        }
+        default -> cmd.add("router");
+      }
+      cmd.addAll(List.of("--node-id", id, "--bind", "127.0.0.1", "--grpc-port", "0", "--flight-port", "0", "--cluster-name", cluster,
+          "--cluster-port", Integer.toString(ports[i]), "--members", members.toString(), "--seed-weights", Long.toString(spec.seed())));
+      if (spec.modelDir() != null) {
+        cmd.add("--model");
+        cmd.add(spec.modelDir());
+      } else {
+        cmd.add("--preset");
+        cmd.add(spec.preset());
+      }
+      for (Map.Entry<String, String> e : spec.settings().entrySet()) {
+        cmd.add("--set");
+        cmd.add(e.getKey() + "=" + e.getValue());
+      }
+      commands.add(cmd);
+    }
+    long deadline = System.nanoTime() + timeout.toNanos();
+    // The first node seeds the Hazelcast cluster; the others join it; the router (a lite member,
+    // which holds no registry data) comes last.
+    int last = nodes.size() - 1;
+    spawn(nodes.get(0), commands.get(0));
+    awaitReady(children.subList(0, 1), deadline, timeout);
+    for (int i = 1; i < last; i++) {
+      spawn(nodes.get(i), commands.get(i));
+    }
+    awaitReady(children.subList(1, children.size()), deadline, timeout);
+    spawn(nodes.get(last), commands.get(last));
+    awaitReady(children.subList(last, last + 1), deadline, timeout);
+    awaitActive(spec, deadline);
+  }
+
+  private void spawn(String[] node, List<String> cmd) throws IOException {
+    Process p = new ProcessBuilder(cmd).start();
+    Child child = new Child(node[0], node[1], p);
+    children.add(child);
+    pump(child, p.getInputStream(), true);
+    pump(child, p.getErrorStream(), false);
+  }
+
+  private void awaitReady(List<Child> which, long deadline, Duration timeout) throws IOException, TimeoutException {
+    for (Child c : List.copyOf(which)) {
+      try {
+        String line = c.ready.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        if (c.role.equals("router")) {
+          routerAddress = line.substring(line.indexOf("grpc=") + 5).trim();
+        }
+      } catch (TimeoutException e) {
+        throw new TimeoutException("node " + c.id + " did not start within " + timeout + "; its last output:\n" + c.lastLines());
+      } catch (java.util.concurrent.ExecutionException e) {
+        throw new IOException("node " + c.id + " failed to start: " + e.getCause().getMessage() + "; its last output:\n" + c.lastLines());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted while starting the cluster");
+      }
+    }
+  }
+
+  /** Waits until the router sees every node ACTIVE. */
+  private void awaitActive(Spec spec, long deadline) throws TimeoutException {
+    int expected = spec.prefill() + spec.decode() + spec.experts() + 1;
+    ManagedChannel ch = NettyChannelBuilder.forTarget(routerAddress).usePlaintext().build();
+    try {
+      List<NodeStatus> last = List.of();
+      while (System.nanoTime() < deadline) {
+        try {
+          last = AdminServiceGrpc.newBlockingStub(ch).withDeadlineAfter(5, TimeUnit.SECONDS).listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
+          long active = last.stream().filter(n -> n.getState().equals("ACTIVE")).count();
+          if (active >= expected) {
+            return;
+          }
+        } catch (RuntimeException e) {
+          // the router may not answer yet
+        }
+        Thread.sleep(100);
+      }
+      throw new TimeoutException("not every node became ACTIVE in time; the router sees: " + last.stream().map(n -> n.getId() + "=" + n.getState()).toList());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new TimeoutException("interrupted");
+    } finally {
+      ch.shutdownNow();
+    }
+  }
+
+  private static List<String> javaCommand(Spec spec) {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(ProcessHandle.current().info().command().orElse("java"));
+    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (a.startsWith("--add-") || a.startsWith("-Djava.util.logging.manager") || a.startsWith("-Dhazelcast.")) {
+        cmd.add(a);
+      }
+    }
+    cmd.add("-Xmx" + spec.heap());
+    cmd.add("-XX:+UseSerialGC");
+    cmd.add("-Dpdserve.log.level=" + spec.logLevel());
+    cmd.add("-Dhazelcast.logging.type=log4j2");
+    cmd.add("-Dhazelcast.phone.home.enabled=false");
+    cmd.add("-cp");
+    cmd.add(System.getProperty("java.class.path"));
+    cmd.add("dev.pdserve.launcher.Main");
+    return cmd;
+  }
+
+  private void pump(Child child, InputStream in, boolean stdout) {
+    Thread t =
+        new Thread(
+            () -> {
+              try (BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = r.readLine()) != null) {
+                  child.remember(line);
+                  if (stdout && line.startsWith("PDSERVE-READY")) {
+                    child.ready.complete(line);
+                  } else {
+                    log.accept("[" + child.id + "] " + line);
+                  }
+                }
+              } catch (IOException e) {
+                // the process ended
+              }
+              if (stdout) {
+                child.ready.completeExceptionally(new IOException("exited with code " + exitCode(child.process)));
+              }
+            },
+            "local-" + child.id + (stdout ? "-out" : "-err"));
+    t.setDaemon(true);
+    t.start();
+  }
+
+  private static String exitCode(Process p) {
+    try {
+      return Integer.toString(p.waitFor());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return "?";
+    }
+  }
+
+  private static int[] freePorts(int n) throws IOException {
+    int[] ports = new int[n];
+    List<ServerSocket> held = new ArrayList<>();
+    try {
+      for (int i = 0; i < n; i++) {
+        ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress());
+        held.add(s);
+        ports[i] = s.getLocalPort();
+      }
+    } finally {
+      for (ServerSocket s : held) {
+        s.close();
+      }
+    }
+    return ports;
+  }
+
+  /** Stops every process: SIGTERM, then a forced kill after 15 s. */
+  @Override
+  public void close() {
+    closing = true;
+    for (Child c : children) {
+      c.process.destroy();
+    }
+    for (Child c : children) {
+      try {
+        if (!c.process.waitFor(15, TimeUnit.SECONDS)) {
+          c.process.destroyForcibly();
+          c.process.waitFor(5, TimeUnit.SECONDS);
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        c.process.destroyForcibly();
+      }
+    }
+  }
+
+  public Map<String, Long> pids() {
+    Map<String, Long> m = new LinkedHashMap<>();
+    for (Child c : children) {
+      m.put(c.id, c.process.pid());
+    }
+    return m;
+  }
+}
