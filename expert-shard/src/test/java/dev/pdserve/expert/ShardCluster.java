@@ -6,6 +6,7 @@ import dev.pdserve.core.experts.RemoteExperts;
 import dev.pdserve.core.experts.ShardDirectory;
 import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.expert.grpc.ExpertShardServer;
+import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.weights.ModelWeights;
 import java.io.IOException;
@@ -21,10 +22,16 @@ final class ShardCluster implements AutoCloseable {
   final Map<String, ExpertShardServer> servers = new LinkedHashMap<>();
   final Map<String, String> addresses = new TreeMap<>();
   final Channels channels = new Channels(Channels.Settings.defaults());
+  private ModelConfig cfg = TinyModel.CFG;
 
-  /** Starts one shard per entry, e.g. {@code "shard-a" → "0-31"}. */
+  /** Starts one tiny-model shard per entry, e.g. {@code "shard-a" → "0-31"}. */
   static ShardCluster start(ModelWeights weights, Map<String, String> rangesById) {
+    return start(weights, rangesById, TinyModel.CFG);
+  }
+
+  static ShardCluster start(ModelWeights weights, Map<String, String> rangesById, ModelConfig model) {
     ShardCluster c = new ShardCluster();
+    c.cfg = model;
     try {
       rangesById.forEach((id, range) -> {
         ExpertRange r = ExpertRange.parse(range);
@@ -52,7 +59,7 @@ final class ShardCluster implements AutoCloseable {
   }
 
   ExpertPlacement placement(long version) {
-    return ExpertPlacement.fromShardRanges(TinyModel.CFG, ranges).withVersion(version);
+    return ExpertPlacement.fromShardRanges(cfg, ranges).withVersion(version);
   }
 
   RemoteExperts remote() {
