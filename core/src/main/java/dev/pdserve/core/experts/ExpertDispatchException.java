@@ -36,12 +36,18 @@ public final class ExpertDispatchException extends RuntimeException {
         "expert shard " + shardId + ", layer " + layer + ": " + problem, shardId, layer, Status.UNAVAILABLE.withDescription(problem), null);
   }
 
+  /** The calling thread was interrupted while shards were computing (their calls are cancelled). */
+  static ExpertDispatchException interrupted(int layer, InterruptedException cause) {
+    return new ExpertDispatchException(
+        "layer " + layer + ": interrupted while waiting for expert shards", null, layer, Status.CANCELLED.withDescription("interrupted"), cause);
+  }
+
   /** No shard to send to: the placement lacks an expert, or there is no placement yet. */
   static ExpertDispatchException unplaced(int layer, String problem) {
     return new ExpertDispatchException("layer " + layer + ": " + problem, null, layer, Status.UNAVAILABLE.withDescription(problem), null);
   }
 
-  /** The shard that failed; null when the failure is not one shard's (no placement for an expert). */
+  /** The shard that failed; null when the failure is not one shard's (no placement for an expert, an interrupt). */
   public String shardId() {
     return shardId;
   }

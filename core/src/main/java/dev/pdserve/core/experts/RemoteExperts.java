@@ -216,7 +216,7 @@ public final class RemoteExperts implements ExpertBackend {
         throw firstFailure(slices, addresses, futures, layer, p.version(), e);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        throw ExpertDispatchException.shardProblem(slices.get(0).shardId(), layer, "interrupted while waiting for expert shards");
+        throw ExpertDispatchException.interrupted(layer, e);
       }
       for (int i = 0; i < slices.size(); i++) { // shard id order: a fixed summation order
         DispatchPlan.Slice s = slices.get(i);
