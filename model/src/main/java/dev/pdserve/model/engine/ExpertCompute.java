@@ -63,11 +63,18 @@ public final class ExpertCompute implements AutoCloseable {
     return hosted;
   }
 
+  /** Expert id of a slot that is not to be computed here (another process computes it). */
+  public static final int NO_EXPERT = -1;
+
   /**
    * Adds, for every (row, slot) whose expert is hosted here, {@code (double)(w · y)} into {@code
-   * acc[row·H + d]}. Rows whose experts live elsewhere are left for other processes.
+   * acc[row·H + d]}. Slots whose experts live elsewhere, and slots whose id is negative ({@link
+   * #NO_EXPERT}), are left for other processes and contribute nothing. Each expert runs once, on
+   * its rows in ascending row order, so its output rows do not depend on which other experts run.
+   *
+   * @return the number of distinct experts run
    */
-  public void accumulate(RoutedBatch batch, double[] acc) {
+  public int accumulate(RoutedBatch batch, double[] acc) {
     int h = batch.hidden();
     int k = batch.topK();
     int layer = batch.layer();
@@ -77,7 +84,11 @@ public final class ExpertCompute implements AutoCloseable {
     for (int r = 0; r < batch.rows(); r++) {
       int g = batch.group()[r];
       for (int j = 0; j < k; j++) {
-        int e = (int) batch.expertIds()[r * k + j];
+        long id = batch.expertIds()[r * k + j];
+        if (id < 0) {
+          continue;
+        }
+        int e = (int) id;
         if (!hosted.hosts(layer, g, e)) {
           continue;
         }
@@ -111,6 +122,7 @@ public final class ExpertCompute implements AutoCloseable {
         }
       }
     }
+    return buckets.size();
   }
 
   private float[] run(int layer, int g, int e, float[] x, int rows) {

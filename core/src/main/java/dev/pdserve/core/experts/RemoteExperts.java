@@ -1,0 +1,274 @@
+package dev.pdserve.core.experts;
+
+import com.google.common.util.concurrent.Futures;
+import com.google.common.util.concurrent.ListenableFuture;
+import com.google.common.util.concurrent.MoreExecutors;
+import dev.pdserve.core.cluster.ExpertPlacement;
+import dev.pdserve.core.cluster.ExpertPlacementStore;
+import dev.pdserve.core.cluster.Subscription;
+import dev.pdserve.core.grpc.Channels;
+import dev.pdserve.internal.v1.DispatchRequest;
+import dev.pdserve.internal.v1.DispatchResponse;
+import dev.pdserve.internal.v1.ExpertServiceGrpc;
+import dev.pdserve.model.engine.ExpertBackend;
+import dev.pdserve.model.engine.RoutedBatch;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+import org.apache.logging.log4j.ThreadContext;
+
+/**
+ * Routed experts computed by expert shards over gRPC ({@code ExpertService.Dispatch}). Per call
+ * (one MoE layer of one step) it splits the batch with {@link DispatchPlan} under the placement
+ * current at the start of the call, sends one request per shard (all of them at once, each with
+ * the call deadline), and adds the shards' float64 partial sums in shard id order before rounding
+ * once to float — the same floats as {@link dev.pdserve.model.engine.LocalExperts}.
+ *
+ * <p>The placement changes only between calls: {@link #updatePlacement} (or {@link #followStore})
+ * swaps in a newer version, which the next call picks up; a call in flight keeps the one it
+ * started with. Results do not depend on the placement, so a step whose layers straddle a switch is
+ * still exact.
+ *
+ * <p>Tensors travel as protobuf bytes: a 1,024-token prefill at hidden 2560 sends 10 MiB of hidden
+ * states and gets 20 MiB of float64 partials back, well past gRPC's 4 MiB default, so every call
+ * sets its inbound and outbound limits to {@link Settings#maxMessageBytes()}; shards accept as
+ * much. Thread-safe; it owns no resources (the {@link Channels} are the caller's).
+ */
+public final class RemoteExperts implements ExpertBackend {
+  private static final Logger LOG = LogManager.getLogger(RemoteExperts.class);
+
+  /**
+   * Answers up to this size (decode-sized batches) are parsed and handed over on the transport
+   * thread, saving a thread hop per call (~10-15% of a small call's latency on loopback); larger
+   * ones (prefill) go through the channels' callback pool so that parsing megabytes does not hold
+   * up a Netty event loop shared by other channels.
+   */
+  static final long DIRECT_CALLBACK_MAX_BYTES = 1 << 20;
+
+  /**
+   * @param deadline per call: every shard request of one layer must answer within it
+   * @param maxMessageBytes largest request or response of one shard call
+   */
+  public record Settings(Duration deadline, int maxMessageBytes) {
+    /** 256 MiB: a 4k-token prefill at hidden 2560 answers with 80 MiB of partials. */
+    public static final int DEFAULT_MAX_MESSAGE_BYTES = 256 << 20;
+
+    public Settings {
+      if (deadline == null || deadline.isNegative() || deadline.isZero()) {
+        throw new IllegalArgumentException("expert dispatch deadline must be > 0, got " + deadline);
+      }
+      if (maxMessageBytes < 1) {
+        throw new IllegalArgumentException("expert dispatch maxMessageBytes must be >= 1, got " + maxMessageBytes);
+      }
+    }
+
+    public static Settings defaults() {
+      return new Settings(Duration.ofSeconds(10), DEFAULT_MAX_MESSAGE_BYTES);
+    }
+
+    public Settings withDeadline(Duration d) {
+      return new Settings(d, maxMessageBytes);
+    }
+  }
+
+  private final ShardDirectory directory;
+  private final Channels channels;
+  private final Settings settings;
+  private final AtomicReference<ExpertPlacement> placement = new AtomicReference<>();
+  private final DispatchMetrics metrics = new DispatchMetrics();
+
+  /**
+   * @param initial the placement to start with; null to wait for {@link #updatePlacement} (calls
+   *     fail until then)
+   * @param directory shard id → gRPC address
+   * @param channels the client channels (owned by the caller)
+   */
+  public RemoteExperts(ExpertPlacement initial, ShardDirectory directory, Channels channels, Settings settings) {
+    this.directory = directory;
+    this.channels = channels;
+    this.settings = settings;
+    if (initial != null) {
+      placement.set(initial);
+    }
+  }
+
+  /** The placement the next call will use; null if none yet. */
+  public ExpertPlacement placement() {
+    return placement.get();
+  }
+
+  public DispatchMetrics metrics() {
+    return metrics;
+  }
+
+  /**
+   * Adopts {@code next} for the calls that start from now on, if it is newer than the current
+   * placement (older or equal versions are ignored: events may arrive late or twice).
+   *
+   * @return whether it was adopted
+   */
+  public boolean updatePlacement(ExpertPlacement next) {
+    while (true) {
+      ExpertPlacement cur = placement.get();
+      if (cur != null && next.version() <= cur.version()) {
+        return false;
+      }
+      if (placement.compareAndSet(cur, next)) {
+        LOG.info("expert placement v{} adopted ({} shards)", next.version(), next.shardIds().size());
+        return true;
+      }
+    }
+  }
+
+  /**
+   * Follows the registry: adopts its current placement now and every newly published one. Close
+   * the returned subscription to stop.
+   */
+  public Subscription followStore(ExpertPlacementStore store) {
+    Subscription sub = store.onPublish(this::updatePlacement);
+    store.current().ifPresent(this::updatePlacement);
+    return sub;
+  }
+
+  @Override
+  public float[] routed(RoutedBatch batch) {
+    int h = batch.hidden();
+    double[] acc = new double[batch.rows() * h];
+    ExpertPlacement p = placement.get();
+    if (batch.rows() > 0) {
+      if (p == null) {
+        throw ExpertDispatchException.unplaced(batch.layer(), "no expert placement has been published yet");
+      }
+      DispatchPlan plan = DispatchPlan.of(batch, p);
+      if (!plan.slices().isEmpty()) {
+        dispatch(batch, p, plan, acc);
+      }
+    }
+    float[] out = new float[acc.length];
+    for (int i = 0; i < acc.length; i++) {
+      out[i] = (float) acc[i];
+    }
+    return out;
+  }
+
+  private void dispatch(RoutedBatch batch, ExpertPlacement p, DispatchPlan plan, double[] acc) {
+    int layer = batch.layer();
+    int h = batch.hidden();
+    List<DispatchPlan.Slice> slices = plan.slices();
+    List<String> addresses = new ArrayList<>(slices.size());
+    List<ListenableFuture<DispatchResponse>> futures = new ArrayList<>(slices.size());
+    String requestId = ThreadContext.get("requestId");
+    long start = System.nanoTime();
+    boolean ok = false;
+    try {
+      for (DispatchPlan.Slice s : slices) {
+        String address =
+            directory
+                .address(s.shardId())
+                .orElseThrow(() -> ExpertDispatchException.shardProblem(s.shardId(), layer, "the shard has no known gRPC address (not registered?)"));
+        addresses.add(address);
+        ManagedChannel channel;
+        try {
+          channel = channels.get(address);
+        } catch (IllegalArgumentException e) {
+          throw ExpertDispatchException.shardProblem(s.shardId(), layer, "bad address '" + address + "': " + e.getMessage());
+        }
+        DispatchRequest.Builder req =
+            DispatchRequest.newBuilder()
+                .setRequestId(requestId == null ? "batch" : requestId)
+                .setLayer(layer)
+                .setRows(s.rows())
+                .setHidden(h)
+                .setTopK(batch.topK())
+                .setHn(DispatchCodec.floats(s.hn()))
+                .setPlacementVersion(p.version());
+        for (int g : s.group()) {
+          req.addGroup(g);
+        }
+        for (int e : s.expertIds()) {
+          req.addExpertIds(e);
+        }
+        for (float w : s.weights()) {
+          req.addWeights(w);
+        }
+        ExpertServiceGrpc.ExpertServiceFutureStub stub =
+            ExpertServiceGrpc.newFutureStub(channel)
+                .withDeadlineAfter(settings.deadline().toNanos(), TimeUnit.NANOSECONDS)
+                .withMaxInboundMessageSize(settings.maxMessageBytes())
+                .withMaxOutboundMessageSize(settings.maxMessageBytes());
+        if ((long) s.rows() * h * Double.BYTES <= DIRECT_CALLBACK_MAX_BYTES) {
+          stub = stub.withExecutor(MoreExecutors.directExecutor());
+        }
+        futures.add(stub.dispatch(req.build()));
+        metrics.sent(s.shardId(), s.rows(), s.slots());
+      }
+      List<DispatchResponse> responses;
+      try {
+        responses = Futures.allAsList(futures).get();
+      } catch (ExecutionException e) {
+        throw firstFailure(slices, addresses, futures, layer, p.version(), e);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw ExpertDispatchException.interrupted(layer, e);
+      }
+      for (int i = 0; i < slices.size(); i++) { // shard id order: a fixed summation order
+        DispatchPlan.Slice s = slices.get(i);
+        double[] partial;
+        try {
+          partial = DispatchCodec.toDoubles(responses.get(i).getPartial());
+        } catch (IllegalArgumentException e) {
+          throw ExpertDispatchException.shardProblem(s.shardId(), layer, "malformed partial sums: " + e.getMessage());
+        }
+        if (partial.length != s.rows() * h) {
+          throw ExpertDispatchException.shardProblem(
+              s.shardId(), layer, "returned " + partial.length + " partial values, expected " + s.rows() + " rows × " + h);
+        }
+        int[] rowIndex = s.rowIndex();
+        for (int r = 0; r < rowIndex.length; r++) {
+          int ao = rowIndex[r] * h;
+          int po = r * h;
+          for (int d = 0; d < h; d++) {
+            acc[ao + d] += partial[po + d];
+          }
+        }
+      }
+      ok = true;
+    } finally {
+      if (!ok) {
+        futures.forEach(f -> f.cancel(true));
+      }
+      metrics.call(System.nanoTime() - start, ok);
+    }
+  }
+
+  /** The first failed shard in shard id order (deterministic when several failed). */
+  private ExpertDispatchException firstFailure(
+      List<DispatchPlan.Slice> slices, List<String> addresses, List<ListenableFuture<DispatchResponse>> futures, int layer, long version,
+      ExecutionException any) {
+    for (int i = 0; i < futures.size(); i++) {
+      ListenableFuture<DispatchResponse> f = futures.get(i);
+      if (!f.isDone() || f.isCancelled()) {
+        continue;
+      }
+      try {
+        Futures.getDone(f);
+      } catch (ExecutionException e) {
+        String shard = slices.get(i).shardId();
+        metrics.shardFailed(shard);
+        ExpertDispatchException ex =
+            ExpertDispatchException.shardFailed(shard, addresses.get(i), layer, version, Status.fromThrowable(e.getCause()), e.getCause());
+        LOG.warn("{}", ex.getMessage());
+        return ex;
+      }
+    }
+    return ExpertDispatchException.shardFailed(
+        slices.get(0).shardId(), addresses.get(0), layer, version, Status.fromThrowable(any.getCause()), any.getCause());
+  }
+}
