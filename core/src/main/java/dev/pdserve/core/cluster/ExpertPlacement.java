@@ -97,6 +97,54 @@ public record ExpertPlacement(long version, Map<ExpertKey, List<String>> shards)
    * @throws IllegalArgumentException if some expert of some group is hosted by no shard, or a range
    *     lies wholly outside every group
    */
+  /**
+   * This placement with {@code shardId} added as a host of experts {@code range} of every MoE
+   * layer and every group (version unchanged: publishing assigns the next one).
+   */
+  public ExpertPlacement withShard(ModelConfig model, String shardId, ExpertRange range) {
+    java.util.Map<ExpertKey, List<String>> next = new java.util.TreeMap<>();
+    shards.forEach((k, v) -> next.put(k, new java.util.ArrayList<>(v)));
+    for (int l = 0; l < model.numLayers(); l++) {
+      for (int g : model.groupsInLayer(l)) {
+        int experts = model.expertGroups().get(g).numExperts();
+        for (int e = range.first(); e <= Math.min(range.last(), experts - 1); e++) {
+          List<String> hosts = next.computeIfAbsent(new ExpertKey(l, g, e), x -> new java.util.ArrayList<>());
+          if (!hosts.contains(shardId)) {
+            hosts.add(shardId);
+          }
+        }
+      }
+    }
+    return new ExpertPlacement(version, next);
+  }
+
+  /** This placement without {@code shardId} (experts only it hosted have no host any more). */
+  public ExpertPlacement withoutShard(String shardId) {
+    java.util.Map<ExpertKey, List<String>> next = new java.util.TreeMap<>();
+    shards.forEach((k, v) -> {
+      List<String> hosts = new java.util.ArrayList<>(v);
+      hosts.remove(shardId);
+      if (!hosts.isEmpty()) {
+        next.put(k, hosts);
+      }
+    });
+    return new ExpertPlacement(version, next);
+  }
+
+  /** Whether every expert of every MoE layer of {@code model} has at least one host. */
+  public boolean covers(ModelConfig model) {
+    for (int l = 0; l < model.numLayers(); l++) {
+      for (int g : model.groupsInLayer(l)) {
+        for (int e = 0; e < model.expertGroups().get(g).numExperts(); e++) {
+          if (shardsFor(l, g, e).isEmpty()) {
+            return false;
+          }
+        }
+      }
+    }
+    return true;
+  }
+
   public static ExpertPlacement fromShardRanges(ModelConfig model, Map<String, ExpertRange> rangesByShard) {
     Map<String, ExpertRange> ranges = new TreeMap<>(rangesByShard);
     if (ranges.isEmpty()) {

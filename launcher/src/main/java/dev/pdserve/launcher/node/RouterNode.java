@@ -2,9 +2,7 @@ package dev.pdserve.launcher.node;
 
 import dev.pdserve.core.cluster.ClusterMember;
 import dev.pdserve.core.cluster.NodeDirectory;
-import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.cluster.NodeRegistry;
-import dev.pdserve.core.cluster.NodeState;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.core.grpc.GrpcServer;
@@ -60,8 +58,8 @@ public final class RouterNode implements AutoCloseable {
                   .build());
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
-      NodeInfo info = registry.register(NodeInfo.starting(config.nodeId(), config.role(), grpcAddress, "", ""));
-      registry.compareAndSet(config.nodeId(), info.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
+      closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, "", () ->
+          new dev.pdserve.core.cluster.Load(0, router.inFlight(), 0, 0, 0), 1000));
       LOG.info("router {} serving the public API at {}", config.nodeId(), grpcAddress);
       ok = true;
     } finally {
@@ -121,11 +119,6 @@ public final class RouterNode implements AutoCloseable {
 
   @Override
   public void close() {
-    try {
-      registry.remove(config.nodeId());
-    } catch (RuntimeException e) {
-      LOG.debug("could not deregister {}: {}", config.nodeId(), e.toString());
-    }
     closer.close();
   }
 }

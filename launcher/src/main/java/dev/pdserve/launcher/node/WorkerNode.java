@@ -4,7 +4,6 @@ import dev.pdserve.core.cluster.ClusterMember;
 import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.cluster.NodeRegistry;
-import dev.pdserve.core.cluster.NodeState;
 import dev.pdserve.core.config.ExpertsMode;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
@@ -32,9 +31,6 @@ import dev.pdserve.prefill.PrefillStats;
 import dev.pdserve.prefill.grpc.PrefillGrpcService;
 import java.io.IOException;
 import java.time.Duration;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
 import org.apache.arrow.flight.Location;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.logging.log4j.LogManager;
@@ -58,10 +54,9 @@ public final class WorkerNode implements AutoCloseable {
   private final PrefillEngine prefill;
   private final DecodeEngine decode;
   private final GrpcServer server;
-  private final ScheduledExecutorService reporter;
+  private final RegistryPresence presence;
   private final String grpcAddress;
   private final String flightAddress;
-  private volatile NodeInfo registered;
 
   /** Starts a worker; {@code allocator} is the process's Arrow root (a child is used and closed). */
   public static WorkerNode start(NodeConfig config, BufferAllocator allocator, ExpertBackendFactory experts) throws IOException {
@@ -129,21 +124,7 @@ public final class WorkerNode implements AutoCloseable {
       server.start();
       this.grpcAddress = host + ":" + server.port();
       this.flightAddress = host + ":" + transferServer.port();
-      this.reporter =
-          Executors.newSingleThreadScheduledExecutor(
-              r -> {
-                Thread t = new Thread(r, "load-reporter");
-                t.setDaemon(true);
-                return t;
-              });
-      closer.add(reporter::shutdownNow);
-      NodeInfo info = registry.register(NodeInfo.starting(config.nodeId(), config.role(), grpcAddress, flightAddress, ""));
-      var t = registry.compareAndSet(config.nodeId(), info.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
-      if (!t.applied()) {
-        throw new IllegalStateException("could not mark worker " + config.nodeId() + " ACTIVE: " + t.outcome());
-      }
-      registered = t.node();
-      reporter.scheduleWithFixedDelay(this::report, 0, 200, TimeUnit.MILLISECONDS);
+      this.presence = closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, flightAddress, this::load, 200));
       LOG.info("worker {} ({}) serving gRPC at {}, KV Flight at {}, {} KV blocks of {} tokens", config.nodeId(), config.role(),
           grpcAddress, flightAddress, pool.totalBlocks(), layout.blockSize());
       ok = true;
@@ -154,19 +135,15 @@ public final class WorkerNode implements AutoCloseable {
     }
   }
 
-  private void report() {
-    try {
-      PrefillStats p = prefill.stats();
-      DecodeStats d = decode.stats();
-      registry.updateLoad(config.nodeId(), new Load(p.queuedPromptTokens(), d.running() + d.waitingForKv(), pool.freeBlocks(), pool.totalBlocks(),
-          config.role() == NodeRole.DECODE ? d.lastStepMillis() : p.lastStepMillis()));
-    } catch (RuntimeException e) {
-      LOG.debug("load report failed: {}", e.toString());
-    }
+  private Load load() {
+    PrefillStats p = prefill.stats();
+    DecodeStats d = decode.stats();
+    return new Load(p.queuedPromptTokens(), d.running() + d.waitingForKv(), pool.freeBlocks(), pool.totalBlocks(),
+        config.role() == NodeRole.DECODE ? d.lastStepMillis() : p.lastStepMillis());
   }
 
   public NodeStatus status() {
-    NodeInfo reg = registry.get(config.nodeId()).orElse(registered);
+    NodeInfo reg = registry.get(config.nodeId()).orElse(presence.current());
     DecodeStats d = decode.stats();
     PrefillStats p = prefill.stats();
     return NodeStatus.newBuilder()
@@ -217,11 +194,6 @@ public final class WorkerNode implements AutoCloseable {
 
   @Override
   public void close() {
-    try {
-      registry.remove(config.nodeId());
-    } catch (RuntimeException e) {
-      LOG.debug("could not deregister {}: {}", config.nodeId(), e.toString());
-    }
     closer.close();
   }
 }

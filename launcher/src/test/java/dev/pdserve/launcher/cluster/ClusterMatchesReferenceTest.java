@@ -19,7 +19,6 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Test;
 
 /**
  * DESIGN.md invariant 1 in one JVM with real servers: greedy outputs through router → prefill →
@@ -81,9 +80,10 @@ class ClusterMatchesReferenceTest {
     return g.tokenIds();
   }
 
-  @Test
-  void oneSequenceTopologyWithExpertsInProcessMatchesReference() throws Exception {
-    try (InJvmCluster c = InJvmCluster.start(1, 1)) {
+  @org.junit.jupiter.params.ParameterizedTest(name = "{0}P/{1}D/{2}E in one JVM")
+  @org.junit.jupiter.params.provider.CsvSource({"1,1,0", "1,1,2", "2,2,4"})
+  void topologyMatchesReference(int prefill, int decode, int shards) throws Exception {
+    try (InJvmCluster c = InJvmCluster.start(prefill, decode, shards)) {
       for (dev.pdserve.api.v1.GenerateRequest r : prompts()) {
         InJvmCluster.Result got = c.generate(r);
         assertNotNull(got.completion(), r.getRequestId() + " ended without a completion");

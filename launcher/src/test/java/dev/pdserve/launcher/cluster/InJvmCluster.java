@@ -71,6 +71,16 @@ public final class InJvmCluster implements AutoCloseable {
     return w;
   }
 
+  public dev.pdserve.launcher.node.ExpertNode addShard(String range) throws IOException {
+    dev.pdserve.launcher.node.ExpertNode e =
+        dev.pdserve.launcher.node.ExpertNode.start(config("expert", "e" + shards.size(), Map.of("expert.range", range)));
+    shards.add(e);
+    if (seed == null) {
+      seed = e.member().hazelcastAddress().toString();
+    }
+    return e;
+  }
+
   public RouterNode startRouter(RouterOptions options) throws IOException {
     router = RouterNode.start(config("router", "router", Map.of("cluster.lite-member", "true")), options);
     channel = NettyChannelBuilder.forTarget(router.grpcAddress()).usePlaintext().build();
@@ -78,13 +88,23 @@ public final class InJvmCluster implements AutoCloseable {
   }
 
   public static InJvmCluster start(int prefills, int decodes) throws IOException {
+    return start(prefills, decodes, 0);
+  }
+
+  /** {@code shards} expert shards splitting the 64 expert indices evenly; 0 = experts in the workers. */
+  public static InJvmCluster start(int prefills, int decodes, int shards) throws IOException {
     InJvmCluster c = new InJvmCluster();
     try {
+      for (int i = 0; i < shards; i++) {
+        int per = 64 / shards;
+        c.addShard((i * per) + "-" + (i == shards - 1 ? 63 : (i + 1) * per - 1));
+      }
+      Map<String, String> mode = Map.of("experts.mode", shards > 0 ? "remote" : "local");
       for (int i = 0; i < decodes; i++) {
-        c.addWorker("decode", Map.of());
+        c.addWorker("decode", mode);
       }
       for (int i = 0; i < prefills; i++) {
-        c.addWorker("prefill", Map.of());
+        c.addWorker("prefill", mode);
       }
       c.startRouter(RouterOptions.defaults());
       c.awaitRouterSees(prefills, decodes);

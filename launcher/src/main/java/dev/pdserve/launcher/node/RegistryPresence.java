@@ -1,0 +1,88 @@
+package dev.pdserve.launcher.node;
+
+import dev.pdserve.core.cluster.Load;
+import dev.pdserve.core.cluster.NodeInfo;
+import dev.pdserve.core.cluster.NodeRegistry;
+import dev.pdserve.core.cluster.NodeState;
+import dev.pdserve.core.config.NodeRole;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * Keeps a node's registry entry present and its load current: registers it ACTIVE, then every
+ * period updates its load figures — and registers it again if the cluster lost the entry (a member
+ * wrongly suspected dead under load has its entries removed by the others; once it is back, it
+ * must reappear without a restart).
+ */
+final class RegistryPresence implements AutoCloseable {
+  private static final Logger LOG = LogManager.getLogger(RegistryPresence.class);
+
+  private final NodeRegistry registry;
+  private final String id;
+  private final NodeRole role;
+  private final String grpcAddress;
+  private final String flightAddress;
+  private final Supplier<Load> load;
+  private final ScheduledExecutorService timer;
+  private volatile NodeInfo current;
+
+  RegistryPresence(NodeRegistry registry, String id, NodeRole role, String grpcAddress, String flightAddress, Supplier<Load> load, long periodMillis) {
+    this.registry = registry;
+    this.id = id;
+    this.role = role;
+    this.grpcAddress = grpcAddress;
+    this.flightAddress = flightAddress;
+    this.load = load;
+    this.current = registerActive();
+    this.timer =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "registry-presence");
+              t.setDaemon(true);
+              return t;
+            });
+    timer.scheduleWithFixedDelay(this::tick, periodMillis, periodMillis, TimeUnit.MILLISECONDS);
+  }
+
+  private NodeInfo registerActive() {
+    NodeInfo info = registry.register(NodeInfo.starting(id, role, grpcAddress, flightAddress, ""));
+    var t = registry.compareAndSet(id, info.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
+    if (!t.applied()) {
+      throw new IllegalStateException("could not mark " + id + " ACTIVE: " + t.outcome());
+    }
+    return t.node();
+  }
+
+  private void tick() {
+    try {
+      Load l = load.get();
+      if (registry.updateLoad(id, l)) {
+        registry.get(id).ifPresent(n -> current = n);
+        return;
+      }
+      LOG.warn("registry entry of {} was lost (the cluster took this member for dead); registering again", id);
+      current = registerActive();
+      registry.updateLoad(id, l);
+    } catch (RuntimeException e) {
+      LOG.debug("registry update of {} failed: {}", id, e.toString());
+    }
+  }
+
+  NodeInfo current() {
+    return current;
+  }
+
+  @Override
+  public void close() {
+    timer.shutdownNow();
+    try {
+      registry.remove(id);
+    } catch (RuntimeException e) {
+      LOG.debug("could not deregister {}: {}", id, e.toString());
+    }
+  }
+}
