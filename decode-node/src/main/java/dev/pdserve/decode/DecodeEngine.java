@@ -57,6 +57,8 @@ public final class DecodeEngine implements AutoCloseable {
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition wake = lock.newCondition();
   private final Thread loop;
+  /** Hands tokens to sinks (gRPC writes) off the decode loop, in order, so I/O never delays a step. */
+  private final java.util.concurrent.ExecutorService emitter;
   private final java.util.concurrent.ScheduledExecutorService sweeper;
   private volatile boolean closed;
 
@@ -115,6 +117,13 @@ public final class DecodeEngine implements AutoCloseable {
     this.transfers = transfers;
     this.tokenizer = tokenizer;
     this.options = options;
+    this.emitter =
+        java.util.concurrent.Executors.newSingleThreadExecutor(
+            r -> {
+              Thread t = new Thread(r, "decode-emit");
+              t.setDaemon(true);
+              return t;
+            });
     this.loop = new Thread(this::loop, "decode-loop");
     this.loop.setDaemon(true);
     this.loop.start();
@@ -380,21 +389,33 @@ public final class DecodeEngine implements AutoCloseable {
   }
 
   private void safeToken(Slot s, Emission e) {
-    try {
-      s.sink.onToken(e);
-    } catch (RuntimeException ex) {
-      LOG.warn("token sink of {} failed: {}", s.join.requestId(), ex.toString());
-      s.cancelled = true;
-    }
+    emitter.execute(
+        () -> {
+          try {
+            s.sink.onToken(e);
+          } catch (RuntimeException ex) {
+            LOG.warn("token sink of {} failed: {}", s.join.requestId(), ex.toString());
+            s.cancelled = true;
+          }
+        });
   }
 
   private void safeError(Slot s, Throwable t) {
+    if (s.sink == null) {
+      return;
+    }
+    Runnable r =
+        () -> {
+          try {
+            s.sink.onError(t);
+          } catch (RuntimeException ex) {
+            LOG.warn("token sink of {} failed: {}", s.reservation.requestId(), ex.toString());
+          }
+        };
     try {
-      if (s.sink != null) {
-        s.sink.onError(t);
-      }
-    } catch (RuntimeException ex) {
-      LOG.warn("token sink of {} failed: {}", s.reservation.requestId(), ex.toString());
+      emitter.execute(r);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      r.run(); // shutting down
     }
   }
 
@@ -423,6 +444,12 @@ public final class DecodeEngine implements AutoCloseable {
     for (Slot s : slots.values()) {
       s.free();
       safeError(s, ServingException.unavailable("decode node is shutting down"));
+    }
+    emitter.shutdown();
+    try {
+      emitter.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
   }
 }

@@ -156,6 +156,13 @@ public final class ModelRunner implements AutoCloseable {
     final boolean[] visReal;
     final float[] pastK;
     final float[] pastV;
+    // Direct buffers reused by every layer of the step (ONNX Runtime reads them at run time).
+    final java.nio.FloatBuffer xBuf;
+    final java.nio.FloatBuffer pkBuf;
+    final java.nio.FloatBuffer pvBuf;
+    final OnnxTensor xT;
+    final OnnxTensor pkT;
+    final OnnxTensor pvT;
     final OnnxTensor cosT;
     final OnnxTensor sinT;
     final OnnxTensor maskT;
@@ -229,6 +236,12 @@ public final class ModelRunner implements AutoCloseable {
       this.maskT = runtime.floatTensor(mask, b, tq, sLen);
       this.visT = runtime.boolTensor(vision, m, 1);
       this.idxT = runtime.longTensor(kvIndex, b, kvh, tq, 3);
+      this.xBuf = OrtRuntime.directFloats(m * cfg.hidden());
+      this.pkBuf = OrtRuntime.directFloats(pastK.length);
+      this.pvBuf = OrtRuntime.directFloats(pastV.length);
+      this.xT = runtime.floatTensor(xBuf, m, cfg.hidden());
+      this.pkT = runtime.floatTensor(pkBuf, b, kvh, sLen, hd);
+      this.pvT = runtime.floatTensor(pvBuf, b, kvh, sLen, hd);
     }
 
     /** Runs layer {@code l} on padded rows {@code x}, stores its KV, returns the new padded rows. */
@@ -243,9 +256,13 @@ public final class ModelRunner implements AutoCloseable {
       }
       boolean moe = cfg.layerKind(l) == LayerKind.MOE;
       Map<String, OnnxTensor> in = new HashMap<>();
-      try (OnnxTensor xT = runtime.floatTensor(x, m, h);
-          OnnxTensor pkT = runtime.floatTensor(pastK, b, kvh, sLen, hd);
-          OnnxTensor pvT = runtime.floatTensor(pastV, b, kvh, sLen, hd)) {
+      xBuf.clear();
+      xBuf.put(x, 0, m * h).flip();
+      pkBuf.clear();
+      pkBuf.put(pastK).flip();
+      pvBuf.clear();
+      pvBuf.put(pastV).flip();
+      {
         in.put("x", xT);
         in.put("cos", cosT);
         in.put("sin", sinT);
@@ -304,6 +321,9 @@ public final class ModelRunner implements AutoCloseable {
 
     @Override
     public void close() {
+      xT.close();
+      pkT.close();
+      pvT.close();
       cosT.close();
       sinT.close();
       maskT.close();
