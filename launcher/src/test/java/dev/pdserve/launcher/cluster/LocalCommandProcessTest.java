@@ -1,0 +1,156 @@
+package dev.pdserve.launcher.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.pdserve.launcher.Main;
+import io.grpc.ManagedChannel;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.reflection.v1.ServerReflectionGrpc;
+import io.grpc.reflection.v1.ServerReflectionRequest;
+import io.grpc.reflection.v1.ServerReflectionResponse;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The {@code pdserve local} command as users run it: a separate process that starts every node as
+ * its own process, writes the router's address to the ready file once every node is ACTIVE,
+ * answers {@code generate --router} like {@code generate --local}, and on SIGTERM stops every
+ * process it started. Also: health with a service name per role and server reflection on nodes.
+ */
+class LocalCommandProcessTest {
+  @Test
+  void localClusterServesAnswersAndStopsEveryProcessOnSigterm(@TempDir Path tmp) throws Exception {
+    Path ready = tmp.resolve("ready");
+    List<String> cmd = new ArrayList<>();
+    cmd.add(ProcessHandle.current().info().command().orElse("java"));
+    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (a.startsWith("--add-")) {
+        cmd.add(a);
+      }
+    }
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.pdserve.launcher.Main", "local", "--prefill", "1", "--decode", "1",
+        "--ready-file", ready.toString(), "--log-level", "WARN", "--kv-budget", "16m", "--node-heap", "384m"));
+    Process local = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    List<String> output = new ArrayList<>();
+    CompletableFuture<Void> drained = CompletableFuture.runAsync(() -> {
+      try (BufferedReader r = new BufferedReader(new InputStreamReader(local.getInputStream(), StandardCharsets.UTF_8))) {
+        String line;
+        while ((line = r.readLine()) != null) {
+          synchronized (output) {
+            output.add(line);
+          }
+        }
+      } catch (Exception e) {
+        // process ended
+      }
+    });
+    try {
+      InJvmCluster.await(Duration.ofSeconds(150), () -> Files.exists(ready) || !local.isAlive(), "the ready file " + ready);
+      assertTrue(local.isAlive(), "pdserve local died: " + output);
+      String router = Files.readAllLines(ready).get(0).trim();
+      assertTrue(router.matches("127\\.0\\.0\\.1:\\d+"), router);
+
+      ObjectMapper json = new ObjectMapper();
+      JsonNode viaRouter = json.readTree(run("generate", "--router", router, "--prompt", "Grüße, 世界", "--max-tokens", "10", "--json"));
+      JsonNode viaLocal = json.readTree(run("generate", "--local", "--prompt", "Grüße, 世界", "--max-tokens", "10", "--json"));
+      assertEquals(viaLocal.get("token_ids"), viaRouter.get("token_ids"));
+      assertEquals(viaLocal.get("text"), viaRouter.get("text"));
+      assertEquals("length", viaRouter.get("finish_reason").asText());
+
+      // an error from the router: status name and message, non-zero exit
+      StringWriter err = new StringWriter();
+      int code = Main.run(new PrintWriter(new StringWriter()), new PrintWriter(err, true), "generate", "--router", router, "--prompt", "x".repeat(1500));
+      assertTrue(code != 0);
+      assertTrue(err.toString().contains("INVALID_ARGUMENT: This model's maximum context length is 1024 tokens"), err.toString());
+
+      // health per role and reflection, on the router
+      ManagedChannel ch = NettyChannelBuilder.forTarget(router).usePlaintext().build();
+      try {
+        HealthCheckResponse h = HealthGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
+            .check(HealthCheckRequest.newBuilder().setService("pdserve.router").build());
+        assertEquals(HealthCheckResponse.ServingStatus.SERVING, h.getStatus());
+        CompletableFuture<List<String>> services = new CompletableFuture<>();
+        var stream = ServerReflectionGrpc.newStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS).serverReflectionInfo(new io.grpc.stub.StreamObserver<>() {
+          @Override
+          public void onNext(ServerReflectionResponse r) {
+            services.complete(r.getListServicesResponse().getServiceList().stream().map(s -> s.getName()).toList());
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            services.completeExceptionally(t);
+          }
+
+          @Override
+          public void onCompleted() {}
+        });
+        stream.onNext(ServerReflectionRequest.newBuilder().setListServices("*").build());
+        assertTrue(services.get(10, TimeUnit.SECONDS).contains("pdserve.v1.Generation"), services.get().toString());
+        stream.onCompleted();
+      } finally {
+        ch.shutdownNow();
+      }
+
+      // SIGTERM: every process it started ends
+      List<Long> pids = childPids(output);
+      assertEquals(3, pids.size(), "expected router, prefill and decode pids in: " + output);
+      local.destroy();
+      assertTrue(local.waitFor(60, TimeUnit.SECONDS), "pdserve local did not exit on SIGTERM");
+      for (long pid : pids) {
+        InJvmCluster.await(Duration.ofSeconds(30), () -> ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true), "process " + pid + " to end");
+      }
+      for (long pid : pids) {
+        assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
+      }
+    } finally {
+      local.destroyForcibly();
+      drained.get(30, TimeUnit.SECONDS);
+    }
+  }
+
+  private static String run(String... args) {
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    int code = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
+    assertEquals(0, code, err.toString());
+    return out.toString();
+  }
+
+  private static List<Long> childPids(List<String> output) {
+    List<Long> pids = new ArrayList<>();
+    Pattern p = Pattern.compile("(\\w+)=(\\d+)");
+    synchronized (output) {
+      for (String line : output) {
+        if (line.startsWith("router listening on")) {
+          Matcher m = p.matcher(line.substring(line.indexOf("processes {")));
+          while (m.find()) {
+            pids.add(Long.parseLong(m.group(2)));
+          }
+        }
+      }
+    }
+    return pids;
+  }
+}
