@@ -17,7 +17,15 @@ public interface ShardDirectory {
     return id -> Optional.ofNullable(copy.get(id));
   }
 
-  /** The registry's current entry for the shard (its advertised gRPC address). */
+  /**
+   * The shard's address from a local, event-fed view of the registry: no cluster round trip per
+   * dispatch (the form workers use).
+   */
+  static ShardDirectory directory(dev.pdserve.core.cluster.NodeDirectory nodes) {
+    return id -> nodes.get(id).map(NodeInfo::grpcAddress).filter(a -> !a.isEmpty());
+  }
+
+  /** The registry's current entry for the shard (its advertised gRPC address); one map read per call. */
   static ShardDirectory registry(NodeRegistry registry) {
     return id -> registry.get(id).map(NodeInfo::grpcAddress).filter(a -> !a.isEmpty());
   }

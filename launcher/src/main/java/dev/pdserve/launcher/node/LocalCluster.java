@@ -178,6 +178,12 @@ public final class LocalCluster implements AutoCloseable {
         cmd.add("--preset");
         cmd.add(spec.preset());
       }
+      if (!spec.settings().containsKey("pdserve.ort.threads") && !spec.settings().containsKey("ort.threads")) {
+        // the nodes share this machine's cores: split them instead of every node taking all
+        int compute = spec.prefill() + spec.decode() + spec.experts();
+        cmd.add("--ort-threads");
+        cmd.add(Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / compute)));
+      }
       for (Map.Entry<String, String> e : spec.settings().entrySet()) {
         cmd.add("--set");
         cmd.add(e.getKey() + "=" + e.getValue());
@@ -261,6 +267,14 @@ public final class LocalCluster implements AutoCloseable {
       }
     }
     cmd.add("-Xmx" + spec.heap());
+    // Many JVMs on one machine: C2 compilation in every process competes with serving for the
+    // cores for minutes; the C1 tier alone gave twice the throughput on 2 cores (docs/PERFORMANCE.md).
+    // PDSERVE_NODE_JAVA_OPTS adds flags (e.g. -XX:TieredStopAtLevel=4 to get C2 back).
+    cmd.add("-XX:TieredStopAtLevel=1");
+    String extra = System.getenv("PDSERVE_NODE_JAVA_OPTS");
+    if (extra != null && !extra.isBlank()) {
+      cmd.addAll(List.of(extra.trim().split("\\s+")));
+    }
     cmd.add("-XX:+UseSerialGC");
     cmd.add("-Dpdserve.log.level=" + spec.logLevel());
     cmd.add("-Dhazelcast.logging.type=log4j2");

@@ -27,7 +27,8 @@ final class RemoteExpertsWiring {
     NodeRegistry registry = closer.add(new NodeRegistry(member.hazelcast()));
     ExpertPlacementStore store = new ExpertPlacementStore(member.hazelcast());
     Channels channels = closer.add(new Channels(Channels.Settings.forNode(cfg).withMaxInboundMessageBytes(RemoteExperts.Settings.DEFAULT_MAX_MESSAGE_BYTES)));
-    RemoteExperts remote = new RemoteExperts(store.current().orElse(null), ShardDirectory.registry(registry), channels, RemoteExperts.Settings.defaults());
+    dev.pdserve.core.cluster.NodeDirectory nodes = closer.add(new dev.pdserve.core.cluster.NodeDirectory(registry));
+    RemoteExperts remote = new RemoteExperts(store.current().orElse(null), ShardDirectory.directory(nodes), channels, RemoteExperts.Settings.defaults());
     closer.add(remote.followStore(store));
     long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
     boolean logged = false;
