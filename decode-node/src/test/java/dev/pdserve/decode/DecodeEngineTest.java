@@ -1,0 +1,159 @@
+package dev.pdserve.decode;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.pdserve.core.kv.KvBlockPool;
+import dev.pdserve.core.kv.KvLayout;
+import dev.pdserve.core.kv.flight.KvTransferServer;
+import dev.pdserve.core.serving.ServingException;
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.config.ModelPresets;
+import dev.pdserve.model.engine.Emission;
+import dev.pdserve.model.engine.ExpertCompute;
+import dev.pdserve.model.engine.LocalExperts;
+import dev.pdserve.model.engine.ModelRunner;
+import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.sampling.SamplingParams;
+import dev.pdserve.model.tokenizer.ByteTokenizer;
+import dev.pdserve.model.weights.DummyWeights;
+import dev.pdserve.model.weights.ModelWeights;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.apache.arrow.flight.Location;
+import org.apache.arrow.memory.RootAllocator;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The decode role's reservation life cycle, with a real Flight server, pool and ORT sessions. */
+class DecodeEngineTest {
+  ModelConfig cfg = ModelPresets.get("tiny");
+  RootAllocator allocator;
+  ModelWeights weights;
+  ModelRunner runner;
+  ExpertCompute experts;
+  KvBlockPool pool;
+  KvTransferServer server;
+  DecodeEngine engine;
+
+  @BeforeEach
+  void start() throws Exception {
+    allocator = new RootAllocator();
+    OrtRuntime rt = OrtRuntime.shared();
+    weights = new ModelWeights(cfg, new DummyWeights(cfg, 42), rt);
+    runner = new ModelRunner(cfg, weights, rt);
+    experts = new ExpertCompute(cfg, weights, rt, ExpertCompute.HostedExperts.ALL);
+    KvLayout layout = KvLayout.of(cfg);
+    pool = new KvBlockPool(allocator, layout, 64L * layout.blockBytes());
+    server = new KvTransferServer(allocator, pool, Location.forGrpcInsecure("127.0.0.1", 0)).start();
+    engine = new DecodeEngine(runner, new LocalExperts(experts), pool, server, ByteTokenizer.create(),
+        new DecodeOptions(8, Duration.ofMillis(500), Duration.ofSeconds(1)));
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    engine.close();
+    server.close();
+    assertEquals(pool.totalBlocks(), pool.freeBlocks(), "every KV block must be free after the test");
+    pool.close();
+    experts.close();
+    runner.close();
+    weights.close();
+    allocator.close(); // fails if any Arrow memory leaked
+  }
+
+  @Test
+  void releaseFreesAnUnusedReservation() {
+    Reservation r = engine.reserve("r1", 40, 20);
+    assertEquals(pool.layout().blocksFor(60), r.blocks().length);
+    assertEquals(pool.totalBlocks() - r.blocks().length, pool.freeBlocks());
+    assertTrue(engine.release(r.transferId()));
+    assertFalse(engine.release(r.transferId()), "a second release finds nothing");
+    assertEquals(pool.totalBlocks(), pool.freeBlocks());
+  }
+
+  @Test
+  void aReservationNobodyJoinsIsFreedAfterItsTimeToLive() throws Exception {
+    engine.reserve("orphan", 30, 10);
+    assertTrue(pool.freeBlocks() < pool.totalBlocks());
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (pool.freeBlocks() < pool.totalBlocks() && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+    }
+    assertEquals(pool.totalBlocks(), pool.freeBlocks(), "the sweeper frees reservations not joined within the TTL");
+  }
+
+  @Test
+  void reservationsBeyondThePoolAreRefusedWithResourceExhausted() {
+    ServingException never = assertThrows(ServingException.class, () -> engine.reserve("huge", 1000, 100));
+    assertEquals(ServingException.Kind.RESOURCE_EXHAUSTED, never.kind());
+    assertTrue(never.getMessage().contains("pool holds only 64"), never.getMessage());
+    Reservation a = engine.reserve("a", 400, 100); // 32 blocks
+    Reservation b = engine.reserve("b", 400, 100); // 32 more: pool now full
+    ServingException full = assertThrows(ServingException.class, () -> engine.reserve("c", 10, 5));
+    assertEquals(ServingException.Kind.RESOURCE_EXHAUSTED, full.kind());
+    assertTrue(full.getMessage().contains("retry shortly"), full.getMessage());
+    engine.release(a.transferId());
+    engine.release(b.transferId());
+  }
+
+  @Test
+  void joiningAnUnknownReservationIsNotFound() {
+    ServingException e = assertThrows(ServingException.class, () ->
+        engine.join(new JoinRequest("x", "no-such-transfer", new int[] {1, 2}, 3, 0, SamplingParams.greedy(4), 1, 0), sink()));
+    assertEquals(ServingException.Kind.NOT_FOUND, e.kind());
+  }
+
+  @Test
+  void aJoinWhoseKvNeverArrivesFailsWithDeadlineExceededAndFreesItsBlocks() throws Exception {
+    Reservation r = engine.reserve("late", 12, 4);
+    CompletableFuture<Throwable> error = new CompletableFuture<>();
+    engine.join(new JoinRequest("late", r.transferId(), new int[12], 40, 0, SamplingParams.greedy(4), 1, 0), new TokenSink() {
+      @Override
+      public void onToken(Emission e) {
+        error.completeExceptionally(new AssertionError("no token expected"));
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        error.complete(t);
+      }
+    });
+    Throwable t = error.get(10, TimeUnit.SECONDS);
+    assertTrue(t instanceof ServingException se && se.kind() == ServingException.Kind.DEADLINE_EXCEEDED, t.toString());
+    assertEquals(pool.totalBlocks(), pool.freeBlocks());
+  }
+
+  @Test
+  void cancellingAJoinedRequestThatWaitsForKvFreesItsBlocks() throws Exception {
+    Reservation r = engine.reserve("cancel-me", 12, 4);
+    CompletableFuture<Throwable> error = new CompletableFuture<>();
+    engine.join(new JoinRequest("cancel-me", r.transferId(), new int[12], 40, 0, SamplingParams.greedy(4), 1, 0), new TokenSink() {
+      @Override
+      public void onToken(Emission e) {}
+
+      @Override
+      public void onError(Throwable t) {
+        error.complete(t);
+      }
+    });
+    assertTrue(engine.cancel("cancel-me"));
+    Throwable t = error.get(10, TimeUnit.SECONDS);
+    assertTrue(t instanceof ServingException se && se.kind() == ServingException.Kind.CANCELLED, t.toString());
+    assertEquals(pool.totalBlocks(), pool.freeBlocks());
+  }
+
+  private static TokenSink sink() {
+    return new TokenSink() {
+      @Override
+      public void onToken(Emission e) {}
+
+      @Override
+      public void onError(Throwable t) {}
+    };
+  }
+}
