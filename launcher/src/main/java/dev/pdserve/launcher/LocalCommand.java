@@ -31,7 +31,7 @@ final class LocalCommand implements Callable<Integer> {
   @Option(names = "--experts", defaultValue = "0", description = "Expert shards (0 = experts in each worker). Default: ${DEFAULT-VALUE}.")
   int experts;
 
-  @Option(names = "--ready-file", paramLabel = "FILE", description = "Write the router's host:port as the first line of FILE once every node is ACTIVE.")
+  @Option(names = "--ready-file", paramLabel = "FILE", description = "Once every node is ACTIVE, write the router's gRPC host:port as the first line of FILE and its HTTP base URL as the second.")
   Path readyFile;
 
   @Option(names = "--preset", defaultValue = "tiny", description = "Built-in model. Default: ${DEFAULT-VALUE}.")
@@ -79,11 +79,14 @@ final class LocalCommand implements Callable<Integer> {
     }, "local-cluster-stop"));
     if (readyFile != null) {
       Path tmp = readyFile.resolveSibling(readyFile.getFileName() + ".tmp");
-      Files.writeString(tmp, cluster.routerAddress() + "\n", StandardCharsets.UTF_8);
+      Files.writeString(tmp, cluster.routerAddress() + "\n" + cluster.routerHttpUrl() + "\n", StandardCharsets.UTF_8);
       Files.move(tmp, readyFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
-    out.printf("router listening on %s (every node ACTIVE; processes %s). Ctrl-C stops them all.%n", cluster.routerAddress(), cluster.pids());
+    out.printf("router listening on %s (gRPC) and %s (OpenAI-compatible HTTP; every node ACTIVE; processes %s). Ctrl-C stops them all.%n",
+        cluster.routerAddress(), cluster.routerHttpUrl(), cluster.pids());
     out.printf("try: bin/pdserve generate --router %s --prompt \"Hello\"%n", cluster.routerAddress());
+    out.printf(" or:  curl %s/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'%n",
+        cluster.routerHttpUrl());
     out.flush();
     LocalCluster.Child dead = null;
     try {

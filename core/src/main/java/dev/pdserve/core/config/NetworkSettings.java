@@ -10,6 +10,7 @@ package dev.pdserve.core.config;
  * @param flightPort Arrow Flight port, 0 = any free port
  * @param metricsPort metrics/HTTP port, 0 = any free port
  * @param grpcMaxInboundBytes largest gRPC message this node accepts
+ * @param httpPort the router's OpenAI-compatible HTTP API port, 0 = any free port
  */
 public record NetworkSettings(
-    String bindHost, String advertisedHost, int grpcPort, int flightPort, int metricsPort, int grpcMaxInboundBytes) {}
+    String bindHost, String advertisedHost, int grpcPort, int flightPort, int metricsPort, int grpcMaxInboundBytes, int httpPort) {}

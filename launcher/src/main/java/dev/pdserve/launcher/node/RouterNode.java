@@ -15,11 +15,13 @@ import dev.pdserve.router.Router;
 import dev.pdserve.router.RouterOptions;
 import dev.pdserve.router.grpc.GenerationGrpcService;
 import dev.pdserve.router.grpc.GrpcNodeClients;
+import dev.pdserve.router.http.HttpApiSettings;
+import dev.pdserve.router.http.OpenAiHttpServer;
 import java.io.IOException;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
-/** The router process: the public gRPC API over the cluster. Wiring only. */
+/** The router process: the public gRPC and OpenAI-compatible HTTP APIs over the cluster. Wiring only. */
 public final class RouterNode implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(RouterNode.class);
 
@@ -30,6 +32,8 @@ public final class RouterNode implements AutoCloseable {
   private final Router router;
   private final GrpcServer server;
   private final String grpcAddress;
+  private final OpenAiHttpServer http;
+  private final String httpUrl;
 
   public static RouterNode start(NodeConfig config, RouterOptions options) throws IOException {
     return new RouterNode(config, options);
@@ -45,8 +49,8 @@ public final class RouterNode implements AutoCloseable {
       this.directory = closer.add(new NodeDirectory(registry));
       LoadedModel model = closer.add(LoadedModel.load(NodeModels.spec(config)));
       Channels channels = closer.add(new Channels(Channels.Settings.forNode(config)));
-      this.router =
-          closer.add(new Router(options, directory, new GrpcNodeClients(channels), new PromptRenderer(model.tokenizer(), ChatTemplate.ernie()), model.config()));
+      PromptRenderer renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
+      this.router = closer.add(new Router(options, directory, new GrpcNodeClients(channels), renderer, model.config()));
       this.server =
           closer.add(
               GrpcServer.forNode(config)
@@ -58,9 +62,12 @@ public final class RouterNode implements AutoCloseable {
                   .build());
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
+      this.http = closer.add(new OpenAiHttpServer(HttpApiSettings.on(config.network().bindHost(), config.network().httpPort()), router, renderer));
+      http.start();
+      this.httpUrl = "http://" + config.network().advertisedHost() + ":" + http.port();
       closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, "", () ->
           new dev.pdserve.core.cluster.Load(0, router.inFlight(), 0, 0, 0), 1000));
-      LOG.info("router {} serving the public API at {}", config.nodeId(), grpcAddress);
+      LOG.info("router {} serving the public API at {} (gRPC) and {} (OpenAI-compatible HTTP)", config.nodeId(), grpcAddress, httpUrl);
       ok = true;
     } finally {
       if (!ok) {
@@ -96,6 +103,7 @@ public final class RouterNode implements AutoCloseable {
         .setRole("router")
         .setState(registry.get(config.nodeId()).map(n -> n.state().name()).orElse("ACTIVE"))
         .setGrpcAddress(grpcAddress)
+        .setHttpUrl(httpUrl)
         .setRunningSequences(router.inFlight())
         .setQueuedRequests(router.queued())
         .build();
@@ -107,6 +115,16 @@ public final class RouterNode implements AutoCloseable {
 
   public int port() {
     return server.port();
+  }
+
+  /** The OpenAI-compatible API's base URL, {@code http://host:port} (clients add {@code /v1}). */
+  public String httpUrl() {
+    return httpUrl;
+  }
+
+  /** {@code host:port} of the HTTP API. */
+  public String httpAddress() {
+    return config.network().advertisedHost() + ":" + http.port();
   }
 
   public NodeDirectory directory() {
