@@ -2,18 +2,28 @@ package dev.pdserve.core.kv.flight;
 
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.PagedSequenceKv;
+import io.grpc.CallOptions;
+import io.grpc.ClientCall;
+import io.grpc.ManagedChannel;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientCalls;
+import io.grpc.stub.ClientResponseObserver;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
-import org.apache.arrow.flight.CallOptions;
 import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.FlightClient;
 import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.flight.PutResult;
+import org.apache.arrow.flight.impl.Flight;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.vector.FixedSizeBinaryVector;
@@ -26,9 +36,11 @@ import org.apache.arrow.vector.ipc.message.ArrowFieldNode;
  * #complete()} to wait for the decode node's acknowledgement. {@link #close()} releases everything
  * exactly once and cancels the push if it did not complete.
  *
- * <p>A send copies the layer into an Arrow batch (one memcpy per block from a paged cache), waits
- * while the stream's gRPC buffer is full (backpressure: the engine is held back rather than memory
- * growing), queues the batch and returns; the network write overlaps the next layer's compute.
+ * <p>A send turns the layer into record batches of whole blocks, waits while the stream's gRPC
+ * buffer is full (backpressure: the engine is held back rather than memory growing), queues the
+ * batch and returns; the network write overlaps the next layer's compute. Layers sent from a
+ * {@link PagedSequenceKv} over the {@link KvTransferClient.SendPath#DIRECT} path are not copied at
+ * all: the sequence must keep its blocks until {@link #complete()} or {@link #close()} returns.
  */
 public final class OutgoingTransfer implements AutoCloseable {
   private enum State {
@@ -37,6 +49,8 @@ public final class OutgoingTransfer implements AutoCloseable {
     FAILED,
     CLOSED
   }
+
+  private static final int MAX_SPARES = 3;
 
   private final String id;
   private final KvLayout layout;
@@ -48,8 +62,9 @@ public final class OutgoingTransfer implements AutoCloseable {
   private State state = State.OPEN;
   private KvTransferException failure;
   private long bytesSent;
+  private boolean released;
 
-  OutgoingTransfer(BufferAllocator allocator, KvLayout layout, KvTransferClient.Options options, FlightClient[] clients, String id) {
+  OutgoingTransfer(BufferAllocator allocator, KvLayout layout, KvTransferClient.Options options, KvTransferClient.Connection[] conns, String id) {
     this.id = id;
     this.layout = layout;
     this.allocator = allocator;
@@ -58,7 +73,8 @@ public final class OutgoingTransfer implements AutoCloseable {
     this.rowsPerBatch = Math.max(1, options.maxBatchBytes() / layout.layerBytes());
     try {
       for (int i = 0; i < options.streams(); i++) {
-        lanes.add(new Lane(clients[i % clients.length]));
+        KvTransferClient.Connection c = conns[i % conns.length];
+        lanes.add(options.sendPath() == KvTransferClient.SendPath.DIRECT ? new DirectLane(c.channel()) : new FlightLane(c.flight()));
       }
     } catch (RuntimeException e) {
       abort();
@@ -86,7 +102,7 @@ public final class OutgoingTransfer implements AutoCloseable {
   /**
    * Sends positions {@code [0, tokens)} of {@code layer} from arrays laid out {@code
    * [kvHeads][stride][headDim]} from float {@code offset} — the layout {@code SequenceKv.write}
-   * receives.
+   * receives. The arrays are copied before this returns.
    */
   public void sendLayer(int layer, float[] k, float[] v, int offset, int stride, int tokens) {
     checkLayer(layer, tokens);
@@ -95,10 +111,10 @@ public final class OutgoingTransfer implements AutoCloseable {
       throw new IllegalArgumentException(
           "layer " + layer + ": " + tokens + " tokens at stride " + stride + " need " + need + " floats, got K " + k.length + ", V " + v.length);
     }
-    send(layer, 0, layout.blocksFor(tokens), tokens, (data, at, block) -> fillFromArrays(data, at, block, k, v, offset, stride, tokens));
+    send(layer, 0, layout.blocksFor(tokens), tokens, null, (data, at, block) -> fillFromArrays(data, at, block, k, v, offset, stride, tokens));
   }
 
-  /** Sends positions {@code [0, tokens)} of {@code layer} out of a paged cache, one memcpy per block. */
+  /** Sends positions {@code [0, tokens)} of {@code layer} out of a paged cache. */
   public void sendLayer(int layer, PagedSequenceKv kv, int tokens) {
     sendLayer(layer, kv, 0, tokens);
   }
@@ -106,7 +122,8 @@ public final class OutgoingTransfer implements AutoCloseable {
   /**
    * Sends the blocks holding positions {@code [fromPosition, toPosition)} of {@code layer} out of a
    * paged cache (chunked prefill: a block sent again with more positions supersedes the earlier
-   * copy on the receiver).
+   * copy on the receiver). Full blocks are not copied on the DIRECT path; a partly filled block is
+   * copied, with its unused slots zeroed.
    */
   public void sendLayer(int layer, PagedSequenceKv kv, int fromPosition, int toPosition) {
     checkLayer(layer, toPosition);
@@ -118,7 +135,7 @@ public final class OutgoingTransfer implements AutoCloseable {
       throw new IllegalArgumentException("the cache's layout " + kv.pool().layout() + " is not this client's " + layout);
     }
     int first = fromPosition / layout.blockSize();
-    send(layer, first, layout.blocksFor(toPosition), toPosition, (data, at, block) -> {
+    send(layer, first, layout.blocksFor(toPosition), toPosition, kv, (data, at, block) -> {
       kv.pool().copyLayerOut(kv.block(block), layer, data, at);
       zeroTail(data, at, validTokens(block, toPosition));
     });
@@ -138,7 +155,7 @@ public final class OutgoingTransfer implements AutoCloseable {
     try {
       for (Lane lane : lanes) {
         synchronized (lane) {
-          lane.listener.completed();
+          lane.halfClose();
         }
       }
       int[] best = null;
@@ -178,7 +195,7 @@ public final class OutgoingTransfer implements AutoCloseable {
       }
       state = State.CLOSED;
     }
-    if (was == State.OPEN) {
+    if (was != State.COMPLETED) {
       abort();
     }
   }
@@ -191,7 +208,8 @@ public final class OutgoingTransfer implements AutoCloseable {
     void fill(ArrowBuf data, long at, int block);
   }
 
-  private void send(int layer, int firstBlock, int endBlock, int tokens, BlockFiller filler) {
+  /** {@code paged}: the cache full blocks can be sent from without a copy, or null. */
+  private void send(int layer, int firstBlock, int endBlock, int tokens, PagedSequenceKv paged, BlockFiller filler) {
     Lane lane = lanes.get(layer % lanes.size());
     synchronized (lane) {
       for (int b = firstBlock; b < endBlock; b += rowsPerBatch) {
@@ -200,9 +218,7 @@ public final class OutgoingTransfer implements AutoCloseable {
           ensureOpen();
         }
         try {
-          lane.encode(layer, b, rows, tokens, filler);
-          lane.awaitReady();
-          lane.listener.putNext();
+          lane.send(layer, b, rows, tokens, paged, filler);
         } catch (RuntimeException e) {
           KvTransferException f = KvTransferException.of(id, lane.ack.error != null ? lane.ack.error : e);
           synchronized (this) {
@@ -212,8 +228,6 @@ public final class OutgoingTransfer implements AutoCloseable {
             }
           }
           throw f;
-        } finally {
-          lane.root.clear();
         }
         synchronized (this) {
           bytesSent += (long) rows * layout.layerBytes();
@@ -268,17 +282,21 @@ public final class OutgoingTransfer implements AutoCloseable {
       throw failure;
     }
     if (state != State.OPEN) {
-      throw new IllegalStateException("KV transfer '" + id + "' is " + state.name().toLowerCase(java.util.Locale.ROOT));
+      throw new IllegalStateException("KV transfer '" + id + "' is " + state.name().toLowerCase(Locale.ROOT));
     }
   }
 
-  /** Cancels every stream that has not finished and frees the lanes. */
+  private KvTransferException timedOut() {
+    return new KvTransferException(FlightStatusCode.TIMED_OUT, "KV transfer '" + id + "' timed out waiting for the decode node to take data");
+  }
+
+  /** Cancels every stream that has not finished, waits for them to end, and frees the lanes. */
   private void abort() {
     for (Lane lane : lanes) {
       synchronized (lane) {
         if (!lane.ack.isDone()) {
           try {
-            lane.listener.error(CallStatus.CANCELLED.withDescription("KV transfer '" + id + "' abandoned by the sender").toRuntimeException());
+            lane.cancel("KV transfer '" + id + "' abandoned by the sender");
           } catch (RuntimeException e) {
             // the call is already gone
           }
@@ -286,31 +304,85 @@ public final class OutgoingTransfer implements AutoCloseable {
       }
     }
     for (Lane lane : lanes) {
-      lane.ack.awaitQuietly(TimeUnit.SECONDS.toNanos(5)); // let gRPC release queued buffers
+      // Once a call has ended gRPC has dropped what it still had queued: buffers and pool blocks
+      // it referenced are no longer read.
+      lane.ack.awaitQuietly(TimeUnit.SECONDS.toNanos(5));
     }
     releaseLanes();
   }
 
-  private void releaseLanes() {
+  private synchronized void releaseLanes() {
+    if (released) {
+      return;
+    }
+    released = true;
     for (Lane lane : lanes) {
       synchronized (lane) {
-        lane.root.close();
+        lane.close();
       }
     }
-    lanes.clear();
   }
 
-  /** One DoPut stream: its root, its listener and its acknowledgement. */
-  private final class Lane {
+  // ---- lanes: one DoPut stream each ----
+
+  private abstract class Lane {
+    final Ack ack = new Ack();
+    private final ArrayDeque<ArrowBuf> spares = new ArrayDeque<>();
+
+    /** Sends rows {@code [first, first + rows)} of {@code layer}, waiting for room first. */
+    abstract void send(int layer, int first, int rows, int tokens, PagedSequenceKv paged, BlockFiller filler);
+
+    abstract void halfClose();
+
+    abstract void cancel(String why);
+
+    void close() {
+      spares.forEach(ArrowBuf::close);
+      spares.clear();
+    }
+
+    /**
+     * A body buffer of at least {@code bytes}: a spare that gRPC has finished sending (only this
+     * lane still references it), else a new one. Reuse spares the page faults of fresh memory.
+     */
+    ArrowBuf takeBuffer(long bytes) {
+      for (Iterator<ArrowBuf> it = spares.iterator(); it.hasNext(); ) {
+        ArrowBuf b = it.next();
+        if (b.getReferenceManager().getRefCount() == 1 && b.capacity() >= bytes) {
+          it.remove();
+          spares.addLast(b);
+          return b;
+        }
+      }
+      ArrowBuf b = allocator.buffer(bytes);
+      spares.addLast(b);
+      while (spares.size() > MAX_SPARES) {
+        spares.removeFirst().close(); // gRPC keeps what it still sends alive
+      }
+      return b;
+    }
+
+    /** Fills a body buffer with rows {@code [first, first + rows)}. */
+    ArrowBuf stage(int first, int rows, BlockFiller filler) {
+      long rowBytes = layout.layerBytes();
+      ArrowBuf data = takeBuffer(rows * rowBytes);
+      for (int r = 0; r < rows; r++) {
+        filler.fill(data, r * rowBytes, first + r);
+      }
+      return data;
+    }
+  }
+
+  /** A lane over Flight's own client ({@link KvTransferClient.SendPath#FLIGHT_CLIENT}). */
+  private final class FlightLane extends Lane {
     final VectorSchemaRoot root;
     final IntVector layers;
     final IntVector blocks;
     final IntVector tokens;
     final FixedSizeBinaryVector kv;
-    final Ack ack = new Ack();
     final FlightClient.ClientStreamListener listener;
 
-    Lane(FlightClient client) {
+    FlightLane(FlightClient client) {
       root = VectorSchemaRoot.create(KvWire.schema(layout), allocator);
       try {
         layers = (IntVector) root.getVector(KvWire.LAYER);
@@ -318,7 +390,7 @@ public final class OutgoingTransfer implements AutoCloseable {
         tokens = (IntVector) root.getVector(KvWire.TOKENS);
         kv = (FixedSizeBinaryVector) root.getVector(KvWire.KV);
         long left = Math.max(1, deadlineNanos - System.nanoTime());
-        listener = client.startPut(KvWire.descriptor(id), root, ack, CallOptions.timeout(left, TimeUnit.NANOSECONDS));
+        listener = client.startPut(KvWire.descriptor(id), root, ack, org.apache.arrow.flight.CallOptions.timeout(left, TimeUnit.NANOSECONDS));
         listener.setUseZeroCopy(options.zeroCopy());
       } catch (RuntimeException e) {
         root.close();
@@ -326,46 +398,173 @@ public final class OutgoingTransfer implements AutoCloseable {
       }
     }
 
-    /** Fills the root with rows {@code [first, first + rows)} of {@code layer}. */
-    void encode(int layer, int first, int rows, int transferTokens, BlockFiller filler) {
-      layers.allocateNew(rows);
-      blocks.allocateNew(rows);
-      tokens.allocateNew(rows);
-      long rowBytes = layout.layerBytes();
-      try (ArrowBuf data = allocator.buffer(rows * rowBytes)) {
+    @Override
+    void send(int layer, int first, int rows, int transferTokens, PagedSequenceKv paged, BlockFiller filler) {
+      try {
+        layers.allocateNew(rows);
+        blocks.allocateNew(rows);
+        tokens.allocateNew(rows);
         for (int r = 0; r < rows; r++) {
-          int block = first + r;
           layers.set(r, layer);
-          blocks.set(r, block);
-          tokens.set(r, validTokens(block, transferTokens));
-          filler.fill(data, r * rowBytes, block);
+          blocks.set(r, first + r);
+          tokens.set(r, validTokens(first + r, transferTokens));
         }
         // Hand the filled buffer to the vector as is: no zeroing pass over megabytes.
-        kv.loadFieldBuffers(new ArrowFieldNode(rows, 0), List.of(allocator.getEmpty(), data));
+        kv.loadFieldBuffers(new ArrowFieldNode(rows, 0), List.of(allocator.getEmpty(), stage(first, rows, filler)));
+        root.setRowCount(rows);
+        awaitReady();
+        listener.putNext();
+      } finally {
+        root.clear();
       }
-      root.setRowCount(rows);
     }
 
-    /**
-     * Waits until gRPC will take another message without buffering past its threshold. Flight's
-     * own putNext spins on the CPU for this; here the thread parks between polls.
-     */
-    void awaitReady() {
+    /** Flight's putNext spins on the CPU until the stream is ready; wait here instead, parked. */
+    private void awaitReady() {
       long park = 2_000;
       while (!listener.isReady()) {
-        Throwable err = ack.error;
-        if (err != null) {
-          throw KvTransferException.of(id, err);
-        }
+        ack.throwIfFailed(id);
         if (System.nanoTime() - deadlineNanos > 0) {
-          throw new KvTransferException(FlightStatusCode.TIMED_OUT, "KV transfer '" + id + "' timed out waiting for the decode node to take data");
+          throw timedOut();
         }
         LockSupport.parkNanos(park);
         park = Math.min(park * 2, 200_000);
       }
-      Throwable err = ack.error;
-      if (err != null) {
-        throw KvTransferException.of(id, err);
+      ack.throwIfFailed(id);
+    }
+
+    @Override
+    void halfClose() {
+      listener.completed();
+    }
+
+    @Override
+    void cancel(String why) {
+      listener.error(CallStatus.CANCELLED.withDescription(why).toRuntimeException());
+    }
+
+    @Override
+    void close() {
+      root.close();
+      super.close();
+    }
+  }
+
+  /** A lane speaking DoPut through {@link DirectPush} ({@link KvTransferClient.SendPath#DIRECT}). */
+  private final class DirectLane extends Lane {
+    private final ClientCallStreamObserver<DirectPush.Frame> requests;
+    private final Object ready = new Object();
+
+    DirectLane(ManagedChannel channel) {
+      long left = Math.max(1, deadlineNanos - System.nanoTime());
+      ClientCall<DirectPush.Frame, Flight.PutResult> call = channel.newCall(DirectPush.DO_PUT, CallOptions.DEFAULT.withDeadlineAfter(left, TimeUnit.NANOSECONDS));
+      requests = (ClientCallStreamObserver<DirectPush.Frame>) ClientCalls.asyncBidiStreamingCall(call, new Responses());
+      try {
+        emit(DirectPush.schema(id, layout));
+      } catch (RuntimeException e) {
+        requests.cancel("KV transfer '" + id + "' could not start", e);
+        throw e;
+      }
+    }
+
+    @Override
+    void send(int layer, int first, int rows, int transferTokens, PagedSequenceKv paged, BlockFiller filler) {
+      int[] tokens = new int[rows];
+      List<ArrowBuf> bodies = new ArrayList<>(rows);
+      DirectPush.Frame frame;
+      try {
+        if (paged == null) {
+          ArrowBuf staged = stage(first, rows, filler);
+          staged.getReferenceManager().retain(); // released by the frame; the spare keeps its own
+          bodies.add(staged.slice(0, rows * (long) layout.layerBytes()));
+        }
+        for (int r = 0; r < rows; r++) {
+          int block = first + r;
+          tokens[r] = validTokens(block, transferTokens);
+          if (paged == null) {
+            continue;
+          }
+          if (tokens[r] == layout.blockSize()) {
+            bodies.add(paged.pool().retainLayer(paged.block(block), layer)); // no copy
+          } else {
+            ArrowBuf staged = stage(block, 1, filler); // a partial block: copy, zero the rest
+            staged.getReferenceManager().retain();
+            bodies.add(staged.slice(0, layout.layerBytes()));
+          }
+        }
+        frame = DirectPush.batch(layout, layer, first, tokens, bodies);
+      } catch (RuntimeException e) {
+        bodies.forEach(ArrowBuf::close);
+        throw e;
+      }
+      emit(frame);
+    }
+
+    private void emit(DirectPush.Frame frame) {
+      try {
+        awaitReady();
+        requests.onNext(frame);
+      } finally {
+        frame.releaseUnsent();
+      }
+    }
+
+    private void awaitReady() {
+      synchronized (ready) {
+        while (!requests.isReady()) {
+          ack.throwIfFailed(id);
+          long left = deadlineNanos - System.nanoTime();
+          if (left <= 0) {
+            throw timedOut();
+          }
+          try {
+            ready.wait(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(left), 100)));
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new KvTransferException(FlightStatusCode.CANCELLED, "KV transfer '" + id + "': interrupted while waiting to send", e);
+          }
+        }
+      }
+      ack.throwIfFailed(id);
+    }
+
+    private void wake() {
+      synchronized (ready) {
+        ready.notifyAll();
+      }
+    }
+
+    @Override
+    void halfClose() {
+      requests.onCompleted();
+    }
+
+    @Override
+    void cancel(String why) {
+      requests.cancel(why, null);
+    }
+
+    private final class Responses implements ClientResponseObserver<DirectPush.Frame, Flight.PutResult> {
+      @Override
+      public void beforeStart(ClientCallStreamObserver<DirectPush.Frame> stream) {
+        stream.setOnReadyHandler(DirectLane.this::wake);
+      }
+
+      @Override
+      public void onNext(Flight.PutResult value) {
+        ack.onAck(value.getAppMetadata().asReadOnlyByteBuffer());
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        ack.onError(t);
+        wake();
+      }
+
+      @Override
+      public void onCompleted() {
+        ack.onCompleted();
+        wake();
       }
     }
   }
@@ -380,10 +579,14 @@ public final class OutgoingTransfer implements AutoCloseable {
     public void onNext(PutResult val) {
       ArrowBuf m = val.getApplicationMetadata();
       if (m != null) {
-        int[] a = KvWire.parseAck(m.nioBuffer());
-        if (a != null) {
-          last = a;
-        }
+        onAck(m.nioBuffer());
+      }
+    }
+
+    void onAck(ByteBuffer b) {
+      int[] a = KvWire.parseAck(b);
+      if (a != null) {
+        last = a;
       }
     }
 
@@ -405,6 +608,13 @@ public final class OutgoingTransfer implements AutoCloseable {
 
     boolean isDone() {
       return done.getCount() == 0;
+    }
+
+    void throwIfFailed(String id) {
+      Throwable err = error;
+      if (err != null) {
+        throw KvTransferException.of(id, err);
+      }
     }
 
     @Override

@@ -27,9 +27,18 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** Real Flight servers on 127.0.0.1:0 and real allocators; every test ends with zero bytes held. */
+/**
+ * The KV transfer's behaviour, run against each receive path: real Flight servers on
+ * 127.0.0.1:0 and real allocators; every test ends with zero bytes held and every block free.
+ */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
-class KvTransferTest {
+abstract class KvTransferContract {
+  /** The server configuration under test. */
+  abstract KvTransferServer.Options serverOptions();
+
+  /** The client configuration under test. */
+  abstract KvTransferClient.Options clientOptions();
+
   private static final Duration WAIT = Duration.ofSeconds(20);
   private static final int PROMPT = 37; // two full blocks of 16 and a partial one
 
@@ -45,9 +54,9 @@ class KvTransferTest {
   void setUp() throws Exception {
     root = new RootAllocator();
     decodePool = new KvBlockPool(root, "decode-pool", layout, 16L * layout.blockBytes());
-    server = new KvTransferServer(root, decodePool, Location.forGrpcInsecure("127.0.0.1", 0)).start();
+    server = new KvTransferServer(root, decodePool, Location.forGrpcInsecure("127.0.0.1", 0), serverOptions()).start();
     location = Location.forGrpcInsecure("127.0.0.1", server.port());
-    client = new KvTransferClient(root, layout);
+    client = new KvTransferClient(root, layout, clientOptions());
   }
 
   @AfterEach
@@ -297,7 +306,7 @@ class KvTransferTest {
   void senderWithAnotherModelShapeIsInvalidArgument() throws Exception {
     IncomingTransfer in = server.expect("req-8", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
     KvLayout other = new KvLayout(layout.blockSize(), layout.layers(), layout.kvHeads(), layout.headDim() * 2, 4);
-    try (KvTransferClient wrong = new KvTransferClient(root, other)) {
+    try (KvTransferClient wrong = new KvTransferClient(root, other, clientOptions())) {
       float[] k = new float[other.kvHeads() * PROMPT * other.headDim()];
       KvTransferException e =
           assertThrows(KvTransferException.class, () -> {
@@ -329,7 +338,7 @@ class KvTransferTest {
   @Test
   void parallelStreamsOverSeveralConnectionsDeliverEveryLayer() throws Exception {
     float[][][] kv = promptKv(PROMPT, 10);
-    KvTransferClient.Options opts = KvTransferClient.Options.DEFAULTS.withStreams(3, 2).withMaxBatchBytes(layout.layerBytes());
+    KvTransferClient.Options opts = clientOptions().withStreams(3, 2).withMaxBatchBytes(layout.layerBytes());
     try (KvTransferClient parallel = new KvTransferClient(root, layout, opts)) {
       for (int round = 0; round < 2; round++) { // the second round reuses the connections
         String id = "req-10-" + round;
