@@ -55,6 +55,7 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
   private static final int FIELDS = 4;
 
   /** The Flight service with DoPut replaced by this class. */
+  @SuppressWarnings("deprecation") // ServerAuthHandler.NO_OP: what FlightServer itself passes
   static ServerServiceDefinition service(BufferAllocator allocator, FlightProducer producer, ExecutorService executor, KvReceiver receiver) {
     ServerServiceDefinition flight = FlightGrpcUtils.createFlightService(allocator, producer, ServerAuthHandler.NO_OP, executor).bindService();
     String doPut = FlightServiceGrpc.getDoPutMethod().getFullMethodName();

@@ -6,6 +6,8 @@ import java.time.Duration;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.apache.arrow.flight.FlightStatusCode;
@@ -37,8 +39,11 @@ public final class IncomingTransfer {
   private int layersDone;
   private State state = State.OPEN;
 
-  IncomingTransfer(String id, KvBlockPool pool, int[] blocks, int tokens) {
+  private final Executor callbacks;
+
+  IncomingTransfer(String id, KvBlockPool pool, int[] blocks, int tokens, Executor callbacks) {
     this.id = id;
+    this.callbacks = callbacks;
     this.pool = pool;
     this.layout = pool.layout();
     this.tokens = tokens;
@@ -68,7 +73,8 @@ public final class IncomingTransfer {
   }
 
   /**
-   * Completes with this transfer when every layer has arrived; completes exceptionally with a
+   * Completes with this transfer when every layer has arrived (on a server thread, never a transport
+   * thread); completes exceptionally with a
    * {@link CancellationException} after {@link KvTransferServer#cancel} or with a {@link
    * KvTransferException} on a failure. Cancelling the returned future does not stop the transfer.
    */
@@ -147,7 +153,12 @@ public final class IncomingTransfer {
       }
     }
     if (completedNow) {
-      done.complete(this);
+      // Not on the receiving thread (it may be a transport thread): callers chain work on this.
+      try {
+        done.completeAsync(() -> this, callbacks);
+      } catch (RejectedExecutionException e) {
+        done.complete(this); // the server is closing
+      }
     }
     return Outcome.WRITTEN;
   }

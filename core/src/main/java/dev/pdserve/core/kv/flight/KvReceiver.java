@@ -7,6 +7,7 @@ import java.util.BitSet;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
 import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.vector.types.pojo.Schema;
 
@@ -32,8 +33,11 @@ final class KvReceiver {
       };
   private boolean closed;
 
-  KvReceiver(KvBlockPool pool) {
+  private final Executor callbacks;
+
+  KvReceiver(KvBlockPool pool, Executor callbacks) {
     this.pool = pool;
+    this.callbacks = callbacks;
     this.layout = pool.layout();
   }
 
@@ -65,7 +69,7 @@ final class KvReceiver {
       }
       seen.set(b);
     }
-    IncomingTransfer t = new IncomingTransfer(transferId, pool, Arrays.copyOf(blocks, needed), tokens);
+    IncomingTransfer t = new IncomingTransfer(transferId, pool, Arrays.copyOf(blocks, needed), tokens, callbacks);
     synchronized (finished) {
       if (closed) {
         throw new IllegalStateException("KV transfer server is closed");

@@ -40,6 +40,7 @@ import org.apache.arrow.memory.RootAllocator;
  * 4k-token prompt in bf16). Every variant is warmed up together, then measured in interleaved
  * rounds (each round runs each variant once) so that background load hits all of them alike.
  */
+@SuppressWarnings("try") // variants close with checked exceptions
 public final class KvTransferBenchmark {
   private static final com.sun.management.OperatingSystemMXBean OS =
       (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();

@@ -179,9 +179,9 @@ public final class KvTransferClient implements AutoCloseable {
     return new Connection(channel, FlightGrpcUtils.createFlightClientWithSharedChannel(allocator, channel));
   }
 
-  /** Closes every connection. Close open transfers first. */
+  /** Closes every connection (waiting up to 5 s each). Close open transfers first. */
   @Override
-  public void close() throws Exception {
+  public void close() {
     List<Connection> all = new ArrayList<>();
     synchronized (this) {
       if (closed) {
@@ -219,8 +219,4 @@ public final class KvTransferClient implements AutoCloseable {
     }
   }
 
-  /** For tests and the benchmark: bytes of Arrow memory the client holds now. */
-  long allocatedBytes() {
-    return allocator.getAllocatedMemory();
-  }
 }

@@ -105,7 +105,6 @@ public final class KvTransferServer implements AutoCloseable {
    * receiving into a child of {@code parent}. Call {@link #start()}.
    */
   public KvTransferServer(BufferAllocator parent, KvBlockPool pool, Location location, Options options) {
-    this.receiver = new KvReceiver(pool);
     this.requested = location;
     URI uri = location.getUri();
     if (options.receivePath() == ReceivePath.DIRECT && !LocationSchemes.GRPC_INSECURE.equals(uri.getScheme())) {
@@ -115,6 +114,7 @@ public final class KvTransferServer implements AutoCloseable {
     // gRPC runs its callbacks on the same executor as Flight's handlers, which may block on their
     // streams: a bounded pool can deadlock, so threads follow the number of concurrent calls.
     this.executor = Executors.newCachedThreadPool(named("kv-transfer-server-"));
+    this.receiver = new KvReceiver(pool, executor);
     KvPutProducer producer = new KvPutProducer(receiver, allocator);
     Consumer<NettyServerBuilder> tune = b -> {
       if (options.flowControlWindow() > 0) {
@@ -199,9 +199,9 @@ public final class KvTransferServer implements AutoCloseable {
     return receiver.pending();
   }
 
-  /** Stops serving; pending transfers fail with UNAVAILABLE. */
+  /** Stops serving (waiting up to 5 s for calls in flight); pending transfers fail with UNAVAILABLE. */
   @Override
-  public synchronized void close() throws InterruptedException {
+  public synchronized void close() {
     if (closed) {
       return;
     }
@@ -221,9 +221,15 @@ public final class KvTransferServer implements AutoCloseable {
           grpcServer.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         }
       }
-    } finally {
       executor.shutdownNow();
       executor.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      if (grpcServer != null) {
+        grpcServer.shutdownNow();
+      }
+      executor.shutdownNow();
+    } finally {
       allocator.close();
     }
   }

@@ -234,6 +234,36 @@ abstract class KvTransferContract {
   }
 
   @Test
+  void abandonedPushLeavesTheTransferPendingForARetryAndLeaksNothing() throws Exception {
+    float[][][] kv = promptKv(PROMPT, 12);
+    IncomingTransfer in = server.expect("req-12", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    try (KvBlockPool prefillPool = new KvBlockPool(root, "prefill-pool", layout, 8L * layout.blockBytes())) {
+      PagedSequenceKv prefill = new PagedSequenceKv(prefillPool);
+      for (int l = 0; l < cfg.numLayers(); l++) {
+        prefill.write(l, kv[l][0], kv[l][1], 0, PROMPT, PROMPT);
+      }
+      prefill.advance(PROMPT);
+      OutgoingTransfer first = client.open(location, "req-12");
+      first.sendLayer(0, prefill, PROMPT);
+      first.sendLayer(1, prefill, PROMPT);
+      first.close(); // the prefill node gives up on this attempt (say, its engine failed)
+      first.close();
+      assertFalse(in.completion().isDone());
+      try (OutgoingTransfer retry = client.open(location, "req-12")) {
+        for (int l = 0; l < cfg.numLayers(); l++) {
+          retry.sendLayer(l, prefill, PROMPT);
+        }
+        retry.complete();
+      }
+      prefill.release(); // the pool closes without leaks only if no send still holds its blocks
+    }
+    in.await(WAIT);
+    PagedSequenceKv adopted = PagedSequenceKv.adopt(decodePool, in.blocks(), PROMPT);
+    assertSameKv(reference(kv, PROMPT), adopted);
+    adopted.release();
+  }
+
+  @Test
   void unknownTransferIdFailsWithNotFound() {
     float[][][] kv = promptKv(PROMPT, 5);
     KvTransferException e =
