@@ -38,7 +38,8 @@ import org.apache.arrow.memory.RootAllocator;
  *
  * Defaults: {@code ernie-4.5-vl-28b-a3b 2048 10 30} (2048 fp32 tokens = 224 MiB, the size of a
  * 4k-token prompt in bf16). Every variant is warmed up together, then measured in interleaved
- * rounds (each round runs each variant once) so that background load hits all of them alike.
+ * rounds (each round runs each variant once, in a rotating order, after a GC) so that background
+ * load hits all of them alike. CPU s/GB is the process's CPU time per GB moved.
  */
 @SuppressWarnings("try") // variants close with checked exceptions
 public final class KvTransferBenchmark {
@@ -116,17 +117,19 @@ public final class KvTransferBenchmark {
     try {
       variants.add(new SocketVariant("socket: pool -> buffer -> TCP -> buffer -> pool", true));
       variants.add(new SocketVariant("socket: raw bytes, no pool copies", false));
-      variants.add(new FlightVariant("A Flight stock: FlightClient copying send, FlightStream receive, 1 MiB windows", stockServer, stock));
-      variants.add(new FlightVariant("B  FlightClient zero-copy send, 16 MiB windows", stockServer.withFlowControlWindow(win), flightZeroCopy));
+      variants.add(new FlightVariant("A Flight stock: FlightClient send (copying), FlightStream receive", stockServer, stock));
+      variants.add(new FlightVariant("B  A + zero-copy send, 16 MiB HTTP/2 windows", stockServer.withFlowControlWindow(win), flightZeroCopy));
       variants.add(new FlightVariant("C  B + DIRECT receive (gRPC buffers -> pool)", directServer, flightZeroCopy));
-      variants.add(new FlightVariant("D  C + DIRECT send (rows go from the pool to the socket uncopied)", directServer, direct));
+      variants.add(new FlightVariant("D  C + DIRECT send (pool -> socket, uncopied), 8 MiB batches", directServer, direct));
       KvTransferClient.Options mib = direct.withMaxBatchBytes(1 << 20);
-      variants.add(new FlightVariant("E  D with 1 MiB batches: the defaults", directServer, mib));
-      variants.add(new FlightVariant("F  E with 256 KiB batches", directServer, direct.withMaxBatchBytes(256 << 10)));
-      variants.add(new FlightVariant("G  E with 4 MiB batches", directServer, direct.withMaxBatchBytes(4 << 20)));
-      variants.add(new FlightVariant("H  E with 2 streams on 2 connections", directServer, mib.withStreams(2, 2)));
-      variants.add(new FlightVariant("I  E with 4 streams on 1 connection", directServer, mib.withStreams(4, 1)));
-      variants.add(new FlightVariant("J  E with gRPC's default 1 MiB windows", directServer.withFlowControlWindow(0), mib.withFlowControlWindow(0)));
+      variants.add(new FlightVariant("E  D with 1 MiB batches", directServer, mib));
+      KvTransferServer.Options defaultWindows = directServer.withFlowControlWindow(0);
+      KvTransferClient.Options defaults = mib.withFlowControlWindow(0);
+      variants.add(new FlightVariant("F  E with gRPC's default windows: the defaults", defaultWindows, defaults));
+      variants.add(new FlightVariant("G  F with 256 KiB batches", defaultWindows, defaults.withMaxBatchBytes(256 << 10)));
+      variants.add(new FlightVariant("H  F with 4 MiB batches", defaultWindows, defaults.withMaxBatchBytes(4 << 20)));
+      variants.add(new FlightVariant("I  F with 2 streams on 2 connections", defaultWindows, defaults.withStreams(2, 2)));
+      variants.add(new FlightVariant("J  F with 4 streams on 1 connection", defaultWindows, defaults.withStreams(4, 1)));
 
       if (!only.isEmpty()) { // keep the variants whose letters are listed; S: the sockets
         variants.removeIf(v -> {
@@ -157,7 +160,9 @@ public final class KvTransferBenchmark {
       double[][] mbs = new double[variants.size()][reps];
       double[][] cpu = new double[variants.size()][reps];
       for (int rep = 0; rep < reps; rep++) {
-        for (int i = 0; i < variants.size(); i++) {
+        for (int j = 0; j < variants.size(); j++) {
+          int i = (j + rep) % variants.size(); // rotate the order: no variant always follows the same one
+          System.gc(); // no variant pays for another's garbage
           long c0 = OS.getProcessCpuTime();
           mbs[i][rep] = variants.get(i).once("rep-" + rep);
           cpu[i][rep] = (OS.getProcessCpuTime() - c0) / 1e9 / (bytes / 1e9); // CPU seconds per GB moved

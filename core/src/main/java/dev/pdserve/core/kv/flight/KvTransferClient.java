@@ -57,7 +57,7 @@ public final class KvTransferClient implements AutoCloseable {
    */
   public record Options(
       int streams, int connections, int maxBatchBytes, int flowControlWindow, boolean zeroCopy, Duration timeout, SendPath sendPath) {
-    public static final Options DEFAULTS = new Options(1, 1, 1 << 20, 16 << 20, true, Duration.ofSeconds(60), SendPath.DIRECT);
+    public static final Options DEFAULTS = new Options(1, 1, 1 << 20, 0, true, Duration.ofSeconds(60), SendPath.DIRECT);
 
     public Options {
       if (streams < 1) {
