@@ -37,6 +37,7 @@ class NodeConfigLoaderTest {
     assertEquals(0, c.network().flightPort());
     assertEquals(0, c.network().metricsPort());
     assertEquals(0, c.network().httpPort());
+    assertEquals(4 << 20, c.network().httpMaxBodyBytes());
     assertEquals(4 << 20, c.network().grpcMaxInboundBytes());
     assertEquals("pdserve", c.cluster().name());
     assertEquals(JoinMode.TCPIP, c.cluster().join());
@@ -198,6 +199,8 @@ class NodeConfigLoaderTest {
     assertEquals(4L << 30, NodeConfigLoader.fromMap(Map.of("role", "decode", "kv.budget-bytes", "4GiB")).engine().kvBudgetBytes());
     assertEquals(123, NodeConfigLoader.fromMap(Map.of("role", "decode", "kv.budget-bytes", "123")).engine().kvBudgetBytes());
     assertProblem(invalid(Map.of("role", "decode", "kv.budget-bytes", "4GB")), "pdserve.kv.budget-bytes: expected a byte count like");
+    assertEquals(1 << 20, NodeConfigLoader.fromMap(Map.of("role", "router", "http.max-body-bytes", "1m")).network().httpMaxBodyBytes());
+    assertProblem(invalid(Map.of("role", "router", "http.max-body-bytes", "100")), "pdserve.http.max-body-bytes: must be 1KiB..2GiB, got 100");
   }
 
   @Test

@@ -51,6 +51,11 @@ public final class RouterNode implements AutoCloseable {
       Channels channels = closer.add(new Channels(Channels.Settings.forNode(config)));
       PromptRenderer renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
       this.router = closer.add(new Router(options, directory, new GrpcNodeClients(channels), renderer, model.config()));
+      HttpApiSettings httpSettings =
+          HttpApiSettings.on(config.network().bindHost(), config.network().httpPort()).withMaxBodyBytes(config.network().httpMaxBodyBytes());
+      this.http = closer.add(new OpenAiHttpServer(httpSettings, router, renderer));
+      http.start();
+      this.httpUrl = "http://" + config.network().advertisedHost() + ":" + http.port();
       this.server =
           closer.add(
               GrpcServer.forNode(config)
@@ -58,13 +63,10 @@ public final class RouterNode implements AutoCloseable {
                   .healthService(config.role().healthServiceName())
                   .addService(new GenerationGrpcService(router, model.config().name()))
                   .addService(new NodeStatusService(this::status))
-                  .addService(new dev.pdserve.router.grpc.AdminGrpcService(directory))
+                  .addService(new dev.pdserve.router.grpc.AdminGrpcService(directory, config.nodeId(), httpUrl))
                   .build());
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
-      this.http = closer.add(new OpenAiHttpServer(HttpApiSettings.on(config.network().bindHost(), config.network().httpPort()), router, renderer));
-      http.start();
-      this.httpUrl = "http://" + config.network().advertisedHost() + ":" + http.port();
       closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, "", () ->
           new dev.pdserve.core.cluster.Load(0, router.inFlight(), 0, 0, 0), 1000));
       LOG.info("router {} serving the public API at {} (gRPC) and {} (OpenAI-compatible HTTP)", config.nodeId(), grpcAddress, httpUrl);

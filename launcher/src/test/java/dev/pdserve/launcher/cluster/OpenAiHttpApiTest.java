@@ -307,6 +307,19 @@ class OpenAiHttpApiTest {
   }
 
   @Test
+  void healthAnswersAndTheAdminListingPublishesTheHttpUrl() throws Exception {
+    HttpResponse<String> h = get("/health");
+    assertEquals(200, h.statusCode(), h.body());
+    assertEquals("ok", json(h).get("status").asText());
+    List<dev.pdserve.internal.v1.NodeStatus> nodes = dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(cluster.channel)
+        .withDeadlineAfter(10, TimeUnit.SECONDS).listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance()).getNodesList();
+    dev.pdserve.internal.v1.NodeStatus self = nodes.stream().filter(n -> n.getRole().equals("router")).findFirst()
+        .orElseThrow(() -> new AssertionError("no router in " + nodes));
+    assertEquals(cluster.router.httpUrl(), self.getHttpUrl());
+    assertTrue(self.getHttpUrl().matches("http://127\\.0\\.0\\.1:\\d+"), self.getHttpUrl());
+  }
+
+  @Test
   void modelsListsTheServedModel() throws Exception {
     HttpResponse<String> r = get("/v1/models");
     assertEquals(200, r.statusCode(), r.body());
@@ -340,8 +353,8 @@ class OpenAiHttpApiTest {
     HttpResponse<String> r = post("/v1/completions", "{\"prompt\": \"" + "x".repeat(1100) + "\", \"max_tokens\": 4}");
     assertError(r, 400, "invalid_request_error", "maximum context length");
     JsonNode e = json(r).get("error");
-    assertEquals("This model's maximum context length is 1024 tokens. However, you requested 1104 tokens (1100 in the prompt, 4 for the"
-        + " completion). Please reduce the length of the prompt or completion.", e.get("message").asText());
+    assertEquals("This model's maximum context length is 1024 tokens. However, you requested 1104 tokens (1100 in the messages, 4 in the"
+        + " completion). Please reduce the length of the messages or completion.", e.get("message").asText());
     assertEquals("context_length_exceeded", e.get("code").asText());
     assertEquals("prompt", e.get("param").asText());
     HttpResponse<String> chat = post("/v1/chat/completions", chatBody("y".repeat(1000), 100, false, ""));
@@ -362,6 +375,16 @@ class OpenAiHttpApiTest {
     assertError(big, 413, "invalid_request_error", "larger than this server's limit of 4194304 bytes");
     // the connection pool and the server are fine afterwards
     assertEquals(200, get("/v1/models").statusCode());
+  }
+
+  @Test
+  void theBodyLimitIsConfigurable() throws Exception {
+    try (RouterNode small = RouterNode.start(
+        cluster.config("router", "router-2k", Map.of("cluster.lite-member", "true", "http.max-body-bytes", "2k")), RouterOptions.defaults())) {
+      HttpResponse<String> big = postTo(small.httpUrl(), "/v1/completions", "{\"prompt\": \"" + "z".repeat(3000) + "\"}");
+      assertError(big, 413, "invalid_request_error", "larger than this server's limit of 2048 bytes");
+      assertEquals("request_too_large", json(big).get("error").get("code").asText());
+    }
   }
 
   @Test

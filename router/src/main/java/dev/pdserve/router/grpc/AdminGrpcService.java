@@ -12,9 +12,21 @@ import io.grpc.stub.StreamObserver;
 /** Cluster administration on the router: the registry's view of every node. */
 public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBase {
   private final NodeDirectory directory;
+  private final String selfId;
+  private final String selfHttpUrl;
 
   public AdminGrpcService(NodeDirectory directory) {
+    this(directory, "", "");
+  }
+
+  /**
+   * @param selfId this router's node id: its entry in the listing carries {@code selfHttpUrl}
+   * @param selfHttpUrl this router's OpenAI-compatible HTTP base URL ({@code http://host:port})
+   */
+  public AdminGrpcService(NodeDirectory directory, String selfId, String selfHttpUrl) {
     this.directory = directory;
+    this.selfId = selfId;
+    this.selfHttpUrl = selfHttpUrl;
   }
 
   @Override
@@ -31,6 +43,7 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
               .setGrpcAddress(n.grpcAddress() == null ? "" : n.grpcAddress())
               .setFlightAddress(n.flightAddress() == null ? "" : n.flightAddress())
               .setMetricsUrl(n.metricsUrl() == null ? "" : n.metricsUrl())
+              .setHttpUrl(n.id().equals(selfId) ? selfHttpUrl : "")
               .setKvFreeBlocks((int) l.kvFreeBlocks())
               .setKvTotalBlocks((int) l.kvTotalBlocks())
               .setRunningSequences(l.runningSequences())
