@@ -19,6 +19,12 @@ import dev.pdserve.core.cluster.NodeState;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.launcher.node.RouterNode;
 import dev.pdserve.launcher.node.WorkerNode;
+import dev.pdserve.model.engine.GenerateResult;
+import dev.pdserve.model.engine.LoadedModel;
+import dev.pdserve.model.engine.ModelSpec;
+import dev.pdserve.model.engine.Prompt;
+import dev.pdserve.model.engine.ReferenceEngine;
+import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.router.RouterOptions;
 import java.io.BufferedReader;
 import java.io.InputStream;
@@ -50,14 +56,23 @@ class OpenAiHttpApiTest {
   static InJvmCluster cluster;
   static HttpClient http;
 
+  static LoadedModel model;
+  static ReferenceEngine reference;
+
   @BeforeAll
   static void start() throws Exception {
     cluster = InJvmCluster.start(1, 1);
     http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+    model = LoadedModel.load(ModelSpec.preset("tiny"));
+    reference = new ReferenceEngine(model, OrtRuntime.shared());
   }
 
   @AfterAll
   static void stop() {
+    if (reference != null) {
+      reference.close();
+      model.close();
+    }
     if (cluster != null) {
       cluster.close();
     }
@@ -173,13 +188,17 @@ class OpenAiHttpApiTest {
     assertTrue(r.headers().firstValue("X-Request-Id").orElse("").startsWith("chatcmpl-"), r.headers().toString());
     JsonNode doc = json(r);
     InJvmCluster.Result grpc = cluster.generate(grpcChat("grpc-chat", user, 12, false));
+    GenerateResult ref = reference.generate(new dev.pdserve.model.engine.GenerateRequest("ref-chat",
+        Prompt.user(user), dev.pdserve.model.sampling.SamplingParams.builder().temperature(0).maxTokens(12).ignoreEos(true).build(), false));
 
     assertEquals("chat.completion", doc.get("object").asText());
     assertTrue(doc.get("id").asText().startsWith("chatcmpl-"));
     assertEquals("tiny", doc.get("model").asText());
     JsonNode choice = doc.get("choices").get(0);
+    assertArrayEquals(ref.tokenIds(), ints(choice.get("token_ids")), "HTTP greedy tokens differ from the reference engine's");
     assertArrayEquals(grpc.tokenIds(), ints(choice.get("token_ids")), "HTTP greedy tokens differ from gRPC's");
     assertEquals("assistant", choice.get("message").get("role").asText());
+    assertEquals(ref.text(), choice.get("message").get("content").asText());
     assertEquals(grpc.text(), choice.get("message").get("content").asText());
     assertFalse(choice.get("message").has("reasoning_content"), "thinking off: no reasoning_content");
     assertEquals("length", choice.get("finish_reason").asText());
