@@ -487,4 +487,23 @@ class OpenAiHttpApiTest {
     long decoded = cluster.decode.get(0).decode().stats().tokens() - tokensBefore;
     assertTrue(decoded < 500, "the request should have stopped early, not run to its 900 tokens; decoded " + decoded);
   }
+
+  @Test
+  void aClientThatDisconnectsBeforeAWholeAnswerCancelsTheRequest() throws Exception {
+    long tokensBefore = cluster.decode.get(0).decode().stats().tokens();
+    URI base = URI.create(cluster.router.httpUrl());
+    byte[] body = chatBody("a long answer, not streamed", 900, false, "").getBytes(StandardCharsets.UTF_8);
+    try (java.net.Socket socket = new java.net.Socket(base.getHost(), base.getPort())) {
+      String head = "POST /v1/chat/completions HTTP/1.1\r\nHost: " + base.getAuthority() + "\r\nContent-Type: application/json\r\n"
+          + "Content-Length: " + body.length + "\r\n\r\n";
+      socket.getOutputStream().write(head.getBytes(StandardCharsets.US_ASCII));
+      socket.getOutputStream().write(body);
+      socket.getOutputStream().flush();
+      InJvmCluster.await(Duration.ofSeconds(10), () -> cluster.router.router().inFlight() == 1, "the request to be in flight");
+    }
+    InJvmCluster.await(Duration.ofSeconds(10), () -> heldBlocks() == 0 && cluster.router.router().inFlight() == 0,
+        "the disconnect to cancel the request and free its KV");
+    long decoded = cluster.decode.get(0).decode().stats().tokens() - tokensBefore;
+    assertTrue(decoded < 500, "the request should have stopped early, not run to its 900 tokens; decoded " + decoded);
+  }
 }

@@ -15,7 +15,7 @@ package dev.pdserve.router.http;
  */
 public record HttpApiSettings(
     String host, int port, int maxBodyBytes, int ioThreads, int handlerThreads, int handlerQueue, int chatMaxTokensCap) {
-  public static final int DEFAULT_MAX_BODY_BYTES = 4 << 20;
+  public static final int DEFAULT_MAX_BODY_BYTES = dev.pdserve.core.config.NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES;
   public static final int DEFAULT_CHAT_MAX_TOKENS_CAP = 4096;
 
   public HttpApiSettings {
