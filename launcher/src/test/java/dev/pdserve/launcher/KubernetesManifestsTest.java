@@ -100,6 +100,9 @@ class KubernetesManifestsTest {
       assertEquals(config.network().flightPort(), ports.get("flight"), name + ": flight port");
       assertEquals(config.network().metricsPort(), ports.get("metrics"), name + ": metrics port");
       assertEquals(config.cluster().port(), ports.get("hazelcast"), name + ": hazelcast port");
+      if (role == NodeRole.ROUTER) {
+        assertEquals(config.network().httpPort(), ports.get("http"), name + ": the OpenAI-compatible HTTP port");
+      }
       JsonNode readiness = c.path("readinessProbe").path("grpc");
       assertEquals(config.network().grpcPort(), readiness.path("port").asInt(), name + ": readiness port");
       assertEquals(role.healthServiceName(), readiness.path("service").asText(), name + ": readiness must ask for the role's health service");
