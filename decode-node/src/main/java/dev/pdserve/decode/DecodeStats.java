@@ -1,6 +1,10 @@
 package dev.pdserve.decode;
 
-/** A snapshot of a decode node's load and batching. */
+/**
+ * A snapshot of a decode node's load and batching.
+ *
+ * @param reservedBlocks KV blocks held by reservations (reserved, waiting for their KV, or running)
+ */
 public record DecodeStats(
     int running,
     int waitingForKv,
@@ -11,4 +15,5 @@ public record DecodeStats(
     long tokens,
     int maxBatchSeen,
     double meanBatch,
-    double lastStepMillis) {}
+    double lastStepMillis,
+    int reservedBlocks) {}

@@ -18,6 +18,7 @@ import dev.pdserve.model.engine.Prompt;
 import dev.pdserve.model.sampling.SamplingParams;
 import dev.pdserve.router.ResponseSink;
 import dev.pdserve.router.Router;
+import dev.pdserve.router.RouterMetrics;
 import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.stub.ServerCallStreamObserver;
@@ -55,6 +56,7 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
     try {
       domain = toDomain(id, req);
     } catch (RuntimeException e) {
+      router.metrics().rejected(RouterMetrics.reasonOf(e));
       out.onError(GrpcErrors.toException(e));
       return;
     }
@@ -106,8 +108,12 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
         };
     try {
       flight.set(router.submit(domain, sink, deadlineNanos));
+    } catch (ServingException e) {
+      sink.onError(e); // counted by the router
+      return;
     } catch (RuntimeException e) {
-      sink.onError(e instanceof ServingException se ? se : new ServingException(ServingException.Kind.INVALID_ARGUMENT, e.getMessage(), e));
+      router.metrics().rejected(RouterMetrics.REJECT_INVALID_ARGUMENT);
+      sink.onError(new ServingException(ServingException.Kind.INVALID_ARGUMENT, e.getMessage(), e));
       return;
     }
     if (out.isCancelled()) {

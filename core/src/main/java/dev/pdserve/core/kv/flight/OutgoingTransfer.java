@@ -48,6 +48,7 @@ public final class OutgoingTransfer implements AutoCloseable {
   private State state = State.OPEN;
   private KvTransferException failure;
   private long bytesSent;
+  private long firstSendNanos;
 
   OutgoingTransfer(BufferAllocator allocator, KvLayout layout, KvTransferClient.Options options, FlightClient[] clients, String id) {
     this.id = id;
@@ -73,6 +74,11 @@ public final class OutgoingTransfer implements AutoCloseable {
   /** KV bytes queued so far (row bodies only). */
   public synchronized long bytesSent() {
     return bytesSent;
+  }
+
+  /** {@link System#nanoTime()} when the first layer was queued; 0 if none yet. */
+  public synchronized long firstSendNanos() {
+    return firstSendNanos;
   }
 
   /**
@@ -216,6 +222,9 @@ public final class OutgoingTransfer implements AutoCloseable {
           lane.root.clear();
         }
         synchronized (this) {
+          if (bytesSent == 0) {
+            firstSendNanos = System.nanoTime();
+          }
           bytesSent += (long) rows * layout.layerBytes();
         }
       }
