@@ -128,7 +128,7 @@ final class ModelBenchCommand implements Callable<Integer> {
     for (int s = 0; s < steps; s++) {
       List<SequenceStep> step = new ArrayList<>(b);
       for (int i = 0; i < b; i++) {
-        step.add(SequenceStep.text(new int[] {argmax(logits[i])}, kvs.get(i), true));
+        step.add(SequenceStep.text(new int[] {dev.pdserve.model.sampling.Sampler.argmax(logits[i])}, kvs.get(i), true));
       }
       logits = runner.forward(step, experts);
     }
@@ -136,15 +136,6 @@ final class ModelBenchCommand implements Callable<Integer> {
     return new double[] {b * (double) len / ((t1 - t0) / 1e9), b * (double) steps / ((t2 - t1) / 1e9)};
   }
 
-  private static int argmax(float[] l) {
-    int best = 0;
-    for (int i = 1; i < l.length; i++) {
-      if (l[i] > l[best]) {
-        best = i;
-      }
-    }
-    return best;
-  }
 
   private static double median(double[] v) {
     double[] s = v.clone();

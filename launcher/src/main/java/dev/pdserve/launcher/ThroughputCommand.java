@@ -139,7 +139,7 @@ final class ThroughputCommand implements Callable<Integer> {
     for (int s = 0; s < maxTokens; s++) {
       List<SequenceStep> next = new ArrayList<>();
       for (int i = 0; i < prompts.size(); i++) {
-        int t = argmax(logits[i]);
+        int t = dev.pdserve.model.sampling.Sampler.argmax(logits[i]);
         out.get(i)[s] = t;
         next.add(SequenceStep.text(new int[] {t}, kvs.get(i), true));
       }
@@ -150,15 +150,6 @@ final class ThroughputCommand implements Callable<Integer> {
     return out;
   }
 
-  private static int argmax(float[] l) {
-    int best = 0;
-    for (int i = 1; i < l.length; i++) {
-      if (l[i] > l[best]) {
-        best = i;
-      }
-    }
-    return best;
-  }
 
   private static List<int[]> runCluster(ManagedChannel ch, List<int[]> prompts, int maxTokens, int concurrency) throws Exception {
     Semaphore slots = new Semaphore(concurrency);

@@ -246,11 +246,10 @@ public final class PrefillEngine implements AutoCloseable {
       try {
         logits = runner.forward(seqs, experts);
       } catch (RuntimeException e) {
-        Throwable cause = e.getCause() != null && e.getMessage() != null && e.getMessage().startsWith("KV") ? e.getCause() : e;
         LOG.warn("prefill step of {} prompts failed: {}", batch.size(), e.toString());
         for (Job j : batch) {
           active.remove(j);
-          j.fail(e instanceof ServingException ? e : ServingException.unavailable("prefill failed: " + cause.getMessage(), e));
+          j.fail(e instanceof ServingException ? e : ServingException.unavailable("prefill failed: " + e.getMessage(), e));
         }
         return;
       }

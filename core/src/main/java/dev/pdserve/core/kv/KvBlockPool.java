@@ -1,5 +1,6 @@
 package dev.pdserve.core.kv;
 
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
@@ -198,10 +199,37 @@ public final class KvBlockPool implements AutoCloseable {
     chunks[block / blocksPerChunk].setBytes(layerByteIndex(block, layer), src, srcIndex, layout.layerBytes());
   }
 
+  /**
+   * Copies {@code src.remaining()} bytes into one layer of one block, from byte {@code offset} of
+   * the layer's {@link KvLayout#layerBytes()}, advancing {@code src}. For receivers that hold a row
+   * in several transport buffers.
+   */
+  public void writeLayerBytes(int block, int layer, int offset, ByteBuffer src) {
+    checkRange(block, layer, 0, 0);
+    if (offset < 0 || offset + (long) src.remaining() > layout.layerBytes()) {
+      throw new IndexOutOfBoundsException(
+          "bytes " + offset + ".." + (offset + (long) src.remaining()) + " are outside a layer of " + layout.layerBytes());
+    }
+    chunks[block / blocksPerChunk].setBytes(layerByteIndex(block, layer) + offset, src);
+  }
+
   /** Copies one layer of one block out to {@code dst} at {@code dstIndex}: one memcpy. */
   public void copyLayerOut(int block, int layer, ArrowBuf dst, long dstIndex) {
     checkRange(block, layer, 0, 0);
     dst.setBytes(dstIndex, chunks[block / blocksPerChunk], layerByteIndex(block, layer), layout.layerBytes());
+  }
+
+  /**
+   * A view of one layer of one block ({@link KvLayout#layerBytes()} bytes) that holds a reference
+   * on the pool's memory until closed: for senders that hand the bytes to the network without
+   * copying them. The view does not pin the block's contents; its owner must not free or rewrite
+   * the block until the bytes are sent.
+   */
+  public ArrowBuf retainLayer(int block, int layer) {
+    checkRange(block, layer, 0, 0);
+    ArrowBuf chunk = chunks[block / blocksPerChunk];
+    chunk.getReferenceManager().retain();
+    return chunk.slice(layerByteIndex(block, layer), layout.layerBytes());
   }
 
   /** Frees the pool's memory. Blocks still allocated are lost with it; close after their owners. */

@@ -191,15 +191,20 @@ public final class LocalCluster implements AutoCloseable {
       commands.add(cmd);
     }
     long deadline = System.nanoTime() + timeout.toNanos();
-    // The first node seeds the Hazelcast cluster; the others join it; the router (a lite member,
-    // which holds no registry data) comes last.
+    // The first node seeds the Hazelcast cluster; the others join it in waves of one per core (a
+    // stampede of JVMs starting at once on a small machine starves Hazelcast's join handshakes);
+    // the router (a lite member, which holds no registry data) comes last.
     int last = nodes.size() - 1;
     spawn(nodes.get(0), commands.get(0));
     awaitReady(children.subList(0, 1), deadline, timeout);
-    for (int i = 1; i < last; i++) {
-      spawn(nodes.get(i), commands.get(i));
+    int wave = Math.max(1, Runtime.getRuntime().availableProcessors());
+    for (int i = 1; i < last; i += wave) {
+      int from = children.size();
+      for (int j = i; j < Math.min(last, i + wave); j++) {
+        spawn(nodes.get(j), commands.get(j));
+      }
+      awaitReady(children.subList(from, children.size()), deadline, timeout);
     }
-    awaitReady(children.subList(1, children.size()), deadline, timeout);
     spawn(nodes.get(last), commands.get(last));
     awaitReady(children.subList(last, last + 1), deadline, timeout);
     awaitActive(spec, deadline);

@@ -79,6 +79,19 @@ public final class Sampler {
     return (z >>> 11) * 0x1.0p-53;
   }
 
+  /** The index of the largest value (ties to the lowest index), or -1 when every value is -inf. */
+  public static int argmax(float[] x) {
+    int best = -1;
+    float bestValue = NEG_INF;
+    for (int i = 0; i < x.length; i++) {
+      if (x[i] > bestValue) {
+        bestValue = x[i];
+        best = i;
+      }
+    }
+    return best;
+  }
+
   private SampleResult greedy(float[] logits, SamplingParams p, TokenHistory history, boolean mask) {
     float[] x = logits;
     if (mask || p.hasPenalties()) {
@@ -88,17 +101,11 @@ public final class Sampler {
         applyMinTokensMask(x, p);
       }
     }
-    int best = -1;
-    float bestValue = NEG_INF;
-    for (int i = 0; i < x.length; i++) {
-      if (x[i] > bestValue) {
-        bestValue = x[i];
-        best = i;
-      }
-    }
+    int best = argmax(x);
     if (best < 0) {
       throw new IllegalStateException(allMaskedMessage(x.length));
     }
+    float bestValue = x[best];
     if (p.logprobs() == 0) {
       return new SampleResult(best, Double.NaN, List.of());
     }

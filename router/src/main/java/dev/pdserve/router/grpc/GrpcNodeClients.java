@@ -23,7 +23,6 @@ import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
-import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -205,13 +204,5 @@ public final class GrpcNodeClients implements NodeClients {
         s.cancel(why, null);
       }
     };
-  }
-
-  static int[] ints(java.util.List<Integer> l) {
-    return l.stream().mapToInt(Integer::intValue).toArray();
-  }
-
-  static String show(int[] a) {
-    return Arrays.toString(a);
   }
 }

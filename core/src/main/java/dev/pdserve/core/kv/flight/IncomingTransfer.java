@@ -6,10 +6,11 @@ import java.time.Duration;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.apache.arrow.flight.FlightStatusCode;
-import org.apache.arrow.memory.ArrowBuf;
 
 /**
  * A KV transfer a decode node expects: the blocks it reserved and how many prompt positions will
@@ -41,8 +42,11 @@ public final class IncomingTransfer {
   private long completedNanos;
   private State state = State.OPEN;
 
-  IncomingTransfer(String id, KvBlockPool pool, int[] blocks, int tokens) {
+  private final Executor callbacks;
+
+  IncomingTransfer(String id, KvBlockPool pool, int[] blocks, int tokens, Executor callbacks) {
     this.id = id;
+    this.callbacks = callbacks;
     this.pool = pool;
     this.layout = pool.layout();
     this.tokens = tokens;
@@ -82,7 +86,8 @@ public final class IncomingTransfer {
   }
 
   /**
-   * Completes with this transfer when every layer has arrived; completes exceptionally with a
+   * Completes with this transfer when every layer has arrived (on a server thread, never a transport
+   * thread); completes exceptionally with a
    * {@link CancellationException} after {@link KvTransferServer#cancel} or with a {@link
    * KvTransferException} on a failure. Cancelling the returned future does not stop the transfer.
    */
@@ -115,38 +120,65 @@ public final class IncomingTransfer {
     return state;
   }
 
+  /** What happened to a row. */
+  enum Outcome {
+    /** Copied into its block. */
+    WRITTEN,
+    /** Not copied: the transfer already holds as many positions of it, or has completed. */
+    SKIPPED,
+    CANCELLED,
+    FAILED
+  }
+
+  /** Copies one row (one layer of one block) into pool block {@code poolBlock}. */
+  @FunctionalInterface
+  interface RowCopier {
+    void copy(int poolBlock, int layer);
+  }
+
   /**
-   * Stores one row (one layer of one block) unless the transfer already holds as many positions of
-   * it: a retried or re-sent row is not written twice. The copy runs under the transfer's lock, so
-   * once {@link #cancel} or {@link #fail} returns nothing writes into the blocks any more.
-   *
-   * @return the state after the row; {@link State#OPEN} or {@link State#COMPLETE} means accepted
+   * Stores one row unless the transfer already holds as many positions of it: a retried or
+   * re-sent row is not written twice. The copy runs under the transfer's lock, so once {@link
+   * #cancel} or {@link #fail} returns nothing writes into the blocks any more.
    */
-  State write(int layer, int block, int rowTokens, ArrowBuf src, long srcIndex) {
+  Outcome write(int layer, int block, int rowTokens, RowCopier copier) {
     boolean completedNow = false;
     synchronized (this) {
-      if (state != State.OPEN) {
-        return state;
+      switch (state) {
+        case CANCELLED:
+          return Outcome.CANCELLED;
+        case FAILED:
+          return Outcome.FAILED;
+        case COMPLETE:
+          return Outcome.SKIPPED;
+        default:
+          break;
       }
       int i = layer * nBlocks + block;
-      if (rowTokens > received[i]) {
-        pool.copyLayerIn(blocks[block], layer, src, srcIndex);
-        if (bytesReceived == 0) {
-          firstRowNanos = System.nanoTime();
-        }
-        bytesReceived += layout.layerBytes();
-        received[i] = rowTokens;
-        if (rowTokens == expectedTokens(block) && ++blocksDone[layer] == nBlocks && ++layersDone == layout.layers()) {
-          state = State.COMPLETE;
-          completedNanos = System.nanoTime();
-          completedNow = true;
-        }
+      if (rowTokens <= received[i]) {
+        return Outcome.SKIPPED;
+      }
+      copier.copy(blocks[block], layer);
+      if (bytesReceived == 0) {
+        firstRowNanos = System.nanoTime();
+      }
+      bytesReceived += layout.layerBytes();
+      received[i] = rowTokens;
+      if (rowTokens == expectedTokens(block) && ++blocksDone[layer] == nBlocks && ++layersDone == layout.layers()) {
+        state = State.COMPLETE;
+        completedNanos = System.nanoTime();
+        completedNow = true;
       }
     }
     if (completedNow) {
-      done.complete(this);
+      // Not on the receiving thread (it may be a transport thread): callers chain work on this.
+      try {
+        done.completeAsync(() -> this, callbacks);
+      } catch (RejectedExecutionException e) {
+        done.complete(this); // the server is closing
+      }
     }
-    return completedNow ? State.COMPLETE : State.OPEN;
+    return Outcome.WRITTEN;
   }
 
   /** Stops the transfer; true if it was still open. */

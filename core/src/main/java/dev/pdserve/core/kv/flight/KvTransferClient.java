@@ -9,12 +9,12 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.apache.arrow.flight.FlightClient;
 import org.apache.arrow.flight.FlightGrpcUtils;
 import org.apache.arrow.flight.Location;
 import org.apache.arrow.flight.LocationSchemes;
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.util.AutoCloseables;
 
 /**
  * The prefill side of the KV transfer: pushes KV, layer by layer, into blocks a decode node
@@ -25,6 +25,21 @@ import org.apache.arrow.util.AutoCloseables;
  * at a time).
  */
 public final class KvTransferClient implements AutoCloseable {
+  /** How batches are handed to gRPC. Both produce the same Flight DoPut stream on the wire. */
+  public enum SendPath {
+    /** Flight's {@code FlightClient.startPut}: every location scheme. */
+    FLIGHT_CLIENT,
+    /**
+     * Flight messages written by this package as direct Netty buffers over the rows' own Arrow
+     * memory (pool blocks, for layers sent from a paged cache): no copy before the kernel's.
+     * {@code grpc+tcp} locations only.
+     */
+    DIRECT
+  }
+
+  /** One connection to a decode node: its channel and a Flight client sharing it. */
+  record Connection(ManagedChannel channel, FlightClient flight) {}
+
   /**
    * Transport tuning.
    *
@@ -35,11 +50,14 @@ public final class KvTransferClient implements AutoCloseable {
    * @param maxBatchBytes largest record batch body; a layer bigger than this goes as several
    *     batches of whole blocks
    * @param flowControlWindow HTTP/2 receive window the client advertises; 0 keeps gRPC's default
-   * @param zeroCopy hand Arrow buffers to gRPC without copying them into its own buffers
+   * @param zeroCopy on the FLIGHT_CLIENT path, let Flight hand Arrow buffers to gRPC without
+   *     copying them (the DIRECT path never copies)
    * @param timeout deadline of one transfer, from {@link #open} to the acknowledgement
+   * @param sendPath how batches are handed to gRPC
    */
-  public record Options(int streams, int connections, int maxBatchBytes, int flowControlWindow, boolean zeroCopy, Duration timeout) {
-    public static final Options DEFAULTS = new Options(1, 1, 16 << 20, 0, true, Duration.ofSeconds(60));
+  public record Options(
+      int streams, int connections, int maxBatchBytes, int flowControlWindow, boolean zeroCopy, Duration timeout, SendPath sendPath) {
+    public static final Options DEFAULTS = new Options(1, 1, 1 << 20, 0, true, Duration.ofSeconds(60), SendPath.DIRECT);
 
     public Options {
       if (streams < 1) {
@@ -57,33 +75,40 @@ public final class KvTransferClient implements AutoCloseable {
       if (timeout == null || timeout.isNegative() || timeout.isZero()) {
         throw new IllegalArgumentException("timeout must be > 0, got " + timeout);
       }
+      if (sendPath == null) {
+        throw new IllegalArgumentException("sendPath must be set");
+      }
     }
 
     public Options withStreams(int streams, int connections) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout);
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
 
     public Options withMaxBatchBytes(int maxBatchBytes) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout);
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
 
     public Options withFlowControlWindow(int flowControlWindow) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout);
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
 
     public Options withZeroCopy(boolean zeroCopy) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout);
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
 
     public Options withTimeout(Duration timeout) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout);
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+    }
+
+    public Options withSendPath(SendPath sendPath) {
+      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
   }
 
   private final BufferAllocator allocator;
   private final KvLayout layout;
   private final Options options;
-  private final Map<URI, FlightClient[]> clients = new HashMap<>();
+  private final Map<URI, Connection[]> clients = new HashMap<>();
   private boolean closed;
 
   public KvTransferClient(BufferAllocator parent, KvLayout layout) {
@@ -114,22 +139,25 @@ public final class KvTransferClient implements AutoCloseable {
     if (transferId == null || transferId.isEmpty()) {
       throw new IllegalArgumentException("transfer id must not be empty");
     }
+    if (options.sendPath() == SendPath.DIRECT && !LocationSchemes.GRPC_INSECURE.equals(location.getUri().getScheme())) {
+      throw new IllegalArgumentException("the DIRECT send path reaches grpc+tcp locations only, got " + location.getUri());
+    }
     return new OutgoingTransfer(allocator, layout, options, connections(location), transferId);
   }
 
-  private synchronized FlightClient[] connections(Location location) {
+  private synchronized Connection[] connections(Location location) {
     if (closed) {
       throw new IllegalStateException("KV transfer client is closed");
     }
-    FlightClient[] c = clients.get(location.getUri());
+    Connection[] c = clients.get(location.getUri());
     if (c == null) {
-      c = new FlightClient[options.connections()];
+      c = new Connection[options.connections()];
       try {
         for (int i = 0; i < c.length; i++) {
           c[i] = connect(location);
         }
       } catch (RuntimeException e) {
-        closeQuietly(List.of(c));
+        closeAll(List.of(c));
         throw e;
       }
       clients.put(location.getUri(), c);
@@ -137,24 +165,24 @@ public final class KvTransferClient implements AutoCloseable {
     return c;
   }
 
-  private FlightClient connect(Location location) {
+  private Connection connect(Location location) {
     URI uri = location.getUri();
     if (!LocationSchemes.GRPC_INSECURE.equals(uri.getScheme())) {
-      // TLS and domain sockets: Flight's own builder (no transport tuning).
-      return FlightClient.builder(allocator, location).build();
+      // TLS and domain sockets: Flight's own builder (no transport tuning, FLIGHT_CLIENT only).
+      return new Connection(null, FlightClient.builder(allocator, location).build());
     }
     NettyChannelBuilder b = NettyChannelBuilder.forAddress(uri.getHost(), uri.getPort()).usePlaintext().maxInboundMessageSize(1 << 20);
     if (options.flowControlWindow() > 0) {
       b.flowControlWindow(options.flowControlWindow());
     }
     ManagedChannel channel = b.build();
-    return FlightGrpcUtils.createFlightClient(allocator, channel); // owns and closes the channel
+    return new Connection(channel, FlightGrpcUtils.createFlightClientWithSharedChannel(allocator, channel));
   }
 
-  /** Closes every connection. Close open transfers first. */
+  /** Closes every connection (waiting up to 5 s each). Close open transfers first. */
   @Override
-  public void close() throws Exception {
-    List<FlightClient> all = new ArrayList<>();
+  public void close() {
+    List<Connection> all = new ArrayList<>();
     synchronized (this) {
       if (closed) {
         return;
@@ -163,23 +191,32 @@ public final class KvTransferClient implements AutoCloseable {
       clients.values().forEach(cs -> all.addAll(List.of(cs)));
       clients.clear();
     }
-    AutoCloseables.close(all, List.of(allocator));
+    closeAll(all);
+    allocator.close();
   }
 
-  private static void closeQuietly(List<FlightClient> cs) {
-    for (FlightClient c : cs) {
-      if (c != null) {
+  private static void closeAll(List<Connection> cs) {
+    for (Connection c : cs) {
+      if (c == null) {
+        continue;
+      }
+      try {
+        c.flight().close();
+      } catch (Exception e) {
+        // closing anyway
+      }
+      if (c.channel() != null) {
+        c.channel().shutdown();
         try {
-          c.close();
-        } catch (Exception e) {
-          // already failing
+          if (!c.channel().awaitTermination(5, TimeUnit.SECONDS)) {
+            c.channel().shutdownNow();
+          }
+        } catch (InterruptedException e) {
+          c.channel().shutdownNow();
+          Thread.currentThread().interrupt();
         }
       }
     }
   }
 
-  /** For tests and the benchmark: bytes of Arrow memory the client holds now. */
-  long allocatedBytes() {
-    return allocator.getAllocatedMemory();
-  }
 }

@@ -26,6 +26,9 @@ public final class KvTransferException extends RuntimeException {
     if (t instanceof KvTransferException k) {
       return k;
     }
+    if (t instanceof io.grpc.StatusRuntimeException || t instanceof io.grpc.StatusException) {
+      t = org.apache.arrow.flight.grpc.StatusUtils.fromThrowable(t);
+    }
     if (t instanceof FlightRuntimeException f) {
       String d = f.status().description();
       String prefix = "KV transfer '" + transferId + "'";

@@ -27,9 +27,18 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** Real Flight servers on 127.0.0.1:0 and real allocators; every test ends with zero bytes held. */
+/**
+ * The KV transfer's behaviour, run against each receive path: real Flight servers on
+ * 127.0.0.1:0 and real allocators; every test ends with zero bytes held and every block free.
+ */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
-class KvTransferTest {
+abstract class KvTransferContract {
+  /** The server configuration under test. */
+  abstract KvTransferServer.Options serverOptions();
+
+  /** The client configuration under test. */
+  abstract KvTransferClient.Options clientOptions();
+
   private static final Duration WAIT = Duration.ofSeconds(20);
   private static final int PROMPT = 37; // two full blocks of 16 and a partial one
 
@@ -45,9 +54,9 @@ class KvTransferTest {
   void setUp() throws Exception {
     root = new RootAllocator();
     decodePool = new KvBlockPool(root, "decode-pool", layout, 16L * layout.blockBytes());
-    server = new KvTransferServer(root, decodePool, Location.forGrpcInsecure("127.0.0.1", 0)).start();
+    server = new KvTransferServer(root, decodePool, Location.forGrpcInsecure("127.0.0.1", 0), serverOptions()).start();
     location = Location.forGrpcInsecure("127.0.0.1", server.port());
-    client = new KvTransferClient(root, layout);
+    client = new KvTransferClient(root, layout, clientOptions());
   }
 
   @AfterEach
@@ -225,6 +234,36 @@ class KvTransferTest {
   }
 
   @Test
+  void abandonedPushLeavesTheTransferPendingForARetryAndLeaksNothing() throws Exception {
+    float[][][] kv = promptKv(PROMPT, 12);
+    IncomingTransfer in = server.expect("req-12", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    try (KvBlockPool prefillPool = new KvBlockPool(root, "prefill-pool", layout, 8L * layout.blockBytes())) {
+      PagedSequenceKv prefill = new PagedSequenceKv(prefillPool);
+      for (int l = 0; l < cfg.numLayers(); l++) {
+        prefill.write(l, kv[l][0], kv[l][1], 0, PROMPT, PROMPT);
+      }
+      prefill.advance(PROMPT);
+      OutgoingTransfer first = client.open(location, "req-12");
+      first.sendLayer(0, prefill, PROMPT);
+      first.sendLayer(1, prefill, PROMPT);
+      first.close(); // the prefill node gives up on this attempt (say, its engine failed)
+      first.close();
+      assertFalse(in.completion().isDone());
+      try (OutgoingTransfer retry = client.open(location, "req-12")) {
+        for (int l = 0; l < cfg.numLayers(); l++) {
+          retry.sendLayer(l, prefill, PROMPT);
+        }
+        retry.complete();
+      }
+      prefill.release(); // the pool closes without leaks only if no send still holds its blocks
+    }
+    in.await(WAIT);
+    PagedSequenceKv adopted = PagedSequenceKv.adopt(decodePool, in.blocks(), PROMPT);
+    assertSameKv(reference(kv, PROMPT), adopted);
+    adopted.release();
+  }
+
+  @Test
   void unknownTransferIdFailsWithNotFound() {
     float[][][] kv = promptKv(PROMPT, 5);
     KvTransferException e =
@@ -297,7 +336,7 @@ class KvTransferTest {
   void senderWithAnotherModelShapeIsInvalidArgument() throws Exception {
     IncomingTransfer in = server.expect("req-8", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
     KvLayout other = new KvLayout(layout.blockSize(), layout.layers(), layout.kvHeads(), layout.headDim() * 2, 4);
-    try (KvTransferClient wrong = new KvTransferClient(root, other)) {
+    try (KvTransferClient wrong = new KvTransferClient(root, other, clientOptions())) {
       float[] k = new float[other.kvHeads() * PROMPT * other.headDim()];
       KvTransferException e =
           assertThrows(KvTransferException.class, () -> {
@@ -329,7 +368,7 @@ class KvTransferTest {
   @Test
   void parallelStreamsOverSeveralConnectionsDeliverEveryLayer() throws Exception {
     float[][][] kv = promptKv(PROMPT, 10);
-    KvTransferClient.Options opts = KvTransferClient.Options.DEFAULTS.withStreams(3, 2).withMaxBatchBytes(layout.layerBytes());
+    KvTransferClient.Options opts = clientOptions().withStreams(3, 2).withMaxBatchBytes(layout.layerBytes());
     try (KvTransferClient parallel = new KvTransferClient(root, layout, opts)) {
       for (int round = 0; round < 2; round++) { // the second round reuses the connections
         String id = "req-10-" + round;
