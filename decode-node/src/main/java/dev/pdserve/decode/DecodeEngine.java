@@ -272,6 +272,11 @@ public final class DecodeEngine implements AutoCloseable {
     return true;
   }
 
+  /** KV blocks held by reservations (reserved, waiting for their KV, or running). */
+  public int reservedBlocks() {
+    return reservedBlocks.get();
+  }
+
   public DecodeStats stats() {
     long st = steps;
     int waiting = 0;
@@ -282,7 +287,7 @@ public final class DecodeEngine implements AutoCloseable {
     }
     return new DecodeStats(
         runningCount, waiting, slots.size(), pool.freeBlocks(), pool.totalBlocks(), st, tokens, maxBatchSeen,
-        st == 0 ? 0 : (double) batchSum / st, lastStepMillis, reservedBlocks.get());
+        st == 0 ? 0 : (double) batchSum / st, lastStepMillis);
   }
 
   private volatile int runningCount;

@@ -1,10 +1,6 @@
 package dev.pdserve.decode;
 
-/**
- * A snapshot of a decode node's load and batching.
- *
- * @param reservedBlocks KV blocks held by reservations (reserved, waiting for their KV, or running)
- */
+/** A snapshot of a decode node's load and batching. */
 public record DecodeStats(
     int running,
     int waitingForKv,
@@ -15,5 +11,4 @@ public record DecodeStats(
     long tokens,
     int maxBatchSeen,
     double meanBatch,
-    double lastStepMillis,
-    int reservedBlocks) {}
+    double lastStepMillis) {}

@@ -83,6 +83,9 @@ final class LocalCommand implements Callable<Integer> {
       Files.move(tmp, readyFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
     out.printf("router listening on %s (every node ACTIVE; processes %s). Ctrl-C stops them all.%n", cluster.routerAddress(), cluster.pids());
+    cluster.nodes().stream()
+        .filter(n -> !n.getMetricsUrl().isEmpty())
+        .forEach(n -> out.printf("metrics of %s (%s): %s%n", n.getId(), n.getRole(), n.getMetricsUrl()));
     out.printf("try: bin/pdserve generate --router %s --prompt \"Hello\"%n", cluster.routerAddress());
     out.flush();
     LocalCluster.Child dead = null;

@@ -167,9 +167,17 @@ public final class PrefillEngine implements AutoCloseable {
   }
 
   public PrefillStats stats() {
-    int jobs = byRequest.size();
-    int running = Math.min(jobs, startedJobs.get());
-    return new PrefillStats(jobs, queuedTokens.get(), completed, steps, pool.freeBlocks(), pool.totalBlocks(), lastStepMillis, running, jobs - running);
+    return new PrefillStats(byRequest.size(), queuedTokens.get(), completed, steps, pool.freeBlocks(), pool.totalBlocks(), lastStepMillis);
+  }
+
+  /** Jobs holding KV: computing, or waiting for the decode node to take their KV. */
+  public int runningJobs() {
+    return Math.min(byRequest.size(), startedJobs.get());
+  }
+
+  /** Jobs queued that have not started (no KV yet). */
+  public int waitingJobs() {
+    return Math.max(0, byRequest.size() - startedJobs.get());
   }
 
   private void loop() {

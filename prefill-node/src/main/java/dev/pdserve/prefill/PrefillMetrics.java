@@ -26,4 +26,12 @@ public interface PrefillMetrics {
    *     the last
    */
   default void kvSent(long bytes, long firstLayerToAckNanos) {}
+
+  /**
+   * A prompt was looked up in the prefix cache (for the prefix cache to call).
+   *
+   * @param queriedTokens prompt tokens looked up
+   * @param hitTokens of those, tokens whose KV the cache already held
+   */
+  default void prefixCacheQueried(int queriedTokens, int hitTokens) {}
 }

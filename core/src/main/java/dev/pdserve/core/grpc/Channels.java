@@ -33,6 +33,11 @@ public final class Channels implements AutoCloseable {
    */
   public record Settings(
       Duration keepAliveTime, Duration keepAliveTimeout, int maxInboundMessageBytes, int threads, Duration shutdownGrace, String nodeId) {
+    /** Settings whose callback threads carry no node id. */
+    public Settings(Duration keepAliveTime, Duration keepAliveTimeout, int maxInboundMessageBytes, int threads, Duration shutdownGrace) {
+      this(keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, shutdownGrace, null);
+    }
+
     public static Settings defaults() {
       return new Settings(Duration.ofSeconds(30), Duration.ofSeconds(10), 4 << 20, GrpcServer.DEFAULT_THREADS, Duration.ofSeconds(5), null);
     }
@@ -88,6 +93,7 @@ public final class Channels implements AutoCloseable {
         .keepAliveTime(settings.keepAliveTime().toMillis(), TimeUnit.MILLISECONDS)
         .keepAliveTimeout(settings.keepAliveTimeout().toMillis(), TimeUnit.MILLISECONDS)
         .keepAliveWithoutCalls(true)
+        .intercept(RequestIds.clientInterceptor())
         .build();
   }
 

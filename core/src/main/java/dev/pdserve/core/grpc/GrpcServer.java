@@ -57,6 +57,7 @@ public final class GrpcServer implements AutoCloseable {
         new ThreadPoolExecutor(b.threads, b.threads, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), new NamedThreadFactory("grpc-" + name, true, b.nodeId));
     ServerBuilder<?> sb = b.serverBuilder;
     sb.executor(executor).maxInboundMessageSize(b.maxInboundMessageBytes);
+    sb.intercept(RequestIds.serverInterceptor());
     sb.addService(health.getHealthService());
     sb.addService(ProtoReflectionServiceV1.newInstance());
     sb.addService(legacyReflection());

@@ -18,9 +18,9 @@ import org.apache.logging.log4j.ThreadContext;
  */
 public final class LogContext {
   /** The request id key. */
-  public static final String REQUEST_ID = "requestId";
+  public static final String REQUEST_ID = "request_id";
   /** The node id key. */
-  public static final String NODE_ID = "nodeId";
+  public static final String NODE_ID = "node_id";
 
   private LogContext() {}
 

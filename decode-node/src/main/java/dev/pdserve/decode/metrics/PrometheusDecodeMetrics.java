@@ -48,7 +48,7 @@ public final class PrometheusDecodeMetrics implements DecodeMetrics {
   /** Registers {@value MetricNames#KV_RESERVED_BLOCKS}, read from the engine at scrape time. */
   public PrometheusDecodeMetrics bind(DecodeEngine engine) {
     metrics.gauge(MetricNames.KV_RESERVED_BLOCKS, "KV blocks held by decode reservations (reserved, waiting for their KV, or running).",
-        () -> engine.stats().reservedBlocks());
+        engine::reservedBlocks);
     return this;
   }
 
