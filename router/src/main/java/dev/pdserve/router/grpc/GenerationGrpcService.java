@@ -42,7 +42,10 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
   @Override
   public void generate(dev.pdserve.api.v1.GenerateRequest req, StreamObserver<GenerateResponse> observer) {
     ServerCallStreamObserver<GenerateResponse> out = (ServerCallStreamObserver<GenerateResponse>) observer;
-    String id = req.getRequestId().isEmpty() ? "req-" + UUID.randomUUID() : req.getRequestId();
+    // The request_id field, else the x-request-id header (put into the log context by RequestIds), else a new one.
+    String header = org.apache.logging.log4j.ThreadContext.get(dev.pdserve.core.logging.LogContext.REQUEST_ID);
+    String id =
+        !req.getRequestId().isEmpty() ? req.getRequestId() : header != null && !header.isEmpty() ? header : "req-" + UUID.randomUUID();
     AtomicReference<Router.Flight> flight = new AtomicReference<>();
     out.setOnCancelHandler(
         () -> {
