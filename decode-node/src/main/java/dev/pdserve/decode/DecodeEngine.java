@@ -1,9 +1,11 @@
 package dev.pdserve.decode;
 
+import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.PagedSequenceKv;
 import dev.pdserve.core.kv.flight.IncomingTransfer;
 import dev.pdserve.core.kv.flight.KvTransferServer;
+import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.engine.Emission;
 import dev.pdserve.model.engine.ExpertBackend;
@@ -37,6 +39,10 @@ import org.apache.logging.log4j.Logger;
  * <p>A reservation covers the prompt and {@code max_tokens}, so a joined sequence never runs out
  * of KV. Every reservation ends freed: when its sequence finishes, is cancelled, fails, or is
  * never joined within {@link DecodeOptions#reservationTtl()}.
+ *
+ * <p>Measured through {@link DecodeMetrics}. Its threads log under the node id of the log context
+ * it was built in; a request's lines carry its id, a step's lines (and its expert dispatches) the
+ * id of the step's first sequence.
  */
 public final class DecodeEngine implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(DecodeEngine.class);
@@ -47,6 +53,10 @@ public final class DecodeEngine implements AutoCloseable {
   private final KvTransferServer transfers;
   private final Tokenizer tokenizer;
   private final DecodeOptions options;
+  private final DecodeMetrics metrics;
+  private final String nodeId = LogContext.nodeId();
+  /** KV blocks held by reservations (reserved, waiting for KV, or running). */
+  private final java.util.concurrent.atomic.AtomicInteger reservedBlocks = new java.util.concurrent.atomic.AtomicInteger();
 
   /** Reservations by transfer id, from reserve until freed. */
   private final Map<String, Slot> slots = new ConcurrentHashMap<>();
@@ -82,8 +92,11 @@ public final class DecodeEngine implements AutoCloseable {
     int lastToken; // decode thread
     boolean freed; // guarded by this
 
+    final int blockCount;
+
     Slot(Reservation r) {
       this.reservation = r;
+      this.blockCount = r.blocks().length;
     }
 
     String transferId() {
@@ -102,6 +115,7 @@ public final class DecodeEngine implements AutoCloseable {
       } else {
         pool.free(reservation.blocks());
       }
+      reservedBlocks.addAndGet(-blockCount);
       slots.remove(transferId());
       if (join != null) {
         byRequest.remove(join.requestId(), transferId());
@@ -111,29 +125,24 @@ public final class DecodeEngine implements AutoCloseable {
 
   public DecodeEngine(
       ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferServer transfers, Tokenizer tokenizer, DecodeOptions options) {
+    this(runner, experts, pool, transfers, tokenizer, options, DecodeMetrics.NONE);
+  }
+
+  public DecodeEngine(
+      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferServer transfers, Tokenizer tokenizer, DecodeOptions options,
+      DecodeMetrics metrics) {
+    this.metrics = metrics;
     this.runner = runner;
     this.experts = experts;
     this.pool = pool;
     this.transfers = transfers;
     this.tokenizer = tokenizer;
     this.options = options;
-    this.emitter =
-        java.util.concurrent.Executors.newSingleThreadExecutor(
-            r -> {
-              Thread t = new Thread(r, "decode-emit");
-              t.setDaemon(true);
-              return t;
-            });
-    this.loop = new Thread(this::loop, "decode-loop");
-    this.loop.setDaemon(true);
+    this.emitter = java.util.concurrent.Executors.newSingleThreadExecutor(new NamedThreadFactory("decode-emit", true, nodeId));
+    this.loop = NamedThreadFactory.thread("decode-loop", true, nodeId, this::loop);
     this.loop.start();
     this.sweeper =
-        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
-            r -> {
-              Thread t = new Thread(r, "decode-reservation-sweeper");
-              t.setDaemon(true);
-              return t;
-            });
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(new NamedThreadFactory("decode-reservation-sweeper", true, nodeId));
     this.sweeper.scheduleWithFixedDelay(this::sweep, 1, 1, TimeUnit.SECONDS);
   }
 
@@ -166,12 +175,17 @@ public final class DecodeEngine implements AutoCloseable {
     String transferId = requestId + "/" + UUID.randomUUID().toString().substring(0, 8);
     Reservation r = new Reservation(transferId, requestId, blocks, promptTokens, maxTokens);
     Slot slot = new Slot(r);
+    reservedBlocks.addAndGet(slot.blockCount);
     slots.put(transferId, slot);
     try {
       slot.incoming = transfers.expect(transferId, blocks, promptTokens);
     } catch (RuntimeException e) {
       slot.free();
       throw e;
+    }
+    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, requestId)) {
+      LOG.debug("reserved {} KV blocks for request {} ({} prompt + {} max tokens), transfer {}", blocks.length, requestId, promptTokens, maxTokens,
+          transferId);
     }
     return r;
   }
@@ -213,12 +227,16 @@ public final class DecodeEngine implements AutoCloseable {
       s.sink = sink;
     }
     byRequest.put(req.requestId(), req.transferId());
+    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, req.requestId())) {
+      LOG.debug("request {} joined (first token {}); {} of its KV layers here", req.requestId(), req.firstToken(), s.incoming.layersReceived());
+    }
     s.incoming
         .completion()
         .orTimeout(options.transferTimeout().toMillis(), TimeUnit.MILLISECONDS)
         .whenComplete(
             (done, err) -> {
               if (err == null) {
+                metrics.kvReceived(done.bytesReceived(), done.receiveNanos());
                 admissions.add(s);
                 signal();
                 return;
@@ -231,6 +249,9 @@ public final class DecodeEngine implements AutoCloseable {
                           ? ServingException.cancelled("request " + req.requestId() + " was cancelled")
                           : ServingException.unavailable("KV transfer for request " + req.requestId() + " failed: " + cause.getMessage(), cause);
               s.free();
+              try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, req.requestId())) {
+                LOG.debug("request {} fails before decoding: {}", req.requestId(), failure.toString());
+              }
               safeError(s, failure);
             });
   }
@@ -249,6 +270,11 @@ public final class DecodeEngine implements AutoCloseable {
     transfers.cancel(transferId); // a request still waiting for KV fails now
     signal();
     return true;
+  }
+
+  /** KV blocks held by reservations (reserved, waiting for their KV, or running). */
+  public int reservedBlocks() {
+    return reservedBlocks.get();
   }
 
   public DecodeStats stats() {
@@ -313,21 +339,27 @@ public final class DecodeEngine implements AutoCloseable {
         safeError(s, ServingException.cancelled("request " + j.requestId() + " was cancelled"));
         continue;
       }
-      try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", j.requestId())) {
-        s.kv = PagedSequenceKv.adopt(pool, s.reservation.blocks(), j.promptIds().length);
-        s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
-        Emission first = s.state.accept(j.firstToken(), j.firstLogprob());
-        s.lastToken = j.firstToken();
-        tokens++;
-        safeToken(s, first);
-        if (first.finished()) {
+      try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.requestId())) {
+        try {
+          s.kv = PagedSequenceKv.adopt(pool, s.reservation.blocks(), j.promptIds().length);
+          s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
+          Emission first = s.state.accept(j.firstToken(), j.firstLogprob());
+          s.lastToken = j.firstToken();
+          tokens++;
+          metrics.firstToken();
+          safeToken(s, first);
+          if (first.finished()) {
+            s.free();
+            finished(s, first);
+          } else {
+            running.add(s);
+            LOG.debug("request {} decoding: its KV arrived, first token emitted, {} sequences running", j.requestId(), running.size());
+          }
+        } catch (RuntimeException e) {
           s.free();
-        } else {
-          running.add(s);
+          LOG.warn("request {} could not join the batch: {}", j.requestId(), e.toString());
+          safeError(s, e);
         }
-      } catch (RuntimeException e) {
-        s.free();
-        safeError(s, e);
       }
     }
   }
@@ -339,6 +371,9 @@ public final class DecodeEngine implements AutoCloseable {
         it.remove();
         Emission abort = s.state.abort();
         s.free();
+        try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, s.join.requestId())) {
+          finished(s, abort);
+        }
         safeToken(s, abort);
       }
     }
@@ -357,20 +392,23 @@ public final class DecodeEngine implements AutoCloseable {
     }
     long t0 = System.nanoTime();
     float[][] logits;
-    try {
-      logits = runner.forward(seqs, experts);
-    } catch (RuntimeException e) {
-      LOG.error("decode step of {} sequences failed", n, e);
-      for (Slot s : batch) {
-        running.remove(s);
-        s.free();
-        safeError(s, ServingException.unavailable("decode step failed: " + e.getMessage(), e));
+    // The step's lines, and the request id its expert dispatches carry, name its first sequence.
+    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, batch.get(0).join.requestId())) {
+      try {
+        logits = runner.forward(seqs, experts);
+      } catch (RuntimeException e) {
+        LOG.error("decode step of {} sequences failed", n, e);
+        for (Slot s : batch) {
+          running.remove(s);
+          s.free();
+          safeError(s, ServingException.unavailable("decode step failed: " + e.getMessage(), e));
+        }
+        return;
       }
-      return;
     }
     for (int i = 0; i < n; i++) {
       Slot s = batch.get(i);
-      try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", s.join.requestId())) {
+      try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, s.join.requestId())) {
         SampleResult r = s.state.sample(logits[i], sampler);
         Emission e = s.state.accept(r.tokenId(), r.logprob());
         s.lastToken = r.tokenId();
@@ -379,13 +417,22 @@ public final class DecodeEngine implements AutoCloseable {
         if (e.finished()) {
           running.remove(s);
           s.free();
+          finished(s, e);
         }
       }
     }
+    long dt = System.nanoTime() - t0;
     steps++;
     batchSum += n;
     maxBatchSeen = Math.max(maxBatchSeen, n);
-    lastStepMillis = (System.nanoTime() - t0) / 1e6;
+    lastStepMillis = dt / 1e6;
+    metrics.step(n, dt);
+  }
+
+  /** A sequence ended here (called in its request's log context). */
+  private void finished(Slot s, Emission last) {
+    metrics.finished(last.finish().wireName());
+    LOG.debug("request {} finished ({}) after {} tokens", s.join.requestId(), last.finish().wireName(), s.state.generated());
   }
 
   private void safeToken(Slot s, Emission e) {

@@ -26,6 +26,7 @@ public final class ExpertShard implements AutoCloseable {
   private final ModelConfig cfg;
   private final ExpertCompute compute;
   private final ExpertShardStats stats;
+  private final ExpertShardMetrics metrics;
 
   /**
    * @param id the shard's node id (named in errors and status)
@@ -33,6 +34,12 @@ public final class ExpertShard implements AutoCloseable {
    * @param weights model weights (the caller's: closed after this shard)
    */
   public ExpertShard(String id, ExpertRange range, ModelWeights weights, OrtRuntime runtime) {
+    this(id, range, weights, runtime, ExpertShardMetrics.NONE);
+  }
+
+  /** As above, measuring each dispatch through {@code metrics}. */
+  public ExpertShard(String id, ExpertRange range, ModelWeights weights, OrtRuntime runtime, ExpertShardMetrics metrics) {
+    this.metrics = metrics;
     this.id = id;
     this.range = range;
     this.cfg = weights.config();
@@ -47,9 +54,14 @@ public final class ExpertShard implements AutoCloseable {
 
   /** A shard for a node: its id and configured range ({@code pdserve.expert.range}; all experts if unset). */
   public static ExpertShard forNode(NodeConfig node, ModelWeights weights, OrtRuntime runtime) {
+    return forNode(node, weights, runtime, ExpertShardMetrics.NONE);
+  }
+
+  /** As above, measuring each dispatch through {@code metrics}. */
+  public static ExpertShard forNode(NodeConfig node, ModelWeights weights, OrtRuntime runtime, ExpertShardMetrics metrics) {
     int largest = weights.config().expertGroups().stream().mapToInt(ExpertGroup::numExperts).max().orElse(1);
     ExpertRange range = node.engine().expertRange().orElseGet(() -> new ExpertRange(0, largest - 1));
-    return new ExpertShard(node.nodeId(), range, weights, runtime);
+    return new ExpertShard(node.nodeId(), range, weights, runtime, metrics);
   }
 
   public String id() {
@@ -99,7 +111,9 @@ public final class ExpertShard implements AutoCloseable {
     long start = System.nanoTime();
     double[] acc = new double[batch.rows() * batch.hidden()];
     int run = compute.accumulate(batch, acc);
-    stats.dispatched(batch.rows(), tokens, run, System.nanoTime() - start);
+    long nanos = System.nanoTime() - start;
+    stats.dispatched(batch.rows(), tokens, run, nanos);
+    metrics.computed(batch.rows(), tokens, nanos);
     int k = batch.topK();
     for (int r = 0; r < batch.rows(); r++) {
       for (int j = 0; j < k; j++) {

@@ -90,6 +90,9 @@ final class LocalCommand implements Callable<Integer> {
     }
     out.printf("router listening on %s (gRPC) and %s (OpenAI-compatible HTTP; every node ACTIVE; processes %s). Ctrl-C stops them all.%n",
         cluster.routerAddress(), cluster.routerHttpUrl(), cluster.pids());
+    cluster.nodes().stream()
+        .filter(n -> !n.getMetricsUrl().isEmpty())
+        .forEach(n -> out.printf("metrics of %s (%s): %s%n", n.getId(), n.getRole(), n.getMetricsUrl()));
     out.printf("try: bin/pdserve generate --router %s --prompt \"Hello\"%n", cluster.routerAddress());
     out.printf(" or:  curl %s/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'%n",
         cluster.routerHttpUrl());

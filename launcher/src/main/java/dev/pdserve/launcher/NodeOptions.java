@@ -34,6 +34,9 @@ final class NodeOptions {
   @Option(names = "--flight-port", paramLabel = "N", description = "Arrow Flight KV port (0 = any free port).")
   Integer flightPort;
 
+  @Option(names = "--metrics-port", paramLabel = "N", description = "Prometheus /metrics HTTP port (0 = any free port).")
+  Integer metricsPort;
+
   @Option(names = "--cluster-name", paramLabel = "NAME")
   String clusterName;
 
@@ -66,6 +69,7 @@ final class NodeOptions {
     put(m, NodeConfigLoader.ADVERTISED_HOST, advertise);
     put(m, NodeConfigLoader.GRPC_PORT, grpcPort);
     put(m, NodeConfigLoader.FLIGHT_PORT, flightPort);
+    put(m, NodeConfigLoader.METRICS_PORT, metricsPort);
     put(m, NodeConfigLoader.CLUSTER_NAME, clusterName);
     put(m, NodeConfigLoader.CLUSTER_PORT, clusterPort);
     put(m, NodeConfigLoader.CLUSTER_MEMBERS, members);

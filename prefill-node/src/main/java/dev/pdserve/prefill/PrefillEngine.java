@@ -1,10 +1,12 @@
 package dev.pdserve.prefill;
 
+import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvPoolExhaustedException;
 import dev.pdserve.core.kv.PagedSequenceKv;
 import dev.pdserve.core.kv.flight.KvTransferClient;
 import dev.pdserve.core.kv.flight.OutgoingTransfer;
+import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.engine.ExpertBackend;
 import dev.pdserve.model.engine.ModelRunner;
@@ -33,6 +35,10 @@ import org.apache.logging.log4j.Logger;
  * computed (so the transfer overlaps the remaining layers' compute). When a prompt's last chunk is
  * done it samples the first token, waits for the decode node to acknowledge the whole KV, and
  * completes the job. Its own KV blocks are freed as soon as the last layer is sent.
+ *
+ * <p>Measured through {@link PrefillMetrics}. Its threads log under the node id of the log context
+ * it was built in; a step's lines (and its expert dispatches) carry the id of the step's first
+ * request, a job's own lines its request id.
  */
 public final class PrefillEngine implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(PrefillEngine.class);
@@ -43,6 +49,8 @@ public final class PrefillEngine implements AutoCloseable {
   private final KvTransferClient client;
   private final Tokenizer tokenizer;
   private final PrefillOptions options;
+  private final PrefillMetrics metrics;
+  private final String nodeId = LogContext.nodeId();
   private final LinkedBlockingQueue<Job> incoming = new LinkedBlockingQueue<>();
   private final List<Job> active = new ArrayList<>(); // prefill thread only
   private final Thread loop;
@@ -52,6 +60,8 @@ public final class PrefillEngine implements AutoCloseable {
   private volatile long steps;
   private volatile double lastStepMillis;
   private final java.util.concurrent.atomic.AtomicLong queuedTokens = new java.util.concurrent.atomic.AtomicLong();
+  /** Jobs holding KV (computing, or waiting for the decode node's acknowledgement). */
+  private final java.util.concurrent.atomic.AtomicInteger startedJobs = new java.util.concurrent.atomic.AtomicInteger();
   private final java.util.concurrent.ConcurrentHashMap<String, Job> byRequest = new java.util.concurrent.ConcurrentHashMap<>();
 
   private final class Job {
@@ -59,6 +69,7 @@ public final class PrefillEngine implements AutoCloseable {
     final CompletableFuture<PrefillResult> future = new CompletableFuture<>();
     final long startNanos = System.nanoTime();
     volatile boolean cancelled;
+    final java.util.concurrent.atomic.AtomicBoolean started = new java.util.concurrent.atomic.AtomicBoolean();
     int done; // prompt tokens computed
     PagedSequenceKv kv;
     OutgoingTransfer out;
@@ -79,10 +90,21 @@ public final class PrefillEngine implements AutoCloseable {
       }
     }
 
+    /** The job no longer holds KV or waits for an acknowledgement (idempotent). */
+    void left() {
+      if (started.compareAndSet(true, false)) {
+        startedJobs.decrementAndGet();
+      }
+    }
+
     void fail(Throwable t) {
       cleanup();
       if (out != null) {
         out.close();
+      }
+      left();
+      try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, spec.requestId())) {
+        LOG.debug("prefill of request {} failed: {}", spec.requestId(), t.toString());
       }
       byRequest.remove(spec.requestId(), this);
       queuedTokens.addAndGet(-remaining());
@@ -91,22 +113,21 @@ public final class PrefillEngine implements AutoCloseable {
   }
 
   public PrefillEngine(ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options) {
+    this(runner, experts, pool, client, tokenizer, options, PrefillMetrics.NONE);
+  }
+
+  public PrefillEngine(
+      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options,
+      PrefillMetrics metrics) {
+    this.metrics = metrics;
     this.runner = runner;
     this.experts = experts;
     this.pool = pool;
     this.client = client;
     this.tokenizer = tokenizer;
     this.options = options;
-    this.acks =
-        Executors.newFixedThreadPool(
-            2,
-            r -> {
-              Thread t = new Thread(r, "prefill-ack");
-              t.setDaemon(true);
-              return t;
-            });
-    this.loop = new Thread(this::loop, "prefill-loop");
-    this.loop.setDaemon(true);
+    this.acks = Executors.newFixedThreadPool(2, new NamedThreadFactory("prefill-ack", true, nodeId));
+    this.loop = NamedThreadFactory.thread("prefill-loop", true, nodeId, this::loop);
     this.loop.start();
   }
 
@@ -128,6 +149,10 @@ public final class PrefillEngine implements AutoCloseable {
     }
     queuedTokens.addAndGet(spec.promptIds().length);
     incoming.add(job);
+    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, spec.requestId())) {
+      LOG.debug("prefill of request {} queued: {} prompt tokens, KV to {}:{}", spec.requestId(), spec.promptIds().length, spec.flightHost(),
+          spec.flightPort());
+    }
     return job.future;
   }
 
@@ -143,6 +168,16 @@ public final class PrefillEngine implements AutoCloseable {
 
   public PrefillStats stats() {
     return new PrefillStats(byRequest.size(), queuedTokens.get(), completed, steps, pool.freeBlocks(), pool.totalBlocks(), lastStepMillis);
+  }
+
+  /** Jobs holding KV: computing, or waiting for the decode node to take their KV. */
+  public int runningJobs() {
+    return Math.min(byRequest.size(), startedJobs.get());
+  }
+
+  /** Jobs queued that have not started (no KV yet). */
+  public int waitingJobs() {
+    return Math.max(0, byRequest.size() - startedJobs.get());
   }
 
   private void loop() {
@@ -210,19 +245,27 @@ public final class PrefillEngine implements AutoCloseable {
     }
     long t0 = System.nanoTime();
     float[][] logits;
-    try {
-      logits = runner.forward(seqs, experts);
-    } catch (RuntimeException e) {
-      LOG.warn("prefill step of {} prompts failed: {}", batch.size(), e.toString());
-      for (Job j : batch) {
-        active.remove(j);
-        j.fail(e instanceof ServingException ? e : ServingException.unavailable("prefill failed: " + e.getMessage(), e));
+    int stepTokens = 0;
+    for (int[] c : chunks) {
+      stepTokens += c.length;
+    }
+    // The step's lines, and the request id its expert dispatches carry, name its first request.
+    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, batch.get(0).spec.requestId())) {
+      try {
+        logits = runner.forward(seqs, experts);
+      } catch (RuntimeException e) {
+        LOG.warn("prefill step of {} prompts failed: {}", batch.size(), e.toString());
+        for (Job j : batch) {
+          active.remove(j);
+          j.fail(e instanceof ServingException ? e : ServingException.unavailable("prefill failed: " + e.getMessage(), e));
+        }
+        return;
       }
-      return;
     }
     long dt = System.nanoTime() - t0;
     steps++;
     lastStepMillis = dt / 1e6;
+    metrics.step(batch.size(), stepTokens, dt);
     for (int i = 0; i < batch.size(); i++) {
       Job j = batch.get(i);
       int n = chunks.get(i).length;
@@ -244,6 +287,12 @@ public final class PrefillEngine implements AutoCloseable {
     } catch (KvPoolExhaustedException e) {
       return false;
     }
+    if (j.started.compareAndSet(false, true)) {
+      startedJobs.incrementAndGet();
+    }
+    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.spec.requestId())) {
+      LOG.debug("prefill of request {} started after {} ms queued", j.spec.requestId(), (System.nanoTime() - j.startNanos) / 1_000_000);
+    }
     try {
       j.out = client.open(Location.forGrpcInsecure(j.spec.flightHost(), j.spec.flightPort()), j.spec.transferId());
       OutgoingTransfer out = j.out;
@@ -258,7 +307,7 @@ public final class PrefillEngine implements AutoCloseable {
 
   private void finish(Job j, float[] logits, Sampler sampler) {
     SampleResult first;
-    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", j.spec.requestId())) {
+    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.spec.requestId())) {
       first = sampler.sample(logits, j.spec.params(), new TokenHistory(j.spec.promptIds()), j.spec.seed());
     }
     j.cleanup(); // every layer is sent (copied into the transfer); our blocks are free again
@@ -266,22 +315,32 @@ public final class PrefillEngine implements AutoCloseable {
     long computeMicros = j.computeNanos / 1000;
     acks.execute(
         () -> {
-          long t0 = System.nanoTime();
-          try {
-            out.complete();
-            long kvBytes = out.bytesSent();
-            out.close();
-            byRequest.remove(j.spec.requestId(), j);
-            completed++;
-            j.future.complete(
-                new PrefillResult(first.tokenId(), first.logprob(), 0, kvBytes, computeMicros, (System.nanoTime() - t0) / 1000));
-          } catch (RuntimeException e) {
-            out.close();
-            byRequest.remove(j.spec.requestId(), j);
-            j.future.completeExceptionally(
-                j.cancelled
-                    ? ServingException.cancelled("request " + j.spec.requestId() + " was cancelled")
-                    : ServingException.unavailable("decode node did not take the KV of " + j.spec.requestId() + ": " + e.getMessage(), e));
+          try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.spec.requestId())) {
+            long t0 = System.nanoTime();
+            try {
+              out.complete();
+              long acked = System.nanoTime();
+              long kvBytes = out.bytesSent();
+              long firstSent = out.firstSendNanos();
+              out.close();
+              j.left();
+              byRequest.remove(j.spec.requestId(), j);
+              completed++;
+              metrics.kvSent(kvBytes, firstSent == 0 ? 0 : acked - firstSent);
+              LOG.debug("prefill of request {} done: first token {}, {} KV bytes acknowledged by the decode node, {} ms computing",
+                  j.spec.requestId(), first.tokenId(), kvBytes, computeMicros / 1000);
+              j.future.complete(
+                  new PrefillResult(first.tokenId(), first.logprob(), 0, kvBytes, computeMicros, (acked - t0) / 1000));
+            } catch (RuntimeException e) {
+              out.close();
+              j.left();
+              byRequest.remove(j.spec.requestId(), j);
+              LOG.debug("KV of request {} not taken by the decode node: {}", j.spec.requestId(), e.toString());
+              j.future.completeExceptionally(
+                  j.cancelled
+                      ? ServingException.cancelled("request " + j.spec.requestId() + " was cancelled")
+                      : ServingException.unavailable("decode node did not take the KV of " + j.spec.requestId() + ": " + e.getMessage(), e));
+            }
           }
         });
   }

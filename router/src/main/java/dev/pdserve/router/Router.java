@@ -3,6 +3,7 @@ package dev.pdserve.router;
 import dev.pdserve.core.cluster.NodeDirectory;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.engine.GenerateRequest;
@@ -25,6 +26,10 @@ import org.apache.logging.log4j.Logger;
  * decode node's tokens to the caller. Cancellation (client cancel, deadline, Abort) stops the
  * work on both nodes and frees the request's KV. Every accepted request ends with exactly one
  * completion or one error.
+ *
+ * <p>Measured through {@link RouterMetrics} (timings per request, tokens, outcomes by reason). Log
+ * lines of a request carry its id and the router's node id (the one in the log context the router
+ * was built under) whichever thread runs the callback.
  */
 public final class Router implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(Router.class);
@@ -35,6 +40,8 @@ public final class Router implements AutoCloseable {
   private final NodeClients clients;
   private final PromptRenderer renderer;
   private final ModelConfig model;
+  private final RouterMetrics metrics;
+  private final String nodeId = LogContext.nodeId();
   private final NodeSelector selector = new NodeSelector();
   private final Map<String, Flight> active = new ConcurrentHashMap<>();
   private final ArrayDeque<Flight> queue = new ArrayDeque<>();
@@ -42,6 +49,12 @@ public final class Router implements AutoCloseable {
   private volatile boolean closed;
 
   public Router(RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model) {
+    this(options, nodes, clients, renderer, model, RouterMetrics.NONE);
+  }
+
+  public Router(
+      RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model, RouterMetrics metrics) {
+    this.metrics = metrics;
     this.options = options;
     this.nodes = nodes;
     this.clients = clients;
@@ -51,6 +64,10 @@ public final class Router implements AutoCloseable {
 
   public ModelConfig model() {
     return model;
+  }
+
+  public RouterMetrics metrics() {
+    return metrics;
   }
 
   /** A request in flight. */
@@ -69,7 +86,10 @@ public final class Router implements AutoCloseable {
     volatile NodeInfo prefillNode;
     volatile NodeClients.Reserved reserved;
     volatile boolean decodeStarted;
-    long startNanos = System.nanoTime();
+    final long arrivalNanos = System.nanoTime();
+    volatile long startedNanos;
+    volatile long firstTokenNanos;
+    volatile long lastTokenNanos;
 
     Flight(GenerateRequest req, ResponseSink sink, long deadlineNanos) {
       this.req = req;
@@ -79,9 +99,27 @@ public final class Router implements AutoCloseable {
 
     /** Cancels the request (client went away or its deadline passed): no more output is sent. */
     public void cancel(String why) {
-      cancelledBecause = why;
-      stopWork(why);
-      Router.this.finish(this); // the caller is gone or out of time: nothing more is sent
+      try (CloseableThreadContext.Instance ctx = logContext(this)) {
+        cancelledBecause = why;
+        stopWork(why);
+        if (Router.this.finish(this)) { // the caller is gone or out of time: nothing more is sent
+          boolean late = deadlineNanos != 0 && System.nanoTime() - deadlineNanos >= 0;
+          metrics.rejected(late ? RouterMetrics.REJECT_DEADLINE : RouterMetrics.REJECT_CANCELLED);
+          LOG.debug("request {} cancelled: {}", req.requestId(), why);
+        }
+      }
+    }
+
+    /** Tokens of a delta reached the router (decode callback thread; deltas of one request arrive in order). */
+    void tokensArrived(int n) {
+      long now = System.nanoTime();
+      if (firstTokenNanos == 0) {
+        firstTokenNanos = now;
+        metrics.firstToken(now - arrivalNanos, prompt.length, n);
+      } else {
+        metrics.nextTokens(now - lastTokenNanos, n);
+      }
+      lastTokenNanos = now;
     }
 
     private void stopWork(String why) {
@@ -110,7 +148,7 @@ public final class Router implements AutoCloseable {
    */
   public Flight submit(GenerateRequest req, ResponseSink sink, long deadlineNanos) {
     if (closed) {
-      throw ServingException.unavailable("router is shutting down");
+      throw refuse(RouterMetrics.REJECT_SHUTTING_DOWN, ServingException.unavailable("router is shutting down"));
     }
     int[] prompt;
     SamplingParams params = req.sampling();
@@ -118,19 +156,27 @@ public final class Router implements AutoCloseable {
       prompt = renderer.render(req.prompt(), req.enableThinking());
       params.validate(prompt.length, model.maxPositions(), model.vocabSize());
     } catch (InvalidRequestException e) {
-      throw ServingException.invalid(e.getMessage());
+      throw refuse(RouterMetrics.REJECT_INVALID_ARGUMENT, ServingException.invalid(e.getMessage()));
+    } catch (IllegalArgumentException e) {
+      throw refuse(RouterMetrics.REJECT_INVALID_ARGUMENT, ServingException.invalid(String.valueOf(e.getMessage())));
     }
     if (nodes.active(NodeRole.PREFILL).isEmpty()) {
-      throw ServingException.unavailable("no ACTIVE prefill node in the cluster (prefill nodes: " + nodes.describe(NodeRole.PREFILL) + "); retry when one is up");
+      throw refuse(
+          RouterMetrics.REJECT_NO_PREFILL_NODE,
+          ServingException.unavailable("no ACTIVE prefill node in the cluster (prefill nodes: " + nodes.describe(NodeRole.PREFILL) + "); retry when one is up"));
     }
     if (nodes.active(NodeRole.DECODE).isEmpty()) {
-      throw ServingException.unavailable("no ACTIVE decode node in the cluster (decode nodes: " + nodes.describe(NodeRole.DECODE) + "); retry when one is up");
+      throw refuse(
+          RouterMetrics.REJECT_NO_DECODE_NODE,
+          ServingException.unavailable("no ACTIVE decode node in the cluster (decode nodes: " + nodes.describe(NodeRole.DECODE) + "); retry when one is up"));
     }
     Flight f = new Flight(req, sink, deadlineNanos);
     f.prompt = prompt;
     f.seed = params.seed().orElseGet(SEEDS::nextLong);
     if (active.putIfAbsent(req.requestId(), f) != null) {
-      throw new ServingException(ServingException.Kind.ALREADY_EXISTS, "request id " + req.requestId() + " is already in flight; use a unique request_id");
+      throw refuse(
+          "already_exists",
+          new ServingException(ServingException.Kind.ALREADY_EXISTS, "request id " + req.requestId() + " is already in flight; use a unique request_id"));
     }
     boolean startNow;
     synchronized (queue) {
@@ -142,9 +188,11 @@ public final class Router implements AutoCloseable {
         startNow = false;
       } else {
         active.remove(req.requestId(), f);
-        throw ServingException.exhausted(
-            "router queue is full: " + running + " requests running and " + queue.size() + " waiting (limits "
-                + options.maxActive() + " and " + options.maxQueued() + "); retry after 1000 ms");
+        throw refuse(
+            RouterMetrics.REJECT_QUEUE_FULL,
+            ServingException.exhausted(
+                "router queue is full: " + running + " requests running and " + queue.size() + " waiting (limits "
+                    + options.maxActive() + " and " + options.maxQueued() + "); retry after 1000 ms"));
       }
     }
     if (startNow) {
@@ -153,20 +201,35 @@ public final class Router implements AutoCloseable {
     return f;
   }
 
+  private ServingException refuse(String reason, ServingException e) {
+    metrics.rejected(reason);
+    return e;
+  }
+
   /** Aborts a request by id: its stream ends with finish_reason "abort". */
   public boolean abort(String requestId) {
     Flight f = active.get(requestId);
     if (f == null) {
       return false;
     }
-    f.abortedByUser = true;
-    f.stopWork("aborted by the client");
-    complete(f, "abort", null, 0, 0);
+    try (CloseableThreadContext.Instance ctx = logContext(f)) {
+      f.abortedByUser = true;
+      f.stopWork("aborted by the client");
+      complete(f, "abort", null, 0, 0);
+    }
     return true;
   }
 
+  /** Requests taken and not yet ended: running or queued. */
   public int inFlight() {
     return active.size();
+  }
+
+  /** Requests being worked on (reserving, prefilling or decoding). */
+  public int running() {
+    synchronized (queue) {
+      return running;
+    }
   }
 
   public int queued() {
@@ -175,15 +238,22 @@ public final class Router implements AutoCloseable {
     }
   }
 
+  private CloseableThreadContext.Instance logContext(Flight f) {
+    return LogContext.request(nodeId, f.req.requestId());
+  }
+
   private void start(Flight f) {
-    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", f.req.requestId())) {
+    try (CloseableThreadContext.Instance ctx = logContext(f)) {
       if (f.finished) {
         return;
       }
+      f.startedNanos = System.nanoTime();
       if (f.deadlineNanos != 0 && System.nanoTime() > f.deadlineNanos) {
-        fail(f, ServingException.deadline("deadline passed while request " + f.req.requestId() + " waited in the router queue"));
+        fail(f, RouterMetrics.REJECT_DEADLINE, ServingException.deadline("deadline passed while request " + f.req.requestId() + " waited in the router queue"));
         return;
       }
+      LOG.debug("request {} started: {} prompt tokens, max_tokens {}, {} ms queued", f.req.requestId(), f.prompt.length,
+          f.req.sampling().maxTokens(), (f.startedNanos - f.arrivalNanos) / 1_000_000);
       reserve(f, new ArrayList<>());
     }
   }
@@ -191,9 +261,13 @@ public final class Router implements AutoCloseable {
   private void reserve(Flight f, List<String> tried) {
     NodeInfo d = selector.chooseDecode(nodes.active(NodeRole.DECODE), tried);
     if (d == null) {
-      fail(f, tried.isEmpty()
-          ? ServingException.unavailable("no ACTIVE decode node in the cluster (decode nodes: " + nodes.describe(NodeRole.DECODE) + ")")
-          : ServingException.exhausted("every decode node refused the request's KV reservation (tried " + tried + "); retry after 500 ms"));
+      if (tried.isEmpty()) {
+        fail(f, RouterMetrics.REJECT_NO_DECODE_NODE,
+            ServingException.unavailable("no ACTIVE decode node in the cluster (decode nodes: " + nodes.describe(NodeRole.DECODE) + ")"));
+      } else {
+        fail(f, RouterMetrics.REJECT_KV_EXHAUSTED,
+            ServingException.exhausted("every decode node refused the request's KV reservation (tried " + tried + "); retry after 500 ms"));
+      }
       return;
     }
     tried.add(d.id());
@@ -202,22 +276,25 @@ public final class Router implements AutoCloseable {
         .reserve(d, f.req.requestId(), f.prompt.length, f.req.sampling().maxTokens(), f.deadlineNanos)
         .whenComplete(
             (r, err) -> {
-              if (err != null) {
-                ServingException e = asServing(err);
-                if (e.kind() == ServingException.Kind.RESOURCE_EXHAUSTED || e.kind() == ServingException.Kind.UNAVAILABLE) {
-                  LOG.debug("decode node {} refused {}: {}", d.id(), f.req.requestId(), e.getMessage());
-                  reserve(f, tried);
-                } else {
-                  fail(f, e);
+              try (CloseableThreadContext.Instance ctx = logContext(f)) {
+                if (err != null) {
+                  ServingException e = asServing(err);
+                  if (e.kind() == ServingException.Kind.RESOURCE_EXHAUSTED || e.kind() == ServingException.Kind.UNAVAILABLE) {
+                    LOG.debug("decode node {} refused {}: {}", d.id(), f.req.requestId(), e.getMessage());
+                    reserve(f, tried);
+                  } else {
+                    fail(f, RouterMetrics.reasonOf(e), e);
+                  }
+                  return;
                 }
-                return;
+                f.reserved = r;
+                if (f.finished) {
+                  clients.release(d, r.transferId());
+                  return;
+                }
+                LOG.debug("request {} reserved KV on decode node {} (transfer {})", f.req.requestId(), d.id(), r.transferId());
+                prefill(f, new ArrayList<>());
               }
-              f.reserved = r;
-              if (f.finished) {
-                clients.release(d, r.transferId());
-                return;
-              }
-              prefill(f, new ArrayList<>());
             });
   }
 
@@ -225,7 +302,7 @@ public final class Router implements AutoCloseable {
     NodeInfo p = selector.choosePrefill(nodes.active(NodeRole.PREFILL), tried);
     if (p == null) {
       releaseReservation(f);
-      fail(f, ServingException.unavailable("no ACTIVE prefill node could take request " + f.req.requestId() + " (tried " + tried + "; prefill nodes: " + nodes.describe(NodeRole.PREFILL) + ")"));
+      fail(f, RouterMetrics.REJECT_NO_PREFILL_NODE, ServingException.unavailable("no ACTIVE prefill node could take request " + f.req.requestId() + " (tried " + tried + "; prefill nodes: " + nodes.describe(NodeRole.PREFILL) + ")"));
       return;
     }
     tried.add(p.id());
@@ -235,24 +312,27 @@ public final class Router implements AutoCloseable {
         .prefill(p, f.req.requestId(), f.prompt, f.req.sampling(), f.seed, f.reserved, f.deadlineNanos, call -> f.prefillCall = call)
         .whenComplete(
             (first, err) -> {
-              selector.prefillEnded(p.id(), f.prompt.length);
-              f.prefillCall = null;
-              if (f.finished) {
-                releaseReservation(f);
-                return;
-              }
-              if (err != null) {
-                ServingException e = asServing(err);
-                if (e.kind() == ServingException.Kind.UNAVAILABLE && tried.size() < options.prefillAttempts()) {
-                  LOG.warn("prefill node {} unavailable for {}, retrying on another: {}", p.id(), f.req.requestId(), e.getMessage());
-                  prefill(f, tried);
+              try (CloseableThreadContext.Instance ctx = logContext(f)) {
+                selector.prefillEnded(p.id(), f.prompt.length);
+                f.prefillCall = null;
+                if (f.finished) {
+                  releaseReservation(f);
                   return;
                 }
-                releaseReservation(f);
-                fail(f, e);
-                return;
+                if (err != null) {
+                  ServingException e = asServing(err);
+                  if (e.kind() == ServingException.Kind.UNAVAILABLE && tried.size() < options.prefillAttempts()) {
+                    LOG.warn("prefill node {} unavailable for {}, retrying on another: {}", p.id(), f.req.requestId(), e.getMessage());
+                    prefill(f, tried);
+                    return;
+                  }
+                  releaseReservation(f);
+                  fail(f, RouterMetrics.reasonOf(e), e);
+                  return;
+                }
+                LOG.debug("request {} prefilled on {}: {} KV bytes moved to decode node {}", f.req.requestId(), p.id(), first.kvBytes(), f.decodeNode.id());
+                decode(f, first);
               }
-              decode(f, first);
             });
   }
 
@@ -267,21 +347,28 @@ public final class Router implements AutoCloseable {
               @Override
               public void onDelta(int[] ids, String text, float[] logprobs) {
                 if (!f.finished) {
+                  if (ids.length > 0) {
+                    f.tokensArrived(ids.length);
+                  }
                   f.sink.onDelta(ids, text, logprobs);
                 }
               }
 
               @Override
               public void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens) {
-                selector.decodeEnded(d.id());
-                complete(f, finishReason, stopReason, completionTokens, cachedTokens);
+                try (CloseableThreadContext.Instance ctx = logContext(f)) {
+                  selector.decodeEnded(d.id());
+                  complete(f, finishReason, stopReason, completionTokens, cachedTokens);
+                }
               }
 
               @Override
               public void onError(ServingException error) {
-                selector.decodeEnded(d.id());
-                if (!f.finished) {
-                  fail(f, error);
+                try (CloseableThreadContext.Instance ctx = logContext(f)) {
+                  selector.decodeEnded(d.id());
+                  if (!f.finished) {
+                    fail(f, RouterMetrics.reasonOf(error), error);
+                  }
                 }
               }
             });
@@ -298,14 +385,20 @@ public final class Router implements AutoCloseable {
 
   private void complete(Flight f, String finishReason, String stopReason, int completionTokens, int cachedTokens) {
     if (finish(f)) {
+      long now = System.nanoTime();
+      long started = f.startedNanos == 0 ? now : f.startedNanos;
+      long first = f.firstTokenNanos;
+      metrics.finished(
+          finishReason, started - f.arrivalNanos, first == 0 ? -1 : first - started, first == 0 ? -1 : f.lastTokenNanos - first, now - f.arrivalNanos);
       f.sink.onComplete(finishReason, stopReason, f.prompt.length, completionTokens, cachedTokens);
-      LOG.debug("request {} finished ({}) after {} ms", f.req.requestId(), finishReason, (System.nanoTime() - f.startNanos) / 1_000_000);
+      LOG.debug("request {} finished ({}): {} tokens in {} ms", f.req.requestId(), finishReason, completionTokens, (now - f.arrivalNanos) / 1_000_000);
     }
   }
 
-  private void fail(Flight f, ServingException e) {
+  private void fail(Flight f, String reason, ServingException e) {
     if (finish(f)) {
-      LOG.info("request {} failed: {}", f.req.requestId(), e.toString());
+      metrics.rejected(reason);
+      LOG.info("request {} failed ({}): {}", f.req.requestId(), reason, e.toString());
       f.sink.onError(e);
     }
   }
@@ -355,8 +448,10 @@ public final class Router implements AutoCloseable {
   public void close() {
     closed = true;
     for (Flight f : List.copyOf(active.values())) {
-      f.stopWork("router is shutting down");
-      fail(f, ServingException.unavailable("router is shutting down"));
+      try (CloseableThreadContext.Instance ctx = logContext(f)) {
+        f.stopWork("router is shutting down");
+        fail(f, RouterMetrics.REJECT_SHUTTING_DOWN, ServingException.unavailable("router is shutting down"));
+      }
     }
   }
 }

@@ -82,6 +82,11 @@ public final class DispatchMetrics {
     return n == 0 ? 0 : latencyNanos.sum() / 1e3 / n;
   }
 
+  /** Latency of every call, summed. */
+  public long totalLatencyNanos() {
+    return latencyNanos.sum();
+  }
+
   public double maxLatencyMicros() {
     return maxLatencyNanos.get() / 1e3;
   }

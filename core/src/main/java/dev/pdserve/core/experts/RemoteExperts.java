@@ -164,7 +164,8 @@ public final class RemoteExperts implements ExpertBackend {
     List<DispatchPlan.Slice> slices = plan.slices();
     List<String> addresses = new ArrayList<>(slices.size());
     List<ListenableFuture<DispatchResponse>> futures = new ArrayList<>(slices.size());
-    String requestId = ThreadContext.get("requestId");
+    // For the shards' logs: the calling step's request (its first one when it batches several).
+    String requestId = ThreadContext.get(dev.pdserve.core.logging.LogContext.REQUEST_ID);
     long start = System.nanoTime();
     boolean ok = false;
     try {
@@ -182,7 +183,7 @@ public final class RemoteExperts implements ExpertBackend {
         }
         DispatchRequest.Builder req =
             DispatchRequest.newBuilder()
-                .setRequestId(requestId == null ? "batch" : requestId)
+                .setRequestId(requestId == null || requestId.isEmpty() ? "batch:" + batch.rows() : requestId)
                 .setLayer(layer)
                 .setRows(s.rows())
                 .setHidden(h)

@@ -28,23 +28,36 @@ public final class Channels implements AutoCloseable {
    * @param maxInboundMessageBytes largest response accepted
    * @param threads callback threads shared by all channels
    * @param shutdownGrace how long {@link #close()} lets running calls finish before cancelling them
+   * @param nodeId the node making the calls, carried in the callback threads' log context; null
+   *     for none
    */
-  public record Settings(Duration keepAliveTime, Duration keepAliveTimeout, int maxInboundMessageBytes, int threads, Duration shutdownGrace) {
-    public static Settings defaults() {
-      return new Settings(Duration.ofSeconds(30), Duration.ofSeconds(10), 4 << 20, GrpcServer.DEFAULT_THREADS, Duration.ofSeconds(5));
+  public record Settings(
+      Duration keepAliveTime, Duration keepAliveTimeout, int maxInboundMessageBytes, int threads, Duration shutdownGrace, String nodeId) {
+    /** Settings whose callback threads carry no node id. */
+    public Settings(Duration keepAliveTime, Duration keepAliveTimeout, int maxInboundMessageBytes, int threads, Duration shutdownGrace) {
+      this(keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, shutdownGrace, null);
     }
 
-    /** Defaults with the node's inbound size limit. */
+    public static Settings defaults() {
+      return new Settings(Duration.ofSeconds(30), Duration.ofSeconds(10), 4 << 20, GrpcServer.DEFAULT_THREADS, Duration.ofSeconds(5), null);
+    }
+
+    /** Defaults with the node's inbound size limit; callback threads log under its node id. */
     public static Settings forNode(NodeConfig config) {
-      return defaults().withMaxInboundMessageBytes(config.network().grpcMaxInboundBytes());
+      return defaults().withMaxInboundMessageBytes(config.network().grpcMaxInboundBytes()).withNodeId(config.nodeId());
     }
 
     public Settings withMaxInboundMessageBytes(int bytes) {
-      return new Settings(keepAliveTime, keepAliveTimeout, bytes, threads, shutdownGrace);
+      return new Settings(keepAliveTime, keepAliveTimeout, bytes, threads, shutdownGrace, nodeId);
     }
 
     public Settings withShutdownGrace(Duration grace) {
-      return new Settings(keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, grace);
+      return new Settings(keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, grace, nodeId);
+    }
+
+    /** Callback threads carry {@code id} in their log context (null: none). */
+    public Settings withNodeId(String id) {
+      return new Settings(keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, shutdownGrace, id);
     }
   }
 
@@ -57,7 +70,7 @@ public final class Channels implements AutoCloseable {
     this.settings = settings;
     this.executor =
         new ThreadPoolExecutor(
-            settings.threads(), settings.threads(), 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), new NamedThreadFactory("grpc-client", true));
+            settings.threads(), settings.threads(), 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), new NamedThreadFactory("grpc-client", true, settings.nodeId()));
   }
 
   /** The shared channel to {@code address} ({@code host:port}). */
@@ -80,6 +93,7 @@ public final class Channels implements AutoCloseable {
         .keepAliveTime(settings.keepAliveTime().toMillis(), TimeUnit.MILLISECONDS)
         .keepAliveTimeout(settings.keepAliveTimeout().toMillis(), TimeUnit.MILLISECONDS)
         .keepAliveWithoutCalls(true)
+        .intercept(RequestIds.clientInterceptor())
         .build();
   }
 

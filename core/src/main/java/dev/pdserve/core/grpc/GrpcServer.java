@@ -54,9 +54,10 @@ public final class GrpcServer implements AutoCloseable {
     this.healthServices = List.copyOf(b.healthServices);
     this.shutdownGrace = b.shutdownGrace;
     this.executor =
-        new ThreadPoolExecutor(b.threads, b.threads, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), new NamedThreadFactory("grpc-" + name, true));
+        new ThreadPoolExecutor(b.threads, b.threads, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), new NamedThreadFactory("grpc-" + name, true, b.nodeId));
     ServerBuilder<?> sb = b.serverBuilder;
     sb.executor(executor).maxInboundMessageSize(b.maxInboundMessageBytes);
+    sb.intercept(RequestIds.serverInterceptor());
     sb.addService(health.getHealthService());
     sb.addService(ProtoReflectionServiceV1.newInstance());
     sb.addService(legacyReflection());
@@ -86,6 +87,7 @@ public final class GrpcServer implements AutoCloseable {
   public static Builder forNode(NodeConfig config) {
     return forAddress(config.network().bindHost(), config.network().grpcPort())
         .name(config.role().name().toLowerCase(Locale.ROOT))
+        .nodeId(config.nodeId())
         .maxInboundMessageBytes(config.network().grpcMaxInboundBytes())
         .healthService(config.role().healthServiceName());
   }
@@ -170,6 +172,7 @@ public final class GrpcServer implements AutoCloseable {
     private final List<String> healthServices = new ArrayList<>();
     private final List<ServerServiceDefinition> services = new ArrayList<>();
     private String name = "server";
+    private String nodeId;
     private int threads = DEFAULT_THREADS;
     private int maxInboundMessageBytes = 4 << 20;
     private Duration shutdownGrace = DEFAULT_SHUTDOWN_GRACE;
@@ -181,6 +184,12 @@ public final class GrpcServer implements AutoCloseable {
     /** Used in thread names ({@code grpc-<name>-<n>}) and logs. */
     public Builder name(String name) {
       this.name = name;
+      return this;
+    }
+
+    /** The node whose calls this serves: handler threads carry it in their log context. */
+    public Builder nodeId(String nodeId) {
+      this.nodeId = nodeId;
       return this;
     }
 

@@ -27,11 +27,16 @@ public final class ExpertShardServer implements AutoCloseable {
    * @param maxInboundMessageBytes largest dispatch accepted
    */
   public ExpertShardServer(ExpertShard shard, GrpcServer.Builder server, int maxInboundMessageBytes) {
+    this(shard, server, maxInboundMessageBytes, "");
+  }
+
+  /** As above; {@code metricsUrl} is reported by the Status RPC ({@code metrics_url}). */
+  public ExpertShardServer(ExpertShard shard, GrpcServer.Builder server, int maxInboundMessageBytes, String metricsUrl) {
     this.shard = shard;
     this.server =
         server
             .addService(new ExpertShardService(shard))
-            .addService(new ExpertStatusService(shard))
+            .addService(new ExpertStatusService(shard, metricsUrl))
             .healthService(NodeRole.EXPERT.healthServiceName())
             .maxInboundMessageBytes(maxInboundMessageBytes)
             .build();

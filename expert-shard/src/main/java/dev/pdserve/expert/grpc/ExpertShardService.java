@@ -1,6 +1,7 @@
 package dev.pdserve.expert.grpc;
 
 import dev.pdserve.core.experts.DispatchCodec;
+import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.expert.ExpertNotHostedException;
 import dev.pdserve.expert.ExpertPartial;
 import dev.pdserve.expert.ExpertShard;
@@ -31,7 +32,7 @@ public final class ExpertShardService extends ExpertServiceGrpc.ExpertServiceImp
 
   @Override
   public void dispatch(DispatchRequest req, StreamObserver<DispatchResponse> out) {
-    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", req.getRequestId())) {
+    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(LogContext.REQUEST_ID, req.getRequestId())) {
       ExpertPartial p;
       try {
         p = shard.compute(DispatchMessages.toBatch(req));
@@ -49,6 +50,7 @@ public final class ExpertShardService extends ExpertServiceGrpc.ExpertServiceImp
         out.onError(Status.INTERNAL.withDescription("shard " + shard.id() + ": " + e).withCause(e).asRuntimeException());
         return;
       }
+      LOG.trace("layer {}: {} rows computed, {} experts run", req.getLayer(), req.getRows(), p.expertsRun());
       out.onNext(DispatchResponse.newBuilder().setPartial(DispatchCodec.doubles(p.partial())).setExpertsRun(p.expertsRun()).build());
       out.onCompleted();
     }

@@ -14,9 +14,16 @@ import io.grpc.stub.StreamObserver;
  */
 public final class ExpertStatusService extends NodeServiceGrpc.NodeServiceImplBase {
   private final ExpertShard shard;
+  private final String metricsUrl;
 
   public ExpertStatusService(ExpertShard shard) {
+    this(shard, "");
+  }
+
+  /** @param metricsUrl the shard's {@code /metrics} URL, reported in {@code metrics_url} */
+  public ExpertStatusService(ExpertShard shard, String metricsUrl) {
     this.shard = shard;
+    this.metricsUrl = metricsUrl;
   }
 
   @Override
@@ -26,6 +33,7 @@ public final class ExpertStatusService extends NodeServiceGrpc.NodeServiceImplBa
             .setId(shard.id())
             .setRole(NodeRole.EXPERT.name())
             .setExperts(shard.describe())
+            .setMetricsUrl(metricsUrl)
             .build());
     out.onCompleted();
   }

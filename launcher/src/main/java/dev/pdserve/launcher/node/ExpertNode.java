@@ -7,6 +7,9 @@ import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.config.ExpertRange;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.grpc.GrpcServer;
+import dev.pdserve.core.logging.LogContext;
+import dev.pdserve.core.metrics.NodeMetrics;
+import dev.pdserve.expert.metrics.PrometheusShardMetrics;
 import dev.pdserve.expert.ExpertShard;
 import dev.pdserve.expert.grpc.ExpertShardServer;
 import dev.pdserve.model.engine.LoadedModel;
@@ -31,6 +34,7 @@ public final class ExpertNode implements AutoCloseable {
   private final NodeRegistry registry;
   private final ClusterMember member;
   private final ExpertPlacementStore placements;
+  private final NodeMetrics metrics;
   private final String grpcAddress;
 
   public static ExpertNode start(NodeConfig config) throws IOException {
@@ -40,25 +44,32 @@ public final class ExpertNode implements AutoCloseable {
   private ExpertNode(NodeConfig config) throws IOException {
     this.config = config;
     boolean ok = false;
-    try {
+    // Threads the shard's components start log under its node id.
+    try (var logContext = LogContext.node(config.nodeId())) {
       this.member = closer.add(ClusterMember.start(config));
       this.registry = closer.add(new NodeRegistry(member.hazelcast()));
       this.placements = new ExpertPlacementStore(member.hazelcast());
       LoadedModel model = closer.add(LoadedModel.load(NodeModels.spec(config)));
       OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(config.engine().ortThreads(), false, true));
       ModelWeights weights = closer.add(new ModelWeights(model.config(), model.weights(), rt));
-      ExpertShard shard = ExpertShard.forNode(config, weights, rt);
+      this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
+      PrometheusShardMetrics shardMetrics = new PrometheusShardMetrics(metrics);
+      ExpertShard shard = ExpertShard.forNode(config, weights, rt, shardMetrics);
+      shardMetrics.bind(shard);
+      metrics.start();
       ExpertRange range = config.engine().expertRange().orElse(new ExpertRange(0, maxExperts(model) - 1));
       ExpertShardServer server =
           closer.add(
               new ExpertShardServer(
                   shard,
                   GrpcServer.forNode(config).name(config.nodeId()).healthService(config.role().healthServiceName()),
-                  ExpertShardServer.DEFAULT_MAX_INBOUND_BYTES));
+                  ExpertShardServer.DEFAULT_MAX_INBOUND_BYTES,
+                  metrics.url()));
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
       // Registered (with its address) before it enters the placement, so callers can reach it.
-      closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, "", () -> dev.pdserve.core.cluster.Load.IDLE, 1000));
+      closer.add(
+          new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, "", metrics.url(), () -> dev.pdserve.core.cluster.Load.IDLE, 1000));
       // Publish the placement with this shard in it (compare-and-set on the version; retry on races).
       ExpertPlacement published = null;
       for (int attempt = 0; attempt < 100 && published == null; attempt++) {
@@ -70,7 +81,8 @@ public final class ExpertNode implements AutoCloseable {
         throw new IllegalStateException("could not publish the expert placement with shard " + config.nodeId() + " after 100 attempts");
       }
 
-      LOG.info("expert shard {} hosts experts {} at {} (placement version {})", config.nodeId(), range, grpcAddress, published.version());
+      LOG.info("expert shard {} hosts experts {} at {}, metrics at {} (placement version {})", config.nodeId(), range, grpcAddress, metrics.url(),
+          published.version());
       ok = true;
     } finally {
       if (!ok) {
@@ -93,6 +105,11 @@ public final class ExpertNode implements AutoCloseable {
 
   public String id() {
     return config.nodeId();
+  }
+
+  /** The shard's metrics registry and {@code /metrics} endpoint. */
+  public NodeMetrics metrics() {
+    return metrics;
   }
 
   @Override

@@ -115,6 +115,11 @@ public final class LocalCluster implements AutoCloseable {
     return routerHttpUrl;
   }
 
+  /** Every node as the router listed it once all were ACTIVE (addresses, metrics URLs). */
+  public List<NodeStatus> nodes() {
+    return nodes;
+  }
+
   public List<Child> children() {
     return List.copyOf(children);
   }
@@ -175,7 +180,7 @@ public final class LocalCluster implements AutoCloseable {
         }
         default -> cmd.add("router");
       }
-      cmd.addAll(List.of("--node-id", id, "--bind", "127.0.0.1", "--grpc-port", "0", "--flight-port", "0", "--cluster-name", cluster,
+      cmd.addAll(List.of("--node-id", id, "--bind", "127.0.0.1", "--grpc-port", "0", "--flight-port", "0", "--metrics-port", "0", "--cluster-name", cluster,
           "--cluster-port", Integer.toString(ports[i]), "--members", members.toString(), "--seed-weights", Long.toString(spec.seed())));
       if (spec.modelDir() != null) {
         cmd.add("--model");
@@ -254,6 +259,8 @@ public final class LocalCluster implements AutoCloseable {
     return null;
   }
 
+  private volatile List<NodeStatus> nodes = List.of();
+
   /** Waits until the router sees every node ACTIVE. */
   private void awaitActive(Spec spec, long deadline) throws TimeoutException {
     int expected = spec.prefill() + spec.decode() + spec.experts() + 1;
@@ -265,6 +272,7 @@ public final class LocalCluster implements AutoCloseable {
           last = AdminServiceGrpc.newBlockingStub(ch).withDeadlineAfter(5, TimeUnit.SECONDS).listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
           long active = last.stream().filter(n -> n.getState().equals("ACTIVE")).count();
           if (active >= expected) {
+            nodes = List.copyOf(last);
             return;
           }
         } catch (RuntimeException e) {

@@ -26,11 +26,19 @@ final class RegistryPresence implements AutoCloseable {
   private final NodeRole role;
   private final String grpcAddress;
   private final String flightAddress;
+  private final String metricsUrl;
   private final Supplier<Load> load;
   private final ScheduledExecutorService timer;
   private volatile NodeInfo current;
 
   RegistryPresence(NodeRegistry registry, String id, NodeRole role, String grpcAddress, String flightAddress, Supplier<Load> load, long periodMillis) {
+    this(registry, id, role, grpcAddress, flightAddress, "", load, periodMillis);
+  }
+
+  /** As above, publishing the node's {@code /metrics} URL in its entry. */
+  RegistryPresence(
+      NodeRegistry registry, String id, NodeRole role, String grpcAddress, String flightAddress, String metricsUrl, Supplier<Load> load, long periodMillis) {
+    this.metricsUrl = metricsUrl;
     this.registry = registry;
     this.id = id;
     this.role = role;
@@ -49,7 +57,7 @@ final class RegistryPresence implements AutoCloseable {
   }
 
   private NodeInfo registerActive() {
-    NodeInfo info = registry.register(NodeInfo.starting(id, role, grpcAddress, flightAddress, ""));
+    NodeInfo info = registry.register(NodeInfo.starting(id, role, grpcAddress, flightAddress, metricsUrl));
     var t = registry.compareAndSet(id, info.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
     if (!t.applied()) {
       throw new IllegalStateException("could not mark " + id + " ACTIVE: " + t.outcome());

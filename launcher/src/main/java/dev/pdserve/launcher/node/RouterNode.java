@@ -7,6 +7,9 @@ import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.core.grpc.GrpcServer;
 import dev.pdserve.core.grpc.NodeStatusService;
+import dev.pdserve.core.logging.LogContext;
+import dev.pdserve.core.metrics.NodeMetrics;
+import dev.pdserve.router.metrics.PrometheusRouterMetrics;
 import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.PromptRenderer;
@@ -31,6 +34,7 @@ public final class RouterNode implements AutoCloseable {
   private final NodeDirectory directory;
   private final Router router;
   private final GrpcServer server;
+  private final NodeMetrics metrics;
   private final String grpcAddress;
   private final OpenAiHttpServer http;
   private final String httpUrl;
@@ -42,15 +46,20 @@ public final class RouterNode implements AutoCloseable {
   private RouterNode(NodeConfig config, RouterOptions options) throws IOException {
     this.config = config;
     boolean ok = false;
-    try {
+    // Threads the router's components start log under its node id.
+    try (var logContext = LogContext.node(config.nodeId())) {
       ClusterMember member = closer.add(ClusterMember.start(config));
       awaitDataMember(member);
       this.registry = closer.add(new NodeRegistry(member.hazelcast()));
       this.directory = closer.add(new NodeDirectory(registry));
       LoadedModel model = closer.add(LoadedModel.load(NodeModels.spec(config)));
       Channels channels = closer.add(new Channels(Channels.Settings.forNode(config)));
+      this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
+      PrometheusRouterMetrics routerMetrics = new PrometheusRouterMetrics(metrics);
       PromptRenderer renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
-      this.router = closer.add(new Router(options, directory, new GrpcNodeClients(channels), renderer, model.config()));
+      this.router = closer.add(new Router(options, directory, new GrpcNodeClients(channels), renderer, model.config(), routerMetrics));
+      routerMetrics.bind(router);
+      metrics.start();
       HttpApiSettings httpSettings =
           HttpApiSettings.on(config.network().bindHost(), config.network().httpPort()).withMaxBodyBytes(config.network().httpMaxBodyBytes());
       this.http = closer.add(new OpenAiHttpServer(httpSettings, router, renderer));
@@ -67,9 +76,9 @@ public final class RouterNode implements AutoCloseable {
                   .build());
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
-      closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, "", () ->
+      closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, "", metrics.url(), () ->
           new dev.pdserve.core.cluster.Load(0, router.inFlight(), 0, 0, 0), 1000));
-      LOG.info("router {} serving the public API at {} (gRPC) and {} (OpenAI-compatible HTTP)", config.nodeId(), grpcAddress, httpUrl);
+      LOG.info("router {} serving the public API at {} (gRPC) and {} (OpenAI-compatible HTTP), metrics at {}", config.nodeId(), grpcAddress, httpUrl, metrics.url());
       ok = true;
     } finally {
       if (!ok) {
@@ -106,6 +115,7 @@ public final class RouterNode implements AutoCloseable {
         .setState(registry.get(config.nodeId()).map(n -> n.state().name()).orElse("ACTIVE"))
         .setGrpcAddress(grpcAddress)
         .setHttpUrl(httpUrl)
+        .setMetricsUrl(metrics.url())
         .setRunningSequences(router.inFlight())
         .setQueuedRequests(router.queued())
         .build();
@@ -135,6 +145,11 @@ public final class RouterNode implements AutoCloseable {
 
   public Router router() {
     return router;
+  }
+
+  /** The router's metrics registry and {@code /metrics} endpoint. */
+  public NodeMetrics metrics() {
+    return metrics;
   }
 
   @Override

@@ -13,6 +13,15 @@ import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.flight.KvTransferClient;
 import dev.pdserve.core.kv.flight.KvTransferServer;
+import dev.pdserve.core.logging.LogContext;
+import dev.pdserve.core.metrics.KvPoolMetrics;
+import dev.pdserve.core.metrics.MetricNames;
+import dev.pdserve.core.metrics.NodeMetrics;
+import dev.pdserve.core.metrics.RemoteExpertsMetrics;
+import dev.pdserve.core.metrics.RoleChangeMetrics;
+import dev.pdserve.core.experts.RemoteExperts;
+import dev.pdserve.decode.metrics.PrometheusDecodeMetrics;
+import dev.pdserve.prefill.metrics.PrometheusPrefillMetrics;
 import dev.pdserve.decode.DecodeEngine;
 import dev.pdserve.decode.DecodeOptions;
 import dev.pdserve.decode.DecodeStats;
@@ -55,6 +64,9 @@ public final class WorkerNode implements AutoCloseable {
   private final DecodeEngine decode;
   private final GrpcServer server;
   private final RegistryPresence presence;
+  private final NodeMetrics metrics;
+  private final PrometheusPrefillMetrics prefillMetrics;
+  private final RoleChangeMetrics roleChanges;
   private final String grpcAddress;
   private final String flightAddress;
 
@@ -83,7 +95,8 @@ public final class WorkerNode implements AutoCloseable {
   private WorkerNode(NodeConfig config, BufferAllocator allocator, ExpertBackendFactory experts) throws IOException {
     this.config = config;
     boolean ok = false;
-    try {
+    // Threads the worker's components start log under its node id.
+    try (var logContext = LogContext.node(config.nodeId())) {
       if (config.role() != NodeRole.PREFILL && config.role() != NodeRole.DECODE) {
         throw new IllegalArgumentException("a worker's role must be prefill or decode, got " + config.role());
       }
@@ -94,6 +107,13 @@ public final class WorkerNode implements AutoCloseable {
       ModelWeights weights = closer.add(new ModelWeights(model.config(), model.weights(), rt));
       ModelRunner runner = closer.add(new ModelRunner(model.config(), weights, rt));
       ExpertBackend backend = experts.create(config, model, weights, member, closer);
+      this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
+      this.prefillMetrics = new PrometheusPrefillMetrics(metrics);
+      PrometheusDecodeMetrics decodeMetrics = new PrometheusDecodeMetrics(metrics);
+      this.roleChanges = new RoleChangeMetrics(metrics);
+      if (backend instanceof RemoteExperts remote) {
+        RemoteExpertsMetrics.register(metrics, remote.metrics());
+      }
       BufferAllocator mine = closer.add(allocator.newChildAllocator("worker-" + config.nodeId(), 0, Long.MAX_VALUE));
       KvLayout layout = KvLayout.of(model.config());
       this.pool = closer.add(new KvBlockPool(mine, "kv-pool", layout, config.engine().kvBudgetBytes()));
@@ -105,12 +125,23 @@ public final class WorkerNode implements AutoCloseable {
           closer.add(
               new PrefillEngine(
                   runner, backend, pool, client, model.tokenizer(),
-                  new PrefillOptions(config.engine().prefillChunkTokens(), Math.max(2048, config.engine().prefillChunkTokens()))));
+                  new PrefillOptions(config.engine().prefillChunkTokens(), Math.max(2048, config.engine().prefillChunkTokens())),
+                  prefillMetrics));
       this.decode =
           closer.add(
               new DecodeEngine(
                   runner, backend, pool, transferServer, model.tokenizer(),
-                  new DecodeOptions(config.engine().decodeMaxBatch(), Duration.ofSeconds(60), Duration.ofSeconds(120))));
+                  new DecodeOptions(config.engine().decodeMaxBatch(), Duration.ofSeconds(60), Duration.ofSeconds(120)),
+                  decodeMetrics));
+      decodeMetrics.bind(decode);
+      KvPoolMetrics.register(metrics, pool);
+      metrics.gauge(MetricNames.NUM_REQUESTS_RUNNING,
+          "Number of requests this worker is working on: decoding, plus prefills holding KV (computing or handing their KV over).",
+          () -> decode.stats().running() + prefill.runningJobs());
+      metrics.gauge(MetricNames.NUM_REQUESTS_WAITING,
+          "Number of requests waiting on this worker: prefills not started, plus joined requests whose KV has not fully arrived.",
+          () -> decode.stats().waitingForKv() + prefill.waitingJobs());
+      metrics.start();
       String host = config.network().advertisedHost();
       this.server =
           closer.add(
@@ -124,9 +155,10 @@ public final class WorkerNode implements AutoCloseable {
       server.start();
       this.grpcAddress = host + ":" + server.port();
       this.flightAddress = host + ":" + transferServer.port();
-      this.presence = closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, flightAddress, this::load, 200));
-      LOG.info("worker {} ({}) serving gRPC at {}, KV Flight at {}, {} KV blocks of {} tokens", config.nodeId(), config.role(),
-          grpcAddress, flightAddress, pool.totalBlocks(), layout.blockSize());
+      this.presence =
+          closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, flightAddress, metrics.url(), this::load, 200));
+      LOG.info("worker {} ({}) serving gRPC at {}, KV Flight at {}, metrics at {}, {} KV blocks of {} tokens", config.nodeId(), config.role(),
+          grpcAddress, flightAddress, metrics.url(), pool.totalBlocks(), layout.blockSize());
       ok = true;
     } finally {
       if (!ok) {
@@ -153,6 +185,7 @@ public final class WorkerNode implements AutoCloseable {
         .setEpoch(reg.epoch())
         .setGrpcAddress(grpcAddress)
         .setFlightAddress(flightAddress)
+        .setMetricsUrl(metrics.url())
         .setKvFreeBlocks(pool.freeBlocks())
         .setKvTotalBlocks(pool.totalBlocks())
         .setRunningSequences(d.running())
@@ -190,6 +223,21 @@ public final class WorkerNode implements AutoCloseable {
 
   public ClusterMember member() {
     return member;
+  }
+
+  /** This worker's metrics registry and {@code /metrics} endpoint. */
+  public NodeMetrics metrics() {
+    return metrics;
+  }
+
+  /** Where prefix cache lookups are counted ({@code vllm:prefix_cache_queries} / {@code _hits}). */
+  public PrometheusPrefillMetrics prefillMetrics() {
+    return prefillMetrics;
+  }
+
+  /** Where role switches and migrations of this worker are counted. */
+  public RoleChangeMetrics roleChanges() {
+    return roleChanges;
   }
 
   @Override

@@ -92,6 +92,19 @@ class LocalCommandProcessTest {
       assertEquals(viaLocal.get("text"), viaRouter.get("text"));
       assertEquals("length", viaRouter.get("finish_reason").asText());
 
+      // every child's /metrics, as pdserve local lists them; the router counted the 10 tokens
+      InJvmCluster.await(Duration.ofSeconds(30), () -> metricsUrls(output).size() == 3, "three 'metrics of' lines in: " + output);
+      for (var e : metricsUrls(output).entrySet()) {
+        var r = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(e.getValue())).build(),
+            java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, r.statusCode(), e.toString());
+        var metrics = dev.pdserve.launcher.metrics.PrometheusText.parse(r.body());
+        assertTrue(metrics.families().containsKey("vllm:num_requests_running"), e + " lacks vllm:num_requests_running");
+        if (e.getKey().equals("router")) {
+          assertEquals(10, metrics.sum("vllm:generation_tokens_total"), "tokens the router streamed");
+        }
+      }
+
       // an error from the router: status name and message, non-zero exit
       StringWriter err = new StringWriter();
       int code = Main.run(new PrintWriter(new StringWriter()), new PrintWriter(err, true), "generate", "--router", router, "--prompt", "x".repeat(1500));
@@ -165,5 +178,19 @@ class LocalCommandProcessTest {
       }
     }
     return pids;
+  }
+
+  /** Node id to metrics URL, from the lines {@code metrics of ID (ROLE): URL} pdserve local prints. */
+  static java.util.Map<String, String> metricsUrls(List<String> output) {
+    java.util.Map<String, String> out = new java.util.TreeMap<>();
+    synchronized (output) {
+      for (String line : output) {
+        var m = java.util.regex.Pattern.compile("^metrics of (\\S+) \\(\\w+\\): (http://\\S+/metrics)$").matcher(line);
+        if (m.matches()) {
+          out.put(m.group(1), m.group(2));
+        }
+      }
+    }
+    return out;
   }
 }

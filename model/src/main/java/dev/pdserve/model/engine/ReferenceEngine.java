@@ -74,7 +74,7 @@ public final class ReferenceEngine implements AutoCloseable {
 
   /** Generates a completion, calling {@code listener} for every token as it is produced. */
   public GenerateResult generate(GenerateRequest req, TokenListener listener) {
-    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", req.requestId())) {
+    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("request_id", req.requestId())) {
       long start = System.nanoTime();
       int[] prompt = renderer.render(req.prompt(), req.enableThinking());
       SamplingParams params = req.sampling();

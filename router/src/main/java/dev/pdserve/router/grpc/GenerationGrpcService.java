@@ -18,6 +18,7 @@ import dev.pdserve.model.engine.Prompt;
 import dev.pdserve.model.sampling.SamplingParams;
 import dev.pdserve.router.ResponseSink;
 import dev.pdserve.router.Router;
+import dev.pdserve.router.RouterMetrics;
 import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.stub.ServerCallStreamObserver;
@@ -41,7 +42,10 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
   @Override
   public void generate(dev.pdserve.api.v1.GenerateRequest req, StreamObserver<GenerateResponse> observer) {
     ServerCallStreamObserver<GenerateResponse> out = (ServerCallStreamObserver<GenerateResponse>) observer;
-    String id = req.getRequestId().isEmpty() ? "req-" + UUID.randomUUID() : req.getRequestId();
+    // The request_id field, else the x-request-id header (put into the log context by RequestIds), else a new one.
+    String header = org.apache.logging.log4j.ThreadContext.get(dev.pdserve.core.logging.LogContext.REQUEST_ID);
+    String id =
+        !req.getRequestId().isEmpty() ? req.getRequestId() : header != null && !header.isEmpty() ? header : "req-" + UUID.randomUUID();
     AtomicReference<Router.Flight> flight = new AtomicReference<>();
     out.setOnCancelHandler(
         () -> {
@@ -55,6 +59,7 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
     try {
       domain = toDomain(id, req);
     } catch (RuntimeException e) {
+      router.metrics().rejected(RouterMetrics.reasonOf(e));
       out.onError(GrpcErrors.toException(e));
       return;
     }
@@ -106,8 +111,12 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
         };
     try {
       flight.set(router.submit(domain, sink, deadlineNanos));
+    } catch (ServingException e) {
+      sink.onError(e); // counted by the router
+      return;
     } catch (RuntimeException e) {
-      sink.onError(e instanceof ServingException se ? se : new ServingException(ServingException.Kind.INVALID_ARGUMENT, e.getMessage(), e));
+      router.metrics().rejected(RouterMetrics.REJECT_INVALID_ARGUMENT);
+      sink.onError(new ServingException(ServingException.Kind.INVALID_ARGUMENT, e.getMessage(), e));
       return;
     }
     if (out.isCancelled()) {

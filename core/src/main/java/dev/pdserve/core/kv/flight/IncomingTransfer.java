@@ -37,6 +37,9 @@ public final class IncomingTransfer {
   private final CompletableFuture<IncomingTransfer> done = new CompletableFuture<>();
   private final CompletableFuture<IncomingTransfer> view = done.copy();
   private int layersDone;
+  private long bytesReceived;
+  private long firstRowNanos;
+  private long completedNanos;
   private State state = State.OPEN;
 
   private final Executor callbacks;
@@ -65,6 +68,16 @@ public final class IncomingTransfer {
   /** Positions the transfer fills. */
   public int tokens() {
     return tokens;
+  }
+
+  /** KV bytes stored so far (rows accepted; a re-sent row that adds nothing is not counted). */
+  public synchronized long bytesReceived() {
+    return bytesReceived;
+  }
+
+  /** Time from the first row stored to the last, in nanoseconds; 0 until complete. */
+  public synchronized long receiveNanos() {
+    return state == State.COMPLETE ? completedNanos - firstRowNanos : 0;
   }
 
   /** Layers whose every position has arrived. */
@@ -146,9 +159,14 @@ public final class IncomingTransfer {
         return Outcome.SKIPPED;
       }
       copier.copy(blocks[block], layer);
+      if (bytesReceived == 0) {
+        firstRowNanos = System.nanoTime();
+      }
+      bytesReceived += layout.layerBytes();
       received[i] = rowTokens;
       if (rowTokens == expectedTokens(block) && ++blocksDone[layer] == nBlocks && ++layersDone == layout.layers()) {
         state = State.COMPLETE;
+        completedNanos = System.nanoTime();
         completedNow = true;
       }
     }

@@ -41,6 +41,7 @@ public final class OutgoingTransfer implements AutoCloseable {
   private State state = State.OPEN;
   private KvTransferException failure;
   private long bytesSent;
+  private long firstSendNanos;
   private boolean released;
   private volatile boolean aborted; // tells senders waiting for room to give up
 
@@ -73,6 +74,11 @@ public final class OutgoingTransfer implements AutoCloseable {
   /** KV bytes queued so far (row bodies only). */
   public synchronized long bytesSent() {
     return bytesSent;
+  }
+
+  /** {@link System#nanoTime()} when the first layer was queued; 0 if none yet. */
+  public synchronized long firstSendNanos() {
+    return firstSendNanos;
   }
 
   /**
@@ -194,6 +200,9 @@ public final class OutgoingTransfer implements AutoCloseable {
         int rows = Math.min(rowsPerBatch, endBlock - b);
         synchronized (this) {
           ensureOpen();
+          if (firstSendNanos == 0) {
+            firstSendNanos = System.nanoTime();
+          }
         }
         try {
           lane.send(layer, b, rows, tokens, paged, filler);
