@@ -3,6 +3,8 @@ package dev.pdserve.prefill;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvPoolExhaustedException;
 import dev.pdserve.core.kv.PagedSequenceKv;
+import dev.pdserve.core.kv.PrefixCache;
+import dev.pdserve.core.kv.PrefixHasher;
 import dev.pdserve.core.kv.flight.KvTransferClient;
 import dev.pdserve.core.kv.flight.OutgoingTransfer;
 import dev.pdserve.core.serving.ServingException;
@@ -32,7 +34,13 @@ import org.apache.logging.log4j.Logger;
  * chunks — and pushes each layer to the decode node's Flight endpoint as soon as the layer is
  * computed (so the transfer overlaps the remaining layers' compute). When a prompt's last chunk is
  * done it samples the first token, waits for the decode node to acknowledge the whole KV, and
- * completes the job. Its own KV blocks are freed as soon as the last layer is sent.
+ * completes the job. Its own KV blocks are freed once the decode node acknowledged the KV (the
+ * transfer may send them without copying until then).
+ *
+ * <p>With a {@link PrefixCache}, a prompt's full blocks stay in the pool after it is done, and a
+ * later prompt that shares a prefix with it starts from those blocks: only the rest is computed,
+ * while the whole prompt's KV still goes to the decode node (the cached blocks are pushed first).
+ * At least the prompt's last token is always computed, for the first token's logits.
  */
 public final class PrefillEngine implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(PrefillEngine.class);
@@ -43,6 +51,8 @@ public final class PrefillEngine implements AutoCloseable {
   private final KvTransferClient client;
   private final Tokenizer tokenizer;
   private final PrefillOptions options;
+  private final PrefixCache cache; // null: no prefix caching
+  private final PrefixHasher hasher;
   private final LinkedBlockingQueue<Job> incoming = new LinkedBlockingQueue<>();
   private final List<Job> active = new ArrayList<>(); // prefill thread only
   private final Thread loop;
@@ -56,34 +66,54 @@ public final class PrefillEngine implements AutoCloseable {
 
   private final class Job {
     final PrefillJob spec;
+    final long[] hashes; // of the prompt's full blocks, when caching
     final CompletableFuture<PrefillResult> future = new CompletableFuture<>();
     final long startNanos = System.nanoTime();
     volatile boolean cancelled;
     int done; // prompt tokens computed
     PagedSequenceKv kv;
+    PrefixCache.Match match; // cached prefix blocks this job pins
+    int cachedTokens;
     OutgoingTransfer out;
     long computeNanos;
 
-    Job(PrefillJob spec) {
+    Job(PrefillJob spec, long[] hashes) {
       this.spec = spec;
+      this.hashes = hashes;
     }
 
     int remaining() {
       return spec.promptIds().length - done;
     }
 
-    void cleanup() {
+    /** Frees the job's own blocks and unpins its cached prefix. */
+    synchronized void cleanup() {
       if (kv != null) {
         kv.release();
         kv = null;
       }
+      if (match != null) {
+        cache.release(match);
+        match = null;
+      }
+    }
+
+    /** After a successful transfer: full prompt blocks go to the prefix cache, the rest is freed. */
+    synchronized void commit() {
+      if (kv == null || cache == null) {
+        cleanup();
+        return;
+      }
+      cache.commit(match, hashes, spec.promptIds(), kv.detach());
+      kv = null;
+      match = null;
     }
 
     void fail(Throwable t) {
-      cleanup();
       if (out != null) {
-        out.close();
+        out.close(); // first: once it returns, no stream reads our blocks any more
       }
+      cleanup();
       byRequest.remove(spec.requestId(), this);
       queuedTokens.addAndGet(-remaining());
       future.completeExceptionally(t);
@@ -91,6 +121,23 @@ public final class PrefillEngine implements AutoCloseable {
   }
 
   public PrefillEngine(ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options) {
+    this(runner, experts, pool, client, tokenizer, options, null);
+  }
+
+  /**
+   * An engine that keeps prompts' full KV blocks in {@code prefixCache} (made over {@code pool})
+   * and reuses them for later prompts sharing a prefix; null disables prefix caching. The hasher's
+   * block size must be the pool's.
+   */
+  public PrefillEngine(
+      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options,
+      PrefixHasher prefixHasher) {
+    if (prefixHasher != null && prefixHasher.blockSize() != pool.layout().blockSize()) {
+      throw new IllegalArgumentException(
+          "prefix hasher block size " + prefixHasher.blockSize() + " must equal the KV block size " + pool.layout().blockSize());
+    }
+    this.hasher = prefixHasher;
+    this.cache = prefixHasher == null ? null : new PrefixCache(pool);
     this.runner = runner;
     this.experts = experts;
     this.pool = pool;
@@ -121,7 +168,7 @@ public final class PrefillEngine implements AutoCloseable {
           ServingException.exhausted(
               "prompt of " + spec.promptIds().length + " tokens needs " + needed + " KV blocks; this prefill node's pool holds " + pool.totalBlocks()));
     }
-    Job job = new Job(spec);
+    Job job = new Job(spec, hasher == null ? null : hasher.hashes(spec.promptIds()));
     if (byRequest.putIfAbsent(spec.requestId(), job) != null) {
       return CompletableFuture.failedFuture(
           new ServingException(ServingException.Kind.ALREADY_EXISTS, "request " + spec.requestId() + " is already being prefilled here"));
@@ -139,6 +186,21 @@ public final class PrefillEngine implements AutoCloseable {
     }
     j.cancelled = true;
     return true;
+  }
+
+  /** The prefix cache, or null when prefix caching is off. */
+  public PrefixCache prefixCache() {
+    return cache;
+  }
+
+  /** Prompt tokens looked up in the prefix cache so far ({@code prefix_cache_queries}); 0 when off. */
+  public long prefixCacheQueries() {
+    return cache == null ? 0 : cache.queriedTokens();
+  }
+
+  /** Prompt tokens served from the prefix cache so far ({@code prefix_cache_hits}); 0 when off. */
+  public long prefixCacheHits() {
+    return cache == null ? 0 : cache.hitTokens();
   }
 
   public PrefillStats stats() {
@@ -192,6 +254,7 @@ public final class PrefillEngine implements AutoCloseable {
         it.remove(); // failed to start
         continue;
       }
+      n = Math.min(j.remaining(), options.chunkTokens()); // a cached prefix is not computed
       batch.add(j);
       chunks.add(Arrays.copyOfRange(j.spec.promptIds(), j.done, j.done + n));
       budget -= n;
@@ -236,18 +299,42 @@ public final class PrefillEngine implements AutoCloseable {
     }
   }
 
-  /** Allocates the job's KV and opens its transfer; false if it must wait for blocks. */
+  /**
+   * Pins the prompt's cached prefix, allocates the rest of its KV and opens its transfer (pushing
+   * the cached prefix first); false if it must wait for blocks.
+   */
   private boolean start(Job j) {
+    int[] prompt = j.spec.promptIds();
+    int bs = pool.layout().blockSize();
+    PrefixCache.Match m = cache == null ? PrefixCache.Match.NONE : cache.acquire(j.hashes, prompt, (prompt.length - 1) / bs);
     try {
-      int[] blocks = pool.allocate(pool.layout().blocksFor(j.spec.promptIds().length));
-      j.kv = PagedSequenceKv.withReservation(pool, blocks);
+      int[] blocks = pool.allocate(pool.layout().blocksFor(prompt.length) - m.length());
+      synchronized (j) {
+        j.kv = m.length() == 0 ? PagedSequenceKv.withReservation(pool, blocks) : PagedSequenceKv.withSharedPrefix(pool, m.blocks(), blocks);
+        j.match = m.length() == 0 ? null : m;
+      }
     } catch (KvPoolExhaustedException e) {
+      if (cache != null) {
+        cache.release(m);
+      }
       return false;
     }
+    if (cache != null) {
+      cache.record(prompt.length, m.tokens());
+      if (m.tokens() > 0) {
+        LOG.debug("request {}: {} of {} prompt tokens from the prefix cache", j.spec.requestId(), m.tokens(), prompt.length);
+      }
+    }
+    j.cachedTokens = m.tokens();
+    j.done = m.tokens();
+    queuedTokens.addAndGet(-m.tokens());
     try {
       j.out = client.open(Location.forGrpcInsecure(j.spec.flightHost(), j.spec.flightPort()), j.spec.transferId());
       OutgoingTransfer out = j.out;
       PagedSequenceKv kv = j.kv;
+      for (int layer = 0; m.tokens() > 0 && layer < pool.layout().layers(); layer++) {
+        out.sendLayer(layer, kv, 0, m.tokens()); // the decode node needs the whole prompt's KV
+      }
       kv.setLayerWrittenListener((layer, first, count) -> out.sendLayer(layer, kv, first, first + count));
       return true;
     } catch (RuntimeException e) {
@@ -261,7 +348,6 @@ public final class PrefillEngine implements AutoCloseable {
     try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", j.spec.requestId())) {
       first = sampler.sample(logits, j.spec.params(), new TokenHistory(j.spec.promptIds()), j.spec.seed());
     }
-    j.cleanup(); // every layer is sent (copied into the transfer); our blocks are free again
     OutgoingTransfer out = j.out;
     long computeMicros = j.computeNanos / 1000;
     acks.execute(
@@ -271,12 +357,14 @@ public final class PrefillEngine implements AutoCloseable {
             out.complete();
             long kvBytes = out.bytesSent();
             out.close();
+            j.commit(); // the decode node holds every layer: our blocks are no longer read
             byRequest.remove(j.spec.requestId(), j);
             completed++;
             j.future.complete(
-                new PrefillResult(first.tokenId(), first.logprob(), 0, kvBytes, computeMicros, (System.nanoTime() - t0) / 1000));
+                new PrefillResult(first.tokenId(), first.logprob(), j.cachedTokens, kvBytes, computeMicros, (System.nanoTime() - t0) / 1000));
           } catch (RuntimeException e) {
             out.close();
+            j.cleanup();
             byRequest.remove(j.spec.requestId(), j);
             j.future.completeExceptionally(
                 j.cancelled
