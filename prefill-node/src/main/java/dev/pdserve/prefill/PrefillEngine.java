@@ -74,6 +74,7 @@ public final class PrefillEngine implements AutoCloseable {
     PagedSequenceKv kv;
     PrefixCache.Match match; // cached prefix blocks this job pins
     int cachedTokens;
+    int heldBlocks; // the prompt's leading blocks in the cache after commit
     OutgoingTransfer out;
     long computeNanos;
 
@@ -104,7 +105,7 @@ public final class PrefillEngine implements AutoCloseable {
         cleanup();
         return;
       }
-      cache.commit(match, hashes, spec.promptIds(), kv.detach());
+      heldBlocks = cache.commit(match, hashes, spec.promptIds(), kv.detach());
       kv = null;
       match = null;
     }
@@ -361,7 +362,8 @@ public final class PrefillEngine implements AutoCloseable {
             byRequest.remove(j.spec.requestId(), j);
             completed++;
             j.future.complete(
-                new PrefillResult(first.tokenId(), first.logprob(), j.cachedTokens, kvBytes, computeMicros, (System.nanoTime() - t0) / 1000));
+                new PrefillResult(
+                    first.tokenId(), first.logprob(), j.cachedTokens, kvBytes, computeMicros, (System.nanoTime() - t0) / 1000, j.heldBlocks));
           } catch (RuntimeException e) {
             out.close();
             j.cleanup();

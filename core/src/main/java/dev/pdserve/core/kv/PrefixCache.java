@@ -119,8 +119,10 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
    * table (from {@link PagedSequenceKv#detach()}), {@code hashes} the hashes of its full prompt
    * blocks. Unpins the match, keeps the newly computed full blocks (a block whose prefix another
    * prompt cached meanwhile is freed instead), and frees every other block of the table.
+   *
+   * @return the prompt's leading full blocks the cache now holds
    */
-  public synchronized void commit(Match match, long[] hashes, int[] prompt, int[] table) {
+  public synchronized int commit(Match match, long[] hashes, int[] prompt, int[] table) {
     int m = match.length();
     int full = Math.min(hashes.length, table.length);
     List<Integer> free = new ArrayList<>();
@@ -147,6 +149,7 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
     if (!free.isEmpty()) {
       pool.free(free.stream().mapToInt(Integer::intValue).toArray());
     }
+    return full;
   }
 
   /** Evicts unpinned blocks, least recently used first, until {@code blocks} are freed or none is left. */

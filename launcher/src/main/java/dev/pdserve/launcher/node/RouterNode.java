@@ -46,7 +46,12 @@ public final class RouterNode implements AutoCloseable {
       LoadedModel model = closer.add(LoadedModel.load(NodeModels.spec(config)));
       Channels channels = closer.add(new Channels(Channels.Settings.forNode(config)));
       this.router =
-          closer.add(new Router(options, directory, new GrpcNodeClients(channels), new PromptRenderer(model.tokenizer(), ChatTemplate.ernie()), model.config()));
+          closer.add(
+              new Router(
+                  options, directory, new GrpcNodeClients(channels), new PromptRenderer(model.tokenizer(), ChatTemplate.ernie()), model.config(),
+                  new dev.pdserve.router.PrefixRouting(
+                      NodeModels.prefixHasher(model), config.prefix().cachedTokenWeight(),
+                      dev.pdserve.router.PrefixRouting.DEFAULT_TRACKED_BLOCKS_PER_NODE, config.prefix().localPrefillThreshold())));
       this.server =
           closer.add(
               GrpcServer.forNode(config)
