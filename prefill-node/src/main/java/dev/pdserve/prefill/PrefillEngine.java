@@ -105,7 +105,7 @@ public final class PrefillEngine implements AutoCloseable {
         cleanup();
         return;
       }
-      heldBlocks = cache.commit(match, hashes, spec.promptIds(), kv.detach());
+      heldBlocks = cache.commit(match == null ? PrefixCache.Match.NONE : match, hashes, spec.promptIds(), kv.detach());
       kv = null;
       match = null;
     }
