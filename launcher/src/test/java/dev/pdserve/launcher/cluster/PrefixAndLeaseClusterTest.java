@@ -114,8 +114,9 @@ class PrefixAndLeaseClusterTest {
   @Test
   void aSecondRequestSharingALongPrefixSkipsItsComputeOnTheNodeHoldingItAndMatchesTheReference() {
     String prefix = text("You are the pdserve assistant; answer briefly and cite the design", 330);
+    long[] before = cluster.prefill.stream().mapToLong(PrefixAndLeaseClusterTest::queries).toArray();
     generateMatchingReference(raw("shared-1", prefix + " Q: what moves the KV?", 6));
-    WorkerNode holder = cluster.prefill.stream().filter(w -> w.prefill().prefixCache().stats().cachedBlocks() > 0).findFirst().orElseThrow();
+    WorkerNode holder = queries(cluster.prefill.get(0)) > before[0] ? cluster.prefill.get(0) : cluster.prefill.get(1);
     WorkerNode other = cluster.prefill.get(0) == holder ? cluster.prefill.get(1) : cluster.prefill.get(0);
     long holderHits = hits(holder);
     long otherQueries = queries(other);
@@ -176,6 +177,40 @@ class PrefixAndLeaseClusterTest {
             .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(600).setIgnoreEos(true)).build());
     assertEquals(600, r.tokenIds().length);
     assertEquals(expired, d.decode().leasesExpired(), "a renewed lease must not expire");
+  }
+
+  @Test
+  void abortFreesTheRequestsKvOnEveryNodeAtOnce() throws Exception {
+    java.util.concurrent.CountDownLatch streaming = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CompletableFuture<dev.pdserve.api.v1.Completion> done = new java.util.concurrent.CompletableFuture<>();
+    dev.pdserve.api.v1.GenerationGrpc.newStub(cluster.channel).generate(
+        GenerateRequest.newBuilder(raw("to-abort", text("a long answer please", 120), 900))
+            .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(900).setIgnoreEos(true)).build(),
+        new io.grpc.stub.StreamObserver<>() {
+          @Override
+          public void onNext(dev.pdserve.api.v1.GenerateResponse r) {
+            if (r.hasDelta()) {
+              streaming.countDown();
+            } else if (r.hasCompletion()) {
+              done.complete(r.getCompletion());
+            }
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            done.completeExceptionally(t);
+          }
+
+          @Override
+          public void onCompleted() {}
+        });
+    assertTrue(streaming.await(30, TimeUnit.SECONDS), "no tokens streamed");
+    assertTrue(InJvmCluster.heldBlocks(cluster.decode.get(0)) > 0, "the decoding request holds KV");
+    assertTrue(dev.pdserve.api.v1.GenerationGrpc.newBlockingStub(cluster.channel)
+        .abort(dev.pdserve.api.v1.AbortRequest.newBuilder().setRequestId("to-abort").build()).getFound());
+    assertEquals("abort", done.get(10, TimeUnit.SECONDS).getFinishReason());
+    InJvmCluster.await(Duration.ofSeconds(1), () -> cluster.decode.stream().allMatch(w -> InJvmCluster.heldBlocks(w) == 0)
+        && cluster.prefill.stream().allMatch(w -> InJvmCluster.heldBlocks(w) == 0), "Abort to free the KV on every node within a second");
   }
 
   @Test
