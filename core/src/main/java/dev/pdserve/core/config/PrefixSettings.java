@@ -15,7 +15,7 @@ package dev.pdserve.core.config;
 public record PrefixSettings(int leaseSeconds, boolean prefixCache, int localPrefillThreshold, double cachedTokenWeight) {
   public static final int DEFAULT_LEASE_SECONDS = 10;
   /** Measured on this project's CPU presets: see docs/PERFORMANCE.md, "Local prefill threshold". */
-  public static final int DEFAULT_LOCAL_PREFILL_THRESHOLD = 32;
+  public static final int DEFAULT_LOCAL_PREFILL_THRESHOLD = 64;
   public static final double DEFAULT_CACHED_TOKEN_WEIGHT = 1.0;
 
   public static final PrefixSettings DEFAULTS =
