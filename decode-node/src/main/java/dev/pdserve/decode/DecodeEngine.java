@@ -106,14 +106,14 @@ public final class DecodeEngine implements AutoCloseable {
       }
       freed = true;
       transfers.cancel(transferId());
+      slots.remove(transferId()); // first, so the reserved-blocks gauge never lags the pool
+      if (join != null) {
+        byRequest.remove(join.requestId(), transferId());
+      }
       if (kv != null) {
         kv.release();
       } else {
         pool.free(reservation.blocks());
-      }
-      slots.remove(transferId());
-      if (join != null) {
-        byRequest.remove(join.requestId(), transferId());
       }
     }
   }
