@@ -37,8 +37,13 @@ import org.apache.logging.log4j.Logger;
  * its request's {@link TokenSink}.
  *
  * <p>A reservation covers the prompt and {@code max_tokens}, so a joined sequence never runs out
- * of KV. Every reservation ends freed: when its sequence finishes, is cancelled, fails, or is
- * never joined within {@link DecodeOptions#reservationTtl()}.
+ * of KV. Every reservation ends freed: when its sequence finishes, is cancelled, fails, is never
+ * joined within {@link DecodeOptions#reservationTtl()}, or its lease ({@link DecodeOptions#lease()})
+ * runs out because nobody renewed it ({@link #renewLeases}): its router or prefill node is gone.
+ *
+ * <p>A request may also join with {@link JoinRequest#localPrefill()}: the decode loop computes
+ * its prompt's KV into the reservation itself (conditional disaggregation, for short prompts)
+ * and samples its first token, with no KV transfer.
  *
  * <p>Measured through {@link DecodeMetrics}. Its threads log under the node id of the log context
  * it was built in; a request's lines carry its id, a step's lines (and its expert dispatches) the
@@ -72,6 +77,9 @@ public final class DecodeEngine implements AutoCloseable {
   private final java.util.concurrent.ScheduledExecutorService sweeper;
   private volatile boolean closed;
 
+  private final java.util.concurrent.atomic.AtomicLong leasesExpired = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong localPrefills = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong localPrefillTokens = new java.util.concurrent.atomic.AtomicLong();
   private volatile long steps;
   private volatile long tokens;
   private volatile long batchSum;
@@ -83,6 +91,7 @@ public final class DecodeEngine implements AutoCloseable {
   private final class Slot {
     final Reservation reservation;
     final long reservedAtNanos = System.nanoTime();
+    volatile long leaseDeadlineNanos = reservedAtNanos + options.lease().toNanos();
     volatile IncomingTransfer incoming;
     volatile JoinRequest join;
     volatile TokenSink sink;
@@ -110,15 +119,15 @@ public final class DecodeEngine implements AutoCloseable {
       }
       freed = true;
       transfers.cancel(transferId());
+      slots.remove(transferId()); // first, so the reserved-blocks gauge never lags the pool
+      reservedBlocks.addAndGet(-blockCount);
+      if (join != null) {
+        byRequest.remove(join.requestId(), transferId());
+      }
       if (kv != null) {
         kv.release();
       } else {
         pool.free(reservation.blocks());
-      }
-      reservedBlocks.addAndGet(-blockCount);
-      slots.remove(transferId());
-      if (join != null) {
-        byRequest.remove(join.requestId(), transferId());
       }
     }
   }
@@ -143,7 +152,8 @@ public final class DecodeEngine implements AutoCloseable {
     this.loop.start();
     this.sweeper =
         java.util.concurrent.Executors.newSingleThreadScheduledExecutor(new NamedThreadFactory("decode-reservation-sweeper", true, nodeId));
-    this.sweeper.scheduleWithFixedDelay(this::sweep, 1, 1, TimeUnit.SECONDS);
+    long sweepMillis = Math.max(50, Math.min(1000, options.lease().toMillis() / 4));
+    this.sweeper.scheduleWithFixedDelay(this::sweep, sweepMillis, sweepMillis, TimeUnit.MILLISECONDS);
   }
 
   /**
@@ -190,6 +200,44 @@ public final class DecodeEngine implements AutoCloseable {
     return r;
   }
 
+  /** How long a reservation lives without a renewal. */
+  public long leaseMillis() {
+    return options.lease().toMillis();
+  }
+
+  /**
+   * Extends the leases of these reservations (and of the requests decoding in them) by one lease
+   * from now. Returns the ids this node does not hold: finished, released or expired.
+   */
+  public java.util.List<String> renewLeases(java.util.Collection<String> transferIds) {
+    long until = System.nanoTime() + options.lease().toNanos();
+    java.util.List<String> unknown = new ArrayList<>();
+    for (String id : transferIds) {
+      Slot s = slots.get(id);
+      if (s == null) {
+        unknown.add(id);
+      } else {
+        s.leaseDeadlineNanos = until;
+      }
+    }
+    return unknown;
+  }
+
+  /** Reservations freed because their lease ran out. */
+  public long leasesExpired() {
+    return leasesExpired.get();
+  }
+
+  /** Requests this node prefilled itself ({@link JoinRequest#localPrefill()}). */
+  public long localPrefills() {
+    return localPrefills.get();
+  }
+
+  /** Prompt tokens this node prefilled itself. */
+  public long localPrefillTokens() {
+    return localPrefillTokens.get();
+  }
+
   /** Frees a reservation that no request will use; false if it is unknown or already joined. */
   public boolean release(String transferId) {
     Slot s = slots.get(transferId);
@@ -227,6 +275,12 @@ public final class DecodeEngine implements AutoCloseable {
       s.sink = sink;
     }
     byRequest.put(req.requestId(), req.transferId());
+    if (req.localPrefill()) {
+      transfers.cancel(req.transferId()); // nothing is pushed: no stray push may write the blocks
+      admissions.add(s);
+      signal();
+      return;
+    }
     try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, req.requestId())) {
       LOG.debug("request {} joined (first token {}); {} of its KV layers here", req.requestId(), req.firstToken(), s.incoming.layersReceived());
     }
@@ -305,7 +359,7 @@ public final class DecodeEngine implements AutoCloseable {
     Sampler sampler = new Sampler(tokenizer.eosId());
     while (!closed) {
       try {
-        admit();
+        admit(sampler);
         reapCancelled();
         runningCount = running.size();
         if (running.isEmpty()) {
@@ -329,8 +383,8 @@ public final class DecodeEngine implements AutoCloseable {
     }
   }
 
-  /** Takes requests whose KV arrived into the batch, emitting their first token. */
-  private void admit() {
+  /** Takes requests whose KV arrived (or that prefill here) into the batch, emitting their first token. */
+  private void admit(Sampler sampler) {
     Slot s;
     while ((s = admissions.poll()) != null) {
       JoinRequest j = s.join;
@@ -341,10 +395,24 @@ public final class DecodeEngine implements AutoCloseable {
       }
       try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.requestId())) {
         try {
-          s.kv = PagedSequenceKv.adopt(pool, s.reservation.blocks(), j.promptIds().length);
           s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
-          Emission first = s.state.accept(j.firstToken(), j.firstLogprob());
-          s.lastToken = j.firstToken();
+          int firstToken;
+          double firstLogprob;
+          if (j.localPrefill()) {
+            s.kv = PagedSequenceKv.withReservation(pool, s.reservation.blocks());
+            float[] logits = runner.forward(List.of(SequenceStep.text(j.promptIds(), s.kv, true)), experts)[0];
+            SampleResult r = s.state.sample(logits, sampler);
+            firstToken = r.tokenId();
+            firstLogprob = r.logprob();
+            localPrefills.incrementAndGet();
+            localPrefillTokens.addAndGet(j.promptIds().length);
+          } else {
+            s.kv = PagedSequenceKv.adopt(pool, s.reservation.blocks(), j.promptIds().length);
+            firstToken = j.firstToken();
+            firstLogprob = j.firstLogprob();
+          }
+          Emission first = s.state.accept(firstToken, firstLogprob);
+          s.lastToken = firstToken;
           tokens++;
           metrics.firstToken();
           safeToken(s, first);
@@ -353,7 +421,7 @@ public final class DecodeEngine implements AutoCloseable {
             finished(s, first);
           } else {
             running.add(s);
-            LOG.debug("request {} decoding: its KV arrived, first token emitted, {} sequences running", j.requestId(), running.size());
+            LOG.debug("request {} decoding: {}, first token emitted, {} sequences running", j.requestId(), j.localPrefill() ? "prefilled here" : "its KV arrived", running.size());
           }
         } catch (RuntimeException e) {
           s.free();
@@ -466,11 +534,27 @@ public final class DecodeEngine implements AutoCloseable {
     }
   }
 
-  /** Frees reservations no request joined within their time to live. */
+  /**
+   * Frees reservations whose lease ran out (a joined request is cancelled: it stops within a step
+   * and its KV is freed) and those no request joined within their time to live.
+   */
   private void sweep() {
     long ttl = options.reservationTtl().toNanos();
     long now = System.nanoTime();
     for (Slot s : slots.values()) {
+      if (now - s.leaseDeadlineNanos > 0 && !s.cancelled) {
+        leasesExpired.incrementAndGet();
+        LOG.warn("lease of reservation {} (request {}) ran out after {} without a renewal: its router or prefill node is gone; freeing its KV",
+            s.transferId(), s.reservation.requestId(), options.lease());
+        if (s.join == null) {
+          s.free();
+        } else {
+          s.cancelled = true;
+          transfers.cancel(s.transferId()); // a request still waiting for KV fails now
+          signal();
+        }
+        continue;
+      }
       if (s.join == null && now - s.reservedAtNanos > ttl) {
         LOG.warn("freeing reservation {} of request {}: not joined within {}", s.transferId(), s.reservation.requestId(), options.reservationTtl());
         s.free();

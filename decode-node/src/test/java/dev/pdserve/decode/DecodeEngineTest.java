@@ -147,6 +147,75 @@ class DecodeEngineTest {
     assertEquals(pool.totalBlocks(), pool.freeBlocks());
   }
 
+  /** Replaces the engine with one whose reservations live {@code lease} without a renewal. */
+  private void withLease(Duration lease) {
+    engine.close();
+    engine = new DecodeEngine(runner, new LocalExperts(experts), pool, server, ByteTokenizer.create(),
+        new DecodeOptions(8, Duration.ofSeconds(30), Duration.ofSeconds(120), lease));
+  }
+
+  private void awaitPoolFull(Duration within, String why) throws InterruptedException {
+    long deadline = System.nanoTime() + within.toNanos();
+    while (pool.freeBlocks() < pool.totalBlocks() && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+    assertEquals(pool.totalBlocks(), pool.freeBlocks(), why);
+  }
+
+  @Test
+  void aReservationWhoseRouterVanishedIsFreedAtLeaseExpiryNotAfterTheTtl() throws Exception {
+    withLease(Duration.ofMillis(1000));
+    Reservation r = engine.reserve("orphan", 30, 10);
+    assertEquals(r.blocks().length, engine.reservedBlocks(), "the reserved-blocks gauge counts the reservation");
+    awaitPoolFull(Duration.ofSeconds(5), "an unrenewed reservation must be freed at lease expiry (1 s), long before the 120 s TTL");
+    assertEquals(1, engine.leasesExpired());
+    assertEquals(0, engine.reservedBlocks());
+    assertEquals(java.util.List.of(r.transferId()), engine.renewLeases(java.util.List.of(r.transferId())), "an expired lease is unknown");
+  }
+
+  @Test
+  void aRenewedLeaseKeepsItsReservationPastSeveralLeases() throws Exception {
+    withLease(Duration.ofMillis(600));
+    Reservation r = engine.reserve("kept", 30, 10);
+    long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(2000);
+    while (System.nanoTime() < end) {
+      assertTrue(engine.renewLeases(java.util.List.of(r.transferId())).isEmpty(), "a live reservation is known");
+      Thread.sleep(200); // every lease/3
+    }
+    assertEquals(0, engine.leasesExpired());
+    assertTrue(engine.release(r.transferId()), "the renewed reservation is still there");
+  }
+
+  @Test
+  void aDecodingRequestWhoseLeaseRunsOutIsAbortedAndFreed() throws Exception {
+    withLease(Duration.ofMillis(800));
+    int[] prompt = "a prompt the decode node prefills itself".chars().toArray();
+    Reservation r = engine.reserve("abandoned", prompt.length, 900);
+    CompletableFuture<Emission> last = new CompletableFuture<>();
+    java.util.concurrent.atomic.AtomicInteger tokens = new java.util.concurrent.atomic.AtomicInteger();
+    SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(900).ignoreEos(true).build();
+    engine.join(JoinRequest.localPrefill("abandoned", r.transferId(), prompt, params, 1), new TokenSink() {
+      @Override
+      public void onToken(Emission e) {
+        tokens.incrementAndGet();
+        if (e.finished()) {
+          last.complete(e);
+        }
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        last.completeExceptionally(t);
+      }
+    });
+    Emission end = last.get(20, TimeUnit.SECONDS);
+    assertEquals("abort", end.finish().wireName(), "the request must end when nobody renews its lease");
+    assertTrue(tokens.get() > 1 && tokens.get() < 900, "it decoded, then stopped: " + tokens.get() + " tokens");
+    assertEquals(1, engine.localPrefills());
+    assertEquals(1, engine.leasesExpired());
+    awaitPoolFull(Duration.ofSeconds(2), "the aborted request's KV must be freed");
+  }
+
   private static TokenSink sink() {
     return new TokenSink() {
       @Override

@@ -4,6 +4,8 @@ import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvPoolExhaustedException;
 import dev.pdserve.core.kv.PagedSequenceKv;
+import dev.pdserve.core.kv.PrefixCache;
+import dev.pdserve.core.kv.PrefixHasher;
 import dev.pdserve.core.kv.flight.KvTransferClient;
 import dev.pdserve.core.kv.flight.OutgoingTransfer;
 import dev.pdserve.core.logging.LogContext;
@@ -34,7 +36,13 @@ import org.apache.logging.log4j.Logger;
  * chunks — and pushes each layer to the decode node's Flight endpoint as soon as the layer is
  * computed (so the transfer overlaps the remaining layers' compute). When a prompt's last chunk is
  * done it samples the first token, waits for the decode node to acknowledge the whole KV, and
- * completes the job. Its own KV blocks are freed as soon as the last layer is sent.
+ * completes the job. Its own KV blocks are freed once the decode node acknowledged the KV (the
+ * transfer may send them without copying until then).
+ *
+ * <p>With a {@link PrefixCache}, a prompt's full blocks stay in the pool after it is done, and a
+ * later prompt that shares a prefix with it starts from those blocks: only the rest is computed,
+ * while the whole prompt's KV still goes to the decode node (the cached blocks are pushed first).
+ * At least the prompt's last token is always computed, for the first token's logits.
  *
  * <p>Measured through {@link PrefillMetrics}. Its threads log under the node id of the log context
  * it was built in; a step's lines (and its expert dispatches) carry the id of the step's first
@@ -51,6 +59,8 @@ public final class PrefillEngine implements AutoCloseable {
   private final PrefillOptions options;
   private final PrefillMetrics metrics;
   private final String nodeId = LogContext.nodeId();
+  private final PrefixCache cache; // null: no prefix caching
+  private final PrefixHasher hasher;
   private final LinkedBlockingQueue<Job> incoming = new LinkedBlockingQueue<>();
   private final List<Job> active = new ArrayList<>(); // prefill thread only
   private final Thread loop;
@@ -66,28 +76,49 @@ public final class PrefillEngine implements AutoCloseable {
 
   private final class Job {
     final PrefillJob spec;
+    final long[] hashes; // of the prompt's full blocks, when caching
     final CompletableFuture<PrefillResult> future = new CompletableFuture<>();
     final long startNanos = System.nanoTime();
     volatile boolean cancelled;
     final java.util.concurrent.atomic.AtomicBoolean started = new java.util.concurrent.atomic.AtomicBoolean();
     int done; // prompt tokens computed
     PagedSequenceKv kv;
+    PrefixCache.Match match; // cached prefix blocks this job pins
+    int cachedTokens;
+    int heldBlocks; // the prompt's leading blocks in the cache after commit
     OutgoingTransfer out;
     long computeNanos;
 
-    Job(PrefillJob spec) {
+    Job(PrefillJob spec, long[] hashes) {
       this.spec = spec;
+      this.hashes = hashes;
     }
 
     int remaining() {
       return spec.promptIds().length - done;
     }
 
-    void cleanup() {
+    /** Frees the job's own blocks and unpins its cached prefix. */
+    synchronized void cleanup() {
       if (kv != null) {
         kv.release();
         kv = null;
       }
+      if (match != null) {
+        cache.release(match);
+        match = null;
+      }
+    }
+
+    /** After a successful transfer: full prompt blocks go to the prefix cache, the rest is freed. */
+    synchronized void commit() {
+      if (kv == null || cache == null) {
+        cleanup();
+        return;
+      }
+      heldBlocks = cache.commit(match == null ? PrefixCache.Match.NONE : match, hashes, spec.promptIds(), kv.detach());
+      kv = null;
+      match = null;
     }
 
     /** The job no longer holds KV or waits for an acknowledgement (idempotent). */
@@ -98,10 +129,10 @@ public final class PrefillEngine implements AutoCloseable {
     }
 
     void fail(Throwable t) {
-      cleanup();
       if (out != null) {
-        out.close();
+        out.close(); // first: once it returns, no stream reads our blocks any more
       }
+      cleanup();
       left();
       try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, spec.requestId())) {
         LOG.debug("prefill of request {} failed: {}", spec.requestId(), t.toString());
@@ -113,13 +144,36 @@ public final class PrefillEngine implements AutoCloseable {
   }
 
   public PrefillEngine(ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options) {
-    this(runner, experts, pool, client, tokenizer, options, PrefillMetrics.NONE);
+    this(runner, experts, pool, client, tokenizer, options, PrefillMetrics.NONE, (PrefixHasher) null);
   }
 
   public PrefillEngine(
       ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options,
       PrefillMetrics metrics) {
+    this(runner, experts, pool, client, tokenizer, options, metrics, (PrefixHasher) null);
+  }
+
+  public PrefillEngine(
+      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options,
+      PrefixHasher prefixHasher) {
+    this(runner, experts, pool, client, tokenizer, options, PrefillMetrics.NONE, prefixHasher);
+  }
+
+  /**
+   * An engine that keeps prompts' full KV blocks in a prefix cache (made over {@code pool}) and
+   * reuses them for later prompts sharing a prefix; a null {@code prefixHasher} disables prefix
+   * caching. The hasher's block size must be the pool's.
+   */
+  public PrefillEngine(
+      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options,
+      PrefillMetrics metrics, PrefixHasher prefixHasher) {
+    if (prefixHasher != null && prefixHasher.blockSize() != pool.layout().blockSize()) {
+      throw new IllegalArgumentException(
+          "prefix hasher block size " + prefixHasher.blockSize() + " must equal the KV block size " + pool.layout().blockSize());
+    }
     this.metrics = metrics;
+    this.hasher = prefixHasher;
+    this.cache = prefixHasher == null ? null : new PrefixCache(pool);
     this.runner = runner;
     this.experts = experts;
     this.pool = pool;
@@ -142,7 +196,7 @@ public final class PrefillEngine implements AutoCloseable {
           ServingException.exhausted(
               "prompt of " + spec.promptIds().length + " tokens needs " + needed + " KV blocks; this prefill node's pool holds " + pool.totalBlocks()));
     }
-    Job job = new Job(spec);
+    Job job = new Job(spec, hasher == null ? null : hasher.hashes(spec.promptIds()));
     if (byRequest.putIfAbsent(spec.requestId(), job) != null) {
       return CompletableFuture.failedFuture(
           new ServingException(ServingException.Kind.ALREADY_EXISTS, "request " + spec.requestId() + " is already being prefilled here"));
@@ -164,6 +218,21 @@ public final class PrefillEngine implements AutoCloseable {
     }
     j.cancelled = true;
     return true;
+  }
+
+  /** The prefix cache, or null when prefix caching is off. */
+  public PrefixCache prefixCache() {
+    return cache;
+  }
+
+  /** Prompt tokens looked up in the prefix cache so far ({@code prefix_cache_queries}); 0 when off. */
+  public long prefixCacheQueries() {
+    return cache == null ? 0 : cache.queriedTokens();
+  }
+
+  /** Prompt tokens served from the prefix cache so far ({@code prefix_cache_hits}); 0 when off. */
+  public long prefixCacheHits() {
+    return cache == null ? 0 : cache.hitTokens();
   }
 
   public PrefillStats stats() {
@@ -227,6 +296,7 @@ public final class PrefillEngine implements AutoCloseable {
         it.remove(); // failed to start
         continue;
       }
+      n = Math.min(j.remaining(), options.chunkTokens()); // a cached prefix is not computed
       batch.add(j);
       chunks.add(Arrays.copyOfRange(j.spec.promptIds(), j.done, j.done + n));
       budget -= n;
@@ -279,14 +349,38 @@ public final class PrefillEngine implements AutoCloseable {
     }
   }
 
-  /** Allocates the job's KV and opens its transfer; false if it must wait for blocks. */
+  /**
+   * Pins the prompt's cached prefix, allocates the rest of its KV and opens its transfer (pushing
+   * the cached prefix first); false if it must wait for blocks.
+   */
   private boolean start(Job j) {
+    int[] prompt = j.spec.promptIds();
+    int bs = pool.layout().blockSize();
+    PrefixCache.Match m = cache == null ? PrefixCache.Match.NONE : cache.acquire(j.hashes, prompt, (prompt.length - 1) / bs);
     try {
-      int[] blocks = pool.allocate(pool.layout().blocksFor(j.spec.promptIds().length));
-      j.kv = PagedSequenceKv.withReservation(pool, blocks);
+      int[] blocks = pool.allocate(pool.layout().blocksFor(prompt.length) - m.length());
+      synchronized (j) {
+        j.kv = m.length() == 0 ? PagedSequenceKv.withReservation(pool, blocks) : PagedSequenceKv.withSharedPrefix(pool, m.blocks(), blocks);
+        j.match = m.length() == 0 ? null : m;
+      }
     } catch (KvPoolExhaustedException e) {
+      if (cache != null) {
+        cache.release(m);
+      }
       return false;
     }
+    if (cache != null) {
+      cache.record(prompt.length, m.tokens());
+      metrics.prefixCacheQueried(prompt.length, m.tokens());
+      if (m.tokens() > 0) {
+        try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.spec.requestId())) {
+          LOG.debug("request {}: {} of {} prompt tokens from the prefix cache", j.spec.requestId(), m.tokens(), prompt.length);
+        }
+      }
+    }
+    j.cachedTokens = m.tokens();
+    j.done = m.tokens();
+    queuedTokens.addAndGet(-m.tokens());
     if (j.started.compareAndSet(false, true)) {
       startedJobs.incrementAndGet();
     }
@@ -297,6 +391,9 @@ public final class PrefillEngine implements AutoCloseable {
       j.out = client.open(Location.forGrpcInsecure(j.spec.flightHost(), j.spec.flightPort()), j.spec.transferId());
       OutgoingTransfer out = j.out;
       PagedSequenceKv kv = j.kv;
+      for (int layer = 0; m.tokens() > 0 && layer < pool.layout().layers(); layer++) {
+        out.sendLayer(layer, kv, 0, m.tokens()); // the decode node needs the whole prompt's KV
+      }
       kv.setLayerWrittenListener((layer, first, count) -> out.sendLayer(layer, kv, first, first + count));
       return true;
     } catch (RuntimeException e) {
@@ -310,7 +407,6 @@ public final class PrefillEngine implements AutoCloseable {
     try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.spec.requestId())) {
       first = sampler.sample(logits, j.spec.params(), new TokenHistory(j.spec.promptIds()), j.spec.seed());
     }
-    j.cleanup(); // every layer is sent (copied into the transfer); our blocks are free again
     OutgoingTransfer out = j.out;
     long computeMicros = j.computeNanos / 1000;
     acks.execute(
@@ -323,6 +419,7 @@ public final class PrefillEngine implements AutoCloseable {
               long kvBytes = out.bytesSent();
               long firstSent = out.firstSendNanos();
               out.close();
+              j.commit(); // the decode node holds every layer: our blocks are no longer read
               j.left();
               byRequest.remove(j.spec.requestId(), j);
               completed++;
@@ -330,9 +427,10 @@ public final class PrefillEngine implements AutoCloseable {
               LOG.debug("prefill of request {} done: first token {}, {} KV bytes acknowledged by the decode node, {} ms computing",
                   j.spec.requestId(), first.tokenId(), kvBytes, computeMicros / 1000);
               j.future.complete(
-                  new PrefillResult(first.tokenId(), first.logprob(), 0, kvBytes, computeMicros, (acked - t0) / 1000));
+                  new PrefillResult(first.tokenId(), first.logprob(), j.cachedTokens, kvBytes, computeMicros, (acked - t0) / 1000, j.heldBlocks));
             } catch (RuntimeException e) {
               out.close();
+              j.cleanup();
               j.left();
               byRequest.remove(j.spec.requestId(), j);
               LOG.debug("KV of request {} not taken by the decode node: {}", j.spec.requestId(), e.toString());

@@ -10,9 +10,27 @@ import java.util.concurrent.CompletableFuture;
  * status class. {@code deadlineNanos} is an absolute {@link System#nanoTime()} deadline, or 0.
  */
 public interface NodeClients {
-  record Reserved(String transferId, String flightHost, int flightPort) {}
+  /**
+   * A decode node's KV reservation.
+   *
+   * @param leaseMillis how long it lives without {@link #renewLeases}; 0 when the node has no leases
+   */
+  record Reserved(String transferId, String flightHost, int flightPort, long leaseMillis) {
+    public Reserved(String transferId, String flightHost, int flightPort) {
+      this(transferId, flightHost, flightPort, 0);
+    }
+  }
 
-  record FirstToken(int token, double logprob, int cachedTokens, long kvBytes) {}
+  /**
+   * A prefill node's answer.
+   *
+   * @param cachedPromptBlocks leading full blocks of the prompt the node's prefix cache now holds
+   */
+  record FirstToken(int token, double logprob, int cachedTokens, long kvBytes, int cachedPromptBlocks) {
+    public FirstToken(int token, double logprob, int cachedTokens, long kvBytes) {
+      this(token, logprob, cachedTokens, kvBytes, 0);
+    }
+  }
 
   /** Receives a decode stream. */
   interface DecodeListener {
@@ -40,4 +58,27 @@ public interface NodeClients {
   Call decode(
       NodeInfo decode, String requestId, Reserved reservation, int[] prompt, FirstToken first, SamplingParams params, long seed,
       long deadlineNanos, DecodeListener listener);
+
+  /**
+   * Renews the leases of reservations on {@code decode}; the future holds the ids the node does
+   * not know any more. By default there are no leases to renew.
+   */
+  default CompletableFuture<java.util.List<String>> renewLeases(NodeInfo decode, java.util.List<String> transferIds) {
+    return CompletableFuture.completedFuture(java.util.List.of());
+  }
+
+  /** Whether {@link #decodeWithLocalPrefill} is available. */
+  default boolean supportsLocalPrefill() {
+    return false;
+  }
+
+  /**
+   * Like {@link #decode}, but the decode node computes the prompt's KV and first token itself
+   * (conditional disaggregation): no prefill node, no KV transfer.
+   */
+  default Call decodeWithLocalPrefill(
+      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, SamplingParams params, long seed, long deadlineNanos,
+      DecodeListener listener) {
+    throw new UnsupportedOperationException("these node clients cannot ask a decode node to prefill");
+  }
 }

@@ -38,6 +38,32 @@ public final class NodeSelector {
     return choose(nodes, exclude, this::prefillScore);
   }
 
+  /**
+   * Prefix-aware choice of a prefill node: when some candidate likely holds a cached prefix of the
+   * prompt ({@code cachedTokens}), the one with the lowest {@code prefillScore − weight · cached}
+   * wins (ties to the longer prefix); otherwise the power of two choices as {@link
+   * #choosePrefill(List, List)}.
+   */
+  public NodeInfo choosePrefill(
+      List<NodeInfo> nodes, List<String> exclude, java.util.function.ToIntFunction<NodeInfo> cachedTokens, double weight) {
+    List<NodeInfo> c = nodes.stream().filter(n -> !exclude.contains(n.id())).toList();
+    NodeInfo best = null;
+    double bestScore = 0;
+    int bestCached = 0;
+    boolean anyCached = false;
+    for (NodeInfo n : c) {
+      int cached = cachedTokens.applyAsInt(n);
+      anyCached |= cached > 0;
+      double s = prefillScore(n) - weight * cached;
+      if (best == null || s < bestScore || (s == bestScore && cached > bestCached)) {
+        best = n;
+        bestScore = s;
+        bestCached = cached;
+      }
+    }
+    return anyCached ? best : choosePrefill(nodes, exclude);
+  }
+
   public NodeInfo chooseDecode(List<NodeInfo> nodes, List<String> exclude) {
     return choose(nodes, exclude, this::decodeScore);
   }

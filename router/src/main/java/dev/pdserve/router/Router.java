@@ -27,6 +27,12 @@ import org.apache.logging.log4j.Logger;
  * work on both nodes and frees the request's KV. Every accepted request ends with exactly one
  * completion or one error.
  *
+ * <p>With {@link PrefixRouting}: the router hashes each prompt's blocks as the prefill nodes'
+ * prefix caches do and prefers the prefill node likely to hold the longest prefix, weighed against
+ * its queue ({@link PrefixIndex}); prompts short enough are prefilled by the decode node itself
+ * (conditional disaggregation). While a request holds a KV reservation the router renews its lease
+ * every lease/3, so a decode node frees the KV of a router that vanished.
+ *
  * <p>Measured through {@link RouterMetrics} (timings per request, tokens, outcomes by reason). Log
  * lines of a request carry its id and the router's node id (the one in the log context the router
  * was built under) whichever thread runs the callback.
@@ -43,23 +49,65 @@ public final class Router implements AutoCloseable {
   private final RouterMetrics metrics;
   private final String nodeId = LogContext.nodeId();
   private final NodeSelector selector = new NodeSelector();
+  private final PrefixRouting prefixRouting;
+  private final PrefixIndex prefixIndex; // null: prefix-aware routing off
+  private final java.util.concurrent.ScheduledExecutorService leaseRenewer;
+  private final java.util.concurrent.atomic.AtomicLong localPrefills = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong prefixRouted = new java.util.concurrent.atomic.AtomicLong();
   private final Map<String, Flight> active = new ConcurrentHashMap<>();
   private final ArrayDeque<Flight> queue = new ArrayDeque<>();
   private int running; // guarded by queue
   private volatile boolean closed;
 
   public Router(RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model) {
-    this(options, nodes, clients, renderer, model, RouterMetrics.NONE);
+    this(options, nodes, clients, renderer, model, RouterMetrics.NONE, PrefixRouting.disabled());
   }
 
   public Router(
       RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model, RouterMetrics metrics) {
+    this(options, nodes, clients, renderer, model, metrics, PrefixRouting.disabled());
+  }
+
+  public Router(
+      RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model, PrefixRouting prefixRouting) {
+    this(options, nodes, clients, renderer, model, RouterMetrics.NONE, prefixRouting);
+  }
+
+  public Router(
+      RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model, RouterMetrics metrics,
+      PrefixRouting prefixRouting) {
     this.metrics = metrics;
     this.options = options;
     this.nodes = nodes;
     this.clients = clients;
     this.renderer = renderer;
     this.model = model;
+    this.prefixRouting = prefixRouting;
+    this.prefixIndex =
+        prefixRouting.hasher() == null ? null : new PrefixIndex(prefixRouting.hasher().blockSize(), prefixRouting.trackedBlocksPerNode());
+    this.leaseRenewer =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "router-lease-renewer");
+              t.setDaemon(true);
+              return t;
+            });
+    leaseRenewer.scheduleWithFixedDelay(this::renewLeases, 100, 100, java.util.concurrent.TimeUnit.MILLISECONDS);
+  }
+
+  /** Requests whose prompt the decode node prefilled itself (conditional disaggregation). */
+  public long localPrefills() {
+    return localPrefills.get();
+  }
+
+  /** Requests sent to a prefill node chosen because it likely held a prefix of the prompt. */
+  public long prefixRoutedRequests() {
+    return prefixRouted.get();
+  }
+
+  /** The router's view of prefill nodes' prefix caches, or null when prefix-aware routing is off. */
+  public PrefixIndex prefixIndex() {
+    return prefixIndex;
   }
 
   public ModelConfig model() {
@@ -76,6 +124,9 @@ public final class Router implements AutoCloseable {
     final ResponseSink sink;
     final long deadlineNanos;
     int[] prompt;
+    long[] hashes; // the prompt's full-block hashes, when prefix-aware routing is on
+    boolean localPrefill;
+    volatile long lastRenewNanos;
     long seed;
     volatile boolean finished;
     volatile String cancelledBecause;
@@ -173,6 +224,8 @@ public final class Router implements AutoCloseable {
     Flight f = new Flight(req, sink, deadlineNanos);
     f.prompt = prompt;
     f.seed = params.seed().orElseGet(SEEDS::nextLong);
+    f.hashes = prefixIndex == null ? null : prefixRouting.hasher().hashes(prompt);
+    f.localPrefill = prefixRouting.localPrefillThreshold() > 0 && prompt.length <= prefixRouting.localPrefillThreshold() && clients.supportsLocalPrefill();
     if (active.putIfAbsent(req.requestId(), f) != null) {
       throw refuse(
           "already_exists",
@@ -287,19 +340,31 @@ public final class Router implements AutoCloseable {
                   }
                   return;
                 }
+                f.lastRenewNanos = System.nanoTime();
                 f.reserved = r;
                 if (f.finished) {
                   clients.release(d, r.transferId());
                   return;
                 }
                 LOG.debug("request {} reserved KV on decode node {} (transfer {})", f.req.requestId(), d.id(), r.transferId());
-                prefill(f, new ArrayList<>());
+                if (f.localPrefill) {
+                  localPrefills.incrementAndGet();
+                  decode(f, null);
+                } else {
+                  prefill(f, new ArrayList<>());
+                }
               }
             });
   }
 
   private void prefill(Flight f, List<String> tried) {
-    NodeInfo p = selector.choosePrefill(nodes.active(NodeRole.PREFILL), tried);
+    int maxBlocks = f.hashes == null ? 0 : (f.prompt.length - 1) / prefixRouting.hasher().blockSize();
+    NodeInfo p =
+        prefixIndex == null
+            ? selector.choosePrefill(nodes.active(NodeRole.PREFILL), tried)
+            : selector.choosePrefill(
+                nodes.active(NodeRole.PREFILL), tried, n -> prefixIndex.cachedTokens(n.id(), f.hashes, maxBlocks),
+                prefixRouting.cachedTokenWeight());
     if (p == null) {
       releaseReservation(f);
       fail(f, RouterMetrics.REJECT_NO_PREFILL_NODE, ServingException.unavailable("no ACTIVE prefill node could take request " + f.req.requestId() + " (tried " + tried + "; prefill nodes: " + nodes.describe(NodeRole.PREFILL) + ")"));
@@ -307,6 +372,11 @@ public final class Router implements AutoCloseable {
     }
     tried.add(p.id());
     f.prefillNode = p;
+    int predicted = prefixIndex == null ? 0 : prefixIndex.cachedTokens(p.id(), f.hashes, maxBlocks);
+    if (predicted > 0) {
+      prefixRouted.incrementAndGet();
+      LOG.debug("request {}: prefill node {} likely holds {} of {} prompt tokens", f.req.requestId(), p.id(), predicted, f.prompt.length);
+    }
     selector.prefillStarted(p.id(), f.prompt.length);
     clients
         .prefill(p, f.req.requestId(), f.prompt, f.req.sampling(), f.seed, f.reserved, f.deadlineNanos, call -> f.prefillCall = call)
@@ -331,18 +401,20 @@ public final class Router implements AutoCloseable {
                   return;
                 }
                 LOG.debug("request {} prefilled on {}: {} KV bytes moved to decode node {}", f.req.requestId(), p.id(), first.kvBytes(), f.decodeNode.id());
+                if (prefixIndex != null) {
+                  prefixIndex.served(p.id(), f.hashes, predicted, first.cachedTokens(), first.cachedPromptBlocks());
+                }
                 decode(f, first);
               }
             });
   }
 
+  /** Streams the decode node's tokens; {@code first} null: the decode node prefills the prompt itself. */
   private void decode(Flight f, NodeClients.FirstToken first) {
     NodeInfo d = f.decodeNode;
     f.decodeStarted = true;
     selector.decodeStarted(d.id());
-    f.decodeCall =
-        clients.decode(
-            d, f.req.requestId(), f.reserved, f.prompt, first, f.req.sampling(), f.seed, f.deadlineNanos,
+    NodeClients.DecodeListener listener =
             new NodeClients.DecodeListener() {
               @Override
               public void onDelta(int[] ids, String text, float[] logprobs) {
@@ -371,7 +443,11 @@ public final class Router implements AutoCloseable {
                   }
                 }
               }
-            });
+            };
+    f.decodeCall =
+        first == null
+            ? clients.decodeWithLocalPrefill(d, f.req.requestId(), f.reserved, f.prompt, f.req.sampling(), f.seed, f.deadlineNanos, listener)
+            : clients.decode(d, f.req.requestId(), f.reserved, f.prompt, first, f.req.sampling(), f.seed, f.deadlineNanos, listener);
     if (f.finished) {
       f.decodeCall.cancel("request ended");
     }
@@ -444,9 +520,43 @@ public final class Router implements AutoCloseable {
     return new ServingException(ServingException.Kind.INTERNAL, e.toString(), e);
   }
 
+  /** Renews, in one call per decode node, the leases of reservations due (older than lease/3). */
+  private void renewLeases() {
+    try {
+      long now = System.nanoTime();
+      Map<String, List<String>> due = new java.util.HashMap<>();
+      Map<String, NodeInfo> byId = new java.util.HashMap<>();
+      for (Flight f : active.values()) {
+        NodeClients.Reserved r = f.reserved;
+        NodeInfo d = f.decodeNode;
+        if (r == null || d == null || f.finished || r.leaseMillis() <= 0 || now - f.lastRenewNanos < r.leaseMillis() * 1_000_000L / 3) {
+          continue;
+        }
+        f.lastRenewNanos = now;
+        due.computeIfAbsent(d.id(), k -> new ArrayList<>()).add(r.transferId());
+        byId.put(d.id(), d);
+      }
+      for (Map.Entry<String, List<String>> e : due.entrySet()) {
+        clients
+            .renewLeases(byId.get(e.getKey()), e.getValue())
+            .whenComplete(
+                (unknown, err) -> {
+                  if (err != null) {
+                    LOG.warn("renewing {} KV leases on decode node {} failed: {}", e.getValue().size(), e.getKey(), err.toString());
+                  } else if (!unknown.isEmpty()) {
+                    LOG.debug("decode node {} no longer holds reservations {}", e.getKey(), unknown);
+                  }
+                });
+      }
+    } catch (RuntimeException e) {
+      LOG.warn("lease renewal round failed", e);
+    }
+  }
+
   @Override
   public void close() {
     closed = true;
+    leaseRenewer.shutdownNow();
     for (Flight f : List.copyOf(active.values())) {
       try (CloseableThreadContext.Instance ctx = logContext(f)) {
         f.stopWork("router is shutting down");

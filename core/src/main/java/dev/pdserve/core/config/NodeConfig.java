@@ -15,9 +15,15 @@ import java.util.Locale;
  * @param network listen and advertised addresses
  * @param cluster Hazelcast membership
  * @param engine model, KV budget, experts, threads
+ * @param prefix KV leases, prefix caching, conditional disaggregation
  */
 public record NodeConfig(
-    String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine) {
+    String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine, PrefixSettings prefix) {
+
+  /** A config with {@link PrefixSettings#DEFAULTS}. */
+  public NodeConfig(String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine) {
+    this(nodeId, role, network, cluster, engine, PrefixSettings.DEFAULTS);
+  }
 
   /**
    * The node id used when none is configured: the host name plus a random suffix, generated once

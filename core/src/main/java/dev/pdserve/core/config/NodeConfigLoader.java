@@ -65,6 +65,10 @@ public final class NodeConfigLoader {
   public static final String EXPERTS_MODE = "pdserve.experts.mode";
   public static final String PREFILL_CHUNK_TOKENS = "pdserve.prefill.chunk-tokens";
   public static final String DECODE_MAX_BATCH = "pdserve.decode.max-batch";
+  public static final String KV_LEASE_SECONDS = "pdserve.kv.lease-seconds";
+  public static final String PREFILL_PREFIX_CACHE = "pdserve.prefill.prefix-cache";
+  public static final String ROUTER_LOCAL_PREFILL_THRESHOLD = "pdserve.router.local-prefill-threshold";
+  public static final String ROUTER_PREFIX_CACHE_WEIGHT = "pdserve.router.prefix-cache-weight";
 
   /** Every key, in documentation order. */
   public static final List<String> KEYS =
@@ -73,7 +77,8 @@ public final class NodeConfigLoader {
           CLUSTER_NAME, CLUSTER_JOIN, CLUSTER_MEMBERS, CLUSTER_K8S_SERVICE, CLUSTER_K8S_NAMESPACE, CLUSTER_PORT,
           CLUSTER_HEARTBEAT_SECONDS, CLUSTER_MAX_NO_HEARTBEAT_SECONDS, CLUSTER_JOIN_WAIT_SECONDS, CLUSTER_MIN_SIZE,
           CLUSTER_LITE_MEMBER, KV_BUDGET_BYTES, EXPERT_RANGE, MODEL_PRESET, MODEL_DIR, ORT_THREADS, MODEL_SEED, EXPERTS_MODE,
-          PREFILL_CHUNK_TOKENS, DECODE_MAX_BATCH);
+          PREFILL_CHUNK_TOKENS, DECODE_MAX_BATCH, KV_LEASE_SECONDS, PREFILL_PREFIX_CACHE, ROUTER_LOCAL_PREFILL_THRESHOLD,
+          ROUTER_PREFIX_CACHE_WEIGHT);
 
   public static final int DEFAULT_CLUSTER_PORT = 5701;
   /** Seed ports listed by default in TCPIP mode: the cluster port and the next ones, one by one. */
@@ -248,10 +253,28 @@ public final class NodeConfigLoader {
     int maxBatch = intIn(DECODE_MAX_BATCH, 64, 1, 4096);
     EngineSettings engine = new EngineSettings(kvBudget, range, preset, modelDir, ortThreads, modelSeed, expertsMode, chunk, maxBatch);
 
+    int lease = intIn(KV_LEASE_SECONDS, PrefixSettings.DEFAULT_LEASE_SECONDS, 1, 3600);
+    boolean prefixCache = bool(PREFILL_PREFIX_CACHE, true);
+    int localThreshold = intIn(ROUTER_LOCAL_PREFILL_THRESHOLD, PrefixSettings.DEFAULT_LOCAL_PREFILL_THRESHOLD, 0, 1 << 20);
+    double weight = PrefixSettings.DEFAULT_CACHED_TOKEN_WEIGHT;
+    String weightText = string(ROUTER_PREFIX_CACHE_WEIGHT, null);
+    if (weightText != null) {
+      try {
+        weight = Double.parseDouble(weightText);
+        if (!(weight >= 0) || Double.isInfinite(weight)) {
+          throw new NumberFormatException();
+        }
+      } catch (NumberFormatException e) {
+        fail(ROUTER_PREFIX_CACHE_WEIGHT, "must be a number >= 0, got '" + weightText + "'");
+        weight = PrefixSettings.DEFAULT_CACHED_TOKEN_WEIGHT;
+      }
+    }
+    PrefixSettings prefix = new PrefixSettings(lease, prefixCache, localThreshold, weight);
+
     if (!problems.isEmpty()) {
       throw new NodeConfigException(problems);
     }
-    return new NodeConfig(nodeId, role, network, cluster, engine);
+    return new NodeConfig(nodeId, role, network, cluster, engine, prefix);
   }
 
   private List<HostPort> members(JoinMode join, String host, int clusterPort) {

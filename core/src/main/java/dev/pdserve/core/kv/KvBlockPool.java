@@ -106,18 +106,79 @@ public final class KvBlockPool implements AutoCloseable {
   }
 
   /**
-   * Takes {@code blocks} free blocks, all or nothing.
+   * Something that holds blocks it can give back when the pool runs short: a prefix cache. Its
+   * blocks count as {@link #reclaimableBlocks() reclaimable}, not as leaked.
+   */
+  public interface Reclaimer {
+    /**
+     * Frees (with {@link KvBlockPool#free}) up to {@code blocks} blocks it holds and no live
+     * sequence uses; returns how many it freed. Called without the pool's lock held.
+     */
+    int reclaim(int blocks);
+
+    /** Blocks it holds that {@link #reclaim} could free now. */
+    int reclaimable();
+
+    /** Every block it holds, reclaimable or in use by a live sequence. */
+    int held();
+  }
+
+  private volatile Reclaimer reclaimer;
+
+  /** Sets the holder {@link #allocate} asks for blocks when too few are free (null: none). */
+  public void setReclaimer(Reclaimer reclaimer) {
+    this.reclaimer = reclaimer;
+  }
+
+  /** Blocks held by the {@link Reclaimer} (a prefix cache) that it could give back now. */
+  public int reclaimableBlocks() {
+    Reclaimer r = reclaimer;
+    return r == null ? 0 : r.reclaimable();
+  }
+
+  /** Blocks held by the {@link Reclaimer} (a prefix cache), whether in use or not. */
+  public int cachedBlocks() {
+    Reclaimer r = reclaimer;
+    return r == null ? 0 : r.held();
+  }
+
+  /** Free blocks plus those a cache would give back: what {@link #allocate} can hand out. */
+  public int availableBlocks() {
+    return freeBlocks() + reclaimableBlocks();
+  }
+
+  /**
+   * Takes {@code blocks} free blocks, all or nothing. When too few are free, the {@link
+   * Reclaimer} (if any) is asked to give cached blocks back first.
    *
    * @throws KvPoolExhaustedException if fewer than {@code blocks} are free
    */
-  public synchronized int[] allocate(int blocks) {
-    ensureOpen();
-    if (blocks < 0) {
-      throw new IllegalArgumentException("cannot allocate " + blocks + " blocks");
+  public int[] allocate(int blocks) {
+    int shortage;
+    synchronized (this) {
+      ensureOpen();
+      if (blocks < 0) {
+        throw new IllegalArgumentException("cannot allocate " + blocks + " blocks");
+      }
+      if (blocks <= freeCount) {
+        return take(blocks);
+      }
+      shortage = blocks - freeCount;
     }
-    if (blocks > freeCount) {
-      throw new KvPoolExhaustedException(blocks, freeCount, totalBlocks);
+    Reclaimer r = reclaimer;
+    if (r != null && blocks <= totalBlocks) {
+      r.reclaim(shortage); // outside our lock: the cache frees into us under its own lock
     }
+    synchronized (this) {
+      ensureOpen();
+      if (blocks > freeCount) {
+        throw new KvPoolExhaustedException(blocks, freeCount, totalBlocks);
+      }
+      return take(blocks);
+    }
+  }
+
+  private int[] take(int blocks) {
     int[] out = new int[blocks];
     for (int i = 0; i < blocks; i++) {
       int id = freeStack[--freeCount];

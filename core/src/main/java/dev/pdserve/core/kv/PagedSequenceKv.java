@@ -15,6 +15,7 @@ public final class PagedSequenceKv implements SequenceKv, AutoCloseable {
   private final KvLayout layout;
   private int[] table;
   private int blocks;
+  private int borrowed; // leading blocks shared from a prefix cache: read, never written or freed here
   private int length;
   private boolean released;
   private LayerWrittenListener listener = NONE;
@@ -38,6 +39,39 @@ public final class PagedSequenceKv implements SequenceKv, AutoCloseable {
    */
   public static PagedSequenceKv withReservation(KvBlockPool pool, int[] reserved) {
     return new PagedSequenceKv(pool, reserved.clone(), 0);
+  }
+
+  /**
+   * A sequence that starts with {@code shared} — full blocks of a cached prompt prefix, owned by a
+   * {@link PrefixCache} and pinned by the caller — holding {@code shared.length × blockSize}
+   * positions, then fills {@code reserved} (owned by this sequence) and takes more from the pool
+   * if it outgrows them. {@link #release()} frees only the blocks this sequence owns; the shared
+   * ones are never written (positions start after them) nor freed here.
+   */
+  public static PagedSequenceKv withSharedPrefix(KvBlockPool pool, int[] shared, int[] reserved) {
+    int[] all = Arrays.copyOf(shared, shared.length + reserved.length);
+    System.arraycopy(reserved, 0, all, shared.length, reserved.length);
+    PagedSequenceKv kv = new PagedSequenceKv(pool, all, shared.length * pool.layout().blockSize());
+    kv.borrowed = shared.length;
+    return kv;
+  }
+
+  /** Leading blocks shared from a prefix cache (not owned, never freed by this sequence). */
+  public int sharedBlocks() {
+    return borrowed;
+  }
+
+  /**
+   * Ends the sequence without freeing anything and returns its whole block table: the caller now
+   * owns the blocks this sequence owned (e.g. to hand full prompt blocks to a prefix cache).
+   */
+  public int[] detach() {
+    ensureLive();
+    released = true;
+    int[] all = Arrays.copyOf(table, blocks);
+    blocks = 0;
+    length = 0;
+    return all;
   }
 
   /**
@@ -149,13 +183,16 @@ public final class PagedSequenceKv implements SequenceKv, AutoCloseable {
     blocks += need;
   }
 
-  /** Returns every block to the pool. Only the first call frees; later calls do nothing. */
+  /**
+   * Returns every block this sequence owns to the pool (shared prefix blocks stay with their
+   * cache). Only the first call frees; later calls do nothing.
+   */
   public void release() {
     if (released) {
       return;
     }
     released = true;
-    int[] owned = Arrays.copyOf(table, blocks);
+    int[] owned = Arrays.copyOfRange(table, borrowed, blocks);
     blocks = 0;
     length = 0;
     pool.free(owned);

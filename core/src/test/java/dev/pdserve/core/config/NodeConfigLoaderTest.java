@@ -132,6 +132,23 @@ class NodeConfigLoaderTest {
   }
 
   @Test
+  void leasePrefixCacheAndLocalPrefillSettingsHaveDefaultsAndNamedErrors() {
+    NodeConfig c = NodeConfigLoader.fromMap(Map.of("role", "decode"));
+    assertEquals(PrefixSettings.DEFAULTS, c.prefix());
+    assertEquals(10, c.prefix().leaseSeconds());
+    assertTrue(c.prefix().prefixCache());
+    NodeConfig set = NodeConfigLoader.fromMap(Map.of("role", "router", "kv.lease-seconds", "2", "prefill.prefix-cache", "false",
+        "router.local-prefill-threshold", "0", "router.prefix-cache-weight", "0.5"));
+    assertEquals(new PrefixSettings(2, false, 0, 0.5), set.prefix());
+    NodeConfigException e = invalid(Map.of("role", "router", "kv.lease-seconds", "0", "prefill.prefix-cache", "maybe",
+        "router.local-prefill-threshold", "-1", "router.prefix-cache-weight", "-2"));
+    assertProblem(e, "pdserve.kv.lease-seconds: must be 1..3600, got 0");
+    assertProblem(e, "pdserve.prefill.prefix-cache: must be true or false, got 'maybe'");
+    assertProblem(e, "pdserve.router.local-prefill-threshold: must be 0..1048576, got -1");
+    assertProblem(e, "pdserve.router.prefix-cache-weight: must be a number >= 0, got '-2'");
+  }
+
+  @Test
   void unknownKeyIsAnError() {
     assertProblem(invalid(Map.of("role", "router", "grcp.port", "1")), "pdserve.grcp.port: unknown key (from flag)");
   }

@@ -10,6 +10,8 @@ import dev.pdserve.internal.v1.DecodeRequest;
 import dev.pdserve.internal.v1.DecodeServiceGrpc;
 import dev.pdserve.internal.v1.ReleaseRequest;
 import dev.pdserve.internal.v1.ReleaseResponse;
+import dev.pdserve.internal.v1.RenewLeasesRequest;
+import dev.pdserve.internal.v1.RenewLeasesResponse;
 import dev.pdserve.internal.v1.ReserveRequest;
 import dev.pdserve.internal.v1.ReserveResponse;
 import dev.pdserve.internal.v1.TokenEvent;
@@ -39,6 +41,7 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
               .setFlightHost(flightHost)
               .setFlightPort(flightPort.getAsInt())
               .setBlocks(r.blocks().length)
+              .setLeaseMillis(engine.leaseMillis())
               .build());
       out.onCompleted();
     } catch (RuntimeException e) {
@@ -53,6 +56,16 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
   }
 
   @Override
+  public void renewLeases(RenewLeasesRequest req, StreamObserver<RenewLeasesResponse> out) {
+    out.onNext(
+        RenewLeasesResponse.newBuilder()
+            .addAllUnknownTransferIds(engine.renewLeases(req.getTransferIdsList()))
+            .setLeaseMillis(engine.leaseMillis())
+            .build());
+    out.onCompleted();
+  }
+
+  @Override
   public void decode(DecodeRequest req, StreamObserver<TokenEvent> observer) {
     ServerCallStreamObserver<TokenEvent> out = (ServerCallStreamObserver<TokenEvent>) observer;
     String requestId = req.getRequestId();
@@ -63,7 +76,7 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
       join =
           new JoinRequest(
               requestId, req.getTransferId(), prompt, req.getFirstToken(), req.getFirstLogprob(),
-              ProtoConversions.sampling(req.getParams()), req.getSeed(), req.getCachedTokens());
+              ProtoConversions.sampling(req.getParams()), req.getSeed(), req.getCachedTokens(), req.getLocalPrefill());
     } catch (RuntimeException e) {
       out.onError(GrpcErrors.toException(e));
       return;

@@ -57,7 +57,11 @@ public final class RouterNode implements AutoCloseable {
       this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
       PrometheusRouterMetrics routerMetrics = new PrometheusRouterMetrics(metrics);
       PromptRenderer renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
-      this.router = closer.add(new Router(options, directory, new GrpcNodeClients(channels), renderer, model.config(), routerMetrics));
+      this.router = closer.add(new Router(
+          options, directory, new GrpcNodeClients(channels), renderer, model.config(), routerMetrics,
+          new dev.pdserve.router.PrefixRouting(
+              NodeModels.prefixHasher(model), config.prefix().cachedTokenWeight(),
+              dev.pdserve.router.PrefixRouting.DEFAULT_TRACKED_BLOCKS_PER_NODE, config.prefix().localPrefillThreshold())));
       routerMetrics.bind(router);
       metrics.start();
       HttpApiSettings httpSettings =

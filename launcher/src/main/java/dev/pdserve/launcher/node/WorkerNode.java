@@ -126,12 +126,15 @@ public final class WorkerNode implements AutoCloseable {
               new PrefillEngine(
                   runner, backend, pool, client, model.tokenizer(),
                   new PrefillOptions(config.engine().prefillChunkTokens(), Math.max(2048, config.engine().prefillChunkTokens())),
-                  prefillMetrics));
+                  prefillMetrics,
+                  config.prefix().prefixCache() ? NodeModels.prefixHasher(model) : null));
       this.decode =
           closer.add(
               new DecodeEngine(
                   runner, backend, pool, transferServer, model.tokenizer(),
-                  new DecodeOptions(config.engine().decodeMaxBatch(), Duration.ofSeconds(60), Duration.ofSeconds(120)),
+                  new DecodeOptions(
+                      config.engine().decodeMaxBatch(), Duration.ofSeconds(60), Duration.ofSeconds(120),
+                      Duration.ofSeconds(config.prefix().leaseSeconds())),
                   decodeMetrics));
       decodeMetrics.bind(decode);
       KvPoolMetrics.register(metrics, pool);
@@ -170,7 +173,8 @@ public final class WorkerNode implements AutoCloseable {
   private Load load() {
     PrefillStats p = prefill.stats();
     DecodeStats d = decode.stats();
-    return new Load(p.queuedPromptTokens(), d.running() + d.waitingForKv(), pool.freeBlocks(), pool.totalBlocks(),
+    // Cached prefix blocks are given back on demand: they count as free for routing.
+    return new Load(p.queuedPromptTokens(), d.running() + d.waitingForKv(), pool.availableBlocks(), pool.totalBlocks(),
         config.role() == NodeRole.DECODE ? d.lastStepMillis() : p.lastStepMillis());
   }
 
@@ -194,6 +198,12 @@ public final class WorkerNode implements AutoCloseable {
         .setMaxBatchSizeSeen(d.maxBatchSeen())
         .setMeanBatchSize(d.meanBatch())
         .setSteps(d.steps())
+        .setKvReservedBlocks(decode.reservedBlocks())
+        .setKvCachedBlocks(pool.cachedBlocks())
+        .setPrefixCacheQueries(prefill.prefixCacheQueries())
+        .setPrefixCacheHits(prefill.prefixCacheHits())
+        .setLocalPrefills(decode.localPrefills())
+        .setLeasesExpired(decode.leasesExpired())
         .build();
   }
 

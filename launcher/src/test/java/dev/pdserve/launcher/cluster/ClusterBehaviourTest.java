@@ -192,10 +192,10 @@ class ClusterBehaviourTest {
   static int heldBlocks() {
     int held = 0;
     for (WorkerNode w : cluster.prefill) {
-      held += w.pool().totalBlocks() - w.pool().freeBlocks();
+      held += InJvmCluster.heldBlocks(w);
     }
     for (WorkerNode w : cluster.decode) {
-      held += w.pool().totalBlocks() - w.pool().freeBlocks();
+      held += InJvmCluster.heldBlocks(w);
     }
     return held;
   }

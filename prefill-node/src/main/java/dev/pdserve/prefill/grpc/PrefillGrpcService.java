@@ -60,6 +60,7 @@ public final class PrefillGrpcService extends PrefillServiceGrpc.PrefillServiceI
                       .setKvBytes(r.kvBytes())
                       .setComputeMicros(r.computeMicros())
                       .setTransferMicros(r.transferMicros())
+                      .setCachedPromptBlocks(r.cachedPromptBlocks())
                       .build());
               out.onCompleted();
             });

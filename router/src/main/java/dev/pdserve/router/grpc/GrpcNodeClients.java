@@ -12,6 +12,8 @@ import dev.pdserve.internal.v1.PrefillResponse;
 import dev.pdserve.internal.v1.PrefillServiceGrpc;
 import dev.pdserve.internal.v1.ReleaseRequest;
 import dev.pdserve.internal.v1.ReleaseResponse;
+import dev.pdserve.internal.v1.RenewLeasesRequest;
+import dev.pdserve.internal.v1.RenewLeasesResponse;
 import dev.pdserve.internal.v1.ReserveRequest;
 import dev.pdserve.internal.v1.ReserveResponse;
 import dev.pdserve.internal.v1.TokenEvent;
@@ -58,7 +60,7 @@ public final class GrpcNodeClients implements NodeClients {
                     new StreamObserver<>() {
                       @Override
                       public void onNext(ReserveResponse r) {
-                        f.complete(new Reserved(r.getTransferId(), r.getFlightHost(), r.getFlightPort()));
+                        f.complete(new Reserved(r.getTransferId(), r.getFlightHost(), r.getFlightPort(), r.getLeaseMillis()));
                       }
 
                       @Override
@@ -93,6 +95,54 @@ public final class GrpcNodeClients implements NodeClients {
   }
 
   @Override
+  public CompletableFuture<java.util.List<String>> renewLeases(NodeInfo decode, java.util.List<String> transferIds) {
+    CompletableFuture<java.util.List<String>> f = new CompletableFuture<>();
+    Context.ROOT.run(
+        () ->
+            DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress()))
+                .withDeadlineAfter(5, TimeUnit.SECONDS)
+                .renewLeases(
+                    RenewLeasesRequest.newBuilder().addAllTransferIds(transferIds).build(),
+                    new StreamObserver<RenewLeasesResponse>() {
+                      @Override
+                      public void onNext(RenewLeasesResponse r) {
+                        f.complete(r.getUnknownTransferIdsList());
+                      }
+
+                      @Override
+                      public void onError(Throwable t) {
+                        f.completeExceptionally(failure(t, decode, "lease renewal"));
+                      }
+
+                      @Override
+                      public void onCompleted() {}
+                    }));
+    return f;
+  }
+
+  @Override
+  public boolean supportsLocalPrefill() {
+    return true;
+  }
+
+  @Override
+  public Call decodeWithLocalPrefill(
+      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, SamplingParams params, long seed, long deadlineNanos,
+      DecodeListener listener) {
+    DecodeRequest.Builder req =
+        DecodeRequest.newBuilder()
+            .setRequestId(requestId)
+            .setTransferId(reservation.transferId())
+            .setLocalPrefill(true)
+            .setParams(ProtoConversions.sampling(params))
+            .setSeed(seed);
+    for (int t : prompt) {
+      req.addPromptTokenIds(t);
+    }
+    return startDecode(decode, req.build(), deadlineNanos, listener);
+  }
+
+  @Override
   public CompletableFuture<FirstToken> prefill(
       NodeInfo prefill, String requestId, int[] prompt, SamplingParams params, long seed, Reserved target, long deadlineNanos,
       Consumer<Call> onCall) {
@@ -118,7 +168,8 @@ public final class GrpcNodeClients implements NodeClients {
                     new StreamObserver<>() {
                       @Override
                       public void onNext(PrefillResponse r) {
-                        f.complete(new FirstToken(r.getFirstToken(), r.getFirstLogprob(), r.getCachedTokens(), r.getKvBytes()));
+                        f.complete(
+                            new FirstToken(r.getFirstToken(), r.getFirstLogprob(), r.getCachedTokens(), r.getKvBytes(), r.getCachedPromptBlocks()));
                       }
 
                       @Override
@@ -150,12 +201,16 @@ public final class GrpcNodeClients implements NodeClients {
     for (int t : prompt) {
       req.addPromptTokenIds(t);
     }
+    return startDecode(decode, req.build(), deadlineNanos, listener);
+  }
+
+  private Call startDecode(NodeInfo decode, DecodeRequest request, long deadlineNanos, DecodeListener listener) {
     ClientCallStreamObserver<?>[] holder = new ClientCallStreamObserver<?>[1];
     Context.ROOT.run(
         () ->
             withDeadline(DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())), deadlineNanos)
                 .decode(
-                    req.build(),
+                    request,
                     new ClientResponseObserver<DecodeRequest, TokenEvent>() {
                       private boolean ended;
 

@@ -134,7 +134,7 @@ final class OpenAiApi {
     String id = idPrefix + (given == null || given.isBlank() ? UUID.randomUUID().toString().replace("-", "") : given.trim());
     ApiRequest req = parser.parse(body, id, deadline(ex));
     OpenAiResponse sink = responses.apply(req);
-    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", id)) {
+    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(dev.pdserve.core.logging.LogContext.REQUEST_ID, id)) {
       Router.Flight flight;
       try {
         flight = router.submit(req.generate(), sink, req.deadlineNanos());
