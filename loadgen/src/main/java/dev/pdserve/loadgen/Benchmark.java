@@ -249,7 +249,7 @@ public final class Benchmark {
     m.put("max_model_len", context);
     m.put("dataset", ds.describe());
     m.put("seed", cfg.seed());
-    m.put("request_rate", Double.isInfinite(cfg.requestRate()) ? "inf" : cfg.requestRate());
+    m.put("request_rate", ds.arrivalSeconds(0).isPresent() ? "trace timestamps" : Double.isInfinite(cfg.requestRate()) ? "inf" : cfg.requestRate());
     m.put("burstiness", cfg.burstiness());
     m.put("ramp_up_seconds", cfg.rampUpSeconds());
     m.put("max_concurrency", cfg.maxConcurrency() > 0 ? cfg.maxConcurrency() : null);

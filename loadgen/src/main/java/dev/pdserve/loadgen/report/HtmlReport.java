@@ -41,13 +41,13 @@ public final class HtmlReport {
         .append("body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px;color:#222;background:#fff}")
         .append("h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}")
         .append(".meta{color:#555;font-size:13px;margin-bottom:12px}.meta span{margin-right:18px}")
-        .append(".tables{display:flex;flex-wrap:wrap;gap:18px}table{border-collapse:collapse;font-size:13px}")
+        .append(".tables{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}table{border-collapse:collapse;font-size:13px}")
         .append("th{background:#f3f5f8;text-align:left;padding:5px 10px;border:1px solid #dde}td{padding:3px 10px;border:1px solid #e4e6ea}")
         .append("td.v{text-align:right;font-variant-numeric:tabular-nums}.charts{display:flex;flex-wrap:wrap;gap:16px}")
         .append("svg{background:#fff;border:1px solid #e4e6ea}svg text{font-family:inherit}.note{color:#666;font-size:12px}\n</style></head><body>\n");
     h.append("<h1>pdserve bench report</h1>\n<div class=\"meta\">");
     for (String k : List.of("date", "backend", "target", "model", "dataset", "seed", "request_rate", "burstiness", "max_concurrency", "workers")) {
-      if (s.meta.containsKey(k)) {
+      if (s.meta.get(k) != null) {
         h.append("<span><b>").append(Svg.esc(k)).append("</b>: ").append(Svg.esc(String.valueOf(s.meta.get(k)))).append("</span>");
       }
     }
@@ -85,7 +85,12 @@ public final class HtmlReport {
       g.append("<text x=\"").append(W / 2).append("\" y=\"").append(H / 2).append("\" text-anchor=\"middle\" fill=\"#888\">no samples</text></svg>");
       return g.toString();
     }
+    // a long thin tail would squash the body of the curve: past 3x p99.9 the axis stops at 1.5x p99.9
     double maxMs = Math.max(l.maxMs(), 0.001);
+    boolean clipped = maxMs > 3 * l.percentileMs(99.9) && l.percentileMs(99.9) > 0;
+    if (clipped) {
+      maxMs = 1.5 * l.percentileMs(99.9);
+    }
     List<Double> xt = Svg.ticks(maxMs, 6);
     double xMax = xt.get(xt.size() - 1);
     axes(g, xt, xMax, pw, ph, "latency (ms)", "% " + ofWhat, true);
@@ -116,7 +121,7 @@ public final class HtmlReport {
           .append(left ? " text-anchor=\"end\"" : "").append(">p").append((int) ps[i]).append(" ").append(Svg.num(v)).append(" ms</text>");
     }
     g.append("<text x=\"").append(W - MR).append("\" y=\"").append(MT - 6).append("\" text-anchor=\"end\" font-size=\"11\" fill=\"#555\">n = ").append(total)
-        .append(", mean ").append(Svg.num(l.meanMs())).append(" ms</text>");
+        .append(", mean ").append(Svg.num(l.meanMs())).append(" ms").append(clipped ? ", max " + Svg.num(l.maxMs()) + " ms (off the axis)" : "").append("</text>");
     g.append("</svg>");
     return g.toString();
   }
