@@ -206,11 +206,11 @@ public final class BenchSummary {
     s.durationSeconds = o.path("duration").asDouble();
     s.completed = o.path("completed").asLong();
     s.failed = o.path("failed").asLong();
-    o.path("failures").fields().forEachRemaining(e -> s.failures.put(e.getKey(), e.getValue().asLong()));
+    o.path("failures").properties().forEach(e -> s.failures.put(e.getKey(), e.getValue().asLong()));
     s.totalInputTokens = o.path("total_input_tokens").asLong();
     s.totalOutputTokens = o.path("total_output_tokens").asLong();
     s.cachedTokens = o.path("cached_tokens").asLong();
-    o.path("goodput_slos_ms").fields().forEachRemaining(e -> s.goodputSlosMs.put(e.getKey(), e.getValue().asDouble()));
+    o.path("goodput_slos_ms").properties().forEach(e -> s.goodputSlosMs.put(e.getKey(), e.getValue().asDouble()));
     s.goodRequests = o.path("good_requests").asLong();
     JsonNode h = o.path("histograms");
     for (String m : METRICS) {
