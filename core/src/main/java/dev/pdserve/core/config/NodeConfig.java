@@ -15,9 +15,19 @@ import java.util.Locale;
  * @param network listen and advertised addresses
  * @param cluster Hazelcast membership
  * @param engine model, KV budget, experts, threads
+ * @param coordinator role switching: coordinator runtime and drain bound
  */
 public record NodeConfig(
-    String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine) {
+    String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine, CoordinatorConfig coordinator) {
+
+  public NodeConfig {
+    java.util.Objects.requireNonNull(coordinator, "coordinator");
+  }
+
+  /** A configuration with the default role-switching settings. */
+  public NodeConfig(String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine) {
+    this(nodeId, role, network, cluster, engine, CoordinatorConfig.DEFAULTS);
+  }
 
   /**
    * The node id used when none is configured: the host name plus a random suffix, generated once
