@@ -37,6 +37,7 @@ public final class Router implements AutoCloseable {
   private final ModelConfig model;
   private final NodeSelector selector = new NodeSelector();
   private final Map<String, Flight> active = new ConcurrentHashMap<>();
+  private final java.util.concurrent.atomic.AtomicLong migrationsFollowed = new java.util.concurrent.atomic.AtomicLong();
   private final ArrayDeque<Flight> queue = new ArrayDeque<>();
   private int running; // guarded by queue
   private volatile boolean closed;
@@ -69,6 +70,8 @@ public final class Router implements AutoCloseable {
     volatile NodeInfo prefillNode;
     volatile NodeClients.Reserved reserved;
     volatile boolean decodeStarted;
+    /** Tokens received from decode streams so far (their index is the de-duplication key). */
+    volatile int delivered;
     long startNanos = System.nanoTime();
 
     Flight(GenerateRequest req, ResponseSink sink, long deadlineNanos) {
@@ -163,6 +166,11 @@ public final class Router implements AutoCloseable {
     f.stopWork("aborted by the client");
     complete(f, "abort", null, 0, 0);
     return true;
+  }
+
+  /** Decode streams this router continued on another decode node after a migration. */
+  public long migrationsFollowed() {
+    return migrationsFollowed.get();
   }
 
   public int inFlight() {
@@ -261,32 +269,91 @@ public final class Router implements AutoCloseable {
     f.decodeStarted = true;
     selector.decodeStarted(d.id());
     f.decodeCall =
-        clients.decode(
-            d, f.req.requestId(), f.reserved, f.prompt, first, f.req.sampling(), f.seed, f.deadlineNanos,
-            new NodeClients.DecodeListener() {
-              @Override
-              public void onDelta(int[] ids, String text, float[] logprobs) {
-                if (!f.finished) {
-                  f.sink.onDelta(ids, text, logprobs);
-                }
-              }
-
-              @Override
-              public void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens) {
-                selector.decodeEnded(d.id());
-                complete(f, finishReason, stopReason, completionTokens, cachedTokens);
-              }
-
-              @Override
-              public void onError(ServingException error) {
-                selector.decodeEnded(d.id());
-                if (!f.finished) {
-                  fail(f, error);
-                }
-              }
-            });
+        clients.decode(d, f.req.requestId(), f.reserved, f.prompt, first, f.req.sampling(), f.seed, f.deadlineNanos, decodeListener(f, d, 0));
     if (f.finished) {
       f.decodeCall.cancel("request ended");
+    }
+  }
+
+  /**
+   * Follows one decode stream whose first token has index {@code firstIndex} in the request's
+   * output. A token whose index was delivered already (a stream resumed after a migration that
+   * overlaps the one before) is dropped, so the client never sees a token twice.
+   */
+  private NodeClients.DecodeListener decodeListener(Flight f, NodeInfo d, int firstIndex) {
+    return new NodeClients.DecodeListener() {
+      private int next = firstIndex;
+
+      @Override
+      public void onDelta(int[] ids, String text, float[] logprobs) {
+        int start = next;
+        next += ids.length;
+        int skip = Math.max(0, f.delivered - start);
+        if (skip > 0 && ids.length > 0) {
+          if (skip >= ids.length) {
+            return;
+          }
+          ids = java.util.Arrays.copyOfRange(ids, skip, ids.length);
+          logprobs = logprobs.length == 0 ? logprobs : java.util.Arrays.copyOfRange(logprobs, skip, logprobs.length);
+        }
+        f.delivered = Math.max(f.delivered, next);
+        if (!f.finished) {
+          f.sink.onDelta(ids, text, logprobs);
+        }
+      }
+
+      @Override
+      public void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens) {
+        selector.decodeEnded(d.id());
+        complete(f, finishReason, stopReason, completionTokens, cachedTokens);
+      }
+
+      @Override
+      public void onError(ServingException error) {
+        selector.decodeEnded(d.id());
+        if (!f.finished) {
+          fail(f, error);
+        }
+      }
+
+      @Override
+      public void onMigrated(NodeClients.Migrated m) {
+        selector.decodeEnded(d.id());
+        migrated(f, d, m);
+      }
+    };
+  }
+
+  /** The decode node drained: continue the request's stream on the node its sequence moved to. */
+  private void migrated(Flight f, NodeInfo from, NodeClients.Migrated m) {
+    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("requestId", f.req.requestId())) {
+      NodeInfo target =
+          nodes.get(m.targetNodeId())
+              .orElseGet(() -> new NodeInfo(m.targetNodeId(), NodeRole.DECODE, dev.pdserve.core.cluster.NodeState.ACTIVE, 0, "", m.targetGrpcAddress(), "", "", null, 0));
+      NodeClients.Reserved r = new NodeClients.Reserved(m.transferId(), "", 0);
+      int n = m.generatedIds().length;
+      if (f.finished) {
+        clients.release(target, r.transferId());
+        return;
+      }
+      if (f.delivered < n) {
+        clients.release(target, r.transferId());
+        fail(f, ServingException.unavailable(
+            "decode node " + from.id() + " moved request " + f.req.requestId() + " after " + n + " tokens but only " + f.delivered + " arrived; retry the request"));
+        return;
+      }
+      LOG.info("request {} continues on decode node {} after {} tokens (moved from {})", f.req.requestId(), target.id(), n, from.id());
+      migrationsFollowed.incrementAndGet();
+      f.decodeNode = target;
+      f.reserved = r;
+      f.decodeStarted = true;
+      selector.decodeStarted(target.id());
+      f.decodeCall =
+          clients.resume(
+              target, f.req.requestId(), r, f.prompt, m.generatedIds(), f.req.sampling(), f.seed, f.deadlineNanos, decodeListener(f, target, n));
+      if (f.finished) {
+        f.decodeCall.cancel("request ended");
+      }
     }
   }
 

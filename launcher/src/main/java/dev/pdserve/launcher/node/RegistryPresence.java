@@ -23,7 +23,7 @@ final class RegistryPresence implements AutoCloseable {
 
   private final NodeRegistry registry;
   private final String id;
-  private final NodeRole role;
+  private final Supplier<NodeRole> role;
   private final String grpcAddress;
   private final String flightAddress;
   private final Supplier<Load> load;
@@ -31,6 +31,12 @@ final class RegistryPresence implements AutoCloseable {
   private volatile NodeInfo current;
 
   RegistryPresence(NodeRegistry registry, String id, NodeRole role, String grpcAddress, String flightAddress, Supplier<Load> load, long periodMillis) {
+    this(registry, id, () -> role, grpcAddress, flightAddress, load, periodMillis);
+  }
+
+  /** {@code role}: the role to register under (again) — a worker's changes with role switches. */
+  RegistryPresence(
+      NodeRegistry registry, String id, Supplier<NodeRole> role, String grpcAddress, String flightAddress, Supplier<Load> load, long periodMillis) {
     this.registry = registry;
     this.id = id;
     this.role = role;
@@ -49,7 +55,7 @@ final class RegistryPresence implements AutoCloseable {
   }
 
   private NodeInfo registerActive() {
-    NodeInfo info = registry.register(NodeInfo.starting(id, role, grpcAddress, flightAddress, ""));
+    NodeInfo info = registry.register(NodeInfo.starting(id, role.get(), grpcAddress, flightAddress, ""));
     var t = registry.compareAndSet(id, info.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
     if (!t.applied()) {
       throw new IllegalStateException("could not mark " + id + " ACTIVE: " + t.outcome());
