@@ -31,7 +31,9 @@ import org.apache.logging.log4j.Logger;
  *
  * <p>The leader periodically reads the registry, asks its {@link SwitchPlanner}, and carries out
  * at most one switch at a time through the {@link SwitchExecutor} — the same SwitchRole path an
- * operator uses. It also removes registry entries whose member is gone.
+ * operator uses. It also removes registry entries whose member is gone. It switches nothing while
+ * the membership settles: for {@code settle} after any member joined or left (a cluster that is
+ * still starting looks like one with an empty role).
  */
 public final class RoleCoordinator implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(RoleCoordinator.class);
@@ -46,12 +48,24 @@ public final class RoleCoordinator implements AutoCloseable {
   private final ExecutorService switching;
   private final AtomicBoolean switchInFlight = new AtomicBoolean();
   private final UUID membership;
+  private final Duration settle;
+  private volatile long lastMembershipChangeNanos = System.nanoTime();
   private volatile boolean leading;
   private volatile CoordinatorLease lease;
   private volatile boolean closed;
 
+  /** Waits {@link #DEFAULT_SETTLE} after membership changes before switching anything. */
   public RoleCoordinator(
       HazelcastInstance hz, NodeRegistry registry, String nodeId, Duration period, SwitchPlanner planner, SwitchExecutor executor) {
+    this(hz, registry, nodeId, period, DEFAULT_SETTLE, planner, executor);
+  }
+
+  public static final Duration DEFAULT_SETTLE = Duration.ofSeconds(10);
+
+  public RoleCoordinator(
+      HazelcastInstance hz, NodeRegistry registry, String nodeId, Duration period, Duration settle, SwitchPlanner planner,
+      SwitchExecutor executor) {
+    this.settle = settle;
     this.hz = hz;
     this.registry = registry;
     this.leases = new CoordinatorLeaseStore(hz);
@@ -66,11 +80,13 @@ public final class RoleCoordinator implements AutoCloseable {
                 new MembershipListener() {
                   @Override
                   public void memberAdded(MembershipEvent event) {
+                    lastMembershipChangeNanos = System.nanoTime();
                     tickSoon();
                   }
 
                   @Override
                   public void memberRemoved(MembershipEvent event) {
+                    lastMembershipChangeNanos = System.nanoTime();
                     tickSoon();
                   }
                 });
@@ -127,7 +143,7 @@ public final class RoleCoordinator implements AutoCloseable {
         LOG.info("node {} is now the coordinator (term {})", nodeId, l.term());
         registry.removeOrphans();
       }
-      if (switchInFlight.get()) {
+      if (switchInFlight.get() || System.nanoTime() - lastMembershipChangeNanos < settle.toNanos()) {
         return;
       }
       List<NodeInfo> nodes = registry.all();
