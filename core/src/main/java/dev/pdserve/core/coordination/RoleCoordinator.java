@@ -60,7 +60,7 @@ public final class RoleCoordinator implements AutoCloseable {
     this(hz, registry, nodeId, period, DEFAULT_SETTLE, planner, executor);
   }
 
-  public static final Duration DEFAULT_SETTLE = Duration.ofSeconds(10);
+  public static final Duration DEFAULT_SETTLE = Duration.ofSeconds(30);
 
   public RoleCoordinator(
       HazelcastInstance hz, NodeRegistry registry, String nodeId, Duration period, Duration settle, SwitchPlanner planner,
