@@ -31,7 +31,7 @@ final class LocalCommand implements Callable<Integer> {
   @Option(names = "--experts", defaultValue = "0", description = "Expert shards (0 = experts in each worker). Default: ${DEFAULT-VALUE}.")
   int experts;
 
-  @Option(names = "--ready-file", paramLabel = "FILE", description = "Write the router's host:port as the first line of FILE once every node is ACTIVE.")
+  @Option(names = "--ready-file", paramLabel = "FILE", description = "Once every node is ACTIVE, write the router's gRPC host:port as the first line of FILE and http=<its HTTP base URL> as the second.")
   Path readyFile;
 
   @Option(names = "--preset", defaultValue = "tiny", description = "Built-in model. Default: ${DEFAULT-VALUE}.")
@@ -55,6 +55,9 @@ final class LocalCommand implements Callable<Integer> {
   @Option(names = "--set", paramLabel = "KEY=VALUE", description = "A setting for every node (repeatable).")
   Map<String, String> settings = new LinkedHashMap<>();
 
+  @Option(names = "--http-port", defaultValue = "0", description = "Port of the router's OpenAI-compatible HTTP API (0 = any free port). Default: ${DEFAULT-VALUE}.")
+  int httpPort;
+
   @Option(names = "--start-timeout", defaultValue = "180", description = "Seconds to wait for every node. Default: ${DEFAULT-VALUE}.")
   int startTimeout;
 
@@ -62,6 +65,9 @@ final class LocalCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     var err = spec.commandLine().getErr();
     var out = spec.commandLine().getOut();
+    if (httpPort != 0) {
+      settings.put(dev.pdserve.core.config.NodeConfigLoader.HTTP_PORT, Integer.toString(httpPort)); // only the router binds it
+    }
     LocalCluster.Spec s = new LocalCluster.Spec(prefill, decode, experts, preset, modelDir, seed, kvBudget, logLevel, settings, heap);
     out.printf("pdserve local: starting %d prefill, %d decode, %d expert shard(s) and a router (model %s)...%n", prefill, decode, experts,
         modelDir != null ? modelDir : preset);
@@ -79,11 +85,14 @@ final class LocalCommand implements Callable<Integer> {
     }, "local-cluster-stop"));
     if (readyFile != null) {
       Path tmp = readyFile.resolveSibling(readyFile.getFileName() + ".tmp");
-      Files.writeString(tmp, cluster.routerAddress() + "\n", StandardCharsets.UTF_8);
+      Files.writeString(tmp, cluster.routerAddress() + "\nhttp=" + cluster.routerHttpUrl() + "\n", StandardCharsets.UTF_8);
       Files.move(tmp, readyFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
-    out.printf("router listening on %s (every node ACTIVE; processes %s). Ctrl-C stops them all.%n", cluster.routerAddress(), cluster.pids());
+    out.printf("router listening on %s (gRPC) and %s (OpenAI-compatible HTTP; every node ACTIVE; processes %s). Ctrl-C stops them all.%n",
+        cluster.routerAddress(), cluster.routerHttpUrl(), cluster.pids());
     out.printf("try: bin/pdserve generate --router %s --prompt \"Hello\"%n", cluster.routerAddress());
+    out.printf(" or:  curl %s/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'%n",
+        cluster.routerHttpUrl());
     out.flush();
     LocalCluster.Child dead = null;
     try {

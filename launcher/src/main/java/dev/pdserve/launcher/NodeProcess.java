@@ -12,6 +12,11 @@ final class NodeProcess {
   private NodeProcess() {}
 
   static int serve(AutoCloseable node, String role, String id, String grpcAddress, PrintWriter out) {
+    return serve(node, role, id, grpcAddress, "", out);
+  }
+
+  /** @param more more {@code key=value} fields for the ready line (after {@code grpc=}), or "" */
+  static int serve(AutoCloseable node, String role, String id, String grpcAddress, String more, PrintWriter out) {
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(
@@ -27,7 +32,7 @@ final class NodeProcess {
                   }
                 },
                 "shutdown-" + id));
-    out.println(READY + " role=" + role + " id=" + id + " grpc=" + grpcAddress);
+    out.println(READY + " role=" + role + " id=" + id + " grpc=" + grpcAddress + (more.isEmpty() ? "" : " " + more));
     out.flush();
     try {
       stopped.await();

@@ -7,6 +7,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.random.RandomGenerator;
 
 /**
  * Load-aware choice of prefill and decode nodes: the power of two choices. Two candidates are
@@ -17,6 +18,21 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class NodeSelector {
   private final Map<String, AtomicLong> prefillTokens = new ConcurrentHashMap<>();
   private final Map<String, AtomicLong> decodeStreams = new ConcurrentHashMap<>();
+  private final RandomGenerator random;
+
+  /** Draws candidates with {@link ThreadLocalRandom} (the router). */
+  public NodeSelector() {
+    this(null);
+  }
+
+  /**
+   * Draws candidates from {@code random} (the simulator passes a seeded one, so runs repeat);
+   * {@code null} means {@link ThreadLocalRandom}. A given generator is not synchronised: use the
+   * selector from one thread then.
+   */
+  public NodeSelector(RandomGenerator random) {
+    this.random = random;
+  }
 
   public NodeInfo choosePrefill(List<NodeInfo> nodes, List<String> exclude) {
     return choose(nodes, exclude, this::prefillScore);
@@ -34,7 +50,7 @@ public final class NodeSelector {
     if (c.size() == 1) {
       return c.get(0);
     }
-    ThreadLocalRandom r = ThreadLocalRandom.current();
+    RandomGenerator r = random == null ? ThreadLocalRandom.current() : random;
     NodeInfo a = c.get(r.nextInt(c.size()));
     NodeInfo b = c.get(r.nextInt(c.size() - 1));
     if (b == a) {

@@ -10,6 +10,23 @@ package dev.pdserve.core.config;
  * @param flightPort Arrow Flight port, 0 = any free port
  * @param metricsPort metrics/HTTP port, 0 = any free port
  * @param grpcMaxInboundBytes largest gRPC message this node accepts
+ * @param httpPort the router's OpenAI-compatible HTTP API port, 0 = any free port
+ * @param httpMaxBodyBytes largest HTTP request body the router's HTTP API accepts (larger: 413)
  */
 public record NetworkSettings(
-    String bindHost, String advertisedHost, int grpcPort, int flightPort, int metricsPort, int grpcMaxInboundBytes) {}
+    String bindHost,
+    String advertisedHost,
+    int grpcPort,
+    int flightPort,
+    int metricsPort,
+    int grpcMaxInboundBytes,
+    int httpPort,
+    int httpMaxBodyBytes) {
+  /** The default of {@link #httpMaxBodyBytes}: 4 MiB. */
+  public static final int DEFAULT_HTTP_MAX_BODY_BYTES = 4 << 20;
+
+  /** Settings without the router's HTTP API fields: any free HTTP port, 4 MiB bodies. */
+  public NetworkSettings(String bindHost, String advertisedHost, int grpcPort, int flightPort, int metricsPort, int grpcMaxInboundBytes) {
+    this(bindHost, advertisedHost, grpcPort, flightPort, metricsPort, grpcMaxInboundBytes, 0, DEFAULT_HTTP_MAX_BODY_BYTES);
+  }
+}

@@ -43,6 +43,8 @@ public final class NodeConfigLoader {
   public static final String GRPC_MAX_INBOUND_BYTES = "pdserve.grpc.max-inbound-bytes";
   public static final String FLIGHT_PORT = "pdserve.flight.port";
   public static final String METRICS_PORT = "pdserve.metrics.port";
+  public static final String HTTP_PORT = "pdserve.http.port";
+  public static final String HTTP_MAX_BODY_BYTES = "pdserve.http.max-body-bytes";
   public static final String CLUSTER_NAME = "pdserve.cluster.name";
   public static final String CLUSTER_JOIN = "pdserve.cluster.join";
   public static final String CLUSTER_MEMBERS = "pdserve.cluster.members";
@@ -72,7 +74,7 @@ public final class NodeConfigLoader {
   /** Every key, in documentation order. */
   public static final List<String> KEYS =
       List.of(
-          NODE_ID, ROLE, BIND_HOST, ADVERTISED_HOST, GRPC_PORT, GRPC_MAX_INBOUND_BYTES, FLIGHT_PORT, METRICS_PORT,
+          NODE_ID, ROLE, BIND_HOST, ADVERTISED_HOST, GRPC_PORT, GRPC_MAX_INBOUND_BYTES, FLIGHT_PORT, METRICS_PORT, HTTP_PORT, HTTP_MAX_BODY_BYTES,
           CLUSTER_NAME, CLUSTER_JOIN, CLUSTER_MEMBERS, CLUSTER_K8S_SERVICE, CLUSTER_K8S_NAMESPACE, CLUSTER_PORT,
           CLUSTER_HEARTBEAT_SECONDS, CLUSTER_MAX_NO_HEARTBEAT_SECONDS, CLUSTER_JOIN_WAIT_SECONDS, CLUSTER_MIN_SIZE,
           CLUSTER_LITE_MEMBER, KV_BUDGET_BYTES, EXPERT_RANGE, MODEL_PRESET, MODEL_DIR, ORT_THREADS, MODEL_SEED, EXPERTS_MODE,
@@ -188,13 +190,20 @@ public final class NodeConfigLoader {
     int grpcPort = port(GRPC_PORT, 0);
     int flightPort = port(FLIGHT_PORT, 0);
     int metricsPort = port(METRICS_PORT, 0);
-    distinctPorts(grpcPort, flightPort, metricsPort);
+    int httpPort = port(HTTP_PORT, 0);
+    distinctPorts(grpcPort, flightPort, metricsPort, httpPort);
     long maxInbound = bytes(GRPC_MAX_INBOUND_BYTES, 4L << 20);
     if (maxInbound < 1024 || maxInbound > Integer.MAX_VALUE) {
       fail(GRPC_MAX_INBOUND_BYTES, "must be 1KiB..2GiB, got " + maxInbound);
       maxInbound = 4L << 20;
     }
-    NetworkSettings network = new NetworkSettings(bindHost, advertised, grpcPort, flightPort, metricsPort, (int) maxInbound);
+    long maxBody = bytes(HTTP_MAX_BODY_BYTES, NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES);
+    if (maxBody < 1024 || maxBody > Integer.MAX_VALUE) {
+      fail(HTTP_MAX_BODY_BYTES, "must be 1KiB..2GiB, got " + maxBody);
+      maxBody = NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES;
+    }
+    NetworkSettings network =
+        new NetworkSettings(bindHost, advertised, grpcPort, flightPort, metricsPort, (int) maxInbound, httpPort, (int) maxBody);
 
     String clusterName = string(CLUSTER_NAME, "pdserve");
     JoinMode join = parse(CLUSTER_JOIN, s -> JoinMode.valueOf(upper(s)), JoinMode.TCPIP, "must be one of TCPIP, KUBERNETES, NONE");
@@ -284,12 +293,15 @@ public final class NodeConfigLoader {
     return out;
   }
 
-  private void distinctPorts(int grpc, int flight, int metrics) {
+  private void distinctPorts(int grpc, int flight, int metrics, int http) {
     if (grpc != 0 && grpc == flight) {
       fail(FLIGHT_PORT, "must differ from " + GRPC_PORT + " (both " + grpc + ")");
     }
     if (metrics != 0 && (metrics == grpc || metrics == flight)) {
       fail(METRICS_PORT, "must differ from the gRPC and Flight ports (" + metrics + ")");
+    }
+    if (http != 0 && (http == grpc || http == flight || http == metrics)) {
+      fail(HTTP_PORT, "must differ from the gRPC, Flight and metrics ports (" + http + ")");
     }
   }
 

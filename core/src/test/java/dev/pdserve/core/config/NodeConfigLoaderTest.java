@@ -36,6 +36,8 @@ class NodeConfigLoaderTest {
     assertEquals(0, c.network().grpcPort());
     assertEquals(0, c.network().flightPort());
     assertEquals(0, c.network().metricsPort());
+    assertEquals(0, c.network().httpPort());
+    assertEquals(4 << 20, c.network().httpMaxBodyBytes());
     assertEquals(4 << 20, c.network().grpcMaxInboundBytes());
     assertEquals("pdserve", c.cluster().name());
     assertEquals(JoinMode.TCPIP, c.cluster().join());
@@ -76,6 +78,7 @@ class NodeConfigLoaderTest {
         Map.of(
             "PDSERVE_GRPC_PORT", "8000",
             "PDSERVE_FLIGHT_PORT", "8001",
+            "PDSERVE_HTTP_PORT", "8080",
             "PDSERVE_CLUSTER_MAX_NO_HEARTBEAT_SECONDS", "9",
             "PDSERVE_PORT", "tcp://10.0.0.1:5701", // Kubernetes service variable: not ours, ignored
             "HOME", "/root");
@@ -87,6 +90,7 @@ class NodeConfigLoaderTest {
     assertEquals(9000, c.network().grpcPort(), "flag beats env and file");
     assertEquals(8001, c.network().flightPort(), "env beats file");
     assertEquals(7002, c.network().metricsPort(), "file only");
+    assertEquals(8080, c.network().httpPort(), "env only");
     assertEquals("from-file", c.cluster().name());
     assertEquals(9, c.cluster().maxNoHeartbeatSeconds());
     assertEquals(512L << 20, c.engine().kvBudgetBytes(), "flag without the pdserve. prefix");
@@ -186,6 +190,7 @@ class NodeConfigLoaderTest {
   @Test
   void portsMustNotCollide() {
     assertProblem(invalid(Map.of("role", "decode", "grpc.port", "7000", "flight.port", "7000")), "pdserve.flight.port: must differ from pdserve.grpc.port");
+    assertProblem(invalid(Map.of("role", "router", "grpc.port", "7000", "http.port", "7000")), "pdserve.http.port: must differ from the gRPC");
   }
 
   @Test
@@ -194,6 +199,8 @@ class NodeConfigLoaderTest {
     assertEquals(4L << 30, NodeConfigLoader.fromMap(Map.of("role", "decode", "kv.budget-bytes", "4GiB")).engine().kvBudgetBytes());
     assertEquals(123, NodeConfigLoader.fromMap(Map.of("role", "decode", "kv.budget-bytes", "123")).engine().kvBudgetBytes());
     assertProblem(invalid(Map.of("role", "decode", "kv.budget-bytes", "4GB")), "pdserve.kv.budget-bytes: expected a byte count like");
+    assertEquals(1 << 20, NodeConfigLoader.fromMap(Map.of("role", "router", "http.max-body-bytes", "1m")).network().httpMaxBodyBytes());
+    assertProblem(invalid(Map.of("role", "router", "http.max-body-bytes", "100")), "pdserve.http.max-body-bytes: must be 1KiB..2GiB, got 100");
   }
 
   @Test

@@ -88,6 +88,7 @@ public final class LocalCluster implements AutoCloseable {
   private final List<Child> children = new ArrayList<>();
   private final Consumer<String> log;
   private String routerAddress;
+  private String routerHttpUrl;
   private volatile boolean closing;
 
   private LocalCluster(Consumer<String> log) {
@@ -107,6 +108,11 @@ public final class LocalCluster implements AutoCloseable {
 
   public String routerAddress() {
     return routerAddress;
+  }
+
+  /** The router's OpenAI-compatible HTTP base URL, {@code http://host:port}. */
+  public String routerHttpUrl() {
+    return routerHttpUrl;
   }
 
   public List<Child> children() {
@@ -223,7 +229,9 @@ public final class LocalCluster implements AutoCloseable {
       try {
         String line = c.ready.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
         if (c.role.equals("router")) {
-          routerAddress = line.substring(line.indexOf("grpc=") + 5).trim();
+          routerAddress = readyField(line, "grpc");
+          String http = readyField(line, "http");
+          routerHttpUrl = http == null ? null : "http://" + http;
         }
       } catch (TimeoutException e) {
         throw new TimeoutException("node " + c.id + " did not start within " + timeout + "; its last output:\n" + c.lastLines());
@@ -234,6 +242,16 @@ public final class LocalCluster implements AutoCloseable {
         throw new IOException("interrupted while starting the cluster");
       }
     }
+  }
+
+  /** A {@code key=value} field of a node's ready line, or null. */
+  static String readyField(String line, String key) {
+    for (String part : line.trim().split("\\s+")) {
+      if (part.startsWith(key + "=")) {
+        return part.substring(key.length() + 1);
+      }
+    }
+    return null;
   }
 
   /** Waits until the router sees every node ACTIVE. */

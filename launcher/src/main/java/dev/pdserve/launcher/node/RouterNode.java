@@ -15,11 +15,13 @@ import dev.pdserve.router.Router;
 import dev.pdserve.router.RouterOptions;
 import dev.pdserve.router.grpc.GenerationGrpcService;
 import dev.pdserve.router.grpc.GrpcNodeClients;
+import dev.pdserve.router.http.HttpApiSettings;
+import dev.pdserve.router.http.OpenAiHttpServer;
 import java.io.IOException;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
-/** The router process: the public gRPC API over the cluster. Wiring only. */
+/** The router process: the public gRPC and OpenAI-compatible HTTP APIs over the cluster. Wiring only. */
 public final class RouterNode implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(RouterNode.class);
 
@@ -30,6 +32,8 @@ public final class RouterNode implements AutoCloseable {
   private final Router router;
   private final GrpcServer server;
   private final String grpcAddress;
+  private final OpenAiHttpServer http;
+  private final String httpUrl;
 
   public static RouterNode start(NodeConfig config, RouterOptions options) throws IOException {
     return new RouterNode(config, options);
@@ -45,8 +49,13 @@ public final class RouterNode implements AutoCloseable {
       this.directory = closer.add(new NodeDirectory(registry));
       LoadedModel model = closer.add(LoadedModel.load(NodeModels.spec(config)));
       Channels channels = closer.add(new Channels(Channels.Settings.forNode(config)));
-      this.router =
-          closer.add(new Router(options, directory, new GrpcNodeClients(channels), new PromptRenderer(model.tokenizer(), ChatTemplate.ernie()), model.config()));
+      PromptRenderer renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
+      this.router = closer.add(new Router(options, directory, new GrpcNodeClients(channels), renderer, model.config()));
+      HttpApiSettings httpSettings =
+          HttpApiSettings.on(config.network().bindHost(), config.network().httpPort()).withMaxBodyBytes(config.network().httpMaxBodyBytes());
+      this.http = closer.add(new OpenAiHttpServer(httpSettings, router, renderer));
+      http.start();
+      this.httpUrl = "http://" + config.network().advertisedHost() + ":" + http.port();
       this.server =
           closer.add(
               GrpcServer.forNode(config)
@@ -54,13 +63,13 @@ public final class RouterNode implements AutoCloseable {
                   .healthService(config.role().healthServiceName())
                   .addService(new GenerationGrpcService(router, model.config().name()))
                   .addService(new NodeStatusService(this::status))
-                  .addService(new dev.pdserve.router.grpc.AdminGrpcService(directory, channels, coordinatorLease(member, directory)))
+                  .addService(new dev.pdserve.router.grpc.AdminGrpcService(directory, config.nodeId(), httpUrl, channels, coordinatorLease(member, directory)))
                   .build());
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
       closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, "", () ->
           new dev.pdserve.core.cluster.Load(0, router.inFlight(), 0, 0, 0), 1000));
-      LOG.info("router {} serving the public API at {}", config.nodeId(), grpcAddress);
+      LOG.info("router {} serving the public API at {} (gRPC) and {} (OpenAI-compatible HTTP)", config.nodeId(), grpcAddress, httpUrl);
       ok = true;
     } finally {
       if (!ok) {
@@ -107,6 +116,7 @@ public final class RouterNode implements AutoCloseable {
         .setRole("router")
         .setState(registry.get(config.nodeId()).map(n -> n.state().name()).orElse("ACTIVE"))
         .setGrpcAddress(grpcAddress)
+        .setHttpUrl(httpUrl)
         .setRunningSequences(router.inFlight())
         .setQueuedRequests(router.queued())
         .build();
@@ -118,6 +128,16 @@ public final class RouterNode implements AutoCloseable {
 
   public int port() {
     return server.port();
+  }
+
+  /** The OpenAI-compatible API's base URL, {@code http://host:port} (clients add {@code /v1}). */
+  public String httpUrl() {
+    return httpUrl;
+  }
+
+  /** {@code host:port} of the HTTP API. */
+  public String httpAddress() {
+    return config.network().advertisedHost() + ":" + http.port();
   }
 
   public NodeDirectory directory() {

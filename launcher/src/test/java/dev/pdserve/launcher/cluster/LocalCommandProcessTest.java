@@ -71,11 +71,24 @@ class LocalCommandProcessTest {
       assertTrue(local.isAlive(), "pdserve local died: " + output);
       String router = Files.readAllLines(ready).get(0).trim();
       assertTrue(router.matches("127\\.0\\.0\\.1:\\d+"), router);
+      String httpLine = Files.readAllLines(ready).get(1).trim();
+      assertTrue(httpLine.matches("http=http://127\\.0\\.0\\.1:\\d+"), httpLine);
+
+      // the OpenAI-compatible HTTP API of the same router answers with the same greedy tokens
+      java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+      java.net.http.HttpResponse<String> completion = http.send(
+          java.net.http.HttpRequest.newBuilder(java.net.URI.create(httpLine.substring(5) + "/v1/chat/completions"))
+              .POST(java.net.http.HttpRequest.BodyPublishers.ofString(
+                  "{\"messages\": [{\"role\": \"user\", \"content\": \"Grüße, 世界\"}], \"max_tokens\": 10, \"temperature\": 0, \"return_token_ids\": true}"))
+              .build(),
+          java.net.http.HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, completion.statusCode(), completion.body());
 
       ObjectMapper json = new ObjectMapper();
       JsonNode viaRouter = json.readTree(run("generate", "--router", router, "--prompt", "Grüße, 世界", "--max-tokens", "10", "--json"));
       JsonNode viaLocal = json.readTree(run("generate", "--local", "--prompt", "Grüße, 世界", "--max-tokens", "10", "--json"));
       assertEquals(viaLocal.get("token_ids"), viaRouter.get("token_ids"));
+      assertEquals(viaLocal.get("token_ids"), json.readTree(completion.body()).get("choices").get(0).get("token_ids"), completion.body());
       assertEquals(viaLocal.get("text"), viaRouter.get("text"));
       assertEquals("length", viaRouter.get("finish_reason").asText());
 

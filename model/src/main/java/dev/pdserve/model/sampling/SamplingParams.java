@@ -155,8 +155,8 @@ public record SamplingParams(
       throw new InvalidRequestException(
           promptTokens >= contextLimit ? "prompt" : "max_tokens",
           "This model's maximum context length is " + contextLimit + " tokens. However, you requested " + requested
-              + " tokens (" + promptTokens + " in the prompt, " + maxTokens + " for the completion). Please reduce"
-              + " the length of the prompt or completion.");
+              + " tokens (" + promptTokens + " in the messages, " + maxTokens + " in the completion). Please reduce"
+              + " the length of the messages or completion.");
     }
   }
 

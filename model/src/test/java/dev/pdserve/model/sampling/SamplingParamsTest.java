@@ -106,8 +106,8 @@ class SamplingParamsTest {
     InvalidRequestException e = assertThrows(InvalidRequestException.class, () -> p.validate(925, CONTEXT, VOCAB));
     assertEquals("max_tokens", e.field());
     assertEquals(
-        "This model's maximum context length is 1024 tokens. However, you requested 1025 tokens (925 in the prompt,"
-            + " 100 for the completion). Please reduce the length of the prompt or completion.",
+        "This model's maximum context length is 1024 tokens. However, you requested 1025 tokens (925 in the messages,"
+            + " 100 in the completion). Please reduce the length of the messages or completion.",
         e.getMessage());
     InvalidRequestException prompt =
         assertThrows(InvalidRequestException.class, () -> p.validate(2000, CONTEXT, VOCAB));

@@ -18,21 +18,35 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
   private static final long SWITCH_DEADLINE_SECONDS = 600;
 
   private final NodeDirectory directory;
+  private final String selfId;
+  private final String selfHttpUrl;
   private final dev.pdserve.core.grpc.Channels channels;
   private final java.util.function.Supplier<java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>> coordinator;
 
   public AdminGrpcService(NodeDirectory directory) {
-    this(directory, null, java.util.Optional::empty);
+    this(directory, "", "");
   }
 
   /**
+   * @param selfId this router's node id: its entry in the listing carries {@code selfHttpUrl}
+   * @param selfHttpUrl this router's OpenAI-compatible HTTP base URL ({@code http://host:port})
+   */
+  public AdminGrpcService(NodeDirectory directory, String selfId, String selfHttpUrl) {
+    this(directory, selfId, selfHttpUrl, null, java.util.Optional::empty);
+  }
+
+  /**
+   * @param selfId this router's node id: its entry in the listing carries {@code selfHttpUrl}
+   * @param selfHttpUrl this router's OpenAI-compatible HTTP base URL ({@code http://host:port})
    * @param channels where SwitchRole is forwarded from (null: SwitchRole answers UNIMPLEMENTED)
    * @param coordinator the current coordinator lease
    */
   public AdminGrpcService(
-      NodeDirectory directory, dev.pdserve.core.grpc.Channels channels,
+      NodeDirectory directory, String selfId, String selfHttpUrl, dev.pdserve.core.grpc.Channels channels,
       java.util.function.Supplier<java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>> coordinator) {
     this.directory = directory;
+    this.selfId = selfId;
+    this.selfHttpUrl = selfHttpUrl;
     this.channels = channels;
     this.coordinator = coordinator;
   }
@@ -77,6 +91,7 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
               .setGrpcAddress(n.grpcAddress() == null ? "" : n.grpcAddress())
               .setFlightAddress(n.flightAddress() == null ? "" : n.flightAddress())
               .setMetricsUrl(n.metricsUrl() == null ? "" : n.metricsUrl())
+              .setHttpUrl(n.id().equals(selfId) ? selfHttpUrl : "")
               .setKvFreeBlocks((int) l.kvFreeBlocks())
               .setKvTotalBlocks((int) l.kvTotalBlocks())
               .setRunningSequences(l.runningSequences())
