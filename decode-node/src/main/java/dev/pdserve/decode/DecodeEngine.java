@@ -80,6 +80,18 @@ public final class DecodeEngine implements AutoCloseable {
   private final java.util.concurrent.atomic.AtomicLong leasesExpired = new java.util.concurrent.atomic.AtomicLong();
   private final java.util.concurrent.atomic.AtomicLong localPrefills = new java.util.concurrent.atomic.AtomicLong();
   private final java.util.concurrent.atomic.AtomicLong localPrefillTokens = new java.util.concurrent.atomic.AtomicLong();
+  // ---- role switching: draining and migration ----
+  /** False while the node drains (or serves the other role): new reservations are refused. */
+  private volatile boolean accepting = true;
+  /** Set while a drain migrates: the decode thread hands every running sequence to {@link #handoff}. */
+  private volatile boolean migrateAll;
+  private volatile boolean draining;
+  private final ConcurrentLinkedQueue<Slot> handoff = new ConcurrentLinkedQueue<>();
+  /** Sequences whose migration failed: back into the batch, to finish here. */
+  private final ConcurrentLinkedQueue<Slot> returned = new ConcurrentLinkedQueue<>();
+  private final java.util.concurrent.atomic.AtomicLong migrations = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicInteger finishedWhileDraining = new java.util.concurrent.atomic.AtomicInteger();
+
   private volatile long steps;
   private volatile long tokens;
   private volatile long batchSum;
@@ -100,6 +112,9 @@ public final class DecodeEngine implements AutoCloseable {
     GenerationState state; // decode thread
     int lastToken; // decode thread
     boolean freed; // guarded by this
+    volatile int[] resumed; // tokens generated elsewhere, when this sequence migrated in
+    boolean pinned; // its migration failed: it finishes on this node (decode thread)
+    volatile boolean migrated;
 
     final int blockCount;
 
@@ -123,6 +138,9 @@ public final class DecodeEngine implements AutoCloseable {
       reservedBlocks.addAndGet(-blockCount);
       if (join != null) {
         byRequest.remove(join.requestId(), transferId());
+        if (draining && !migrated) {
+          finishedWhileDraining.incrementAndGet();
+        }
       }
       if (kv != null) {
         kv.release();
@@ -165,6 +183,9 @@ public final class DecodeEngine implements AutoCloseable {
   public Reservation reserve(String requestId, int promptTokens, int maxTokens) {
     if (closed) {
       throw ServingException.unavailable("decode node is shutting down");
+    }
+    if (!accepting) {
+      throw ServingException.unavailable("this node is not taking decode work (draining or serving the prefill role); choose another decode node");
     }
     if (promptTokens < 1 || maxTokens < 1) {
       throw ServingException.invalid("reserve needs prompt_tokens >= 1 and max_tokens >= 1, got " + promptTokens + " and " + maxTokens);
@@ -253,6 +274,24 @@ public final class DecodeEngine implements AutoCloseable {
    * decodes with the running batch. Events go to {@code sink}; errors too (never thrown later).
    */
   public void join(JoinRequest req, TokenSink sink) {
+    join(req, null, sink);
+  }
+
+  /**
+   * Continues a sequence that migrated here from another decode node: its reservation holds the
+   * KV of the prompt and of every generated token but the last ({@code generatedIds}, already
+   * streamed by the old node), pushed by that node. Once the KV is complete it rejoins the batch
+   * and streams the tokens after {@code generatedIds} to {@code sink}. {@code req.firstToken()} is
+   * not used.
+   */
+  public void resume(JoinRequest req, int[] generatedIds, TokenSink sink) {
+    if (generatedIds == null || generatedIds.length == 0) {
+      throw ServingException.invalid("resuming request " + req.requestId() + " needs the tokens it generated so far");
+    }
+    join(req, generatedIds.clone(), sink);
+  }
+
+  private void join(JoinRequest req, int[] generatedIds, TokenSink sink) {
     Slot s = slots.get(req.transferId());
     if (s == null) {
       throw ServingException.notFound("no KV reservation " + req.transferId() + " on this decode node (expired or released)");
@@ -260,9 +299,11 @@ public final class DecodeEngine implements AutoCloseable {
     if (!s.reservation.requestId().equals(req.requestId())) {
       throw ServingException.invalid("reservation " + req.transferId() + " belongs to request " + s.reservation.requestId());
     }
-    if (req.promptIds().length != s.reservation.promptTokens()) {
+    int kvTokens = req.promptIds().length + (generatedIds == null ? 0 : generatedIds.length - 1);
+    if (kvTokens != s.reservation.promptTokens()) {
       throw ServingException.invalid(
-          "request " + req.requestId() + " has " + req.promptIds().length + " prompt tokens; its reservation is for " + s.reservation.promptTokens());
+          "request " + req.requestId() + " has " + kvTokens + " KV positions (prompt " + req.promptIds().length
+              + (generatedIds == null ? "" : " + " + (generatedIds.length - 1) + " generated") + "); its reservation is for " + s.reservation.promptTokens());
     }
     synchronized (s) {
       if (s.join != null) {
@@ -273,6 +314,7 @@ public final class DecodeEngine implements AutoCloseable {
       }
       s.join = req;
       s.sink = sink;
+      s.resumed = generatedIds;
     }
     byRequest.put(req.requestId(), req.transferId());
     if (req.localPrefill()) {
@@ -331,6 +373,127 @@ public final class DecodeEngine implements AutoCloseable {
     return reservedBlocks.get();
   }
 
+  /** Lets this engine take new reservations (true) or refuse them with UNAVAILABLE (false). */
+  public void setAccepting(boolean accepting) {
+    this.accepting = accepting;
+  }
+
+  public boolean accepting() {
+    return accepting;
+  }
+
+  /** Sequences this node moved to other decode nodes. */
+  public long migrations() {
+    return migrations.get();
+  }
+
+  /**
+   * Drains this node for a role switch: it takes no new reservations; running sequences move to
+   * other decode nodes — for each, a reservation on a target ({@code targets}), its KV pushed over
+   * Arrow Flight ({@code client}), then the sequence's stream ends with {@link
+   * TokenSink#onMigrated} so the caller continues on the target. A sequence no target takes
+   * (or all of them, when {@code targets} is null) finishes here. Reservations already made
+   * (prefills under way) are waited for, joined, and then moved the same way.
+   *
+   * <p>Returns once this node holds no sequence and no reservation, or when {@code timeout}
+   * passes (then {@code drained} is false and the remaining work goes on here).
+   */
+  public dev.pdserve.core.coordination.DrainReport drain(MigrationTargets targets, dev.pdserve.core.kv.flight.KvTransferClient client, java.time.Duration timeout) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    accepting = false;
+    finishedWhileDraining.set(0);
+    draining = true;
+    int moved = 0;
+    try {
+      migrateAll = targets != null && client != null;
+      signal();
+      while (System.nanoTime() < deadline) {
+        Slot s = handoff.poll();
+        if (s != null) {
+          if (migrate(s, targets, client)) {
+            moved++;
+          } else {
+            returned.add(s);
+            signal();
+          }
+          continue;
+        }
+        if (slots.isEmpty()) {
+          return new dev.pdserve.core.coordination.DrainReport(true, moved, finishedWhileDraining.get(), "");
+        }
+        try {
+          Thread.sleep(5);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          break;
+        }
+      }
+      migrateAll = false;
+      Slot s;
+      while ((s = handoff.poll()) != null) {
+        returned.add(s);
+      }
+      signal();
+      return new dev.pdserve.core.coordination.DrainReport(
+          false, moved, finishedWhileDraining.get(), slots.size() + " sequence(s) or reservation(s) still held");
+    } finally {
+      migrateAll = false;
+      draining = false;
+    }
+  }
+
+  /** Moves one sequence taken out of the batch; false if it must stay (it then finishes here). */
+  private boolean migrate(Slot s, MigrationTargets targets, dev.pdserve.core.kv.flight.KvTransferClient client) {
+    String requestId = s.join.requestId();
+    if (s.cancelled) {
+      return false; // the decode thread reaps it
+    }
+    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, requestId)) {
+      int[] generated = s.state.generatedIds();
+      int kvTokens = s.kv.length();
+      int remaining = Math.max(1, s.state.params().maxTokens() - generated.length + 1);
+      java.util.Optional<MigrationTarget> target;
+      try {
+        target = targets.reserve(requestId, kvTokens, remaining);
+      } catch (RuntimeException e) {
+        LOG.warn("no migration target for {}: {}", requestId, e.toString());
+        return false;
+      }
+      if (target.isEmpty()) {
+        LOG.info("no other decode node can take {}; it finishes here", requestId);
+        return false;
+      }
+      MigrationTarget t = target.get();
+      long t0 = System.nanoTime();
+      try (dev.pdserve.core.kv.flight.OutgoingTransfer out =
+          client.open(org.apache.arrow.flight.Location.forGrpcInsecure(t.flightHost(), t.flightPort()), t.transferId())) {
+        for (int layer = 0; layer < pool.layout().layers(); layer++) {
+          out.sendLayer(layer, s.kv, 0, kvTokens);
+        }
+        out.complete();
+      } catch (RuntimeException e) {
+        LOG.warn("migrating {} to {} failed, it finishes here: {}", requestId, t.nodeId(), e.toString());
+        targets.release(t);
+        return false;
+      }
+      s.migrated = true;
+      migrations.incrementAndGet();
+      LOG.info("migrated {} ({} KV positions, {} tokens generated) to decode node {} in {} ms", requestId, kvTokens, generated.length,
+          t.nodeId(), (System.nanoTime() - t0) / 1_000_000);
+      Migration m = new Migration(t, generated);
+      s.free();
+      emitter.execute(
+          () -> {
+            try {
+              s.sink.onMigrated(m);
+            } catch (RuntimeException ex) {
+              LOG.warn("token sink of {} failed: {}", requestId, ex.toString());
+            }
+          });
+      return true;
+    }
+  }
+
   public DecodeStats stats() {
     long st = steps;
     int waiting = 0;
@@ -361,6 +524,7 @@ public final class DecodeEngine implements AutoCloseable {
       try {
         admit(sampler);
         reapCancelled();
+        exchangeForMigration();
         runningCount = running.size();
         if (running.isEmpty()) {
           lock.lock();
@@ -395,6 +559,10 @@ public final class DecodeEngine implements AutoCloseable {
       }
       try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.requestId())) {
         try {
+          if (s.resumed != null) {
+            rejoin(s);
+            continue;
+          }
           s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
           int firstToken;
           double firstLogprob;
@@ -428,6 +596,44 @@ public final class DecodeEngine implements AutoCloseable {
           LOG.warn("request {} could not join the batch: {}", j.requestId(), e.toString());
           safeError(s, e);
         }
+      }
+    }
+  }
+
+  /**
+   * A migrated sequence whose KV arrived: rebuild its generation state by replaying the tokens it
+   * generated elsewhere (their output was streamed there; sampling and stop checks are a function
+   * of this history, so the next token is the one the old node would have produced).
+   */
+  private void rejoin(Slot s) {
+    JoinRequest j = s.join;
+    int[] gen = s.resumed;
+    s.kv = PagedSequenceKv.adopt(pool, s.reservation.blocks(), s.reservation.promptTokens());
+    s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
+    for (int t : gen) {
+      if (s.state.accept(t, Double.NaN).finished()) {
+        throw new IllegalStateException("request " + j.requestId() + " was already finished after " + gen.length + " tokens; nothing to resume");
+      }
+    }
+    s.lastToken = gen[gen.length - 1];
+    running.add(s);
+  }
+
+  /** Decode thread: migration failures come back to finish here; while migrating, every other running sequence goes out. */
+  private void exchangeForMigration() {
+    Slot r;
+    while ((r = returned.poll()) != null) {
+      r.pinned = true;
+      running.add(r);
+    }
+    if (!migrateAll) {
+      return;
+    }
+    for (Iterator<Slot> it = running.iterator(); it.hasNext(); ) {
+      Slot s = it.next();
+      if (!s.pinned && !s.cancelled) {
+        it.remove();
+        handoff.add(s);
       }
     }
   }

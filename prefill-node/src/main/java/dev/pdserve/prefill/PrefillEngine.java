@@ -66,6 +66,8 @@ public final class PrefillEngine implements AutoCloseable {
   private final Thread loop;
   private final ExecutorService acks;
   private volatile boolean closed;
+  /** False while the node drains (or serves the other role): new prompts are refused. */
+  private volatile boolean accepting = true;
   private volatile long completed;
   private volatile long steps;
   private volatile double lastStepMillis;
@@ -190,6 +192,10 @@ public final class PrefillEngine implements AutoCloseable {
     if (closed) {
       return CompletableFuture.failedFuture(ServingException.unavailable("prefill node is shutting down"));
     }
+    if (!accepting) {
+      return CompletableFuture.failedFuture(
+          ServingException.unavailable("this node is not taking prefill work (draining or serving the decode role); choose another prefill node"));
+    }
     int needed = pool.layout().blocksFor(spec.promptIds().length);
     if (needed > pool.totalBlocks()) {
       return CompletableFuture.failedFuture(
@@ -233,6 +239,37 @@ public final class PrefillEngine implements AutoCloseable {
   /** Prompt tokens served from the prefix cache so far ({@code prefix_cache_hits}); 0 when off. */
   public long prefixCacheHits() {
     return cache == null ? 0 : cache.hitTokens();
+  }
+
+  /** Lets this engine take new prompts (true) or refuse them with UNAVAILABLE (false). */
+  public void setAccepting(boolean accepting) {
+    this.accepting = accepting;
+  }
+
+  public boolean accepting() {
+    return accepting;
+  }
+
+  /**
+   * Drains for a role switch: takes no new prompts and waits until every prompt it holds is
+   * prefilled and handed over (or failed), or until {@code timeout} passes.
+   */
+  public dev.pdserve.core.coordination.DrainReport drain(java.time.Duration timeout) {
+    accepting = false;
+    long deadline = System.nanoTime() + timeout.toNanos();
+    int held = byRequest.size();
+    while (!byRequest.isEmpty()) {
+      if (System.nanoTime() > deadline) {
+        return new dev.pdserve.core.coordination.DrainReport(false, 0, held - byRequest.size(), byRequest.size() + " prompt(s) still being prefilled");
+      }
+      try {
+        Thread.sleep(5);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return new dev.pdserve.core.coordination.DrainReport(false, 0, held - byRequest.size(), "interrupted");
+      }
+    }
+    return new dev.pdserve.core.coordination.DrainReport(true, 0, held, "");
   }
 
   public PrefillStats stats() {

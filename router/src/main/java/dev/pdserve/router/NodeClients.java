@@ -39,7 +39,22 @@ public interface NodeClients {
     void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens);
 
     void onError(dev.pdserve.core.serving.ServingException error);
+
+    /** The sequence moved to another decode node; this stream has ended (no completion follows on it). */
+    default void onMigrated(Migrated migrated) {
+      onError(dev.pdserve.core.serving.ServingException.unavailable("decode node moved the sequence to " + migrated.targetNodeId()));
+    }
   }
+
+  /**
+   * A decode stream's sequence moved (its node is draining for a role switch).
+   *
+   * @param targetNodeId the node it continues on
+   * @param targetGrpcAddress that node's gRPC address
+   * @param transferId the reservation there holding its KV
+   * @param generatedIds every token generated so far (each was sent on the streams before)
+   */
+  record Migrated(String targetNodeId, String targetGrpcAddress, String transferId, int[] generatedIds) {}
 
   /** A call that can be cancelled. */
   interface Call {
@@ -80,5 +95,15 @@ public interface NodeClients {
       NodeInfo decode, String requestId, Reserved reservation, int[] prompt, SamplingParams params, long seed, long deadlineNanos,
       DecodeListener listener) {
     throw new UnsupportedOperationException("these node clients cannot ask a decode node to prefill");
+  }
+
+  /**
+   * Continues a migrated sequence on {@code decode}: its KV is in {@code reservation}, the tokens
+   * generated so far are {@code generated}; the stream carries the tokens after them.
+   */
+  default Call resume(
+      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, int[] generated, SamplingParams params, long seed,
+      long deadlineNanos, DecodeListener listener) {
+    throw new UnsupportedOperationException("these node clients cannot follow a migrated sequence");
   }
 }

@@ -55,6 +55,7 @@ public final class Router implements AutoCloseable {
   private final java.util.concurrent.atomic.AtomicLong localPrefills = new java.util.concurrent.atomic.AtomicLong();
   private final java.util.concurrent.atomic.AtomicLong prefixRouted = new java.util.concurrent.atomic.AtomicLong();
   private final Map<String, Flight> active = new ConcurrentHashMap<>();
+  private final java.util.concurrent.atomic.AtomicLong migrationsFollowed = new java.util.concurrent.atomic.AtomicLong();
   private final ArrayDeque<Flight> queue = new ArrayDeque<>();
   private int running; // guarded by queue
   private volatile boolean closed;
@@ -141,6 +142,9 @@ public final class Router implements AutoCloseable {
     volatile long startedNanos;
     volatile long firstTokenNanos;
     volatile long lastTokenNanos;
+    /** Tokens received from decode streams so far (their index is the de-duplication key). */
+    volatile int delivered;
+    long startNanos = System.nanoTime();
 
     Flight(GenerateRequest req, ResponseSink sink, long deadlineNanos) {
       this.req = req;
@@ -271,6 +275,11 @@ public final class Router implements AutoCloseable {
       complete(f, "abort", null, 0, 0);
     }
     return true;
+  }
+
+  /** Decode streams this router continued on another decode node after a migration. */
+  public long migrationsFollowed() {
+    return migrationsFollowed.get();
   }
 
   /** Requests taken and not yet ended: running or queued. */
@@ -414,42 +423,104 @@ public final class Router implements AutoCloseable {
     NodeInfo d = f.decodeNode;
     f.decodeStarted = true;
     selector.decodeStarted(d.id());
-    NodeClients.DecodeListener listener =
-            new NodeClients.DecodeListener() {
-              @Override
-              public void onDelta(int[] ids, String text, float[] logprobs) {
-                if (!f.finished) {
-                  if (ids.length > 0) {
-                    f.tokensArrived(ids.length);
-                  }
-                  f.sink.onDelta(ids, text, logprobs);
-                }
-              }
-
-              @Override
-              public void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens) {
-                try (CloseableThreadContext.Instance ctx = logContext(f)) {
-                  selector.decodeEnded(d.id());
-                  complete(f, finishReason, stopReason, completionTokens, cachedTokens);
-                }
-              }
-
-              @Override
-              public void onError(ServingException error) {
-                try (CloseableThreadContext.Instance ctx = logContext(f)) {
-                  selector.decodeEnded(d.id());
-                  if (!f.finished) {
-                    fail(f, RouterMetrics.reasonOf(error), error);
-                  }
-                }
-              }
-            };
+    NodeClients.DecodeListener listener = decodeListener(f, d, 0);
     f.decodeCall =
         first == null
             ? clients.decodeWithLocalPrefill(d, f.req.requestId(), f.reserved, f.prompt, f.req.sampling(), f.seed, f.deadlineNanos, listener)
             : clients.decode(d, f.req.requestId(), f.reserved, f.prompt, first, f.req.sampling(), f.seed, f.deadlineNanos, listener);
     if (f.finished) {
       f.decodeCall.cancel("request ended");
+    }
+  }
+
+  /**
+   * Follows one decode stream whose first token has index {@code firstIndex} in the request's
+   * output. A token whose index was delivered already (a stream resumed after a migration that
+   * overlaps the one before) is dropped, so the client never sees a token twice.
+   */
+  private NodeClients.DecodeListener decodeListener(Flight f, NodeInfo d, int firstIndex) {
+    return new NodeClients.DecodeListener() {
+      private int next = firstIndex;
+
+      @Override
+      public void onDelta(int[] ids, String text, float[] logprobs) {
+        int start = next;
+        next += ids.length;
+        int skip = Math.max(0, f.delivered - start);
+        if (skip > 0 && ids.length > 0) {
+          if (skip >= ids.length) {
+            return;
+          }
+          ids = java.util.Arrays.copyOfRange(ids, skip, ids.length);
+          logprobs = logprobs.length == 0 ? logprobs : java.util.Arrays.copyOfRange(logprobs, skip, logprobs.length);
+        }
+        f.delivered = Math.max(f.delivered, next);
+        if (!f.finished) {
+          if (ids.length > 0) {
+            f.tokensArrived(ids.length);
+          }
+          f.sink.onDelta(ids, text, logprobs);
+        }
+      }
+
+      @Override
+      public void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens) {
+        try (CloseableThreadContext.Instance ctx = logContext(f)) {
+          selector.decodeEnded(d.id());
+          complete(f, finishReason, stopReason, completionTokens, cachedTokens);
+        }
+      }
+
+      @Override
+      public void onError(ServingException error) {
+        try (CloseableThreadContext.Instance ctx = logContext(f)) {
+          selector.decodeEnded(d.id());
+          if (!f.finished) {
+            fail(f, RouterMetrics.reasonOf(error), error);
+          }
+        }
+      }
+
+      @Override
+      public void onMigrated(NodeClients.Migrated m) {
+        try (CloseableThreadContext.Instance ctx = logContext(f)) {
+          selector.decodeEnded(d.id());
+          migrated(f, d, m);
+        }
+      }
+    };
+  }
+
+  /** The decode node drained: continue the request's stream on the node its sequence moved to. */
+  private void migrated(Flight f, NodeInfo from, NodeClients.Migrated m) {
+    try (CloseableThreadContext.Instance ctx = logContext(f)) {
+      NodeInfo target =
+          nodes.get(m.targetNodeId())
+              .orElseGet(() -> new NodeInfo(m.targetNodeId(), NodeRole.DECODE, dev.pdserve.core.cluster.NodeState.ACTIVE, 0, "", m.targetGrpcAddress(), "", "", null, 0));
+      NodeClients.Reserved r = new NodeClients.Reserved(m.transferId(), "", 0);
+      int n = m.generatedIds().length;
+      if (f.finished) {
+        clients.release(target, r.transferId());
+        return;
+      }
+      if (f.delivered < n) {
+        clients.release(target, r.transferId());
+        fail(f, "migration_lost", ServingException.unavailable(
+            "decode node " + from.id() + " moved request " + f.req.requestId() + " after " + n + " tokens but only " + f.delivered + " arrived; retry the request"));
+        return;
+      }
+      LOG.info("request {} continues on decode node {} after {} tokens (moved from {})", f.req.requestId(), target.id(), n, from.id());
+      migrationsFollowed.incrementAndGet();
+      f.decodeNode = target;
+      f.reserved = r;
+      f.decodeStarted = true;
+      selector.decodeStarted(target.id());
+      f.decodeCall =
+          clients.resume(
+              target, f.req.requestId(), r, f.prompt, m.generatedIds(), f.req.sampling(), f.seed, f.deadlineNanos, decodeListener(f, target, n));
+      if (f.finished) {
+        f.decodeCall.cancel("request ended");
+      }
     }
   }
 

@@ -46,6 +46,8 @@ public final class ClusterMember implements AutoCloseable {
   public static final String SPLIT_BRAIN_PROTECTION = "pdserve-registry-quorum";
   /** Member attribute holding the pdserve node id. */
   public static final String NODE_ID_ATTRIBUTE = "pdserve.node-id";
+  /** Member attribute, {@code true} on workers that may act as the coordinator ({@code pdserve.coordinator.enabled}). */
+  public static final String COORDINATOR_ATTRIBUTE = "pdserve.coordinator-candidate";
 
   private final NodeConfig config;
   private final HazelcastInstance hz;
@@ -95,6 +97,8 @@ public final class ClusterMember implements AutoCloseable {
     cfg.setInstanceName("pdserve-" + node.nodeId());
     cfg.setLiteMember(c.liteMember());
     cfg.getMemberAttributeConfig().setAttribute(NODE_ID_ATTRIBUTE, node.nodeId());
+    boolean worker = node.role() == dev.pdserve.core.config.NodeRole.PREFILL || node.role() == dev.pdserve.core.config.NodeRole.DECODE;
+    cfg.getMemberAttributeConfig().setAttribute(COORDINATOR_ATTRIBUTE, Boolean.toString(worker && node.coordinator().enabled() && !c.liteMember()));
 
     cfg.setProperty("hazelcast.logging.type", "log4j2");
     cfg.setProperty("hazelcast.phone.home.enabled", "false");

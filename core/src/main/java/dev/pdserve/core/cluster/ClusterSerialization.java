@@ -29,7 +29,8 @@ public final class ClusterSerialization {
         .getCompactSerializationConfig()
         .addSerializer(new NodeInfoSerializer())
         .addSerializer(new TransitionSerializer())
-        .addSerializer(new PlacementSerializer());
+        .addSerializer(new PlacementSerializer())
+        .addSerializer(new dev.pdserve.core.coordination.CoordinatorLease.Serializer());
     config.addDataSerializableFactory(FACTORY_ID, RegistryProcessors::create);
   }
 

@@ -16,13 +16,32 @@ import java.util.Locale;
  * @param cluster Hazelcast membership
  * @param engine model, KV budget, experts, threads
  * @param prefix KV leases, prefix caching, conditional disaggregation
+ * @param coordinator role switching: coordinator runtime and drain bound
  */
 public record NodeConfig(
-    String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine, PrefixSettings prefix) {
+    String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine, PrefixSettings prefix,
+    CoordinatorConfig coordinator) {
 
-  /** A config with {@link PrefixSettings#DEFAULTS}. */
+  public NodeConfig {
+    java.util.Objects.requireNonNull(prefix, "prefix");
+    java.util.Objects.requireNonNull(coordinator, "coordinator");
+  }
+
+  /** A config with the default prefix and role-switching settings. */
   public NodeConfig(String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine) {
-    this(nodeId, role, network, cluster, engine, PrefixSettings.DEFAULTS);
+    this(nodeId, role, network, cluster, engine, PrefixSettings.DEFAULTS, CoordinatorConfig.DEFAULTS);
+  }
+
+  /** A config with the default role-switching settings. */
+  public NodeConfig(
+      String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine, PrefixSettings prefix) {
+    this(nodeId, role, network, cluster, engine, prefix, CoordinatorConfig.DEFAULTS);
+  }
+
+  /** A config with the default prefix settings. */
+  public NodeConfig(
+      String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine, CoordinatorConfig coordinator) {
+    this(nodeId, role, network, cluster, engine, PrefixSettings.DEFAULTS, coordinator);
   }
 
   /**

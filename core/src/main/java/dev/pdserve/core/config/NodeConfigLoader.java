@@ -69,6 +69,11 @@ public final class NodeConfigLoader {
   public static final String PREFILL_PREFIX_CACHE = "pdserve.prefill.prefix-cache";
   public static final String ROUTER_LOCAL_PREFILL_THRESHOLD = "pdserve.router.local-prefill-threshold";
   public static final String ROUTER_PREFIX_CACHE_WEIGHT = "pdserve.router.prefix-cache-weight";
+  public static final String COORDINATOR_ENABLED = "pdserve.coordinator.enabled";
+  public static final String COORDINATOR_PERIOD_MS = "pdserve.coordinator.period-ms";
+  public static final String COORDINATOR_TTFT_TARGET_MS = "pdserve.coordinator.ttft-target-ms";
+  public static final String COORDINATOR_TPOT_TARGET_MS = "pdserve.coordinator.tpot-target-ms";
+  public static final String ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS = "pdserve.role-switch.drain-timeout-seconds";
 
   /** Every key, in documentation order. */
   public static final List<String> KEYS =
@@ -78,7 +83,8 @@ public final class NodeConfigLoader {
           CLUSTER_HEARTBEAT_SECONDS, CLUSTER_MAX_NO_HEARTBEAT_SECONDS, CLUSTER_JOIN_WAIT_SECONDS, CLUSTER_MIN_SIZE,
           CLUSTER_LITE_MEMBER, KV_BUDGET_BYTES, EXPERT_RANGE, MODEL_PRESET, MODEL_DIR, ORT_THREADS, MODEL_SEED, EXPERTS_MODE,
           PREFILL_CHUNK_TOKENS, DECODE_MAX_BATCH, KV_LEASE_SECONDS, PREFILL_PREFIX_CACHE, ROUTER_LOCAL_PREFILL_THRESHOLD,
-          ROUTER_PREFIX_CACHE_WEIGHT);
+          ROUTER_PREFIX_CACHE_WEIGHT, COORDINATOR_ENABLED, COORDINATOR_PERIOD_MS, COORDINATOR_TTFT_TARGET_MS,
+          COORDINATOR_TPOT_TARGET_MS, ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS);
 
   public static final int DEFAULT_CLUSTER_PORT = 5701;
   /** Seed ports listed by default in TCPIP mode: the cluster port and the next ones, one by one. */
@@ -270,11 +276,19 @@ public final class NodeConfigLoader {
       }
     }
     PrefixSettings prefix = new PrefixSettings(lease, prefixCache, localThreshold, weight);
+    CoordinatorConfig d = CoordinatorConfig.DEFAULTS;
+    CoordinatorConfig coordinator =
+        new CoordinatorConfig(
+            bool(COORDINATOR_ENABLED, d.enabled()),
+            java.time.Duration.ofMillis(intIn(COORDINATOR_PERIOD_MS, (int) d.period().toMillis(), 10, 3_600_000)),
+            java.time.Duration.ofSeconds(intIn(ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS, (int) d.drainTimeout().toSeconds(), 1, 86_400)),
+            intIn(COORDINATOR_TTFT_TARGET_MS, (int) d.ttftTargetMillis(), 1, 3_600_000),
+            intIn(COORDINATOR_TPOT_TARGET_MS, (int) d.tpotTargetMillis(), 1, 3_600_000));
 
     if (!problems.isEmpty()) {
       throw new NodeConfigException(problems);
     }
-    return new NodeConfig(nodeId, role, network, cluster, engine, prefix);
+    return new NodeConfig(nodeId, role, network, cluster, engine, prefix, coordinator);
   }
 
   private List<HostPort> members(JoinMode join, String host, int clusterPort) {

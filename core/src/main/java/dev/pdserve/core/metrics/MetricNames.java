@@ -52,6 +52,8 @@ public final class MetricNames {
   public static final String EXPERT_DISPATCH_FAILURES = "pdserve_expert_dispatch_failures";
   public static final String ROLE_SWITCHES = "pdserve_role_switches";
   public static final String MIGRATIONS = "pdserve_migrations";
+  public static final String ROLE_SWITCH_TIME = "pdserve_role_switch_seconds";
+  public static final String ROLE_SWITCH_REFUSALS = "pdserve_role_switch_refusals";
 
   // ---- pdserve: expert shards ----
   public static final String EXPERT_TOKENS = "pdserve_expert_tokens";

@@ -1,6 +1,7 @@
 package dev.pdserve.core.metrics;
 
 import io.prometheus.metrics.core.metrics.Counter;
+import io.prometheus.metrics.core.metrics.Histogram;
 
 /**
  * Role switches and sequence migrations of a worker ({@value MetricNames#ROLE_SWITCHES}, {@value
@@ -11,10 +12,28 @@ import io.prometheus.metrics.core.metrics.Counter;
 public final class RoleChangeMetrics {
   private final Counter switches;
   private final Counter migrations;
+  private final Histogram switchSeconds;
+  private final Counter refusals;
 
   public RoleChangeMetrics(NodeMetrics metrics) {
     this.switches = metrics.counter(MetricNames.ROLE_SWITCHES, "Times this worker switched role (prefill <-> decode).");
     this.migrations = metrics.counter(MetricNames.MIGRATIONS, "Running sequences migrated from this worker to another decode node.");
+    this.switchSeconds =
+        metrics.histogram(
+            MetricNames.ROLE_SWITCH_TIME, "Duration of this worker's completed role switches (drain included), by direction.",
+            new double[] {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}, "from", "to");
+    this.refusals = metrics.counter(MetricNames.ROLE_SWITCH_REFUSALS, "Role switches this worker refused or backed out of (stale epoch, last node of a role, drain timeout).");
+  }
+
+  /** The worker switched {@code from} → {@code to} in {@code durationMillis} (drain included). */
+  public void roleSwitched(String from, String to, long durationMillis) {
+    switches.inc();
+    switchSeconds.labelValues(from, to).observe(durationMillis / 1000.0);
+  }
+
+  /** A switch was refused or backed out of. */
+  public void switchRefused() {
+    refusals.inc();
   }
 
   /** The worker now serves its new role. */

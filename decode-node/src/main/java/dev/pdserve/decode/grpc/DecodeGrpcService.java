@@ -82,9 +82,10 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
       return;
     }
     out.setOnCancelHandler(() -> engine.cancel(requestId));
+    int[] resumed = req.getGeneratedTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
     TokenSink sink =
         new TokenSink() {
-          private int generated;
+          private int generated = resumed.length;
           private boolean done;
 
           @Override
@@ -109,6 +110,25 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
           }
 
           @Override
+          public synchronized void onMigrated(dev.pdserve.decode.Migration m) {
+            if (done) {
+              return;
+            }
+            done = true;
+            dev.pdserve.internal.v1.Migrated.Builder b =
+                dev.pdserve.internal.v1.Migrated.newBuilder()
+                    .setTargetNodeId(m.target().nodeId())
+                    .setTargetGrpcAddress(m.target().grpcAddress())
+                    .setTransferId(m.target().transferId())
+                    .setTokensEmitted(m.tokensEmitted());
+            for (int id : m.generatedIds()) {
+              b.addGeneratedTokenIds(id);
+            }
+            out.onNext(TokenEvent.newBuilder().setMigrated(b).build());
+            out.onCompleted();
+          }
+
+          @Override
           public synchronized void onError(Throwable t) {
             if (done) {
               return;
@@ -120,7 +140,11 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
           }
         };
     try {
-      engine.join(join, sink);
+      if (resumed.length > 0) {
+        engine.resume(join, resumed, sink);
+      } else {
+        engine.join(join, sink);
+      }
     } catch (RuntimeException e) {
       sink.onError(e);
     }

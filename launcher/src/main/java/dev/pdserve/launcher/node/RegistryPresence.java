@@ -23,7 +23,7 @@ final class RegistryPresence implements AutoCloseable {
 
   private final NodeRegistry registry;
   private final String id;
-  private final NodeRole role;
+  private final Supplier<NodeRole> role;
   private final String grpcAddress;
   private final String flightAddress;
   private final String metricsUrl;
@@ -32,12 +32,22 @@ final class RegistryPresence implements AutoCloseable {
   private volatile NodeInfo current;
 
   RegistryPresence(NodeRegistry registry, String id, NodeRole role, String grpcAddress, String flightAddress, Supplier<Load> load, long periodMillis) {
-    this(registry, id, role, grpcAddress, flightAddress, "", load, periodMillis);
+    this(registry, id, () -> role, grpcAddress, flightAddress, "", load, periodMillis);
   }
 
   /** As above, publishing the node's {@code /metrics} URL in its entry. */
   RegistryPresence(
       NodeRegistry registry, String id, NodeRole role, String grpcAddress, String flightAddress, String metricsUrl, Supplier<Load> load, long periodMillis) {
+    this(registry, id, () -> role, grpcAddress, flightAddress, metricsUrl, load, periodMillis);
+  }
+
+  /**
+   * {@code role}: the role to register under (again) — a worker's changes with role switches;
+   * {@code metricsUrl}: the node's {@code /metrics} URL, published in its entry.
+   */
+  RegistryPresence(
+      NodeRegistry registry, String id, Supplier<NodeRole> role, String grpcAddress, String flightAddress, String metricsUrl, Supplier<Load> load,
+      long periodMillis) {
     this.metricsUrl = metricsUrl;
     this.registry = registry;
     this.id = id;
@@ -57,7 +67,7 @@ final class RegistryPresence implements AutoCloseable {
   }
 
   private NodeInfo registerActive() {
-    NodeInfo info = registry.register(NodeInfo.starting(id, role, grpcAddress, flightAddress, metricsUrl));
+    NodeInfo info = registry.register(NodeInfo.starting(id, role.get(), grpcAddress, flightAddress, metricsUrl));
     var t = registry.compareAndSet(id, info.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
     if (!t.applied()) {
       throw new IllegalStateException("could not mark " + id + " ACTIVE: " + t.outcome());

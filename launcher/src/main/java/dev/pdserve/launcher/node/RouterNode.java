@@ -76,7 +76,7 @@ public final class RouterNode implements AutoCloseable {
                   .healthService(config.role().healthServiceName())
                   .addService(new GenerationGrpcService(router, model.config().name()))
                   .addService(new NodeStatusService(this::status))
-                  .addService(new dev.pdserve.router.grpc.AdminGrpcService(directory, config.nodeId(), httpUrl))
+                  .addService(new dev.pdserve.router.grpc.AdminGrpcService(directory, config.nodeId(), httpUrl, channels, coordinatorLease(member, directory)))
                   .build());
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
@@ -110,6 +110,17 @@ public final class RouterNode implements AutoCloseable {
         throw new IllegalStateException("interrupted while waiting for a worker", e);
       }
     }
+  }
+
+  /** The coordinator lease, when its holder is still a registered node (else the lease is stale: nobody leads). */
+  private static java.util.function.Supplier<java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>> coordinatorLease(
+      ClusterMember member, NodeDirectory directory) {
+    dev.pdserve.core.coordination.CoordinatorLeaseStore store = new dev.pdserve.core.coordination.CoordinatorLeaseStore(member.hazelcast());
+    return () -> {
+      java.util.Set<String> members = new java.util.HashSet<>();
+      member.hazelcast().getCluster().getMembers().forEach(m -> members.add(m.getUuid().toString()));
+      return store.current().filter(l -> members.contains(l.memberId()));
+    };
   }
 
   public NodeStatus status() {

@@ -7,7 +7,15 @@ import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.config.ExpertsMode;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.coordination.DrainReport;
+import dev.pdserve.core.coordination.RoleCoordinator;
+import dev.pdserve.core.coordination.RoleEngines;
+import dev.pdserve.core.coordination.RoleSwitchResult;
+import dev.pdserve.core.coordination.RoleSwitcher;
+import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.core.grpc.GrpcServer;
+import dev.pdserve.core.grpc.GrpcSwitchExecutor;
+import dev.pdserve.core.grpc.RoleGrpcService;
 import dev.pdserve.core.grpc.NodeStatusService;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
@@ -26,6 +34,7 @@ import dev.pdserve.decode.DecodeEngine;
 import dev.pdserve.decode.DecodeOptions;
 import dev.pdserve.decode.DecodeStats;
 import dev.pdserve.decode.grpc.DecodeGrpcService;
+import dev.pdserve.decode.grpc.GrpcMigrationTargets;
 import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.model.engine.ExpertBackend;
 import dev.pdserve.model.engine.ExpertCompute;
@@ -69,6 +78,10 @@ public final class WorkerNode implements AutoCloseable {
   private final RoleChangeMetrics roleChanges;
   private final String grpcAddress;
   private final String flightAddress;
+  /** The role this worker serves now (its registry role once a switch completes). */
+  private volatile NodeRole role;
+  private final RoleSwitcher switcher;
+  private final RoleCoordinator coordinator; // null when coordinator.enabled is false
 
   /** Starts a worker; {@code allocator} is the process's Arrow root (a child is used and closed). */
   public static WorkerNode start(NodeConfig config, BufferAllocator allocator, ExpertBackendFactory experts) throws IOException {
@@ -121,6 +134,7 @@ public final class WorkerNode implements AutoCloseable {
           closer.add(new KvTransferServer(mine, pool, Location.forGrpcInsecure(config.network().bindHost(), config.network().flightPort())));
       transferServer.start();
       KvTransferClient client = closer.add(new KvTransferClient(mine, layout));
+      Channels channels = closer.add(new Channels(Channels.Settings.forNode(config)));
       this.prefill =
           closer.add(
               new PrefillEngine(
@@ -145,6 +159,20 @@ public final class WorkerNode implements AutoCloseable {
           "Number of requests waiting on this worker: prefills not started, plus joined requests whose KV has not fully arrived.",
           () -> decode.stats().waitingForKv() + prefill.waitingJobs());
       metrics.start();
+      this.role = config.role();
+      prefill.setAccepting(role == NodeRole.PREFILL);
+      decode.setAccepting(role == NodeRole.DECODE);
+      GrpcMigrationTargets targets = new GrpcMigrationTargets(config.nodeId(), () -> registry.activeNodes(NodeRole.DECODE), channels);
+      this.switcher = new RoleSwitcher(registry, config.nodeId(), new Engines(targets, client), config.coordinator().drainTimeout());
+      switcher.addListener(r -> {
+        if (r.accepted()) {
+          role = r.to();
+          roleChanges.roleSwitched(r.from().name().toLowerCase(java.util.Locale.ROOT), r.to().name().toLowerCase(java.util.Locale.ROOT), r.durationMillis());
+          roleChanges.migrated(r.migrated());
+        } else {
+          roleChanges.switchRefused();
+        }
+      });
       String host = config.network().advertisedHost();
       this.server =
           closer.add(
@@ -154,12 +182,19 @@ public final class WorkerNode implements AutoCloseable {
                   .addService(new PrefillGrpcService(prefill))
                   .addService(new DecodeGrpcService(decode, host, transferServer::port))
                   .addService(new NodeStatusService(this::status))
+                  .addService(new RoleGrpcService(switcher))
                   .build());
       server.start();
       this.grpcAddress = host + ":" + server.port();
       this.flightAddress = host + ":" + transferServer.port();
       this.presence =
-          closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, flightAddress, metrics.url(), this::load, 200));
+          closer.add(new RegistryPresence(registry, config.nodeId(), () -> role, grpcAddress, flightAddress, metrics.url(), this::load, 200));
+      this.coordinator =
+          config.coordinator().enabled()
+              ? closer.add(
+                  new RoleCoordinator(member.hazelcast(), registry, config.nodeId(), config.coordinator().period(), CoordinatorWiring.planner(config),
+                      new GrpcSwitchExecutor(channels, config.coordinator().drainTimeout().plusSeconds(30))))
+              : null;
       LOG.info("worker {} ({}) serving gRPC at {}, KV Flight at {}, metrics at {}, {} KV blocks of {} tokens", config.nodeId(), config.role(),
           grpcAddress, flightAddress, metrics.url(), pool.totalBlocks(), layout.blockSize());
       ok = true;
@@ -170,12 +205,37 @@ public final class WorkerNode implements AutoCloseable {
     }
   }
 
+  /** The worker's engines as the switch protocol drives them. */
+  private final class Engines implements RoleEngines {
+    private final GrpcMigrationTargets targets;
+    private final KvTransferClient client;
+
+    Engines(GrpcMigrationTargets targets, KvTransferClient client) {
+      this.targets = targets;
+      this.client = client;
+    }
+
+    @Override
+    public void setAccepting(NodeRole r, boolean accepting) {
+      if (r == NodeRole.PREFILL) {
+        prefill.setAccepting(accepting);
+      } else if (r == NodeRole.DECODE) {
+        decode.setAccepting(accepting);
+      }
+    }
+
+    @Override
+    public DrainReport drain(NodeRole r, Duration timeout) {
+      return r == NodeRole.PREFILL ? prefill.drain(timeout) : decode.drain(targets, client, timeout);
+    }
+  }
+
   private Load load() {
     PrefillStats p = prefill.stats();
     DecodeStats d = decode.stats();
     // Cached prefix blocks are given back on demand: they count as free for routing.
     return new Load(p.queuedPromptTokens(), d.running() + d.waitingForKv(), pool.availableBlocks(), pool.totalBlocks(),
-        config.role() == NodeRole.DECODE ? d.lastStepMillis() : p.lastStepMillis());
+        role == NodeRole.DECODE ? d.lastStepMillis() : p.lastStepMillis());
   }
 
   public NodeStatus status() {
@@ -204,7 +264,30 @@ public final class WorkerNode implements AutoCloseable {
         .setPrefixCacheHits(prefill.prefixCacheHits())
         .setLocalPrefills(decode.localPrefills())
         .setLeasesExpired(decode.leasesExpired())
+        .setRoleSwitches(switcher.switches())
+        .setMigrations(decode.migrations())
+        .setLastSwitchMillis(switcher.last().map(RoleSwitchResult::durationMillis).orElse(0L))
+        .setLastSwitch(switcher.last().map(WorkerNode::describe).orElse(""))
         .build();
+  }
+
+  private static String describe(RoleSwitchResult r) {
+    return r.from().name().toLowerCase() + "->" + r.to().name().toLowerCase() + (r.accepted() ? "" : " (abandoned)") + " epoch " + r.epoch()
+        + " in " + r.durationMillis() + " ms, " + r.migrated() + " migrated";
+  }
+
+  /** The role this worker serves now. */
+  public NodeRole role() {
+    return role;
+  }
+
+  public RoleSwitcher switcher() {
+    return switcher;
+  }
+
+  /** The coordinator runtime, if this worker runs one (it leads only when elected). */
+  public java.util.Optional<RoleCoordinator> coordinator() {
+    return java.util.Optional.ofNullable(coordinator);
   }
 
   public NodeConfig config() {

@@ -53,6 +53,7 @@ public final class InJvmCluster implements AutoCloseable {
     m.put("cluster.join-wait-seconds", "0");
     m.put("kv.budget-bytes", "8m");
     m.put("ort.threads", "2");
+    m.put("coordinator.enabled", "false"); // stable roles unless a test turns it on
     if (seed != null) {
       m.put("cluster.members", seed);
     }

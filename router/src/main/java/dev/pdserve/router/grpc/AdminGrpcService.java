@@ -9,11 +9,19 @@ import dev.pdserve.internal.v1.ListNodesResponse;
 import dev.pdserve.internal.v1.NodeStatus;
 import io.grpc.stub.StreamObserver;
 
-/** Cluster administration on the router: the registry's view of every node. */
+/**
+ * Cluster administration on the router: the registry's view of every node and who coordinates;
+ * role switches forwarded to the worker's RoleService.
+ */
 public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBase {
+  /** How long a forwarded switch may take (draining is bounded on the worker; this is a backstop). */
+  private static final long SWITCH_DEADLINE_SECONDS = 600;
+
   private final NodeDirectory directory;
   private final String selfId;
   private final String selfHttpUrl;
+  private final dev.pdserve.core.grpc.Channels channels;
+  private final java.util.function.Supplier<java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>> coordinator;
 
   public AdminGrpcService(NodeDirectory directory) {
     this(directory, "", "");
@@ -24,9 +32,49 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
    * @param selfHttpUrl this router's OpenAI-compatible HTTP base URL ({@code http://host:port})
    */
   public AdminGrpcService(NodeDirectory directory, String selfId, String selfHttpUrl) {
+    this(directory, selfId, selfHttpUrl, null, java.util.Optional::empty);
+  }
+
+  /**
+   * @param selfId this router's node id: its entry in the listing carries {@code selfHttpUrl}
+   * @param selfHttpUrl this router's OpenAI-compatible HTTP base URL ({@code http://host:port})
+   * @param channels where SwitchRole is forwarded from (null: SwitchRole answers UNIMPLEMENTED)
+   * @param coordinator the current coordinator lease
+   */
+  public AdminGrpcService(
+      NodeDirectory directory, String selfId, String selfHttpUrl, dev.pdserve.core.grpc.Channels channels,
+      java.util.function.Supplier<java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>> coordinator) {
     this.directory = directory;
     this.selfId = selfId;
     this.selfHttpUrl = selfHttpUrl;
+    this.channels = channels;
+    this.coordinator = coordinator;
+  }
+
+  @Override
+  public void switchRole(dev.pdserve.internal.v1.SwitchRoleRequest req, StreamObserver<dev.pdserve.internal.v1.SwitchRoleResponse> out) {
+    if (channels == null) {
+      out.onError(io.grpc.Status.UNIMPLEMENTED.withDescription("this router does not forward role switches").asRuntimeException());
+      return;
+    }
+    java.util.Optional<NodeInfo> node = directory.get(req.getNodeId());
+    if (node.isEmpty()) {
+      out.onError(io.grpc.Status.NOT_FOUND
+          .withDescription("no node '" + req.getNodeId() + "' in the registry; known nodes: "
+              + directory.all().stream().map(NodeInfo::id).toList())
+          .asRuntimeException());
+      return;
+    }
+    NodeInfo n = node.get();
+    if (n.role() != dev.pdserve.core.config.NodeRole.PREFILL && n.role() != dev.pdserve.core.config.NodeRole.DECODE) {
+      out.onError(io.grpc.Status.INVALID_ARGUMENT
+          .withDescription("node " + n.id() + " is a " + n.role().name().toLowerCase() + " node; only prefill and decode workers switch roles")
+          .asRuntimeException());
+      return;
+    }
+    dev.pdserve.internal.v1.RoleServiceGrpc.newStub(channels.get(n.grpcAddress()))
+        .withDeadlineAfter(SWITCH_DEADLINE_SECONDS, java.util.concurrent.TimeUnit.SECONDS)
+        .switchRole(req, out);
   }
 
   @Override
@@ -49,6 +97,7 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
               .setRunningSequences(l.runningSequences())
               .setQueuedPromptTokens(l.queuedPromptTokens()));
     }
+    coordinator.get().ifPresent(l -> b.setCoordinatorNodeId(l.nodeId()).setCoordinatorTerm(l.term()));
     out.onNext(b.build());
     out.onCompleted();
   }

@@ -204,6 +204,26 @@ public final class GrpcNodeClients implements NodeClients {
     return startDecode(decode, req.build(), deadlineNanos, listener);
   }
 
+  @Override
+  public Call resume(
+      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, int[] generated, SamplingParams params, long seed,
+      long deadlineNanos, DecodeListener listener) {
+    DecodeRequest.Builder req =
+        DecodeRequest.newBuilder()
+            .setRequestId(requestId)
+            .setTransferId(reservation.transferId())
+            .setFirstToken(generated[0])
+            .setParams(ProtoConversions.sampling(params))
+            .setSeed(seed);
+    for (int t : prompt) {
+      req.addPromptTokenIds(t);
+    }
+    for (int t : generated) {
+      req.addGeneratedTokenIds(t);
+    }
+    return startDecode(decode, req.build(), deadlineNanos, listener);
+  }
+
   private Call startDecode(NodeInfo decode, DecodeRequest request, long deadlineNanos, DecodeListener listener) {
     ClientCallStreamObserver<?>[] holder = new ClientCallStreamObserver<?>[1];
     Context.ROOT.run(
@@ -234,6 +254,12 @@ public final class GrpcNodeClients implements NodeClients {
                           listener.onComplete(
                               c.getFinishReason(), c.getStopReason().isEmpty() ? null : c.getStopReason(), c.getUsage().getPromptTokens(),
                               c.getUsage().getCompletionTokens(), c.getUsage().getCachedTokens());
+                        } else if (e.hasMigrated()) {
+                          ended = true;
+                          var m = e.getMigrated();
+                          listener.onMigrated(
+                              new Migrated(m.getTargetNodeId(), m.getTargetGrpcAddress(), m.getTransferId(),
+                                  m.getGeneratedTokenIdsList().stream().mapToInt(Integer::intValue).toArray()));
                         }
                       }
 

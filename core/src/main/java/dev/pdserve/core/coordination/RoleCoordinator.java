@@ -1,0 +1,198 @@
+package dev.pdserve.core.coordination;
+
+import com.hazelcast.cluster.Member;
+import com.hazelcast.cluster.MembershipEvent;
+import com.hazelcast.cluster.MembershipListener;
+import com.hazelcast.core.HazelcastInstance;
+import dev.pdserve.core.NamedThreadFactory;
+import dev.pdserve.core.cluster.ClusterMember;
+import dev.pdserve.core.cluster.NodeInfo;
+import dev.pdserve.core.cluster.NodeRegistry;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * The coordinator runtime. Every worker with {@code pdserve.coordinator.enabled} runs one; exactly
+ * one of them leads at a time: the oldest member of the Hazelcast cluster list (identical and
+ * ordered by age on every member) among those that are coordinator candidates ({@link
+ * ClusterMember#COORDINATOR_ATTRIBUTE}). The leader records itself in the {@link CoordinatorLease}
+ * (node id + term) so status shows it, and when its member leaves the next candidate takes over on
+ * the membership event (a crashed member is dropped within the heartbeat bound).
+ *
+ * <p>The leader periodically reads the registry, asks its {@link SwitchPlanner}, and carries out
+ * at most one switch at a time through the {@link SwitchExecutor} — the same SwitchRole path an
+ * operator uses. It also removes registry entries whose member is gone. It switches nothing while
+ * the membership settles: for {@code settle} after any member joined or left (a cluster that is
+ * still starting looks like one with an empty role).
+ */
+public final class RoleCoordinator implements AutoCloseable {
+  private static final Logger LOG = LogManager.getLogger(RoleCoordinator.class);
+
+  private final HazelcastInstance hz;
+  private final NodeRegistry registry;
+  private final CoordinatorLeaseStore leases;
+  private final String nodeId;
+  private final SwitchPlanner planner;
+  private final SwitchExecutor executor;
+  private final ScheduledExecutorService ticker;
+  private final ExecutorService switching;
+  private final AtomicBoolean switchInFlight = new AtomicBoolean();
+  private final UUID membership;
+  private final Duration settle;
+  private volatile long lastMembershipChangeNanos = System.nanoTime();
+  private volatile boolean leading;
+  private volatile CoordinatorLease lease;
+  private volatile boolean closed;
+
+  /** Waits {@link #DEFAULT_SETTLE} after membership changes before switching anything. */
+  public RoleCoordinator(
+      HazelcastInstance hz, NodeRegistry registry, String nodeId, Duration period, SwitchPlanner planner, SwitchExecutor executor) {
+    this(hz, registry, nodeId, period, DEFAULT_SETTLE, planner, executor);
+  }
+
+  public static final Duration DEFAULT_SETTLE = Duration.ofSeconds(30);
+
+  public RoleCoordinator(
+      HazelcastInstance hz, NodeRegistry registry, String nodeId, Duration period, Duration settle, SwitchPlanner planner,
+      SwitchExecutor executor) {
+    this.settle = settle;
+    this.hz = hz;
+    this.registry = registry;
+    this.leases = new CoordinatorLeaseStore(hz);
+    this.nodeId = nodeId;
+    this.planner = planner;
+    this.executor = executor;
+    this.ticker = Executors.newSingleThreadScheduledExecutor(new NamedThreadFactory("pdserve-coordinator-" + nodeId, true));
+    this.switching = Executors.newSingleThreadExecutor(new NamedThreadFactory("pdserve-coordinator-switch-" + nodeId, true));
+    this.membership =
+        hz.getCluster()
+            .addMembershipListener(
+                new MembershipListener() {
+                  @Override
+                  public void memberAdded(MembershipEvent event) {
+                    lastMembershipChangeNanos = System.nanoTime();
+                    tickSoon();
+                  }
+
+                  @Override
+                  public void memberRemoved(MembershipEvent event) {
+                    lastMembershipChangeNanos = System.nanoTime();
+                    tickSoon();
+                  }
+                });
+    ticker.scheduleWithFixedDelay(this::tick, 0, period.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  /** Whether this node leads now. */
+  public boolean isLeading() {
+    return leading;
+  }
+
+  /** The lease this node holds while leading. */
+  public Optional<CoordinatorLease> lease() {
+    return leading ? Optional.ofNullable(lease) : Optional.empty();
+  }
+
+  /** Whether the oldest coordinator candidate of the cluster list is this member. */
+  public static boolean elected(HazelcastInstance hz) {
+    if (!hz.getLifecycleService().isRunning()) {
+      return false;
+    }
+    for (Member m : hz.getCluster().getMembers()) {
+      if ("true".equals(m.getAttribute(ClusterMember.COORDINATOR_ATTRIBUTE)) && !m.isLiteMember()) {
+        return m.localMember();
+      }
+    }
+    return false;
+  }
+
+  private void tickSoon() {
+    try {
+      ticker.execute(this::tick);
+    } catch (RejectedExecutionException closing) {
+      // closed
+    }
+  }
+
+  private void tick() {
+    if (closed) {
+      return;
+    }
+    try {
+      if (!elected(hz)) {
+        if (leading) {
+          leading = false;
+          LOG.info("node {} is no longer the coordinator", nodeId);
+        }
+        return;
+      }
+      CoordinatorLease l = leases.acquire(nodeId, hz.getCluster().getLocalMember().getUuid().toString(), System.currentTimeMillis());
+      lease = l;
+      if (!leading) {
+        leading = true;
+        LOG.info("node {} is now the coordinator (term {})", nodeId, l.term());
+        registry.removeOrphans();
+      }
+      if (switchInFlight.get() || System.nanoTime() - lastMembershipChangeNanos < settle.toNanos()) {
+        return;
+      }
+      List<NodeInfo> nodes = registry.all();
+      Optional<RoleSwitchRequest> plan = planner.plan(nodes, System.currentTimeMillis());
+      if (plan.isEmpty()) {
+        return;
+      }
+      RoleSwitchRequest req = plan.get();
+      Optional<NodeInfo> node = nodes.stream().filter(n -> n.id().equals(req.nodeId())).findFirst();
+      if (node.isEmpty()) {
+        LOG.warn("coordinator: the policy chose node {}, which is not in the registry", req.nodeId());
+        return;
+      }
+      switchInFlight.set(true);
+      LOG.info("coordinator (term {}) switching {} {} -> {} at epoch {}: {}", l.term(), req.nodeId(), node.get().role(), req.to(),
+          req.expectedEpoch(), req.reason());
+      switching.execute(
+          () -> {
+            try {
+              RoleSwitchResult r = executor.execute(node.get(), req);
+              LOG.info("coordinator: switch of {} {}: {}", req.nodeId(), r.accepted() ? "done" : "refused", r.message());
+            } catch (RuntimeException e) {
+              LOG.warn("coordinator: switch of {} failed: {}", req.nodeId(), e.toString());
+            } finally {
+              switchInFlight.set(false);
+            }
+          });
+    } catch (RuntimeException e) {
+      if (!closed) {
+        LOG.debug("coordinator tick failed: {}", e.toString());
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    leading = false;
+    try {
+      hz.getCluster().removeMembershipListener(membership);
+    } catch (RuntimeException ignored) {
+      // the member is already gone
+    }
+    ticker.shutdownNow();
+    switching.shutdownNow();
+    try {
+      ticker.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}
