@@ -29,7 +29,9 @@ class BenchCommandTest {
 
   @BeforeAll
   static void start() throws Exception {
-    cluster = InJvmCluster.start(1, 1);
+    // Every request goes through the prefill node and moves its KV (what the cluster report measures):
+    // no prefill on the decode node for short prompts.
+    cluster = InJvmCluster.start(1, 1, 0, java.util.Map.of("router.local-prefill-threshold", "0"));
   }
 
   @AfterAll

@@ -94,7 +94,13 @@ public final class InJvmCluster implements AutoCloseable {
 
   /** {@code shards} expert shards splitting the 64 expert indices evenly; 0 = experts in the workers. */
   public static InJvmCluster start(int prefills, int decodes, int shards) throws IOException {
+    return start(prefills, decodes, shards, Map.of());
+  }
+
+  /** As above, with {@code settings} (config keys without the {@code pdserve.} prefix) on every node. */
+  public static InJvmCluster start(int prefills, int decodes, int shards, Map<String, String> settings) throws IOException {
     InJvmCluster c = new InJvmCluster();
+    settings.forEach(c::set);
     try {
       for (int i = 0; i < shards; i++) {
         int per = 64 / shards;

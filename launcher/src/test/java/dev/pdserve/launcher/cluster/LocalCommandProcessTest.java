@@ -92,7 +92,8 @@ class LocalCommandProcessTest {
       assertEquals(viaLocal.get("text"), viaRouter.get("text"));
       assertEquals("length", viaRouter.get("finish_reason").asText());
 
-      // every child's /metrics, as pdserve local lists them; the router counted the 10 tokens
+      // every child's /metrics, as pdserve local lists them; the router counted the 20 tokens
+      // (10 for the HTTP chat completion, 10 for generate --router)
       InJvmCluster.await(Duration.ofSeconds(30), () -> metricsUrls(output).size() == 3, "three 'metrics of' lines in: " + output);
       for (var e : metricsUrls(output).entrySet()) {
         var r = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(e.getValue())).build(),
@@ -101,7 +102,7 @@ class LocalCommandProcessTest {
         var metrics = dev.pdserve.launcher.metrics.PrometheusText.parse(r.body());
         assertTrue(metrics.families().containsKey("vllm:num_requests_running"), e + " lacks vllm:num_requests_running");
         if (e.getKey().equals("router")) {
-          assertEquals(10, metrics.sum("vllm:generation_tokens_total"), "tokens the router streamed");
+          assertEquals(20, metrics.sum("vllm:generation_tokens_total"), "tokens the router streamed");
         }
       }
 
