@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.pdserve.launcher.Main;
+import dev.pdserve.launcher.metrics.PrometheusText;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
@@ -134,6 +135,74 @@ class BenchCommandTest {
       assertEquals(j.get(key).asDouble(), mj.get(key).asDouble(), 1e-9, key);
     }
     assertEquals(2 * j.get("count_itl").asLong(), mj.get("count_itl").asLong());
+  }
+
+  /**
+   * The load tester's client-side TTFT and ITL percentiles agree with the router's own histograms
+   * for the same requests: each bench percentile lies in the router's bucket for that percentile
+   * or in a neighbouring one (the client measures a little later than the router, which stamps
+   * when it sends; the buckets are the resolution the router offers).
+   */
+  @Test
+  void benchPercentilesAgreeWithTheRoutersHistograms(@TempDir Path tmp) throws Exception {
+    PrometheusText before = scrapeRouter();
+    Path json = tmp.resolve("agree.json");
+    Run r = run("bench", "--router", cluster.router.grpcAddress(), "--num-prompts", "120", "--request-rate", "30", "--input-len", "24",
+        "--output-len", "8", "--ignore-eos", "--seed", "11", "--warmup-requests", "0", "--json", json.toString());
+    assertEquals(0, r.code(), r.err() + r.out());
+    PrometheusText after = scrapeRouter();
+    JsonNode j = JSON.readTree(json.toFile());
+    assertEquals(120, j.get("completed").asInt());
+    for (String[] m : new String[][] {{"ttft", "vllm:time_to_first_token_seconds"}, {"itl", "vllm:inter_token_latency_seconds"}}) {
+      java.util.TreeMap<Double, Double> buckets = bucketDelta(before, after, m[1]);
+      double total = buckets.lastEntry().getValue();
+      assertEquals(j.get("count_" + m[0]).asDouble(), total, m[1] + ": the router saw exactly the bench's " + m[0] + " samples");
+      List<Double> bounds = List.copyOf(buckets.keySet());
+      for (String q : List.of("50", "90", "99")) {
+        double client = j.get("p" + q + "_" + m[0] + "_ms").asDouble() / 1000.0;
+        double rank = Double.parseDouble(q) / 100.0 * total;
+        int i = 0;
+        while (buckets.get(bounds.get(i)) < rank) {
+          i++;
+        }
+        double lo = i >= 2 ? bounds.get(i - 2) : 0;
+        double hi = bounds.get(Math.min(bounds.size() - 1, i + 1));
+        assertTrue(client >= lo && client <= hi,
+            m[0] + " p" + q + ": bench says " + client + " s, the router's histogram puts it in (" + (i >= 1 ? bounds.get(i - 1) : 0) + ", "
+                + bounds.get(i) + "]; allowed one neighbouring bucket: [" + lo + ", " + hi + "]");
+      }
+    }
+    cluster.awaitNoKvHeld();
+  }
+
+  private static PrometheusText scrapeRouter() throws Exception {
+    String url = dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(cluster.channel)
+        .listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance()).getNodesList().stream()
+        .filter(n -> n.getRole().equalsIgnoreCase("router")).findFirst().orElseThrow().getMetricsUrl();
+    var resp = java.net.http.HttpClient.newHttpClient()
+        .send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+    assertEquals(200, resp.statusCode());
+    return PrometheusText.parse(resp.body());
+  }
+
+  /** Cumulative bucket counts (upper bound → count) of histogram {@code name}, after minus before. */
+  private static java.util.TreeMap<Double, Double> bucketDelta(PrometheusText before, PrometheusText after, String name) {
+    java.util.TreeMap<Double, Double> out = new java.util.TreeMap<>();
+    for (PrometheusText.Sample s : after.family(name).samples()) {
+      if (s.name().equals(name + "_bucket")) {
+        String le = s.labels().get("le");
+        double bound = le.equals("+Inf") ? Double.POSITIVE_INFINITY : Double.parseDouble(le);
+        out.merge(bound, s.value(), Double::sum);
+      }
+    }
+    for (PrometheusText.Sample s : before.family(name).samples()) {
+      if (s.name().equals(name + "_bucket")) {
+        String le = s.labels().get("le");
+        double bound = le.equals("+Inf") ? Double.POSITIVE_INFINITY : Double.parseDouble(le);
+        out.merge(bound, -s.value(), Double::sum);
+      }
+    }
+    return out;
   }
 
   @Test

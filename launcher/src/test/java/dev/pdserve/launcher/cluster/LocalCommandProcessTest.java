@@ -106,6 +106,21 @@ class LocalCommandProcessTest {
         }
       }
 
+      // pdserve bench against this pdserve local cluster: 200 requests at a Poisson rate over gRPC,
+      // and a shorter run through the router's OpenAI-compatible HTTP API; every request completes
+      Path benchGrpc = tmp.resolve("bench-grpc.json");
+      run("bench", "--router", router, "--num-prompts", "200", "--request-rate", "50", "--burstiness", "1", "--input-len", "32", "--output-len", "6",
+          "--ignore-eos", "--seed", "5", "--json", benchGrpc.toString());
+      JsonNode grpcRun = json.readTree(benchGrpc.toFile());
+      assertEquals(200, grpcRun.get("completed").asInt(), "gRPC bench: " + grpcRun.get("failures"));
+      assertEquals(200 * 6, grpcRun.get("total_output_tokens").asInt());
+      Path benchHttp = tmp.resolve("bench-http.json");
+      run("bench", "--base-url", httpLine.substring(5), "--endpoint", "chat", "--num-prompts", "30", "--request-rate", "30", "--input-len", "32",
+          "--output-len", "6", "--ignore-eos", "--seed", "5", "--json", benchHttp.toString());
+      JsonNode httpRun = json.readTree(benchHttp.toFile());
+      assertEquals(30, httpRun.get("completed").asInt(), "HTTP bench: " + httpRun.get("failures"));
+      assertEquals(30 * 6, httpRun.get("total_output_tokens").asInt());
+
       // an error from the router: status name and message, non-zero exit
       StringWriter err = new StringWriter();
       int code = Main.run(new PrintWriter(new StringWriter()), new PrintWriter(err, true), "generate", "--router", router, "--prompt", "x".repeat(1500));
