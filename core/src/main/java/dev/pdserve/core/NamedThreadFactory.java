@@ -6,8 +6,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.logging.log4j.ThreadContext;
 
 /**
- * Threads named {@code <prefix>-<n>}, daemon or not; the one way core components make threads.
- * With a node id, each thread carries it in its log context ({@link LogContext#NODE_ID}) for life.
+ * Threads named {@code <prefix>-<n>}, daemon or not; the one way core components make threads. With
+ * a node id, each thread carries it in its log context ({@link LogContext#NODE_ID}) for life.
  */
 public final class NamedThreadFactory implements ThreadFactory {
   private final String prefix;
@@ -20,8 +20,8 @@ public final class NamedThreadFactory implements ThreadFactory {
   }
 
   /**
-   * @param nodeId the node whose work the threads do, put into every thread's log context; null
-   *     for none
+   * @param nodeId the node whose work the threads do, put into every thread's log context; null for
+   *     none
    */
   public NamedThreadFactory(String prefix, boolean daemon, String nodeId) {
     this.prefix = prefix;

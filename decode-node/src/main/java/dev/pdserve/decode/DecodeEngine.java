@@ -32,18 +32,19 @@ import org.apache.logging.log4j.Logger;
 
 /**
  * The decode role: reserves KV blocks for prefilled requests, receives their KV over Flight
- * (through the {@link KvTransferServer}), and runs continuous batching — one forward step for
- * every running sequence, sequences joining and leaving between steps — streaming each token to
- * its request's {@link TokenSink}.
+ * (through the {@link KvTransferServer}), and runs continuous batching — one forward step for every
+ * running sequence, sequences joining and leaving between steps — streaming each token to its
+ * request's {@link TokenSink}.
  *
- * <p>A reservation covers the prompt and {@code max_tokens}, so a joined sequence never runs out
- * of KV. Every reservation ends freed: when its sequence finishes, is cancelled, fails, is never
- * joined within {@link DecodeOptions#reservationTtl()}, or its lease ({@link DecodeOptions#lease()})
- * runs out because nobody renewed it ({@link #renewLeases}): its router or prefill node is gone.
+ * <p>A reservation covers the prompt and {@code max_tokens}, so a joined sequence never runs out of
+ * KV. Every reservation ends freed: when its sequence finishes, is cancelled, fails, is never
+ * joined within {@link DecodeOptions#reservationTtl()}, or its lease ({@link
+ * DecodeOptions#lease()}) runs out because nobody renewed it ({@link #renewLeases}): its router or
+ * prefill node is gone.
  *
- * <p>A request may also join with {@link JoinRequest#localPrefill()}: the decode loop computes
- * its prompt's KV into the reservation itself (conditional disaggregation, for short prompts)
- * and samples its first token, with no KV transfer.
+ * <p>A request may also join with {@link JoinRequest#localPrefill()}: the decode loop computes its
+ * prompt's KV into the reservation itself (conditional disaggregation, for short prompts) and
+ * samples its first token, with no KV transfer.
  *
  * <p>Measured through {@link DecodeMetrics}. Its threads log under the node id of the log context
  * it was built in; a request's lines carry its id, a step's lines (and its expert dispatches) the
@@ -60,37 +61,57 @@ public final class DecodeEngine implements AutoCloseable {
   private final DecodeOptions options;
   private final DecodeMetrics metrics;
   private final String nodeId = LogContext.nodeId();
+
   /** KV blocks held by reservations (reserved, waiting for KV, or running). */
-  private final java.util.concurrent.atomic.AtomicInteger reservedBlocks = new java.util.concurrent.atomic.AtomicInteger();
+  private final java.util.concurrent.atomic.AtomicInteger reservedBlocks =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   /** Reservations by transfer id, from reserve until freed. */
   private final Map<String, Slot> slots = new ConcurrentHashMap<>();
+
   /** Request id → transfer id of a joined request (for cancel by request id). */
   private final Map<String, String> byRequest = new ConcurrentHashMap<>();
+
   private final ConcurrentLinkedQueue<Slot> admissions = new ConcurrentLinkedQueue<>();
   private final List<Slot> running = new ArrayList<>(); // decode thread only
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition wake = lock.newCondition();
   private final Thread loop;
-  /** Hands tokens to sinks (gRPC writes) off the decode loop, in order, so I/O never delays a step. */
+
+  /**
+   * Hands tokens to sinks (gRPC writes) off the decode loop, in order, so I/O never delays a step.
+   */
   private final java.util.concurrent.ExecutorService emitter;
+
   private final java.util.concurrent.ScheduledExecutorService sweeper;
   private volatile boolean closed;
 
-  private final java.util.concurrent.atomic.AtomicLong leasesExpired = new java.util.concurrent.atomic.AtomicLong();
-  private final java.util.concurrent.atomic.AtomicLong localPrefills = new java.util.concurrent.atomic.AtomicLong();
-  private final java.util.concurrent.atomic.AtomicLong localPrefillTokens = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong leasesExpired =
+      new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong localPrefills =
+      new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong localPrefillTokens =
+      new java.util.concurrent.atomic.AtomicLong();
+
   // ---- role switching: draining and migration ----
   /** False while the node drains (or serves the other role): new reservations are refused. */
   private volatile boolean accepting = true;
-  /** Set while a drain migrates: the decode thread hands every running sequence to {@link #handoff}. */
+
+  /**
+   * Set while a drain migrates: the decode thread hands every running sequence to {@link #handoff}.
+   */
   private volatile boolean migrateAll;
+
   private volatile boolean draining;
   private final ConcurrentLinkedQueue<Slot> handoff = new ConcurrentLinkedQueue<>();
+
   /** Sequences whose migration failed: back into the batch, to finish here. */
   private final ConcurrentLinkedQueue<Slot> returned = new ConcurrentLinkedQueue<>();
-  private final java.util.concurrent.atomic.AtomicLong migrations = new java.util.concurrent.atomic.AtomicLong();
-  private final java.util.concurrent.atomic.AtomicInteger finishedWhileDraining = new java.util.concurrent.atomic.AtomicInteger();
+
+  private final java.util.concurrent.atomic.AtomicLong migrations =
+      new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicInteger finishedWhileDraining =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   private volatile long steps;
   private volatile long tokens;
@@ -127,7 +148,9 @@ public final class DecodeEngine implements AutoCloseable {
       return reservation.transferId();
     }
 
-    /** Frees the blocks exactly once (cancelling the transfer first, so nothing writes into them). */
+    /**
+     * Frees the blocks exactly once (cancelling the transfer first, so nothing writes into them).
+     */
     synchronized void free() {
       if (freed) {
         return;
@@ -151,12 +174,22 @@ public final class DecodeEngine implements AutoCloseable {
   }
 
   public DecodeEngine(
-      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferServer transfers, Tokenizer tokenizer, DecodeOptions options) {
+      ModelRunner runner,
+      ExpertBackend experts,
+      KvBlockPool pool,
+      KvTransferServer transfers,
+      Tokenizer tokenizer,
+      DecodeOptions options) {
     this(runner, experts, pool, transfers, tokenizer, options, DecodeMetrics.NONE);
   }
 
   public DecodeEngine(
-      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferServer transfers, Tokenizer tokenizer, DecodeOptions options,
+      ModelRunner runner,
+      ExpertBackend experts,
+      KvBlockPool pool,
+      KvTransferServer transfers,
+      Tokenizer tokenizer,
+      DecodeOptions options,
       DecodeMetrics metrics) {
     this.metrics = metrics;
     this.runner = runner;
@@ -165,13 +198,17 @@ public final class DecodeEngine implements AutoCloseable {
     this.transfers = transfers;
     this.tokenizer = tokenizer;
     this.options = options;
-    this.emitter = java.util.concurrent.Executors.newSingleThreadExecutor(new NamedThreadFactory("decode-emit", true, nodeId));
+    this.emitter =
+        java.util.concurrent.Executors.newSingleThreadExecutor(
+            new NamedThreadFactory("decode-emit", true, nodeId));
     this.loop = NamedThreadFactory.thread("decode-loop", true, nodeId, this::loop);
     this.loop.start();
     this.sweeper =
-        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(new NamedThreadFactory("decode-reservation-sweeper", true, nodeId));
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            new NamedThreadFactory("decode-reservation-sweeper", true, nodeId));
     long sweepMillis = Math.max(50, Math.min(1000, options.lease().toMillis() / 4));
-    this.sweeper.scheduleWithFixedDelay(this::sweep, sweepMillis, sweepMillis, TimeUnit.MILLISECONDS);
+    this.sweeper.scheduleWithFixedDelay(
+        this::sweep, sweepMillis, sweepMillis, TimeUnit.MILLISECONDS);
   }
 
   /**
@@ -185,23 +222,39 @@ public final class DecodeEngine implements AutoCloseable {
       throw ServingException.unavailable("decode node is shutting down");
     }
     if (!accepting) {
-      throw ServingException.unavailable("this node is not taking decode work (draining or serving the prefill role); choose another decode node");
+      throw ServingException.unavailable(
+          "this node is not taking decode work (draining or serving the prefill role); choose another decode node");
     }
     if (promptTokens < 1 || maxTokens < 1) {
-      throw ServingException.invalid("reserve needs prompt_tokens >= 1 and max_tokens >= 1, got " + promptTokens + " and " + maxTokens);
+      throw ServingException.invalid(
+          "reserve needs prompt_tokens >= 1 and max_tokens >= 1, got "
+              + promptTokens
+              + " and "
+              + maxTokens);
     }
     int needed = pool.layout().blocksFor(promptTokens + maxTokens);
     if (needed > pool.totalBlocks()) {
       throw ServingException.exhausted(
-          "request needs " + needed + " KV blocks (" + (promptTokens + maxTokens) + " tokens) but this decode node's pool holds only "
-              + pool.totalBlocks() + "; lower max_tokens or shorten the prompt");
+          "request needs "
+              + needed
+              + " KV blocks ("
+              + (promptTokens + maxTokens)
+              + " tokens) but this decode node's pool holds only "
+              + pool.totalBlocks()
+              + "; lower max_tokens or shorten the prompt");
     }
     int[] blocks;
     try {
       blocks = pool.allocate(needed);
     } catch (dev.pdserve.core.kv.KvPoolExhaustedException e) {
       throw ServingException.exhausted(
-          "decode KV pool is full (" + e.free() + " of " + pool.totalBlocks() + " blocks free, " + needed + " needed); retry shortly");
+          "decode KV pool is full ("
+              + e.free()
+              + " of "
+              + pool.totalBlocks()
+              + " blocks free, "
+              + needed
+              + " needed); retry shortly");
     }
     String transferId = requestId + "/" + UUID.randomUUID().toString().substring(0, 8);
     Reservation r = new Reservation(transferId, requestId, blocks, promptTokens, maxTokens);
@@ -215,7 +268,12 @@ public final class DecodeEngine implements AutoCloseable {
       throw e;
     }
     try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, requestId)) {
-      LOG.debug("reserved {} KV blocks for request {} ({} prompt + {} max tokens), transfer {}", blocks.length, requestId, promptTokens, maxTokens,
+      LOG.debug(
+          "reserved {} KV blocks for request {} ({} prompt + {} max tokens), transfer {}",
+          blocks.length,
+          requestId,
+          promptTokens,
+          maxTokens,
           transferId);
     }
     return r;
@@ -278,15 +336,15 @@ public final class DecodeEngine implements AutoCloseable {
   }
 
   /**
-   * Continues a sequence that migrated here from another decode node: its reservation holds the
-   * KV of the prompt and of every generated token but the last ({@code generatedIds}, already
-   * streamed by the old node), pushed by that node. Once the KV is complete it rejoins the batch
-   * and streams the tokens after {@code generatedIds} to {@code sink}. {@code req.firstToken()} is
-   * not used.
+   * Continues a sequence that migrated here from another decode node: its reservation holds the KV
+   * of the prompt and of every generated token but the last ({@code generatedIds}, already streamed
+   * by the old node), pushed by that node. Once the KV is complete it rejoins the batch and streams
+   * the tokens after {@code generatedIds} to {@code sink}. {@code req.firstToken()} is not used.
    */
   public void resume(JoinRequest req, int[] generatedIds, TokenSink sink) {
     if (generatedIds == null || generatedIds.length == 0) {
-      throw ServingException.invalid("resuming request " + req.requestId() + " needs the tokens it generated so far");
+      throw ServingException.invalid(
+          "resuming request " + req.requestId() + " needs the tokens it generated so far");
     }
     join(req, generatedIds.clone(), sink);
   }
@@ -294,20 +352,30 @@ public final class DecodeEngine implements AutoCloseable {
   private void join(JoinRequest req, int[] generatedIds, TokenSink sink) {
     Slot s = slots.get(req.transferId());
     if (s == null) {
-      throw ServingException.notFound("no KV reservation " + req.transferId() + " on this decode node (expired or released)");
+      throw ServingException.notFound(
+          "no KV reservation " + req.transferId() + " on this decode node (expired or released)");
     }
     if (!s.reservation.requestId().equals(req.requestId())) {
-      throw ServingException.invalid("reservation " + req.transferId() + " belongs to request " + s.reservation.requestId());
+      throw ServingException.invalid(
+          "reservation " + req.transferId() + " belongs to request " + s.reservation.requestId());
     }
     int kvTokens = req.promptIds().length + (generatedIds == null ? 0 : generatedIds.length - 1);
     if (kvTokens != s.reservation.promptTokens()) {
       throw ServingException.invalid(
-          "request " + req.requestId() + " has " + kvTokens + " KV positions (prompt " + req.promptIds().length
-              + (generatedIds == null ? "" : " + " + (generatedIds.length - 1) + " generated") + "); its reservation is for " + s.reservation.promptTokens());
+          "request "
+              + req.requestId()
+              + " has "
+              + kvTokens
+              + " KV positions (prompt "
+              + req.promptIds().length
+              + (generatedIds == null ? "" : " + " + (generatedIds.length - 1) + " generated")
+              + "); its reservation is for "
+              + s.reservation.promptTokens());
     }
     synchronized (s) {
       if (s.join != null) {
-        throw new ServingException(ServingException.Kind.ALREADY_EXISTS, "request " + req.requestId() + " already joined");
+        throw new ServingException(
+            ServingException.Kind.ALREADY_EXISTS, "request " + req.requestId() + " already joined");
       }
       if (s.freed) {
         throw ServingException.notFound("reservation " + req.transferId() + " was freed");
@@ -324,7 +392,11 @@ public final class DecodeEngine implements AutoCloseable {
       return;
     }
     try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, req.requestId())) {
-      LOG.debug("request {} joined (first token {}); {} of its KV layers here", req.requestId(), req.firstToken(), s.incoming.layersReceived());
+      LOG.debug(
+          "request {} joined (first token {}); {} of its KV layers here",
+          req.requestId(),
+          req.firstToken(),
+          s.incoming.layersReceived());
     }
     s.incoming
         .completion()
@@ -337,16 +409,31 @@ public final class DecodeEngine implements AutoCloseable {
                 signal();
                 return;
               }
-              Throwable cause = err instanceof java.util.concurrent.CompletionException && err.getCause() != null ? err.getCause() : err;
+              Throwable cause =
+                  err instanceof java.util.concurrent.CompletionException && err.getCause() != null
+                      ? err.getCause()
+                      : err;
               ServingException failure =
                   cause instanceof TimeoutException
-                      ? ServingException.deadline("KV for request " + req.requestId() + " did not arrive within " + options.transferTimeout())
+                      ? ServingException.deadline(
+                          "KV for request "
+                              + req.requestId()
+                              + " did not arrive within "
+                              + options.transferTimeout())
                       : s.cancelled
-                          ? ServingException.cancelled("request " + req.requestId() + " was cancelled")
-                          : ServingException.unavailable("KV transfer for request " + req.requestId() + " failed: " + cause.getMessage(), cause);
+                          ? ServingException.cancelled(
+                              "request " + req.requestId() + " was cancelled")
+                          : ServingException.unavailable(
+                              "KV transfer for request "
+                                  + req.requestId()
+                                  + " failed: "
+                                  + cause.getMessage(),
+                              cause);
               s.free();
-              try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, req.requestId())) {
-                LOG.debug("request {} fails before decoding: {}", req.requestId(), failure.toString());
+              try (CloseableThreadContext.Instance ctx =
+                  LogContext.request(nodeId, req.requestId())) {
+                LOG.debug(
+                    "request {} fails before decoding: {}", req.requestId(), failure.toString());
               }
               safeError(s, failure);
             });
@@ -391,14 +478,17 @@ public final class DecodeEngine implements AutoCloseable {
    * Drains this node for a role switch: it takes no new reservations; running sequences move to
    * other decode nodes — for each, a reservation on a target ({@code targets}), its KV pushed over
    * Arrow Flight ({@code client}), then the sequence's stream ends with {@link
-   * TokenSink#onMigrated} so the caller continues on the target. A sequence no target takes
-   * (or all of them, when {@code targets} is null) finishes here. Reservations already made
-   * (prefills under way) are waited for, joined, and then moved the same way.
+   * TokenSink#onMigrated} so the caller continues on the target. A sequence no target takes (or all
+   * of them, when {@code targets} is null) finishes here. Reservations already made (prefills under
+   * way) are waited for, joined, and then moved the same way.
    *
-   * <p>Returns once this node holds no sequence and no reservation, or when {@code timeout}
-   * passes (then {@code drained} is false and the remaining work goes on here).
+   * <p>Returns once this node holds no sequence and no reservation, or when {@code timeout} passes
+   * (then {@code drained} is false and the remaining work goes on here).
    */
-  public dev.pdserve.core.coordination.DrainReport drain(MigrationTargets targets, dev.pdserve.core.kv.flight.KvTransferClient client, java.time.Duration timeout) {
+  public dev.pdserve.core.coordination.DrainReport drain(
+      MigrationTargets targets,
+      dev.pdserve.core.kv.flight.KvTransferClient client,
+      java.time.Duration timeout) {
     long deadline = System.nanoTime() + timeout.toNanos();
     accepting = false;
     finishedWhileDraining.set(0);
@@ -419,7 +509,8 @@ public final class DecodeEngine implements AutoCloseable {
           continue;
         }
         if (slots.isEmpty()) {
-          return new dev.pdserve.core.coordination.DrainReport(true, moved, finishedWhileDraining.get(), "");
+          return new dev.pdserve.core.coordination.DrainReport(
+              true, moved, finishedWhileDraining.get(), "");
         }
         try {
           Thread.sleep(5);
@@ -435,7 +526,10 @@ public final class DecodeEngine implements AutoCloseable {
       }
       signal();
       return new dev.pdserve.core.coordination.DrainReport(
-          false, moved, finishedWhileDraining.get(), slots.size() + " sequence(s) or reservation(s) still held");
+          false,
+          moved,
+          finishedWhileDraining.get(),
+          slots.size() + " sequence(s) or reservation(s) still held");
     } finally {
       migrateAll = false;
       draining = false;
@@ -443,7 +537,8 @@ public final class DecodeEngine implements AutoCloseable {
   }
 
   /** Moves one sequence taken out of the batch; false if it must stay (it then finishes here). */
-  private boolean migrate(Slot s, MigrationTargets targets, dev.pdserve.core.kv.flight.KvTransferClient client) {
+  private boolean migrate(
+      Slot s, MigrationTargets targets, dev.pdserve.core.kv.flight.KvTransferClient client) {
     String requestId = s.join.requestId();
     if (s.cancelled) {
       return false; // the decode thread reaps it
@@ -466,20 +561,28 @@ public final class DecodeEngine implements AutoCloseable {
       MigrationTarget t = target.get();
       long t0 = System.nanoTime();
       try (dev.pdserve.core.kv.flight.OutgoingTransfer out =
-          client.open(org.apache.arrow.flight.Location.forGrpcInsecure(t.flightHost(), t.flightPort()), t.transferId())) {
+          client.open(
+              org.apache.arrow.flight.Location.forGrpcInsecure(t.flightHost(), t.flightPort()),
+              t.transferId())) {
         for (int layer = 0; layer < pool.layout().layers(); layer++) {
           out.sendLayer(layer, s.kv, 0, kvTokens);
         }
         out.complete();
       } catch (RuntimeException e) {
-        LOG.warn("migrating {} to {} failed, it finishes here: {}", requestId, t.nodeId(), e.toString());
+        LOG.warn(
+            "migrating {} to {} failed, it finishes here: {}", requestId, t.nodeId(), e.toString());
         targets.release(t);
         return false;
       }
       s.migrated = true;
       migrations.incrementAndGet();
-      LOG.info("migrated {} ({} KV positions, {} tokens generated) to decode node {} in {} ms", requestId, kvTokens, generated.length,
-          t.nodeId(), (System.nanoTime() - t0) / 1_000_000);
+      LOG.info(
+          "migrated {} ({} KV positions, {} tokens generated) to decode node {} in {} ms",
+          requestId,
+          kvTokens,
+          generated.length,
+          t.nodeId(),
+          (System.nanoTime() - t0) / 1_000_000);
       Migration m = new Migration(t, generated);
       s.free();
       emitter.execute(
@@ -503,8 +606,16 @@ public final class DecodeEngine implements AutoCloseable {
       }
     }
     return new DecodeStats(
-        runningCount, waiting, slots.size(), pool.freeBlocks(), pool.totalBlocks(), st, tokens, maxBatchSeen,
-        st == 0 ? 0 : (double) batchSum / st, lastStepMillis);
+        runningCount,
+        waiting,
+        slots.size(),
+        pool.freeBlocks(),
+        pool.totalBlocks(),
+        st,
+        tokens,
+        maxBatchSeen,
+        st == 0 ? 0 : (double) batchSum / st,
+        lastStepMillis);
   }
 
   private volatile int runningCount;
@@ -547,7 +658,10 @@ public final class DecodeEngine implements AutoCloseable {
     }
   }
 
-  /** Takes requests whose KV arrived (or that prefill here) into the batch, emitting their first token. */
+  /**
+   * Takes requests whose KV arrived (or that prefill here) into the batch, emitting their first
+   * token.
+   */
   private void admit(Sampler sampler) {
     Slot s;
     while ((s = admissions.poll()) != null) {
@@ -563,12 +677,14 @@ public final class DecodeEngine implements AutoCloseable {
             rejoin(s);
             continue;
           }
-          s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
+          s.state =
+              new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
           int firstToken;
           double firstLogprob;
           if (j.localPrefill()) {
             s.kv = PagedSequenceKv.withReservation(pool, s.reservation.blocks());
-            float[] logits = runner.forward(List.of(SequenceStep.text(j.promptIds(), s.kv, true)), experts)[0];
+            float[] logits =
+                runner.forward(List.of(SequenceStep.text(j.promptIds(), s.kv, true)), experts)[0];
             SampleResult r = s.state.sample(logits, sampler);
             firstToken = r.tokenId();
             firstLogprob = r.logprob();
@@ -589,7 +705,11 @@ public final class DecodeEngine implements AutoCloseable {
             finished(s, first);
           } else {
             running.add(s);
-            LOG.debug("request {} decoding: {}, first token emitted, {} sequences running", j.requestId(), j.localPrefill() ? "prefilled here" : "its KV arrived", running.size());
+            LOG.debug(
+                "request {} decoding: {}, first token emitted, {} sequences running",
+                j.requestId(),
+                j.localPrefill() ? "prefilled here" : "its KV arrived",
+                running.size());
           }
         } catch (RuntimeException e) {
           s.free();
@@ -612,14 +732,22 @@ public final class DecodeEngine implements AutoCloseable {
     s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
     for (int t : gen) {
       if (s.state.accept(t, Double.NaN).finished()) {
-        throw new IllegalStateException("request " + j.requestId() + " was already finished after " + gen.length + " tokens; nothing to resume");
+        throw new IllegalStateException(
+            "request "
+                + j.requestId()
+                + " was already finished after "
+                + gen.length
+                + " tokens; nothing to resume");
       }
     }
     s.lastToken = gen[gen.length - 1];
     running.add(s);
   }
 
-  /** Decode thread: migration failures come back to finish here; while migrating, every other running sequence goes out. */
+  /**
+   * Decode thread: migration failures come back to finish here; while migrating, every other
+   * running sequence goes out.
+   */
   private void exchangeForMigration() {
     Slot r;
     while ((r = returned.poll()) != null) {
@@ -667,7 +795,8 @@ public final class DecodeEngine implements AutoCloseable {
     long t0 = System.nanoTime();
     float[][] logits;
     // The step's lines, and the request id its expert dispatches carry, name its first sequence.
-    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, batch.get(0).join.requestId())) {
+    try (CloseableThreadContext.Instance ctx =
+        LogContext.request(nodeId, batch.get(0).join.requestId())) {
       try {
         logits = runner.forward(seqs, experts);
       } catch (RuntimeException e) {
@@ -706,7 +835,11 @@ public final class DecodeEngine implements AutoCloseable {
   /** A sequence ended here (called in its request's log context). */
   private void finished(Slot s, Emission last) {
     metrics.finished(last.finish().wireName());
-    LOG.debug("request {} finished ({}) after {} tokens", s.join.requestId(), last.finish().wireName(), s.state.generated());
+    LOG.debug(
+        "request {} finished ({}) after {} tokens",
+        s.join.requestId(),
+        last.finish().wireName(),
+        s.state.generated());
   }
 
   private void safeToken(Slot s, Emission e) {
@@ -750,8 +883,11 @@ public final class DecodeEngine implements AutoCloseable {
     for (Slot s : slots.values()) {
       if (now - s.leaseDeadlineNanos > 0 && !s.cancelled) {
         leasesExpired.incrementAndGet();
-        LOG.warn("lease of reservation {} (request {}) ran out after {} without a renewal: its router or prefill node is gone; freeing its KV",
-            s.transferId(), s.reservation.requestId(), options.lease());
+        LOG.warn(
+            "lease of reservation {} (request {}) ran out after {} without a renewal: its router or prefill node is gone; freeing its KV",
+            s.transferId(),
+            s.reservation.requestId(),
+            options.lease());
         if (s.join == null) {
           s.free();
         } else {
@@ -762,7 +898,11 @@ public final class DecodeEngine implements AutoCloseable {
         continue;
       }
       if (s.join == null && now - s.reservedAtNanos > ttl) {
-        LOG.warn("freeing reservation {} of request {}: not joined within {}", s.transferId(), s.reservation.requestId(), options.reservationTtl());
+        LOG.warn(
+            "freeing reservation {} of request {}: not joined within {}",
+            s.transferId(),
+            s.reservation.requestId(),
+            options.reservationTtl());
         s.free();
       }
     }

@@ -3,8 +3,7 @@ package dev.pdserve.decode;
 /**
  * What the decode engine measures, as events; the wiring implements it over Prometheus ({@link
  * dev.pdserve.decode.metrics.PrometheusDecodeMetrics}). Called from the decode loop and from
- * transfer completion: implementations must be cheap and must not block. Durations are
- * nanoseconds.
+ * transfer completion: implementations must be cheap and must not block. Durations are nanoseconds.
  */
 public interface DecodeMetrics {
   /** Measures nothing. */

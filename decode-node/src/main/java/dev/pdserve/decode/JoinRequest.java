@@ -22,12 +22,29 @@ public record JoinRequest(
 
   /** A request prefilled on a prefill node. */
   public JoinRequest(
-      String requestId, String transferId, int[] promptIds, int firstToken, double firstLogprob, SamplingParams params, long seed, int cachedTokens) {
-    this(requestId, transferId, promptIds, firstToken, firstLogprob, params, seed, cachedTokens, false);
+      String requestId,
+      String transferId,
+      int[] promptIds,
+      int firstToken,
+      double firstLogprob,
+      SamplingParams params,
+      long seed,
+      int cachedTokens) {
+    this(
+        requestId,
+        transferId,
+        promptIds,
+        firstToken,
+        firstLogprob,
+        params,
+        seed,
+        cachedTokens,
+        false);
   }
 
   /** A request whose prompt the decode node prefills itself. */
-  public static JoinRequest localPrefill(String requestId, String transferId, int[] promptIds, SamplingParams params, long seed) {
+  public static JoinRequest localPrefill(
+      String requestId, String transferId, int[] promptIds, SamplingParams params, long seed) {
     return new JoinRequest(requestId, transferId, promptIds, -1, 0, params, seed, 0, true);
   }
 }

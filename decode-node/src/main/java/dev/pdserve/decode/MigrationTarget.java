@@ -9,4 +9,5 @@ package dev.pdserve.decode;
  * @param flightHost where the target receives KV over Arrow Flight
  * @param flightPort its Flight port
  */
-public record MigrationTarget(String nodeId, String grpcAddress, String transferId, String flightHost, int flightPort) {}
+public record MigrationTarget(
+    String nodeId, String grpcAddress, String transferId, String flightHost, int flightPort) {}

@@ -2,7 +2,9 @@ package dev.pdserve.decode;
 
 import java.util.Optional;
 
-/** Where a draining decode node can move its sequences: reservations on other ACTIVE decode nodes. */
+/**
+ * Where a draining decode node can move its sequences: reservations on other ACTIVE decode nodes.
+ */
 public interface MigrationTargets {
   /**
    * Reserves room for a sequence holding {@code kvTokens} positions that may generate {@code

@@ -17,7 +17,10 @@ public interface TokenSink {
    * sinks that cannot follow a sequence elsewhere.
    */
   default void onMigrated(Migration migration) {
-    onError(dev.pdserve.core.serving.ServingException.unavailable(
-        "sequence moved to decode node " + migration.target().nodeId() + ", which this stream cannot follow"));
+    onError(
+        dev.pdserve.core.serving.ServingException.unavailable(
+            "sequence moved to decode node "
+                + migration.target().nodeId()
+                + ", which this stream cannot follow"));
   }
 }

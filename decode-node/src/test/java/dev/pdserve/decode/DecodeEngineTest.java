@@ -49,16 +49,24 @@ class DecodeEngineTest {
     experts = new ExpertCompute(cfg, weights, rt, ExpertCompute.HostedExperts.ALL);
     KvLayout layout = KvLayout.of(cfg);
     pool = new KvBlockPool(allocator, layout, 64L * layout.blockBytes());
-    server = new KvTransferServer(allocator, pool, Location.forGrpcInsecure("127.0.0.1", 0)).start();
-    engine = new DecodeEngine(runner, new LocalExperts(experts), pool, server, ByteTokenizer.create(),
-        new DecodeOptions(8, Duration.ofMillis(500), Duration.ofSeconds(1)));
+    server =
+        new KvTransferServer(allocator, pool, Location.forGrpcInsecure("127.0.0.1", 0)).start();
+    engine =
+        new DecodeEngine(
+            runner,
+            new LocalExperts(experts),
+            pool,
+            server,
+            ByteTokenizer.create(),
+            new DecodeOptions(8, Duration.ofMillis(500), Duration.ofSeconds(1)));
   }
 
   @AfterEach
   void stop() throws Exception {
     engine.close();
     server.close();
-    assertEquals(pool.totalBlocks(), pool.freeBlocks(), "every KV block must be free after the test");
+    assertEquals(
+        pool.totalBlocks(), pool.freeBlocks(), "every KV block must be free after the test");
     pool.close();
     experts.close();
     runner.close();
@@ -84,12 +92,16 @@ class DecodeEngineTest {
     while (pool.freeBlocks() < pool.totalBlocks() && System.nanoTime() < deadline) {
       Thread.sleep(50);
     }
-    assertEquals(pool.totalBlocks(), pool.freeBlocks(), "the sweeper frees reservations not joined within the TTL");
+    assertEquals(
+        pool.totalBlocks(),
+        pool.freeBlocks(),
+        "the sweeper frees reservations not joined within the TTL");
   }
 
   @Test
   void reservationsBeyondThePoolAreRefusedWithResourceExhausted() {
-    ServingException never = assertThrows(ServingException.class, () -> engine.reserve("huge", 1000, 100));
+    ServingException never =
+        assertThrows(ServingException.class, () -> engine.reserve("huge", 1000, 100));
     assertEquals(ServingException.Kind.RESOURCE_EXHAUSTED, never.kind());
     assertTrue(never.getMessage().contains("pool holds only 64"), never.getMessage());
     Reservation a = engine.reserve("a", 400, 100); // 32 blocks
@@ -103,8 +115,21 @@ class DecodeEngineTest {
 
   @Test
   void joiningAnUnknownReservationIsNotFound() {
-    ServingException e = assertThrows(ServingException.class, () ->
-        engine.join(new JoinRequest("x", "no-such-transfer", new int[] {1, 2}, 3, 0, SamplingParams.greedy(4), 1, 0), sink()));
+    ServingException e =
+        assertThrows(
+            ServingException.class,
+            () ->
+                engine.join(
+                    new JoinRequest(
+                        "x",
+                        "no-such-transfer",
+                        new int[] {1, 2},
+                        3,
+                        0,
+                        SamplingParams.greedy(4),
+                        1,
+                        0),
+                    sink()));
     assertEquals(ServingException.Kind.NOT_FOUND, e.kind());
   }
 
@@ -112,19 +137,23 @@ class DecodeEngineTest {
   void aJoinWhoseKvNeverArrivesFailsWithDeadlineExceededAndFreesItsBlocks() throws Exception {
     Reservation r = engine.reserve("late", 12, 4);
     CompletableFuture<Throwable> error = new CompletableFuture<>();
-    engine.join(new JoinRequest("late", r.transferId(), new int[12], 40, 0, SamplingParams.greedy(4), 1, 0), new TokenSink() {
-      @Override
-      public void onToken(Emission e) {
-        error.completeExceptionally(new AssertionError("no token expected"));
-      }
+    engine.join(
+        new JoinRequest("late", r.transferId(), new int[12], 40, 0, SamplingParams.greedy(4), 1, 0),
+        new TokenSink() {
+          @Override
+          public void onToken(Emission e) {
+            error.completeExceptionally(new AssertionError("no token expected"));
+          }
 
-      @Override
-      public void onError(Throwable t) {
-        error.complete(t);
-      }
-    });
+          @Override
+          public void onError(Throwable t) {
+            error.complete(t);
+          }
+        });
     Throwable t = error.get(10, TimeUnit.SECONDS);
-    assertTrue(t instanceof ServingException se && se.kind() == ServingException.Kind.DEADLINE_EXCEEDED, t.toString());
+    assertTrue(
+        t instanceof ServingException se && se.kind() == ServingException.Kind.DEADLINE_EXCEEDED,
+        t.toString());
     assertEquals(pool.totalBlocks(), pool.freeBlocks());
   }
 
@@ -132,26 +161,37 @@ class DecodeEngineTest {
   void cancellingAJoinedRequestThatWaitsForKvFreesItsBlocks() throws Exception {
     Reservation r = engine.reserve("cancel-me", 12, 4);
     CompletableFuture<Throwable> error = new CompletableFuture<>();
-    engine.join(new JoinRequest("cancel-me", r.transferId(), new int[12], 40, 0, SamplingParams.greedy(4), 1, 0), new TokenSink() {
-      @Override
-      public void onToken(Emission e) {}
+    engine.join(
+        new JoinRequest(
+            "cancel-me", r.transferId(), new int[12], 40, 0, SamplingParams.greedy(4), 1, 0),
+        new TokenSink() {
+          @Override
+          public void onToken(Emission e) {}
 
-      @Override
-      public void onError(Throwable t) {
-        error.complete(t);
-      }
-    });
+          @Override
+          public void onError(Throwable t) {
+            error.complete(t);
+          }
+        });
     assertTrue(engine.cancel("cancel-me"));
     Throwable t = error.get(10, TimeUnit.SECONDS);
-    assertTrue(t instanceof ServingException se && se.kind() == ServingException.Kind.CANCELLED, t.toString());
+    assertTrue(
+        t instanceof ServingException se && se.kind() == ServingException.Kind.CANCELLED,
+        t.toString());
     assertEquals(pool.totalBlocks(), pool.freeBlocks());
   }
 
   /** Replaces the engine with one whose reservations live {@code lease} without a renewal. */
   private void withLease(Duration lease) {
     engine.close();
-    engine = new DecodeEngine(runner, new LocalExperts(experts), pool, server, ByteTokenizer.create(),
-        new DecodeOptions(8, Duration.ofSeconds(30), Duration.ofSeconds(120), lease));
+    engine =
+        new DecodeEngine(
+            runner,
+            new LocalExperts(experts),
+            pool,
+            server,
+            ByteTokenizer.create(),
+            new DecodeOptions(8, Duration.ofSeconds(30), Duration.ofSeconds(120), lease));
   }
 
   private void awaitPoolFull(Duration within, String why) throws InterruptedException {
@@ -166,11 +206,19 @@ class DecodeEngineTest {
   void aReservationWhoseRouterVanishedIsFreedAtLeaseExpiryNotAfterTheTtl() throws Exception {
     withLease(Duration.ofMillis(1000));
     Reservation r = engine.reserve("orphan", 30, 10);
-    assertEquals(r.blocks().length, engine.reservedBlocks(), "the reserved-blocks gauge counts the reservation");
-    awaitPoolFull(Duration.ofSeconds(5), "an unrenewed reservation must be freed at lease expiry (1 s), long before the 120 s TTL");
+    assertEquals(
+        r.blocks().length,
+        engine.reservedBlocks(),
+        "the reserved-blocks gauge counts the reservation");
+    awaitPoolFull(
+        Duration.ofSeconds(5),
+        "an unrenewed reservation must be freed at lease expiry (1 s), long before the 120 s TTL");
     assertEquals(1, engine.leasesExpired());
     assertEquals(0, engine.reservedBlocks());
-    assertEquals(java.util.List.of(r.transferId()), engine.renewLeases(java.util.List.of(r.transferId())), "an expired lease is unknown");
+    assertEquals(
+        java.util.List.of(r.transferId()),
+        engine.renewLeases(java.util.List.of(r.transferId())),
+        "an expired lease is unknown");
   }
 
   @Test
@@ -179,7 +227,9 @@ class DecodeEngineTest {
     Reservation r = engine.reserve("kept", 30, 10);
     long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(2000);
     while (System.nanoTime() < end) {
-      assertTrue(engine.renewLeases(java.util.List.of(r.transferId())).isEmpty(), "a live reservation is known");
+      assertTrue(
+          engine.renewLeases(java.util.List.of(r.transferId())).isEmpty(),
+          "a live reservation is known");
       Thread.sleep(200); // every lease/3
     }
     assertEquals(0, engine.leasesExpired());
@@ -192,25 +242,32 @@ class DecodeEngineTest {
     int[] prompt = "a prompt the decode node prefills itself".chars().toArray();
     Reservation r = engine.reserve("abandoned", prompt.length, 900);
     CompletableFuture<Emission> last = new CompletableFuture<>();
-    java.util.concurrent.atomic.AtomicInteger tokens = new java.util.concurrent.atomic.AtomicInteger();
-    SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(900).ignoreEos(true).build();
-    engine.join(JoinRequest.localPrefill("abandoned", r.transferId(), prompt, params, 1), new TokenSink() {
-      @Override
-      public void onToken(Emission e) {
-        tokens.incrementAndGet();
-        if (e.finished()) {
-          last.complete(e);
-        }
-      }
+    java.util.concurrent.atomic.AtomicInteger tokens =
+        new java.util.concurrent.atomic.AtomicInteger();
+    SamplingParams params =
+        SamplingParams.builder().temperature(0).maxTokens(900).ignoreEos(true).build();
+    engine.join(
+        JoinRequest.localPrefill("abandoned", r.transferId(), prompt, params, 1),
+        new TokenSink() {
+          @Override
+          public void onToken(Emission e) {
+            tokens.incrementAndGet();
+            if (e.finished()) {
+              last.complete(e);
+            }
+          }
 
-      @Override
-      public void onError(Throwable t) {
-        last.completeExceptionally(t);
-      }
-    });
+          @Override
+          public void onError(Throwable t) {
+            last.completeExceptionally(t);
+          }
+        });
     Emission end = last.get(20, TimeUnit.SECONDS);
-    assertEquals("abort", end.finish().wireName(), "the request must end when nobody renews its lease");
-    assertTrue(tokens.get() > 1 && tokens.get() < 900, "it decoded, then stopped: " + tokens.get() + " tokens");
+    assertEquals(
+        "abort", end.finish().wireName(), "the request must end when nobody renews its lease");
+    assertTrue(
+        tokens.get() > 1 && tokens.get() < 900,
+        "it decoded, then stopped: " + tokens.get() + " tokens");
     assertEquals(1, engine.localPrefills());
     assertEquals(1, engine.leasesExpired());
     awaitPoolFull(Duration.ofSeconds(2), "the aborted request's KV must be freed");

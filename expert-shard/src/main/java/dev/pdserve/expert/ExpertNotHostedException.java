@@ -1,8 +1,8 @@
 package dev.pdserve.expert;
 
 /**
- * A dispatch asked this shard for an expert it does not host: the caller's placement disagrees
- * with the shard's range (a stale or wrong placement version).
+ * A dispatch asked this shard for an expert it does not host: the caller's placement disagrees with
+ * the shard's range (a stale or wrong placement version).
  */
 public final class ExpertNotHostedException extends RuntimeException {
   private static final long serialVersionUID = 1L;

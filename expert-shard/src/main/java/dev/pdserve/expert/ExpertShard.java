@@ -38,7 +38,12 @@ public final class ExpertShard implements AutoCloseable {
   }
 
   /** As above, measuring each dispatch through {@code metrics}. */
-  public ExpertShard(String id, ExpertRange range, ModelWeights weights, OrtRuntime runtime, ExpertShardMetrics metrics) {
+  public ExpertShard(
+      String id,
+      ExpertRange range,
+      ModelWeights weights,
+      OrtRuntime runtime,
+      ExpertShardMetrics metrics) {
     this.metrics = metrics;
     this.id = id;
     this.range = range;
@@ -46,21 +51,36 @@ public final class ExpertShard implements AutoCloseable {
     int largest = cfg.expertGroups().stream().mapToInt(ExpertGroup::numExperts).max().orElse(0);
     if (range.first() >= largest) {
       throw new IllegalArgumentException(
-          "expert range " + range + " of shard " + id + " is outside every expert group of " + cfg.name() + " (largest has " + largest + " experts)");
+          "expert range "
+              + range
+              + " of shard "
+              + id
+              + " is outside every expert group of "
+              + cfg.name()
+              + " (largest has "
+              + largest
+              + " experts)");
     }
-    this.compute = new ExpertCompute(cfg, weights, runtime, (layer, group, expert) -> range.contains(expert));
+    this.compute =
+        new ExpertCompute(cfg, weights, runtime, (layer, group, expert) -> range.contains(expert));
     this.stats = new ExpertShardStats(cfg);
   }
 
-  /** A shard for a node: its id and configured range ({@code pdserve.expert.range}; all experts if unset). */
+  /**
+   * A shard for a node: its id and configured range ({@code pdserve.expert.range}; all experts if
+   * unset).
+   */
   public static ExpertShard forNode(NodeConfig node, ModelWeights weights, OrtRuntime runtime) {
     return forNode(node, weights, runtime, ExpertShardMetrics.NONE);
   }
 
   /** As above, measuring each dispatch through {@code metrics}. */
-  public static ExpertShard forNode(NodeConfig node, ModelWeights weights, OrtRuntime runtime, ExpertShardMetrics metrics) {
-    int largest = weights.config().expertGroups().stream().mapToInt(ExpertGroup::numExperts).max().orElse(1);
-    ExpertRange range = node.engine().expertRange().orElseGet(() -> new ExpertRange(0, largest - 1));
+  public static ExpertShard forNode(
+      NodeConfig node, ModelWeights weights, OrtRuntime runtime, ExpertShardMetrics metrics) {
+    int largest =
+        weights.config().expertGroups().stream().mapToInt(ExpertGroup::numExperts).max().orElse(1);
+    ExpertRange range =
+        node.engine().expertRange().orElseGet(() -> new ExpertRange(0, largest - 1));
     return new ExpertShard(node.nodeId(), range, weights, runtime, metrics);
   }
 
@@ -82,14 +102,26 @@ public final class ExpertShard implements AutoCloseable {
 
   /** Whether this shard computes {@code expert} of {@code group} in {@code layer}. */
   public boolean hosts(int layer, int group, int expert) {
-    return layer >= 0 && layer < cfg.numLayers() && cfg.groupsInLayer(layer).contains(group)
-        && expert >= 0 && expert < cfg.expertGroups().get(group).numExperts() && range.contains(expert);
+    return layer >= 0
+        && layer < cfg.numLayers()
+        && cfg.groupsInLayer(layer).contains(group)
+        && expert >= 0
+        && expert < cfg.expertGroups().get(group).numExperts()
+        && range.contains(expert);
   }
 
   /** What it hosts and what it has done, one line (for {@code NodeStatus.experts}). */
   public String describe() {
-    String groups = cfg.expertGroups().stream().map(ExpertGroup::name).collect(Collectors.joining(", "));
-    return "shard " + id + " hosts experts " + range + " (" + groups + ") of every MoE layer; " + stats.summary(5);
+    String groups =
+        cfg.expertGroups().stream().map(ExpertGroup::name).collect(Collectors.joining(", "));
+    return "shard "
+        + id
+        + " hosts experts "
+        + range
+        + " ("
+        + groups
+        + ") of every MoE layer; "
+        + stats.summary(5);
   }
 
   /**
@@ -129,17 +161,41 @@ public final class ExpertShard implements AutoCloseable {
   /** Checks the batch; returns the number of slots to compute. */
   private int validate(RoutedBatch batch) {
     if (batch.hidden() != cfg.hidden()) {
-      throw new InvalidDispatchException("hidden is " + batch.hidden() + ", but model " + cfg.name() + " has hidden size " + cfg.hidden());
+      throw new InvalidDispatchException(
+          "hidden is "
+              + batch.hidden()
+              + ", but model "
+              + cfg.name()
+              + " has hidden size "
+              + cfg.hidden());
     }
     if (batch.topK() != cfg.topK()) {
-      throw new InvalidDispatchException("top_k is " + batch.topK() + ", but model " + cfg.name() + " routes each token to " + cfg.topK() + " experts");
+      throw new InvalidDispatchException(
+          "top_k is "
+              + batch.topK()
+              + ", but model "
+              + cfg.name()
+              + " routes each token to "
+              + cfg.topK()
+              + " experts");
     }
     int layer = batch.layer();
     if (layer < 0 || layer >= cfg.numLayers()) {
-      throw new InvalidDispatchException("layer " + layer + " is out of range: model " + cfg.name() + " has layers 0.." + (cfg.numLayers() - 1));
+      throw new InvalidDispatchException(
+          "layer "
+              + layer
+              + " is out of range: model "
+              + cfg.name()
+              + " has layers 0.."
+              + (cfg.numLayers() - 1));
     }
     if (cfg.layerKind(layer) != LayerKind.MOE) {
-      throw new InvalidDispatchException("layer " + layer + " is a " + cfg.layerKind(layer).name().toLowerCase(java.util.Locale.ROOT) + " layer; it has no routed experts");
+      throw new InvalidDispatchException(
+          "layer "
+              + layer
+              + " is a "
+              + cfg.layerKind(layer).name().toLowerCase(java.util.Locale.ROOT)
+              + " layer; it has no routed experts");
     }
     List<Integer> groups = cfg.groupsInLayer(layer);
     int k = batch.topK();
@@ -147,7 +203,16 @@ public final class ExpertShard implements AutoCloseable {
     for (int r = 0; r < batch.rows(); r++) {
       int g = batch.group()[r];
       if (!groups.contains(g)) {
-        throw new InvalidDispatchException("row " + r + ": group " + g + " is not an expert group of layer " + layer + " (groups " + groups + ")");
+        throw new InvalidDispatchException(
+            "row "
+                + r
+                + ": group "
+                + g
+                + " is not an expert group of layer "
+                + layer
+                + " (groups "
+                + groups
+                + ")");
       }
       ExpertGroup group = cfg.expertGroups().get(g);
       for (int j = 0; j < k; j++) {
@@ -157,17 +222,40 @@ public final class ExpertShard implements AutoCloseable {
         }
         if (e < 0 || e >= group.numExperts()) {
           throw new InvalidDispatchException(
-              "row " + r + " slot " + j + ": expert " + e + " is outside the " + group.name() + " group (0.." + (group.numExperts() - 1)
-                  + ", or " + ExpertCompute.NO_EXPERT + " for a slot computed elsewhere)");
+              "row "
+                  + r
+                  + " slot "
+                  + j
+                  + ": expert "
+                  + e
+                  + " is outside the "
+                  + group.name()
+                  + " group (0.."
+                  + (group.numExperts() - 1)
+                  + ", or "
+                  + ExpertCompute.NO_EXPERT
+                  + " for a slot computed elsewhere)");
         }
         float w = batch.weights()[r * k + j];
         if (!Float.isFinite(w)) {
-          throw new InvalidDispatchException("row " + r + " slot " + j + ": weight " + w + " is not finite");
+          throw new InvalidDispatchException(
+              "row " + r + " slot " + j + ": weight " + w + " is not finite");
         }
         if (!range.contains((int) e)) {
           throw new ExpertNotHostedException(
-              "shard " + id + " hosts experts " + range + " but was sent " + group.name() + " expert " + e + " of layer " + layer,
-              layer, g, (int) e);
+              "shard "
+                  + id
+                  + " hosts experts "
+                  + range
+                  + " but was sent "
+                  + group.name()
+                  + " expert "
+                  + e
+                  + " of layer "
+                  + layer,
+              layer,
+              g,
+              (int) e);
         }
         slots++;
       }

@@ -1,10 +1,9 @@
 package dev.pdserve.expert;
 
 /**
- * What an expert shard measures per dispatch, beyond the counts {@link ExpertShardStats} keeps;
- * the wiring implements it over Prometheus ({@link
- * dev.pdserve.expert.metrics.PrometheusShardMetrics}). Called on dispatch threads: cheap, never
- * blocking.
+ * What an expert shard measures per dispatch, beyond the counts {@link ExpertShardStats} keeps; the
+ * wiring implements it over Prometheus ({@link dev.pdserve.expert.metrics.PrometheusShardMetrics}).
+ * Called on dispatch threads: cheap, never blocking.
  */
 public interface ExpertShardMetrics {
   /** Measures nothing. */

@@ -79,7 +79,12 @@ public final class ExpertShardStats {
 
   /** Tokens computed by one expert. */
   public long tokens(int layer, int group, int expert) {
-    if (layer < 0 || layer >= cfg.numLayers() || group < 0 || group >= groups || expert < 0 || expert >= maxExperts) {
+    if (layer < 0
+        || layer >= cfg.numLayers()
+        || group < 0
+        || group >= groups
+        || expert < 0
+        || expert >= maxExperts) {
       return 0;
     }
     return perExpert.get((layer * groups + group) * maxExperts + expert);
@@ -98,8 +103,14 @@ public final class ExpertShardStats {
     StringBuilder sb =
         new StringBuilder(
             String.format(
-                Locale.ROOT, "dispatches=%d rows=%d tokens=%d experts_run=%d rejected=%d compute_ms=%.1f",
-                dispatches(), rows(), tokens(), expertsRun(), rejectedDispatches(), computeMillis()));
+                Locale.ROOT,
+                "dispatches=%d rows=%d tokens=%d experts_run=%d rejected=%d compute_ms=%.1f",
+                dispatches(),
+                rows(),
+                tokens(),
+                expertsRun(),
+                rejectedDispatches(),
+                computeMillis()));
     if (!hot.isEmpty()) {
       sb.append("; hottest:");
       for (int i = 0; i < Math.min(hottest, hot.size()); i++) {
@@ -107,7 +118,15 @@ public final class ExpertShardStats {
         int e = idx % maxExperts;
         int g = (idx / maxExperts) % groups;
         int l = idx / maxExperts / groups;
-        sb.append(' ').append('L').append(l).append('/').append(cfg.expertGroups().get(g).name()).append("/e").append(e).append('=').append(hot.get(i)[1]);
+        sb.append(' ')
+            .append('L')
+            .append(l)
+            .append('/')
+            .append(cfg.expertGroups().get(g).name())
+            .append("/e")
+            .append(e)
+            .append('=')
+            .append(hot.get(i)[1]);
       }
     }
     return sb.toString();

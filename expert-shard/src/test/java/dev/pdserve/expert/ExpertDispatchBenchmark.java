@@ -20,8 +20,8 @@ import java.util.Map;
 import java.util.Random;
 
 /**
- * Per-layer routed-expert latency, in-process ({@link LocalExperts}) against two shards on
- * loopback ({@link RemoteExperts}), for decode-sized batches. Not a test: run by hand.
+ * Per-layer routed-expert latency, in-process ({@link LocalExperts}) against two shards on loopback
+ * ({@link RemoteExperts}), for decode-sized batches. Not a test: run by hand.
  *
  * <pre>
  * mvn -o -q -pl expert-shard -am test-compile org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath -Dmdep.outputFile=target/cp.txt -Dmdep.includeScope=test
@@ -35,7 +35,10 @@ public final class ExpertDispatchBenchmark {
   public static void main(String[] args) {
     String preset = args.length > 0 ? args[0] : "tiny";
     int iterations = args.length > 1 ? Integer.parseInt(args[1]) : 2000;
-    int[] rowCounts = args.length > 2 ? Arrays.stream(args[2].split(",")).mapToInt(Integer::parseInt).toArray() : new int[] {1, 8, 32};
+    int[] rowCounts =
+        args.length > 2
+            ? Arrays.stream(args[2].split(",")).mapToInt(Integer::parseInt).toArray()
+            : new int[] {1, 8, 32};
     int shards = args.length > 3 ? Integer.parseInt(args[3]) : 2;
     ModelConfig cfg = ModelPresets.get(preset);
     int layer = cfg.layerKinds().indexOf(LayerKind.MOE);
@@ -45,9 +48,24 @@ public final class ExpertDispatchBenchmark {
         ShardCluster cluster = startShards(cfg, weights, shards)) {
       LocalExperts local = new LocalExperts(all);
       RemoteExperts remote = cluster.remote();
-      System.out.printf(Locale.ROOT, "preset %s, layer %d, hidden %d, top-%d, %d shard(s), %d iterations, %d CPUs%n",
-          preset, layer, cfg.hidden(), cfg.topK(), shards, iterations, Runtime.getRuntime().availableProcessors());
-      System.out.printf(Locale.ROOT, "%6s %-8s %10s %10s %10s%n", "rows", "experts", "mean µs", "p50 µs", "p99 µs");
+      System.out.printf(
+          Locale.ROOT,
+          "preset %s, layer %d, hidden %d, top-%d, %d shard(s), %d iterations, %d CPUs%n",
+          preset,
+          layer,
+          cfg.hidden(),
+          cfg.topK(),
+          shards,
+          iterations,
+          Runtime.getRuntime().availableProcessors());
+      System.out.printf(
+          Locale.ROOT,
+          "%6s %-8s %10s %10s %10s%n",
+          "rows",
+          "experts",
+          "mean µs",
+          "p50 µs",
+          "p99 µs");
       List<List<RoutedBatch>> batchesByRows = new ArrayList<>();
       for (int rows : rowCounts) {
         List<RoutedBatch> batches = new ArrayList<>();
@@ -57,7 +75,8 @@ public final class ExpertDispatchBenchmark {
         }
         batchesByRows.add(batches);
       }
-      // one untimed pass over everything first: the gRPC and Netty paths need many calls before the JIT is done with them
+      // one untimed pass over everything first: the gRPC and Netty paths need many calls before the
+      // JIT is done with them
       for (List<RoutedBatch> batches : batchesByRows) {
         measure(local, batches, iterations);
         measure(remote, batches, iterations);
@@ -67,18 +86,29 @@ public final class ExpertDispatchBenchmark {
       snapshot(cluster, lastDispatches, lastMillis);
       for (int r = 0; r < rowCounts.length; r++) {
         for (String name : List.of("local", "remote")) {
-          long[] t = measure(name.equals("local") ? local : remote, batchesByRows.get(r), iterations);
+          long[] t =
+              measure(name.equals("local") ? local : remote, batchesByRows.get(r), iterations);
           Arrays.sort(t);
           double mean = Arrays.stream(t).average().orElse(0) / 1e3;
-          System.out.printf(Locale.ROOT, "%6d %-8s %10.1f %10.1f %10.1f", rowCounts[r], name, mean, t[t.length / 2] / 1e3, t[(int) (t.length * 0.99)] / 1e3);
+          System.out.printf(
+              Locale.ROOT,
+              "%6d %-8s %10.1f %10.1f %10.1f",
+              rowCounts[r],
+              name,
+              mean,
+              t[t.length / 2] / 1e3,
+              t[(int) (t.length * 0.99)] / 1e3);
           if (name.equals("remote")) {
-            System.out.print("   shard compute µs/dispatch:" + snapshot(cluster, lastDispatches, lastMillis));
+            System.out.print(
+                "   shard compute µs/dispatch:" + snapshot(cluster, lastDispatches, lastMillis));
           }
           System.out.println();
         }
       }
       // the floor: one small unary call on the same channel (NodeService.Status)
-      var status = dev.pdserve.internal.v1.NodeServiceGrpc.newBlockingStub(cluster.channels.get(cluster.addresses.get("shard-a")));
+      var status =
+          dev.pdserve.internal.v1.NodeServiceGrpc.newBlockingStub(
+              cluster.channels.get(cluster.addresses.get("shard-a")));
       var req = dev.pdserve.internal.v1.StatusRequest.getDefaultInstance();
       long[] t = new long[iterations];
       for (int i = 0; i < iterations + 200; i++) {
@@ -89,14 +119,27 @@ public final class ExpertDispatchBenchmark {
         }
       }
       Arrays.sort(t);
-      System.out.printf(Locale.ROOT, "%6s %-8s %10.1f %10.1f %10.1f%n", "-", "status", Arrays.stream(t).average().orElse(0) / 1e3, t[t.length / 2] / 1e3, t[(int) (t.length * 0.99)] / 1e3);
-      System.out.printf(Locale.ROOT, "remote: %d calls, mean %.1f µs, max %.1f µs; traffic %s%n",
-          remote.metrics().calls(), remote.metrics().meanLatencyMicros(), remote.metrics().maxLatencyMicros(), remote.metrics().shards());
+      System.out.printf(
+          Locale.ROOT,
+          "%6s %-8s %10.1f %10.1f %10.1f%n",
+          "-",
+          "status",
+          Arrays.stream(t).average().orElse(0) / 1e3,
+          t[t.length / 2] / 1e3,
+          t[(int) (t.length * 0.99)] / 1e3);
+      System.out.printf(
+          Locale.ROOT,
+          "remote: %d calls, mean %.1f µs, max %.1f µs; traffic %s%n",
+          remote.metrics().calls(),
+          remote.metrics().meanLatencyMicros(),
+          remote.metrics().maxLatencyMicros(),
+          remote.metrics().shards());
     }
   }
 
   /** Mean compute time per dispatch in each shard since the last snapshot. */
-  private static String snapshot(ShardCluster cluster, Map<String, Long> lastDispatches, Map<String, Double> lastMillis) {
+  private static String snapshot(
+      ShardCluster cluster, Map<String, Long> lastDispatches, Map<String, Double> lastMillis) {
     StringBuilder sb = new StringBuilder();
     for (var e : cluster.shards.entrySet()) {
       ExpertShardStats st = e.getValue().stats();

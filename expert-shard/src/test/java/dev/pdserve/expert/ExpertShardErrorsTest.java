@@ -63,7 +63,8 @@ class ExpertShardErrorsTest {
   }
 
   private ExpertServiceGrpc.ExpertServiceBlockingStub stub(String shard) {
-    return ExpertServiceGrpc.newBlockingStub(cluster.channels.get(cluster.addresses.get(shard))).withDeadlineAfter(Duration.ofSeconds(10));
+    return ExpertServiceGrpc.newBlockingStub(cluster.channels.get(cluster.addresses.get(shard)))
+        .withDeadlineAfter(Duration.ofSeconds(10));
   }
 
   /** A valid request for shard-a: 3 rows of layer 1, every slot on experts 0-31. */
@@ -100,59 +101,102 @@ class ExpertShardErrorsTest {
   @Test
   void malformedRequestsAreInvalidArgument() {
     Map<String, UnaryOperator<DispatchRequest.Builder>> cases = new java.util.LinkedHashMap<>();
-    cases.put("hn has 764 bytes, expected rows 3 × hidden 64 × 4 = 768", b -> b.setHn(b.getHn().substring(4)));
-    cases.put("group has 2 entries, expected one per row (3)", b -> b.clearGroup().addGroup(0).addGroup(0));
-    cases.put("expert_ids has 17 entries, expected rows 3 × top_k 6 = 18", b -> {
-      List<Integer> ids = b.getExpertIdsList().subList(0, 17);
-      return b.clearExpertIds().addAllExpertIds(List.copyOf(ids));
-    });
-    cases.put("weights has 0 entries, expected rows 3 × top_k 6 = 18", DispatchRequest.Builder::clearWeights);
+    cases.put(
+        "hn has 764 bytes, expected rows 3 × hidden 64 × 4 = 768",
+        b -> b.setHn(b.getHn().substring(4)));
+    cases.put(
+        "group has 2 entries, expected one per row (3)",
+        b -> b.clearGroup().addGroup(0).addGroup(0));
+    cases.put(
+        "expert_ids has 17 entries, expected rows 3 × top_k 6 = 18",
+        b -> {
+          List<Integer> ids = b.getExpertIdsList().subList(0, 17);
+          return b.clearExpertIds().addAllExpertIds(List.copyOf(ids));
+        });
+    cases.put(
+        "weights has 0 entries, expected rows 3 × top_k 6 = 18",
+        DispatchRequest.Builder::clearWeights);
     cases.put("rows must be >= 0, got -1", b -> b.setRows(-1));
-    cases.put("hidden is 32, but model tiny has hidden size 64", b -> b.setHidden(32).setHn(b.getHn().substring(0, 3 * 32 * 4)));
-    cases.put("top_k is 3, but model tiny routes each token to 6 experts", b -> {
-      List<Integer> ids = b.getExpertIdsList().subList(0, 9);
-      List<Float> w = b.getWeightsList().subList(0, 9);
-      return b.setTopK(3).clearExpertIds().addAllExpertIds(List.copyOf(ids)).clearWeights().addAllWeights(List.copyOf(w));
-    });
+    cases.put(
+        "hidden is 32, but model tiny has hidden size 64",
+        b -> b.setHidden(32).setHn(b.getHn().substring(0, 3 * 32 * 4)));
+    cases.put(
+        "top_k is 3, but model tiny routes each token to 6 experts",
+        b -> {
+          List<Integer> ids = b.getExpertIdsList().subList(0, 9);
+          List<Float> w = b.getWeightsList().subList(0, 9);
+          return b.setTopK(3)
+              .clearExpertIds()
+              .addAllExpertIds(List.copyOf(ids))
+              .clearWeights()
+              .addAllWeights(List.copyOf(w));
+        });
     cases.put("layer 9 is out of range: model tiny has layers 0..3", b -> b.setLayer(9));
     cases.put("layer -1 is out of range", b -> b.setLayer(-1));
     cases.put("layer 0 is a dense layer; it has no routed experts", b -> b.setLayer(0));
-    cases.put("row 1: group 2 is not an expert group of layer 1 (groups [0, 1])", b -> b.setGroup(1, 2));
-    cases.put("row 0 slot 2: expert 64 is outside the " + CFG.expertGroups().get(0).name(), b -> b.setGroup(0, 0).setExpertIds(2, 64));
+    cases.put(
+        "row 1: group 2 is not an expert group of layer 1 (groups [0, 1])", b -> b.setGroup(1, 2));
+    cases.put(
+        "row 0 slot 2: expert 64 is outside the " + CFG.expertGroups().get(0).name(),
+        b -> b.setGroup(0, 0).setExpertIds(2, 64));
     cases.put("row 0 slot 1: expert -2 is outside", b -> b.setExpertIds(1, -2));
-    cases.put("row 2 slot 0: weight NaN is not finite", b -> b.setWeights(2 * CFG.topK(), Float.NaN));
+    cases.put(
+        "row 2 slot 0: weight NaN is not finite", b -> b.setWeights(2 * CFG.topK(), Float.NaN));
     long rejectedBefore = cluster.shard("shard-a").stats().rejectedDispatches();
-    cases.forEach((expected, mutate) -> {
-      DispatchRequest bad = mutate.apply(valid().toBuilder()).build();
-      StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> stub("shard-a").dispatch(bad), expected);
-      assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode(), expected + " → " + e.getStatus());
-      assertTrue(e.getStatus().getDescription().startsWith(expected), "expected '" + expected + "', got '" + e.getStatus().getDescription() + "'");
-    });
-    assertTrue(cluster.shard("shard-a").stats().rejectedDispatches() - rejectedBefore >= 9, "rejections counted");
-    assertEquals(0, cluster.shard("shard-a").stats().dispatches(), "nothing computed for a bad request");
+    cases.forEach(
+        (expected, mutate) -> {
+          DispatchRequest bad = mutate.apply(valid().toBuilder()).build();
+          StatusRuntimeException e =
+              assertThrows(
+                  StatusRuntimeException.class, () -> stub("shard-a").dispatch(bad), expected);
+          assertEquals(
+              Status.Code.INVALID_ARGUMENT,
+              e.getStatus().getCode(),
+              expected + " → " + e.getStatus());
+          assertTrue(
+              e.getStatus().getDescription().startsWith(expected),
+              "expected '" + expected + "', got '" + e.getStatus().getDescription() + "'");
+        });
+    assertTrue(
+        cluster.shard("shard-a").stats().rejectedDispatches() - rejectedBefore >= 9,
+        "rejections counted");
+    assertEquals(
+        0, cluster.shard("shard-a").stats().dispatches(), "nothing computed for a bad request");
   }
 
   @Test
   void anExpertTheShardDoesNotHostIsFailedPrecondition() {
     DispatchRequest.Builder b = valid().toBuilder();
     b.setGroup(0, 1).setExpertIds(3, 40); // row 0 slot 3: vision expert 40
-    StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> stub("shard-a").dispatch(b.build()));
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class, () -> stub("shard-a").dispatch(b.build()));
     assertEquals(Status.Code.FAILED_PRECONDITION, e.getStatus().getCode());
     assertEquals(
-        "shard shard-a hosts experts 0-31 but was sent vision expert 40 of layer 1 (request placement version 7)", e.getStatus().getDescription());
+        "shard shard-a hosts experts 0-31 but was sent vision expert 40 of layer 1 (request placement version 7)",
+        e.getStatus().getDescription());
   }
 
   @Test
   void aWrongPlacementSurfacesAsTheShardsFailedPrecondition() {
     // claims shard-a hosts every expert: it does not
-    ExpertPlacement lie = ExpertPlacement.fromShardRanges(CFG, Map.of("shard-a", new ExpertRange(0, 63))).withVersion(3);
-    RemoteExperts remote = new RemoteExperts(lie, cluster.directory(), cluster.channels, RemoteExperts.Settings.defaults());
+    ExpertPlacement lie =
+        ExpertPlacement.fromShardRanges(CFG, Map.of("shard-a", new ExpertRange(0, 63)))
+            .withVersion(3);
+    RemoteExperts remote =
+        new RemoteExperts(
+            lie, cluster.directory(), cluster.channels, RemoteExperts.Settings.defaults());
     RoutedBatch b = TinyModel.randomBatch(rnd, 2, 5, Integer.MAX_VALUE);
     ExpertDispatchException e = assertThrows(ExpertDispatchException.class, () -> remote.routed(b));
     assertEquals("shard-a", e.shardId());
     assertEquals(2, e.layer());
     assertEquals(Status.Code.FAILED_PRECONDITION, e.status().getCode());
-    assertTrue(e.getMessage().startsWith("expert shard shard-a (" + cluster.addresses.get("shard-a") + ") failed layer 2 (placement v3): FAILED_PRECONDITION: shard shard-a hosts experts 0-31 but was sent"), e.getMessage());
+    assertTrue(
+        e.getMessage()
+            .startsWith(
+                "expert shard shard-a ("
+                    + cluster.addresses.get("shard-a")
+                    + ") failed layer 2 (placement v3): FAILED_PRECONDITION: shard shard-a hosts experts 0-31 but was sent"),
+        e.getMessage());
     assertTrue(e.getMessage().endsWith("(request placement version 3)"), e.getMessage());
     assertEquals(1, remote.metrics().failedCalls());
   }
@@ -167,7 +211,13 @@ class ExpertShardErrorsTest {
     assertEquals("shard-b", e.shardId());
     assertEquals(3, e.layer());
     assertEquals(Status.Code.UNAVAILABLE, e.status().getCode());
-    assertTrue(e.getMessage().startsWith("expert shard shard-b (" + cluster.addresses.get("shard-b") + ") failed layer 3 (placement v1): UNAVAILABLE"), e.getMessage());
+    assertTrue(
+        e.getMessage()
+            .startsWith(
+                "expert shard shard-b ("
+                    + cluster.addresses.get("shard-b")
+                    + ") failed layer 3 (placement v1): UNAVAILABLE"),
+        e.getMessage());
     assertEquals(1, remote.metrics().shard("shard-b").failures());
     assertEquals(0, remote.metrics().shard("shard-a").failures());
     // a batch that needs only shard-a still works
@@ -184,12 +234,25 @@ class ExpertShardErrorsTest {
             // never answers
           }
         };
-    try (GrpcServer slow = GrpcServer.forAddress("127.0.0.1", 0).name("silent").shutdownGrace(Duration.ofMillis(200)).addService(silent).build().start()) {
+    try (GrpcServer slow =
+        GrpcServer.forAddress("127.0.0.1", 0)
+            .name("silent")
+            .shutdownGrace(Duration.ofMillis(200))
+            .addService(silent)
+            .build()
+            .start()) {
       Map<String, String> addresses = new HashMap<>(cluster.addresses);
       addresses.put("shard-b", "127.0.0.1:" + slow.port());
       RemoteExperts remote =
-          new RemoteExperts(cluster.placement(1), ShardDirectory.of(addresses), cluster.channels, RemoteExperts.Settings.defaults().withDeadline(Duration.ofMillis(300)));
-      ExpertDispatchException e = assertThrows(ExpertDispatchException.class, () -> remote.routed(TinyModel.randomBatch(rnd, 1, 6, Integer.MAX_VALUE)));
+          new RemoteExperts(
+              cluster.placement(1),
+              ShardDirectory.of(addresses),
+              cluster.channels,
+              RemoteExperts.Settings.defaults().withDeadline(Duration.ofMillis(300)));
+      ExpertDispatchException e =
+          assertThrows(
+              ExpertDispatchException.class,
+              () -> remote.routed(TinyModel.randomBatch(rnd, 1, 6, Integer.MAX_VALUE)));
       assertEquals("shard-b", e.shardId());
       assertEquals(Status.Code.DEADLINE_EXCEEDED, e.status().getCode());
     }
@@ -199,18 +262,28 @@ class ExpertShardErrorsTest {
   void anExpertWithoutAShardIsAClearError() {
     Map<ExpertKey, List<String>> holes = new HashMap<>(cluster.placement(1).shards());
     holes.remove(new ExpertKey(2, 0, 40));
-    RemoteExperts remote = new RemoteExperts(new ExpertPlacement(4, holes), cluster.directory(), cluster.channels, RemoteExperts.Settings.defaults());
+    RemoteExperts remote =
+        new RemoteExperts(
+            new ExpertPlacement(4, holes),
+            cluster.directory(),
+            cluster.channels,
+            RemoteExperts.Settings.defaults());
     RoutedBatch b = TinyModel.randomBatch(rnd, 2, 2, Integer.MAX_VALUE);
     long[] ids = b.expertIds().clone();
     ids[0] = 40;
     int[] text = {0, 0};
-    RoutedBatch needs40 = new RoutedBatch(2, 2, CFG.hidden(), CFG.topK(), b.hn(), text, dedupe(ids), b.weights());
-    ExpertDispatchException e = assertThrows(ExpertDispatchException.class, () -> remote.routed(needs40));
+    RoutedBatch needs40 =
+        new RoutedBatch(2, 2, CFG.hidden(), CFG.topK(), b.hn(), text, dedupe(ids), b.weights());
+    ExpertDispatchException e =
+        assertThrows(ExpertDispatchException.class, () -> remote.routed(needs40));
     assertNull(e.shardId());
-    assertEquals("layer 2: expert placement v4 has no shard for text expert 40 of layer 2", e.getMessage());
+    assertEquals(
+        "layer 2: expert placement v4 has no shard for text expert 40 of layer 2", e.getMessage());
     assertEquals(0, remote.metrics().calls(), "nothing was sent");
 
-    RemoteExperts none = new RemoteExperts(null, cluster.directory(), cluster.channels, RemoteExperts.Settings.defaults());
+    RemoteExperts none =
+        new RemoteExperts(
+            null, cluster.directory(), cluster.channels, RemoteExperts.Settings.defaults());
     ExpertDispatchException e2 = assertThrows(ExpertDispatchException.class, () -> none.routed(b));
     assertEquals("layer 2: no expert placement has been published yet", e2.getMessage());
   }
@@ -218,10 +291,19 @@ class ExpertShardErrorsTest {
   @Test
   void aShardWithoutAnAddressIsNamed() {
     RemoteExperts remote =
-        new RemoteExperts(cluster.placement(1), ShardDirectory.of(Map.of("shard-a", cluster.addresses.get("shard-a"))), cluster.channels, RemoteExperts.Settings.defaults());
-    ExpertDispatchException e = assertThrows(ExpertDispatchException.class, () -> remote.routed(TinyModel.randomBatch(rnd, 1, 10, Integer.MAX_VALUE)));
+        new RemoteExperts(
+            cluster.placement(1),
+            ShardDirectory.of(Map.of("shard-a", cluster.addresses.get("shard-a"))),
+            cluster.channels,
+            RemoteExperts.Settings.defaults());
+    ExpertDispatchException e =
+        assertThrows(
+            ExpertDispatchException.class,
+            () -> remote.routed(TinyModel.randomBatch(rnd, 1, 10, Integer.MAX_VALUE)));
     assertEquals("shard-b", e.shardId());
-    assertEquals("expert shard shard-b, layer 1: the shard has no known gRPC address (not registered?)", e.getMessage());
+    assertEquals(
+        "expert shard shard-b, layer 1: the shard has no known gRPC address (not registered?)",
+        e.getMessage());
   }
 
   /** Keeps each row's expert ids distinct after an edit of slot 0. */

@@ -68,22 +68,33 @@ class ExpertShardServerTest {
     assertTrue(a.stats().expertsRun() > 5);
 
     var channel = cluster.channels.get(cluster.addresses.get("shard-a"));
-    NodeStatus st = NodeServiceGrpc.newBlockingStub(channel).status(StatusRequest.getDefaultInstance());
+    NodeStatus st =
+        NodeServiceGrpc.newBlockingStub(channel).status(StatusRequest.getDefaultInstance());
     assertEquals("shard-a", st.getId());
     assertEquals("EXPERT", st.getRole());
-    assertTrue(st.getExperts().startsWith("shard shard-a hosts experts 0-31 (text, vision) of every MoE layer; dispatches=5 rows="), st.getExperts());
+    assertTrue(
+        st.getExperts()
+            .startsWith(
+                "shard shard-a hosts experts 0-31 (text, vision) of every MoE layer; dispatches=5 rows="),
+        st.getExperts());
     assertTrue(st.getExperts().contains("; hottest: L"), st.getExperts());
 
     var health = HealthGrpc.newBlockingStub(channel);
-    assertEquals(ServingStatus.SERVING, health.check(HealthCheckRequest.newBuilder().setService("pdserve.expert").build()).getStatus());
+    assertEquals(
+        ServingStatus.SERVING,
+        health
+            .check(HealthCheckRequest.newBuilder().setService("pdserve.expert").build())
+            .getStatus());
   }
 
   @Test
   void dispatchesPastGrpcsDefaultMessageSizeGoThrough() {
     cluster = ShardCluster.start(weights, Map.of("shard-a", "0-31", "shard-b", "32-63"));
-    // 9,000 rows: each shard answers with ~9000 × 64 × 8 B = 4.4 MiB of partials, past the 4 MiB default
+    // 9,000 rows: each shard answers with ~9000 × 64 × 8 B = 4.4 MiB of partials, past the 4 MiB
+    // default
     RoutedBatch big = TinyModel.randomBatch(new Random(22), 1, 9_000, Integer.MAX_VALUE);
-    try (ExpertCompute all = new ExpertCompute(CFG, weights, OrtRuntime.shared(), ExpertCompute.HostedExperts.ALL)) {
+    try (ExpertCompute all =
+        new ExpertCompute(CFG, weights, OrtRuntime.shared(), ExpertCompute.HostedExperts.ALL)) {
       float[] expected = new LocalExperts(all).routed(big);
       RemoteExperts remote = cluster.remote();
       assertNull(TinyModel.firstDifference(expected, remote.routed(big), CFG.hidden()));
@@ -93,7 +104,9 @@ class ExpertShardServerTest {
 
   @Test
   void aShardIsBuiltFromNodeConfig() {
-    NodeConfig node = NodeConfigLoader.fromMap(Map.of("role", "expert", "node.id", "e-7", "expert.range", "32-63"));
+    NodeConfig node =
+        NodeConfigLoader.fromMap(
+            Map.of("role", "expert", "node.id", "e-7", "expert.range", "32-63"));
     try (ExpertShard s = ExpertShard.forNode(node, weights, OrtRuntime.shared())) {
       assertEquals("e-7", s.id());
       assertEquals(new ExpertRange(32, 63), s.range());
@@ -106,8 +119,12 @@ class ExpertShardServerTest {
       assertEquals(new ExpertRange(0, 63), s.range());
     }
     IllegalArgumentException e =
-        assertThrows(IllegalArgumentException.class, () -> new ExpertShard("x", new ExpertRange(64, 70), weights, OrtRuntime.shared()));
-    assertEquals("expert range 64-70 of shard x is outside every expert group of tiny (largest has 64 experts)", e.getMessage());
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new ExpertShard("x", new ExpertRange(64, 70), weights, OrtRuntime.shared()));
+    assertEquals(
+        "expert range 64-70 of shard x is outside every expert group of tiny (largest has 64 experts)",
+        e.getMessage());
   }
 
   @Test
@@ -134,15 +151,21 @@ class ExpertShardServerTest {
 
   @Test
   void theServerTakesAnyBuilder() throws Exception {
-    try (ExpertShard s = new ExpertShard("inproc", new ExpertRange(0, 63), weights, OrtRuntime.shared());
+    try (ExpertShard s =
+            new ExpertShard("inproc", new ExpertRange(0, 63), weights, OrtRuntime.shared());
         ExpertShardServer server =
             new ExpertShardServer(
-                    s, dev.pdserve.core.grpc.GrpcServer.on(io.grpc.inprocess.InProcessServerBuilder.forName("shard-inproc")).name("inproc"), 1 << 20)
+                    s,
+                    dev.pdserve.core.grpc.GrpcServer.on(
+                            io.grpc.inprocess.InProcessServerBuilder.forName("shard-inproc"))
+                        .name("inproc"),
+                    1 << 20)
                 .start()) {
       assertEquals(-1, server.port());
       var ch = io.grpc.inprocess.InProcessChannelBuilder.forName("shard-inproc").build();
       try {
-        NodeStatus st = NodeServiceGrpc.newBlockingStub(ch).status(StatusRequest.getDefaultInstance());
+        NodeStatus st =
+            NodeServiceGrpc.newBlockingStub(ch).status(StatusRequest.getDefaultInstance());
         assertEquals("inproc", st.getId());
       } finally {
         ch.shutdownNow();

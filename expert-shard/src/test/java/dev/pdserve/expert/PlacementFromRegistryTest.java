@@ -58,26 +58,52 @@ class PlacementFromRegistryTest {
   void callersFollowPublishedPlacementsAndRegisteredAddresses() throws Exception {
     weights = new ModelWeights(CFG, new DummyWeights(CFG, TinyModel.SEED), OrtRuntime.shared());
     all = new ExpertCompute(CFG, weights, OrtRuntime.shared(), ExpertCompute.HostedExperts.ALL);
-    cluster = ShardCluster.start(weights, Map.of("shard-a", "0-31", "shard-b", "32-63", "shard-all", "0-63"));
+    cluster =
+        ShardCluster.start(
+            weights, Map.of("shard-a", "0-31", "shard-b", "32-63", "shard-all", "0-63"));
     member =
         ClusterMember.start(
             NodeConfigLoader.fromMap(
-                Map.of("role", "decode", "node.id", "caller", "cluster.name", "test-" + UUID.randomUUID().toString().substring(0, 8),
-                    "cluster.port", "0", "cluster.join-wait-seconds", "0")));
+                Map.of(
+                    "role",
+                    "decode",
+                    "node.id",
+                    "caller",
+                    "cluster.name",
+                    "test-" + UUID.randomUUID().toString().substring(0, 8),
+                    "cluster.port",
+                    "0",
+                    "cluster.join-wait-seconds",
+                    "0")));
     registry = new NodeRegistry(member.hazelcast());
-    cluster.addresses.forEach((id, addr) -> registry.register(NodeInfo.starting(id, NodeRole.EXPERT, addr, "", "")));
+    cluster.addresses.forEach(
+        (id, addr) -> registry.register(NodeInfo.starting(id, NodeRole.EXPERT, addr, "", "")));
     ExpertPlacementStore store = new ExpertPlacementStore(member.hazelcast());
-    ExpertPlacement split = ExpertPlacement.fromShardRanges(CFG, Map.of("shard-a", cluster.ranges.get("shard-a"), "shard-b", cluster.ranges.get("shard-b")));
+    ExpertPlacement split =
+        ExpertPlacement.fromShardRanges(
+            CFG,
+            Map.of(
+                "shard-a",
+                cluster.ranges.get("shard-a"),
+                "shard-b",
+                cluster.ranges.get("shard-b")));
     assertTrue(store.publish(split.withVersion(1)));
 
-    RemoteExperts remote = new RemoteExperts(null, ShardDirectory.registry(registry), cluster.channels, RemoteExperts.Settings.defaults());
+    RemoteExperts remote =
+        new RemoteExperts(
+            null,
+            ShardDirectory.registry(registry),
+            cluster.channels,
+            RemoteExperts.Settings.defaults());
     RoutedBatch b = TinyModel.randomBatch(new Random(31), 2, 9, Integer.MAX_VALUE);
     float[] expected = new LocalExperts(all).routed(b);
     try (Subscription sub = remote.followStore(store)) {
       assertEquals(1, remote.placement().version(), "the current placement is adopted at once");
       assertNull(TinyModel.firstDifference(expected, remote.routed(b), CFG.hidden()));
 
-      ExpertPlacement whole = ExpertPlacement.fromShardRanges(CFG, Map.of("shard-all", cluster.ranges.get("shard-all")));
+      ExpertPlacement whole =
+          ExpertPlacement.fromShardRanges(
+              CFG, Map.of("shard-all", cluster.ranges.get("shard-all")));
       assertTrue(store.publishAfter(1, whole).isPresent());
       long deadline = System.nanoTime() + 10_000_000_000L;
       while (remote.placement().version() != 2 && System.nanoTime() < deadline) {

@@ -51,7 +51,9 @@ class RemoteExpertsParityTest {
     }
   }
 
-  /** Random batches of 1..40 text and vision rows on every MoE layer, remote vs local, bit for bit. */
+  /**
+   * Random batches of 1..40 text and vision rows on every MoE layer, remote vs local, bit for bit.
+   */
   private void assertParity(RemoteExperts remote, long seed, int batchesPerLayer) {
     Random rnd = new Random(seed);
     for (int layer : TinyModel.moeLayers()) {
@@ -72,14 +74,22 @@ class RemoteExpertsParityTest {
     assertParity(remote, 1, 8);
     DispatchMetrics m = remote.metrics();
     assertEquals(TinyModel.moeLayers().size() * 8L, m.calls());
-    assertTrue(m.shard("shard-a").tokens() > 0 && m.shard("shard-b").tokens() > 0, () -> "traffic " + m.shards());
-    long shardTokens = cluster.shard("shard-a").stats().tokens() + cluster.shard("shard-b").stats().tokens();
-    assertEquals(m.shard("shard-a").tokens() + m.shard("shard-b").tokens(), shardTokens, "tokens sent = tokens computed");
+    assertTrue(
+        m.shard("shard-a").tokens() > 0 && m.shard("shard-b").tokens() > 0,
+        () -> "traffic " + m.shards());
+    long shardTokens =
+        cluster.shard("shard-a").stats().tokens() + cluster.shard("shard-b").stats().tokens();
+    assertEquals(
+        m.shard("shard-a").tokens() + m.shard("shard-b").tokens(),
+        shardTokens,
+        "tokens sent = tokens computed");
   }
 
   @Test
   void fourShardsMatchLocalExpertsBitForBit() {
-    cluster = ShardCluster.start(weights, Map.of("s0", "0-15", "s1", "16-31", "s2", "32-47", "s3", "48-63"));
+    cluster =
+        ShardCluster.start(
+            weights, Map.of("s0", "0-15", "s1", "16-31", "s2", "32-47", "s3", "48-63"));
     RemoteExperts remote = cluster.remote();
     assertParity(remote, 2, 8);
     for (String s : List.of("s0", "s1", "s2", "s3")) {
@@ -90,7 +100,9 @@ class RemoteExpertsParityTest {
   @Test
   void replicatedExpertsMatchAndSpreadOverTheirReplicas() {
     // 16-47 live on two shards each
-    cluster = ShardCluster.start(weights, Map.of("shard-a", "0-31", "shard-b", "32-63", "shard-hot", "16-47"));
+    cluster =
+        ShardCluster.start(
+            weights, Map.of("shard-a", "0-31", "shard-b", "32-63", "shard-hot", "16-47"));
     RemoteExperts remote = cluster.remote();
     assertParity(remote, 3, 8);
     long onA = 0;
@@ -109,8 +121,12 @@ class RemoteExpertsParityTest {
         }
       }
     }
-    assertTrue(onA > 0 && onHot > 0, "experts 16-31 use both replicas: shard-a " + onA + ", shard-hot " + onHot);
-    assertTrue(onB > 0 && onHotHigh > 0, "experts 32-47 use both replicas: shard-b " + onB + ", shard-hot " + onHotHigh);
+    assertTrue(
+        onA > 0 && onHot > 0,
+        "experts 16-31 use both replicas: shard-a " + onA + ", shard-hot " + onHot);
+    assertTrue(
+        onB > 0 && onHotHigh > 0,
+        "experts 32-47 use both replicas: shard-b " + onB + ", shard-hot " + onHotHigh);
     // one expert's rows never split: each replicated expert was computed on exactly one replica
     for (int layer : TinyModel.moeLayers()) {
       for (int g = 0; g < 2; g++) {
@@ -133,7 +149,9 @@ class RemoteExpertsParityTest {
       used[replicas.indexOf(s)]++;
     }
     for (int i = 0; i < 3; i++) {
-      assertTrue(used[i] > 10, "replica " + replicas.get(i) + " chosen for only " + used[i] + " of 64 experts");
+      assertTrue(
+          used[i] > 10,
+          "replica " + replicas.get(i) + " chosen for only " + used[i] + " of 64 experts");
     }
     assertEquals("only", DispatchPlan.chooseReplica(3, 1, 7, List.of("only")));
   }
@@ -145,7 +163,8 @@ class RemoteExpertsParityTest {
     Random rnd = new Random(4);
     int layer = TinyModel.moeLayers().get(0);
     RoutedBatch lowOnly = TinyModel.randomBatch(rnd, layer, 17, 32); // every expert < 32
-    assertNull(TinyModel.firstDifference(local.routed(lowOnly), remote.routed(lowOnly), CFG.hidden()));
+    assertNull(
+        TinyModel.firstDifference(local.routed(lowOnly), remote.routed(lowOnly), CFG.hidden()));
     assertEquals(1, remote.metrics().shard("shard-a").requests());
     assertEquals(17, remote.metrics().shard("shard-a").rows());
     assertEquals(0, remote.metrics().shard("shard-b").requests(), "shard-b has nothing to do");
@@ -153,23 +172,60 @@ class RemoteExpertsParityTest {
     // rows compacted: one row mixes both shards, the rest are shard-a's only
     long[] ids = lowOnly.expertIds().clone();
     ids[5 * CFG.topK()] = 40;
-    RoutedBatch oneHigh = new RoutedBatch(layer, 17, CFG.hidden(), CFG.topK(), lowOnly.hn(), lowOnly.group(), ids, lowOnly.weights());
-    assertNull(TinyModel.firstDifference(local.routed(oneHigh), remote.routed(oneHigh), CFG.hidden()));
-    assertEquals(1, remote.metrics().shard("shard-b").rows(), "only the row with a slot on shard-b is sent there");
+    RoutedBatch oneHigh =
+        new RoutedBatch(
+            layer,
+            17,
+            CFG.hidden(),
+            CFG.topK(),
+            lowOnly.hn(),
+            lowOnly.group(),
+            ids,
+            lowOnly.weights());
+    assertNull(
+        TinyModel.firstDifference(local.routed(oneHigh), remote.routed(oneHigh), CFG.hidden()));
+    assertEquals(
+        1,
+        remote.metrics().shard("shard-b").rows(),
+        "only the row with a slot on shard-b is sent there");
     assertEquals(1, remote.metrics().shard("shard-b").tokens());
 
     // an empty batch sends nothing
-    RoutedBatch empty = new RoutedBatch(layer, 0, CFG.hidden(), CFG.topK(), new float[0], new int[0], new long[0], new float[0]);
+    RoutedBatch empty =
+        new RoutedBatch(
+            layer,
+            0,
+            CFG.hidden(),
+            CFG.topK(),
+            new float[0],
+            new int[0],
+            new long[0],
+            new float[0]);
     assertArrayEquals(new float[0], remote.routed(empty));
     assertEquals(2, remote.metrics().calls());
   }
 
   @Test
   void aNewerPlacementIsUsedFromTheNextCall() {
-    cluster = ShardCluster.start(weights, Map.of("shard-a", "0-31", "shard-b", "32-63", "shard-all", "0-63"));
-    ExpertPlacement split = ExpertPlacement.fromShardRanges(CFG, Map.of("shard-a", cluster.ranges.get("shard-a"), "shard-b", cluster.ranges.get("shard-b")));
-    ExpertPlacement whole = ExpertPlacement.fromShardRanges(CFG, Map.of("shard-all", cluster.ranges.get("shard-all")));
-    RemoteExperts remote = new RemoteExperts(split.withVersion(1), cluster.directory(), cluster.channels, RemoteExperts.Settings.defaults());
+    cluster =
+        ShardCluster.start(
+            weights, Map.of("shard-a", "0-31", "shard-b", "32-63", "shard-all", "0-63"));
+    ExpertPlacement split =
+        ExpertPlacement.fromShardRanges(
+            CFG,
+            Map.of(
+                "shard-a",
+                cluster.ranges.get("shard-a"),
+                "shard-b",
+                cluster.ranges.get("shard-b")));
+    ExpertPlacement whole =
+        ExpertPlacement.fromShardRanges(CFG, Map.of("shard-all", cluster.ranges.get("shard-all")));
+    RemoteExperts remote =
+        new RemoteExperts(
+            split.withVersion(1),
+            cluster.directory(),
+            cluster.channels,
+            RemoteExperts.Settings.defaults());
     Random rnd = new Random(5);
     RoutedBatch b = TinyModel.randomBatch(rnd, 2, 12, Integer.MAX_VALUE);
     float[] expected = local.routed(b);
@@ -181,7 +237,8 @@ class RemoteExpertsParityTest {
     assertTrue(!remote.updatePlacement(split.withVersion(1)), "older version is ignored");
     assertNull(TinyModel.firstDifference(expected, remote.routed(b), CFG.hidden()));
     assertEquals(1, remote.metrics().shard("shard-all").requests());
-    assertEquals(1, remote.metrics().shard("shard-a").requests(), "v1's shards not used after the switch");
+    assertEquals(
+        1, remote.metrics().shard("shard-a").requests(), "v1's shards not used after the switch");
     assertEquals(2, remote.placement().version());
   }
 }

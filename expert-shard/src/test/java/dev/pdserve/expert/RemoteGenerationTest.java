@@ -44,7 +44,8 @@ class RemoteGenerationTest {
           Prompt.text("Once upon a time"),
           Prompt.user("Explain mixture-of-experts routing in one sentence, please."),
           Prompt.tokens(1, 7, 99, 120, 33, 250, 8));
-  static final SamplingParams GREEDY = SamplingParams.builder().temperature(0).maxTokens(20).ignoreEos(true).build();
+  static final SamplingParams GREEDY =
+      SamplingParams.builder().temperature(0).maxTokens(20).ignoreEos(true).build();
 
   static LoadedModel model;
   static ReferenceEngine engine;
@@ -55,7 +56,8 @@ class RemoteGenerationTest {
   static void setUp() {
     model = LoadedModel.load(ModelSpec.preset("tiny", TinyModel.SEED));
     engine = new ReferenceEngine(model, OrtRuntime.shared());
-    shardWeights = new ModelWeights(CFG, new DummyWeights(CFG, TinyModel.SEED), OrtRuntime.shared());
+    shardWeights =
+        new ModelWeights(CFG, new DummyWeights(CFG, TinyModel.SEED), OrtRuntime.shared());
   }
 
   @AfterAll
@@ -90,22 +92,38 @@ class RemoteGenerationTest {
       if (e.finished()) {
         return new Run(state.generatedIds(), steps);
       }
-      logits = engine.runner().forward(List.of(SequenceStep.text(new int[] {s.tokenId()}, kv, true)), experts)[0];
+      logits =
+          engine.runner()
+              .forward(List.of(SequenceStep.text(new int[] {s.tokenId()}, kv, true)), experts)[0];
     }
   }
 
   private void assertSameTokensAsReference(RemoteExperts remote) {
     for (int i = 0; i < PROMPTS.size(); i++) {
-      GenerateResult ref = engine.generate(new GenerateRequest("ref-" + i, PROMPTS.get(i), GREEDY, false));
+      GenerateResult ref =
+          engine.generate(new GenerateRequest("ref-" + i, PROMPTS.get(i), GREEDY, false));
       Run got = generate(PROMPTS.get(i), remote);
       assertEquals(GREEDY.maxTokens(), ref.tokenIds().length);
-      assertArrayEquals(ref.tokenIds(), got.tokens(), "prompt " + i + ": remote experts changed the greedy tokens: reference "
-          + Arrays.toString(ref.tokenIds()) + ", remote " + Arrays.toString(got.tokens()));
-      // the dummy model's greedy text is repetitive, so hold every step's logits to the same bits too
+      assertArrayEquals(
+          ref.tokenIds(),
+          got.tokens(),
+          "prompt "
+              + i
+              + ": remote experts changed the greedy tokens: reference "
+              + Arrays.toString(ref.tokenIds())
+              + ", remote "
+              + Arrays.toString(got.tokens()));
+      // the dummy model's greedy text is repetitive, so hold every step's logits to the same bits
+      // too
       Run local = generate(PROMPTS.get(i), engine.experts());
-      assertArrayEquals(ref.tokenIds(), local.tokens(), "prompt " + i + ": the test's loop differs from ReferenceEngine's");
+      assertArrayEquals(
+          ref.tokenIds(),
+          local.tokens(),
+          "prompt " + i + ": the test's loop differs from ReferenceEngine's");
       for (int step = 0; step < local.logits().size(); step++) {
-        String diff = TinyModel.firstDifference(local.logits().get(step), got.logits().get(step), CFG.vocabSize());
+        String diff =
+            TinyModel.firstDifference(
+                local.logits().get(step), got.logits().get(step), CFG.vocabSize());
         int p = i;
         int st = step;
         assertNull(diff, () -> "prompt " + p + " step " + st + " logits: " + diff);
@@ -121,12 +139,16 @@ class RemoteGenerationTest {
     // every MoE layer of every step went remote
     int moe = TinyModel.moeLayers().size();
     assertEquals((long) PROMPTS.size() * GREEDY.maxTokens() * moe, remote.metrics().calls());
-    assertTrue(remote.metrics().shard("shard-a").tokens() > 0 && remote.metrics().shard("shard-b").tokens() > 0);
+    assertTrue(
+        remote.metrics().shard("shard-a").tokens() > 0
+            && remote.metrics().shard("shard-b").tokens() > 0);
   }
 
   @Test
   void greedyTokensMatchReferenceWithFourShards() {
-    cluster = ShardCluster.start(shardWeights, Map.of("s0", "0-15", "s1", "16-31", "s2", "32-47", "s3", "48-63"));
+    cluster =
+        ShardCluster.start(
+            shardWeights, Map.of("s0", "0-15", "s1", "16-31", "s2", "32-47", "s3", "48-63"));
     assertSameTokensAsReference(cluster.remote());
   }
 
@@ -144,15 +166,28 @@ class RemoteGenerationTest {
     }
     ContiguousKv kvLocal = new ContiguousKv(CFG, n);
     ContiguousKv kvRemote = new ContiguousKv(CFG, n);
-    float[] a = engine.runner().forward(List.of(new SequenceStep(tokens, vision, null, kvLocal, true)), engine.experts())[0];
-    float[] b = engine.runner().forward(List.of(new SequenceStep(tokens, vision, null, kvRemote, true)), remote)[0];
-    assertNull(TinyModel.firstDifference(a, b, CFG.vocabSize()), "logits after a prompt with vision tokens");
+    float[] a =
+        engine.runner()
+            .forward(
+                List.of(new SequenceStep(tokens, vision, null, kvLocal, true)), engine.experts())[
+            0];
+    float[] b =
+        engine.runner()
+            .forward(List.of(new SequenceStep(tokens, vision, null, kvRemote, true)), remote)[0];
+    assertNull(
+        TinyModel.firstDifference(a, b, CFG.vocabSize()),
+        "logits after a prompt with vision tokens");
     long visionTokens = 0;
     for (int layer : TinyModel.moeLayers()) {
       for (int e = 0; e < 64; e++) {
-        visionTokens += cluster.shard("shard-a").stats().tokens(layer, 1, e) + cluster.shard("shard-b").stats().tokens(layer, 1, e);
+        visionTokens +=
+            cluster.shard("shard-a").stats().tokens(layer, 1, e)
+                + cluster.shard("shard-b").stats().tokens(layer, 1, e);
       }
     }
-    assertEquals(20L * CFG.topK() * TinyModel.moeLayers().size(), visionTokens, "vision rows went to vision experts");
+    assertEquals(
+        20L * CFG.topK() * TinyModel.moeLayers().size(),
+        visionTokens,
+        "vision rows went to vision experts");
   }
 }

@@ -29,24 +29,26 @@ final class ShardCluster implements AutoCloseable {
     return start(weights, rangesById, TinyModel.CFG);
   }
 
-  static ShardCluster start(ModelWeights weights, Map<String, String> rangesById, ModelConfig model) {
+  static ShardCluster start(
+      ModelWeights weights, Map<String, String> rangesById, ModelConfig model) {
     ShardCluster c = new ShardCluster();
     c.cfg = model;
     try {
-      rangesById.forEach((id, range) -> {
-        ExpertRange r = ExpertRange.parse(range);
-        ExpertShard shard = new ExpertShard(id, r, weights, OrtRuntime.shared());
-        c.ranges.put(id, r);
-        c.shards.put(id, shard);
-        ExpertShardServer server = ExpertShardServer.onAddress(shard, "127.0.0.1", 0);
-        c.servers.put(id, server);
-        try {
-          server.start();
-        } catch (IOException e) {
-          throw new UncheckedIOException(e);
-        }
-        c.addresses.put(id, "127.0.0.1:" + server.port());
-      });
+      rangesById.forEach(
+          (id, range) -> {
+            ExpertRange r = ExpertRange.parse(range);
+            ExpertShard shard = new ExpertShard(id, r, weights, OrtRuntime.shared());
+            c.ranges.put(id, r);
+            c.shards.put(id, shard);
+            ExpertShardServer server = ExpertShardServer.onAddress(shard, "127.0.0.1", 0);
+            c.servers.put(id, server);
+            try {
+              server.start();
+            } catch (IOException e) {
+              throw new UncheckedIOException(e);
+            }
+            c.addresses.put(id, "127.0.0.1:" + server.port());
+          });
       return c;
     } catch (RuntimeException e) {
       c.close();
@@ -63,7 +65,8 @@ final class ShardCluster implements AutoCloseable {
   }
 
   RemoteExperts remote() {
-    return new RemoteExperts(placement(1), directory(), channels, RemoteExperts.Settings.defaults());
+    return new RemoteExperts(
+        placement(1), directory(), channels, RemoteExperts.Settings.defaults());
   }
 
   ExpertShard shard(String id) {

@@ -18,13 +18,16 @@ final class TinyModel {
   private TinyModel() {}
 
   static List<Integer> moeLayers() {
-    return IntStream.range(0, CFG.numLayers()).filter(l -> CFG.layerKind(l) == LayerKind.MOE).boxed().toList();
+    return IntStream.range(0, CFG.numLayers())
+        .filter(l -> CFG.layerKind(l) == LayerKind.MOE)
+        .boxed()
+        .toList();
   }
 
   /**
-   * {@code rows} rows of layer {@code layer}: Gaussian hidden states, text or vision rows at random,
-   * k distinct experts of the row's group, weights summing to 1. {@code onlyBelow} limits expert ids
-   * (to aim a batch at one shard); pass the group size for no limit.
+   * {@code rows} rows of layer {@code layer}: Gaussian hidden states, text or vision rows at
+   * random, k distinct experts of the row's group, weights summing to 1. {@code onlyBelow} limits
+   * expert ids (to aim a batch at one shard); pass the group size for no limit.
    */
   static RoutedBatch randomBatch(Random rnd, int layer, int rows, int onlyBelow) {
     int h = CFG.hidden();
@@ -65,7 +68,14 @@ final class TinyModel {
     }
     for (int i = 0; i < expected.length; i++) {
       if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
-        return "row " + (i / hidden) + " dim " + (i % hidden) + ": local " + expected[i] + " vs remote " + actual[i];
+        return "row "
+            + (i / hidden)
+            + " dim "
+            + (i % hidden)
+            + ": local "
+            + expected[i]
+            + " vs remote "
+            + actual[i];
       }
     }
     return null;

@@ -43,23 +43,40 @@ final class AdminCommand implements Runnable {
   static UserFacingException failure(StatusRuntimeException e, String router) {
     Status s = e.getStatus();
     String msg = s.getDescription() == null ? "(no message)" : s.getDescription();
-    if (s.getCode() == Status.Code.UNAVAILABLE && s.getDescription() != null && s.getDescription().startsWith("io exception")) {
+    if (s.getCode() == Status.Code.UNAVAILABLE
+        && s.getDescription() != null
+        && s.getDescription().startsWith("io exception")) {
       msg = "cannot reach the router at " + router + " (" + msg + ")";
     }
     return new UserFacingException(s.getCode().name() + ": " + msg, CliErrors.FAILED);
   }
 
-  @Command(name = "status", mixinStandardHelpOptions = true, description = "Every node of the cluster: role, state, epoch, load, free KV; and the coordinator.")
+  @Command(
+      name = "status",
+      mixinStandardHelpOptions = true,
+      description =
+          "Every node of the cluster: role, state, epoch, load, free KV; and the coordinator.")
   static final class StatusCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--router", required = true, paramLabel = "HOST:PORT", description = "The router to ask.")
+    @Option(
+        names = "--router",
+        required = true,
+        paramLabel = "HOST:PORT",
+        description = "The router to ask.")
     String router;
 
-    @Option(names = "--json", description = "Print a JSON array with one object per node (id, role, state, epoch, coordinator, load, KV, URLs).")
+    @Option(
+        names = "--json",
+        description =
+            "Print a JSON array with one object per node (id, role, state, epoch, coordinator, load, KV, URLs).")
     boolean json;
 
-    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "10", description = "Deadline of the call. Default: ${DEFAULT-VALUE}.")
+    @Option(
+        names = "--timeout",
+        paramLabel = "SECONDS",
+        defaultValue = "10",
+        description = "Deadline of the call. Default: ${DEFAULT-VALUE}.")
     long timeoutSeconds;
 
     @Override
@@ -67,10 +84,13 @@ final class AdminCommand implements Runnable {
       ManagedChannel ch = channel(router);
       try {
         ListNodesResponse r =
-            AdminServiceGrpc.newBlockingStub(ch).withDeadlineAfter(timeoutSeconds, TimeUnit.SECONDS).listNodes(ListNodesRequest.getDefaultInstance());
+            AdminServiceGrpc.newBlockingStub(ch)
+                .withDeadlineAfter(timeoutSeconds, TimeUnit.SECONDS)
+                .listNodes(ListNodesRequest.getDefaultInstance());
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
-          out.println(new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(toJson(r)));
+          out.println(
+              new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(toJson(r)));
         } else {
           out.println(table(r));
         }
@@ -118,39 +138,88 @@ final class AdminCommand implements Runnable {
     static String table(ListNodesResponse r) {
       StringBuilder sb = new StringBuilder();
       String fmt = "%-24s %-8s %-10s %6s %8s %12s %14s  %s%n";
-      sb.append(String.format(Locale.ROOT, fmt, "ID", "ROLE", "STATE", "EPOCH", "RUNNING", "QUEUED_TOK", "KV_FREE", "ADDRESS"));
+      sb.append(
+          String.format(
+              Locale.ROOT,
+              fmt,
+              "ID",
+              "ROLE",
+              "STATE",
+              "EPOCH",
+              "RUNNING",
+              "QUEUED_TOK",
+              "KV_FREE",
+              "ADDRESS"));
       for (NodeStatus n : r.getNodesList()) {
         String id = n.getId() + (n.getId().equals(r.getCoordinatorNodeId()) ? " *" : "");
-        String kv = n.getKvTotalBlocks() == 0 ? "-" : n.getKvFreeBlocks() + "/" + n.getKvTotalBlocks();
-        sb.append(String.format(Locale.ROOT, fmt, id, n.getRole(), n.getState(), n.getEpoch(), n.getRunningSequences(), n.getQueuedPromptTokens(), kv,
-            n.getGrpcAddress()));
+        String kv =
+            n.getKvTotalBlocks() == 0 ? "-" : n.getKvFreeBlocks() + "/" + n.getKvTotalBlocks();
+        sb.append(
+            String.format(
+                Locale.ROOT,
+                fmt,
+                id,
+                n.getRole(),
+                n.getState(),
+                n.getEpoch(),
+                n.getRunningSequences(),
+                n.getQueuedPromptTokens(),
+                kv,
+                n.getGrpcAddress()));
       }
-      sb.append(r.getCoordinatorNodeId().isEmpty()
-          ? "coordinator: none (no worker runs one: pdserve.coordinator.enabled=false?)"
-          : "coordinator: " + r.getCoordinatorNodeId() + " (term " + r.getCoordinatorTerm() + ", marked *)");
+      sb.append(
+          r.getCoordinatorNodeId().isEmpty()
+              ? "coordinator: none (no worker runs one: pdserve.coordinator.enabled=false?)"
+              : "coordinator: "
+                  + r.getCoordinatorNodeId()
+                  + " (term "
+                  + r.getCoordinatorTerm()
+                  + ", marked *)");
       return sb.toString();
     }
   }
 
-  @Command(name = "switch", mixinStandardHelpOptions = true,
-      description = "Switch a worker to another role (drains it first; decode sequences migrate to other decode nodes). Exits 1 when refused.")
+  @Command(
+      name = "switch",
+      mixinStandardHelpOptions = true,
+      description =
+          "Switch a worker to another role (drains it first; decode sequences migrate to other decode nodes). Exits 1 when refused.")
   static final class SwitchCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "NODE_ID", description = "The worker to switch (see 'pdserve admin status').")
+    @Parameters(
+        index = "0",
+        paramLabel = "NODE_ID",
+        description = "The worker to switch (see 'pdserve admin status').")
     String nodeId;
 
-    @Option(names = "--to", required = true, paramLabel = "prefill|decode", description = "The role it should serve.")
+    @Option(
+        names = "--to",
+        required = true,
+        paramLabel = "prefill|decode",
+        description = "The role it should serve.")
     String to;
 
-    @Option(names = "--router", required = true, paramLabel = "HOST:PORT", description = "The router to send the request through.")
+    @Option(
+        names = "--router",
+        required = true,
+        paramLabel = "HOST:PORT",
+        description = "The router to send the request through.")
     String router;
 
-    @Option(names = "--expected-epoch", paramLabel = "N", defaultValue = "0",
-        description = "Refuse unless the node is still at this registry epoch (from 'admin status'); 0 = any. Default: ${DEFAULT-VALUE}.")
+    @Option(
+        names = "--expected-epoch",
+        paramLabel = "N",
+        defaultValue = "0",
+        description =
+            "Refuse unless the node is still at this registry epoch (from 'admin status'); 0 = any. Default: ${DEFAULT-VALUE}.")
     long expectedEpoch;
 
-    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "300", description = "Deadline of the switch. Default: ${DEFAULT-VALUE}.")
+    @Option(
+        names = "--timeout",
+        paramLabel = "SECONDS",
+        defaultValue = "300",
+        description = "Deadline of the switch. Default: ${DEFAULT-VALUE}.")
     long timeoutSeconds;
 
     @Override
@@ -168,7 +237,12 @@ final class AdminCommand implements Runnable {
             AdminServiceGrpc.newBlockingStub(ch)
                 .withDeadlineAfter(timeoutSeconds, TimeUnit.SECONDS)
                 .switchRole(
-                    SwitchRoleRequest.newBuilder().setNodeId(nodeId).setTargetRole(role).setExpectedEpoch(expectedEpoch).setReason("admin").build());
+                    SwitchRoleRequest.newBuilder()
+                        .setNodeId(nodeId)
+                        .setTargetRole(role)
+                        .setExpectedEpoch(expectedEpoch)
+                        .setReason("admin")
+                        .build());
         if (!r.getAccepted()) {
           throw new UserFacingException("refused: " + r.getMessage(), CliErrors.FAILED);
         }

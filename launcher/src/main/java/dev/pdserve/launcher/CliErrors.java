@@ -4,15 +4,16 @@ import picocli.CommandLine;
 
 /**
  * Turns exceptions from a command into one line on stderr and a non-zero exit code: errors a user
- * can fix (bad arguments, bad config, bad input) print their message; anything else also prints
- * its stack trace.
+ * can fix (bad arguments, bad config, bad input) print their message; anything else also prints its
+ * stack trace.
  */
 final class CliErrors implements CommandLine.IExecutionExceptionHandler {
   static final int USAGE = 2;
   static final int FAILED = 1;
 
   @Override
-  public int handleExecutionException(Exception ex, CommandLine cmd, CommandLine.ParseResult parsed) {
+  public int handleExecutionException(
+      Exception ex, CommandLine cmd, CommandLine.ParseResult parsed) {
     if (ex instanceof CommandLine.ParameterException pe) {
       cmd.getErr().println("error: " + pe.getMessage());
       return USAGE;

@@ -11,12 +11,19 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-@Command(name = "expert", mixinStandardHelpOptions = true, description = "Run an expert shard hosting a range of routed experts.")
+@Command(
+    name = "expert",
+    mixinStandardHelpOptions = true,
+    description = "Run an expert shard hosting a range of routed experts.")
 final class ExpertCommand implements Callable<Integer> {
   @Spec CommandLine.Model.CommandSpec spec;
   @Mixin NodeOptions node;
 
-  @Option(names = "--experts", paramLabel = "FIRST-LAST", description = "Expert indices this shard hosts, of every MoE layer and both groups, e.g. 0-31 (default: all).")
+  @Option(
+      names = "--experts",
+      paramLabel = "FIRST-LAST",
+      description =
+          "Expert indices this shard hosts, of every MoE layer and both groups, e.g. 0-31 (default: all).")
   String experts;
 
   @Override
@@ -27,6 +34,7 @@ final class ExpertCommand implements Callable<Integer> {
     }
     NodeConfig cfg = node.load("expert", more);
     ExpertNode e = ExpertNode.start(cfg);
-    return NodeProcess.serve(e, "expert", cfg.nodeId(), e.grpcAddress(), spec.commandLine().getOut());
+    return NodeProcess.serve(
+        e, "expert", cfg.nodeId(), e.grpcAddress(), spec.commandLine().getOut());
   }
 }

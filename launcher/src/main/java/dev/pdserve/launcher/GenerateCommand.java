@@ -36,10 +36,17 @@ final class GenerateCommand implements Callable<Integer> {
   Target target;
 
   static final class Target {
-    @Option(names = "--local", required = true, description = "Run the single-process reference engine in this process.")
+    @Option(
+        names = "--local",
+        required = true,
+        description = "Run the single-process reference engine in this process.")
     boolean local;
 
-    @Option(names = "--router", required = true, paramLabel = "HOST:PORT", description = "Send the request to a pdserve router.")
+    @Option(
+        names = "--router",
+        required = true,
+        paramLabel = "HOST:PORT",
+        description = "Send the request to a pdserve router.")
     String router;
   }
 
@@ -47,36 +54,57 @@ final class GenerateCommand implements Callable<Integer> {
   PromptSource promptSource;
 
   static final class PromptSource {
-    @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "The prompt (a user message unless --raw).")
+    @Option(
+        names = "--prompt",
+        required = true,
+        paramLabel = "TEXT",
+        description = "The prompt (a user message unless --raw).")
     String text;
 
-    @Option(names = "--prompt-file", required = true, paramLabel = "PATH", description = "Read the prompt from a UTF-8 file.")
+    @Option(
+        names = "--prompt-file",
+        required = true,
+        paramLabel = "PATH",
+        description = "Read the prompt from a UTF-8 file.")
     Path file;
   }
 
   @Mixin ModelOptions model;
   @Mixin SamplingOptions sampling;
 
-  @Option(names = "--raw", description = "Send the prompt as plain text, without the chat template.")
+  @Option(
+      names = "--raw",
+      description = "Send the prompt as plain text, without the chat template.")
   boolean raw;
 
   @Option(names = "--no-thinking", description = "Chat template in non-thinking mode.")
   boolean noThinking;
 
-  @Option(names = "--json", description = "Print one JSON object (token_ids, text, finish_reason, usage, timings) instead of streaming.")
+  @Option(
+      names = "--json",
+      description =
+          "Print one JSON object (token_ids, text, finish_reason, usage, timings) instead of streaming.")
   boolean json;
 
-  @Option(names = "--request-id", paramLabel = "ID", description = "Request id (default: generated).")
+  @Option(
+      names = "--request-id",
+      paramLabel = "ID",
+      description = "Request id (default: generated).")
   String requestId;
 
-  @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "120", description = "Deadline of a --router request. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--timeout",
+      paramLabel = "SECONDS",
+      defaultValue = "120",
+      description = "Deadline of a --router request. Default: ${DEFAULT-VALUE}.")
   double timeoutSeconds;
 
   @Override
   public Integer call() throws Exception {
     String text = promptText();
     Prompt prompt = raw ? Prompt.text(text) : Prompt.user(text);
-    String id = requestId != null ? requestId : "gen-" + UUID.randomUUID().toString().substring(0, 8);
+    String id =
+        requestId != null ? requestId : "gen-" + UUID.randomUUID().toString().substring(0, 8);
     GenerateRequest req;
     try {
       req = new GenerateRequest(id, prompt, sampling.params(), !noThinking);
@@ -86,21 +114,27 @@ final class GenerateCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     if (target.router != null) {
       try {
-        req.sampling().validate(1, Integer.MAX_VALUE / 2, Integer.MAX_VALUE); // the router checks the rest
+        req.sampling()
+            .validate(1, Integer.MAX_VALUE / 2, Integer.MAX_VALUE); // the router checks the rest
       } catch (InvalidRequestException e) {
         throw badOption(e);
       }
-      return RouterClientRunner.run(target.router, req, json, timeoutSeconds, out, spec.commandLine().getErr());
+      return RouterClientRunner.run(
+          target.router, req, json, timeoutSeconds, out, spec.commandLine().getErr());
     }
-    try (LoadedModel m = LoadedModel.load(model.spec()); ReferenceEngine engine = new ReferenceEngine(m, OrtRuntime.shared())) {
+    try (LoadedModel m = LoadedModel.load(model.spec());
+        ReferenceEngine engine = new ReferenceEngine(m, OrtRuntime.shared())) {
       GenerateResult r;
       try {
-        r = engine.generate(req, e -> {
-          if (!json) {
-            out.print(e.text());
-            out.flush();
-          }
-        });
+        r =
+            engine.generate(
+                req,
+                e -> {
+                  if (!json) {
+                    out.print(e.text());
+                    out.flush();
+                  }
+                });
       } catch (InvalidRequestException e) {
         throw badOption(e);
       }
@@ -121,14 +155,17 @@ final class GenerateCommand implements Callable<Integer> {
     try {
       return Files.readString(promptSource.file, StandardCharsets.UTF_8);
     } catch (NoSuchFileException e) {
-      throw new CommandLine.ParameterException(spec.commandLine(), "--prompt-file " + promptSource.file + ": no such file");
+      throw new CommandLine.ParameterException(
+          spec.commandLine(), "--prompt-file " + promptSource.file + ": no such file");
     } catch (IOException e) {
-      throw new CommandLine.ParameterException(spec.commandLine(), "--prompt-file " + promptSource.file + ": " + e.getMessage());
+      throw new CommandLine.ParameterException(
+          spec.commandLine(), "--prompt-file " + promptSource.file + ": " + e.getMessage());
     }
   }
 
   private CommandLine.ParameterException badOption(InvalidRequestException e) {
-    return new CommandLine.ParameterException(spec.commandLine(), SamplingOptions.optionFor(e.field()) + ": " + e.getMessage());
+    return new CommandLine.ParameterException(
+        spec.commandLine(), SamplingOptions.optionFor(e.field()) + ": " + e.getMessage());
   }
 
   static final ObjectMapper JSON = new ObjectMapper();

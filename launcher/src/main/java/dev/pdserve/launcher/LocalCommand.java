@@ -18,47 +18,86 @@ import picocli.CommandLine.Spec;
 @Command(
     name = "local",
     mixinStandardHelpOptions = true,
-    description = "Run a local cluster: every node its own OS process on loopback, the built-in model by default.")
+    description =
+        "Run a local cluster: every node its own OS process on loopback, the built-in model by default.")
 final class LocalCommand implements Callable<Integer> {
   @Spec CommandLine.Model.CommandSpec spec;
 
-  @Option(names = "--prefill", defaultValue = "1", description = "Prefill workers. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--prefill",
+      defaultValue = "1",
+      description = "Prefill workers. Default: ${DEFAULT-VALUE}.")
   int prefill;
 
-  @Option(names = "--decode", defaultValue = "1", description = "Decode workers. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--decode",
+      defaultValue = "1",
+      description = "Decode workers. Default: ${DEFAULT-VALUE}.")
   int decode;
 
-  @Option(names = "--experts", defaultValue = "0", description = "Expert shards (0 = experts in each worker). Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--experts",
+      defaultValue = "0",
+      description = "Expert shards (0 = experts in each worker). Default: ${DEFAULT-VALUE}.")
   int experts;
 
-  @Option(names = "--ready-file", paramLabel = "FILE", description = "Once every node is ACTIVE, write the router's gRPC host:port as the first line of FILE and http=<its HTTP base URL> as the second.")
+  @Option(
+      names = "--ready-file",
+      paramLabel = "FILE",
+      description =
+          "Once every node is ACTIVE, write the router's gRPC host:port as the first line of FILE and http=<its HTTP base URL> as the second.")
   Path readyFile;
 
-  @Option(names = "--preset", defaultValue = "tiny", description = "Built-in model. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--preset",
+      defaultValue = "tiny",
+      description = "Built-in model. Default: ${DEFAULT-VALUE}.")
   String preset;
 
-  @Option(names = "--model", paramLabel = "DIR", description = "Model directory instead of a preset.")
+  @Option(
+      names = "--model",
+      paramLabel = "DIR",
+      description = "Model directory instead of a preset.")
   String modelDir;
 
   @Option(names = "--seed-weights", defaultValue = "42")
   long seed;
 
-  @Option(names = "--kv-budget", defaultValue = "256m", description = "KV pool per worker. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--kv-budget",
+      defaultValue = "256m",
+      description = "KV pool per worker. Default: ${DEFAULT-VALUE}.")
   String kvBudget;
 
-  @Option(names = "--log-level", defaultValue = "INFO", description = "Log level of the nodes. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--log-level",
+      defaultValue = "INFO",
+      description = "Log level of the nodes. Default: ${DEFAULT-VALUE}.")
   String logLevel;
 
-  @Option(names = "--node-heap", defaultValue = "768m", description = "Java heap per node. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--node-heap",
+      defaultValue = "768m",
+      description = "Java heap per node. Default: ${DEFAULT-VALUE}.")
   String heap;
 
-  @Option(names = "--set", paramLabel = "KEY=VALUE", description = "A setting for every node (repeatable).")
+  @Option(
+      names = "--set",
+      paramLabel = "KEY=VALUE",
+      description = "A setting for every node (repeatable).")
   Map<String, String> settings = new LinkedHashMap<>();
 
-  @Option(names = "--http-port", defaultValue = "0", description = "Port of the router's OpenAI-compatible HTTP API (0 = any free port). Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--http-port",
+      defaultValue = "0",
+      description =
+          "Port of the router's OpenAI-compatible HTTP API (0 = any free port). Default: ${DEFAULT-VALUE}.")
   int httpPort;
 
-  @Option(names = "--start-timeout", defaultValue = "180", description = "Seconds to wait for every node. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--start-timeout",
+      defaultValue = "180",
+      description = "Seconds to wait for every node. Default: ${DEFAULT-VALUE}.")
   int startTimeout;
 
   @Override
@@ -66,35 +105,56 @@ final class LocalCommand implements Callable<Integer> {
     var err = spec.commandLine().getErr();
     var out = spec.commandLine().getOut();
     if (httpPort != 0) {
-      settings.put(dev.pdserve.core.config.NodeConfigLoader.HTTP_PORT, Integer.toString(httpPort)); // only the router binds it
+      settings.put(
+          dev.pdserve.core.config.NodeConfigLoader.HTTP_PORT,
+          Integer.toString(httpPort)); // only the router binds it
     }
-    LocalCluster.Spec s = new LocalCluster.Spec(prefill, decode, experts, preset, modelDir, seed, kvBudget, logLevel, settings, heap);
-    out.printf("pdserve local: starting %d prefill, %d decode, %d expert shard(s) and a router (model %s)...%n", prefill, decode, experts,
-        modelDir != null ? modelDir : preset);
+    LocalCluster.Spec s =
+        new LocalCluster.Spec(
+            prefill, decode, experts, preset, modelDir, seed, kvBudget, logLevel, settings, heap);
+    out.printf(
+        "pdserve local: starting %d prefill, %d decode, %d expert shard(s) and a router (model %s)...%n",
+        prefill, decode, experts, modelDir != null ? modelDir : preset);
     out.flush();
-    LocalCluster cluster = LocalCluster.start(s, line -> {
-      synchronized (err) {
-        err.println(line);
-        err.flush();
-      }
-    }, Duration.ofSeconds(startTimeout));
+    LocalCluster cluster =
+        LocalCluster.start(
+            s,
+            line -> {
+              synchronized (err) {
+                err.println(line);
+                err.flush();
+              }
+            },
+            Duration.ofSeconds(startTimeout));
     CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      cluster.close();
-      stopped.countDown();
-    }, "local-cluster-stop"));
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  cluster.close();
+                  stopped.countDown();
+                },
+                "local-cluster-stop"));
     if (readyFile != null) {
       Path tmp = readyFile.resolveSibling(readyFile.getFileName() + ".tmp");
-      Files.writeString(tmp, cluster.routerAddress() + "\nhttp=" + cluster.routerHttpUrl() + "\n", StandardCharsets.UTF_8);
-      Files.move(tmp, readyFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      Files.writeString(
+          tmp,
+          cluster.routerAddress() + "\nhttp=" + cluster.routerHttpUrl() + "\n",
+          StandardCharsets.UTF_8);
+      Files.move(
+          tmp, readyFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
-    out.printf("router listening on %s (gRPC) and %s (OpenAI-compatible HTTP; every node ACTIVE; processes %s). Ctrl-C stops them all.%n",
+    out.printf(
+        "router listening on %s (gRPC) and %s (OpenAI-compatible HTTP; every node ACTIVE; processes %s). Ctrl-C stops them all.%n",
         cluster.routerAddress(), cluster.routerHttpUrl(), cluster.pids());
     cluster.nodes().stream()
         .filter(n -> !n.getMetricsUrl().isEmpty())
-        .forEach(n -> out.printf("metrics of %s (%s): %s%n", n.getId(), n.getRole(), n.getMetricsUrl()));
-    out.printf("try: bin/pdserve generate --router %s --prompt \"Hello\"%n", cluster.routerAddress());
-    out.printf(" or:  curl %s/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'%n",
+        .forEach(
+            n -> out.printf("metrics of %s (%s): %s%n", n.getId(), n.getRole(), n.getMetricsUrl()));
+    out.printf(
+        "try: bin/pdserve generate --router %s --prompt \"Hello\"%n", cluster.routerAddress());
+    out.printf(
+        " or:  curl %s/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'%n",
         cluster.routerHttpUrl());
     out.flush();
     LocalCluster.Child dead = null;
@@ -104,7 +164,12 @@ final class LocalCommand implements Callable<Integer> {
       Thread.currentThread().interrupt();
     }
     if (dead != null) {
-      err.println("node " + dead.id() + " exited (code " + dead.process().exitValue() + "); stopping the cluster");
+      err.println(
+          "node "
+              + dead.id()
+              + " exited (code "
+              + dead.process().exitValue()
+              + "); stopping the cluster");
       cluster.close();
       return 1;
     }

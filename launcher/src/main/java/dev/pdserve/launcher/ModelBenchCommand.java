@@ -33,24 +33,41 @@ import picocli.CommandLine.Spec;
 @Command(
     name = "bench",
     mixinStandardHelpOptions = true,
-    description = "Measure the single-process engine: prefill and decode tokens/s at several batch sizes.")
+    description =
+        "Measure the single-process engine: prefill and decode tokens/s at several batch sizes.")
 final class ModelBenchCommand implements Callable<Integer> {
   @Spec CommandLine.Model.CommandSpec spec;
   @Mixin ModelOptions model;
 
-  @Option(names = "--batches", split = ",", defaultValue = "1,8,32", description = "Batch sizes. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--batches",
+      split = ",",
+      defaultValue = "1,8,32",
+      description = "Batch sizes. Default: ${DEFAULT-VALUE}.")
   List<Integer> batches;
 
-  @Option(names = "--prompt-len", defaultValue = "128", description = "Prompt tokens per sequence. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--prompt-len",
+      defaultValue = "128",
+      description = "Prompt tokens per sequence. Default: ${DEFAULT-VALUE}.")
   int promptLen;
 
-  @Option(names = "--decode-steps", defaultValue = "32", description = "Decode steps measured per batch. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--decode-steps",
+      defaultValue = "32",
+      description = "Decode steps measured per batch. Default: ${DEFAULT-VALUE}.")
   int decodeSteps;
 
-  @Option(names = "--repeats", defaultValue = "3", description = "Measured repetitions (median reported). Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--repeats",
+      defaultValue = "3",
+      description = "Measured repetitions (median reported). Default: ${DEFAULT-VALUE}.")
   int repeats;
 
-  @Option(names = "--threads", defaultValue = "0", description = "ONNX Runtime intra-op threads (0 = all cores).")
+  @Option(
+      names = "--threads",
+      defaultValue = "0",
+      description = "ONNX Runtime intra-op threads (0 = all cores).")
   int threads;
 
   @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON.")
@@ -59,7 +76,8 @@ final class ModelBenchCommand implements Callable<Integer> {
   @Override
   public Integer call() throws IOException {
     if (promptLen < 1 || decodeSteps < 1 || repeats < 1) {
-      throw new CommandLine.ParameterException(spec.commandLine(), "--prompt-len, --decode-steps and --repeats must be >= 1");
+      throw new CommandLine.ParameterException(
+          spec.commandLine(), "--prompt-len, --decode-steps and --repeats must be >= 1");
     }
     PrintWriter out = spec.commandLine().getOut();
     OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(threads, false, true));
@@ -67,10 +85,13 @@ final class ModelBenchCommand implements Callable<Integer> {
     try (LoadedModel m = LoadedModel.load(model.spec());
         ModelWeights w = new ModelWeights(m.config(), m.weights(), rt);
         ModelRunner runner = new ModelRunner(m.config(), w, rt);
-        ExpertCompute experts = new ExpertCompute(m.config(), w, rt, ExpertCompute.HostedExperts.ALL)) {
+        ExpertCompute experts =
+            new ExpertCompute(m.config(), w, rt, ExpertCompute.HostedExperts.ALL)) {
       ModelConfig cfg = m.config();
       if (promptLen + decodeSteps + 1 > cfg.maxPositions()) {
-        throw new CommandLine.ParameterException(spec.commandLine(), "--prompt-len + --decode-steps exceeds the context of " + cfg.maxPositions());
+        throw new CommandLine.ParameterException(
+            spec.commandLine(),
+            "--prompt-len + --decode-steps exceeds the context of " + cfg.maxPositions());
       }
       LocalExperts local = new LocalExperts(experts);
       report.put("model", cfg.name());
@@ -78,9 +99,11 @@ final class ModelBenchCommand implements Callable<Integer> {
       report.put("decode_steps", decodeSteps);
       report.put("cores", Runtime.getRuntime().availableProcessors());
       ArrayNode rows = report.putArray("results");
-      out.printf("pdserve model bench: %s, prompt %d tokens, %d decode steps, median of %d, %d cores%n",
+      out.printf(
+          "pdserve model bench: %s, prompt %d tokens, %d decode steps, median of %d, %d cores%n",
           cfg.name(), promptLen, decodeSteps, repeats, Runtime.getRuntime().availableProcessors());
-      out.printf("%6s %18s %18s %16s%n", "batch", "prefill tok/s", "decode tok/s", "decode step ms");
+      out.printf(
+          "%6s %18s %18s %16s%n", "batch", "prefill tok/s", "decode tok/s", "decode step ms");
       runOnce(runner, local, cfg, 1, Math.min(promptLen, 16), 2); // warm-up
       for (int b : batches) {
         double[] prefill = new double[repeats];
@@ -108,8 +131,12 @@ final class ModelBenchCommand implements Callable<Integer> {
     return 0;
   }
 
-  /** Prefills {@code b} sequences in one step, then decodes {@code steps} steps: {prefill tok/s, decode tok/s}. */
-  private static double[] runOnce(ModelRunner runner, LocalExperts experts, ModelConfig cfg, int b, int len, int steps) {
+  /**
+   * Prefills {@code b} sequences in one step, then decodes {@code steps} steps: {prefill tok/s,
+   * decode tok/s}.
+   */
+  private static double[] runOnce(
+      ModelRunner runner, LocalExperts experts, ModelConfig cfg, int b, int len, int steps) {
     Random rnd = new Random(b * 31L + len);
     List<ContiguousKv> kvs = new ArrayList<>();
     List<SequenceStep> prefill = new ArrayList<>();
@@ -128,14 +155,19 @@ final class ModelBenchCommand implements Callable<Integer> {
     for (int s = 0; s < steps; s++) {
       List<SequenceStep> step = new ArrayList<>(b);
       for (int i = 0; i < b; i++) {
-        step.add(SequenceStep.text(new int[] {dev.pdserve.model.sampling.Sampler.argmax(logits[i])}, kvs.get(i), true));
+        step.add(
+            SequenceStep.text(
+                new int[] {dev.pdserve.model.sampling.Sampler.argmax(logits[i])},
+                kvs.get(i),
+                true));
       }
       logits = runner.forward(step, experts);
     }
     long t2 = System.nanoTime();
-    return new double[] {b * (double) len / ((t1 - t0) / 1e9), b * (double) steps / ((t2 - t1) / 1e9)};
+    return new double[] {
+      b * (double) len / ((t1 - t0) / 1e9), b * (double) steps / ((t2 - t1) / 1e9)
+    };
   }
-
 
   private static double median(double[] v) {
     double[] s = v.clone();

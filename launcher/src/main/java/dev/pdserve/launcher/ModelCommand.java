@@ -29,7 +29,10 @@ final class ModelCommand implements Runnable {
     spec.commandLine().usage(spec.commandLine().getOut());
   }
 
-  @Command(name = "info", mixinStandardHelpOptions = true, description = "Print a model's size, KV cost, layers and graphs.")
+  @Command(
+      name = "info",
+      mixinStandardHelpOptions = true,
+      description = "Print a model's size, KV cost, layers and graphs.")
   static final class Info implements Callable<Integer> {
     @Mixin ModelOptions model;
     @Spec picocli.CommandLine.Model.CommandSpec spec;
@@ -39,18 +42,43 @@ final class ModelCommand implements Runnable {
       ModelConfig cfg = model.config();
       PrintWriter out = spec.commandLine().getOut();
       out.printf("model             %s%n", cfg.name());
-      out.printf("parameters        %s total, %s active per token (language model)%n", human(cfg.totalParams()), human(cfg.activeParams()));
-      cfg.vision().ifPresent(v -> out.printf("vision encoder    %s parameters (ViT %d blocks, width %d, patch %d, %dx%d merge)%n",
-          human(v.parameters(cfg.hidden())), v.depth(), v.width(), v.patchSize(), v.spatialMerge(), v.spatialMerge()));
-      out.printf("hidden            %d, %d layers, %d query / %d KV heads of %d, context %d, vocab %d%n",
-          cfg.hidden(), cfg.numLayers(), cfg.numHeads(), cfg.numKvHeads(), cfg.headDim(), cfg.maxPositions(), cfg.vocabSize());
-      out.printf("KV per token      %s fp32, %s bf16%n", bytes(cfg.kvBytesPerToken(4)), bytes(cfg.kvBytesPerToken(2)));
+      out.printf(
+          "parameters        %s total, %s active per token (language model)%n",
+          human(cfg.totalParams()), human(cfg.activeParams()));
+      cfg.vision()
+          .ifPresent(
+              v ->
+                  out.printf(
+                      "vision encoder    %s parameters (ViT %d blocks, width %d, patch %d, %dx%d merge)%n",
+                      human(v.parameters(cfg.hidden())),
+                      v.depth(),
+                      v.width(),
+                      v.patchSize(),
+                      v.spatialMerge(),
+                      v.spatialMerge()));
+      out.printf(
+          "hidden            %d, %d layers, %d query / %d KV heads of %d, context %d, vocab %d%n",
+          cfg.hidden(),
+          cfg.numLayers(),
+          cfg.numHeads(),
+          cfg.numKvHeads(),
+          cfg.headDim(),
+          cfg.maxPositions(),
+          cfg.vocabSize());
+      out.printf(
+          "KV per token      %s fp32, %s bf16%n",
+          bytes(cfg.kvBytesPerToken(4)), bytes(cfg.kvBytesPerToken(2)));
       if (!cfg.expertGroups().isEmpty()) {
         StringBuilder groups = new StringBuilder();
         for (ExpertGroup g : cfg.expertGroups()) {
-          groups.append(String.format("%s %d×%d (layers %d-%d)  ", g.name(), g.numExperts(), g.intermediate(), g.firstLayer(), g.lastLayer()));
+          groups.append(
+              String.format(
+                  "%s %d×%d (layers %d-%d)  ",
+                  g.name(), g.numExperts(), g.intermediate(), g.firstLayer(), g.lastLayer()));
         }
-        out.printf("routed experts    %stop-%d, %d shared (intermediate %d)%n", groups, cfg.topK(), cfg.numSharedExperts(), cfg.sharedIntermediate());
+        out.printf(
+            "routed experts    %stop-%d, %d shared (intermediate %d)%n",
+            groups, cfg.topK(), cfg.numSharedExperts(), cfg.sharedIntermediate());
       }
       out.printf("layer kinds       %s%n", layerKinds(cfg));
       out.println("graphs (ONNX, built in Java):");
@@ -59,19 +87,26 @@ final class ModelCommand implements Runnable {
       int firstMoe = cfg.layerKinds().indexOf(LayerKind.MOE);
       int firstDense = cfg.layerKinds().indexOf(LayerKind.DENSE);
       if (firstDense >= 0) {
-        graphs.put("layer (dense)  ×" + count(cfg, LayerKind.DENSE), LayerGraph.build(cfg, firstDense));
+        graphs.put(
+            "layer (dense)  ×" + count(cfg, LayerKind.DENSE), LayerGraph.build(cfg, firstDense));
       }
       if (firstMoe >= 0) {
         graphs.put("layer (MoE)    ×" + count(cfg, LayerKind.MOE), LayerGraph.build(cfg, firstMoe));
       }
       for (ExpertGroup g : cfg.expertGroups()) {
-        graphs.putIfAbsent("expert " + cfg.hidden() + "x" + g.intermediate(), ExpertGraph.build(cfg.hidden(), g.intermediate()));
+        graphs.putIfAbsent(
+            "expert " + cfg.hidden() + "x" + g.intermediate(),
+            ExpertGraph.build(cfg.hidden(), g.intermediate()));
       }
       graphs.put("head", HeadGraph.build(cfg));
       for (Map.Entry<String, GraphBuilder> e : graphs.entrySet()) {
         var proto = e.getValue().build().getGraph();
-        out.printf("  %-22s %4d nodes, inputs %s, outputs %s%n", e.getKey(), proto.getNodeCount(),
-            proto.getInputList().stream().map(v -> v.getName()).toList(), proto.getOutputList().stream().map(v -> v.getName()).toList());
+        out.printf(
+            "  %-22s %4d nodes, inputs %s, outputs %s%n",
+            e.getKey(),
+            proto.getNodeCount(),
+            proto.getInputList().stream().map(v -> v.getName()).toList(),
+            proto.getOutputList().stream().map(v -> v.getName()).toList());
       }
       out.flush();
       return 0;
@@ -89,7 +124,10 @@ final class ModelCommand implements Runnable {
         LayerKind k = l < cfg.numLayers() ? cfg.layerKind(l) : null;
         if (k != run) {
           if (run != null) {
-            sb.append(run == LayerKind.DENSE ? "dense" : "moe").append(' ').append(start == l - 1 ? "" + start : start + "-" + (l - 1)).append("; ");
+            sb.append(run == LayerKind.DENSE ? "dense" : "moe")
+                .append(' ')
+                .append(start == l - 1 ? "" + start : start + "-" + (l - 1))
+                .append("; ");
           }
           run = k;
           start = l;
@@ -99,26 +137,43 @@ final class ModelCommand implements Runnable {
     }
   }
 
-  @Command(name = "convert", mixinStandardHelpOptions = true,
-      description = "Convert an ERNIE safetensors checkpoint (PT release naming, bf16/fp16/fp32, sharded or not) into the fp32 layout the engine loads.")
+  @Command(
+      name = "convert",
+      mixinStandardHelpOptions = true,
+      description =
+          "Convert an ERNIE safetensors checkpoint (PT release naming, bf16/fp16/fp32, sharded or not) into the fp32 layout the engine loads.")
   static final class Convert implements Callable<Integer> {
-    @picocli.CommandLine.Option(names = "--checkpoint", required = true, paramLabel = "DIR", description = "Checkpoint directory (config.json + *.safetensors).")
+    @picocli.CommandLine.Option(
+        names = "--checkpoint",
+        required = true,
+        paramLabel = "DIR",
+        description = "Checkpoint directory (config.json + *.safetensors).")
     java.nio.file.Path checkpoint;
 
-    @picocli.CommandLine.Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory (must be empty unless --overwrite).")
+    @picocli.CommandLine.Option(
+        names = "--out",
+        required = true,
+        paramLabel = "DIR",
+        description = "Output directory (must be empty unless --overwrite).")
     java.nio.file.Path out;
 
-    @picocli.CommandLine.Option(names = "--overwrite", description = "Replace weights already in --out.")
+    @picocli.CommandLine.Option(
+        names = "--overwrite",
+        description = "Replace weights already in --out.")
     boolean overwrite;
 
-    @picocli.CommandLine.Option(names = "--max-shard-bytes", paramLabel = "N", description = "Split the output into shards of at most N bytes (default 4 GiB).")
+    @picocli.CommandLine.Option(
+        names = "--max-shard-bytes",
+        paramLabel = "N",
+        description = "Split the output into shards of at most N bytes (default 4 GiB).")
     Long maxShardBytes;
 
     @Spec picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() {
-      dev.pdserve.model.weights.ConvertOptions opts = dev.pdserve.model.weights.ConvertOptions.defaults();
+      dev.pdserve.model.weights.ConvertOptions opts =
+          dev.pdserve.model.weights.ConvertOptions.defaults();
       if (overwrite) {
         opts = opts.withOverwrite(true);
       }
@@ -126,10 +181,18 @@ final class ModelCommand implements Runnable {
         opts = opts.withMaxShardBytes(maxShardBytes);
       }
       long t0 = System.nanoTime();
-      dev.pdserve.model.weights.ConvertReport r = dev.pdserve.model.weights.CheckpointConverter.convert(checkpoint, out, opts);
+      dev.pdserve.model.weights.ConvertReport r =
+          dev.pdserve.model.weights.CheckpointConverter.convert(checkpoint, out, opts);
       PrintWriter o = spec.commandLine().getOut();
-      o.printf("converted %s -> %s: %d tensors, %s in %d file(s), %d ignored, %.1f s%n", checkpoint, r.outDir(), r.tensorsWritten(),
-          bytes(r.bytesWritten()), r.files().size(), r.skipped().size(), (System.nanoTime() - t0) / 1e9);
+      o.printf(
+          "converted %s -> %s: %d tensors, %s in %d file(s), %d ignored, %.1f s%n",
+          checkpoint,
+          r.outDir(),
+          r.tensorsWritten(),
+          bytes(r.bytesWritten()),
+          r.files().size(),
+          r.skipped().size(),
+          (System.nanoTime() - t0) / 1e9);
       o.flush();
       return 0;
     }

@@ -9,20 +9,35 @@ import picocli.CommandLine.Option;
 
 /** Which model a command uses: a built-in preset (dummy seeded weights) or a model directory. */
 final class ModelOptions {
-  @Option(names = "--preset", description = "Built-in model: ${COMPLETION-CANDIDATES}. Default: tiny.", completionCandidates = PresetNames.class)
+  @Option(
+      names = "--preset",
+      description = "Built-in model: ${COMPLETION-CANDIDATES}. Default: tiny.",
+      completionCandidates = PresetNames.class)
   String preset;
 
-  @Option(names = "--model", paramLabel = "DIR", description = "A model directory (config.json + safetensors, e.g. from 'pdserve model convert').")
+  @Option(
+      names = "--model",
+      paramLabel = "DIR",
+      description =
+          "A model directory (config.json + safetensors, e.g. from 'pdserve model convert').")
   Path modelDir;
 
-  @Option(names = "--config", paramLabel = "FILE", description = "An ERNIE config.json to read the shape from (dummy weights).")
+  @Option(
+      names = "--config",
+      paramLabel = "FILE",
+      description = "An ERNIE config.json to read the shape from (dummy weights).")
   Path configFile;
 
-  @Option(names = "--seed-weights", paramLabel = "N", defaultValue = "42", description = "Seed of the dummy weights (presets and --config). Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--seed-weights",
+      paramLabel = "N",
+      defaultValue = "42",
+      description = "Seed of the dummy weights (presets and --config). Default: ${DEFAULT-VALUE}.")
   long weightSeed;
 
   ModelConfig config() {
-    int given = (preset != null ? 1 : 0) + (modelDir != null ? 1 : 0) + (configFile != null ? 1 : 0);
+    int given =
+        (preset != null ? 1 : 0) + (modelDir != null ? 1 : 0) + (configFile != null ? 1 : 0);
     if (given > 1) {
       throw new IllegalArgumentException("give only one of --preset, --model and --config");
     }
@@ -30,7 +45,8 @@ final class ModelOptions {
       if (!Files.isDirectory(modelDir)) {
         throw new IllegalArgumentException("--model " + modelDir + ": no such directory");
       }
-      return named("--model " + modelDir, () -> ModelConfigJson.read(modelDir.resolve("config.json")));
+      return named(
+          "--model " + modelDir, () -> ModelConfigJson.read(modelDir.resolve("config.json")));
     }
     if (configFile != null) {
       return named("--config", () -> ModelConfigJson.read(configFile));

@@ -8,57 +8,93 @@ import java.util.Map;
 import picocli.CommandLine.Option;
 
 /**
- * Options every node process takes. Settings come from {@code --config FILE} (a .properties
- * file), then {@code PDSERVE_*} environment variables, then these flags; {@code --set KEY=VALUE}
- * sets any key (see docs/CONFIGURATION in the README).
+ * Options every node process takes. Settings come from {@code --config FILE} (a .properties file),
+ * then {@code PDSERVE_*} environment variables, then these flags; {@code --set KEY=VALUE} sets any
+ * key (see docs/CONFIGURATION in the README).
  */
 final class NodeOptions {
-  @Option(names = "--config", paramLabel = "FILE", description = "A .properties file of pdserve.* settings.")
+  @Option(
+      names = "--config",
+      paramLabel = "FILE",
+      description = "A .properties file of pdserve.* settings.")
   Path configFile;
 
-  @Option(names = "--set", paramLabel = "KEY=VALUE", description = "Any setting, e.g. --set pdserve.kv.budget-bytes=2g (repeatable).")
+  @Option(
+      names = "--set",
+      paramLabel = "KEY=VALUE",
+      description = "Any setting, e.g. --set pdserve.kv.budget-bytes=2g (repeatable).")
   Map<String, String> set = new LinkedHashMap<>();
 
   @Option(names = "--node-id", paramLabel = "ID")
   String nodeId;
 
-  @Option(names = "--bind", paramLabel = "HOST", description = "Address to listen on (default 127.0.0.1).")
+  @Option(
+      names = "--bind",
+      paramLabel = "HOST",
+      description = "Address to listen on (default 127.0.0.1).")
   String bind;
 
-  @Option(names = "--advertise", paramLabel = "HOST", description = "Address other nodes reach this one at.")
+  @Option(
+      names = "--advertise",
+      paramLabel = "HOST",
+      description = "Address other nodes reach this one at.")
   String advertise;
 
   @Option(names = "--grpc-port", paramLabel = "N", description = "gRPC port (0 = any free port).")
   Integer grpcPort;
 
-  @Option(names = "--flight-port", paramLabel = "N", description = "Arrow Flight KV port (0 = any free port).")
+  @Option(
+      names = "--flight-port",
+      paramLabel = "N",
+      description = "Arrow Flight KV port (0 = any free port).")
   Integer flightPort;
 
-  @Option(names = "--metrics-port", paramLabel = "N", description = "Prometheus /metrics HTTP port (0 = any free port).")
+  @Option(
+      names = "--metrics-port",
+      paramLabel = "N",
+      description = "Prometheus /metrics HTTP port (0 = any free port).")
   Integer metricsPort;
 
   @Option(names = "--cluster-name", paramLabel = "NAME")
   String clusterName;
 
-  @Option(names = "--cluster-port", paramLabel = "N", description = "Hazelcast member port (0 = any).")
+  @Option(
+      names = "--cluster-port",
+      paramLabel = "N",
+      description = "Hazelcast member port (0 = any).")
   Integer clusterPort;
 
-  @Option(names = "--members", paramLabel = "HOST:PORT,...", description = "Hazelcast members to join (TCP-IP).")
+  @Option(
+      names = "--members",
+      paramLabel = "HOST:PORT,...",
+      description = "Hazelcast members to join (TCP-IP).")
   String members;
 
   @Option(names = "--preset", paramLabel = "NAME", description = "Built-in model (default tiny).")
   String preset;
 
-  @Option(names = "--model", paramLabel = "DIR", description = "Model directory (config.json + safetensors).")
+  @Option(
+      names = "--model",
+      paramLabel = "DIR",
+      description = "Model directory (config.json + safetensors).")
   String modelDir;
 
-  @Option(names = "--seed-weights", paramLabel = "N", description = "Seed of a preset's dummy weights (every node must agree).")
+  @Option(
+      names = "--seed-weights",
+      paramLabel = "N",
+      description = "Seed of a preset's dummy weights (every node must agree).")
   Long seed;
 
-  @Option(names = "--kv-budget", paramLabel = "SIZE", description = "KV pool memory, e.g. 512m, 2g.")
+  @Option(
+      names = "--kv-budget",
+      paramLabel = "SIZE",
+      description = "KV pool memory, e.g. 512m, 2g.")
   String kvBudget;
 
-  @Option(names = "--ort-threads", paramLabel = "N", description = "ONNX Runtime intra-op threads (0 = all cores).")
+  @Option(
+      names = "--ort-threads",
+      paramLabel = "N",
+      description = "ONNX Runtime intra-op threads (0 = all cores).")
   Integer ortThreads;
 
   NodeConfig load(String role, Map<String, String> more) {

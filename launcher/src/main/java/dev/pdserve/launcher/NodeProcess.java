@@ -11,12 +11,21 @@ final class NodeProcess {
 
   private NodeProcess() {}
 
-  static int serve(AutoCloseable node, String role, String id, String grpcAddress, PrintWriter out) {
+  static int serve(
+      AutoCloseable node, String role, String id, String grpcAddress, PrintWriter out) {
     return serve(node, role, id, grpcAddress, "", out);
   }
 
-  /** @param more more {@code key=value} fields for the ready line (after {@code grpc=}), or "" */
-  static int serve(AutoCloseable node, String role, String id, String grpcAddress, String more, PrintWriter out) {
+  /**
+   * @param more more {@code key=value} fields for the ready line (after {@code grpc=}), or ""
+   */
+  static int serve(
+      AutoCloseable node,
+      String role,
+      String id,
+      String grpcAddress,
+      String more,
+      PrintWriter out) {
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(
@@ -32,7 +41,15 @@ final class NodeProcess {
                   }
                 },
                 "shutdown-" + id));
-    out.println(READY + " role=" + role + " id=" + id + " grpc=" + grpcAddress + (more.isEmpty() ? "" : " " + more));
+    out.println(
+        READY
+            + " role="
+            + role
+            + " id="
+            + id
+            + " grpc="
+            + grpcAddress
+            + (more.isEmpty() ? "" : " " + more));
     out.flush();
     try {
       stopped.await();

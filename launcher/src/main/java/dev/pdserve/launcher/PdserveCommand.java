@@ -7,7 +7,20 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     version = "pdserve 0.1.0",
     description = "Disaggregated prefill/decode serving for ERNIE-4.5(-VL) MoE models.",
-    subcommands = {GenerateCommand.class, ModelCommand.class, DemoCommand.class, RouterCommand.class, WorkerCommand.class, ExpertCommand.class, LocalCommand.class, ThroughputCommand.class, KvBenchCommand.class, SimulateCommand.class, BenchCommand.class, AdminCommand.class})
+    subcommands = {
+      GenerateCommand.class,
+      ModelCommand.class,
+      DemoCommand.class,
+      RouterCommand.class,
+      WorkerCommand.class,
+      ExpertCommand.class,
+      LocalCommand.class,
+      ThroughputCommand.class,
+      KvBenchCommand.class,
+      SimulateCommand.class,
+      BenchCommand.class,
+      AdminCommand.class
+    })
 final class PdserveCommand implements Runnable {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 

@@ -51,13 +51,19 @@ final class RouterClient implements AutoCloseable {
       }
     }
     if (completion == null) {
-      throw new UserFacingException("UNAVAILABLE: the router ended the stream without a completion", 1);
+      throw new UserFacingException(
+          "UNAVAILABLE: the router ended the stream without a completion", 1);
     }
     return new GenerateResult(
-        req.requestId(), ids.stream().mapToInt(Integer::intValue).toArray(), text.toString(),
+        req.requestId(),
+        ids.stream().mapToInt(Integer::intValue).toArray(),
+        text.toString(),
         FinishReason.valueOf(completion.getFinishReason().toUpperCase()),
-        completion.getStopReason().isEmpty() ? null : completion.getStopReason(), completion.getUsage().getPromptTokens(),
-        completion.getUsage().getCachedTokens(), logprobs.stream().mapToDouble(Double::doubleValue).toArray(), ttft,
+        completion.getStopReason().isEmpty() ? null : completion.getStopReason(),
+        completion.getUsage().getPromptTokens(),
+        completion.getUsage().getCachedTokens(),
+        logprobs.stream().mapToDouble(Double::doubleValue).toArray(),
+        ttft,
         (System.nanoTime() - t0) / 1e6);
   }
 

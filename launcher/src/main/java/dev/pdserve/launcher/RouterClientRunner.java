@@ -23,7 +23,11 @@ final class RouterClientRunner {
             .setEnableThinking(req.enableThinking());
     if (req.prompt() instanceof Prompt.Messages m) {
       ChatMessages.Builder cm = ChatMessages.newBuilder();
-      m.messages().forEach(x -> cm.addMessages(ChatMessage.newBuilder().setRole(x.role()).setContent(x.content())));
+      m.messages()
+          .forEach(
+              x ->
+                  cm.addMessages(
+                      ChatMessage.newBuilder().setRole(x.role()).setContent(x.content())));
       b.setMessages(cm);
     } else if (req.prompt() instanceof Prompt.Text t) {
       b.setPrompt(t.text());
@@ -37,21 +41,34 @@ final class RouterClientRunner {
     return b.build();
   }
 
-  static int run(String router, GenerateRequest req, boolean json, double timeoutSeconds, PrintWriter out, PrintWriter err) {
+  static int run(
+      String router,
+      GenerateRequest req,
+      boolean json,
+      double timeoutSeconds,
+      PrintWriter out,
+      PrintWriter err) {
     try (RouterClient client = new RouterClient(router)) {
       GenerateResult result =
-          client.generate(req, timeoutSeconds, text -> {
-            if (!json) {
-              out.print(text);
-              out.flush();
-            }
-          });
+          client.generate(
+              req,
+              timeoutSeconds,
+              text -> {
+                if (!json) {
+                  out.print(text);
+                  out.flush();
+                }
+              });
       out.println(json ? GenerateCommand.toJson(result) : "");
       out.flush();
       return 0;
     } catch (StatusRuntimeException e) {
       Status s = e.getStatus();
-      throw new UserFacingException(s.getCode().name() + ": " + (s.getDescription() == null ? "(no message)" : s.getDescription()), 1);
+      throw new UserFacingException(
+          s.getCode().name()
+              + ": "
+              + (s.getDescription() == null ? "(no message)" : s.getDescription()),
+          1);
     }
   }
 }

@@ -13,18 +13,31 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-@Command(name = "router", mixinStandardHelpOptions = true, description = "Run a router: the public gRPC and OpenAI-compatible HTTP APIs of a cluster.")
+@Command(
+    name = "router",
+    mixinStandardHelpOptions = true,
+    description = "Run a router: the public gRPC and OpenAI-compatible HTTP APIs of a cluster.")
 final class RouterCommand implements Callable<Integer> {
   @Spec CommandLine.Model.CommandSpec spec;
   @Mixin NodeOptions node;
 
-  @Option(names = "--max-active", defaultValue = "256", description = "Requests in flight at once. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--max-active",
+      defaultValue = "256",
+      description = "Requests in flight at once. Default: ${DEFAULT-VALUE}.")
   int maxActive;
 
-  @Option(names = "--max-queued", defaultValue = "1024", description = "Requests waiting beyond that before refusing. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--max-queued",
+      defaultValue = "1024",
+      description = "Requests waiting beyond that before refusing. Default: ${DEFAULT-VALUE}.")
   int maxQueued;
 
-  @Option(names = "--http-port", paramLabel = "N", description = "Port of the OpenAI-compatible HTTP API (0 = any free port; key pdserve.http.port).")
+  @Option(
+      names = "--http-port",
+      paramLabel = "N",
+      description =
+          "Port of the OpenAI-compatible HTTP API (0 = any free port; key pdserve.http.port).")
   Integer httpPort;
 
   @Override
@@ -36,6 +49,12 @@ final class RouterCommand implements Callable<Integer> {
     }
     NodeConfig cfg = node.load("router", more);
     RouterNode r = RouterNode.start(cfg, new RouterOptions(maxActive, maxQueued, 2));
-    return NodeProcess.serve(r, "router", cfg.nodeId(), r.grpcAddress(), "http=" + r.httpAddress(), spec.commandLine().getOut());
+    return NodeProcess.serve(
+        r,
+        "router",
+        cfg.nodeId(),
+        r.grpcAddress(),
+        "http=" + r.httpAddress(),
+        spec.commandLine().getOut());
   }
 }

@@ -8,13 +8,25 @@ import picocli.CommandLine.Option;
 
 /** Sampling options shared by every command that generates. Names follow vLLM's parameters. */
 final class SamplingOptions {
-  @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "64", description = "Tokens to generate at most. Default: ${DEFAULT-VALUE}.")
+  @Option(
+      names = "--max-tokens",
+      paramLabel = "N",
+      defaultValue = "64",
+      description = "Tokens to generate at most. Default: ${DEFAULT-VALUE}.")
   int maxTokens;
 
-  @Option(names = "--min-tokens", paramLabel = "N", defaultValue = "0", description = "Tokens to generate before EOS or stops may end the reply.")
+  @Option(
+      names = "--min-tokens",
+      paramLabel = "N",
+      defaultValue = "0",
+      description = "Tokens to generate before EOS or stops may end the reply.")
   int minTokens;
 
-  @Option(names = "--temperature", paramLabel = "T", defaultValue = "0", description = "0 = greedy (default).")
+  @Option(
+      names = "--temperature",
+      paramLabel = "T",
+      defaultValue = "0",
+      description = "0 = greedy (default).")
   double temperature;
 
   @Option(names = "--top-p", paramLabel = "P", defaultValue = "1.0")
@@ -35,7 +47,10 @@ final class SamplingOptions {
   @Option(names = "--frequency-penalty", paramLabel = "X", defaultValue = "0")
   double frequencyPenalty;
 
-  @Option(names = "--seed", paramLabel = "S", description = "Sampling seed: the same seed gives the same tokens.")
+  @Option(
+      names = "--seed",
+      paramLabel = "S",
+      description = "Sampling seed: the same seed gives the same tokens.")
   Long seed;
 
   @Option(names = "--stop", paramLabel = "TEXT", description = "Stop string (repeatable).")
@@ -47,7 +62,11 @@ final class SamplingOptions {
   @Option(names = "--ignore-eos", description = "Keep generating after EOS.")
   boolean ignoreEos;
 
-  @Option(names = "--logprobs", paramLabel = "N", defaultValue = "0", description = "Return the chosen tokens' log-probabilities.")
+  @Option(
+      names = "--logprobs",
+      paramLabel = "N",
+      defaultValue = "0",
+      description = "Return the chosen tokens' log-probabilities.")
   int logprobs;
 
   SamplingParams params() {
@@ -78,5 +97,13 @@ final class SamplingOptions {
   }
 
   private static final Map<String, String> OPTIONS =
-      Map.of("prompt", "--prompt", "messages", "--prompt", "prompt_token_ids", "--prompt", "stop_token_ids", "--stop-token-id");
+      Map.of(
+          "prompt",
+          "--prompt",
+          "messages",
+          "--prompt",
+          "prompt_token_ids",
+          "--prompt",
+          "stop_token_ids",
+          "--stop-token-id");
 }

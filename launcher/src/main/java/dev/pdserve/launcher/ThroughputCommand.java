@@ -24,35 +24,58 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * Output tokens/s of a local process cluster against the single-process engine on the same
- * prompts, measured side by side in one run. The single-process engine runs the prompts in static
- * batches of {@code --concurrency} (prefill of the whole batch, then decode steps); the cluster
- * gets the same prompts with {@code --concurrency} requests in flight.
+ * Output tokens/s of a local process cluster against the single-process engine on the same prompts,
+ * measured side by side in one run. The single-process engine runs the prompts in static batches of
+ * {@code --concurrency} (prefill of the whole batch, then decode steps); the cluster gets the same
+ * prompts with {@code --concurrency} requests in flight.
  */
-@Command(name = "throughput", mixinStandardHelpOptions = true,
-    description = "Compare a local cluster's output tokens/s with the single-process engine on the same prompts.")
+@Command(
+    name = "throughput",
+    mixinStandardHelpOptions = true,
+    description =
+        "Compare a local cluster's output tokens/s with the single-process engine on the same prompts.")
 final class ThroughputCommand implements Callable<Integer> {
   @Spec CommandLine.Model.CommandSpec spec;
 
-  @Option(names = "--prefill", defaultValue = "1") int prefill;
-  @Option(names = "--decode", defaultValue = "1") int decode;
-  @Option(names = "--experts", defaultValue = "0") int experts;
-  @Option(names = "--preset", defaultValue = "tiny") String preset;
-  @Option(names = "--requests", defaultValue = "64") int requests;
-  @Option(names = "--concurrency", defaultValue = "16") int concurrency;
-  @Option(names = "--prompt-len", defaultValue = "64") int promptLen;
-  @Option(names = "--max-tokens", defaultValue = "64") int maxTokens;
-  @Option(names = "--ort-threads", defaultValue = "0", description = "ONNX Runtime threads of the single-process engine (0 = all cores).") int threads;
+  @Option(names = "--prefill", defaultValue = "1")
+  int prefill;
+
+  @Option(names = "--decode", defaultValue = "1")
+  int decode;
+
+  @Option(names = "--experts", defaultValue = "0")
+  int experts;
+
+  @Option(names = "--preset", defaultValue = "tiny")
+  String preset;
+
+  @Option(names = "--requests", defaultValue = "64")
+  int requests;
+
+  @Option(names = "--concurrency", defaultValue = "16")
+  int concurrency;
+
+  @Option(names = "--prompt-len", defaultValue = "64")
+  int promptLen;
+
+  @Option(names = "--max-tokens", defaultValue = "64")
+  int maxTokens;
+
+  @Option(
+      names = "--ort-threads",
+      defaultValue = "0",
+      description = "ONNX Runtime threads of the single-process engine (0 = all cores).")
+  int threads;
 
   @Override
   public Integer call() throws Exception {
@@ -66,8 +89,14 @@ final class ThroughputCommand implements Callable<Integer> {
       }
       prompts.add(p);
     }
-    out.printf("pdserve throughput: %d requests, prompt %d tokens, %d output tokens each, %d in flight, preset %s, %d cores%n",
-        requests, promptLen, maxTokens, concurrency, preset, Runtime.getRuntime().availableProcessors());
+    out.printf(
+        "pdserve throughput: %d requests, prompt %d tokens, %d output tokens each, %d in flight, preset %s, %d cores%n",
+        requests,
+        promptLen,
+        maxTokens,
+        concurrency,
+        preset,
+        Runtime.getRuntime().availableProcessors());
     out.flush();
 
     // 1. single-process engine, static batches
@@ -82,7 +111,13 @@ final class ThroughputCommand implements Callable<Integer> {
       runBatch(runner, local, m, prompts.subList(0, Math.min(2, requests)), 4); // warm-up
       long t0 = System.nanoTime();
       for (int i = 0; i < requests; i += concurrency) {
-        single.addAll(runBatch(runner, local, m, prompts.subList(i, Math.min(requests, i + concurrency)), maxTokens));
+        single.addAll(
+            runBatch(
+                runner,
+                local,
+                m,
+                prompts.subList(i, Math.min(requests, i + concurrency)),
+                maxTokens));
       }
       singleTps = (double) requests * maxTokens / ((System.nanoTime() - t0) / 1e9);
     }
@@ -90,9 +125,21 @@ final class ThroughputCommand implements Callable<Integer> {
     out.flush();
 
     // 2. the local cluster
-    LocalCluster.Spec s = new LocalCluster.Spec(prefill, decode, experts, preset, null, ModelSpec.DEFAULT_SEED, "256m", "WARN", Map.of(), "768m");
+    LocalCluster.Spec s =
+        new LocalCluster.Spec(
+            prefill,
+            decode,
+            experts,
+            preset,
+            null,
+            ModelSpec.DEFAULT_SEED,
+            "256m",
+            "WARN",
+            Map.of(),
+            "768m");
     try (LocalCluster cluster = LocalCluster.start(s, line -> {}, Duration.ofSeconds(240))) {
-      ManagedChannel ch = NettyChannelBuilder.forTarget(cluster.routerAddress()).usePlaintext().build();
+      ManagedChannel ch =
+          NettyChannelBuilder.forTarget(cluster.routerAddress()).usePlaintext().build();
       try {
         runCluster(ch, prompts.subList(0, Math.min(2, requests)), 4, 2); // warm-up
         long t0 = System.nanoTime();
@@ -102,14 +149,30 @@ final class ThroughputCommand implements Callable<Integer> {
         for (int i = 0; i < requests; i++) {
           same += Arrays.equals(single.get(i), got.get(i)) ? 1 : 0;
         }
-        out.printf("local cluster (%dP/%dD/%dE, every node its own process): %.1f output tokens/s%n", prefill, decode, experts, clusterTps);
-        out.printf("ratio cluster / single-process: %.2f   (%d of %d outputs token-identical)%n", clusterTps / singleTps, same, requests);
-        for (var n : dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(ch).listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance()).getNodesList()) {
+        out.printf(
+            "local cluster (%dP/%dD/%dE, every node its own process): %.1f output tokens/s%n",
+            prefill, decode, experts, clusterTps);
+        out.printf(
+            "ratio cluster / single-process: %.2f   (%d of %d outputs token-identical)%n",
+            clusterTps / singleTps, same, requests);
+        for (var n :
+            dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(ch)
+                .listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance())
+                .getNodesList()) {
           if (n.getRole().equals("decode") || n.getRole().equals("prefill")) {
-            ManagedChannel nc = NettyChannelBuilder.forTarget(n.getGrpcAddress()).usePlaintext().build();
+            ManagedChannel nc =
+                NettyChannelBuilder.forTarget(n.getGrpcAddress()).usePlaintext().build();
             try {
-              var st = dev.pdserve.internal.v1.NodeServiceGrpc.newBlockingStub(nc).status(dev.pdserve.internal.v1.StatusRequest.getDefaultInstance());
-              out.printf("  %s (%s): %d decode steps, mean batch %.1f, max batch %d%n", st.getId(), st.getRole(), st.getSteps(), st.getMeanBatchSize(), st.getMaxBatchSizeSeen());
+              var st =
+                  dev.pdserve.internal.v1.NodeServiceGrpc.newBlockingStub(nc)
+                      .status(dev.pdserve.internal.v1.StatusRequest.getDefaultInstance());
+              out.printf(
+                  "  %s (%s): %d decode steps, mean batch %.1f, max batch %d%n",
+                  st.getId(),
+                  st.getRole(),
+                  st.getSteps(),
+                  st.getMeanBatchSize(),
+                  st.getMaxBatchSizeSeen());
             } finally {
               nc.shutdownNow();
             }
@@ -123,7 +186,8 @@ final class ThroughputCommand implements Callable<Integer> {
     return 0;
   }
 
-  private static List<int[]> runBatch(ModelRunner runner, LocalExperts experts, LoadedModel m, List<int[]> prompts, int maxTokens) {
+  private static List<int[]> runBatch(
+      ModelRunner runner, LocalExperts experts, LoadedModel m, List<int[]> prompts, int maxTokens) {
     List<ContiguousKv> kvs = new ArrayList<>();
     List<SequenceStep> steps = new ArrayList<>();
     for (int[] p : prompts) {
@@ -150,8 +214,8 @@ final class ThroughputCommand implements Callable<Integer> {
     return out;
   }
 
-
-  private static List<int[]> runCluster(ManagedChannel ch, List<int[]> prompts, int maxTokens, int concurrency) throws Exception {
+  private static List<int[]> runCluster(
+      ManagedChannel ch, List<int[]> prompts, int maxTokens, int concurrency) throws Exception {
     Semaphore slots = new Semaphore(concurrency);
     List<CompletableFuture<int[]>> futures = new ArrayList<>();
     for (int i = 0; i < prompts.size(); i++) {
@@ -160,32 +224,44 @@ final class ThroughputCommand implements Callable<Integer> {
       for (int t : prompts.get(i)) {
         ids.addIds(t);
       }
-      var req = dev.pdserve.api.v1.GenerateRequest.newBuilder().setRequestId("tp-" + i + "-" + System.nanoTime()).setPromptTokenIds(ids)
-          .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(maxTokens).setIgnoreEos(true)).build();
+      var req =
+          dev.pdserve.api.v1.GenerateRequest.newBuilder()
+              .setRequestId("tp-" + i + "-" + System.nanoTime())
+              .setPromptTokenIds(ids)
+              .setParams(
+                  SamplingParams.newBuilder()
+                      .setTemperature(0)
+                      .setMaxTokens(maxTokens)
+                      .setIgnoreEos(true))
+              .build();
       CompletableFuture<int[]> f = new CompletableFuture<>();
       futures.add(f);
-      GenerationGrpc.newStub(ch).withDeadlineAfter(300, TimeUnit.SECONDS).generate(req, new StreamObserver<GenerateResponse>() {
-        final List<Integer> got = new ArrayList<>();
+      GenerationGrpc.newStub(ch)
+          .withDeadlineAfter(300, TimeUnit.SECONDS)
+          .generate(
+              req,
+              new StreamObserver<GenerateResponse>() {
+                final List<Integer> got = new ArrayList<>();
 
-        @Override
-        public void onNext(GenerateResponse r) {
-          if (r.hasDelta()) {
-            got.addAll(r.getDelta().getTokenIdsList());
-          }
-        }
+                @Override
+                public void onNext(GenerateResponse r) {
+                  if (r.hasDelta()) {
+                    got.addAll(r.getDelta().getTokenIdsList());
+                  }
+                }
 
-        @Override
-        public void onError(Throwable t) {
-          slots.release();
-          f.completeExceptionally(t);
-        }
+                @Override
+                public void onError(Throwable t) {
+                  slots.release();
+                  f.completeExceptionally(t);
+                }
 
-        @Override
-        public void onCompleted() {
-          slots.release();
-          f.complete(got.stream().mapToInt(Integer::intValue).toArray());
-        }
-      });
+                @Override
+                public void onCompleted() {
+                  slots.release();
+                  f.complete(got.stream().mapToInt(Integer::intValue).toArray());
+                }
+              });
     }
     List<int[]> out = new ArrayList<>();
     for (CompletableFuture<int[]> f : futures) {

@@ -12,21 +12,32 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-@Command(name = "worker", mixinStandardHelpOptions = true, description = "Run a worker (prefill or decode role).")
+@Command(
+    name = "worker",
+    mixinStandardHelpOptions = true,
+    description = "Run a worker (prefill or decode role).")
 final class WorkerCommand implements Callable<Integer> {
   @Spec CommandLine.Model.CommandSpec spec;
   @Mixin NodeOptions node;
 
-  @Option(names = "--role", required = true, paramLabel = "ROLE", description = "prefill or decode.")
+  @Option(
+      names = "--role",
+      required = true,
+      paramLabel = "ROLE",
+      description = "prefill or decode.")
   String role;
 
-  @Option(names = "--experts-mode", paramLabel = "MODE", description = "local (every expert in this process, default) or remote (expert shards).")
+  @Option(
+      names = "--experts-mode",
+      paramLabel = "MODE",
+      description = "local (every expert in this process, default) or remote (expert shards).")
   String expertsMode;
 
   @Override
   public Integer call() throws Exception {
     if (!role.equals("prefill") && !role.equals("decode")) {
-      throw new CommandLine.ParameterException(spec.commandLine(), "--role must be prefill or decode, got '" + role + "'");
+      throw new CommandLine.ParameterException(
+          spec.commandLine(), "--role must be prefill or decode, got '" + role + "'");
     }
     Map<String, String> more = new LinkedHashMap<>();
     if (expertsMode != null) {
@@ -35,10 +46,11 @@ final class WorkerCommand implements Callable<Integer> {
     NodeConfig cfg = node.load(role, more);
     RootAllocator allocator = new RootAllocator();
     WorkerNode w = WorkerNode.start(cfg, allocator, WorkerNode.ExpertBackendFactory.fromConfig());
-    AutoCloseable all = () -> {
-      w.close();
-      allocator.close();
-    };
+    AutoCloseable all =
+        () -> {
+          w.close();
+          allocator.close();
+        };
     return NodeProcess.serve(all, role, cfg.nodeId(), w.grpcAddress(), spec.commandLine().getOut());
   }
 }

@@ -31,7 +31,17 @@ class CliTest {
 
   @Test
   void generateJsonHasTheContractFields() throws Exception {
-    Run r = run("generate", "--local", "--preset", "tiny", "--prompt", "Hello, 世界", "--max-tokens", "6", "--json");
+    Run r =
+        run(
+            "generate",
+            "--local",
+            "--preset",
+            "tiny",
+            "--prompt",
+            "Hello, 世界",
+            "--max-tokens",
+            "6",
+            "--json");
     assertEquals(0, r.code(), r.err());
     JsonNode j = new ObjectMapper().readTree(r.out());
     assertEquals(6, j.get("token_ids").size());
@@ -43,10 +53,22 @@ class CliTest {
 
   @Test
   void generateStreamsTextThatMatchesTheJsonText() throws Exception {
-    Run json = run("generate", "--local", "--prompt", "stream me", "--max-tokens", "10", "--json", "--raw");
-    Run streamed = run("generate", "--local", "--prompt", "stream me", "--max-tokens", "10", "--raw");
+    Run json =
+        run(
+            "generate",
+            "--local",
+            "--prompt",
+            "stream me",
+            "--max-tokens",
+            "10",
+            "--json",
+            "--raw");
+    Run streamed =
+        run("generate", "--local", "--prompt", "stream me", "--max-tokens", "10", "--raw");
     assertEquals(0, streamed.code(), streamed.err());
-    assertEquals(new ObjectMapper().readTree(json.out()).get("text").asText() + System.lineSeparator(), streamed.out());
+    assertEquals(
+        new ObjectMapper().readTree(json.out()).get("text").asText() + System.lineSeparator(),
+        streamed.out());
   }
 
   @Test
@@ -55,7 +77,12 @@ class CliTest {
     assertError("--top-p", "generate", "--local", "--prompt", "x", "--top-p", "0");
     assertError("--top-p", "generate", "--local", "--prompt", "x", "--top-p", "1.5");
     assertError("--max-tokens", "generate", "--local", "--prompt", "x", "--max-tokens", "0");
-    assertError("--prompt-file", "generate", "--local", "--prompt-file", tmp.resolve("missing.txt").toString());
+    assertError(
+        "--prompt-file",
+        "generate",
+        "--local",
+        "--prompt-file",
+        tmp.resolve("missing.txt").toString());
     assertError("--preset", "generate", "--local", "--prompt", "x", "--preset", "nope");
     assertError("--bogus", "generate", "--local", "--prompt", "x", "--bogus");
     Run tooLong = run("generate", "--local", "--prompt", "a".repeat(1500), "--max-tokens", "4");
@@ -89,17 +116,43 @@ class CliTest {
   @Test
   void convertedCheckpointGeneratesLikeThePreset(@TempDir Path tmp) throws Exception {
     ModelConfig cfg = ModelPresets.get("tiny");
-    Path ckpt = TestCheckpoints.write(tmp.resolve("ckpt"), cfg, new DummyWeights(cfg, ModelSpec.DEFAULT_SEED),
-        TestCheckpoints.Layout.released(cfg, SafetensorsDType.F32));
+    Path ckpt =
+        TestCheckpoints.write(
+            tmp.resolve("ckpt"),
+            cfg,
+            new DummyWeights(cfg, ModelSpec.DEFAULT_SEED),
+            TestCheckpoints.Layout.released(cfg, SafetensorsDType.F32));
     Path out = tmp.resolve("converted");
     Run conv = run("model", "convert", "--checkpoint", ckpt.toString(), "--out", out.toString());
     assertEquals(0, conv.code(), conv.err());
     Run again = run("model", "convert", "--checkpoint", ckpt.toString(), "--out", out.toString());
-    assertTrue(again.code() != 0, "converting into a non-empty directory without --overwrite must fail");
-    Run fromDir = run("generate", "--local", "--model", out.toString(), "--prompt", "parity", "--max-tokens", "8", "--json");
-    Run fromPreset = run("generate", "--local", "--preset", "tiny", "--prompt", "parity", "--max-tokens", "8", "--json");
+    assertTrue(
+        again.code() != 0, "converting into a non-empty directory without --overwrite must fail");
+    Run fromDir =
+        run(
+            "generate",
+            "--local",
+            "--model",
+            out.toString(),
+            "--prompt",
+            "parity",
+            "--max-tokens",
+            "8",
+            "--json");
+    Run fromPreset =
+        run(
+            "generate",
+            "--local",
+            "--preset",
+            "tiny",
+            "--prompt",
+            "parity",
+            "--max-tokens",
+            "8",
+            "--json");
     assertEquals(0, fromDir.code(), fromDir.err());
     ObjectMapper m = new ObjectMapper();
-    assertEquals(m.readTree(fromPreset.out()).get("token_ids"), m.readTree(fromDir.out()).get("token_ids"));
+    assertEquals(
+        m.readTree(fromPreset.out()).get("token_ids"), m.readTree(fromDir.out()).get("token_ids"));
   }
 }

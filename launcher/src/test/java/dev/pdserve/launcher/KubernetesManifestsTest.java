@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.MappingIterator;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeConfigLoader;
@@ -70,13 +70,15 @@ class KubernetesManifestsTest {
         String var = e.path("name").asText();
         assertTrue(known.contains(var), name + ": " + var + " is not a pdserve setting");
         String field = e.path("valueFrom").path("fieldRef").path("fieldPath").asText("");
-        env.put(var, switch (field) {
-          case "" -> e.path("value").asText();
-          case "status.podIP" -> "10.1.2.3";
-          case "metadata.name" -> "pdserve-" + role.name().toLowerCase() + "-7f9c-abcde";
-          case "metadata.namespace" -> "pdserve";
-          default -> throw new AssertionError(name + ": unexpected fieldRef " + field);
-        });
+        env.put(
+            var,
+            switch (field) {
+              case "" -> e.path("value").asText();
+              case "status.podIP" -> "10.1.2.3";
+              case "metadata.name" -> "pdserve-" + role.name().toLowerCase() + "-7f9c-abcde";
+              case "metadata.namespace" -> "pdserve";
+              default -> throw new AssertionError(name + ": unexpected fieldRef " + field);
+            });
       }
       // The config map is mounted where --config points, and the properties load for this role.
       String configArg = args.get(args.indexOf("--config") + 1);
@@ -86,29 +88,48 @@ class KubernetesManifestsTest {
           mount = m.path("mountPath").asText();
         }
       }
-      assertEquals(mount + "/pdserve.properties", configArg, name + ": --config must point into the config map mount");
-      assertEquals("pdserve-config", pod.path("volumes").get(0).path("configMap").path("name").asText());
+      assertEquals(
+          mount + "/pdserve.properties",
+          configArg,
+          name + ": --config must point into the config map mount");
+      assertEquals(
+          "pdserve-config", pod.path("volumes").get(0).path("configMap").path("name").asText());
       NodeConfig config =
-          NodeConfigLoader.load(Optional.of(K8S.resolve("base/pdserve.properties")), env, Map.of(NodeConfigLoader.ROLE, role.name()));
+          NodeConfigLoader.load(
+              Optional.of(K8S.resolve("base/pdserve.properties")),
+              env,
+              Map.of(NodeConfigLoader.ROLE, role.name()));
       assertEquals(role, config.role());
       assertEquals("10.1.2.3", config.network().advertisedHost());
 
       // Ports and probes agree with what the node serves.
       Map<String, Integer> ports = new HashMap<>();
-      c.path("ports").forEach(p -> ports.put(p.path("name").asText(), p.path("containerPort").asInt()));
+      c.path("ports")
+          .forEach(p -> ports.put(p.path("name").asText(), p.path("containerPort").asInt()));
       assertEquals(config.network().grpcPort(), ports.get("grpc"), name + ": grpc port");
       assertEquals(config.network().flightPort(), ports.get("flight"), name + ": flight port");
       assertEquals(config.network().metricsPort(), ports.get("metrics"), name + ": metrics port");
       assertEquals(config.cluster().port(), ports.get("hazelcast"), name + ": hazelcast port");
       if (role == NodeRole.ROUTER) {
-        assertEquals(config.network().httpPort(), ports.get("http"), name + ": the OpenAI-compatible HTTP port");
+        assertEquals(
+            config.network().httpPort(),
+            ports.get("http"),
+            name + ": the OpenAI-compatible HTTP port");
       }
       JsonNode readiness = c.path("readinessProbe").path("grpc");
-      assertEquals(config.network().grpcPort(), readiness.path("port").asInt(), name + ": readiness port");
-      assertEquals(role.healthServiceName(), readiness.path("service").asText(), name + ": readiness must ask for the role's health service");
-      assertEquals(role.healthServiceName(), c.path("startupProbe").path("grpc").path("service").asText(), name + ": startup probe");
+      assertEquals(
+          config.network().grpcPort(), readiness.path("port").asInt(), name + ": readiness port");
+      assertEquals(
+          role.healthServiceName(),
+          readiness.path("service").asText(),
+          name + ": readiness must ask for the role's health service");
+      assertEquals(
+          role.healthServiceName(),
+          c.path("startupProbe").path("grpc").path("service").asText(),
+          name + ": startup probe");
     }
-    assertEquals(Set.of("ROUTER", "PREFILL", "DECODE", "EXPERT"), roles, "base + overlay cover every role");
+    assertEquals(
+        Set.of("ROUTER", "PREFILL", "DECODE", "EXPERT"), roles, "base + overlay cover every role");
   }
 
   @Test
@@ -116,21 +137,39 @@ class KubernetesManifestsTest {
     for (Path dir : List.of(K8S.resolve("base"), K8S.resolve("overlays/expert-shards"))) {
       JsonNode k = YAML.readTree(dir.resolve("kustomization.yaml").toFile());
       for (JsonNode r : k.path("resources")) {
-        assertTrue(Files.exists(dir.resolve(r.asText())), dir + ": resource " + r.asText() + " is missing");
+        assertTrue(
+            Files.exists(dir.resolve(r.asText())),
+            dir + ": resource " + r.asText() + " is missing");
       }
       for (JsonNode p : k.path("patches")) {
-        assertTrue(Files.exists(dir.resolve(p.path("path").asText())), dir + ": patch " + p + " is missing");
+        assertTrue(
+            Files.exists(dir.resolve(p.path("path").asText())),
+            dir + ": patch " + p + " is missing");
       }
     }
     JsonNode base = YAML.readTree(K8S.resolve("base/kustomization.yaml").toFile());
     assertEquals("pdserve-config", base.path("configMapGenerator").get(0).path("name").asText());
     // The headless Service that Hazelcast's DNS discovery asks for exists and is headless.
-    NodeConfig c = NodeConfigLoader.load(Optional.of(K8S.resolve("base/pdserve.properties")), Map.of("PDSERVE_ADVERTISED_HOST", "10.1.2.3"), Map.of(NodeConfigLoader.ROLE, "DECODE"));
-    JsonNode service = documents().stream()
-        .filter(d -> "Service".equals(d.path("kind").asText()) && c.cluster().kubernetesService().equals(d.path("metadata").path("name").asText()))
-        .findFirst().orElseThrow(() -> new AssertionError("no Service named " + c.cluster().kubernetesService()));
+    NodeConfig c =
+        NodeConfigLoader.load(
+            Optional.of(K8S.resolve("base/pdserve.properties")),
+            Map.of("PDSERVE_ADVERTISED_HOST", "10.1.2.3"),
+            Map.of(NodeConfigLoader.ROLE, "DECODE"));
+    JsonNode service =
+        documents().stream()
+            .filter(
+                d ->
+                    "Service".equals(d.path("kind").asText())
+                        && c.cluster()
+                            .kubernetesService()
+                            .equals(d.path("metadata").path("name").asText()))
+            .findFirst()
+            .orElseThrow(
+                () -> new AssertionError("no Service named " + c.cluster().kubernetesService()));
     assertEquals("None", service.path("spec").path("clusterIP").asText());
-    assertTrue(service.path("spec").path("publishNotReadyAddresses").asBoolean(), "members must find each other before they are ready");
+    assertTrue(
+        service.path("spec").path("publishNotReadyAddresses").asBoolean(),
+        "members must find each other before they are ready");
     assertFalse(service.path("spec").path("ports").isEmpty());
   }
 

@@ -28,7 +28,8 @@ class SimulateCommandTest {
     assertEquals("static 1P:3D", runs.get(0).get("cluster").asText());
     assertEquals("dynamic from 2P:2D", runs.get(3).get("cluster").asText());
     for (JsonNode run : runs) {
-      assertEquals(run.get("requests").asInt(), run.get("completed").asInt() + run.get("failed").asInt());
+      assertEquals(
+          run.get("requests").asInt(), run.get("completed").asInt() + run.get("failed").asInt());
       assertTrue(run.get("ttft_ms").has("p99") && run.get("tpot_ms").has("p50"), run.toString());
     }
     assertTrue(j.get("workloads").get(0).has("dynamic_over_best_static"));

@@ -51,22 +51,26 @@ public record BenchConfig(
   /** Checks every option; messages name the option and say what is allowed. */
   public void validate() {
     if ((router == null) == (baseUrl == null)) {
-      throw new IllegalArgumentException("give exactly one target: --router HOST:PORT (gRPC) or --base-url URL (OpenAI-compatible HTTP)");
+      throw new IllegalArgumentException(
+          "give exactly one target: --router HOST:PORT (gRPC) or --base-url URL (OpenAI-compatible HTTP)");
     }
     if (!(requestRate > 0)) {
       throw new IllegalArgumentException("--request-rate must be > 0 or inf, got " + requestRate);
     }
     if (!(burstiness > 0) || Double.isInfinite(burstiness)) {
-      throw new IllegalArgumentException("--burstiness must be a finite number > 0, got " + burstiness);
+      throw new IllegalArgumentException(
+          "--burstiness must be a finite number > 0, got " + burstiness);
     }
     if (maxConcurrency < 0) {
-      throw new IllegalArgumentException("--max-concurrency must be >= 1 (or unset), got " + maxConcurrency);
+      throw new IllegalArgumentException(
+          "--max-concurrency must be >= 1 (or unset), got " + maxConcurrency);
     }
     if (!(rampUpSeconds >= 0)) {
       throw new IllegalArgumentException("--ramp-up-seconds must be >= 0, got " + rampUpSeconds);
     }
     if (rampUpSeconds > 0 && Double.isInfinite(requestRate)) {
-      throw new IllegalArgumentException("--ramp-up-seconds needs a finite --request-rate to ramp up to");
+      throw new IllegalArgumentException(
+          "--ramp-up-seconds needs a finite --request-rate to ramp up to");
     }
     if (numPrompts < 0) {
       throw new IllegalArgumentException("--num-prompts must be >= 1, got " + numPrompts);
@@ -74,8 +78,13 @@ public record BenchConfig(
     if (!(durationSeconds >= 0)) {
       throw new IllegalArgumentException("--duration must be > 0 seconds, got " + durationSeconds);
     }
-    if (durationSeconds > 0 && numPrompts == 0 && Double.isInfinite(requestRate) && maxConcurrency == 0 && !dataset.name().equals("trace")) {
-      throw new IllegalArgumentException("--duration with an infinite --request-rate needs --max-concurrency (or --num-prompts): otherwise requests would be sent without limit");
+    if (durationSeconds > 0
+        && numPrompts == 0
+        && Double.isInfinite(requestRate)
+        && maxConcurrency == 0
+        && !dataset.name().equals("trace")) {
+      throw new IllegalArgumentException(
+          "--duration with an infinite --request-rate needs --max-concurrency (or --num-prompts): otherwise requests would be sent without limit");
     }
     if (warmupRequests < 0) {
       throw new IllegalArgumentException("--warmup-requests must be >= 0, got " + warmupRequests);
@@ -90,17 +99,20 @@ public record BenchConfig(
     }
     for (Map.Entry<String, Double> e : goodputSlosMs.entrySet()) {
       if (!BenchSummary.SLO_KEYS.contains(e.getKey())) {
-        throw new IllegalArgumentException("--goodput takes ttft:MS, tpot:MS and e2el:MS, got '" + e.getKey() + "'");
+        throw new IllegalArgumentException(
+            "--goodput takes ttft:MS, tpot:MS and e2el:MS, got '" + e.getKey() + "'");
       }
       if (!(e.getValue() > 0)) {
-        throw new IllegalArgumentException("--goodput " + e.getKey() + " must be > 0 ms, got " + e.getValue());
+        throw new IllegalArgumentException(
+            "--goodput " + e.getKey() + " must be > 0 ms, got " + e.getValue());
       }
     }
     if (!(temperature >= 0)) {
       throw new IllegalArgumentException("--temperature must be >= 0, got " + temperature);
     }
     if (!(requestTimeoutSeconds > 0)) {
-      throw new IllegalArgumentException("--request-timeout must be > 0 seconds, got " + requestTimeoutSeconds);
+      throw new IllegalArgumentException(
+          "--request-timeout must be > 0 seconds, got " + requestTimeoutSeconds);
     }
     if (maxModelLen < 0) {
       throw new IllegalArgumentException("--max-model-len must be >= 1, got " + maxModelLen);
@@ -114,16 +126,23 @@ public record BenchConfig(
     for (String item : items) {
       int c = item.indexOf(':');
       if (c <= 0) {
-        throw new IllegalArgumentException("--goodput takes KEY:MS pairs like ttft:500 tpot:50 e2el:2000, got '" + item + "'");
+        throw new IllegalArgumentException(
+            "--goodput takes KEY:MS pairs like ttft:500 tpot:50 e2el:2000, got '" + item + "'");
       }
       String k = item.substring(0, c).trim().toLowerCase(java.util.Locale.ROOT);
       if (!BenchSummary.SLO_KEYS.contains(k)) {
-        throw new IllegalArgumentException("--goodput takes ttft:MS, tpot:MS and e2el:MS, got '" + item + "'");
+        throw new IllegalArgumentException(
+            "--goodput takes ttft:MS, tpot:MS and e2el:MS, got '" + item + "'");
       }
       try {
         m.put(k, Double.parseDouble(item.substring(c + 1).trim()));
       } catch (NumberFormatException e) {
-        throw new IllegalArgumentException("--goodput " + k + " needs a number of milliseconds, got '" + item.substring(c + 1) + "'");
+        throw new IllegalArgumentException(
+            "--goodput "
+                + k
+                + " needs a number of milliseconds, got '"
+                + item.substring(c + 1)
+                + "'");
       }
     }
     return m;
@@ -139,7 +158,8 @@ public record BenchConfig(
       try {
         out.add(Double.parseDouble(p.trim()));
       } catch (NumberFormatException e) {
-        throw new IllegalArgumentException("--percentiles takes numbers like 50,90,99,99.9, got '" + p.trim() + "'");
+        throw new IllegalArgumentException(
+            "--percentiles takes numbers like 50,90,99,99.9, got '" + p.trim() + "'");
       }
     }
     return out;

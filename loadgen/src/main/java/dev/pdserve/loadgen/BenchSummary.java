@@ -19,6 +19,7 @@ import java.util.TreeMap;
 public final class BenchSummary {
   /** The latency metrics, by their JSON key. */
   public static final List<String> METRICS = List.of("ttft", "tpot", "itl", "e2el");
+
   /** Goodput SLO keys. */
   public static final List<String> SLO_KEYS = List.of("ttft", "tpot", "e2el");
 
@@ -45,8 +46,15 @@ public final class BenchSummary {
     }
   }
 
-  /** Builds the summary of {@code results} measured over {@code durationSeconds} starting at {@code startedAtMs}. */
-  public static BenchSummary of(Collection<RequestResult> results, long startedAtMs, double durationSeconds, Map<String, Double> goodputSlosMs) {
+  /**
+   * Builds the summary of {@code results} measured over {@code durationSeconds} starting at {@code
+   * startedAtMs}.
+   */
+  public static BenchSummary of(
+      Collection<RequestResult> results,
+      long startedAtMs,
+      double durationSeconds,
+      Map<String, Double> goodputSlosMs) {
     BenchSummary s = new BenchSummary();
     s.startedAtMs = startedAtMs;
     s.durationSeconds = durationSeconds;
@@ -87,12 +95,13 @@ public final class BenchSummary {
   private boolean meetsSlos(RequestResult r) {
     for (Map.Entry<String, Double> slo : goodputSlosMs.entrySet()) {
       double limit = slo.getValue();
-      double v = switch (slo.getKey()) {
-        case "ttft" -> r.ttftNanos() / 1e6;
-        case "tpot" -> r.tpotNanos() < 0 ? 0 : r.tpotNanos() / 1e6;
-        case "e2el" -> r.e2eNanos() / 1e6;
-        default -> throw new IllegalArgumentException("unknown goodput SLO " + slo.getKey());
-      };
+      double v =
+          switch (slo.getKey()) {
+            case "ttft" -> r.ttftNanos() / 1e6;
+            case "tpot" -> r.tpotNanos() < 0 ? 0 : r.tpotNanos() / 1e6;
+            case "e2el" -> r.e2eNanos() / 1e6;
+            default -> throw new IllegalArgumentException("unknown goodput SLO " + slo.getKey());
+          };
       if (v < 0 || v > limit) {
         return false;
       }
@@ -122,7 +131,9 @@ public final class BenchSummary {
 
   /** Requests per second that met every goodput SLO, or null when no SLO was given. */
   public Double requestGoodput() {
-    return goodputSlosMs.isEmpty() ? null : durationSeconds > 0 ? goodRequests / durationSeconds : 0.0;
+    return goodputSlosMs.isEmpty()
+        ? null
+        : durationSeconds > 0 ? goodRequests / durationSeconds : 0.0;
   }
 
   /** The JSON key word for a percentile, as vLLM writes it: 99 → "p99", 99.9 → "p99.9". */
@@ -192,7 +203,8 @@ public final class BenchSummary {
   /** Reads a summary written by {@link #toJson}; {@code source} names it in errors. */
   public static BenchSummary fromJson(JsonNode o, String source) {
     if (!"pdserve-bench".equals(o.path("format").asText())) {
-      throw new IllegalArgumentException(source + " is not a pdserve bench JSON summary (no \"format\": \"pdserve-bench\")");
+      throw new IllegalArgumentException(
+          source + " is not a pdserve bench JSON summary (no \"format\": \"pdserve-bench\")");
     }
     BenchSummary s = new BenchSummary();
     for (String k : List.of("backend", "target", "model", "dataset")) {
@@ -210,18 +222,22 @@ public final class BenchSummary {
     s.totalInputTokens = o.path("total_input_tokens").asLong();
     s.totalOutputTokens = o.path("total_output_tokens").asLong();
     s.cachedTokens = o.path("cached_tokens").asLong();
-    o.path("goodput_slos_ms").properties().forEach(e -> s.goodputSlosMs.put(e.getKey(), e.getValue().asDouble()));
+    o.path("goodput_slos_ms")
+        .properties()
+        .forEach(e -> s.goodputSlosMs.put(e.getKey(), e.getValue().asDouble()));
     s.goodRequests = o.path("good_requests").asLong();
     JsonNode h = o.path("histograms");
     for (String m : METRICS) {
       JsonNode e = h.path(m);
       if (!e.hasNonNull("data")) {
-        throw new IllegalArgumentException(source + " has no histograms." + m + ".data (written by an older pdserve bench?)");
+        throw new IllegalArgumentException(
+            source + " has no histograms." + m + ".data (written by an older pdserve bench?)");
       }
       try {
         s.latency.put(m, LatencyStats.decode(e.get("data").asText(), e.path("sum_ms").asDouble()));
       } catch (IllegalArgumentException ex) {
-        throw new IllegalArgumentException(source + ": histograms." + m + ": " + ex.getMessage(), ex);
+        throw new IllegalArgumentException(
+            source + ": histograms." + m + ": " + ex.getMessage(), ex);
       }
     }
     return s;
@@ -243,7 +259,12 @@ public final class BenchSummary {
     m.goodputSlosMs.putAll(parts.get(0).goodputSlosMs);
     for (BenchSummary p : parts) {
       if (!p.goodputSlosMs.equals(m.goodputSlosMs)) {
-        throw new IllegalArgumentException("runs used different --goodput SLOs (" + m.goodputSlosMs + " vs " + p.goodputSlosMs + "): their good-request counts cannot be merged");
+        throw new IllegalArgumentException(
+            "runs used different --goodput SLOs ("
+                + m.goodputSlosMs
+                + " vs "
+                + p.goodputSlosMs
+                + "): their good-request counts cannot be merged");
       }
       p.meta.forEach((k, v) -> m.meta.merge(k, v, (a, b) -> a.equals(b) ? a : a + ", " + b));
       m.runs += p.runs;

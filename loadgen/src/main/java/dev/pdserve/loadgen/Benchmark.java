@@ -36,14 +36,23 @@ import java.util.function.Consumer;
  * Runs one benchmark: resolves the model, builds the request stream, sends the warm-up, snapshots
  * the cluster, then lets {@code workers} independent workers send their slices of the stream
  * (request {@code i} goes to worker {@code i mod workers}, each worker with its own connection and
- * its own copy of the arrival schedule) at their arrival times, bounded by
- * {@code max-concurrency}, waits for every answer and snapshots the cluster again.
+ * its own copy of the arrival schedule) at their arrival times, bounded by {@code max-concurrency},
+ * waits for every answer and snapshots the cluster again.
  */
 public final class Benchmark {
   /** Everything a run produced. */
-  public record Outcome(BenchSummary summary, List<RequestResult> results, ClusterReport cluster, ModelInfo model, String dataset, int warmupFailed) {}
+  public record Outcome(
+      BenchSummary summary,
+      List<RequestResult> results,
+      ClusterReport cluster,
+      ModelInfo model,
+      String dataset,
+      int warmupFailed) {}
 
-  /** Default number of requests when neither --num-prompts nor --duration says otherwise (vLLM's default). */
+  /**
+   * Default number of requests when neither --num-prompts nor --duration says otherwise (vLLM's
+   * default).
+   */
   public static final int DEFAULT_NUM_PROMPTS = 1000;
 
   private final BenchConfig cfg;
@@ -62,7 +71,9 @@ public final class Benchmark {
   }
 
   private Target newTarget(int worker) {
-    return cfg.router() != null ? new GrpcTarget(cfg.router()) : new OpenAiHttpTarget(cfg.baseUrl(), cfg.endpoint(), worker);
+    return cfg.router() != null
+        ? new GrpcTarget(cfg.router())
+        : new OpenAiHttpTarget(cfg.baseUrl(), cfg.endpoint(), worker);
   }
 
   public Outcome run() throws InterruptedException {
@@ -76,12 +87,17 @@ public final class Benchmark {
       PromptForm form = cfg.router() != null ? PromptForm.TOKEN_IDS : PromptForm.TEXT;
       TokenSpace tokens = TokenSpace.forVocab(info.vocabSize() > 0 ? info.vocabSize() : 32000);
       Dataset ds = Datasets.open(cfg.dataset(), tokens, form, cfg.seed(), context);
-      RequestOptions opts = new RequestOptions(info.id(), cfg.temperature(), cfg.ignoreEos(), cfg.requestTimeoutSeconds());
+      RequestOptions opts =
+          new RequestOptions(
+              info.id(), cfg.temperature(), cfg.ignoreEos(), cfg.requestTimeoutSeconds());
       String runId = "bench-" + UUID.randomUUID().toString().substring(0, 8);
 
       int warmupFailed = warmup(targets.get(0), ds, opts, runId);
 
-      ClusterProbe probe = cfg.admin() != null || cfg.router() != null ? new ClusterProbe(cfg.admin() != null ? cfg.admin() : cfg.router()) : null;
+      ClusterProbe probe =
+          cfg.admin() != null || cfg.router() != null
+              ? new ClusterProbe(cfg.admin() != null ? cfg.admin() : cfg.router())
+              : null;
       try {
         ClusterSnapshot before = snapshot(probe);
         long total = total(ds);
@@ -91,35 +107,44 @@ public final class Benchmark {
         InFlight inFlight = new InFlight();
         try (Progress progress = new Progress(log, terminal, total, 5)) {
           Semaphore slots = cfg.maxConcurrency() > 0 ? new Semaphore(cfg.maxConcurrency()) : null;
-          Consumer<RequestResult> done = r -> {
-            results.add(r);
-            progress.finished(r);
-            if (slots != null) {
-              slots.release();
-            }
-            inFlight.finished();
-          };
+          Consumer<RequestResult> done =
+              r -> {
+                results.add(r);
+                progress.finished(r);
+                if (slots != null) {
+                  slots.release();
+                }
+                inFlight.finished();
+              };
           AtomicInteger threadNo = new AtomicInteger();
-          ExecutorService pool = Executors.newFixedThreadPool(cfg.workers(), r -> {
-            Thread t = new Thread(r, "bench-worker-" + threadNo.getAndIncrement());
-            t.setDaemon(true);
-            return t;
-          });
+          ExecutorService pool =
+              Executors.newFixedThreadPool(
+                  cfg.workers(),
+                  r -> {
+                    Thread t = new Thread(r, "bench-worker-" + threadNo.getAndIncrement());
+                    t.setDaemon(true);
+                    return t;
+                  });
           try {
             List<Future<?>> workers = new ArrayList<>();
             for (int w = 0; w < cfg.workers(); w++) {
               int worker = w;
               Target target = targets.get(w);
-              workers.add(pool.submit(() -> {
-                work(worker, target, ds, opts, runId, total, start, slots, inFlight, progress, done);
-                return null;
-              }));
+              workers.add(
+                  pool.submit(
+                      () -> {
+                        work(
+                            worker, target, ds, opts, runId, total, start, slots, inFlight,
+                            progress, done);
+                        return null;
+                      }));
             }
             for (Future<?> f : workers) {
               try {
                 f.get();
               } catch (java.util.concurrent.ExecutionException e) {
-                throw new IllegalStateException("a bench worker failed: " + e.getCause(), e.getCause());
+                throw new IllegalStateException(
+                    "a bench worker failed: " + e.getCause(), e.getCause());
               }
             }
             inFlight.awaitNone();
@@ -133,7 +158,8 @@ public final class Benchmark {
         sorted.sort(Comparator.comparingLong(RequestResult::index));
         BenchSummary summary = BenchSummary.of(sorted, startMs, duration, cfg.goodputSlosMs());
         summary.meta.putAll(meta(targets.get(0), info, ds, context));
-        return new Outcome(summary, sorted, new ClusterReport(before, after), info, ds.describe(), warmupFailed);
+        return new Outcome(
+            summary, sorted, new ClusterReport(before, after), info, ds.describe(), warmupFailed);
       } finally {
         if (probe != null) {
           probe.close();
@@ -160,11 +186,27 @@ public final class Benchmark {
     return n;
   }
 
-  private void work(int worker, Target target, Dataset ds, RequestOptions opts, String runId, long total, long start, Semaphore slots, InFlight inFlight,
-      Progress progress, Consumer<RequestResult> done) throws InterruptedException {
+  private void work(
+      int worker,
+      Target target,
+      Dataset ds,
+      RequestOptions opts,
+      String runId,
+      long total,
+      long start,
+      Semaphore slots,
+      InFlight inFlight,
+      Progress progress,
+      Consumer<RequestResult> done)
+      throws InterruptedException {
     boolean trace = ds.arrivalSeconds(0).isPresent();
-    ArrivalSchedule schedule = trace ? null : new ArrivalSchedule(cfg.requestRate(), cfg.burstiness(), cfg.rampUpSeconds(), cfg.seed());
-    long limitNanos = cfg.durationSeconds() > 0 ? (long) (cfg.durationSeconds() * 1e9) : Long.MAX_VALUE;
+    ArrivalSchedule schedule =
+        trace
+            ? null
+            : new ArrivalSchedule(
+                cfg.requestRate(), cfg.burstiness(), cfg.rampUpSeconds(), cfg.seed());
+    long limitNanos =
+        cfg.durationSeconds() > 0 ? (long) (cfg.durationSeconds() * 1e9) : Long.MAX_VALUE;
     for (long i = 0; i < total; i++) {
       double at = trace ? ds.arrivalSeconds(i).getAsDouble() : schedule.next();
       long atNanos = (long) (at * 1e9);
@@ -202,25 +244,35 @@ public final class Benchmark {
     }
   }
 
-  /** Sends the warm-up requests (indices -1, -2, ...) and waits for them; returns how many failed. */
-  private int warmup(Target target, Dataset ds, RequestOptions opts, String runId) throws InterruptedException {
+  /**
+   * Sends the warm-up requests (indices -1, -2, ...) and waits for them; returns how many failed.
+   */
+  private int warmup(Target target, Dataset ds, RequestOptions opts, String runId)
+      throws InterruptedException {
     if (cfg.warmupRequests() == 0) {
       return 0;
     }
-    Semaphore slots = new Semaphore(cfg.maxConcurrency() > 0 ? cfg.maxConcurrency() : Integer.MAX_VALUE);
+    Semaphore slots =
+        new Semaphore(cfg.maxConcurrency() > 0 ? cfg.maxConcurrency() : Integer.MAX_VALUE);
     InFlight inFlight = new InFlight();
     AtomicInteger failed = new AtomicInteger();
     long start = System.nanoTime();
     for (int k = 0; k < cfg.warmupRequests(); k++) {
       slots.acquire();
       inFlight.started();
-      RequestTimer t = new RequestTimer(ds.get(-1L - k), 0, runId + "-warmup-" + k, start, r -> {
-        if (!r.ok()) {
-          failed.incrementAndGet();
-        }
-        slots.release();
-        inFlight.finished();
-      });
+      RequestTimer t =
+          new RequestTimer(
+              ds.get(-1L - k),
+              0,
+              runId + "-warmup-" + k,
+              start,
+              r -> {
+                if (!r.ok()) {
+                  failed.incrementAndGet();
+                }
+                slots.release();
+                inFlight.finished();
+              });
       try {
         target.send(t, opts);
       } catch (RuntimeException e) {
@@ -228,14 +280,20 @@ public final class Benchmark {
       }
     }
     inFlight.awaitNone();
-    log.printf("warm-up: %d requests, %d failed, %.1f s%n", cfg.warmupRequests(), failed.get(), (System.nanoTime() - start) / 1e9);
+    log.printf(
+        "warm-up: %d requests, %d failed, %.1f s%n",
+        cfg.warmupRequests(), failed.get(), (System.nanoTime() - start) / 1e9);
     log.flush();
     return failed.get();
   }
 
   private ClusterSnapshot snapshot(ClusterProbe probe) {
     if (probe == null) {
-      return new ClusterSnapshot(List.of(), Map.of(), "no router admin address (pass --admin HOST:PORT of the router to see the cluster)", Map.of());
+      return new ClusterSnapshot(
+          List.of(),
+          Map.of(),
+          "no router admin address (pass --admin HOST:PORT of the router to see the cluster)",
+          Map.of());
     }
     return probe.snapshot();
   }
@@ -243,13 +301,19 @@ public final class Benchmark {
   private Map<String, Object> meta(Target target, ModelInfo info, Dataset ds, int context) {
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("date", Instant.now().toString());
-    m.put("backend", cfg.router() != null ? "grpc" : cfg.endpoint().equals("chat") ? "openai-chat" : "openai");
+    m.put(
+        "backend",
+        cfg.router() != null ? "grpc" : cfg.endpoint().equals("chat") ? "openai-chat" : "openai");
     m.put("target", target.describe());
     m.put("model", info.id());
     m.put("max_model_len", context);
     m.put("dataset", ds.describe());
     m.put("seed", cfg.seed());
-    m.put("request_rate", ds.arrivalSeconds(0).isPresent() ? "trace timestamps" : Double.isInfinite(cfg.requestRate()) ? "inf" : cfg.requestRate());
+    m.put(
+        "request_rate",
+        ds.arrivalSeconds(0).isPresent()
+            ? "trace timestamps"
+            : Double.isInfinite(cfg.requestRate()) ? "inf" : cfg.requestRate());
     m.put("burstiness", cfg.burstiness());
     m.put("ramp_up_seconds", cfg.rampUpSeconds());
     m.put("max_concurrency", cfg.maxConcurrency() > 0 ? cfg.maxConcurrency() : null);

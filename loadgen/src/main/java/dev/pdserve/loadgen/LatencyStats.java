@@ -72,7 +72,9 @@ public final class LatencyStats {
 
   public static LatencyStats decode(String base64, double sumMs) {
     try {
-      Histogram h = Histogram.decodeFromCompressedByteBuffer(ByteBuffer.wrap(Base64.getDecoder().decode(base64)), 0);
+      Histogram h =
+          Histogram.decodeFromCompressedByteBuffer(
+              ByteBuffer.wrap(Base64.getDecoder().decode(base64)), 0);
       LatencyStats s = new LatencyStats(h);
       s.sumMs = sumMs;
       return s;

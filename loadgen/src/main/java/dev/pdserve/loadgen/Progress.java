@@ -7,8 +7,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * The live progress of a run: on a terminal one line rewritten in place every half second
- * (done / total, rate, failures, in flight); otherwise a plain line every {@code plainEverySeconds}.
+ * The live progress of a run: on a terminal one line rewritten in place every half second (done /
+ * total, rate, failures, in flight); otherwise a plain line every {@code plainEverySeconds}.
  */
 public final class Progress implements AutoCloseable {
   private final PrintWriter out;
@@ -24,11 +24,13 @@ public final class Progress implements AutoCloseable {
     this.out = out;
     this.terminal = terminal;
     this.total = total;
-    this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "bench-progress");
-      t.setDaemon(true);
-      return t;
-    });
+    this.timer =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "bench-progress");
+              t.setDaemon(true);
+              return t;
+            });
     long period = terminal ? 500 : Math.max(100, (long) (plainEverySeconds * 1000));
     timer.scheduleAtFixedRate(this::print, period, period, TimeUnit.MILLISECONDS);
   }
@@ -44,12 +46,20 @@ public final class Progress implements AutoCloseable {
     }
   }
 
-  /** The current line, e.g. {@code 120/200 done  24.1 req/s  0 failed  8 in flight  5.0 s}. */
+  /** The current line, e.g. {@code 120/200 done 24.1 req/s 0 failed 8 in flight 5.0 s}. */
   public String line() {
     double s = (System.nanoTime() - startNanos) / 1e9;
     long d = done.get();
     String of = total == Long.MAX_VALUE ? "" : "/" + total;
-    return String.format(java.util.Locale.ROOT, "bench: %d%s done  %.1f req/s  %d failed  %d in flight  %.1f s", d, of, s > 0 ? d / s : 0, failed.get(), sent.get() - d, s);
+    return String.format(
+        java.util.Locale.ROOT,
+        "bench: %d%s done  %.1f req/s  %d failed  %d in flight  %.1f s",
+        d,
+        of,
+        s > 0 ? d / s : 0,
+        failed.get(),
+        sent.get() - d,
+        s);
   }
 
   private synchronized void print() {

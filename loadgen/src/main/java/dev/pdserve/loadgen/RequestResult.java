@@ -33,6 +33,8 @@ public record RequestResult(
 
   /** (e2e - ttft) / (output - 1) in nanoseconds, or -1 when undefined (fewer than two tokens). */
   public long tpotNanos() {
-    return ok() && outputTokens > 1 && ttftNanos >= 0 ? (e2eNanos - ttftNanos) / (outputTokens - 1) : -1;
+    return ok() && outputTokens > 1 && ttftNanos >= 0
+        ? (e2eNanos - ttftNanos) / (outputTokens - 1)
+        : -1;
   }
 }

@@ -8,7 +8,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-/** Inter-arrival statistics of the schedule (no clocks involved: the schedule is a number stream). */
+/**
+ * Inter-arrival statistics of the schedule (no clocks involved: the schedule is a number stream).
+ */
 class ArrivalScheduleTest {
   private static final int N = 40_000;
 
@@ -32,7 +34,11 @@ class ArrivalScheduleTest {
     double cv = Math.sqrt(var) / mean;
     assertEquals(1 / rate, mean, 0.03 / rate, "mean gap 1/rate");
     // gamma(shape k): coefficient of variation 1/sqrt(k); Poisson (k = 1): CV 1
-    assertEquals(1 / Math.sqrt(burstiness), cv, 0.05 / Math.sqrt(burstiness), "coefficient of variation of the gaps");
+    assertEquals(
+        1 / Math.sqrt(burstiness),
+        cv,
+        0.05 / Math.sqrt(burstiness),
+        "coefficient of variation of the gaps");
   }
 
   @Test
@@ -75,7 +81,8 @@ class ArrivalScheduleTest {
         afterRamp++;
       }
     }
-    // expected: rate*(ramp/2)^2/(2 ramp) = 250 in the first half, 750 in the second, 1000 in the 10 s after
+    // expected: rate*(ramp/2)^2/(2 ramp) = 250 in the first half, 750 in the second, 1000 in the 10
+    // s after
     assertEquals(250, firstHalf, 60);
     assertEquals(750, secondHalf, 100);
     assertEquals(1000, afterRamp, 110);
@@ -83,7 +90,13 @@ class ArrivalScheduleTest {
 
   @Test
   void badParametersAreRefused() {
-    assertTrue(assertThrows(IllegalArgumentException.class, () -> new ArrivalSchedule(0, 1, 0, 1)).getMessage().contains("--request-rate"));
-    assertTrue(assertThrows(IllegalArgumentException.class, () -> new ArrivalSchedule(1, 0, 0, 1)).getMessage().contains("--burstiness"));
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> new ArrivalSchedule(0, 1, 0, 1))
+            .getMessage()
+            .contains("--request-rate"));
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> new ArrivalSchedule(1, 0, 0, 1))
+            .getMessage()
+            .contains("--burstiness"));
   }
 }

@@ -12,7 +12,10 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
-/** Merging summaries adds histograms: the merge of two runs equals one run over the union of their requests. */
+/**
+ * Merging summaries adds histograms: the merge of two runs equals one run over the union of their
+ * requests.
+ */
 class BenchSummaryMergeTest {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final List<Double> PS = List.of(50.0, 90.0, 99.0, 99.9);
@@ -22,7 +25,21 @@ class BenchSummaryMergeTest {
     List<RequestResult> out = new ArrayList<>();
     for (int i = 0; i < n; i++) {
       if (i % 37 == 5) {
-        out.add(new RequestResult(i, 0, "r" + i, sendOffsetNanos + i * 1_000_000L, -1, 3_000_000, new long[0], 10, 0, 0, i % 2 == 0 ? "UNAVAILABLE" : "RESOURCE_EXHAUSTED", "x", ""));
+        out.add(
+            new RequestResult(
+                i,
+                0,
+                "r" + i,
+                sendOffsetNanos + i * 1_000_000L,
+                -1,
+                3_000_000,
+                new long[0],
+                10,
+                0,
+                0,
+                i % 2 == 0 ? "UNAVAILABLE" : "RESOURCE_EXHAUSTED",
+                "x",
+                ""));
         continue;
       }
       int out1 = 1 + r.nextInt(40);
@@ -33,7 +50,21 @@ class BenchSummaryMergeTest {
         itl[k] = 2_000_000 + r.nextLong(30_000_000);
         e2e += itl[k];
       }
-      out.add(new RequestResult(i, 0, "r" + i, sendOffsetNanos + i * 1_000_000L, ttft, e2e, itl, 5 + r.nextInt(50), out1, r.nextInt(3), RequestResult.OK, "", "length"));
+      out.add(
+          new RequestResult(
+              i,
+              0,
+              "r" + i,
+              sendOffsetNanos + i * 1_000_000L,
+              ttft,
+              e2e,
+              itl,
+              5 + r.nextInt(50),
+              out1,
+              r.nextInt(3),
+              RequestResult.OK,
+              "",
+              "length"));
     }
     return out;
   }
@@ -58,14 +89,32 @@ class BenchSummaryMergeTest {
     JsonNode u = su.toJson(JSON, PS);
 
     assertEquals(2, m.get("runs").asInt());
-    for (String k : List.of("completed", "failed", "num_requests", "total_input_tokens", "total_output_tokens", "cached_tokens", "good_requests", "duration",
-        "request_throughput", "output_throughput", "total_token_throughput", "request_goodput")) {
+    for (String k :
+        List.of(
+            "completed",
+            "failed",
+            "num_requests",
+            "total_input_tokens",
+            "total_output_tokens",
+            "cached_tokens",
+            "good_requests",
+            "duration",
+            "request_throughput",
+            "output_throughput",
+            "total_token_throughput",
+            "request_goodput")) {
       assertEquals(u.get(k).asDouble(), m.get(k).asDouble(), 1e-9, k);
     }
     assertEquals(u.get("failures"), m.get("failures"));
     for (String metric : BenchSummary.METRICS) {
-      assertEquals(su.latency.get(metric).count(), merged.latency.get(metric).count(), "histogram count of " + metric);
-      assertEquals(su.latency.get(metric).histogram(), merged.latency.get(metric).histogram(), "histogram of " + metric);
+      assertEquals(
+          su.latency.get(metric).count(),
+          merged.latency.get(metric).count(),
+          "histogram count of " + metric);
+      assertEquals(
+          su.latency.get(metric).histogram(),
+          merged.latency.get(metric).histogram(),
+          "histogram of " + metric);
       for (String stat : List.of("mean", "median", "std", "max", "p50", "p90", "p99", "p99.9")) {
         String key = stat + "_" + metric + "_ms";
         assertEquals(u.get(key).asDouble(), m.get(key).asDouble(), 1e-6, key);
@@ -85,17 +134,53 @@ class BenchSummaryMergeTest {
   void summariesWithDifferentSlosDoNotMerge() {
     BenchSummary a = BenchSummary.of(results(10, 1, 0), 0, 5.0, Map.of("ttft", 100.0));
     BenchSummary b = BenchSummary.of(results(10, 2, 0), 0, 5.0, Map.of("ttft", 200.0));
-    assertTrue(assertThrows(IllegalArgumentException.class, () -> BenchSummary.merge(List.of(a, b))).getMessage().contains("--goodput"));
-    assertTrue(assertThrows(IllegalArgumentException.class, () -> BenchSummary.fromJson(JSON.createObjectNode(), "x.json")).getMessage().contains("x.json"));
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> BenchSummary.merge(List.of(a, b)))
+            .getMessage()
+            .contains("--goodput"));
+    assertTrue(
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> BenchSummary.fromJson(JSON.createObjectNode(), "x.json"))
+            .getMessage()
+            .contains("x.json"));
   }
 
   @Test
   void figuresFollowTheirDefinitions() {
     long ms = 1_000_000;
-    List<RequestResult> rs = List.of(
-        new RequestResult(0, 0, "a", 0, 100 * ms, 500 * ms, new long[] {100 * ms, 150 * ms, 150 * ms, 0}, 10, 5, 0, RequestResult.OK, "", "length"),
-        new RequestResult(1, 0, "b", 0, 300 * ms, 300 * ms, new long[0], 20, 1, 0, RequestResult.OK, "", "length"),
-        new RequestResult(2, 0, "c", 0, -1, 10 * ms, new long[0], 30, 0, 0, "INVALID_ARGUMENT", "bad", ""));
+    List<RequestResult> rs =
+        List.of(
+            new RequestResult(
+                0,
+                0,
+                "a",
+                0,
+                100 * ms,
+                500 * ms,
+                new long[] {100 * ms, 150 * ms, 150 * ms, 0},
+                10,
+                5,
+                0,
+                RequestResult.OK,
+                "",
+                "length"),
+            new RequestResult(
+                1,
+                0,
+                "b",
+                0,
+                300 * ms,
+                300 * ms,
+                new long[0],
+                20,
+                1,
+                0,
+                RequestResult.OK,
+                "",
+                "length"),
+            new RequestResult(
+                2, 0, "c", 0, -1, 10 * ms, new long[0], 30, 0, 0, "INVALID_ARGUMENT", "bad", ""));
     BenchSummary s = BenchSummary.of(rs, 0, 2.0, Map.of("ttft", 200.0));
     assertEquals(2, s.completed);
     assertEquals(1, s.failed);

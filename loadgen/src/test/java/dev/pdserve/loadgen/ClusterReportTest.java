@@ -13,13 +13,16 @@ import org.junit.jupiter.api.Test;
 
 /** Cluster figures are deltas of the nodes' counters over the run, or unavailable with a reason. */
 class ClusterReportTest {
-  private static final List<ClusterSnapshot.Node> NODES = List.of(
-      new ClusterSnapshot.Node("p0", "prefill", "ACTIVE", "http://127.0.0.1:1/metrics"),
-      new ClusterSnapshot.Node("d0", "decode", "ACTIVE", "http://127.0.0.1:2/metrics"));
+  private static final List<ClusterSnapshot.Node> NODES =
+      List.of(
+          new ClusterSnapshot.Node("p0", "prefill", "ACTIVE", "http://127.0.0.1:1/metrics"),
+          new ClusterSnapshot.Node("d0", "decode", "ACTIVE", "http://127.0.0.1:2/metrics"));
 
   @Test
   void prometheusTextIsSummedOverLabels() {
-    Map<String, Double> m = PrometheusText.sumByName("""
+    Map<String, Double> m =
+        PrometheusText.sumByName(
+            """
         # HELP pdserve_kv_transfer_sent_bytes_total KV bytes sent
         # TYPE pdserve_kv_transfer_sent_bytes_total counter
         pdserve_kv_transfer_sent_bytes_total{peer="d0"} 1000
@@ -37,12 +40,36 @@ class ClusterReportTest {
 
   @Test
   void figuresAreDeltasOverTheRun() {
-    ClusterSnapshot before = new ClusterSnapshot(NODES, Map.of(
-        "p0", Map.of("pdserve_kv_transfer_sent_bytes_total", 100.0, "pdserve_kv_transfer_send_seconds_sum", 1.0, "pdserve_kv_transfer_send_seconds_count", 10.0),
-        "d0", Map.of("pdserve_role_switches_total", 1.0)), null, Map.of());
-    ClusterSnapshot after = new ClusterSnapshot(NODES, Map.of(
-        "p0", Map.of("pdserve_kv_transfer_sent_bytes_total", 4196.0, "pdserve_kv_transfer_send_seconds_sum", 3.0, "pdserve_kv_transfer_send_seconds_count", 20.0),
-        "d0", Map.of("pdserve_role_switches_total", 2.0)), null, Map.of());
+    ClusterSnapshot before =
+        new ClusterSnapshot(
+            NODES,
+            Map.of(
+                "p0",
+                    Map.of(
+                        "pdserve_kv_transfer_sent_bytes_total",
+                        100.0,
+                        "pdserve_kv_transfer_send_seconds_sum",
+                        1.0,
+                        "pdserve_kv_transfer_send_seconds_count",
+                        10.0),
+                "d0", Map.of("pdserve_role_switches_total", 1.0)),
+            null,
+            Map.of());
+    ClusterSnapshot after =
+        new ClusterSnapshot(
+            NODES,
+            Map.of(
+                "p0",
+                    Map.of(
+                        "pdserve_kv_transfer_sent_bytes_total",
+                        4196.0,
+                        "pdserve_kv_transfer_send_seconds_sum",
+                        3.0,
+                        "pdserve_kv_transfer_send_seconds_count",
+                        20.0),
+                "d0", Map.of("pdserve_role_switches_total", 2.0)),
+            null,
+            Map.of());
     Map<String, ClusterReport.Figure> f = new java.util.HashMap<>();
     new ClusterReport(before, after).figures().forEach(x -> f.put(x.key(), x));
     assertEquals(4096.0, f.get("kv_transfer_sent_bytes").value());
@@ -51,12 +78,15 @@ class ClusterReportTest {
     assertEquals(200.0, f.get("kv_transfer_mean_ms").value(), 1e-9);
     assertEquals(1.0, f.get("role_switches").value());
     assertNull(f.get("kv_transfer_received_bytes").value());
-    assertTrue(f.get("kv_transfer_received_bytes").unavailable().contains("not exported"), f.get("kv_transfer_received_bytes").unavailable());
+    assertTrue(
+        f.get("kv_transfer_received_bytes").unavailable().contains("not exported"),
+        f.get("kv_transfer_received_bytes").unavailable());
   }
 
   @Test
   void withoutMetricsUrlsEveryFigureSaysWhy() {
-    List<ClusterSnapshot.Node> bare = List.of(new ClusterSnapshot.Node("p0", "prefill", "ACTIVE", ""));
+    List<ClusterSnapshot.Node> bare =
+        List.of(new ClusterSnapshot.Node("p0", "prefill", "ACTIVE", ""));
     ClusterSnapshot s = new ClusterSnapshot(bare, Map.of(), null, Map.of());
     for (ClusterReport.Figure f : new ClusterReport(s, s).figures()) {
       assertNull(f.value(), f.key());

@@ -31,15 +31,26 @@ class HtmlReportTest {
     String html = Files.readString(f);
     assertTrue(html.startsWith("<!DOCTYPE html>"));
     assertEquals(5, count(html, "<svg "), "4 CDFs (TTFT, ITL, E2E, TPOT) and the timeline");
-    for (String title : List.of("Time to first token", "Inter-token latency", "End-to-end latency", "Request timeline")) {
+    for (String title :
+        List.of(
+            "Time to first token",
+            "Inter-token latency",
+            "End-to-end latency",
+            "Request timeline")) {
       assertTrue(html.contains(title), title);
     }
-    assertTrue(html.contains("latency (ms)") && html.contains("time since the start of the run (s)"), "axes are labelled with units");
+    assertTrue(
+        html.contains("latency (ms)") && html.contains("time since the start of the run (s)"),
+        "axes are labelled with units");
     assertTrue(html.contains("<polyline"), "CDF curves");
     assertTrue(count(html, "fill=\"#d62728\">") >= 8, "failed requests drawn red");
     assertTrue(html.contains("P99.9 TTFT (ms)"), "summary table with the requested percentile");
     assertTrue(html.contains("&lt;test&gt;"), "text is escaped");
-    assertFalse(Pattern.compile("<script|<link|src=|@import|url\\(", Pattern.CASE_INSENSITIVE).matcher(html).find(), "nothing loaded from elsewhere");
+    assertFalse(
+        Pattern.compile("<script|<link|src=|@import|url\\(", Pattern.CASE_INSENSITIVE)
+            .matcher(html)
+            .find(),
+        "nothing loaded from elsewhere");
     // the only URL is the SVG namespace
     Matcher m = Pattern.compile("https?://[^\"]+").matcher(html);
     while (m.find()) {
@@ -54,8 +65,15 @@ class HtmlReportTest {
     StringWriter w = new StringWriter();
     SummaryRows.print(SummaryRows.of(s, List.of(), null), new PrintWriter(w));
     String t = w.toString();
-    for (String row : List.of("Successful requests:", "Benchmark duration (s):", "Request goodput (req/s):", "Mean TTFT (ms):", "P99 ITL (ms):", "Median E2EL (ms):",
-        "Failures by status")) {
+    for (String row :
+        List.of(
+            "Successful requests:",
+            "Benchmark duration (s):",
+            "Request goodput (req/s):",
+            "Mean TTFT (ms):",
+            "P99 ITL (ms):",
+            "Median E2EL (ms):",
+            "Failures by status")) {
       assertTrue(t.contains(row), row + " in\n" + t);
     }
     Path csv = tmp.resolve("r.csv");

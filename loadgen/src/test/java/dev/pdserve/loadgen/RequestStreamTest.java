@@ -33,7 +33,16 @@ class RequestStreamTest {
     for (int i = 0; i < n; i++) {
       BenchRequest r = ds.get(i);
       double at = ds.arrivalSeconds(i).orElse(s.next());
-      out.add(at + "|" + r.promptTokens() + "|" + r.outputTokens() + "|" + Arrays.toString(r.promptIds()) + "|" + r.promptText());
+      out.add(
+          at
+              + "|"
+              + r.promptTokens()
+              + "|"
+              + r.outputTokens()
+              + "|"
+              + Arrays.toString(r.promptIds())
+              + "|"
+              + r.promptText());
     }
     return out;
   }
@@ -41,9 +50,12 @@ class RequestStreamTest {
   @Test
   void sameSeedGivesTheSameRandomStreamAndAnotherSeedAnotherOne() {
     DatasetConfig cfg = new DatasetConfig("random", 32, 8, 0.5, null, 0, 0, 0, 0, 0, 1, 1, 0);
-    List<String> a = stream(Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 42, 1024), 42, 20, 1, 200);
-    List<String> b = stream(Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 42, 1024), 42, 20, 1, 200);
-    List<String> c = stream(Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 43, 1024), 43, 20, 1, 200);
+    List<String> a =
+        stream(Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 42, 1024), 42, 20, 1, 200);
+    List<String> b =
+        stream(Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 42, 1024), 42, 20, 1, 200);
+    List<String> c =
+        stream(Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 43, 1024), 43, 20, 1, 200);
     assertEquals(a, b, "same seed, same stream");
     assertNotEquals(a, c, "another seed, another stream");
     // lengths vary within the range ratio and ids stay in the token space
@@ -58,7 +70,8 @@ class RequestStreamTest {
       assertTrue(r.outputTokens() >= 4 && r.outputTokens() <= 12, "output " + r.outputTokens());
       assertTrue(Arrays.stream(r.promptIds()).allMatch(t -> t >= 32 && t < 288));
     }
-    assertTrue(min >= 16 && max <= 48 && max > min, "prompt lengths in [16, 48], got " + min + ".." + max);
+    assertTrue(
+        min >= 16 && max <= 48 && max > min, "prompt lengths in [16, 48], got " + min + ".." + max);
     // warm-up requests (negative indices) are not measured requests
     assertFalse(Arrays.equals(ds.get(-1).promptIds(), ds.get(0).promptIds()));
   }
@@ -76,7 +89,9 @@ class RequestStreamTest {
   void prefixDatasetSharesPrefixesAndIsReproducible() {
     DatasetConfig cfg = new DatasetConfig("prefix", 0, 4, 0, null, 0, 3, 5, 20, 6, 1, 1, 0);
     Dataset ds = Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 9, 1024);
-    assertEquals(stream(ds, 9, 10, 1, 30), stream(Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 9, 1024), 9, 10, 1, 30));
+    assertEquals(
+        stream(ds, 9, 10, 1, 30),
+        stream(Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 9, 1024), 9, 10, 1, 30));
     java.util.Map<String, Integer> prefixes = new java.util.HashMap<>();
     java.util.Set<String> whole = new java.util.HashSet<>();
     for (int i = 0; i < 15; i++) { // one full cycle: every prefix/suffix pair once
@@ -86,17 +101,23 @@ class RequestStreamTest {
       whole.add(Arrays.toString(p));
     }
     assertEquals(3, prefixes.size(), "3 distinct prefixes");
-    assertTrue(prefixes.values().stream().allMatch(v -> v == 5), "5 suffixes each: " + prefixes.values());
+    assertTrue(
+        prefixes.values().stream().allMatch(v -> v == 5), "5 suffixes each: " + prefixes.values());
     assertEquals(15, whole.size(), "every prompt distinct");
   }
 
   @Test
-  void traceReplayBuildsEqualBlocksForEqualHashIdsAndCapsToTheContext(@TempDir Path tmp) throws Exception {
+  void traceReplayBuildsEqualBlocksForEqualHashIdsAndCapsToTheContext(@TempDir Path tmp)
+      throws Exception {
     Path trace = tmp.resolve("t.jsonl");
-    Files.writeString(trace, String.join("\n",
-        "{\"timestamp\": 0, \"input_length\": 2048, \"output_length\": 100, \"hash_ids\": [0, 1, 2, 3]}",
-        "{\"timestamp\": 500, \"input_length\": 1536, \"output_length\": 50, \"hash_ids\": [0, 1, 7]}",
-        "{\"timestamp\": 1500, \"input_length\": 100000, \"output_length\": 4000, \"hash_ids\": [9]}") + "\n");
+    Files.writeString(
+        trace,
+        String.join(
+                "\n",
+                "{\"timestamp\": 0, \"input_length\": 2048, \"output_length\": 100, \"hash_ids\": [0, 1, 2, 3]}",
+                "{\"timestamp\": 500, \"input_length\": 1536, \"output_length\": 50, \"hash_ids\": [0, 1, 7]}",
+                "{\"timestamp\": 1500, \"input_length\": 100000, \"output_length\": 4000, \"hash_ids\": [9]}")
+            + "\n");
     DatasetConfig cfg = new DatasetConfig("trace", 0, 0, 0, trace, 0, 0, 0, 0, 0, 0.5, 1.0 / 64, 0);
     TraceDataset ds = (TraceDataset) Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 3, 1024);
     assertEquals(8, ds.blockTokens(), "512 tokens x 1/64");
@@ -105,22 +126,39 @@ class RequestStreamTest {
     assertEquals(32, a.promptTokens());
     assertEquals(24, b.promptTokens());
     assertEquals(2, a.outputTokens()); // 100/64 rounded
-    assertArrayEquals(Arrays.copyOf(a.promptIds(), 16), Arrays.copyOf(b.promptIds(), 16), "hash ids 0,1 shared: the first two blocks are equal");
-    assertFalse(Arrays.equals(Arrays.copyOfRange(a.promptIds(), 16, 24), Arrays.copyOfRange(b.promptIds(), 16, 24)), "hash 2 vs 7 differ");
+    assertArrayEquals(
+        Arrays.copyOf(a.promptIds(), 16),
+        Arrays.copyOf(b.promptIds(), 16),
+        "hash ids 0,1 shared: the first two blocks are equal");
+    assertFalse(
+        Arrays.equals(
+            Arrays.copyOfRange(a.promptIds(), 16, 24), Arrays.copyOfRange(b.promptIds(), 16, 24)),
+        "hash 2 vs 7 differ");
     assertEquals(0.25, ds.arrivalSeconds(1).getAsDouble(), 1e-9, "500 ms x 0.5");
     BenchRequest big = ds.get(2);
-    assertTrue(big.promptTokens() + big.outputTokens() <= 1024, "capped to the context: " + big.promptTokens() + "+" + big.outputTokens());
+    assertTrue(
+        big.promptTokens() + big.outputTokens() <= 1024,
+        "capped to the context: " + big.promptTokens() + "+" + big.outputTokens());
     assertEquals(1, ds.cappedEntries());
     // same seed, same prompts; another seed, other tokens
     TraceDataset again = (TraceDataset) Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 3, 1024);
     assertArrayEquals(a.promptIds(), again.get(0).promptIds());
-    assertFalse(Arrays.equals(a.promptIds(), Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 4, 1024).get(0).promptIds()));
+    assertFalse(
+        Arrays.equals(
+            a.promptIds(),
+            Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 4, 1024).get(0).promptIds()));
   }
 
   @Test
   void theSharedMooncakeTraceLoads() {
-    Path shared = Path.of(System.getProperty("pdserve.shared", "../../shared"), "data", "traces", "mooncake-conversation.jsonl");
-    org.junit.jupiter.api.Assumptions.assumeTrue(Files.isReadable(shared), "shared trace not present at " + shared);
+    Path shared =
+        Path.of(
+            System.getProperty("pdserve.shared", "../../shared"),
+            "data",
+            "traces",
+            "mooncake-conversation.jsonl");
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        Files.isReadable(shared), "shared trace not present at " + shared);
     DatasetConfig cfg = new DatasetConfig("trace", 0, 0, 0, shared, 0, 0, 0, 0, 0, 0.01, 0.05, 500);
     Dataset ds = Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 0, 1024);
     assertEquals(500, ds.size().getAsLong());
@@ -132,25 +170,57 @@ class RequestStreamTest {
 
   @Test
   void badOptionsAreRefusedWithTheOptionName(@TempDir Path tmp) {
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Datasets.open(DatasetConfig.random(1000, 100), TOKENS, PromptForm.TOKEN_IDS, 0, 1024));
-    assertTrue(e.getMessage().contains("--input-len 1000") && e.getMessage().contains("1024"), e.getMessage());
-    e = assertThrows(IllegalArgumentException.class, () -> Datasets.open(DatasetConfig.random(10, 10).withName("nope"), TOKENS, PromptForm.TOKEN_IDS, 0, 1024));
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                Datasets.open(
+                    DatasetConfig.random(1000, 100), TOKENS, PromptForm.TOKEN_IDS, 0, 1024));
+    assertTrue(
+        e.getMessage().contains("--input-len 1000") && e.getMessage().contains("1024"),
+        e.getMessage());
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                Datasets.open(
+                    DatasetConfig.random(10, 10).withName("nope"),
+                    TOKENS,
+                    PromptForm.TOKEN_IDS,
+                    0,
+                    1024));
     assertTrue(e.getMessage().contains("--dataset-name"), e.getMessage());
-    e = assertThrows(IllegalArgumentException.class, () -> Datasets.open(DatasetConfig.random(10, 10).withName("sharegpt"), TOKENS, PromptForm.TEXT, 0, 1024));
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                Datasets.open(
+                    DatasetConfig.random(10, 10).withName("sharegpt"),
+                    TOKENS,
+                    PromptForm.TEXT,
+                    0,
+                    1024));
     assertTrue(e.getMessage().contains("--dataset-path"), e.getMessage());
   }
 
   @Test
   void shareGptUsesFirstTurnsAndSkipsWhatDoesNotFit(@TempDir Path tmp) throws Exception {
     Path f = tmp.resolve("sg.json");
-    Files.writeString(f, "[{\"id\":\"a\",\"conversations\":[{\"from\":\"human\",\"value\":\"Hello there\"},{\"from\":\"gpt\",\"value\":\"" + "x".repeat(40) + "\"}]},"
-        + "{\"id\":\"b\",\"conversations\":[{\"from\":\"human\",\"value\":\"only one turn\"}]},"
-        + "{\"id\":\"c\",\"conversations\":[{\"from\":\"human\",\"value\":\"" + "y".repeat(2000) + "\"},{\"from\":\"gpt\",\"value\":\"ok\"}]}]");
+    Files.writeString(
+        f,
+        "[{\"id\":\"a\",\"conversations\":[{\"from\":\"human\",\"value\":\"Hello there\"},{\"from\":\"gpt\",\"value\":\""
+            + "x".repeat(40)
+            + "\"}]},"
+            + "{\"id\":\"b\",\"conversations\":[{\"from\":\"human\",\"value\":\"only one turn\"}]},"
+            + "{\"id\":\"c\",\"conversations\":[{\"from\":\"human\",\"value\":\""
+            + "y".repeat(2000)
+            + "\"},{\"from\":\"gpt\",\"value\":\"ok\"}]}]");
     DatasetConfig cfg = new DatasetConfig("sharegpt", 0, 0, 0, f, 0, 0, 0, 0, 0, 1, 1, 0);
     Dataset ds = Datasets.open(cfg, TOKENS, PromptForm.TEXT, 0, 1024);
     BenchRequest r = ds.get(0);
     assertEquals("Hello there", r.promptText());
     assertEquals(10, r.outputTokens(), "40 bytes / 4");
-    assertEquals("Hello there", ds.get(7).promptText(), "one usable conversation: the stream cycles");
+    assertEquals(
+        "Hello there", ds.get(7).promptText(), "one usable conversation: the stream cycles");
   }
 }

@@ -66,15 +66,22 @@ public final class PrefillEngine implements AutoCloseable {
   private final Thread loop;
   private final ExecutorService acks;
   private volatile boolean closed;
+
   /** False while the node drains (or serves the other role): new prompts are refused. */
   private volatile boolean accepting = true;
+
   private volatile long completed;
   private volatile long steps;
   private volatile double lastStepMillis;
-  private final java.util.concurrent.atomic.AtomicLong queuedTokens = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong queuedTokens =
+      new java.util.concurrent.atomic.AtomicLong();
+
   /** Jobs holding KV (computing, or waiting for the decode node's acknowledgement). */
-  private final java.util.concurrent.atomic.AtomicInteger startedJobs = new java.util.concurrent.atomic.AtomicInteger();
-  private final java.util.concurrent.ConcurrentHashMap<String, Job> byRequest = new java.util.concurrent.ConcurrentHashMap<>();
+  private final java.util.concurrent.atomic.AtomicInteger startedJobs =
+      new java.util.concurrent.atomic.AtomicInteger();
+
+  private final java.util.concurrent.ConcurrentHashMap<String, Job> byRequest =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
   private final class Job {
     final PrefillJob spec;
@@ -82,7 +89,8 @@ public final class PrefillEngine implements AutoCloseable {
     final CompletableFuture<PrefillResult> future = new CompletableFuture<>();
     final long startNanos = System.nanoTime();
     volatile boolean cancelled;
-    final java.util.concurrent.atomic.AtomicBoolean started = new java.util.concurrent.atomic.AtomicBoolean();
+    final java.util.concurrent.atomic.AtomicBoolean started =
+        new java.util.concurrent.atomic.AtomicBoolean();
     int done; // prompt tokens computed
     PagedSequenceKv kv;
     PrefixCache.Match match; // cached prefix blocks this job pins
@@ -112,13 +120,20 @@ public final class PrefillEngine implements AutoCloseable {
       }
     }
 
-    /** After a successful transfer: full prompt blocks go to the prefix cache, the rest is freed. */
+    /**
+     * After a successful transfer: full prompt blocks go to the prefix cache, the rest is freed.
+     */
     synchronized void commit() {
       if (kv == null || cache == null) {
         cleanup();
         return;
       }
-      heldBlocks = cache.commit(match == null ? PrefixCache.Match.NONE : match, hashes, spec.promptIds(), kv.detach());
+      heldBlocks =
+          cache.commit(
+              match == null ? PrefixCache.Match.NONE : match,
+              hashes,
+              spec.promptIds(),
+              kv.detach());
       kv = null;
       match = null;
     }
@@ -145,18 +160,42 @@ public final class PrefillEngine implements AutoCloseable {
     }
   }
 
-  public PrefillEngine(ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options) {
-    this(runner, experts, pool, client, tokenizer, options, PrefillMetrics.NONE, (PrefixHasher) null);
+  public PrefillEngine(
+      ModelRunner runner,
+      ExpertBackend experts,
+      KvBlockPool pool,
+      KvTransferClient client,
+      Tokenizer tokenizer,
+      PrefillOptions options) {
+    this(
+        runner,
+        experts,
+        pool,
+        client,
+        tokenizer,
+        options,
+        PrefillMetrics.NONE,
+        (PrefixHasher) null);
   }
 
   public PrefillEngine(
-      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options,
+      ModelRunner runner,
+      ExpertBackend experts,
+      KvBlockPool pool,
+      KvTransferClient client,
+      Tokenizer tokenizer,
+      PrefillOptions options,
       PrefillMetrics metrics) {
     this(runner, experts, pool, client, tokenizer, options, metrics, (PrefixHasher) null);
   }
 
   public PrefillEngine(
-      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options,
+      ModelRunner runner,
+      ExpertBackend experts,
+      KvBlockPool pool,
+      KvTransferClient client,
+      Tokenizer tokenizer,
+      PrefillOptions options,
       PrefixHasher prefixHasher) {
     this(runner, experts, pool, client, tokenizer, options, PrefillMetrics.NONE, prefixHasher);
   }
@@ -167,11 +206,20 @@ public final class PrefillEngine implements AutoCloseable {
    * caching. The hasher's block size must be the pool's.
    */
   public PrefillEngine(
-      ModelRunner runner, ExpertBackend experts, KvBlockPool pool, KvTransferClient client, Tokenizer tokenizer, PrefillOptions options,
-      PrefillMetrics metrics, PrefixHasher prefixHasher) {
+      ModelRunner runner,
+      ExpertBackend experts,
+      KvBlockPool pool,
+      KvTransferClient client,
+      Tokenizer tokenizer,
+      PrefillOptions options,
+      PrefillMetrics metrics,
+      PrefixHasher prefixHasher) {
     if (prefixHasher != null && prefixHasher.blockSize() != pool.layout().blockSize()) {
       throw new IllegalArgumentException(
-          "prefix hasher block size " + prefixHasher.blockSize() + " must equal the KV block size " + pool.layout().blockSize());
+          "prefix hasher block size "
+              + prefixHasher.blockSize()
+              + " must equal the KV block size "
+              + pool.layout().blockSize());
     }
     this.metrics = metrics;
     this.hasher = prefixHasher;
@@ -182,35 +230,51 @@ public final class PrefillEngine implements AutoCloseable {
     this.client = client;
     this.tokenizer = tokenizer;
     this.options = options;
-    this.acks = Executors.newFixedThreadPool(2, new NamedThreadFactory("prefill-ack", true, nodeId));
+    this.acks =
+        Executors.newFixedThreadPool(2, new NamedThreadFactory("prefill-ack", true, nodeId));
     this.loop = NamedThreadFactory.thread("prefill-loop", true, nodeId, this::loop);
     this.loop.start();
   }
 
-  /** Queues a prompt; the future completes with its first token, or fails with a ServingException. */
+  /**
+   * Queues a prompt; the future completes with its first token, or fails with a ServingException.
+   */
   public CompletableFuture<PrefillResult> submit(PrefillJob spec) {
     if (closed) {
-      return CompletableFuture.failedFuture(ServingException.unavailable("prefill node is shutting down"));
+      return CompletableFuture.failedFuture(
+          ServingException.unavailable("prefill node is shutting down"));
     }
     if (!accepting) {
       return CompletableFuture.failedFuture(
-          ServingException.unavailable("this node is not taking prefill work (draining or serving the decode role); choose another prefill node"));
+          ServingException.unavailable(
+              "this node is not taking prefill work (draining or serving the decode role); choose another prefill node"));
     }
     int needed = pool.layout().blocksFor(spec.promptIds().length);
     if (needed > pool.totalBlocks()) {
       return CompletableFuture.failedFuture(
           ServingException.exhausted(
-              "prompt of " + spec.promptIds().length + " tokens needs " + needed + " KV blocks; this prefill node's pool holds " + pool.totalBlocks()));
+              "prompt of "
+                  + spec.promptIds().length
+                  + " tokens needs "
+                  + needed
+                  + " KV blocks; this prefill node's pool holds "
+                  + pool.totalBlocks()));
     }
     Job job = new Job(spec, hasher == null ? null : hasher.hashes(spec.promptIds()));
     if (byRequest.putIfAbsent(spec.requestId(), job) != null) {
       return CompletableFuture.failedFuture(
-          new ServingException(ServingException.Kind.ALREADY_EXISTS, "request " + spec.requestId() + " is already being prefilled here"));
+          new ServingException(
+              ServingException.Kind.ALREADY_EXISTS,
+              "request " + spec.requestId() + " is already being prefilled here"));
     }
     queuedTokens.addAndGet(spec.promptIds().length);
     incoming.add(job);
     try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, spec.requestId())) {
-      LOG.debug("prefill of request {} queued: {} prompt tokens, KV to {}:{}", spec.requestId(), spec.promptIds().length, spec.flightHost(),
+      LOG.debug(
+          "prefill of request {} queued: {} prompt tokens, KV to {}:{}",
+          spec.requestId(),
+          spec.promptIds().length,
+          spec.flightHost(),
           spec.flightPort());
     }
     return job.future;
@@ -231,7 +295,9 @@ public final class PrefillEngine implements AutoCloseable {
     return cache;
   }
 
-  /** Prompt tokens looked up in the prefix cache so far ({@code prefix_cache_queries}); 0 when off. */
+  /**
+   * Prompt tokens looked up in the prefix cache so far ({@code prefix_cache_queries}); 0 when off.
+   */
   public long prefixCacheQueries() {
     return cache == null ? 0 : cache.queriedTokens();
   }
@@ -260,20 +326,32 @@ public final class PrefillEngine implements AutoCloseable {
     int held = byRequest.size();
     while (!byRequest.isEmpty()) {
       if (System.nanoTime() > deadline) {
-        return new dev.pdserve.core.coordination.DrainReport(false, 0, held - byRequest.size(), byRequest.size() + " prompt(s) still being prefilled");
+        return new dev.pdserve.core.coordination.DrainReport(
+            false,
+            0,
+            held - byRequest.size(),
+            byRequest.size() + " prompt(s) still being prefilled");
       }
       try {
         Thread.sleep(5);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        return new dev.pdserve.core.coordination.DrainReport(false, 0, held - byRequest.size(), "interrupted");
+        return new dev.pdserve.core.coordination.DrainReport(
+            false, 0, held - byRequest.size(), "interrupted");
       }
     }
     return new dev.pdserve.core.coordination.DrainReport(true, 0, held, "");
   }
 
   public PrefillStats stats() {
-    return new PrefillStats(byRequest.size(), queuedTokens.get(), completed, steps, pool.freeBlocks(), pool.totalBlocks(), lastStepMillis);
+    return new PrefillStats(
+        byRequest.size(),
+        queuedTokens.get(),
+        completed,
+        steps,
+        pool.freeBlocks(),
+        pool.totalBlocks(),
+        lastStepMillis);
   }
 
   /** Jobs holding KV: computing, or waiting for the decode node to take their KV. */
@@ -357,14 +435,18 @@ public final class PrefillEngine implements AutoCloseable {
       stepTokens += c.length;
     }
     // The step's lines, and the request id its expert dispatches carry, name its first request.
-    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, batch.get(0).spec.requestId())) {
+    try (CloseableThreadContext.Instance ctx =
+        LogContext.request(nodeId, batch.get(0).spec.requestId())) {
       try {
         logits = runner.forward(seqs, experts);
       } catch (RuntimeException e) {
         LOG.warn("prefill step of {} prompts failed: {}", batch.size(), e.toString());
         for (Job j : batch) {
           active.remove(j);
-          j.fail(e instanceof ServingException ? e : ServingException.unavailable("prefill failed: " + e.getMessage(), e));
+          j.fail(
+              e instanceof ServingException
+                  ? e
+                  : ServingException.unavailable("prefill failed: " + e.getMessage(), e));
         }
         return;
       }
@@ -393,11 +475,17 @@ public final class PrefillEngine implements AutoCloseable {
   private boolean start(Job j) {
     int[] prompt = j.spec.promptIds();
     int bs = pool.layout().blockSize();
-    PrefixCache.Match m = cache == null ? PrefixCache.Match.NONE : cache.acquire(j.hashes, prompt, (prompt.length - 1) / bs);
+    PrefixCache.Match m =
+        cache == null
+            ? PrefixCache.Match.NONE
+            : cache.acquire(j.hashes, prompt, (prompt.length - 1) / bs);
     try {
       int[] blocks = pool.allocate(pool.layout().blocksFor(prompt.length) - m.length());
       synchronized (j) {
-        j.kv = m.length() == 0 ? PagedSequenceKv.withReservation(pool, blocks) : PagedSequenceKv.withSharedPrefix(pool, m.blocks(), blocks);
+        j.kv =
+            m.length() == 0
+                ? PagedSequenceKv.withReservation(pool, blocks)
+                : PagedSequenceKv.withSharedPrefix(pool, m.blocks(), blocks);
         j.match = m.length() == 0 ? null : m;
       }
     } catch (KvPoolExhaustedException e) {
@@ -411,7 +499,11 @@ public final class PrefillEngine implements AutoCloseable {
       metrics.prefixCacheQueried(prompt.length, m.tokens());
       if (m.tokens() > 0) {
         try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.spec.requestId())) {
-          LOG.debug("request {}: {} of {} prompt tokens from the prefix cache", j.spec.requestId(), m.tokens(), prompt.length);
+          LOG.debug(
+              "request {}: {} of {} prompt tokens from the prefix cache",
+              j.spec.requestId(),
+              m.tokens(),
+              prompt.length);
         }
       }
     }
@@ -422,19 +514,34 @@ public final class PrefillEngine implements AutoCloseable {
       startedJobs.incrementAndGet();
     }
     try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.spec.requestId())) {
-      LOG.debug("prefill of request {} started after {} ms queued", j.spec.requestId(), (System.nanoTime() - j.startNanos) / 1_000_000);
+      LOG.debug(
+          "prefill of request {} started after {} ms queued",
+          j.spec.requestId(),
+          (System.nanoTime() - j.startNanos) / 1_000_000);
     }
     try {
-      j.out = client.open(Location.forGrpcInsecure(j.spec.flightHost(), j.spec.flightPort()), j.spec.transferId());
+      j.out =
+          client.open(
+              Location.forGrpcInsecure(j.spec.flightHost(), j.spec.flightPort()),
+              j.spec.transferId());
       OutgoingTransfer out = j.out;
       PagedSequenceKv kv = j.kv;
       for (int layer = 0; m.tokens() > 0 && layer < pool.layout().layers(); layer++) {
         out.sendLayer(layer, kv, 0, m.tokens()); // the decode node needs the whole prompt's KV
       }
-      kv.setLayerWrittenListener((layer, first, count) -> out.sendLayer(layer, kv, first, first + count));
+      kv.setLayerWrittenListener(
+          (layer, first, count) -> out.sendLayer(layer, kv, first, first + count));
       return true;
     } catch (RuntimeException e) {
-      j.fail(ServingException.unavailable("cannot open a KV transfer to decode node " + j.spec.flightHost() + ":" + j.spec.flightPort() + ": " + e.getMessage(), e));
+      j.fail(
+          ServingException.unavailable(
+              "cannot open a KV transfer to decode node "
+                  + j.spec.flightHost()
+                  + ":"
+                  + j.spec.flightPort()
+                  + ": "
+                  + e.getMessage(),
+              e));
       return true;
     }
   }
@@ -442,13 +549,16 @@ public final class PrefillEngine implements AutoCloseable {
   private void finish(Job j, float[] logits, Sampler sampler) {
     SampleResult first;
     try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.spec.requestId())) {
-      first = sampler.sample(logits, j.spec.params(), new TokenHistory(j.spec.promptIds()), j.spec.seed());
+      first =
+          sampler.sample(
+              logits, j.spec.params(), new TokenHistory(j.spec.promptIds()), j.spec.seed());
     }
     OutgoingTransfer out = j.out;
     long computeMicros = j.computeNanos / 1000;
     acks.execute(
         () -> {
-          try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, j.spec.requestId())) {
+          try (CloseableThreadContext.Instance ctx =
+              LogContext.request(nodeId, j.spec.requestId())) {
             long t0 = System.nanoTime();
             try {
               out.complete();
@@ -461,20 +571,40 @@ public final class PrefillEngine implements AutoCloseable {
               byRequest.remove(j.spec.requestId(), j);
               completed++;
               metrics.kvSent(kvBytes, firstSent == 0 ? 0 : acked - firstSent);
-              LOG.debug("prefill of request {} done: first token {}, {} KV bytes acknowledged by the decode node, {} ms computing",
-                  j.spec.requestId(), first.tokenId(), kvBytes, computeMicros / 1000);
+              LOG.debug(
+                  "prefill of request {} done: first token {}, {} KV bytes acknowledged by the decode node, {} ms computing",
+                  j.spec.requestId(),
+                  first.tokenId(),
+                  kvBytes,
+                  computeMicros / 1000);
               j.future.complete(
-                  new PrefillResult(first.tokenId(), first.logprob(), j.cachedTokens, kvBytes, computeMicros, (acked - t0) / 1000, j.heldBlocks));
+                  new PrefillResult(
+                      first.tokenId(),
+                      first.logprob(),
+                      j.cachedTokens,
+                      kvBytes,
+                      computeMicros,
+                      (acked - t0) / 1000,
+                      j.heldBlocks));
             } catch (RuntimeException e) {
               out.close();
               j.cleanup();
               j.left();
               byRequest.remove(j.spec.requestId(), j);
-              LOG.debug("KV of request {} not taken by the decode node: {}", j.spec.requestId(), e.toString());
+              LOG.debug(
+                  "KV of request {} not taken by the decode node: {}",
+                  j.spec.requestId(),
+                  e.toString());
               j.future.completeExceptionally(
                   j.cancelled
-                      ? ServingException.cancelled("request " + j.spec.requestId() + " was cancelled")
-                      : ServingException.unavailable("decode node did not take the KV of " + j.spec.requestId() + ": " + e.getMessage(), e));
+                      ? ServingException.cancelled(
+                          "request " + j.spec.requestId() + " was cancelled")
+                      : ServingException.unavailable(
+                          "decode node did not take the KV of "
+                              + j.spec.requestId()
+                              + ": "
+                              + e.getMessage(),
+                          e));
             }
           }
         });

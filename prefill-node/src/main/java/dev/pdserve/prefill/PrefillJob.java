@@ -4,4 +4,10 @@ import dev.pdserve.model.sampling.SamplingParams;
 
 /** One prompt to prefill and the decode node's Flight endpoint its KV goes to. */
 public record PrefillJob(
-    String requestId, int[] promptIds, SamplingParams params, long seed, String transferId, String flightHost, int flightPort) {}
+    String requestId,
+    int[] promptIds,
+    SamplingParams params,
+    long seed,
+    String transferId,
+    String flightHost,
+    int flightPort) {}

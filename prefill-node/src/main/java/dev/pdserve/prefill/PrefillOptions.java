@@ -11,7 +11,10 @@ public record PrefillOptions(int chunkTokens, int maxBatchTokens) {
   public PrefillOptions {
     if (chunkTokens < 1 || maxBatchTokens < chunkTokens) {
       throw new IllegalArgumentException(
-          "prefill chunk tokens must be >= 1 and max batch tokens >= chunk tokens, got " + chunkTokens + " and " + maxBatchTokens);
+          "prefill chunk tokens must be >= 1 and max batch tokens >= chunk tokens, got "
+              + chunkTokens
+              + " and "
+              + maxBatchTokens);
     }
   }
 

@@ -6,14 +6,15 @@ import java.util.concurrent.CompletableFuture;
 
 /**
  * The router's calls to prefill and decode nodes (implemented over gRPC in {@code router.grpc}).
- * Futures fail with {@link dev.pdserve.core.serving.ServingException}s that keep the node's
- * status class. {@code deadlineNanos} is an absolute {@link System#nanoTime()} deadline, or 0.
+ * Futures fail with {@link dev.pdserve.core.serving.ServingException}s that keep the node's status
+ * class. {@code deadlineNanos} is an absolute {@link System#nanoTime()} deadline, or 0.
  */
 public interface NodeClients {
   /**
    * A decode node's KV reservation.
    *
-   * @param leaseMillis how long it lives without {@link #renewLeases}; 0 when the node has no leases
+   * @param leaseMillis how long it lives without {@link #renewLeases}; 0 when the node has no
+   *     leases
    */
   record Reserved(String transferId, String flightHost, int flightPort, long leaseMillis) {
     public Reserved(String transferId, String flightHost, int flightPort) {
@@ -26,7 +27,8 @@ public interface NodeClients {
    *
    * @param cachedPromptBlocks leading full blocks of the prompt the node's prefix cache now holds
    */
-  record FirstToken(int token, double logprob, int cachedTokens, long kvBytes, int cachedPromptBlocks) {
+  record FirstToken(
+      int token, double logprob, int cachedTokens, long kvBytes, int cachedPromptBlocks) {
     public FirstToken(int token, double logprob, int cachedTokens, long kvBytes) {
       this(token, logprob, cachedTokens, kvBytes, 0);
     }
@@ -36,13 +38,23 @@ public interface NodeClients {
   interface DecodeListener {
     void onDelta(int[] tokenIds, String text, float[] logprobs);
 
-    void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens);
+    void onComplete(
+        String finishReason,
+        String stopReason,
+        int promptTokens,
+        int completionTokens,
+        int cachedTokens);
 
     void onError(dev.pdserve.core.serving.ServingException error);
 
-    /** The sequence moved to another decode node; this stream has ended (no completion follows on it). */
+    /**
+     * The sequence moved to another decode node; this stream has ended (no completion follows on
+     * it).
+     */
     default void onMigrated(Migrated migrated) {
-      onError(dev.pdserve.core.serving.ServingException.unavailable("decode node moved the sequence to " + migrated.targetNodeId()));
+      onError(
+          dev.pdserve.core.serving.ServingException.unavailable(
+              "decode node moved the sequence to " + migrated.targetNodeId()));
     }
   }
 
@@ -54,31 +66,47 @@ public interface NodeClients {
    * @param transferId the reservation there holding its KV
    * @param generatedIds every token generated so far (each was sent on the streams before)
    */
-  record Migrated(String targetNodeId, String targetGrpcAddress, String transferId, int[] generatedIds) {}
+  record Migrated(
+      String targetNodeId, String targetGrpcAddress, String transferId, int[] generatedIds) {}
 
   /** A call that can be cancelled. */
   interface Call {
     void cancel(String why);
   }
 
-  CompletableFuture<Reserved> reserve(NodeInfo decode, String requestId, int promptTokens, int maxTokens, long deadlineNanos);
+  CompletableFuture<Reserved> reserve(
+      NodeInfo decode, String requestId, int promptTokens, int maxTokens, long deadlineNanos);
 
   void release(NodeInfo decode, String transferId);
 
   /** Starts a prefill; {@code onCall} receives the cancellable call before the future completes. */
   CompletableFuture<FirstToken> prefill(
-      NodeInfo prefill, String requestId, int[] prompt, SamplingParams params, long seed, Reserved target, long deadlineNanos,
+      NodeInfo prefill,
+      String requestId,
+      int[] prompt,
+      SamplingParams params,
+      long seed,
+      Reserved target,
+      long deadlineNanos,
       java.util.function.Consumer<Call> onCall);
 
   Call decode(
-      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, FirstToken first, SamplingParams params, long seed,
-      long deadlineNanos, DecodeListener listener);
+      NodeInfo decode,
+      String requestId,
+      Reserved reservation,
+      int[] prompt,
+      FirstToken first,
+      SamplingParams params,
+      long seed,
+      long deadlineNanos,
+      DecodeListener listener);
 
   /**
-   * Renews the leases of reservations on {@code decode}; the future holds the ids the node does
-   * not know any more. By default there are no leases to renew.
+   * Renews the leases of reservations on {@code decode}; the future holds the ids the node does not
+   * know any more. By default there are no leases to renew.
    */
-  default CompletableFuture<java.util.List<String>> renewLeases(NodeInfo decode, java.util.List<String> transferIds) {
+  default CompletableFuture<java.util.List<String>> renewLeases(
+      NodeInfo decode, java.util.List<String> transferIds) {
     return CompletableFuture.completedFuture(java.util.List.of());
   }
 
@@ -92,9 +120,16 @@ public interface NodeClients {
    * (conditional disaggregation): no prefill node, no KV transfer.
    */
   default Call decodeWithLocalPrefill(
-      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, SamplingParams params, long seed, long deadlineNanos,
+      NodeInfo decode,
+      String requestId,
+      Reserved reservation,
+      int[] prompt,
+      SamplingParams params,
+      long seed,
+      long deadlineNanos,
       DecodeListener listener) {
-    throw new UnsupportedOperationException("these node clients cannot ask a decode node to prefill");
+    throw new UnsupportedOperationException(
+        "these node clients cannot ask a decode node to prefill");
   }
 
   /**
@@ -102,8 +137,15 @@ public interface NodeClients {
    * generated so far are {@code generated}; the stream carries the tokens after them.
    */
   default Call resume(
-      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, int[] generated, SamplingParams params, long seed,
-      long deadlineNanos, DecodeListener listener) {
+      NodeInfo decode,
+      String requestId,
+      Reserved reservation,
+      int[] prompt,
+      int[] generated,
+      SamplingParams params,
+      long seed,
+      long deadlineNanos,
+      DecodeListener listener) {
     throw new UnsupportedOperationException("these node clients cannot follow a migrated sequence");
   }
 }

@@ -10,10 +10,10 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.random.RandomGenerator;
 
 /**
- * Load-aware choice of prefill and decode nodes: the power of two choices. Two candidates are
- * drawn at random and the less loaded wins. Prefill load is the prompt tokens queued on the node
- * (as it last reported, plus what this router sent since); decode load is the running sequences
- * weighted by KV occupancy (plus this router's streams on it).
+ * Load-aware choice of prefill and decode nodes: the power of two choices. Two candidates are drawn
+ * at random and the less loaded wins. Prefill load is the prompt tokens queued on the node (as it
+ * last reported, plus what this router sent since); decode load is the running sequences weighted
+ * by KV occupancy (plus this router's streams on it).
  */
 public final class NodeSelector {
   private final Map<String, AtomicLong> prefillTokens = new ConcurrentHashMap<>();
@@ -45,7 +45,10 @@ public final class NodeSelector {
    * #choosePrefill(List, List)}.
    */
   public NodeInfo choosePrefill(
-      List<NodeInfo> nodes, List<String> exclude, java.util.function.ToIntFunction<NodeInfo> cachedTokens, double weight) {
+      List<NodeInfo> nodes,
+      List<String> exclude,
+      java.util.function.ToIntFunction<NodeInfo> cachedTokens,
+      double weight) {
     List<NodeInfo> c = nodes.stream().filter(n -> !exclude.contains(n.id())).toList();
     NodeInfo best = null;
     double bestScore = 0;
@@ -68,7 +71,10 @@ public final class NodeSelector {
     return choose(nodes, exclude, this::decodeScore);
   }
 
-  private NodeInfo choose(List<NodeInfo> nodes, List<String> exclude, java.util.function.ToDoubleFunction<NodeInfo> score) {
+  private NodeInfo choose(
+      List<NodeInfo> nodes,
+      List<String> exclude,
+      java.util.function.ToDoubleFunction<NodeInfo> score) {
     List<NodeInfo> c = nodes.stream().filter(n -> !exclude.contains(n.id())).toList();
     if (c.isEmpty()) {
       return null;

@@ -10,22 +10,32 @@ import dev.pdserve.core.kv.PrefixHasher;
  * @param cachedTokenWeight α in a prefill node's score {@code queued prompt tokens − α · cached
  *     prefix tokens} (lower wins)
  * @param trackedBlocksPerNode prefix blocks remembered per prefill node (the index is bounded)
- * @param localPrefillThreshold prompts of at most this many tokens are prefilled by the decode
- *     node itself, with no KV transfer ({@code pdserve.router.local-prefill-threshold}); 0 = never.
+ * @param localPrefillThreshold prompts of at most this many tokens are prefilled by the decode node
+ *     itself, with no KV transfer ({@code pdserve.router.local-prefill-threshold}); 0 = never.
  *     Decode nodes keep no prefix cache, so the part they compute is the whole prompt.
  */
-public record PrefixRouting(PrefixHasher hasher, double cachedTokenWeight, int trackedBlocksPerNode, int localPrefillThreshold) {
+public record PrefixRouting(
+    PrefixHasher hasher,
+    double cachedTokenWeight,
+    int trackedBlocksPerNode,
+    int localPrefillThreshold) {
   /** α unless configured otherwise: a cached token is worth one queued token. */
-  public static final double DEFAULT_CACHED_TOKEN_WEIGHT = dev.pdserve.core.config.PrefixSettings.DEFAULT_CACHED_TOKEN_WEIGHT;
+  public static final double DEFAULT_CACHED_TOKEN_WEIGHT =
+      dev.pdserve.core.config.PrefixSettings.DEFAULT_CACHED_TOKEN_WEIGHT;
+
   public static final int DEFAULT_TRACKED_BLOCKS_PER_NODE = 65_536;
 
   public PrefixRouting {
     if (cachedTokenWeight < 0 || Double.isNaN(cachedTokenWeight)) {
-      throw new IllegalArgumentException("cached token weight must be >= 0, got " + cachedTokenWeight);
+      throw new IllegalArgumentException(
+          "cached token weight must be >= 0, got " + cachedTokenWeight);
     }
     if (trackedBlocksPerNode < 1 || localPrefillThreshold < 0) {
       throw new IllegalArgumentException(
-          "tracked blocks per node must be >= 1 and local prefill threshold >= 0, got " + trackedBlocksPerNode + " and " + localPrefillThreshold);
+          "tracked blocks per node must be >= 1 and local prefill threshold >= 0, got "
+              + trackedBlocksPerNode
+              + " and "
+              + localPrefillThreshold);
     }
   }
 
@@ -34,8 +44,15 @@ public record PrefixRouting(PrefixHasher hasher, double cachedTokenWeight, int t
     return new PrefixRouting(null, DEFAULT_CACHED_TOKEN_WEIGHT, DEFAULT_TRACKED_BLOCKS_PER_NODE, 0);
   }
 
-  /** Prefix-aware routing with {@code hasher} and the default weight; local prefill up to {@code threshold} tokens. */
+  /**
+   * Prefix-aware routing with {@code hasher} and the default weight; local prefill up to {@code
+   * threshold} tokens.
+   */
   public static PrefixRouting of(PrefixHasher hasher, int localPrefillThreshold) {
-    return new PrefixRouting(hasher, DEFAULT_CACHED_TOKEN_WEIGHT, DEFAULT_TRACKED_BLOCKS_PER_NODE, localPrefillThreshold);
+    return new PrefixRouting(
+        hasher,
+        DEFAULT_CACHED_TOKEN_WEIGHT,
+        DEFAULT_TRACKED_BLOCKS_PER_NODE,
+        localPrefillThreshold);
   }
 }

@@ -6,7 +6,12 @@ import dev.pdserve.core.serving.ServingException;
 public interface ResponseSink {
   void onDelta(int[] tokenIds, String text, float[] logprobs);
 
-  void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens);
+  void onComplete(
+      String finishReason,
+      String stopReason,
+      int promptTokens,
+      int completionTokens,
+      int cachedTokens);
 
   void onError(ServingException error);
 }

@@ -23,9 +23,9 @@ import org.apache.logging.log4j.Logger;
 /**
  * The request lifecycle: validate and tokenize, admit (bounded), reserve KV on a decode node,
  * prefill on a prefill node (which pushes the KV to the decode node over Flight), then stream the
- * decode node's tokens to the caller. Cancellation (client cancel, deadline, Abort) stops the
- * work on both nodes and frees the request's KV. Every accepted request ends with exactly one
- * completion or one error.
+ * decode node's tokens to the caller. Cancellation (client cancel, deadline, Abort) stops the work
+ * on both nodes and frees the request's KV. Every accepted request ends with exactly one completion
+ * or one error.
  *
  * <p>With {@link PrefixRouting}: the router hashes each prompt's blocks as the prefill nodes'
  * prefix caches do and prefers the prefill node likely to hold the longest prefix, weighed against
@@ -52,30 +52,53 @@ public final class Router implements AutoCloseable {
   private final PrefixRouting prefixRouting;
   private final PrefixIndex prefixIndex; // null: prefix-aware routing off
   private final java.util.concurrent.ScheduledExecutorService leaseRenewer;
-  private final java.util.concurrent.atomic.AtomicLong localPrefills = new java.util.concurrent.atomic.AtomicLong();
-  private final java.util.concurrent.atomic.AtomicLong prefixRouted = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong localPrefills =
+      new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong prefixRouted =
+      new java.util.concurrent.atomic.AtomicLong();
   private final Map<String, Flight> active = new ConcurrentHashMap<>();
-  private final java.util.concurrent.atomic.AtomicLong migrationsFollowed = new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong migrationsFollowed =
+      new java.util.concurrent.atomic.AtomicLong();
   private final ArrayDeque<Flight> queue = new ArrayDeque<>();
   private int running; // guarded by queue
   private volatile boolean closed;
 
-  public Router(RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model) {
+  public Router(
+      RouterOptions options,
+      NodeDirectory nodes,
+      NodeClients clients,
+      PromptRenderer renderer,
+      ModelConfig model) {
     this(options, nodes, clients, renderer, model, RouterMetrics.NONE, PrefixRouting.disabled());
   }
 
   public Router(
-      RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model, RouterMetrics metrics) {
+      RouterOptions options,
+      NodeDirectory nodes,
+      NodeClients clients,
+      PromptRenderer renderer,
+      ModelConfig model,
+      RouterMetrics metrics) {
     this(options, nodes, clients, renderer, model, metrics, PrefixRouting.disabled());
   }
 
   public Router(
-      RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model, PrefixRouting prefixRouting) {
+      RouterOptions options,
+      NodeDirectory nodes,
+      NodeClients clients,
+      PromptRenderer renderer,
+      ModelConfig model,
+      PrefixRouting prefixRouting) {
     this(options, nodes, clients, renderer, model, RouterMetrics.NONE, prefixRouting);
   }
 
   public Router(
-      RouterOptions options, NodeDirectory nodes, NodeClients clients, PromptRenderer renderer, ModelConfig model, RouterMetrics metrics,
+      RouterOptions options,
+      NodeDirectory nodes,
+      NodeClients clients,
+      PromptRenderer renderer,
+      ModelConfig model,
+      RouterMetrics metrics,
       PrefixRouting prefixRouting) {
     this.metrics = metrics;
     this.options = options;
@@ -85,7 +108,10 @@ public final class Router implements AutoCloseable {
     this.model = model;
     this.prefixRouting = prefixRouting;
     this.prefixIndex =
-        prefixRouting.hasher() == null ? null : new PrefixIndex(prefixRouting.hasher().blockSize(), prefixRouting.trackedBlocksPerNode());
+        prefixRouting.hasher() == null
+            ? null
+            : new PrefixIndex(
+                prefixRouting.hasher().blockSize(), prefixRouting.trackedBlocksPerNode());
     this.leaseRenewer =
         java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
             r -> {
@@ -93,7 +119,8 @@ public final class Router implements AutoCloseable {
               t.setDaemon(true);
               return t;
             });
-    leaseRenewer.scheduleWithFixedDelay(this::renewLeases, 100, 100, java.util.concurrent.TimeUnit.MILLISECONDS);
+    leaseRenewer.scheduleWithFixedDelay(
+        this::renewLeases, 100, 100, java.util.concurrent.TimeUnit.MILLISECONDS);
   }
 
   /** Requests whose prompt the decode node prefilled itself (conditional disaggregation). */
@@ -106,7 +133,9 @@ public final class Router implements AutoCloseable {
     return prefixRouted.get();
   }
 
-  /** The router's view of prefill nodes' prefix caches, or null when prefix-aware routing is off. */
+  /**
+   * The router's view of prefill nodes' prefix caches, or null when prefix-aware routing is off.
+   */
   public PrefixIndex prefixIndex() {
     return prefixIndex;
   }
@@ -142,8 +171,10 @@ public final class Router implements AutoCloseable {
     volatile long startedNanos;
     volatile long firstTokenNanos;
     volatile long lastTokenNanos;
+
     /** Tokens received from decode streams so far (their index is the de-duplication key). */
     volatile int delivered;
+
     long startNanos = System.nanoTime();
 
     Flight(GenerateRequest req, ResponseSink sink, long deadlineNanos) {
@@ -165,7 +196,10 @@ public final class Router implements AutoCloseable {
       }
     }
 
-    /** Tokens of a delta reached the router (decode callback thread; deltas of one request arrive in order). */
+    /**
+     * Tokens of a delta reached the router (decode callback thread; deltas of one request arrive in
+     * order).
+     */
     void tokensArrived(int n) {
       long now = System.nanoTime();
       if (firstTokenNanos == 0) {
@@ -195,15 +229,16 @@ public final class Router implements AutoCloseable {
   }
 
   /**
-   * Starts a request. Validation and admission errors are thrown (INVALID_ARGUMENT,
-   * ALREADY_EXISTS, RESOURCE_EXHAUSTED, UNAVAILABLE); once it returns, every outcome goes to the
-   * sink exactly once.
+   * Starts a request. Validation and admission errors are thrown (INVALID_ARGUMENT, ALREADY_EXISTS,
+   * RESOURCE_EXHAUSTED, UNAVAILABLE); once it returns, every outcome goes to the sink exactly once.
    *
    * @param deadlineNanos absolute {@link System#nanoTime()} deadline, or 0 for none
    */
   public Flight submit(GenerateRequest req, ResponseSink sink, long deadlineNanos) {
     if (closed) {
-      throw refuse(RouterMetrics.REJECT_SHUTTING_DOWN, ServingException.unavailable("router is shutting down"));
+      throw refuse(
+          RouterMetrics.REJECT_SHUTTING_DOWN,
+          ServingException.unavailable("router is shutting down"));
     }
     int[] prompt;
     SamplingParams params = req.sampling();
@@ -213,27 +248,40 @@ public final class Router implements AutoCloseable {
     } catch (InvalidRequestException e) {
       throw refuse(RouterMetrics.REJECT_INVALID_ARGUMENT, ServingException.invalid(e.getMessage()));
     } catch (IllegalArgumentException e) {
-      throw refuse(RouterMetrics.REJECT_INVALID_ARGUMENT, ServingException.invalid(String.valueOf(e.getMessage())));
+      throw refuse(
+          RouterMetrics.REJECT_INVALID_ARGUMENT,
+          ServingException.invalid(String.valueOf(e.getMessage())));
     }
     if (nodes.active(NodeRole.PREFILL).isEmpty()) {
       throw refuse(
           RouterMetrics.REJECT_NO_PREFILL_NODE,
-          ServingException.unavailable("no ACTIVE prefill node in the cluster (prefill nodes: " + nodes.describe(NodeRole.PREFILL) + "); retry when one is up"));
+          ServingException.unavailable(
+              "no ACTIVE prefill node in the cluster (prefill nodes: "
+                  + nodes.describe(NodeRole.PREFILL)
+                  + "); retry when one is up"));
     }
     if (nodes.active(NodeRole.DECODE).isEmpty()) {
       throw refuse(
           RouterMetrics.REJECT_NO_DECODE_NODE,
-          ServingException.unavailable("no ACTIVE decode node in the cluster (decode nodes: " + nodes.describe(NodeRole.DECODE) + "); retry when one is up"));
+          ServingException.unavailable(
+              "no ACTIVE decode node in the cluster (decode nodes: "
+                  + nodes.describe(NodeRole.DECODE)
+                  + "); retry when one is up"));
     }
     Flight f = new Flight(req, sink, deadlineNanos);
     f.prompt = prompt;
     f.seed = params.seed().orElseGet(SEEDS::nextLong);
     f.hashes = prefixIndex == null ? null : prefixRouting.hasher().hashes(prompt);
-    f.localPrefill = prefixRouting.localPrefillThreshold() > 0 && prompt.length <= prefixRouting.localPrefillThreshold() && clients.supportsLocalPrefill();
+    f.localPrefill =
+        prefixRouting.localPrefillThreshold() > 0
+            && prompt.length <= prefixRouting.localPrefillThreshold()
+            && clients.supportsLocalPrefill();
     if (active.putIfAbsent(req.requestId(), f) != null) {
       throw refuse(
           "already_exists",
-          new ServingException(ServingException.Kind.ALREADY_EXISTS, "request id " + req.requestId() + " is already in flight; use a unique request_id"));
+          new ServingException(
+              ServingException.Kind.ALREADY_EXISTS,
+              "request id " + req.requestId() + " is already in flight; use a unique request_id"));
     }
     boolean startNow;
     synchronized (queue) {
@@ -248,8 +296,15 @@ public final class Router implements AutoCloseable {
         throw refuse(
             RouterMetrics.REJECT_QUEUE_FULL,
             ServingException.exhausted(
-                "router queue is full: " + running + " requests running and " + queue.size() + " waiting (limits "
-                    + options.maxActive() + " and " + options.maxQueued() + "); retry after 1000 ms"));
+                "router queue is full: "
+                    + running
+                    + " requests running and "
+                    + queue.size()
+                    + " waiting (limits "
+                    + options.maxActive()
+                    + " and "
+                    + options.maxQueued()
+                    + "); retry after 1000 ms"));
       }
     }
     if (startNow) {
@@ -311,11 +366,21 @@ public final class Router implements AutoCloseable {
       }
       f.startedNanos = System.nanoTime();
       if (f.deadlineNanos != 0 && System.nanoTime() > f.deadlineNanos) {
-        fail(f, RouterMetrics.REJECT_DEADLINE, ServingException.deadline("deadline passed while request " + f.req.requestId() + " waited in the router queue"));
+        fail(
+            f,
+            RouterMetrics.REJECT_DEADLINE,
+            ServingException.deadline(
+                "deadline passed while request "
+                    + f.req.requestId()
+                    + " waited in the router queue"));
         return;
       }
-      LOG.debug("request {} started: {} prompt tokens, max_tokens {}, {} ms queued", f.req.requestId(), f.prompt.length,
-          f.req.sampling().maxTokens(), (f.startedNanos - f.arrivalNanos) / 1_000_000);
+      LOG.debug(
+          "request {} started: {} prompt tokens, max_tokens {}, {} ms queued",
+          f.req.requestId(),
+          f.prompt.length,
+          f.req.sampling().maxTokens(),
+          (f.startedNanos - f.arrivalNanos) / 1_000_000);
       reserve(f, new ArrayList<>());
     }
   }
@@ -324,25 +389,38 @@ public final class Router implements AutoCloseable {
     NodeInfo d = selector.chooseDecode(nodes.active(NodeRole.DECODE), tried);
     if (d == null) {
       if (tried.isEmpty()) {
-        fail(f, RouterMetrics.REJECT_NO_DECODE_NODE,
-            ServingException.unavailable("no ACTIVE decode node in the cluster (decode nodes: " + nodes.describe(NodeRole.DECODE) + ")"));
+        fail(
+            f,
+            RouterMetrics.REJECT_NO_DECODE_NODE,
+            ServingException.unavailable(
+                "no ACTIVE decode node in the cluster (decode nodes: "
+                    + nodes.describe(NodeRole.DECODE)
+                    + ")"));
       } else {
-        fail(f, RouterMetrics.REJECT_KV_EXHAUSTED,
-            ServingException.exhausted("every decode node refused the request's KV reservation (tried " + tried + "); retry after 500 ms"));
+        fail(
+            f,
+            RouterMetrics.REJECT_KV_EXHAUSTED,
+            ServingException.exhausted(
+                "every decode node refused the request's KV reservation (tried "
+                    + tried
+                    + "); retry after 500 ms"));
       }
       return;
     }
     tried.add(d.id());
     f.decodeNode = d;
     clients
-        .reserve(d, f.req.requestId(), f.prompt.length, f.req.sampling().maxTokens(), f.deadlineNanos)
+        .reserve(
+            d, f.req.requestId(), f.prompt.length, f.req.sampling().maxTokens(), f.deadlineNanos)
         .whenComplete(
             (r, err) -> {
               try (CloseableThreadContext.Instance ctx = logContext(f)) {
                 if (err != null) {
                   ServingException e = asServing(err);
-                  if (e.kind() == ServingException.Kind.RESOURCE_EXHAUSTED || e.kind() == ServingException.Kind.UNAVAILABLE) {
-                    LOG.debug("decode node {} refused {}: {}", d.id(), f.req.requestId(), e.getMessage());
+                  if (e.kind() == ServingException.Kind.RESOURCE_EXHAUSTED
+                      || e.kind() == ServingException.Kind.UNAVAILABLE) {
+                    LOG.debug(
+                        "decode node {} refused {}: {}", d.id(), f.req.requestId(), e.getMessage());
                     reserve(f, tried);
                   } else {
                     fail(f, RouterMetrics.reasonOf(e), e);
@@ -355,7 +433,11 @@ public final class Router implements AutoCloseable {
                   clients.release(d, r.transferId());
                   return;
                 }
-                LOG.debug("request {} reserved KV on decode node {} (transfer {})", f.req.requestId(), d.id(), r.transferId());
+                LOG.debug(
+                    "request {} reserved KV on decode node {} (transfer {})",
+                    f.req.requestId(),
+                    d.id(),
+                    r.transferId());
                 if (f.localPrefill) {
                   localPrefills.incrementAndGet();
                   decode(f, null);
@@ -367,16 +449,29 @@ public final class Router implements AutoCloseable {
   }
 
   private void prefill(Flight f, List<String> tried) {
-    int maxBlocks = f.hashes == null ? 0 : (f.prompt.length - 1) / prefixRouting.hasher().blockSize();
+    int maxBlocks =
+        f.hashes == null ? 0 : (f.prompt.length - 1) / prefixRouting.hasher().blockSize();
     NodeInfo p =
         prefixIndex == null
             ? selector.choosePrefill(nodes.active(NodeRole.PREFILL), tried)
             : selector.choosePrefill(
-                nodes.active(NodeRole.PREFILL), tried, n -> prefixIndex.cachedTokens(n.id(), f.hashes, maxBlocks),
+                nodes.active(NodeRole.PREFILL),
+                tried,
+                n -> prefixIndex.cachedTokens(n.id(), f.hashes, maxBlocks),
                 prefixRouting.cachedTokenWeight());
     if (p == null) {
       releaseReservation(f);
-      fail(f, RouterMetrics.REJECT_NO_PREFILL_NODE, ServingException.unavailable("no ACTIVE prefill node could take request " + f.req.requestId() + " (tried " + tried + "; prefill nodes: " + nodes.describe(NodeRole.PREFILL) + ")"));
+      fail(
+          f,
+          RouterMetrics.REJECT_NO_PREFILL_NODE,
+          ServingException.unavailable(
+              "no ACTIVE prefill node could take request "
+                  + f.req.requestId()
+                  + " (tried "
+                  + tried
+                  + "; prefill nodes: "
+                  + nodes.describe(NodeRole.PREFILL)
+                  + ")"));
       return;
     }
     tried.add(p.id());
@@ -384,11 +479,24 @@ public final class Router implements AutoCloseable {
     int predicted = prefixIndex == null ? 0 : prefixIndex.cachedTokens(p.id(), f.hashes, maxBlocks);
     if (predicted > 0) {
       prefixRouted.incrementAndGet();
-      LOG.debug("request {}: prefill node {} likely holds {} of {} prompt tokens", f.req.requestId(), p.id(), predicted, f.prompt.length);
+      LOG.debug(
+          "request {}: prefill node {} likely holds {} of {} prompt tokens",
+          f.req.requestId(),
+          p.id(),
+          predicted,
+          f.prompt.length);
     }
     selector.prefillStarted(p.id(), f.prompt.length);
     clients
-        .prefill(p, f.req.requestId(), f.prompt, f.req.sampling(), f.seed, f.reserved, f.deadlineNanos, call -> f.prefillCall = call)
+        .prefill(
+            p,
+            f.req.requestId(),
+            f.prompt,
+            f.req.sampling(),
+            f.seed,
+            f.reserved,
+            f.deadlineNanos,
+            call -> f.prefillCall = call)
         .whenComplete(
             (first, err) -> {
               try (CloseableThreadContext.Instance ctx = logContext(f)) {
@@ -400,8 +508,13 @@ public final class Router implements AutoCloseable {
                 }
                 if (err != null) {
                   ServingException e = asServing(err);
-                  if (e.kind() == ServingException.Kind.UNAVAILABLE && tried.size() < options.prefillAttempts()) {
-                    LOG.warn("prefill node {} unavailable for {}, retrying on another: {}", p.id(), f.req.requestId(), e.getMessage());
+                  if (e.kind() == ServingException.Kind.UNAVAILABLE
+                      && tried.size() < options.prefillAttempts()) {
+                    LOG.warn(
+                        "prefill node {} unavailable for {}, retrying on another: {}",
+                        p.id(),
+                        f.req.requestId(),
+                        e.getMessage());
                     prefill(f, tried);
                     return;
                   }
@@ -409,16 +522,29 @@ public final class Router implements AutoCloseable {
                   fail(f, RouterMetrics.reasonOf(e), e);
                   return;
                 }
-                LOG.debug("request {} prefilled on {}: {} KV bytes moved to decode node {}", f.req.requestId(), p.id(), first.kvBytes(), f.decodeNode.id());
+                LOG.debug(
+                    "request {} prefilled on {}: {} KV bytes moved to decode node {}",
+                    f.req.requestId(),
+                    p.id(),
+                    first.kvBytes(),
+                    f.decodeNode.id());
                 if (prefixIndex != null) {
-                  prefixIndex.served(p.id(), f.hashes, predicted, first.cachedTokens(), first.cachedPromptBlocks());
+                  prefixIndex.served(
+                      p.id(),
+                      f.hashes,
+                      predicted,
+                      first.cachedTokens(),
+                      first.cachedPromptBlocks());
                 }
                 decode(f, first);
               }
             });
   }
 
-  /** Streams the decode node's tokens; {@code first} null: the decode node prefills the prompt itself. */
+  /**
+   * Streams the decode node's tokens; {@code first} null: the decode node prefills the prompt
+   * itself.
+   */
   private void decode(Flight f, NodeClients.FirstToken first) {
     NodeInfo d = f.decodeNode;
     f.decodeStarted = true;
@@ -426,8 +552,25 @@ public final class Router implements AutoCloseable {
     NodeClients.DecodeListener listener = decodeListener(f, d, 0);
     f.decodeCall =
         first == null
-            ? clients.decodeWithLocalPrefill(d, f.req.requestId(), f.reserved, f.prompt, f.req.sampling(), f.seed, f.deadlineNanos, listener)
-            : clients.decode(d, f.req.requestId(), f.reserved, f.prompt, first, f.req.sampling(), f.seed, f.deadlineNanos, listener);
+            ? clients.decodeWithLocalPrefill(
+                d,
+                f.req.requestId(),
+                f.reserved,
+                f.prompt,
+                f.req.sampling(),
+                f.seed,
+                f.deadlineNanos,
+                listener)
+            : clients.decode(
+                d,
+                f.req.requestId(),
+                f.reserved,
+                f.prompt,
+                first,
+                f.req.sampling(),
+                f.seed,
+                f.deadlineNanos,
+                listener);
     if (f.finished) {
       f.decodeCall.cancel("request ended");
     }
@@ -452,7 +595,10 @@ public final class Router implements AutoCloseable {
             return;
           }
           ids = java.util.Arrays.copyOfRange(ids, skip, ids.length);
-          logprobs = logprobs.length == 0 ? logprobs : java.util.Arrays.copyOfRange(logprobs, skip, logprobs.length);
+          logprobs =
+              logprobs.length == 0
+                  ? logprobs
+                  : java.util.Arrays.copyOfRange(logprobs, skip, logprobs.length);
         }
         f.delivered = Math.max(f.delivered, next);
         if (!f.finished) {
@@ -464,7 +610,12 @@ public final class Router implements AutoCloseable {
       }
 
       @Override
-      public void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens) {
+      public void onComplete(
+          String finishReason,
+          String stopReason,
+          int promptTokens,
+          int completionTokens,
+          int cachedTokens) {
         try (CloseableThreadContext.Instance ctx = logContext(f)) {
           selector.decodeEnded(d.id());
           complete(f, finishReason, stopReason, completionTokens, cachedTokens);
@@ -495,8 +646,21 @@ public final class Router implements AutoCloseable {
   private void migrated(Flight f, NodeInfo from, NodeClients.Migrated m) {
     try (CloseableThreadContext.Instance ctx = logContext(f)) {
       NodeInfo target =
-          nodes.get(m.targetNodeId())
-              .orElseGet(() -> new NodeInfo(m.targetNodeId(), NodeRole.DECODE, dev.pdserve.core.cluster.NodeState.ACTIVE, 0, "", m.targetGrpcAddress(), "", "", null, 0));
+          nodes
+              .get(m.targetNodeId())
+              .orElseGet(
+                  () ->
+                      new NodeInfo(
+                          m.targetNodeId(),
+                          NodeRole.DECODE,
+                          dev.pdserve.core.cluster.NodeState.ACTIVE,
+                          0,
+                          "",
+                          m.targetGrpcAddress(),
+                          "",
+                          "",
+                          null,
+                          0));
       NodeClients.Reserved r = new NodeClients.Reserved(m.transferId(), "", 0);
       int n = m.generatedIds().length;
       if (f.finished) {
@@ -505,11 +669,27 @@ public final class Router implements AutoCloseable {
       }
       if (f.delivered < n) {
         clients.release(target, r.transferId());
-        fail(f, "migration_lost", ServingException.unavailable(
-            "decode node " + from.id() + " moved request " + f.req.requestId() + " after " + n + " tokens but only " + f.delivered + " arrived; retry the request"));
+        fail(
+            f,
+            "migration_lost",
+            ServingException.unavailable(
+                "decode node "
+                    + from.id()
+                    + " moved request "
+                    + f.req.requestId()
+                    + " after "
+                    + n
+                    + " tokens but only "
+                    + f.delivered
+                    + " arrived; retry the request"));
         return;
       }
-      LOG.info("request {} continues on decode node {} after {} tokens (moved from {})", f.req.requestId(), target.id(), n, from.id());
+      LOG.info(
+          "request {} continues on decode node {} after {} tokens (moved from {})",
+          f.req.requestId(),
+          target.id(),
+          n,
+          from.id());
       migrationsFollowed.incrementAndGet();
       f.decodeNode = target;
       f.reserved = r;
@@ -517,7 +697,15 @@ public final class Router implements AutoCloseable {
       selector.decodeStarted(target.id());
       f.decodeCall =
           clients.resume(
-              target, f.req.requestId(), r, f.prompt, m.generatedIds(), f.req.sampling(), f.seed, f.deadlineNanos, decodeListener(f, target, n));
+              target,
+              f.req.requestId(),
+              r,
+              f.prompt,
+              m.generatedIds(),
+              f.req.sampling(),
+              f.seed,
+              f.deadlineNanos,
+              decodeListener(f, target, n));
       if (f.finished) {
         f.decodeCall.cancel("request ended");
       }
@@ -530,15 +718,25 @@ public final class Router implements AutoCloseable {
     }
   }
 
-  private void complete(Flight f, String finishReason, String stopReason, int completionTokens, int cachedTokens) {
+  private void complete(
+      Flight f, String finishReason, String stopReason, int completionTokens, int cachedTokens) {
     if (finish(f)) {
       long now = System.nanoTime();
       long started = f.startedNanos == 0 ? now : f.startedNanos;
       long first = f.firstTokenNanos;
       metrics.finished(
-          finishReason, started - f.arrivalNanos, first == 0 ? -1 : first - started, first == 0 ? -1 : f.lastTokenNanos - first, now - f.arrivalNanos);
+          finishReason,
+          started - f.arrivalNanos,
+          first == 0 ? -1 : first - started,
+          first == 0 ? -1 : f.lastTokenNanos - first,
+          now - f.arrivalNanos);
       f.sink.onComplete(finishReason, stopReason, f.prompt.length, completionTokens, cachedTokens);
-      LOG.debug("request {} finished ({}): {} tokens in {} ms", f.req.requestId(), finishReason, completionTokens, (now - f.arrivalNanos) / 1_000_000);
+      LOG.debug(
+          "request {} finished ({}): {} tokens in {} ms",
+          f.req.requestId(),
+          finishReason,
+          completionTokens,
+          (now - f.arrivalNanos) / 1_000_000);
     }
   }
 
@@ -582,7 +780,9 @@ public final class Router implements AutoCloseable {
 
   private static ServingException asServing(Throwable t) {
     Throwable e = t;
-    while ((e instanceof java.util.concurrent.CompletionException || e instanceof java.util.concurrent.ExecutionException) && e.getCause() != null) {
+    while ((e instanceof java.util.concurrent.CompletionException
+            || e instanceof java.util.concurrent.ExecutionException)
+        && e.getCause() != null) {
       e = e.getCause();
     }
     if (e instanceof ServingException se) {
@@ -600,7 +800,11 @@ public final class Router implements AutoCloseable {
       for (Flight f : active.values()) {
         NodeClients.Reserved r = f.reserved;
         NodeInfo d = f.decodeNode;
-        if (r == null || d == null || f.finished || r.leaseMillis() <= 0 || now - f.lastRenewNanos < r.leaseMillis() * 1_000_000L / 3) {
+        if (r == null
+            || d == null
+            || f.finished
+            || r.leaseMillis() <= 0
+            || now - f.lastRenewNanos < r.leaseMillis() * 1_000_000L / 3) {
           continue;
         }
         f.lastRenewNanos = now;
@@ -613,9 +817,14 @@ public final class Router implements AutoCloseable {
             .whenComplete(
                 (unknown, err) -> {
                   if (err != null) {
-                    LOG.warn("renewing {} KV leases on decode node {} failed: {}", e.getValue().size(), e.getKey(), err.toString());
+                    LOG.warn(
+                        "renewing {} KV leases on decode node {} failed: {}",
+                        e.getValue().size(),
+                        e.getKey(),
+                        err.toString());
                   } else if (!unknown.isEmpty()) {
-                    LOG.debug("decode node {} no longer holds reservations {}", e.getKey(), unknown);
+                    LOG.debug(
+                        "decode node {} no longer holds reservations {}", e.getKey(), unknown);
                   }
                 });
       }
@@ -631,7 +840,10 @@ public final class Router implements AutoCloseable {
     for (Flight f : List.copyOf(active.values())) {
       try (CloseableThreadContext.Instance ctx = logContext(f)) {
         f.stopWork("router is shutting down");
-        fail(f, RouterMetrics.REJECT_SHUTTING_DOWN, ServingException.unavailable("router is shutting down"));
+        fail(
+            f,
+            RouterMetrics.REJECT_SHUTTING_DOWN,
+            ServingException.unavailable("router is shutting down"));
       }
     }
   }

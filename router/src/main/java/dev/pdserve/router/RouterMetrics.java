@@ -4,10 +4,10 @@ import dev.pdserve.core.serving.ServingException;
 import java.util.Locale;
 
 /**
- * What the router measures per request, as events; the wiring implements it over Prometheus
- * ({@link dev.pdserve.router.metrics.PrometheusRouterMetrics}), tests and tools may pass {@link
- * #NONE}. Called on request paths (once per streamed delta at most), so implementations must be
- * cheap and must not block. Durations are nanoseconds.
+ * What the router measures per request, as events; the wiring implements it over Prometheus ({@link
+ * dev.pdserve.router.metrics.PrometheusRouterMetrics}), tests and tools may pass {@link #NONE}.
+ * Called on request paths (once per streamed delta at most), so implementations must be cheap and
+ * must not block. Durations are nanoseconds.
  *
  * <p>Every request the router takes ends in exactly one of {@link #finished} (a completion, any
  * finish reason) or {@link #rejected} (an error, refused at admission or failed later).
@@ -42,7 +42,8 @@ public interface RouterMetrics {
    * @param decodeNanos first token until the last; negative if no token came
    * @param e2eNanos arrival until now
    */
-  default void finished(String finishReason, long queueNanos, long prefillNanos, long decodeNanos, long e2eNanos) {}
+  default void finished(
+      String finishReason, long queueNanos, long prefillNanos, long decodeNanos, long e2eNanos) {}
 
   /**
    * A request ended with an error, or was refused.
@@ -69,9 +70,12 @@ public interface RouterMetrics {
    */
   static String reasonOf(Throwable error) {
     if (error instanceof ServingException se) {
-      return se.kind() == ServingException.Kind.DEADLINE_EXCEEDED ? REJECT_DEADLINE : se.kind().name().toLowerCase(Locale.ROOT);
+      return se.kind() == ServingException.Kind.DEADLINE_EXCEEDED
+          ? REJECT_DEADLINE
+          : se.kind().name().toLowerCase(Locale.ROOT);
     }
-    if (error instanceof IllegalArgumentException) { // includes the sampler's InvalidRequestException
+    if (error
+        instanceof IllegalArgumentException) { // includes the sampler's InvalidRequestException
       return REJECT_INVALID_ARGUMENT;
     }
     return REJECT_INTERNAL;

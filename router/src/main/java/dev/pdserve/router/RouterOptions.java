@@ -11,7 +11,8 @@ package dev.pdserve.router;
 public record RouterOptions(int maxActive, int maxQueued, int prefillAttempts) {
   public RouterOptions {
     if (maxActive < 1 || maxQueued < 0 || prefillAttempts < 1) {
-      throw new IllegalArgumentException("router needs max active >= 1, max queued >= 0, prefill attempts >= 1");
+      throw new IllegalArgumentException(
+          "router needs max active >= 1, max queued >= 0, prefill attempts >= 1");
     }
   }
 

@@ -57,7 +57,8 @@ public final class ClusterSimulation {
   }
 
   /** With a given selector (tests pre-load its counters to prove it is what routes). */
-  public ClusterSimulation(SimulationConfig config, List<SimRequest> workload, NodeSelector selector) {
+  public ClusterSimulation(
+      SimulationConfig config, List<SimRequest> workload, NodeSelector selector) {
     this.config = Objects.requireNonNull(config, "config");
     this.cost = config.cost();
     this.workload = List.copyOf(workload);
@@ -65,8 +66,11 @@ public final class ClusterSimulation {
     this.policy = config.dynamic() ? new SwitchPolicy(config.policy()) : null;
     int n = config.prefillNodes() + config.decodeNodes();
     for (int i = 0; i < n; i++) {
-      SimWorker w = new SimWorker(String.format(Locale.ROOT, "n%02d", i), i < config.prefillNodes() ? NodeRole.PREFILL : NodeRole.DECODE,
-          cost.kvBlocksPerNode());
+      SimWorker w =
+          new SimWorker(
+              String.format(Locale.ROOT, "n%02d", i),
+              i < config.prefillNodes() ? NodeRole.PREFILL : NodeRole.DECODE,
+              cost.kvBlocksPerNode());
       workers.add(w);
       byId.put(w.id, w);
     }
@@ -190,7 +194,11 @@ public final class ClusterSimulation {
       if (budget == 0) {
         break;
       }
-      int t = (int) Math.min(Math.min(cost.prefillChunkTokens(), f.request.inputTokens() - f.prefilled), budget);
+      int t =
+          (int)
+              Math.min(
+                  Math.min(cost.prefillChunkTokens(), f.request.inputTokens() - f.prefilled),
+                  budget);
       batch.add(f);
       chunk.add(t);
       tokens += t;
@@ -199,24 +207,28 @@ public final class ClusterSimulation {
     }
     double dt = cost.prefillStepMs(tokens, pairs);
     w.prefillBusy = true;
-    at(now + dt, () -> {
-      w.prefillBusy = false;
-      w.lastStepMs = dt;
-      for (int i = 0; i < batch.size(); i++) {
-        SimFlight f = batch.get(i);
-        f.prefilled += chunk.get(i);
-        f.prefillComputeMs += dt;
-        w.queuedPromptTokens -= chunk.get(i);
-        if (f.prefilled == f.request.inputTokens()) {
-          w.prefillQueue.remove(f);
-          prefillDone(f);
-        }
-      }
-      kickPrefill(w);
-      if (w.state == NodeState.DRAINING && w.role == NodeRole.PREFILL && w.prefillQueue.isEmpty()) {
-        beginSwitching(w);
-      }
-    });
+    at(
+        now + dt,
+        () -> {
+          w.prefillBusy = false;
+          w.lastStepMs = dt;
+          for (int i = 0; i < batch.size(); i++) {
+            SimFlight f = batch.get(i);
+            f.prefilled += chunk.get(i);
+            f.prefillComputeMs += dt;
+            w.queuedPromptTokens -= chunk.get(i);
+            if (f.prefilled == f.request.inputTokens()) {
+              w.prefillQueue.remove(f);
+              prefillDone(f);
+            }
+          }
+          kickPrefill(w);
+          if (w.state == NodeState.DRAINING
+              && w.role == NodeRole.PREFILL
+              && w.prefillQueue.isEmpty()) {
+            beginSwitching(w);
+          }
+        });
   }
 
   private void prefillDone(SimFlight f) {
@@ -225,19 +237,24 @@ public final class ClusterSimulation {
     f.context = f.request.inputTokens() + 1L;
     selector.prefillEnded(f.prefillNode.id, f.request.inputTokens());
     // KV streams layer by layer during the compute: only what outlasts it delays the decode side.
-    double residual = Math.max(cost.transferLatencyMs(), cost.transferMs(f.request.inputTokens()) - f.prefillComputeMs);
-    at(now + residual, () -> {
-      SimWorker d = f.decodeNode;
-      d.reserved.remove(f);
-      selector.decodeStarted(d.id);
-      d.decodeSequences++;
-      if (f.request.outputTokens() == 1) {
-        complete(f);
-      } else {
-        d.waiting.add(f);
-        kickDecode(d);
-      }
-    });
+    double residual =
+        Math.max(
+            cost.transferLatencyMs(),
+            cost.transferMs(f.request.inputTokens()) - f.prefillComputeMs);
+    at(
+        now + residual,
+        () -> {
+          SimWorker d = f.decodeNode;
+          d.reserved.remove(f);
+          selector.decodeStarted(d.id);
+          d.decodeSequences++;
+          if (f.request.outputTokens() == 1) {
+            complete(f);
+          } else {
+            d.waiting.add(f);
+            kickDecode(d);
+          }
+        });
   }
 
   // ---- decode node --------------------------------------------------------------------------
@@ -265,20 +282,22 @@ public final class ClusterSimulation {
     }
     double dt = cost.decodeStepMs(w.running.size(), context);
     w.decodeBusy = true;
-    at(now + dt, () -> {
-      w.decodeBusy = false;
-      w.lastStepMs = dt;
-      for (Iterator<SimFlight> it = w.running.iterator(); it.hasNext(); ) {
-        SimFlight f = it.next();
-        f.generated++;
-        f.context++;
-        if (f.generated >= f.request.outputTokens()) {
-          it.remove();
-          complete(f);
-        }
-      }
-      kickDecode(w);
-    });
+    at(
+        now + dt,
+        () -> {
+          w.decodeBusy = false;
+          w.lastStepMs = dt;
+          for (Iterator<SimFlight> it = w.running.iterator(); it.hasNext(); ) {
+            SimFlight f = it.next();
+            f.generated++;
+            f.context++;
+            if (f.generated >= f.request.outputTokens()) {
+              it.remove();
+              complete(f);
+            }
+          }
+          kickDecode(w);
+        });
   }
 
   /**
@@ -317,13 +336,15 @@ public final class ClusterSimulation {
       f.decodeNode = t;
       link += cost.transferMs(f.context);
       SimWorker target = t;
-      at(now + link, () -> {
-        target.reserved.remove(f);
-        selector.decodeStarted(target.id);
-        target.decodeSequences++;
-        target.waiting.add(f);
-        kickDecode(target);
-      });
+      at(
+          now + link,
+          () -> {
+            target.reserved.remove(f);
+            selector.decodeStarted(target.id);
+            target.decodeSequences++;
+            target.waiting.add(f);
+            kickDecode(target);
+          });
     }
   }
 
@@ -348,7 +369,10 @@ public final class ClusterSimulation {
     d.usedBlocks -= f.blocks;
     selector.decodeEnded(d.id);
     finished++;
-    if (d.state == NodeState.DRAINING && d.role == NodeRole.DECODE && !d.decodeBusy && d.decodeEmpty()) {
+    if (d.state == NodeState.DRAINING
+        && d.role == NodeRole.DECODE
+        && !d.decodeBusy
+        && d.decodeEmpty()) {
       beginSwitching(d);
     }
     startPending();
@@ -381,13 +405,18 @@ public final class ClusterSimulation {
   private void startSwitch(SwitchDecision d) {
     SimWorker w = byId.get(d.nodeId());
     // The ACTIVE -> DRAINING compare-and-set, fenced by the epoch the policy saw.
-    if (w == null || w.state != NodeState.ACTIVE || w.epoch != d.expectedEpoch() || w.role != d.from()) {
+    if (w == null
+        || w.state != NodeState.ACTIVE
+        || w.epoch != d.expectedEpoch()
+        || w.role != d.from()) {
       return;
     }
     w.state = NodeState.DRAINING;
     w.epoch++;
     w.switchTo = d.to();
-    switchLog.add(String.format(Locale.ROOT, "%.1f s %s %s->%s (%s)", now / 1000, w.id, d.from(), d.to(), d.reason()));
+    switchLog.add(
+        String.format(
+            Locale.ROOT, "%.1f s %s %s->%s (%s)", now / 1000, w.id, d.from(), d.to(), d.reason()));
     if (w.role == NodeRole.PREFILL) {
       if (!w.prefillBusy && w.prefillQueue.isEmpty()) {
         beginSwitching(w);
@@ -404,17 +433,26 @@ public final class ClusterSimulation {
     w.state = NodeState.SWITCHING;
     w.epoch++;
     double drained = now;
-    at(now + cost.switchMs(), () -> {
-      w.role = w.switchTo;
-      w.switchTo = null;
-      w.state = NodeState.ACTIVE;
-      w.epoch++;
-      w.lastStepMs = 0;
-      w.publish((long) now);
-      int i = switchLog.size() - 1;
-      switchLog.set(i, switchLog.get(i) + String.format(Locale.ROOT, ", drained at %.1f s, ACTIVE at %.1f s", drained / 1000, now / 1000));
-      startPending();
-    });
+    at(
+        now + cost.switchMs(),
+        () -> {
+          w.role = w.switchTo;
+          w.switchTo = null;
+          w.state = NodeState.ACTIVE;
+          w.epoch++;
+          w.lastStepMs = 0;
+          w.publish((long) now);
+          int i = switchLog.size() - 1;
+          switchLog.set(
+              i,
+              switchLog.get(i)
+                  + String.format(
+                      Locale.ROOT,
+                      ", drained at %.1f s, ACTIVE at %.1f s",
+                      drained / 1000,
+                      now / 1000));
+          startPending();
+        });
   }
 
   // ---- report -------------------------------------------------------------------------------
@@ -433,7 +471,10 @@ public final class ClusterSimulation {
       }
       completed++;
       double t1 = f.firstTokenMs - f.request.arrivalMs();
-      double t2 = f.request.outputTokens() > 1 ? (f.finishMs - f.firstTokenMs) / (f.request.outputTokens() - 1) : 0;
+      double t2 =
+          f.request.outputTokens() > 1
+              ? (f.finishMs - f.firstTokenMs) / (f.request.outputTokens() - 1)
+              : 0;
       ttft[k] = t1;
       tpot[k] = t2;
       k++;
@@ -448,10 +489,21 @@ public final class ClusterSimulation {
       prefillJobs.put(w.id, w.prefillJobs);
       decodeSeqs.put(w.id, w.decodeSequences);
     }
-    return new SimulationReport(config.label(), workers.size(), flights.size(), completed, failed,
-        good / spanSeconds / workers.size(), (double) good / flights.size(),
-        percentiles(Arrays.copyOf(ttft, k)), percentiles(Arrays.copyOf(tpot, k)), switchLog.size(), List.copyOf(switchLog),
-        prefillJobs, decodeSeqs, now);
+    return new SimulationReport(
+        config.label(),
+        workers.size(),
+        flights.size(),
+        completed,
+        failed,
+        good / spanSeconds / workers.size(),
+        (double) good / flights.size(),
+        percentiles(Arrays.copyOf(ttft, k)),
+        percentiles(Arrays.copyOf(tpot, k)),
+        switchLog.size(),
+        List.copyOf(switchLog),
+        prefillJobs,
+        decodeSeqs,
+        now);
   }
 
   private static double[] percentiles(double[] v) {

@@ -67,7 +67,12 @@ public record CostModel(
     positive("prefillChunkTokens", prefillChunkTokens);
     positive("prefillBatchTokens", prefillBatchTokens);
     if (prefillBatchTokens < prefillChunkTokens) {
-      throw new IllegalArgumentException("prefillBatchTokens (" + prefillBatchTokens + ") must be >= prefillChunkTokens (" + prefillChunkTokens + ")");
+      throw new IllegalArgumentException(
+          "prefillBatchTokens ("
+              + prefillBatchTokens
+              + ") must be >= prefillChunkTokens ("
+              + prefillChunkTokens
+              + ")");
     }
     positive("decodeBaseMs", decodeBaseMs);
     notNegative("decodePerSequenceMs", decodePerSequenceMs);
@@ -83,23 +88,39 @@ public record CostModel(
 
   /**
    * ERNIE-4.5-VL-28B-A3B in bf16 on one H200-class GPU (141 GB HBM3e at 4.8 TB/s, ~990 dense bf16
-   * TFLOPS) per node; ASSUMED, order-of-magnitude figures, not measurements — see docs/PERFORMANCE.md:
-   * prefill ~25k tokens/s (3B active parameters ≈ 6 GFLOP/token at ~40 % utilisation, less for
-   * MoE dispatch), attention 4·28·20·128 FLOP per token pair; decode step 12 ms base (expert and
-   * attention weights streamed from HBM) + 0.15 ms per sequence + KV reads of 56 KiB/token at ~4
-   * TB/s; ~64 GB of KV (70k blocks of 16 tokens); KV over a 200 Gb/s RDMA link (25 GB/s); 3 s to
-   * switch a role (weights stay loaded; warm-up only).
+   * TFLOPS) per node; ASSUMED, order-of-magnitude figures, not measurements — see
+   * docs/PERFORMANCE.md: prefill ~25k tokens/s (3B active parameters ≈ 6 GFLOP/token at ~40 %
+   * utilisation, less for MoE dispatch), attention 4·28·20·128 FLOP per token pair; decode step 12
+   * ms base (expert and attention weights streamed from HBM) + 0.15 ms per sequence + KV reads of
+   * 56 KiB/token at ~4 TB/s; ~64 GB of KV (70k blocks of 16 tokens); KV over a 200 Gb/s RDMA link
+   * (25 GB/s); 3 s to switch a role (weights stay loaded; warm-up only).
    */
   public static CostModel h200Ernie28b() {
-    return new CostModel("h200-ernie-4.5-vl-28b-a3b (assumed figures)", 8, 0.04, 7.2e-7, 2048, 8192,
-        12, 0.15, 1.4e-5, 256, 70_000, 16, 57_344, 25e9, 0.5, 3000);
+    return new CostModel(
+        "h200-ernie-4.5-vl-28b-a3b (assumed figures)",
+        8,
+        0.04,
+        7.2e-7,
+        2048,
+        8192,
+        12,
+        0.15,
+        1.4e-5,
+        256,
+        70_000,
+        16,
+        57_344,
+        25e9,
+        0.5,
+        3000);
   }
 
   /** A built-in profile by name: {@code h200} (alias {@code h200-ernie-28b}). */
   public static CostModel profile(String name) {
     return switch (name.toLowerCase(Locale.ROOT)) {
       case "h200", "h200-ernie-28b", "h200-ernie-4.5-vl-28b-a3b" -> h200Ernie28b();
-      default -> throw new IllegalArgumentException("unknown cost profile '" + name + "'; built in: h200");
+      default ->
+          throw new IllegalArgumentException("unknown cost profile '" + name + "'; built in: h200");
     };
   }
 
@@ -143,7 +164,11 @@ public record CostModel(
     for (Map.Entry<String, String> e : values.entrySet()) {
       JsonNode old = node.get(e.getKey());
       if (old == null) {
-        throw new IllegalArgumentException("unknown cost key '" + e.getKey() + "'; known keys: " + String.join(", ", fieldNames()));
+        throw new IllegalArgumentException(
+            "unknown cost key '"
+                + e.getKey()
+                + "'; known keys: "
+                + String.join(", ", fieldNames()));
       }
       if (old.isTextual()) {
         node.put(e.getKey(), e.getValue());
@@ -153,14 +178,16 @@ public record CostModel(
         double v = Double.parseDouble(e.getValue());
         if (old.isIntegralNumber()) {
           if (v != Math.rint(v)) {
-            throw new IllegalArgumentException(e.getKey() + " must be a whole number, got " + e.getValue());
+            throw new IllegalArgumentException(
+                e.getKey() + " must be a whole number, got " + e.getValue());
           }
           node.put(e.getKey(), (long) v);
         } else {
           node.put(e.getKey(), v);
         }
       } catch (NumberFormatException ex) {
-        throw new IllegalArgumentException(e.getKey() + " must be a number, got '" + e.getValue() + "'", ex);
+        throw new IllegalArgumentException(
+            e.getKey() + " must be a number, got '" + e.getValue() + "'", ex);
       }
     }
     try {
@@ -172,7 +199,9 @@ public record CostModel(
   }
 
   private static java.util.List<String> fieldNames() {
-    return java.util.Arrays.stream(CostModel.class.getRecordComponents()).map(java.lang.reflect.RecordComponent::getName).toList();
+    return java.util.Arrays.stream(CostModel.class.getRecordComponents())
+        .map(java.lang.reflect.RecordComponent::getName)
+        .toList();
   }
 
   /** The coefficients as JSON (for reports and for writing a --cost-model file). */

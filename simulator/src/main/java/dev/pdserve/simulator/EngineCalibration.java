@@ -16,22 +16,27 @@ import java.util.List;
 import java.util.Random;
 
 /**
- * Fits a {@link CostModel} to the real engine on this machine: times prefill steps of several prompt
- * lengths ({@code a + b·t + c·t²}) and decode steps of several batch sizes and context lengths
- * ({@code a + b·B + c·context}) with {@link ModelRunner} and in-process experts, then solves the
- * least-squares fits. Queue sizes (chunk, batch budget, max batch) are the real nodes' defaults; KV
- * transfer and switch times are the figures measured in docs/PERFORMANCE.md on loopback.
+ * Fits a {@link CostModel} to the real engine on this machine: times prefill steps of several
+ * prompt lengths ({@code a + b·t + c·t²}) and decode steps of several batch sizes and context
+ * lengths ({@code a + b·B + c·context}) with {@link ModelRunner} and in-process experts, then
+ * solves the least-squares fits. Queue sizes (chunk, batch budget, max batch) are the real nodes'
+ * defaults; KV transfer and switch times are the figures measured in docs/PERFORMANCE.md on
+ * loopback.
  */
 public final class EngineCalibration {
   private EngineCalibration() {}
 
-  /** Measures {@code spec} (e.g. {@code ModelSpec.preset("tiny", 42)}) with ORT on {@code threads} threads (0 = all). */
+  /**
+   * Measures {@code spec} (e.g. {@code ModelSpec.preset("tiny", 42)}) with ORT on {@code threads}
+   * threads (0 = all).
+   */
   public static CostModel measure(ModelSpec spec, int threads) {
     OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(threads, false, true));
     try (LoadedModel m = LoadedModel.load(spec);
         ModelWeights w = new ModelWeights(m.config(), m.weights(), rt);
         ModelRunner runner = new ModelRunner(m.config(), w, rt);
-        ExpertCompute experts = new ExpertCompute(m.config(), w, rt, ExpertCompute.HostedExperts.ALL)) {
+        ExpertCompute experts =
+            new ExpertCompute(m.config(), w, rt, ExpertCompute.HostedExperts.ALL)) {
       ModelConfig cfg = m.config();
       LocalExperts local = new LocalExperts(experts);
       int maxLen = Math.min(512, cfg.maxPositions() / 2);
@@ -62,14 +67,33 @@ public final class EngineCalibration {
       double[] p = fitNonNegative(prefillRows, prefillMs);
       double[] d = fitNonNegative(decodeRows, decodeMs);
       long kvBytes = cfg.kvBytesPerToken(4);
-      return new CostModel("measured " + cfg.name() + " (ONNX Runtime CPU, " + Runtime.getRuntime().availableProcessors() + " cores)",
-          p[0], Math.max(p[1], 1e-6), p[2], 512, 2048,
-          Math.max(d[0], 1e-3), d[1], d[2], 64, 64L * cfg.maxPositions() / 16, 16, kvBytes, 1.0e9, 1.0, 1000);
+      return new CostModel(
+          "measured "
+              + cfg.name()
+              + " (ONNX Runtime CPU, "
+              + Runtime.getRuntime().availableProcessors()
+              + " cores)",
+          p[0],
+          Math.max(p[1], 1e-6),
+          p[2],
+          512,
+          2048,
+          Math.max(d[0], 1e-3),
+          d[1],
+          d[2],
+          64,
+          64L * cfg.maxPositions() / 16,
+          16,
+          kvBytes,
+          1.0e9,
+          1.0,
+          1000);
     }
   }
 
   /** One prefill of a {@code len}-token prompt, in ms. */
-  private static double timePrefill(ModelRunner runner, LocalExperts experts, ModelConfig cfg, int len, int seed) {
+  private static double timePrefill(
+      ModelRunner runner, LocalExperts experts, ModelConfig cfg, int len, int seed) {
     ContiguousKv kv = new ContiguousKv(cfg, len + 1);
     long t0 = System.nanoTime();
     runner.forward(List.of(SequenceStep.text(prompt(cfg, len, seed), kv, true)), experts);
@@ -77,7 +101,8 @@ public final class EngineCalibration {
   }
 
   /** Median ms of 4 decode steps of {@code b} sequences after {@code ctx}-token prompts. */
-  private static double timeDecode(ModelRunner runner, LocalExperts experts, ModelConfig cfg, int b, int ctx, int seed) {
+  private static double timeDecode(
+      ModelRunner runner, LocalExperts experts, ModelConfig cfg, int b, int ctx, int seed) {
     List<ContiguousKv> kvs = new ArrayList<>();
     List<SequenceStep> prefill = new ArrayList<>();
     for (int i = 0; i < b; i++) {

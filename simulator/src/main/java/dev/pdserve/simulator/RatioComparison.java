@@ -19,10 +19,15 @@ import java.util.Locale;
 public record RatioComparison(String workload, List<SimulationReport> runs) {
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  /** Runs all splits of {@code nodes} workers and dynamic switching from {@code nodes/2} prefill nodes. */
-  public static RatioComparison run(String workloadName, List<SimRequest> workload, SimulationConfig base, int nodes) {
+  /**
+   * Runs all splits of {@code nodes} workers and dynamic switching from {@code nodes/2} prefill
+   * nodes.
+   */
+  public static RatioComparison run(
+      String workloadName, List<SimRequest> workload, SimulationConfig base, int nodes) {
     if (nodes < 2) {
-      throw new IllegalArgumentException("--nodes must be >= 2 (one prefill and one decode), got " + nodes);
+      throw new IllegalArgumentException(
+          "--nodes must be >= 2 (one prefill and one decode), got " + nodes);
     }
     List<SimulationReport> runs = new ArrayList<>();
     for (int p = 1; p < nodes; p++) {
@@ -38,7 +43,9 @@ public record RatioComparison(String workload, List<SimulationReport> runs) {
   }
 
   public SimulationReport bestStatic() {
-    return runs.subList(0, runs.size() - 1).stream().max(Comparator.comparingDouble(SimulationReport::goodput)).orElseThrow();
+    return runs.subList(0, runs.size() - 1).stream()
+        .max(Comparator.comparingDouble(SimulationReport::goodput))
+        .orElseThrow();
   }
 
   /** Dynamic goodput over the best static goodput (NaN when the best static is 0). */
@@ -49,15 +56,43 @@ public record RatioComparison(String workload, List<SimulationReport> runs) {
 
   public void print(PrintWriter out) {
     out.printf(Locale.ROOT, "workload %s: %d requests%n", workload, runs.get(0).requests());
-    out.printf(Locale.ROOT, "%-22s %10s %8s %9s %9s %9s %9s %9s %9s %8s %7s%n", "cluster", "goodput", "SLO met", "TTFT p50", "TTFT p90",
-        "TTFT p99", "TPOT p50", "TPOT p90", "TPOT p99", "switches", "failed");
+    out.printf(
+        Locale.ROOT,
+        "%-22s %10s %8s %9s %9s %9s %9s %9s %9s %8s %7s%n",
+        "cluster",
+        "goodput",
+        "SLO met",
+        "TTFT p50",
+        "TTFT p90",
+        "TTFT p99",
+        "TPOT p50",
+        "TPOT p90",
+        "TPOT p99",
+        "switches",
+        "failed");
     for (SimulationReport r : runs) {
-      out.printf(Locale.ROOT, "%-22s %10.4f %7.1f%% %9.0f %9.0f %9.0f %9.1f %9.1f %9.1f %8d %7d%n", r.label(), r.goodput(),
-          100 * r.sloAttainment(), r.ttftMs()[0], r.ttftMs()[1], r.ttftMs()[2], r.tpotMs()[0], r.tpotMs()[1], r.tpotMs()[2],
-          r.switches(), r.failed());
+      out.printf(
+          Locale.ROOT,
+          "%-22s %10.4f %7.1f%% %9.0f %9.0f %9.0f %9.1f %9.1f %9.1f %8d %7d%n",
+          r.label(),
+          r.goodput(),
+          100 * r.sloAttainment(),
+          r.ttftMs()[0],
+          r.ttftMs()[1],
+          r.ttftMs()[2],
+          r.tpotMs()[0],
+          r.tpotMs()[1],
+          r.tpotMs()[2],
+          r.switches(),
+          r.failed());
     }
-    out.printf(Locale.ROOT, "best static: %s (%.4f req/s/node); dynamic: %.4f req/s/node = %.2fx the best static%n",
-        bestStatic().label(), bestStatic().goodput(), dynamic().goodput(), gain());
+    out.printf(
+        Locale.ROOT,
+        "best static: %s (%.4f req/s/node); dynamic: %.4f req/s/node = %.2fx the best static%n",
+        bestStatic().label(),
+        bestStatic().goodput(),
+        dynamic().goodput(),
+        gain());
     for (String s : dynamic().switchLog()) {
       out.println("  switch: " + s);
     }

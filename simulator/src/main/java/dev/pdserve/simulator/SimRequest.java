@@ -11,8 +11,15 @@ package dev.pdserve.simulator;
 public record SimRequest(int id, double arrivalMs, int inputTokens, int outputTokens) {
   public SimRequest {
     if (inputTokens < 1 || outputTokens < 1 || arrivalMs < 0) {
-      throw new IllegalArgumentException("request " + id + ": input and output must be >= 1 and arrival >= 0, got "
-          + inputTokens + "/" + outputTokens + " at " + arrivalMs);
+      throw new IllegalArgumentException(
+          "request "
+              + id
+              + ": input and output must be >= 1 and arrival >= 0, got "
+              + inputTokens
+              + "/"
+              + outputTokens
+              + " at "
+              + arrivalMs);
     }
   }
 }

@@ -26,8 +26,10 @@ final class SimWorker {
   final List<SimFlight> running = new ArrayList<>();
   final ArrayDeque<SimFlight> waiting = new ArrayDeque<>();
   long usedBlocks;
+
   /** Requests whose KV this node reserved and that have not joined its batch yet. */
   final java.util.LinkedHashSet<SimFlight> reserved = new java.util.LinkedHashSet<>();
+
   boolean decodeBusy;
 
   double lastStepMs;
@@ -55,12 +57,16 @@ final class SimWorker {
     if (role == NodeRole.PREFILL) {
       published = new Load(queuedPromptTokens, 0, kvTotalBlocks, kvTotalBlocks, lastStepMs);
     } else {
-      published = new Load(0, running.size() + waiting.size(), kvFreeBlocks(), kvTotalBlocks, lastStepMs);
+      published =
+          new Load(0, running.size() + waiting.size(), kvFreeBlocks(), kvTotalBlocks, lastStepMs);
     }
     publishedAtMillis = nowMillis;
   }
 
-  /** The registry entry: role/state/epoch as of now (CAS writes are immediate), load as last published. */
+  /**
+   * The registry entry: role/state/epoch as of now (CAS writes are immediate), load as last
+   * published.
+   */
   NodeInfo info() {
     return new NodeInfo(id, role, state, epoch, "", "", "", "", published, publishedAtMillis);
   }

@@ -16,7 +16,8 @@ import java.util.Objects;
  * @param seed seeds the router's random candidate draws
  * @param publishIntervalMs how often workers publish load (the real nodes: 200 ms)
  * @param coordinatorIntervalMs how often the coordinator evaluates the policy
- * @param drainLimitMs how long after the last arrival the simulation may run; unfinished requests fail
+ * @param drainLimitMs how long after the last arrival the simulation may run; unfinished requests
+ *     fail
  */
 public record SimulationConfig(
     int prefillNodes,
@@ -35,17 +36,26 @@ public record SimulationConfig(
     Objects.requireNonNull(policy, "policy");
     Objects.requireNonNull(cost, "cost");
     if (prefillNodes < 1 || decodeNodes < 1) {
-      throw new IllegalArgumentException("a cluster needs at least 1 prefill and 1 decode node, got " + prefillNodes + "P:" + decodeNodes + "D");
+      throw new IllegalArgumentException(
+          "a cluster needs at least 1 prefill and 1 decode node, got "
+              + prefillNodes
+              + "P:"
+              + decodeNodes
+              + "D");
     }
     if (!(ttftSloMs > 0) || !(tpotSloMs > 0)) {
-      throw new IllegalArgumentException("SLO targets must be > 0, got TTFT " + ttftSloMs + " ms, TPOT " + tpotSloMs + " ms");
+      throw new IllegalArgumentException(
+          "SLO targets must be > 0, got TTFT " + ttftSloMs + " ms, TPOT " + tpotSloMs + " ms");
     }
     if (publishIntervalMs < 1 || coordinatorIntervalMs < 1 || drainLimitMs < 0) {
-      throw new IllegalArgumentException("publish and coordinator intervals must be >= 1 ms and the drain limit >= 0");
+      throw new IllegalArgumentException(
+          "publish and coordinator intervals must be >= 1 ms and the drain limit >= 0");
     }
   }
 
-  /** Policy settings matched to a cost model and SLOs: targets = SLOs, capacities from the model. */
+  /**
+   * Policy settings matched to a cost model and SLOs: targets = SLOs, capacities from the model.
+   */
   public static CoordinatorSettings policyFor(CostModel cost, double ttftSloMs, double tpotSloMs) {
     return CoordinatorSettings.defaults()
         .withTargets(ttftSloMs, tpotSloMs)
@@ -57,6 +67,17 @@ public record SimulationConfig(
   }
 
   public SimulationConfig withNodes(int p, int d, boolean dyn) {
-    return new SimulationConfig(p, d, dyn, policy, cost, ttftSloMs, tpotSloMs, seed, publishIntervalMs, coordinatorIntervalMs, drainLimitMs);
+    return new SimulationConfig(
+        p,
+        d,
+        dyn,
+        policy,
+        cost,
+        ttftSloMs,
+        tpotSloMs,
+        seed,
+        publishIntervalMs,
+        coordinatorIntervalMs,
+        drainLimitMs);
   }
 }

@@ -40,7 +40,24 @@ public record SimulationReport(
 
   /** Equality on the printed figures (records compare arrays by identity). */
   public String fingerprint() {
-    return label + "|" + completed + "|" + failed + "|" + goodput + "|" + java.util.Arrays.toString(ttftMs) + "|"
-        + java.util.Arrays.toString(tpotMs) + "|" + switchLog + "|" + prefillJobsPerNode + "|" + decodeSequencesPerNode + "|" + endMs;
+    return label
+        + "|"
+        + completed
+        + "|"
+        + failed
+        + "|"
+        + goodput
+        + "|"
+        + java.util.Arrays.toString(ttftMs)
+        + "|"
+        + java.util.Arrays.toString(tpotMs)
+        + "|"
+        + switchLog
+        + "|"
+        + prefillJobsPerNode
+        + "|"
+        + decodeSequencesPerNode
+        + "|"
+        + endMs;
   }
 }

@@ -20,19 +20,34 @@ public final class Workloads {
    * One phase of the shifting workload: Poisson arrivals at {@code ratePerSecond}, lengths uniform
    * within ±25 % of the means.
    */
-  public record Phase(String name, double seconds, double ratePerSecond, int meanInputTokens, int meanOutputTokens) {
+  public record Phase(
+      String name,
+      double seconds,
+      double ratePerSecond,
+      int meanInputTokens,
+      int meanOutputTokens) {
     public Phase {
       if (!(seconds > 0) || !(ratePerSecond > 0) || meanInputTokens < 1 || meanOutputTokens < 1) {
-        throw new IllegalArgumentException("phase " + name + ": seconds, rate and mean lengths must be > 0, got "
-            + seconds + " s, " + ratePerSecond + "/s, " + meanInputTokens + "/" + meanOutputTokens + " tokens");
+        throw new IllegalArgumentException(
+            "phase "
+                + name
+                + ": seconds, rate and mean lengths must be > 0, got "
+                + seconds
+                + " s, "
+                + ratePerSecond
+                + "/s, "
+                + meanInputTokens
+                + "/"
+                + meanOutputTokens
+                + " tokens");
       }
     }
   }
 
   /**
-   * The shift DESIGN §7's issue asks about: long prompts with short answers, then short prompts with
-   * long answers, then back. Rates scale with {@code nodes} (figures per node for the built-in H200
-   * profile, where either phase alone needs about a 6:2 split of 8 nodes).
+   * The shift DESIGN §7's issue asks about: long prompts with short answers, then short prompts
+   * with long answers, then back. Rates scale with {@code nodes} (figures per node for the built-in
+   * H200 profile, where either phase alone needs about a 6:2 split of 8 nodes).
    */
   public static List<Phase> shiftingPhases(int nodes, double phaseSeconds, double load) {
     double perNode = nodes / 8.0 * load;
@@ -54,7 +69,9 @@ public final class Workloads {
         if (t >= end) {
           break;
         }
-        out.add(new SimRequest(out.size(), t, jitter(r, p.meanInputTokens()), jitter(r, p.meanOutputTokens())));
+        out.add(
+            new SimRequest(
+                out.size(), t, jitter(r, p.meanInputTokens()), jitter(r, p.meanOutputTokens())));
       }
       start = end;
     }
@@ -70,7 +87,8 @@ public final class Workloads {
    * fields ignored), e.g. the Mooncake conversation trace. {@code speedup} divides the timestamps
    * (2 = twice the request rate); {@code startSeconds} and {@code limit} pick a window.
    */
-  public static List<SimRequest> trace(Path file, double speedup, double startSeconds, int limit) throws IOException {
+  public static List<SimRequest> trace(Path file, double speedup, double startSeconds, int limit)
+      throws IOException {
     if (!(speedup > 0)) {
       throw new IllegalArgumentException("trace speed-up must be > 0, got " + speedup);
     }
@@ -81,7 +99,9 @@ public final class Workloads {
     double first = Double.NaN;
     int lineNo = 0;
     try (BufferedReader in = Files.newBufferedReader(file)) {
-      for (String line = in.readLine(); line != null && (limit <= 0 || out.size() < limit); line = in.readLine()) {
+      for (String line = in.readLine();
+          line != null && (limit <= 0 || out.size() < limit);
+          line = in.readLine()) {
         lineNo++;
         if (line.isBlank()) {
           continue;
@@ -90,13 +110,24 @@ public final class Workloads {
         try {
           n = JSON.readTree(line);
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-          throw new IllegalArgumentException("trace " + file + " line " + lineNo + ": not JSON: " + e.getOriginalMessage(), e);
+          throw new IllegalArgumentException(
+              "trace " + file + " line " + lineNo + ": not JSON: " + e.getOriginalMessage(), e);
         }
         JsonNode ts = n.get("timestamp");
         JsonNode in1 = n.get("input_length");
         JsonNode out1 = n.get("output_length");
-        if (ts == null || in1 == null || out1 == null || !ts.isNumber() || !in1.isIntegralNumber() || !out1.isIntegralNumber()) {
-          throw new IllegalArgumentException("trace " + file + " line " + lineNo + ": needs numeric timestamp, input_length and output_length");
+        if (ts == null
+            || in1 == null
+            || out1 == null
+            || !ts.isNumber()
+            || !in1.isIntegralNumber()
+            || !out1.isIntegralNumber()) {
+          throw new IllegalArgumentException(
+              "trace "
+                  + file
+                  + " line "
+                  + lineNo
+                  + ": needs numeric timestamp, input_length and output_length");
         }
         double t = ts.asDouble();
         if (t < startSeconds * 1000) {
@@ -105,7 +136,12 @@ public final class Workloads {
         if (Double.isNaN(first)) {
           first = t;
         }
-        out.add(new SimRequest(out.size(), (t - first) / speedup, Math.max(1, in1.asInt()), Math.max(1, out1.asInt())));
+        out.add(
+            new SimRequest(
+                out.size(),
+                (t - first) / speedup,
+                Math.max(1, in1.asInt()),
+                Math.max(1, out1.asInt())));
       }
     }
     if (out.isEmpty()) {

@@ -15,7 +15,18 @@ class ClusterSimulationTest {
   private static final CostModel H200 = CostModel.h200Ernie28b();
 
   private static SimulationConfig config(int p, int d, boolean dynamic) {
-    return new SimulationConfig(p, d, dynamic, SimulationConfig.policyFor(H200, 2000, 50), H200, 2000, 50, 7, 200, 1000, 300_000);
+    return new SimulationConfig(
+        p,
+        d,
+        dynamic,
+        SimulationConfig.policyFor(H200, 2000, 50),
+        H200,
+        2000,
+        50,
+        7,
+        200,
+        1000,
+        300_000);
   }
 
   private static List<SimRequest> shift(int nodes, double phaseSeconds) {
@@ -28,10 +39,20 @@ class ClusterSimulationTest {
     SimulationReport a = new ClusterSimulation(config(2, 2, true), w).run();
     SimulationReport b = new ClusterSimulation(config(2, 2, true), w).run();
     assertEquals(a.fingerprint(), b.fingerprint());
-    assertEquals(Workloads.phases(Workloads.shiftingPhases(4, 40, 1.0), 11), w, "the workload generator is seeded too");
-    SimulationReport other = new ClusterSimulation(
-        new SimulationConfig(2, 2, true, config(2, 2, true).policy(), H200, 2000, 50, 8, 200, 1000, 300_000), w).run();
-    assertNotEquals(a.prefillJobsPerNode(), other.prefillJobsPerNode(), "another seed draws other routing candidates");
+    assertEquals(
+        Workloads.phases(Workloads.shiftingPhases(4, 40, 1.0), 11),
+        w,
+        "the workload generator is seeded too");
+    SimulationReport other =
+        new ClusterSimulation(
+                new SimulationConfig(
+                    2, 2, true, config(2, 2, true).policy(), H200, 2000, 50, 8, 200, 1000, 300_000),
+                w)
+            .run();
+    assertNotEquals(
+        a.prefillJobsPerNode(),
+        other.prefillJobsPerNode(),
+        "another seed draws other routing candidates");
   }
 
   @Test
@@ -42,13 +63,26 @@ class ClusterSimulationTest {
     for (int i = 0; i < 200; i++) {
       w.add(new SimRequest(i, i * 50.0, i % 10 == 0 ? 8000 : 500, 20 + i % 40));
     }
-    SimulationConfig c = new SimulationConfig(2, 2, true, SimulationConfig.policyFor(small, 2000, 50), small, 2000, 50, 1, 200, 1000, 300_000);
+    SimulationConfig c =
+        new SimulationConfig(
+            2,
+            2,
+            true,
+            SimulationConfig.policyFor(small, 2000, 50),
+            small,
+            2000,
+            50,
+            1,
+            200,
+            1000,
+            300_000);
     SimulationReport r = new ClusterSimulation(c, w).run();
     assertEquals(200, r.completed() + r.failed(), r.toString());
     assertEquals(20, r.failed(), "exactly the 20 requests longer than a decode node's KV fail");
 
     // A drain limit too short to finish the backlog: the rest is counted as failed, not lost.
-    SimulationConfig cut = new SimulationConfig(1, 1, false, c.policy(), H200, 2000, 50, 1, 200, 1000, 100);
+    SimulationConfig cut =
+        new SimulationConfig(1, 1, false, c.policy(), H200, 2000, 50, 1, 200, 1000, 100);
     List<SimRequest> burst = new ArrayList<>();
     for (int i = 0; i < 100; i++) {
       burst.add(new SimRequest(i, 0, 2000, 500));
@@ -64,11 +98,22 @@ class ClusterSimulationTest {
     SimulationReport r = new ClusterSimulation(config(3, 3, true), w).run();
     List<String> log = r.switchLog();
     assertTrue(r.switches() >= 2, "switches: " + log);
-    assertTrue(log.get(0).contains("DECODE->PREFILL"), "the long-prompt phase starves prefill first: " + log);
-    double firstToDecode = log.stream().filter(s -> s.contains("PREFILL->DECODE")).mapToDouble(ClusterSimulationTest::seconds).min()
-        .orElseThrow(() -> new AssertionError("the long-output phase must move a node to decode: " + log));
-    assertTrue(firstToDecode >= 90, "nodes move to decode only once long outputs arrive (at 90 s): " + log);
-    assertTrue(log.stream().filter(s -> s.contains("DECODE->PREFILL")).allMatch(s -> seconds(s) < 90),
+    assertTrue(
+        log.get(0).contains("DECODE->PREFILL"),
+        "the long-prompt phase starves prefill first: " + log);
+    double firstToDecode =
+        log.stream()
+            .filter(s -> s.contains("PREFILL->DECODE"))
+            .mapToDouble(ClusterSimulationTest::seconds)
+            .min()
+            .orElseThrow(
+                () ->
+                    new AssertionError("the long-output phase must move a node to decode: " + log));
+    assertTrue(
+        firstToDecode >= 90,
+        "nodes move to decode only once long outputs arrive (at 90 s): " + log);
+    assertTrue(
+        log.stream().filter(s -> s.contains("DECODE->PREFILL")).allMatch(s -> seconds(s) < 90),
         "no move to prefill during the long-output phase: " + log);
     assertEquals(0, r.failed());
   }
@@ -96,7 +141,8 @@ class ClusterSimulationTest {
     assertEquals(Map.of("n00", 0L, "n01", 0L, "n02", 100L, "n03", 0L), r.decodeSequencesPerNode());
 
     SimulationReport fair = new ClusterSimulation(config(2, 2, false), w).run();
-    assertTrue(fair.prefillJobsPerNode().get("n00") > 20 && fair.prefillJobsPerNode().get("n01") > 20,
+    assertTrue(
+        fair.prefillJobsPerNode().get("n00") > 20 && fair.prefillJobsPerNode().get("n01") > 20,
         "a fresh selector spreads the prompts: " + fair.prefillJobsPerNode());
   }
 
@@ -104,8 +150,15 @@ class ClusterSimulationTest {
   void dynamicSwitchingBeatsTheBestStaticSplitOnTheShiftingWorkload() {
     RatioComparison c = RatioComparison.run("shift", shift(8, 120), config(4, 4, false), 8);
     assertEquals(8, c.runs().size(), "7 static splits of 8 nodes and the dynamic run");
-    assertTrue(c.gain() >= 1.3, "dynamic goodput " + c.dynamic().goodput() + " vs best static " + c.bestStatic().label() + " "
-        + c.bestStatic().goodput() + " (the issue's goal is 1.3x)");
+    assertTrue(
+        c.gain() >= 1.3,
+        "dynamic goodput "
+            + c.dynamic().goodput()
+            + " vs best static "
+            + c.bestStatic().label()
+            + " "
+            + c.bestStatic().goodput()
+            + " (the issue's goal is 1.3x)");
     for (SimulationReport r : c.runs()) {
       assertEquals(r.requests(), r.completed() + r.failed(), r.label());
     }

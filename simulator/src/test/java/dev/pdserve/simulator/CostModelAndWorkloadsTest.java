@@ -30,50 +30,88 @@ class CostModelAndWorkloadsTest {
     CostModel p = CostModel.load(props);
     assertEquals(500, p.switchMs());
     assertEquals("my GPU", p.name());
-    assertEquals(c.with(java.util.Map.of("decodeBaseMs", "20", "decodeMaxBatch", "64"), "cost.json"), c, "round trip");
+    assertEquals(
+        c.with(java.util.Map.of("decodeBaseMs", "20", "decodeMaxBatch", "64"), "cost.json"),
+        c,
+        "round trip");
   }
 
   @Test
   void badCostFilesNameTheKey() throws IOException {
     Path unknown = dir.resolve("u.json");
     Files.writeString(unknown, "{\"decodeBase\": 20}");
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CostModel.load(unknown));
-    assertTrue(e.getMessage().contains("unknown cost key 'decodeBase'") && e.getMessage().contains("decodeBaseMs"), e.getMessage());
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> CostModel.load(unknown));
+    assertTrue(
+        e.getMessage().contains("unknown cost key 'decodeBase'")
+            && e.getMessage().contains("decodeBaseMs"),
+        e.getMessage());
     Path bad = dir.resolve("b.properties");
     Files.writeString(bad, "decodeMaxBatch = lots\n");
     e = assertThrows(IllegalArgumentException.class, () -> CostModel.load(bad));
-    assertTrue(e.getMessage().contains("decodeMaxBatch must be a number, got 'lots'"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("decodeMaxBatch must be a number, got 'lots'"), e.getMessage());
     Path negative = dir.resolve("n.json");
     Files.writeString(negative, "{\"transferBytesPerSecond\": 0}");
     e = assertThrows(IllegalArgumentException.class, () -> CostModel.load(negative));
-    assertTrue(e.getMessage().contains("transferBytesPerSecond must be a finite number > 0"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("transferBytesPerSecond must be a finite number > 0"),
+        e.getMessage());
   }
 
   @Test
   void traceReplayScalesTimeAndChecksEachLine() throws IOException {
     Path t = dir.resolve("t.jsonl");
-    Files.writeString(t, """
+    Files.writeString(
+        t,
+        """
         {"timestamp": 1000, "input_length": 100, "output_length": 5, "hash_ids": [0]}
         {"timestamp": 3000, "input_length": 200, "output_length": 6, "hash_ids": [0, 1]}
 
         {"timestamp": 5000, "input_length": 300, "output_length": 7, "hash_ids": []}
         """);
     List<SimRequest> r = Workloads.trace(t, 2, 0, 0);
-    assertEquals(List.of(new SimRequest(0, 0, 100, 5), new SimRequest(1, 1000, 200, 6), new SimRequest(2, 2000, 300, 7)), r);
-    assertEquals(List.of(new SimRequest(0, 0, 200, 6)), Workloads.trace(t, 1, 2, 1), "a window from 2 s, one request");
+    assertEquals(
+        List.of(
+            new SimRequest(0, 0, 100, 5),
+            new SimRequest(1, 1000, 200, 6),
+            new SimRequest(2, 2000, 300, 7)),
+        r);
+    assertEquals(
+        List.of(new SimRequest(0, 0, 200, 6)),
+        Workloads.trace(t, 1, 2, 1),
+        "a window from 2 s, one request");
     Files.writeString(t, "{\"timestamp\": 1000, \"input_length\": 100}\n");
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Workloads.trace(t, 1, 0, 0));
-    assertTrue(e.getMessage().contains("line 1: needs numeric timestamp, input_length and output_length"), e.getMessage());
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> Workloads.trace(t, 1, 0, 0));
+    assertTrue(
+        e.getMessage().contains("line 1: needs numeric timestamp, input_length and output_length"),
+        e.getMessage());
   }
 
   @Test
   void theMooncakeTraceReplays() throws IOException {
-    Path trace = Path.of(System.getProperty("pdserve.shared", "../../shared"), "data/traces/mooncake-conversation.jsonl");
-    org.junit.jupiter.api.Assumptions.assumeTrue(Files.isRegularFile(trace), "no shared trace at " + trace);
+    Path trace =
+        Path.of(
+            System.getProperty("pdserve.shared", "../../shared"),
+            "data/traces/mooncake-conversation.jsonl");
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        Files.isRegularFile(trace), "no shared trace at " + trace);
     List<SimRequest> r = Workloads.trace(trace, 4, 0, 400);
     assertEquals(400, r.size());
-    SimulationConfig c = new SimulationConfig(3, 1, true, SimulationConfig.policyFor(CostModel.h200Ernie28b(), 2000, 50),
-        CostModel.h200Ernie28b(), 2000, 50, 1, 200, 1000, 600_000);
+    SimulationConfig c =
+        new SimulationConfig(
+            3,
+            1,
+            true,
+            SimulationConfig.policyFor(CostModel.h200Ernie28b(), 2000, 50),
+            CostModel.h200Ernie28b(),
+            2000,
+            50,
+            1,
+            200,
+            1000,
+            600_000);
     SimulationReport rep = new ClusterSimulation(c, r).run();
     assertEquals(400, rep.completed() + rep.failed());
   }
@@ -96,6 +134,8 @@ class CostModelAndWorkloadsTest {
   void calibrationAgainstTheTinyEngineGivesAUsableCostModel() {
     CostModel c = EngineCalibration.measure(ModelSpec.preset("tiny", 42), 1);
     assertTrue(c.name().startsWith("measured tiny"), c.name());
-    assertTrue(c.prefillPerTokenMs() > 0 && c.decodeBaseMs() > 0 && c.prefillTokensPerSecond() > 0, c.toString());
+    assertTrue(
+        c.prefillPerTokenMs() > 0 && c.decodeBaseMs() > 0 && c.prefillTokensPerSecond() > 0,
+        c.toString());
   }
 }

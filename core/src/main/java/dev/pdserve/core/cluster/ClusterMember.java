@@ -44,9 +44,14 @@ public final class ClusterMember implements AutoCloseable {
 
   /** Name of the split-brain protection rule applied to the registry maps when min-size > 1. */
   public static final String SPLIT_BRAIN_PROTECTION = "pdserve-registry-quorum";
+
   /** Member attribute holding the pdserve node id. */
   public static final String NODE_ID_ATTRIBUTE = "pdserve.node-id";
-  /** Member attribute, {@code true} on workers that may act as the coordinator ({@code pdserve.coordinator.enabled}). */
+
+  /**
+   * Member attribute, {@code true} on workers that may act as the coordinator ({@code
+   * pdserve.coordinator.enabled}).
+   */
   public static final String COORDINATOR_ATTRIBUTE = "pdserve.coordinator-candidate";
 
   private final NodeConfig config;
@@ -80,8 +85,12 @@ public final class ClusterMember implements AutoCloseable {
     membershipChanged(); // a change between the first check and the listener registration
     LOG.info(
         "node {} joined cluster '{}' at {} as {} of {} member(s){}",
-        config.nodeId(), config.cluster().name(), hazelcastAddress(), config.cluster().liteMember() ? "lite member" : "member",
-        hz.getCluster().getMembers().size(), isOldestMember() ? " (coordinator)" : "");
+        config.nodeId(),
+        config.cluster().name(),
+        hazelcastAddress(),
+        config.cluster().liteMember() ? "lite member" : "member",
+        hz.getCluster().getMembers().size(),
+        isOldestMember() ? " (coordinator)" : "");
   }
 
   /** Starts (and joins) the member; returns once it is part of a cluster. */
@@ -97,17 +106,27 @@ public final class ClusterMember implements AutoCloseable {
     cfg.setInstanceName("pdserve-" + node.nodeId());
     cfg.setLiteMember(c.liteMember());
     cfg.getMemberAttributeConfig().setAttribute(NODE_ID_ATTRIBUTE, node.nodeId());
-    boolean worker = node.role() == dev.pdserve.core.config.NodeRole.PREFILL || node.role() == dev.pdserve.core.config.NodeRole.DECODE;
-    cfg.getMemberAttributeConfig().setAttribute(COORDINATOR_ATTRIBUTE, Boolean.toString(worker && node.coordinator().enabled() && !c.liteMember()));
+    boolean worker =
+        node.role() == dev.pdserve.core.config.NodeRole.PREFILL
+            || node.role() == dev.pdserve.core.config.NodeRole.DECODE;
+    cfg.getMemberAttributeConfig()
+        .setAttribute(
+            COORDINATOR_ATTRIBUTE,
+            Boolean.toString(worker && node.coordinator().enabled() && !c.liteMember()));
 
     cfg.setProperty("hazelcast.logging.type", "log4j2");
     cfg.setProperty("hazelcast.phone.home.enabled", "false");
     cfg.setProperty("hazelcast.shutdownhook.enabled", "false");
-    cfg.setProperty("hazelcast.heartbeat.interval.seconds", Integer.toString(c.heartbeatIntervalSeconds()));
-    cfg.setProperty("hazelcast.max.no.heartbeat.seconds", Integer.toString(c.maxNoHeartbeatSeconds()));
+    cfg.setProperty(
+        "hazelcast.heartbeat.interval.seconds", Integer.toString(c.heartbeatIntervalSeconds()));
+    cfg.setProperty(
+        "hazelcast.max.no.heartbeat.seconds", Integer.toString(c.maxNoHeartbeatSeconds()));
     cfg.setProperty("hazelcast.wait.seconds.before.join", Integer.toString(c.joinWaitSeconds()));
-    cfg.setProperty("hazelcast.max.wait.seconds.before.join", Integer.toString(Math.max(c.joinWaitSeconds(), 1) * 4));
-    // Members that started apart (or a healed partition) merge in seconds, not the default 5 minutes.
+    cfg.setProperty(
+        "hazelcast.max.wait.seconds.before.join",
+        Integer.toString(Math.max(c.joinWaitSeconds(), 1) * 4));
+    // Members that started apart (or a healed partition) merge in seconds, not the default 5
+    // minutes.
     cfg.setProperty("hazelcast.merge.first.run.delay.seconds", "10");
     cfg.setProperty("hazelcast.merge.next.run.delay.seconds", "10");
 
@@ -137,7 +156,10 @@ public final class ClusterMember implements AutoCloseable {
         }
       }
       case KUBERNETES -> {
-        join.getKubernetesConfig().setEnabled(true).setProperty("service-dns", c.kubernetesServiceDns()).setProperty("service-dns-timeout", "5");
+        join.getKubernetesConfig()
+            .setEnabled(true)
+            .setProperty("service-dns", c.kubernetesServiceDns())
+            .setProperty("service-dns-timeout", "5");
         if (c.port() != 0) {
           join.getKubernetesConfig().setProperty("service-port", Integer.toString(c.port()));
         }
@@ -151,10 +173,12 @@ public final class ClusterMember implements AutoCloseable {
     if (c.minClusterSize() > 1) {
       protection = SPLIT_BRAIN_PROTECTION;
       cfg.addSplitBrainProtectionConfig(
-          new SplitBrainProtectionConfig(SPLIT_BRAIN_PROTECTION, true, c.minClusterSize()).setProtectOn(SplitBrainProtectionOn.READ_WRITE));
+          new SplitBrainProtectionConfig(SPLIT_BRAIN_PROTECTION, true, c.minClusterSize())
+              .setProtectOn(SplitBrainProtectionOn.READ_WRITE));
     }
     for (String map : List.of(NodeRegistry.MAP_NAME, ExpertPlacementStore.MAP_NAME)) {
-      MapConfig mc = new MapConfig(map).setBackupCount(1).setAsyncBackupCount(0).setPerEntryStatsEnabled(true);
+      MapConfig mc =
+          new MapConfig(map).setBackupCount(1).setAsyncBackupCount(0).setPerEntryStatsEnabled(true);
       mc.getMergePolicyConfig().setPolicy(LatestUpdateMergePolicy.class.getName());
       mc.setSplitBrainProtectionName(protection);
       cfg.addMapConfig(mc);
@@ -195,8 +219,9 @@ public final class ClusterMember implements AutoCloseable {
   }
 
   /**
-   * Whether this member is the oldest of the cluster list, i.e. the coordinator. Hazelcast keeps the
-   * member list ordered by age and identical on every member, so one member answers true at a time.
+   * Whether this member is the oldest of the cluster list, i.e. the coordinator. Hazelcast keeps
+   * the member list ordered by age and identical on every member, so one member answers true at a
+   * time.
    */
   public boolean isOldestMember() {
     if (closed || !hz.getLifecycleService().isRunning()) {
@@ -257,7 +282,10 @@ public final class ClusterMember implements AutoCloseable {
     hz.shutdown();
   }
 
-  /** Stops the member abruptly, as a crash would: no graceful leave, no migration. For tests and tools. */
+  /**
+   * Stops the member abruptly, as a crash would: no graceful leave, no migration. For tests and
+   * tools.
+   */
   public void terminate() {
     closed = true;
     setCoordinator(false);

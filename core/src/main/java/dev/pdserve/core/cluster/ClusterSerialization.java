@@ -89,7 +89,8 @@ public final class ClusterSerialization {
   static final class TransitionSerializer implements CompactSerializer<Transition> {
     @Override
     public Transition read(CompactReader in) {
-      return new Transition(Transition.Outcome.valueOf(in.readString("outcome")), in.readCompact("node"));
+      return new Transition(
+          Transition.Outcome.valueOf(in.readString("outcome")), in.readCompact("node"));
     }
 
     @Override
@@ -109,7 +110,9 @@ public final class ClusterSerialization {
     }
   }
 
-  /** Flat columns: one row per expert (layer, group, expert, shard count), shard ids concatenated. */
+  /**
+   * Flat columns: one row per expert (layer, group, expert, shard count), shard ids concatenated.
+   */
   static final class PlacementSerializer implements CompactSerializer<ExpertPlacement> {
     @Override
     public ExpertPlacement read(CompactReader in) {
@@ -121,7 +124,9 @@ public final class ClusterSerialization {
       Map<ExpertKey, List<String>> shards = new LinkedHashMap<>();
       int at = 0;
       for (int i = 0; i < layers.length; i++) {
-        shards.put(new ExpertKey(layers[i], groups[i], experts[i]), Arrays.asList(ids).subList(at, at + counts[i]));
+        shards.put(
+            new ExpertKey(layers[i], groups[i], experts[i]),
+            Arrays.asList(ids).subList(at, at + counts[i]));
         at += counts[i];
       }
       return new ExpertPlacement(in.readInt64("version"), shards);

@@ -25,14 +25,20 @@ import java.util.TreeSet;
  */
 public record ExpertPlacement(long version, Map<ExpertKey, List<String>> shards) {
 
-  /** One routed expert of one MoE layer; {@code group} is {@link ExpertGroup#TEXT} or {@link ExpertGroup#VISION}. */
+  /**
+   * One routed expert of one MoE layer; {@code group} is {@link ExpertGroup#TEXT} or {@link
+   * ExpertGroup#VISION}.
+   */
   public record ExpertKey(int layer, int group, int expert) implements Comparable<ExpertKey> {
     private static final Comparator<ExpertKey> ORDER =
-        Comparator.comparingInt(ExpertKey::layer).thenComparingInt(ExpertKey::group).thenComparingInt(ExpertKey::expert);
+        Comparator.comparingInt(ExpertKey::layer)
+            .thenComparingInt(ExpertKey::group)
+            .thenComparingInt(ExpertKey::expert);
 
     public ExpertKey {
       if (layer < 0 || group < 0 || expert < 0) {
-        throw new IllegalArgumentException("layer, group and expert must be >= 0, got " + layer + "/" + group + "/" + expert);
+        throw new IllegalArgumentException(
+            "layer, group and expert must be >= 0, got " + layer + "/" + group + "/" + expert);
       }
     }
 
@@ -76,11 +82,12 @@ public record ExpertPlacement(long version, Map<ExpertKey, List<String>> shards)
   /** The experts a shard hosts, in (layer, group, expert) order. */
   public List<ExpertKey> expertsOn(String shardId) {
     List<ExpertKey> out = new ArrayList<>();
-    shards.forEach((k, v) -> {
-      if (v.contains(shardId)) {
-        out.add(k);
-      }
-    });
+    shards.forEach(
+        (k, v) -> {
+          if (v.contains(shardId)) {
+            out.add(k);
+          }
+        });
     return out;
   }
 
@@ -98,8 +105,8 @@ public record ExpertPlacement(long version, Map<ExpertKey, List<String>> shards)
    *     lies wholly outside every group
    */
   /**
-   * This placement with {@code shardId} added as a host of experts {@code range} of every MoE
-   * layer and every group (version unchanged: publishing assigns the next one).
+   * This placement with {@code shardId} added as a host of experts {@code range} of every MoE layer
+   * and every group (version unchanged: publishing assigns the next one).
    */
   public ExpertPlacement withShard(ModelConfig model, String shardId, ExpertRange range) {
     java.util.Map<ExpertKey, List<String>> next = new java.util.TreeMap<>();
@@ -108,7 +115,8 @@ public record ExpertPlacement(long version, Map<ExpertKey, List<String>> shards)
       for (int g : model.groupsInLayer(l)) {
         int experts = model.expertGroups().get(g).numExperts();
         for (int e = range.first(); e <= Math.min(range.last(), experts - 1); e++) {
-          List<String> hosts = next.computeIfAbsent(new ExpertKey(l, g, e), x -> new java.util.ArrayList<>());
+          List<String> hosts =
+              next.computeIfAbsent(new ExpertKey(l, g, e), x -> new java.util.ArrayList<>());
           if (!hosts.contains(shardId)) {
             hosts.add(shardId);
           }
@@ -121,13 +129,14 @@ public record ExpertPlacement(long version, Map<ExpertKey, List<String>> shards)
   /** This placement without {@code shardId} (experts only it hosted have no host any more). */
   public ExpertPlacement withoutShard(String shardId) {
     java.util.Map<ExpertKey, List<String>> next = new java.util.TreeMap<>();
-    shards.forEach((k, v) -> {
-      List<String> hosts = new java.util.ArrayList<>(v);
-      hosts.remove(shardId);
-      if (!hosts.isEmpty()) {
-        next.put(k, hosts);
-      }
-    });
+    shards.forEach(
+        (k, v) -> {
+          List<String> hosts = new java.util.ArrayList<>(v);
+          hosts.remove(shardId);
+          if (!hosts.isEmpty()) {
+            next.put(k, hosts);
+          }
+        });
     return new ExpertPlacement(version, next);
   }
 
@@ -145,17 +154,27 @@ public record ExpertPlacement(long version, Map<ExpertKey, List<String>> shards)
     return true;
   }
 
-  public static ExpertPlacement fromShardRanges(ModelConfig model, Map<String, ExpertRange> rangesByShard) {
+  public static ExpertPlacement fromShardRanges(
+      ModelConfig model, Map<String, ExpertRange> rangesByShard) {
     Map<String, ExpertRange> ranges = new TreeMap<>(rangesByShard);
     if (ranges.isEmpty()) {
       throw new IllegalArgumentException("no expert shards given");
     }
-    int maxExperts = model.expertGroups().stream().mapToInt(ExpertGroup::numExperts).max().orElse(0);
-    ranges.forEach((shard, r) -> {
-      if (r.first() >= maxExperts) {
-        throw new IllegalArgumentException("shard " + shard + ": expert range " + r + " is outside every group (largest has " + maxExperts + " experts)");
-      }
-    });
+    int maxExperts =
+        model.expertGroups().stream().mapToInt(ExpertGroup::numExperts).max().orElse(0);
+    ranges.forEach(
+        (shard, r) -> {
+          if (r.first() >= maxExperts) {
+            throw new IllegalArgumentException(
+                "shard "
+                    + shard
+                    + ": expert range "
+                    + r
+                    + " is outside every group (largest has "
+                    + maxExperts
+                    + " experts)");
+          }
+        });
     Map<ExpertKey, List<String>> out = new LinkedHashMap<>();
     List<String> uncovered = new ArrayList<>();
     for (int layer = 0; layer < model.numLayers(); layer++) {
@@ -179,8 +198,12 @@ public record ExpertPlacement(long version, Map<ExpertKey, List<String>> shards)
     if (!uncovered.isEmpty()) {
       List<String> distinct = new ArrayList<>(new LinkedHashSet<>(uncovered));
       throw new IllegalArgumentException(
-          "no shard hosts " + distinct.size() + " expert(s), e.g. " + String.join(", ", distinct.subList(0, Math.min(5, distinct.size())))
-              + "; shard ranges: " + ranges);
+          "no shard hosts "
+              + distinct.size()
+              + " expert(s), e.g. "
+              + String.join(", ", distinct.subList(0, Math.min(5, distinct.size())))
+              + "; shard ranges: "
+              + ranges);
     }
     return new ExpertPlacement(0, out);
   }

@@ -12,8 +12,8 @@ import java.util.function.Consumer;
 
 /**
  * The cluster's current {@link ExpertPlacement}, one entry in an IMap. Versions go up by exactly
- * one per publication, fenced atomically on the partition owner, so two rebalancers racing from
- * the same version cannot both win.
+ * one per publication, fenced atomically on the partition owner, so two rebalancers racing from the
+ * same version cannot both win.
  */
 public final class ExpertPlacementStore {
   public static final String MAP_NAME = "pdserve.expert-placement";
@@ -57,7 +57,9 @@ public final class ExpertPlacementStore {
    * Closing the returned handle unsubscribes.
    */
   public Subscription onPublish(Consumer<ExpertPlacement> listener) {
-    class Adapter implements EntryAddedListener<String, ExpertPlacement>, EntryUpdatedListener<String, ExpertPlacement> {
+    class Adapter
+        implements EntryAddedListener<String, ExpertPlacement>,
+            EntryUpdatedListener<String, ExpertPlacement> {
       @Override
       public void entryAdded(EntryEvent<String, ExpertPlacement> e) {
         listener.accept(e.getValue());

@@ -9,15 +9,30 @@ package dev.pdserve.core.cluster;
  * @param kvTotalBlocks all blocks in the paged KV pool
  * @param lastStepMillis duration of the last engine step
  */
-public record Load(long queuedPromptTokens, int runningSequences, long kvFreeBlocks, long kvTotalBlocks, double lastStepMillis) {
+public record Load(
+    long queuedPromptTokens,
+    int runningSequences,
+    long kvFreeBlocks,
+    long kvTotalBlocks,
+    double lastStepMillis) {
   /** A node that has done nothing yet. */
   public static final Load IDLE = new Load(0, 0, 0, 0, 0);
 
   public Load {
-    if (queuedPromptTokens < 0 || runningSequences < 0 || kvFreeBlocks < 0 || kvTotalBlocks < 0 || kvFreeBlocks > kvTotalBlocks) {
+    if (queuedPromptTokens < 0
+        || runningSequences < 0
+        || kvFreeBlocks < 0
+        || kvTotalBlocks < 0
+        || kvFreeBlocks > kvTotalBlocks) {
       throw new IllegalArgumentException(
-          "load figures must be >= 0 and kvFreeBlocks <= kvTotalBlocks, got " + queuedPromptTokens + "/" + runningSequences + "/"
-              + kvFreeBlocks + "/" + kvTotalBlocks);
+          "load figures must be >= 0 and kvFreeBlocks <= kvTotalBlocks, got "
+              + queuedPromptTokens
+              + "/"
+              + runningSequences
+              + "/"
+              + kvFreeBlocks
+              + "/"
+              + kvTotalBlocks);
     }
   }
 

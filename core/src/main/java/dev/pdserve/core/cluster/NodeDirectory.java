@@ -31,7 +31,15 @@ public final class NodeDirectory implements AutoCloseable {
       fresh.put(n.id(), n);
     }
     nodes.keySet().retainAll(fresh.keySet());
-    fresh.forEach((id, n) -> nodes.merge(id, n, (old, neu) -> neu.updatedAtMillis() >= old.updatedAtMillis() || neu.epoch() > old.epoch() ? neu : old));
+    fresh.forEach(
+        (id, n) ->
+            nodes.merge(
+                id,
+                n,
+                (old, neu) ->
+                    neu.updatedAtMillis() >= old.updatedAtMillis() || neu.epoch() > old.epoch()
+                        ? neu
+                        : old));
   }
 
   private void apply(NodeChange c) {

@@ -5,8 +5,8 @@ import java.util.Objects;
 
 /**
  * A node's registry entry. Stored with Hazelcast Compact serialization (type {@code
- * pdserve.NodeInfo}), so it travels between processes without Java serialization and its fields
- * can be queried in place.
+ * pdserve.NodeInfo}), so it travels between processes without Java serialization and its fields can
+ * be queried in place.
  *
  * @param id node id (the registry key)
  * @param role current role
@@ -47,19 +47,52 @@ public record NodeInfo(
   }
 
   /** A fresh entry in {@link NodeState#STARTING}, epoch 0, idle load. */
-  public static NodeInfo starting(String id, NodeRole role, String grpcAddress, String flightAddress, String metricsUrl) {
-    return new NodeInfo(id, role, NodeState.STARTING, 0, "", grpcAddress, flightAddress, metricsUrl, Load.IDLE, 0);
+  public static NodeInfo starting(
+      String id, NodeRole role, String grpcAddress, String flightAddress, String metricsUrl) {
+    return new NodeInfo(
+        id, role, NodeState.STARTING, 0, "", grpcAddress, flightAddress, metricsUrl, Load.IDLE, 0);
   }
 
   public NodeInfo withLoad(Load newLoad, long nowMillis) {
-    return new NodeInfo(id, role, state, epoch, memberId, grpcAddress, flightAddress, metricsUrl, newLoad, nowMillis);
+    return new NodeInfo(
+        id,
+        role,
+        state,
+        epoch,
+        memberId,
+        grpcAddress,
+        flightAddress,
+        metricsUrl,
+        newLoad,
+        nowMillis);
   }
 
-  public NodeInfo withTransition(NodeRole newRole, NodeState newState, long newEpoch, long nowMillis) {
-    return new NodeInfo(id, newRole, newState, newEpoch, memberId, grpcAddress, flightAddress, metricsUrl, load, nowMillis);
+  public NodeInfo withTransition(
+      NodeRole newRole, NodeState newState, long newEpoch, long nowMillis) {
+    return new NodeInfo(
+        id,
+        newRole,
+        newState,
+        newEpoch,
+        memberId,
+        grpcAddress,
+        flightAddress,
+        metricsUrl,
+        load,
+        nowMillis);
   }
 
   NodeInfo withRegistration(String newMemberId, long newEpoch, long nowMillis) {
-    return new NodeInfo(id, role, state, newEpoch, newMemberId, grpcAddress, flightAddress, metricsUrl, load, nowMillis);
+    return new NodeInfo(
+        id,
+        role,
+        state,
+        newEpoch,
+        newMemberId,
+        grpcAddress,
+        flightAddress,
+        metricsUrl,
+        load,
+        nowMillis);
   }
 }

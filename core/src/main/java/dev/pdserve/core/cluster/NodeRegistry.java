@@ -39,9 +39,9 @@ import org.apache.logging.log4j.Logger;
  * gets a safe compare-and-set.
  *
  * <p>Entries belong to the Hazelcast member that registered them. When a member leaves (graceful
- * shutdown, crash detected by heartbeat, or a dropped connection), every remaining registry
- * removes its entries, so {@link #activeNodes} stops returning a dead node within the heartbeat
- * bound ({@code pdserve.cluster.max-no-heartbeat-seconds}).
+ * shutdown, crash detected by heartbeat, or a dropped connection), every remaining registry removes
+ * its entries, so {@link #activeNodes} stops returning a dead node within the heartbeat bound
+ * ({@code pdserve.cluster.max-no-heartbeat-seconds}).
  */
 public final class NodeRegistry implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(NodeRegistry.class);
@@ -59,7 +59,11 @@ public final class NodeRegistry implements AutoCloseable {
     this.map = hz.getMap(MAP_NAME);
     this.sweeper =
         new ThreadPoolExecutor(
-            1, 1, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
+            1,
+            1,
+            0,
+            TimeUnit.MILLISECONDS,
+            new LinkedBlockingQueue<>(),
             new NamedThreadFactory("pdserve-registry-sweeper-" + hz.getName(), true));
     this.membershipRegistration =
         hz.getCluster()
@@ -88,13 +92,18 @@ public final class NodeRegistry implements AutoCloseable {
   public NodeInfo register(NodeInfo info) {
     String member = hz.getCluster().getLocalMember().getUuid().toString();
     NodeInfo stamped = info.withRegistration(member, info.epoch(), System.currentTimeMillis());
-    return map.executeOnKey(info.id(), new RegistryProcessors.Register(stamped, System.currentTimeMillis()));
+    return map.executeOnKey(
+        info.id(), new RegistryProcessors.Register(stamped, System.currentTimeMillis()));
   }
 
-  /** Replaces the load figures of a node, leaving role, state and epoch alone; false if it is not registered. */
+  /**
+   * Replaces the load figures of a node, leaving role, state and epoch alone; false if it is not
+   * registered.
+   */
   public boolean updateLoad(String id, Load load) {
     Objects.requireNonNull(load, "load");
-    return map.executeOnKey(id, new RegistryProcessors.UpdateLoad(load, System.currentTimeMillis()));
+    return map.executeOnKey(
+        id, new RegistryProcessors.UpdateLoad(load, System.currentTimeMillis()));
   }
 
   /**
@@ -105,10 +114,17 @@ public final class NodeRegistry implements AutoCloseable {
    *
    * @param newRole the new role, or null to keep the current one
    */
-  public Transition compareAndSet(String id, long expectedEpoch, NodeState expectedState, NodeRole newRole, NodeState newState) {
+  public Transition compareAndSet(
+      String id,
+      long expectedEpoch,
+      NodeState expectedState,
+      NodeRole newRole,
+      NodeState newState) {
     Objects.requireNonNull(newState, "newState");
     return map.executeOnKey(
-        id, new RegistryProcessors.CompareAndSet(expectedEpoch, expectedState, newRole, newState, System.currentTimeMillis()));
+        id,
+        new RegistryProcessors.CompareAndSet(
+            expectedEpoch, expectedState, newRole, newState, System.currentTimeMillis()));
   }
 
   public Optional<NodeInfo> get(String id) {
@@ -117,7 +133,11 @@ public final class NodeRegistry implements AutoCloseable {
 
   /** ACTIVE nodes of a role, sorted by id. */
   public List<NodeInfo> activeNodes(NodeRole role) {
-    return sorted(map.values(Predicates.and(Predicates.equal("role", role.name()), Predicates.equal("state", NodeState.ACTIVE.name()))));
+    return sorted(
+        map.values(
+            Predicates.and(
+                Predicates.equal("role", role.name()),
+                Predicates.equal("state", NodeState.ACTIVE.name()))));
   }
 
   /** Every registered node, sorted by id. */
@@ -140,7 +160,9 @@ public final class NodeRegistry implements AutoCloseable {
     hz.getCluster().getMembers().forEach(m -> live.add(m.getUuid().toString()));
     int removed = 0;
     for (NodeInfo n : map.values()) {
-      if (!live.contains(n.memberId()) && Boolean.TRUE.equals(map.executeOnKey(n.id(), new RegistryProcessors.RemoveIfMember(n.memberId())))) {
+      if (!live.contains(n.memberId())
+          && Boolean.TRUE.equals(
+              map.executeOnKey(n.id(), new RegistryProcessors.RemoveIfMember(n.memberId())))) {
         LOG.info("removed orphaned registry entry {} (member {} is gone)", n.id(), n.memberId());
         removed++;
       }
@@ -169,7 +191,8 @@ public final class NodeRegistry implements AutoCloseable {
   private void removeEntriesOf(String memberId) {
     try {
       for (String id : map.keySet(Predicates.equal("memberId", memberId))) {
-        if (Boolean.TRUE.equals(map.executeOnKey(id, new RegistryProcessors.RemoveIfMember(memberId)))) {
+        if (Boolean.TRUE.equals(
+            map.executeOnKey(id, new RegistryProcessors.RemoveIfMember(memberId)))) {
           LOG.info("removed registry entry {}: its member {} left the cluster", id, memberId);
         }
       }
@@ -227,7 +250,8 @@ public final class NodeRegistry implements AutoCloseable {
 
     @Override
     public void entryUpdated(EntryEvent<String, NodeInfo> e) {
-      listener.accept(new NodeChange(NodeChange.Kind.UPDATED, e.getKey(), e.getOldValue(), e.getValue()));
+      listener.accept(
+          new NodeChange(NodeChange.Kind.UPDATED, e.getKey(), e.getOldValue(), e.getValue()));
     }
 
     @Override

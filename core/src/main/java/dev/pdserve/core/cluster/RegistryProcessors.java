@@ -9,9 +9,9 @@ import java.io.IOException;
 import java.util.Map;
 
 /**
- * The registry's atomic read-modify-writes, run by Hazelcast on the partition owner of the key
- * (one at a time per key). Each is deterministic given its fields (the caller supplies the clock),
- * so running it again on the backup replica yields the same entry.
+ * The registry's atomic read-modify-writes, run by Hazelcast on the partition owner of the key (one
+ * at a time per key). Each is deterministic given its fields (the caller supplies the clock), so
+ * running it again on the backup replica yields the same entry.
  */
 final class RegistryProcessors {
   static final int REGISTER = 1;
@@ -33,14 +33,18 @@ final class RegistryProcessors {
     };
   }
 
-  private abstract static class Base<V, R> implements EntryProcessor<String, V, R>, IdentifiedDataSerializable {
+  private abstract static class Base<V, R>
+      implements EntryProcessor<String, V, R>, IdentifiedDataSerializable {
     @Override
     public int getFactoryId() {
       return ClusterSerialization.FACTORY_ID;
     }
   }
 
-  /** Puts the entry; its epoch ends above any earlier registration of the same id (no ABA on restart). */
+  /**
+   * Puts the entry; its epoch ends above any earlier registration of the same id (no ABA on
+   * restart).
+   */
   static final class Register extends Base<NodeInfo, NodeInfo> {
     private NodeInfo info;
     private long now;
@@ -133,7 +137,12 @@ final class RegistryProcessors {
 
     CompareAndSet() {}
 
-    CompareAndSet(long expectedEpoch, NodeState expectedState, NodeRole newRole, NodeState newState, long now) {
+    CompareAndSet(
+        long expectedEpoch,
+        NodeState expectedState,
+        NodeRole newRole,
+        NodeState newState,
+        long now) {
       this.expectedEpoch = expectedEpoch;
       this.expectedState = expectedState;
       this.newRole = newRole;
@@ -153,7 +162,9 @@ final class RegistryProcessors {
       if (expectedState != null && old.state() != expectedState) {
         return new Transition(Transition.Outcome.WRONG_STATE, old);
       }
-      NodeInfo next = old.withTransition(newRole == null ? old.role() : newRole, newState, old.epoch() + 1, now);
+      NodeInfo next =
+          old.withTransition(
+              newRole == null ? old.role() : newRole, newState, old.epoch() + 1, now);
       entry.setValue(next);
       return new Transition(Transition.Outcome.APPLIED, next);
     }

@@ -29,6 +29,17 @@ public record Transition(Outcome outcome, NodeInfo node) {
 
   @Override
   public String toString() {
-    return outcome + (node == null ? "" : " (" + node.id() + " epoch " + node.epoch() + " " + node.role() + "/" + node.state() + ")");
+    return outcome
+        + (node == null
+            ? ""
+            : " ("
+                + node.id()
+                + " epoch "
+                + node.epoch()
+                + " "
+                + node.role()
+                + "/"
+                + node.state()
+                + ")");
   }
 }

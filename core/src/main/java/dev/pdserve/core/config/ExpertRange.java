@@ -23,7 +23,9 @@ public record ExpertRange(int first, int last) {
         int e = Integer.parseInt(s);
         return new ExpertRange(e, e);
       }
-      return new ExpertRange(Integer.parseInt(s.substring(0, dash).trim()), Integer.parseInt(s.substring(dash + 1).trim()));
+      return new ExpertRange(
+          Integer.parseInt(s.substring(0, dash).trim()),
+          Integer.parseInt(s.substring(dash + 1).trim()));
     } catch (NumberFormatException e) {
       throw new IllegalArgumentException("expected an expert range like 0-31, got '" + text + "'");
     }

@@ -42,7 +42,8 @@ public record HostPort(String host, int port) {
       port = s.substring(colon + 1);
     }
     if (port.contains("-")) {
-      throw new IllegalArgumentException("port ranges are not supported, list members one by one, got '" + text + "'");
+      throw new IllegalArgumentException(
+          "port ranges are not supported, list members one by one, got '" + text + "'");
     }
     int p;
     try {

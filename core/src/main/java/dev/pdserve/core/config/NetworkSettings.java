@@ -26,7 +26,21 @@ public record NetworkSettings(
   public static final int DEFAULT_HTTP_MAX_BODY_BYTES = 4 << 20;
 
   /** Settings without the router's HTTP API fields: any free HTTP port, 4 MiB bodies. */
-  public NetworkSettings(String bindHost, String advertisedHost, int grpcPort, int flightPort, int metricsPort, int grpcMaxInboundBytes) {
-    this(bindHost, advertisedHost, grpcPort, flightPort, metricsPort, grpcMaxInboundBytes, 0, DEFAULT_HTTP_MAX_BODY_BYTES);
+  public NetworkSettings(
+      String bindHost,
+      String advertisedHost,
+      int grpcPort,
+      int flightPort,
+      int metricsPort,
+      int grpcMaxInboundBytes) {
+    this(
+        bindHost,
+        advertisedHost,
+        grpcPort,
+        flightPort,
+        metricsPort,
+        grpcMaxInboundBytes,
+        0,
+        DEFAULT_HTTP_MAX_BODY_BYTES);
   }
 }

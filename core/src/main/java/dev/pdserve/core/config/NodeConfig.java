@@ -19,7 +19,12 @@ import java.util.Locale;
  * @param coordinator role switching: coordinator runtime and drain bound
  */
 public record NodeConfig(
-    String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine, PrefixSettings prefix,
+    String nodeId,
+    NodeRole role,
+    NetworkSettings network,
+    ClusterSettings cluster,
+    EngineSettings engine,
+    PrefixSettings prefix,
     CoordinatorConfig coordinator) {
 
   public NodeConfig {
@@ -28,19 +33,41 @@ public record NodeConfig(
   }
 
   /** A config with the default prefix and role-switching settings. */
-  public NodeConfig(String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine) {
-    this(nodeId, role, network, cluster, engine, PrefixSettings.DEFAULTS, CoordinatorConfig.DEFAULTS);
+  public NodeConfig(
+      String nodeId,
+      NodeRole role,
+      NetworkSettings network,
+      ClusterSettings cluster,
+      EngineSettings engine) {
+    this(
+        nodeId,
+        role,
+        network,
+        cluster,
+        engine,
+        PrefixSettings.DEFAULTS,
+        CoordinatorConfig.DEFAULTS);
   }
 
   /** A config with the default role-switching settings. */
   public NodeConfig(
-      String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine, PrefixSettings prefix) {
+      String nodeId,
+      NodeRole role,
+      NetworkSettings network,
+      ClusterSettings cluster,
+      EngineSettings engine,
+      PrefixSettings prefix) {
     this(nodeId, role, network, cluster, engine, prefix, CoordinatorConfig.DEFAULTS);
   }
 
   /** A config with the default prefix settings. */
   public NodeConfig(
-      String nodeId, NodeRole role, NetworkSettings network, ClusterSettings cluster, EngineSettings engine, CoordinatorConfig coordinator) {
+      String nodeId,
+      NodeRole role,
+      NetworkSettings network,
+      ClusterSettings cluster,
+      EngineSettings engine,
+      CoordinatorConfig coordinator) {
     this(nodeId, role, network, cluster, engine, PrefixSettings.DEFAULTS, coordinator);
   }
 

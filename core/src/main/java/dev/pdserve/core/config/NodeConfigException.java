@@ -12,7 +12,10 @@ public final class NodeConfigException extends IllegalArgumentException {
   private final List<String> problems;
 
   public NodeConfigException(List<String> problems) {
-    super(problems.size() == 1 ? problems.get(0) : "invalid configuration:\n  " + String.join("\n  ", problems));
+    super(
+        problems.size() == 1
+            ? problems.get(0)
+            : "invalid configuration:\n  " + String.join("\n  ", problems));
     this.problems = List.copyOf(problems);
   }
 

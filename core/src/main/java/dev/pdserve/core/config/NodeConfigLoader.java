@@ -51,8 +51,10 @@ public final class NodeConfigLoader {
   public static final String CLUSTER_K8S_SERVICE = "pdserve.cluster.kubernetes.service";
   public static final String CLUSTER_K8S_NAMESPACE = "pdserve.cluster.kubernetes.namespace";
   public static final String CLUSTER_PORT = "pdserve.cluster.port";
-  public static final String CLUSTER_HEARTBEAT_SECONDS = "pdserve.cluster.heartbeat-interval-seconds";
-  public static final String CLUSTER_MAX_NO_HEARTBEAT_SECONDS = "pdserve.cluster.max-no-heartbeat-seconds";
+  public static final String CLUSTER_HEARTBEAT_SECONDS =
+      "pdserve.cluster.heartbeat-interval-seconds";
+  public static final String CLUSTER_MAX_NO_HEARTBEAT_SECONDS =
+      "pdserve.cluster.max-no-heartbeat-seconds";
   public static final String CLUSTER_JOIN_WAIT_SECONDS = "pdserve.cluster.join-wait-seconds";
   public static final String CLUSTER_MIN_SIZE = "pdserve.cluster.min-size";
   public static final String CLUSTER_LITE_MEMBER = "pdserve.cluster.lite-member";
@@ -67,31 +69,68 @@ public final class NodeConfigLoader {
   public static final String DECODE_MAX_BATCH = "pdserve.decode.max-batch";
   public static final String KV_LEASE_SECONDS = "pdserve.kv.lease-seconds";
   public static final String PREFILL_PREFIX_CACHE = "pdserve.prefill.prefix-cache";
-  public static final String ROUTER_LOCAL_PREFILL_THRESHOLD = "pdserve.router.local-prefill-threshold";
+  public static final String ROUTER_LOCAL_PREFILL_THRESHOLD =
+      "pdserve.router.local-prefill-threshold";
   public static final String ROUTER_PREFIX_CACHE_WEIGHT = "pdserve.router.prefix-cache-weight";
   public static final String COORDINATOR_ENABLED = "pdserve.coordinator.enabled";
   public static final String COORDINATOR_PERIOD_MS = "pdserve.coordinator.period-ms";
   public static final String COORDINATOR_TTFT_TARGET_MS = "pdserve.coordinator.ttft-target-ms";
   public static final String COORDINATOR_TPOT_TARGET_MS = "pdserve.coordinator.tpot-target-ms";
-  public static final String ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS = "pdserve.role-switch.drain-timeout-seconds";
+  public static final String ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS =
+      "pdserve.role-switch.drain-timeout-seconds";
 
   /** Every key, in documentation order. */
   public static final List<String> KEYS =
       List.of(
-          NODE_ID, ROLE, BIND_HOST, ADVERTISED_HOST, GRPC_PORT, GRPC_MAX_INBOUND_BYTES, FLIGHT_PORT, METRICS_PORT, HTTP_PORT, HTTP_MAX_BODY_BYTES,
-          CLUSTER_NAME, CLUSTER_JOIN, CLUSTER_MEMBERS, CLUSTER_K8S_SERVICE, CLUSTER_K8S_NAMESPACE, CLUSTER_PORT,
-          CLUSTER_HEARTBEAT_SECONDS, CLUSTER_MAX_NO_HEARTBEAT_SECONDS, CLUSTER_JOIN_WAIT_SECONDS, CLUSTER_MIN_SIZE,
-          CLUSTER_LITE_MEMBER, KV_BUDGET_BYTES, EXPERT_RANGE, MODEL_PRESET, MODEL_DIR, ORT_THREADS, MODEL_SEED, EXPERTS_MODE,
-          PREFILL_CHUNK_TOKENS, DECODE_MAX_BATCH, KV_LEASE_SECONDS, PREFILL_PREFIX_CACHE, ROUTER_LOCAL_PREFILL_THRESHOLD,
-          ROUTER_PREFIX_CACHE_WEIGHT, COORDINATOR_ENABLED, COORDINATOR_PERIOD_MS, COORDINATOR_TTFT_TARGET_MS,
-          COORDINATOR_TPOT_TARGET_MS, ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS);
+          NODE_ID,
+          ROLE,
+          BIND_HOST,
+          ADVERTISED_HOST,
+          GRPC_PORT,
+          GRPC_MAX_INBOUND_BYTES,
+          FLIGHT_PORT,
+          METRICS_PORT,
+          HTTP_PORT,
+          HTTP_MAX_BODY_BYTES,
+          CLUSTER_NAME,
+          CLUSTER_JOIN,
+          CLUSTER_MEMBERS,
+          CLUSTER_K8S_SERVICE,
+          CLUSTER_K8S_NAMESPACE,
+          CLUSTER_PORT,
+          CLUSTER_HEARTBEAT_SECONDS,
+          CLUSTER_MAX_NO_HEARTBEAT_SECONDS,
+          CLUSTER_JOIN_WAIT_SECONDS,
+          CLUSTER_MIN_SIZE,
+          CLUSTER_LITE_MEMBER,
+          KV_BUDGET_BYTES,
+          EXPERT_RANGE,
+          MODEL_PRESET,
+          MODEL_DIR,
+          ORT_THREADS,
+          MODEL_SEED,
+          EXPERTS_MODE,
+          PREFILL_CHUNK_TOKENS,
+          DECODE_MAX_BATCH,
+          KV_LEASE_SECONDS,
+          PREFILL_PREFIX_CACHE,
+          ROUTER_LOCAL_PREFILL_THRESHOLD,
+          ROUTER_PREFIX_CACHE_WEIGHT,
+          COORDINATOR_ENABLED,
+          COORDINATOR_PERIOD_MS,
+          COORDINATOR_TTFT_TARGET_MS,
+          COORDINATOR_TPOT_TARGET_MS,
+          ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS);
 
   public static final int DEFAULT_CLUSTER_PORT = 5701;
+
   /** Seed ports listed by default in TCPIP mode: the cluster port and the next ones, one by one. */
   public static final int DEFAULT_SEED_PORTS = 10;
 
-  private static final Pattern NODE_ID_PATTERN = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
-  private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*([kmgt]i?b?)?", Pattern.CASE_INSENSITIVE);
+  private static final Pattern NODE_ID_PATTERN =
+      Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+  private static final Pattern SIZE =
+      Pattern.compile("(\\d+)\\s*([kmgt]i?b?)?", Pattern.CASE_INSENSITIVE);
 
   private final Map<String, String> values = new LinkedHashMap<>();
   private final Map<String, String> origins = new LinkedHashMap<>();
@@ -104,8 +143,11 @@ public final class NodeConfigLoader {
     return load(Optional.ofNullable(file), System.getenv(), overrides);
   }
 
-  /** File, then {@code environment} (only {@code PDSERVE_*} names are read), then {@code overrides}. */
-  public static NodeConfig load(Optional<Path> file, Map<String, String> environment, Map<String, String> overrides) {
+  /**
+   * File, then {@code environment} (only {@code PDSERVE_*} names are read), then {@code overrides}.
+   */
+  public static NodeConfig load(
+      Optional<Path> file, Map<String, String> environment, Map<String, String> overrides) {
     NodeConfigLoader l = new NodeConfigLoader();
     file.ifPresent(l::readFile);
     for (String key : KEYS) {
@@ -152,7 +194,8 @@ public final class NodeConfigLoader {
         key = PREFIX + key;
       }
       if (!KEYS.contains(key)) {
-        problems.add(key + ": unknown key (from " + origin + "); known keys: " + String.join(", ", KEYS));
+        problems.add(
+            key + ": unknown key (from " + origin + "); known keys: " + String.join(", ", KEYS));
         continue;
       }
       set(key, e.getValue(), origin);
@@ -174,11 +217,19 @@ public final class NodeConfigLoader {
     if (nodeId == null) {
       nodeId = NodeConfig.processNodeId();
     } else if (!NODE_ID_PATTERN.matcher(nodeId).matches()) {
-      fail(NODE_ID, "must be 1..128 characters of letters, digits, '.', '_' or '-' starting with a letter or digit, got '" + nodeId + "'");
+      fail(
+          NODE_ID,
+          "must be 1..128 characters of letters, digits, '.', '_' or '-' starting with a letter or digit, got '"
+              + nodeId
+              + "'");
     }
     NodeRole role = null;
     if (!values.containsKey(ROLE)) {
-      problems.add(ROLE + ": required, one of ROUTER, PREFILL, DECODE, EXPERT (env " + environmentVariable(ROLE) + ")");
+      problems.add(
+          ROLE
+              + ": required, one of ROUTER, PREFILL, DECODE, EXPERT (env "
+              + environmentVariable(ROLE)
+              + ")");
     } else {
       role = parse(ROLE, NodeRole::parse, null);
     }
@@ -187,8 +238,13 @@ public final class NodeConfigLoader {
     String advertised = string(ADVERTISED_HOST, null);
     if (advertised == null) {
       if (isWildcard(bindHost)) {
-        problems.add(ADVERTISED_HOST + ": required when " + BIND_HOST + " is a wildcard address (" + bindHost
-            + "); set it to the address other nodes reach this one at (e.g. the pod IP)");
+        problems.add(
+            ADVERTISED_HOST
+                + ": required when "
+                + BIND_HOST
+                + " is a wildcard address ("
+                + bindHost
+                + "); set it to the address other nodes reach this one at (e.g. the pod IP)");
       }
       advertised = bindHost;
     }
@@ -208,33 +264,69 @@ public final class NodeConfigLoader {
       maxBody = NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES;
     }
     NetworkSettings network =
-        new NetworkSettings(bindHost, advertised, grpcPort, flightPort, metricsPort, (int) maxInbound, httpPort, (int) maxBody);
+        new NetworkSettings(
+            bindHost,
+            advertised,
+            grpcPort,
+            flightPort,
+            metricsPort,
+            (int) maxInbound,
+            httpPort,
+            (int) maxBody);
 
     String clusterName = string(CLUSTER_NAME, "pdserve");
-    JoinMode join = parse(CLUSTER_JOIN, s -> JoinMode.valueOf(upper(s)), JoinMode.TCPIP, "must be one of TCPIP, KUBERNETES, NONE");
+    JoinMode join =
+        parse(
+            CLUSTER_JOIN,
+            s -> JoinMode.valueOf(upper(s)),
+            JoinMode.TCPIP,
+            "must be one of TCPIP, KUBERNETES, NONE");
     int clusterPort = port(CLUSTER_PORT, DEFAULT_CLUSTER_PORT);
     List<HostPort> members = members(join, advertised, clusterPort);
     String k8sService = string(CLUSTER_K8S_SERVICE, "");
     String k8sNamespace = string(CLUSTER_K8S_NAMESPACE, "default");
     if (join == JoinMode.KUBERNETES && k8sService.isEmpty()) {
-      problems.add(CLUSTER_K8S_SERVICE + ": required when " + CLUSTER_JOIN + " is KUBERNETES (the headless Service name)");
+      problems.add(
+          CLUSTER_K8S_SERVICE
+              + ": required when "
+              + CLUSTER_JOIN
+              + " is KUBERNETES (the headless Service name)");
     }
     int heartbeat = intIn(CLUSTER_HEARTBEAT_SECONDS, 1, 1, 300);
     int maxNoHeartbeat = intIn(CLUSTER_MAX_NO_HEARTBEAT_SECONDS, 5, 2, 3600);
     if (maxNoHeartbeat <= heartbeat) {
-      fail(CLUSTER_MAX_NO_HEARTBEAT_SECONDS, "must be greater than " + CLUSTER_HEARTBEAT_SECONDS + " (" + heartbeat + "), got " + maxNoHeartbeat);
+      fail(
+          CLUSTER_MAX_NO_HEARTBEAT_SECONDS,
+          "must be greater than "
+              + CLUSTER_HEARTBEAT_SECONDS
+              + " ("
+              + heartbeat
+              + "), got "
+              + maxNoHeartbeat);
     }
     int joinWait = intIn(CLUSTER_JOIN_WAIT_SECONDS, 2, 0, 300);
     int minSize = intIn(CLUSTER_MIN_SIZE, 1, 1, 1000);
     boolean lite = bool(CLUSTER_LITE_MEMBER, false);
     ClusterSettings cluster =
-        new ClusterSettings(clusterName, join, members, k8sService, k8sNamespace, clusterPort, heartbeat, maxNoHeartbeat, joinWait, minSize, lite);
+        new ClusterSettings(
+            clusterName,
+            join,
+            members,
+            k8sService,
+            k8sNamespace,
+            clusterPort,
+            heartbeat,
+            maxNoHeartbeat,
+            joinWait,
+            minSize,
+            lite);
 
     long kvBudget = bytes(KV_BUDGET_BYTES, 1L << 30);
     if (kvBudget < 0) {
       kvBudget = 0;
     }
-    Optional<ExpertRange> range = Optional.ofNullable(parse(EXPERT_RANGE, ExpertRange::parse, null));
+    Optional<ExpertRange> range =
+        Optional.ofNullable(parse(EXPERT_RANGE, ExpertRange::parse, null));
     String preset = string(MODEL_PRESET, "tiny");
     Optional<Path> modelDir = Optional.ofNullable(string(MODEL_DIR, null)).map(Path::of);
     if (modelDir.isPresent()) {
@@ -242,7 +334,12 @@ public final class NodeConfigLoader {
         fail(MODEL_DIR, "no such directory: " + modelDir.get());
       }
     } else if (!ModelPresets.names().contains(preset)) {
-      fail(MODEL_PRESET, "unknown preset '" + preset + "'; known presets: " + String.join(", ", ModelPresets.names()));
+      fail(
+          MODEL_PRESET,
+          "unknown preset '"
+              + preset
+              + "'; known presets: "
+              + String.join(", ", ModelPresets.names()));
     }
     int ortThreads = intIn(ORT_THREADS, 0, 0, 1024);
     long modelSeed = 42;
@@ -257,11 +354,18 @@ public final class NodeConfigLoader {
     ExpertsMode expertsMode = parse(EXPERTS_MODE, ExpertsMode::parse, ExpertsMode.LOCAL);
     int chunk = intIn(PREFILL_CHUNK_TOKENS, 512, 1, 1 << 20);
     int maxBatch = intIn(DECODE_MAX_BATCH, 64, 1, 4096);
-    EngineSettings engine = new EngineSettings(kvBudget, range, preset, modelDir, ortThreads, modelSeed, expertsMode, chunk, maxBatch);
+    EngineSettings engine =
+        new EngineSettings(
+            kvBudget, range, preset, modelDir, ortThreads, modelSeed, expertsMode, chunk, maxBatch);
 
     int lease = intIn(KV_LEASE_SECONDS, PrefixSettings.DEFAULT_LEASE_SECONDS, 1, 3600);
     boolean prefixCache = bool(PREFILL_PREFIX_CACHE, true);
-    int localThreshold = intIn(ROUTER_LOCAL_PREFILL_THRESHOLD, PrefixSettings.DEFAULT_LOCAL_PREFILL_THRESHOLD, 0, 1 << 20);
+    int localThreshold =
+        intIn(
+            ROUTER_LOCAL_PREFILL_THRESHOLD,
+            PrefixSettings.DEFAULT_LOCAL_PREFILL_THRESHOLD,
+            0,
+            1 << 20);
     double weight = PrefixSettings.DEFAULT_CACHED_TOKEN_WEIGHT;
     String weightText = string(ROUTER_PREFIX_CACHE_WEIGHT, null);
     if (weightText != null) {
@@ -280,8 +384,14 @@ public final class NodeConfigLoader {
     CoordinatorConfig coordinator =
         new CoordinatorConfig(
             bool(COORDINATOR_ENABLED, d.enabled()),
-            java.time.Duration.ofMillis(intIn(COORDINATOR_PERIOD_MS, (int) d.period().toMillis(), 10, 3_600_000)),
-            java.time.Duration.ofSeconds(intIn(ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS, (int) d.drainTimeout().toSeconds(), 1, 86_400)),
+            java.time.Duration.ofMillis(
+                intIn(COORDINATOR_PERIOD_MS, (int) d.period().toMillis(), 10, 3_600_000)),
+            java.time.Duration.ofSeconds(
+                intIn(
+                    ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS,
+                    (int) d.drainTimeout().toSeconds(),
+                    1,
+                    86_400)),
             intIn(COORDINATOR_TTFT_TARGET_MS, (int) d.ttftTargetMillis(), 1, 3_600_000),
             intIn(COORDINATOR_TPOT_TARGET_MS, (int) d.tpotTargetMillis(), 1, 3_600_000));
 
@@ -383,25 +493,32 @@ public final class NodeConfigLoader {
     return dflt;
   }
 
-  /** Bytes: a plain number, or a number with a binary suffix k/m/g/t (KiB, MiB, GiB, TiB also accepted). */
+  /**
+   * Bytes: a plain number, or a number with a binary suffix k/m/g/t (KiB, MiB, GiB, TiB also
+   * accepted).
+   */
   private long bytes(String key, long dflt) {
     String v = values.get(key);
     if (v == null) {
       return dflt;
     }
     var m = SIZE.matcher(v);
-    if (!m.matches() || (m.group(2) != null && m.group(2).length() == 2 && !m.group(2).toLowerCase(Locale.ROOT).endsWith("i"))) {
+    if (!m.matches()
+        || (m.group(2) != null
+            && m.group(2).length() == 2
+            && !m.group(2).toLowerCase(Locale.ROOT).endsWith("i"))) {
       fail(key, "expected a byte count like 1073741824, 512MiB or 4g, got '" + v + "'");
       return dflt;
     }
     int shift = 0;
     if (m.group(2) != null) {
-      shift = switch (Character.toLowerCase(m.group(2).charAt(0))) {
-        case 'k' -> 10;
-        case 'm' -> 20;
-        case 'g' -> 30;
-        default -> 40;
-      };
+      shift =
+          switch (Character.toLowerCase(m.group(2).charAt(0))) {
+            case 'k' -> 10;
+            case 'm' -> 20;
+            case 'g' -> 30;
+            default -> 40;
+          };
     }
     try {
       long n = Long.parseLong(m.group(1));

@@ -2,7 +2,9 @@ package dev.pdserve.core.config;
 
 import java.util.Locale;
 
-/** What a pdserve process does in the cluster. A worker's role can change at run time (DESIGN §5). */
+/**
+ * What a pdserve process does in the cluster. A worker's role can change at run time (DESIGN §5).
+ */
 public enum NodeRole {
   /** Public API, admission, P/D selection, request lifecycle. */
   ROUTER,
@@ -25,6 +27,7 @@ public enum NodeRole {
         return r;
       }
     }
-    throw new IllegalArgumentException("must be one of ROUTER, PREFILL, DECODE, EXPERT, got '" + text + "'");
+    throw new IllegalArgumentException(
+        "must be one of ROUTER, PREFILL, DECODE, EXPERT, got '" + text + "'");
   }
 }

@@ -7,8 +7,8 @@ import java.util.Objects;
 
 /**
  * Who coordinates the cluster now: one entry in the registry (map {@link
- * CoordinatorLeaseStore#MAP_NAME}), written by the coordinator when it takes over. The term goes
- * up by one with every new holder, so status output and logs tell successive coordinators apart.
+ * CoordinatorLeaseStore#MAP_NAME}), written by the coordinator when it takes over. The term goes up
+ * by one with every new holder, so status output and logs tell successive coordinators apart.
  *
  * @param nodeId the coordinating node
  * @param memberId its Hazelcast member UUID
@@ -21,11 +21,18 @@ public record CoordinatorLease(String nodeId, String memberId, long term, long s
     Objects.requireNonNull(memberId, "memberId");
   }
 
-  /** Compact serializer (type {@code pdserve.CoordinatorLease}); registered by {@code ClusterSerialization}. */
+  /**
+   * Compact serializer (type {@code pdserve.CoordinatorLease}); registered by {@code
+   * ClusterSerialization}.
+   */
   public static final class Serializer implements CompactSerializer<CoordinatorLease> {
     @Override
     public CoordinatorLease read(CompactReader in) {
-      return new CoordinatorLease(in.readString("nodeId"), in.readString("memberId"), in.readInt64("term"), in.readInt64("sinceMillis"));
+      return new CoordinatorLease(
+          in.readString("nodeId"),
+          in.readString("memberId"),
+          in.readInt64("term"),
+          in.readInt64("sinceMillis"));
     }
 
     @Override

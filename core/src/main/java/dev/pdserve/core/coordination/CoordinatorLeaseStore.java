@@ -33,7 +33,8 @@ public final class CoordinatorLeaseStore {
       if (cur != null && cur.memberId().equals(memberId) && cur.nodeId().equals(nodeId)) {
         return cur;
       }
-      CoordinatorLease next = new CoordinatorLease(nodeId, memberId, cur == null ? 1 : cur.term() + 1, nowMillis);
+      CoordinatorLease next =
+          new CoordinatorLease(nodeId, memberId, cur == null ? 1 : cur.term() + 1, nowMillis);
       if (cur == null ? map.putIfAbsent(KEY, next) == null : map.replace(KEY, cur, next)) {
         return next;
       }

@@ -12,8 +12,8 @@ package dev.pdserve.core.coordination;
  *
  * @param ttftTargetMillis time-to-first-token SLO target
  * @param tpotTargetMillis time-per-output-token SLO target
- * @param prefillTokensPerSecond one prefill node's prompt throughput, used to turn queued tokens into
- *     a queueing delay
+ * @param prefillTokensPerSecond one prefill node's prompt throughput, used to turn queued tokens
+ *     into a queueing delay
  * @param decodeBatchTarget running sequences per decode node at which it counts as full
  * @param kvOccupancyTarget KV occupancy (0..1] at which a decode node counts as full
  * @param switchThreshold the starved role's smoothed pressure must exceed this to start a switch
@@ -45,18 +45,21 @@ public record CoordinatorSettings(
     positive("prefillTokensPerSecond", prefillTokensPerSecond);
     positive("decodeBatchTarget", decodeBatchTarget);
     if (!(kvOccupancyTarget > 0 && kvOccupancyTarget <= 1)) {
-      throw new IllegalArgumentException("kvOccupancyTarget must be in (0, 1], got " + kvOccupancyTarget);
+      throw new IllegalArgumentException(
+          "kvOccupancyTarget must be in (0, 1], got " + kvOccupancyTarget);
     }
     positive("switchThreshold", switchThreshold);
     if (!(improvementMargin >= 0 && improvementMargin < 1)) {
-      throw new IllegalArgumentException("improvementMargin must be in [0, 1), got " + improvementMargin);
+      throw new IllegalArgumentException(
+          "improvementMargin must be in [0, 1), got " + improvementMargin);
     }
     notNegative("smoothingWindowMillis", smoothingWindowMillis);
     notNegative("persistMillis", persistMillis);
     notNegative("cooldownMillis", cooldownMillis);
     notNegative("reverseHoldMillis", reverseHoldMillis);
     if (minNodesPerRole < 1) {
-      throw new IllegalArgumentException("minNodesPerRole must be >= 1 (a role may never be left empty), got " + minNodesPerRole);
+      throw new IllegalArgumentException(
+          "minNodesPerRole must be >= 1 (a role may never be left empty), got " + minNodesPerRole);
     }
   }
 
@@ -65,37 +68,89 @@ public record CoordinatorSettings(
    * tokens/s per prefill node, 128 sequences per decode node, KV full at 90 %.
    */
   public static CoordinatorSettings defaults() {
-    return new CoordinatorSettings(2000, 100, 10_000, 128, 0.9, 0.7, 0.15, 2_000, 4_000, 10_000, 30_000, 1);
+    return new CoordinatorSettings(
+        2000, 100, 10_000, 128, 0.9, 0.7, 0.15, 2_000, 4_000, 10_000, 30_000, 1);
   }
 
   public CoordinatorSettings withTargets(double ttftMillis, double tpotMillis) {
-    return new CoordinatorSettings(ttftMillis, tpotMillis, prefillTokensPerSecond, decodeBatchTarget, kvOccupancyTarget,
-        switchThreshold, improvementMargin, smoothingWindowMillis, persistMillis, cooldownMillis, reverseHoldMillis,
+    return new CoordinatorSettings(
+        ttftMillis,
+        tpotMillis,
+        prefillTokensPerSecond,
+        decodeBatchTarget,
+        kvOccupancyTarget,
+        switchThreshold,
+        improvementMargin,
+        smoothingWindowMillis,
+        persistMillis,
+        cooldownMillis,
+        reverseHoldMillis,
         minNodesPerRole);
   }
 
   public CoordinatorSettings withCapacity(double prefillTokensPerSec, double decodeBatch) {
-    return new CoordinatorSettings(ttftTargetMillis, tpotTargetMillis, prefillTokensPerSec, decodeBatch, kvOccupancyTarget,
-        switchThreshold, improvementMargin, smoothingWindowMillis, persistMillis, cooldownMillis, reverseHoldMillis,
+    return new CoordinatorSettings(
+        ttftTargetMillis,
+        tpotTargetMillis,
+        prefillTokensPerSec,
+        decodeBatch,
+        kvOccupancyTarget,
+        switchThreshold,
+        improvementMargin,
+        smoothingWindowMillis,
+        persistMillis,
+        cooldownMillis,
+        reverseHoldMillis,
         minNodesPerRole);
   }
 
-  public CoordinatorSettings withTiming(long smoothingWindow, long persist, long cooldown, long reverseHold) {
-    return new CoordinatorSettings(ttftTargetMillis, tpotTargetMillis, prefillTokensPerSecond, decodeBatchTarget,
-        kvOccupancyTarget, switchThreshold, improvementMargin, smoothingWindow, persist, cooldown, reverseHold,
+  public CoordinatorSettings withTiming(
+      long smoothingWindow, long persist, long cooldown, long reverseHold) {
+    return new CoordinatorSettings(
+        ttftTargetMillis,
+        tpotTargetMillis,
+        prefillTokensPerSecond,
+        decodeBatchTarget,
+        kvOccupancyTarget,
+        switchThreshold,
+        improvementMargin,
+        smoothingWindow,
+        persist,
+        cooldown,
+        reverseHold,
         minNodesPerRole);
   }
 
   public CoordinatorSettings withHysteresis(double threshold, double margin) {
-    return new CoordinatorSettings(ttftTargetMillis, tpotTargetMillis, prefillTokensPerSecond, decodeBatchTarget,
-        kvOccupancyTarget, threshold, margin, smoothingWindowMillis, persistMillis, cooldownMillis, reverseHoldMillis,
+    return new CoordinatorSettings(
+        ttftTargetMillis,
+        tpotTargetMillis,
+        prefillTokensPerSecond,
+        decodeBatchTarget,
+        kvOccupancyTarget,
+        threshold,
+        margin,
+        smoothingWindowMillis,
+        persistMillis,
+        cooldownMillis,
+        reverseHoldMillis,
         minNodesPerRole);
   }
 
   public CoordinatorSettings withMinNodesPerRole(int min) {
-    return new CoordinatorSettings(ttftTargetMillis, tpotTargetMillis, prefillTokensPerSecond, decodeBatchTarget,
-        kvOccupancyTarget, switchThreshold, improvementMargin, smoothingWindowMillis, persistMillis, cooldownMillis,
-        reverseHoldMillis, min);
+    return new CoordinatorSettings(
+        ttftTargetMillis,
+        tpotTargetMillis,
+        prefillTokensPerSecond,
+        decodeBatchTarget,
+        kvOccupancyTarget,
+        switchThreshold,
+        improvementMargin,
+        smoothingWindowMillis,
+        persistMillis,
+        cooldownMillis,
+        reverseHoldMillis,
+        min);
   }
 
   private static void positive(String key, double v) {

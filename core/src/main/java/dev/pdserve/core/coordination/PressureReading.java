@@ -1,8 +1,7 @@
 package dev.pdserve.core.coordination;
 
 /**
- * What {@link SwitchPolicy} saw on its latest evaluation, for logs, admin status and the
- * simulator.
+ * What {@link SwitchPolicy} saw on its latest evaluation, for logs, admin status and the simulator.
  *
  * @param atMillis time of the evaluation
  * @param prefillNodes ACTIVE prefill nodes

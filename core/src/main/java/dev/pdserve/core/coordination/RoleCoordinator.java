@@ -29,8 +29,8 @@ import org.apache.logging.log4j.Logger;
  * (node id + term) so status shows it, and when its member leaves the next candidate takes over on
  * the membership event (a crashed member is dropped within the heartbeat bound).
  *
- * <p>The leader periodically reads the registry, asks its {@link SwitchPlanner}, and carries out
- * at most one switch at a time through the {@link SwitchExecutor} — the same SwitchRole path an
+ * <p>The leader periodically reads the registry, asks its {@link SwitchPlanner}, and carries out at
+ * most one switch at a time through the {@link SwitchExecutor} — the same SwitchRole path an
  * operator uses. It also removes registry entries whose member is gone. It switches nothing while
  * the membership settles: for {@code settle} after any member joined or left (a cluster that is
  * still starting looks like one with an empty role).
@@ -56,14 +56,24 @@ public final class RoleCoordinator implements AutoCloseable {
 
   /** Waits {@link #DEFAULT_SETTLE} after membership changes before switching anything. */
   public RoleCoordinator(
-      HazelcastInstance hz, NodeRegistry registry, String nodeId, Duration period, SwitchPlanner planner, SwitchExecutor executor) {
+      HazelcastInstance hz,
+      NodeRegistry registry,
+      String nodeId,
+      Duration period,
+      SwitchPlanner planner,
+      SwitchExecutor executor) {
     this(hz, registry, nodeId, period, DEFAULT_SETTLE, planner, executor);
   }
 
   public static final Duration DEFAULT_SETTLE = Duration.ofSeconds(30);
 
   public RoleCoordinator(
-      HazelcastInstance hz, NodeRegistry registry, String nodeId, Duration period, Duration settle, SwitchPlanner planner,
+      HazelcastInstance hz,
+      NodeRegistry registry,
+      String nodeId,
+      Duration period,
+      Duration settle,
+      SwitchPlanner planner,
       SwitchExecutor executor) {
     this.settle = settle;
     this.hz = hz;
@@ -72,8 +82,12 @@ public final class RoleCoordinator implements AutoCloseable {
     this.nodeId = nodeId;
     this.planner = planner;
     this.executor = executor;
-    this.ticker = Executors.newSingleThreadScheduledExecutor(new NamedThreadFactory("pdserve-coordinator-" + nodeId, true));
-    this.switching = Executors.newSingleThreadExecutor(new NamedThreadFactory("pdserve-coordinator-switch-" + nodeId, true));
+    this.ticker =
+        Executors.newSingleThreadScheduledExecutor(
+            new NamedThreadFactory("pdserve-coordinator-" + nodeId, true));
+    this.switching =
+        Executors.newSingleThreadExecutor(
+            new NamedThreadFactory("pdserve-coordinator-switch-" + nodeId, true));
     this.membership =
         hz.getCluster()
             .addMembershipListener(
@@ -136,14 +150,19 @@ public final class RoleCoordinator implements AutoCloseable {
         }
         return;
       }
-      CoordinatorLease l = leases.acquire(nodeId, hz.getCluster().getLocalMember().getUuid().toString(), System.currentTimeMillis());
+      CoordinatorLease l =
+          leases.acquire(
+              nodeId,
+              hz.getCluster().getLocalMember().getUuid().toString(),
+              System.currentTimeMillis());
       lease = l;
       if (!leading) {
         leading = true;
         LOG.info("node {} is now the coordinator (term {})", nodeId, l.term());
         registry.removeOrphans();
       }
-      if (switchInFlight.get() || System.nanoTime() - lastMembershipChangeNanos < settle.toNanos()) {
+      if (switchInFlight.get()
+          || System.nanoTime() - lastMembershipChangeNanos < settle.toNanos()) {
         return;
       }
       List<NodeInfo> nodes = registry.all();
@@ -154,17 +173,28 @@ public final class RoleCoordinator implements AutoCloseable {
       RoleSwitchRequest req = plan.get();
       Optional<NodeInfo> node = nodes.stream().filter(n -> n.id().equals(req.nodeId())).findFirst();
       if (node.isEmpty()) {
-        LOG.warn("coordinator: the policy chose node {}, which is not in the registry", req.nodeId());
+        LOG.warn(
+            "coordinator: the policy chose node {}, which is not in the registry", req.nodeId());
         return;
       }
       switchInFlight.set(true);
-      LOG.info("coordinator (term {}) switching {} {} -> {} at epoch {}: {}", l.term(), req.nodeId(), node.get().role(), req.to(),
-          req.expectedEpoch(), req.reason());
+      LOG.info(
+          "coordinator (term {}) switching {} {} -> {} at epoch {}: {}",
+          l.term(),
+          req.nodeId(),
+          node.get().role(),
+          req.to(),
+          req.expectedEpoch(),
+          req.reason());
       switching.execute(
           () -> {
             try {
               RoleSwitchResult r = executor.execute(node.get(), req);
-              LOG.info("coordinator: switch of {} {}: {}", req.nodeId(), r.accepted() ? "done" : "refused", r.message());
+              LOG.info(
+                  "coordinator: switch of {} {}: {}",
+                  req.nodeId(),
+                  r.accepted() ? "done" : "refused",
+                  r.message());
             } catch (RuntimeException e) {
               LOG.warn("coordinator: switch of {} failed: {}", req.nodeId(), e.toString());
             } finally {

@@ -17,10 +17,19 @@ import dev.pdserve.core.config.NodeRole;
  * @param finishedLocally sequences or prefills the node finished itself while draining
  */
 public record RoleSwitchResult(
-    boolean accepted, String message, String nodeId, NodeRole from, NodeRole to, long epoch, long durationMillis, int migrated,
+    boolean accepted,
+    String message,
+    String nodeId,
+    NodeRole from,
+    NodeRole to,
+    long epoch,
+    long durationMillis,
+    int migrated,
     int finishedLocally) {
 
-  static RoleSwitchResult refused(RoleSwitchRequest req, NodeRole from, long epoch, long durationMillis, String message) {
-    return new RoleSwitchResult(false, message, req.nodeId(), from, req.to(), epoch, durationMillis, 0, 0);
+  static RoleSwitchResult refused(
+      RoleSwitchRequest req, NodeRole from, long epoch, long durationMillis, String message) {
+    return new RoleSwitchResult(
+        false, message, req.nodeId(), from, req.to(), epoch, durationMillis, 0, 0);
   }
 }

@@ -16,15 +16,15 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 /**
- * The role-switch protocol, run on the worker that switches: ACTIVE → DRAINING → SWITCHING →
- * ACTIVE in the new role, each step an epoch-fenced compare-and-set on the node's registry entry
- * (so a stale actor — an old coordinator, a second operator — is refused, never applied).
+ * The role-switch protocol, run on the worker that switches: ACTIVE → DRAINING → SWITCHING → ACTIVE
+ * in the new role, each step an epoch-fenced compare-and-set on the node's registry entry (so a
+ * stale actor — an old coordinator, a second operator — is refused, never applied).
  *
  * <p>Rules: a worker switches between prefill and decode only; one switch at a time per node; a
- * switch that would leave its old role without an ACTIVE node is refused (checked before and
- * again after the node is marked DRAINING, so two nodes of one role racing cannot both leave);
- * draining is bounded — if the engine still holds work when the bound passes, the node returns to
- * ACTIVE in its old role and the switch is reported as refused.
+ * switch that would leave its old role without an ACTIVE node is refused (checked before and again
+ * after the node is marked DRAINING, so two nodes of one role racing cannot both leave); draining
+ * is bounded — if the engine still holds work when the bound passes, the node returns to ACTIVE in
+ * its old role and the switch is reported as refused.
  *
  * <p>Every transition is logged with node, roles, epoch, duration and reason; completed switches
  * and migrations are counted ({@link #switches()}, {@link #migrations()}) and reported to the
@@ -42,14 +42,18 @@ public final class RoleSwitcher {
   private final AtomicLong migrations = new AtomicLong();
   private final AtomicReference<RoleSwitchResult> last = new AtomicReference<>();
 
-  public RoleSwitcher(NodeRegistry registry, String nodeId, RoleEngines engines, Duration drainTimeout) {
+  public RoleSwitcher(
+      NodeRegistry registry, String nodeId, RoleEngines engines, Duration drainTimeout) {
     this.registry = registry;
     this.nodeId = nodeId;
     this.engines = engines;
     this.drainTimeout = drainTimeout;
   }
 
-  /** Calls {@code listener} with the result of every switch attempt that reached DRAINING (accepted or abandoned). */
+  /**
+   * Calls {@code listener} with the result of every switch attempt that reached DRAINING (accepted
+   * or abandoned).
+   */
   public void addListener(Consumer<RoleSwitchResult> listener) {
     listeners.add(listener);
   }
@@ -69,47 +73,116 @@ public final class RoleSwitcher {
     return Optional.ofNullable(last.get());
   }
 
-  /** Runs the switch; returns when the node is ACTIVE in the new role, or refused. One at a time. */
+  /**
+   * Runs the switch; returns when the node is ACTIVE in the new role, or refused. One at a time.
+   */
   public synchronized RoleSwitchResult switchRole(RoleSwitchRequest req) {
     long t0 = System.nanoTime();
     if (!req.nodeId().equals(nodeId)) {
-      return RoleSwitchResult.refused(req, null, -1, 0, "this is node " + nodeId + ", not " + req.nodeId());
+      return RoleSwitchResult.refused(
+          req, null, -1, 0, "this is node " + nodeId + ", not " + req.nodeId());
     }
     if (req.to() != NodeRole.PREFILL && req.to() != NodeRole.DECODE) {
-      return RoleSwitchResult.refused(req, null, -1, 0, "a worker switches between prefill and decode only, not to " + req.to().name().toLowerCase());
+      return RoleSwitchResult.refused(
+          req,
+          null,
+          -1,
+          0,
+          "a worker switches between prefill and decode only, not to "
+              + req.to().name().toLowerCase());
     }
     Optional<NodeInfo> entry = registry.get(nodeId);
     if (entry.isEmpty()) {
-      return RoleSwitchResult.refused(req, null, -1, 0, "node " + nodeId + " is not in the registry");
+      return RoleSwitchResult.refused(
+          req, null, -1, 0, "node " + nodeId + " is not in the registry");
     }
     NodeInfo n = entry.get();
     NodeRole from = n.role();
     if (from == req.to()) {
-      return RoleSwitchResult.refused(req, from, n.epoch(), 0, "node " + nodeId + " already serves the " + name(from) + " role (epoch " + n.epoch() + ")");
+      return RoleSwitchResult.refused(
+          req,
+          from,
+          n.epoch(),
+          0,
+          "node "
+              + nodeId
+              + " already serves the "
+              + name(from)
+              + " role (epoch "
+              + n.epoch()
+              + ")");
     }
     if (req.expectedEpoch() != 0 && req.expectedEpoch() != n.epoch()) {
-      return RoleSwitchResult.refused(req, from, n.epoch(), 0,
-          "stale request: node " + nodeId + " is at epoch " + n.epoch() + ", the request expected " + req.expectedEpoch() + "; read the registry again");
+      return RoleSwitchResult.refused(
+          req,
+          from,
+          n.epoch(),
+          0,
+          "stale request: node "
+              + nodeId
+              + " is at epoch "
+              + n.epoch()
+              + ", the request expected "
+              + req.expectedEpoch()
+              + "; read the registry again");
     }
     if (n.state() != NodeState.ACTIVE) {
-      return RoleSwitchResult.refused(req, from, n.epoch(), 0, "node " + nodeId + " is " + n.state() + ", not ACTIVE; a switch starts from ACTIVE only");
+      return RoleSwitchResult.refused(
+          req,
+          from,
+          n.epoch(),
+          0,
+          "node " + nodeId + " is " + n.state() + ", not ACTIVE; a switch starts from ACTIVE only");
     }
     if (othersActive(from) == 0) {
-      return RoleSwitchResult.refused(req, from, n.epoch(), 0,
-          "node " + nodeId + " is the only ACTIVE " + name(from) + " node; switching it would leave the cluster without that role");
+      return RoleSwitchResult.refused(
+          req,
+          from,
+          n.epoch(),
+          0,
+          "node "
+              + nodeId
+              + " is the only ACTIVE "
+              + name(from)
+              + " node; switching it would leave the cluster without that role");
     }
 
-    Transition draining = registry.compareAndSet(nodeId, n.epoch(), NodeState.ACTIVE, null, NodeState.DRAINING);
+    Transition draining =
+        registry.compareAndSet(nodeId, n.epoch(), NodeState.ACTIVE, null, NodeState.DRAINING);
     if (!draining.applied()) {
-      return RoleSwitchResult.refused(req, from, draining.epoch(), millis(t0), "node " + nodeId + " changed meanwhile: " + draining);
+      return RoleSwitchResult.refused(
+          req,
+          from,
+          draining.epoch(),
+          millis(t0),
+          "node " + nodeId + " changed meanwhile: " + draining);
     }
-    logTransition(from, from, NodeState.ACTIVE, NodeState.DRAINING, draining.epoch(), t0, req.reason());
+    logTransition(
+        from, from, NodeState.ACTIVE, NodeState.DRAINING, draining.epoch(), t0, req.reason());
     if (othersActive(from) == 0) {
       // Another node of the role started leaving at the same moment: stay.
-      Transition back = registry.compareAndSet(nodeId, draining.epoch(), NodeState.DRAINING, null, NodeState.ACTIVE);
-      logTransition(from, from, NodeState.DRAINING, NodeState.ACTIVE, back.epoch(), t0, "abandoned: no other ACTIVE " + name(from) + " node");
-      return RoleSwitchResult.refused(req, from, back.epoch(), millis(t0),
-          "no other ACTIVE " + name(from) + " node is left (another switch is under way); node " + nodeId + " stays " + name(from));
+      Transition back =
+          registry.compareAndSet(
+              nodeId, draining.epoch(), NodeState.DRAINING, null, NodeState.ACTIVE);
+      logTransition(
+          from,
+          from,
+          NodeState.DRAINING,
+          NodeState.ACTIVE,
+          back.epoch(),
+          t0,
+          "abandoned: no other ACTIVE " + name(from) + " node");
+      return RoleSwitchResult.refused(
+          req,
+          from,
+          back.epoch(),
+          millis(t0),
+          "no other ACTIVE "
+              + name(from)
+              + " node is left (another switch is under way); node "
+              + nodeId
+              + " stays "
+              + name(from));
     }
 
     engines.setAccepting(from, false);
@@ -122,40 +195,120 @@ public final class RoleSwitcher {
     migrations.addAndGet(drain.migrated());
     if (!drain.drained()) {
       engines.setAccepting(from, true);
-      Transition back = registry.compareAndSet(nodeId, draining.epoch(), NodeState.DRAINING, null, NodeState.ACTIVE);
-      logTransition(from, from, NodeState.DRAINING, NodeState.ACTIVE, back.epoch(), t0, "abandoned: " + drain.detail());
-      return finish(new RoleSwitchResult(false,
-          "node " + nodeId + " did not drain within " + drainTimeout.toSeconds() + " s (" + drain.detail() + "); it stays " + name(from),
-          nodeId, from, req.to(), back.epoch(), millis(t0), drain.migrated(), drain.finishedLocally()));
+      Transition back =
+          registry.compareAndSet(
+              nodeId, draining.epoch(), NodeState.DRAINING, null, NodeState.ACTIVE);
+      logTransition(
+          from,
+          from,
+          NodeState.DRAINING,
+          NodeState.ACTIVE,
+          back.epoch(),
+          t0,
+          "abandoned: " + drain.detail());
+      return finish(
+          new RoleSwitchResult(
+              false,
+              "node "
+                  + nodeId
+                  + " did not drain within "
+                  + drainTimeout.toSeconds()
+                  + " s ("
+                  + drain.detail()
+                  + "); it stays "
+                  + name(from),
+              nodeId,
+              from,
+              req.to(),
+              back.epoch(),
+              millis(t0),
+              drain.migrated(),
+              drain.finishedLocally()));
     }
 
-    Transition switching = registry.compareAndSet(nodeId, draining.epoch(), NodeState.DRAINING, null, NodeState.SWITCHING);
+    Transition switching =
+        registry.compareAndSet(
+            nodeId, draining.epoch(), NodeState.DRAINING, null, NodeState.SWITCHING);
     if (!switching.applied()) {
       engines.setAccepting(from, true);
-      return finish(new RoleSwitchResult(false, "node " + nodeId + "'s registry entry changed while draining: " + switching + "; it stays " + name(from),
-          nodeId, from, req.to(), switching.epoch(), millis(t0), drain.migrated(), drain.finishedLocally()));
+      return finish(
+          new RoleSwitchResult(
+              false,
+              "node "
+                  + nodeId
+                  + "'s registry entry changed while draining: "
+                  + switching
+                  + "; it stays "
+                  + name(from),
+              nodeId,
+              from,
+              req.to(),
+              switching.epoch(),
+              millis(t0),
+              drain.migrated(),
+              drain.finishedLocally()));
     }
-    logTransition(from, from, NodeState.DRAINING, NodeState.SWITCHING, switching.epoch(), t0, req.reason());
+    logTransition(
+        from, from, NodeState.DRAINING, NodeState.SWITCHING, switching.epoch(), t0, req.reason());
     engines.setAccepting(req.to(), true);
-    Transition active = registry.compareAndSet(nodeId, switching.epoch(), NodeState.SWITCHING, req.to(), NodeState.ACTIVE);
+    Transition active =
+        registry.compareAndSet(
+            nodeId, switching.epoch(), NodeState.SWITCHING, req.to(), NodeState.ACTIVE);
     if (!active.applied()) {
       engines.setAccepting(req.to(), false);
       engines.setAccepting(from, true);
-      return finish(new RoleSwitchResult(false, "node " + nodeId + "'s registry entry changed while switching: " + active,
-          nodeId, from, req.to(), active.epoch(), millis(t0), drain.migrated(), drain.finishedLocally()));
+      return finish(
+          new RoleSwitchResult(
+              false,
+              "node " + nodeId + "'s registry entry changed while switching: " + active,
+              nodeId,
+              from,
+              req.to(),
+              active.epoch(),
+              millis(t0),
+              drain.migrated(),
+              drain.finishedLocally()));
     }
-    logTransition(from, req.to(), NodeState.SWITCHING, NodeState.ACTIVE, active.epoch(), t0, req.reason());
+    logTransition(
+        from, req.to(), NodeState.SWITCHING, NodeState.ACTIVE, active.epoch(), t0, req.reason());
     switches.incrementAndGet();
-    return finish(new RoleSwitchResult(true,
-        "node " + nodeId + " switched " + name(from) + " -> " + name(req.to()) + " (epoch " + active.epoch() + ", " + drain.migrated()
-            + " sequence(s) migrated, " + drain.finishedLocally() + " finished while draining)",
-        nodeId, from, req.to(), active.epoch(), millis(t0), drain.migrated(), drain.finishedLocally()));
+    return finish(
+        new RoleSwitchResult(
+            true,
+            "node "
+                + nodeId
+                + " switched "
+                + name(from)
+                + " -> "
+                + name(req.to())
+                + " (epoch "
+                + active.epoch()
+                + ", "
+                + drain.migrated()
+                + " sequence(s) migrated, "
+                + drain.finishedLocally()
+                + " finished while draining)",
+            nodeId,
+            from,
+            req.to(),
+            active.epoch(),
+            millis(t0),
+            drain.migrated(),
+            drain.finishedLocally()));
   }
 
   private RoleSwitchResult finish(RoleSwitchResult r) {
     last.set(r);
-    LOG.info("role switch of {} {}->{} {}: {} ({} ms, {} migrated, {} finished locally)", nodeId, name(r.from()), name(r.to()),
-        r.accepted() ? "done" : "abandoned", r.message(), r.durationMillis(), r.migrated(), r.finishedLocally());
+    LOG.info(
+        "role switch of {} {}->{} {}: {} ({} ms, {} migrated, {} finished locally)",
+        nodeId,
+        name(r.from()),
+        name(r.to()),
+        r.accepted() ? "done" : "abandoned",
+        r.message(),
+        r.durationMillis(),
+        r.migrated(),
+        r.finishedLocally());
     for (Consumer<RoleSwitchResult> l : listeners) {
       try {
         l.accept(r);
@@ -176,9 +329,24 @@ public final class RoleSwitcher {
     return n;
   }
 
-  private void logTransition(NodeRole fromRole, NodeRole toRole, NodeState fromState, NodeState toState, long epoch, long t0, String reason) {
-    LOG.info("node {} {}/{} -> {}/{} epoch {} after {} ms (reason: {})", nodeId, name(fromRole), fromState, name(toRole), toState, epoch,
-        millis(t0), reason);
+  private void logTransition(
+      NodeRole fromRole,
+      NodeRole toRole,
+      NodeState fromState,
+      NodeState toState,
+      long epoch,
+      long t0,
+      String reason) {
+    LOG.info(
+        "node {} {}/{} -> {}/{} epoch {} after {} ms (reason: {})",
+        nodeId,
+        name(fromRole),
+        fromState,
+        name(toRole),
+        toState,
+        epoch,
+        millis(t0),
+        reason);
   }
 
   private static String name(NodeRole r) {

@@ -4,8 +4,8 @@ import dev.pdserve.core.config.NodeRole;
 import java.util.Objects;
 
 /**
- * One role switch the coordinator should start now: move {@code nodeId} from {@code from} to
- * {@code to}, fenced by the registry epoch the policy saw.
+ * One role switch the coordinator should start now: move {@code nodeId} from {@code from} to {@code
+ * to}, fenced by the registry epoch the policy saw.
  *
  * @param nodeId the node to switch
  * @param from its current role
@@ -14,7 +14,8 @@ import java.util.Objects;
  *     compare-and-set must expect it
  * @param reason a human-readable explanation (pressures, counts) for logs and admin status
  */
-public record SwitchDecision(String nodeId, NodeRole from, NodeRole to, long expectedEpoch, String reason) {
+public record SwitchDecision(
+    String nodeId, NodeRole from, NodeRole to, long expectedEpoch, String reason) {
   public SwitchDecision {
     Objects.requireNonNull(nodeId, "nodeId");
     Objects.requireNonNull(from, "from");

@@ -26,7 +26,8 @@ public final class DispatchCodec {
   /** Every little-endian float in {@code bytes}; the length must be a multiple of 4. */
   public static float[] toFloats(ByteString bytes) {
     if (bytes.size() % Float.BYTES != 0) {
-      throw new IllegalArgumentException("float32 bytes must be a multiple of 4, got " + bytes.size());
+      throw new IllegalArgumentException(
+          "float32 bytes must be a multiple of 4, got " + bytes.size());
     }
     float[] out = new float[bytes.size() / Float.BYTES];
     bytes.asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
@@ -42,7 +43,8 @@ public final class DispatchCodec {
   /** Every little-endian double in {@code bytes}; the length must be a multiple of 8. */
   public static double[] toDoubles(ByteString bytes) {
     if (bytes.size() % Double.BYTES != 0) {
-      throw new IllegalArgumentException("float64 bytes must be a multiple of 8, got " + bytes.size());
+      throw new IllegalArgumentException(
+          "float64 bytes must be a multiple of 8, got " + bytes.size());
     }
     double[] out = new double[bytes.size() / Double.BYTES];
     bytes.asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer().get(out);

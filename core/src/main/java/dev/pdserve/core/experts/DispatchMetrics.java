@@ -10,12 +10,16 @@ import java.util.concurrent.atomic.LongAdder;
 
 /**
  * What {@link RemoteExperts} has dispatched: per-call latency (count, sum, max, a fixed-bucket
- * histogram) and, per shard, requests, rows and tokens sent and failures. Lock-free counters,
- * read with the getters (a Prometheus exporter can poll them).
+ * histogram) and, per shard, requests, rows and tokens sent and failures. Lock-free counters, read
+ * with the getters (a Prometheus exporter can poll them).
  */
 public final class DispatchMetrics {
-  /** Upper bounds (inclusive, microseconds) of the latency buckets; a last bucket takes the rest. */
-  public static final long[] LATENCY_BUCKETS_MICROS = {100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000};
+  /**
+   * Upper bounds (inclusive, microseconds) of the latency buckets; a last bucket takes the rest.
+   */
+  public static final long[] LATENCY_BUCKETS_MICROS = {
+    100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000
+  };
 
   /**
    * One shard's traffic.
@@ -91,7 +95,10 @@ public final class DispatchMetrics {
     return maxLatencyNanos.get() / 1e3;
   }
 
-  /** Calls per latency bucket: index i counts calls ≤ {@link #LATENCY_BUCKETS_MICROS}[i] (and above the previous bound); the last counts the rest. */
+  /**
+   * Calls per latency bucket: index i counts calls ≤ {@link #LATENCY_BUCKETS_MICROS}[i] (and above
+   * the previous bound); the last counts the rest.
+   */
   public long[] latencyHistogram() {
     long[] out = new long[histogram.length()];
     for (int i = 0; i < out.length; i++) {
@@ -103,7 +110,9 @@ public final class DispatchMetrics {
   /** Traffic of one shard (zeros if nothing was sent to it). */
   public ShardTraffic shard(String shardId) {
     ShardCounters c = shards.get(shardId);
-    return c == null ? new ShardTraffic(0, 0, 0, 0) : new ShardTraffic(c.requests.sum(), c.rows.sum(), c.tokens.sum(), c.failures.sum());
+    return c == null
+        ? new ShardTraffic(0, 0, 0, 0)
+        : new ShardTraffic(c.requests.sum(), c.rows.sum(), c.tokens.sum(), c.failures.sum());
   }
 
   /** Traffic of every shard sent to so far, by shard id. */

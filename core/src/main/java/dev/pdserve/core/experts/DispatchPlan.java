@@ -25,11 +25,19 @@ public final class DispatchPlan {
    * @param rowIndex for each row sent, its row in the original batch (ascending)
    * @param hn the rows' hidden states, {@code [rows, hidden]}
    * @param group each row's expert group
-   * @param expertIds {@code [rows, topK]}, {@link ExpertCompute#NO_EXPERT} where another shard computes the slot
+   * @param expertIds {@code [rows, topK]}, {@link ExpertCompute#NO_EXPERT} where another shard
+   *     computes the slot
    * @param weights {@code [rows, topK]}, 0 where the slot is not this shard's
    * @param slots (row, slot) pairs this shard computes, i.e. tokens sent to its experts
    */
-  public record Slice(String shardId, int[] rowIndex, float[] hn, int[] group, int[] expertIds, float[] weights, int slots) {
+  public record Slice(
+      String shardId,
+      int[] rowIndex,
+      float[] hn,
+      int[] group,
+      int[] expertIds,
+      float[] weights,
+      int slots) {
     public int rows() {
       return rowIndex.length;
     }
@@ -57,7 +65,8 @@ public final class DispatchPlan {
     if (replicas.size() == 1) {
       return replicas.get(0);
     }
-    long h = layer * 0x9E3779B97F4A7C15L + group * 0xC2B2AE3D27D4EB4FL + expert * 0x165667B19E3779F9L;
+    long h =
+        layer * 0x9E3779B97F4A7C15L + group * 0xC2B2AE3D27D4EB4FL + expert * 0x165667B19E3779F9L;
     h = (h ^ (h >>> 30)) * 0xBF58476D1CE4E5B9L;
     h = (h ^ (h >>> 27)) * 0x94D049BB133111EBL;
     h = h ^ (h >>> 31);
@@ -90,16 +99,28 @@ public final class DispatchPlan {
         long key = ((long) g << 32) | id;
         Integer s = shardOfExpert.get(key);
         if (s == null) {
-          List<String> replicas = g < 0 || id > Integer.MAX_VALUE ? List.of() : placement.shardsFor(layer, g, (int) id);
+          List<String> replicas =
+              g < 0 || id > Integer.MAX_VALUE ? List.of() : placement.shardsFor(layer, g, (int) id);
           if (replicas.isEmpty()) {
             throw ExpertDispatchException.unplaced(
-                layer, "expert placement v" + placement.version() + " has no shard for " + groupName(g) + " expert " + id + " of layer " + layer);
+                layer,
+                "expert placement v"
+                    + placement.version()
+                    + " has no shard for "
+                    + groupName(g)
+                    + " expert "
+                    + id
+                    + " of layer "
+                    + layer);
           }
           String shard = chooseReplica(layer, g, (int) id, replicas);
-          s = shardIndex.computeIfAbsent(shard, x -> {
-            shardNames.add(x);
-            return shardNames.size() - 1;
-          });
+          s =
+              shardIndex.computeIfAbsent(
+                  shard,
+                  x -> {
+                    shardNames.add(x);
+                    return shardNames.size() - 1;
+                  });
           shardOfExpert.put(key, s);
         }
         slotShard[r * k + j] = s;

@@ -3,9 +3,9 @@ package dev.pdserve.core.experts;
 import io.grpc.Status;
 
 /**
- * Routed experts of one MoE layer could not be computed remotely: a shard failed (its id, the
- * layer and the gRPC status are named), or the placement has no shard for an expert. Callers
- * report it to their clients as UNAVAILABLE.
+ * Routed experts of one MoE layer could not be computed remotely: a shard failed (its id, the layer
+ * and the gRPC status are named), or the placement has no shard for an expert. Callers report it to
+ * their clients as UNAVAILABLE.
  */
 public final class ExpertDispatchException extends RuntimeException {
   private static final long serialVersionUID = 1L;
@@ -14,7 +14,8 @@ public final class ExpertDispatchException extends RuntimeException {
   private final int layer;
   private final transient Status status;
 
-  private ExpertDispatchException(String message, String shardId, int layer, Status status, Throwable cause) {
+  private ExpertDispatchException(
+      String message, String shardId, int layer, Status status, Throwable cause) {
     super(message, cause);
     this.shardId = shardId;
     this.layer = layer;
@@ -22,32 +23,66 @@ public final class ExpertDispatchException extends RuntimeException {
   }
 
   /** Shard {@code shardId} at {@code address} answered layer {@code layer} with {@code status}. */
-  static ExpertDispatchException shardFailed(String shardId, String address, int layer, long placementVersion, Status status, Throwable cause) {
+  static ExpertDispatchException shardFailed(
+      String shardId,
+      String address,
+      int layer,
+      long placementVersion,
+      Status status,
+      Throwable cause) {
     String desc = status.getDescription() == null ? "" : ": " + status.getDescription();
     return new ExpertDispatchException(
-        "expert shard " + shardId + " (" + address + ") failed layer " + layer + " (placement v" + placementVersion + "): "
-            + status.getCode() + desc,
-        shardId, layer, status, cause);
+        "expert shard "
+            + shardId
+            + " ("
+            + address
+            + ") failed layer "
+            + layer
+            + " (placement v"
+            + placementVersion
+            + "): "
+            + status.getCode()
+            + desc,
+        shardId,
+        layer,
+        status,
+        cause);
   }
 
   /** Something about one shard other than its answer (unknown address, a malformed response). */
   static ExpertDispatchException shardProblem(String shardId, int layer, String problem) {
     return new ExpertDispatchException(
-        "expert shard " + shardId + ", layer " + layer + ": " + problem, shardId, layer, Status.UNAVAILABLE.withDescription(problem), null);
+        "expert shard " + shardId + ", layer " + layer + ": " + problem,
+        shardId,
+        layer,
+        Status.UNAVAILABLE.withDescription(problem),
+        null);
   }
 
   /** The calling thread was interrupted while shards were computing (their calls are cancelled). */
   static ExpertDispatchException interrupted(int layer, InterruptedException cause) {
     return new ExpertDispatchException(
-        "layer " + layer + ": interrupted while waiting for expert shards", null, layer, Status.CANCELLED.withDescription("interrupted"), cause);
+        "layer " + layer + ": interrupted while waiting for expert shards",
+        null,
+        layer,
+        Status.CANCELLED.withDescription("interrupted"),
+        cause);
   }
 
   /** No shard to send to: the placement lacks an expert, or there is no placement yet. */
   static ExpertDispatchException unplaced(int layer, String problem) {
-    return new ExpertDispatchException("layer " + layer + ": " + problem, null, layer, Status.UNAVAILABLE.withDescription(problem), null);
+    return new ExpertDispatchException(
+        "layer " + layer + ": " + problem,
+        null,
+        layer,
+        Status.UNAVAILABLE.withDescription(problem),
+        null);
   }
 
-  /** The shard that failed; null when the failure is not one shard's (no placement for an expert, an interrupt). */
+  /**
+   * The shard that failed; null when the failure is not one shard's (no placement for an expert, an
+   * interrupt).
+   */
   public String shardId() {
     return shardId;
   }

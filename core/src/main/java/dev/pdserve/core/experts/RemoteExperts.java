@@ -27,14 +27,14 @@ import org.apache.logging.log4j.ThreadContext;
 /**
  * Routed experts computed by expert shards over gRPC ({@code ExpertService.Dispatch}). Per call
  * (one MoE layer of one step) it splits the batch with {@link DispatchPlan} under the placement
- * current at the start of the call, sends one request per shard (all of them at once, each with
- * the call deadline), and adds the shards' float64 partial sums in shard id order before rounding
- * once to float — the same floats as {@link dev.pdserve.model.engine.LocalExperts}.
+ * current at the start of the call, sends one request per shard (all of them at once, each with the
+ * call deadline), and adds the shards' float64 partial sums in shard id order before rounding once
+ * to float — the same floats as {@link dev.pdserve.model.engine.LocalExperts}.
  *
  * <p>The placement changes only between calls: {@link #updatePlacement} (or {@link #followStore})
- * swaps in a newer version, which the next call picks up; a call in flight keeps the one it
- * started with. Results do not depend on the placement, so a step whose layers straddle a switch is
- * still exact.
+ * swaps in a newer version, which the next call picks up; a call in flight keeps the one it started
+ * with. Results do not depend on the placement, so a step whose layers straddle a switch is still
+ * exact.
  *
  * <p>Tensors travel as protobuf bytes: a 1,024-token prefill at hidden 2560 sends 10 MiB of hidden
  * states and gets 20 MiB of float64 partials back, well past gRPC's 4 MiB default, so every call
@@ -65,7 +65,8 @@ public final class RemoteExperts implements ExpertBackend {
         throw new IllegalArgumentException("expert dispatch deadline must be > 0, got " + deadline);
       }
       if (maxMessageBytes < 1) {
-        throw new IllegalArgumentException("expert dispatch maxMessageBytes must be >= 1, got " + maxMessageBytes);
+        throw new IllegalArgumentException(
+            "expert dispatch maxMessageBytes must be >= 1, got " + maxMessageBytes);
       }
     }
 
@@ -90,7 +91,8 @@ public final class RemoteExperts implements ExpertBackend {
    * @param directory shard id → gRPC address
    * @param channels the client channels (owned by the caller)
    */
-  public RemoteExperts(ExpertPlacement initial, ShardDirectory directory, Channels channels, Settings settings) {
+  public RemoteExperts(
+      ExpertPlacement initial, ShardDirectory directory, Channels channels, Settings settings) {
     this.directory = directory;
     this.channels = channels;
     this.settings = settings;
@@ -121,15 +123,16 @@ public final class RemoteExperts implements ExpertBackend {
         return false;
       }
       if (placement.compareAndSet(cur, next)) {
-        LOG.info("expert placement v{} adopted ({} shards)", next.version(), next.shardIds().size());
+        LOG.info(
+            "expert placement v{} adopted ({} shards)", next.version(), next.shardIds().size());
         return true;
       }
     }
   }
 
   /**
-   * Follows the registry: adopts its current placement now and every newly published one. Close
-   * the returned subscription to stop.
+   * Follows the registry: adopts its current placement now and every newly published one. Close the
+   * returned subscription to stop.
    */
   public Subscription followStore(ExpertPlacementStore store) {
     Subscription sub = store.onPublish(this::updatePlacement);
@@ -144,7 +147,8 @@ public final class RemoteExperts implements ExpertBackend {
     ExpertPlacement p = placement.get();
     if (batch.rows() > 0) {
       if (p == null) {
-        throw ExpertDispatchException.unplaced(batch.layer(), "no expert placement has been published yet");
+        throw ExpertDispatchException.unplaced(
+            batch.layer(), "no expert placement has been published yet");
       }
       DispatchPlan plan = DispatchPlan.of(batch, p);
       if (!plan.slices().isEmpty()) {
@@ -173,17 +177,24 @@ public final class RemoteExperts implements ExpertBackend {
         String address =
             directory
                 .address(s.shardId())
-                .orElseThrow(() -> ExpertDispatchException.shardProblem(s.shardId(), layer, "the shard has no known gRPC address (not registered?)"));
+                .orElseThrow(
+                    () ->
+                        ExpertDispatchException.shardProblem(
+                            s.shardId(),
+                            layer,
+                            "the shard has no known gRPC address (not registered?)"));
         addresses.add(address);
         ManagedChannel channel;
         try {
           channel = channels.get(address);
         } catch (IllegalArgumentException e) {
-          throw ExpertDispatchException.shardProblem(s.shardId(), layer, "bad address '" + address + "': " + e.getMessage());
+          throw ExpertDispatchException.shardProblem(
+              s.shardId(), layer, "bad address '" + address + "': " + e.getMessage());
         }
         DispatchRequest.Builder req =
             DispatchRequest.newBuilder()
-                .setRequestId(requestId == null || requestId.isEmpty() ? "batch:" + batch.rows() : requestId)
+                .setRequestId(
+                    requestId == null || requestId.isEmpty() ? "batch:" + batch.rows() : requestId)
                 .setLayer(layer)
                 .setRows(s.rows())
                 .setHidden(h)
@@ -225,11 +236,19 @@ public final class RemoteExperts implements ExpertBackend {
         try {
           partial = DispatchCodec.toDoubles(responses.get(i).getPartial());
         } catch (IllegalArgumentException e) {
-          throw ExpertDispatchException.shardProblem(s.shardId(), layer, "malformed partial sums: " + e.getMessage());
+          throw ExpertDispatchException.shardProblem(
+              s.shardId(), layer, "malformed partial sums: " + e.getMessage());
         }
         if (partial.length != s.rows() * h) {
           throw ExpertDispatchException.shardProblem(
-              s.shardId(), layer, "returned " + partial.length + " partial values, expected " + s.rows() + " rows × " + h);
+              s.shardId(),
+              layer,
+              "returned "
+                  + partial.length
+                  + " partial values, expected "
+                  + s.rows()
+                  + " rows × "
+                  + h);
         }
         int[] rowIndex = s.rowIndex();
         for (int r = 0; r < rowIndex.length; r++) {
@@ -251,7 +270,11 @@ public final class RemoteExperts implements ExpertBackend {
 
   /** The first failed shard in shard id order (deterministic when several failed). */
   private ExpertDispatchException firstFailure(
-      List<DispatchPlan.Slice> slices, List<String> addresses, List<ListenableFuture<DispatchResponse>> futures, int layer, long version,
+      List<DispatchPlan.Slice> slices,
+      List<String> addresses,
+      List<ListenableFuture<DispatchResponse>> futures,
+      int layer,
+      long version,
       ExecutionException any) {
     for (int i = 0; i < futures.size(); i++) {
       ListenableFuture<DispatchResponse> f = futures.get(i);
@@ -264,12 +287,23 @@ public final class RemoteExperts implements ExpertBackend {
         String shard = slices.get(i).shardId();
         metrics.shardFailed(shard);
         ExpertDispatchException ex =
-            ExpertDispatchException.shardFailed(shard, addresses.get(i), layer, version, Status.fromThrowable(e.getCause()), e.getCause());
+            ExpertDispatchException.shardFailed(
+                shard,
+                addresses.get(i),
+                layer,
+                version,
+                Status.fromThrowable(e.getCause()),
+                e.getCause());
         LOG.warn("{}", ex.getMessage());
         return ex;
       }
     }
     return ExpertDispatchException.shardFailed(
-        slices.get(0).shardId(), addresses.get(0), layer, version, Status.fromThrowable(any.getCause()), any.getCause());
+        slices.get(0).shardId(),
+        addresses.get(0),
+        layer,
+        version,
+        Status.fromThrowable(any.getCause()),
+        any.getCause());
   }
 }

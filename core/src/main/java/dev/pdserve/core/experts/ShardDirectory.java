@@ -25,7 +25,10 @@ public interface ShardDirectory {
     return id -> nodes.get(id).map(NodeInfo::grpcAddress).filter(a -> !a.isEmpty());
   }
 
-  /** The registry's current entry for the shard (its advertised gRPC address); one map read per call. */
+  /**
+   * The registry's current entry for the shard (its advertised gRPC address); one map read per
+   * call.
+   */
   static ShardDirectory registry(NodeRegistry registry) {
     return id -> registry.get(id).map(NodeInfo::grpcAddress).filter(a -> !a.isEmpty());
   }

@@ -28,23 +28,41 @@ public final class Channels implements AutoCloseable {
    * @param maxInboundMessageBytes largest response accepted
    * @param threads callback threads shared by all channels
    * @param shutdownGrace how long {@link #close()} lets running calls finish before cancelling them
-   * @param nodeId the node making the calls, carried in the callback threads' log context; null
-   *     for none
+   * @param nodeId the node making the calls, carried in the callback threads' log context; null for
+   *     none
    */
   public record Settings(
-      Duration keepAliveTime, Duration keepAliveTimeout, int maxInboundMessageBytes, int threads, Duration shutdownGrace, String nodeId) {
+      Duration keepAliveTime,
+      Duration keepAliveTimeout,
+      int maxInboundMessageBytes,
+      int threads,
+      Duration shutdownGrace,
+      String nodeId) {
     /** Settings whose callback threads carry no node id. */
-    public Settings(Duration keepAliveTime, Duration keepAliveTimeout, int maxInboundMessageBytes, int threads, Duration shutdownGrace) {
+    public Settings(
+        Duration keepAliveTime,
+        Duration keepAliveTimeout,
+        int maxInboundMessageBytes,
+        int threads,
+        Duration shutdownGrace) {
       this(keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, shutdownGrace, null);
     }
 
     public static Settings defaults() {
-      return new Settings(Duration.ofSeconds(30), Duration.ofSeconds(10), 4 << 20, GrpcServer.DEFAULT_THREADS, Duration.ofSeconds(5), null);
+      return new Settings(
+          Duration.ofSeconds(30),
+          Duration.ofSeconds(10),
+          4 << 20,
+          GrpcServer.DEFAULT_THREADS,
+          Duration.ofSeconds(5),
+          null);
     }
 
     /** Defaults with the node's inbound size limit; callback threads log under its node id. */
     public static Settings forNode(NodeConfig config) {
-      return defaults().withMaxInboundMessageBytes(config.network().grpcMaxInboundBytes()).withNodeId(config.nodeId());
+      return defaults()
+          .withMaxInboundMessageBytes(config.network().grpcMaxInboundBytes())
+          .withNodeId(config.nodeId());
     }
 
     public Settings withMaxInboundMessageBytes(int bytes) {
@@ -52,12 +70,14 @@ public final class Channels implements AutoCloseable {
     }
 
     public Settings withShutdownGrace(Duration grace) {
-      return new Settings(keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, grace, nodeId);
+      return new Settings(
+          keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, grace, nodeId);
     }
 
     /** Callback threads carry {@code id} in their log context (null: none). */
     public Settings withNodeId(String id) {
-      return new Settings(keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, shutdownGrace, id);
+      return new Settings(
+          keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, shutdownGrace, id);
     }
   }
 
@@ -70,7 +90,12 @@ public final class Channels implements AutoCloseable {
     this.settings = settings;
     this.executor =
         new ThreadPoolExecutor(
-            settings.threads(), settings.threads(), 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), new NamedThreadFactory("grpc-client", true, settings.nodeId()));
+            settings.threads(),
+            settings.threads(),
+            0,
+            TimeUnit.MILLISECONDS,
+            new LinkedBlockingQueue<>(),
+            new NamedThreadFactory("grpc-client", true, settings.nodeId()));
   }
 
   /** The shared channel to {@code address} ({@code host:port}). */
@@ -82,7 +107,9 @@ public final class Channels implements AutoCloseable {
     if (closed) {
       throw new IllegalStateException("channels are closed");
     }
-    return channels.compute(address.toString(), (k, existing) -> existing != null && !existing.isShutdown() ? existing : open(address));
+    return channels.compute(
+        address.toString(),
+        (k, existing) -> existing != null && !existing.isShutdown() ? existing : open(address));
   }
 
   private ManagedChannel open(HostPort address) {

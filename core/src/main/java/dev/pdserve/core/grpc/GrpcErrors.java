@@ -32,7 +32,8 @@ public final class GrpcErrors {
       return Status.RESOURCE_EXHAUSTED.withDescription(kpe.getMessage());
     }
     if (e instanceof CancellationException) {
-      return Status.CANCELLED.withDescription(e.getMessage() == null ? "cancelled" : e.getMessage());
+      return Status.CANCELLED.withDescription(
+          e.getMessage() == null ? "cancelled" : e.getMessage());
     }
     if (e instanceof IllegalArgumentException) {
       return Status.INVALID_ARGUMENT.withDescription(e.getMessage());
@@ -58,7 +59,8 @@ public final class GrpcErrors {
 
   public static Throwable unwrap(Throwable t) {
     Throwable e = t;
-    while ((e instanceof CompletionException || e instanceof ExecutionException) && e.getCause() != null) {
+    while ((e instanceof CompletionException || e instanceof ExecutionException)
+        && e.getCause() != null) {
       e = e.getCause();
     }
     return e;

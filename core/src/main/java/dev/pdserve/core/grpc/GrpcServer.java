@@ -34,8 +34,10 @@ import org.apache.logging.log4j.Logger;
 public final class GrpcServer implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(GrpcServer.class);
 
-  public static final int DEFAULT_THREADS = Math.max(4, 2 * Runtime.getRuntime().availableProcessors());
+  public static final int DEFAULT_THREADS =
+      Math.max(4, 2 * Runtime.getRuntime().availableProcessors());
   public static final Duration DEFAULT_SHUTDOWN_GRACE = Duration.ofSeconds(10);
+
   /** Keepalive pings clients may send this often (our {@link Channels} ping every 30 s). */
   public static final Duration PERMIT_KEEPALIVE = Duration.ofSeconds(10);
 
@@ -54,7 +56,13 @@ public final class GrpcServer implements AutoCloseable {
     this.healthServices = List.copyOf(b.healthServices);
     this.shutdownGrace = b.shutdownGrace;
     this.executor =
-        new ThreadPoolExecutor(b.threads, b.threads, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), new NamedThreadFactory("grpc-" + name, true, b.nodeId));
+        new ThreadPoolExecutor(
+            b.threads,
+            b.threads,
+            0,
+            TimeUnit.MILLISECONDS,
+            new LinkedBlockingQueue<>(),
+            new NamedThreadFactory("grpc-" + name, true, b.nodeId));
     ServerBuilder<?> sb = b.serverBuilder;
     sb.executor(executor).maxInboundMessageSize(b.maxInboundMessageBytes);
     sb.intercept(RequestIds.serverInterceptor());
@@ -123,7 +131,9 @@ public final class GrpcServer implements AutoCloseable {
     health.setStatus(service, serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
   }
 
-  /** Reports {@code service} as unknown (NOT_FOUND), e.g. the health name of a role this node left. */
+  /**
+   * Reports {@code service} as unknown (NOT_FOUND), e.g. the health name of a role this node left.
+   */
   public void clearHealth(String service) {
     health.clearStatus(service);
   }
@@ -146,7 +156,8 @@ public final class GrpcServer implements AutoCloseable {
     server.shutdown();
     try {
       if (!server.awaitTermination(shutdownGrace.toMillis(), TimeUnit.MILLISECONDS)) {
-        LOG.warn("gRPC server {}: calls still running after {}; cancelling them", name, shutdownGrace);
+        LOG.warn(
+            "gRPC server {}: calls still running after {}; cancelling them", name, shutdownGrace);
         server.shutdownNow();
         server.awaitTermination(2, TimeUnit.SECONDS);
       }

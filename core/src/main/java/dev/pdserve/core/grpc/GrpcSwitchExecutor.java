@@ -32,14 +32,23 @@ public final class GrpcSwitchExecutor implements SwitchExecutor {
             .build();
     try {
       return Context.ROOT.call(
-          () -> RoleGrpcService.fromProto(
-              RoleServiceGrpc.newBlockingStub(channels.get(node.grpcAddress()))
-                  .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS)
-                  .switchRole(proto),
-              req));
+          () ->
+              RoleGrpcService.fromProto(
+                  RoleServiceGrpc.newBlockingStub(channels.get(node.grpcAddress()))
+                      .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS)
+                      .switchRole(proto),
+                  req));
     } catch (StatusRuntimeException e) {
-      return new RoleSwitchResult(false, "node " + node.id() + " did not answer SwitchRole: " + e.getStatus(), req.nodeId(), node.role(), req.to(),
-          node.epoch(), 0, 0, 0);
+      return new RoleSwitchResult(
+          false,
+          "node " + node.id() + " did not answer SwitchRole: " + e.getStatus(),
+          req.nodeId(),
+          node.role(),
+          req.to(),
+          node.epoch(),
+          0,
+          0,
+          0);
     } catch (Exception e) {
       throw new IllegalStateException("SwitchRole on " + node.id() + " failed", e);
     }

@@ -87,7 +87,12 @@ public final class ProtoConversions {
     return d.build();
   }
 
-  public static Completion completion(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens) {
+  public static Completion completion(
+      String finishReason,
+      String stopReason,
+      int promptTokens,
+      int completionTokens,
+      int cachedTokens) {
     Completion.Builder c =
         Completion.newBuilder()
             .setFinishReason(finishReason)

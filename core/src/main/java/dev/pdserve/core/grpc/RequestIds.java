@@ -26,15 +26,16 @@ import org.apache.logging.log4j.ThreadContext;
  * <p>The {@linkplain #clientInterceptor() client side} reads the id from the calling thread's
  * context when a call is made (the router, prefill and decode engines put it there around the work
  * of a request) and sends it; the {@linkplain #serverInterceptor() server side} puts the received
- * id into the context of every callback of the call, so the handler and whatever it logs carry
- * it. Ids are URL-encoded on the wire (header values must be printable ASCII; clients may choose
- * any id) and decoded on receipt.
+ * id into the context of every callback of the call, so the handler and whatever it logs carry it.
+ * Ids are URL-encoded on the wire (header values must be printable ASCII; clients may choose any
+ * id) and decoded on receipt.
  */
 public final class RequestIds {
   /** The gRPC metadata header holding the request id. */
   public static final String HEADER_NAME = "x-request-id";
 
-  public static final Metadata.Key<String> HEADER = Metadata.Key.of(HEADER_NAME, Metadata.ASCII_STRING_MARSHALLER);
+  public static final Metadata.Key<String> HEADER =
+      Metadata.Key.of(HEADER_NAME, Metadata.ASCII_STRING_MARSHALLER);
 
   private static final ClientInterceptor CLIENT = new Client();
   private static final ServerInterceptor SERVER = new Server();
@@ -67,7 +68,8 @@ public final class RequestIds {
 
   private static final class Client implements ClientInterceptor {
     @Override
-    public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
+    public <Q, R> ClientCall<Q, R> interceptCall(
+        MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
       String id = ThreadContext.get(LogContext.REQUEST_ID);
       ClientCall<Q, R> call = next.newCall(method, options);
       if (id == null || id.isEmpty()) {
@@ -85,48 +87,55 @@ public final class RequestIds {
 
   private static final class Server implements ServerInterceptor {
     @Override
-    public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
+    public <Q, R> ServerCall.Listener<Q> interceptCall(
+        ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
       String value = headers.get(HEADER);
       if (value == null || value.isEmpty()) {
         return next.startCall(call, headers);
       }
       String id = decode(value);
       ServerCall.Listener<Q> listener;
-      try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
+      try (CloseableThreadContext.Instance ctx =
+          CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
         listener = next.startCall(call, headers);
       }
       return new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(listener) {
         @Override
         public void onMessage(Q message) {
-          try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
+          try (CloseableThreadContext.Instance ctx =
+              CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
             super.onMessage(message);
           }
         }
 
         @Override
         public void onHalfClose() {
-          try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
+          try (CloseableThreadContext.Instance ctx =
+              CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
             super.onHalfClose();
           }
         }
 
         @Override
         public void onCancel() {
-          try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
+          try (CloseableThreadContext.Instance ctx =
+              CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
             super.onCancel();
           }
         }
 
         @Override
         public void onComplete() {
-          try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
+          try (CloseableThreadContext.Instance ctx =
+              CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
             super.onComplete();
           }
         }
 
         @Override
         public void onReady() {
-          try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
+          try (CloseableThreadContext.Instance ctx =
+              CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
             super.onReady();
           }
         }

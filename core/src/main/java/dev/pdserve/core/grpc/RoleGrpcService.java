@@ -24,15 +24,23 @@ public final class RoleGrpcService extends RoleServiceGrpc.RoleServiceImplBase {
     try {
       to = NodeRole.parse(req.getTargetRole());
     } catch (IllegalArgumentException e) {
-      out.onError(Status.INVALID_ARGUMENT.withDescription("target_role: " + e.getMessage()).asRuntimeException());
+      out.onError(
+          Status.INVALID_ARGUMENT
+              .withDescription("target_role: " + e.getMessage())
+              .asRuntimeException());
       return;
     }
     if (req.getExpectedEpoch() < 0) {
-      out.onError(Status.INVALID_ARGUMENT.withDescription("expected_epoch must be >= 0, got " + req.getExpectedEpoch()).asRuntimeException());
+      out.onError(
+          Status.INVALID_ARGUMENT
+              .withDescription("expected_epoch must be >= 0, got " + req.getExpectedEpoch())
+              .asRuntimeException());
       return;
     }
     try {
-      RoleSwitchResult r = switcher.switchRole(new RoleSwitchRequest(req.getNodeId(), to, req.getExpectedEpoch(), req.getReason()));
+      RoleSwitchResult r =
+          switcher.switchRole(
+              new RoleSwitchRequest(req.getNodeId(), to, req.getExpectedEpoch(), req.getReason()));
       out.onNext(toProto(r));
       out.onCompleted();
     } catch (RuntimeException e) {
@@ -57,6 +65,14 @@ public final class RoleGrpcService extends RoleServiceGrpc.RoleServiceImplBase {
   public static RoleSwitchResult fromProto(SwitchRoleResponse r, RoleSwitchRequest req) {
     NodeRole from = r.getFromRole().isEmpty() ? null : NodeRole.parse(r.getFromRole());
     return new RoleSwitchResult(
-        r.getAccepted(), r.getMessage(), req.nodeId(), from, req.to(), r.getEpoch(), r.getDurationMillis(), r.getMigrated(), r.getFinishedLocally());
+        r.getAccepted(),
+        r.getMessage(),
+        req.nodeId(),
+        from,
+        req.to(),
+        r.getEpoch(),
+        r.getDurationMillis(),
+        r.getMigrated(),
+        r.getFinishedLocally());
   }
 }

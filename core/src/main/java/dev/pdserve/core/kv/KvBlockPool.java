@@ -50,19 +50,35 @@ public final class KvBlockPool implements AutoCloseable {
     long blockBytes = layout.blockBytes();
     if (budgetBytes < blockBytes) {
       throw new IllegalArgumentException(
-          "KV pool budget of " + budgetBytes + " bytes is below one block (" + blockBytes + " bytes = "
-              + layout.blockSize() + " tokens × " + layout.bytesPerToken() + " bytes/token)");
+          "KV pool budget of "
+              + budgetBytes
+              + " bytes is below one block ("
+              + blockBytes
+              + " bytes = "
+              + layout.blockSize()
+              + " tokens × "
+              + layout.bytesPerToken()
+              + " bytes/token)");
     }
     long blocks = budgetBytes / blockBytes;
     if (blocks > Integer.MAX_VALUE) {
-      throw new IllegalArgumentException("KV pool budget of " + budgetBytes + " bytes is more than " + Integer.MAX_VALUE + " blocks");
+      throw new IllegalArgumentException(
+          "KV pool budget of "
+              + budgetBytes
+              + " bytes is more than "
+              + Integer.MAX_VALUE
+              + " blocks");
     }
     this.totalBlocks = (int) blocks;
     this.blocksPerChunk = (int) Math.max(1, Math.min(totalBlocks, MAX_CHUNK_BYTES / blockBytes));
     int chunkCount = (totalBlocks + blocksPerChunk - 1) / blocksPerChunk;
     long limit = 0; // what the chunks really take, after the allocator's size rounding
     for (int c = 0; c < chunkCount; c++) {
-      limit += parent.getRoundingPolicy().getRoundedSize(Math.min(blocksPerChunk, totalBlocks - c * blocksPerChunk) * blockBytes);
+      limit +=
+          parent
+              .getRoundingPolicy()
+              .getRoundedSize(
+                  Math.min(blocksPerChunk, totalBlocks - c * blocksPerChunk) * blockBytes);
     }
     this.allocator = parent.newChildAllocator(name, 0, limit);
     this.chunks = new ArrowBuf[chunkCount];
@@ -74,7 +90,8 @@ public final class KvBlockPool implements AutoCloseable {
         ArrowBuf buf = allocator.buffer(n * blockBytes);
         made.add(buf);
         chunks[c] = buf;
-        floats[c] = buf.nioBuffer(0, (int) (n * blockBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        floats[c] =
+            buf.nioBuffer(0, (int) (n * blockBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
       }
     } catch (RuntimeException e) {
       made.forEach(ArrowBuf::close);
@@ -148,8 +165,8 @@ public final class KvBlockPool implements AutoCloseable {
   }
 
   /**
-   * Takes {@code blocks} free blocks, all or nothing. When too few are free, the {@link
-   * Reclaimer} (if any) is asked to give cached blocks back first.
+   * Takes {@code blocks} free blocks, all or nothing. When too few are free, the {@link Reclaimer}
+   * (if any) is asked to give cached blocks back first.
    *
    * @throws KvPoolExhaustedException if fewer than {@code blocks} are free
    */
@@ -197,7 +214,8 @@ public final class KvBlockPool implements AutoCloseable {
     BitSet seen = new BitSet();
     for (int id : blocks) {
       if (id < 0 || id >= totalBlocks) {
-        throw new IllegalArgumentException("block " + id + " does not belong to this pool (0.." + (totalBlocks - 1) + ")");
+        throw new IllegalArgumentException(
+            "block " + id + " does not belong to this pool (0.." + (totalBlocks - 1) + ")");
       }
       if (!allocated.get(id) || seen.get(id)) {
         throw new IllegalStateException("block " + id + " is already free (double free)");
@@ -220,7 +238,8 @@ public final class KvBlockPool implements AutoCloseable {
    * sources are laid out {@code [kvHeads][stride][headDim]}: position {@code i} of head {@code h}
    * starts at float {@code offset + (h·stride + i)·headDim}.
    */
-  public void write(int block, int layer, int slot, int count, float[] k, float[] v, int offset, int stride) {
+  public void write(
+      int block, int layer, int slot, int count, float[] k, float[] v, int offset, int stride) {
     checkRange(block, layer, slot, count);
     FloatBuffer fb = floats[block / blocksPerChunk];
     int base = layerElementIndex(block, layer) + slot * layout.headDim();
@@ -235,8 +254,12 @@ public final class KvBlockPool implements AutoCloseable {
     }
   }
 
-  /** The inverse of {@link #write}: copies {@code count} positions out of {@code block}'s {@code layer}. */
-  public void read(int block, int layer, int slot, int count, float[] k, float[] v, int offset, int stride) {
+  /**
+   * The inverse of {@link #write}: copies {@code count} positions out of {@code block}'s {@code
+   * layer}.
+   */
+  public void read(
+      int block, int layer, int slot, int count, float[] k, float[] v, int offset, int stride) {
     checkRange(block, layer, slot, count);
     FloatBuffer fb = floats[block / blocksPerChunk];
     int base = layerElementIndex(block, layer) + slot * layout.headDim();
@@ -257,7 +280,8 @@ public final class KvBlockPool implements AutoCloseable {
    */
   public void copyLayerIn(int block, int layer, ArrowBuf src, long srcIndex) {
     checkRange(block, layer, 0, 0);
-    chunks[block / blocksPerChunk].setBytes(layerByteIndex(block, layer), src, srcIndex, layout.layerBytes());
+    chunks[block / blocksPerChunk].setBytes(
+        layerByteIndex(block, layer), src, srcIndex, layout.layerBytes());
   }
 
   /**
@@ -269,7 +293,12 @@ public final class KvBlockPool implements AutoCloseable {
     checkRange(block, layer, 0, 0);
     if (offset < 0 || offset + (long) src.remaining() > layout.layerBytes()) {
       throw new IndexOutOfBoundsException(
-          "bytes " + offset + ".." + (offset + (long) src.remaining()) + " are outside a layer of " + layout.layerBytes());
+          "bytes "
+              + offset
+              + ".."
+              + (offset + (long) src.remaining())
+              + " are outside a layer of "
+              + layout.layerBytes());
     }
     chunks[block / blocksPerChunk].setBytes(layerByteIndex(block, layer) + offset, src);
   }
@@ -277,7 +306,11 @@ public final class KvBlockPool implements AutoCloseable {
   /** Copies one layer of one block out to {@code dst} at {@code dstIndex}: one memcpy. */
   public void copyLayerOut(int block, int layer, ArrowBuf dst, long dstIndex) {
     checkRange(block, layer, 0, 0);
-    dst.setBytes(dstIndex, chunks[block / blocksPerChunk], layerByteIndex(block, layer), layout.layerBytes());
+    dst.setBytes(
+        dstIndex,
+        chunks[block / blocksPerChunk],
+        layerByteIndex(block, layer),
+        layout.layerBytes());
   }
 
   /**
@@ -322,11 +355,17 @@ public final class KvBlockPool implements AutoCloseable {
       throw new IndexOutOfBoundsException("block " + block + " is outside 0.." + (totalBlocks - 1));
     }
     if (layer < 0 || layer >= layout.layers()) {
-      throw new IndexOutOfBoundsException("layer " + layer + " is outside 0.." + (layout.layers() - 1));
+      throw new IndexOutOfBoundsException(
+          "layer " + layer + " is outside 0.." + (layout.layers() - 1));
     }
     if (slot < 0 || count < 0 || slot + count > layout.blockSize()) {
       throw new IndexOutOfBoundsException(
-          "slots " + slot + ".." + (slot + count) + " are outside a block of " + layout.blockSize());
+          "slots "
+              + slot
+              + ".."
+              + (slot + count)
+              + " are outside a block of "
+              + layout.blockSize());
     }
   }
 

@@ -3,10 +3,10 @@ package dev.pdserve.core.kv;
 import dev.pdserve.model.config.ModelConfig;
 
 /**
- * The shape of a paged KV cache. A block holds {@link #blockSize()} token positions of every
- * layer, laid out {@code [layer][K then V][kvHead][slot][headDim]}, so one layer of one block (its
- * K and its V) is one contiguous run of {@link #layerBytes()} bytes: the unit that is copied into
- * and out of a block, and the unit the KV transfer ships.
+ * The shape of a paged KV cache. A block holds {@link #blockSize()} token positions of every layer,
+ * laid out {@code [layer][K then V][kvHead][slot][headDim]}, so one layer of one block (its K and
+ * its V) is one contiguous run of {@link #layerBytes()} bytes: the unit that is copied into and out
+ * of a block, and the unit the KV transfer ships.
  *
  * @param blockSize token positions per block
  * @param layers decoder layers
@@ -27,11 +27,13 @@ public record KvLayout(int blockSize, int layers, int kvHeads, int headDim, int 
     require(kvHeads > 0, "kvHeads", kvHeads);
     require(headDim > 0, "headDim", headDim);
     if (elementBytes != FP32) {
-      throw new IllegalArgumentException("elementBytes must be 4 (fp32 is the only element type so far), got " + elementBytes);
+      throw new IllegalArgumentException(
+          "elementBytes must be 4 (fp32 is the only element type so far), got " + elementBytes);
     }
     long block = 2L * layers * kvHeads * blockSize * headDim * elementBytes;
     if (block > Integer.MAX_VALUE) {
-      throw new IllegalArgumentException("a block of " + block + " bytes is too large; use a smaller blockSize than " + blockSize);
+      throw new IllegalArgumentException(
+          "a block of " + block + " bytes is too large; use a smaller blockSize than " + blockSize);
     }
   }
 
@@ -78,7 +80,9 @@ public record KvLayout(int blockSize, int layers, int kvHeads, int headDim, int 
     return layer * layerBytes();
   }
 
-  /** KV bytes per token across all layers: {@code 2 × layers × kvHeads × headDim × elementBytes}. */
+  /**
+   * KV bytes per token across all layers: {@code 2 × layers × kvHeads × headDim × elementBytes}.
+   */
   public long bytesPerToken() {
     return 2L * layers * kvHeads * headDim * elementBytes;
   }

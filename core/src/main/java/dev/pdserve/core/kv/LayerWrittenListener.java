@@ -1,8 +1,8 @@
 package dev.pdserve.core.kv;
 
 /**
- * Told when a layer's new positions are in the cache, before the engine moves on to the next
- * layer: the hook a prefill node uses to ship a layer as soon as it exists.
+ * Told when a layer's new positions are in the cache, before the engine moves on to the next layer:
+ * the hook a prefill node uses to ship a layer as soon as it exists.
  */
 @FunctionalInterface
 public interface LayerWrittenListener {

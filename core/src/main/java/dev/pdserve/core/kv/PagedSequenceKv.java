@@ -15,7 +15,8 @@ public final class PagedSequenceKv implements SequenceKv, AutoCloseable {
   private final KvLayout layout;
   private int[] table;
   private int blocks;
-  private int borrowed; // leading blocks shared from a prefix cache: read, never written or freed here
+  private int
+      borrowed; // leading blocks shared from a prefix cache: read, never written or freed here
   private int length;
   private boolean released;
   private LayerWrittenListener listener = NONE;
@@ -44,9 +45,9 @@ public final class PagedSequenceKv implements SequenceKv, AutoCloseable {
   /**
    * A sequence that starts with {@code shared} — full blocks of a cached prompt prefix, owned by a
    * {@link PrefixCache} and pinned by the caller — holding {@code shared.length × blockSize}
-   * positions, then fills {@code reserved} (owned by this sequence) and takes more from the pool
-   * if it outgrows them. {@link #release()} frees only the blocks this sequence owns; the shared
-   * ones are never written (positions start after them) nor freed here.
+   * positions, then fills {@code reserved} (owned by this sequence) and takes more from the pool if
+   * it outgrows them. {@link #release()} frees only the blocks this sequence owns; the shared ones
+   * are never written (positions start after them) nor freed here.
    */
   public static PagedSequenceKv withSharedPrefix(KvBlockPool pool, int[] shared, int[] reserved) {
     int[] all = Arrays.copyOf(shared, shared.length + reserved.length);
@@ -81,7 +82,8 @@ public final class PagedSequenceKv implements SequenceKv, AutoCloseable {
   public static PagedSequenceKv adopt(KvBlockPool pool, int[] blocks, int length) {
     int needed = pool.layout().blocksFor(length);
     if (length < 0 || blocks.length < needed) {
-      throw new IllegalArgumentException(length + " positions need " + needed + " blocks, got " + blocks.length);
+      throw new IllegalArgumentException(
+          length + " positions need " + needed + " blocks, got " + blocks.length);
     }
     return new PagedSequenceKv(pool, blocks.clone(), length);
   }
@@ -105,7 +107,10 @@ public final class PagedSequenceKv implements SequenceKv, AutoCloseable {
     return blocks * layout.blockSize();
   }
 
-  /** The block table: the pool id of the block holding positions {@code [i·blockSize, (i+1)·blockSize)}. */
+  /**
+   * The block table: the pool id of the block holding positions {@code [i·blockSize,
+   * (i+1)·blockSize)}.
+   */
   public int[] blockTable() {
     return Arrays.copyOf(table, blocks);
   }
@@ -122,7 +127,8 @@ public final class PagedSequenceKv implements SequenceKv, AutoCloseable {
   public void read(int layer, float[] k, float[] v, int offset, int stride) {
     ensureLive();
     if (length > stride) {
-      throw new IllegalArgumentException("stride " + stride + " is shorter than the " + length + " stored positions");
+      throw new IllegalArgumentException(
+          "stride " + stride + " is shorter than the " + length + " stored positions");
     }
     int bs = layout.blockSize();
     int hd = layout.headDim();

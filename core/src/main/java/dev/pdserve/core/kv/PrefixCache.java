@@ -14,8 +14,8 @@ import java.util.List;
  * <p>Blocks are reference-counted: a prompt that uses a cached prefix pins its blocks ({@link
  * #acquire}) until it is done ({@link #release} or {@link #commit}). Unpinned blocks are evicted
  * least recently used first whenever the pool runs short (the cache is the pool's {@link
- * KvBlockPool.Reclaimer}), so cached blocks never starve a live request: they count as available.
- * A chain is touched from its last block to its first, so eviction takes a prefix's tail before its
+ * KvBlockPool.Reclaimer}), so cached blocks never starve a live request: they count as available. A
+ * chain is touched from its last block to its first, so eviction takes a prefix's tail before its
  * head and a hit on a short common prefix (a system prompt) keeps it.
  *
  * <p>Lookups compare each block's tokens too, so a 64-bit hash collision cannot hand out foreign
@@ -24,7 +24,8 @@ import java.util.List;
 public final class PrefixCache implements KvBlockPool.Reclaimer {
   private final KvBlockPool pool;
   private final int blockSize;
-  private final LinkedHashMap<Long, Entry> entries = new LinkedHashMap<>(256, 0.75f, true); // LRU order
+  private final LinkedHashMap<Long, Entry> entries =
+      new LinkedHashMap<>(256, 0.75f, true); // LRU order
   private int pinned; // entries with refs > 0
   private long queriedTokens;
   private long hitTokens;
@@ -64,7 +65,13 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
   }
 
   /** A snapshot of the cache's figures. Queries and hits are counted in prompt tokens. */
-  public record Stats(int cachedBlocks, int pinnedBlocks, long queriedTokens, long hitTokens, long insertedBlocks, long evictedBlocks) {}
+  public record Stats(
+      int cachedBlocks,
+      int pinnedBlocks,
+      long queriedTokens,
+      long hitTokens,
+      long insertedBlocks,
+      long evictedBlocks) {}
 
   /** A cache over {@code pool}; it becomes the pool's reclaimer. */
   public PrefixCache(KvBlockPool pool) {
@@ -133,7 +140,8 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
         continue;
       }
       int[] tokens = Arrays.copyOfRange(prompt, i * blockSize, (i + 1) * blockSize);
-      entries.put(hashes[i], new Entry(hashes[i], i == 0 ? 0 : hashes[i - 1], i == 0, tokens, table[i]));
+      entries.put(
+          hashes[i], new Entry(hashes[i], i == 0 ? 0 : hashes[i - 1], i == 0, tokens, table[i]));
       insertedBlocks++;
     }
     for (int i = full; i < table.length; i++) {
@@ -152,7 +160,10 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
     return full;
   }
 
-  /** Evicts unpinned blocks, least recently used first, until {@code blocks} are freed or none is left. */
+  /**
+   * Evicts unpinned blocks, least recently used first, until {@code blocks} are freed or none is
+   * left.
+   */
   @Override
   public synchronized int reclaim(int blocks) {
     List<Integer> out = new ArrayList<>();
@@ -200,7 +211,8 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
   }
 
   public synchronized Stats stats() {
-    return new Stats(entries.size(), pinned, queriedTokens, hitTokens, insertedBlocks, evictedBlocks);
+    return new Stats(
+        entries.size(), pinned, queriedTokens, hitTokens, insertedBlocks, evictedBlocks);
   }
 
   private boolean matches(Entry e, int i, long[] hashes, int[] prompt) {

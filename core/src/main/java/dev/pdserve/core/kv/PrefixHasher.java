@@ -36,7 +36,9 @@ public final class PrefixHasher {
     this.modality = modality;
     this.blockSize = blockSize;
     MessageDigest d = sha256();
-    d.update(("pdserve-prefix-v1|" + modelKey + "|" + modality + "|" + blockSize).getBytes(StandardCharsets.UTF_8));
+    d.update(
+        ("pdserve-prefix-v1|" + modelKey + "|" + modality + "|" + blockSize)
+            .getBytes(StandardCharsets.UTF_8));
     this.root = ByteBuffer.wrap(d.digest()).getLong();
   }
 
@@ -65,7 +67,8 @@ public final class PrefixHasher {
   /** Hashes of the first {@code blocks} full blocks of {@code tokens}. */
   public long[] hashes(int[] tokens, int blocks) {
     if (blocks < 0 || (long) blocks * blockSize > tokens.length) {
-      throw new IllegalArgumentException(blocks + " blocks of " + blockSize + " do not fit " + tokens.length + " tokens");
+      throw new IllegalArgumentException(
+          blocks + " blocks of " + blockSize + " do not fit " + tokens.length + " tokens");
     }
     long[] out = new long[blocks];
     MessageDigest d = sha256();

@@ -11,14 +11,15 @@ import org.apache.logging.log4j.ThreadContext;
  *
  * <p>How the node id gets there: threads a node owns set it once ({@link
  * dev.pdserve.core.NamedThreadFactory} with a node id; gRPC server and client threads through
- * {@link dev.pdserve.core.grpc.GrpcServer} and {@link dev.pdserve.core.grpc.Channels}); the
- * wiring builds a node inside {@link #node(String)}, and components that start their own threads
- * take the node id found there ({@link #nodeId()}); request callbacks that may run on any thread
- * open {@link #request(String, String)}.
+ * {@link dev.pdserve.core.grpc.GrpcServer} and {@link dev.pdserve.core.grpc.Channels}); the wiring
+ * builds a node inside {@link #node(String)}, and components that start their own threads take the
+ * node id found there ({@link #nodeId()}); request callbacks that may run on any thread open {@link
+ * #request(String, String)}.
  */
 public final class LogContext {
   /** The request id key. */
   public static final String REQUEST_ID = "request_id";
+
   /** The node id key. */
   public static final String NODE_ID = "node_id";
 
@@ -31,12 +32,15 @@ public final class LogContext {
 
   /** Puts {@code nodeId} into this thread's context until closed (nothing if null). */
   public static CloseableThreadContext.Instance node(String nodeId) {
-    return nodeId == null ? CloseableThreadContext.putAll(java.util.Map.of()) : CloseableThreadContext.put(NODE_ID, nodeId);
+    return nodeId == null
+        ? CloseableThreadContext.putAll(java.util.Map.of())
+        : CloseableThreadContext.put(NODE_ID, nodeId);
   }
 
   /** Puts the request id and (when known) the node id into this thread's context until closed. */
   public static CloseableThreadContext.Instance request(String nodeId, String requestId) {
-    CloseableThreadContext.Instance ctx = CloseableThreadContext.put(REQUEST_ID, requestId == null ? "" : requestId);
+    CloseableThreadContext.Instance ctx =
+        CloseableThreadContext.put(REQUEST_ID, requestId == null ? "" : requestId);
     return nodeId == null ? ctx : ctx.put(NODE_ID, nodeId);
   }
 }

@@ -15,6 +15,9 @@ public final class KvPoolMetrics {
         MetricNames.KV_CACHE_USAGE,
         "KV-cache usage of this worker's paged pool: used blocks / all blocks (1 means 100 percent).",
         () -> pool.totalBlocks() == 0 ? 0 : (double) pool.usedBlocks() / pool.totalBlocks());
-    metrics.gauge(MetricNames.KV_BLOCKS_TOTAL, "KV blocks in this worker's pool (a fixed budget).", pool::totalBlocks);
+    metrics.gauge(
+        MetricNames.KV_BLOCKS_TOTAL,
+        "KV blocks in this worker's pool (a fixed budget).",
+        pool::totalBlocks);
   }
 }

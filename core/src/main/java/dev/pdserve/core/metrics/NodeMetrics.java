@@ -20,15 +20,15 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 /**
- * A node's metrics: one {@link PrometheusRegistry} (never the JVM-wide default, so several nodes
- * in one JVM keep theirs apart) and the HTTP endpoint serving it at {@code /metrics} in the
- * Prometheus text format (the client library's exporter; OpenMetrics or protobuf when a scraper
- * asks for them). A server as a testable object: {@link #start()}, {@link #port()}, {@link
- * #close()}; port 0 binds any free port.
+ * A node's metrics: one {@link PrometheusRegistry} (never the JVM-wide default, so several nodes in
+ * one JVM keep theirs apart) and the HTTP endpoint serving it at {@code /metrics} in the Prometheus
+ * text format (the client library's exporter; OpenMetrics or protobuf when a scraper asks for
+ * them). A server as a testable object: {@link #start()}, {@link #port()}, {@link #close()}; port 0
+ * binds any free port.
  *
- * <p>The instrument factories fix the choices once: classic histograms only (the text format has
- * no native ones) with the given bucket bounds, no exemplars (nothing to sample them from, and
- * they cost time on hot paths), and every {@code vllm:}-named metric carries a constant {@value
+ * <p>The instrument factories fix the choices once: classic histograms only (the text format has no
+ * native ones) with the given bucket bounds, no exemplars (nothing to sample them from, and they
+ * cost time on hot paths), and every {@code vllm:}-named metric carries a constant {@value
  * #MODEL_NAME} label, as vLLM's do, so dashboards and autoscalers written for vLLM select them.
  */
 public final class NodeMetrics implements AutoCloseable {
@@ -50,21 +50,29 @@ public final class NodeMetrics implements AutoCloseable {
 
   /** The metrics of a node: its bind and advertised host, {@code pdserve.metrics.port}. */
   public NodeMetrics(NodeConfig config, String modelName) {
-    this(config.nodeId(), config.network().bindHost(), config.network().advertisedHost(), config.network().metricsPort(), modelName);
+    this(
+        config.nodeId(),
+        config.network().bindHost(),
+        config.network().advertisedHost(),
+        config.network().metricsPort(),
+        modelName);
   }
 
   /**
    * @param port the HTTP port, 0 = any free port
    * @param modelName the served model's name, the {@value #MODEL_NAME} label of vLLM-named metrics
    */
-  public NodeMetrics(String nodeId, String bindHost, String advertisedHost, int port, String modelName) {
+  public NodeMetrics(
+      String nodeId, String bindHost, String advertisedHost, int port, String modelName) {
     this.nodeId = nodeId;
     this.bindHost = bindHost;
     this.advertisedHost = advertisedHost;
     this.configuredPort = port;
     this.modelName = modelName;
     this.modelLabels = Labels.of(MODEL_NAME, modelName);
-    this.http = Executors.newFixedThreadPool(2, new NamedThreadFactory("metrics-http-" + nodeId, true, nodeId));
+    this.http =
+        Executors.newFixedThreadPool(
+            2, new NamedThreadFactory("metrics-http-" + nodeId, true, nodeId));
   }
 
   /** Binds and starts serving {@code /metrics}. */
@@ -73,10 +81,25 @@ public final class NodeMetrics implements AutoCloseable {
       throw new IllegalStateException("metrics endpoint of " + nodeId + " already started");
     }
     try {
-      server = HTTPServer.builder().hostname(bindHost).port(configuredPort).registry(registry).executorService(http).buildAndStart();
+      server =
+          HTTPServer.builder()
+              .hostname(bindHost)
+              .port(configuredPort)
+              .registry(registry)
+              .executorService(http)
+              .buildAndStart();
     } catch (IOException e) {
       http.shutdownNow();
-      throw new IOException("cannot serve metrics of " + nodeId + " on " + bindHost + ":" + configuredPort + " (pdserve.metrics.port): " + e.getMessage(), e);
+      throw new IOException(
+          "cannot serve metrics of "
+              + nodeId
+              + " on "
+              + bindHost
+              + ":"
+              + configuredPort
+              + " (pdserve.metrics.port): "
+              + e.getMessage(),
+          e);
     }
     port = server.getPort();
     LOG.info("metrics of {} at {}", nodeId, url());
@@ -94,7 +117,10 @@ public final class NodeMetrics implements AutoCloseable {
     if (p < 0) {
       return "";
     }
-    String host = advertisedHost.contains(":") && !advertisedHost.startsWith("[") ? "[" + advertisedHost + "]" : advertisedHost;
+    String host =
+        advertisedHost.contains(":") && !advertisedHost.startsWith("[")
+            ? "[" + advertisedHost + "]"
+            : advertisedHost;
     return "http://" + host + ":" + p + "/metrics";
   }
 
@@ -108,7 +134,13 @@ public final class NodeMetrics implements AutoCloseable {
 
   /** A histogram with these bucket upper bounds (+Inf is added). */
   public Histogram histogram(String name, String help, double[] bounds, String... labelNames) {
-    Histogram.Builder b = Histogram.builder().name(name).help(help).classicOnly().classicUpperBounds(bounds).labelNames(labelNames);
+    Histogram.Builder b =
+        Histogram.builder()
+            .name(name)
+            .help(help)
+            .classicOnly()
+            .classicUpperBounds(bounds)
+            .labelNames(labelNames);
     b.withoutExemplars();
     if (isVllm(name)) {
       b.constLabels(modelLabels);
@@ -118,7 +150,8 @@ public final class NodeMetrics implements AutoCloseable {
 
   /** A counter ({@code _total} is appended to the exposed name if missing). */
   public Counter counter(String name, String help, String... labelNames) {
-    Counter.Builder b = Counter.builder().name(name).help(help).labelNames(labelNames).withoutExemplars();
+    Counter.Builder b =
+        Counter.builder().name(name).help(help).labelNames(labelNames).withoutExemplars();
     if (isVllm(name)) {
       b.constLabels(modelLabels);
     }
@@ -127,7 +160,8 @@ public final class NodeMetrics implements AutoCloseable {
 
   /** A gauge set by the caller. */
   public Gauge gauge(String name, String help, String... labelNames) {
-    Gauge.Builder b = Gauge.builder().name(name).help(help).labelNames(labelNames).withoutExemplars();
+    Gauge.Builder b =
+        Gauge.builder().name(name).help(help).labelNames(labelNames).withoutExemplars();
     if (isVllm(name)) {
       b.constLabels(modelLabels);
     }
@@ -136,7 +170,11 @@ public final class NodeMetrics implements AutoCloseable {
 
   /** A gauge read from {@code value} at scrape time (nothing on any hot path). */
   public void gauge(String name, String help, DoubleSupplier value) {
-    GaugeWithCallback.Builder b = GaugeWithCallback.builder().name(name).help(help).callback(cb -> cb.call(value.getAsDouble()));
+    GaugeWithCallback.Builder b =
+        GaugeWithCallback.builder()
+            .name(name)
+            .help(help)
+            .callback(cb -> cb.call(value.getAsDouble()));
     if (isVllm(name)) {
       b.constLabels(modelLabels);
     }
@@ -145,7 +183,11 @@ public final class NodeMetrics implements AutoCloseable {
 
   /** A counter read from a running total at scrape time. */
   public void counter(String name, String help, DoubleSupplier total) {
-    CounterWithCallback.Builder b = CounterWithCallback.builder().name(name).help(help).callback(cb -> cb.call(total.getAsDouble()));
+    CounterWithCallback.Builder b =
+        CounterWithCallback.builder()
+            .name(name)
+            .help(help)
+            .callback(cb -> cb.call(total.getAsDouble()));
     if (isVllm(name)) {
       b.constLabels(modelLabels);
     }

@@ -29,7 +29,8 @@ public final class RemoteExpertsMetrics {
             long[] counts = dispatch.latencyHistogram();
             return HistogramSnapshot.builder()
                 .name(MetricNames.EXPERT_DISPATCH_TIME)
-                .help("Latency of one MoE layer's routed-expert dispatch from this worker: request to every shard until all answered.")
+                .help(
+                    "Latency of one MoE layer's routed-expert dispatch from this worker: request to every shard until all answered.")
                 .dataPoint(
                     HistogramSnapshot.HistogramDataPointSnapshot.builder()
                         .classicHistogramBuckets(ClassicHistogramBuckets.of(bounds, counts))
@@ -43,7 +44,9 @@ public final class RemoteExpertsMetrics {
             return MetricNames.EXPERT_DISPATCH_TIME;
           }
         });
-    metrics.counter(MetricNames.EXPERT_DISPATCH_FAILURES, "MoE layer dispatches from this worker that failed (a shard erred or timed out).",
+    metrics.counter(
+        MetricNames.EXPERT_DISPATCH_FAILURES,
+        "MoE layer dispatches from this worker that failed (a shard erred or timed out).",
         dispatch::failedCalls);
   }
 }

@@ -6,8 +6,8 @@ import io.prometheus.metrics.core.metrics.Histogram;
 /**
  * Role switches and sequence migrations of a worker ({@value MetricNames#ROLE_SWITCHES}, {@value
  * MetricNames#MIGRATIONS}): the role-switch protocol calls {@link #roleSwitched()} when the worker
- * enters its new role and {@link #migrated(int)} for the running sequences it hands to other
- * decode nodes. Both stay 0 while nothing calls them.
+ * enters its new role and {@link #migrated(int)} for the running sequences it hands to other decode
+ * nodes. Both stay 0 while nothing calls them.
  */
 public final class RoleChangeMetrics {
   private final Counter switches;
@@ -16,13 +16,24 @@ public final class RoleChangeMetrics {
   private final Counter refusals;
 
   public RoleChangeMetrics(NodeMetrics metrics) {
-    this.switches = metrics.counter(MetricNames.ROLE_SWITCHES, "Times this worker switched role (prefill <-> decode).");
-    this.migrations = metrics.counter(MetricNames.MIGRATIONS, "Running sequences migrated from this worker to another decode node.");
+    this.switches =
+        metrics.counter(
+            MetricNames.ROLE_SWITCHES, "Times this worker switched role (prefill <-> decode).");
+    this.migrations =
+        metrics.counter(
+            MetricNames.MIGRATIONS,
+            "Running sequences migrated from this worker to another decode node.");
     this.switchSeconds =
         metrics.histogram(
-            MetricNames.ROLE_SWITCH_TIME, "Duration of this worker's completed role switches (drain included), by direction.",
-            new double[] {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}, "from", "to");
-    this.refusals = metrics.counter(MetricNames.ROLE_SWITCH_REFUSALS, "Role switches this worker refused or backed out of (stale epoch, last node of a role, drain timeout).");
+            MetricNames.ROLE_SWITCH_TIME,
+            "Duration of this worker's completed role switches (drain included), by direction.",
+            new double[] {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
+            "from",
+            "to");
+    this.refusals =
+        metrics.counter(
+            MetricNames.ROLE_SWITCH_REFUSALS,
+            "Role switches this worker refused or backed out of (stale epoch, last node of a role, drain timeout).");
   }
 
   /** The worker switched {@code from} → {@code to} in {@code durationMillis} (drain included). */

@@ -1,8 +1,8 @@
 package dev.pdserve.core.serving;
 
 /**
- * A request-level failure with the gRPC status class it maps to at the edge and a message a
- * person can act on. Domain code throws it; adapters translate it with {@link
+ * A request-level failure with the gRPC status class it maps to at the edge and a message a person
+ * can act on. Domain code throws it; adapters translate it with {@link
  * dev.pdserve.core.grpc.GrpcErrors}.
  */
 public class ServingException extends RuntimeException {

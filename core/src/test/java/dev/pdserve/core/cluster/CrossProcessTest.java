@@ -52,12 +52,21 @@ class CrossProcessTest {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (arg.startsWith("--add-") || arg.startsWith("-Dhazelcast.") || arg.startsWith("-Djava.util.logging.manager")) {
+      if (arg.startsWith("--add-")
+          || arg.startsWith("-Dhazelcast.")
+          || arg.startsWith("-Djava.util.logging.manager")) {
         cmd.add(arg);
       }
     }
-    cmd.addAll(List.of("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path")));
-    cmd.addAll(List.of(RemoteMemberMain.class.getName(), cluster, local.hazelcastAddress().toString()));
+    cmd.addAll(
+        List.of(
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            System.getProperty("java.class.path")));
+    cmd.addAll(
+        List.of(RemoteMemberMain.class.getName(), cluster, local.hazelcastAddress().toString()));
     return new ProcessBuilder(cmd).redirectErrorStream(true).start();
   }
 
@@ -66,7 +75,9 @@ class CrossProcessTest {
     Thread reader =
         new Thread(
             () -> {
-              try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+              try (BufferedReader r =
+                  new BufferedReader(
+                      new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
                 for (String line; (line = r.readLine()) != null; ) {
                   remoteOutput.add(line);
                   if (line.startsWith("READY ")) {
@@ -76,7 +87,9 @@ class CrossProcessTest {
               } catch (Exception e) {
                 // process gone
               }
-              ready.completeExceptionally(new AssertionError("remote member exited before READY:\n" + String.join("\n", remoteOutput)));
+              ready.completeExceptionally(
+                  new AssertionError(
+                      "remote member exited before READY:\n" + String.join("\n", remoteOutput)));
             },
             "remote-member-output");
     reader.setDaemon(true);
@@ -86,7 +99,10 @@ class CrossProcessTest {
 
   private List<String> activeRemoteIds() {
     try {
-      return registry.activeNodes(NodeRole.DECODE).stream().map(NodeInfo::id).filter(id -> id.startsWith("remote-")).toList();
+      return registry.activeNodes(NodeRole.DECODE).stream()
+          .map(NodeInfo::id)
+          .filter(id -> id.startsWith("remote-"))
+          .toList();
     } catch (RuntimeException e) { // a query in flight when the frozen member is dropped
       LOG.info("registry query failed while the member was being removed: {}", e.toString());
       return List.of("query-failed");
@@ -95,14 +111,17 @@ class CrossProcessTest {
 
   @Test
   void registryCrossesProcessesAndAFrozenMemberLeavesWithinTheHeartbeatBound() throws Exception {
-    assumeTrue(!System.getProperty("os.name").toLowerCase(Locale.ROOT).startsWith("windows"), "needs kill -STOP");
+    assumeTrue(
+        !System.getProperty("os.name").toLowerCase(Locale.ROOT).startsWith("windows"),
+        "needs kill -STOP");
     String cluster = TestClusters.newClusterName();
     local = TestClusters.start(cluster, "local");
     registry = new NodeRegistry(local.hazelcast());
     long t0 = System.nanoTime();
     remote = startRemote(cluster);
     UUID remoteMember = awaitReady(remote);
-    LOG.info("remote member {} ready after {} ms", remoteMember, (System.nanoTime() - t0) / 1_000_000);
+    LOG.info(
+        "remote member {} ready after {} ms", remoteMember, (System.nanoTime() - t0) / 1_000_000);
     assertEquals(2, local.clusterSize());
 
     // Values written by the other JVM read back field for field here.
@@ -113,32 +132,56 @@ class CrossProcessTest {
       assertEquals(RemoteMemberMain.loadOf(i), n.load());
       assertEquals(remoteMember.toString(), n.memberId());
     }
-    assertEquals(RemoteMemberMain.placement(), new ExpertPlacementStore(local.hazelcast()).current().orElseThrow());
+    assertEquals(
+        RemoteMemberMain.placement(),
+        new ExpertPlacementStore(local.hazelcast()).current().orElseThrow());
 
-    // Entry processors sent from here run on whichever JVM owns the key; make sure some run remotely.
+    // Entry processors sent from here run on whichever JVM owns the key; make sure some run
+    // remotely.
     int ownedRemotely = 0;
     for (int i = 0; i < RemoteMemberMain.NODES; i++) {
       String id = "remote-" + i;
-      if (local.hazelcast().getPartitionService().getPartition(id).getOwner().getUuid().equals(remoteMember)) {
+      if (local
+          .hazelcast()
+          .getPartitionService()
+          .getPartition(id)
+          .getOwner()
+          .getUuid()
+          .equals(remoteMember)) {
         ownedRemotely++;
       }
       Transition t = registry.compareAndSet(id, 1, NodeState.ACTIVE, null, NodeState.ACTIVE);
       assertTrue(t.applied(), t.toString());
       assertEquals(2, t.epoch());
-      assertEquals(Transition.Outcome.STALE_EPOCH, registry.compareAndSet(id, 1, NodeState.ACTIVE, NodeRole.PREFILL, NodeState.DRAINING).outcome());
+      assertEquals(
+          Transition.Outcome.STALE_EPOCH,
+          registry
+              .compareAndSet(id, 1, NodeState.ACTIVE, NodeRole.PREFILL, NodeState.DRAINING)
+              .outcome());
     }
-    assertTrue(ownedRemotely > 0, "no key owned by the remote member: the processors never crossed processes");
+    assertTrue(
+        ownedRemotely > 0,
+        "no key owned by the remote member: the processors never crossed processes");
     assertEquals(RemoteMemberMain.NODES, activeRemoteIds().size());
 
     // Freeze the process: connections stay open, heartbeats stop.
-    Process kill = new ProcessBuilder("kill", "-STOP", Long.toString(remote.pid())).inheritIO().start();
+    Process kill =
+        new ProcessBuilder("kill", "-STOP", Long.toString(remote.pid())).inheritIO().start();
     assertEquals(0, kill.waitFor(), "kill -STOP failed");
     long frozenAt = System.nanoTime();
     Duration took =
         TestClusters.await(
-            Duration.ofSeconds(30), () -> activeRemoteIds().isEmpty(), () -> "remote nodes still active: " + activeRemoteIds());
-    LOG.info("frozen member's nodes left the registry after {} ms (max-no-heartbeat 5 s)", (System.nanoTime() - frozenAt) / 1_000_000);
+            Duration.ofSeconds(30),
+            () -> activeRemoteIds().isEmpty(),
+            () -> "remote nodes still active: " + activeRemoteIds());
+    LOG.info(
+        "frozen member's nodes left the registry after {} ms (max-no-heartbeat 5 s)",
+        (System.nanoTime() - frozenAt) / 1_000_000);
     assertEquals(1, local.clusterSize());
-    assertTrue(took.toMillis() >= 2_000, "gone after " + took.toMillis() + " ms: sooner than heartbeats could tell, so something else removed it");
+    assertTrue(
+        took.toMillis() >= 2_000,
+        "gone after "
+            + took.toMillis()
+            + " ms: sooner than heartbeats could tell, so something else removed it");
   }
 }

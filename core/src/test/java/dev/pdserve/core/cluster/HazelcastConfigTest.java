@@ -36,15 +36,26 @@ class HazelcastConfigTest {
     assertEquals("pdserve-n1", c.getInstanceName());
     assertEquals("log4j2", c.getProperty("hazelcast.logging.type"));
     assertEquals("false", c.getProperty("hazelcast.shutdownhook.enabled"));
-    assertEquals("127.0.0.1", c.getNetworkConfig().getInterfaces().getInterfaces().iterator().next(), "bound to loopback by default");
+    assertEquals(
+        "127.0.0.1",
+        c.getNetworkConfig().getInterfaces().getInterfaces().iterator().next(),
+        "bound to loopback by default");
   }
 
   @Test
   void kubernetesUsesDnsLookupOfTheHeadlessService() {
-    Config c = config("cluster.join", "kubernetes", "cluster.kubernetes.service", "pdserve-hz", "cluster.kubernetes.namespace", "llm");
+    Config c =
+        config(
+            "cluster.join",
+            "kubernetes",
+            "cluster.kubernetes.service",
+            "pdserve-hz",
+            "cluster.kubernetes.namespace",
+            "llm");
     JoinConfig join = c.getNetworkConfig().getJoin();
     assertTrue(join.getKubernetesConfig().isEnabled());
-    assertEquals("pdserve-hz.llm.svc.cluster.local", join.getKubernetesConfig().getProperty("service-dns"));
+    assertEquals(
+        "pdserve-hz.llm.svc.cluster.local", join.getKubernetesConfig().getProperty("service-dns"));
     assertEquals("5701", join.getKubernetesConfig().getProperty("service-port"));
     assertFalse(join.getTcpIpConfig().isEnabled());
     assertFalse(join.getMulticastConfig().isEnabled());
@@ -53,22 +64,33 @@ class HazelcastConfigTest {
   @Test
   void noneJoinsNobody() {
     JoinConfig join = config("cluster.join", "none").getNetworkConfig().getJoin();
-    assertFalse(join.getTcpIpConfig().isEnabled() || join.getMulticastConfig().isEnabled() || join.getKubernetesConfig().isEnabled());
+    assertFalse(
+        join.getTcpIpConfig().isEnabled()
+            || join.getMulticastConfig().isEnabled()
+            || join.getKubernetesConfig().isEnabled());
   }
 
   @Test
   void minSizeTurnsOnSplitBrainProtectionForTheRegistryMaps() {
     Config c = config("cluster.min-size", "2");
-    assertEquals(2, c.getSplitBrainProtectionConfig(ClusterMember.SPLIT_BRAIN_PROTECTION).getMinimumClusterSize());
+    assertEquals(
+        2,
+        c.getSplitBrainProtectionConfig(ClusterMember.SPLIT_BRAIN_PROTECTION)
+            .getMinimumClusterSize());
     for (String map : List.of(NodeRegistry.MAP_NAME, ExpertPlacementStore.MAP_NAME)) {
-      assertEquals(ClusterMember.SPLIT_BRAIN_PROTECTION, c.getMapConfig(map).getSplitBrainProtectionName());
-      assertEquals(LatestUpdateMergePolicy.class.getName(), c.getMapConfig(map).getMergePolicyConfig().getPolicy());
+      assertEquals(
+          ClusterMember.SPLIT_BRAIN_PROTECTION, c.getMapConfig(map).getSplitBrainProtectionName());
+      assertEquals(
+          LatestUpdateMergePolicy.class.getName(),
+          c.getMapConfig(map).getMergePolicyConfig().getPolicy());
     }
   }
 
   @Test
   void wildcardBindAdvertisesThePublicAddress() {
-    Config c = config("bind.host", "0.0.0.0", "advertised.host", "10.1.2.3", "cluster.lite-member", "true");
+    Config c =
+        config(
+            "bind.host", "0.0.0.0", "advertised.host", "10.1.2.3", "cluster.lite-member", "true");
     assertFalse(c.getNetworkConfig().getInterfaces().isEnabled());
     assertEquals("10.1.2.3", c.getNetworkConfig().getPublicAddress());
     assertTrue(c.isLiteMember());

@@ -21,6 +21,7 @@ import org.junit.jupiter.api.Test;
  */
 class MemberDepartureTest {
   private static final Logger LOG = LogManager.getLogger(MemberDepartureTest.class);
+
   /** max-no-heartbeat (5 s) plus slack for a loaded 2-core CI machine. */
   private static final Duration BOUND = Duration.ofSeconds(20);
 
@@ -48,7 +49,9 @@ class MemberDepartureTest {
     leaverRegistry = new NodeRegistry(leaver.hazelcast());
     NodeRegistryTest.active(survivorRegistry, "survivor-node", NodeRole.PREFILL);
     NodeRegistryTest.active(leaverRegistry, "leaver-node", NodeRole.PREFILL);
-    assertEquals(List.of("leaver-node", "survivor-node"), ids(survivorRegistry.activeNodes(NodeRole.PREFILL)));
+    assertEquals(
+        List.of("leaver-node", "survivor-node"),
+        ids(survivorRegistry.activeNodes(NodeRole.PREFILL)));
   }
 
   private static List<String> ids(List<NodeInfo> nodes) {
@@ -65,9 +68,15 @@ class MemberDepartureTest {
     Duration took =
         TestClusters.await(
             BOUND,
-            () -> ids(survivorRegistry.activeNodes(NodeRole.PREFILL)).equals(List.of("survivor-node")),
-            () -> "active prefill nodes still " + ids(survivorRegistry.activeNodes(NodeRole.PREFILL)));
-    LOG.info("gracefully stopped member's node left the registry {} ms after close() began", (System.nanoTime() - t0) / 1_000_000);
+            () ->
+                ids(survivorRegistry.activeNodes(NodeRole.PREFILL))
+                    .equals(List.of("survivor-node")),
+            () ->
+                "active prefill nodes still "
+                    + ids(survivorRegistry.activeNodes(NodeRole.PREFILL)));
+    LOG.info(
+        "gracefully stopped member's node left the registry {} ms after close() began",
+        (System.nanoTime() - t0) / 1_000_000);
     assertTrue(took.compareTo(BOUND) < 0);
   }
 
@@ -80,7 +89,9 @@ class MemberDepartureTest {
         BOUND,
         () -> ids(survivorRegistry.activeNodes(NodeRole.PREFILL)).equals(List.of("survivor-node")),
         () -> "active prefill nodes still " + ids(survivorRegistry.activeNodes(NodeRole.PREFILL)));
-    LOG.info("terminated member's node left the registry after {} ms", (System.nanoTime() - t0) / 1_000_000);
+    LOG.info(
+        "terminated member's node left the registry after {} ms",
+        (System.nanoTime() - t0) / 1_000_000);
     assertEquals(1, survivor.clusterSize());
   }
 
@@ -98,8 +109,14 @@ class MemberDepartureTest {
 
     leaver.close();
 
-    assertEquals(false, oldCalls.poll(10, TimeUnit.SECONDS), "the closed member hears it is no longer the coordinator");
-    assertEquals(true, youngCalls.poll(BOUND.toSeconds(), TimeUnit.SECONDS), "the survivor becomes the coordinator");
+    assertEquals(
+        false,
+        oldCalls.poll(10, TimeUnit.SECONDS),
+        "the closed member hears it is no longer the coordinator");
+    assertEquals(
+        true,
+        youngCalls.poll(BOUND.toSeconds(), TimeUnit.SECONDS),
+        "the survivor becomes the coordinator");
     assertTrue(survivor.isOldestMember());
     assertEquals(null, youngCalls.poll(200, TimeUnit.MILLISECONDS), "one change, one call");
   }
@@ -111,9 +128,22 @@ class MemberDepartureTest {
     survivorRegistry = new NodeRegistry(survivor.hazelcast());
     NodeInfo ghost = NodeRegistryTest.active(survivorRegistry, "ghost", NodeRole.DECODE);
     // Pretend its member left unnoticed: rewrite the entry with a member id nobody has.
-    survivor.hazelcast().<String, NodeInfo>getMap(NodeRegistry.MAP_NAME)
-        .put("ghost", new NodeInfo("ghost", ghost.role(), ghost.state(), ghost.epoch(), "00000000-0000-0000-0000-000000000000",
-            ghost.grpcAddress(), ghost.flightAddress(), ghost.metricsUrl(), ghost.load(), ghost.updatedAtMillis()));
+    survivor
+        .hazelcast()
+        .<String, NodeInfo>getMap(NodeRegistry.MAP_NAME)
+        .put(
+            "ghost",
+            new NodeInfo(
+                "ghost",
+                ghost.role(),
+                ghost.state(),
+                ghost.epoch(),
+                "00000000-0000-0000-0000-000000000000",
+                ghost.grpcAddress(),
+                ghost.flightAddress(),
+                ghost.metricsUrl(),
+                ghost.load(),
+                ghost.updatedAtMillis()));
     NodeRegistryTest.active(survivorRegistry, "alive", NodeRole.DECODE);
     assertEquals(1, survivorRegistry.removeOrphans());
     assertEquals(List.of("alive"), ids(survivorRegistry.all()));

@@ -59,7 +59,12 @@ class NodeRegistryTest {
   }
 
   static NodeInfo starting(String id, NodeRole role) {
-    return NodeInfo.starting(id, role, "127.0.0.1:9" + id.hashCode() % 1000, "127.0.0.1:7000", "http://127.0.0.1:9090/metrics");
+    return NodeInfo.starting(
+        id,
+        role,
+        "127.0.0.1:9" + id.hashCode() % 1000,
+        "127.0.0.1:7000",
+        "http://127.0.0.1:9090/metrics");
   }
 
   /** Registers and moves to ACTIVE; returns the stored entry. */
@@ -74,11 +79,21 @@ class NodeRegistryTest {
   void registrationIsVisibleFromAnotherMemberWithEveryField() {
     String id = newId();
     NodeInfo info =
-        new NodeInfo(id, NodeRole.PREFILL, NodeState.STARTING, 3, "", "10.0.0.1:50051", "10.0.0.1:50052", "http://10.0.0.1:9100/metrics",
-            new Load(1234, 5, 600, 1024, 17.25), 0);
+        new NodeInfo(
+            id,
+            NodeRole.PREFILL,
+            NodeState.STARTING,
+            3,
+            "",
+            "10.0.0.1:50051",
+            "10.0.0.1:50052",
+            "http://10.0.0.1:9100/metrics",
+            new Load(1234, 5, 600, 1024, 17.25),
+            0);
     NodeInfo stored = regA.register(info);
 
-    assertEquals(a.memberId().toString(), stored.memberId(), "register stamps the registering member");
+    assertEquals(
+        a.memberId().toString(), stored.memberId(), "register stamps the registering member");
     assertTrue(stored.updatedAtMillis() > 0);
     assertEquals(3, stored.epoch());
     NodeInfo seenFromB = regB.get(id).orElseThrow(() -> new AssertionError("b does not see " + id));
@@ -90,7 +105,8 @@ class NodeRegistryTest {
   void reRegistrationNeverReusesAnEpoch() {
     String id = newId();
     NodeInfo first = active(regA, id, NodeRole.DECODE); // epoch 1
-    NodeInfo again = regB.register(starting(id, NodeRole.DECODE)); // a restarted process starts at 0
+    NodeInfo again =
+        regB.register(starting(id, NodeRole.DECODE)); // a restarted process starts at 0
     assertEquals(first.epoch() + 1, again.epoch());
     assertEquals(NodeState.STARTING, again.state());
     assertEquals(b.memberId().toString(), again.memberId());
@@ -102,17 +118,21 @@ class NodeRegistryTest {
     NodeInfo n = regA.register(starting(id, NodeRole.PREFILL));
     assertEquals(0, n.epoch());
 
-    Transition win = regB.compareAndSet(id, 0, NodeState.STARTING, NodeRole.PREFILL, NodeState.ACTIVE);
+    Transition win =
+        regB.compareAndSet(id, 0, NodeState.STARTING, NodeRole.PREFILL, NodeState.ACTIVE);
     assertTrue(win.applied(), win.toString());
     assertEquals(1, win.epoch());
     assertEquals(NodeState.ACTIVE, win.node().state());
 
-    Transition stale = regA.compareAndSet(id, 0, NodeState.STARTING, NodeRole.DECODE, NodeState.SWITCHING);
+    Transition stale =
+        regA.compareAndSet(id, 0, NodeState.STARTING, NodeRole.DECODE, NodeState.SWITCHING);
     assertEquals(Transition.Outcome.STALE_EPOCH, stale.outcome());
     assertEquals(1, stale.epoch(), "refusal reports the current epoch");
-    assertEquals(NodeRole.PREFILL, regA.get(id).orElseThrow().role(), "refused transition changed nothing");
+    assertEquals(
+        NodeRole.PREFILL, regA.get(id).orElseThrow().role(), "refused transition changed nothing");
 
-    Transition wrongState = regA.compareAndSet(id, 1, NodeState.DRAINING, NodeRole.DECODE, NodeState.SWITCHING);
+    Transition wrongState =
+        regA.compareAndSet(id, 1, NodeState.DRAINING, NodeRole.DECODE, NodeState.SWITCHING);
     assertEquals(Transition.Outcome.WRONG_STATE, wrongState.outcome());
 
     Transition drain = regA.compareAndSet(id, 1, NodeState.ACTIVE, null, NodeState.DRAINING);
@@ -120,7 +140,9 @@ class NodeRegistryTest {
     assertEquals(2, drain.epoch());
     assertEquals(NodeRole.PREFILL, drain.node().role(), "null role keeps the role");
 
-    assertEquals(Transition.Outcome.NOT_FOUND, regA.compareAndSet("no-such-node", 0, null, null, NodeState.ACTIVE).outcome());
+    assertEquals(
+        Transition.Outcome.NOT_FOUND,
+        regA.compareAndSet("no-such-node", 0, null, null, NodeState.ACTIVE).outcome());
   }
 
   @Test
@@ -133,19 +155,23 @@ class NodeRegistryTest {
         CyclicBarrier start = new CyclicBarrier(2);
         long expected = epoch;
         NodeState target = round % 2 == 0 ? NodeState.DRAINING : NodeState.ACTIVE;
-        Callable<Transition> fromA = () -> {
-          start.await();
-          return regA.compareAndSet(id, expected, null, NodeRole.PREFILL, target);
-        };
-        Callable<Transition> fromB = () -> {
-          start.await();
-          return regB.compareAndSet(id, expected, null, NodeRole.DECODE, target);
-        };
+        Callable<Transition> fromA =
+            () -> {
+              start.await();
+              return regA.compareAndSet(id, expected, null, NodeRole.PREFILL, target);
+            };
+        Callable<Transition> fromB =
+            () -> {
+              start.await();
+              return regB.compareAndSet(id, expected, null, NodeRole.DECODE, target);
+            };
         Future<Transition> fa = pool.submit(fromA);
         Future<Transition> fb = pool.submit(fromB);
         Transition ta = fa.get(10, TimeUnit.SECONDS);
         Transition tb = fb.get(10, TimeUnit.SECONDS);
-        assertTrue(ta.applied() ^ tb.applied(), "round " + round + ": exactly one winner, got " + ta + " and " + tb);
+        assertTrue(
+            ta.applied() ^ tb.applied(),
+            "round " + round + ": exactly one winner, got " + ta + " and " + tb);
         Transition winner = ta.applied() ? ta : tb;
         Transition loser = ta.applied() ? tb : ta;
         assertEquals(expected + 1, winner.epoch());
@@ -170,7 +196,8 @@ class NodeRegistryTest {
     assertEquals(before.state(), after.state());
     assertEquals(before.epoch(), after.epoch());
     assertEquals(before.memberId(), after.memberId());
-    assertFalse(regA.updateLoad("no-such-node", Load.IDLE), "no entry is created for an unknown id");
+    assertFalse(
+        regA.updateLoad("no-such-node", Load.IDLE), "no entry is created for an unknown id");
     assertTrue(regA.get("no-such-node").isEmpty());
   }
 
@@ -199,11 +226,13 @@ class NodeRegistryTest {
   void listenersSeeAddsUpdatesAndRemovals() throws Exception {
     String id = newId();
     BlockingQueue<NodeChange> seen = new LinkedBlockingQueue<>();
-    try (Subscription sub = regB.addListener(c -> {
-      if (c.id().equals(id)) {
-        seen.add(c);
-      }
-    })) {
+    try (Subscription sub =
+        regB.addListener(
+            c -> {
+              if (c.id().equals(id)) {
+                seen.add(c);
+              }
+            })) {
       NodeInfo n = regA.register(starting(id, NodeRole.EXPERT));
       regA.compareAndSet(id, n.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
       regA.remove(id);
@@ -227,9 +256,13 @@ class NodeRegistryTest {
     ExpertPlacementStore storeA = new ExpertPlacementStore(a.hazelcast());
     ExpertPlacementStore storeB = new ExpertPlacementStore(b.hazelcast());
     ExpertPlacement halves =
-        ExpertPlacement.fromShardRanges(ModelPresets.get("tiny"), Map.of("shard-a", new ExpertRange(0, 31), "shard-b", new ExpertRange(32, 63)));
+        ExpertPlacement.fromShardRanges(
+            ModelPresets.get("tiny"),
+            Map.of("shard-a", new ExpertRange(0, 31), "shard-b", new ExpertRange(32, 63)));
     ExpertPlacement flipped =
-        ExpertPlacement.fromShardRanges(ModelPresets.get("tiny"), Map.of("shard-a", new ExpertRange(32, 63), "shard-b", new ExpertRange(0, 31)));
+        ExpertPlacement.fromShardRanges(
+            ModelPresets.get("tiny"),
+            Map.of("shard-a", new ExpertRange(32, 63), "shard-b", new ExpertRange(0, 31)));
     BlockingQueue<Long> published = new LinkedBlockingQueue<>();
 
     try (Subscription sub = storeB.onPublish(p -> published.add(p.version()))) {
@@ -271,7 +304,11 @@ class NodeRegistryTest {
     assertTrue(cfg.getNetworkConfig().getJoin().getTcpIpConfig().isEnabled());
     assertTrue(cfg.getNetworkConfig().isPortAutoIncrement());
     assertEquals(1, cfg.getMapConfig(NodeRegistry.MAP_NAME).getBackupCount());
-    assertNull(cfg.getMapConfig(NodeRegistry.MAP_NAME).getSplitBrainProtectionName(), "min-size 1: no protection");
-    assertEquals(Duration.ZERO.getSeconds(), Long.parseLong(cfg.getProperty("hazelcast.wait.seconds.before.join")));
+    assertNull(
+        cfg.getMapConfig(NodeRegistry.MAP_NAME).getSplitBrainProtectionName(),
+        "min-size 1: no protection");
+    assertEquals(
+        Duration.ZERO.getSeconds(),
+        Long.parseLong(cfg.getProperty("hazelcast.wait.seconds.before.join")));
   }
 }

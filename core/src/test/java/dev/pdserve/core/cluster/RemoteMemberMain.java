@@ -10,9 +10,9 @@ import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
 /**
- * A pdserve member in its own JVM, for {@link CrossProcessTest}: joins the given cluster,
- * registers {@code remote-0..15} as ACTIVE decode nodes with known load figures, publishes an
- * expert placement (version 1), prints {@code READY <member uuid>}, and leaves when stdin closes.
+ * A pdserve member in its own JVM, for {@link CrossProcessTest}: joins the given cluster, registers
+ * {@code remote-0..15} as ACTIVE decode nodes with known load figures, publishes an expert
+ * placement (version 1), prints {@code READY <member uuid>}, and leaves when stdin closes.
  *
  * <p>Arguments: cluster name, seed {@code host:port}.
  */
@@ -24,7 +24,9 @@ public final class RemoteMemberMain {
   }
 
   static ExpertPlacement placement() {
-    return ExpertPlacement.fromShardRanges(ModelPresets.get("tiny"), Map.of("shard-a", new ExpertRange(0, 40), "shard-b", new ExpertRange(24, 63)))
+    return ExpertPlacement.fromShardRanges(
+            ModelPresets.get("tiny"),
+            Map.of("shard-a", new ExpertRange(0, 40), "shard-b", new ExpertRange(24, 63)))
         .withVersion(1);
   }
 
@@ -41,7 +43,10 @@ public final class RemoteMemberMain {
                     "cluster.join-wait-seconds", "0")));
     NodeRegistry registry = new NodeRegistry(member.hazelcast());
     for (int i = 0; i < NODES; i++) {
-      NodeInfo n = registry.register(NodeInfo.starting("remote-" + i, NodeRole.DECODE, "127.0.0.1:" + (20000 + i), "", ""));
+      NodeInfo n =
+          registry.register(
+              NodeInfo.starting(
+                  "remote-" + i, NodeRole.DECODE, "127.0.0.1:" + (20000 + i), "", ""));
       registry.compareAndSet(n.id(), n.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
       registry.updateLoad(n.id(), loadOf(i));
     }
@@ -50,7 +55,8 @@ public final class RemoteMemberMain {
     }
     System.out.println("READY " + member.memberId());
     System.out.flush();
-    try (BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+    try (BufferedReader in =
+        new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
       while (in.readLine() != null) {
         // wait for EOF
       }

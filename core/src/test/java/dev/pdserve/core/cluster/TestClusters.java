@@ -12,7 +12,10 @@ import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 import java.util.stream.Collectors;
 
-/** Real embedded Hazelcast members on loopback, any free port, a cluster name of their own, no join wait. */
+/**
+ * Real embedded Hazelcast members on loopback, any free port, a cluster name of their own, no join
+ * wait.
+ */
 final class TestClusters {
   private TestClusters() {}
 
@@ -27,7 +30,11 @@ final class TestClusters {
     m.put("cluster.name", cluster);
     m.put("cluster.port", "0");
     m.put("cluster.join-wait-seconds", "0");
-    m.put("cluster.members", Arrays.stream(seeds).map(s -> s.hazelcastAddress().toString()).collect(Collectors.joining(",")));
+    m.put(
+        "cluster.members",
+        Arrays.stream(seeds)
+            .map(s -> s.hazelcastAddress().toString())
+            .collect(Collectors.joining(",")));
     return NodeConfigLoader.fromMap(m);
   }
 
@@ -45,8 +52,12 @@ final class TestClusters {
         .join();
   }
 
-  /** Polls until {@code condition} holds; fails with {@code what} after {@code timeout}. Returns the time it took. */
-  static Duration await(Duration timeout, BooleanSupplier condition, Supplier<String> what) throws InterruptedException {
+  /**
+   * Polls until {@code condition} holds; fails with {@code what} after {@code timeout}. Returns the
+   * time it took.
+   */
+  static Duration await(Duration timeout, BooleanSupplier condition, Supplier<String> what)
+      throws InterruptedException {
     long start = System.nanoTime();
     long deadline = start + timeout.toNanos();
     while (!condition.getAsBoolean()) {

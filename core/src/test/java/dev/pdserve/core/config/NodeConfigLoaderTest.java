@@ -57,7 +57,8 @@ class NodeConfigLoaderTest {
   @Test
   void processNodeIdIsStableWithinTheProcess() {
     assertEquals(NodeConfig.processNodeId(), NodeConfig.processNodeId());
-    assertTrue(NodeConfig.processNodeId().matches("[a-z0-9-]+-[0-9a-f]{6}"), NodeConfig.processNodeId());
+    assertTrue(
+        NodeConfig.processNodeId().matches("[a-z0-9-]+-[0-9a-f]{6}"), NodeConfig.processNodeId());
   }
 
   @Test
@@ -99,16 +100,24 @@ class NodeConfigLoaderTest {
 
   @Test
   void blankValueFallsBackToTheLayerBelowsDefault() {
-    NodeConfig c = NodeConfigLoader.load(Optional.empty(), Map.of("PDSERVE_ROLE", "router", "PDSERVE_CLUSTER_NAME", "env"), Map.of("cluster.name", " "));
+    NodeConfig c =
+        NodeConfigLoader.load(
+            Optional.empty(),
+            Map.of("PDSERVE_ROLE", "router", "PDSERVE_CLUSTER_NAME", "env"),
+            Map.of("cluster.name", " "));
     assertEquals("pdserve", c.cluster().name());
   }
 
   @Test
   void environmentVariableNames() {
-    assertEquals("PDSERVE_GRPC_PORT", NodeConfigLoader.environmentVariable(NodeConfigLoader.GRPC_PORT));
     assertEquals(
-        "PDSERVE_CLUSTER_MAX_NO_HEARTBEAT_SECONDS", NodeConfigLoader.environmentVariable(NodeConfigLoader.CLUSTER_MAX_NO_HEARTBEAT_SECONDS));
-    assertEquals("PDSERVE_CLUSTER_KUBERNETES_SERVICE", NodeConfigLoader.environmentVariable(NodeConfigLoader.CLUSTER_K8S_SERVICE));
+        "PDSERVE_GRPC_PORT", NodeConfigLoader.environmentVariable(NodeConfigLoader.GRPC_PORT));
+    assertEquals(
+        "PDSERVE_CLUSTER_MAX_NO_HEARTBEAT_SECONDS",
+        NodeConfigLoader.environmentVariable(NodeConfigLoader.CLUSTER_MAX_NO_HEARTBEAT_SECONDS));
+    assertEquals(
+        "PDSERVE_CLUSTER_KUBERNETES_SERVICE",
+        NodeConfigLoader.environmentVariable(NodeConfigLoader.CLUSTER_K8S_SERVICE));
   }
 
   @Test
@@ -116,14 +125,24 @@ class NodeConfigLoaderTest {
     NodeConfigException e =
         assertThrows(
             NodeConfigException.class,
-            () -> NodeConfigLoader.load(Optional.empty(), Map.of("PDSERVE_GRPC_PORT", "70000"), Map.of("role", "decode")));
-    assertEquals(List.of("pdserve.grpc.port: must be 0..65535, got 70000 (from environment PDSERVE_GRPC_PORT)"), e.problems());
+            () ->
+                NodeConfigLoader.load(
+                    Optional.empty(),
+                    Map.of("PDSERVE_GRPC_PORT", "70000"),
+                    Map.of("role", "decode")));
+    assertEquals(
+        List.of(
+            "pdserve.grpc.port: must be 0..65535, got 70000 (from environment PDSERVE_GRPC_PORT)"),
+        e.problems());
     assertEquals(e.problems().get(0), e.getMessage());
   }
 
   @Test
   void everyProblemIsReportedAtOnce() {
-    NodeConfigException e = invalid(Map.of("grpc.port", "x", "cluster.heartbeat-interval-seconds", "0", "ort.threads", "-1"));
+    NodeConfigException e =
+        invalid(
+            Map.of(
+                "grpc.port", "x", "cluster.heartbeat-interval-seconds", "0", "ort.threads", "-1"));
     assertProblem(e, "pdserve.role: required");
     assertProblem(e, "pdserve.grpc.port: must be an integer 0..65535, got 'x'");
     assertProblem(e, "pdserve.cluster.heartbeat-interval-seconds: must be 1..300, got 0");
@@ -137,11 +156,33 @@ class NodeConfigLoaderTest {
     assertEquals(PrefixSettings.DEFAULTS, c.prefix());
     assertEquals(10, c.prefix().leaseSeconds());
     assertTrue(c.prefix().prefixCache());
-    NodeConfig set = NodeConfigLoader.fromMap(Map.of("role", "router", "kv.lease-seconds", "2", "prefill.prefix-cache", "false",
-        "router.local-prefill-threshold", "0", "router.prefix-cache-weight", "0.5"));
+    NodeConfig set =
+        NodeConfigLoader.fromMap(
+            Map.of(
+                "role",
+                "router",
+                "kv.lease-seconds",
+                "2",
+                "prefill.prefix-cache",
+                "false",
+                "router.local-prefill-threshold",
+                "0",
+                "router.prefix-cache-weight",
+                "0.5"));
     assertEquals(new PrefixSettings(2, false, 0, 0.5), set.prefix());
-    NodeConfigException e = invalid(Map.of("role", "router", "kv.lease-seconds", "0", "prefill.prefix-cache", "maybe",
-        "router.local-prefill-threshold", "-1", "router.prefix-cache-weight", "-2"));
+    NodeConfigException e =
+        invalid(
+            Map.of(
+                "role",
+                "router",
+                "kv.lease-seconds",
+                "0",
+                "prefill.prefix-cache",
+                "maybe",
+                "router.local-prefill-threshold",
+                "-1",
+                "router.prefix-cache-weight",
+                "-2"));
     assertProblem(e, "pdserve.kv.lease-seconds: must be 1..3600, got 0");
     assertProblem(e, "pdserve.prefill.prefix-cache: must be true or false, got 'maybe'");
     assertProblem(e, "pdserve.router.local-prefill-threshold: must be 0..1048576, got -1");
@@ -150,25 +191,37 @@ class NodeConfigLoaderTest {
 
   @Test
   void unknownKeyIsAnError() {
-    assertProblem(invalid(Map.of("role", "router", "grcp.port", "1")), "pdserve.grcp.port: unknown key (from flag)");
+    assertProblem(
+        invalid(Map.of("role", "router", "grcp.port", "1")),
+        "pdserve.grcp.port: unknown key (from flag)");
   }
 
   @Test
   void badRoleListsTheValidRoles() {
-    assertProblem(invalid(Map.of("role", "trainer")), "pdserve.role: must be one of ROUTER, PREFILL, DECODE, EXPERT, got 'trainer'");
+    assertProblem(
+        invalid(Map.of("role", "trainer")),
+        "pdserve.role: must be one of ROUTER, PREFILL, DECODE, EXPERT, got 'trainer'");
   }
 
   @Test
   void membersAreListedOneByOne() {
-    NodeConfig c = NodeConfigLoader.fromMap(Map.of("role", "router", "cluster.members", "10.0.0.1:5701, 10.0.0.2:5702,[::1]:5703"));
+    NodeConfig c =
+        NodeConfigLoader.fromMap(
+            Map.of("role", "router", "cluster.members", "10.0.0.1:5701, 10.0.0.2:5702,[::1]:5703"));
     assertEquals(
-        List.of(new HostPort("10.0.0.1", 5701), new HostPort("10.0.0.2", 5702), new HostPort("::1", 5703)), c.cluster().members());
+        List.of(
+            new HostPort("10.0.0.1", 5701),
+            new HostPort("10.0.0.2", 5702),
+            new HostPort("::1", 5703)),
+        c.cluster().members());
     assertEquals("[::1]:5703", c.cluster().members().get(2).toString());
 
     assertProblem(
         invalid(Map.of("role", "router", "cluster.members", "127.0.0.1:5701-5703")),
         "pdserve.cluster.members: port ranges are not supported, list members one by one, got '127.0.0.1:5701-5703'");
-    assertProblem(invalid(Map.of("role", "router", "cluster.members", "127.0.0.1")), "pdserve.cluster.members: expected host:port");
+    assertProblem(
+        invalid(Map.of("role", "router", "cluster.members", "127.0.0.1")),
+        "pdserve.cluster.members: expected host:port");
   }
 
   @Test
@@ -181,64 +234,134 @@ class NodeConfigLoaderTest {
   @Test
   void heartbeatBoundMustExceedTheInterval() {
     assertProblem(
-        invalid(Map.of("role", "router", "cluster.heartbeat-interval-seconds", "5", "cluster.max-no-heartbeat-seconds", "5")),
+        invalid(
+            Map.of(
+                "role",
+                "router",
+                "cluster.heartbeat-interval-seconds",
+                "5",
+                "cluster.max-no-heartbeat-seconds",
+                "5")),
         "pdserve.cluster.max-no-heartbeat-seconds: must be greater than pdserve.cluster.heartbeat-interval-seconds (5), got 5");
   }
 
   @Test
   void kubernetesJoinNeedsAServiceAndQualifiesABareName() {
-    assertProblem(invalid(Map.of("role", "router", "cluster.join", "kubernetes")), "pdserve.cluster.kubernetes.service: required");
+    assertProblem(
+        invalid(Map.of("role", "router", "cluster.join", "kubernetes")),
+        "pdserve.cluster.kubernetes.service: required");
     NodeConfig c =
         NodeConfigLoader.fromMap(
-            Map.of("role", "router", "cluster.join", "KUBERNETES", "cluster.kubernetes.service", "pdserve-hz", "cluster.kubernetes.namespace", "llm"));
+            Map.of(
+                "role",
+                "router",
+                "cluster.join",
+                "KUBERNETES",
+                "cluster.kubernetes.service",
+                "pdserve-hz",
+                "cluster.kubernetes.namespace",
+                "llm"));
     assertEquals("pdserve-hz.llm.svc.cluster.local", c.cluster().kubernetesServiceDns());
     assertTrue(c.cluster().members().isEmpty());
-    assertProblem(invalid(Map.of("role", "router", "cluster.join", "multicast")), "pdserve.cluster.join: must be one of TCPIP, KUBERNETES, NONE, got 'multicast'");
+    assertProblem(
+        invalid(Map.of("role", "router", "cluster.join", "multicast")),
+        "pdserve.cluster.join: must be one of TCPIP, KUBERNETES, NONE, got 'multicast'");
   }
 
   @Test
   void wildcardBindNeedsAnAdvertisedHost() {
-    assertProblem(invalid(Map.of("role", "decode", "bind.host", "0.0.0.0")), "pdserve.advertised.host: required when pdserve.bind.host is a wildcard");
-    NodeConfig c = NodeConfigLoader.fromMap(Map.of("role", "decode", "bind.host", "0.0.0.0", "advertised.host", "10.1.2.3"));
+    assertProblem(
+        invalid(Map.of("role", "decode", "bind.host", "0.0.0.0")),
+        "pdserve.advertised.host: required when pdserve.bind.host is a wildcard");
+    NodeConfig c =
+        NodeConfigLoader.fromMap(
+            Map.of("role", "decode", "bind.host", "0.0.0.0", "advertised.host", "10.1.2.3"));
     assertEquals("10.1.2.3", c.network().advertisedHost());
-    assertEquals(new HostPort("10.1.2.3", 5701), c.cluster().members().get(0), "default seeds are on the advertised host");
+    assertEquals(
+        new HostPort("10.1.2.3", 5701),
+        c.cluster().members().get(0),
+        "default seeds are on the advertised host");
   }
 
   @Test
   void portsMustNotCollide() {
-    assertProblem(invalid(Map.of("role", "decode", "grpc.port", "7000", "flight.port", "7000")), "pdserve.flight.port: must differ from pdserve.grpc.port");
-    assertProblem(invalid(Map.of("role", "router", "grpc.port", "7000", "http.port", "7000")), "pdserve.http.port: must differ from the gRPC");
+    assertProblem(
+        invalid(Map.of("role", "decode", "grpc.port", "7000", "flight.port", "7000")),
+        "pdserve.flight.port: must differ from pdserve.grpc.port");
+    assertProblem(
+        invalid(Map.of("role", "router", "grpc.port", "7000", "http.port", "7000")),
+        "pdserve.http.port: must differ from the gRPC");
   }
 
   @Test
   void byteSizes() {
-    assertEquals(4L << 30, NodeConfigLoader.fromMap(Map.of("role", "decode", "kv.budget-bytes", "4g")).engine().kvBudgetBytes());
-    assertEquals(4L << 30, NodeConfigLoader.fromMap(Map.of("role", "decode", "kv.budget-bytes", "4GiB")).engine().kvBudgetBytes());
-    assertEquals(123, NodeConfigLoader.fromMap(Map.of("role", "decode", "kv.budget-bytes", "123")).engine().kvBudgetBytes());
-    assertProblem(invalid(Map.of("role", "decode", "kv.budget-bytes", "4GB")), "pdserve.kv.budget-bytes: expected a byte count like");
-    assertEquals(1 << 20, NodeConfigLoader.fromMap(Map.of("role", "router", "http.max-body-bytes", "1m")).network().httpMaxBodyBytes());
-    assertProblem(invalid(Map.of("role", "router", "http.max-body-bytes", "100")), "pdserve.http.max-body-bytes: must be 1KiB..2GiB, got 100");
+    assertEquals(
+        4L << 30,
+        NodeConfigLoader.fromMap(Map.of("role", "decode", "kv.budget-bytes", "4g"))
+            .engine()
+            .kvBudgetBytes());
+    assertEquals(
+        4L << 30,
+        NodeConfigLoader.fromMap(Map.of("role", "decode", "kv.budget-bytes", "4GiB"))
+            .engine()
+            .kvBudgetBytes());
+    assertEquals(
+        123,
+        NodeConfigLoader.fromMap(Map.of("role", "decode", "kv.budget-bytes", "123"))
+            .engine()
+            .kvBudgetBytes());
+    assertProblem(
+        invalid(Map.of("role", "decode", "kv.budget-bytes", "4GB")),
+        "pdserve.kv.budget-bytes: expected a byte count like");
+    assertEquals(
+        1 << 20,
+        NodeConfigLoader.fromMap(Map.of("role", "router", "http.max-body-bytes", "1m"))
+            .network()
+            .httpMaxBodyBytes());
+    assertProblem(
+        invalid(Map.of("role", "router", "http.max-body-bytes", "100")),
+        "pdserve.http.max-body-bytes: must be 1KiB..2GiB, got 100");
   }
 
   @Test
   void expertRangeAndModelValidation() {
-    assertProblem(invalid(Map.of("role", "expert", "expert.range", "31-0")), "pdserve.expert.range: expected 0 <= first <= last, got 31-0");
-    assertProblem(invalid(Map.of("role", "expert", "model.preset", "gpt")), "pdserve.model.preset: unknown preset 'gpt'; known presets: tiny");
-    assertProblem(invalid(Map.of("role", "expert", "model.dir", dir.resolve("missing").toString())), "pdserve.model.dir: no such directory");
-    NodeConfig c = NodeConfigLoader.fromMap(Map.of("role", "expert", "model.dir", dir.toString(), "expert.range", "32-63"));
+    assertProblem(
+        invalid(Map.of("role", "expert", "expert.range", "31-0")),
+        "pdserve.expert.range: expected 0 <= first <= last, got 31-0");
+    assertProblem(
+        invalid(Map.of("role", "expert", "model.preset", "gpt")),
+        "pdserve.model.preset: unknown preset 'gpt'; known presets: tiny");
+    assertProblem(
+        invalid(Map.of("role", "expert", "model.dir", dir.resolve("missing").toString())),
+        "pdserve.model.dir: no such directory");
+    NodeConfig c =
+        NodeConfigLoader.fromMap(
+            Map.of("role", "expert", "model.dir", dir.toString(), "expert.range", "32-63"));
     assertEquals(Optional.of(dir), c.engine().modelDir());
     assertFalse(c.engine().expertRange().get().contains(31));
   }
 
   @Test
   void badNodeId() {
-    assertProblem(invalid(Map.of("role", "expert", "node.id", "has space")), "pdserve.node.id: must be 1..128 characters");
+    assertProblem(
+        invalid(Map.of("role", "expert", "node.id", "has space")),
+        "pdserve.node.id: must be 1..128 characters");
   }
 
   @Test
   void unreadableFileIsReported() {
     NodeConfigException e =
-        assertThrows(NodeConfigException.class, () -> NodeConfigLoader.load(Optional.of(dir.resolve("nope.properties")), Map.of(), Map.of("role", "router")));
-    assertTrue(e.problems().get(0).startsWith("config file " + dir.resolve("nope.properties") + ": cannot read it"), e.problems().toString());
+        assertThrows(
+            NodeConfigException.class,
+            () ->
+                NodeConfigLoader.load(
+                    Optional.of(dir.resolve("nope.properties")),
+                    Map.of(),
+                    Map.of("role", "router")));
+    assertTrue(
+        e.problems()
+            .get(0)
+            .startsWith("config file " + dir.resolve("nope.properties") + ": cannot read it"),
+        e.problems().toString());
   }
 }

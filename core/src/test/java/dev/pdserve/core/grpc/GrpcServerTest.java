@@ -94,7 +94,9 @@ class GrpcServerTest {
                 (byte[] req, StreamObserver<byte[]> out) -> {
                   handlerStarted.countDown();
                   if (req.length == 8) {
-                    long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ByteBuffer.wrap(req).getLong());
+                    long until =
+                        System.nanoTime()
+                            + TimeUnit.MILLISECONDS.toNanos(ByteBuffer.wrap(req).getLong());
                     while (System.nanoTime() < until && !Context.current().isCancelled()) {
                       sleep(5);
                     }
@@ -148,7 +150,8 @@ class GrpcServerTest {
   }
 
   private static NodeConfig prefillNode() {
-    return NodeConfigLoader.fromMap(Map.of("role", "prefill", "node.id", "p1", "grpc.max-inbound-bytes", "1MiB"));
+    return NodeConfigLoader.fromMap(
+        Map.of("role", "prefill", "node.id", "p1", "grpc.max-inbound-bytes", "1MiB"));
   }
 
   @Test
@@ -156,21 +159,41 @@ class GrpcServerTest {
     GrpcServer server = closeLater(GrpcServer.forNode(prefillNode()).build().start());
     assertTrue(server.port() > 0, "bound to a real port");
     Channels channels = closeLater(new Channels(Channels.Settings.defaults()));
-    var health = HealthGrpc.newBlockingStub(channels.get("127.0.0.1:" + server.port())).withDeadlineAfter(5, TimeUnit.SECONDS);
+    var health =
+        HealthGrpc.newBlockingStub(channels.get("127.0.0.1:" + server.port()))
+            .withDeadlineAfter(5, TimeUnit.SECONDS);
 
-    assertEquals(ServingStatus.SERVING, health.check(HealthCheckRequest.newBuilder().setService("pdserve.prefill").build()).getStatus());
-    assertEquals(ServingStatus.SERVING, health.check(HealthCheckRequest.getDefaultInstance()).getStatus(), "overall status");
+    assertEquals(
+        ServingStatus.SERVING,
+        health
+            .check(HealthCheckRequest.newBuilder().setService("pdserve.prefill").build())
+            .getStatus());
+    assertEquals(
+        ServingStatus.SERVING,
+        health.check(HealthCheckRequest.getDefaultInstance()).getStatus(),
+        "overall status");
     StatusRuntimeException unknown =
-        assertThrows(StatusRuntimeException.class, () -> health.check(HealthCheckRequest.newBuilder().setService("pdserve.decode").build()));
-    assertEquals(Status.Code.NOT_FOUND, unknown.getStatus().getCode(), "a prefill node does not claim the decode role");
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                health.check(HealthCheckRequest.newBuilder().setService("pdserve.decode").build()));
+    assertEquals(
+        Status.Code.NOT_FOUND,
+        unknown.getStatus().getCode(),
+        "a prefill node does not claim the decode role");
 
     server.setServing("pdserve.prefill", false);
-    assertEquals(ServingStatus.NOT_SERVING, health.check(HealthCheckRequest.newBuilder().setService("pdserve.prefill").build()).getStatus());
+    assertEquals(
+        ServingStatus.NOT_SERVING,
+        health
+            .check(HealthCheckRequest.newBuilder().setService("pdserve.prefill").build())
+            .getStatus());
   }
 
   @Test
   void reflectionListsTheServices() throws Exception {
-    GrpcServer server = closeLater(GrpcServer.forAddress("127.0.0.1", 0).addService(probe()).build().start());
+    GrpcServer server =
+        closeLater(GrpcServer.forAddress("127.0.0.1", 0).addService(probe()).build().start());
     Channels channels = closeLater(new Channels(Channels.Settings.defaults()));
     CompletableFuture<List<String>> names = new CompletableFuture<>();
     StreamObserver<ServerReflectionRequest> requests =
@@ -179,7 +202,10 @@ class GrpcServerTest {
                 new StreamObserver<>() {
                   @Override
                   public void onNext(ServerReflectionResponse r) {
-                    names.complete(r.getListServicesResponse().getServiceList().stream().map(ServiceResponse::getName).toList());
+                    names.complete(
+                        r.getListServicesResponse().getServiceList().stream()
+                            .map(ServiceResponse::getName)
+                            .toList());
                   }
 
                   @Override
@@ -199,11 +225,21 @@ class GrpcServerTest {
 
   @Test
   void handlersRunOnTheNamedBoundedPool() throws Exception {
-    GrpcServer server = closeLater(GrpcServer.forAddress("127.0.0.1", 0).name("probe").threads(2).addService(probe()).build().start());
+    GrpcServer server =
+        closeLater(
+            GrpcServer.forAddress("127.0.0.1", 0)
+                .name("probe")
+                .threads(2)
+                .addService(probe())
+                .build()
+                .start());
     Channels channels = closeLater(new Channels(Channels.Settings.defaults()));
     ManagedChannel ch = channels.get("127.0.0.1:" + server.port());
     for (int i = 0; i < 5; i++) {
-      String thread = new String(ClientCalls.blockingUnaryCall(ch, WHO, CallOptions.DEFAULT, new byte[0]), StandardCharsets.UTF_8);
+      String thread =
+          new String(
+              ClientCalls.blockingUnaryCall(ch, WHO, CallOptions.DEFAULT, new byte[0]),
+              StandardCharsets.UTF_8);
       assertTrue(thread.matches("grpc-probe-[01]"), "handler ran on " + thread);
     }
   }
@@ -211,10 +247,17 @@ class GrpcServerTest {
   @Test
   void aHandlerWaitingOnIsReadyCompletesInProcess() throws Exception {
     String name = InProcessServerBuilder.generateName();
-    closeLater(GrpcServer.on(InProcessServerBuilder.forName(name)).name("inproc").addService(probe()).build().start());
+    closeLater(
+        GrpcServer.on(InProcessServerBuilder.forName(name))
+            .name("inproc")
+            .addService(probe())
+            .build()
+            .start());
     ManagedChannel ch = InProcessChannelBuilder.forName(name).build();
     closeLater(ch::shutdownNow);
-    Iterator<byte[]> it = ClientCalls.blockingServerStreamingCall(ch, FLOOD, CallOptions.DEFAULT.withDeadlineAfter(20, TimeUnit.SECONDS), new byte[0]);
+    Iterator<byte[]> it =
+        ClientCalls.blockingServerStreamingCall(
+            ch, FLOOD, CallOptions.DEFAULT.withDeadlineAfter(20, TimeUnit.SECONDS), new byte[0]);
     int n = 0;
     while (it.hasNext()) {
       assertEquals((byte) n, it.next()[0]);
@@ -225,13 +268,26 @@ class GrpcServerTest {
 
   @Test
   void inboundMessagesOverTheLimitAreRefused() throws Exception {
-    GrpcServer server = closeLater(GrpcServer.forNode(prefillNode()).addService(probe()).build().start());
-    // The refused upload's HTTP/2 stream stays half-sent; don't wait the default 5 s for it at close.
-    Channels channels = closeLater(new Channels(Channels.Settings.defaults().withShutdownGrace(Duration.ofMillis(200))));
+    GrpcServer server =
+        closeLater(GrpcServer.forNode(prefillNode()).addService(probe()).build().start());
+    // The refused upload's HTTP/2 stream stays half-sent; don't wait the default 5 s for it at
+    // close.
+    Channels channels =
+        closeLater(
+            new Channels(Channels.Settings.defaults().withShutdownGrace(Duration.ofMillis(200))));
     ManagedChannel ch = channels.get("127.0.0.1:" + server.port());
-    assertTrue(ClientCalls.blockingUnaryCall(ch, WHO, CallOptions.DEFAULT, new byte[1000]).length > 0, "a small message passes");
+    assertTrue(
+        ClientCalls.blockingUnaryCall(ch, WHO, CallOptions.DEFAULT, new byte[1000]).length > 0,
+        "a small message passes");
     StatusRuntimeException e =
-        assertThrows(StatusRuntimeException.class, () -> ClientCalls.blockingUnaryCall(ch, WHO, CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS), new byte[2 << 20]));
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                ClientCalls.blockingUnaryCall(
+                    ch,
+                    WHO,
+                    CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS),
+                    new byte[2 << 20]));
     assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.getStatus().getCode(), e.toString());
   }
 
@@ -247,23 +303,39 @@ class GrpcServerTest {
     server.close();
     long tookMs = (System.nanoTime() - t0) / 1_000_000;
 
-    assertTrue(tookMs >= 200, "close() returned after " + tookMs + " ms, before the running call could finish");
-    assertTrue(new String(call.get(5, TimeUnit.SECONDS), StandardCharsets.UTF_8).startsWith("grpc-"), "the running call completed normally");
+    assertTrue(
+        tookMs >= 200,
+        "close() returned after " + tookMs + " ms, before the running call could finish");
+    assertTrue(
+        new String(call.get(5, TimeUnit.SECONDS), StandardCharsets.UTF_8).startsWith("grpc-"),
+        "the running call completed normally");
     assertTrue(server.isTerminated());
-    ManagedChannel fresh = new Channels(Channels.Settings.defaults()).get("127.0.0.1:" + server.port());
+    ManagedChannel fresh =
+        new Channels(Channels.Settings.defaults()).get("127.0.0.1:" + server.port());
     StatusRuntimeException e =
         assertThrows(
             StatusRuntimeException.class,
-            () -> HealthGrpc.newBlockingStub(fresh).withDeadlineAfter(2, TimeUnit.SECONDS).check(HealthCheckRequest.getDefaultInstance()));
+            () ->
+                HealthGrpc.newBlockingStub(fresh)
+                    .withDeadlineAfter(2, TimeUnit.SECONDS)
+                    .check(HealthCheckRequest.getDefaultInstance()));
     assertEquals(Status.Code.UNAVAILABLE, e.getStatus().getCode());
     fresh.shutdownNow();
   }
 
   @Test
   void closeCancelsCallsThatOutliveTheGracePeriod() throws Exception {
-    GrpcServer server = GrpcServer.forAddress("127.0.0.1", 0).shutdownGrace(Duration.ofMillis(300)).addService(probe()).build().start();
+    GrpcServer server =
+        GrpcServer.forAddress("127.0.0.1", 0)
+            .shutdownGrace(Duration.ofMillis(300))
+            .addService(probe())
+            .build()
+            .start();
     Channels channels = closeLater(new Channels(Channels.Settings.defaults()));
-    var call = ClientCalls.futureUnaryCall(channels.get("127.0.0.1:" + server.port()).newCall(WHO, CallOptions.DEFAULT), millis(60_000));
+    var call =
+        ClientCalls.futureUnaryCall(
+            channels.get("127.0.0.1:" + server.port()).newCall(WHO, CallOptions.DEFAULT),
+            millis(60_000));
     assertTrue(handlerStarted.await(5, TimeUnit.SECONDS));
     long t0 = System.nanoTime();
     server.close();
@@ -271,7 +343,9 @@ class GrpcServerTest {
     assertTrue(tookMs < 5_000, "close() took " + tookMs + " ms");
     var e = assertThrows(ExecutionException.class, () -> call.get(5, TimeUnit.SECONDS));
     Status.Code code = Status.fromThrowable(e.getCause()).getCode();
-    assertTrue(code == Status.Code.UNAVAILABLE || code == Status.Code.CANCELLED, "call ended with " + code);
+    assertTrue(
+        code == Status.Code.UNAVAILABLE || code == Status.Code.CANCELLED,
+        "call ended with " + code);
   }
 
   @Test

@@ -27,17 +27,23 @@ class RequestIdsTest {
   static final class ContextEcho extends NodeServiceGrpc.NodeServiceImplBase {
     @Override
     public void status(StatusRequest req, StreamObserver<NodeStatus> out) {
-      out.onNext(NodeStatus.newBuilder()
-          .setId(String.valueOf(ThreadContext.get(LogContext.REQUEST_ID)))
-          .setRole(String.valueOf(ThreadContext.get(LogContext.NODE_ID)))
-          .build());
+      out.onNext(
+          NodeStatus.newBuilder()
+              .setId(String.valueOf(ThreadContext.get(LogContext.REQUEST_ID)))
+              .setRole(String.valueOf(ThreadContext.get(LogContext.NODE_ID)))
+              .build());
       out.onCompleted();
     }
   }
 
   @BeforeEach
   void start() throws IOException {
-    server = GrpcServer.forAddress("127.0.0.1", 0).name("echo").nodeId("node-7").addService(new ContextEcho()).build();
+    server =
+        GrpcServer.forAddress("127.0.0.1", 0)
+            .name("echo")
+            .nodeId("node-7")
+            .addService(new ContextEcho())
+            .build();
     server.start();
     channels = new Channels(Channels.Settings.defaults());
   }
@@ -57,7 +63,8 @@ class RequestIdsTest {
   @Test
   void theCallersRequestIdIsInTheHandlersLogContext() {
     for (String id : new String[] {"req-1", "chat cmpl/42 ü 你好 %20"}) {
-      try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
+      try (CloseableThreadContext.Instance ctx =
+          CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
         NodeStatus seen = call();
         assertEquals(id, seen.getId(), "request id in the handler's context");
         assertEquals("node-7", seen.getRole(), "the server's node id in the handler's context");
@@ -74,9 +81,13 @@ class RequestIdsTest {
   void headerValuesRoundTrip() {
     for (String id : new String[] {"a", "x y+z", "%41", "ü"}) {
       String wire = RequestIds.encode(id);
-      assertEquals(true, wire.chars().allMatch(c -> c > 0x20 && c < 0x7f), "printable ASCII on the wire: " + wire);
+      assertEquals(
+          true,
+          wire.chars().allMatch(c -> c > 0x20 && c < 0x7f),
+          "printable ASCII on the wire: " + wire);
       assertEquals(id, RequestIds.decode(wire));
     }
-    assertEquals("100%", RequestIds.decode("100%"), "a value that is not URL encoding is taken as it is");
+    assertEquals(
+        "100%", RequestIds.decode("100%"), "a value that is not URL encoding is taken as it is");
   }
 }

@@ -31,7 +31,8 @@ class KvBlockPoolTest {
 
   @AfterEach
   void tearDown() {
-    assertEquals(0, root.getAllocatedMemory(), "Arrow memory still allocated at the end of the test");
+    assertEquals(
+        0, root.getAllocatedMemory(), "Arrow memory still allocated at the end of the test");
     root.close();
   }
 
@@ -58,8 +59,13 @@ class KvBlockPoolTest {
 
   @Test
   void budgetBelowOneBlockIsRejectedWithTheBlockSize() {
-    var e = assertThrows(IllegalArgumentException.class, () -> new KvBlockPool(root, layout, layout.blockBytes() - 1));
-    assertTrue(e.getMessage().contains("below one block (" + layout.blockBytes() + " bytes"), e.getMessage());
+    var e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new KvBlockPool(root, layout, layout.blockBytes() - 1));
+    assertTrue(
+        e.getMessage().contains("below one block (" + layout.blockBytes() + " bytes"),
+        e.getMessage());
   }
 
   @Test
@@ -131,7 +137,8 @@ class KvBlockPoolTest {
             int e = (h * bs + s) * hd + d;
             int src = (h * stride + s) * hd + d;
             assertEquals(k[src], out.getFloat(4L * e), "K head " + h + " slot " + s + " dim " + d);
-            assertEquals(v[src], out.getFloat(4L * (half + e)), "V head " + h + " slot " + s + " dim " + d);
+            assertEquals(
+                v[src], out.getFloat(4L * (half + e)), "V head " + h + " slot " + s + " dim " + d);
           }
         }
       }
@@ -165,27 +172,29 @@ class KvBlockPoolTest {
         List<Future<?>> fs = new ArrayList<>();
         for (int t = 0; t < 4; t++) {
           int seed = t;
-          fs.add(ex.submit(() -> {
-            Random r = new Random(seed);
-            for (int i = 0; i < 2000; i++) {
-              int[] got;
-              try {
-                got = pool.allocate(1 + r.nextInt(8));
-              } catch (KvPoolExhaustedException e) {
-                continue;
-              }
-              for (int b : got) {
-                if (!held.add(b)) {
-                  throw new AssertionError("block " + b + " handed out twice");
-                }
-              }
-              for (int b : got) {
-                held.remove(b);
-              }
-              pool.free(got);
-            }
-            return null;
-          }));
+          fs.add(
+              ex.submit(
+                  () -> {
+                    Random r = new Random(seed);
+                    for (int i = 0; i < 2000; i++) {
+                      int[] got;
+                      try {
+                        got = pool.allocate(1 + r.nextInt(8));
+                      } catch (KvPoolExhaustedException e) {
+                        continue;
+                      }
+                      for (int b : got) {
+                        if (!held.add(b)) {
+                          throw new AssertionError("block " + b + " handed out twice");
+                        }
+                      }
+                      for (int b : got) {
+                        held.remove(b);
+                      }
+                      pool.free(got);
+                    }
+                    return null;
+                  }));
         }
         for (Future<?> f : fs) {
           f.get();

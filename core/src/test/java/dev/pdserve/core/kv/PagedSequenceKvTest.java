@@ -15,9 +15,9 @@ import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Test;
 
 class PagedSequenceKvTest {
   private final ModelConfig cfg = ModelPresets.get("tiny");
@@ -30,7 +30,8 @@ class PagedSequenceKvTest {
 
   @AfterEach
   void tearDown() {
-    assertEquals(0, root.getAllocatedMemory(), "Arrow memory still allocated at the end of the test");
+    assertEquals(
+        0, root.getAllocatedMemory(), "Arrow memory still allocated at the end of the test");
     root.close();
   }
 
@@ -76,7 +77,8 @@ class PagedSequenceKvTest {
         plain.advance(count);
         assertEquals(plain.length(), paged.length());
       }
-      assertEquals(layout.blocksFor(paged.length()), pool.usedBlocks(), "blocks are taken on demand only");
+      assertEquals(
+          layout.blocksFor(paged.length()), pool.usedBlocks(), "blocks are taken on demand only");
       paged.release();
       assertEquals(pool.totalBlocks(), pool.freeBlocks(), "released blocks did not all return");
     }
@@ -88,10 +90,11 @@ class PagedSequenceKvTest {
     try (KvBlockPool pool = new KvBlockPool(root, layout, 10L * layout.blockBytes())) {
       PagedSequenceKv kv = new PagedSequenceKv(pool);
       List<String> seen = new ArrayList<>();
-      kv.setLayerWrittenListener((layer, first, count) -> {
-        // the layer's positions are readable from the pool by now
-        seen.add(layer + ":" + first + "+" + count);
-      });
+      kv.setLayerWrittenListener(
+          (layer, first, count) -> {
+            // the layer's positions are readable from the pool by now
+            seen.add(layer + ":" + first + "+" + count);
+          });
       float[] k = new float[cfg.numKvHeads() * 5 * cfg.headDim()];
       for (int step = 0; step < 2; step++) {
         for (int l = 0; l < cfg.numLayers(); l++) {
@@ -99,7 +102,8 @@ class PagedSequenceKvTest {
         }
         kv.advance(5);
       }
-      assertEquals(List.of("0:0+5", "1:0+5", "2:0+5", "3:0+5", "0:5+5", "1:5+5", "2:5+5", "3:5+5"), seen);
+      assertEquals(
+          List.of("0:0+5", "1:0+5", "2:0+5", "3:0+5", "0:5+5", "1:5+5", "2:5+5", "3:5+5"), seen);
       kv.release();
     }
   }
@@ -162,7 +166,9 @@ class PagedSequenceKvTest {
       adopted.read(2, a, a, 0, n);
       plain.read(2, b, b, 0, n);
       assertArrayEquals(b, a);
-      assertThrows(IllegalArgumentException.class, () -> PagedSequenceKv.adopt(pool, new int[] {table[0]}, n));
+      assertThrows(
+          IllegalArgumentException.class,
+          () -> PagedSequenceKv.adopt(pool, new int[] {table[0]}, n));
       adopted.release(); // the adopter owns the blocks now
       assertEquals(10, pool.freeBlocks());
       assertTrue(adopted.isReleased());

@@ -49,7 +49,9 @@ class PrefixCacheTest {
   private PrefixCache.Match serve(int[] prompt) {
     long[] hashes = hasher.hashes(prompt);
     PrefixCache.Match m = cache.acquire(hashes, prompt, (prompt.length - 1) / BS);
-    PagedSequenceKv kv = PagedSequenceKv.withSharedPrefix(pool, m.blocks(), pool.allocate(layout.blocksFor(prompt.length) - m.length()));
+    PagedSequenceKv kv =
+        PagedSequenceKv.withSharedPrefix(
+            pool, m.blocks(), pool.allocate(layout.blocksFor(prompt.length) - m.length()));
     assertEquals(m.tokens(), kv.length(), "a shared prefix starts the sequence at its end");
     cache.record(prompt.length, m.tokens());
     cache.commit(m, hashes, prompt, kv.detach());
@@ -67,9 +69,18 @@ class PrefixCacheTest {
     for (int i = 0; i < 3; i++) {
       assertNotEquals(ha[i], hb[i], "block " + i + " hash must cover the whole prefix before it");
     }
-    assertArrayEquals(ha, PrefixHasher.text("tiny|seed42", BS).hashes(a), "hashes must be reproducible (router and nodes agree)");
-    assertNotEquals(ha[0], new PrefixHasher("tiny|seed42", "vision", BS).hashes(a)[0], "vision blocks must not alias text");
-    assertNotEquals(ha[0], PrefixHasher.text("small|seed42", BS).hashes(a)[0], "another model's blocks must not alias");
+    assertArrayEquals(
+        ha,
+        PrefixHasher.text("tiny|seed42", BS).hashes(a),
+        "hashes must be reproducible (router and nodes agree)");
+    assertNotEquals(
+        ha[0],
+        new PrefixHasher("tiny|seed42", "vision", BS).hashes(a)[0],
+        "vision blocks must not alias text");
+    assertNotEquals(
+        ha[0],
+        PrefixHasher.text("small|seed42", BS).hashes(a)[0],
+        "another model's blocks must not alias");
     assertEquals(2, hasher.hashes(prompt(11, 0)).length, "only full blocks are hashed");
   }
 
@@ -78,7 +89,10 @@ class PrefixCacheTest {
     int[] first = prompt(14, 0); // 3 full blocks + 2 tokens
     assertEquals(0, serve(first).length());
     assertEquals(3, cache.stats().cachedBlocks());
-    assertEquals(pool.totalBlocks() - 3, pool.freeBlocks(), "the partial last block is freed, full ones cached");
+    assertEquals(
+        pool.totalBlocks() - 3,
+        pool.freeBlocks(),
+        "the partial last block is freed, full ones cached");
     assertEquals(3, pool.reclaimableBlocks());
     assertEquals(pool.totalBlocks(), pool.availableBlocks());
 
@@ -99,7 +113,8 @@ class PrefixCacheTest {
   void aPromptExactlyCoveredByTheCacheStillComputesItsLastBlock() {
     int[] p = prompt(12, 1);
     serve(p);
-    PrefixCache.Match m = serve(p); // maxBlocks = (12 - 1) / 4 = 2: the last token must be computed for logits
+    PrefixCache.Match m =
+        serve(p); // maxBlocks = (12 - 1) / 4 = 2: the last token must be computed for logits
     assertEquals(2, m.length());
   }
 
@@ -113,7 +128,10 @@ class PrefixCacheTest {
     assertEquals(4, pool.reclaimableBlocks(), "pinned blocks are not reclaimable");
     int[] live = pool.allocate(6); // 2 free + 4 evicted from prompt 3
     assertEquals(0, pool.freeBlocks());
-    assertThrows(KvPoolExhaustedException.class, () -> pool.allocate(1), "pinned blocks must never be evicted");
+    assertThrows(
+        KvPoolExhaustedException.class,
+        () -> pool.allocate(1),
+        "pinned blocks must never be evicted");
     pool.free(live);
     cache.release(pinned);
     assertEquals(4, cache.stats().cachedBlocks());
@@ -134,7 +152,8 @@ class PrefixCacheTest {
     long[] hashes = hasher.hashes(p);
     serve(p);
     int[] other = prompt(8, 5);
-    PrefixCache.Match m = cache.acquire(hashes, other, 2); // a forged collision: p's hashes, other tokens
+    PrefixCache.Match m =
+        cache.acquire(hashes, other, 2); // a forged collision: p's hashes, other tokens
     assertEquals(0, m.length());
   }
 
@@ -147,7 +166,9 @@ class PrefixCacheTest {
     PagedSequenceKv kv = PagedSequenceKv.withSharedPrefix(pool, m.blocks(), pool.allocate(1));
     assertEquals(2, kv.sharedBlocks());
     kv.release(); // a failed request: frees its own block only
-    assertTrue(pool.isAllocated(m.blocks()[0]) && pool.isAllocated(m.blocks()[1]), "shared blocks stay with the cache");
+    assertTrue(
+        pool.isAllocated(m.blocks()[0]) && pool.isAllocated(m.blocks()[1]),
+        "shared blocks stay with the cache");
     cache.release(m);
   }
 }

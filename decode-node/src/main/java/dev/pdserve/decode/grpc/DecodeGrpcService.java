@@ -25,7 +25,8 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
   private final String flightHost;
   private final java.util.function.IntSupplier flightPort;
 
-  public DecodeGrpcService(DecodeEngine engine, String flightHost, java.util.function.IntSupplier flightPort) {
+  public DecodeGrpcService(
+      DecodeEngine engine, String flightHost, java.util.function.IntSupplier flightPort) {
     this.engine = engine;
     this.flightHost = flightHost;
     this.flightPort = flightPort;
@@ -51,7 +52,8 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
 
   @Override
   public void release(ReleaseRequest req, StreamObserver<ReleaseResponse> out) {
-    out.onNext(ReleaseResponse.newBuilder().setReleased(engine.release(req.getTransferId())).build());
+    out.onNext(
+        ReleaseResponse.newBuilder().setReleased(engine.release(req.getTransferId())).build());
     out.onCompleted();
   }
 
@@ -75,8 +77,15 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
     try {
       join =
           new JoinRequest(
-              requestId, req.getTransferId(), prompt, req.getFirstToken(), req.getFirstLogprob(),
-              ProtoConversions.sampling(req.getParams()), req.getSeed(), req.getCachedTokens(), req.getLocalPrefill());
+              requestId,
+              req.getTransferId(),
+              prompt,
+              req.getFirstToken(),
+              req.getFirstLogprob(),
+              ProtoConversions.sampling(req.getParams()),
+              req.getSeed(),
+              req.getCachedTokens(),
+              req.getLocalPrefill());
     } catch (RuntimeException e) {
       out.onError(GrpcErrors.toException(e));
       return;
@@ -97,13 +106,20 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
               generated++;
             }
             if (!e.text().isEmpty() || e.tokenId() >= 0) {
-              out.onNext(TokenEvent.newBuilder().setDelta(ProtoConversions.delta(e, logprobs)).build());
+              out.onNext(
+                  TokenEvent.newBuilder().setDelta(ProtoConversions.delta(e, logprobs)).build());
             }
             if (e.finished()) {
               done = true;
               out.onNext(
                   TokenEvent.newBuilder()
-                      .setCompletion(ProtoConversions.completion(e.finish().wireName(), e.stopReason(), prompt.length, generated, req.getCachedTokens()))
+                      .setCompletion(
+                          ProtoConversions.completion(
+                              e.finish().wireName(),
+                              e.stopReason(),
+                              prompt.length,
+                              generated,
+                              req.getCachedTokens()))
                       .build());
               out.onCompleted();
             }

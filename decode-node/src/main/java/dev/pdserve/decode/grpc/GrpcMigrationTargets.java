@@ -19,8 +19,8 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 /**
- * Migration targets over gRPC: the other ACTIVE decode nodes of the registry, the one with the
- * most free KV first; a node that refuses (pool full, draining) is skipped.
+ * Migration targets over gRPC: the other ACTIVE decode nodes of the registry, the one with the most
+ * free KV first; a node that refuses (pool full, draining) is skipped.
  */
 public final class GrpcMigrationTargets implements MigrationTargets {
   private static final Logger LOG = LogManager.getLogger(GrpcMigrationTargets.class);
@@ -29,7 +29,8 @@ public final class GrpcMigrationTargets implements MigrationTargets {
   private final Supplier<List<NodeInfo>> activeDecodeNodes;
   private final Channels channels;
 
-  public GrpcMigrationTargets(String selfId, Supplier<List<NodeInfo>> activeDecodeNodes, Channels channels) {
+  public GrpcMigrationTargets(
+      String selfId, Supplier<List<NodeInfo>> activeDecodeNodes, Channels channels) {
     this.selfId = selfId;
     this.activeDecodeNodes = activeDecodeNodes;
     this.channels = channels;
@@ -43,12 +44,24 @@ public final class GrpcMigrationTargets implements MigrationTargets {
         candidates.add(n);
       }
     }
-    candidates.sort(Comparator.comparingLong((NodeInfo n) -> -n.load().kvFreeBlocks()).thenComparing(NodeInfo::id));
-    ReserveRequest req = ReserveRequest.newBuilder().setRequestId(requestId).setPromptTokens(kvTokens).setMaxTokens(maxNewTokens).build();
+    candidates.sort(
+        Comparator.comparingLong((NodeInfo n) -> -n.load().kvFreeBlocks())
+            .thenComparing(NodeInfo::id));
+    ReserveRequest req =
+        ReserveRequest.newBuilder()
+            .setRequestId(requestId)
+            .setPromptTokens(kvTokens)
+            .setMaxTokens(maxNewTokens)
+            .build();
     for (NodeInfo n : candidates) {
       try {
-        ReserveResponse r = DecodeServiceGrpc.newBlockingStub(channels.get(n.grpcAddress())).withDeadlineAfter(10, TimeUnit.SECONDS).reserve(req);
-        return Optional.of(new MigrationTarget(n.id(), n.grpcAddress(), r.getTransferId(), r.getFlightHost(), r.getFlightPort()));
+        ReserveResponse r =
+            DecodeServiceGrpc.newBlockingStub(channels.get(n.grpcAddress()))
+                .withDeadlineAfter(10, TimeUnit.SECONDS)
+                .reserve(req);
+        return Optional.of(
+            new MigrationTarget(
+                n.id(), n.grpcAddress(), r.getTransferId(), r.getFlightHost(), r.getFlightPort()));
       } catch (StatusRuntimeException e) {
         LOG.debug("decode node {} did not take migrating {}: {}", n.id(), requestId, e.getStatus());
       }
@@ -63,7 +76,11 @@ public final class GrpcMigrationTargets implements MigrationTargets {
           .withDeadlineAfter(10, TimeUnit.SECONDS)
           .release(ReleaseRequest.newBuilder().setTransferId(target.transferId()).build());
     } catch (StatusRuntimeException e) {
-      LOG.debug("could not release {} on {} (its TTL frees it): {}", target.transferId(), target.nodeId(), e.getStatus());
+      LOG.debug(
+          "could not release {} on {} (its TTL frees it): {}",
+          target.transferId(),
+          target.nodeId(),
+          e.getStatus());
     }
   }
 }

@@ -5,9 +5,9 @@ import dev.pdserve.core.metrics.MetricNames;
 import dev.pdserve.core.metrics.NodeMetrics;
 import dev.pdserve.decode.DecodeEngine;
 import dev.pdserve.decode.DecodeMetrics;
+import io.prometheus.metrics.core.datapoints.CounterDataPoint;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.Histogram;
-import io.prometheus.metrics.core.datapoints.CounterDataPoint;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -32,22 +32,46 @@ public final class PrometheusDecodeMetrics implements DecodeMetrics {
 
   public PrometheusDecodeMetrics(NodeMetrics metrics) {
     this.metrics = metrics;
-    generationTokens = metrics.counter(MetricNames.GENERATION_TOKENS, "Number of generation tokens processed (emitted by this worker's decode role).");
-    success = metrics.counter(MetricNames.REQUEST_SUCCESS, "Count of successfully processed requests (sequences that finished decoding on this worker).",
-        MetricNames.FINISHED_REASON);
-    successByReason = FINISH_REASONS.stream().collect(Collectors.toUnmodifiableMap(Function.identity(), r -> success.labelValues(r)));
-    stepTime = metrics.histogram(MetricNames.DECODE_STEP_TIME, "Time of one decode step (a forward pass over the running batch, sampling included).",
-        MetricBuckets.SHORT_DURATION);
-    batchSize = metrics.histogram(MetricNames.DECODE_BATCH_SIZE, "Sequences in one decode step.", MetricBuckets.BATCH_SIZE);
-    receivedBytes = metrics.histogram(MetricNames.KV_TRANSFER_RECEIVED_BYTES, "KV bytes one request's decode node received from its prefill node.",
-        MetricBuckets.KV_BYTES);
-    receiveTime = metrics.histogram(MetricNames.KV_TRANSFER_RECEIVE_TIME, "Per request, time from the first KV row received to the last.",
-        MetricBuckets.SHORT_DURATION);
+    generationTokens =
+        metrics.counter(
+            MetricNames.GENERATION_TOKENS,
+            "Number of generation tokens processed (emitted by this worker's decode role).");
+    success =
+        metrics.counter(
+            MetricNames.REQUEST_SUCCESS,
+            "Count of successfully processed requests (sequences that finished decoding on this worker).",
+            MetricNames.FINISHED_REASON);
+    successByReason =
+        FINISH_REASONS.stream()
+            .collect(
+                Collectors.toUnmodifiableMap(Function.identity(), r -> success.labelValues(r)));
+    stepTime =
+        metrics.histogram(
+            MetricNames.DECODE_STEP_TIME,
+            "Time of one decode step (a forward pass over the running batch, sampling included).",
+            MetricBuckets.SHORT_DURATION);
+    batchSize =
+        metrics.histogram(
+            MetricNames.DECODE_BATCH_SIZE,
+            "Sequences in one decode step.",
+            MetricBuckets.BATCH_SIZE);
+    receivedBytes =
+        metrics.histogram(
+            MetricNames.KV_TRANSFER_RECEIVED_BYTES,
+            "KV bytes one request's decode node received from its prefill node.",
+            MetricBuckets.KV_BYTES);
+    receiveTime =
+        metrics.histogram(
+            MetricNames.KV_TRANSFER_RECEIVE_TIME,
+            "Per request, time from the first KV row received to the last.",
+            MetricBuckets.SHORT_DURATION);
   }
 
   /** Registers {@value MetricNames#KV_RESERVED_BLOCKS}, read from the engine at scrape time. */
   public PrometheusDecodeMetrics bind(DecodeEngine engine) {
-    metrics.gauge(MetricNames.KV_RESERVED_BLOCKS, "KV blocks held by decode reservations (reserved, waiting for their KV, or running).",
+    metrics.gauge(
+        MetricNames.KV_RESERVED_BLOCKS,
+        "KV blocks held by decode reservations (reserved, waiting for their KV, or running).",
         engine::reservedBlocks);
     return this;
   }

@@ -25,17 +25,42 @@ final class DispatchMessages {
     long hnBytes = (long) rows * hidden * Float.BYTES;
     if (req.getHn().size() != hnBytes) {
       throw new InvalidDispatchException(
-          "hn has " + req.getHn().size() + " bytes, expected rows " + rows + " × hidden " + hidden + " × 4 = " + hnBytes + " (little-endian float32)");
+          "hn has "
+              + req.getHn().size()
+              + " bytes, expected rows "
+              + rows
+              + " × hidden "
+              + hidden
+              + " × 4 = "
+              + hnBytes
+              + " (little-endian float32)");
     }
     if (req.getGroupCount() != rows) {
-      throw new InvalidDispatchException("group has " + req.getGroupCount() + " entries, expected one per row (" + rows + ")");
+      throw new InvalidDispatchException(
+          "group has " + req.getGroupCount() + " entries, expected one per row (" + rows + ")");
     }
     long slots = (long) rows * k;
     if (req.getExpertIdsCount() != slots) {
-      throw new InvalidDispatchException("expert_ids has " + req.getExpertIdsCount() + " entries, expected rows " + rows + " × top_k " + k + " = " + slots);
+      throw new InvalidDispatchException(
+          "expert_ids has "
+              + req.getExpertIdsCount()
+              + " entries, expected rows "
+              + rows
+              + " × top_k "
+              + k
+              + " = "
+              + slots);
     }
     if (req.getWeightsCount() != slots) {
-      throw new InvalidDispatchException("weights has " + req.getWeightsCount() + " entries, expected rows " + rows + " × top_k " + k + " = " + slots);
+      throw new InvalidDispatchException(
+          "weights has "
+              + req.getWeightsCount()
+              + " entries, expected rows "
+              + rows
+              + " × top_k "
+              + k
+              + " = "
+              + slots);
     }
     int[] group = new int[rows];
     for (int r = 0; r < rows; r++) {
@@ -47,6 +72,7 @@ final class DispatchMessages {
       ids[i] = req.getExpertIds(i);
       w[i] = req.getWeights(i);
     }
-    return new RoutedBatch(req.getLayer(), rows, hidden, k, DispatchCodec.toFloats(req.getHn()), group, ids, w);
+    return new RoutedBatch(
+        req.getLayer(), rows, hidden, k, DispatchCodec.toFloats(req.getHn()), group, ids, w);
   }
 }

@@ -32,7 +32,8 @@ public final class ExpertShardService extends ExpertServiceGrpc.ExpertServiceImp
 
   @Override
   public void dispatch(DispatchRequest req, StreamObserver<DispatchResponse> out) {
-    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(LogContext.REQUEST_ID, req.getRequestId())) {
+    try (CloseableThreadContext.Instance ctx =
+        CloseableThreadContext.put(LogContext.REQUEST_ID, req.getRequestId())) {
       ExpertPartial p;
       try {
         p = shard.compute(DispatchMessages.toBatch(req));
@@ -41,17 +42,30 @@ public final class ExpertShardService extends ExpertServiceGrpc.ExpertServiceImp
         out.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
         return;
       } catch (ExpertNotHostedException e) {
-        String msg = e.getMessage() + " (request placement version " + req.getPlacementVersion() + ")";
+        String msg =
+            e.getMessage() + " (request placement version " + req.getPlacementVersion() + ")";
         LOG.warn("{}", msg);
         out.onError(Status.FAILED_PRECONDITION.withDescription(msg).asRuntimeException());
         return;
       } catch (RuntimeException e) {
         LOG.error("dispatch for layer {} failed", req.getLayer(), e);
-        out.onError(Status.INTERNAL.withDescription("shard " + shard.id() + ": " + e).withCause(e).asRuntimeException());
+        out.onError(
+            Status.INTERNAL
+                .withDescription("shard " + shard.id() + ": " + e)
+                .withCause(e)
+                .asRuntimeException());
         return;
       }
-      LOG.trace("layer {}: {} rows computed, {} experts run", req.getLayer(), req.getRows(), p.expertsRun());
-      out.onNext(DispatchResponse.newBuilder().setPartial(DispatchCodec.doubles(p.partial())).setExpertsRun(p.expertsRun()).build());
+      LOG.trace(
+          "layer {}: {} rows computed, {} experts run",
+          req.getLayer(),
+          req.getRows(),
+          p.expertsRun());
+      out.onNext(
+          DispatchResponse.newBuilder()
+              .setPartial(DispatchCodec.doubles(p.partial()))
+              .setExpertsRun(p.expertsRun())
+              .build());
       out.onCompleted();
     }
   }

@@ -20,7 +20,9 @@ public final class ExpertStatusService extends NodeServiceGrpc.NodeServiceImplBa
     this(shard, "");
   }
 
-  /** @param metricsUrl the shard's {@code /metrics} URL, reported in {@code metrics_url} */
+  /**
+   * @param metricsUrl the shard's {@code /metrics} URL, reported in {@code metrics_url}
+   */
   public ExpertStatusService(ExpertShard shard, String metricsUrl) {
     this.shard = shard;
     this.metricsUrl = metricsUrl;

@@ -28,8 +28,11 @@ public final class PrometheusShardMetrics implements ExpertShardMetrics {
 
   public PrometheusShardMetrics(NodeMetrics metrics) {
     this.metrics = metrics;
-    computeTime = metrics.histogram(MetricNames.EXPERT_COMPUTE_TIME, "Time this shard took to compute one dispatch (one MoE layer of one caller's step).",
-        MetricBuckets.SHORT_DURATION);
+    computeTime =
+        metrics.histogram(
+            MetricNames.EXPERT_COMPUTE_TIME,
+            "Time this shard took to compute one dispatch (one MoE layer of one caller's step).",
+            MetricBuckets.SHORT_DURATION);
   }
 
   /** Registers the counters read from the shard's statistics. */
@@ -38,7 +41,8 @@ public final class PrometheusShardMetrics implements ExpertShardMetrics {
     ModelConfig cfg = shard.model();
     CounterWithCallback.builder()
         .name(MetricNames.EXPERT_TOKENS)
-        .help("Tokens routed to each expert hosted on this shard ((token, slot) pairs computed), by MoE layer, expert group and expert index.")
+        .help(
+            "Tokens routed to each expert hosted on this shard ((token, slot) pairs computed), by MoE layer, expert group and expert index.")
         .labelNames(MetricNames.LAYER, MetricNames.GROUP, MetricNames.EXPERT)
         .callback(
             cb -> {
@@ -55,7 +59,9 @@ public final class PrometheusShardMetrics implements ExpertShardMetrics {
               }
             })
         .register(metrics.registry());
-    metrics.counter(MetricNames.EXPERT_DISPATCHES_REJECTED, "Dispatches this shard refused (invalid, or naming an expert it does not host).",
+    metrics.counter(
+        MetricNames.EXPERT_DISPATCHES_REJECTED,
+        "Dispatches this shard refused (invalid, or naming an expert it does not host).",
         stats::rejectedDispatches);
     return this;
   }

@@ -5,7 +5,9 @@ import java.util.Deque;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
-/** Closes what a node opened, in reverse order, each exactly once, logging (not throwing) failures. */
+/**
+ * Closes what a node opened, in reverse order, each exactly once, logging (not throwing) failures.
+ */
 final class Closer implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(Closer.class);
   private final Deque<AutoCloseable> stack = new ArrayDeque<>();

@@ -17,7 +17,12 @@ final class CoordinatorWiring {
 
   static SwitchPlanner planner(NodeConfig config) {
     CoordinatorConfig c = config.coordinator();
-    SwitchPolicy policy = new SwitchPolicy(CoordinatorSettings.defaults().withTargets(c.ttftTargetMillis(), c.tpotTargetMillis()));
-    return (nodes, now) -> policy.decide(nodes, now).map(d -> new RoleSwitchRequest(d.nodeId(), d.to(), d.expectedEpoch(), d.reason()));
+    SwitchPolicy policy =
+        new SwitchPolicy(
+            CoordinatorSettings.defaults().withTargets(c.ttftTargetMillis(), c.tpotTargetMillis()));
+    return (nodes, now) ->
+        policy
+            .decide(nodes, now)
+            .map(d -> new RoleSwitchRequest(d.nodeId(), d.to(), d.expectedEpoch(), d.reason()));
   }
 }

@@ -9,9 +9,9 @@ import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.grpc.GrpcServer;
 import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.metrics.NodeMetrics;
-import dev.pdserve.expert.metrics.PrometheusShardMetrics;
 import dev.pdserve.expert.ExpertShard;
 import dev.pdserve.expert.grpc.ExpertShardServer;
+import dev.pdserve.expert.metrics.PrometheusShardMetrics;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.weights.ModelWeights;
@@ -50,38 +50,62 @@ public final class ExpertNode implements AutoCloseable {
       this.registry = closer.add(new NodeRegistry(member.hazelcast()));
       this.placements = new ExpertPlacementStore(member.hazelcast());
       LoadedModel model = closer.add(LoadedModel.load(NodeModels.spec(config)));
-      OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(config.engine().ortThreads(), false, true));
+      OrtRuntime rt =
+          OrtRuntime.shared(
+              new OrtRuntime.RuntimeOptions(config.engine().ortThreads(), false, true));
       ModelWeights weights = closer.add(new ModelWeights(model.config(), model.weights(), rt));
       this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
       PrometheusShardMetrics shardMetrics = new PrometheusShardMetrics(metrics);
       ExpertShard shard = ExpertShard.forNode(config, weights, rt, shardMetrics);
       shardMetrics.bind(shard);
       metrics.start();
-      ExpertRange range = config.engine().expertRange().orElse(new ExpertRange(0, maxExperts(model) - 1));
+      ExpertRange range =
+          config.engine().expertRange().orElse(new ExpertRange(0, maxExperts(model) - 1));
       ExpertShardServer server =
           closer.add(
               new ExpertShardServer(
                   shard,
-                  GrpcServer.forNode(config).name(config.nodeId()).healthService(config.role().healthServiceName()),
+                  GrpcServer.forNode(config)
+                      .name(config.nodeId())
+                      .healthService(config.role().healthServiceName()),
                   ExpertShardServer.DEFAULT_MAX_INBOUND_BYTES,
                   metrics.url()));
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
       // Registered (with its address) before it enters the placement, so callers can reach it.
       closer.add(
-          new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, "", metrics.url(), () -> dev.pdserve.core.cluster.Load.IDLE, 1000));
-      // Publish the placement with this shard in it (compare-and-set on the version; retry on races).
+          new RegistryPresence(
+              registry,
+              config.nodeId(),
+              config.role(),
+              grpcAddress,
+              "",
+              metrics.url(),
+              () -> dev.pdserve.core.cluster.Load.IDLE,
+              1000));
+      // Publish the placement with this shard in it (compare-and-set on the version; retry on
+      // races).
       ExpertPlacement published = null;
       for (int attempt = 0; attempt < 100 && published == null; attempt++) {
         ExpertPlacement cur = placements.current().orElse(new ExpertPlacement(0, Map.of()));
-        Optional<ExpertPlacement> next = placements.publishAfter(cur.version(), cur.withShard(model.config(), config.nodeId(), range));
+        Optional<ExpertPlacement> next =
+            placements.publishAfter(
+                cur.version(), cur.withShard(model.config(), config.nodeId(), range));
         published = next.orElse(null);
       }
       if (published == null) {
-        throw new IllegalStateException("could not publish the expert placement with shard " + config.nodeId() + " after 100 attempts");
+        throw new IllegalStateException(
+            "could not publish the expert placement with shard "
+                + config.nodeId()
+                + " after 100 attempts");
       }
 
-      LOG.info("expert shard {} hosts experts {} at {}, metrics at {} (placement version {})", config.nodeId(), range, grpcAddress, metrics.url(),
+      LOG.info(
+          "expert shard {} hosts experts {} at {}, metrics at {} (placement version {})",
+          config.nodeId(),
+          range,
+          grpcAddress,
+          metrics.url(),
           published.version());
       ok = true;
     } finally {

@@ -34,14 +34,24 @@ import java.util.function.Consumer;
 public final class LocalCluster implements AutoCloseable {
   /** What to start. {@code experts} 0 = every worker computes all experts itself. */
   public record Spec(
-      int prefill, int decode, int experts, String preset, String modelDir, long seed, String kvBudget, String logLevel,
-      Map<String, String> settings, String heap) {
+      int prefill,
+      int decode,
+      int experts,
+      String preset,
+      String modelDir,
+      long seed,
+      String kvBudget,
+      String logLevel,
+      Map<String, String> settings,
+      String heap) {
     public Spec {
       if (prefill < 1 || decode < 1 || experts < 0) {
-        throw new IllegalArgumentException("a local cluster needs --prefill >= 1, --decode >= 1 and --experts >= 0");
+        throw new IllegalArgumentException(
+            "a local cluster needs --prefill >= 1, --decode >= 1 and --experts >= 0");
       }
       if (experts > 64) {
-        throw new IllegalArgumentException("--experts must be at most 64 (one expert index per shard at least), got " + experts);
+        throw new IllegalArgumentException(
+            "--experts must be at most 64 (one expert index per shard at least), got " + experts);
       }
       settings = Map.copyOf(settings);
     }
@@ -95,7 +105,8 @@ public final class LocalCluster implements AutoCloseable {
     this.log = log;
   }
 
-  public static LocalCluster start(Spec spec, Consumer<String> log, Duration timeout) throws IOException, TimeoutException {
+  public static LocalCluster start(Spec spec, Consumer<String> log, Duration timeout)
+      throws IOException, TimeoutException {
     LocalCluster c = new LocalCluster(log);
     try {
       c.launch(spec, timeout);
@@ -128,11 +139,14 @@ public final class LocalCluster implements AutoCloseable {
   public CompletableFuture<Child> anyExit() {
     CompletableFuture<Child> f = new CompletableFuture<>();
     for (Child c : children) {
-      c.process.onExit().thenRun(() -> {
-        if (!closing) {
-          f.complete(c);
-        }
-      });
+      c.process
+          .onExit()
+          .thenRun(
+              () -> {
+                if (!closing) {
+                  f.complete(c);
+                }
+              });
     }
     return f;
   }
@@ -180,8 +194,26 @@ public final class LocalCluster implements AutoCloseable {
         }
         default -> cmd.add("router");
       }
-      cmd.addAll(List.of("--node-id", id, "--bind", "127.0.0.1", "--grpc-port", "0", "--flight-port", "0", "--metrics-port", "0", "--cluster-name", cluster,
-          "--cluster-port", Integer.toString(ports[i]), "--members", members.toString(), "--seed-weights", Long.toString(spec.seed())));
+      cmd.addAll(
+          List.of(
+              "--node-id",
+              id,
+              "--bind",
+              "127.0.0.1",
+              "--grpc-port",
+              "0",
+              "--flight-port",
+              "0",
+              "--metrics-port",
+              "0",
+              "--cluster-name",
+              cluster,
+              "--cluster-port",
+              Integer.toString(ports[i]),
+              "--members",
+              members.toString(),
+              "--seed-weights",
+              Long.toString(spec.seed())));
       if (spec.modelDir() != null) {
         cmd.add("--model");
         cmd.add(spec.modelDir());
@@ -189,11 +221,13 @@ public final class LocalCluster implements AutoCloseable {
         cmd.add("--preset");
         cmd.add(spec.preset());
       }
-      if (!spec.settings().containsKey("pdserve.ort.threads") && !spec.settings().containsKey("ort.threads")) {
+      if (!spec.settings().containsKey("pdserve.ort.threads")
+          && !spec.settings().containsKey("ort.threads")) {
         // the nodes share this machine's cores: split them instead of every node taking all
         int compute = spec.prefill() + spec.decode() + spec.experts();
         cmd.add("--ort-threads");
-        cmd.add(Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / compute)));
+        cmd.add(
+            Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / compute)));
       }
       for (Map.Entry<String, String> e : spec.settings().entrySet()) {
         cmd.add("--set");
@@ -229,7 +263,8 @@ public final class LocalCluster implements AutoCloseable {
     pump(child, p.getErrorStream(), false);
   }
 
-  private void awaitReady(List<Child> which, long deadline, Duration timeout) throws IOException, TimeoutException {
+  private void awaitReady(List<Child> which, long deadline, Duration timeout)
+      throws IOException, TimeoutException {
     for (Child c : List.copyOf(which)) {
       try {
         String line = c.ready.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
@@ -239,9 +274,21 @@ public final class LocalCluster implements AutoCloseable {
           routerHttpUrl = http == null ? null : "http://" + http;
         }
       } catch (TimeoutException e) {
-        throw new TimeoutException("node " + c.id + " did not start within " + timeout + "; its last output:\n" + c.lastLines());
+        throw new TimeoutException(
+            "node "
+                + c.id
+                + " did not start within "
+                + timeout
+                + "; its last output:\n"
+                + c.lastLines());
       } catch (java.util.concurrent.ExecutionException e) {
-        throw new IOException("node " + c.id + " failed to start: " + e.getCause().getMessage() + "; its last output:\n" + c.lastLines());
+        throw new IOException(
+            "node "
+                + c.id
+                + " failed to start: "
+                + e.getCause().getMessage()
+                + "; its last output:\n"
+                + c.lastLines());
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new IOException("interrupted while starting the cluster");
@@ -269,7 +316,11 @@ public final class LocalCluster implements AutoCloseable {
       List<NodeStatus> last = List.of();
       while (System.nanoTime() < deadline) {
         try {
-          last = AdminServiceGrpc.newBlockingStub(ch).withDeadlineAfter(5, TimeUnit.SECONDS).listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
+          last =
+              AdminServiceGrpc.newBlockingStub(ch)
+                  .withDeadlineAfter(5, TimeUnit.SECONDS)
+                  .listNodes(ListNodesRequest.getDefaultInstance())
+                  .getNodesList();
           long active = last.stream().filter(n -> n.getState().equals("ACTIVE")).count();
           if (active >= expected) {
             nodes = List.copyOf(last);
@@ -280,7 +331,9 @@ public final class LocalCluster implements AutoCloseable {
         }
         Thread.sleep(100);
       }
-      throw new TimeoutException("not every node became ACTIVE in time; the router sees: " + last.stream().map(n -> n.getId() + "=" + n.getState()).toList());
+      throw new TimeoutException(
+          "not every node became ACTIVE in time; the router sees: "
+              + last.stream().map(n -> n.getId() + "=" + n.getState()).toList());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new TimeoutException("interrupted");
@@ -293,13 +346,16 @@ public final class LocalCluster implements AutoCloseable {
     List<String> cmd = new ArrayList<>();
     cmd.add(ProcessHandle.current().info().command().orElse("java"));
     for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (a.startsWith("--add-") || a.startsWith("-Djava.util.logging.manager") || a.startsWith("-Dhazelcast.")) {
+      if (a.startsWith("--add-")
+          || a.startsWith("-Djava.util.logging.manager")
+          || a.startsWith("-Dhazelcast.")) {
         cmd.add(a);
       }
     }
     cmd.add("-Xmx" + spec.heap());
     // Many JVMs on one machine: C2 compilation in every process competes with serving for the
-    // cores for minutes; the C1 tier alone gave twice the throughput on 2 cores (docs/PERFORMANCE.md).
+    // cores for minutes; the C1 tier alone gave twice the throughput on 2 cores
+    // (docs/PERFORMANCE.md).
     // PDSERVE_NODE_JAVA_OPTS adds flags (e.g. -XX:TieredStopAtLevel=4 to get C2 back).
     cmd.add("-XX:TieredStopAtLevel=1");
     String extra = System.getenv("PDSERVE_NODE_JAVA_OPTS");
@@ -320,7 +376,8 @@ public final class LocalCluster implements AutoCloseable {
     Thread t =
         new Thread(
             () -> {
-              try (BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+              try (BufferedReader r =
+                  new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
                 String line;
                 while ((line = r.readLine()) != null) {
                   child.remember(line);
@@ -334,7 +391,8 @@ public final class LocalCluster implements AutoCloseable {
                 // the process ended
               }
               if (stdout) {
-                child.ready.completeExceptionally(new IOException("exited with code " + exitCode(child.process)));
+                child.ready.completeExceptionally(
+                    new IOException("exited with code " + exitCode(child.process)));
               }
             },
             "local-" + child.id + (stdout ? "-out" : "-err"));

@@ -15,19 +15,22 @@ final class NodeModels {
         .engine()
         .modelDir()
         .map(ModelSpec::directory)
-        .orElseGet(() -> ModelSpec.preset(config.engine().modelPreset(), config.engine().modelSeed()));
+        .orElseGet(
+            () -> ModelSpec.preset(config.engine().modelPreset(), config.engine().modelSeed()));
   }
 
   /**
-   * Prompt block hashes for prefix caching and prefix-aware routing: the router and every worker
-   * of a cluster compute the same ones (same model config name and weights, same block size).
+   * Prompt block hashes for prefix caching and prefix-aware routing: the router and every worker of
+   * a cluster compute the same ones (same model config name and weights, same block size).
    */
   static PrefixHasher prefixHasher(LoadedModel model) {
     ModelSpec s = model.spec();
     String weights =
         s.modelDir() != null
             ? "dir:" + s.modelDir().toAbsolutePath().normalize().getFileName()
-            : s.preset() != null ? "preset:" + s.preset() + ":seed" + s.weightSeed() : "config:" + s.configFile().getFileName() + ":seed" + s.weightSeed();
+            : s.preset() != null
+                ? "preset:" + s.preset() + ":seed" + s.weightSeed()
+                : "config:" + s.configFile().getFileName() + ":seed" + s.weightSeed();
     return PrefixHasher.text(model.config().name() + "|" + weights, KvLayout.DEFAULT_BLOCK_SIZE);
   }
 }

@@ -15,8 +15,8 @@ import org.apache.logging.log4j.Logger;
 /**
  * Keeps a node's registry entry present and its load current: registers it ACTIVE, then every
  * period updates its load figures — and registers it again if the cluster lost the entry (a member
- * wrongly suspected dead under load has its entries removed by the others; once it is back, it
- * must reappear without a restart).
+ * wrongly suspected dead under load has its entries removed by the others; once it is back, it must
+ * reappear without a restart).
  */
 final class RegistryPresence implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(RegistryPresence.class);
@@ -31,13 +31,27 @@ final class RegistryPresence implements AutoCloseable {
   private final ScheduledExecutorService timer;
   private volatile NodeInfo current;
 
-  RegistryPresence(NodeRegistry registry, String id, NodeRole role, String grpcAddress, String flightAddress, Supplier<Load> load, long periodMillis) {
+  RegistryPresence(
+      NodeRegistry registry,
+      String id,
+      NodeRole role,
+      String grpcAddress,
+      String flightAddress,
+      Supplier<Load> load,
+      long periodMillis) {
     this(registry, id, () -> role, grpcAddress, flightAddress, "", load, periodMillis);
   }
 
   /** As above, publishing the node's {@code /metrics} URL in its entry. */
   RegistryPresence(
-      NodeRegistry registry, String id, NodeRole role, String grpcAddress, String flightAddress, String metricsUrl, Supplier<Load> load, long periodMillis) {
+      NodeRegistry registry,
+      String id,
+      NodeRole role,
+      String grpcAddress,
+      String flightAddress,
+      String metricsUrl,
+      Supplier<Load> load,
+      long periodMillis) {
     this(registry, id, () -> role, grpcAddress, flightAddress, metricsUrl, load, periodMillis);
   }
 
@@ -46,7 +60,13 @@ final class RegistryPresence implements AutoCloseable {
    * {@code metricsUrl}: the node's {@code /metrics} URL, published in its entry.
    */
   RegistryPresence(
-      NodeRegistry registry, String id, Supplier<NodeRole> role, String grpcAddress, String flightAddress, String metricsUrl, Supplier<Load> load,
+      NodeRegistry registry,
+      String id,
+      Supplier<NodeRole> role,
+      String grpcAddress,
+      String flightAddress,
+      String metricsUrl,
+      Supplier<Load> load,
       long periodMillis) {
     this.metricsUrl = metricsUrl;
     this.registry = registry;
@@ -67,7 +87,9 @@ final class RegistryPresence implements AutoCloseable {
   }
 
   private NodeInfo registerActive() {
-    NodeInfo info = registry.register(NodeInfo.starting(id, role.get(), grpcAddress, flightAddress, metricsUrl));
+    NodeInfo info =
+        registry.register(
+            NodeInfo.starting(id, role.get(), grpcAddress, flightAddress, metricsUrl));
     var t = registry.compareAndSet(id, info.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
     if (!t.applied()) {
       throw new IllegalStateException("could not mark " + id + " ACTIVE: " + t.outcome());
@@ -82,7 +104,9 @@ final class RegistryPresence implements AutoCloseable {
         registry.get(id).ifPresent(n -> current = n);
         return;
       }
-      LOG.warn("registry entry of {} was lost (the cluster took this member for dead); registering again", id);
+      LOG.warn(
+          "registry entry of {} was lost (the cluster took this member for dead); registering again",
+          id);
       current = registerActive();
       registry.updateLoad(id, l);
     } catch (RuntimeException e) {

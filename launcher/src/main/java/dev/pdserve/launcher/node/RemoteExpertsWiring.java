@@ -23,12 +23,23 @@ final class RemoteExpertsWiring {
 
   private RemoteExpertsWiring() {}
 
-  static ExpertBackend create(NodeConfig cfg, LoadedModel model, ClusterMember member, Closer closer) {
+  static ExpertBackend create(
+      NodeConfig cfg, LoadedModel model, ClusterMember member, Closer closer) {
     NodeRegistry registry = closer.add(new NodeRegistry(member.hazelcast()));
     ExpertPlacementStore store = new ExpertPlacementStore(member.hazelcast());
-    Channels channels = closer.add(new Channels(Channels.Settings.forNode(cfg).withMaxInboundMessageBytes(RemoteExperts.Settings.DEFAULT_MAX_MESSAGE_BYTES)));
-    dev.pdserve.core.cluster.NodeDirectory nodes = closer.add(new dev.pdserve.core.cluster.NodeDirectory(registry));
-    RemoteExperts remote = new RemoteExperts(store.current().orElse(null), ShardDirectory.directory(nodes), channels, RemoteExperts.Settings.defaults());
+    Channels channels =
+        closer.add(
+            new Channels(
+                Channels.Settings.forNode(cfg)
+                    .withMaxInboundMessageBytes(RemoteExperts.Settings.DEFAULT_MAX_MESSAGE_BYTES)));
+    dev.pdserve.core.cluster.NodeDirectory nodes =
+        closer.add(new dev.pdserve.core.cluster.NodeDirectory(registry));
+    RemoteExperts remote =
+        new RemoteExperts(
+            store.current().orElse(null),
+            ShardDirectory.directory(nodes),
+            channels,
+            RemoteExperts.Settings.defaults());
     closer.add(remote.followStore(store));
     long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
     boolean logged = false;
@@ -41,8 +52,10 @@ final class RemoteExpertsWiring {
       }
       if (System.nanoTime() > deadline) {
         throw new IllegalStateException(
-            "no expert placement covering every expert within 3 minutes (shards so far: " + (p == null ? "none" : p.shardIds())
-                + "); start expert shards whose ranges cover 0-" + (model.config().expertGroups().get(0).numExperts() - 1));
+            "no expert placement covering every expert within 3 minutes (shards so far: "
+                + (p == null ? "none" : p.shardIds())
+                + "); start expert shards whose ranges cover 0-"
+                + (model.config().expertGroups().get(0).numExperts() - 1));
       }
       if (!logged) {
         LOG.info("waiting for expert shards to cover every expert");

@@ -9,7 +9,6 @@ import dev.pdserve.core.grpc.GrpcServer;
 import dev.pdserve.core.grpc.NodeStatusService;
 import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.metrics.NodeMetrics;
-import dev.pdserve.router.metrics.PrometheusRouterMetrics;
 import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.PromptRenderer;
@@ -20,11 +19,15 @@ import dev.pdserve.router.grpc.GenerationGrpcService;
 import dev.pdserve.router.grpc.GrpcNodeClients;
 import dev.pdserve.router.http.HttpApiSettings;
 import dev.pdserve.router.http.OpenAiHttpServer;
+import dev.pdserve.router.metrics.PrometheusRouterMetrics;
 import java.io.IOException;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
-/** The router process: the public gRPC and OpenAI-compatible HTTP APIs over the cluster. Wiring only. */
+/**
+ * The router process: the public gRPC and OpenAI-compatible HTTP APIs over the cluster. Wiring
+ * only.
+ */
 public final class RouterNode implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(RouterNode.class);
 
@@ -57,15 +60,25 @@ public final class RouterNode implements AutoCloseable {
       this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
       PrometheusRouterMetrics routerMetrics = new PrometheusRouterMetrics(metrics);
       PromptRenderer renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
-      this.router = closer.add(new Router(
-          options, directory, new GrpcNodeClients(channels), renderer, model.config(), routerMetrics,
-          new dev.pdserve.router.PrefixRouting(
-              NodeModels.prefixHasher(model), config.prefix().cachedTokenWeight(),
-              dev.pdserve.router.PrefixRouting.DEFAULT_TRACKED_BLOCKS_PER_NODE, config.prefix().localPrefillThreshold())));
+      this.router =
+          closer.add(
+              new Router(
+                  options,
+                  directory,
+                  new GrpcNodeClients(channels),
+                  renderer,
+                  model.config(),
+                  routerMetrics,
+                  new dev.pdserve.router.PrefixRouting(
+                      NodeModels.prefixHasher(model),
+                      config.prefix().cachedTokenWeight(),
+                      dev.pdserve.router.PrefixRouting.DEFAULT_TRACKED_BLOCKS_PER_NODE,
+                      config.prefix().localPrefillThreshold())));
       routerMetrics.bind(router);
       metrics.start();
       HttpApiSettings httpSettings =
-          HttpApiSettings.on(config.network().bindHost(), config.network().httpPort()).withMaxBodyBytes(config.network().httpMaxBodyBytes());
+          HttpApiSettings.on(config.network().bindHost(), config.network().httpPort())
+              .withMaxBodyBytes(config.network().httpMaxBodyBytes());
       this.http = closer.add(new OpenAiHttpServer(httpSettings, router, renderer));
       http.start();
       this.httpUrl = "http://" + config.network().advertisedHost() + ":" + http.port();
@@ -76,13 +89,32 @@ public final class RouterNode implements AutoCloseable {
                   .healthService(config.role().healthServiceName())
                   .addService(new GenerationGrpcService(router, model.config().name()))
                   .addService(new NodeStatusService(this::status))
-                  .addService(new dev.pdserve.router.grpc.AdminGrpcService(directory, config.nodeId(), httpUrl, channels, coordinatorLease(member, directory)))
+                  .addService(
+                      new dev.pdserve.router.grpc.AdminGrpcService(
+                          directory,
+                          config.nodeId(),
+                          httpUrl,
+                          channels,
+                          coordinatorLease(member, directory)))
                   .build());
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
-      closer.add(new RegistryPresence(registry, config.nodeId(), config.role(), grpcAddress, "", metrics.url(), () ->
-          new dev.pdserve.core.cluster.Load(0, router.inFlight(), 0, 0, 0), 1000));
-      LOG.info("router {} serving the public API at {} (gRPC) and {} (OpenAI-compatible HTTP), metrics at {}", config.nodeId(), grpcAddress, httpUrl, metrics.url());
+      closer.add(
+          new RegistryPresence(
+              registry,
+              config.nodeId(),
+              config.role(),
+              grpcAddress,
+              "",
+              metrics.url(),
+              () -> new dev.pdserve.core.cluster.Load(0, router.inFlight(), 0, 0, 0),
+              1000));
+      LOG.info(
+          "router {} serving the public API at {} (gRPC) and {} (OpenAI-compatible HTTP), metrics at {}",
+          config.nodeId(),
+          grpcAddress,
+          httpUrl,
+          metrics.url());
       ok = true;
     } finally {
       if (!ok) {
@@ -91,13 +123,16 @@ public final class RouterNode implements AutoCloseable {
     }
   }
 
-  /** A router is a lite member: the registry lives on workers, so wait until one is in the cluster. */
+  /**
+   * A router is a lite member: the registry lives on workers, so wait until one is in the cluster.
+   */
   private static void awaitDataMember(ClusterMember member) {
     long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MINUTES.toNanos(3);
     boolean logged = false;
     while (member.hazelcast().getCluster().getMembers().stream().allMatch(m -> m.isLiteMember())) {
       if (System.nanoTime() > deadline) {
-        throw new IllegalStateException("no worker joined the cluster within 3 minutes; start workers with the same --cluster-name and --members");
+        throw new IllegalStateException(
+            "no worker joined the cluster within 3 minutes; start workers with the same --cluster-name and --members");
       }
       if (!logged) {
         LOG.info("router waiting for a worker to join the cluster (the registry lives on workers)");
@@ -112,13 +147,22 @@ public final class RouterNode implements AutoCloseable {
     }
   }
 
-  /** The coordinator lease, when its holder is still a registered node (else the lease is stale: nobody leads). */
-  private static java.util.function.Supplier<java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>> coordinatorLease(
-      ClusterMember member, NodeDirectory directory) {
-    dev.pdserve.core.coordination.CoordinatorLeaseStore store = new dev.pdserve.core.coordination.CoordinatorLeaseStore(member.hazelcast());
+  /**
+   * The coordinator lease, when its holder is still a registered node (else the lease is stale:
+   * nobody leads).
+   */
+  private static java.util.function.Supplier<
+          java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>>
+      coordinatorLease(ClusterMember member, NodeDirectory directory) {
+    dev.pdserve.core.coordination.CoordinatorLeaseStore store =
+        new dev.pdserve.core.coordination.CoordinatorLeaseStore(member.hazelcast());
     return () -> {
       java.util.Set<String> members = new java.util.HashSet<>();
-      member.hazelcast().getCluster().getMembers().forEach(m -> members.add(m.getUuid().toString()));
+      member
+          .hazelcast()
+          .getCluster()
+          .getMembers()
+          .forEach(m -> members.add(m.getUuid().toString()));
       return store.current().filter(l -> members.contains(l.memberId()));
     };
   }

@@ -12,11 +12,12 @@ import dev.pdserve.core.coordination.RoleCoordinator;
 import dev.pdserve.core.coordination.RoleEngines;
 import dev.pdserve.core.coordination.RoleSwitchResult;
 import dev.pdserve.core.coordination.RoleSwitcher;
+import dev.pdserve.core.experts.RemoteExperts;
 import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.core.grpc.GrpcServer;
 import dev.pdserve.core.grpc.GrpcSwitchExecutor;
-import dev.pdserve.core.grpc.RoleGrpcService;
 import dev.pdserve.core.grpc.NodeStatusService;
+import dev.pdserve.core.grpc.RoleGrpcService;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.flight.KvTransferClient;
@@ -27,14 +28,12 @@ import dev.pdserve.core.metrics.MetricNames;
 import dev.pdserve.core.metrics.NodeMetrics;
 import dev.pdserve.core.metrics.RemoteExpertsMetrics;
 import dev.pdserve.core.metrics.RoleChangeMetrics;
-import dev.pdserve.core.experts.RemoteExperts;
-import dev.pdserve.decode.metrics.PrometheusDecodeMetrics;
-import dev.pdserve.prefill.metrics.PrometheusPrefillMetrics;
 import dev.pdserve.decode.DecodeEngine;
 import dev.pdserve.decode.DecodeOptions;
 import dev.pdserve.decode.DecodeStats;
 import dev.pdserve.decode.grpc.DecodeGrpcService;
 import dev.pdserve.decode.grpc.GrpcMigrationTargets;
+import dev.pdserve.decode.metrics.PrometheusDecodeMetrics;
 import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.model.engine.ExpertBackend;
 import dev.pdserve.model.engine.ExpertCompute;
@@ -47,6 +46,7 @@ import dev.pdserve.prefill.PrefillEngine;
 import dev.pdserve.prefill.PrefillOptions;
 import dev.pdserve.prefill.PrefillStats;
 import dev.pdserve.prefill.grpc.PrefillGrpcService;
+import dev.pdserve.prefill.metrics.PrometheusPrefillMetrics;
 import java.io.IOException;
 import java.time.Duration;
 import org.apache.arrow.flight.Location;
@@ -56,8 +56,8 @@ import org.apache.logging.log4j.Logger;
 
 /**
  * A worker process: model weights (attention, gates, shared experts, embeddings, LM head), one
- * paged KV pool, the Flight KV endpoint, and both role services — prefill and decode. Which role
- * it serves is its entry in the registry. Wiring only: the roles live in their modules.
+ * paged KV pool, the Flight KV endpoint, and both role services — prefill and decode. Which role it
+ * serves is its entry in the registry. Wiring only: the roles live in their modules.
  */
 public final class WorkerNode implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(WorkerNode.class);
@@ -78,20 +78,31 @@ public final class WorkerNode implements AutoCloseable {
   private final RoleChangeMetrics roleChanges;
   private final String grpcAddress;
   private final String flightAddress;
+
   /** The role this worker serves now (its registry role once a switch completes). */
   private volatile NodeRole role;
+
   private final RoleSwitcher switcher;
   private final RoleCoordinator coordinator; // null when coordinator.enabled is false
 
-  /** Starts a worker; {@code allocator} is the process's Arrow root (a child is used and closed). */
-  public static WorkerNode start(NodeConfig config, BufferAllocator allocator, ExpertBackendFactory experts) throws IOException {
+  /**
+   * Starts a worker; {@code allocator} is the process's Arrow root (a child is used and closed).
+   */
+  public static WorkerNode start(
+      NodeConfig config, BufferAllocator allocator, ExpertBackendFactory experts)
+      throws IOException {
     return new WorkerNode(config, allocator, experts);
   }
 
   /** How a worker gets its routed experts. */
   @FunctionalInterface
   public interface ExpertBackendFactory {
-    ExpertBackend create(NodeConfig config, LoadedModel model, ModelWeights weights, ClusterMember member, Closer closer);
+    ExpertBackend create(
+        NodeConfig config,
+        LoadedModel model,
+        ModelWeights weights,
+        ClusterMember member,
+        Closer closer);
 
     /** Every expert in the worker's process, or on shards when the config says remote. */
     static ExpertBackendFactory fromConfig() {
@@ -99,24 +110,31 @@ public final class WorkerNode implements AutoCloseable {
         if (cfg.engine().expertsMode() == ExpertsMode.REMOTE) {
           return RemoteExpertsWiring.create(cfg, model, member, closer);
         }
-        ExpertCompute compute = closer.add(new ExpertCompute(model.config(), weights, OrtRuntime.shared(), ExpertCompute.HostedExperts.ALL));
+        ExpertCompute compute =
+            closer.add(
+                new ExpertCompute(
+                    model.config(), weights, OrtRuntime.shared(), ExpertCompute.HostedExperts.ALL));
         return new LocalExperts(compute);
       };
     }
   }
 
-  private WorkerNode(NodeConfig config, BufferAllocator allocator, ExpertBackendFactory experts) throws IOException {
+  private WorkerNode(NodeConfig config, BufferAllocator allocator, ExpertBackendFactory experts)
+      throws IOException {
     this.config = config;
     boolean ok = false;
     // Threads the worker's components start log under its node id.
     try (var logContext = LogContext.node(config.nodeId())) {
       if (config.role() != NodeRole.PREFILL && config.role() != NodeRole.DECODE) {
-        throw new IllegalArgumentException("a worker's role must be prefill or decode, got " + config.role());
+        throw new IllegalArgumentException(
+            "a worker's role must be prefill or decode, got " + config.role());
       }
       this.member = closer.add(ClusterMember.start(config));
       this.registry = closer.add(new NodeRegistry(member.hazelcast()));
       this.model = closer.add(LoadedModel.load(NodeModels.spec(config)));
-      OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(config.engine().ortThreads(), false, true));
+      OrtRuntime rt =
+          OrtRuntime.shared(
+              new OrtRuntime.RuntimeOptions(config.engine().ortThreads(), false, true));
       ModelWeights weights = closer.add(new ModelWeights(model.config(), model.weights(), rt));
       ModelRunner runner = closer.add(new ModelRunner(model.config(), weights, rt));
       ExpertBackend backend = experts.create(config, model, weights, member, closer);
@@ -127,52 +145,84 @@ public final class WorkerNode implements AutoCloseable {
       if (backend instanceof RemoteExperts remote) {
         RemoteExpertsMetrics.register(metrics, remote.metrics());
       }
-      BufferAllocator mine = closer.add(allocator.newChildAllocator("worker-" + config.nodeId(), 0, Long.MAX_VALUE));
+      BufferAllocator mine =
+          closer.add(allocator.newChildAllocator("worker-" + config.nodeId(), 0, Long.MAX_VALUE));
       KvLayout layout = KvLayout.of(model.config());
-      this.pool = closer.add(new KvBlockPool(mine, "kv-pool", layout, config.engine().kvBudgetBytes()));
+      this.pool =
+          closer.add(new KvBlockPool(mine, "kv-pool", layout, config.engine().kvBudgetBytes()));
       this.transferServer =
-          closer.add(new KvTransferServer(mine, pool, Location.forGrpcInsecure(config.network().bindHost(), config.network().flightPort())));
+          closer.add(
+              new KvTransferServer(
+                  mine,
+                  pool,
+                  Location.forGrpcInsecure(
+                      config.network().bindHost(), config.network().flightPort())));
       transferServer.start();
       KvTransferClient client = closer.add(new KvTransferClient(mine, layout));
       Channels channels = closer.add(new Channels(Channels.Settings.forNode(config)));
       this.prefill =
           closer.add(
               new PrefillEngine(
-                  runner, backend, pool, client, model.tokenizer(),
-                  new PrefillOptions(config.engine().prefillChunkTokens(), Math.max(2048, config.engine().prefillChunkTokens())),
+                  runner,
+                  backend,
+                  pool,
+                  client,
+                  model.tokenizer(),
+                  new PrefillOptions(
+                      config.engine().prefillChunkTokens(),
+                      Math.max(2048, config.engine().prefillChunkTokens())),
                   prefillMetrics,
                   config.prefix().prefixCache() ? NodeModels.prefixHasher(model) : null));
       this.decode =
           closer.add(
               new DecodeEngine(
-                  runner, backend, pool, transferServer, model.tokenizer(),
+                  runner,
+                  backend,
+                  pool,
+                  transferServer,
+                  model.tokenizer(),
                   new DecodeOptions(
-                      config.engine().decodeMaxBatch(), Duration.ofSeconds(60), Duration.ofSeconds(120),
+                      config.engine().decodeMaxBatch(),
+                      Duration.ofSeconds(60),
+                      Duration.ofSeconds(120),
                       Duration.ofSeconds(config.prefix().leaseSeconds())),
                   decodeMetrics));
       decodeMetrics.bind(decode);
       KvPoolMetrics.register(metrics, pool);
-      metrics.gauge(MetricNames.NUM_REQUESTS_RUNNING,
+      metrics.gauge(
+          MetricNames.NUM_REQUESTS_RUNNING,
           "Number of requests this worker is working on: decoding, plus prefills holding KV (computing or handing their KV over).",
           () -> decode.stats().running() + prefill.runningJobs());
-      metrics.gauge(MetricNames.NUM_REQUESTS_WAITING,
+      metrics.gauge(
+          MetricNames.NUM_REQUESTS_WAITING,
           "Number of requests waiting on this worker: prefills not started, plus joined requests whose KV has not fully arrived.",
           () -> decode.stats().waitingForKv() + prefill.waitingJobs());
       metrics.start();
       this.role = config.role();
       prefill.setAccepting(role == NodeRole.PREFILL);
       decode.setAccepting(role == NodeRole.DECODE);
-      GrpcMigrationTargets targets = new GrpcMigrationTargets(config.nodeId(), () -> registry.activeNodes(NodeRole.DECODE), channels);
-      this.switcher = new RoleSwitcher(registry, config.nodeId(), new Engines(targets, client), config.coordinator().drainTimeout());
-      switcher.addListener(r -> {
-        if (r.accepted()) {
-          role = r.to();
-          roleChanges.roleSwitched(r.from().name().toLowerCase(java.util.Locale.ROOT), r.to().name().toLowerCase(java.util.Locale.ROOT), r.durationMillis());
-          roleChanges.migrated(r.migrated());
-        } else {
-          roleChanges.switchRefused();
-        }
-      });
+      GrpcMigrationTargets targets =
+          new GrpcMigrationTargets(
+              config.nodeId(), () -> registry.activeNodes(NodeRole.DECODE), channels);
+      this.switcher =
+          new RoleSwitcher(
+              registry,
+              config.nodeId(),
+              new Engines(targets, client),
+              config.coordinator().drainTimeout());
+      switcher.addListener(
+          r -> {
+            if (r.accepted()) {
+              role = r.to();
+              roleChanges.roleSwitched(
+                  r.from().name().toLowerCase(java.util.Locale.ROOT),
+                  r.to().name().toLowerCase(java.util.Locale.ROOT),
+                  r.durationMillis());
+              roleChanges.migrated(r.migrated());
+            } else {
+              roleChanges.switchRefused();
+            }
+          });
       String host = config.network().advertisedHost();
       this.server =
           closer.add(
@@ -188,15 +238,37 @@ public final class WorkerNode implements AutoCloseable {
       this.grpcAddress = host + ":" + server.port();
       this.flightAddress = host + ":" + transferServer.port();
       this.presence =
-          closer.add(new RegistryPresence(registry, config.nodeId(), () -> role, grpcAddress, flightAddress, metrics.url(), this::load, 200));
+          closer.add(
+              new RegistryPresence(
+                  registry,
+                  config.nodeId(),
+                  () -> role,
+                  grpcAddress,
+                  flightAddress,
+                  metrics.url(),
+                  this::load,
+                  200));
       this.coordinator =
           config.coordinator().enabled()
               ? closer.add(
-                  new RoleCoordinator(member.hazelcast(), registry, config.nodeId(), config.coordinator().period(), CoordinatorWiring.planner(config),
-                      new GrpcSwitchExecutor(channels, config.coordinator().drainTimeout().plusSeconds(30))))
+                  new RoleCoordinator(
+                      member.hazelcast(),
+                      registry,
+                      config.nodeId(),
+                      config.coordinator().period(),
+                      CoordinatorWiring.planner(config),
+                      new GrpcSwitchExecutor(
+                          channels, config.coordinator().drainTimeout().plusSeconds(30))))
               : null;
-      LOG.info("worker {} ({}) serving gRPC at {}, KV Flight at {}, metrics at {}, {} KV blocks of {} tokens", config.nodeId(), config.role(),
-          grpcAddress, flightAddress, metrics.url(), pool.totalBlocks(), layout.blockSize());
+      LOG.info(
+          "worker {} ({}) serving gRPC at {}, KV Flight at {}, metrics at {}, {} KV blocks of {} tokens",
+          config.nodeId(),
+          config.role(),
+          grpcAddress,
+          flightAddress,
+          metrics.url(),
+          pool.totalBlocks(),
+          layout.blockSize());
       ok = true;
     } finally {
       if (!ok) {
@@ -226,7 +298,9 @@ public final class WorkerNode implements AutoCloseable {
 
     @Override
     public DrainReport drain(NodeRole r, Duration timeout) {
-      return r == NodeRole.PREFILL ? prefill.drain(timeout) : decode.drain(targets, client, timeout);
+      return r == NodeRole.PREFILL
+          ? prefill.drain(timeout)
+          : decode.drain(targets, client, timeout);
     }
   }
 
@@ -234,7 +308,11 @@ public final class WorkerNode implements AutoCloseable {
     PrefillStats p = prefill.stats();
     DecodeStats d = decode.stats();
     // Cached prefix blocks are given back on demand: they count as free for routing.
-    return new Load(p.queuedPromptTokens(), d.running() + d.waitingForKv(), pool.availableBlocks(), pool.totalBlocks(),
+    return new Load(
+        p.queuedPromptTokens(),
+        d.running() + d.waitingForKv(),
+        pool.availableBlocks(),
+        pool.totalBlocks(),
         role == NodeRole.DECODE ? d.lastStepMillis() : p.lastStepMillis());
   }
 
@@ -272,8 +350,17 @@ public final class WorkerNode implements AutoCloseable {
   }
 
   private static String describe(RoleSwitchResult r) {
-    return r.from().name().toLowerCase() + "->" + r.to().name().toLowerCase() + (r.accepted() ? "" : " (abandoned)") + " epoch " + r.epoch()
-        + " in " + r.durationMillis() + " ms, " + r.migrated() + " migrated";
+    return r.from().name().toLowerCase()
+        + "->"
+        + r.to().name().toLowerCase()
+        + (r.accepted() ? "" : " (abandoned)")
+        + " epoch "
+        + r.epoch()
+        + " in "
+        + r.durationMillis()
+        + " ms, "
+        + r.migrated()
+        + " migrated";
   }
 
   /** The role this worker serves now. */

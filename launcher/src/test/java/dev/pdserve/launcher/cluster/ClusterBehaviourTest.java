@@ -76,45 +76,65 @@ class ClusterBehaviourTest {
     return GenerateRequest.newBuilder()
         .setRequestId(id)
         .setPrompt(prompt)
-        .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(maxTokens).setIgnoreEos(true))
+        .setParams(
+            SamplingParams.newBuilder()
+                .setTemperature(0)
+                .setMaxTokens(maxTokens)
+                .setIgnoreEos(true))
         .build();
   }
 
   static int[] referenceTokens(String prompt, int maxTokens) {
     return reference
-        .generate(new dev.pdserve.model.engine.GenerateRequest("ref", Prompt.text(prompt),
-            dev.pdserve.model.sampling.SamplingParams.builder().temperature(0).maxTokens(maxTokens).ignoreEos(true).build(), true))
+        .generate(
+            new dev.pdserve.model.engine.GenerateRequest(
+                "ref",
+                Prompt.text(prompt),
+                dev.pdserve.model.sampling.SamplingParams.builder()
+                    .temperature(0)
+                    .maxTokens(maxTokens)
+                    .ignoreEos(true)
+                    .build(),
+                true))
         .tokenIds();
   }
 
   /** Collects one streamed generation asynchronously. */
   static CompletableFuture<InJvmCluster.Result> async(ManagedChannel ch, GenerateRequest req) {
     CompletableFuture<InJvmCluster.Result> f = new CompletableFuture<>();
-    GenerationGrpc.newStub(ch).withDeadlineAfter(120, TimeUnit.SECONDS).generate(req, new io.grpc.stub.StreamObserver<>() {
-      final List<Integer> ids = new ArrayList<>();
-      final StringBuilder text = new StringBuilder();
-      dev.pdserve.api.v1.Completion completion;
+    GenerationGrpc.newStub(ch)
+        .withDeadlineAfter(120, TimeUnit.SECONDS)
+        .generate(
+            req,
+            new io.grpc.stub.StreamObserver<>() {
+              final List<Integer> ids = new ArrayList<>();
+              final StringBuilder text = new StringBuilder();
+              dev.pdserve.api.v1.Completion completion;
 
-      @Override
-      public void onNext(GenerateResponse r) {
-        if (r.hasDelta()) {
-          ids.addAll(r.getDelta().getTokenIdsList());
-          text.append(r.getDelta().getText());
-        } else {
-          completion = r.getCompletion();
-        }
-      }
+              @Override
+              public void onNext(GenerateResponse r) {
+                if (r.hasDelta()) {
+                  ids.addAll(r.getDelta().getTokenIdsList());
+                  text.append(r.getDelta().getText());
+                } else {
+                  completion = r.getCompletion();
+                }
+              }
 
-      @Override
-      public void onError(Throwable t) {
-        f.completeExceptionally(t);
-      }
+              @Override
+              public void onError(Throwable t) {
+                f.completeExceptionally(t);
+              }
 
-      @Override
-      public void onCompleted() {
-        f.complete(new InJvmCluster.Result(ids.stream().mapToInt(Integer::intValue).toArray(), text.toString(), completion));
-      }
-    });
+              @Override
+              public void onCompleted() {
+                f.complete(
+                    new InJvmCluster.Result(
+                        ids.stream().mapToInt(Integer::intValue).toArray(),
+                        text.toString(),
+                        completion));
+              }
+            });
     return f;
   }
 
@@ -123,7 +143,8 @@ class ClusterBehaviourTest {
     int n = 64;
     List<String> prompts = new ArrayList<>();
     for (int i = 0; i < n; i++) {
-      prompts.add("request " + i + ": " + "abcdefghij".substring(0, 1 + i % 10) + " ✓".repeat(i % 3));
+      prompts.add(
+          "request " + i + ": " + "abcdefghij".substring(0, 1 + i % 10) + " ✓".repeat(i % 3));
     }
     List<CompletableFuture<InJvmCluster.Result>> futures = new ArrayList<>();
     for (int i = 0; i < n; i++) {
@@ -133,7 +154,10 @@ class ClusterBehaviourTest {
       InJvmCluster.Result r = futures.get(i).get(120, TimeUnit.SECONDS);
       assertNotNull(r.completion(), "request " + i + " ended without a completion");
       assertEquals("length", r.completion().getFinishReason());
-      assertArrayEquals(referenceTokens(prompts.get(i), 16), r.tokenIds(), "request " + i + " differs from the reference");
+      assertArrayEquals(
+          referenceTokens(prompts.get(i), 16),
+          r.tokenIds(),
+          "request " + i + " differs from the reference");
     }
     int maxBatch = 0;
     for (WorkerNode d : cluster.decode) {
@@ -141,13 +165,17 @@ class ClusterBehaviourTest {
       assertEquals("decode", s.getRole());
       maxBatch = Math.max(maxBatch, s.getMaxBatchSizeSeen());
     }
-    assertTrue(maxBatch > 1, "decode batches should form under 64 concurrent requests; max batch seen " + maxBatch);
+    assertTrue(
+        maxBatch > 1,
+        "decode batches should form under 64 concurrent requests; max batch seen " + maxBatch);
   }
 
   static NodeStatus status(String address) {
     ManagedChannel ch = NettyChannelBuilder.forTarget(address).usePlaintext().build();
     try {
-      return NodeServiceGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS).status(StatusRequest.getDefaultInstance());
+      return NodeServiceGrpc.newBlockingStub(ch)
+          .withDeadlineAfter(10, TimeUnit.SECONDS)
+          .status(StatusRequest.getDefaultInstance());
     } finally {
       ch.shutdownNow();
     }
@@ -158,35 +186,41 @@ class ClusterBehaviourTest {
     CountDownLatch gotTokens = new CountDownLatch(3);
     CompletableFuture<Throwable> ended = new CompletableFuture<>();
     ClientCallStreamObserver<?>[] call = new ClientCallStreamObserver<?>[1];
-    GenerationGrpc.newStub(cluster.channel).generate(raw("to-cancel", "cancel me please", 900),
-        new ClientResponseObserver<GenerateRequest, GenerateResponse>() {
-          @Override
-          public void beforeStart(ClientCallStreamObserver<GenerateRequest> s) {
-            call[0] = s;
-          }
+    GenerationGrpc.newStub(cluster.channel)
+        .generate(
+            raw("to-cancel", "cancel me please", 900),
+            new ClientResponseObserver<GenerateRequest, GenerateResponse>() {
+              @Override
+              public void beforeStart(ClientCallStreamObserver<GenerateRequest> s) {
+                call[0] = s;
+              }
 
-          @Override
-          public void onNext(GenerateResponse r) {
-            gotTokens.countDown();
-          }
+              @Override
+              public void onNext(GenerateResponse r) {
+                gotTokens.countDown();
+              }
 
-          @Override
-          public void onError(Throwable t) {
-            ended.complete(t);
-          }
+              @Override
+              public void onError(Throwable t) {
+                ended.complete(t);
+              }
 
-          @Override
-          public void onCompleted() {
-            ended.complete(null);
-          }
-        });
+              @Override
+              public void onCompleted() {
+                ended.complete(null);
+              }
+            });
     assertTrue(gotTokens.await(30, TimeUnit.SECONDS), "no tokens streamed");
     assertTrue(heldBlocks() > 0, "the running request should hold KV blocks");
     long t0 = System.nanoTime();
     call[0].cancel("test cancels", null);
-    InJvmCluster.await(Duration.ofSeconds(1), () -> heldBlocks() == 0, "KV to be freed within a second of the cancel");
+    InJvmCluster.await(
+        Duration.ofSeconds(1),
+        () -> heldBlocks() == 0,
+        "KV to be freed within a second of the cancel");
     assertTrue(System.nanoTime() - t0 < 1_000_000_000L);
-    assertEquals(Status.Code.CANCELLED, Status.fromThrowable(ended.get(5, TimeUnit.SECONDS)).getCode());
+    assertEquals(
+        Status.Code.CANCELLED, Status.fromThrowable(ended.get(5, TimeUnit.SECONDS)).getCode());
   }
 
   static int heldBlocks() {
@@ -201,47 +235,73 @@ class ClusterBehaviourTest {
   }
 
   static StatusRuntimeException failure(GenerateRequest req) {
-    return assertThrows(StatusRuntimeException.class, () -> {
-      Iterator<GenerateResponse> it = cluster.blocking().generate(req);
-      while (it.hasNext()) {
-        it.next();
-      }
-    });
+    return assertThrows(
+        StatusRuntimeException.class,
+        () -> {
+          Iterator<GenerateResponse> it = cluster.blocking().generate(req);
+          while (it.hasNext()) {
+            it.next();
+          }
+        });
   }
 
   static void assertStatus(Status.Code code, String message, GenerateRequest req) {
     StatusRuntimeException e = failure(req);
     assertEquals(code, e.getStatus().getCode(), e.getStatus().toString());
-    assertTrue(e.getStatus().getDescription() != null && e.getStatus().getDescription().contains(message),
+    assertTrue(
+        e.getStatus().getDescription() != null && e.getStatus().getDescription().contains(message),
         "expected '" + message + "' in: " + e.getStatus().getDescription());
   }
 
   @Test
   void badRequestsGetInvalidArgumentWithAnActionableMessageAndTheClusterStaysUp() {
-    assertStatus(Status.Code.INVALID_ARGUMENT, "temperature must be >= 0",
-        raw("bad1", "hi", 4).toBuilder().setParams(SamplingParams.newBuilder().setTemperature(-1)).build());
-    assertStatus(Status.Code.INVALID_ARGUMENT, "top_p must be in (0, 1]",
+    assertStatus(
+        Status.Code.INVALID_ARGUMENT,
+        "temperature must be >= 0",
+        raw("bad1", "hi", 4).toBuilder()
+            .setParams(SamplingParams.newBuilder().setTemperature(-1))
+            .build());
+    assertStatus(
+        Status.Code.INVALID_ARGUMENT,
+        "top_p must be in (0, 1]",
         raw("bad2", "hi", 4).toBuilder().setParams(SamplingParams.newBuilder().setTopP(0)).build());
-    assertStatus(Status.Code.INVALID_ARGUMENT, "max_tokens must be >= 1",
-        raw("bad3", "hi", 4).toBuilder().setParams(SamplingParams.newBuilder().setMaxTokens(0)).build());
-    assertStatus(Status.Code.INVALID_ARGUMENT, "maximum context length is 1024 tokens", raw("bad4", "x".repeat(1100), 4));
-    assertStatus(Status.Code.INVALID_ARGUMENT, "set one of messages, prompt or prompt_token_ids",
+    assertStatus(
+        Status.Code.INVALID_ARGUMENT,
+        "max_tokens must be >= 1",
+        raw("bad3", "hi", 4).toBuilder()
+            .setParams(SamplingParams.newBuilder().setMaxTokens(0))
+            .build());
+    assertStatus(
+        Status.Code.INVALID_ARGUMENT,
+        "maximum context length is 1024 tokens",
+        raw("bad4", "x".repeat(1100), 4));
+    assertStatus(
+        Status.Code.INVALID_ARGUMENT,
+        "set one of messages, prompt or prompt_token_ids",
         GenerateRequest.newBuilder().setRequestId("bad5").build());
     assertStatus(Status.Code.INVALID_ARGUMENT, "prompt is empty", raw("bad6", "", 4));
-    assertStatus(Status.Code.NOT_FOUND, "is not served here", raw("bad7", "hi", 4).toBuilder().setModel("gpt-4").build());
+    assertStatus(
+        Status.Code.NOT_FOUND,
+        "is not served here",
+        raw("bad7", "hi", 4).toBuilder().setModel("gpt-4").build());
     // still serving
     assertNotNull(cluster.generate(raw("after-bad", "still there?", 3)).completion());
   }
 
   @Test
   void anExpiredDeadlineEndsTheRequestWithDeadlineExceededAndFreesItsKv() {
-    StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> {
-      Iterator<GenerateResponse> it = GenerationGrpc.newBlockingStub(cluster.channel).withDeadlineAfter(300, TimeUnit.MILLISECONDS)
-          .generate(raw("slow", "a long answer please", 1000));
-      while (it.hasNext()) {
-        it.next();
-      }
-    });
+    StatusRuntimeException e =
+        assertThrows(
+            StatusRuntimeException.class,
+            () -> {
+              Iterator<GenerateResponse> it =
+                  GenerationGrpc.newBlockingStub(cluster.channel)
+                      .withDeadlineAfter(300, TimeUnit.MILLISECONDS)
+                      .generate(raw("slow", "a long answer please", 1000));
+              while (it.hasNext()) {
+                it.next();
+              }
+            });
     assertEquals(Status.Code.DEADLINE_EXCEEDED, e.getStatus().getCode());
     cluster.awaitNoKvHeld();
     assertNotNull(cluster.generate(raw("after-deadline", "still there?", 3)).completion());
@@ -254,9 +314,15 @@ class ClusterBehaviourTest {
     try {
       for (WorkerNode p : cluster.prefill) {
         NodeInfo n = registry.get(p.id()).orElseThrow();
-        drained.add(registry.compareAndSet(p.id(), n.epoch(), NodeState.ACTIVE, null, NodeState.DRAINING).node());
+        drained.add(
+            registry
+                .compareAndSet(p.id(), n.epoch(), NodeState.ACTIVE, null, NodeState.DRAINING)
+                .node());
       }
-      InJvmCluster.await(Duration.ofSeconds(5), () -> cluster.router.directory().active(NodeRole.PREFILL).isEmpty(), "router to see no ACTIVE prefill node");
+      InJvmCluster.await(
+          Duration.ofSeconds(5),
+          () -> cluster.router.directory().active(NodeRole.PREFILL).isEmpty(),
+          "router to see no ACTIVE prefill node");
       assertStatus(Status.Code.UNAVAILABLE, "no ACTIVE prefill node", raw("unavail", "hi", 4));
     } finally {
       for (NodeInfo n : drained) {
@@ -270,22 +336,40 @@ class ClusterBehaviourTest {
 
   @Test
   void aFullRouterQueueGivesResourceExhaustedWithARetryHint() throws Exception {
-    try (RouterNode small = RouterNode.start(
-        cluster.config("router", "router-small", java.util.Map.of("cluster.lite-member", "true")), new RouterOptions(1, 0, 2))) {
-      InJvmCluster.await(Duration.ofSeconds(20), () -> small.directory().active(NodeRole.DECODE).size() == 2
-          && small.directory().active(NodeRole.PREFILL).size() == 2, "the second router to see the cluster");
+    try (RouterNode small =
+        RouterNode.start(
+            cluster.config(
+                "router", "router-small", java.util.Map.of("cluster.lite-member", "true")),
+            new RouterOptions(1, 0, 2))) {
+      InJvmCluster.await(
+          Duration.ofSeconds(20),
+          () ->
+              small.directory().active(NodeRole.DECODE).size() == 2
+                  && small.directory().active(NodeRole.PREFILL).size() == 2,
+          "the second router to see the cluster");
       ManagedChannel ch = NettyChannelBuilder.forTarget(small.grpcAddress()).usePlaintext().build();
       try {
-        CompletableFuture<InJvmCluster.Result> first = async(ch, raw("occupies", "hold the only slot", 200));
-        InJvmCluster.await(Duration.ofSeconds(10), () -> small.router().inFlight() == 1, "the first request to be in flight");
-        StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> {
-          Iterator<GenerateResponse> it = GenerationGrpc.newBlockingStub(ch).withDeadlineAfter(30, TimeUnit.SECONDS).generate(raw("refused", "me too", 4));
-          while (it.hasNext()) {
-            it.next();
-          }
-        });
+        CompletableFuture<InJvmCluster.Result> first =
+            async(ch, raw("occupies", "hold the only slot", 200));
+        InJvmCluster.await(
+            Duration.ofSeconds(10),
+            () -> small.router().inFlight() == 1,
+            "the first request to be in flight");
+        StatusRuntimeException e =
+            assertThrows(
+                StatusRuntimeException.class,
+                () -> {
+                  Iterator<GenerateResponse> it =
+                      GenerationGrpc.newBlockingStub(ch)
+                          .withDeadlineAfter(30, TimeUnit.SECONDS)
+                          .generate(raw("refused", "me too", 4));
+                  while (it.hasNext()) {
+                    it.next();
+                  }
+                });
         assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.getStatus().getCode());
-        assertTrue(e.getStatus().getDescription().contains("retry after"), e.getStatus().getDescription());
+        assertTrue(
+            e.getStatus().getDescription().contains("retry after"), e.getStatus().getDescription());
         assertNotNull(first.get(60, TimeUnit.SECONDS).completion());
       } finally {
         ch.shutdownNow();

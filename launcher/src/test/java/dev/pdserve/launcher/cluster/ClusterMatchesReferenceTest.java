@@ -46,15 +46,22 @@ class ClusterMatchesReferenceTest {
     SamplingParams greedy = SamplingParams.newBuilder().setTemperature(0).setMaxTokens(12).build();
     out.add(req("one-token", greedy).setPromptTokenIds(TokenIds.newBuilder().addIds(65)).build());
     out.add(req("ascii", greedy).setMessages(chat("What is disaggregated serving?")).build());
-    out.add(req("non-ascii", greedy).setMessages(chat("Grüße aus Köln — 你好，世界 🙂 ¿qué tal?")).build());
-    out.add(req("no-thinking", greedy).setMessages(chat("Explain MoE routing.")).setEnableThinking(false).build());
+    out.add(
+        req("non-ascii", greedy).setMessages(chat("Grüße aus Köln — 你好，世界 🙂 ¿qué tal?")).build());
+    out.add(
+        req("no-thinking", greedy)
+            .setMessages(chat("Explain MoE routing."))
+            .setEnableThinking(false)
+            .build());
     out.add(req("raw", greedy).setPrompt("The quick brown fox jumps over").build());
     StringBuilder longText = new StringBuilder();
     while (longText.length() < 1100) {
       longText.append("pdserve moves KV over Arrow Flight. ");
     }
-    out.add(req("near-context", SamplingParams.newBuilder().setTemperature(0).setMaxTokens(8).build())
-        .setPrompt(longText.substring(0, 1010)).build());
+    out.add(
+        req("near-context", SamplingParams.newBuilder().setTemperature(0).setMaxTokens(8).build())
+            .setPrompt(longText.substring(0, 1010))
+            .build());
     return out;
   }
 
@@ -63,20 +70,37 @@ class ClusterMatchesReferenceTest {
   }
 
   static ChatMessages chat(String user) {
-    return ChatMessages.newBuilder().addMessages(ChatMessage.newBuilder().setRole("user").setContent(user)).build();
+    return ChatMessages.newBuilder()
+        .addMessages(ChatMessage.newBuilder().setRole("user").setContent(user))
+        .build();
   }
 
   static int[] expected(dev.pdserve.api.v1.GenerateRequest r) {
     Prompt p =
         switch (r.getInputCase()) {
-          case MESSAGES -> new Prompt.Messages(r.getMessages().getMessagesList().stream()
-              .map(m -> new dev.pdserve.model.tokenizer.ChatMessage(m.getRole(), m.getContent())).toList());
+          case MESSAGES ->
+              new Prompt.Messages(
+                  r.getMessages().getMessagesList().stream()
+                      .map(
+                          m ->
+                              new dev.pdserve.model.tokenizer.ChatMessage(
+                                  m.getRole(), m.getContent()))
+                      .toList());
           case PROMPT -> new Prompt.Text(r.getPrompt());
-          case PROMPT_TOKEN_IDS -> new Prompt.Tokens(r.getPromptTokenIds().getIdsList().stream().mapToInt(Integer::intValue).toArray());
+          case PROMPT_TOKEN_IDS ->
+              new Prompt.Tokens(
+                  r.getPromptTokenIds().getIdsList().stream()
+                      .mapToInt(Integer::intValue)
+                      .toArray());
           default -> throw new AssertionError();
         };
-    GenerateResult g = reference.generate(new GenerateRequest(r.getRequestId(), p,
-        dev.pdserve.core.grpc.ProtoConversions.sampling(r.getParams()), !r.hasEnableThinking() || r.getEnableThinking()));
+    GenerateResult g =
+        reference.generate(
+            new GenerateRequest(
+                r.getRequestId(),
+                p,
+                dev.pdserve.core.grpc.ProtoConversions.sampling(r.getParams()),
+                !r.hasEnableThinking() || r.getEnableThinking()));
     return g.tokenIds();
   }
 
@@ -87,7 +111,10 @@ class ClusterMatchesReferenceTest {
       for (dev.pdserve.api.v1.GenerateRequest r : prompts()) {
         InJvmCluster.Result got = c.generate(r);
         assertNotNull(got.completion(), r.getRequestId() + " ended without a completion");
-        assertArrayEquals(expected(r), got.tokenIds(), "cluster tokens differ from the reference for " + r.getRequestId());
+        assertArrayEquals(
+            expected(r),
+            got.tokenIds(),
+            "cluster tokens differ from the reference for " + r.getRequestId());
         assertEquals(got.tokenIds().length, got.completion().getUsage().getCompletionTokens());
       }
       c.awaitNoKvHeld();

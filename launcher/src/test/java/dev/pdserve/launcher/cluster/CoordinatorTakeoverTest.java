@@ -27,33 +27,50 @@ class CoordinatorTakeoverTest {
   }
 
   ListNodesResponse nodes() {
-    return AdminServiceGrpc.newBlockingStub(cluster.channel).withDeadlineAfter(10, TimeUnit.SECONDS).listNodes(ListNodesRequest.getDefaultInstance());
+    return AdminServiceGrpc.newBlockingStub(cluster.channel)
+        .withDeadlineAfter(10, TimeUnit.SECONDS)
+        .listNodes(ListNodesRequest.getDefaultInstance());
   }
 
   long leaders(List<WorkerNode> workers) {
-    return workers.stream().filter(w -> w.coordinator().map(c -> c.isLeading()).orElse(false)).count();
+    return workers.stream()
+        .filter(w -> w.coordinator().map(c -> c.isLeading()).orElse(false))
+        .count();
   }
 
   @Test
   void killingTheCoordinatorsNodeHandsCoordinationToTheNextWorker() throws Exception {
-    cluster = new InJvmCluster().set("coordinator.enabled", "true").set("coordinator.period-ms", "200").set("cluster.max-no-heartbeat-seconds", "3");
+    cluster =
+        new InJvmCluster()
+            .set("coordinator.enabled", "true")
+            .set("coordinator.period-ms", "200")
+            .set("cluster.max-no-heartbeat-seconds", "3");
     WorkerNode d0 = cluster.addWorker("decode", Map.of());
     WorkerNode p0 = cluster.addWorker("prefill", Map.of());
     WorkerNode d1 = cluster.addWorker("decode", Map.of());
     cluster.startRouter(RouterOptions.defaults());
     cluster.awaitRouterSees(1, 2);
 
-    InJvmCluster.await(Duration.ofSeconds(10), () -> nodes().getCoordinatorNodeId().equals("d0"), "the oldest worker d0 to be the coordinator");
+    InJvmCluster.await(
+        Duration.ofSeconds(10),
+        () -> nodes().getCoordinatorNodeId().equals("d0"),
+        "the oldest worker d0 to be the coordinator");
     assertEquals(1, nodes().getCoordinatorTerm());
     assertEquals(1, leaders(List.of(d0, d1, p0)), "exactly one coordinator");
 
     long t0 = System.nanoTime();
     d0.member().terminate(); // a crash: no graceful leave
-    InJvmCluster.await(Duration.ofSeconds(15), () -> nodes().getCoordinatorNodeId().equals("p0"), "p0 (the next oldest worker) to take over");
+    InJvmCluster.await(
+        Duration.ofSeconds(15),
+        () -> nodes().getCoordinatorNodeId().equals("p0"),
+        "p0 (the next oldest worker) to take over");
     long tookMillis = (System.nanoTime() - t0) / 1_000_000;
     assertEquals(2, nodes().getCoordinatorTerm(), "a takeover starts a new term");
     assertEquals(1, leaders(List.of(d1, p0)), "exactly one coordinator after the takeover");
-    InJvmCluster.await(Duration.ofSeconds(10), () -> cluster.router.directory().get("d0").isEmpty(), "the dead node to leave the registry");
+    InJvmCluster.await(
+        Duration.ofSeconds(10),
+        () -> cluster.router.directory().get("d0").isEmpty(),
+        "the dead node to leave the registry");
     assertTrue(tookMillis < 15_000, "takeover took " + tookMillis + " ms");
   }
 }

@@ -64,7 +64,11 @@ public final class InJvmCluster implements AutoCloseable {
 
   public WorkerNode addWorker(String role, Map<String, String> more) throws IOException {
     List<WorkerNode> list = role.equals("prefill") ? prefill : decode;
-    WorkerNode w = WorkerNode.start(config(role, role.charAt(0) + "" + list.size(), more), allocator, WorkerNode.ExpertBackendFactory.fromConfig());
+    WorkerNode w =
+        WorkerNode.start(
+            config(role, role.charAt(0) + "" + list.size(), more),
+            allocator,
+            WorkerNode.ExpertBackendFactory.fromConfig());
     list.add(w);
     if (seed == null) {
       seed = w.member().hazelcastAddress().toString();
@@ -74,7 +78,8 @@ public final class InJvmCluster implements AutoCloseable {
 
   public dev.pdserve.launcher.node.ExpertNode addShard(String range) throws IOException {
     dev.pdserve.launcher.node.ExpertNode e =
-        dev.pdserve.launcher.node.ExpertNode.start(config("expert", "e" + shards.size(), Map.of("expert.range", range)));
+        dev.pdserve.launcher.node.ExpertNode.start(
+            config("expert", "e" + shards.size(), Map.of("expert.range", range)));
     shards.add(e);
     if (seed == null) {
       seed = e.member().hazelcastAddress().toString();
@@ -83,7 +88,9 @@ public final class InJvmCluster implements AutoCloseable {
   }
 
   public RouterNode startRouter(RouterOptions options) throws IOException {
-    router = RouterNode.start(config("router", "router", Map.of("cluster.lite-member", "true")), options);
+    router =
+        RouterNode.start(
+            config("router", "router", Map.of("cluster.lite-member", "true")), options);
     channel = NettyChannelBuilder.forTarget(router.grpcAddress()).usePlaintext().build();
     return router;
   }
@@ -92,13 +99,20 @@ public final class InJvmCluster implements AutoCloseable {
     return start(prefills, decodes, 0);
   }
 
-  /** {@code shards} expert shards splitting the 64 expert indices evenly; 0 = experts in the workers. */
+  /**
+   * {@code shards} expert shards splitting the 64 expert indices evenly; 0 = experts in the
+   * workers.
+   */
   public static InJvmCluster start(int prefills, int decodes, int shards) throws IOException {
     return start(prefills, decodes, shards, Map.of());
   }
 
-  /** As above, with {@code settings} (config keys without the {@code pdserve.} prefix) on every node. */
-  public static InJvmCluster start(int prefills, int decodes, int shards, Map<String, String> settings) throws IOException {
+  /**
+   * As above, with {@code settings} (config keys without the {@code pdserve.} prefix) on every
+   * node.
+   */
+  public static InJvmCluster start(
+      int prefills, int decodes, int shards, Map<String, String> settings) throws IOException {
     InJvmCluster c = new InJvmCluster();
     settings.forEach(c::set);
     try {
@@ -123,9 +137,12 @@ public final class InJvmCluster implements AutoCloseable {
   }
 
   public void awaitRouterSees(int prefills, int decodes) {
-    await(Duration.ofSeconds(20), () ->
-        router.directory().active(dev.pdserve.core.config.NodeRole.PREFILL).size() == prefills
-            && router.directory().active(dev.pdserve.core.config.NodeRole.DECODE).size() == decodes,
+    await(
+        Duration.ofSeconds(20),
+        () ->
+            router.directory().active(dev.pdserve.core.config.NodeRole.PREFILL).size() == prefills
+                && router.directory().active(dev.pdserve.core.config.NodeRole.DECODE).size()
+                    == decodes,
         "router to see " + prefills + " prefill and " + decodes + " decode nodes");
   }
 
@@ -146,7 +163,10 @@ public final class InJvmCluster implements AutoCloseable {
         text.append(last.getDelta().getText());
       }
     }
-    return new Result(ids.stream().mapToInt(Integer::intValue).toArray(), text.toString(), last == null || !last.hasCompletion() ? null : last.getCompletion());
+    return new Result(
+        ids.stream().mapToInt(Integer::intValue).toArray(),
+        text.toString(),
+        last == null || !last.hasCompletion() ? null : last.getCompletion());
   }
 
   public record Result(int[] tokenIds, String text, dev.pdserve.api.v1.Completion completion) {}
@@ -159,10 +179,24 @@ public final class InJvmCluster implements AutoCloseable {
   public void awaitNoKvHeld() {
     List<WorkerNode> all = new ArrayList<>(prefill);
     all.addAll(decode);
-    await(Duration.ofSeconds(10), () -> all.stream().allMatch(w -> heldBlocks(w) == 0),
+    await(
+        Duration.ofSeconds(10),
+        () -> all.stream().allMatch(w -> heldBlocks(w) == 0),
         "every KV pool to be free or cached again; free+cached/total (pinned): "
-            + all.stream().map(w -> w.id() + "=" + w.pool().freeBlocks() + "+" + w.pool().cachedBlocks() + "/" + w.pool().totalBlocks()
-                + " (" + (w.pool().cachedBlocks() - w.pool().reclaimableBlocks()) + ")").toList());
+            + all.stream()
+                .map(
+                    w ->
+                        w.id()
+                            + "="
+                            + w.pool().freeBlocks()
+                            + "+"
+                            + w.pool().cachedBlocks()
+                            + "/"
+                            + w.pool().totalBlocks()
+                            + " ("
+                            + (w.pool().cachedBlocks() - w.pool().reclaimableBlocks())
+                            + ")")
+                .toList());
   }
 
   /** Blocks held by requests (not free, not in a prefix cache's reclaimable set) on {@code w}. */
@@ -197,13 +231,15 @@ public final class InJvmCluster implements AutoCloseable {
     all.addAll(prefill);
     all.addAll(decode);
     all.addAll(shards);
-    all.parallelStream().forEach(c -> {
-      try {
-        c.close();
-      } catch (Exception e) {
-        // reported by the allocator check below if it leaked
-      }
-    });
+    all.parallelStream()
+        .forEach(
+            c -> {
+              try {
+                c.close();
+              } catch (Exception e) {
+                // reported by the allocator check below if it leaked
+              }
+            });
     allocator.close();
   }
 }

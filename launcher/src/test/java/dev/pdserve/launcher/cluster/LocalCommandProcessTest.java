@@ -35,9 +35,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The {@code pdserve local} command as users run it: a separate process that starts every node as
- * its own process, writes the router's address to the ready file once every node is ACTIVE,
- * answers {@code generate --router} like {@code generate --local}, and on SIGTERM stops every
- * process it started. Also: health with a service name per role and server reflection on nodes.
+ * its own process, writes the router's address to the ready file once every node is ACTIVE, answers
+ * {@code generate --router} like {@code generate --local}, and on SIGTERM stops every process it
+ * started. Also: health with a service name per role and server reflection on nodes.
  */
 class LocalCommandProcessTest {
   @Test
@@ -50,24 +50,47 @@ class LocalCommandProcessTest {
         cmd.add(a);
       }
     }
-    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.pdserve.launcher.Main", "local", "--prefill", "1", "--decode", "1",
-        "--ready-file", ready.toString(), "--log-level", "WARN", "--kv-budget", "16m", "--node-heap", "384m"));
+    cmd.addAll(
+        List.of(
+            "-cp",
+            System.getProperty("java.class.path"),
+            "dev.pdserve.launcher.Main",
+            "local",
+            "--prefill",
+            "1",
+            "--decode",
+            "1",
+            "--ready-file",
+            ready.toString(),
+            "--log-level",
+            "WARN",
+            "--kv-budget",
+            "16m",
+            "--node-heap",
+            "384m"));
     Process local = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     List<String> output = new ArrayList<>();
-    CompletableFuture<Void> drained = CompletableFuture.runAsync(() -> {
-      try (BufferedReader r = new BufferedReader(new InputStreamReader(local.getInputStream(), StandardCharsets.UTF_8))) {
-        String line;
-        while ((line = r.readLine()) != null) {
-          synchronized (output) {
-            output.add(line);
-          }
-        }
-      } catch (Exception e) {
-        // process ended
-      }
-    });
+    CompletableFuture<Void> drained =
+        CompletableFuture.runAsync(
+            () -> {
+              try (BufferedReader r =
+                  new BufferedReader(
+                      new InputStreamReader(local.getInputStream(), StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = r.readLine()) != null) {
+                  synchronized (output) {
+                    output.add(line);
+                  }
+                }
+              } catch (Exception e) {
+                // process ended
+              }
+            });
     try {
-      InJvmCluster.await(Duration.ofSeconds(150), () -> Files.exists(ready) || !local.isAlive(), "the ready file " + ready);
+      InJvmCluster.await(
+          Duration.ofSeconds(150),
+          () -> Files.exists(ready) || !local.isAlive(),
+          "the ready file " + ready);
       assertTrue(local.isAlive(), "pdserve local died: " + output);
       String router = Files.readAllLines(ready).get(0).trim();
       assertTrue(router.matches("127\\.0\\.0\\.1:\\d+"), router);
@@ -76,80 +99,163 @@ class LocalCommandProcessTest {
 
       // the OpenAI-compatible HTTP API of the same router answers with the same greedy tokens
       java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
-      java.net.http.HttpResponse<String> completion = http.send(
-          java.net.http.HttpRequest.newBuilder(java.net.URI.create(httpLine.substring(5) + "/v1/chat/completions"))
-              .POST(java.net.http.HttpRequest.BodyPublishers.ofString(
-                  "{\"messages\": [{\"role\": \"user\", \"content\": \"Grüße, 世界\"}], \"max_tokens\": 10, \"temperature\": 0, \"return_token_ids\": true}"))
-              .build(),
-          java.net.http.HttpResponse.BodyHandlers.ofString());
+      java.net.http.HttpResponse<String> completion =
+          http.send(
+              java.net.http.HttpRequest.newBuilder(
+                      java.net.URI.create(httpLine.substring(5) + "/v1/chat/completions"))
+                  .POST(
+                      java.net.http.HttpRequest.BodyPublishers.ofString(
+                          "{\"messages\": [{\"role\": \"user\", \"content\": \"Grüße, 世界\"}], \"max_tokens\": 10, \"temperature\": 0, \"return_token_ids\": true}"))
+                  .build(),
+              java.net.http.HttpResponse.BodyHandlers.ofString());
       assertEquals(200, completion.statusCode(), completion.body());
 
       ObjectMapper json = new ObjectMapper();
-      JsonNode viaRouter = json.readTree(run("generate", "--router", router, "--prompt", "Grüße, 世界", "--max-tokens", "10", "--json"));
-      JsonNode viaLocal = json.readTree(run("generate", "--local", "--prompt", "Grüße, 世界", "--max-tokens", "10", "--json"));
+      JsonNode viaRouter =
+          json.readTree(
+              run(
+                  "generate",
+                  "--router",
+                  router,
+                  "--prompt",
+                  "Grüße, 世界",
+                  "--max-tokens",
+                  "10",
+                  "--json"));
+      JsonNode viaLocal =
+          json.readTree(
+              run("generate", "--local", "--prompt", "Grüße, 世界", "--max-tokens", "10", "--json"));
       assertEquals(viaLocal.get("token_ids"), viaRouter.get("token_ids"));
-      assertEquals(viaLocal.get("token_ids"), json.readTree(completion.body()).get("choices").get(0).get("token_ids"), completion.body());
+      assertEquals(
+          viaLocal.get("token_ids"),
+          json.readTree(completion.body()).get("choices").get(0).get("token_ids"),
+          completion.body());
       assertEquals(viaLocal.get("text"), viaRouter.get("text"));
       assertEquals("length", viaRouter.get("finish_reason").asText());
 
       // every child's /metrics, as pdserve local lists them; the router counted the 20 tokens
       // (10 for the HTTP chat completion, 10 for generate --router)
-      InJvmCluster.await(Duration.ofSeconds(30), () -> metricsUrls(output).size() == 3, "three 'metrics of' lines in: " + output);
+      InJvmCluster.await(
+          Duration.ofSeconds(30),
+          () -> metricsUrls(output).size() == 3,
+          "three 'metrics of' lines in: " + output);
       for (var e : metricsUrls(output).entrySet()) {
-        var r = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(e.getValue())).build(),
-            java.net.http.HttpResponse.BodyHandlers.ofString());
+        var r =
+            java.net.http.HttpClient.newHttpClient()
+                .send(
+                    java.net.http.HttpRequest.newBuilder(java.net.URI.create(e.getValue())).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString());
         assertEquals(200, r.statusCode(), e.toString());
         var metrics = dev.pdserve.launcher.metrics.PrometheusText.parse(r.body());
-        assertTrue(metrics.families().containsKey("vllm:num_requests_running"), e + " lacks vllm:num_requests_running");
+        assertTrue(
+            metrics.families().containsKey("vllm:num_requests_running"),
+            e + " lacks vllm:num_requests_running");
         if (e.getKey().equals("router")) {
-          assertEquals(20, metrics.sum("vllm:generation_tokens_total"), "tokens the router streamed");
+          assertEquals(
+              20, metrics.sum("vllm:generation_tokens_total"), "tokens the router streamed");
         }
       }
 
       // pdserve bench against this pdserve local cluster: 200 requests at a Poisson rate over gRPC,
       // and a shorter run through the router's OpenAI-compatible HTTP API; every request completes
       Path benchGrpc = tmp.resolve("bench-grpc.json");
-      run("bench", "--router", router, "--num-prompts", "200", "--request-rate", "50", "--burstiness", "1", "--input-len", "32", "--output-len", "6",
-          "--ignore-eos", "--seed", "5", "--json", benchGrpc.toString());
+      run(
+          "bench",
+          "--router",
+          router,
+          "--num-prompts",
+          "200",
+          "--request-rate",
+          "50",
+          "--burstiness",
+          "1",
+          "--input-len",
+          "32",
+          "--output-len",
+          "6",
+          "--ignore-eos",
+          "--seed",
+          "5",
+          "--json",
+          benchGrpc.toString());
       JsonNode grpcRun = json.readTree(benchGrpc.toFile());
       assertEquals(200, grpcRun.get("completed").asInt(), "gRPC bench: " + grpcRun.get("failures"));
       assertEquals(200 * 6, grpcRun.get("total_output_tokens").asInt());
       Path benchHttp = tmp.resolve("bench-http.json");
-      run("bench", "--base-url", httpLine.substring(5), "--endpoint", "chat", "--num-prompts", "30", "--request-rate", "30", "--input-len", "32",
-          "--output-len", "6", "--ignore-eos", "--seed", "5", "--json", benchHttp.toString());
+      run(
+          "bench",
+          "--base-url",
+          httpLine.substring(5),
+          "--endpoint",
+          "chat",
+          "--num-prompts",
+          "30",
+          "--request-rate",
+          "30",
+          "--input-len",
+          "32",
+          "--output-len",
+          "6",
+          "--ignore-eos",
+          "--seed",
+          "5",
+          "--json",
+          benchHttp.toString());
       JsonNode httpRun = json.readTree(benchHttp.toFile());
       assertEquals(30, httpRun.get("completed").asInt(), "HTTP bench: " + httpRun.get("failures"));
       assertEquals(30 * 6, httpRun.get("total_output_tokens").asInt());
 
       // an error from the router: status name and message, non-zero exit
       StringWriter err = new StringWriter();
-      int code = Main.run(new PrintWriter(new StringWriter()), new PrintWriter(err, true), "generate", "--router", router, "--prompt", "x".repeat(1500));
+      int code =
+          Main.run(
+              new PrintWriter(new StringWriter()),
+              new PrintWriter(err, true),
+              "generate",
+              "--router",
+              router,
+              "--prompt",
+              "x".repeat(1500));
       assertTrue(code != 0);
-      assertTrue(err.toString().contains("INVALID_ARGUMENT: This model's maximum context length is 1024 tokens"), err.toString());
+      assertTrue(
+          err.toString()
+              .contains("INVALID_ARGUMENT: This model's maximum context length is 1024 tokens"),
+          err.toString());
 
       // health per role and reflection, on the router
       ManagedChannel ch = NettyChannelBuilder.forTarget(router).usePlaintext().build();
       try {
-        HealthCheckResponse h = HealthGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
-            .check(HealthCheckRequest.newBuilder().setService("pdserve.router").build());
+        HealthCheckResponse h =
+            HealthGrpc.newBlockingStub(ch)
+                .withDeadlineAfter(10, TimeUnit.SECONDS)
+                .check(HealthCheckRequest.newBuilder().setService("pdserve.router").build());
         assertEquals(HealthCheckResponse.ServingStatus.SERVING, h.getStatus());
         CompletableFuture<List<String>> services = new CompletableFuture<>();
-        var stream = ServerReflectionGrpc.newStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS).serverReflectionInfo(new io.grpc.stub.StreamObserver<>() {
-          @Override
-          public void onNext(ServerReflectionResponse r) {
-            services.complete(r.getListServicesResponse().getServiceList().stream().map(s -> s.getName()).toList());
-          }
+        var stream =
+            ServerReflectionGrpc.newStub(ch)
+                .withDeadlineAfter(10, TimeUnit.SECONDS)
+                .serverReflectionInfo(
+                    new io.grpc.stub.StreamObserver<>() {
+                      @Override
+                      public void onNext(ServerReflectionResponse r) {
+                        services.complete(
+                            r.getListServicesResponse().getServiceList().stream()
+                                .map(s -> s.getName())
+                                .toList());
+                      }
 
-          @Override
-          public void onError(Throwable t) {
-            services.completeExceptionally(t);
-          }
+                      @Override
+                      public void onError(Throwable t) {
+                        services.completeExceptionally(t);
+                      }
 
-          @Override
-          public void onCompleted() {}
-        });
+                      @Override
+                      public void onCompleted() {}
+                    });
         stream.onNext(ServerReflectionRequest.newBuilder().setListServices("*").build());
-        assertTrue(services.get(10, TimeUnit.SECONDS).contains("pdserve.v1.Generation"), services.get().toString());
+        assertTrue(
+            services.get(10, TimeUnit.SECONDS).contains("pdserve.v1.Generation"),
+            services.get().toString());
         stream.onCompleted();
       } finally {
         ch.shutdownNow();
@@ -161,7 +267,10 @@ class LocalCommandProcessTest {
       local.destroy();
       assertTrue(local.waitFor(60, TimeUnit.SECONDS), "pdserve local did not exit on SIGTERM");
       for (long pid : pids) {
-        InJvmCluster.await(Duration.ofSeconds(30), () -> ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true), "process " + pid + " to end");
+        InJvmCluster.await(
+            Duration.ofSeconds(30),
+            () -> ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true),
+            "process " + pid + " to end");
       }
       for (long pid : pids) {
         assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
@@ -196,12 +305,16 @@ class LocalCommandProcessTest {
     return pids;
   }
 
-  /** Node id to metrics URL, from the lines {@code metrics of ID (ROLE): URL} pdserve local prints. */
+  /**
+   * Node id to metrics URL, from the lines {@code metrics of ID (ROLE): URL} pdserve local prints.
+   */
   static java.util.Map<String, String> metricsUrls(List<String> output) {
     java.util.Map<String, String> out = new java.util.TreeMap<>();
     synchronized (output) {
       for (String line : output) {
-        var m = java.util.regex.Pattern.compile("^metrics of (\\S+) \\(\\w+\\): (http://\\S+/metrics)$").matcher(line);
+        var m =
+            java.util.regex.Pattern.compile("^metrics of (\\S+) \\(\\w+\\): (http://\\S+/metrics)$")
+                .matcher(line);
         if (m.matches()) {
           out.put(m.group(1), m.group(2));
         }

@@ -34,20 +34,37 @@ class LocalPrefillThresholdBenchmark {
   void timeToFirstTokenDisaggregatedVersusLocal() throws Exception {
     String preset = System.getProperty("preset", "tiny");
     int runs = Integer.getInteger("runs", 15);
-    try (InJvmCluster c = new InJvmCluster().set("model.preset", preset).set("kv.budget-bytes", "64m")) {
+    try (InJvmCluster c =
+        new InJvmCluster().set("model.preset", preset).set("kv.budget-bytes", "64m")) {
       c.addWorker("decode", Map.of());
       c.addWorker("prefill", Map.of());
       c.startRouter(RouterOptions.defaults()); // default threshold: replaced below
       c.awaitRouterSees(1, 1);
-      RouterNode split = RouterNode.start(c.config("router", "r-split", Map.of("cluster.lite-member", "true", "router.local-prefill-threshold", "0")),
-          RouterOptions.defaults());
-      RouterNode local = RouterNode.start(c.config("router", "r-local", Map.of("cluster.lite-member", "true", "router.local-prefill-threshold", "100000")),
-          RouterOptions.defaults());
+      RouterNode split =
+          RouterNode.start(
+              c.config(
+                  "router",
+                  "r-split",
+                  Map.of("cluster.lite-member", "true", "router.local-prefill-threshold", "0")),
+              RouterOptions.defaults());
+      RouterNode local =
+          RouterNode.start(
+              c.config(
+                  "router",
+                  "r-local",
+                  Map.of(
+                      "cluster.lite-member", "true", "router.local-prefill-threshold", "100000")),
+              RouterOptions.defaults());
       ManagedChannel cs = NettyChannelBuilder.forTarget(split.grpcAddress()).usePlaintext().build();
       ManagedChannel cl = NettyChannelBuilder.forTarget(local.grpcAddress()).usePlaintext().build();
       try {
-        InJvmCluster.await(java.time.Duration.ofSeconds(20), () -> split.directory().active(dev.pdserve.core.config.NodeRole.PREFILL).size() == 1
-            && local.directory().active(dev.pdserve.core.config.NodeRole.DECODE).size() == 1, "routers to see the workers");
+        InJvmCluster.await(
+            java.time.Duration.ofSeconds(20),
+            () ->
+                split.directory().active(dev.pdserve.core.config.NodeRole.PREFILL).size() == 1
+                    && local.directory().active(dev.pdserve.core.config.NodeRole.DECODE).size()
+                        == 1,
+            "routers to see the workers");
         Random rnd = new Random(1);
         System.out.printf("preset %s, median of %d runs, time to first token (ms)%n", preset, runs);
         System.out.printf("%8s %14s %14s%n", "prompt", "disaggregated", "local");
@@ -78,10 +95,16 @@ class LocalPrefillThresholdBenchmark {
     for (int i = 0; i < len; i++) {
       ids.addIds(3 + rnd.nextInt(250));
     }
-    GenerateRequest r = GenerateRequest.newBuilder().setRequestId("b-" + rnd.nextLong()).setPromptTokenIds(ids)
-        .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(1).setIgnoreEos(true)).build();
+    GenerateRequest r =
+        GenerateRequest.newBuilder()
+            .setRequestId("b-" + rnd.nextLong())
+            .setPromptTokenIds(ids)
+            .setParams(
+                SamplingParams.newBuilder().setTemperature(0).setMaxTokens(1).setIgnoreEos(true))
+            .build();
     long t0 = System.nanoTime();
-    Iterator<GenerateResponse> it = GenerationGrpc.newBlockingStub(ch).withDeadlineAfter(60, TimeUnit.SECONDS).generate(r);
+    Iterator<GenerateResponse> it =
+        GenerationGrpc.newBlockingStub(ch).withDeadlineAfter(60, TimeUnit.SECONDS).generate(r);
     it.next();
     double ms = (System.nanoTime() - t0) / 1e6;
     while (it.hasNext()) {

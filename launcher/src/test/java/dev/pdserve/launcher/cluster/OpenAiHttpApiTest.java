@@ -85,9 +85,13 @@ class OpenAiHttpApiTest {
 
   // ---- helpers ----
 
-  static HttpResponse<String> postTo(String base, String path, String body, String... headers) throws Exception {
-    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofSeconds(120))
-        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body));
+  static HttpResponse<String> postTo(String base, String path, String body, String... headers)
+      throws Exception {
+    HttpRequest.Builder b =
+        HttpRequest.newBuilder(URI.create(base + path))
+            .timeout(Duration.ofSeconds(120))
+            .header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(body));
     for (int i = 0; i < headers.length; i += 2) {
       b.header(headers[i], headers[i + 1]);
     }
@@ -99,7 +103,9 @@ class OpenAiHttpApiTest {
   }
 
   static HttpResponse<String> get(String path) throws Exception {
-    return http.send(HttpRequest.newBuilder(URI.create(cluster.router.httpUrl() + path)).GET().build(), HttpResponse.BodyHandlers.ofString());
+    return http.send(
+        HttpRequest.newBuilder(URI.create(cluster.router.httpUrl() + path)).GET().build(),
+        HttpResponse.BodyHandlers.ofString());
   }
 
   static JsonNode json(HttpResponse<String> r) throws Exception {
@@ -107,8 +113,15 @@ class OpenAiHttpApiTest {
   }
 
   static String chatBody(String user, int maxTokens, boolean stream, String extra) {
-    return "{\"model\": \"tiny\", \"messages\": [{\"role\": \"user\", \"content\": " + quote(user) + "}], \"temperature\": 0, "
-        + "\"max_tokens\": " + maxTokens + ", \"ignore_eos\": true, \"stream\": " + stream + (extra.isEmpty() ? "" : ", " + extra) + "}";
+    return "{\"model\": \"tiny\", \"messages\": [{\"role\": \"user\", \"content\": "
+        + quote(user)
+        + "}], \"temperature\": 0, "
+        + "\"max_tokens\": "
+        + maxTokens
+        + ", \"ignore_eos\": true, \"stream\": "
+        + stream
+        + (extra.isEmpty() ? "" : ", " + extra)
+        + "}";
   }
 
   static String quote(String s) {
@@ -119,17 +132,25 @@ class OpenAiHttpApiTest {
     }
   }
 
-  /** The events of an SSE body, checking the framing: only {@code data: ...} events, ending with [DONE]. */
+  /**
+   * The events of an SSE body, checking the framing: only {@code data: ...} events, ending with
+   * [DONE].
+   */
   static List<JsonNode> events(HttpResponse<String> r) throws Exception {
     assertEquals(200, r.statusCode(), r.body());
-    assertTrue(r.headers().firstValue("content-type").orElse("").startsWith("text/event-stream"), r.headers().toString());
+    assertTrue(
+        r.headers().firstValue("content-type").orElse("").startsWith("text/event-stream"),
+        r.headers().toString());
     String body = r.body();
-    assertTrue(body.endsWith("data: [DONE]\n\n"), "stream must end with data: [DONE]: " + tail(body));
+    assertTrue(
+        body.endsWith("data: [DONE]\n\n"), "stream must end with data: [DONE]: " + tail(body));
     String[] parts = body.split("\n\n", -1);
     assertEquals("", parts[parts.length - 1]);
     List<JsonNode> out = new ArrayList<>();
     for (int i = 0; i < parts.length - 2; i++) {
-      assertTrue(parts[i].startsWith("data: ") && !parts[i].contains("\n"), "not one data line: '" + parts[i] + "'");
+      assertTrue(
+          parts[i].startsWith("data: ") && !parts[i].contains("\n"),
+          "not one data line: '" + parts[i] + "'");
       out.add(JSON.readTree(parts[i].substring(6)));
     }
     return out;
@@ -142,8 +163,14 @@ class OpenAiHttpApiTest {
   static GenerateRequest grpcChat(String id, String user, int maxTokens, boolean thinking) {
     return GenerateRequest.newBuilder()
         .setRequestId(id)
-        .setMessages(ChatMessages.newBuilder().addMessages(ChatMessage.newBuilder().setRole("user").setContent(user)))
-        .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(maxTokens).setIgnoreEos(true))
+        .setMessages(
+            ChatMessages.newBuilder()
+                .addMessages(ChatMessage.newBuilder().setRole("user").setContent(user)))
+        .setParams(
+            SamplingParams.newBuilder()
+                .setTemperature(0)
+                .setMaxTokens(maxTokens)
+                .setIgnoreEos(true))
         .setEnableThinking(thinking)
         .build();
   }
@@ -156,13 +183,18 @@ class OpenAiHttpApiTest {
     return out;
   }
 
-  static void assertError(HttpResponse<String> r, int status, String type, String messagePart) throws Exception {
+  static void assertError(HttpResponse<String> r, int status, String type, String messagePart)
+      throws Exception {
     assertEquals(status, r.statusCode(), r.body());
-    assertTrue(r.headers().firstValue("content-type").orElse("").startsWith("application/json"), r.headers().toString());
+    assertTrue(
+        r.headers().firstValue("content-type").orElse("").startsWith("application/json"),
+        r.headers().toString());
     JsonNode e = json(r).get("error");
     assertNotNull(e, "no error object in " + r.body());
     assertEquals(type, e.get("type").asText(), r.body());
-    assertTrue(e.get("message").asText().contains(messagePart), "expected '" + messagePart + "' in " + e.get("message"));
+    assertTrue(
+        e.get("message").asText().contains(messagePart),
+        "expected '" + messagePart + "' in " + e.get("message"));
     assertTrue(e.has("param") && e.has("code"), "error needs param and code: " + r.body());
   }
 
@@ -182,28 +214,51 @@ class OpenAiHttpApiTest {
   @Test
   void chatCompletionGreedyTokensEqualTheGrpcApisWithUsage() throws Exception {
     String user = "Name three colours.";
-    HttpResponse<String> r = post("/v1/chat/completions", chatBody(user, 12, false,
-        "\"return_token_ids\": true, \"chat_template_kwargs\": {\"enable_thinking\": false}"));
+    HttpResponse<String> r =
+        post(
+            "/v1/chat/completions",
+            chatBody(
+                user,
+                12,
+                false,
+                "\"return_token_ids\": true, \"chat_template_kwargs\": {\"enable_thinking\": false}"));
     assertEquals(200, r.statusCode(), r.body());
-    assertTrue(r.headers().firstValue("X-Request-Id").orElse("").startsWith("chatcmpl-"), r.headers().toString());
+    assertTrue(
+        r.headers().firstValue("X-Request-Id").orElse("").startsWith("chatcmpl-"),
+        r.headers().toString());
     JsonNode doc = json(r);
     InJvmCluster.Result grpc = cluster.generate(grpcChat("grpc-chat", user, 12, false));
-    GenerateResult ref = reference.generate(new dev.pdserve.model.engine.GenerateRequest("ref-chat",
-        Prompt.user(user), dev.pdserve.model.sampling.SamplingParams.builder().temperature(0).maxTokens(12).ignoreEos(true).build(), false));
+    GenerateResult ref =
+        reference.generate(
+            new dev.pdserve.model.engine.GenerateRequest(
+                "ref-chat",
+                Prompt.user(user),
+                dev.pdserve.model.sampling.SamplingParams.builder()
+                    .temperature(0)
+                    .maxTokens(12)
+                    .ignoreEos(true)
+                    .build(),
+                false));
 
     assertEquals("chat.completion", doc.get("object").asText());
     assertTrue(doc.get("id").asText().startsWith("chatcmpl-"));
     assertEquals("tiny", doc.get("model").asText());
     JsonNode choice = doc.get("choices").get(0);
-    assertArrayEquals(ref.tokenIds(), ints(choice.get("token_ids")), "HTTP greedy tokens differ from the reference engine's");
-    assertArrayEquals(grpc.tokenIds(), ints(choice.get("token_ids")), "HTTP greedy tokens differ from gRPC's");
+    assertArrayEquals(
+        ref.tokenIds(),
+        ints(choice.get("token_ids")),
+        "HTTP greedy tokens differ from the reference engine's");
+    assertArrayEquals(
+        grpc.tokenIds(), ints(choice.get("token_ids")), "HTTP greedy tokens differ from gRPC's");
     assertEquals("assistant", choice.get("message").get("role").asText());
     assertEquals(ref.text(), choice.get("message").get("content").asText());
     assertEquals(grpc.text(), choice.get("message").get("content").asText());
-    assertFalse(choice.get("message").has("reasoning_content"), "thinking off: no reasoning_content");
+    assertFalse(
+        choice.get("message").has("reasoning_content"), "thinking off: no reasoning_content");
     assertEquals("length", choice.get("finish_reason").asText());
     JsonNode usage = doc.get("usage");
-    assertEquals(grpc.completion().getUsage().getPromptTokens(), usage.get("prompt_tokens").asInt());
+    assertEquals(
+        grpc.completion().getUsage().getPromptTokens(), usage.get("prompt_tokens").asInt());
     assertEquals(12, usage.get("completion_tokens").asInt());
     assertEquals(usage.get("prompt_tokens").asInt() + 12, usage.get("total_tokens").asInt());
     assertEquals(0, usage.get("prompt_tokens_details").get("cached_tokens").asInt());
@@ -212,7 +267,8 @@ class OpenAiHttpApiTest {
   @Test
   void chatWithThinkingPutsTheThoughtInReasoningContent() throws Exception {
     String user = "Think first, then answer: 2+2?";
-    JsonNode doc = json(post("/v1/chat/completions", chatBody(user, 16, false, "\"return_token_ids\": true")));
+    JsonNode doc =
+        json(post("/v1/chat/completions", chatBody(user, 16, false, "\"return_token_ids\": true")));
     InJvmCluster.Result grpc = cluster.generate(grpcChat("grpc-think", user, 16, true));
     JsonNode choice = doc.get("choices").get(0);
     assertArrayEquals(grpc.tokenIds(), ints(choice.get("token_ids")));
@@ -230,14 +286,26 @@ class OpenAiHttpApiTest {
   void streamedChatIsSseChunksEndingInDoneWithUsageAndTheSameTokens() throws Exception {
     String user = "Stream a short answer.";
     for (boolean thinking : new boolean[] {true, false}) {
-      HttpResponse<String> r = post("/v1/chat/completions", chatBody(user, 14, true,
-          "\"return_token_ids\": true, \"stream_options\": {\"include_usage\": true}, \"chat_template_kwargs\": {\"enable_thinking\": " + thinking + "}"));
+      HttpResponse<String> r =
+          post(
+              "/v1/chat/completions",
+              chatBody(
+                  user,
+                  14,
+                  true,
+                  "\"return_token_ids\": true, \"stream_options\": {\"include_usage\": true}, \"chat_template_kwargs\": {\"enable_thinking\": "
+                      + thinking
+                      + "}"));
       List<JsonNode> chunks = events(r);
-      InJvmCluster.Result grpc = cluster.generate(grpcChat("grpc-stream-" + thinking, user, 14, thinking));
+      InJvmCluster.Result grpc =
+          cluster.generate(grpcChat("grpc-stream-" + thinking, user, 14, thinking));
 
       String id = chunks.get(0).get("id").asText();
       assertTrue(id.startsWith("chatcmpl-"), id);
-      assertEquals("assistant", chunks.get(0).get("choices").get(0).get("delta").get("role").asText(), "first delta carries the role");
+      assertEquals(
+          "assistant",
+          chunks.get(0).get("choices").get(0).get("delta").get("role").asText(),
+          "first delta carries the role");
       StringBuilder reasoning = new StringBuilder();
       StringBuilder content = new StringBuilder();
       List<Integer> ids = new ArrayList<>();
@@ -246,7 +314,9 @@ class OpenAiHttpApiTest {
         JsonNode c = chunks.get(i);
         assertEquals("chat.completion.chunk", c.get("object").asText());
         assertEquals(id, c.get("id").asText(), "every chunk has the same id");
-        assertTrue(c.has("usage") && c.get("usage").isNull(), "include_usage: usage is null on content chunks");
+        assertTrue(
+            c.has("usage") && c.get("usage").isNull(),
+            "include_usage: usage is null on content chunks");
         JsonNode choice = c.get("choices").get(0);
         JsonNode delta = choice.get("delta");
         reasoning.append(delta.path("reasoning_content").asText(""));
@@ -258,7 +328,10 @@ class OpenAiHttpApiTest {
         }
       }
       assertEquals("length", finish);
-      assertArrayEquals(grpc.tokenIds(), ids.stream().mapToInt(Integer::intValue).toArray(), "streamed tokens differ from gRPC's (thinking " + thinking + ")");
+      assertArrayEquals(
+          grpc.tokenIds(),
+          ids.stream().mapToInt(Integer::intValue).toArray(),
+          "streamed tokens differ from gRPC's (thinking " + thinking + ")");
       assertEquals(grpc.text(), reasoning.toString() + content);
       if (!thinking) {
         assertEquals("", reasoning.toString(), "thinking off: no reasoning_content");
@@ -268,21 +341,29 @@ class OpenAiHttpApiTest {
       JsonNode last = chunks.get(chunks.size() - 1);
       assertEquals(0, last.get("choices").size(), "the usage chunk has no choices");
       assertEquals(14, last.get("usage").get("completion_tokens").asInt());
-      assertEquals(grpc.completion().getUsage().getPromptTokens(), last.get("usage").get("prompt_tokens").asInt());
+      assertEquals(
+          grpc.completion().getUsage().getPromptTokens(),
+          last.get("usage").get("prompt_tokens").asInt());
     }
   }
 
   @Test
   void textPartsAreJoinedAndImagePartsAreRefused() throws Exception {
-    String parts = "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Hello\"}, {\"type\": \"text\", \"text\": \"there\"}]}],"
-        + " \"temperature\": 0, \"max_tokens\": 6, \"ignore_eos\": true, \"return_token_ids\": true}";
+    String parts =
+        "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Hello\"}, {\"type\": \"text\", \"text\": \"there\"}]}],"
+            + " \"temperature\": 0, \"max_tokens\": 6, \"ignore_eos\": true, \"return_token_ids\": true}";
     JsonNode doc = json(post("/v1/chat/completions", parts));
     InJvmCluster.Result grpc = cluster.generate(grpcChat("grpc-parts", "Hello\nthere", 6, true));
     assertArrayEquals(grpc.tokenIds(), ints(doc.get("choices").get(0).get("token_ids")));
 
-    String image = "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"What is this?\"},"
-        + " {\"type\": \"image_url\", \"image_url\": {\"url\": \"data:image/png;base64,AAAA\"}}]}]}";
-    assertError(post("/v1/chat/completions", image), 400, "invalid_request_error", "images are not supported yet");
+    String image =
+        "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"What is this?\"},"
+            + " {\"type\": \"image_url\", \"image_url\": {\"url\": \"data:image/png;base64,AAAA\"}}]}]}";
+    assertError(
+        post("/v1/chat/completions", image),
+        400,
+        "invalid_request_error",
+        "images are not supported yet");
   }
 
   // ---- completions and models ----
@@ -290,37 +371,76 @@ class OpenAiHttpApiTest {
   @Test
   void completionsTakeTextOrTokenPromptsWholeOrStreamed() throws Exception {
     String prompt = "The quick brown fox";
-    GenerateRequest grpcReq = GenerateRequest.newBuilder().setRequestId("grpc-cmpl").setPrompt(prompt)
-        .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(10).setIgnoreEos(true)).build();
+    GenerateRequest grpcReq =
+        GenerateRequest.newBuilder()
+            .setRequestId("grpc-cmpl")
+            .setPrompt(prompt)
+            .setParams(
+                SamplingParams.newBuilder().setTemperature(0).setMaxTokens(10).setIgnoreEos(true))
+            .build();
     InJvmCluster.Result grpc = cluster.generate(grpcReq);
 
-    JsonNode doc = json(post("/v1/completions", "{\"prompt\": " + quote(prompt) + ", \"temperature\": 0, \"max_tokens\": 10,"
-        + " \"ignore_eos\": true, \"return_token_ids\": true, \"logprobs\": 0}"));
+    JsonNode doc =
+        json(
+            post(
+                "/v1/completions",
+                "{\"prompt\": "
+                    + quote(prompt)
+                    + ", \"temperature\": 0, \"max_tokens\": 10,"
+                    + " \"ignore_eos\": true, \"return_token_ids\": true, \"logprobs\": 0}"));
     assertEquals("text_completion", doc.get("object").asText());
     JsonNode choice = doc.get("choices").get(0);
     assertArrayEquals(grpc.tokenIds(), ints(choice.get("token_ids")));
     assertEquals(grpc.text(), choice.get("text").asText());
     assertEquals(10, choice.get("logprobs").get("token_logprobs").size());
     assertTrue(choice.get("logprobs").get("token_logprobs").get(0).asDouble() <= 0);
-    assertEquals(grpc.completion().getUsage().getPromptTokens(), doc.get("usage").get("prompt_tokens").asInt());
+    assertEquals(
+        grpc.completion().getUsage().getPromptTokens(),
+        doc.get("usage").get("prompt_tokens").asInt());
 
-    int[] promptIds = ints(JSON.readTree("[" + String.join(",", prompt.chars().mapToObj(c -> Integer.toString(32 + c)).toList()) + "]"));
-    GenerateRequest grpcTokens = grpcReq.toBuilder().setRequestId("grpc-cmpl-ids")
-        .setPromptTokenIds(TokenIds.newBuilder().addAllIds(Arrays.stream(promptIds).boxed().toList())).build();
-    assertArrayEquals(grpc.tokenIds(), cluster.generate(grpcTokens).tokenIds(), "byte tokens of the text are the same prompt");
-    JsonNode byIds = json(post("/v1/completions", "{\"prompt\": " + JSON.writeValueAsString(promptIds)
-        + ", \"temperature\": 0, \"max_tokens\": 10, \"ignore_eos\": true, \"return_token_ids\": true}"));
+    int[] promptIds =
+        ints(
+            JSON.readTree(
+                "["
+                    + String.join(
+                        ",", prompt.chars().mapToObj(c -> Integer.toString(32 + c)).toList())
+                    + "]"));
+    GenerateRequest grpcTokens =
+        grpcReq.toBuilder()
+            .setRequestId("grpc-cmpl-ids")
+            .setPromptTokenIds(
+                TokenIds.newBuilder().addAllIds(Arrays.stream(promptIds).boxed().toList()))
+            .build();
+    assertArrayEquals(
+        grpc.tokenIds(),
+        cluster.generate(grpcTokens).tokenIds(),
+        "byte tokens of the text are the same prompt");
+    JsonNode byIds =
+        json(
+            post(
+                "/v1/completions",
+                "{\"prompt\": "
+                    + JSON.writeValueAsString(promptIds)
+                    + ", \"temperature\": 0, \"max_tokens\": 10, \"ignore_eos\": true, \"return_token_ids\": true}"));
     assertArrayEquals(grpc.tokenIds(), ints(byIds.get("choices").get(0).get("token_ids")));
 
-    List<JsonNode> chunks = events(post("/v1/completions", "{\"prompt\": " + quote(prompt) + ", \"temperature\": 0, \"max_tokens\": 10,"
-        + " \"ignore_eos\": true, \"stream\": true, \"stream_options\": {\"include_usage\": true}}"));
+    List<JsonNode> chunks =
+        events(
+            post(
+                "/v1/completions",
+                "{\"prompt\": "
+                    + quote(prompt)
+                    + ", \"temperature\": 0, \"max_tokens\": 10,"
+                    + " \"ignore_eos\": true, \"stream\": true, \"stream_options\": {\"include_usage\": true}}"));
     StringBuilder text = new StringBuilder();
     for (JsonNode c : chunks.subList(0, chunks.size() - 1)) {
       assertEquals("text_completion", c.get("object").asText());
       text.append(c.get("choices").get(0).get("text").asText());
     }
     assertEquals(grpc.text(), text.toString());
-    assertEquals("length", chunks.get(chunks.size() - 2).get("choices").get(0).get("finish_reason").asText());
+    assertEquals(
+        "length",
+        chunks.get(chunks.size() - 2).get("choices").get(0).get("finish_reason").asText());
     assertEquals(10, chunks.get(chunks.size() - 1).get("usage").get("completion_tokens").asInt());
   }
 
@@ -329,10 +449,16 @@ class OpenAiHttpApiTest {
     HttpResponse<String> h = get("/health");
     assertEquals(200, h.statusCode(), h.body());
     assertEquals("ok", json(h).get("status").asText());
-    List<dev.pdserve.internal.v1.NodeStatus> nodes = dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(cluster.channel)
-        .withDeadlineAfter(10, TimeUnit.SECONDS).listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance()).getNodesList();
-    dev.pdserve.internal.v1.NodeStatus self = nodes.stream().filter(n -> n.getRole().equals("router")).findFirst()
-        .orElseThrow(() -> new AssertionError("no router in " + nodes));
+    List<dev.pdserve.internal.v1.NodeStatus> nodes =
+        dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(cluster.channel)
+            .withDeadlineAfter(10, TimeUnit.SECONDS)
+            .listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance())
+            .getNodesList();
+    dev.pdserve.internal.v1.NodeStatus self =
+        nodes.stream()
+            .filter(n -> n.getRole().equals("router"))
+            .findFirst()
+            .orElseThrow(() -> new AssertionError("no router in " + nodes));
     assertEquals(cluster.router.httpUrl(), self.getHttpUrl());
     assertTrue(self.getHttpUrl().matches("http://127\\.0\\.0\\.1:\\d+"), self.getHttpUrl());
   }
@@ -354,61 +480,113 @@ class OpenAiHttpApiTest {
 
   @Test
   void badRequestsGet400InOpenAisErrorShapeNamingTheField() throws Exception {
-    HttpResponse<String> r = post("/v1/chat/completions", chatBody("hi", 4, false, "\"temperature\": -1").replace("\"temperature\": 0, ", ""));
+    HttpResponse<String> r =
+        post(
+            "/v1/chat/completions",
+            chatBody("hi", 4, false, "\"temperature\": -1").replace("\"temperature\": 0, ", ""));
     assertError(r, 400, "invalid_request_error", "temperature must be >= 0");
     assertEquals("temperature", json(r).get("error").get("param").asText());
-    assertError(post("/v1/chat/completions", chatBody("hi", 4, false, "\"n\": 2")), 400, "invalid_request_error", "n must be 1");
-    assertError(post("/v1/chat/completions", chatBody("hi", 4, false, "\"top_p\": \"high\"")), 400, "invalid_request_error",
+    assertError(
+        post("/v1/chat/completions", chatBody("hi", 4, false, "\"n\": 2")),
+        400,
+        "invalid_request_error",
+        "n must be 1");
+    assertError(
+        post("/v1/chat/completions", chatBody("hi", 4, false, "\"top_p\": \"high\"")),
+        400,
+        "invalid_request_error",
         "top_p must be a number");
-    assertError(post("/v1/chat/completions", "{\"messages\": ["), 400, "invalid_request_error", "not valid JSON");
-    assertError(post("/v1/chat/completions", "{\"messages\": []}"), 400, "invalid_request_error", "messages is empty");
-    assertError(post("/v1/completions", "{\"prompt\": \"\"}"), 400, "invalid_request_error", "prompt is empty");
-    assertError(post("/v1/completions", "{\"prompt\": \"hi\", \"max_tokens\": 0}"), 400, "invalid_request_error", "max_tokens must be >= 1");
+    assertError(
+        post("/v1/chat/completions", "{\"messages\": ["),
+        400,
+        "invalid_request_error",
+        "not valid JSON");
+    assertError(
+        post("/v1/chat/completions", "{\"messages\": []}"),
+        400,
+        "invalid_request_error",
+        "messages is empty");
+    assertError(
+        post("/v1/completions", "{\"prompt\": \"\"}"),
+        400,
+        "invalid_request_error",
+        "prompt is empty");
+    assertError(
+        post("/v1/completions", "{\"prompt\": \"hi\", \"max_tokens\": 0}"),
+        400,
+        "invalid_request_error",
+        "max_tokens must be >= 1");
   }
 
   @Test
   void anOverLongPromptGetsTheContextLengthWordingClientsParse() throws Exception {
-    HttpResponse<String> r = post("/v1/completions", "{\"prompt\": \"" + "x".repeat(1100) + "\", \"max_tokens\": 4}");
+    HttpResponse<String> r =
+        post("/v1/completions", "{\"prompt\": \"" + "x".repeat(1100) + "\", \"max_tokens\": 4}");
     assertError(r, 400, "invalid_request_error", "maximum context length");
     JsonNode e = json(r).get("error");
-    assertEquals("This model's maximum context length is 1024 tokens. However, you requested 1104 tokens (1100 in the messages, 4 in the"
-        + " completion). Please reduce the length of the messages or completion.", e.get("message").asText());
+    assertEquals(
+        "This model's maximum context length is 1024 tokens. However, you requested 1104 tokens (1100 in the messages, 4 in the"
+            + " completion). Please reduce the length of the messages or completion.",
+        e.get("message").asText());
     assertEquals("context_length_exceeded", e.get("code").asText());
     assertEquals("prompt", e.get("param").asText());
-    HttpResponse<String> chat = post("/v1/chat/completions", chatBody("y".repeat(1000), 100, false, ""));
-    assertError(chat, 400, "invalid_request_error", "This model's maximum context length is 1024 tokens. However, you requested");
+    HttpResponse<String> chat =
+        post("/v1/chat/completions", chatBody("y".repeat(1000), 100, false, ""));
+    assertError(
+        chat,
+        400,
+        "invalid_request_error",
+        "This model's maximum context length is 1024 tokens. However, you requested");
     assertEquals("messages", json(chat).get("error").get("param").asText());
   }
 
   @Test
   void unknownModelOrPathIs404WrongMethodIs405TooLargeIs413() throws Exception {
-    HttpResponse<String> model = post("/v1/chat/completions", chatBody("hi", 4, false, "").replace("\"tiny\"", "\"gpt-4\""));
+    HttpResponse<String> model =
+        post("/v1/chat/completions", chatBody("hi", 4, false, "").replace("\"tiny\"", "\"gpt-4\""));
     assertError(model, 404, "invalid_request_error", "The model `gpt-4` does not exist");
     assertEquals("model_not_found", json(model).get("error").get("code").asText());
-    assertError(post("/v1/embeddings", "{}"), 404, "invalid_request_error", "Invalid URL (POST /v1/embeddings)");
+    assertError(
+        post("/v1/embeddings", "{}"),
+        404,
+        "invalid_request_error",
+        "Invalid URL (POST /v1/embeddings)");
     HttpResponse<String> wrong = get("/v1/chat/completions");
     assertError(wrong, 405, "invalid_request_error", "use POST");
     assertEquals("POST", wrong.headers().firstValue("Allow").orElse(""));
-    HttpResponse<String> big = post("/v1/completions", "{\"prompt\": \"" + "z".repeat(5 << 20) + "\"}");
-    assertError(big, 413, "invalid_request_error", "larger than this server's limit of 4194304 bytes");
+    HttpResponse<String> big =
+        post("/v1/completions", "{\"prompt\": \"" + "z".repeat(5 << 20) + "\"}");
+    assertError(
+        big, 413, "invalid_request_error", "larger than this server's limit of 4194304 bytes");
     // the connection pool and the server are fine afterwards
     assertEquals(200, get("/v1/models").statusCode());
   }
 
   @Test
   void theBodyLimitIsConfigurable() throws Exception {
-    try (RouterNode small = RouterNode.start(
-        cluster.config("router", "router-2k", Map.of("cluster.lite-member", "true", "http.max-body-bytes", "2k")), RouterOptions.defaults())) {
-      HttpResponse<String> big = postTo(small.httpUrl(), "/v1/completions", "{\"prompt\": \"" + "z".repeat(3000) + "\"}");
-      assertError(big, 413, "invalid_request_error", "larger than this server's limit of 2048 bytes");
+    try (RouterNode small =
+        RouterNode.start(
+            cluster.config(
+                "router",
+                "router-2k",
+                Map.of("cluster.lite-member", "true", "http.max-body-bytes", "2k")),
+            RouterOptions.defaults())) {
+      HttpResponse<String> big =
+          postTo(small.httpUrl(), "/v1/completions", "{\"prompt\": \"" + "z".repeat(3000) + "\"}");
+      assertError(
+          big, 413, "invalid_request_error", "larger than this server's limit of 2048 bytes");
       assertEquals("request_too_large", json(big).get("error").get("code").asText());
     }
   }
 
   @Test
   void aDeadlineThatPassesGives504() throws Exception {
-    HttpResponse<String> r = post("/v1/completions", "{\"prompt\": \"a long answer please\", \"max_tokens\": 1000, \"ignore_eos\": true}",
-        "X-Request-Timeout-Ms", "300");
+    HttpResponse<String> r =
+        post(
+            "/v1/completions",
+            "{\"prompt\": \"a long answer please\", \"max_tokens\": 1000, \"ignore_eos\": true}",
+            "X-Request-Timeout-Ms",
+            "300");
     assertError(r, 504, "timeout_error", "");
   }
 
@@ -419,9 +597,15 @@ class OpenAiHttpApiTest {
     try {
       for (WorkerNode p : cluster.prefill) {
         NodeInfo n = registry.get(p.id()).orElseThrow();
-        drained.add(registry.compareAndSet(p.id(), n.epoch(), NodeState.ACTIVE, null, NodeState.DRAINING).node());
+        drained.add(
+            registry
+                .compareAndSet(p.id(), n.epoch(), NodeState.ACTIVE, null, NodeState.DRAINING)
+                .node());
       }
-      InJvmCluster.await(Duration.ofSeconds(5), () -> cluster.router.directory().active(NodeRole.PREFILL).isEmpty(), "router to see no ACTIVE prefill node");
+      InJvmCluster.await(
+          Duration.ofSeconds(5),
+          () -> cluster.router.directory().active(NodeRole.PREFILL).isEmpty(),
+          "router to see no ACTIVE prefill node");
       HttpResponse<String> r = post("/v1/chat/completions", chatBody("hi", 4, false, ""));
       assertError(r, 503, "service_unavailable_error", "no ACTIVE prefill node");
       assertTrue(r.headers().firstValue("Retry-After").isPresent(), r.headers().toString());
@@ -437,35 +621,56 @@ class OpenAiHttpApiTest {
 
   @Test
   void aFullRouterQueueGives429WithRetryAfter() throws Exception {
-    try (RouterNode small = RouterNode.start(cluster.config("router", "router-small", Map.of("cluster.lite-member", "true")), new RouterOptions(1, 0, 2))) {
-      InJvmCluster.await(Duration.ofSeconds(20), () -> small.directory().active(NodeRole.DECODE).size() == 1
-          && small.directory().active(NodeRole.PREFILL).size() == 1, "the second router to see the cluster");
+    try (RouterNode small =
+        RouterNode.start(
+            cluster.config("router", "router-small", Map.of("cluster.lite-member", "true")),
+            new RouterOptions(1, 0, 2))) {
+      InJvmCluster.await(
+          Duration.ofSeconds(20),
+          () ->
+              small.directory().active(NodeRole.DECODE).size() == 1
+                  && small.directory().active(NodeRole.PREFILL).size() == 1,
+          "the second router to see the cluster");
       // the first request streams, so it surely holds the only slot while the second arrives
-      HttpResponse<InputStream> first = http.send(
-          HttpRequest.newBuilder(URI.create(small.httpUrl() + "/v1/completions"))
-              .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\": \"hold the only slot\", \"max_tokens\": 900, \"ignore_eos\": true, \"stream\": true}"))
-              .build(),
-          HttpResponse.BodyHandlers.ofInputStream());
+      HttpResponse<InputStream> first =
+          http.send(
+              HttpRequest.newBuilder(URI.create(small.httpUrl() + "/v1/completions"))
+                  .POST(
+                      HttpRequest.BodyPublishers.ofString(
+                          "{\"prompt\": \"hold the only slot\", \"max_tokens\": 900, \"ignore_eos\": true, \"stream\": true}"))
+                  .build(),
+              HttpResponse.BodyHandlers.ofInputStream());
       assertEquals(200, first.statusCode());
       try (InputStream in = first.body()) {
-        BufferedReader lines = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
+        BufferedReader lines =
+            new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
         assertTrue(lines.readLine().startsWith("data: "), "the first request streams");
-        HttpResponse<String> r = postTo(small.httpUrl(), "/v1/completions", "{\"prompt\": \"me too\", \"max_tokens\": 4}");
+        HttpResponse<String> r =
+            postTo(
+                small.httpUrl(), "/v1/completions", "{\"prompt\": \"me too\", \"max_tokens\": 4}");
         assertError(r, 429, "rate_limit_error", "router queue is full");
         assertEquals("1", r.headers().firstValue("Retry-After").orElse(""), r.headers().toString());
         assertEquals("queue_full", json(r).get("error").get("code").asText());
       }
       // closing the stream cancelled the first request: the slot is free again
-      InJvmCluster.await(Duration.ofSeconds(10), () -> small.router().inFlight() == 0, "the disconnect to free the slot");
-      HttpResponse<String> again = postTo(small.httpUrl(), "/v1/completions", "{\"prompt\": \"me too\", \"max_tokens\": 4}");
+      InJvmCluster.await(
+          Duration.ofSeconds(10),
+          () -> small.router().inFlight() == 0,
+          "the disconnect to free the slot");
+      HttpResponse<String> again =
+          postTo(small.httpUrl(), "/v1/completions", "{\"prompt\": \"me too\", \"max_tokens\": 4}");
       assertEquals(200, again.statusCode(), again.body());
     }
   }
 
   @Test
   void aClientThatDisconnectsMidStreamCancelsTheRequestAndFreesItsKv() throws Exception {
-    HttpRequest req = HttpRequest.newBuilder(URI.create(cluster.router.httpUrl() + "/v1/chat/completions"))
-        .POST(HttpRequest.BodyPublishers.ofString(chatBody("talk for a long time", 900, true, ""))).build();
+    HttpRequest req =
+        HttpRequest.newBuilder(URI.create(cluster.router.httpUrl() + "/v1/chat/completions"))
+            .POST(
+                HttpRequest.BodyPublishers.ofString(
+                    chatBody("talk for a long time", 900, true, "")))
+            .build();
     long tokensBefore = cluster.decode.get(0).decode().stats().tokens();
     HttpResponse<InputStream> r = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
     assertEquals(200, r.statusCode());
@@ -482,28 +687,45 @@ class OpenAiHttpApiTest {
     assertTrue(heldBlocks() > 0, "the streaming request should hold KV blocks");
     assertEquals(1, cluster.router.router().inFlight());
     in.close();
-    InJvmCluster.await(Duration.ofSeconds(10), () -> heldBlocks() == 0 && cluster.router.router().inFlight() == 0,
+    InJvmCluster.await(
+        Duration.ofSeconds(10),
+        () -> heldBlocks() == 0 && cluster.router.router().inFlight() == 0,
         "the disconnect to cancel the request and free its KV");
     long decoded = cluster.decode.get(0).decode().stats().tokens() - tokensBefore;
-    assertTrue(decoded < 500, "the request should have stopped early, not run to its 900 tokens; decoded " + decoded);
+    assertTrue(
+        decoded < 500,
+        "the request should have stopped early, not run to its 900 tokens; decoded " + decoded);
   }
 
   @Test
   void aClientThatDisconnectsBeforeAWholeAnswerCancelsTheRequest() throws Exception {
     long tokensBefore = cluster.decode.get(0).decode().stats().tokens();
     URI base = URI.create(cluster.router.httpUrl());
-    byte[] body = chatBody("a long answer, not streamed", 900, false, "").getBytes(StandardCharsets.UTF_8);
+    byte[] body =
+        chatBody("a long answer, not streamed", 900, false, "").getBytes(StandardCharsets.UTF_8);
     try (java.net.Socket socket = new java.net.Socket(base.getHost(), base.getPort())) {
-      String head = "POST /v1/chat/completions HTTP/1.1\r\nHost: " + base.getAuthority() + "\r\nContent-Type: application/json\r\n"
-          + "Content-Length: " + body.length + "\r\n\r\n";
+      String head =
+          "POST /v1/chat/completions HTTP/1.1\r\nHost: "
+              + base.getAuthority()
+              + "\r\nContent-Type: application/json\r\n"
+              + "Content-Length: "
+              + body.length
+              + "\r\n\r\n";
       socket.getOutputStream().write(head.getBytes(StandardCharsets.US_ASCII));
       socket.getOutputStream().write(body);
       socket.getOutputStream().flush();
-      InJvmCluster.await(Duration.ofSeconds(10), () -> cluster.router.router().inFlight() == 1, "the request to be in flight");
+      InJvmCluster.await(
+          Duration.ofSeconds(10),
+          () -> cluster.router.router().inFlight() == 1,
+          "the request to be in flight");
     }
-    InJvmCluster.await(Duration.ofSeconds(10), () -> heldBlocks() == 0 && cluster.router.router().inFlight() == 0,
+    InJvmCluster.await(
+        Duration.ofSeconds(10),
+        () -> heldBlocks() == 0 && cluster.router.router().inFlight() == 0,
         "the disconnect to cancel the request and free its KV");
     long decoded = cluster.decode.get(0).decode().stats().tokens() - tokensBefore;
-    assertTrue(decoded < 500, "the request should have stopped early, not run to its 900 tokens; decoded " + decoded);
+    assertTrue(
+        decoded < 500,
+        "the request should have stopped early, not run to its 900 tokens; decoded " + decoded);
   }
 }

@@ -30,9 +30,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Prefix caching, prefix-aware routing, conditional disaggregation and KV leases on a 2P/1D
- * cluster in this JVM (real gRPC, Flight, Hazelcast, ORT). The prefill nodes' pools are small
- * (64 blocks of 16 tokens), so a few long prompts force evictions; leases last 1 s.
+ * Prefix caching, prefix-aware routing, conditional disaggregation and KV leases on a 2P/1D cluster
+ * in this JVM (real gRPC, Flight, Hazelcast, ORT). The prefill nodes' pools are small (64 blocks of
+ * 16 tokens), so a few long prompts force evictions; leases last 1 s.
  */
 class PrefixAndLeaseClusterTest {
   static InJvmCluster cluster;
@@ -84,14 +84,21 @@ class PrefixAndLeaseClusterTest {
   static InJvmCluster.Result generateMatchingReference(GenerateRequest r) {
     InJvmCluster.Result got = cluster.generate(r);
     assertNotNull(got.completion(), r.getRequestId() + " ended without a completion");
-    assertArrayEquals(expected(r), got.tokenIds(), r.getRequestId() + ": tokens differ from the reference engine");
+    assertArrayEquals(
+        expected(r),
+        got.tokenIds(),
+        r.getRequestId() + ": tokens differ from the reference engine");
     return got;
   }
 
   static int[] expected(GenerateRequest r) {
     return reference
-        .generate(new dev.pdserve.model.engine.GenerateRequest(r.getRequestId(), new dev.pdserve.model.engine.Prompt.Text(r.getPrompt()),
-            dev.pdserve.core.grpc.ProtoConversions.sampling(r.getParams()), true))
+        .generate(
+            new dev.pdserve.model.engine.GenerateRequest(
+                r.getRequestId(),
+                new dev.pdserve.model.engine.Prompt.Text(r.getPrompt()),
+                dev.pdserve.core.grpc.ProtoConversions.sampling(r.getParams()),
+                true))
         .tokenIds();
   }
 
@@ -114,18 +121,34 @@ class PrefixAndLeaseClusterTest {
   @Test
   void aSecondRequestSharingALongPrefixSkipsItsComputeOnTheNodeHoldingItAndMatchesTheReference() {
     String prefix = text("You are the pdserve assistant; answer briefly and cite the design", 330);
-    long[] before = cluster.prefill.stream().mapToLong(PrefixAndLeaseClusterTest::queries).toArray();
+    long[] before =
+        cluster.prefill.stream().mapToLong(PrefixAndLeaseClusterTest::queries).toArray();
     generateMatchingReference(raw("shared-1", prefix + " Q: what moves the KV?", 6));
-    WorkerNode holder = queries(cluster.prefill.get(0)) > before[0] ? cluster.prefill.get(0) : cluster.prefill.get(1);
-    WorkerNode other = cluster.prefill.get(0) == holder ? cluster.prefill.get(1) : cluster.prefill.get(0);
+    WorkerNode holder =
+        queries(cluster.prefill.get(0)) > before[0]
+            ? cluster.prefill.get(0)
+            : cluster.prefill.get(1);
+    WorkerNode other =
+        cluster.prefill.get(0) == holder ? cluster.prefill.get(1) : cluster.prefill.get(0);
     long holderHits = hits(holder);
     long otherQueries = queries(other);
 
-    InJvmCluster.Result second = generateMatchingReference(raw("shared-2", prefix + " Q: and who routes it?", 6));
+    InJvmCluster.Result second =
+        generateMatchingReference(raw("shared-2", prefix + " Q: and who routes it?", 6));
     int cached = second.completion().getUsage().getCachedTokens();
-    assertTrue(cached >= 320, "the shared 330-character prefix (20 full blocks) must come from the cache, got " + cached + " cached tokens");
-    assertEquals(holderHits + cached, hits(holder), "the holder's prefix_cache_hits must grow by the completion's cached tokens");
-    assertEquals(otherQueries, queries(other), "the router must send the prompt to the node holding its prefix");
+    assertTrue(
+        cached >= 320,
+        "the shared 330-character prefix (20 full blocks) must come from the cache, got "
+            + cached
+            + " cached tokens");
+    assertEquals(
+        holderHits + cached,
+        hits(holder),
+        "the holder's prefix_cache_hits must grow by the completion's cached tokens");
+    assertEquals(
+        otherQueries,
+        queries(other),
+        "the router must send the prompt to the node holding its prefix");
     assertTrue(cluster.router.router().prefixRoutedRequests() >= 1);
   }
 
@@ -134,34 +157,53 @@ class PrefixAndLeaseClusterTest {
     long evictedBefore = evicted();
     List<GenerateRequest> sent = new ArrayList<>();
     for (int i = 0; i < 8; i++) { // 8 × 25 blocks over two pools of 64: some node must evict
-      GenerateRequest r = raw("evict-" + i, text("distinct prompt number " + i + " about paged KV", 400), 4);
+      GenerateRequest r =
+          raw("evict-" + i, text("distinct prompt number " + i + " about paged KV", 400), 4);
       sent.add(r);
       generateMatchingReference(r);
     }
-    assertTrue(evicted() > evictedBefore, "the small prefill pools must have evicted cached blocks");
-    generateMatchingReference(sent.get(0).toBuilder().setRequestId("evict-again").build()); // partly evicted: still right
+    assertTrue(
+        evicted() > evictedBefore, "the small prefill pools must have evicted cached blocks");
+    generateMatchingReference(
+        sent.get(0).toBuilder().setRequestId("evict-again").build()); // partly evicted: still right
     cluster.awaitNoKvHeld();
     for (WorkerNode w : cluster.prefill) {
       PrefixCache cache = w.prefill().prefixCache();
-      assertEquals(0, cache.pinnedBlocks(), w.id() + ": no prompt is running, nothing may be pinned");
-      assertEquals(w.pool().totalBlocks(), w.pool().freeBlocks() + w.pool().cachedBlocks(), w.id() + ": a block is neither free nor cached: leaked");
+      assertEquals(
+          0, cache.pinnedBlocks(), w.id() + ": no prompt is running, nothing may be pinned");
+      assertEquals(
+          w.pool().totalBlocks(),
+          w.pool().freeBlocks() + w.pool().cachedBlocks(),
+          w.id() + ": a block is neither free nor cached: leaked");
       cache.clear();
-      assertEquals(w.pool().totalBlocks(), w.pool().freeBlocks(), w.id() + ": after clearing the cache every block must be free");
+      assertEquals(
+          w.pool().totalBlocks(),
+          w.pool().freeBlocks(),
+          w.id() + ": after clearing the cache every block must be free");
     }
   }
 
   static long evicted() {
-    return cluster.prefill.stream().mapToLong(w -> w.prefill().prefixCache().stats().evictedBlocks()).sum();
+    return cluster.prefill.stream()
+        .mapToLong(w -> w.prefill().prefixCache().stats().evictedBlocks())
+        .sum();
   }
 
   @Test
   void aShortPromptIsPrefilledOnTheDecodeNodeAndEqualsTheReference() {
     WorkerNode d = cluster.decode.get(0);
     long local = d.decode().localPrefills();
-    long prefillQueries = cluster.prefill.stream().mapToLong(PrefixAndLeaseClusterTest::queries).sum();
+    long prefillQueries =
+        cluster.prefill.stream().mapToLong(PrefixAndLeaseClusterTest::queries).sum();
     generateMatchingReference(raw("short", "Hi, decode node!", 10));
-    assertEquals(local + 1, d.decode().localPrefills(), "a prompt under router.local-prefill-threshold is prefilled by the decode node");
-    assertEquals(prefillQueries, cluster.prefill.stream().mapToLong(PrefixAndLeaseClusterTest::queries).sum(), "no prefill node saw it");
+    assertEquals(
+        local + 1,
+        d.decode().localPrefills(),
+        "a prompt under router.local-prefill-threshold is prefilled by the decode node");
+    assertEquals(
+        prefillQueries,
+        cluster.prefill.stream().mapToLong(PrefixAndLeaseClusterTest::queries).sum(),
+        "no prefill node saw it");
     assertEquals(local + 1, d.status().getLocalPrefills());
 
     generateMatchingReference(raw("not-short", text("a prompt longer than the threshold", 80), 4));
@@ -173,8 +215,14 @@ class PrefixAndLeaseClusterTest {
     WorkerNode d = cluster.decode.get(0);
     long expired = d.decode().leasesExpired();
     InJvmCluster.Result r =
-        generateMatchingReference(GenerateRequest.newBuilder(raw("long-decode", text("tell a long story", 60), 600))
-            .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(600).setIgnoreEos(true)).build());
+        generateMatchingReference(
+            GenerateRequest.newBuilder(raw("long-decode", text("tell a long story", 60), 600))
+                .setParams(
+                    SamplingParams.newBuilder()
+                        .setTemperature(0)
+                        .setMaxTokens(600)
+                        .setIgnoreEos(true))
+                .build());
     assertEquals(600, r.tokenIds().length);
     assertEquals(expired, d.decode().leasesExpired(), "a renewed lease must not expire");
   }
@@ -182,35 +230,48 @@ class PrefixAndLeaseClusterTest {
   @Test
   void abortFreesTheRequestsKvOnEveryNodeAtOnce() throws Exception {
     java.util.concurrent.CountDownLatch streaming = new java.util.concurrent.CountDownLatch(1);
-    java.util.concurrent.CompletableFuture<dev.pdserve.api.v1.Completion> done = new java.util.concurrent.CompletableFuture<>();
-    dev.pdserve.api.v1.GenerationGrpc.newStub(cluster.channel).generate(
-        GenerateRequest.newBuilder(raw("to-abort", text("a long answer please", 120), 900))
-            .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(900).setIgnoreEos(true)).build(),
-        new io.grpc.stub.StreamObserver<>() {
-          @Override
-          public void onNext(dev.pdserve.api.v1.GenerateResponse r) {
-            if (r.hasDelta()) {
-              streaming.countDown();
-            } else if (r.hasCompletion()) {
-              done.complete(r.getCompletion());
-            }
-          }
+    java.util.concurrent.CompletableFuture<dev.pdserve.api.v1.Completion> done =
+        new java.util.concurrent.CompletableFuture<>();
+    dev.pdserve.api.v1.GenerationGrpc.newStub(cluster.channel)
+        .generate(
+            GenerateRequest.newBuilder(raw("to-abort", text("a long answer please", 120), 900))
+                .setParams(
+                    SamplingParams.newBuilder()
+                        .setTemperature(0)
+                        .setMaxTokens(900)
+                        .setIgnoreEos(true))
+                .build(),
+            new io.grpc.stub.StreamObserver<>() {
+              @Override
+              public void onNext(dev.pdserve.api.v1.GenerateResponse r) {
+                if (r.hasDelta()) {
+                  streaming.countDown();
+                } else if (r.hasCompletion()) {
+                  done.complete(r.getCompletion());
+                }
+              }
 
-          @Override
-          public void onError(Throwable t) {
-            done.completeExceptionally(t);
-          }
+              @Override
+              public void onError(Throwable t) {
+                done.completeExceptionally(t);
+              }
 
-          @Override
-          public void onCompleted() {}
-        });
+              @Override
+              public void onCompleted() {}
+            });
     assertTrue(streaming.await(30, TimeUnit.SECONDS), "no tokens streamed");
     assertTrue(InJvmCluster.heldBlocks(cluster.decode.get(0)) > 0, "the decoding request holds KV");
-    assertTrue(dev.pdserve.api.v1.GenerationGrpc.newBlockingStub(cluster.channel)
-        .abort(dev.pdserve.api.v1.AbortRequest.newBuilder().setRequestId("to-abort").build()).getFound());
+    assertTrue(
+        dev.pdserve.api.v1.GenerationGrpc.newBlockingStub(cluster.channel)
+            .abort(dev.pdserve.api.v1.AbortRequest.newBuilder().setRequestId("to-abort").build())
+            .getFound());
     assertEquals("abort", done.get(10, TimeUnit.SECONDS).getFinishReason());
-    InJvmCluster.await(Duration.ofSeconds(1), () -> cluster.decode.stream().allMatch(w -> InJvmCluster.heldBlocks(w) == 0)
-        && cluster.prefill.stream().allMatch(w -> InJvmCluster.heldBlocks(w) == 0), "Abort to free the KV on every node within a second");
+    InJvmCluster.await(
+        Duration.ofSeconds(1),
+        () ->
+            cluster.decode.stream().allMatch(w -> InJvmCluster.heldBlocks(w) == 0)
+                && cluster.prefill.stream().allMatch(w -> InJvmCluster.heldBlocks(w) == 0),
+        "Abort to free the KV on every node within a second");
   }
 
   @Test
@@ -220,15 +281,27 @@ class PrefixAndLeaseClusterTest {
     ManagedChannel ch = NettyChannelBuilder.forTarget(d.grpcAddress()).usePlaintext().build();
     try {
       // A "router" reserves KV, then is never heard of again: no renewal, no join, no release.
-      ReserveResponse r = DecodeServiceGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
-          .reserve(ReserveRequest.newBuilder().setRequestId("vanished").setPromptTokens(100).setMaxTokens(100).build());
+      ReserveResponse r =
+          DecodeServiceGrpc.newBlockingStub(ch)
+              .withDeadlineAfter(10, TimeUnit.SECONDS)
+              .reserve(
+                  ReserveRequest.newBuilder()
+                      .setRequestId("vanished")
+                      .setPromptTokens(100)
+                      .setMaxTokens(100)
+                      .build());
       assertEquals(1000, r.getLeaseMillis(), "the reservation carries the configured 1 s lease");
-      assertEquals(r.getBlocks(), d.status().getKvReservedBlocks(), "the status RPC reports the blocks reservations hold");
+      assertEquals(
+          r.getBlocks(),
+          d.status().getKvReservedBlocks(),
+          "the status RPC reports the blocks reservations hold");
       assertTrue(InJvmCluster.heldBlocks(d) >= r.getBlocks());
     } finally {
       ch.shutdownNow();
     }
-    InJvmCluster.await(Duration.ofSeconds(5), () -> InJvmCluster.heldBlocks(d) == 0,
+    InJvmCluster.await(
+        Duration.ofSeconds(5),
+        () -> InJvmCluster.heldBlocks(d) == 0,
         "the orphaned reservation to be freed at lease expiry (1 s), not after the 120 s TTL");
     assertEquals(expired + 1, d.decode().leasesExpired());
     assertEquals(0, d.status().getKvReservedBlocks());

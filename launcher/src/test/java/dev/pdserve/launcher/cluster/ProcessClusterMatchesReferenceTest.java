@@ -54,14 +54,36 @@ class ProcessClusterMatchesReferenceTest {
   @ParameterizedTest(name = "{0}P/{1}D/{2}E as processes")
   @CsvSource({"1,1,0", "1,1,2", "2,2,4"})
   void processClusterMatchesReference(int prefill, int decode, int experts) throws Exception {
-    LocalCluster.Spec spec = new LocalCluster.Spec(prefill, decode, experts, "tiny", null, ModelSpec.DEFAULT_SEED, "16m", "WARN", Map.of(), "384m");
-    try (LocalCluster cluster = LocalCluster.start(spec, line -> System.err.println(line), Duration.ofSeconds(180))) {
-      ManagedChannel ch = NettyChannelBuilder.forTarget(cluster.routerAddress()).usePlaintext().build();
+    LocalCluster.Spec spec =
+        new LocalCluster.Spec(
+            prefill,
+            decode,
+            experts,
+            "tiny",
+            null,
+            ModelSpec.DEFAULT_SEED,
+            "16m",
+            "WARN",
+            Map.of(),
+            "384m");
+    try (LocalCluster cluster =
+        LocalCluster.start(spec, line -> System.err.println(line), Duration.ofSeconds(180))) {
+      ManagedChannel ch =
+          NettyChannelBuilder.forTarget(cluster.routerAddress()).usePlaintext().build();
       try {
-        List<NodeStatus> nodes = AdminServiceGrpc.newBlockingStub(ch).listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
-        assertEquals(prefill + decode + experts + 1, nodes.stream().filter(n -> n.getState().equals("ACTIVE")).count(), nodes.toString());
+        List<NodeStatus> nodes =
+            AdminServiceGrpc.newBlockingStub(ch)
+                .listNodes(ListNodesRequest.getDefaultInstance())
+                .getNodesList();
+        assertEquals(
+            prefill + decode + experts + 1,
+            nodes.stream().filter(n -> n.getState().equals("ACTIVE")).count(),
+            nodes.toString());
         for (dev.pdserve.api.v1.GenerateRequest r : ClusterMatchesReferenceTest.prompts()) {
-          Iterator<GenerateResponse> it = GenerationGrpc.newBlockingStub(ch).withDeadlineAfter(60, TimeUnit.SECONDS).generate(r);
+          Iterator<GenerateResponse> it =
+              GenerationGrpc.newBlockingStub(ch)
+                  .withDeadlineAfter(60, TimeUnit.SECONDS)
+                  .generate(r);
           List<Integer> ids = new ArrayList<>();
           dev.pdserve.api.v1.Completion completion = null;
           while (it.hasNext()) {
@@ -73,27 +95,56 @@ class ProcessClusterMatchesReferenceTest {
             }
           }
           assertNotNull(completion, r.getRequestId());
-          assertArrayEquals(ClusterMatchesReferenceTest.expected(r), ids.stream().mapToInt(Integer::intValue).toArray(),
-              r.getRequestId() + " differs from the reference on " + prefill + "P/" + decode + "D/" + experts + "E");
+          assertArrayEquals(
+              ClusterMatchesReferenceTest.expected(r),
+              ids.stream().mapToInt(Integer::intValue).toArray(),
+              r.getRequestId()
+                  + " differs from the reference on "
+                  + prefill
+                  + "P/"
+                  + decode
+                  + "D/"
+                  + experts
+                  + "E");
         }
         // bad input answered with a status; the processes stay up
-        StatusRuntimeException e = org.junit.jupiter.api.Assertions.assertThrows(StatusRuntimeException.class, () -> {
-          Iterator<GenerateResponse> it = GenerationGrpc.newBlockingStub(ch).withDeadlineAfter(30, TimeUnit.SECONDS)
-              .generate(ClusterMatchesReferenceTest.req("bad", dev.pdserve.api.v1.SamplingParams.newBuilder().setTopP(2).build()).setPrompt("x").build());
-          while (it.hasNext()) {
-            it.next();
-          }
-        });
+        StatusRuntimeException e =
+            org.junit.jupiter.api.Assertions.assertThrows(
+                StatusRuntimeException.class,
+                () -> {
+                  Iterator<GenerateResponse> it =
+                      GenerationGrpc.newBlockingStub(ch)
+                          .withDeadlineAfter(30, TimeUnit.SECONDS)
+                          .generate(
+                              ClusterMatchesReferenceTest.req(
+                                      "bad",
+                                      dev.pdserve.api.v1.SamplingParams.newBuilder()
+                                          .setTopP(2)
+                                          .build())
+                                  .setPrompt("x")
+                                  .build());
+                  while (it.hasNext()) {
+                    it.next();
+                  }
+                });
         assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
         for (LocalCluster.Child c : cluster.children()) {
           assertTrue(c.process().isAlive(), c.id() + " should still run");
         }
         // no KV held anywhere once requests are done (workers report free blocks to the registry)
-        InJvmCluster.await(Duration.ofSeconds(10), () -> {
-          List<NodeStatus> now = AdminServiceGrpc.newBlockingStub(ch).listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
-          return now.stream().filter(n -> n.getRole().equals("prefill") || n.getRole().equals("decode"))
-              .allMatch(n -> n.getKvTotalBlocks() > 0 && n.getKvFreeBlocks() == n.getKvTotalBlocks());
-        }, "every worker's KV pool to be full again");
+        InJvmCluster.await(
+            Duration.ofSeconds(10),
+            () -> {
+              List<NodeStatus> now =
+                  AdminServiceGrpc.newBlockingStub(ch)
+                      .listNodes(ListNodesRequest.getDefaultInstance())
+                      .getNodesList();
+              return now.stream()
+                  .filter(n -> n.getRole().equals("prefill") || n.getRole().equals("decode"))
+                  .allMatch(
+                      n -> n.getKvTotalBlocks() > 0 && n.getKvFreeBlocks() == n.getKvTotalBlocks());
+            },
+            "every worker's KV pool to be full again");
       } finally {
         ch.shutdownNow();
       }

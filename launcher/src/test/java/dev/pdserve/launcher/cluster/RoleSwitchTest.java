@@ -41,9 +41,9 @@ import org.junit.jupiter.api.TestMethodOrder;
 
 /**
  * Dynamic role switching on a 2P/2D cluster in this JVM (real gRPC, Flight, Hazelcast, ORT):
- * switches under load keep every stream exact (decode sequences really migrate), epochs fence
- * stale actors, a role is never emptied, and the admin CLI drives it. The tests run in order: each
- * starts from the roles the one before left.
+ * switches under load keep every stream exact (decode sequences really migrate), epochs fence stale
+ * actors, a role is never emptied, and the admin CLI drives it. The tests run in order: each starts
+ * from the roles the one before left.
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class RoleSwitchTest {
@@ -73,25 +73,47 @@ class RoleSwitchTest {
     return GenerateRequest.newBuilder()
         .setRequestId(id)
         .setPrompt(prompt)
-        .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(maxTokens).setIgnoreEos(true))
+        .setParams(
+            SamplingParams.newBuilder()
+                .setTemperature(0)
+                .setMaxTokens(maxTokens)
+                .setIgnoreEos(true))
         .build();
   }
 
   static int[] referenceTokens(String prompt, int maxTokens) {
     return reference
-        .generate(new dev.pdserve.model.engine.GenerateRequest("ref", Prompt.text(prompt),
-            dev.pdserve.model.sampling.SamplingParams.builder().temperature(0).maxTokens(maxTokens).ignoreEos(true).build(), true))
+        .generate(
+            new dev.pdserve.model.engine.GenerateRequest(
+                "ref",
+                Prompt.text(prompt),
+                dev.pdserve.model.sampling.SamplingParams.builder()
+                    .temperature(0)
+                    .maxTokens(maxTokens)
+                    .ignoreEos(true)
+                    .build(),
+                true))
         .tokenIds();
   }
 
   static SwitchRoleResponse adminSwitch(String nodeId, String to, long expectedEpoch) {
     return AdminServiceGrpc.newBlockingStub(cluster.channel)
         .withDeadlineAfter(120, TimeUnit.SECONDS)
-        .switchRole(SwitchRoleRequest.newBuilder().setNodeId(nodeId).setTargetRole(to).setExpectedEpoch(expectedEpoch).setReason("test").build());
+        .switchRole(
+            SwitchRoleRequest.newBuilder()
+                .setNodeId(nodeId)
+                .setTargetRole(to)
+                .setExpectedEpoch(expectedEpoch)
+                .setReason("test")
+                .build());
   }
 
   static NodeInfo entry(String id) {
-    return cluster.router.directory().get(id).orElseThrow(() -> new AssertionError("no registry entry for " + id));
+    return cluster
+        .router
+        .directory()
+        .get(id)
+        .orElseThrow(() -> new AssertionError("no registry entry for " + id));
   }
 
   static WorkerNode worker(String id) {
@@ -101,22 +123,32 @@ class RoleSwitchTest {
   }
 
   /** 32 concurrent greedy streams; returns their futures and prompts. */
-  static List<CompletableFuture<InJvmCluster.Result>> launch(String tag, List<String> prompts, int maxTokens) {
+  static List<CompletableFuture<InJvmCluster.Result>> launch(
+      String tag, List<String> prompts, int maxTokens) {
     List<CompletableFuture<InJvmCluster.Result>> futures = new ArrayList<>();
     for (int i = 0; i < 32; i++) {
       prompts.add(tag + " stream " + i + ": " + "migrate me ".repeat(1 + i % 4));
-      futures.add(ClusterBehaviourTest.async(cluster.channel, greedy(tag + i, prompts.get(i), maxTokens)));
+      futures.add(
+          ClusterBehaviourTest.async(cluster.channel, greedy(tag + i, prompts.get(i), maxTokens)));
     }
     return futures;
   }
 
-  static void assertAllExact(List<CompletableFuture<InJvmCluster.Result>> futures, List<String> prompts, int maxTokens) throws Exception {
+  static void assertAllExact(
+      List<CompletableFuture<InJvmCluster.Result>> futures, List<String> prompts, int maxTokens)
+      throws Exception {
     for (int i = 0; i < futures.size(); i++) {
       InJvmCluster.Result r = futures.get(i).get(120, TimeUnit.SECONDS);
       assertNotNull(r.completion(), "stream " + i + " ended without a completion");
       assertEquals("length", r.completion().getFinishReason(), "stream " + i);
-      assertEquals(maxTokens, r.completion().getUsage().getCompletionTokens(), "stream " + i + " completion_tokens");
-      assertArrayEquals(referenceTokens(prompts.get(i), maxTokens), r.tokenIds(), "stream " + i + " differs from the reference (lost, repeated or wrong tokens)");
+      assertEquals(
+          maxTokens,
+          r.completion().getUsage().getCompletionTokens(),
+          "stream " + i + " completion_tokens");
+      assertArrayEquals(
+          referenceTokens(prompts.get(i), maxTokens),
+          r.tokenIds(),
+          "stream " + i + " differs from the reference (lost, repeated or wrong tokens)");
     }
   }
 
@@ -132,12 +164,19 @@ class RoleSwitchTest {
     // decode -> prefill while 32 streams decode: d0's running sequences move to d1.
     List<String> prompts = new ArrayList<>();
     List<CompletableFuture<InJvmCluster.Result>> streams = launch("a", prompts, maxTokens);
-    InJvmCluster.await(Duration.ofSeconds(30), () -> d0.decode().stats().running() >= 4, "d0 to be decoding several sequences");
+    InJvmCluster.await(
+        Duration.ofSeconds(30),
+        () -> d0.decode().stats().running() >= 4,
+        "d0 to be decoding several sequences");
     SwitchRoleResponse toPrefill = adminSwitch("d0", "prefill", 0);
     assertTrue(toPrefill.getAccepted(), toPrefill.getMessage());
-    assertTrue(toPrefill.getMigrated() >= 1, "at least one sequence should have migrated: " + toPrefill.getMessage());
+    assertTrue(
+        toPrefill.getMigrated() >= 1,
+        "at least one sequence should have migrated: " + toPrefill.getMessage());
     assertTrue(d0.decode().migrations() >= 1, "d0 counts its migrations");
-    assertTrue(cluster.router.router().migrationsFollowed() >= 1, "the router followed the migrated streams");
+    assertTrue(
+        cluster.router.router().migrationsFollowed() >= 1,
+        "the router followed the migrated streams");
 
     // prefill -> decode while another 32 streams start.
     List<String> prompts2 = new ArrayList<>();
@@ -149,13 +188,18 @@ class RoleSwitchTest {
     assertAllExact(streams2, prompts2, 24);
     cluster.awaitNoKvHeld();
 
-    InJvmCluster.await(Duration.ofSeconds(10), () -> entry("d0").role() == NodeRole.PREFILL && entry("p0").role() == NodeRole.DECODE,
+    InJvmCluster.await(
+        Duration.ofSeconds(10),
+        () -> entry("d0").role() == NodeRole.PREFILL && entry("p0").role() == NodeRole.DECODE,
         "the router's view to show the new roles");
     NodeInfo d0Now = entry("d0");
     NodeInfo p0Now = entry("p0");
     assertEquals(NodeState.ACTIVE, d0Now.state());
     assertEquals(NodeState.ACTIVE, p0Now.state());
-    assertEquals(d0Epoch + 3, d0Now.epoch(), "ACTIVE->DRAINING->SWITCHING->ACTIVE bumps the epoch three times");
+    assertEquals(
+        d0Epoch + 3,
+        d0Now.epoch(),
+        "ACTIVE->DRAINING->SWITCHING->ACTIVE bumps the epoch three times");
     assertEquals(p0Epoch + 3, p0Now.epoch());
     assertEquals(toPrefill.getEpoch(), d0Now.epoch());
     assertEquals(1, d0.switcher().switches());
@@ -166,7 +210,9 @@ class RoleSwitchTest {
     List<CompletableFuture<InJvmCluster.Result>> streams3 = launch("c", prompts3, 8);
     assertAllExact(streams3, prompts3, 8);
     cluster.awaitNoKvHeld();
-    assertTrue(d0.prefill().stats().completed() > 0 || p0.decode().stats().steps() > 0, "the switched nodes took work in their new roles");
+    assertTrue(
+        d0.prefill().stats().completed() > 0 || p0.decode().stats().steps() > 0,
+        "the switched nodes took work in their new roles");
   }
 
   @Test
@@ -176,11 +222,15 @@ class RoleSwitchTest {
     long seen = entry("d1").epoch();
     assertTrue(adminSwitch("d1", "prefill", seen).getAccepted());
     assertTrue(adminSwitch("d1", "decode", 0).getAccepted());
-    InJvmCluster.await(Duration.ofSeconds(10), () -> entry("d1").epoch() == seen + 6 && entry("d1").role() == NodeRole.DECODE,
+    InJvmCluster.await(
+        Duration.ofSeconds(10),
+        () -> entry("d1").epoch() == seen + 6 && entry("d1").role() == NodeRole.DECODE,
         "the router's view of d1 to catch up");
     NodeInfo before = entry("d1");
     try (NodeRegistry registry = new NodeRegistry(worker("d1").member().hazelcast())) {
-      Transition stale = registry.compareAndSet("d1", seen, NodeState.ACTIVE, NodeRole.PREFILL, NodeState.DRAINING);
+      Transition stale =
+          registry.compareAndSet(
+              "d1", seen, NodeState.ACTIVE, NodeRole.PREFILL, NodeState.DRAINING);
       assertEquals(Transition.Outcome.STALE_EPOCH, stale.outcome());
       assertEquals(before.epoch(), stale.epoch());
     }
@@ -225,7 +275,16 @@ class RoleSwitchTest {
     assertTrue(nodes.isArray());
     JsonNode d1 = null;
     for (JsonNode n : nodes) {
-      for (String field : List.of("id", "role", "state", "epoch", "coordinator", "kv_free_blocks", "metrics_url", "http_url")) {
+      for (String field :
+          List.of(
+              "id",
+              "role",
+              "state",
+              "epoch",
+              "coordinator",
+              "kv_free_blocks",
+              "metrics_url",
+              "http_url")) {
         assertTrue(n.has(field), "node object lacks " + field + ": " + n);
       }
       if (n.get("id").asText().equals("d1")) {
@@ -244,11 +303,14 @@ class RoleSwitchTest {
 
     Cli refused = cli("admin", "switch", "p0", "--to", "prefill", "--router", router);
     assertEquals(1, refused.code(), refused.out());
-    assertTrue(refused.err().contains("refused") && refused.err().contains("only ACTIVE decode node"), refused.err());
+    assertTrue(
+        refused.err().contains("refused") && refused.err().contains("only ACTIVE decode node"),
+        refused.err());
 
     Cli unknown = cli("admin", "switch", "nope", "--to", "decode", "--router", router);
     assertEquals(1, unknown.code());
-    assertTrue(unknown.err().contains("NOT_FOUND") && unknown.err().contains("nope"), unknown.err());
+    assertTrue(
+        unknown.err().contains("NOT_FOUND") && unknown.err().contains("nope"), unknown.err());
 
     Cli badRole = cli("admin", "switch", "d1", "--to", "router", "--router", router);
     assertEquals(2, badRole.code());
@@ -256,7 +318,8 @@ class RoleSwitchTest {
 
     Cli table = cli("admin", "status", "--router", router);
     assertEquals(0, table.code(), table.err());
-    assertTrue(table.out().contains("d1") && table.out().contains("coordinator: none"), table.out());
+    assertTrue(
+        table.out().contains("d1") && table.out().contains("coordinator: none"), table.out());
     assertEquals(0, cli("admin", "switch", "d1", "--to", "decode", "--router", router).code());
   }
 }

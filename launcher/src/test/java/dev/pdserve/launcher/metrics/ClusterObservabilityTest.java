@@ -48,7 +48,8 @@ import org.junit.jupiter.api.Test;
  */
 class ClusterObservabilityTest {
   static InJvmCluster cluster;
-  static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  static final HttpClient HTTP =
+      HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
   @BeforeAll
   static void start() throws Exception {
@@ -67,21 +68,28 @@ class ClusterObservabilityTest {
   /** The metrics URL of every node, as an admin listing (ListNodes on the router) shows it. */
   static Map<String, NodeStatus> listedNodes() {
     List<NodeStatus> nodes =
-        AdminServiceGrpc.newBlockingStub(cluster.channel).withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS)
-            .listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
-    return nodes.stream().collect(Collectors.toMap(NodeStatus::getId, Function.identity(), (a, b) -> a, TreeMap::new));
+        AdminServiceGrpc.newBlockingStub(cluster.channel)
+            .withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS)
+            .listNodes(ListNodesRequest.getDefaultInstance())
+            .getNodesList();
+    return nodes.stream()
+        .collect(
+            Collectors.toMap(NodeStatus::getId, Function.identity(), (a, b) -> a, TreeMap::new));
   }
 
   static PrometheusText scrape(String url) throws Exception {
-    HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).GET().build(),
-        HttpResponse.BodyHandlers.ofString());
+    HttpResponse<String> r =
+        HTTP.send(
+            HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).GET().build(),
+            HttpResponse.BodyHandlers.ofString());
     assertEquals(200, r.statusCode(), "GET " + url + ": " + r.body());
     String type = r.headers().firstValue("Content-Type").orElse("");
     assertTrue(type.startsWith("text/plain"), "GET " + url + " answered Content-Type " + type);
     try {
       return PrometheusText.parse(r.body());
     } catch (IllegalArgumentException e) {
-      throw new AssertionError("GET " + url + " is not valid Prometheus text: " + e.getMessage() + "\n" + r.body(), e);
+      throw new AssertionError(
+          "GET " + url + " is not valid Prometheus text: " + e.getMessage() + "\n" + r.body(), e);
     }
   }
 
@@ -99,28 +107,61 @@ class ClusterObservabilityTest {
 
   static final List<String> ROUTER_NAMES =
       List.of(
-          "vllm:time_to_first_token_seconds_count", "vllm:inter_token_latency_seconds_count", "vllm:e2e_request_latency_seconds_count",
-          "vllm:request_queue_time_seconds_count", "vllm:request_prefill_time_seconds_count", "vllm:request_decode_time_seconds_count",
-          "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:prompt_tokens_total", "vllm:generation_tokens_total",
-          "vllm:request_success_total", "pdserve_request_rejections_total");
+          "vllm:time_to_first_token_seconds_count",
+          "vllm:inter_token_latency_seconds_count",
+          "vllm:e2e_request_latency_seconds_count",
+          "vllm:request_queue_time_seconds_count",
+          "vllm:request_prefill_time_seconds_count",
+          "vllm:request_decode_time_seconds_count",
+          "vllm:num_requests_running",
+          "vllm:num_requests_waiting",
+          "vllm:prompt_tokens_total",
+          "vllm:generation_tokens_total",
+          "vllm:request_success_total",
+          "pdserve_request_rejections_total");
 
   static final List<String> WORKER_NAMES =
       List.of(
-          "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:prompt_tokens_total",
-          "vllm:generation_tokens_total", "vllm:request_success_total", "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total",
-          "pdserve_kv_reserved_blocks", "pdserve_kv_transfer_sent_bytes_count", "pdserve_kv_transfer_send_seconds_count",
-          "pdserve_kv_transfer_received_bytes_count", "pdserve_kv_transfer_receive_seconds_count", "pdserve_expert_dispatch_seconds_count",
-          "pdserve_role_switches_total", "pdserve_migrations_total", "pdserve_prefill_step_seconds_count", "pdserve_decode_step_seconds_count");
+          "vllm:num_requests_running",
+          "vllm:num_requests_waiting",
+          "vllm:kv_cache_usage_perc",
+          "vllm:prompt_tokens_total",
+          "vllm:generation_tokens_total",
+          "vllm:request_success_total",
+          "vllm:prefix_cache_queries_total",
+          "vllm:prefix_cache_hits_total",
+          "pdserve_kv_reserved_blocks",
+          "pdserve_kv_transfer_sent_bytes_count",
+          "pdserve_kv_transfer_send_seconds_count",
+          "pdserve_kv_transfer_received_bytes_count",
+          "pdserve_kv_transfer_receive_seconds_count",
+          "pdserve_expert_dispatch_seconds_count",
+          "pdserve_role_switches_total",
+          "pdserve_migrations_total",
+          "pdserve_prefill_step_seconds_count",
+          "pdserve_decode_step_seconds_count");
 
-  static final List<String> SHARD_NAMES = List.of("pdserve_expert_tokens_total", "pdserve_expert_compute_seconds_count");
+  static final List<String> SHARD_NAMES =
+      List.of("pdserve_expert_tokens_total", "pdserve_expert_compute_seconds_count");
 
   @Test
   void everyNodeServesMetricsThatMoveConsistentlyWithTheRequests() throws Exception {
     Map<String, NodeStatus> nodes = listedNodes();
-    assertEquals(Set.of("router", "p0", "d0", "e0"), nodes.keySet(), "nodes listed: " + nodes.keySet());
-    nodes.forEach((id, n) -> assertTrue(n.getMetricsUrl().matches("http://127\\.0\\.0\\.1:\\d+/metrics"), id + " lists metrics URL '" + n.getMetricsUrl() + "'"));
-    assertEquals(4, nodes.values().stream().map(NodeStatus::getMetricsUrl).distinct().count(), "each node has its own endpoint: " + nodes);
-    assertEquals(nodes.get("d0").getMetricsUrl(), cluster.decode.get(0).status().getMetricsUrl(), "status RPC and registry agree");
+    assertEquals(
+        Set.of("router", "p0", "d0", "e0"), nodes.keySet(), "nodes listed: " + nodes.keySet());
+    nodes.forEach(
+        (id, n) ->
+            assertTrue(
+                n.getMetricsUrl().matches("http://127\\.0\\.0\\.1:\\d+/metrics"),
+                id + " lists metrics URL '" + n.getMetricsUrl() + "'"));
+    assertEquals(
+        4,
+        nodes.values().stream().map(NodeStatus::getMetricsUrl).distinct().count(),
+        "each node has its own endpoint: " + nodes);
+    assertEquals(
+        nodes.get("d0").getMetricsUrl(),
+        cluster.decode.get(0).status().getMetricsUrl(),
+        "status RPC and registry agree");
 
     String router = nodes.get("router").getMetricsUrl();
     String prefill = nodes.get("p0").getMetricsUrl();
@@ -144,8 +185,19 @@ class ClusterObservabilityTest {
     long promptTokens = 0;
     long deltas = 0;
     for (int i = 0; i < requests; i++) {
-      var it = cluster.blocking().generate(GenerateRequest.newBuilder().setRequestId("metrics-" + i).setPrompt("Count the experts, please " + i)
-          .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(maxTokens).setIgnoreEos(true)).build());
+      var it =
+          cluster
+              .blocking()
+              .generate(
+                  GenerateRequest.newBuilder()
+                      .setRequestId("metrics-" + i)
+                      .setPrompt("Count the experts, please " + i)
+                      .setParams(
+                          SamplingParams.newBuilder()
+                              .setTemperature(0)
+                              .setMaxTokens(maxTokens)
+                              .setIgnoreEos(true))
+                      .build());
       while (it.hasNext()) {
         var m = it.next();
         if (m.hasDelta() && m.getDelta().getTokenIdsCount() > 0) {
@@ -160,8 +212,15 @@ class ClusterObservabilityTest {
     }
     assertEquals(requests * maxTokens, tokens, "tokens streamed");
     try {
-      cluster.blocking().generate(GenerateRequest.newBuilder().setRequestId("metrics-bad").setPrompt("x")
-          .setParams(SamplingParams.newBuilder().setMaxTokens(0)).build()).hasNext();
+      cluster
+          .blocking()
+          .generate(
+              GenerateRequest.newBuilder()
+                  .setRequestId("metrics-bad")
+                  .setPrompt("x")
+                  .setParams(SamplingParams.newBuilder().setMaxTokens(0))
+                  .build())
+          .hasNext();
       fail("max_tokens 0 was accepted");
     } catch (StatusRuntimeException e) {
       assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
@@ -169,50 +228,106 @@ class ClusterObservabilityTest {
 
     // The router measured each request: counts are exact once the client has seen the completion.
     PrometheusText r1 = scrape(router);
-    assertEquals(requests, diff(r0, r1, "vllm:time_to_first_token_seconds_count"), "TTFT observations, one per request");
-    assertEquals(deltas - requests, diff(r0, r1, "vllm:inter_token_latency_seconds_count"), "ITL observations, one per later token message");
-    assertEquals(requests, diff(r0, r1, "vllm:e2e_request_latency_seconds_count"), "e2e observations");
-    assertEquals(requests, diff(r0, r1, "vllm:request_queue_time_seconds_count"), "queue time observations");
-    assertEquals(requests, diff(r0, r1, "vllm:request_prefill_time_seconds_count"), "prefill time observations");
-    assertEquals(requests, diff(r0, r1, "vllm:request_decode_time_seconds_count"), "decode time observations");
-    assertEquals(tokens, diff(r0, r1, "vllm:generation_tokens_total"), "router generation_tokens_total = tokens the client received");
-    assertEquals(promptTokens, diff(r0, r1, "vllm:prompt_tokens_total"), "router prompt_tokens_total = usage.prompt_tokens summed");
-    assertEquals(requests, r1.sum("vllm:request_success_total", Map.of("finished_reason", "length"))
-        - r0.sum("vllm:request_success_total", Map.of("finished_reason", "length")), "successes with finished_reason=length");
-    assertEquals(1, r1.sum("pdserve_request_rejections_total", Map.of("reason", "invalid_argument"))
-        - r0.sum("pdserve_request_rejections_total", Map.of("reason", "invalid_argument")), "the refused request, by reason");
-    assertTrue(r1.sum("vllm:e2e_request_latency_seconds_sum") > r0.sum("vllm:e2e_request_latency_seconds_sum"), "e2e seconds accumulate");
+    assertEquals(
+        requests,
+        diff(r0, r1, "vllm:time_to_first_token_seconds_count"),
+        "TTFT observations, one per request");
+    assertEquals(
+        deltas - requests,
+        diff(r0, r1, "vllm:inter_token_latency_seconds_count"),
+        "ITL observations, one per later token message");
+    assertEquals(
+        requests, diff(r0, r1, "vllm:e2e_request_latency_seconds_count"), "e2e observations");
+    assertEquals(
+        requests, diff(r0, r1, "vllm:request_queue_time_seconds_count"), "queue time observations");
+    assertEquals(
+        requests,
+        diff(r0, r1, "vllm:request_prefill_time_seconds_count"),
+        "prefill time observations");
+    assertEquals(
+        requests,
+        diff(r0, r1, "vllm:request_decode_time_seconds_count"),
+        "decode time observations");
+    assertEquals(
+        tokens,
+        diff(r0, r1, "vllm:generation_tokens_total"),
+        "router generation_tokens_total = tokens the client received");
+    assertEquals(
+        promptTokens,
+        diff(r0, r1, "vllm:prompt_tokens_total"),
+        "router prompt_tokens_total = usage.prompt_tokens summed");
+    assertEquals(
+        requests,
+        r1.sum("vllm:request_success_total", Map.of("finished_reason", "length"))
+            - r0.sum("vllm:request_success_total", Map.of("finished_reason", "length")),
+        "successes with finished_reason=length");
+    assertEquals(
+        1,
+        r1.sum("pdserve_request_rejections_total", Map.of("reason", "invalid_argument"))
+            - r0.sum("pdserve_request_rejections_total", Map.of("reason", "invalid_argument")),
+        "the refused request, by reason");
+    assertTrue(
+        r1.sum("vllm:e2e_request_latency_seconds_sum")
+            > r0.sum("vllm:e2e_request_latency_seconds_sum"),
+        "e2e seconds accumulate");
 
     // Workers and the shard count on their own threads: wait until they caught up, then compare.
     long generated = tokens;
-    InJvmCluster.await(Duration.ofSeconds(10), () -> {
-      try {
-        PrometheusText d = scrape(decode);
-        return diff(d0, d, "vllm:generation_tokens_total") == generated && d.sum("pdserve_kv_reserved_blocks") == 0;
-      } catch (Exception e) {
-        throw new AssertionError(e);
-      }
-    }, "decode worker to count " + tokens + " generated tokens and hold no reservations");
+    InJvmCluster.await(
+        Duration.ofSeconds(10),
+        () -> {
+          try {
+            PrometheusText d = scrape(decode);
+            return diff(d0, d, "vllm:generation_tokens_total") == generated
+                && d.sum("pdserve_kv_reserved_blocks") == 0;
+          } catch (Exception e) {
+            throw new AssertionError(e);
+          }
+        },
+        "decode worker to count " + tokens + " generated tokens and hold no reservations");
     PrometheusText d1 = scrape(decode);
     PrometheusText p1 = scrape(prefill);
     PrometheusText e1 = scrape(shard);
-    assertEquals(requests, d1.sum("vllm:request_success_total", Map.of("finished_reason", "length"))
-        - d0.sum("vllm:request_success_total", Map.of("finished_reason", "length")), "decode worker successes");
-    assertEquals(requests, diff(d0, d1, "pdserve_kv_transfer_received_bytes_count"), "KV transfers received, one per request");
-    assertEquals(requests, diff(p0, p1, "pdserve_kv_transfer_sent_bytes_count"), "KV transfers sent, one per request");
-    assertEquals(diff(p0, p1, "pdserve_kv_transfer_sent_bytes_sum"), diff(d0, d1, "pdserve_kv_transfer_received_bytes_sum"),
+    assertEquals(
+        requests,
+        d1.sum("vllm:request_success_total", Map.of("finished_reason", "length"))
+            - d0.sum("vllm:request_success_total", Map.of("finished_reason", "length")),
+        "decode worker successes");
+    assertEquals(
+        requests,
+        diff(d0, d1, "pdserve_kv_transfer_received_bytes_count"),
+        "KV transfers received, one per request");
+    assertEquals(
+        requests,
+        diff(p0, p1, "pdserve_kv_transfer_sent_bytes_count"),
+        "KV transfers sent, one per request");
+    assertEquals(
+        diff(p0, p1, "pdserve_kv_transfer_sent_bytes_sum"),
+        diff(d0, d1, "pdserve_kv_transfer_received_bytes_sum"),
         "KV bytes sent by prefill = received by decode");
     assertTrue(diff(p0, p1, "pdserve_kv_transfer_sent_bytes_sum") > 0, "KV bytes moved");
     // the prompts share the chat template's opening: later ones take it from the prefix cache
-    assertEquals(promptTokens, diff(p0, p1, "vllm:prompt_tokens_total") + diff(p0, p1, "vllm:prefix_cache_hits_total"),
+    assertEquals(
+        promptTokens,
+        diff(p0, p1, "vllm:prompt_tokens_total") + diff(p0, p1, "vllm:prefix_cache_hits_total"),
         "prefill worker computed every prompt token not served from its prefix cache");
-    assertEquals(promptTokens, diff(p0, p1, "vllm:prefix_cache_queries_total"), "every prompt token was looked up in the prefix cache");
+    assertEquals(
+        promptTokens,
+        diff(p0, p1, "vllm:prefix_cache_queries_total"),
+        "every prompt token was looked up in the prefix cache");
     assertEquals(0, d1.sum("vllm:kv_cache_usage_perc"), "decode KV pool empty again");
-    assertTrue(diff(p0, p1, "pdserve_expert_dispatch_seconds_count") > 0, "prefill dispatched to the shard");
-    assertTrue(diff(d0, d1, "pdserve_expert_dispatch_seconds_count") > 0, "decode dispatched to the shard");
-    assertTrue(diff(e0, e1, "pdserve_expert_tokens_total") > 0, "the shard counted tokens per expert");
-    assertEquals(diff(e0, e1, "pdserve_expert_compute_seconds_count"),
-        diff(p0, p1, "pdserve_expert_dispatch_seconds_count") + diff(d0, d1, "pdserve_expert_dispatch_seconds_count"),
+    assertTrue(
+        diff(p0, p1, "pdserve_expert_dispatch_seconds_count") > 0,
+        "prefill dispatched to the shard");
+    assertTrue(
+        diff(d0, d1, "pdserve_expert_dispatch_seconds_count") > 0,
+        "decode dispatched to the shard");
+    assertTrue(
+        diff(e0, e1, "pdserve_expert_tokens_total") > 0, "the shard counted tokens per expert");
+    assertEquals(
+        diff(e0, e1, "pdserve_expert_compute_seconds_count"),
+        diff(p0, p1, "pdserve_expert_dispatch_seconds_count")
+            + diff(d0, d1, "pdserve_expert_dispatch_seconds_count"),
         "the shard computed one dispatch per MoE layer dispatch of the workers");
   }
 
@@ -229,7 +344,13 @@ class ClusterObservabilityTest {
       super("capture-" + UUID.randomUUID(), null, null, true, Property.EMPTY_ARRAY);
       start();
       Configuration cfg = ctx.getConfiguration();
-      LoggerConfig lc = LoggerConfig.newBuilder().withLoggerName("dev.pdserve").withLevel(Level.TRACE).withAdditivity(false).withConfig(cfg).build();
+      LoggerConfig lc =
+          LoggerConfig.newBuilder()
+              .withLoggerName("dev.pdserve")
+              .withLevel(Level.TRACE)
+              .withAdditivity(false)
+              .withConfig(cfg)
+              .build();
       lc.addAppender(this, Level.TRACE, null);
       cfg.addLogger("dev.pdserve", lc);
       ctx.updateLoggers();
@@ -253,33 +374,84 @@ class ClusterObservabilityTest {
     String id = "log-probe-" + UUID.randomUUID().toString().substring(0, 8);
     List<LogEvent> events;
     try (Capture capture = new Capture()) {
-      var it = cluster.blocking().generate(GenerateRequest.newBuilder().setRequestId(id).setPrompt("Where does my request go?")
-          .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(4).setIgnoreEos(true)).build());
+      var it =
+          cluster
+              .blocking()
+              .generate(
+                  GenerateRequest.newBuilder()
+                      .setRequestId(id)
+                      .setPrompt("Where does my request go?")
+                      .setParams(
+                          SamplingParams.newBuilder()
+                              .setTemperature(0)
+                              .setMaxTokens(4)
+                              .setIgnoreEos(true))
+                      .build());
       while (it.hasNext()) {
         it.next();
       }
-      // Decode and prefill log their last lines on their own threads, after the client has the answer.
-      InJvmCluster.await(Duration.ofSeconds(10), () -> capture.events.stream().anyMatch(e -> id.equals(e.getContextData().getValue(LogContext.REQUEST_ID))
-          && "d0".equals(e.getContextData().getValue(LogContext.NODE_ID)) && e.getMessage().getFormattedMessage().contains("finished")),
+      // Decode and prefill log their last lines on their own threads, after the client has the
+      // answer.
+      InJvmCluster.await(
+          Duration.ofSeconds(10),
+          () ->
+              capture.events.stream()
+                  .anyMatch(
+                      e ->
+                          id.equals(e.getContextData().getValue(LogContext.REQUEST_ID))
+                              && "d0".equals(e.getContextData().getValue(LogContext.NODE_ID))
+                              && e.getMessage().getFormattedMessage().contains("finished")),
           "the decode node's line that " + id + " finished");
       events = List.copyOf(capture.events);
     }
-    List<LogEvent> mine = events.stream().filter(e -> id.equals(e.getContextData().getValue(LogContext.REQUEST_ID))).toList();
-    Set<String> nodes = mine.stream().map(e -> String.valueOf((Object) e.getContextData().getValue(LogContext.NODE_ID))).collect(Collectors.toCollection(TreeSet::new));
-    assertEquals(Set.of("router", "p0", "d0", "e0"), nodes, "nodes whose log lines carry request_id " + id);
+    List<LogEvent> mine =
+        events.stream()
+            .filter(e -> id.equals(e.getContextData().getValue(LogContext.REQUEST_ID)))
+            .toList();
+    Set<String> nodes =
+        mine.stream()
+            .map(e -> String.valueOf((Object) e.getContextData().getValue(LogContext.NODE_ID)))
+            .collect(Collectors.toCollection(TreeSet::new));
+    assertEquals(
+        Set.of("router", "p0", "d0", "e0"), nodes, "nodes whose log lines carry request_id " + id);
 
     // Every line that names the request carries its id in the context.
-    List<String> unmarked = events.stream()
-        .filter(e -> e.getMessage().getFormattedMessage().contains(id) && !id.equals(e.getContextData().getValue(LogContext.REQUEST_ID)))
-        .map(e -> e.getLoggerName() + " [" + e.getThreadName() + "]: " + e.getMessage().getFormattedMessage()).toList();
-    assertTrue(unmarked.isEmpty(), "lines about " + id + " without request_id in their context: " + unmarked);
+    List<String> unmarked =
+        events.stream()
+            .filter(
+                e ->
+                    e.getMessage().getFormattedMessage().contains(id)
+                        && !id.equals(e.getContextData().getValue(LogContext.REQUEST_ID)))
+            .map(
+                e ->
+                    e.getLoggerName()
+                        + " ["
+                        + e.getThreadName()
+                        + "]: "
+                        + e.getMessage().getFormattedMessage())
+            .toList();
+    assertTrue(
+        unmarked.isEmpty(),
+        "lines about " + id + " without request_id in their context: " + unmarked);
 
     // The JSON layout (PDSERVE_LOG_FORMAT=json) puts the context at the top level of each line.
     LoggerContext ctx = (LoggerContext) LogManager.getContext(false);
-    JsonTemplateLayout json = JsonTemplateLayout.newBuilder().setConfiguration(ctx.getConfiguration()).setEventTemplateUri("classpath:EcsLayout.json").build();
-    LogEvent decodeLine = mine.stream().filter(e -> "d0".equals(e.getContextData().getValue(LogContext.NODE_ID))).findFirst().orElseThrow();
+    JsonTemplateLayout json =
+        JsonTemplateLayout.newBuilder()
+            .setConfiguration(ctx.getConfiguration())
+            .setEventTemplateUri("classpath:EcsLayout.json")
+            .build();
+    LogEvent decodeLine =
+        mine.stream()
+            .filter(e -> "d0".equals(e.getContextData().getValue(LogContext.NODE_ID)))
+            .findFirst()
+            .orElseThrow();
     String line = json.toSerializable(decodeLine);
-    assertTrue(line.contains("\"request_id\":\"" + id + "\"") && line.contains("\"node_id\":\"d0\""), "JSON line: " + line);
-    assertFalse(line.contains("\n") && line.indexOf('\n') < line.length() - 1, "one JSON object per line: " + line);
+    assertTrue(
+        line.contains("\"request_id\":\"" + id + "\"") && line.contains("\"node_id\":\"d0\""),
+        "JSON line: " + line);
+    assertFalse(
+        line.contains("\n") && line.indexOf('\n') < line.length() - 1,
+        "one JSON object per line: " + line);
   }
 }

@@ -8,10 +8,10 @@ import java.util.Objects;
 import java.util.TreeMap;
 
 /**
- * A strict parser of the Prometheus text exposition format (version 0.0.4), for tests: every
- * sample belongs to a family declared by {@code # TYPE} before it (with a name the type allows:
- * {@code _total} for counters, {@code _bucket}/{@code _count}/{@code _sum} for histograms), label
- * sets are well formed and not repeated, values parse, and every histogram's buckets are cumulative
+ * A strict parser of the Prometheus text exposition format (version 0.0.4), for tests: every sample
+ * belongs to a family declared by {@code # TYPE} before it (with a name the type allows: {@code
+ * _total} for counters, {@code _bucket}/{@code _count}/{@code _sum} for histograms), label sets are
+ * well formed and not repeated, values parse, and every histogram's buckets are cumulative
  * (non-decreasing in {@code le}, ending at {@code +Inf} whose count equals {@code _count}). Any
  * violation throws {@link IllegalArgumentException} naming the line.
  */
@@ -89,7 +89,9 @@ public final class PrometheusText {
             }
           } else if (parts.length >= 3 && parts[1].equals("TYPE")) {
             checkName(parts[2]);
-            if (parts.length != 4 || !List.of("counter", "gauge", "histogram", "summary", "untyped").contains(parts[3])) {
+            if (parts.length != 4
+                || !List.of("counter", "gauge", "histogram", "summary", "untyped")
+                    .contains(parts[3])) {
               throw new IllegalArgumentException("bad TYPE line");
             }
             if (types.put(parts[2], parts[3]) != null) {
@@ -113,7 +115,12 @@ public final class PrometheusText {
       }
     }
     for (var e : types.entrySet()) {
-      Family f = new Family(e.getKey(), e.getValue(), helps.getOrDefault(e.getKey(), ""), List.copyOf(samples.get(e.getKey())));
+      Family f =
+          new Family(
+              e.getKey(),
+              e.getValue(),
+              helps.getOrDefault(e.getKey(), ""),
+              List.copyOf(samples.get(e.getKey())));
       if (f.type().equals("histogram")) {
         checkHistogram(f);
       }
@@ -138,7 +145,8 @@ public final class PrometheusText {
             switch (t) {
               case "counter" -> suffix.equals("_total") || suffix.equals("_created");
               case "histogram" -> !suffix.equals("_total");
-              case "summary" -> suffix.equals("_count") || suffix.equals("_sum") || suffix.equals("_created");
+              case "summary" ->
+                  suffix.equals("_count") || suffix.equals("_sum") || suffix.equals("_created");
               default -> false;
             };
         if (allowed) {
@@ -159,7 +167,8 @@ public final class PrometheusText {
       if (s.name().equals(f.name() + "_bucket")) {
         String le = s.labels().get("le");
         if (le == null) {
-          throw new IllegalArgumentException("histogram " + f.name() + " bucket without le: " + s.labels());
+          throw new IllegalArgumentException(
+              "histogram " + f.name() + " bucket without le: " + s.labels());
         }
         Map<String, String> key = new TreeMap<>(s.labels());
         key.remove("le");
@@ -167,10 +176,19 @@ public final class PrometheusText {
         TreeMap<Double, Double> b = buckets.computeIfAbsent(key, k -> new TreeMap<>());
         double prevMax = b.isEmpty() ? Double.NEGATIVE_INFINITY : b.lastKey();
         if (bound <= prevMax) {
-          throw new IllegalArgumentException("histogram " + f.name() + key + ": bucket le=" + le + " out of order");
+          throw new IllegalArgumentException(
+              "histogram " + f.name() + key + ": bucket le=" + le + " out of order");
         }
         if (!b.isEmpty() && s.value() < b.lastEntry().getValue()) {
-          throw new IllegalArgumentException("histogram " + f.name() + key + ": bucket le=" + le + " count " + s.value() + " below the previous one");
+          throw new IllegalArgumentException(
+              "histogram "
+                  + f.name()
+                  + key
+                  + ": bucket le="
+                  + le
+                  + " count "
+                  + s.value()
+                  + " below the previous one");
         }
         b.put(bound, s.value());
       } else if (s.name().equals(f.name() + "_count")) {
@@ -183,11 +201,19 @@ public final class PrometheusText {
     for (var e : buckets.entrySet()) {
       TreeMap<Double, Double> b = e.getValue();
       if (b.lastKey() != Double.POSITIVE_INFINITY) {
-        throw new IllegalArgumentException("histogram " + f.name() + e.getKey() + " has no +Inf bucket");
+        throw new IllegalArgumentException(
+            "histogram " + f.name() + e.getKey() + " has no +Inf bucket");
       }
       Double count = counts.get(e.getKey());
       if (count == null || !Objects.equals(count, b.lastEntry().getValue())) {
-        throw new IllegalArgumentException("histogram " + f.name() + e.getKey() + ": +Inf bucket " + b.lastEntry().getValue() + " != _count " + count);
+        throw new IllegalArgumentException(
+            "histogram "
+                + f.name()
+                + e.getKey()
+                + ": +Inf bucket "
+                + b.lastEntry().getValue()
+                + " != _count "
+                + count);
       }
     }
   }

@@ -39,15 +39,23 @@ class PrometheusTextTest {
       GOOD.replace("# TYPE reqs_total counter\n", ""), // sample before its TYPE
       GOOD.replace("le=\"1.0\"} 3", "le=\"1.0\"} 0"), // buckets not cumulative
       GOOD.replace("le=\"+Inf\"", "le=\"5.0\""), // no +Inf bucket
-      GOOD.replace("_count{model_name=\"tiny\"} 3", "_count{model_name=\"tiny\"} 4"), // +Inf != _count
-      GOOD.replace("reqs_total{reason=\"b\"} 1.0", "reqs_total{reason=b} 1.0"), // unquoted label value
-      GOOD.replace("reqs_total{reason=\"b\"} 1.0", "reqs_total{reason=\"b\"} one"), // value not a number
-      GOOD.replace("reqs_total{reason=\"b\"}", "reqs_total{reason=\"a \\\"quoted\\\" one\"}"), // a series twice
-      GOOD.replace("reqs_total{reason=\"b\"}", "reqs_bucket{reason=\"b\"}"), // a suffix its type does not allow
+      GOOD.replace(
+          "_count{model_name=\"tiny\"} 3", "_count{model_name=\"tiny\"} 4"), // +Inf != _count
+      GOOD.replace(
+          "reqs_total{reason=\"b\"} 1.0", "reqs_total{reason=b} 1.0"), // unquoted label value
+      GOOD.replace(
+          "reqs_total{reason=\"b\"} 1.0", "reqs_total{reason=\"b\"} one"), // value not a number
+      GOOD.replace(
+          "reqs_total{reason=\"b\"}",
+          "reqs_total{reason=\"a \\\"quoted\\\" one\"}"), // a series twice
+      GOOD.replace(
+          "reqs_total{reason=\"b\"}",
+          "reqs_bucket{reason=\"b\"}"), // a suffix its type does not allow
       GOOD.strip(), // no final newline
     };
     for (String text : bad) {
-      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PrometheusText.parse(text), text);
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> PrometheusText.parse(text), text);
       assertTrue(!e.getMessage().isEmpty());
     }
   }

@@ -19,14 +19,18 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Looks at the cluster from outside, before and after a run: the router's
- * {@code pdserve.internal.v1.AdminService/ListNodes} for nodes per role, and each node's
- * {@code metrics_url} (Prometheus text) when it has one.
+ * Looks at the cluster from outside, before and after a run: the router's {@code
+ * pdserve.internal.v1.AdminService/ListNodes} for nodes per role, and each node's {@code
+ * metrics_url} (Prometheus text) when it has one.
  */
 public final class ClusterProbe implements AutoCloseable {
   private final String adminAddress;
   private final ManagedChannel channel;
-  private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build();
+  private final HttpClient http =
+      HttpClient.newBuilder()
+          .version(HttpClient.Version.HTTP_1_1)
+          .connectTimeout(Duration.ofSeconds(5))
+          .build();
 
   public ClusterProbe(String adminAddress) {
     this.adminAddress = adminAddress;
@@ -40,9 +44,22 @@ public final class ClusterProbe implements AutoCloseable {
   public ClusterSnapshot snapshot() {
     List<NodeStatus> listed;
     try {
-      listed = AdminServiceGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS).listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
+      listed =
+          AdminServiceGrpc.newBlockingStub(channel)
+              .withDeadlineAfter(10, TimeUnit.SECONDS)
+              .listNodes(ListNodesRequest.getDefaultInstance())
+              .getNodesList();
     } catch (StatusRuntimeException e) {
-      return new ClusterSnapshot(List.of(), Map.of(), "ListNodes at " + adminAddress + " failed: " + e.getStatus().getCode() + ": " + e.getStatus().getDescription(), Map.of());
+      return new ClusterSnapshot(
+          List.of(),
+          Map.of(),
+          "ListNodes at "
+              + adminAddress
+              + " failed: "
+              + e.getStatus().getCode()
+              + ": "
+              + e.getStatus().getDescription(),
+          Map.of());
     }
     List<ClusterSnapshot.Node> nodes = new ArrayList<>();
     Map<String, Map<String, Double>> metrics = new LinkedHashMap<>();
@@ -53,7 +70,13 @@ public final class ClusterProbe implements AutoCloseable {
         continue;
       }
       try {
-        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(n.getMetricsUrl())).timeout(Duration.ofSeconds(10)).GET().build(), HttpResponse.BodyHandlers.ofString());
+        HttpResponse<String> r =
+            http.send(
+                HttpRequest.newBuilder(URI.create(n.getMetricsUrl()))
+                    .timeout(Duration.ofSeconds(10))
+                    .GET()
+                    .build(),
+                HttpResponse.BodyHandlers.ofString());
         if (r.statusCode() == 200) {
           metrics.put(n.getId(), PrometheusText.sumByName(r.body()));
         } else {

@@ -25,14 +25,42 @@ public final class ClusterReport {
     this.after = after;
     double[] send = delta("pdserve_kv_transfer_send_seconds_sum");
     double[] sends = delta("pdserve_kv_transfer_send_seconds_count");
-    this.figures = List.of(
-        figure("kv_transfer_sent_bytes", "KV bytes sent (prefill → decode)", delta("pdserve_kv_transfer_sent_bytes_sum", "pdserve_kv_transfer_sent_bytes_total", "pdserve_kv_transfer_sent_bytes"), "pdserve_kv_transfer_sent_bytes"),
-        figure("kv_transfer_received_bytes", "KV bytes received", delta("pdserve_kv_transfer_received_bytes_sum", "pdserve_kv_transfer_received_bytes_total", "pdserve_kv_transfer_received_bytes"), "pdserve_kv_transfer_received_bytes"),
-        figure("kv_transfers", "KV transfers", sends, "pdserve_kv_transfer_send_seconds"),
-        figure("kv_transfer_send_seconds", "KV send time, total (s)", send, "pdserve_kv_transfer_send_seconds"),
-        figure("kv_transfer_mean_ms", "KV send time, mean per transfer (ms)", send == null || sends == null ? null : new double[] {sends[0] > 0 ? send[0] / sends[0] * 1000 : 0},
-            "pdserve_kv_transfer_send_seconds"),
-        figure("role_switches", "Role switches", delta("pdserve_role_switches_total", "pdserve_role_switches"), "pdserve_role_switches"));
+    this.figures =
+        List.of(
+            figure(
+                "kv_transfer_sent_bytes",
+                "KV bytes sent (prefill → decode)",
+                delta(
+                    "pdserve_kv_transfer_sent_bytes_sum",
+                    "pdserve_kv_transfer_sent_bytes_total",
+                    "pdserve_kv_transfer_sent_bytes"),
+                "pdserve_kv_transfer_sent_bytes"),
+            figure(
+                "kv_transfer_received_bytes",
+                "KV bytes received",
+                delta(
+                    "pdserve_kv_transfer_received_bytes_sum",
+                    "pdserve_kv_transfer_received_bytes_total",
+                    "pdserve_kv_transfer_received_bytes"),
+                "pdserve_kv_transfer_received_bytes"),
+            figure("kv_transfers", "KV transfers", sends, "pdserve_kv_transfer_send_seconds"),
+            figure(
+                "kv_transfer_send_seconds",
+                "KV send time, total (s)",
+                send,
+                "pdserve_kv_transfer_send_seconds"),
+            figure(
+                "kv_transfer_mean_ms",
+                "KV send time, mean per transfer (ms)",
+                send == null || sends == null
+                    ? null
+                    : new double[] {sends[0] > 0 ? send[0] / sends[0] * 1000 : 0},
+                "pdserve_kv_transfer_send_seconds"),
+            figure(
+                "role_switches",
+                "Role switches",
+                delta("pdserve_role_switches_total", "pdserve_role_switches"),
+                "pdserve_role_switches"));
   }
 
   private Figure figure(String key, String label, double[] value, String metric) {

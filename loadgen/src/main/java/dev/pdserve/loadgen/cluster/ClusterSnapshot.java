@@ -11,7 +11,11 @@ import java.util.Map;
  * @param error why the node list could not be read, or null
  * @param scrapeErrors per node id, why its metrics could not be read
  */
-public record ClusterSnapshot(List<Node> nodes, Map<String, Map<String, Double>> metrics, String error, Map<String, String> scrapeErrors) {
+public record ClusterSnapshot(
+    List<Node> nodes,
+    Map<String, Map<String, Double>> metrics,
+    String error,
+    Map<String, String> scrapeErrors) {
   /** One node of {@code ListNodes}. */
   public record Node(String id, String role, String state, String metricsUrl) {}
 }

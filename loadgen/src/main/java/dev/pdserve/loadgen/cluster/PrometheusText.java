@@ -4,9 +4,9 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * Reads the Prometheus text exposition format far enough for the bench report: every sample's
- * value summed over its labels, by metric name ({@code name_total}, {@code name_sum},
- * {@code name_count} stay distinct names). Comments and malformed lines are skipped.
+ * Reads the Prometheus text exposition format far enough for the bench report: every sample's value
+ * summed over its labels, by metric name ({@code name_total}, {@code name_sum}, {@code name_count}
+ * stay distinct names). Comments and malformed lines are skipped.
  */
 public final class PrometheusText {
   private PrometheusText() {}
@@ -40,7 +40,8 @@ public final class PrometheusText {
         continue;
       }
       try {
-        double v = Double.parseDouble(rest[0].replace("+Inf", "Infinity").replace("-Inf", "-Infinity"));
+        double v =
+            Double.parseDouble(rest[0].replace("+Inf", "Infinity").replace("-Inf", "-Infinity"));
         if (!Double.isNaN(v)) {
           out.merge(name, v, Double::sum);
         }

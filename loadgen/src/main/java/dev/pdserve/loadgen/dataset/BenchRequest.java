@@ -10,7 +10,8 @@ package dev.pdserve.loadgen.dataset;
  *     for text, the server's count from the response is used when it reports one)
  * @param outputTokens {@code max_tokens} of the request
  */
-public record BenchRequest(long index, int[] promptIds, String promptText, int promptTokens, int outputTokens) {
+public record BenchRequest(
+    long index, int[] promptIds, String promptText, int promptTokens, int outputTokens) {
   public BenchRequest {
     if ((promptIds == null) == (promptText == null)) {
       throw new IllegalArgumentException("a request has either token ids or text");

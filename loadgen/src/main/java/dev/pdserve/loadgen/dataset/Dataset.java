@@ -5,8 +5,8 @@ import java.util.OptionalLong;
 
 /**
  * A deterministic request stream: request {@code i} is a pure function of the seed and {@code i},
- * so independent workers can each build their own slice of one stream. Negative indices are
- * warm-up requests.
+ * so independent workers can each build their own slice of one stream. Negative indices are warm-up
+ * requests.
  */
 public interface Dataset {
   /** Request {@code index} of the stream. */
@@ -17,7 +17,10 @@ public interface Dataset {
     return OptionalLong.empty();
   }
 
-  /** Arrival time of request {@code index} in seconds from the start, when the dataset dictates it (a trace). */
+  /**
+   * Arrival time of request {@code index} in seconds from the start, when the dataset dictates it
+   * (a trace).
+   */
   default OptionalDouble arrivalSeconds(long index) {
     return OptionalDouble.empty();
   }

@@ -40,7 +40,20 @@ public record DatasetConfig(
   }
 
   public DatasetConfig withName(String n) {
-    return new DatasetConfig(n, inputLen, outputLen, rangeRatio, datasetPath, sharegptOutputLen, numPrefixes, suffixesPerPrefix, prefixLen, suffixLen, traceTimeScale, traceLengthScale, traceLimit);
+    return new DatasetConfig(
+        n,
+        inputLen,
+        outputLen,
+        rangeRatio,
+        datasetPath,
+        sharegptOutputLen,
+        numPrefixes,
+        suffixesPerPrefix,
+        prefixLen,
+        suffixLen,
+        traceTimeScale,
+        traceLengthScale,
+        traceLimit);
   }
 
   /** Checks the options the chosen dataset uses; messages name the option. */
@@ -55,10 +68,12 @@ public record DatasetConfig(
       }
       case "sharegpt" -> {
         if (datasetPath == null) {
-          throw new IllegalArgumentException("--dataset-name sharegpt needs --dataset-path FILE (a ShareGPT-format JSON array)");
+          throw new IllegalArgumentException(
+              "--dataset-name sharegpt needs --dataset-path FILE (a ShareGPT-format JSON array)");
         }
         if (sharegptOutputLen < 0) {
-          throw new IllegalArgumentException("--sharegpt-output-len must be >= 0, got " + sharegptOutputLen);
+          throw new IllegalArgumentException(
+              "--sharegpt-output-len must be >= 0, got " + sharegptOutputLen);
         }
       }
       case "prefix" -> {
@@ -70,13 +85,19 @@ public record DatasetConfig(
       }
       case "trace" -> {
         if (!(traceTimeScale > 0) || !(traceLengthScale > 0)) {
-          throw new IllegalArgumentException("--trace-time-scale and --trace-length-scale must be > 0, got " + traceTimeScale + " and " + traceLengthScale);
+          throw new IllegalArgumentException(
+              "--trace-time-scale and --trace-length-scale must be > 0, got "
+                  + traceTimeScale
+                  + " and "
+                  + traceLengthScale);
         }
         if (traceLimit < 0) {
           throw new IllegalArgumentException("--trace-limit must be >= 0, got " + traceLimit);
         }
       }
-      default -> throw new IllegalArgumentException("--dataset-name must be random, sharegpt, prefix or trace, got '" + name + "'");
+      default ->
+          throw new IllegalArgumentException(
+              "--dataset-name must be random, sharegpt, prefix or trace, got '" + name + "'");
     }
   }
 

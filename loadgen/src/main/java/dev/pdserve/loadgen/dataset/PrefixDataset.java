@@ -14,19 +14,31 @@ public final class PrefixDataset implements Dataset {
   private final long seed;
   private final int[] order; // combo ids, shuffled
 
-  public PrefixDataset(DatasetConfig cfg, TokenSpace tokens, PromptForm form, long seed, int maxContext) {
+  public PrefixDataset(
+      DatasetConfig cfg, TokenSpace tokens, PromptForm form, long seed, int maxContext) {
     this.cfg = cfg;
     this.tokens = tokens;
     this.form = form;
     this.seed = seed;
     int total = cfg.prefixLen() + cfg.suffixLen() + cfg.outputLen();
     if (maxContext > 0 && total > maxContext) {
-      throw new IllegalArgumentException("--prefix-len " + cfg.prefixLen() + " + --suffix-len " + cfg.suffixLen() + " + --output-len " + cfg.outputLen()
-          + " = " + total + " tokens, beyond the model's context of " + maxContext + " tokens");
+      throw new IllegalArgumentException(
+          "--prefix-len "
+              + cfg.prefixLen()
+              + " + --suffix-len "
+              + cfg.suffixLen()
+              + " + --output-len "
+              + cfg.outputLen()
+              + " = "
+              + total
+              + " tokens, beyond the model's context of "
+              + maxContext
+              + " tokens");
     }
     long combos = (long) cfg.numPrefixes() * cfg.suffixesPerPrefix();
     if (combos > 10_000_000) {
-      throw new IllegalArgumentException("--num-prefixes x --suffixes-per-prefix must be <= 10000000, got " + combos);
+      throw new IllegalArgumentException(
+          "--num-prefixes x --suffixes-per-prefix must be <= 10000000, got " + combos);
     }
     order = new int[(int) combos];
     for (int i = 0; i < order.length; i++) {
@@ -62,7 +74,16 @@ public final class PrefixDataset implements Dataset {
 
   @Override
   public String describe() {
-    return "prefix(num_prefixes=" + cfg.numPrefixes() + ", suffixes_per_prefix=" + cfg.suffixesPerPrefix() + ", prefix_len=" + cfg.prefixLen()
-        + ", suffix_len=" + cfg.suffixLen() + ", output_len=" + cfg.outputLen() + ")";
+    return "prefix(num_prefixes="
+        + cfg.numPrefixes()
+        + ", suffixes_per_prefix="
+        + cfg.suffixesPerPrefix()
+        + ", prefix_len="
+        + cfg.prefixLen()
+        + ", suffix_len="
+        + cfg.suffixLen()
+        + ", output_len="
+        + cfg.outputLen()
+        + ")";
   }
 }

@@ -13,10 +13,10 @@ import java.util.SplittableRandom;
 /**
  * ShareGPT-format conversations (a JSON array of {@code {"conversations": [{"from": "human",
  * "value": ...}, {"from": "gpt", "value": ...}, ...]}}): the first turn is the prompt (sent as
- * text), the second turn's length sets {@code max_tokens} (its UTF-8 bytes / 4, or
- * {@code --sharegpt-output-len}). Conversations with fewer than two turns are skipped, and so are
- * those whose prompt bytes plus output tokens exceed the context (bytes bound the token count of
- * every tokenizer from above). The order is shuffled by the seed; the stream cycles.
+ * text), the second turn's length sets {@code max_tokens} (its UTF-8 bytes / 4, or {@code
+ * --sharegpt-output-len}). Conversations with fewer than two turns are skipped, and so are those
+ * whose prompt bytes plus output tokens exceed the context (bytes bound the token count of every
+ * tokenizer from above). The order is shuffled by the seed; the stream cycles.
  */
 public final class ShareGptDataset implements Dataset {
   private final List<BenchRequest> entries;
@@ -28,14 +28,19 @@ public final class ShareGptDataset implements Dataset {
     try {
       root = new ObjectMapper().readTree(path.toFile());
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot read --dataset-path " + path + ": " + e.getMessage(), e);
+      throw new UncheckedIOException(
+          "cannot read --dataset-path " + path + ": " + e.getMessage(), e);
     }
     if (root == null || !root.isArray()) {
-      throw new IllegalArgumentException("--dataset-path " + path + " is not a ShareGPT JSON array of {\"conversations\": [...]} objects");
+      throw new IllegalArgumentException(
+          "--dataset-path "
+              + path
+              + " is not a ShareGPT JSON array of {\"conversations\": [...]} objects");
     }
     List<String[]> pairs = new ArrayList<>();
     for (JsonNode conv : root) {
-      JsonNode turns = conv.has("conversations") ? conv.get("conversations") : conv.get("conversation");
+      JsonNode turns =
+          conv.has("conversations") ? conv.get("conversations") : conv.get("conversation");
       if (turns == null || !turns.isArray() || turns.size() < 2) {
         continue;
       }
@@ -55,14 +60,22 @@ public final class ShareGptDataset implements Dataset {
     entries = new ArrayList<>();
     for (String[] p : pairs) {
       int promptBytes = p[0].getBytes(StandardCharsets.UTF_8).length;
-      int out = cfg.sharegptOutputLen() > 0 ? cfg.sharegptOutputLen() : Math.max(1, p[1].getBytes(StandardCharsets.UTF_8).length / 4);
+      int out =
+          cfg.sharegptOutputLen() > 0
+              ? cfg.sharegptOutputLen()
+              : Math.max(1, p[1].getBytes(StandardCharsets.UTF_8).length / 4);
       if (maxContext > 0 && (long) promptBytes + out > maxContext) {
         continue;
       }
       entries.add(new BenchRequest(entries.size(), null, p[0], Math.max(1, promptBytes / 4), out));
     }
     if (entries.isEmpty()) {
-      throw new IllegalArgumentException("--dataset-path " + path + " has no usable conversation (two or more turns, fitting the context of " + maxContext + " tokens)");
+      throw new IllegalArgumentException(
+          "--dataset-path "
+              + path
+              + " has no usable conversation (two or more turns, fitting the context of "
+              + maxContext
+              + " tokens)");
     }
   }
 

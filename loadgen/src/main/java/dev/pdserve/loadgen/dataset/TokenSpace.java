@@ -8,8 +8,8 @@ import java.util.SplittableRandom;
  *
  * <p>Synthetic prompts sent as text render each id as one printable ASCII character (a letter or a
  * space, a function of the id), so equal id blocks give equal text: prefix sharing survives the
- * text form. On the byte tokenizer of the dummy presets one character is one token; real
- * tokenizers merge characters, so the server's token count (reported in the results) is lower.
+ * text form. On the byte tokenizer of the dummy presets one character is one token; real tokenizers
+ * merge characters, so the server's token count (reported in the results) is lower.
  */
 public record TokenSpace(int low, int high) {
   public static final int DEFAULT_LOW = 32;
@@ -17,7 +17,8 @@ public record TokenSpace(int low, int high) {
 
   public TokenSpace {
     if (low < 0 || high <= low) {
-      throw new IllegalArgumentException("token id range must be 0 <= low < high, got [" + low + ", " + high + ")");
+      throw new IllegalArgumentException(
+          "token id range must be 0 <= low < high, got [" + low + ", " + high + ")");
     }
   }
 

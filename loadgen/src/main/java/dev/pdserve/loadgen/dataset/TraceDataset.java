@@ -15,13 +15,12 @@ import java.util.OptionalLong;
 import java.util.SplittableRandom;
 
 /**
- * Replays a Mooncake-format trace (JSONL: {@code timestamp} ms, {@code input_length},
- * {@code output_length}, {@code hash_ids} of 512-token prompt blocks). Prompts are built block by
- * block: equal hash ids give equal token blocks, so the trace's prefix sharing is real. Times are
- * multiplied by {@code --trace-time-scale}; lengths and the block size by
- * {@code --trace-length-scale}. A request that does not fit the context is capped: output to at
- * most half the context, then the prompt to the rest, cut from the end so shared prefixes stay
- * shared.
+ * Replays a Mooncake-format trace (JSONL: {@code timestamp} ms, {@code input_length}, {@code
+ * output_length}, {@code hash_ids} of 512-token prompt blocks). Prompts are built block by block:
+ * equal hash ids give equal token blocks, so the trace's prefix sharing is real. Times are
+ * multiplied by {@code --trace-time-scale}; lengths and the block size by {@code
+ * --trace-length-scale}. A request that does not fit the context is capped: output to at most half
+ * the context, then the prompt to the rest, cut from the end so shared prefixes stay shared.
  */
 public final class TraceDataset implements Dataset {
   /** Tokens per hash block in the Mooncake trace. */
@@ -37,7 +36,8 @@ public final class TraceDataset implements Dataset {
   private final Path path;
   private int capped;
 
-  public TraceDataset(DatasetConfig cfg, TokenSpace tokens, PromptForm form, long seed, int maxContext) {
+  public TraceDataset(
+      DatasetConfig cfg, TokenSpace tokens, PromptForm form, long seed, int maxContext) {
     this.tokens = tokens;
     this.form = form;
     this.seed = seed;
@@ -47,7 +47,8 @@ public final class TraceDataset implements Dataset {
     try (BufferedReader r = Files.newBufferedReader(path, StandardCharsets.UTF_8)) {
       String line;
       int lineNo = 0;
-      while ((line = r.readLine()) != null && (cfg.traceLimit() == 0 || entries.size() < cfg.traceLimit())) {
+      while ((line = r.readLine()) != null
+          && (cfg.traceLimit() == 0 || entries.size() < cfg.traceLimit())) {
         lineNo++;
         if (line.isBlank()) {
           continue;
@@ -56,13 +57,21 @@ public final class TraceDataset implements Dataset {
         try {
           n = json.readTree(line);
         } catch (IOException e) {
-          throw new IllegalArgumentException("--dataset-path " + path + " line " + lineNo + " is not JSON: " + e.getMessage());
+          throw new IllegalArgumentException(
+              "--dataset-path " + path + " line " + lineNo + " is not JSON: " + e.getMessage());
         }
         if (!n.has("timestamp") || !n.has("input_length") || !n.has("output_length")) {
-          throw new IllegalArgumentException("--dataset-path " + path + " line " + lineNo + " lacks timestamp, input_length or output_length (Mooncake trace format)");
+          throw new IllegalArgumentException(
+              "--dataset-path "
+                  + path
+                  + " line "
+                  + lineNo
+                  + " lacks timestamp, input_length or output_length (Mooncake trace format)");
         }
-        int in = Math.max(1, (int) Math.round(n.get("input_length").asLong() * cfg.traceLengthScale()));
-        int out = Math.max(1, (int) Math.round(n.get("output_length").asLong() * cfg.traceLengthScale()));
+        int in =
+            Math.max(1, (int) Math.round(n.get("input_length").asLong() * cfg.traceLengthScale()));
+        int out =
+            Math.max(1, (int) Math.round(n.get("output_length").asLong() * cfg.traceLengthScale()));
         if (maxContext > 0 && in + out > maxContext) {
           out = Math.min(out, Math.max(1, maxContext / 2));
           in = Math.min(in, maxContext - out);
@@ -73,10 +82,13 @@ public final class TraceDataset implements Dataset {
         for (int i = 0; i < hashes.length; i++) {
           hashes[i] = h.get(i).asLong();
         }
-        entries.add(new Entry(n.get("timestamp").asDouble() / 1000.0 * cfg.traceTimeScale(), in, out, hashes));
+        entries.add(
+            new Entry(
+                n.get("timestamp").asDouble() / 1000.0 * cfg.traceTimeScale(), in, out, hashes));
       }
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot read --dataset-path " + path + ": " + e.getMessage(), e);
+      throw new UncheckedIOException(
+          "cannot read --dataset-path " + path + ": " + e.getMessage(), e);
     }
     if (entries.isEmpty()) {
       throw new IllegalArgumentException("--dataset-path " + path + " has no trace entries");
@@ -89,17 +101,21 @@ public final class TraceDataset implements Dataset {
     int[] ids = new int[e.input];
     int pos = 0;
     for (int b = 0; b < e.hashIds.length && pos < ids.length; b++) {
-      int[] block = tokens.draw(TokenSpace.random(seed, 3_000_000_000_000L + e.hashIds[b]), blockTokens);
+      int[] block =
+          tokens.draw(TokenSpace.random(seed, 3_000_000_000_000L + e.hashIds[b]), blockTokens);
       int n = Math.min(block.length, ids.length - pos);
       System.arraycopy(block, 0, ids, pos, n);
       pos += n;
     }
     if (pos < ids.length) { // more tokens than blocks (rounding): a tail unique to this request
-      SplittableRandom rnd = TokenSpace.random(seed, 4_000_000_000_000L + Math.floorMod(index, (long) entries.size()));
+      SplittableRandom rnd =
+          TokenSpace.random(seed, 4_000_000_000_000L + Math.floorMod(index, (long) entries.size()));
       int[] tail = tokens.draw(rnd, ids.length - pos);
       System.arraycopy(tail, 0, ids, pos, tail.length);
     }
-    return form == PromptForm.TOKEN_IDS ? new BenchRequest(index, ids, null, ids.length, e.output) : new BenchRequest(index, null, TokenSpace.render(ids), ids.length, e.output);
+    return form == PromptForm.TOKEN_IDS
+        ? new BenchRequest(index, ids, null, ids.length, e.output)
+        : new BenchRequest(index, null, TokenSpace.render(ids), ids.length, e.output);
   }
 
   @Override
@@ -109,7 +125,9 @@ public final class TraceDataset implements Dataset {
 
   @Override
   public OptionalDouble arrivalSeconds(long index) {
-    return OptionalDouble.of(entries.get((int) Math.floorMod(index, (long) entries.size())).arrival - entries.get(0).arrival);
+    return OptionalDouble.of(
+        entries.get((int) Math.floorMod(index, (long) entries.size())).arrival
+            - entries.get(0).arrival);
   }
 
   /** Entries whose lengths were cut to fit the context. */
@@ -124,6 +142,14 @@ public final class TraceDataset implements Dataset {
 
   @Override
   public String describe() {
-    return "trace(" + path.getFileName() + ", " + entries.size() + " requests, block " + blockTokens + " tokens, " + capped + " capped to the context)";
+    return "trace("
+        + path.getFileName()
+        + ", "
+        + entries.size()
+        + " requests, block "
+        + blockTokens
+        + " tokens, "
+        + capped
+        + " capped to the context)";
   }
 }

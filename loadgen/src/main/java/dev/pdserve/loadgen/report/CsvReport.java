@@ -28,10 +28,24 @@ public final class CsvReport {
           itlMax = Math.max(itlMax, v);
         }
         itlMean = r.itlNanos().length == 0 ? 0 : itlMean / r.itlNanos().length;
-        w.write(String.join(",", Long.toString(r.index()), quote(r.requestId()), Integer.toString(r.worker()), quote(r.status()), String.format(Locale.ROOT, "%.6f", r.sendNanos() / 1e9),
-            ms(r.ttftNanos()), ms(r.tpotNanos()), ms(r.e2eNanos()), r.itlNanos().length == 0 ? "" : String.format(Locale.ROOT, "%.3f", itlMean / 1e6),
-            r.itlNanos().length == 0 ? "" : ms(itlMax), Integer.toString(r.promptTokens()), Integer.toString(r.outputTokens()), Integer.toString(r.cachedTokens()),
-            quote(r.finishReason()), quote(r.error())));
+        w.write(
+            String.join(
+                ",",
+                Long.toString(r.index()),
+                quote(r.requestId()),
+                Integer.toString(r.worker()),
+                quote(r.status()),
+                String.format(Locale.ROOT, "%.6f", r.sendNanos() / 1e9),
+                ms(r.ttftNanos()),
+                ms(r.tpotNanos()),
+                ms(r.e2eNanos()),
+                r.itlNanos().length == 0 ? "" : String.format(Locale.ROOT, "%.3f", itlMean / 1e6),
+                r.itlNanos().length == 0 ? "" : ms(itlMax),
+                Integer.toString(r.promptTokens()),
+                Integer.toString(r.outputTokens()),
+                Integer.toString(r.cachedTokens()),
+                quote(r.finishReason()),
+                quote(r.error())));
         w.write('\n');
       }
     }

@@ -10,9 +10,13 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 
-/** The {@code --json} file: the summary, the cluster report and, with {@code --detailed}, a row per request. */
+/**
+ * The {@code --json} file: the summary, the cluster report and, with {@code --detailed}, a row per
+ * request.
+ */
 public final class JsonReport {
-  public static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+  public static final ObjectMapper JSON =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
   private JsonReport() {}
 

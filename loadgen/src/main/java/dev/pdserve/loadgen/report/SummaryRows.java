@@ -8,16 +8,19 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
-/** The summary as titled sections of label/value rows, rendered as text ({@link #print}) or HTML. */
+/**
+ * The summary as titled sections of label/value rows, rendered as text ({@link #print}) or HTML.
+ */
 public final class SummaryRows {
   /** One section of the table. */
   public record Section(String title, List<String[]> rows) {}
 
-  private static final Map<String, String[]> TITLES = Map.of(
-      "ttft", new String[] {"Time to First Token", "TTFT"},
-      "tpot", new String[] {"Time per Output Token (excl. 1st token)", "TPOT"},
-      "itl", new String[] {"Inter-token Latency", "ITL"},
-      "e2el", new String[] {"End-to-end Latency", "E2EL"});
+  private static final Map<String, String[]> TITLES =
+      Map.of(
+          "ttft", new String[] {"Time to First Token", "TTFT"},
+          "tpot", new String[] {"Time per Output Token (excl. 1st token)", "TPOT"},
+          "itl", new String[] {"Inter-token Latency", "ITL"},
+          "e2el", new String[] {"End-to-end Latency", "E2EL"});
 
   private SummaryRows() {}
 
@@ -55,7 +58,10 @@ public final class SummaryRows {
       rows.add(row("Median " + abbr + " (ms):", f(l.percentileMs(50))));
       for (double p : BenchSummary.allPercentiles(percentiles)) {
         if (p != 50) {
-          rows.add(row("P" + BenchSummary.percentileKey(p).substring(1) + " " + abbr + " (ms):", f(l.percentileMs(p))));
+          rows.add(
+              row(
+                  "P" + BenchSummary.percentileKey(p).substring(1) + " " + abbr + " (ms):",
+                  f(l.percentileMs(p))));
         }
       }
       out.add(new Section(TITLES.get(m)[0], rows));
@@ -74,7 +80,12 @@ public final class SummaryRows {
         rows.add(row("Active nodes after:", roles(ClusterReport.perRole(cluster.after(), true))));
       }
       for (ClusterReport.Figure fig : cluster.figures()) {
-        rows.add(row(fig.label() + ":", fig.value() != null ? (fig.key().endsWith("bytes") ? bytes(fig.value()) : f(fig.value())) : "unavailable (" + fig.unavailable() + ")"));
+        rows.add(
+            row(
+                fig.label() + ":",
+                fig.value() != null
+                    ? (fig.key().endsWith("bytes") ? bytes(fig.value()) : f(fig.value()))
+                    : "unavailable (" + fig.unavailable() + ")"));
       }
       out.add(new Section("Cluster during the run", rows));
     }
@@ -101,7 +112,9 @@ public final class SummaryRows {
       return t;
     }
     int left = (50 - t.length()) / 2;
-    return String.valueOf(fill).repeat(left) + t + String.valueOf(fill).repeat(50 - t.length() - left);
+    return String.valueOf(fill).repeat(left)
+        + t
+        + String.valueOf(fill).repeat(50 - t.length() - left);
   }
 
   private static String roles(Map<String, Integer> m) {

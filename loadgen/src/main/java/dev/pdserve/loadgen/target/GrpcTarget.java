@@ -28,7 +28,12 @@ public final class GrpcTarget implements Target {
   public GrpcTarget(String address) {
     this.address = address;
     // Callbacks only record a time and update counters: no need for an extra executor hop.
-    this.channel = NettyChannelBuilder.forTarget(address).usePlaintext().directExecutor().maxInboundMessageSize(16 << 20).build();
+    this.channel =
+        NettyChannelBuilder.forTarget(address)
+            .usePlaintext()
+            .directExecutor()
+            .maxInboundMessageSize(16 << 20)
+            .build();
   }
 
   public ManagedChannel channel() {
@@ -39,10 +44,20 @@ public final class GrpcTarget implements Target {
   public ModelInfo model(String requested) {
     ListModelsResponse models;
     try {
-      models = GenerationGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS).listModels(ListModelsRequest.getDefaultInstance());
+      models =
+          GenerationGrpc.newBlockingStub(channel)
+              .withDeadlineAfter(30, TimeUnit.SECONDS)
+              .listModels(ListModelsRequest.getDefaultInstance());
     } catch (StatusRuntimeException e) {
-      throw new IllegalStateException("cannot list models at the router " + address + ": " + e.getStatus().getCode() + ": " + e.getStatus().getDescription()
-          + " (is --router HOST:PORT a running pdserve router?)", e);
+      throw new IllegalStateException(
+          "cannot list models at the router "
+              + address
+              + ": "
+              + e.getStatus().getCode()
+              + ": "
+              + e.getStatus().getDescription()
+              + " (is --router HOST:PORT a running pdserve router?)",
+          e);
     }
     if (models.getModelsCount() == 0) {
       throw new IllegalStateException("the router " + address + " lists no model");
@@ -53,14 +68,27 @@ public final class GrpcTarget implements Target {
       }
     }
     // unknown name: let the router answer NOT_FOUND per request, but warn through the id
-    throw new IllegalArgumentException("--model " + requested + " is not served by " + address + "; it serves " + models.getModelsList().stream().map(ModelCard::getId).toList());
+    throw new IllegalArgumentException(
+        "--model "
+            + requested
+            + " is not served by "
+            + address
+            + "; it serves "
+            + models.getModelsList().stream().map(ModelCard::getId).toList());
   }
 
   @Override
   public void send(RequestTimer timer, RequestOptions options) {
     BenchRequest r = timer.request();
-    GenerateRequest.Builder req = GenerateRequest.newBuilder().setRequestId(timer.requestId()).setModel(options.model())
-        .setParams(SamplingParams.newBuilder().setTemperature((float) options.temperature()).setMaxTokens(r.outputTokens()).setIgnoreEos(options.ignoreEos()));
+    GenerateRequest.Builder req =
+        GenerateRequest.newBuilder()
+            .setRequestId(timer.requestId())
+            .setModel(options.model())
+            .setParams(
+                SamplingParams.newBuilder()
+                    .setTemperature((float) options.temperature())
+                    .setMaxTokens(r.outputTokens())
+                    .setIgnoreEos(options.ignoreEos()));
     if (r.promptIds() != null) {
       TokenIds.Builder ids = TokenIds.newBuilder();
       for (int t : r.promptIds()) {
@@ -72,36 +100,41 @@ public final class GrpcTarget implements Target {
     }
     GenerateRequest built = req.build();
     timer.sent();
-    GenerationGrpc.newStub(channel).withDeadlineAfter((long) (options.timeoutSeconds() * 1000), TimeUnit.MILLISECONDS)
-        .generate(built, new StreamObserver<GenerateResponse>() {
-          private String finishReason;
+    GenerationGrpc.newStub(channel)
+        .withDeadlineAfter((long) (options.timeoutSeconds() * 1000), TimeUnit.MILLISECONDS)
+        .generate(
+            built,
+            new StreamObserver<GenerateResponse>() {
+              private String finishReason;
 
-          @Override
-          public void onNext(GenerateResponse m) {
-            if (m.hasDelta()) {
-              timer.tokens(m.getDelta().getTokenIdsCount());
-            } else if (m.hasCompletion()) {
-              var u = m.getCompletion().getUsage();
-              timer.usage(u.getPromptTokens(), u.getCompletionTokens(), u.getCachedTokens());
-              finishReason = m.getCompletion().getFinishReason();
-            }
-          }
+              @Override
+              public void onNext(GenerateResponse m) {
+                if (m.hasDelta()) {
+                  timer.tokens(m.getDelta().getTokenIdsCount());
+                } else if (m.hasCompletion()) {
+                  var u = m.getCompletion().getUsage();
+                  timer.usage(u.getPromptTokens(), u.getCompletionTokens(), u.getCachedTokens());
+                  finishReason = m.getCompletion().getFinishReason();
+                }
+              }
 
-          @Override
-          public void onError(Throwable t) {
-            Status s = Status.fromThrowable(t);
-            timer.fail(s.getCode().name(), s.getDescription() == null ? String.valueOf(t) : s.getDescription());
-          }
+              @Override
+              public void onError(Throwable t) {
+                Status s = Status.fromThrowable(t);
+                timer.fail(
+                    s.getCode().name(),
+                    s.getDescription() == null ? String.valueOf(t) : s.getDescription());
+              }
 
-          @Override
-          public void onCompleted() {
-            if (finishReason == null) {
-              timer.fail("NO_COMPLETION", "the stream ended without a Completion message");
-            } else {
-              timer.succeed(finishReason);
-            }
-          }
-        });
+              @Override
+              public void onCompleted() {
+                if (finishReason == null) {
+                  timer.fail("NO_COMPLETION", "the stream ended without a Completion message");
+                } else {
+                  timer.succeed(finishReason);
+                }
+              }
+            });
   }
 
   @Override

@@ -19,11 +19,11 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Flow;
 
 /**
- * Any OpenAI-compatible HTTP server: {@code POST /v1/completions} (or
- * {@code /v1/chat/completions} with endpoint {@code chat}) with {@code "stream": true} and
- * {@code stream_options.include_usage}, read as server-sent events with {@code java.net.http}.
- * Every SSE chunk that carries text is one token arrival; the final usage chunk, when the server
- * sends one, gives the exact token counts. Prompts travel as text.
+ * Any OpenAI-compatible HTTP server: {@code POST /v1/completions} (or {@code /v1/chat/completions}
+ * with endpoint {@code chat}) with {@code "stream": true} and {@code stream_options.include_usage},
+ * read as server-sent events with {@code java.net.http}. Every SSE chunk that carries text is one
+ * token arrival; the final usage chunk, when the server sends one, gives the exact token counts.
+ * Prompts travel as text.
  */
 public final class OpenAiHttpTarget implements Target {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -45,21 +45,32 @@ public final class OpenAiHttpTarget implements Target {
     try {
       this.base = URI.create(b);
     } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("--base-url " + baseUrl + " is not a URL: " + e.getMessage());
+      throw new IllegalArgumentException(
+          "--base-url " + baseUrl + " is not a URL: " + e.getMessage());
     }
-    if (base.getScheme() == null || !(base.getScheme().equals("http") || base.getScheme().equals("https")) || base.getHost() == null) {
-      throw new IllegalArgumentException("--base-url must be http://HOST:PORT or https://HOST:PORT, got " + baseUrl);
+    if (base.getScheme() == null
+        || !(base.getScheme().equals("http") || base.getScheme().equals("https"))
+        || base.getHost() == null) {
+      throw new IllegalArgumentException(
+          "--base-url must be http://HOST:PORT or https://HOST:PORT, got " + baseUrl);
     }
     if (!endpoint.equals("completions") && !endpoint.equals("chat")) {
       throw new IllegalArgumentException("--endpoint must be completions or chat, got " + endpoint);
     }
     this.chat = endpoint.equals("chat");
-    this.executor = Executors.newCachedThreadPool(r -> {
-      Thread t = new Thread(r, "bench-http-" + worker);
-      t.setDaemon(true);
-      return t;
-    });
-    this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).executor(executor).build();
+    this.executor =
+        Executors.newCachedThreadPool(
+            r -> {
+              Thread t = new Thread(r, "bench-http-" + worker);
+              t.setDaemon(true);
+              return t;
+            });
+    this.http =
+        HttpClient.newBuilder()
+            .version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(10))
+            .executor(executor)
+            .build();
   }
 
   @Override
@@ -69,15 +80,33 @@ public final class OpenAiHttpTarget implements Target {
     }
     HttpResponse<String> r;
     try {
-      r = http.send(HttpRequest.newBuilder(base.resolve("/v1/models")).timeout(Duration.ofSeconds(30)).GET().build(), HttpResponse.BodyHandlers.ofString());
+      r =
+          http.send(
+              HttpRequest.newBuilder(base.resolve("/v1/models"))
+                  .timeout(Duration.ofSeconds(30))
+                  .GET()
+                  .build(),
+              HttpResponse.BodyHandlers.ofString());
     } catch (IOException e) {
-      throw new IllegalStateException("cannot reach " + base + "/v1/models: " + e + " (is --base-url right and the server up? or pass --model)", e);
+      throw new IllegalStateException(
+          "cannot reach "
+              + base
+              + "/v1/models: "
+              + e
+              + " (is --base-url right and the server up? or pass --model)",
+          e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted", e);
     }
     if (r.statusCode() != 200) {
-      throw new IllegalStateException(base + "/v1/models answered HTTP " + r.statusCode() + ": " + r.body() + " (pass --model to skip the lookup)");
+      throw new IllegalStateException(
+          base
+              + "/v1/models answered HTTP "
+              + r.statusCode()
+              + ": "
+              + r.body()
+              + " (pass --model to skip the lookup)");
     }
     try {
       JsonNode first = JSON.readTree(r.body()).path("data").path(0);
@@ -86,14 +115,18 @@ public final class OpenAiHttpTarget implements Target {
       }
       return new ModelInfo(first.path("id").asText(), first.path("max_model_len").asInt(0), 0);
     } catch (IOException e) {
-      throw new IllegalStateException(base + "/v1/models did not answer JSON: " + e.getMessage(), e);
+      throw new IllegalStateException(
+          base + "/v1/models did not answer JSON: " + e.getMessage(), e);
     }
   }
 
   @Override
   public void send(RequestTimer timer, RequestOptions options) {
     BenchRequest r = timer.request();
-    String prompt = r.promptText() != null ? r.promptText() : dev.pdserve.loadgen.dataset.TokenSpace.render(r.promptIds());
+    String prompt =
+        r.promptText() != null
+            ? r.promptText()
+            : dev.pdserve.loadgen.dataset.TokenSpace.render(r.promptIds());
     ObjectNode body = JSON.createObjectNode();
     body.put("model", options.model());
     if (chat) {
@@ -110,25 +143,44 @@ public final class OpenAiHttpTarget implements Target {
     if (options.ignoreEos()) {
       body.put("ignore_eos", true);
     }
-    HttpRequest req = HttpRequest.newBuilder(base.resolve(chat ? "/v1/chat/completions" : "/v1/completions"))
-        .timeout(Duration.ofMillis((long) (options.timeoutSeconds() * 1000)))
-        .header("Content-Type", "application/json").header("Accept", "text/event-stream").header("X-Request-Id", timer.requestId())
-        .POST(HttpRequest.BodyPublishers.ofString(body.toString())).build();
+    HttpRequest req =
+        HttpRequest.newBuilder(base.resolve(chat ? "/v1/chat/completions" : "/v1/completions"))
+            .timeout(Duration.ofMillis((long) (options.timeoutSeconds() * 1000)))
+            .header("Content-Type", "application/json")
+            .header("Accept", "text/event-stream")
+            .header("X-Request-Id", timer.requestId())
+            .POST(HttpRequest.BodyPublishers.ofString(body.toString()))
+            .build();
     timer.sent();
     SseReader reader = new SseReader(timer, chat);
-    http.sendAsync(req, info -> info.statusCode() == 200 ? HttpResponse.BodySubscribers.fromLineSubscriber(reader)
-            : HttpResponse.BodySubscribers.mapping(HttpResponse.BodySubscribers.ofString(java.nio.charset.StandardCharsets.UTF_8), s -> {
-              timer.fail("HTTP " + info.statusCode(), errorMessage(s));
-              return null;
-            }))
-        .whenComplete((resp, err) -> {
-          if (err != null) {
-            Throwable c = err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
-            timer.fail(c instanceof HttpTimeoutException ? "TIMEOUT" : c instanceof ConnectException ? "CONNECTION_ERROR" : "IO_ERROR", String.valueOf(c));
-          } else {
-            reader.end();
-          }
-        });
+    http.sendAsync(
+            req,
+            info ->
+                info.statusCode() == 200
+                    ? HttpResponse.BodySubscribers.fromLineSubscriber(reader)
+                    : HttpResponse.BodySubscribers.mapping(
+                        HttpResponse.BodySubscribers.ofString(
+                            java.nio.charset.StandardCharsets.UTF_8),
+                        s -> {
+                          timer.fail("HTTP " + info.statusCode(), errorMessage(s));
+                          return null;
+                        }))
+        .whenComplete(
+            (resp, err) -> {
+              if (err != null) {
+                Throwable c =
+                    err instanceof CompletionException && err.getCause() != null
+                        ? err.getCause()
+                        : err;
+                timer.fail(
+                    c instanceof HttpTimeoutException
+                        ? "TIMEOUT"
+                        : c instanceof ConnectException ? "CONNECTION_ERROR" : "IO_ERROR",
+                    String.valueOf(c));
+              } else {
+                reader.end();
+              }
+            });
   }
 
   private static String errorMessage(String body) {
@@ -176,12 +228,14 @@ public final class OpenAiHttpTarget implements Target {
         return;
       }
       if (n.has("error")) {
-        timer.fail("STREAM_ERROR", n.path("error").path("message").asText(n.path("error").toString()));
+        timer.fail(
+            "STREAM_ERROR", n.path("error").path("message").asText(n.path("error").toString()));
         return;
       }
       JsonNode choice = n.path("choices").path(0);
       if (!choice.isMissingNode()) {
-        String text = chat ? choice.path("delta").path("content").asText("") : choice.path("text").asText("");
+        String text =
+            chat ? choice.path("delta").path("content").asText("") : choice.path("text").asText("");
         if (!text.isEmpty()) {
           timer.tokens(1);
         }
@@ -192,7 +246,10 @@ public final class OpenAiHttpTarget implements Target {
       }
       JsonNode u = n.path("usage");
       if (u.isObject()) {
-        timer.usage(u.path("prompt_tokens").asInt(-1), u.path("completion_tokens").asInt(-1), u.path("prompt_tokens_details").path("cached_tokens").asInt(0));
+        timer.usage(
+            u.path("prompt_tokens").asInt(-1),
+            u.path("completion_tokens").asInt(-1),
+            u.path("prompt_tokens_details").path("cached_tokens").asInt(0));
       }
     }
 

@@ -8,8 +8,8 @@ import java.util.function.Consumer;
 /**
  * Measures one request at the client: transports call {@link #tokens} as token-bearing messages
  * arrive, {@link #usage} when the server reports counts, then exactly one of {@link #succeed} or
- * {@link #fail}. Calls come from one transport thread at a time (gRPC and the HTTP client
- * serialise a stream's callbacks); the finish is idempotent.
+ * {@link #fail}. Calls come from one transport thread at a time (gRPC and the HTTP client serialise
+ * a stream's callbacks); the finish is idempotent.
  */
 public final class RequestTimer {
   private final BenchRequest request;
@@ -28,7 +28,12 @@ public final class RequestTimer {
   private int cachedTokens;
   private boolean finished;
 
-  public RequestTimer(BenchRequest request, int worker, String requestId, long runStartNanos, Consumer<RequestResult> done) {
+  public RequestTimer(
+      BenchRequest request,
+      int worker,
+      String requestId,
+      long runStartNanos,
+      Consumer<RequestResult> done) {
     this.request = request;
     this.worker = worker;
     this.requestId = requestId;
@@ -49,7 +54,9 @@ public final class RequestTimer {
     sendAt = System.nanoTime();
   }
 
-  /** A message carrying {@code n} tokens arrived now (its arrival time is a TTFT or an ITL sample). */
+  /**
+   * A message carrying {@code n} tokens arrived now (its arrival time is a TTFT or an ITL sample).
+   */
   public synchronized void tokens(int n) {
     long now = System.nanoTime();
     if (firstAt < 0) {
@@ -92,8 +99,21 @@ public final class RequestTimer {
       finished = true;
       long end = System.nanoTime();
       int out = completionTokens >= 0 ? completionTokens : streamed;
-      r = new RequestResult(request.index(), worker, requestId, sendAt - runStartNanos, firstAt < 0 ? -1 : firstAt - sendAt, end - sendAt,
-          Arrays.copyOf(itls, itlCount), promptTokens > 0 ? promptTokens : request.promptTokens(), out, cachedTokens, status, error, finishReason);
+      r =
+          new RequestResult(
+              request.index(),
+              worker,
+              requestId,
+              sendAt - runStartNanos,
+              firstAt < 0 ? -1 : firstAt - sendAt,
+              end - sendAt,
+              Arrays.copyOf(itls, itlCount),
+              promptTokens > 0 ? promptTokens : request.promptTokens(),
+              out,
+              cachedTokens,
+              status,
+              error,
+              finishReason);
     }
     done.accept(r);
   }

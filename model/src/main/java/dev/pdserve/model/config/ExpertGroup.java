@@ -9,7 +9,8 @@ package dev.pdserve.model.config;
  * @param firstLayer first decoder layer (inclusive) whose MoE block has this group
  * @param lastLayer last decoder layer (inclusive) whose MoE block has this group
  */
-public record ExpertGroup(String name, int numExperts, int intermediate, int firstLayer, int lastLayer) {
+public record ExpertGroup(
+    String name, int numExperts, int intermediate, int firstLayer, int lastLayer) {
   public static final int TEXT = 0;
   public static final int VISION = 1;
 

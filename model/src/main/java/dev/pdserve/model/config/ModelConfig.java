@@ -45,19 +45,29 @@ public record ModelConfig(
         "num_key_value_heads",
         "must divide num_attention_heads (" + numHeads + "), got " + numKvHeads);
     require(headDim > 0 && headDim % 2 == 0, "head_dim", "must be even and > 0, got " + headDim);
-    require(layerKinds.size() == numLayers, "mlp_layer_types", "needs one entry per layer (" + numLayers + "), got " + layerKinds.size());
+    require(
+        layerKinds.size() == numLayers,
+        "mlp_layer_types",
+        "needs one entry per layer (" + numLayers + "), got " + layerKinds.size());
     require(rmsNormEps > 0, "rms_norm_eps", "must be > 0, got " + rmsNormEps);
     require(ropeTheta > 0, "rope_theta", "must be > 0, got " + ropeTheta);
     require(maxPositions > 1, "max_position_embeddings", "must be > 1, got " + maxPositions);
     boolean anyMoe = layerKinds.contains(LayerKind.MOE);
     if (anyMoe) {
-      require(!expertGroups.isEmpty(), "moe_num_experts", "MoE layers need at least one expert group");
+      require(
+          !expertGroups.isEmpty(), "moe_num_experts", "MoE layers need at least one expert group");
       for (ExpertGroup g : expertGroups) {
-        require(g.numExperts() > 0, "moe_num_experts", "group " + g.name() + " must have > 0 experts");
-        require(g.intermediate() > 0, "moe_intermediate_size", "group " + g.name() + " must be > 0");
-        require(topK >= 1 && topK <= g.numExperts(), "moe_k", "must be in [1, " + g.numExperts() + "], got " + topK);
+        require(
+            g.numExperts() > 0, "moe_num_experts", "group " + g.name() + " must have > 0 experts");
+        require(
+            g.intermediate() > 0, "moe_intermediate_size", "group " + g.name() + " must be > 0");
+        require(
+            topK >= 1 && topK <= g.numExperts(),
+            "moe_k",
+            "must be in [1, " + g.numExperts() + "], got " + topK);
       }
-      require(numSharedExperts >= 0, "moe_num_shared_experts", "must be >= 0, got " + numSharedExperts);
+      require(
+          numSharedExperts >= 0, "moe_num_shared_experts", "must be >= 0, got " + numSharedExperts);
     }
     require(bosId >= 0 && bosId < vocabSize, "bos_token_id", "must be a token id, got " + bosId);
     require(eosId >= 0 && eosId < vocabSize, "eos_token_id", "must be a token id, got " + eosId);
@@ -139,7 +149,10 @@ public record ModelConfig(
     return p;
   }
 
-  /** Parameters one text token touches (attention, dense MLPs, top-k of the text experts, shared experts, LM head). */
+  /**
+   * Parameters one text token touches (attention, dense MLPs, top-k of the text experts, shared
+   * experts, LM head).
+   */
   public long activeParams() {
     long p = (long) vocabSize * hidden + hidden; // embedding row + LM head (tied: the same matrix)
     for (int l = 0; l < numLayers; l++) {

@@ -13,10 +13,10 @@ import java.util.Optional;
 
 /**
  * Reads an ERNIE {@code config.json}: the text-only MoE layout (keys at the top level) and the VL
- * layout (language keys at the top level or under {@code text_config}, plus {@code
- * vision_config}). Expert counts and widths may be a number or a {@code [text, vision]} list; MoE
- * layers are given by {@code mlp_layer_types} or by {@code moe_layer_start_index} / {@code
- * moe_layer_interval} / {@code moe_layer_end_index}.
+ * layout (language keys at the top level or under {@code text_config}, plus {@code vision_config}).
+ * Expert counts and widths may be a number or a {@code [text, vision]} list; MoE layers are given
+ * by {@code mlp_layer_types} or by {@code moe_layer_start_index} / {@code moe_layer_interval} /
+ * {@code moe_layer_end_index}.
  */
 public final class ModelConfigJson {
   private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -41,12 +41,20 @@ public final class ModelConfigJson {
       root = MAPPER.readTree(json);
     } catch (JsonProcessingException e) {
       throw new ConfigException(
-          source + " is not valid JSON: " + e.getOriginalMessage() + " at line " + e.getLocation().getLineNr(), e);
+          source
+              + " is not valid JSON: "
+              + e.getOriginalMessage()
+              + " at line "
+              + e.getLocation().getLineNr(),
+          e);
     }
     if (root == null || !root.isObject()) {
       throw new ConfigException(source + " must hold a JSON object");
     }
-    JsonNode text = root.has("text_config") && root.get("text_config").isObject() ? merged(root, root.get("text_config")) : root;
+    JsonNode text =
+        root.has("text_config") && root.get("text_config").isObject()
+            ? merged(root, root.get("text_config"))
+            : root;
     Reader r = new Reader(text, source);
 
     int hidden = r.intReq("hidden_size");
@@ -77,7 +85,8 @@ public final class ModelConfigJson {
     List<ExpertGroup> groups = new ArrayList<>();
     if (!experts.isEmpty() && experts.get(0) > 0) {
       if (moeInter.isEmpty()) {
-        throw new ConfigException(source + ": moe_intermediate_size is required when moe_num_experts is set");
+        throw new ConfigException(
+            source + ": moe_intermediate_size is required when moe_num_experts is set");
       }
       for (int g = 0; g < experts.size(); g++) {
         int first = pick(starts, g, kinds.isEmpty() ? 1 : firstMoe(kinds));
@@ -86,9 +95,21 @@ public final class ModelConfigJson {
           last = layers + last; // -1 means the last layer
         }
         if (first < 0 || first >= layers) {
-          throw new ConfigException(source + ": moe_layer_start_index " + first + " is outside [0, " + (layers - 1) + "]");
+          throw new ConfigException(
+              source
+                  + ": moe_layer_start_index "
+                  + first
+                  + " is outside [0, "
+                  + (layers - 1)
+                  + "]");
         }
-        groups.add(new ExpertGroup(g == 0 ? "text" : g == 1 ? "vision" : "group" + g, experts.get(g), pick(moeInter, g, moeInter.get(0)), first, Math.min(last, layers - 1)));
+        groups.add(
+            new ExpertGroup(
+                g == 0 ? "text" : g == 1 ? "vision" : "group" + g,
+                experts.get(g),
+                pick(moeInter, g, moeInter.get(0)),
+                first,
+                Math.min(last, layers - 1)));
       }
     }
     if (kinds.isEmpty()) {

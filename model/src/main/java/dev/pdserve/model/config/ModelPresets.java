@@ -20,21 +20,93 @@ public final class ModelPresets {
   private static final Map<String, Supplier<ModelConfig>> PRESETS = new LinkedHashMap<>();
 
   static {
-    PRESETS.put("tiny", () -> vl("tiny", BYTE_VOCAB, 64, 4, 4, 2, 16, 128, 64, 64, 32, 16, 6, 2, 1024, Optional.empty()));
-    PRESETS.put("small", () -> vl("small", BYTE_VOCAB, 512, 6, 8, 2, 64, 1536, 64, 64, 256, 128, 6, 2, 8192, Optional.empty()));
+    PRESETS.put(
+        "tiny",
+        () ->
+            vl(
+                "tiny",
+                BYTE_VOCAB,
+                64,
+                4,
+                4,
+                2,
+                16,
+                128,
+                64,
+                64,
+                32,
+                16,
+                6,
+                2,
+                1024,
+                Optional.empty()));
+    PRESETS.put(
+        "small",
+        () ->
+            vl(
+                "small",
+                BYTE_VOCAB,
+                512,
+                6,
+                8,
+                2,
+                64,
+                1536,
+                64,
+                64,
+                256,
+                128,
+                6,
+                2,
+                8192,
+                Optional.empty()));
     PRESETS.put(
         "ernie-4.5-vl-28b-a3b",
         () ->
             vl(
-                "ernie-4.5-vl-28b-a3b", 103424, 2560, 28, 20, 4, 128, 12288, 64, 64, 1536, 512, 6, 2, 131072,
+                "ernie-4.5-vl-28b-a3b",
+                103424,
+                2560,
+                28,
+                20,
+                4,
+                128,
+                12288,
+                64,
+                64,
+                1536,
+                512,
+                6,
+                2,
+                131072,
                 Optional.of(new VisionConfig(32, 1280, 16, 14, 2, 2, 4))));
     PRESETS.put(
         "ernie-4.5-21b-a3b",
         () -> {
           List<LayerKind> kinds = kinds(28);
           return new ModelConfig(
-              "ernie-4.5-21b-a3b", 103424, 2560, 28, 20, 4, 128, 12288, 1e-5, 500000.0, 131072, true, kinds,
-              List.of(new ExpertGroup("text", 64, 1536, 1, 27)), 6, 2, 1e-12, 1, 2, 0, 20, Optional.empty());
+              "ernie-4.5-21b-a3b",
+              103424,
+              2560,
+              28,
+              20,
+              4,
+              128,
+              12288,
+              1e-5,
+              500000.0,
+              131072,
+              true,
+              kinds,
+              List.of(new ExpertGroup("text", 64, 1536, 1, 27)),
+              6,
+              2,
+              1e-12,
+              1,
+              2,
+              0,
+              20,
+              Optional.empty());
         });
   }
 
@@ -47,7 +119,8 @@ public final class ModelPresets {
   public static ModelConfig get(String name) {
     Supplier<ModelConfig> s = PRESETS.get(name);
     if (s == null) {
-      throw new ConfigException("unknown preset '" + name + "'; known presets: " + String.join(", ", PRESETS.keySet()));
+      throw new ConfigException(
+          "unknown preset '" + name + "'; known presets: " + String.join(", ", PRESETS.keySet()));
     }
     return s.get();
   }
@@ -61,14 +134,46 @@ public final class ModelPresets {
   }
 
   private static ModelConfig vl(
-      String name, int vocab, int hidden, int layers, int heads, int kvHeads, int headDim, int denseInter,
-      int textExperts, int visionExperts, int textInter, int visionInter, int k, int shared, int ctx,
+      String name,
+      int vocab,
+      int hidden,
+      int layers,
+      int heads,
+      int kvHeads,
+      int headDim,
+      int denseInter,
+      int textExperts,
+      int visionExperts,
+      int textInter,
+      int visionInter,
+      int k,
+      int shared,
+      int ctx,
       Optional<VisionConfig> vision) {
     return new ModelConfig(
-        name, vocab, hidden, layers, heads, kvHeads, headDim, denseInter, 1e-5, 500000.0, ctx, true, kinds(layers),
+        name,
+        vocab,
+        hidden,
+        layers,
+        heads,
+        kvHeads,
+        headDim,
+        denseInter,
+        1e-5,
+        500000.0,
+        ctx,
+        true,
+        kinds(layers),
         List.of(
             new ExpertGroup("text", textExperts, textInter, 1, layers - 1),
             new ExpertGroup("vision", visionExperts, visionInter, 1, layers - 1)),
-        k, shared, 1e-12, 1, 2, 0, 20, vision);
+        k,
+        shared,
+        1e-12,
+        1,
+        2,
+        0,
+        20,
+        vision);
   }
 }

@@ -52,7 +52,8 @@ public final class ContiguousKv implements SequenceKv {
   /** Drops every position at and after {@code newLength}. */
   public void truncate(int newLength) {
     if (newLength < 0 || newLength > length) {
-      throw new IllegalArgumentException("cannot truncate " + length + " positions to " + newLength);
+      throw new IllegalArgumentException(
+          "cannot truncate " + length + " positions to " + newLength);
     }
     length = newLength;
   }

@@ -11,7 +11,8 @@ import dev.pdserve.model.sampling.FinishReason;
  * @param finish null while the request goes on, else why it finished
  * @param stopReason the stop string or stop token id that finished it, else null
  */
-public record Emission(int tokenId, String text, double logprob, FinishReason finish, String stopReason) {
+public record Emission(
+    int tokenId, String text, double logprob, FinishReason finish, String stopReason) {
   public boolean finished() {
     return finish != null;
   }

@@ -17,8 +17,8 @@ import java.util.Map;
 /**
  * Runs routed experts grouped per expert: the rows routed to one expert go through it together in
  * one ONNX Runtime call, so cost grows with rows × k, not with the number of experts. One session
- * per distinct expert shape serves every expert (the weights are inputs). Used in-process by
- * {@link LocalExperts} and by expert shards for the experts they host.
+ * per distinct expert shape serves every expert (the weights are inputs). Used in-process by {@link
+ * LocalExperts} and by expert shards for the experts they host.
  */
 public final class ExpertCompute implements AutoCloseable {
   private final ModelConfig cfg;
@@ -34,7 +34,8 @@ public final class ExpertCompute implements AutoCloseable {
     HostedExperts ALL = (l, g, e) -> true;
   }
 
-  public ExpertCompute(ModelConfig cfg, ModelWeights weights, OrtRuntime runtime, HostedExperts hosted) {
+  public ExpertCompute(
+      ModelConfig cfg, ModelWeights weights, OrtRuntime runtime, HostedExperts hosted) {
     this.cfg = cfg;
     this.weights = weights;
     this.runtime = runtime;
@@ -50,7 +51,8 @@ public final class ExpertCompute implements AutoCloseable {
                 inter,
                 i -> {
                   GraphBuilder b = ExpertGraph.build(cfg.hidden(), i);
-                  return OrtGraph.create(b.build().getGraph().getName(), b.build(), List.of(), Map.of(), runtime);
+                  return OrtGraph.create(
+                      b.build().getGraph().getName(), b.build(), List.of(), Map.of(), runtime);
                 });
       }
     } catch (RuntimeException e) {
@@ -140,7 +142,8 @@ public final class ExpertCompute implements AutoCloseable {
 
   @Override
   public void close() {
-    java.util.Set<OrtGraph> distinct = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    java.util.Set<OrtGraph> distinct =
+        java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
     for (OrtGraph og : graphs) {
       if (og != null) {
         distinct.add(og);

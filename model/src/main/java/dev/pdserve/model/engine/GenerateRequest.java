@@ -10,7 +10,8 @@ import dev.pdserve.model.sampling.SamplingParams;
  * @param sampling sampling parameters (validated against the prompt and the model's context)
  * @param enableThinking the chat template's thinking mode (chat prompts only)
  */
-public record GenerateRequest(String requestId, Prompt prompt, SamplingParams sampling, boolean enableThinking) {
+public record GenerateRequest(
+    String requestId, Prompt prompt, SamplingParams sampling, boolean enableThinking) {
   public GenerateRequest {
     if (requestId == null || requestId.isBlank()) {
       throw new IllegalArgumentException("request_id must not be empty");

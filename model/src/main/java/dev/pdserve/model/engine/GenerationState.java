@@ -11,8 +11,8 @@ import dev.pdserve.model.tokenizer.Tokenizer;
 /**
  * The output side of one request: token history for sampling, and stop handling with incremental
  * detokenization. Sampling is stateless per step (a function of the seed, the history and the
- * logits), so the same request continued on another node samples the same tokens. Not
- * thread-safe: one owner thread at a time.
+ * logits), so the same request continued on another node samples the same tokens. Not thread-safe:
+ * one owner thread at a time.
  */
 public final class GenerationState {
   private final String requestId;
@@ -22,7 +22,8 @@ public final class GenerationState {
   private final StopChecker stop;
   private FinishReason finish;
 
-  public GenerationState(String requestId, int[] promptIds, SamplingParams params, long seed, Tokenizer tokenizer) {
+  public GenerationState(
+      String requestId, int[] promptIds, SamplingParams params, long seed, Tokenizer tokenizer) {
     this.requestId = requestId;
     this.params = params;
     this.seed = seed;
@@ -62,14 +63,18 @@ public final class GenerationState {
   /** Takes the next token into the output; the emission says whether the request finished. */
   public Emission accept(int token, double logprob) {
     if (finish != null) {
-      throw new IllegalStateException("request " + requestId + " already finished (" + finish.wireName() + ")");
+      throw new IllegalStateException(
+          "request " + requestId + " already finished (" + finish.wireName() + ")");
     }
     history.append(token);
     StopChecker.Step step = stop.accept(token);
     String reason = null;
     if (step.finished()) {
       finish = step.finishReason();
-      reason = step.stopString() != null ? step.stopString() : step.stopTokenId() >= 0 ? Integer.toString(step.stopTokenId()) : null;
+      reason =
+          step.stopString() != null
+              ? step.stopString()
+              : step.stopTokenId() >= 0 ? Integer.toString(step.stopTokenId()) : null;
     }
     return new Emission(token, step.delta(), logprob, finish, reason);
   }

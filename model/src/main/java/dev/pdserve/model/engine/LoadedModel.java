@@ -13,8 +13,8 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 /**
- * A model's config, weight source and tokenizer, loaded from a {@link ModelSpec}. Dummy presets
- * use the byte tokenizer; a model directory uses its own {@code tokenizer.json} (through DJL's
+ * A model's config, weight source and tokenizer, loaded from a {@link ModelSpec}. Dummy presets use
+ * the byte tokenizer; a model directory uses its own {@code tokenizer.json} (through DJL's
  * HuggingFace tokenizers, offline) and falls back to the byte tokenizer when it has none.
  */
 public final class LoadedModel implements AutoCloseable {
@@ -26,7 +26,12 @@ public final class LoadedModel implements AutoCloseable {
   private final Tokenizer tokenizer;
   private final AutoCloseable owned;
 
-  private LoadedModel(ModelSpec spec, ModelConfig config, WeightSource weights, Tokenizer tokenizer, AutoCloseable owned) {
+  private LoadedModel(
+      ModelSpec spec,
+      ModelConfig config,
+      WeightSource weights,
+      Tokenizer tokenizer,
+      AutoCloseable owned) {
     this.spec = spec;
     this.config = config;
     this.weights = weights;
@@ -44,11 +49,13 @@ public final class LoadedModel implements AutoCloseable {
         if (dir.tokenizerJson().isPresent()) {
           HfTokenizer hf = HfTokenizer.open(dir.tokenizerJson().get());
           tok = hf;
-          owned = () -> {
-            try (dir; hf) {
-              // close both
-            }
-          };
+          owned =
+              () -> {
+                try (dir;
+                    hf) {
+                  // close both
+                }
+              };
         } else {
           tok = byteTokenizer(cfg);
           LOG.warn("{} has no tokenizer.json; using the byte tokenizer", spec.modelDir());
@@ -59,8 +66,12 @@ public final class LoadedModel implements AutoCloseable {
         throw e;
       }
     }
-    ModelConfig cfg = spec.preset() != null ? ModelPresets.get(spec.preset()) : ModelConfigJson.read(spec.configFile());
-    return new LoadedModel(spec, cfg, new DummyWeights(cfg, spec.weightSeed()), byteTokenizer(cfg), () -> {});
+    ModelConfig cfg =
+        spec.preset() != null
+            ? ModelPresets.get(spec.preset())
+            : ModelConfigJson.read(spec.configFile());
+    return new LoadedModel(
+        spec, cfg, new DummyWeights(cfg, spec.weightSeed()), byteTokenizer(cfg), () -> {});
   }
 
   /** The same config and tokenizer over other weights (tests, weight transforms). */
@@ -71,10 +82,15 @@ public final class LoadedModel implements AutoCloseable {
   private static Tokenizer byteTokenizer(ModelConfig cfg) {
     if (cfg.vocabSize() < ModelPresets.BYTE_VOCAB) {
       throw new IllegalArgumentException(
-          "vocab_size " + cfg.vocabSize() + " is smaller than the byte tokenizer's " + ModelPresets.BYTE_VOCAB
+          "vocab_size "
+              + cfg.vocabSize()
+              + " is smaller than the byte tokenizer's "
+              + ModelPresets.BYTE_VOCAB
               + " ids; give the model a tokenizer.json");
     }
-    return cfg.vocabSize() == ModelPresets.BYTE_VOCAB ? ByteTokenizer.create() : ByteTokenizer.withVocabSize(cfg.vocabSize());
+    return cfg.vocabSize() == ModelPresets.BYTE_VOCAB
+        ? ByteTokenizer.create()
+        : ByteTokenizer.withVocabSize(cfg.vocabSize());
   }
 
   public ModelSpec spec() {

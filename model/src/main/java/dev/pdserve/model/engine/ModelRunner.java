@@ -18,9 +18,9 @@ import java.util.Map;
 
 /**
  * Runs the model's dense parts as ONNX Runtime sessions (embedding, one graph per decoder layer,
- * final norm + LM head) over a batch of sequences, and hands the routed experts of MoE layers to
- * an {@link ExpertBackend}. A step may mix sequences of different lengths and different numbers
- * of new tokens; each sequence's result does not depend on what it is batched with.
+ * final norm + LM head) over a batch of sequences, and hands the routed experts of MoE layers to an
+ * {@link ExpertBackend}. A step may mix sequences of different lengths and different numbers of new
+ * tokens; each sequence's result does not depend on what it is batched with.
  */
 public final class ModelRunner implements AutoCloseable {
   private final ModelConfig cfg;
@@ -50,7 +50,13 @@ public final class ModelRunner implements AutoCloseable {
 
   private OrtGraph session(GraphBuilder b, ModelWeights weights, List<OrtGraph> made) {
     var model = b.build();
-    OrtGraph g = OrtGraph.create(model.getGraph().getName(), model, b.weights().keySet(), weights.forGraph(b.weights().keySet()), runtime);
+    OrtGraph g =
+        OrtGraph.create(
+            model.getGraph().getName(),
+            model,
+            b.weights().keySet(),
+            weights.forGraph(b.weights().keySet()),
+            runtime);
     made.add(g);
     return g;
   }
@@ -64,11 +70,13 @@ public final class ModelRunner implements AutoCloseable {
     long[] l = new long[ids.length];
     for (int i = 0; i < ids.length; i++) {
       if (ids[i] < 0 || ids[i] >= cfg.vocabSize()) {
-        throw new IllegalArgumentException("token id " + ids[i] + " is outside the vocabulary (0.." + (cfg.vocabSize() - 1) + ")");
+        throw new IllegalArgumentException(
+            "token id " + ids[i] + " is outside the vocabulary (0.." + (cfg.vocabSize() - 1) + ")");
       }
       l[i] = ids[i];
     }
-    try (OnnxTensor t = runtime.longTensor(l, ids.length); OrtSession.Result r = embed.run(Map.of("ids", t))) {
+    try (OnnxTensor t = runtime.longTensor(l, ids.length);
+        OrtSession.Result r = embed.run(Map.of("ids", t))) {
       return OrtGraph.floats(r, 0);
     }
   }
@@ -77,7 +85,8 @@ public final class ModelRunner implements AutoCloseable {
   public float[] logits(float[] rows, int m) {
     int padded = Math.max(m, 2); // never a single row (see LayerGraph)
     float[] in = padded == m ? rows : java.util.Arrays.copyOf(rows, padded * cfg.hidden());
-    try (OnnxTensor t = runtime.floatTensor(in, padded, cfg.hidden()); OrtSession.Result r = head.run(Map.of("h", t))) {
+    try (OnnxTensor t = runtime.floatTensor(in, padded, cfg.hidden());
+        OrtSession.Result r = head.run(Map.of("h", t))) {
       float[] out = OrtGraph.floats(r, 0);
       return padded == m ? out : java.util.Arrays.copyOf(out, m * cfg.vocabSize());
     }
@@ -183,7 +192,10 @@ public final class ModelRunner implements AutoCloseable {
         real += s.tokens().length;
         if (s.kv().length() + s.tokens().length > cfg.maxPositions()) {
           throw new IllegalArgumentException(
-              "sequence would reach " + (s.kv().length() + s.tokens().length) + " positions; the model's context is " + cfg.maxPositions());
+              "sequence would reach "
+                  + (s.kv().length() + s.tokens().length)
+                  + " positions; the model's context is "
+                  + cfg.maxPositions());
         }
       }
       // Never a single row: ONNX Runtime reduces a single row along another path than several.
@@ -224,7 +236,8 @@ public final class ModelRunner implements AutoCloseable {
           } else {
             rope.fill(0, cos, sin, row);
             for (int j = 0; j < sLen; j++) {
-              mask[mo + j] = j == past + t ? 0f : LayerGraph.MASKED; // padding attends to itself only
+              mask[mo + j] =
+                  j == past + t ? 0f : LayerGraph.MASKED; // padding attends to itself only
             }
           }
         }
@@ -244,7 +257,9 @@ public final class ModelRunner implements AutoCloseable {
       this.pvT = runtime.floatTensor(pvBuf, b, kvh, sLen, hd);
     }
 
-    /** Runs layer {@code l} on padded rows {@code x}, stores its KV, returns the new padded rows. */
+    /**
+     * Runs layer {@code l} on padded rows {@code x}, stores its KV, returns the new padded rows.
+     */
     float[] layer(int l, float[] x, ExpertBackend experts) {
       int h = cfg.hidden();
       int kvh = cfg.numKvHeads();
@@ -277,11 +292,21 @@ public final class ModelRunner implements AutoCloseable {
           float[] kNew = OrtGraph.floats(r, moe ? 4 : 1);
           float[] vNew = OrtGraph.floats(r, moe ? 5 : 2);
           for (int i = 0; i < b; i++) {
-            seqs.get(i).kv().write(l, kNew, vNew, i * kvh * tq * hd, tq, seqs.get(i).tokens().length);
+            seqs.get(i)
+                .kv()
+                .write(l, kNew, vNew, i * kvh * tq * hd, tq, seqs.get(i).tokens().length);
           }
           float[] out = OrtGraph.floats(r, 0);
           if (moe) {
-            routedAdd(l, out, OrtGraph.floats(r, 1), OrtGraph.longs(r, 2), OrtGraph.floats(r, 3), rowOf, visReal, experts);
+            routedAdd(
+                l,
+                out,
+                OrtGraph.floats(r, 1),
+                OrtGraph.longs(r, 2),
+                OrtGraph.floats(r, 3),
+                rowOf,
+                visReal,
+                experts);
           }
           return out;
         }
@@ -334,7 +359,14 @@ public final class ModelRunner implements AutoCloseable {
 
   /** x[row] = base[row] + routed(hn[row]) for every real row. */
   private void routedAdd(
-      int layer, float[] base, float[] hn, long[] idx, float[] w, int[] rowOf, boolean[] visReal, ExpertBackend experts) {
+      int layer,
+      float[] base,
+      float[] hn,
+      long[] idx,
+      float[] w,
+      int[] rowOf,
+      boolean[] visReal,
+      ExpertBackend experts) {
     int h = cfg.hidden();
     int k = cfg.topK();
     int n = rowOf.length;

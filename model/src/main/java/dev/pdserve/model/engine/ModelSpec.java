@@ -11,9 +11,11 @@ public record ModelSpec(String preset, Path configFile, Path modelDir, long weig
   public static final long DEFAULT_SEED = 42;
 
   public ModelSpec {
-    int given = (preset != null ? 1 : 0) + (configFile != null ? 1 : 0) + (modelDir != null ? 1 : 0);
+    int given =
+        (preset != null ? 1 : 0) + (configFile != null ? 1 : 0) + (modelDir != null ? 1 : 0);
     if (given != 1) {
-      throw new IllegalArgumentException("give exactly one of a preset, a config file and a model directory");
+      throw new IllegalArgumentException(
+          "give exactly one of a preset, a config file and a model directory");
     }
   }
 

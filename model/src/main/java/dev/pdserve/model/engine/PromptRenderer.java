@@ -4,7 +4,9 @@ import dev.pdserve.model.sampling.InvalidRequestException;
 import dev.pdserve.model.tokenizer.ChatTemplate;
 import dev.pdserve.model.tokenizer.Tokenizer;
 
-/** Turns a {@link Prompt} into token ids: the chat template for messages, the tokenizer for text. */
+/**
+ * Turns a {@link Prompt} into token ids: the chat template for messages, the tokenizer for text.
+ */
 public final class PromptRenderer {
   private final Tokenizer tokenizer;
   private final ChatTemplate template;
@@ -23,7 +25,8 @@ public final class PromptRenderer {
     int[] ids;
     if (prompt instanceof Prompt.Messages m) {
       if (m.messages().isEmpty()) {
-        throw new InvalidRequestException("messages", "messages is empty; give at least one message");
+        throw new InvalidRequestException(
+            "messages", "messages is empty; give at least one message");
       }
       try {
         ids = tokenizer.encode(template.render(m.messages(), true, enableThinking));
@@ -43,7 +46,13 @@ public final class PromptRenderer {
         if (ids[i] < 0 || ids[i] >= tokenizer.vocabSize()) {
           throw new InvalidRequestException(
               "prompt_token_ids",
-              "prompt_token_ids[" + i + "] = " + ids[i] + " is outside the vocabulary (0.." + (tokenizer.vocabSize() - 1) + ")");
+              "prompt_token_ids["
+                  + i
+                  + "] = "
+                  + ids[i]
+                  + " is outside the vocabulary (0.."
+                  + (tokenizer.vocabSize() - 1)
+                  + ")");
         }
       }
     }

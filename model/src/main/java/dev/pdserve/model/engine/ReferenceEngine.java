@@ -74,13 +74,15 @@ public final class ReferenceEngine implements AutoCloseable {
 
   /** Generates a completion, calling {@code listener} for every token as it is produced. */
   public GenerateResult generate(GenerateRequest req, TokenListener listener) {
-    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put("request_id", req.requestId())) {
+    try (CloseableThreadContext.Instance ctx =
+        CloseableThreadContext.put("request_id", req.requestId())) {
       long start = System.nanoTime();
       int[] prompt = renderer.render(req.prompt(), req.enableThinking());
       SamplingParams params = req.sampling();
       params.validate(prompt.length, config().maxPositions(), config().vocabSize());
       long seed = params.seed().orElseGet(SEEDS::nextLong);
-      GenerationState state = new GenerationState(req.requestId(), prompt, params, seed, tokenizer());
+      GenerationState state =
+          new GenerationState(req.requestId(), prompt, params, seed, tokenizer());
       Sampler sampler = new Sampler(tokenizer().eosId());
       ContiguousKv kv = new ContiguousKv(config(), prompt.length + params.maxTokens());
       List<Double> logprobs = new ArrayList<>();
@@ -94,12 +96,26 @@ public final class ReferenceEngine implements AutoCloseable {
         listener.onToken(e);
         if (e.finished()) {
           double total = (System.nanoTime() - start) / 1e6;
-          LOG.debug("finished: {} prompt tokens, {} generated, {} in {} ms", prompt.length, state.generated(), e.finish().wireName(), total);
+          LOG.debug(
+              "finished: {} prompt tokens, {} generated, {} in {} ms",
+              prompt.length,
+              state.generated(),
+              e.finish().wireName(),
+              total);
           return new GenerateResult(
-              req.requestId(), state.generatedIds(), state.text(), e.finish(), e.stopReason(), prompt.length, 0,
-              logprobs.stream().mapToDouble(Double::doubleValue).toArray(), prefillMillis, total);
+              req.requestId(),
+              state.generatedIds(),
+              state.text(),
+              e.finish(),
+              e.stopReason(),
+              prompt.length,
+              0,
+              logprobs.stream().mapToDouble(Double::doubleValue).toArray(),
+              prefillMillis,
+              total);
         }
-        logits = runner.forward(List.of(SequenceStep.text(new int[] {s.tokenId()}, kv, true)), local)[0];
+        logits =
+            runner.forward(List.of(SequenceStep.text(new int[] {s.tokenId()}, kv, true)), local)[0];
       }
     }
   }

@@ -21,7 +21,10 @@ public final class Rope {
     return invFreq.length;
   }
 
-  /** Writes cos and sin of {@code position} into row {@code row} of {@code [rows, headDim/2]} arrays. */
+  /**
+   * Writes cos and sin of {@code position} into row {@code row} of {@code [rows, headDim/2]}
+   * arrays.
+   */
   public void fill(long position, float[] cos, float[] sin, int row) {
     int o = row * invFreq.length;
     for (int i = 0; i < invFreq.length; i++) {

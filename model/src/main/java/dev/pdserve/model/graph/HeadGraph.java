@@ -5,7 +5,10 @@ import dev.pdserve.model.onnx.DType;
 import dev.pdserve.model.onnx.GraphBuilder;
 import dev.pdserve.model.weights.WeightNames;
 
-/** Final RMSNorm and LM head (the embedding matrix when embeddings are tied): {@code [m, H] → [m, V]}. */
+/**
+ * Final RMSNorm and LM head (the embedding matrix when embeddings are tied): {@code [m, H] → [m,
+ * V]}.
+ */
 public final class HeadGraph {
   private HeadGraph() {}
 
@@ -14,7 +17,10 @@ public final class HeadGraph {
     String h = b.input("h", DType.FLOAT, "m", (long) cfg.hidden());
     String norm = b.rmsNorm(h, b.weight(WeightNames.FINAL_NORM, cfg.hidden()), cfg.rmsNormEps());
     String table =
-        b.weight(cfg.tieEmbeddings() ? WeightNames.EMBED : WeightNames.LM_HEAD, cfg.vocabSize(), cfg.hidden());
+        b.weight(
+            cfg.tieEmbeddings() ? WeightNames.EMBED : WeightNames.LM_HEAD,
+            cfg.vocabSize(),
+            cfg.hidden());
     b.output(b.linear(norm, table), "logits", DType.FLOAT, "m", (long) cfg.vocabSize());
     return b;
   }

@@ -9,8 +9,8 @@ import dev.pdserve.model.weights.WeightNames;
 import java.util.List;
 
 /**
- * Builds the ONNX graph of one decoder layer, in one form for prefill (many tokens of one
- * sequence) and decode (one new token for each of a batch of sequences of different lengths):
+ * Builds the ONNX graph of one decoder layer, in one form for prefill (many tokens of one sequence)
+ * and decode (one new token for each of a batch of sequences of different lengths):
  *
  * <pre>
  * inputs   x [B·Tq, H]            new tokens' hidden states, sequence-major, padded to Tq per sequence
@@ -26,12 +26,13 @@ import java.util.List;
  *          both:        k_new, v_new [B, kvh, Tq, hd]
  * </pre>
  *
- * Each sequence's keys are a prefix of the S slots (its past, then its new tokens), padding is
- * a zero tail, and masked scores are exact zeros after the softmax: summation order over real keys
- * is the same whatever the padding. Callers pass at least two rows (ONNX Runtime reduces a single
- * row along another path). The query group is folded into the rows of the attention products ({@code [B, kvh, Tq·g, hd]}),
- * so every product has at least two rows: ONNX Runtime then computes each row the same way
- * whatever the batch, and a sequence's output does not depend on what it was batched with.
+ * Each sequence's keys are a prefix of the S slots (its past, then its new tokens), padding is a
+ * zero tail, and masked scores are exact zeros after the softmax: summation order over real keys is
+ * the same whatever the padding. Callers pass at least two rows (ONNX Runtime reduces a single row
+ * along another path). The query group is folded into the rows of the attention products ({@code
+ * [B, kvh, Tq·g, hd]}), so every product has at least two rows: ONNX Runtime then computes each row
+ * the same way whatever the batch, and a sequence's output does not depend on what it was batched
+ * with.
  */
 public final class LayerGraph {
   public static final float MASKED = -1e9f;
@@ -57,22 +58,32 @@ public final class LayerGraph {
     // ---- attention ----
     String xn = b.rmsNorm(x, b.weight(WeightNames.inputNorm(layer), h), cfg.rmsNormEps());
     String q = rope(b, b.linear(xn, b.weight(WeightNames.q(layer), nh * hd, h)), nh, hd, cos, sin);
-    String k = rope(b, b.linear(xn, b.weight(WeightNames.k(layer), kvh * hd, h)), kvh, hd, cos, sin);
+    String k =
+        rope(b, b.linear(xn, b.weight(WeightNames.k(layer), kvh * hd, h)), kvh, hd, cos, sin);
     String v = b.linear(xn, b.weight(WeightNames.v(layer), kvh * hd, h));
 
     String bt = b.slice(b.shape(mask), 0, 2, 0); // [B, Tq]
-    String q5 = b.transpose(b.reshapeTo(q, b.concat(0, bt, b.constInts(kvh, g, hd))), 0, 2, 1, 3, 4);
+    String q5 =
+        b.transpose(b.reshapeTo(q, b.concat(0, bt, b.constInts(kvh, g, hd))), 0, 2, 1, 3, 4);
     String qRows = b.reshape(q5, 0, 0, -1, hd); // [B, kvh, Tq·g, hd]
     String kNew = b.transpose(b.reshapeTo(k, b.concat(0, bt, b.constInts(kvh, hd))), 0, 2, 1, 3);
     String vNew = b.transpose(b.reshapeTo(v, b.concat(0, bt, b.constInts(kvh, hd))), 0, 2, 1, 3);
     String keys = b.op("ScatterND", pastK, kvIndex, kNew); // [B, kvh, S, hd]
     String values = b.op("ScatterND", pastV, kvIndex, vNew);
 
-    String scores = b.mul(b.matMul(qRows, b.transpose(keys, 0, 1, 3, 2)), b.constScalar((float) (1.0 / Math.sqrt(hd))));
+    String scores =
+        b.mul(
+            b.matMul(qRows, b.transpose(keys, 0, 1, 3, 2)),
+            b.constScalar((float) (1.0 / Math.sqrt(hd))));
     String scoresShape = b.shape(scores);
     String s5 =
         b.reshapeTo(
-            scores, b.concat(0, b.slice(scoresShape, 0, 2, 0), b.constInts(-1, g), b.slice(scoresShape, 3, 4, 0)));
+            scores,
+            b.concat(
+                0,
+                b.slice(scoresShape, 0, 2, 0),
+                b.constInts(-1, g),
+                b.slice(scoresShape, 3, 4, 0)));
     String probs = b.reshapeTo(b.softmax(b.add(s5, b.unsqueeze(mask, 1, 3)), -1), scoresShape);
     String ctx = b.matMul(probs, values); // [B, kvh, Tq·g, hd]
     String ctxShape = b.slice(b.shape(ctx), 0, 2, 0);
@@ -124,10 +135,13 @@ public final class LayerGraph {
     return b;
   }
 
-  /** The fp32 gate of one group: {idx, weights}. Top-k by p + bias, weights = chosen p renormalised. */
+  /**
+   * The fp32 gate of one group: {idx, weights}. Top-k by p + bias, weights = chosen p renormalised.
+   */
   private static String[] route(GraphBuilder b, ModelConfig cfg, int layer, int group, String hn) {
     ExpertGroup eg = cfg.expertGroups().get(group);
-    String logits = b.linear(hn, b.weight(WeightNames.gate(layer, group), eg.numExperts(), cfg.hidden()));
+    String logits =
+        b.linear(hn, b.weight(WeightNames.gate(layer, group), eg.numExperts(), cfg.hidden()));
     String p = b.softmax(logits, -1);
     // The group's row of the [groups, experts] bias, as its own weight: an op on a weight alone
     // would be constant-folded before the session binds the weight's data.
@@ -138,7 +152,9 @@ public final class LayerGraph {
     return new String[] {top[1], b.div(chosen, sum)};
   }
 
-  /** Interleaved rotary embedding on {@code [M, heads·hd]} rows: pairs (2i, 2i+1) rotate together. */
+  /**
+   * Interleaved rotary embedding on {@code [M, heads·hd]} rows: pairs (2i, 2i+1) rotate together.
+   */
   private static String rope(GraphBuilder b, String x, int heads, int hd, String cos, String sin) {
     String pairs = b.reshape(x, -1, heads, hd / 2, 2);
     String a = b.slice(pairs, 0, 1, 3);

@@ -20,11 +20,11 @@ import java.util.Map;
 
 /**
  * Builds an ONNX {@link ModelProto} in Java: graph inputs and outputs, nodes, small constant
- * initializers, and named weights whose data is supplied when the session is created (see
- * {@link OrtGraph}), so a graph never carries large tensors inside its protobuf.
+ * initializers, and named weights whose data is supplied when the session is created (see {@link
+ * OrtGraph}), so a graph never carries large tensors inside its protobuf.
  *
- * <p>Ops are emitted for the default domain at {@link #OPSET}; every helper returns the name of
- * the value it produced.
+ * <p>Ops are emitted for the default domain at {@link #OPSET}; every helper returns the name of the
+ * value it produced.
  */
 public final class GraphBuilder {
   /** Default-domain opset the graphs target. */
@@ -44,7 +44,9 @@ public final class GraphBuilder {
     this.name = name;
   }
 
-  /** Declares a graph input; a dimension is a {@code Long} (fixed) or a {@code String} (symbolic). */
+  /**
+   * Declares a graph input; a dimension is a {@code Long} (fixed) or a {@code String} (symbolic).
+   */
   public String input(String inputName, DType type, Object... dims) {
     inputs.add(valueInfo(inputName, type, dims));
     return inputName;
@@ -73,7 +75,9 @@ public final class GraphBuilder {
             .setDataType(DType.FLOAT.code())
             .setDataLocation(TensorProto.DataLocation.EXTERNAL)
             .addExternalData(
-                StringStringEntryProto.newBuilder().setKey("location").setValue("pdserve:" + weightName));
+                StringStringEntryProto.newBuilder()
+                    .setKey("location")
+                    .setValue("pdserve:" + weightName));
     for (long d : dims) {
       t.addDims(d);
     }
@@ -117,7 +121,10 @@ public final class GraphBuilder {
   private String constant(DType type, long[] dims, ByteBuffer data) {
     String n = fresh("const");
     TensorProto.Builder t =
-        TensorProto.newBuilder().setName(n).setDataType(type.code()).setRawData(ByteString.copyFrom(data));
+        TensorProto.newBuilder()
+            .setName(n)
+            .setDataType(type.code())
+            .setRawData(ByteString.copyFrom(data));
     for (long d : dims) {
       t.addDims(d);
     }
@@ -176,7 +183,9 @@ public final class GraphBuilder {
     return op("MatMul", a, b);
   }
 
-  /** {@code x · wᵀ} for a 2-D {@code x} and a weight stored {@code [out, in]} (checkpoint layout). */
+  /**
+   * {@code x · wᵀ} for a 2-D {@code x} and a weight stored {@code [out, in]} (checkpoint layout).
+   */
   public String linear(String x, String w) {
     return op("Gemm", List.of(Attr.i("transB", 1)), x, w);
   }
@@ -260,7 +269,12 @@ public final class GraphBuilder {
 
   /** Top-k along the last axis: {values, int64 indices}, largest first, ties to the lower index. */
   public String[] topK(String x, long k) {
-    return opMulti("TopK", 2, List.of(Attr.i("axis", -1), Attr.i("largest", 1), Attr.i("sorted", 1)), x, constInts(k));
+    return opMulti(
+        "TopK",
+        2,
+        List.of(Attr.i("axis", -1), Attr.i("largest", 1), Attr.i("sorted", 1)),
+        x,
+        constInts(k));
   }
 
   public String gatherElements(String x, String idx, int axis) {
@@ -330,7 +344,8 @@ public final class GraphBuilder {
         .setName(n)
         .setType(
             TypeProto.newBuilder()
-                .setTensorType(TypeProto.Tensor.newBuilder().setElemType(type.code()).setShape(shape)))
+                .setTensorType(
+                    TypeProto.Tensor.newBuilder().setElemType(type.code()).setShape(shape)))
         .build();
   }
 
@@ -338,12 +353,20 @@ public final class GraphBuilder {
   public record Attr(AttributeProto proto) {
     public static Attr i(String n, long v) {
       return new Attr(
-          AttributeProto.newBuilder().setName(n).setType(AttributeProto.AttributeType.INT).setI(v).build());
+          AttributeProto.newBuilder()
+              .setName(n)
+              .setType(AttributeProto.AttributeType.INT)
+              .setI(v)
+              .build());
     }
 
     public static Attr f(String n, float v) {
       return new Attr(
-          AttributeProto.newBuilder().setName(n).setType(AttributeProto.AttributeType.FLOAT).setF(v).build());
+          AttributeProto.newBuilder()
+              .setName(n)
+              .setType(AttributeProto.AttributeType.FLOAT)
+              .setF(v)
+              .build());
     }
 
     public static Attr ints(String n, long... v) {

@@ -2,7 +2,6 @@ package dev.pdserve.model.onnx;
 
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OnnxTensorLike;
-import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import dev.pdserve.onnx.ModelProto;
@@ -40,7 +39,8 @@ public final class OrtGraph implements AutoCloseable {
       for (String w : weightNames) {
         OnnxTensorLike t = weights.get(w);
         if (t == null) {
-          throw new IllegalArgumentException("graph " + name + " needs weight " + w + ", which was not supplied");
+          throw new IllegalArgumentException(
+              "graph " + name + " needs weight " + w + ", which was not supplied");
         }
         options.addInitializer(w, t);
       }
@@ -48,7 +48,8 @@ public final class OrtGraph implements AutoCloseable {
       return new OrtGraph(name, options, session);
     } catch (OrtException e) {
       options.close();
-      throw new IllegalStateException("ONNX Runtime refused graph " + name + ": " + e.getMessage(), e);
+      throw new IllegalStateException(
+          "ONNX Runtime refused graph " + name + ": " + e.getMessage(), e);
     } catch (RuntimeException e) {
       options.close();
       throw e;

@@ -11,8 +11,8 @@ import java.nio.IntBuffer;
 import java.nio.LongBuffer;
 
 /**
- * The process's ONNX Runtime environment plus the session settings pdserve uses: intra-op
- * threads, the execution provider (CPU, or CUDA with the GPU artifact), and weight prepacking.
+ * The process's ONNX Runtime environment plus the session settings pdserve uses: intra-op threads,
+ * the execution provider (CPU, or CUDA with the GPU artifact), and weight prepacking.
  */
 public final class OrtRuntime {
   private final OrtEnvironment env;
@@ -46,12 +46,16 @@ public final class OrtRuntime {
   public static synchronized OrtRuntime shared(RuntimeOptions opts) {
     if (shared == null) {
       try (OrtEnvironment.ThreadingOptions threading = new OrtEnvironment.ThreadingOptions()) {
-        int threads = opts.intraOpThreads() > 0 ? opts.intraOpThreads() : Runtime.getRuntime().availableProcessors();
+        int threads =
+            opts.intraOpThreads() > 0
+                ? opts.intraOpThreads()
+                : Runtime.getRuntime().availableProcessors();
         threading.setGlobalIntraOpNumThreads(threads);
         threading.setGlobalInterOpNumThreads(1);
         threading.setGlobalSpinControl(false);
         OrtEnvironment env =
-            OrtEnvironment.getEnvironment(ai.onnxruntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING, "pdserve", threading);
+            OrtEnvironment.getEnvironment(
+                ai.onnxruntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING, "pdserve", threading);
         shared = new OrtRuntime(env, opts);
       } catch (OrtException e) {
         throw new IllegalStateException("cannot start ONNX Runtime: " + e.getMessage(), e);
@@ -87,7 +91,8 @@ public final class OrtRuntime {
       return so;
     } catch (OrtException e) {
       so.close();
-      throw new IllegalStateException("cannot configure an ONNX Runtime session: " + e.getMessage(), e);
+      throw new IllegalStateException(
+          "cannot configure an ONNX Runtime session: " + e.getMessage(), e);
     }
   }
 
@@ -112,7 +117,8 @@ public final class OrtRuntime {
   }
 
   public OnnxTensor longTensor(long[] data, long... shape) {
-    LongBuffer b = ByteBuffer.allocateDirect(data.length * 8).order(ByteOrder.nativeOrder()).asLongBuffer();
+    LongBuffer b =
+        ByteBuffer.allocateDirect(data.length * 8).order(ByteOrder.nativeOrder()).asLongBuffer();
     b.put(data).flip();
     try {
       return OnnxTensor.createTensor(env, b, shape);
@@ -122,7 +128,8 @@ public final class OrtRuntime {
   }
 
   public OnnxTensor intTensor(int[] data, long... shape) {
-    IntBuffer b = ByteBuffer.allocateDirect(data.length * 4).order(ByteOrder.nativeOrder()).asIntBuffer();
+    IntBuffer b =
+        ByteBuffer.allocateDirect(data.length * 4).order(ByteOrder.nativeOrder()).asIntBuffer();
     b.put(data).flip();
     try {
       return OnnxTensor.createTensor(env, b, shape);

@@ -1,16 +1,18 @@
 package dev.pdserve.model.sampling;
 
 /**
- * {@code exp} from IEEE-754 additions and multiplications only, so that it returns the same bits
- * on every JVM: Java 17 arithmetic is strict, whereas {@link Math#exp} may be an intrinsic that
+ * {@code exp} from IEEE-754 additions and multiplications only, so that it returns the same bits on
+ * every JVM: Java 17 arithmetic is strict, whereas {@link Math#exp} may be an intrinsic that
  * differs in the last ulp between machines, and {@link StrictMath#exp} is about twice as slow. As
  * fast as {@code Math.exp}; relative error about 1e-15 (normal results).
  */
 final class DeterministicMath {
   /** ln 2 / 64 split so that {@code k * LN2_64_HI} is exact for |k| < 2^21 (Cody-Waite). */
   private static final double LN2_64_HI = 6.93147180369123816490e-01 / 64;
+
   private static final double LN2_64_LO = 1.90821492927058770002e-10 / 64;
   private static final double SCALE = 64 * 1.44269504088896338700e+00;
+
   /** 2^(j/64), j = 0..63; StrictMath is specified to give the same bits everywhere. */
   private static final double[] TWO_TO_J_64 = new double[64];
 

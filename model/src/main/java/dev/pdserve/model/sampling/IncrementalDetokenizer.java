@@ -20,6 +20,7 @@ import java.util.Arrays;
 public final class IncrementalDetokenizer {
   /** Prompt tokens kept as left context for the first generated tokens (vLLM uses 5). */
   public static final int PROMPT_CONTEXT_TOKENS = 5;
+
   /** A character has at most 4 UTF-8 bytes; past this many tokens held text is emitted anyway. */
   static final int MAX_PENDING_TOKENS = 8;
 
@@ -29,8 +30,10 @@ public final class IncrementalDetokenizer {
   private final boolean skipSpecialTokens;
   private int[] ids;
   private int size;
+
   /** Start of the decode window. */
   private int prefixOffset;
+
   /** Ids before this are emitted. */
   private int readOffset;
 
@@ -48,7 +51,10 @@ public final class IncrementalDetokenizer {
     this.tokenizer = tokenizer;
     this.skipSpecialTokens = skipSpecialTokens;
     int context = Math.min(PROMPT_CONTEXT_TOKENS, promptIds.length);
-    this.ids = Arrays.copyOf(Arrays.copyOfRange(promptIds, promptIds.length - context, promptIds.length), context + 16);
+    this.ids =
+        Arrays.copyOf(
+            Arrays.copyOfRange(promptIds, promptIds.length - context, promptIds.length),
+            context + 16);
     this.size = context;
     this.prefixOffset = 0;
     this.readOffset = context;

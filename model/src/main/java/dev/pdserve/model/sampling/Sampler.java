@@ -41,7 +41,9 @@ public final class Sampler {
   private long[] keys = new long[0];
   private final double[] bucketMass = new double[BUCKETS];
 
-  /** @param eosId the EOS token, masked while fewer than {@code min_tokens} are generated */
+  /**
+   * @param eosId the EOS token, masked while fewer than {@code min_tokens} are generated
+   */
   public Sampler(int eosId) {
     if (eosId < 0) {
       throw new IllegalArgumentException("eosId must be >= 0, got " + eosId);
@@ -58,7 +60,8 @@ public final class Sampler {
    * @param requestSeed the server's seed for this request, used when {@code p.seed()} is empty
    * @throws IllegalStateException if every token is masked out (all logits -inf or NaN)
    */
-  public SampleResult sample(float[] logits, SamplingParams p, TokenHistory history, long requestSeed) {
+  public SampleResult sample(
+      float[] logits, SamplingParams p, TokenHistory history, long requestSeed) {
     if (logits.length == 0) {
       throw new IllegalArgumentException("logits must not be empty");
     }
@@ -92,7 +95,8 @@ public final class Sampler {
     return best;
   }
 
-  private SampleResult greedy(float[] logits, SamplingParams p, TokenHistory history, boolean mask) {
+  private SampleResult greedy(
+      float[] logits, SamplingParams p, TokenHistory history, boolean mask) {
     float[] x = logits;
     if (mask || p.hasPenalties()) {
       x = copyToWork(logits);
@@ -120,7 +124,8 @@ public final class Sampler {
     return new SampleResult(best, -logZ, topLogprobs(x, n, bestValue, logZ));
   }
 
-  private SampleResult random(float[] logits, SamplingParams p, TokenHistory history, boolean mask, double u) {
+  private SampleResult random(
+      float[] logits, SamplingParams p, TokenHistory history, boolean mask, double u) {
     int v = logits.length;
     float[] x = copyToWork(logits);
     applyPenalties(x, p, history);
@@ -231,11 +236,11 @@ public final class Sampler {
   }
 
   /**
-   * Moves the top-p nucleus of {@code cand[0..n)} to {@code cand[0..result)}: the fewest most likely
-   * tokens whose mass reaches {@code limit} (at least one). Two sequential passes instead of a sort:
-   * the first sums the mass in {@value #BUCKETS} buckets of logit distance below the maximum, which
-   * locates the bucket where the cumulative mass crosses {@code limit}; the second keeps every
-   * token of the buckets above it, and only the tokens of that one bucket are sorted.
+   * Moves the top-p nucleus of {@code cand[0..n)} to {@code cand[0..result)}: the fewest most
+   * likely tokens whose mass reaches {@code limit} (at least one). Two sequential passes instead of
+   * a sort: the first sums the mass in {@value #BUCKETS} buckets of logit distance below the
+   * maximum, which locates the bucket where the cumulative mass crosses {@code limit}; the second
+   * keeps every token of the buckets above it, and only the tokens of that one bucket are sorted.
    */
   private int nucleus(float[] x, double[] w, int[] cand, int n, float max, double limit) {
     float min = max;
@@ -436,6 +441,8 @@ public final class Sampler {
   }
 
   private static String allMaskedMessage(int v) {
-    return "no token can be sampled: all " + v + " logits are -inf or NaN after penalties and min_tokens masking";
+    return "no token can be sampled: all "
+        + v
+        + " logits are -inf or NaN after penalties and min_tokens masking";
   }
 }

@@ -12,7 +12,8 @@ import java.util.OptionalLong;
  * <p>The constructor only normalises (null lists become empty, lists are copied); {@link #validate}
  * checks the values against a prompt, a context window and a vocabulary, as an API edge must.
  *
- * @param temperature 0 (below {@link #GREEDY_EPSILON}) is greedy; otherwise logits are divided by it
+ * @param temperature 0 (below {@link #GREEDY_EPSILON}) is greedy; otherwise logits are divided by
+ *     it
  * @param topP nucleus size in (0, 1]; 1 is off
  * @param topK keep the k most likely tokens; 0 or -1 is off
  * @param minP drop tokens less likely than {@code minP} times the most likely one; 0 is off
@@ -46,6 +47,7 @@ public record SamplingParams(
 
   /** Temperatures below this are greedy (vLLM's {@code _SAMPLING_EPS}). */
   public static final double GREEDY_EPSILON = 1e-5;
+
   /** Most top log-probabilities a request may ask for (vLLM's default {@code max_logprobs}). */
   public static final int MAX_LOGPROBS = 20;
 
@@ -53,7 +55,10 @@ public record SamplingParams(
     seed = seed == null ? OptionalLong.empty() : seed;
     // Copies that keep null elements, so that validate() can name them instead of an NPE here.
     stop = stop == null ? List.of() : Collections.unmodifiableList(new ArrayList<>(stop));
-    stopTokenIds = stopTokenIds == null ? List.of() : Collections.unmodifiableList(new ArrayList<>(stopTokenIds));
+    stopTokenIds =
+        stopTokenIds == null
+            ? List.of()
+            : Collections.unmodifiableList(new ArrayList<>(stopTokenIds));
   }
 
   /** Defaults: temperature 1, no truncation, no penalties, 16 tokens. */
@@ -112,8 +117,14 @@ public record SamplingParams(
     }
     check(promptTokens >= 1, "prompt", "prompt has " + promptTokens + " tokens; give at least one");
     check(maxTokens >= 1, "max_tokens", "max_tokens must be >= 1, got " + maxTokens);
-    check(!(temperature < 0) && !Double.isNaN(temperature), "temperature", "temperature must be >= 0, got " + temperature);
-    check(Double.isFinite(temperature), "temperature", "temperature must be finite, got " + temperature);
+    check(
+        !(temperature < 0) && !Double.isNaN(temperature),
+        "temperature",
+        "temperature must be >= 0, got " + temperature);
+    check(
+        Double.isFinite(temperature),
+        "temperature",
+        "temperature must be finite, got " + temperature);
     check(topP > 0 && topP <= 1, "top_p", "top_p must be in (0, 1], got " + topP);
     check(topK >= -1, "top_k", "top_k must be -1, 0 or >= 1, got " + topK);
     check(minP >= 0 && minP <= 1, "min_p", "min_p must be in [0, 1], got " + minP);
@@ -133,7 +144,10 @@ public record SamplingParams(
     check(
         minTokens <= maxTokens,
         "min_tokens",
-        "min_tokens must be <= max_tokens, got min_tokens " + minTokens + " > max_tokens " + maxTokens);
+        "min_tokens must be <= max_tokens, got min_tokens "
+            + minTokens
+            + " > max_tokens "
+            + maxTokens);
     check(
         logprobs >= 0 && logprobs <= MAX_LOGPROBS,
         "logprobs",
@@ -148,14 +162,27 @@ public record SamplingParams(
       check(
           id >= 0 && id < vocabSize,
           "stop_token_ids",
-          "stop_token_ids[" + i + "] = " + id + " is outside the vocabulary (0.." + (vocabSize - 1) + ")");
+          "stop_token_ids["
+              + i
+              + "] = "
+              + id
+              + " is outside the vocabulary (0.."
+              + (vocabSize - 1)
+              + ")");
     }
     long requested = (long) promptTokens + maxTokens;
     if (requested > contextLimit) {
       throw new InvalidRequestException(
           promptTokens >= contextLimit ? "prompt" : "max_tokens",
-          "This model's maximum context length is " + contextLimit + " tokens. However, you requested " + requested
-              + " tokens (" + promptTokens + " in the messages, " + maxTokens + " in the completion). Please reduce"
+          "This model's maximum context length is "
+              + contextLimit
+              + " tokens. However, you requested "
+              + requested
+              + " tokens ("
+              + promptTokens
+              + " in the messages, "
+              + maxTokens
+              + " in the completion). Please reduce"
               + " the length of the messages or completion.");
     }
   }
@@ -275,8 +302,20 @@ public record SamplingParams(
 
     public SamplingParams build() {
       return new SamplingParams(
-          temperature, topP, topK, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed, maxTokens,
-          minTokens, stop, stopTokenIds, ignoreEos, logprobs);
+          temperature,
+          topP,
+          topK,
+          minP,
+          repetitionPenalty,
+          presencePenalty,
+          frequencyPenalty,
+          seed,
+          maxTokens,
+          minTokens,
+          stop,
+          stopTokenIds,
+          ignoreEos,
+          logprobs);
     }
   }
 }

@@ -13,10 +13,10 @@ import java.util.Set;
  * <ul>
  *   <li>Text comes from an {@link IncrementalDetokenizer}: incomplete UTF-8 is held back, special
  *       tokens are skipped by default.
- *   <li>A trailing part of the text that could be the start of a stop string is held back until
- *       it either completes the stop string or cannot anymore.
- *   <li>A stop string in the text finishes with {@link FinishReason#STOP}; the text ends just before
- *       it (the stop string is not included, vLLM's default).
+ *   <li>A trailing part of the text that could be the start of a stop string is held back until it
+ *       either completes the stop string or cannot anymore.
+ *   <li>A stop string in the text finishes with {@link FinishReason#STOP}; the text ends just
+ *       before it (the stop string is not included, vLLM's default).
  *   <li>A stop token id, or EOS unless {@code ignore_eos}, finishes with {@link FinishReason#STOP};
  *       the token is in {@link #tokenIds()} but adds no text.
  *   <li>{@code max_tokens} tokens finish with {@link FinishReason#LENGTH}.
@@ -63,7 +63,8 @@ public final class StopChecker {
    * @param promptIds the prompt, whose last tokens give the detokenizer its left context
    * @param skipSpecialTokens leave special tokens out of the text (the default elsewhere)
    */
-  public StopChecker(Tokenizer tokenizer, SamplingParams params, int[] promptIds, boolean skipSpecialTokens) {
+  public StopChecker(
+      Tokenizer tokenizer, SamplingParams params, int[] promptIds, boolean skipSpecialTokens) {
     this.params = params;
     this.eosId = tokenizer.eosId();
     this.stopTokenIds = new HashSet<>(params.stopTokenIds());
@@ -79,7 +80,8 @@ public final class StopChecker {
   public Step accept(int tokenId) {
     if (closed) {
       throw new IllegalStateException(
-          "sequence already " + (finishReason == null ? "flushed" : "finished (" + finishReason.wireName() + ")"));
+          "sequence already "
+              + (finishReason == null ? "flushed" : "finished (" + finishReason.wireName() + ")"));
     }
     if (count == tokenIds.length) {
       tokenIds = Arrays.copyOf(tokenIds, count * 2);
@@ -87,7 +89,8 @@ public final class StopChecker {
     tokenIds[count++] = tokenId;
     boolean stopsActive = count >= params.minTokens();
 
-    if (stopsActive && (stopTokenIds.contains(tokenId) || (tokenId == eosId && !params.ignoreEos()))) {
+    if (stopsActive
+        && (stopTokenIds.contains(tokenId) || (tokenId == eosId && !params.ignoreEos()))) {
       text.append(detokenizer.flush());
       return finish(FinishReason.STOP, null, tokenId);
     }
@@ -180,8 +183,8 @@ public final class StopChecker {
   }
 
   /**
-   * Length of the longest suffix of the unemitted text that is a proper prefix of a stop string:
-   * it may still become a stop string, so it is not streamed yet.
+   * Length of the longest suffix of the unemitted text that is a proper prefix of a stop string: it
+   * may still become a stop string, so it is not streamed yet.
    */
   private int heldForStops() {
     int available = text.length() - emitted;

@@ -3,17 +3,19 @@ package dev.pdserve.model.sampling;
 import java.util.Arrays;
 
 /**
- * The tokens a sequence has seen: its prompt and what it generated so far. The sampler reads it
- * for penalties, {@code min_tokens} and the step number (= {@link #generatedCount()}), so a
- * history rebuilt from the same ids on another machine samples exactly the same next token.
+ * The tokens a sequence has seen: its prompt and what it generated so far. The sampler reads it for
+ * penalties, {@code min_tokens} and the step number (= {@link #generatedCount()}), so a history
+ * rebuilt from the same ids on another machine samples exactly the same next token.
  *
  * <p>Appending is O(1); the distinct prompt ids and the output counts are kept up to date so that
  * penalties cost O(distinct tokens), not O(vocabulary). Not thread-safe: one per sequence.
  */
 public final class TokenHistory {
   private final int[] prompt;
+
   /** Sorted distinct prompt ids. */
   private final int[] promptDistinct;
+
   private int[] generated;
   private int generatedCount;
   private final IntCountMap outputCounts;

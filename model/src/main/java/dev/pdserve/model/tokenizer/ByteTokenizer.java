@@ -41,6 +41,7 @@ public final class ByteTokenizer implements Tokenizer {
 
   private static final String[] SPECIALS = specials();
   private static final Map<String, Integer> SPECIAL_IDS = specialIds();
+
   /** Specials longest first, so that a longer token wins over a prefix of it. */
   private static final List<String> MATCH_ORDER = matchOrder();
 
@@ -56,13 +57,16 @@ public final class ByteTokenizer implements Tokenizer {
   }
 
   /**
-   * A byte tokenizer for a model with {@code vocabSize} ids ({@code >= 288}); ids from 288 up decode
-   * to empty text.
+   * A byte tokenizer for a model with {@code vocabSize} ids ({@code >= 288}); ids from 288 up
+   * decode to empty text.
    */
   public static ByteTokenizer withVocabSize(int vocabSize) {
     if (vocabSize < ModelPresets.BYTE_VOCAB) {
       throw new IllegalArgumentException(
-          "vocab size of a byte tokenizer must be >= " + ModelPresets.BYTE_VOCAB + ", got " + vocabSize);
+          "vocab size of a byte tokenizer must be >= "
+              + ModelPresets.BYTE_VOCAB
+              + ", got "
+              + vocabSize);
     }
     return new ByteTokenizer(vocabSize);
   }
@@ -146,15 +150,23 @@ public final class ByteTokenizer implements Tokenizer {
   /** The string of special token {@code id} (0..31). */
   public static String specialToken(int id) {
     if (id < 0 || id >= BYTE_OFFSET) {
-      throw new IllegalArgumentException("special token ids are 0.." + (BYTE_OFFSET - 1) + ", got " + id);
+      throw new IllegalArgumentException(
+          "special token ids are 0.." + (BYTE_OFFSET - 1) + ", got " + id);
     }
     return SPECIALS[id];
   }
 
   @Override
   public String describe() {
-    return "byte tokenizer (vocab " + vocabSize + ", " + BYTE_OFFSET + " special tokens, bos <s>=" + BOS_ID
-        + ", eos </s>=" + EOS_ID + ")";
+    return "byte tokenizer (vocab "
+        + vocabSize
+        + ", "
+        + BYTE_OFFSET
+        + " special tokens, bos <s>="
+        + BOS_ID
+        + ", eos </s>="
+        + EOS_ID
+        + ")";
   }
 
   @Override
@@ -164,7 +176,8 @@ public final class ByteTokenizer implements Tokenizer {
 
   private void checkId(int id) {
     if (id < 0 || id >= vocabSize) {
-      throw new IllegalArgumentException("token id " + id + " is outside the vocabulary (0.." + (vocabSize - 1) + ")");
+      throw new IllegalArgumentException(
+          "token id " + id + " is outside the vocabulary (0.." + (vocabSize - 1) + ")");
     }
   }
 
@@ -191,8 +204,18 @@ public final class ByteTokenizer implements Tokenizer {
   private static String[] specials() {
     String[] s = new String[BYTE_OFFSET];
     String[] named = {
-      "<pad>", "<s>", "</s>", "<|begin_of_sentence|>", "<|end_of_sentence|>", "<think>", "</think>",
-      "<|IMAGE_START|>", "<|IMAGE_END|>", "<|IMAGE_PLACEHOLDER|>", "<|VIDEO_START|>", "<|VIDEO_END|>"
+      "<pad>",
+      "<s>",
+      "</s>",
+      "<|begin_of_sentence|>",
+      "<|end_of_sentence|>",
+      "<think>",
+      "</think>",
+      "<|IMAGE_START|>",
+      "<|IMAGE_END|>",
+      "<|IMAGE_PLACEHOLDER|>",
+      "<|VIDEO_START|>",
+      "<|VIDEO_END|>"
     };
     System.arraycopy(named, 0, s, 0, named.length);
     for (int id = named.length; id < BYTE_OFFSET; id++) {

@@ -42,14 +42,16 @@ public final class ChatTemplate {
    * @throws IllegalArgumentException naming the offending message when a role is unknown, a system
    *     message is not first, a message or its content is null, or there are no messages
    */
-  public String render(List<ChatMessage> messages, boolean addGenerationPrompt, boolean enableThinking) {
+  public String render(
+      List<ChatMessage> messages, boolean addGenerationPrompt, boolean enableThinking) {
     validate(messages);
     StringBuilder out = new StringBuilder(BEGIN_OF_SENTENCE);
     for (ChatMessage m : messages) {
       switch (m.role()) {
         case ChatMessage.SYSTEM -> out.append(m.content()).append('\n');
         case ChatMessage.USER -> out.append("User: ").append(m.content()).append('\n');
-        case ChatMessage.ASSISTANT -> out.append("Assistant: ").append(m.content()).append(END_OF_SENTENCE);
+        case ChatMessage.ASSISTANT ->
+            out.append("Assistant: ").append(m.content()).append(END_OF_SENTENCE);
         default -> throw new AssertionError("validated role " + m.role());
       }
     }
@@ -72,14 +74,20 @@ public final class ChatTemplate {
         throw new IllegalArgumentException("messages[" + i + "] must not be null");
       }
       String role = m.role();
-      if (!ChatMessage.SYSTEM.equals(role) && !ChatMessage.USER.equals(role) && !ChatMessage.ASSISTANT.equals(role)) {
+      if (!ChatMessage.SYSTEM.equals(role)
+          && !ChatMessage.USER.equals(role)
+          && !ChatMessage.ASSISTANT.equals(role)) {
         throw new IllegalArgumentException(
-            "messages[" + i + "].role must be one of system, user, assistant; got "
+            "messages["
+                + i
+                + "].role must be one of system, user, assistant; got "
                 + (role == null ? "null" : "'" + role + "'"));
       }
       if (ChatMessage.SYSTEM.equals(role) && i != 0) {
         throw new IllegalArgumentException(
-            "messages[" + i + "].role is 'system', but a system message is only allowed as the first message");
+            "messages["
+                + i
+                + "].role is 'system', but a system message is only allowed as the first message");
       }
       if (m.content() == null) {
         throw new IllegalArgumentException("messages[" + i + "].content must not be null");

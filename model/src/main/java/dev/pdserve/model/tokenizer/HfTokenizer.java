@@ -47,8 +47,13 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
   private final int padId;
 
   private HfTokenizer(
-      HuggingFaceTokenizer nativeTokenizer, Path source, int vocabSize, Map<String, Integer> specialIds, int bosId,
-      int eosId, int padId) {
+      HuggingFaceTokenizer nativeTokenizer,
+      Path source,
+      int vocabSize,
+      Map<String, Integer> specialIds,
+      int bosId,
+      int eosId,
+      int padId) {
     this.delegate = nativeTokenizer;
     this.source = source;
     this.vocabSize = vocabSize;
@@ -63,8 +68,8 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
   }
 
   /**
-   * Opens {@code path} (a {@code tokenizer.json}, or a directory holding one) with ERNIE's names
-   * as the fallback for BOS and EOS ({@code <s>}, {@code </s>}) and no PAD fallback.
+   * Opens {@code path} (a {@code tokenizer.json}, or a directory holding one) with ERNIE's names as
+   * the fallback for BOS and EOS ({@code <s>}, {@code </s>}) and no PAD fallback.
    */
   public static HfTokenizer open(Path path) {
     return open(path, "<s>", "</s>", null);
@@ -72,8 +77,8 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
 
   /**
    * Opens {@code path} (a {@code tokenizer.json}, or a directory holding one). {@code bosToken},
-   * {@code eosToken} and {@code padToken} name the tokens to use where {@code tokenizer_config.json}
-   * is absent or silent; a PAD that resolves to nothing falls back to EOS.
+   * {@code eosToken} and {@code padToken} name the tokens to use where {@code
+   * tokenizer_config.json} is absent or silent; a PAD that resolves to nothing falls back to EOS.
    *
    * @throws IllegalArgumentException if the file is missing or malformed, or BOS/EOS name no token
    */
@@ -81,7 +86,9 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
     Path file = Files.isDirectory(path) ? path.resolve("tokenizer.json") : path;
     if (!Files.isRegularFile(file)) {
       throw new IllegalArgumentException(
-          "tokenizer file " + file.toAbsolutePath() + " does not exist; give the path of a local tokenizer.json"
+          "tokenizer file "
+              + file.toAbsolutePath()
+              + " does not exist; give the path of a local tokenizer.json"
               + " (pdserve never downloads tokenizers)");
     }
     JsonNode root = readJson(file);
@@ -94,7 +101,8 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
       String content = t.path("content").asText(null);
       int id = t.path("id").asInt(-1);
       if (content == null || id < 0) {
-        throw new IllegalArgumentException(file + ": added_tokens entry needs a content and a non-negative id: " + t);
+        throw new IllegalArgumentException(
+            file + ": added_tokens entry needs a content and a non-negative id: " + t);
       }
       added.put(content, id);
       if (t.path("special").asBoolean(false)) {
@@ -111,7 +119,8 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
       maxId = Math.max(maxId, vocab.size() - 1);
     }
     if (maxId < 0) {
-      throw new IllegalArgumentException(file + ": model.vocab and added_tokens are empty; is this a tokenizer.json?");
+      throw new IllegalArgumentException(
+          file + ": model.vocab and added_tokens are empty; is this a tokenizer.json?");
     }
     int vocabSize = maxId + 1;
 
@@ -134,11 +143,17 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
     } catch (IOException e) {
       throw new UncheckedIOException("cannot read tokenizer " + file, e);
     } catch (RuntimeException e) {
-      throw new IllegalArgumentException("cannot load tokenizer " + file + ": " + e.getMessage(), e);
+      throw new IllegalArgumentException(
+          "cannot load tokenizer " + file + ": " + e.getMessage(), e);
     }
     HfTokenizer t =
         new HfTokenizer(
-            nativeTokenizer, file.toAbsolutePath(), vocabSize, Collections.unmodifiableMap(specials), bosId, eosId,
+            nativeTokenizer,
+            file.toAbsolutePath(),
+            vocabSize,
+            Collections.unmodifiableMap(specials),
+            bosId,
+            eosId,
             padId);
     LOG.info("loaded {}", t.describe());
     return t;
@@ -201,8 +216,19 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
 
   @Override
   public String describe() {
-    return "hf tokenizer " + source + " (vocab " + vocabSize + ", " + specialIds.size() + " special tokens, bos="
-        + bosId + ", eos=" + eosId + ", pad=" + padId + ")";
+    return "hf tokenizer "
+        + source
+        + " (vocab "
+        + vocabSize
+        + ", "
+        + specialIds.size()
+        + " special tokens, bos="
+        + bosId
+        + ", eos="
+        + eosId
+        + ", pad="
+        + padId
+        + ")";
   }
 
   @Override
@@ -228,7 +254,9 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
     return Files.isRegularFile(file) ? readJson(file) : JSON.createObjectNode();
   }
 
-  /** A token name from tokenizer_config.json: a string or {"content": ...}; else {@code fallback}. */
+  /**
+   * A token name from tokenizer_config.json: a string or {"content": ...}; else {@code fallback}.
+   */
   private static String configToken(JsonNode config, String key, String fallback) {
     JsonNode n = config.path(key);
     if (n.isTextual()) {
@@ -240,14 +268,21 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
     return fallback;
   }
 
-  private static int resolve(Path file, String key, String token, Map<String, Integer> added, JsonNode vocab) {
+  private static int resolve(
+      Path file, String key, String token, Map<String, Integer> added, JsonNode vocab) {
     if (token == null) {
-      throw new IllegalArgumentException(file + ": no " + key + " in tokenizer_config.json and no fallback given");
+      throw new IllegalArgumentException(
+          file + ": no " + key + " in tokenizer_config.json and no fallback given");
     }
     int id = lookup(token, added, vocab);
     if (id < 0) {
       throw new IllegalArgumentException(
-          file + ": " + key + " '" + token + "' is neither an added token nor in the model vocabulary");
+          file
+              + ": "
+              + key
+              + " '"
+              + token
+              + "' is neither an added token nor in the model vocabulary");
     }
     return id;
   }

@@ -22,9 +22,11 @@ import java.util.stream.Stream;
  */
 public final class CheckpointConverter {
   /** Files copied unchanged when the checkpoint has them. */
-  static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json");
+  static final List<String> TOKENIZER_FILES =
+      List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json");
 
-  private static final ObjectMapper MAPPER = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+  private static final ObjectMapper MAPPER =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
   private CheckpointConverter() {}
 
@@ -39,7 +41,8 @@ public final class CheckpointConverter {
    */
   public static ConvertReport convert(Path checkpointDir, Path outDir, ConvertOptions options) {
     if (checkpointDir.toAbsolutePath().normalize().equals(outDir.toAbsolutePath().normalize())) {
-      throw new IllegalArgumentException("output directory " + outDir + " is the checkpoint directory; choose another");
+      throw new IllegalArgumentException(
+          "output directory " + outDir + " is the checkpoint directory; choose another");
     }
     try (ModelDirectory model = ModelDirectory.open(checkpointDir)) {
       prepare(outDir, options);
@@ -52,7 +55,8 @@ public final class CheckpointConverter {
           copy(f, outDir, written);
         }
       }
-      return new ConvertReport(outDir, model.weights().names().size(), bytes, written, model.weights().ignoredNames());
+      return new ConvertReport(
+          outDir, model.weights().names().size(), bytes, written, model.weights().ignoredNames());
     }
   }
 
@@ -68,21 +72,31 @@ public final class CheckpointConverter {
       }
       if (!options.overwrite()) {
         throw new IllegalArgumentException(
-            "output directory " + outDir + " is not empty (" + present.size() + " entries, e.g. " + present.get(0).getFileName()
+            "output directory "
+                + outDir
+                + " is not empty ("
+                + present.size()
+                + " entries, e.g. "
+                + present.get(0).getFileName()
                 + "); choose an empty directory or allow overwriting");
       }
       for (Path p : present) {
         String n = p.getFileName().toString();
-        if (n.endsWith(".safetensors") || n.endsWith(".safetensors.index.json") || n.endsWith(".safetensors.partial")) {
-          Files.delete(p); // stale shards of an earlier conversion must not survive next to the new ones
+        if (n.endsWith(".safetensors")
+            || n.endsWith(".safetensors.index.json")
+            || n.endsWith(".safetensors.partial")) {
+          Files.delete(
+              p); // stale shards of an earlier conversion must not survive next to the new ones
         }
       }
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot prepare output directory " + outDir + ": " + e.getMessage(), e);
+      throw new UncheckedIOException(
+          "cannot prepare output directory " + outDir + ": " + e.getMessage(), e);
     }
   }
 
-  private static long writeWeights(ModelDirectory model, Path outDir, ConvertOptions options, List<Path> written) {
+  private static long writeWeights(
+      ModelDirectory model, Path outDir, ConvertOptions options, List<Path> written) {
     WeightSource src = model.weights();
     List<List<String>> shards = new ArrayList<>();
     List<String> current = new ArrayList<>();
@@ -108,8 +122,14 @@ public final class CheckpointConverter {
           shards.size() == 1
               ? CheckpointWeights.SINGLE_FILE
               : String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
-      SafetensorsWriter w = new SafetensorsWriter(SafetensorsDType.F32)
-              .metadata(Map.of("format", "pt", CheckpointWeights.GATE_LAYOUT_KEY, CheckpointWeights.GATES_EXPERTS_HIDDEN));
+      SafetensorsWriter w =
+          new SafetensorsWriter(SafetensorsDType.F32)
+              .metadata(
+                  Map.of(
+                      "format",
+                      "pt",
+                      CheckpointWeights.GATE_LAYOUT_KEY,
+                      CheckpointWeights.GATES_EXPERTS_HIDDEN));
       for (String name : shards.get(i)) {
         w.add(name, src.shape(name).orElseThrow(), () -> src.find(name).orElseThrow().data());
         weightMap.put(name, file);
@@ -147,7 +167,8 @@ public final class CheckpointConverter {
     try {
       Files.copy(file, out, StandardCopyOption.REPLACE_EXISTING);
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot copy " + file + " to " + out + ": " + e.getMessage(), e);
+      throw new UncheckedIOException(
+          "cannot copy " + file + " to " + out + ": " + e.getMessage(), e);
     }
     written.add(out);
   }

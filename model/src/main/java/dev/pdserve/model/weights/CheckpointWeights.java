@@ -61,7 +61,8 @@ public final class CheckpointWeights implements WeightSource {
     RESHAPE
   }
 
-  private record Binding(SafetensorsFile file, SafetensorsFile.TensorInfo stored, long[] shape, Fix fix) {}
+  private record Binding(
+      SafetensorsFile file, SafetensorsFile.TensorInfo stored, long[] shape, Fix fix) {}
 
   private final Path dir;
   private final List<SafetensorsFile> files;
@@ -77,7 +78,10 @@ public final class CheckpointWeights implements WeightSource {
   public CheckpointWeights(Path dir, ModelConfig cfg) {
     this.dir = dir;
     if (!Files.isDirectory(dir)) {
-      throw new WeightException("checkpoint directory " + dir + (Files.exists(dir) ? " is not a directory" : " does not exist"));
+      throw new WeightException(
+          "checkpoint directory "
+              + dir
+              + (Files.exists(dir) ? " is not a directory" : " does not exist"));
     }
     Map<String, SafetensorsFile> byName = new TreeMap<>();
     List<SafetensorsFile> opened = new ArrayList<>();
@@ -91,7 +95,13 @@ public final class CheckpointWeights implements WeightSource {
         f.names().forEach(n -> byName.put(n, f));
       } else {
         throw new WeightException(
-            "checkpoint directory " + dir + " has no weights: expected " + SINGLE_FILE + " or " + INDEX_FILE + otherSafetensors(dir));
+            "checkpoint directory "
+                + dir
+                + " has no weights: expected "
+                + SINGLE_FILE
+                + " or "
+                + INDEX_FILE
+                + otherSafetensors(dir));
       }
       this.bindings = Collections.unmodifiableMap(bind(cfg, byName));
     } catch (RuntimeException e) {
@@ -110,7 +120,8 @@ public final class CheckpointWeights implements WeightSource {
     this.ignored = List.copyOf(extra);
   }
 
-  private void openShards(Path index, List<SafetensorsFile> opened, Map<String, SafetensorsFile> byName) {
+  private void openShards(
+      Path index, List<SafetensorsFile> opened, Map<String, SafetensorsFile> byName) {
     JsonNode root;
     try {
       root = MAPPER.readTree(index.toFile());
@@ -124,7 +135,14 @@ public final class CheckpointWeights implements WeightSource {
     Map<String, List<String>> tensorsByShard = new TreeMap<>();
     for (Map.Entry<String, JsonNode> e : map.properties()) {
       if (!e.getValue().isTextual()) {
-        throw new WeightException("index " + index + " maps tensor " + e.getKey() + " to " + e.getValue() + ", not a file name");
+        throw new WeightException(
+            "index "
+                + index
+                + " maps tensor "
+                + e.getKey()
+                + " to "
+                + e.getValue()
+                + ", not a file name");
       }
       tensorsByShard.computeIfAbsent(e.getValue().asText(), k -> new ArrayList<>()).add(e.getKey());
     }
@@ -132,8 +150,16 @@ public final class CheckpointWeights implements WeightSource {
       Path shard = dir.resolve(e.getKey()).normalize();
       if (!shard.startsWith(dir.normalize()) || !Files.isRegularFile(shard)) {
         throw new WeightException(
-            "index " + index + " names shard " + e.getKey() + " (for " + e.getValue().size() + " tensors, e.g. "
-                + e.getValue().get(0) + "), which does not exist in " + dir);
+            "index "
+                + index
+                + " names shard "
+                + e.getKey()
+                + " (for "
+                + e.getValue().size()
+                + " tensors, e.g. "
+                + e.getValue().get(0)
+                + "), which does not exist in "
+                + dir);
       }
     }
     for (Map.Entry<String, List<String>> e : tensorsByShard.entrySet()) {
@@ -141,7 +167,14 @@ public final class CheckpointWeights implements WeightSource {
       opened.add(f);
       for (String name : e.getValue()) {
         if (!f.contains(name)) {
-          throw new WeightException("index " + index + " maps tensor " + name + " to shard " + e.getKey() + ", which does not hold it");
+          throw new WeightException(
+              "index "
+                  + index
+                  + " maps tensor "
+                  + name
+                  + " to shard "
+                  + e.getKey()
+                  + ", which does not hold it");
         }
         byName.put(name, f);
       }
@@ -150,8 +183,15 @@ public final class CheckpointWeights implements WeightSource {
 
   private static String otherSafetensors(Path dir) {
     try (Stream<Path> s = Files.list(dir)) {
-      List<String> found = s.map(p -> p.getFileName().toString()).filter(n -> n.endsWith(".safetensors")).sorted().limit(5).toList();
-      return found.isEmpty() ? " (found no .safetensors files)" : " (found " + String.join(", ", found) + " without an index)";
+      List<String> found =
+          s.map(p -> p.getFileName().toString())
+              .filter(n -> n.endsWith(".safetensors"))
+              .sorted()
+              .limit(5)
+              .toList();
+      return found.isEmpty()
+          ? " (found no .safetensors files)"
+          : " (found " + String.join(", ", found) + " without an index)";
     } catch (IOException e) {
       return "";
     }
@@ -168,7 +208,14 @@ public final class CheckpointWeights implements WeightSource {
       }
       SafetensorsFile.TensorInfo info = f.info(name).orElseThrow();
       if (!info.type().map(SafetensorsDType::readableAsFloat).orElse(false)) {
-        unreadable.add("tensor " + name + " in " + f.path() + " has dtype " + info.dtype() + ", which cannot be read as float (supported: F32, BF16, F16, F64)");
+        unreadable.add(
+            "tensor "
+                + name
+                + " in "
+                + f.path()
+                + " has dtype "
+                + info.dtype()
+                + ", which cannot be read as float (supported: F32, BF16, F16, F64)");
         continue;
       }
       long[] want = e.getValue();
@@ -178,7 +225,10 @@ public final class CheckpointWeights implements WeightSource {
       if (isGate(name) && storedTransposed(cfg, f, want, stored)) {
         fix = Fix.TRANSPOSE;
         shape = new long[] {stored[1], stored[0]};
-      } else if (isCorrectionBias(name) && stored.length == 1 && want.length == 2 && info.elements() == want[0] * want[1]) {
+      } else if (isCorrectionBias(name)
+          && stored.length == 1
+          && want.length == 2
+          && info.elements() == want[0] * want[1]) {
         fix = Fix.RESHAPE;
         shape = want.clone();
       }
@@ -196,8 +246,12 @@ public final class CheckpointWeights implements WeightSource {
    * metadata decides, and without it the release convention: VL checkpoints transposed, text-only
    * ones not.
    */
-  private static boolean storedTransposed(ModelConfig cfg, SafetensorsFile f, long[] want, long[] stored) {
-    if (want.length != 2 || stored.length != 2 || stored[0] != cfg.hidden() || stored[1] != want[0]) {
+  private static boolean storedTransposed(
+      ModelConfig cfg, SafetensorsFile f, long[] want, long[] stored) {
+    if (want.length != 2
+        || stored.length != 2
+        || stored[0] != cfg.hidden()
+        || stored[1] != want[0]) {
       return false;
     }
     if (want[0] != cfg.hidden()) {
@@ -237,7 +291,8 @@ public final class CheckpointWeights implements WeightSource {
     int rows = (int) t.shape()[0];
     int cols = (int) t.shape()[1];
     FloatBuffer src = t.data();
-    FloatBuffer dst = ByteBuffer.allocateDirect(rows * cols * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
+    FloatBuffer dst =
+        ByteBuffer.allocateDirect(rows * cols * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
     for (int r = 0; r < rows; r++) {
       for (int c = 0; c < cols; c++) {
         dst.put(c * rows + r, src.get(r * cols + c));
@@ -258,7 +313,9 @@ public final class CheckpointWeights implements WeightSource {
     return bindings.keySet();
   }
 
-  /** Stored tensors this source does not present (sorted): encoder, MTP, tied head, and the like. */
+  /**
+   * Stored tensors this source does not present (sorted): encoder, MTP, tied head, and the like.
+   */
   public List<String> ignoredNames() {
     return ignored;
   }
@@ -301,5 +358,4 @@ public final class CheckpointWeights implements WeightSource {
       throw first;
     }
   }
-
 }

@@ -12,7 +12,8 @@ import java.util.List;
  * @param files every file written, in the order written (weights, index, config, tokenizer files)
  * @param skipped stored tensors of the source that the engine does not use and were not written
  */
-public record ConvertReport(Path outDir, int tensorsWritten, long bytesWritten, List<Path> files, List<String> skipped) {
+public record ConvertReport(
+    Path outDir, int tensorsWritten, long bytesWritten, List<Path> files, List<String> skipped) {
   public ConvertReport {
     files = List.copyOf(files);
     skipped = List.copyOf(skipped);

@@ -59,9 +59,11 @@ public final class DummyWeights implements WeightSource {
       n *= d;
     }
     if (n > Integer.MAX_VALUE) {
-      throw new IllegalStateException("tensor " + name + " is too large for one buffer: " + n + " values");
+      throw new IllegalStateException(
+          "tensor " + name + " is too large for one buffer: " + n + " values");
     }
-    FloatBuffer buf = ByteBuffer.allocateDirect((int) n * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
+    FloatBuffer buf =
+        ByteBuffer.allocateDirect((int) n * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
     Gaussian g = new Gaussian(seed ^ fnv(name));
     if (name.endsWith("layernorm.weight") || name.equals(WeightNames.FINAL_NORM)) {
       for (int i = 0; i < n; i++) {

@@ -19,7 +19,14 @@ public record FloatTensor(String name, long[] shape, FloatBuffer data) {
     }
     if (n != data.capacity()) {
       throw new IllegalArgumentException(
-          "tensor " + name + " has " + data.capacity() + " values but shape " + Arrays.toString(shape) + " needs " + n);
+          "tensor "
+              + name
+              + " has "
+              + data.capacity()
+              + " values but shape "
+              + Arrays.toString(shape)
+              + " needs "
+              + n);
     }
   }
 

@@ -29,7 +29,8 @@ public final class HalfFloats {
     int exp = (bits >>> 10) & 0x1f;
     int mant = bits & 0x3ff;
     if (exp == 0x1f) {
-      return Float.intBitsToFloat(sign | 0x7f800000 | (mant << 13)); // infinity or NaN (payload kept)
+      return Float.intBitsToFloat(
+          sign | 0x7f800000 | (mant << 13)); // infinity or NaN (payload kept)
     }
     if (exp == 0) {
       if (mant == 0) {

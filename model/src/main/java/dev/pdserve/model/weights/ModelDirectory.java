@@ -22,7 +22,8 @@ public final class ModelDirectory implements AutoCloseable {
   private final CheckpointWeights weights;
   private final Optional<Path> tokenizerJson;
 
-  private ModelDirectory(Path dir, ModelConfig config, CheckpointWeights weights, Optional<Path> tokenizerJson) {
+  private ModelDirectory(
+      Path dir, ModelConfig config, CheckpointWeights weights, Optional<Path> tokenizerJson) {
     this.dir = dir;
     this.config = config;
     this.weights = weights;
@@ -55,7 +56,11 @@ public final class ModelDirectory implements AutoCloseable {
       throw e;
     }
     Path tokenizer = dir.resolve(TOKENIZER_FILE);
-    return new ModelDirectory(dir, cfg, weights, Files.isRegularFile(tokenizer) ? Optional.of(tokenizer) : Optional.empty());
+    return new ModelDirectory(
+        dir,
+        cfg,
+        weights,
+        Files.isRegularFile(tokenizer) ? Optional.of(tokenizer) : Optional.empty());
   }
 
   public Path path() {

@@ -62,7 +62,10 @@ public final class ModelWeights implements AutoCloseable {
   private OnnxTensor load(String name) {
     int cut = name.indexOf(WeightNames.ROW);
     if (cut >= 0) {
-      return loadRow(name, name.substring(0, cut), Integer.parseInt(name.substring(cut + WeightNames.ROW.length())));
+      return loadRow(
+          name,
+          name.substring(0, cut),
+          Integer.parseInt(name.substring(cut + WeightNames.ROW.length())));
     }
     FloatTensor t = checked(name);
     return runtime.floatTensor(t.data().duplicate().rewind(), t.shape());
@@ -80,7 +83,8 @@ public final class ModelWeights implements AutoCloseable {
     if (base.endsWith("e_score_correction_bias")) {
       used = cfg.expertGroups().get(row).numExperts();
     }
-    java.nio.FloatBuffer view = t.data().duplicate().position(row * width).limit(row * width + used).slice();
+    java.nio.FloatBuffer view =
+        t.data().duplicate().position(row * width).limit(row * width + used).slice();
     return runtime.floatTensor(view, used);
   }
 
@@ -92,10 +96,16 @@ public final class ModelWeights implements AutoCloseable {
     FloatTensor t =
         source
             .find(name)
-            .orElseThrow(() -> new WeightException("missing tensor " + name + " in " + source.describe()));
+            .orElseThrow(
+                () -> new WeightException("missing tensor " + name + " in " + source.describe()));
     if (!t.hasShape(shape)) {
       throw new WeightException(
-          "tensor " + name + " has shape " + Arrays.toString(t.shape()) + ", expected " + Arrays.toString(shape));
+          "tensor "
+              + name
+              + " has shape "
+              + Arrays.toString(t.shape())
+              + ", expected "
+              + Arrays.toString(shape));
     }
     return t;
   }

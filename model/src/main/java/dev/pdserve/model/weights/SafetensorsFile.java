@@ -31,13 +31,13 @@ import java.util.TreeMap;
 /**
  * One {@code .safetensors} file, memory-mapped. The header is parsed and validated when the file is
  * opened (length, JSON, dtypes, shapes, offsets inside the data section and consistent with dtype ×
- * shape, no two tensors overlapping); tensor data is mapped region by region when read, so files
- * of any size open in constant memory and a tensor costs only the pages it touches.
+ * shape, no two tensors overlapping); tensor data is mapped region by region when read, so files of
+ * any size open in constant memory and a tensor costs only the pages it touches.
  *
  * <p>{@link #read} returns fp32: an F32 tensor whose data is 4-byte aligned is a zero-copy view of
  * the mapping (on a little-endian machine); F16, BF16 and F64 are converted into a new direct
- * buffer. Zero-copy views are read-only (ORT reads them in place). Buffers returned stay valid after
- * {@link #close()}: a mapping lives until its last buffer is collected.
+ * buffer. Zero-copy views are read-only (ORT reads them in place). Buffers returned stay valid
+ * after {@link #close()}: a mapping lives until its last buffer is collected.
  */
 public final class SafetensorsFile implements AutoCloseable {
   /** The format caps the header at 100 MB. */
@@ -92,7 +92,11 @@ public final class SafetensorsFile implements AutoCloseable {
   private final Map<String, String> metadata;
 
   private SafetensorsFile(
-      Path path, FileChannel channel, long dataStart, Map<String, TensorInfo> tensors, Map<String, String> metadata) {
+      Path path,
+      FileChannel channel,
+      long dataStart,
+      Map<String, TensorInfo> tensors,
+      Map<String, String> metadata) {
     this.path = path;
     this.channel = channel;
     this.dataStart = dataStart;
@@ -114,7 +118,8 @@ public final class SafetensorsFile implements AutoCloseable {
     } catch (NoSuchFileException e) {
       throw new WeightException("safetensors file " + file + " does not exist");
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot open safetensors file " + file + ": " + e.getMessage(), e);
+      throw new UncheckedIOException(
+          "cannot open safetensors file " + file + ": " + e.getMessage(), e);
     }
     try {
       return parse(file, ch);
@@ -134,11 +139,18 @@ public final class SafetensorsFile implements AutoCloseable {
       readFully(ch, lenBuf, 0);
       long headerLen = lenBuf.getLong(0);
       if (headerLen < 2 || headerLen > MAX_HEADER_BYTES) {
-        throw corrupt(file, "declares a header of " + headerLen + " bytes (must be 2.." + MAX_HEADER_BYTES + ")");
+        throw corrupt(
+            file,
+            "declares a header of " + headerLen + " bytes (must be 2.." + MAX_HEADER_BYTES + ")");
       }
       if (8 + headerLen > size) {
         throw corrupt(
-            file, "declares a header of " + headerLen + " bytes but holds only " + (size - 8) + " bytes after the length (truncated?)");
+            file,
+            "declares a header of "
+                + headerLen
+                + " bytes but holds only "
+                + (size - 8)
+                + " bytes after the length (truncated?)");
       }
       ByteBuffer headerBuf = ByteBuffer.allocate((int) headerLen);
       readFully(ch, headerBuf, 8);
@@ -147,7 +159,8 @@ public final class SafetensorsFile implements AutoCloseable {
       Header header = Header.parse(file, json, size - dataStart);
       return new SafetensorsFile(file, ch, dataStart, header.tensors(), header.metadata());
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot read safetensors file " + file + ": " + e.getMessage(), e);
+      throw new UncheckedIOException(
+          "cannot read safetensors file " + file + ": " + e.getMessage(), e);
     }
   }
 
@@ -172,7 +185,14 @@ public final class SafetensorsFile implements AutoCloseable {
           if (!node.isObject()) {
             throw corrupt(path, "has a __metadata__ entry that is not a JSON object");
           }
-          node.properties().forEach(m -> meta.put(m.getKey(), m.getValue().isTextual() ? m.getValue().asText() : m.getValue().toString()));
+          node.properties()
+              .forEach(
+                  m ->
+                      meta.put(
+                          m.getKey(),
+                          m.getValue().isTextual()
+                              ? m.getValue().asText()
+                              : m.getValue().toString()));
           continue;
         }
         infos.put(name, entry(path, name, node, dataLen));
@@ -183,42 +203,76 @@ public final class SafetensorsFile implements AutoCloseable {
 
     private static TensorInfo entry(Path path, String name, JsonNode node, long dataLen) {
       if (!node.isObject()) {
-        throw corrupt(path, "has a bad header entry for tensor " + name + ": it is not a JSON object");
+        throw corrupt(
+            path, "has a bad header entry for tensor " + name + ": it is not a JSON object");
       }
       JsonNode dtype = node.get("dtype");
       JsonNode shapeNode = node.get("shape");
       JsonNode offsets = node.get("data_offsets");
       if (dtype == null || !dtype.isTextual()) {
-        throw corrupt(path, "has a bad header entry for tensor " + name + ": dtype is missing or not a string");
+        throw corrupt(
+            path,
+            "has a bad header entry for tensor " + name + ": dtype is missing or not a string");
       }
       if (shapeNode == null || !shapeNode.isArray()) {
-        throw corrupt(path, "has a bad header entry for tensor " + name + ": shape is missing or not a list");
+        throw corrupt(
+            path, "has a bad header entry for tensor " + name + ": shape is missing or not a list");
       }
       long[] shape = new long[shapeNode.size()];
       long elements = 1;
       for (int i = 0; i < shape.length; i++) {
         JsonNode d = shapeNode.get(i);
         if (!d.isIntegralNumber() || !d.canConvertToLong() || d.asLong() < 0) {
-          throw corrupt(path, "has a bad header entry for tensor " + name + ": shape " + shapeNode + " must hold non-negative integers");
+          throw corrupt(
+              path,
+              "has a bad header entry for tensor "
+                  + name
+                  + ": shape "
+                  + shapeNode
+                  + " must hold non-negative integers");
         }
         shape[i] = d.asLong();
         elements = multiplyChecked(path, elements, shape[i], name);
       }
-      if (offsets == null || !offsets.isArray() || offsets.size() != 2
-          || !offsets.get(0).canConvertToLong() || !offsets.get(1).canConvertToLong()
-          || !offsets.get(0).isIntegralNumber() || !offsets.get(1).isIntegralNumber()) {
-        throw corrupt(path, "has a bad header entry for tensor " + name + ": data_offsets must be a list [begin, end] of integers, got " + offsets);
+      if (offsets == null
+          || !offsets.isArray()
+          || offsets.size() != 2
+          || !offsets.get(0).canConvertToLong()
+          || !offsets.get(1).canConvertToLong()
+          || !offsets.get(0).isIntegralNumber()
+          || !offsets.get(1).isIntegralNumber()) {
+        throw corrupt(
+            path,
+            "has a bad header entry for tensor "
+                + name
+                + ": data_offsets must be a list [begin, end] of integers, got "
+                + offsets);
       }
       long begin = offsets.get(0).asLong();
       long end = offsets.get(1).asLong();
       if (begin < 0 || end < begin) {
-        throw corrupt(path, "has a bad header entry for tensor " + name + ": data_offsets [" + begin + ", " + end + "] are not an ordered range");
+        throw corrupt(
+            path,
+            "has a bad header entry for tensor "
+                + name
+                + ": data_offsets ["
+                + begin
+                + ", "
+                + end
+                + "] are not an ordered range");
       }
       if (end > dataLen) {
         throw corrupt(
             path,
-            "has a bad header entry for tensor " + name + ": data_offsets [" + begin + ", " + end + "] run past the end of the data section ("
-                + dataLen + " bytes; truncated file?)");
+            "has a bad header entry for tensor "
+                + name
+                + ": data_offsets ["
+                + begin
+                + ", "
+                + end
+                + "] run past the end of the data section ("
+                + dataLen
+                + " bytes; truncated file?)");
       }
       Optional<SafetensorsDType> type = SafetensorsDType.byName(dtype.asText());
       if (type.isPresent()) {
@@ -226,8 +280,19 @@ public final class SafetensorsFile implements AutoCloseable {
         if (end - begin != expectedBytes) {
           throw corrupt(
               path,
-              "has a bad header entry for tensor " + name + ": data_offsets [" + begin + ", " + end + "] span " + (end - begin) + " bytes but "
-                  + dtype.asText() + Arrays.toString(shape) + " needs " + expectedBytes);
+              "has a bad header entry for tensor "
+                  + name
+                  + ": data_offsets ["
+                  + begin
+                  + ", "
+                  + end
+                  + "] span "
+                  + (end - begin)
+                  + " bytes but "
+                  + dtype.asText()
+                  + Arrays.toString(shape)
+                  + " needs "
+                  + expectedBytes);
         }
       }
       return new TensorInfo(name, dtype.asText(), shape, begin, end);
@@ -255,8 +320,19 @@ public final class SafetensorsFile implements AutoCloseable {
         if (cur.begin() < prev.end()) {
           throw corrupt(
               path,
-              "has overlapping tensors " + prev.name() + " [" + prev.begin() + ", " + prev.end() + ") and " + cur.name() + " ["
-                  + cur.begin() + ", " + cur.end() + ") overlap");
+              "has overlapping tensors "
+                  + prev.name()
+                  + " ["
+                  + prev.begin()
+                  + ", "
+                  + prev.end()
+                  + ") and "
+                  + cur.name()
+                  + " ["
+                  + cur.begin()
+                  + ", "
+                  + cur.end()
+                  + ") overlap");
         }
       }
     }
@@ -310,47 +386,63 @@ public final class SafetensorsFile implements AutoCloseable {
             .orElseThrow(
                 () ->
                     new WeightException(
-                        "tensor " + name + " in " + path + " has dtype " + info.dtype()
+                        "tensor "
+                            + name
+                            + " in "
+                            + path
+                            + " has dtype "
+                            + info.dtype()
                             + ", which cannot be read as float (supported: F32, BF16, F16, F64)"));
     ByteBuffer raw = map(info);
     long n = info.elements();
     if (n * 4 > Integer.MAX_VALUE) {
-      throw new WeightException("tensor " + name + " in " + path + " has " + n + " values; one tensor is limited to 2 GiB as fp32");
+      throw new WeightException(
+          "tensor "
+              + name
+              + " in "
+              + path
+              + " has "
+              + n
+              + " values; one tensor is limited to 2 GiB as fp32");
     }
     FloatBuffer out;
     switch (type) {
       case F32:
-        if (ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN && (dataStart + info.begin()) % 4 == 0) {
+        if (ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN
+            && (dataStart + info.begin()) % 4 == 0) {
           out = raw.asFloatBuffer(); // zero copy: a view of the mapped pages
         } else {
           out = newFloats(n);
           out.put(raw.asFloatBuffer()).rewind();
         }
         break;
-      case BF16: {
-        out = newFloats(n);
-        ShortBuffer src = raw.asShortBuffer();
-        for (int i = 0; i < n; i++) {
-          out.put(i, HalfFloats.bf16ToFloat(src.get(i)));
+      case BF16:
+        {
+          out = newFloats(n);
+          ShortBuffer src = raw.asShortBuffer();
+          for (int i = 0; i < n; i++) {
+            out.put(i, HalfFloats.bf16ToFloat(src.get(i)));
+          }
+          break;
         }
-        break;
-      }
-      case F16: {
-        out = newFloats(n);
-        ShortBuffer src = raw.asShortBuffer();
-        for (int i = 0; i < n; i++) {
-          out.put(i, HalfFloats.f16ToFloat(src.get(i)));
+      case F16:
+        {
+          out = newFloats(n);
+          ShortBuffer src = raw.asShortBuffer();
+          for (int i = 0; i < n; i++) {
+            out.put(i, HalfFloats.f16ToFloat(src.get(i)));
+          }
+          break;
         }
-        break;
-      }
-      case F64: {
-        out = newFloats(n);
-        DoubleBuffer src = raw.asDoubleBuffer();
-        for (int i = 0; i < n; i++) {
-          out.put(i, (float) src.get(i));
+      case F64:
+        {
+          out = newFloats(n);
+          DoubleBuffer src = raw.asDoubleBuffer();
+          for (int i = 0; i < n; i++) {
+            out.put(i, (float) src.get(i));
+          }
+          break;
         }
-        break;
-      }
       default:
         throw new IllegalStateException("unreachable: " + type);
     }
@@ -367,16 +459,25 @@ public final class SafetensorsFile implements AutoCloseable {
 
   private ByteBuffer map(TensorInfo info) {
     if (info.byteLength() > Integer.MAX_VALUE) {
-      throw new WeightException("tensor " + info.name() + " in " + path + " is " + info.byteLength() + " bytes; tensors of 2 GiB or more are not supported");
+      throw new WeightException(
+          "tensor "
+              + info.name()
+              + " in "
+              + path
+              + " is "
+              + info.byteLength()
+              + " bytes; tensors of 2 GiB or more are not supported");
     }
     if (info.byteLength() == 0) {
       return ByteBuffer.allocateDirect(0).order(ByteOrder.LITTLE_ENDIAN);
     }
     try {
-      MappedByteBuffer m = channel.map(FileChannel.MapMode.READ_ONLY, dataStart + info.begin(), info.byteLength());
+      MappedByteBuffer m =
+          channel.map(FileChannel.MapMode.READ_ONLY, dataStart + info.begin(), info.byteLength());
       return m.order(ByteOrder.LITTLE_ENDIAN);
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot map tensor " + info.name() + " of " + path + ": " + e.getMessage(), e);
+      throw new UncheckedIOException(
+          "cannot map tensor " + info.name() + " of " + path + ": " + e.getMessage(), e);
     }
   }
 

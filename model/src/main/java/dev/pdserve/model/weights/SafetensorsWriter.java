@@ -42,7 +42,12 @@ public final class SafetensorsWriter {
   private final Map<String, String> metadata = new LinkedHashMap<>();
   private final Map<String, Entry> entries = new TreeMap<>();
 
-  private record Entry(String name, SafetensorsDType dtype, long[] shape, Supplier<ByteBuffer> raw, Supplier<FloatBuffer> floats) {
+  private record Entry(
+      String name,
+      SafetensorsDType dtype,
+      long[] shape,
+      Supplier<ByteBuffer> raw,
+      Supplier<FloatBuffer> floats) {
     long elements() {
       long n = 1;
       for (long d : shape) {
@@ -59,7 +64,8 @@ public final class SafetensorsWriter {
   /** A writer that stores float tensors as {@code dtype} (F32, BF16 or F16). */
   public SafetensorsWriter(SafetensorsDType dtype) {
     if (!dtype.writableFromFloat()) {
-      throw new IllegalArgumentException("cannot write float tensors as " + dtype + "; use F32, BF16 or F16");
+      throw new IllegalArgumentException(
+          "cannot write float tensors as " + dtype + "; use F32, BF16 or F16");
     }
     this.dtype = dtype;
   }
@@ -89,12 +95,21 @@ public final class SafetensorsWriter {
    * Adds a tensor of any safetensors dtype from its raw little-endian bytes, written as given (for
    * checkpoints that carry integer buffers, and for tests of readers).
    */
-  public SafetensorsWriter addRaw(String name, SafetensorsDType type, long[] shape, ByteBuffer littleEndianBytes) {
+  public SafetensorsWriter addRaw(
+      String name, SafetensorsDType type, long[] shape, ByteBuffer littleEndianBytes) {
     ByteBuffer copy = littleEndianBytes.duplicate();
     Entry e = new Entry(name, type, shape.clone(), () -> copy.duplicate(), null);
     if (copy.remaining() != e.bytes()) {
       throw new IllegalArgumentException(
-          "tensor " + name + ": " + type + Arrays.toString(shape) + " needs " + e.bytes() + " bytes, got " + copy.remaining());
+          "tensor "
+              + name
+              + ": "
+              + type
+              + Arrays.toString(shape)
+              + " needs "
+              + e.bytes()
+              + " bytes, got "
+              + copy.remaining());
     }
     return put(e);
   }
@@ -105,7 +120,8 @@ public final class SafetensorsWriter {
     }
     for (long d : e.shape()) {
       if (d < 0) {
-        throw new IllegalArgumentException("tensor " + e.name() + " has a negative dimension: " + Arrays.toString(e.shape()));
+        throw new IllegalArgumentException(
+            "tensor " + e.name() + " has a negative dimension: " + Arrays.toString(e.shape()));
       }
     }
     if (entries.putIfAbsent(e.name(), e) != null) {
@@ -124,16 +140,22 @@ public final class SafetensorsWriter {
   }
 
   /**
-   * Writes the file (through a temporary sibling, moved into place at the end) and returns its
-   * size in bytes.
+   * Writes the file (through a temporary sibling, moved into place at the end) and returns its size
+   * in bytes.
    */
   public long write(Path file) {
     byte[] header = header();
     Path tmp = file.resolveSibling(file.getFileName() + ".partial");
     try {
       long size;
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
-        ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
+      try (FileChannel ch =
+          FileChannel.open(
+              tmp,
+              StandardOpenOption.CREATE,
+              StandardOpenOption.TRUNCATE_EXISTING,
+              StandardOpenOption.WRITE)) {
+        ByteBuffer len =
+            ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
         writeFully(ch, len);
         writeFully(ch, ByteBuffer.wrap(header));
         ByteBuffer chunk = ByteBuffer.allocateDirect(CHUNK_BYTES).order(ByteOrder.LITTLE_ENDIAN);
@@ -151,7 +173,8 @@ public final class SafetensorsWriter {
       return size;
     } catch (IOException e) {
       deleteQuietly(tmp);
-      throw new UncheckedIOException("cannot write safetensors file " + file + ": " + e.getMessage(), e);
+      throw new UncheckedIOException(
+          "cannot write safetensors file " + file + ": " + e.getMessage(), e);
     } catch (RuntimeException e) {
       deleteQuietly(tmp);
       throw e;
@@ -193,7 +216,14 @@ public final class SafetensorsWriter {
     src.rewind();
     if (src.remaining() != e.elements()) {
       throw new IllegalArgumentException(
-          "tensor " + e.name() + " has " + src.remaining() + " values but shape " + Arrays.toString(e.shape()) + " needs " + e.elements());
+          "tensor "
+              + e.name()
+              + " has "
+              + src.remaining()
+              + " values but shape "
+              + Arrays.toString(e.shape())
+              + " needs "
+              + e.elements());
     }
     int per = e.dtype().bytes();
     while (src.hasRemaining()) {
@@ -201,7 +231,9 @@ public final class SafetensorsWriter {
       int n = Math.min(src.remaining(), CHUNK_BYTES / per);
       switch (e.dtype()) {
         case F32:
-          chunk.asFloatBuffer().put(src.slice().limit(n)); // bulk copy, byte order converted if needed
+          chunk
+              .asFloatBuffer()
+              .put(src.slice().limit(n)); // bulk copy, byte order converted if needed
           chunk.position(n * per);
           src.position(src.position() + n);
           break;

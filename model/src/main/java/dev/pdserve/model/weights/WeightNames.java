@@ -9,8 +9,8 @@ import java.util.Map;
 /**
  * Canonical tensor names and shapes. Names follow the published ERNIE-4.5 PT checkpoints: routed
  * experts of the vision group follow the text experts in one index range ({@code experts.64..127}
- * for 64 + 64), the vision gate is {@code mlp.gate.weight_1}, and the correction bias holds one
- * row per group ({@code [groups, experts]}).
+ * for 64 + 64), the vision gate is {@code mlp.gate.weight_1}, and the correction bias holds one row
+ * per group ({@code [groups, experts]}).
  */
 public final class WeightNames {
   private WeightNames() {}
@@ -56,7 +56,10 @@ public final class WeightNames {
     return layer(l) + "mlp.shared_experts." + proj + ".weight";
   }
 
-  /** Gate of expert group {@code g}: {@code mlp.gate.weight} for text, {@code mlp.gate.weight_1} for vision. */
+  /**
+   * Gate of expert group {@code g}: {@code mlp.gate.weight} for text, {@code mlp.gate.weight_1} for
+   * vision.
+   */
   public static String gate(int l, int g) {
     return layer(l) + "mlp.gate.weight" + (g == 0 ? "" : "_" + g);
   }

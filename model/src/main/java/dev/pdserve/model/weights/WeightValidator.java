@@ -11,8 +11,8 @@ import java.util.Optional;
 /**
  * Checks that a weight source fits a model config: every tensor of {@link WeightNames#expected} is
  * present with its expected shape, and the small tensors a bad export most often spoils (norms,
- * gates, correction biases) hold only finite values. Shapes come from {@link WeightSource#shape}, so
- * a checkpoint is checked from its headers plus those few small tensors.
+ * gates, correction biases) hold only finite values. Shapes come from {@link WeightSource#shape},
+ * so a checkpoint is checked from its headers plus those few small tensors.
  */
 public final class WeightValidator {
   /** Problems spelled out in the exception message; the rest are counted. */
@@ -30,8 +30,13 @@ public final class WeightValidator {
       return;
     }
     StringBuilder msg = new StringBuilder();
-    msg.append("weights from ").append(src.describe()).append(" do not fit model ").append(cfg.name()).append(": ")
-        .append(problems.size()).append(problems.size() == 1 ? " problem" : " problems");
+    msg.append("weights from ")
+        .append(src.describe())
+        .append(" do not fit model ")
+        .append(cfg.name())
+        .append(": ")
+        .append(problems.size())
+        .append(problems.size() == 1 ? " problem" : " problems");
     for (int i = 0; i < Math.min(problems.size(), MAX_LISTED); i++) {
       msg.append("\n  ").append(problems.get(i));
     }
@@ -41,7 +46,10 @@ public final class WeightValidator {
     throw new WeightException(msg.toString(), problems);
   }
 
-  /** Every problem found, one line each, in {@link WeightNames#expected} order; empty when the weights fit. */
+  /**
+   * Every problem found, one line each, in {@link WeightNames#expected} order; empty when the
+   * weights fit.
+   */
   public static List<String> problems(ModelConfig cfg, WeightSource src) {
     List<String> problems = new ArrayList<>();
     for (Map.Entry<String, long[]> e : WeightNames.expected(cfg).entrySet()) {
@@ -52,7 +60,13 @@ public final class WeightValidator {
         continue;
       }
       if (!Arrays.equals(shape.get(), e.getValue())) {
-        problems.add("tensor " + name + " has shape " + Arrays.toString(shape.get()) + ", expected " + Arrays.toString(e.getValue()));
+        problems.add(
+            "tensor "
+                + name
+                + " has shape "
+                + Arrays.toString(shape.get())
+                + ", expected "
+                + Arrays.toString(e.getValue()));
         continue;
       }
       if (isSmall(name)) {
@@ -89,7 +103,16 @@ public final class WeightValidator {
       return Optional.empty();
     }
     return Optional.of(
-        "tensor " + t.name() + " holds " + count + " non-finite value" + (count == 1 ? "" : "s") + " (first at index " + first + ": "
-            + d.get(first) + ")");
+        "tensor "
+            + t.name()
+            + " holds "
+            + count
+            + " non-finite value"
+            + (count == 1 ? "" : "s")
+            + " (first at index "
+            + first
+            + ": "
+            + d.get(first)
+            + ")");
   }
 }

@@ -72,8 +72,16 @@ class ExpertComputeTest {
     }
     double[] a = new double[whole.length];
     double[] c = new double[whole.length];
-    int runLow = all.accumulate(new RoutedBatch(b.layer(), b.rows(), b.hidden(), b.topK(), b.hn(), b.group(), low, b.weights()), a);
-    int runHigh = all.accumulate(new RoutedBatch(b.layer(), b.rows(), b.hidden(), b.topK(), b.hn(), b.group(), high, b.weights()), c);
+    int runLow =
+        all.accumulate(
+            new RoutedBatch(
+                b.layer(), b.rows(), b.hidden(), b.topK(), b.hn(), b.group(), low, b.weights()),
+            a);
+    int runHigh =
+        all.accumulate(
+            new RoutedBatch(
+                b.layer(), b.rows(), b.hidden(), b.topK(), b.hn(), b.group(), high, b.weights()),
+            c);
     assertEquals(runWhole, runLow + runHigh, "experts run");
     for (int i = 0; i < whole.length; i++) {
       assertEquals((float) whole[i], (float) (a[i] + c[i]), "element " + i);
@@ -82,7 +90,12 @@ class ExpertComputeTest {
     long[] none = new long[b.expertIds().length];
     java.util.Arrays.fill(none, ExpertCompute.NO_EXPERT);
     double[] z = new double[whole.length];
-    assertEquals(0, all.accumulate(new RoutedBatch(b.layer(), b.rows(), b.hidden(), b.topK(), b.hn(), b.group(), none, b.weights()), z));
+    assertEquals(
+        0,
+        all.accumulate(
+            new RoutedBatch(
+                b.layer(), b.rows(), b.hidden(), b.topK(), b.hn(), b.group(), none, b.weights()),
+            z));
     for (double v : z) {
       assertEquals(0.0, v);
     }

@@ -121,7 +121,11 @@ class ModelRunnerTest {
     List<Integer> recomputed = new ArrayList<>();
     for (int i = 0; i < 10; i++) {
       int[] all = seq.stream().mapToInt(Integer::intValue).toArray();
-      float[] lr = runner.forward(List.of(SequenceStep.text(all, new ContiguousKv(cfg, all.length), true)), local)[0];
+      float[] lr =
+          runner
+              .forward(
+                  List.of(SequenceStep.text(all, new ContiguousKv(cfg, all.length), true)), local)[
+              0];
       int next = argmax(lr);
       recomputed.add(next);
       seq.add(next);

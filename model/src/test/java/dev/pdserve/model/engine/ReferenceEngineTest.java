@@ -60,7 +60,8 @@ class ReferenceEngineTest {
     GenerateResult a = engine.generate(r, e -> streamed.append(e.text()));
     GenerateResult b = engine.generate(r);
     assertArrayEquals(a.tokenIds(), b.tokenIds());
-    assertEquals(a.text(), streamed.toString(), "streamed deltas must concatenate to the final text");
+    assertEquals(
+        a.text(), streamed.toString(), "streamed deltas must concatenate to the final text");
     assertTrue(a.completionTokens() >= 1 && a.completionTokens() <= 24);
     if (a.finishReason() == FinishReason.LENGTH) {
       assertEquals(24, a.completionTokens());
@@ -70,7 +71,8 @@ class ReferenceEngineTest {
 
   @Test
   void sameSeedSameTokensOtherSeedOtherTokens() {
-    SamplingParams s1 = SamplingParams.builder().temperature(1.0).maxTokens(32).seed(1234).ignoreEos(true).build();
+    SamplingParams s1 =
+        SamplingParams.builder().temperature(1.0).maxTokens(32).seed(1234).ignoreEos(true).build();
     SamplingParams s2 = s1.toBuilder().seed(99).build();
     Prompt p = Prompt.text("The quick brown fox");
     GenerateResult a = engine.generate(req(p, s1));
@@ -78,7 +80,9 @@ class ReferenceEngineTest {
     GenerateResult c = engine.generate(req(p, s2));
     assertArrayEquals(a.tokenIds(), b.tokenIds(), "the same seed must give the same tokens");
     assertNotEquals(List.of(a.tokenIds()), List.of(c.tokenIds()));
-    assertFalse(java.util.Arrays.equals(a.tokenIds(), c.tokenIds()), "different seeds should give different tokens");
+    assertFalse(
+        java.util.Arrays.equals(a.tokenIds(), c.tokenIds()),
+        "different seeds should give different tokens");
     assertEquals(32, a.completionTokens());
     assertEquals(FinishReason.LENGTH, a.finishReason());
   }
@@ -99,27 +103,49 @@ class ReferenceEngineTest {
   void badInputGetsAClearError() {
     int ctx = engine.config().maxPositions();
     InvalidRequestException tooLong =
-        assertThrows(InvalidRequestException.class, () -> engine.generate(req(Prompt.text("a".repeat(ctx + 5)), SamplingParams.greedy(4))));
-    assertTrue(tooLong.getMessage().startsWith("This model's maximum context length is " + ctx + " tokens"), tooLong.getMessage());
+        assertThrows(
+            InvalidRequestException.class,
+            () -> engine.generate(req(Prompt.text("a".repeat(ctx + 5)), SamplingParams.greedy(4))));
+    assertTrue(
+        tooLong
+            .getMessage()
+            .startsWith("This model's maximum context length is " + ctx + " tokens"),
+        tooLong.getMessage());
     assertMessage("max_tokens must be >= 1", SamplingParams.builder().maxTokens(0));
     assertMessage("temperature must be >= 0", SamplingParams.builder().temperature(-1));
     assertMessage("top_p must be in (0, 1]", SamplingParams.builder().topP(1.5));
     assertMessage("top_p must be in (0, 1]", SamplingParams.builder().topP(0));
-    InvalidRequestException empty = assertThrows(InvalidRequestException.class, () -> engine.generate(req(Prompt.text(""), SamplingParams.greedy(4))));
+    InvalidRequestException empty =
+        assertThrows(
+            InvalidRequestException.class,
+            () -> engine.generate(req(Prompt.text(""), SamplingParams.greedy(4))));
     assertTrue(empty.getMessage().contains("prompt is empty"), empty.getMessage());
     InvalidRequestException badId =
-        assertThrows(InvalidRequestException.class, () -> engine.generate(req(Prompt.tokens(5, 99999), SamplingParams.greedy(4))));
-    assertTrue(badId.getMessage().contains("prompt_token_ids[1] = 99999 is outside the vocabulary"), badId.getMessage());
+        assertThrows(
+            InvalidRequestException.class,
+            () -> engine.generate(req(Prompt.tokens(5, 99999), SamplingParams.greedy(4))));
+    assertTrue(
+        badId.getMessage().contains("prompt_token_ids[1] = 99999 is outside the vocabulary"),
+        badId.getMessage());
   }
 
   private static void assertMessage(String expected, SamplingParams.Builder b) {
-    InvalidRequestException e = assertThrows(InvalidRequestException.class, () -> engine.generate(req(Prompt.text("hi"), b.build())));
-    assertTrue(e.getMessage().startsWith(expected), "expected '" + expected + "...', got: " + e.getMessage());
+    InvalidRequestException e =
+        assertThrows(
+            InvalidRequestException.class,
+            () -> engine.generate(req(Prompt.text("hi"), b.build())));
+    assertTrue(
+        e.getMessage().startsWith(expected),
+        "expected '" + expected + "...', got: " + e.getMessage());
   }
 
   @Test
   void stopStringEndsTheOutputBeforeIt(@TempDir Path unused) {
-    GenerateResult free = engine.generate(req(Prompt.text("abc"), SamplingParams.builder().temperature(0).maxTokens(40).ignoreEos(true).build()));
+    GenerateResult free =
+        engine.generate(
+            req(
+                Prompt.text("abc"),
+                SamplingParams.builder().temperature(0).maxTokens(40).ignoreEos(true).build()));
     String text = free.text();
     // pick a stop string from the middle of what greedy produces anyway
     String stop = null;
@@ -131,10 +157,19 @@ class ReferenceEngineTest {
       }
     }
     if (stop == null) {
-      return; // output too short or too irregular to place a stop string; covered by StopChecker tests
+      return; // output too short or too irregular to place a stop string; covered by StopChecker
+      // tests
     }
     GenerateResult stopped =
-        engine.generate(req(Prompt.text("abc"), SamplingParams.builder().temperature(0).maxTokens(40).ignoreEos(true).stop(stop).build()));
+        engine.generate(
+            req(
+                Prompt.text("abc"),
+                SamplingParams.builder()
+                    .temperature(0)
+                    .maxTokens(40)
+                    .ignoreEos(true)
+                    .stop(stop)
+                    .build()));
     assertEquals(FinishReason.STOP, stopped.finishReason());
     assertEquals(text.substring(0, text.indexOf(stop)), stopped.text());
     assertEquals(stop, stopped.stopReason());
@@ -148,24 +183,43 @@ class ReferenceEngineTest {
     int[] expected = engine.generate(r).tokenIds();
 
     // fp32 release layout (VL gates transposed, extras), converted, then loaded
-    Path released = TestCheckpoints.write(tmp.resolve("released"), cfg, direct, TestCheckpoints.Layout.released(cfg, SafetensorsDType.F32).withShards(2));
+    Path released =
+        TestCheckpoints.write(
+            tmp.resolve("released"),
+            cfg,
+            direct,
+            TestCheckpoints.Layout.released(cfg, SafetensorsDType.F32).withShards(2));
     Path converted = tmp.resolve("converted");
     CheckpointConverter.convert(released, converted, ConvertOptions.defaults());
     for (Path dir : List.of(released, converted)) {
-      try (LoadedModel m = LoadedModel.load(ModelSpec.directory(dir)); ReferenceEngine e = new ReferenceEngine(m, OrtRuntime.shared())) {
-        assertArrayEquals(expected, e.generate(r).tokenIds(), "tokens from " + dir.getFileName() + " differ from direct weights");
+      try (LoadedModel m = LoadedModel.load(ModelSpec.directory(dir));
+          ReferenceEngine e = new ReferenceEngine(m, OrtRuntime.shared())) {
+        assertArrayEquals(
+            expected,
+            e.generate(r).tokenIds(),
+            "tokens from " + dir.getFileName() + " differ from direct weights");
       }
     }
 
     // bf16 checkpoint == the same weights rounded to bf16 handed over directly
-    Path bf16 = TestCheckpoints.write(tmp.resolve("bf16"), cfg, direct, TestCheckpoints.Layout.released(cfg, SafetensorsDType.BF16));
+    Path bf16 =
+        TestCheckpoints.write(
+            tmp.resolve("bf16"),
+            cfg,
+            direct,
+            TestCheckpoints.Layout.released(cfg, SafetensorsDType.BF16));
     int[] fromDisk;
-    try (LoadedModel m = LoadedModel.load(ModelSpec.directory(bf16)); ReferenceEngine e = new ReferenceEngine(m, OrtRuntime.shared())) {
+    try (LoadedModel m = LoadedModel.load(ModelSpec.directory(bf16));
+        ReferenceEngine e = new ReferenceEngine(m, OrtRuntime.shared())) {
       fromDisk = e.generate(r).tokenIds();
     }
     LoadedModel rounded = LoadedModel.load(ModelSpec.preset("tiny"));
-    try (ReferenceEngine e = new ReferenceEngine(withWeights(rounded, new Bf16Rounded(direct)), OrtRuntime.shared())) {
-      assertArrayEquals(e.generate(r).tokenIds(), fromDisk, "bf16 checkpoint differs from the same bf16 weights in memory");
+    try (ReferenceEngine e =
+        new ReferenceEngine(withWeights(rounded, new Bf16Rounded(direct)), OrtRuntime.shared())) {
+      assertArrayEquals(
+          e.generate(r).tokenIds(),
+          fromDisk,
+          "bf16 checkpoint differs from the same bf16 weights in memory");
     }
   }
 
@@ -183,13 +237,19 @@ class ReferenceEngineTest {
 
     @Override
     public Optional<FloatTensor> find(String name) {
-      return inner.find(name).map(t -> {
-        FloatBuffer out = ByteBuffer.allocateDirect((int) t.elements() * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
-        for (int i = 0; i < t.elements(); i++) {
-          out.put(i, HalfFloats.bf16ToFloat(HalfFloats.floatToBf16(t.get(i)) & 0xffff));
-        }
-        return new FloatTensor(t.name(), t.shape(), out);
-      });
+      return inner
+          .find(name)
+          .map(
+              t -> {
+                FloatBuffer out =
+                    ByteBuffer.allocateDirect((int) t.elements() * 4)
+                        .order(ByteOrder.nativeOrder())
+                        .asFloatBuffer();
+                for (int i = 0; i < t.elements(); i++) {
+                  out.put(i, HalfFloats.bf16ToFloat(HalfFloats.floatToBf16(t.get(i)) & 0xffff));
+                }
+                return new FloatTensor(t.name(), t.shape(), out);
+              });
     }
 
     @Override

@@ -41,12 +41,16 @@ public final class Float64Ernie {
   /** The embedding row of {@code tokenId}. */
   public double[] embed(int tokenId) {
     if (tokenId < 0 || tokenId >= cfg.vocabSize()) {
-      throw new IllegalArgumentException("token id " + tokenId + " is outside [0, " + cfg.vocabSize() + ")");
+      throw new IllegalArgumentException(
+          "token id " + tokenId + " is outside [0, " + cfg.vocabSize() + ")");
     }
     return matrix(WeightNames.EMBED)[tokenId].clone();
   }
 
-  /** Final RMSNorm, then the LM head (the embedding matrix when tied): {@code logits[v] = E[v]·norm(h)}. */
+  /**
+   * Final RMSNorm, then the LM head (the embedding matrix when tied): {@code logits[v] =
+   * E[v]·norm(h)}.
+   */
   public double[] logits(double[] hidden) {
     double[] normed = Math64.rmsNorm(hidden, vector(WeightNames.FINAL_NORM), cfg.rmsNormEps());
     double[][] head = matrix(cfg.tieEmbeddings() ? WeightNames.EMBED : WeightNames.LM_HEAD);
@@ -60,15 +64,30 @@ public final class Float64Ernie {
    * out = h + MLP(RMSNorm(h))}. The new post-RoPE keys and values are appended to {@code cache}
    * (this layer's part); token t attends to every cached position and to new tokens 0..t.
    */
-  public LayerTrace layer(int layer, double[][] x, int[] positions, boolean[] vision, KvCache64 cache) {
+  public LayerTrace layer(
+      int layer, double[][] x, int[] positions, boolean[] vision, KvCache64 cache) {
     int tokens = x.length;
     if (positions.length != tokens || vision.length != tokens) {
       throw new IllegalArgumentException(
-          "layer " + layer + ": " + tokens + " rows but " + positions.length + " positions and " + vision.length + " modality flags");
+          "layer "
+              + layer
+              + ": "
+              + tokens
+              + " rows but "
+              + positions.length
+              + " positions and "
+              + vision.length
+              + " modality flags");
     }
     for (double[] row : x) {
       if (row.length != cfg.hidden()) {
-        throw new IllegalArgumentException("layer " + layer + ": rows must have hidden size " + cfg.hidden() + ", got " + row.length);
+        throw new IllegalArgumentException(
+            "layer "
+                + layer
+                + ": rows must have hidden size "
+                + cfg.hidden()
+                + ", got "
+                + row.length);
       }
     }
     int headDim = cfg.headDim();
@@ -92,12 +111,16 @@ public final class Float64Ernie {
       double[] v = Math64.matVec(wv, xn);
       queries[t] = new double[cfg.numHeads()][];
       for (int h = 0; h < cfg.numHeads(); h++) {
-        queries[t][h] = Math64.ropeInterleaved(Math64.slice(q, h * headDim, headDim), positions[t], cfg.ropeTheta());
+        queries[t][h] =
+            Math64.ropeInterleaved(
+                Math64.slice(q, h * headDim, headDim), positions[t], cfg.ropeTheta());
       }
       double[][] keyHeads = new double[cfg.numKvHeads()][];
       double[][] valueHeads = new double[cfg.numKvHeads()][];
       for (int h = 0; h < cfg.numKvHeads(); h++) {
-        keyHeads[h] = Math64.ropeInterleaved(Math64.slice(k, h * headDim, headDim), positions[t], cfg.ropeTheta());
+        keyHeads[h] =
+            Math64.ropeInterleaved(
+                Math64.slice(k, h * headDim, headDim), positions[t], cfg.ropeTheta());
         valueHeads[h] = Math64.slice(v, h * headDim, headDim);
         System.arraycopy(keyHeads[h], 0, newK[t], h * headDim, headDim);
         System.arraycopy(valueHeads[h], 0, newV[t], h * headDim, headDim);
@@ -178,7 +201,8 @@ public final class Float64Ernie {
       }
       out[t] = Math64.add(h, mlp);
     }
-    return new LayerTrace(out, attnResidual, mlpInput, expertIds, expertWeights, group, margin, newK, newV);
+    return new LayerTrace(
+        out, attnResidual, mlpInput, expertIds, expertWeights, group, margin, newK, newV);
   }
 
   /** Routed expert {@code e} of group {@code g}: a SwiGLU MLP. */
@@ -204,7 +228,9 @@ public final class Float64Ernie {
 
   // ---------------------------------------------------------------- whole model
 
-  /** Runs all layers for new tokens (appending to the cache); returns the logits of every new token. */
+  /**
+   * Runs all layers for new tokens (appending to the cache); returns the logits of every new token.
+   */
   public double[][] forward(int[] tokens, boolean[] vision, KvCache64 cache) {
     double[][] rows = new double[tokens.length][];
     for (int t = 0; t < tokens.length; t++) {
@@ -226,7 +252,8 @@ public final class Float64Ernie {
     int start = cache.length();
     for (int l = 0; l < cfg.numLayers(); l++) {
       if (cache.length(l) != start) {
-        throw new IllegalStateException("cache layer " + l + " holds " + cache.length(l) + " positions, expected " + start);
+        throw new IllegalStateException(
+            "cache layer " + l + " holds " + cache.length(l) + " positions, expected " + start);
       }
     }
     int[] positions = new int[rows.length];
@@ -316,12 +343,21 @@ public final class Float64Ernie {
 
   private FloatTensor tensor(String name, int rank) {
     FloatTensor t =
-        weights.find(name).orElseThrow(() -> new IllegalArgumentException(weights.describe() + " has no tensor " + name));
+        weights
+            .find(name)
+            .orElseThrow(
+                () -> new IllegalArgumentException(weights.describe() + " has no tensor " + name));
     long[] expected = expectedShapes.get(name);
     if (expected == null || expected.length != rank || !t.hasShape(expected)) {
       throw new IllegalArgumentException(
-          "tensor " + name + " from " + weights.describe() + " has shape " + Arrays.toString(t.shape())
-              + ", expected " + Arrays.toString(expected));
+          "tensor "
+              + name
+              + " from "
+              + weights.describe()
+              + " has shape "
+              + Arrays.toString(t.shape())
+              + ", expected "
+              + Arrays.toString(expected));
     }
     return t;
   }

@@ -30,7 +30,8 @@ class Float64ErnieTest {
       int[] cached = MODEL.greedy(prompts[i], lengths[i]);
       int[] recomputed = MODEL.greedyNoCache(prompts[i], lengths[i]);
       assertEquals(lengths[i], cached.length);
-      assertArrayEquals(recomputed, cached, "greedy tokens for prompt " + Arrays.toString(prompts[i]));
+      assertArrayEquals(
+          recomputed, cached, "greedy tokens for prompt " + Arrays.toString(prompts[i]));
     }
   }
 
@@ -45,9 +46,15 @@ class Float64ErnieTest {
     for (int c = 0; c + 1 < cuts.length; c++) {
       int from = cuts[c];
       int to = cuts[c + 1];
-      double[][] part = MODEL.forward(Arrays.copyOfRange(tokens, from, to), Arrays.copyOfRange(vision, from, to), cache);
+      double[][] part =
+          MODEL.forward(
+              Arrays.copyOfRange(tokens, from, to), Arrays.copyOfRange(vision, from, to), cache);
       for (int t = from; t < to; t++) {
-        assertArrayEquals(whole[t], part[t - from], 1e-12, "logits of token " + t + " (chunk " + from + ".." + to + ")");
+        assertArrayEquals(
+            whole[t],
+            part[t - from],
+            1e-12,
+            "logits of token " + t + " (chunk " + from + ".." + to + ")");
       }
     }
     assertEquals(tokens.length, cache.length());
@@ -83,7 +90,8 @@ class Float64ErnieTest {
         Set<Integer> distinct = new HashSet<>();
         double sum = 0;
         for (int j = 0; j < ids.length; j++) {
-          assertTrue(ids[j] >= 0 && ids[j] < experts, where + " expert " + ids[j] + " outside its group");
+          assertTrue(
+              ids[j] >= 0 && ids[j] < experts, where + " expert " + ids[j] + " outside its group");
           assertTrue(distinct.add(ids[j]), where + " expert " + ids[j] + " chosen twice");
           assertTrue(w[j] > 0, where + " weight " + w[j]);
           sum += w[j];
@@ -130,7 +138,8 @@ class Float64ErnieTest {
         assertArrayEquals(a.out()[t], b.out()[t], 1e-9, "layer " + l + " token " + t);
       }
       if (tokens.length > 1) {
-        assertNotEquals(a.newK()[1][0], b.newK()[1][0], "keys must be rotated by absolute position");
+        assertNotEquals(
+            a.newK()[1][0], b.newK()[1][0], "keys must be rotated by absolute position");
       }
     }
 
@@ -141,10 +150,16 @@ class Float64ErnieTest {
     for (int t = 0; t < tokens.length; t++) {
       rows[t] = MODEL.embed(tokens[t]);
     }
-    double[][] p1 = MODEL.forwardAt(Arrays.copyOfRange(rows, 0, 4), Arrays.copyOfRange(vision, 0, 4), plain, 0);
-    double[][] m1 = MODEL.forwardAt(Arrays.copyOfRange(rows, 0, 4), Arrays.copyOfRange(vision, 0, 4), moved, 777);
-    double[][] p2 = MODEL.forwardAt(Arrays.copyOfRange(rows, 4, 6), Arrays.copyOfRange(vision, 4, 6), plain, 0);
-    double[][] m2 = MODEL.forwardAt(Arrays.copyOfRange(rows, 4, 6), Arrays.copyOfRange(vision, 4, 6), moved, 777);
+    double[][] p1 =
+        MODEL.forwardAt(Arrays.copyOfRange(rows, 0, 4), Arrays.copyOfRange(vision, 0, 4), plain, 0);
+    double[][] m1 =
+        MODEL.forwardAt(
+            Arrays.copyOfRange(rows, 0, 4), Arrays.copyOfRange(vision, 0, 4), moved, 777);
+    double[][] p2 =
+        MODEL.forwardAt(Arrays.copyOfRange(rows, 4, 6), Arrays.copyOfRange(vision, 4, 6), plain, 0);
+    double[][] m2 =
+        MODEL.forwardAt(
+            Arrays.copyOfRange(rows, 4, 6), Arrays.copyOfRange(vision, 4, 6), moved, 777);
     for (int t = 0; t < 4; t++) {
       assertArrayEquals(p1[t], m1[t], 1e-9, "logits of token " + t);
     }
@@ -163,7 +178,8 @@ class Float64ErnieTest {
     // headDim 4, theta 100: inverse frequencies 1 and 0.1; position 2 gives angles 2 and 0.2.
     // Pairs are (x0, x1) and (x2, x3), not the half-split (x0, x2) and (x1, x3).
     double[] y = Math64.ropeInterleaved(new double[] {1, 0, 0, 1}, 2, 100);
-    assertArrayEquals(new double[] {Math.cos(2), Math.sin(2), -Math.sin(0.2), Math.cos(0.2)}, y, 1e-15);
+    assertArrayEquals(
+        new double[] {Math.cos(2), Math.sin(2), -Math.sin(0.2), Math.cos(0.2)}, y, 1e-15);
     double[] z = Math64.ropeInterleaved(new double[] {1, 2, 3, 4}, 0, 100);
     assertArrayEquals(new double[] {1, 2, 3, 4}, z, 0.0);
 
@@ -176,7 +192,8 @@ class Float64ErnieTest {
     // One position: softmax is 1, so Attn(xn) = Wo·concat_h(V[h / (heads/kvHeads)]).
     DummyWeights w = new DummyWeights(CFG, 7);
     double[] x = MODEL.embed(65);
-    LayerTrace tr = MODEL.layer(0, new double[][] {x}, new int[] {3}, new boolean[1], new KvCache64(CFG));
+    LayerTrace tr =
+        MODEL.layer(0, new double[][] {x}, new int[] {3}, new boolean[1], new KvCache64(CFG));
 
     double[] xn = Math64.rmsNorm(x, widen(w, WeightNames.inputNorm(0))[0], CFG.rmsNormEps());
     double[] v = Math64.matVec(widen(w, WeightNames.v(0)), xn);

@@ -20,17 +20,18 @@ import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Test;
 
 /**
- * DESIGN.md invariant 2: the ONNX graphs run by ONNX Runtime compute the model. Each decoder
- * layer (dense and MoE, text and vision tokens) and the whole model are compared against {@link
+ * DESIGN.md invariant 2: the ONNX graphs run by ONNX Runtime compute the model. Each decoder layer
+ * (dense and MoE, text and vision tokens) and the whole model are compared against {@link
  * Float64Ernie}, an independent float64 implementation, on random inputs.
  */
 class GraphsMatchFloat64Test {
   static final double TOLERANCE = 1e-4;
+
   /** Routing decisions closer than this may legitimately differ between fp32 and fp64. */
   static final double MIN_MARGIN = 1e-5;
 
@@ -65,7 +66,9 @@ class GraphsMatchFloat64Test {
     double[][] x = new double[n][cfg.hidden()];
     for (double[] row : x) {
       for (int d = 0; d < row.length; d++) {
-        row[d] = (float) (scale * r.nextGaussian()); // representable in fp32: both sides see the same input
+        row[d] =
+            (float)
+                (scale * r.nextGaussian()); // representable in fp32: both sides see the same input
       }
     }
     return x;
@@ -112,7 +115,11 @@ class GraphsMatchFloat64Test {
     for (int i = 0; i < t.routingMargin().length; i++) {
       assertTrue(
           t.routingMargin()[i] > MIN_MARGIN,
-          what + ": token " + i + " has a near-tie in expert choice (margin " + t.routingMargin()[i]
+          what
+              + ": token "
+              + i
+              + " has a near-tie in expert choice (margin "
+              + t.routingMargin()[i]
               + "); pick another seed so fp32 and fp64 must agree on the experts");
     }
   }
@@ -138,9 +145,12 @@ class GraphsMatchFloat64Test {
     assertClearRouting(ref, "layer " + layer);
 
     ContiguousKv kv = new ContiguousKv(cfg, t);
-    float[] out = runner.runLayer(layer, List.of(new SequenceStep(zeros(t), vision, null, kv, false)), flat(x), local);
+    float[] out =
+        runner.runLayer(
+            layer, List.of(new SequenceStep(zeros(t), vision, null, kv, false)), flat(x), local);
     double err = relativeError(out, ref.out());
-    assertTrue(err < TOLERANCE, "layer " + layer + " prefill output differs from float64 by " + err);
+    assertTrue(
+        err < TOLERANCE, "layer " + layer + " prefill output differs from float64 by " + err);
     assertKvMatches(kv, layer, ref, 0, t);
   }
 
@@ -165,7 +175,11 @@ class GraphsMatchFloat64Test {
       KvCache64 c64 = new KvCache64(cfg);
       f64.layer(layer, past, pos, pv, c64);
       ContiguousKv kv = new ContiguousKv(cfg, 64);
-      runner.runLayer(layer, List.of(new SequenceStep(zeros(pasts[s]), pv, null, kv, false)), flat(past), local);
+      runner.runLayer(
+          layer,
+          List.of(new SequenceStep(zeros(pasts[s]), pv, null, kv, false)),
+          flat(past),
+          local);
       advanceAllLayers(kv, pasts[s]);
       refCaches.add(c64);
       newRows[s] = randomRows(r, 1, 0.5)[0];
@@ -175,11 +189,18 @@ class GraphsMatchFloat64Test {
     float[] out = runner.runLayer(layer, steps, flat(newRows), local);
     for (int s = 0; s < pasts.length; s++) {
       LayerTrace ref =
-          f64.layer(layer, new double[][] {newRows[s]}, new int[] {pasts[s]}, new boolean[] {newVision[s]}, refCaches.get(s));
+          f64.layer(
+              layer,
+              new double[][] {newRows[s]},
+              new int[] {pasts[s]},
+              new boolean[] {newVision[s]},
+              refCaches.get(s));
       assertClearRouting(ref, "decode layer " + layer + " seq " + s);
       float[] mine = java.util.Arrays.copyOfRange(out, s * cfg.hidden(), (s + 1) * cfg.hidden());
       double err = relativeError(mine, ref.out());
-      assertTrue(err < TOLERANCE, "layer " + layer + " batched decode of sequence " + s + " differs by " + err);
+      assertTrue(
+          err < TOLERANCE,
+          "layer " + layer + " batched decode of sequence " + s + " differs by " + err);
     }
   }
 
@@ -233,7 +254,10 @@ class GraphsMatchFloat64Test {
       l = runner.forward(List.of(SequenceStep.text(new int[] {next}, kv, true)), local)[0];
     }
     assertEquals(12, refTokens.length);
-    assertArrayEquals(refTokens, mine.stream().mapToInt(Integer::intValue).toArray(), "greedy tokens differ from float64");
+    assertArrayEquals(
+        refTokens,
+        mine.stream().mapToInt(Integer::intValue).toArray(),
+        "greedy tokens differ from float64");
   }
 
   static int argmax(float[] l) {

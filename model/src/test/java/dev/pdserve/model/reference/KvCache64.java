@@ -23,7 +23,9 @@ public final class KvCache64 {
     }
   }
 
-  /** Positions held by every layer (a forward pass in progress may have filled some layers further). */
+  /**
+   * Positions held by every layer (a forward pass in progress may have filled some layers further).
+   */
   public int length() {
     int n = Integer.MAX_VALUE;
     for (int l = 0; l < keys.size(); l++) {
@@ -61,7 +63,16 @@ public final class KvCache64 {
   private void checkShape(String what, double[][] t) {
     if (t.length != kvHeads || t[0].length != headDim) {
       throw new IllegalArgumentException(
-          what + " must be [" + kvHeads + "][" + headDim + "], got [" + t.length + "][" + t[0].length + "]");
+          what
+              + " must be ["
+              + kvHeads
+              + "]["
+              + headDim
+              + "], got ["
+              + t.length
+              + "]["
+              + t[0].length
+              + "]");
     }
   }
 }

@@ -1,8 +1,8 @@
 package dev.pdserve.model.reference;
 
 /**
- * Everything one decoder layer computed for T new tokens of one sequence, for comparison with
- * other implementations.
+ * Everything one decoder layer computed for T new tokens of one sequence, for comparison with other
+ * implementations.
  *
  * @param out the layer's output rows {@code [T][hidden]}
  * @param attnResidual {@code h = x + Attn(RMSNorm(x))}

@@ -12,7 +12,8 @@ final class Math64 {
     double[] y = new double[w.length];
     for (int o = 0; o < w.length; o++) {
       if (w[o].length != x.length) {
-        throw new IllegalArgumentException("matVec: row has " + w[o].length + " columns, vector has " + x.length);
+        throw new IllegalArgumentException(
+            "matVec: row has " + w[o].length + " columns, vector has " + x.length);
       }
       y[o] = dot(w[o], x);
     }

@@ -19,7 +19,8 @@ record MoeRouting(int[] experts, double[] weights, double margin) {
   static MoeRouting route(double[] logits, double[] bias, int k, double normMin) {
     int n = logits.length;
     if (bias.length < n) {
-      throw new IllegalArgumentException("correction bias has " + bias.length + " entries, gate has " + n + " experts");
+      throw new IllegalArgumentException(
+          "correction bias has " + bias.length + " entries, gate has " + n + " experts");
     }
     double[] p = Math64.softmax(logits);
     double[] score = new double[n];

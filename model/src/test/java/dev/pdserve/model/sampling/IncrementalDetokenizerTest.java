@@ -28,7 +28,8 @@ class IncrementalDetokenizerTest {
     for (int id : tokenizer.encode("a世")) {
       deltas.add(detok.accept(id));
     }
-    assertEquals(List.of("a", "", "", "世"), deltas, "the 3 bytes of 世 come out once, with the last byte");
+    assertEquals(
+        List.of("a", "", "", "世"), deltas, "the 3 bytes of 世 come out once, with the last byte");
   }
 
   @Test
@@ -96,12 +97,15 @@ class IncrementalDetokenizerTest {
     StringBuilder out = new StringBuilder();
     for (int i = 0; i < ids.length; i++) {
       String delta = detok.accept(ids[i]);
-      assertFalse(delta.contains("\uFFFD"), "token " + i + " of " + Arrays.toString(ids) + " emitted '" + delta + "'");
+      assertFalse(
+          delta.contains("\uFFFD"),
+          "token " + i + " of " + Arrays.toString(ids) + " emitted '" + delta + "'");
       out.append(delta);
     }
     out.append(detok.flush());
     assertEquals(expected, out.toString());
-    assertEquals(tokenizer.decode(ids, true), out.toString(), "deltas must add up to the full decode");
+    assertEquals(
+        tokenizer.decode(ids, true), out.toString(), "deltas must add up to the full decode");
   }
 
   private static String stream(IncrementalDetokenizer detok, int[] ids) {

@@ -33,10 +33,13 @@ class SamplerTest {
   @Test
   void greedyReturnsLogprobsOfTheSoftmaxWhenAsked() {
     float[] logits = logitsOf(0.5, 0.3, 0.2);
-    SampleResult r = sampler.sample(logits, SamplingParams.builder().temperature(0).logprobs(3).build(), history(), 1);
+    SampleResult r =
+        sampler.sample(
+            logits, SamplingParams.builder().temperature(0).logprobs(3).build(), history(), 1);
     assertEquals(0, r.tokenId());
     assertEquals(Math.log(0.5), r.logprob(), 1e-6);
-    assertEquals(List.of(0, 1, 2), r.topLogprobs().stream().map(SampleResult.TopLogprob::tokenId).toList());
+    assertEquals(
+        List.of(0, 1, 2), r.topLogprobs().stream().map(SampleResult.TopLogprob::tokenId).toList());
     assertEquals(Math.log(0.3), r.topLogprobs().get(1).logprob(), 1e-6);
     assertEquals(Math.log(0.2), r.topLogprobs().get(2).logprob(), 1e-6);
   }
@@ -66,7 +69,9 @@ class SamplerTest {
   @Test
   void temperatureSharpensTheDistribution() {
     // at T = 0.5 the probabilities are proportional to p^2: 25:9:4
-    int[] counts = drawCounts(logitsOf(0.5, 0.3, 0.2), SamplingParams.builder().temperature(0.5).build(), 20_000);
+    int[] counts =
+        drawCounts(
+            logitsOf(0.5, 0.3, 0.2), SamplingParams.builder().temperature(0.5).build(), 20_000);
     assertEquals(25.0 / 38, counts[0] / 20_000.0, 0.02, Arrays.toString(counts));
     assertEquals(4.0 / 38, counts[2] / 20_000.0, 0.02, Arrays.toString(counts));
   }
@@ -81,8 +86,12 @@ class SamplerTest {
     // step k alone, from a history rebuilt elsewhere, gives the token of step k
     for (int k : new int[] {0, 7, 39}) {
       TokenHistory rebuilt = TokenHistory.of(PROMPT, Arrays.copyOf(first, k));
-      assertEquals(first[k], new Sampler(EOS).sample(logits, p, rebuilt, 1234).tokenId(), "step " + k);
-      assertEquals(first[k], sampler.sample(logits, p, rebuilt, 1234).tokenId(), "step " + k + " sampled twice");
+      assertEquals(
+          first[k], new Sampler(EOS).sample(logits, p, rebuilt, 1234).tokenId(), "step " + k);
+      assertEquals(
+          first[k],
+          sampler.sample(logits, p, rebuilt, 1234).tokenId(),
+          "step " + k + " sampled twice");
     }
   }
 
@@ -95,7 +104,8 @@ class SamplerTest {
       firstTokens.add(sampler.sample(flat, p, history(), seed).tokenId());
     }
     // 200 uniform draws over 64 values hit ~62 distinct ones; a seed-independent draw hits 1
-    assertTrue(firstTokens.size() > 45, "distinct first tokens over 200 seeds: " + firstTokens.size());
+    assertTrue(
+        firstTokens.size() > 45, "distinct first tokens over 200 seeds: " + firstTokens.size());
     assertFalse(
         Arrays.equals(generate(sampler, flat, p, 1, 32), generate(sampler, flat, p, 2, 32)),
         "seeds 1 and 2 produced the same 32 tokens");
@@ -127,7 +137,8 @@ class SamplerTest {
 
   @Test
   void topKRestrictsTheSupport() {
-    int[] counts = drawCounts(logitsOf(0.4, 0.3, 0.2, 0.1), SamplingParams.builder().topK(2).build(), 5_000);
+    int[] counts =
+        drawCounts(logitsOf(0.4, 0.3, 0.2, 0.1), SamplingParams.builder().topK(2).build(), 5_000);
     assertEquals(0, counts[2] + counts[3], "sampled outside the top 2: " + Arrays.toString(counts));
     assertEquals(4.0 / 7, counts[0] / 5_000.0, 0.03, Arrays.toString(counts));
   }
@@ -135,8 +146,11 @@ class SamplerTest {
   @Test
   void topPNeverSamplesOutsideTheNucleus() {
     // 0.5 + 0.3 >= 0.75: the nucleus is {0, 1}
-    int[] counts = drawCounts(logitsOf(0.5, 0.3, 0.15, 0.05), SamplingParams.builder().topP(0.75).build(), 5_000);
-    assertEquals(0, counts[2] + counts[3], "sampled outside the nucleus: " + Arrays.toString(counts));
+    int[] counts =
+        drawCounts(
+            logitsOf(0.5, 0.3, 0.15, 0.05), SamplingParams.builder().topP(0.75).build(), 5_000);
+    assertEquals(
+        0, counts[2] + counts[3], "sampled outside the nucleus: " + Arrays.toString(counts));
     assertEquals(0.625, counts[0] / 5_000.0, 0.03, Arrays.toString(counts));
   }
 
@@ -153,10 +167,13 @@ class SamplerTest {
         for (long seed = 0; seed < 40; seed++) {
           SampleResult r = sampler.sample(logits, p, history(), seed);
           String where = "sigma " + sigma + ", top_p " + topP + ", seed " + seed;
-          assertTrue(nucleus.contains(r.tokenId()), where + ": token " + r.tokenId() + " is outside the nucleus");
+          assertTrue(
+              nucleus.contains(r.tokenId()),
+              where + ": token " + r.tokenId() + " is outside the nucleus");
           // log p = log(p_i / mass of the kept set): the kept set has exactly the nucleus' mass
           double impliedMass = Math.exp(Math.log(probs[r.tokenId()]) - r.logprob());
-          assertEquals(nucleusMass, impliedMass, 1e-9 * nucleusMass, where + ": mass of the kept set");
+          assertEquals(
+              nucleusMass, impliedMass, 1e-9 * nucleusMass, where + ": mass of the kept set");
         }
       }
     }
@@ -165,32 +182,59 @@ class SamplerTest {
   @Test
   void minPDropsUnlikelyTokens() {
     // threshold 0.2 * 0.5 = 0.1: token 3 (0.05) is out
-    int[] counts = drawCounts(logitsOf(0.5, 0.3, 0.15, 0.05), SamplingParams.builder().minP(0.2).build(), 5_000);
+    int[] counts =
+        drawCounts(
+            logitsOf(0.5, 0.3, 0.15, 0.05), SamplingParams.builder().minP(0.2).build(), 5_000);
     assertEquals(0, counts[3], "sampled below min_p: " + Arrays.toString(counts));
-    assertTrue(counts[2] > 0, "token 2 is above min_p and should appear: " + Arrays.toString(counts));
+    assertTrue(
+        counts[2] > 0, "token 2 is above min_p and should appear: " + Arrays.toString(counts));
   }
 
   @Test
   void repetitionPenaltyDividesPositiveAndMultipliesNegativeLogitsOfSeenTokens() {
     SamplingParams p = SamplingParams.builder().temperature(0).repetitionPenalty(1.2).build();
     // token 0 is in the prompt: 2.0 / 1.2 = 1.67 < 1.9
-    assertEquals(1, sampler.sample(new float[] {2.0f, 1.9f}, p, new TokenHistory(new int[] {0}), 0).tokenId());
+    assertEquals(
+        1,
+        sampler.sample(new float[] {2.0f, 1.9f}, p, new TokenHistory(new int[] {0}), 0).tokenId());
     // token 0 was generated: -1.0 * 1.2 = -1.2 < -1.1
     assertEquals(
-        1, sampler.sample(new float[] {-1.0f, -1.1f}, p, TokenHistory.of(new int[] {5}, new int[] {0}), 0).tokenId());
-    assertEquals(0, sampler.sample(new float[] {2.0f, 1.9f}, p, history(), 0).tokenId(), "unseen tokens keep logits");
+        1,
+        sampler
+            .sample(new float[] {-1.0f, -1.1f}, p, TokenHistory.of(new int[] {5}, new int[] {0}), 0)
+            .tokenId());
+    assertEquals(
+        0,
+        sampler.sample(new float[] {2.0f, 1.9f}, p, history(), 0).tokenId(),
+        "unseen tokens keep logits");
   }
 
   @Test
   void presenceAndFrequencyPenaltiesApplyToOutputTokensOnly() {
     float[] logits = {1.0f, 0.9f, -5f};
     SamplingParams presence = SamplingParams.builder().temperature(0).presencePenalty(0.5).build();
-    assertEquals(0, sampler.sample(logits, presence, new TokenHistory(new int[] {0, 0}), 0).tokenId(), "prompt only");
-    assertEquals(1, sampler.sample(logits, presence, TokenHistory.of(new int[] {2}, new int[] {0}), 0).tokenId());
-    SamplingParams frequency = SamplingParams.builder().temperature(0).frequencyPenalty(0.1).build();
-    assertEquals(0, sampler.sample(logits, frequency, TokenHistory.of(new int[] {2}, new int[] {2}), 0).tokenId());
+    assertEquals(
+        0,
+        sampler.sample(logits, presence, new TokenHistory(new int[] {0, 0}), 0).tokenId(),
+        "prompt only");
+    assertEquals(
+        1,
+        sampler
+            .sample(logits, presence, TokenHistory.of(new int[] {2}, new int[] {0}), 0)
+            .tokenId());
+    SamplingParams frequency =
+        SamplingParams.builder().temperature(0).frequencyPenalty(0.1).build();
+    assertEquals(
+        0,
+        sampler
+            .sample(logits, frequency, TokenHistory.of(new int[] {2}, new int[] {2}), 0)
+            .tokenId());
     // two occurrences: 1.0 - 0.2 = 0.8 < 0.9
-    assertEquals(1, sampler.sample(logits, frequency, TokenHistory.of(new int[] {2}, new int[] {0, 0}), 0).tokenId());
+    assertEquals(
+        1,
+        sampler
+            .sample(logits, frequency, TokenHistory.of(new int[] {2}, new int[] {0, 0}), 0)
+            .tokenId());
   }
 
   @Test
@@ -198,9 +242,12 @@ class SamplerTest {
     float[] logits = {0f, 0f, 5f, 0f, 4f, 1f}; // EOS (2) first, stop token 4 second, then 5
     SamplingParams p = SamplingParams.builder().temperature(0).minTokens(2).stopTokenIds(4).build();
     assertEquals(5, sampler.sample(logits, p, TokenHistory.of(PROMPT, new int[] {7}), 0).tokenId());
-    assertEquals(EOS, sampler.sample(logits, p, TokenHistory.of(PROMPT, new int[] {7, 7}), 0).tokenId());
+    assertEquals(
+        EOS, sampler.sample(logits, p, TokenHistory.of(PROMPT, new int[] {7, 7}), 0).tokenId());
     SamplingParams ignoreEos = p.toBuilder().ignoreEos(true).build();
-    assertEquals(EOS, sampler.sample(logits, ignoreEos, TokenHistory.of(PROMPT, new int[] {7}), 0).tokenId(),
+    assertEquals(
+        EOS,
+        sampler.sample(logits, ignoreEos, TokenHistory.of(PROMPT, new int[] {7}), 0).tokenId(),
         "with ignore_eos, EOS is an ordinary token and is not masked");
     SamplingParams random = p.toBuilder().temperature(1).build();
     for (long seed = 0; seed < 200; seed++) {
@@ -222,9 +269,13 @@ class SamplerTest {
   void failsWhenEveryTokenIsMasked() {
     float[] logits = {Float.NEGATIVE_INFINITY, Float.NaN, Float.NEGATIVE_INFINITY};
     IllegalStateException e =
-        assertThrows(IllegalStateException.class, () -> sampler.sample(logits, SamplingParams.defaults(), history(), 0));
+        assertThrows(
+            IllegalStateException.class,
+            () -> sampler.sample(logits, SamplingParams.defaults(), history(), 0));
     assertTrue(e.getMessage().contains("no token can be sampled"), e.getMessage());
-    assertThrows(IllegalStateException.class, () -> sampler.sample(logits, SamplingParams.greedy(1), history(), 0));
+    assertThrows(
+        IllegalStateException.class,
+        () -> sampler.sample(logits, SamplingParams.greedy(1), history(), 0));
   }
 
   @Test

@@ -34,7 +34,9 @@ class StopCheckerTest {
     assertEquals("END", last.stopString());
     assertEquals(-1, last.stopTokenId());
     assertEquals(9, checker.generatedCount(), "stops at the D of END");
-    assertFalse(run.deltas.stream().anyMatch(d -> d.contains("E")), "no part of the stop string streams: " + run.deltas);
+    assertFalse(
+        run.deltas.stream().anyMatch(d -> d.contains("E")),
+        "no part of the stop string streams: " + run.deltas);
   }
 
   @Test
@@ -99,7 +101,8 @@ class StopCheckerTest {
   void minTokensDefersEosAndStopStrings() {
     StopChecker checker = new StopChecker(TOK, params(b -> b.minTokens(4).stop("b")));
     assertFalse(checker.accept(EOS).finished(), "EOS as token 1 of min 4");
-    assertFalse(checker.accept(32 + 'b').finished(), "stop string inside the first min_tokens tokens");
+    assertFalse(
+        checker.accept(32 + 'b').finished(), "stop string inside the first min_tokens tokens");
     assertFalse(checker.accept(32 + 'a').finished());
     StopChecker.Step step = checker.accept(32 + 'b');
     assertTrue(step.finished(), "a stop string at token 4 counts");
@@ -126,7 +129,8 @@ class StopCheckerTest {
   void acceptingAfterTheFinishFails() {
     StopChecker checker = new StopChecker(TOK, params(b -> b.maxTokens(1)));
     assertTrue(checker.accept(32 + 'a').finished());
-    IllegalStateException e = assertThrows(IllegalStateException.class, () -> checker.accept(32 + 'b'));
+    IllegalStateException e =
+        assertThrows(IllegalStateException.class, () -> checker.accept(32 + 'b'));
     assertEquals("sequence already finished (length)", e.getMessage());
   }
 
@@ -163,7 +167,8 @@ class StopCheckerTest {
     assertEquals("abort", FinishReason.ABORT.wireName());
   }
 
-  private static SamplingParams params(java.util.function.UnaryOperator<SamplingParams.Builder> change) {
+  private static SamplingParams params(
+      java.util.function.UnaryOperator<SamplingParams.Builder> change) {
     return change.apply(SamplingParams.builder().maxTokens(100)).build();
   }
 

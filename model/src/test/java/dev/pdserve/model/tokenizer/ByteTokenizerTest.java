@@ -33,7 +33,9 @@ class ByteTokenizerTest {
     int[] ids = tokenizer.encode("<|begin_of_sentence|>hi<think></think><s></s><|reserved_31|>");
     assertArrayEquals(new int[] {3, 32 + 'h', 32 + 'i', 5, 6, 1, 2, 31}, ids);
     assertEquals("hi", tokenizer.decode(ids, true));
-    assertEquals("<|begin_of_sentence|>hi<think></think><s></s><|reserved_31|>", tokenizer.decode(ids, false));
+    assertEquals(
+        "<|begin_of_sentence|>hi<think></think><s></s><|reserved_31|>",
+        tokenizer.decode(ids, false));
   }
 
   @Test
@@ -41,7 +43,8 @@ class ByteTokenizerTest {
     String text = "<|begin_of<b> a<s";
     int[] ids = tokenizer.encode(text);
     assertEquals(text.length(), ids.length, Arrays.toString(ids));
-    assertTrue(Arrays.stream(ids).allMatch(id -> id >= 32), "no special ids in " + Arrays.toString(ids));
+    assertTrue(
+        Arrays.stream(ids).allMatch(id -> id >= 32), "no special ids in " + Arrays.toString(ids));
     assertEquals(text, tokenizer.decode(ids, false));
   }
 
@@ -65,8 +68,18 @@ class ByteTokenizerTest {
     assertEquals(1, tokenizer.bosId());
     assertEquals(2, tokenizer.eosId());
     String[] named = {
-      "<pad>", "<s>", "</s>", "<|begin_of_sentence|>", "<|end_of_sentence|>", "<think>", "</think>",
-      "<|IMAGE_START|>", "<|IMAGE_END|>", "<|IMAGE_PLACEHOLDER|>", "<|VIDEO_START|>", "<|VIDEO_END|>"
+      "<pad>",
+      "<s>",
+      "</s>",
+      "<|begin_of_sentence|>",
+      "<|end_of_sentence|>",
+      "<think>",
+      "</think>",
+      "<|IMAGE_START|>",
+      "<|IMAGE_END|>",
+      "<|IMAGE_PLACEHOLDER|>",
+      "<|VIDEO_START|>",
+      "<|VIDEO_END|>"
     };
     for (int id = 0; id < named.length; id++) {
       assertEquals(OptionalInt.of(id), tokenizer.specialTokenId(named[id]), named[id]);

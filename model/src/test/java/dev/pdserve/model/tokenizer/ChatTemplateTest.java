@@ -13,9 +13,11 @@ class ChatTemplateTest {
   @Test
   void rendersNonThinkingPromptWithAnEmptyThought() {
     String prompt =
-        template.render(List.of(ChatMessage.system("You are terse."), ChatMessage.user("Hi")), true, false);
+        template.render(
+            List.of(ChatMessage.system("You are terse."), ChatMessage.user("Hi")), true, false);
     assertEquals(
-        "<|begin_of_sentence|>You are terse.\nUser: Hi\nAssistant: <think>\n\n</think>\n\n", prompt);
+        "<|begin_of_sentence|>You are terse.\nUser: Hi\nAssistant: <think>\n\n</think>\n\n",
+        prompt);
   }
 
   @Test
@@ -28,13 +30,19 @@ class ChatTemplateTest {
   void rendersAMultiTurnConversation() {
     String prompt =
         template.render(
-            List.of(ChatMessage.user("Hi"), ChatMessage.assistant("Hello!"), ChatMessage.user("Bye")), true, true);
-    assertEquals("<|begin_of_sentence|>User: Hi\nAssistant: Hello!<|end_of_sentence|>User: Bye\nAssistant: ", prompt);
+            List.of(
+                ChatMessage.user("Hi"), ChatMessage.assistant("Hello!"), ChatMessage.user("Bye")),
+            true,
+            true);
+    assertEquals(
+        "<|begin_of_sentence|>User: Hi\nAssistant: Hello!<|end_of_sentence|>User: Bye\nAssistant: ",
+        prompt);
   }
 
   @Test
   void withoutGenerationPromptEndsAfterTheLastMessage() {
-    String prompt = template.render(List.of(ChatMessage.user("Hi"), ChatMessage.assistant("Yo")), false, false);
+    String prompt =
+        template.render(List.of(ChatMessage.user("Hi"), ChatMessage.assistant("Yo")), false, false);
     assertEquals("<|begin_of_sentence|>User: Hi\nAssistant: Yo<|end_of_sentence|>", prompt);
   }
 
@@ -43,8 +51,14 @@ class ChatTemplateTest {
     String prompt = template.render(List.of(ChatMessage.user("é")), true, false);
     int[] ids = ByteTokenizer.create().encode(prompt);
     assertEquals(3, ids[0], "begin_of_sentence first: " + Arrays.toString(ids));
-    assertEquals(1, Arrays.stream(ids).filter(id -> id == 5).count(), "one <think> in " + Arrays.toString(ids));
-    assertEquals(1, Arrays.stream(ids).filter(id -> id == 6).count(), "one </think> in " + Arrays.toString(ids));
+    assertEquals(
+        1,
+        Arrays.stream(ids).filter(id -> id == 5).count(),
+        "one <think> in " + Arrays.toString(ids));
+    assertEquals(
+        1,
+        Arrays.stream(ids).filter(id -> id == 6).count(),
+        "one </think> in " + Arrays.toString(ids));
   }
 
   @Test
@@ -53,7 +67,8 @@ class ChatTemplateTest {
         "messages[2].role must be one of system, user, assistant; got 'tool'",
         List.of(ChatMessage.user("a"), ChatMessage.assistant("b"), new ChatMessage("tool", "c")));
     assertMessage(
-        "messages[0].role must be one of system, user, assistant; got null", List.of(new ChatMessage(null, "a")));
+        "messages[0].role must be one of system, user, assistant; got null",
+        List.of(new ChatMessage(null, "a")));
     assertMessage(
         "messages[1].role is 'system', but a system message is only allowed as the first message",
         List.of(ChatMessage.user("a"), ChatMessage.system("b")));

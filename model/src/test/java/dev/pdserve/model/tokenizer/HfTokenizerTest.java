@@ -16,7 +16,9 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Runs the real Rust tokenizers library (DJL's bundled native) on a tokenizer.json written here. */
+/**
+ * Runs the real Rust tokenizers library (DJL's bundled native) on a tokenizer.json written here.
+ */
 class HfTokenizerTest {
   @TempDir Path dir;
   private HfTokenizer tokenizer;
@@ -34,16 +36,23 @@ class HfTokenizerTest {
 
   @Test
   void roundTripsAsciiAndNonAsciiText() {
-    for (String text : new String[] {"hello world", "héllo 世界 🙂", "line one\nline two\t tab", ""}) {
+    for (String text :
+        new String[] {"hello world", "héllo 世界 🙂", "line one\nline two\t tab", ""}) {
       int[] ids = tokenizer.encode(text);
-      assertEquals(text, tokenizer.decode(ids, true), "round trip of " + text + " via " + Arrays.toString(ids));
+      assertEquals(
+          text,
+          tokenizer.decode(ids, true),
+          "round trip of " + text + " via " + Arrays.toString(ids));
     }
   }
 
   @Test
   void appliesMergesOfTheModel() {
     int[] ids = tokenizer.encode("hell");
-    assertArrayEquals(new int[] {TokenizerFiles.HE_ID, TokenizerFiles.LL_ID}, ids, "'hell' should merge to he+ll");
+    assertArrayEquals(
+        new int[] {TokenizerFiles.HE_ID, TokenizerFiles.LL_ID},
+        ids,
+        "'hell' should merge to he+ll");
   }
 
   @Test
@@ -81,7 +90,8 @@ class HfTokenizerTest {
     assertEquals(1, tokenizer.bosId());
     assertEquals(2, tokenizer.eosId());
     assertEquals(2, tokenizer.padId());
-    assertTrue(tokenizer.describe().contains("vocab " + TokenizerFiles.VOCAB), tokenizer.describe());
+    assertTrue(
+        tokenizer.describe().contains("vocab " + TokenizerFiles.VOCAB), tokenizer.describe());
   }
 
   @Test
@@ -99,23 +109,29 @@ class HfTokenizerTest {
   @Test
   void rejectsAMissingFileAndUnknownSpecialTokenNames() {
     IllegalArgumentException missing =
-        assertThrows(IllegalArgumentException.class, () -> HfTokenizer.open(dir.resolve("nope/tokenizer.json")));
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> HfTokenizer.open(dir.resolve("nope/tokenizer.json")));
     assertTrue(missing.getMessage().contains("does not exist"), missing.getMessage());
     IllegalArgumentException badEos =
-        assertThrows(IllegalArgumentException.class, () -> HfTokenizer.open(dir, "<s>", "<eos>", null));
+        assertThrows(
+            IllegalArgumentException.class, () -> HfTokenizer.open(dir, "<s>", "<eos>", null));
     assertTrue(badEos.getMessage().contains("eos_token '<eos>'"), badEos.getMessage());
   }
 
   @Test
   void rejectsIdsOutsideTheVocabulary() {
     IllegalArgumentException e =
-        assertThrows(IllegalArgumentException.class, () -> tokenizer.decode(new int[] {TokenizerFiles.VOCAB}, true));
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> tokenizer.decode(new int[] {TokenizerFiles.VOCAB}, true));
     assertTrue(e.getMessage().contains("outside the vocabulary"), e.getMessage());
   }
 
   @Test
   void putsDjlInOfflineModeSoItNeverProbesTheNetwork() {
-    // without it DJL calls the EC2 metadata endpoint and, where CUDA is present, downloads a CUDA build
+    // without it DJL calls the EC2 metadata endpoint and, where CUDA is present, downloads a CUDA
+    // build
     assertEquals("true", System.getProperty("ai.djl.offline"));
   }
 

@@ -15,7 +15,14 @@ import java.util.List;
  */
 public final class TokenizerFiles {
   public static final List<String> SPECIALS =
-      List.of("<unk>", "<s>", "</s>", "<|begin_of_sentence|>", "<|end_of_sentence|>", "<think>", "</think>");
+      List.of(
+          "<unk>",
+          "<s>",
+          "</s>",
+          "<|begin_of_sentence|>",
+          "<|end_of_sentence|>",
+          "<think>",
+          "</think>");
   public static final int FIRST_BYTE_ID = SPECIALS.size();
   public static final int HE_ID = FIRST_BYTE_ID + 256;
   public static final int LL_ID = HE_ID + 1;

@@ -28,7 +28,9 @@ class CheckpointWeightsTest {
   @TempDir Path tmp;
 
   @ParameterizedTest
-  @EnumSource(value = SafetensorsDType.class, names = {"F32", "BF16", "F16"})
+  @EnumSource(
+      value = SafetensorsDType.class,
+      names = {"F32", "BF16", "F16"})
   void releasedVlCheckpointPresentsTheSourceWeights(SafetensorsDType dtype) {
     Path dir = TestCheckpoints.write(tmp, TINY, DUMMY, Layout.released(TINY, dtype));
     try (CheckpointWeights w = new CheckpointWeights(dir, TINY)) {
@@ -39,7 +41,9 @@ class CheckpointWeightsTest {
 
   @Test
   void shardedCheckpointIsReadThroughItsIndex() {
-    Path dir = TestCheckpoints.write(tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16).withShards(3));
+    Path dir =
+        TestCheckpoints.write(
+            tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16).withShards(3));
     assertTrue(Files.exists(dir.resolve(CheckpointWeights.INDEX_FILE)));
     assertFalse(Files.exists(dir.resolve(CheckpointWeights.SINGLE_FILE)));
     try (CheckpointWeights w = new CheckpointWeights(dir, TINY)) {
@@ -58,7 +62,10 @@ class CheckpointWeightsTest {
     int hidden = TINY.hidden();
     try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(CheckpointWeights.SINGLE_FILE))) {
       float[] stored = f.read(gate).toArray();
-      assertEquals(want[3 * hidden + 5], stored[5 * experts + 3], "the release layout stores gates [hidden, experts]");
+      assertEquals(
+          want[3 * hidden + 5],
+          stored[5 * experts + 3],
+          "the release layout stores gates [hidden, experts]");
     }
     try (CheckpointWeights w = new CheckpointWeights(dir, TINY)) {
       FloatTensor t = w.find(gate).orElseThrow();
@@ -92,7 +99,9 @@ class CheckpointWeightsTest {
   void flatCorrectionBiasIsPresentedAsGroupsByExperts() {
     ModelConfig text = TestCheckpoints.textOnly(TINY);
     DummyWeights src = new DummyWeights(text, 7);
-    Path dir = TestCheckpoints.write(tmp.resolve("text"), text, src, Layout.released(text, SafetensorsDType.F32));
+    Path dir =
+        TestCheckpoints.write(
+            tmp.resolve("text"), text, src, Layout.released(text, SafetensorsDType.F32));
     String bias = WeightNames.correctionBias(2);
     try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(CheckpointWeights.SINGLE_FILE));
         CheckpointWeights w = new CheckpointWeights(dir, text)) {
@@ -102,16 +111,20 @@ class CheckpointWeightsTest {
       assertMatchesSource(text, src, w, SafetensorsDType.F32);
     }
     // A VL bias stored flat ([groups × experts]) is reshaped too.
-    Path vl = TestCheckpoints.write(tmp.resolve("vl"), TINY, DUMMY, new Layout(SafetensorsDType.F32, 1, true, true, false));
+    Path vl =
+        TestCheckpoints.write(
+            tmp.resolve("vl"), TINY, DUMMY, new Layout(SafetensorsDType.F32, 1, true, true, false));
     try (CheckpointWeights w = new CheckpointWeights(vl, TINY)) {
       assertArrayEquals(new long[] {2, 64}, w.find(bias).orElseThrow().shape());
-      SafetensorsFileTest.assertBitsEqual(DUMMY.find(bias).orElseThrow().toArray(), w.find(bias).orElseThrow().toArray(), bias);
+      SafetensorsFileTest.assertBitsEqual(
+          DUMMY.find(bias).orElseThrow().toArray(), w.find(bias).orElseThrow().toArray(), bias);
     }
   }
 
   @Test
   void extrasTheEngineDoesNotUseAreIgnored() {
-    Path dir = TestCheckpoints.write(tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16));
+    Path dir =
+        TestCheckpoints.write(tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16));
     try (CheckpointWeights w = new CheckpointWeights(dir, TINY)) {
       List<String> extras = new ArrayList<>(TestCheckpoints.EXTRA_NAMES);
       extras.add(WeightNames.LM_HEAD); // tied embeddings: the stored head is not used
@@ -121,34 +134,50 @@ class CheckpointWeightsTest {
         assertTrue(w.find(e).isEmpty(), e);
         assertFalse(w.names().contains(e), e);
       }
-      assertEquals(List.of(), WeightValidator.problems(TINY, w), "the NaN-filled extra must not be checked");
+      assertEquals(
+          List.of(), WeightValidator.problems(TINY, w), "the NaN-filled extra must not be checked");
     }
   }
 
   @Test
   void indexNamingAMissingShardIsReported() throws IOException {
-    Path dir = TestCheckpoints.write(tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16).withShards(2));
+    Path dir =
+        TestCheckpoints.write(
+            tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16).withShards(2));
     Files.delete(dir.resolve("model-00002-of-00002.safetensors"));
     WeightException e = assertThrows(WeightException.class, () -> new CheckpointWeights(dir, TINY));
     assertTrue(
-        e.getMessage().contains("names shard model-00002-of-00002.safetensors") && e.getMessage().contains("does not exist"),
+        e.getMessage().contains("names shard model-00002-of-00002.safetensors")
+            && e.getMessage().contains("does not exist"),
         e.getMessage());
   }
 
   @Test
   void indexMappingATensorToTheWrongShardIsReported() throws IOException {
-    Path dir = TestCheckpoints.write(tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16).withShards(2));
+    Path dir =
+        TestCheckpoints.write(
+            tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16).withShards(2));
     Path index = dir.resolve(CheckpointWeights.INDEX_FILE);
     String json = Files.readString(index);
-    Files.writeString(index, json.replace("\"model.norm.weight\" : \"model-00002-of-00002", "\"model.norm.weight\" : \"model-00001-of-00002"));
+    Files.writeString(
+        index,
+        json.replace(
+            "\"model.norm.weight\" : \"model-00002-of-00002",
+            "\"model.norm.weight\" : \"model-00001-of-00002"));
     WeightException e = assertThrows(WeightException.class, () -> new CheckpointWeights(dir, TINY));
-    assertTrue(e.getMessage().contains("maps tensor model.norm.weight to shard model-00001-of-00002.safetensors"), e.getMessage());
+    assertTrue(
+        e.getMessage()
+            .contains("maps tensor model.norm.weight to shard model-00001-of-00002.safetensors"),
+        e.getMessage());
   }
 
   @Test
   void directoryWithoutWeightsIsReported() throws IOException {
     WeightException e = assertThrows(WeightException.class, () -> new CheckpointWeights(tmp, TINY));
-    assertTrue(e.getMessage().contains("has no weights: expected model.safetensors or model.safetensors.index.json"), e.getMessage());
+    assertTrue(
+        e.getMessage()
+            .contains("has no weights: expected model.safetensors or model.safetensors.index.json"),
+        e.getMessage());
     Files.writeString(tmp.resolve("a.safetensors"), "");
     e = assertThrows(WeightException.class, () -> new CheckpointWeights(tmp, TINY));
     assertTrue(e.getMessage().contains("found a.safetensors without an index"), e.getMessage());
@@ -161,18 +190,27 @@ class CheckpointWeightsTest {
     SafetensorsWriter w = new SafetensorsWriter(SafetensorsDType.F32);
     for (Map.Entry<String, long[]> e : WeightNames.expected(TINY).entrySet()) {
       if (e.getKey().equals(WeightNames.FINAL_NORM)) {
-        w.addRaw(e.getKey(), SafetensorsDType.I32, e.getValue(), java.nio.ByteBuffer.allocate(4 * TINY.hidden()));
+        w.addRaw(
+            e.getKey(),
+            SafetensorsDType.I32,
+            e.getValue(),
+            java.nio.ByteBuffer.allocate(4 * TINY.hidden()));
       } else {
         w.add(DUMMY.find(e.getKey()).orElseThrow());
       }
     }
     w.write(tmp.resolve(CheckpointWeights.SINGLE_FILE));
     WeightException e = assertThrows(WeightException.class, () -> new CheckpointWeights(tmp, TINY));
-    assertTrue(e.getMessage().contains("tensor model.norm.weight") && e.getMessage().contains("dtype I32"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("tensor model.norm.weight") && e.getMessage().contains("dtype I32"),
+        e.getMessage());
   }
 
-  /** Every tensor equals the source's, bit for bit in F32 and after the dtype's rounding otherwise. */
-  static void assertMatchesSource(ModelConfig cfg, WeightSource src, WeightSource got, SafetensorsDType dtype) {
+  /**
+   * Every tensor equals the source's, bit for bit in F32 and after the dtype's rounding otherwise.
+   */
+  static void assertMatchesSource(
+      ModelConfig cfg, WeightSource src, WeightSource got, SafetensorsDType dtype) {
     for (Map.Entry<String, long[]> e : WeightNames.expected(cfg).entrySet()) {
       String name = e.getKey();
       FloatTensor t = got.find(name).orElseThrow(() -> new AssertionError("missing " + name));
@@ -194,11 +232,35 @@ class CheckpointWeightsTest {
   static ModelConfig withExperts(ModelConfig c, int text, int vision) {
     List<ExpertGroup> g = c.expertGroups();
     return new ModelConfig(
-        c.name() + "-" + text + "x" + vision, c.vocabSize(), c.hidden(), c.numLayers(), c.numHeads(), c.numKvHeads(), c.headDim(),
-        c.denseIntermediate(), c.rmsNormEps(), c.ropeTheta(), c.maxPositions(), c.tieEmbeddings(), c.layerKinds(),
+        c.name() + "-" + text + "x" + vision,
+        c.vocabSize(),
+        c.hidden(),
+        c.numLayers(),
+        c.numHeads(),
+        c.numKvHeads(),
+        c.headDim(),
+        c.denseIntermediate(),
+        c.rmsNormEps(),
+        c.ropeTheta(),
+        c.maxPositions(),
+        c.tieEmbeddings(),
+        c.layerKinds(),
         List.of(
-            new ExpertGroup("text", text, g.get(0).intermediate(), g.get(0).firstLayer(), g.get(0).lastLayer()),
-            new ExpertGroup("vision", vision, g.get(1).intermediate(), g.get(1).firstLayer(), g.get(1).lastLayer())),
-        c.topK(), c.numSharedExperts(), c.moeNormMin(), c.bosId(), c.eosId(), c.padId(), c.freqAllocation(), c.vision());
+            new ExpertGroup(
+                "text", text, g.get(0).intermediate(), g.get(0).firstLayer(), g.get(0).lastLayer()),
+            new ExpertGroup(
+                "vision",
+                vision,
+                g.get(1).intermediate(),
+                g.get(1).firstLayer(),
+                g.get(1).lastLayer())),
+        c.topK(),
+        c.numSharedExperts(),
+        c.moeNormMin(),
+        c.bosId(),
+        c.eosId(),
+        c.padId(),
+        c.freqAllocation(),
+        c.vision());
   }
 }

@@ -17,13 +17,21 @@ class HalfFloatsTest {
         continue;
       }
       // Reference value computed in double, independently of the bit tricks.
-      double ref = exp == 0 ? mant * 0x1p-24 : exp == 0x1f ? Double.POSITIVE_INFINITY : (1 + mant / 1024.0) * Math.pow(2, exp - 15);
+      double ref =
+          exp == 0
+              ? mant * 0x1p-24
+              : exp == 0x1f
+                  ? Double.POSITIVE_INFINITY
+                  : (1 + mant / 1024.0) * Math.pow(2, exp - 15);
       if ((bits & 0x8000) != 0) {
         ref = -ref;
       }
       int b = bits;
       assertEquals((float) ref, f, () -> "f16 0x" + Integer.toHexString(b));
-      assertEquals(bits, HalfFloats.floatToF16(f) & 0xffff, () -> "f16 0x" + Integer.toHexString(b) + " does not round-trip");
+      assertEquals(
+          bits,
+          HalfFloats.floatToF16(f) & 0xffff,
+          () -> "f16 0x" + Integer.toHexString(b) + " does not round-trip");
     }
   }
 
@@ -32,13 +40,15 @@ class HalfFloatsTest {
     assertEquals(0x1p-24f, HalfFloats.f16ToFloat(0x0001)); // smallest subnormal
     assertEquals(65504f, HalfFloats.f16ToFloat(0x7bff)); // largest finite
     assertEquals(Float.NEGATIVE_INFINITY, HalfFloats.f16ToFloat(0xfc00));
-    assertEquals(Float.floatToRawIntBits(-0f), Float.floatToRawIntBits(HalfFloats.f16ToFloat(0x8000)));
+    assertEquals(
+        Float.floatToRawIntBits(-0f), Float.floatToRawIntBits(HalfFloats.f16ToFloat(0x8000)));
     assertTrue(Float.isNaN(HalfFloats.f16ToFloat(0x7e00)));
   }
 
   @Test
   void floatToF16RoundsToNearestEven() {
-    assertEquals(0x3c00, HalfFloats.floatToF16(1f + 0x1p-11f)); // tie between 1 and 1+2^-10: even (1)
+    assertEquals(
+        0x3c00, HalfFloats.floatToF16(1f + 0x1p-11f)); // tie between 1 and 1+2^-10: even (1)
     assertEquals(0x3c02, HalfFloats.floatToF16(1f + 3 * 0x1p-11f)); // tie: even (1 + 2^-9)
     assertEquals(0x3c01, HalfFloats.floatToF16(1f + 0x1p-11f + 0x1p-20f)); // above the tie
     assertEquals(0x7bff, HalfFloats.floatToF16(65519f));
@@ -60,9 +70,12 @@ class HalfFloatsTest {
       }
     }
     assertEquals(0x3f80, HalfFloats.floatToBf16(Float.intBitsToFloat(0x3f808000))); // tie: even
-    assertEquals(0x3f82, HalfFloats.floatToBf16(Float.intBitsToFloat(0x3f818000))); // tie: even (up)
+    assertEquals(
+        0x3f82, HalfFloats.floatToBf16(Float.intBitsToFloat(0x3f818000))); // tie: even (up)
     assertEquals(0x3f81, HalfFloats.floatToBf16(Float.intBitsToFloat(0x3f808001)));
     assertEquals(0x7f80, HalfFloats.floatToBf16(Float.MAX_VALUE)); // rounds to infinity
-    assertTrue(Float.isNaN(HalfFloats.bf16ToFloat(HalfFloats.floatToBf16(Float.intBitsToFloat(0x7f800001)))));
+    assertTrue(
+        Float.isNaN(
+            HalfFloats.bf16ToFloat(HalfFloats.floatToBf16(Float.intBitsToFloat(0x7f800001)))));
   }
 }

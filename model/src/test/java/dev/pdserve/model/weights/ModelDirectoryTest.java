@@ -24,7 +24,9 @@ class ModelDirectoryTest {
 
   @Test
   void opensAReleasedCheckpointWithItsConfigAndTokenizer() throws IOException {
-    Path dir = TestCheckpoints.write(tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16).withShards(2));
+    Path dir =
+        TestCheckpoints.write(
+            tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16).withShards(2));
     Files.writeString(dir.resolve("tokenizer.json"), "{}");
     try (ModelDirectory m = ModelDirectory.open(dir)) {
       assertEquals(TINY, m.config());
@@ -51,7 +53,8 @@ class ModelDirectoryTest {
 
   @Test
   void missingDirectoryAndConfigAreReported() throws IOException {
-    ConfigException e = assertThrows(ConfigException.class, () -> ModelDirectory.open(tmp.resolve("absent")));
+    ConfigException e =
+        assertThrows(ConfigException.class, () -> ModelDirectory.open(tmp.resolve("absent")));
     assertTrue(e.getMessage().contains("absent does not exist"), e.getMessage());
 
     Path file = Files.writeString(tmp.resolve("file"), "x");
@@ -69,7 +72,9 @@ class ModelDirectoryTest {
     ConfigException e = assertThrows(ConfigException.class, () -> ModelDirectory.open(dir));
     assertTrue(e.getMessage().contains("config.json is not valid JSON"), e.getMessage());
 
-    Files.writeString(dir.resolve("config.json"), TestCheckpoints.configJson(TINY).replace("\"hidden_size\"", "\"hidden\""));
+    Files.writeString(
+        dir.resolve("config.json"),
+        TestCheckpoints.configJson(TINY).replace("\"hidden_size\"", "\"hidden\""));
     e = assertThrows(ConfigException.class, () -> ModelDirectory.open(dir));
     assertTrue(e.getMessage().contains("required key hidden_size is missing"), e.getMessage());
   }
@@ -80,10 +85,16 @@ class ModelDirectoryTest {
     WeightException e = assertThrows(WeightException.class, () -> ModelDirectory.open(tmp));
     assertTrue(e.getMessage().contains("has no weights"), e.getMessage());
 
-    Path dir = TestCheckpoints.write(tmp.resolve("sharded"), TINY, DUMMY, Layout.released(TINY, SafetensorsDType.BF16).withShards(3));
+    Path dir =
+        TestCheckpoints.write(
+            tmp.resolve("sharded"),
+            TINY,
+            DUMMY,
+            Layout.released(TINY, SafetensorsDType.BF16).withShards(3));
     Files.delete(dir.resolve("model-00003-of-00003.safetensors"));
     e = assertThrows(WeightException.class, () -> ModelDirectory.open(dir));
-    assertTrue(e.getMessage().contains("names shard model-00003-of-00003.safetensors"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("names shard model-00003-of-00003.safetensors"), e.getMessage());
   }
 
   @Test
@@ -91,15 +102,19 @@ class ModelDirectoryTest {
     String gone = "model.layers.3.mlp.experts.70.down_proj.weight";
     String k = WeightNames.k(1);
     Path dir = TestCheckpoints.write(tmp, TINY, DUMMY, Layout.released(TINY, SafetensorsDType.F32));
-    rewrite(dir.resolve(CheckpointWeights.SINGLE_FILE), t -> {
-      if (t.name().equals(gone)) {
-        return null;
-      }
-      return t.name().equals(k) ? WeightValidatorTest.filled(k, 0.5f, 64, 64) : t;
-    });
+    rewrite(
+        dir.resolve(CheckpointWeights.SINGLE_FILE),
+        t -> {
+          if (t.name().equals(gone)) {
+            return null;
+          }
+          return t.name().equals(k) ? WeightValidatorTest.filled(k, 0.5f, 64, 64) : t;
+        });
     WeightException e = assertThrows(WeightException.class, () -> ModelDirectory.open(dir));
     assertTrue(e.getMessage().contains("missing tensor " + gone), e.getMessage());
-    assertTrue(e.getMessage().contains("tensor " + k + " has shape [64, 64], expected [32, 64]"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("tensor " + k + " has shape [64, 64], expected [32, 64]"),
+        e.getMessage());
   }
 
   @Test
@@ -109,10 +124,14 @@ class ModelDirectoryTest {
     byte[] bytes = Files.readAllBytes(file);
     Files.write(file, java.util.Arrays.copyOf(bytes, bytes.length / 2));
     WeightException e = assertThrows(WeightException.class, () -> ModelDirectory.open(dir));
-    assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("truncated"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains(file.toString()) && e.getMessage().contains("truncated"),
+        e.getMessage());
   }
 
-  /** Rewrites a safetensors file in place, tensor by tensor ({@code edit} returns null to drop one). */
+  /**
+   * Rewrites a safetensors file in place, tensor by tensor ({@code edit} returns null to drop one).
+   */
   static void rewrite(Path file, Function<FloatTensor, FloatTensor> edit) {
     SafetensorsWriter w = new SafetensorsWriter(SafetensorsDType.F32);
     try (SafetensorsFile f = SafetensorsFile.open(file)) {

@@ -37,7 +37,8 @@ class SafetensorsFileTest {
   }
 
   private Path writeAll(SafetensorsDType dtype, FloatTensor... tensors) {
-    SafetensorsWriter w = new SafetensorsWriter(dtype).metadata(Map.of("format", "pt", "note", "test"));
+    SafetensorsWriter w =
+        new SafetensorsWriter(dtype).metadata(Map.of("format", "pt", "note", "test"));
     for (FloatTensor t : tensors) {
       w.add(t);
     }
@@ -68,7 +69,8 @@ class SafetensorsFileTest {
   @Test
   void bf16AndF16RoundTripWithinDtypeRounding() {
     FloatTensor a = sample("x", 4, 33);
-    for (SafetensorsDType dt : new SafetensorsDType[] {SafetensorsDType.BF16, SafetensorsDType.F16}) {
+    for (SafetensorsDType dt :
+        new SafetensorsDType[] {SafetensorsDType.BF16, SafetensorsDType.F16}) {
       Path file = writeAll(dt, a);
       try (SafetensorsFile f = SafetensorsFile.open(file)) {
         assertEquals(dt.name(), f.info("x").orElseThrow().dtype());
@@ -82,7 +84,11 @@ class SafetensorsFileTest {
           assertEquals(rounded, got[i], dt + " value " + i);
           double tol = dt == SafetensorsDType.BF16 ? 0x1p-8 : 0x1p-11;
           if (Math.abs(want[i]) > 1e-4 && Math.abs(want[i]) < 65504) {
-            assertEquals(want[i], got[i], Math.abs(want[i]) * tol, dt + " value " + i + " beyond half an ulp");
+            assertEquals(
+                want[i],
+                got[i],
+                Math.abs(want[i]) * tol,
+                dt + " value " + i + " beyond half an ulp");
           }
         }
       }
@@ -94,9 +100,12 @@ class SafetensorsFileTest {
     ByteBuffer raw = ByteBuffer.allocate(3 * 8).order(ByteOrder.LITTLE_ENDIAN);
     raw.putDouble(1.0 / 3).putDouble(-2.5).putDouble(1e300).flip();
     Path file = tmp.resolve("d.safetensors");
-    new SafetensorsWriter(SafetensorsDType.F32).addRaw("d", SafetensorsDType.F64, new long[] {3}, raw).write(file);
+    new SafetensorsWriter(SafetensorsDType.F32)
+        .addRaw("d", SafetensorsDType.F64, new long[] {3}, raw)
+        .write(file);
     try (SafetensorsFile f = SafetensorsFile.open(file)) {
-      assertArrayEquals(new float[] {(float) (1.0 / 3), -2.5f, Float.POSITIVE_INFINITY}, f.read("d").toArray());
+      assertArrayEquals(
+          new float[] {(float) (1.0 / 3), -2.5f, Float.POSITIVE_INFINITY}, f.read("d").toArray());
     }
   }
 
@@ -124,7 +133,12 @@ class SafetensorsFileTest {
       header += " ";
     }
     Path file = rawFile(header, 0);
-    ByteBuffer data = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN).putFloat(1.5f).putFloat(-2f).putFloat(3.25f);
+    ByteBuffer data =
+        ByteBuffer.allocate(12)
+            .order(ByteOrder.LITTLE_ENDIAN)
+            .putFloat(1.5f)
+            .putFloat(-2f)
+            .putFloat(3.25f);
     Files.write(file, data.array(), java.nio.file.StandardOpenOption.APPEND);
     try (SafetensorsFile f = SafetensorsFile.open(file)) {
       FloatTensor t = f.read("w");
@@ -137,10 +151,14 @@ class SafetensorsFileTest {
   void unsupportedDtypeIsRejectedNamingTensorAndDtype() {
     ByteBuffer raw = ByteBuffer.allocate(4 * 4).order(ByteOrder.LITTLE_ENDIAN);
     Path file = tmp.resolve("i.safetensors");
-    new SafetensorsWriter(SafetensorsDType.F32).addRaw("position_ids", SafetensorsDType.I32, new long[] {4}, raw).write(file);
+    new SafetensorsWriter(SafetensorsDType.F32)
+        .addRaw("position_ids", SafetensorsDType.I32, new long[] {4}, raw)
+        .write(file);
     try (SafetensorsFile f = SafetensorsFile.open(file)) {
       WeightException e = assertThrows(WeightException.class, () -> f.read("position_ids"));
-      assertTrue(e.getMessage().contains("tensor position_ids") && e.getMessage().contains("dtype I32"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("tensor position_ids") && e.getMessage().contains("dtype I32"),
+          e.getMessage());
       assertEquals(16, f.rawBytes("position_ids").remaining());
     }
   }
@@ -150,7 +168,9 @@ class SafetensorsFileTest {
     Path file = rawFile("{\"q\":{\"dtype\":\"Q4_K\",\"shape\":[2],\"data_offsets\":[0,3]}}", 3);
     try (SafetensorsFile f = SafetensorsFile.open(file)) {
       WeightException e = assertThrows(WeightException.class, () -> f.read("q"));
-      assertTrue(e.getMessage().contains("tensor q") && e.getMessage().contains("dtype Q4_K"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("tensor q") && e.getMessage().contains("dtype Q4_K"),
+          e.getMessage());
     }
   }
 
@@ -158,7 +178,9 @@ class SafetensorsFileTest {
   void missingFileIsNamed() {
     Path file = tmp.resolve("nope.safetensors");
     WeightException e = assertThrows(WeightException.class, () -> SafetensorsFile.open(file));
-    assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("does not exist"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains(file.toString()) && e.getMessage().contains("does not exist"),
+        e.getMessage());
   }
 
   @Test
@@ -167,7 +189,11 @@ class SafetensorsFileTest {
     byte[] bytes = Files.readAllBytes(file);
     Files.write(file, Arrays.copyOf(bytes, bytes.length - 100));
     WeightException e = assertThrows(WeightException.class, () -> SafetensorsFile.open(file));
-    assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("tensor w") && e.getMessage().contains("truncated"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains(file.toString())
+            && e.getMessage().contains("tensor w")
+            && e.getMessage().contains("truncated"),
+        e.getMessage());
 
     Files.write(file, Arrays.copyOf(bytes, 20)); // cut inside the header
     e = assertThrows(WeightException.class, () -> SafetensorsFile.open(file));
@@ -180,26 +206,46 @@ class SafetensorsFileTest {
 
   @Test
   void corruptHeadersAreRejectedWithTheirReason() throws IOException {
-    assertCorrupt(rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [0, 12]}}", 16), "tensor w", "needs 16");
     assertCorrupt(
-        rawFile("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12),
+        rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [0, 12]}}", 16),
+        "tensor w",
+        "needs 16");
+    assertCorrupt(
+        rawFile(
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+            12),
         "overlapping tensors a",
         "and b");
-    assertCorrupt(rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 4]}}", 8), "tensor w", "not an ordered range");
-    assertCorrupt(rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 4]}}", 4), "tensor w", "non-negative");
-    assertCorrupt(rawFile("{\"w\": {\"shape\": [1], \"data_offsets\": [0, 4]}}", 4), "tensor w", "dtype");
+    assertCorrupt(
+        rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 4]}}", 8),
+        "tensor w",
+        "not an ordered range");
+    assertCorrupt(
+        rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 4]}}", 4),
+        "tensor w",
+        "non-negative");
+    assertCorrupt(
+        rawFile("{\"w\": {\"shape\": [1], \"data_offsets\": [0, 4]}}", 4), "tensor w", "dtype");
     assertCorrupt(rawFile("{\"w\": [1, 2]}", 0), "tensor w", "not a JSON object");
     assertCorrupt(rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [1]", 4), "not valid JSON", "");
     assertCorrupt(rawFile("[1, 2, 3]", 0), "not a JSON object", "");
-    assertCorrupt(rawFile("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4), "not valid JSON", "w");
+    assertCorrupt(
+        rawFile(
+            "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+            4),
+        "not valid JSON",
+        "w");
 
     Path huge = tmp.resolve("huge.safetensors");
-    Files.write(huge, ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(Long.MAX_VALUE / 2).array());
+    Files.write(
+        huge,
+        ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(Long.MAX_VALUE / 2).array());
     assertCorrupt(huge, "declares a header of", "must be");
   }
 
   private void assertCorrupt(Path file, String part1, String part2) {
-    WeightException e = assertThrows(WeightException.class, () -> SafetensorsFile.open(file), file.toString());
+    WeightException e =
+        assertThrows(WeightException.class, () -> SafetensorsFile.open(file), file.toString());
     String m = e.getMessage();
     assertTrue(m.contains(file.toString()) && m.contains(part1) && m.contains(part2), m);
   }

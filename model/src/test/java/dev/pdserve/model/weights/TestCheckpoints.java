@@ -28,10 +28,11 @@ import java.util.function.ToIntFunction;
 /**
  * Writes model directories the way the published ERNIE-4.5 releases lay them out, from any weight
  * source: an ERNIE {@code config.json}, safetensors weights in F32, BF16 or F16, optionally sharded
- * with an index, VL gates stored {@code [hidden, experts]}, text-only correction biases stored flat,
- * and a few tensors the engine must ignore (vision encoder, resampler, MTP, a tied LM head). Files
- * laid out against the release convention carry {@link CheckpointWeights#GATE_LAYOUT_KEY} metadata,
- * since square gates (the {@code tiny} preset's 64 × 64) cannot show their layout by shape.
+ * with an index, VL gates stored {@code [hidden, experts]}, text-only correction biases stored
+ * flat, and a few tensors the engine must ignore (vision encoder, resampler, MTP, a tied LM head).
+ * Files laid out against the release convention carry {@link CheckpointWeights#GATE_LAYOUT_KEY}
+ * metadata, since square gates (the {@code tiny} preset's 64 × 64) cannot show their layout by
+ * shape.
  *
  * <pre>{@code
  * ModelConfig cfg = ModelPresets.get("tiny");
@@ -42,9 +43,13 @@ import java.util.function.ToIntFunction;
 public final class TestCheckpoints {
   /** Extra tensors {@link Layout#extras()} adds; the engine must ignore every one. */
   public static final List<String> EXTRA_NAMES =
-      List.of("vision_model.patch_embed.weight", "resampler_model.spatial_linear.0.weight", "mtp_emb_norm.0.weight");
+      List.of(
+          "vision_model.patch_embed.weight",
+          "resampler_model.spatial_linear.0.weight",
+          "mtp_emb_norm.0.weight");
 
-  private static final ObjectMapper MAPPER = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+  private static final ObjectMapper MAPPER =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
   private TestCheckpoints() {}
 
@@ -52,25 +57,33 @@ public final class TestCheckpoints {
    * How the checkpoint is stored.
    *
    * @param dtype F32, BF16 or F16
-   * @param shards 1 for {@code model.safetensors}; more for {@code model-0000K-of-0000N.safetensors}
-   *     files plus {@code model.safetensors.index.json}
+   * @param shards 1 for {@code model.safetensors}; more for {@code
+   *     model-0000K-of-0000N.safetensors} files plus {@code model.safetensors.index.json}
    * @param transposedGates store every gate {@code [hidden, experts]} (as the VL release does)
    * @param flatBias store every correction bias flat, {@code [groups × experts]} (as text-only
    *     releases do)
    * @param extras add {@link #EXTRA_NAMES} (one holding NaNs) and, with tied embeddings, an {@code
    *     lm_head.weight}
    */
-  public record Layout(SafetensorsDType dtype, int shards, boolean transposedGates, boolean flatBias, boolean extras) {
+  public record Layout(
+      SafetensorsDType dtype,
+      int shards,
+      boolean transposedGates,
+      boolean flatBias,
+      boolean extras) {
     public Layout {
       if (!dtype.writableFromFloat()) {
-        throw new IllegalArgumentException("checkpoints are written as F32, BF16 or F16, not " + dtype);
+        throw new IllegalArgumentException(
+            "checkpoints are written as F32, BF16 or F16, not " + dtype);
       }
       if (shards < 1) {
         throw new IllegalArgumentException("shards must be >= 1, got " + shards);
       }
     }
 
-    /** The layout of the published release for {@code cfg}'s kind (VL or text-only), in one file. */
+    /**
+     * The layout of the published release for {@code cfg}'s kind (VL or text-only), in one file.
+     */
     public static Layout released(ModelConfig cfg, SafetensorsDType dtype) {
       boolean vl = cfg.hasVisionExperts();
       return new Layout(dtype, 1, vl, !vl, true);
@@ -114,7 +127,9 @@ public final class TestCheckpoints {
       // Not the release convention: say so, for square gates (hidden = experts) cannot show it.
       meta.put(
           CheckpointWeights.GATE_LAYOUT_KEY,
-          layout.transposedGates() ? CheckpointWeights.GATES_HIDDEN_EXPERTS : CheckpointWeights.GATES_EXPERTS_HIDDEN);
+          layout.transposedGates()
+              ? CheckpointWeights.GATES_HIDDEN_EXPERTS
+              : CheckpointWeights.GATES_EXPERTS_HIDDEN);
     }
     int shards = Math.min(layout.shards(), tensors.size());
     if (shards == 1) {
@@ -150,7 +165,8 @@ public final class TestCheckpoints {
   public static String configJson(ModelConfig cfg) {
     ObjectNode root = MAPPER.createObjectNode();
     boolean vl = cfg.hasVisionExperts();
-    root.putArray("architectures").add(vl ? "Ernie4_5_VLMoeForConditionalGeneration" : "Ernie4_5_MoeForCausalLM");
+    root.putArray("architectures")
+        .add(vl ? "Ernie4_5_VLMoeForConditionalGeneration" : "Ernie4_5_MoeForCausalLM");
     root.put("model_type", vl ? "ernie4_5_moe_vl" : "ernie4_5_moe");
     root.put("_name_or_path", cfg.name());
     root.put("hidden_size", cfg.hidden());
@@ -190,7 +206,8 @@ public final class TestCheckpoints {
     }
     ModelConfig back = ModelConfigJson.parse(json, "config.json");
     if (!back.equals(cfg)) {
-      throw new IllegalArgumentException("config.json cannot express " + cfg + "; it reads back as " + back);
+      throw new IllegalArgumentException(
+          "config.json cannot express " + cfg + "; it reads back as " + back);
     }
     return json;
   }
@@ -198,18 +215,41 @@ public final class TestCheckpoints {
   /** {@code cfg} with only its text expert group: the shape of a text-only ERNIE-4.5 MoE model. */
   public static ModelConfig textOnly(ModelConfig cfg) {
     return new ModelConfig(
-        cfg.name() + "-text", cfg.vocabSize(), cfg.hidden(), cfg.numLayers(), cfg.numHeads(), cfg.numKvHeads(), cfg.headDim(),
-        cfg.denseIntermediate(), cfg.rmsNormEps(), cfg.ropeTheta(), cfg.maxPositions(), cfg.tieEmbeddings(), cfg.layerKinds(),
-        cfg.expertGroups().subList(0, 1), cfg.topK(), cfg.numSharedExperts(), cfg.moeNormMin(), cfg.bosId(), cfg.eosId(),
-        cfg.padId(), cfg.freqAllocation(), Optional.empty());
+        cfg.name() + "-text",
+        cfg.vocabSize(),
+        cfg.hidden(),
+        cfg.numLayers(),
+        cfg.numHeads(),
+        cfg.numKvHeads(),
+        cfg.headDim(),
+        cfg.denseIntermediate(),
+        cfg.rmsNormEps(),
+        cfg.ropeTheta(),
+        cfg.maxPositions(),
+        cfg.tieEmbeddings(),
+        cfg.layerKinds(),
+        cfg.expertGroups().subList(0, 1),
+        cfg.topK(),
+        cfg.numSharedExperts(),
+        cfg.moeNormMin(),
+        cfg.bosId(),
+        cfg.eosId(),
+        cfg.padId(),
+        cfg.freqAllocation(),
+        Optional.empty());
   }
 
   // ---- internals ----
 
   private record Stored(String name, long[] shape, Supplier<FloatBuffer> data) {}
 
-  private static Stored stored(ModelConfig cfg, WeightSource src, String name, long[] shape, Layout layout) {
-    Supplier<FloatTensor> tensor = () -> src.find(name).orElseThrow(() -> new IllegalArgumentException(src.describe() + " has no tensor " + name));
+  private static Stored stored(
+      ModelConfig cfg, WeightSource src, String name, long[] shape, Layout layout) {
+    Supplier<FloatTensor> tensor =
+        () ->
+            src.find(name)
+                .orElseThrow(
+                    () -> new IllegalArgumentException(src.describe() + " has no tensor " + name));
     boolean gate = name.contains(".mlp.gate.weight");
     boolean bias = name.endsWith("e_score_correction_bias");
     if (gate && layout.transposedGates()) {
@@ -235,11 +275,22 @@ public final class TestCheckpoints {
 
   private static List<Stored> extras(ModelConfig cfg) {
     List<Stored> out = new ArrayList<>();
-    out.add(new Stored(EXTRA_NAMES.get(0), new long[] {16, 3 * 14 * 14}, () -> fill(16 * 3 * 14 * 14, 0.01f)));
-    out.add(new Stored(EXTRA_NAMES.get(1), new long[] {cfg.hidden(), 4 * 16}, () -> fill(cfg.hidden() * 4 * 16, Float.NaN)));
-    out.add(new Stored(EXTRA_NAMES.get(2), new long[] {cfg.hidden()}, () -> fill(cfg.hidden(), 1f)));
+    out.add(
+        new Stored(
+            EXTRA_NAMES.get(0), new long[] {16, 3 * 14 * 14}, () -> fill(16 * 3 * 14 * 14, 0.01f)));
+    out.add(
+        new Stored(
+            EXTRA_NAMES.get(1),
+            new long[] {cfg.hidden(), 4 * 16},
+            () -> fill(cfg.hidden() * 4 * 16, Float.NaN)));
+    out.add(
+        new Stored(EXTRA_NAMES.get(2), new long[] {cfg.hidden()}, () -> fill(cfg.hidden(), 1f)));
     if (cfg.tieEmbeddings()) {
-      out.add(new Stored(WeightNames.LM_HEAD, new long[] {cfg.vocabSize(), cfg.hidden()}, () -> fill(cfg.vocabSize() * cfg.hidden(), -1f)));
+      out.add(
+          new Stored(
+              WeightNames.LM_HEAD,
+              new long[] {cfg.vocabSize(), cfg.hidden()},
+              () -> fill(cfg.vocabSize() * cfg.hidden(), -1f)));
     }
     return out;
   }
@@ -257,7 +308,8 @@ public final class TestCheckpoints {
   }
 
   /** Writes one file and returns its tensor data bytes. */
-  private static long writeFile(Path file, SafetensorsDType dtype, Map<String, String> meta, List<Stored> tensors) {
+  private static long writeFile(
+      Path file, SafetensorsDType dtype, Map<String, String> meta, List<Stored> tensors) {
     SafetensorsWriter w = new SafetensorsWriter(dtype).metadata(meta);
     for (Stored t : tensors) {
       w.add(t.name(), t.shape(), t.data());
@@ -266,7 +318,8 @@ public final class TestCheckpoints {
     return w.dataBytes();
   }
 
-  private static void putPerGroup(ObjectNode root, String key, List<ExpertGroup> groups, ToIntFunction<ExpertGroup> f) {
+  private static void putPerGroup(
+      ObjectNode root, String key, List<ExpertGroup> groups, ToIntFunction<ExpertGroup> f) {
     if (groups.size() == 1) {
       root.put(key, f.applyAsInt(groups.get(0)));
     } else {

@@ -78,10 +78,13 @@ class WeightValidatorTest {
   void missingAndMisShapedTensorsAreEachNamed() {
     String gone = "model.layers.3.mlp.experts.70.down_proj.weight";
     String k = WeightNames.k(1);
-    WeightSource src = new EditedWeights(new DummyWeights(TINY, 7), gone::equals).replace(filled(k, 0.1f, 64, 64));
+    WeightSource src =
+        new EditedWeights(new DummyWeights(TINY, 7), gone::equals).replace(filled(k, 0.1f, 64, 64));
     WeightException e = assertThrows(WeightException.class, () -> WeightValidator.check(TINY, src));
     assertEquals(
-        List.of("tensor model.layers.1.self_attn.k_proj.weight has shape [64, 64], expected [32, 64]", "missing tensor " + gone),
+        List.of(
+            "tensor model.layers.1.self_attn.k_proj.weight has shape [64, 64], expected [32, 64]",
+            "missing tensor " + gone),
         e.problems());
     assertTrue(e.getMessage().contains("do not fit model tiny: 2 problems"), e.getMessage());
     assertTrue(e.getMessage().contains("\n  missing tensor " + gone), e.getMessage());
@@ -94,15 +97,23 @@ class WeightValidatorTest {
     norm.data().put(11, Float.POSITIVE_INFINITY);
     WeightSource src = new EditedWeights(new DummyWeights(TINY, 7), n -> false).replace(norm);
     WeightException e = assertThrows(WeightException.class, () -> WeightValidator.check(TINY, src));
-    assertEquals(List.of("tensor model.layers.2.post_attention_layernorm.weight holds 2 non-finite values (first at index 9: NaN)"), e.problems());
+    assertEquals(
+        List.of(
+            "tensor model.layers.2.post_attention_layernorm.weight holds 2 non-finite values (first at index 9: NaN)"),
+        e.problems());
   }
 
   @Test
   void longListsAreCutAfterTwentyProblems() {
-    WeightSource src = new EditedWeights(new DummyWeights(TINY, 7), n -> n.startsWith("model.layers.3.mlp.experts."));
+    WeightSource src =
+        new EditedWeights(
+            new DummyWeights(TINY, 7), n -> n.startsWith("model.layers.3.mlp.experts."));
     WeightException e = assertThrows(WeightException.class, () -> WeightValidator.check(TINY, src));
     assertEquals(128 * 3, e.problems().size());
-    assertEquals(1 + WeightValidator.MAX_LISTED + 1, e.getMessage().split("\n").length, e.getMessage());
-    assertTrue(e.getMessage().endsWith("\n  ... and " + (128 * 3 - WeightValidator.MAX_LISTED) + " more"), e.getMessage());
+    assertEquals(
+        1 + WeightValidator.MAX_LISTED + 1, e.getMessage().split("\n").length, e.getMessage());
+    assertTrue(
+        e.getMessage().endsWith("\n  ... and " + (128 * 3 - WeightValidator.MAX_LISTED) + " more"),
+        e.getMessage());
   }
 }

@@ -20,7 +20,8 @@ public final class PrefillGrpcService extends PrefillServiceGrpc.PrefillServiceI
 
   @Override
   public void prefill(PrefillRequest req, StreamObserver<PrefillResponse> observer) {
-    ServerCallStreamObserver<PrefillResponse> out = (ServerCallStreamObserver<PrefillResponse>) observer;
+    ServerCallStreamObserver<PrefillResponse> out =
+        (ServerCallStreamObserver<PrefillResponse>) observer;
     PrefillJob job;
     try {
       job =
@@ -37,7 +38,10 @@ public final class PrefillGrpcService extends PrefillServiceGrpc.PrefillServiceI
       return;
     }
     if (job.promptIds().length == 0) {
-      out.onError(GrpcErrors.toException(new IllegalArgumentException("prefill of request " + req.getRequestId() + " has no prompt tokens")));
+      out.onError(
+          GrpcErrors.toException(
+              new IllegalArgumentException(
+                  "prefill of request " + req.getRequestId() + " has no prompt tokens")));
       return;
     }
     out.setOnCancelHandler(() -> engine.cancel(req.getRequestId()));

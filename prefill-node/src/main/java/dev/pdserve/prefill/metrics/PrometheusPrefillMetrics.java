@@ -23,16 +23,38 @@ public final class PrometheusPrefillMetrics implements PrefillMetrics {
   private final Counter prefixHits;
 
   public PrometheusPrefillMetrics(NodeMetrics metrics) {
-    promptTokens = metrics.counter(MetricNames.PROMPT_TOKENS, "Number of prefill tokens processed (prompt tokens computed on this worker).");
-    stepTime = metrics.histogram(MetricNames.PREFILL_STEP_TIME, "Time of one prefill forward step (every prompt chunk in the step).",
-        MetricBuckets.SHORT_DURATION);
-    stepTokens = metrics.histogram(MetricNames.PREFILL_STEP_TOKENS, "Prompt tokens computed in one prefill step.", MetricBuckets.STEP_TOKENS);
-    sentBytes = metrics.histogram(MetricNames.KV_TRANSFER_SENT_BYTES, "KV bytes one request's prefill pushed to its decode node over Arrow Flight.",
-        MetricBuckets.KV_BYTES);
-    sendTime = metrics.histogram(MetricNames.KV_TRANSFER_SEND_TIME,
-        "Per request, time from the first KV layer sent to the decode node's acknowledgement that it holds every layer.", MetricBuckets.SHORT_DURATION);
-    prefixQueries = metrics.counter(MetricNames.PREFIX_CACHE_QUERIES, "Prefix cache queries, in terms of number of queried tokens.");
-    prefixHits = metrics.counter(MetricNames.PREFIX_CACHE_HITS, "Prefix cache hits, in terms of number of cached tokens.");
+    promptTokens =
+        metrics.counter(
+            MetricNames.PROMPT_TOKENS,
+            "Number of prefill tokens processed (prompt tokens computed on this worker).");
+    stepTime =
+        metrics.histogram(
+            MetricNames.PREFILL_STEP_TIME,
+            "Time of one prefill forward step (every prompt chunk in the step).",
+            MetricBuckets.SHORT_DURATION);
+    stepTokens =
+        metrics.histogram(
+            MetricNames.PREFILL_STEP_TOKENS,
+            "Prompt tokens computed in one prefill step.",
+            MetricBuckets.STEP_TOKENS);
+    sentBytes =
+        metrics.histogram(
+            MetricNames.KV_TRANSFER_SENT_BYTES,
+            "KV bytes one request's prefill pushed to its decode node over Arrow Flight.",
+            MetricBuckets.KV_BYTES);
+    sendTime =
+        metrics.histogram(
+            MetricNames.KV_TRANSFER_SEND_TIME,
+            "Per request, time from the first KV layer sent to the decode node's acknowledgement that it holds every layer.",
+            MetricBuckets.SHORT_DURATION);
+    prefixQueries =
+        metrics.counter(
+            MetricNames.PREFIX_CACHE_QUERIES,
+            "Prefix cache queries, in terms of number of queried tokens.");
+    prefixHits =
+        metrics.counter(
+            MetricNames.PREFIX_CACHE_HITS,
+            "Prefix cache hits, in terms of number of cached tokens.");
   }
 
   @Override
@@ -43,14 +65,15 @@ public final class PrometheusPrefillMetrics implements PrefillMetrics {
   }
 
   /**
-   * Counts one prefix cache lookup: {@code queriedTokens} prompt tokens looked up, {@code hitTokens}
-   * of them found ({@code vllm:prefix_cache_queries} / {@code vllm:prefix_cache_hits}, in tokens as
-   * vLLM counts them).
+   * Counts one prefix cache lookup: {@code queriedTokens} prompt tokens looked up, {@code
+   * hitTokens} of them found ({@code vllm:prefix_cache_queries} / {@code vllm:prefix_cache_hits},
+   * in tokens as vLLM counts them).
    */
   @Override
   public void prefixCacheQueried(int queriedTokens, int hitTokens) {
     if (queriedTokens < 0 || hitTokens < 0 || hitTokens > queriedTokens) {
-      throw new IllegalArgumentException("prefix cache lookup of " + queriedTokens + " tokens cannot hit " + hitTokens);
+      throw new IllegalArgumentException(
+          "prefix cache lookup of " + queriedTokens + " tokens cannot hit " + hitTokens);
     }
     prefixQueries.inc(queriedTokens);
     prefixHits.inc(hitTokens);

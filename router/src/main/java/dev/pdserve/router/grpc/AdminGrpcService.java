@@ -10,18 +10,22 @@ import dev.pdserve.internal.v1.NodeStatus;
 import io.grpc.stub.StreamObserver;
 
 /**
- * Cluster administration on the router: the registry's view of every node and who coordinates;
- * role switches forwarded to the worker's RoleService.
+ * Cluster administration on the router: the registry's view of every node and who coordinates; role
+ * switches forwarded to the worker's RoleService.
  */
 public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBase {
-  /** How long a forwarded switch may take (draining is bounded on the worker; this is a backstop). */
+  /**
+   * How long a forwarded switch may take (draining is bounded on the worker; this is a backstop).
+   */
   private static final long SWITCH_DEADLINE_SECONDS = 600;
 
   private final NodeDirectory directory;
   private final String selfId;
   private final String selfHttpUrl;
   private final dev.pdserve.core.grpc.Channels channels;
-  private final java.util.function.Supplier<java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>> coordinator;
+  private final java.util.function.Supplier<
+          java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>>
+      coordinator;
 
   public AdminGrpcService(NodeDirectory directory) {
     this(directory, "", "");
@@ -42,8 +46,13 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
    * @param coordinator the current coordinator lease
    */
   public AdminGrpcService(
-      NodeDirectory directory, String selfId, String selfHttpUrl, dev.pdserve.core.grpc.Channels channels,
-      java.util.function.Supplier<java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>> coordinator) {
+      NodeDirectory directory,
+      String selfId,
+      String selfHttpUrl,
+      dev.pdserve.core.grpc.Channels channels,
+      java.util.function.Supplier<
+              java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>>
+          coordinator) {
     this.directory = directory;
     this.selfId = selfId;
     this.selfHttpUrl = selfHttpUrl;
@@ -52,24 +61,40 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
   }
 
   @Override
-  public void switchRole(dev.pdserve.internal.v1.SwitchRoleRequest req, StreamObserver<dev.pdserve.internal.v1.SwitchRoleResponse> out) {
+  public void switchRole(
+      dev.pdserve.internal.v1.SwitchRoleRequest req,
+      StreamObserver<dev.pdserve.internal.v1.SwitchRoleResponse> out) {
     if (channels == null) {
-      out.onError(io.grpc.Status.UNIMPLEMENTED.withDescription("this router does not forward role switches").asRuntimeException());
+      out.onError(
+          io.grpc.Status.UNIMPLEMENTED
+              .withDescription("this router does not forward role switches")
+              .asRuntimeException());
       return;
     }
     java.util.Optional<NodeInfo> node = directory.get(req.getNodeId());
     if (node.isEmpty()) {
-      out.onError(io.grpc.Status.NOT_FOUND
-          .withDescription("no node '" + req.getNodeId() + "' in the registry; known nodes: "
-              + directory.all().stream().map(NodeInfo::id).toList())
-          .asRuntimeException());
+      out.onError(
+          io.grpc.Status.NOT_FOUND
+              .withDescription(
+                  "no node '"
+                      + req.getNodeId()
+                      + "' in the registry; known nodes: "
+                      + directory.all().stream().map(NodeInfo::id).toList())
+              .asRuntimeException());
       return;
     }
     NodeInfo n = node.get();
-    if (n.role() != dev.pdserve.core.config.NodeRole.PREFILL && n.role() != dev.pdserve.core.config.NodeRole.DECODE) {
-      out.onError(io.grpc.Status.INVALID_ARGUMENT
-          .withDescription("node " + n.id() + " is a " + n.role().name().toLowerCase() + " node; only prefill and decode workers switch roles")
-          .asRuntimeException());
+    if (n.role() != dev.pdserve.core.config.NodeRole.PREFILL
+        && n.role() != dev.pdserve.core.config.NodeRole.DECODE) {
+      out.onError(
+          io.grpc.Status.INVALID_ARGUMENT
+              .withDescription(
+                  "node "
+                      + n.id()
+                      + " is a "
+                      + n.role().name().toLowerCase()
+                      + " node; only prefill and decode workers switch roles")
+              .asRuntimeException());
       return;
     }
     dev.pdserve.internal.v1.RoleServiceGrpc.newStub(channels.get(n.grpcAddress()))
@@ -97,7 +122,9 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
               .setRunningSequences(l.runningSequences())
               .setQueuedPromptTokens(l.queuedPromptTokens()));
     }
-    coordinator.get().ifPresent(l -> b.setCoordinatorNodeId(l.nodeId()).setCoordinatorTerm(l.term()));
+    coordinator
+        .get()
+        .ifPresent(l -> b.setCoordinatorNodeId(l.nodeId()).setCoordinatorTerm(l.term()));
     out.onNext(b.build());
     out.onCompleted();
   }

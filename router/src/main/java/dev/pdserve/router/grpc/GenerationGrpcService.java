@@ -40,12 +40,18 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
   }
 
   @Override
-  public void generate(dev.pdserve.api.v1.GenerateRequest req, StreamObserver<GenerateResponse> observer) {
-    ServerCallStreamObserver<GenerateResponse> out = (ServerCallStreamObserver<GenerateResponse>) observer;
-    // The request_id field, else the x-request-id header (put into the log context by RequestIds), else a new one.
-    String header = org.apache.logging.log4j.ThreadContext.get(dev.pdserve.core.logging.LogContext.REQUEST_ID);
+  public void generate(
+      dev.pdserve.api.v1.GenerateRequest req, StreamObserver<GenerateResponse> observer) {
+    ServerCallStreamObserver<GenerateResponse> out =
+        (ServerCallStreamObserver<GenerateResponse>) observer;
+    // The request_id field, else the x-request-id header (put into the log context by RequestIds),
+    // else a new one.
+    String header =
+        org.apache.logging.log4j.ThreadContext.get(dev.pdserve.core.logging.LogContext.REQUEST_ID);
     String id =
-        !req.getRequestId().isEmpty() ? req.getRequestId() : header != null && !header.isEmpty() ? header : "req-" + UUID.randomUUID();
+        !req.getRequestId().isEmpty()
+            ? req.getRequestId()
+            : header != null && !header.isEmpty() ? header : "req-" + UUID.randomUUID();
     AtomicReference<Router.Flight> flight = new AtomicReference<>();
     out.setOnCancelHandler(
         () -> {
@@ -64,7 +70,8 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
       return;
     }
     Deadline deadline = Context.current().getDeadline();
-    long deadlineNanos = deadline == null ? 0 : System.nanoTime() + deadline.timeRemaining(TimeUnit.NANOSECONDS);
+    long deadlineNanos =
+        deadline == null ? 0 : System.nanoTime() + deadline.timeRemaining(TimeUnit.NANOSECONDS);
     ResponseSink sink =
         new ResponseSink() {
           private boolean done;
@@ -85,7 +92,12 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
           }
 
           @Override
-          public synchronized void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens) {
+          public synchronized void onComplete(
+              String finishReason,
+              String stopReason,
+              int promptTokens,
+              int completionTokens,
+              int cachedTokens) {
             if (done) {
               return;
             }
@@ -93,7 +105,9 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
             if (out.isCancelled()) {
               return;
             }
-            Completion c = ProtoConversions.completion(finishReason, stopReason, promptTokens, completionTokens, cachedTokens);
+            Completion c =
+                ProtoConversions.completion(
+                    finishReason, stopReason, promptTokens, completionTokens, cachedTokens);
             out.onNext(GenerateResponse.newBuilder().setRequestId(id).setCompletion(c).build());
             out.onCompleted();
           }
@@ -126,7 +140,12 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
 
   private GenerateRequest toDomain(String id, dev.pdserve.api.v1.GenerateRequest req) {
     if (!req.getModel().isEmpty() && !req.getModel().equals(modelName)) {
-      throw ServingException.notFound("model '" + req.getModel() + "' is not served here; this cluster serves '" + modelName + "' (see ListModels)");
+      throw ServingException.notFound(
+          "model '"
+              + req.getModel()
+              + "' is not served here; this cluster serves '"
+              + modelName
+              + "' (see ListModels)");
     }
     Prompt prompt =
         switch (req.getInputCase()) {
@@ -138,11 +157,18 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
             yield new Prompt.Messages(msgs);
           }
           case PROMPT -> new Prompt.Text(req.getPrompt());
-          case PROMPT_TOKEN_IDS -> new Prompt.Tokens(req.getPromptTokenIds().getIdsList().stream().mapToInt(Integer::intValue).toArray());
-          case INPUT_NOT_SET -> throw ServingException.invalid("the request has no input: set one of messages, prompt or prompt_token_ids");
+          case PROMPT_TOKEN_IDS ->
+              new Prompt.Tokens(
+                  req.getPromptTokenIds().getIdsList().stream()
+                      .mapToInt(Integer::intValue)
+                      .toArray());
+          case INPUT_NOT_SET ->
+              throw ServingException.invalid(
+                  "the request has no input: set one of messages, prompt or prompt_token_ids");
         };
     SamplingParams params = ProtoConversions.sampling(req.getParams());
-    return new GenerateRequest(id, prompt, params, !req.hasEnableThinking() || req.getEnableThinking());
+    return new GenerateRequest(
+        id, prompt, params, !req.hasEnableThinking() || req.getEnableThinking());
   }
 
   @Override

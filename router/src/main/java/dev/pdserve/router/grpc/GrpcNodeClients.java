@@ -37,30 +37,46 @@ public final class GrpcNodeClients implements NodeClients {
     this.channels = channels;
   }
 
-  private static <S extends io.grpc.stub.AbstractStub<S>> S withDeadline(S stub, long deadlineNanos) {
+  private static <S extends io.grpc.stub.AbstractStub<S>> S withDeadline(
+      S stub, long deadlineNanos) {
     if (deadlineNanos == 0) {
       return stub;
     }
-    return stub.withDeadline(Deadline.after(Math.max(1, deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS));
+    return stub.withDeadline(
+        Deadline.after(Math.max(1, deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS));
   }
 
   private static ServingException failure(Throwable t, NodeInfo node, String what) {
-    return GrpcErrors.fromStatus(Status.fromThrowable(t), what + " on " + node.role().name().toLowerCase() + " node " + node.id());
+    return GrpcErrors.fromStatus(
+        Status.fromThrowable(t),
+        what + " on " + node.role().name().toLowerCase() + " node " + node.id());
   }
 
   @Override
-  public CompletableFuture<Reserved> reserve(NodeInfo decode, String requestId, int promptTokens, int maxTokens, long deadlineNanos) {
+  public CompletableFuture<Reserved> reserve(
+      NodeInfo decode, String requestId, int promptTokens, int maxTokens, long deadlineNanos) {
     CompletableFuture<Reserved> f = new CompletableFuture<>();
-    ReserveRequest req = ReserveRequest.newBuilder().setRequestId(requestId).setPromptTokens(promptTokens).setMaxTokens(maxTokens).build();
+    ReserveRequest req =
+        ReserveRequest.newBuilder()
+            .setRequestId(requestId)
+            .setPromptTokens(promptTokens)
+            .setMaxTokens(maxTokens)
+            .build();
     Context.ROOT.run(
         () ->
-            withDeadline(DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())), deadlineNanos)
+            withDeadline(
+                    DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())), deadlineNanos)
                 .reserve(
                     req,
                     new StreamObserver<>() {
                       @Override
                       public void onNext(ReserveResponse r) {
-                        f.complete(new Reserved(r.getTransferId(), r.getFlightHost(), r.getFlightPort(), r.getLeaseMillis()));
+                        f.complete(
+                            new Reserved(
+                                r.getTransferId(),
+                                r.getFlightHost(),
+                                r.getFlightPort(),
+                                r.getLeaseMillis()));
                       }
 
                       @Override
@@ -95,7 +111,8 @@ public final class GrpcNodeClients implements NodeClients {
   }
 
   @Override
-  public CompletableFuture<java.util.List<String>> renewLeases(NodeInfo decode, java.util.List<String> transferIds) {
+  public CompletableFuture<java.util.List<String>> renewLeases(
+      NodeInfo decode, java.util.List<String> transferIds) {
     CompletableFuture<java.util.List<String>> f = new CompletableFuture<>();
     Context.ROOT.run(
         () ->
@@ -127,7 +144,13 @@ public final class GrpcNodeClients implements NodeClients {
 
   @Override
   public Call decodeWithLocalPrefill(
-      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, SamplingParams params, long seed, long deadlineNanos,
+      NodeInfo decode,
+      String requestId,
+      Reserved reservation,
+      int[] prompt,
+      SamplingParams params,
+      long seed,
+      long deadlineNanos,
       DecodeListener listener) {
     DecodeRequest.Builder req =
         DecodeRequest.newBuilder()
@@ -144,7 +167,13 @@ public final class GrpcNodeClients implements NodeClients {
 
   @Override
   public CompletableFuture<FirstToken> prefill(
-      NodeInfo prefill, String requestId, int[] prompt, SamplingParams params, long seed, Reserved target, long deadlineNanos,
+      NodeInfo prefill,
+      String requestId,
+      int[] prompt,
+      SamplingParams params,
+      long seed,
+      Reserved target,
+      long deadlineNanos,
       Consumer<Call> onCall) {
     CompletableFuture<FirstToken> f = new CompletableFuture<>();
     PrefillRequest.Builder req =
@@ -162,14 +191,20 @@ public final class GrpcNodeClients implements NodeClients {
     onCall.accept(why -> ctx.cancel(Status.CANCELLED.withDescription(why).asRuntimeException()));
     ctx.run(
         () ->
-            withDeadline(PrefillServiceGrpc.newStub(channels.get(prefill.grpcAddress())), deadlineNanos)
+            withDeadline(
+                    PrefillServiceGrpc.newStub(channels.get(prefill.grpcAddress())), deadlineNanos)
                 .prefill(
                     req.build(),
                     new StreamObserver<>() {
                       @Override
                       public void onNext(PrefillResponse r) {
                         f.complete(
-                            new FirstToken(r.getFirstToken(), r.getFirstLogprob(), r.getCachedTokens(), r.getKvBytes(), r.getCachedPromptBlocks()));
+                            new FirstToken(
+                                r.getFirstToken(),
+                                r.getFirstLogprob(),
+                                r.getCachedTokens(),
+                                r.getKvBytes(),
+                                r.getCachedPromptBlocks()));
                       }
 
                       @Override
@@ -187,8 +222,15 @@ public final class GrpcNodeClients implements NodeClients {
 
   @Override
   public Call decode(
-      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, FirstToken first, SamplingParams params, long seed,
-      long deadlineNanos, DecodeListener listener) {
+      NodeInfo decode,
+      String requestId,
+      Reserved reservation,
+      int[] prompt,
+      FirstToken first,
+      SamplingParams params,
+      long seed,
+      long deadlineNanos,
+      DecodeListener listener) {
     DecodeRequest.Builder req =
         DecodeRequest.newBuilder()
             .setRequestId(requestId)
@@ -206,8 +248,15 @@ public final class GrpcNodeClients implements NodeClients {
 
   @Override
   public Call resume(
-      NodeInfo decode, String requestId, Reserved reservation, int[] prompt, int[] generated, SamplingParams params, long seed,
-      long deadlineNanos, DecodeListener listener) {
+      NodeInfo decode,
+      String requestId,
+      Reserved reservation,
+      int[] prompt,
+      int[] generated,
+      SamplingParams params,
+      long seed,
+      long deadlineNanos,
+      DecodeListener listener) {
     DecodeRequest.Builder req =
         DecodeRequest.newBuilder()
             .setRequestId(requestId)
@@ -224,11 +273,13 @@ public final class GrpcNodeClients implements NodeClients {
     return startDecode(decode, req.build(), deadlineNanos, listener);
   }
 
-  private Call startDecode(NodeInfo decode, DecodeRequest request, long deadlineNanos, DecodeListener listener) {
+  private Call startDecode(
+      NodeInfo decode, DecodeRequest request, long deadlineNanos, DecodeListener listener) {
     ClientCallStreamObserver<?>[] holder = new ClientCallStreamObserver<?>[1];
     Context.ROOT.run(
         () ->
-            withDeadline(DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())), deadlineNanos)
+            withDeadline(
+                    DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())), deadlineNanos)
                 .decode(
                     request,
                     new ClientResponseObserver<DecodeRequest, TokenEvent>() {
@@ -247,19 +298,30 @@ public final class GrpcNodeClients implements NodeClients {
                           for (int i = 0; i < lp.length; i++) {
                             lp[i] = d.getLogprobs(i);
                           }
-                          listener.onDelta(d.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray(), d.getText(), lp);
+                          listener.onDelta(
+                              d.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray(),
+                              d.getText(),
+                              lp);
                         } else if (e.hasCompletion()) {
                           ended = true;
                           var c = e.getCompletion();
                           listener.onComplete(
-                              c.getFinishReason(), c.getStopReason().isEmpty() ? null : c.getStopReason(), c.getUsage().getPromptTokens(),
-                              c.getUsage().getCompletionTokens(), c.getUsage().getCachedTokens());
+                              c.getFinishReason(),
+                              c.getStopReason().isEmpty() ? null : c.getStopReason(),
+                              c.getUsage().getPromptTokens(),
+                              c.getUsage().getCompletionTokens(),
+                              c.getUsage().getCachedTokens());
                         } else if (e.hasMigrated()) {
                           ended = true;
                           var m = e.getMigrated();
                           listener.onMigrated(
-                              new Migrated(m.getTargetNodeId(), m.getTargetGrpcAddress(), m.getTransferId(),
-                                  m.getGeneratedTokenIdsList().stream().mapToInt(Integer::intValue).toArray()));
+                              new Migrated(
+                                  m.getTargetNodeId(),
+                                  m.getTargetGrpcAddress(),
+                                  m.getTransferId(),
+                                  m.getGeneratedTokenIdsList().stream()
+                                      .mapToInt(Integer::intValue)
+                                      .toArray()));
                         }
                       }
 
@@ -275,7 +337,11 @@ public final class GrpcNodeClients implements NodeClients {
                       public void onCompleted() {
                         if (!ended) {
                           ended = true;
-                          listener.onError(ServingException.unavailable("decode node " + decode.id() + " ended the stream without a completion"));
+                          listener.onError(
+                              ServingException.unavailable(
+                                  "decode node "
+                                      + decode.id()
+                                      + " ended the stream without a completion"));
                         }
                       }
                     }));

@@ -18,7 +18,11 @@ class ApiError extends RuntimeException {
   static final String CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded";
 
   private static final Pattern RETRY_AFTER_MS = Pattern.compile("retry after (\\d+) ms");
-  /** A leading request field in a validation message: {@code top_p must be ...}, {@code stop[2] ...}. */
+
+  /**
+   * A leading request field in a validation message: {@code top_p must be ...}, {@code stop[2]
+   * ...}.
+   */
   private static final Pattern LEADING_FIELD = Pattern.compile("^([a-z_]+)(\\[\\d+\\])?[ .:]");
 
   private final int status;
@@ -27,7 +31,8 @@ class ApiError extends RuntimeException {
   private final String code;
   private final int retryAfterSeconds;
 
-  ApiError(int status, String type, String message, String param, String code, int retryAfterSeconds) {
+  ApiError(
+      int status, String type, String message, String param, String code, int retryAfterSeconds) {
     super(message);
     this.status = status;
     this.type = type;
@@ -62,7 +67,8 @@ class ApiError extends RuntimeException {
       }
       case NOT_FOUND -> notFound(m, "model_not_found");
       case ALREADY_EXISTS -> new ApiError(409, INVALID_REQUEST, m, null, "duplicate_request_id", 0);
-      case RESOURCE_EXHAUSTED -> new ApiError(429, "rate_limit_error", m, null, "queue_full", retryAfterSeconds(m));
+      case RESOURCE_EXHAUSTED ->
+          new ApiError(429, "rate_limit_error", m, null, "queue_full", retryAfterSeconds(m));
       case UNAVAILABLE -> new ApiError(503, "service_unavailable_error", m, null, "no_capacity", 1);
       case DEADLINE_EXCEEDED -> new ApiError(504, "timeout_error", m, null, "deadline_exceeded", 0);
       case CANCELLED -> new ApiError(499, "cancelled_error", m, null, "cancelled", 0);
@@ -74,7 +80,10 @@ class ApiError extends RuntimeException {
     return new ApiError(500, "server_error", message, null, null, 0);
   }
 
-  /** The request field a validation message starts with, if any ({@code messages[1].role ...} → messages). */
+  /**
+   * The request field a validation message starts with, if any ({@code messages[1].role ...} →
+   * messages).
+   */
   private static String fieldOf(String message, String promptParam) {
     Matcher f = LEADING_FIELD.matcher(message);
     if (!f.find()) {

@@ -21,12 +21,17 @@ final class ChatResponse extends OpenAiResponse {
 
   ChatResponse(ApiExchange exchange, ApiRequest req, Tokenizer tokenizer) {
     super(exchange, req, tokenizer);
-    this.splitter = req.splitReasoning() ? new ReasoningSplitter(tokenizer.specialTokenId(ReasoningSplitter.THINK_END).orElse(-1)) : null;
+    this.splitter =
+        req.splitReasoning()
+            ? new ReasoningSplitter(
+                tokenizer.specialTokenId(ReasoningSplitter.THINK_END).orElse(-1))
+            : null;
   }
 
   @Override
   protected void delta(int[] ids, String text, float[] logprobs) {
-    ReasoningSplitter.Split s = splitter == null ? new ReasoningSplitter.Split("", text) : splitter.accept(ids, text);
+    ReasoningSplitter.Split s =
+        splitter == null ? new ReasoningSplitter.Split("", text) : splitter.accept(ids, text);
     ArrayNode lps = req.logprobs() ? logprobEntries(ids, logprobs) : null;
     if (!req.stream()) {
       reasoning.append(s.reasoning());
@@ -51,7 +56,8 @@ final class ChatResponse extends OpenAiResponse {
 
   @Override
   protected void complete(String finishReason, String stopReason, ObjectNode usage) {
-    ReasoningSplitter.Split tail = splitter == null ? new ReasoningSplitter.Split("", "") : splitter.finish();
+    ReasoningSplitter.Split tail =
+        splitter == null ? new ReasoningSplitter.Split("", "") : splitter.finish();
     if (!req.stream()) {
       reasoning.append(tail.reasoning());
       content.append(tail.content());
@@ -65,7 +71,8 @@ final class ChatResponse extends OpenAiResponse {
     endStream(usage, "chat.completion.chunk");
   }
 
-  private ObjectNode chunk(ReasoningSplitter.Split s, ArrayNode lps, String finishReason, String stopReason) {
+  private ObjectNode chunk(
+      ReasoningSplitter.Split s, ArrayNode lps, String finishReason, String stopReason) {
     ObjectNode chunk = header("chat.completion.chunk");
     ObjectNode choice = chunk.putArray("choices").addObject();
     choice.put("index", 0);

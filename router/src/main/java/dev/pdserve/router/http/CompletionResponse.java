@@ -84,7 +84,8 @@ final class CompletionResponse extends OpenAiResponse {
     sendDocument(doc);
   }
 
-  private ObjectNode chunk(String delta, ObjectNode logprobs, String finishReason, String stopReason) {
+  private ObjectNode chunk(
+      String delta, ObjectNode logprobs, String finishReason, String stopReason) {
     ObjectNode chunk = header("text_completion");
     ObjectNode choice = chunk.putArray("choices").addObject();
     choice.put("index", 0);

@@ -14,15 +14,26 @@ package dev.pdserve.router.http;
  *     gets the rest of the context, as in vLLM, up to this)
  */
 public record HttpApiSettings(
-    String host, int port, int maxBodyBytes, int ioThreads, int handlerThreads, int handlerQueue, int chatMaxTokensCap) {
-  public static final int DEFAULT_MAX_BODY_BYTES = dev.pdserve.core.config.NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES;
+    String host,
+    int port,
+    int maxBodyBytes,
+    int ioThreads,
+    int handlerThreads,
+    int handlerQueue,
+    int chatMaxTokensCap) {
+  public static final int DEFAULT_MAX_BODY_BYTES =
+      dev.pdserve.core.config.NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES;
   public static final int DEFAULT_CHAT_MAX_TOKENS_CAP = 4096;
 
   public HttpApiSettings {
     if (port < 0 || port > 65535) {
       throw new IllegalArgumentException("HTTP port must be 0..65535, got " + port);
     }
-    if (maxBodyBytes < 1024 || ioThreads < 1 || handlerThreads < 1 || handlerQueue < 0 || chatMaxTokensCap < 1) {
+    if (maxBodyBytes < 1024
+        || ioThreads < 1
+        || handlerThreads < 1
+        || handlerQueue < 0
+        || chatMaxTokensCap < 1) {
       throw new IllegalArgumentException(
           "HTTP settings need max body >= 1024 bytes, >= 1 io and handler threads, queue >= 0, chat max tokens cap >= 1");
     }
@@ -31,11 +42,17 @@ public record HttpApiSettings(
   /** Defaults on {@code host:port}: 4 MiB bodies, 2 io threads, max(4, cores) handler threads. */
   public static HttpApiSettings on(String host, int port) {
     return new HttpApiSettings(
-        host, port, DEFAULT_MAX_BODY_BYTES, 2, Math.max(4, Runtime.getRuntime().availableProcessors()), 1024,
+        host,
+        port,
+        DEFAULT_MAX_BODY_BYTES,
+        2,
+        Math.max(4, Runtime.getRuntime().availableProcessors()),
+        1024,
         DEFAULT_CHAT_MAX_TOKENS_CAP);
   }
 
   public HttpApiSettings withMaxBodyBytes(int bytes) {
-    return new HttpApiSettings(host, port, bytes, ioThreads, handlerThreads, handlerQueue, chatMaxTokensCap);
+    return new HttpApiSettings(
+        host, port, bytes, ioThreads, handlerThreads, handlerQueue, chatMaxTokensCap);
   }
 }

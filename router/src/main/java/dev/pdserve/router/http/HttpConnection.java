@@ -63,7 +63,10 @@ final class HttpConnection extends ChannelInboundHandlerAdapter {
     try {
       if (req.decoderResult().isFailure()) {
         String why = String.valueOf(req.decoderResult().cause());
-        sendAndClose(400, new ApiError(400, ApiError.INVALID_REQUEST, "malformed HTTP request: " + why, null, null, 0));
+        sendAndClose(
+            400,
+            new ApiError(
+                400, ApiError.INVALID_REQUEST, "malformed HTTP request: " + why, null, null, 0));
         return;
       }
       NettyExchange ex = new NettyExchange(this, ctx.channel(), req);
@@ -71,8 +74,15 @@ final class HttpConnection extends ChannelInboundHandlerAdapter {
       try {
         handlers.execute(() -> api.handle(ex));
       } catch (RejectedExecutionException e) {
-        OpenAiApi.sendError(ex, new ApiError(503, "service_unavailable_error",
-            "the HTTP server has too many requests waiting for a handler; retry shortly", null, "too_many_requests", 1));
+        OpenAiApi.sendError(
+            ex,
+            new ApiError(
+                503,
+                "service_unavailable_error",
+                "the HTTP server has too many requests waiting for a handler; retry shortly",
+                null,
+                "too_many_requests",
+                1));
       }
     } finally {
       req.release();
@@ -126,7 +136,10 @@ final class HttpConnection extends ChannelInboundHandlerAdapter {
   static FullHttpResponse jsonResponse(int status, ApiError err, boolean keepAlive) {
     byte[] bytes = OpenAiResponse.bytes(err.body());
     FullHttpResponse resp =
-        new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(status), Unpooled.wrappedBuffer(bytes));
+        new DefaultFullHttpResponse(
+            HttpVersion.HTTP_1_1,
+            HttpResponseStatus.valueOf(status),
+            Unpooled.wrappedBuffer(bytes));
     resp.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
     HttpUtil.setContentLength(resp, bytes.length);
     HttpUtil.setKeepAlive(resp, keepAlive);
@@ -147,14 +160,23 @@ final class HttpConnection extends ChannelInboundHandlerAdapter {
     }
 
     @Override
-    protected void handleOversizedMessage(ChannelHandlerContext ctx, HttpMessage oversized) throws Exception {
+    protected void handleOversizedMessage(ChannelHandlerContext ctx, HttpMessage oversized)
+        throws Exception {
       if (!(oversized instanceof HttpRequest req)) {
         super.handleOversizedMessage(ctx, oversized);
         return;
       }
-      ApiError err = new ApiError(413, ApiError.INVALID_REQUEST,
-          "the request body is larger than this server's limit of " + maxBytes + " bytes", null, "request_too_large", 0);
-      boolean close = oversized instanceof FullHttpRequest || (!HttpUtil.is100ContinueExpected(req) && !HttpUtil.isKeepAlive(req));
+      ApiError err =
+          new ApiError(
+              413,
+              ApiError.INVALID_REQUEST,
+              "the request body is larger than this server's limit of " + maxBytes + " bytes",
+              null,
+              "request_too_large",
+              0);
+      boolean close =
+          oversized instanceof FullHttpRequest
+              || (!HttpUtil.is100ContinueExpected(req) && !HttpUtil.isKeepAlive(req));
       var written = ctx.writeAndFlush(jsonResponse(413, err, !close));
       if (close) {
         written.addListener(ChannelFutureListener.CLOSE);

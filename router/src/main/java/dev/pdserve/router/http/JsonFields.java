@@ -86,7 +86,8 @@ final class JsonFields {
   JsonFields object(String name) {
     JsonNode v = node(name);
     if (v == null) {
-      return new JsonFields(com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode());
+      return new JsonFields(
+          com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode());
     }
     if (!v.isObject()) {
       throw wrongType(name, "an object", v);
@@ -137,14 +138,17 @@ final class JsonFields {
     if (v.isIntegralNumber() && v.canConvertToInt()) {
       return v.intValue();
     }
-    if (v.isFloatingPointNumber() && v.doubleValue() == Math.rint(v.doubleValue()) && Math.abs(v.doubleValue()) <= Integer.MAX_VALUE) {
+    if (v.isFloatingPointNumber()
+        && v.doubleValue() == Math.rint(v.doubleValue())
+        && Math.abs(v.doubleValue()) <= Integer.MAX_VALUE) {
       return (int) v.doubleValue();
     }
     throw wrongType(name, "an integer", v);
   }
 
   static ApiError wrongType(String name, String expected, JsonNode got) {
-    return ApiError.badRequest(baseName(name), name + " must be " + expected + ", got " + describe(got));
+    return ApiError.badRequest(
+        baseName(name), name + " must be " + expected + ", got " + describe(got));
   }
 
   private static String baseName(String name) {

@@ -74,7 +74,10 @@ final class NettyExchange implements ApiExchange {
   public void sendJson(int status, Map<String, String> extra, JsonNode json) {
     byte[] bytes = OpenAiResponse.bytes(json);
     FullHttpResponse resp =
-        new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(status), Unpooled.wrappedBuffer(bytes));
+        new DefaultFullHttpResponse(
+            HttpVersion.HTTP_1_1,
+            HttpResponseStatus.valueOf(status),
+            Unpooled.wrappedBuffer(bytes));
     resp.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
     HttpUtil.setContentLength(resp, bytes.length);
     extra.forEach(resp.headers()::set);
@@ -96,7 +99,9 @@ final class NettyExchange implements ApiExchange {
 
   @Override
   public void sendEvent(String data) {
-    channel.writeAndFlush(new DefaultHttpContent(Unpooled.copiedBuffer("data: " + data + "\n\n", StandardCharsets.UTF_8)));
+    channel.writeAndFlush(
+        new DefaultHttpContent(
+            Unpooled.copiedBuffer("data: " + data + "\n\n", StandardCharsets.UTF_8)));
   }
 
   @Override

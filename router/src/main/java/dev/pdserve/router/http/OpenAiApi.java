@@ -32,6 +32,7 @@ final class OpenAiApi {
 
   /** Request header: the request's id (as vLLM takes it); the response echoes it. */
   static final String REQUEST_ID_HEADER = "X-Request-Id";
+
   /** Request header: a deadline in milliseconds; past it the request ends with 504. */
   static final String TIMEOUT_HEADER = "X-Request-Timeout-Ms";
 
@@ -64,11 +65,19 @@ final class OpenAiApi {
     switch (path) {
       case "/v1/chat/completions" -> {
         requireMethod(ex, "POST");
-        generate(ex, "chatcmpl-", requests::chat, req -> new ChatResponse(ex, req, renderer.tokenizer()));
+        generate(
+            ex,
+            "chatcmpl-",
+            requests::chat,
+            req -> new ChatResponse(ex, req, renderer.tokenizer()));
       }
       case "/v1/completions" -> {
         requireMethod(ex, "POST");
-        generate(ex, "cmpl-", requests::completion, req -> new CompletionResponse(ex, req, renderer.tokenizer()));
+        generate(
+            ex,
+            "cmpl-",
+            requests::completion,
+            req -> new CompletionResponse(ex, req, renderer.tokenizer()));
       }
       case "/v1/models" -> {
         requireMethod(ex, "GET");
@@ -86,12 +95,20 @@ final class OpenAiApi {
           requireMethod(ex, "GET");
           String id = path.substring("/v1/models/".length());
           if (!id.equals(modelName)) {
-            throw ApiError.notFound("The model `" + id + "` does not exist. This server serves `" + modelName + "`.", "model_not_found");
+            throw ApiError.notFound(
+                "The model `" + id + "` does not exist. This server serves `" + modelName + "`.",
+                "model_not_found");
           }
           ex.sendJson(200, Map.of(), modelCard());
           return;
         }
-        throw ApiError.notFound("Invalid URL (" + ex.method() + " " + path + "); the API has POST /v1/chat/completions, POST /v1/completions and GET /v1/models", null);
+        throw ApiError.notFound(
+            "Invalid URL ("
+                + ex.method()
+                + " "
+                + path
+                + "); the API has POST /v1/chat/completions, POST /v1/completions and GET /v1/models",
+            null);
       }
     }
   }
@@ -109,7 +126,8 @@ final class OpenAiApi {
 
   private static void requireMethod(ApiExchange ex, String method) {
     if (!ex.method().equals(method)) {
-      throw new MethodNotAllowed(method, "Method " + ex.method() + " is not allowed for " + ex.path() + "; use " + method);
+      throw new MethodNotAllowed(
+          method, "Method " + ex.method() + " is not allowed for " + ex.path() + "; use " + method);
     }
   }
 
@@ -128,13 +146,22 @@ final class OpenAiApi {
     ApiRequest parse(JsonNode body, String id, long deadlineNanos);
   }
 
-  private void generate(ApiExchange ex, String idPrefix, Parser parser, Function<ApiRequest, OpenAiResponse> responses) {
+  private void generate(
+      ApiExchange ex,
+      String idPrefix,
+      Parser parser,
+      Function<ApiRequest, OpenAiResponse> responses) {
     JsonNode body = parseBody(ex.body());
     String given = ex.header(REQUEST_ID_HEADER);
-    String id = idPrefix + (given == null || given.isBlank() ? UUID.randomUUID().toString().replace("-", "") : given.trim());
+    String id =
+        idPrefix
+            + (given == null || given.isBlank()
+                ? UUID.randomUUID().toString().replace("-", "")
+                : given.trim());
     ApiRequest req = parser.parse(body, id, deadline(ex));
     OpenAiResponse sink = responses.apply(req);
-    try (CloseableThreadContext.Instance ctx = CloseableThreadContext.put(dev.pdserve.core.logging.LogContext.REQUEST_ID, id)) {
+    try (CloseableThreadContext.Instance ctx =
+        CloseableThreadContext.put(dev.pdserve.core.logging.LogContext.REQUEST_ID, id)) {
       Router.Flight flight;
       try {
         flight = router.submit(req.generate(), sink, req.deadlineNanos());
@@ -156,7 +183,8 @@ final class OpenAiApi {
     try {
       node = OpenAiResponse.JSON.readTree(body);
     } catch (JsonProcessingException e) {
-      throw ApiError.badRequest(null, "the request body is not valid JSON: " + e.getOriginalMessage());
+      throw ApiError.badRequest(
+          null, "the request body is not valid JSON: " + e.getOriginalMessage());
     } catch (IOException e) {
       throw ApiError.badRequest(null, "the request body could not be read: " + e.getMessage());
     }
@@ -175,7 +203,8 @@ final class OpenAiApi {
     try {
       ms = Long.parseLong(t.trim());
     } catch (NumberFormatException e) {
-      throw ApiError.badRequest(null, TIMEOUT_HEADER + " must be a whole number of milliseconds, got '" + t + "'");
+      throw ApiError.badRequest(
+          null, TIMEOUT_HEADER + " must be a whole number of milliseconds, got '" + t + "'");
     }
     if (ms <= 0) {
       throw ApiError.badRequest(null, TIMEOUT_HEADER + " must be > 0, got " + ms);

@@ -43,7 +43,8 @@ public final class OpenAiHttpServer implements AutoCloseable {
   private final EventLoopGroup boss;
   private final EventLoopGroup workers;
   private final ThreadPoolExecutor handlers;
-  private final ChannelGroup channels = new DefaultChannelGroup("pdserve-http", GlobalEventExecutor.INSTANCE);
+  private final ChannelGroup channels =
+      new DefaultChannelGroup("pdserve-http", GlobalEventExecutor.INSTANCE);
   private volatile Channel server;
   private volatile int port = -1;
 
@@ -54,13 +55,22 @@ public final class OpenAiHttpServer implements AutoCloseable {
   public OpenAiHttpServer(HttpApiSettings settings, Router router, PromptRenderer renderer) {
     this.settings = settings;
     this.api = new OpenAiApi(router, renderer, settings.chatMaxTokensCap());
-    this.boss = new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("http-accept", true), NioIoHandler.newFactory());
+    this.boss =
+        new MultiThreadIoEventLoopGroup(
+            1, new DefaultThreadFactory("http-accept", true), NioIoHandler.newFactory());
     this.workers =
-        new MultiThreadIoEventLoopGroup(settings.ioThreads(), new DefaultThreadFactory("http-io", true), NioIoHandler.newFactory());
+        new MultiThreadIoEventLoopGroup(
+            settings.ioThreads(),
+            new DefaultThreadFactory("http-io", true),
+            NioIoHandler.newFactory());
     this.handlers =
         new ThreadPoolExecutor(
-            settings.handlerThreads(), settings.handlerThreads(), 0, TimeUnit.MILLISECONDS,
-            new ArrayBlockingQueue<>(Math.max(1, settings.handlerQueue())), new NamedThreadFactory("http-handler", true));
+            settings.handlerThreads(),
+            settings.handlerThreads(),
+            0,
+            TimeUnit.MILLISECONDS,
+            new ArrayBlockingQueue<>(Math.max(1, settings.handlerQueue())),
+            new NamedThreadFactory("http-handler", true));
   }
 
   /** Binds and starts serving. */
@@ -78,7 +88,8 @@ public final class OpenAiHttpServer implements AutoCloseable {
                     channels.add(ch);
                     ch.pipeline()
                         .addLast("codec", new HttpServerCodec())
-                        .addLast("body-limit", new HttpConnection.BodyLimit(settings.maxBodyBytes()))
+                        .addLast(
+                            "body-limit", new HttpConnection.BodyLimit(settings.maxBodyBytes()))
                         .addLast("api", new HttpConnection(api, handlers));
                   }
                 });
@@ -89,7 +100,14 @@ public final class OpenAiHttpServer implements AutoCloseable {
       throw new IOException("interrupted while binding the HTTP server", e);
     } catch (Exception e) {
       close();
-      throw new IOException("cannot bind the HTTP API to " + settings.host() + ":" + settings.port() + ": " + e.getMessage(), e);
+      throw new IOException(
+          "cannot bind the HTTP API to "
+              + settings.host()
+              + ":"
+              + settings.port()
+              + ": "
+              + e.getMessage(),
+          e);
     }
     port = ((InetSocketAddress) server.localAddress()).getPort();
     LOG.info("OpenAI-compatible HTTP API listening on {}:{}", settings.host(), port);

@@ -36,7 +36,8 @@ final class OpenAiRequests {
    * @param chatMaxTokensCap the most a chat request without {@code max_tokens} may generate (else
    *     the rest of the context)
    */
-  OpenAiRequests(ModelConfig model, String modelName, PromptRenderer renderer, int chatMaxTokensCap) {
+  OpenAiRequests(
+      ModelConfig model, String modelName, PromptRenderer renderer, int chatMaxTokensCap) {
     this.model = model;
     this.modelName = modelName;
     this.renderer = renderer;
@@ -57,17 +58,30 @@ final class OpenAiRequests {
         throw ApiError.badRequest("top_logprobs", "top_logprobs needs logprobs: true");
       }
       throw ApiError.badRequest(
-          "top_logprobs", "top_logprobs > 0 is not supported yet: pdserve returns the sampled token's log-probability only; send top_logprobs: 0 or leave it out");
+          "top_logprobs",
+          "top_logprobs > 0 is not supported yet: pdserve returns the sampled token's log-probability only; send top_logprobs: 0 or leave it out");
     }
     SamplingParams.Builder b = sampling(f, logprobs);
     String maxField = f.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-    OptionalInt max = f.has("max_completion_tokens") ? f.integer("max_completion_tokens") : f.integer("max_tokens");
+    OptionalInt max =
+        f.has("max_completion_tokens")
+            ? f.integer("max_completion_tokens")
+            : f.integer("max_tokens");
     b.maxTokens(max.isPresent() ? max.getAsInt() : defaultChatMaxTokens(prompt, thinking));
     SamplingParams params = validated(b.build(), maxField);
     boolean stream = stream(f);
     return new ApiRequest(
-        id, name, nowSeconds(), new GenerateRequest(id, prompt, params, thinking), stream, includeUsage(f, stream), logprobs,
-        f.bool("return_token_ids").orElse(false), thinking, deadlineNanos, "messages");
+        id,
+        name,
+        nowSeconds(),
+        new GenerateRequest(id, prompt, params, thinking),
+        stream,
+        includeUsage(f, stream),
+        logprobs,
+        f.bool("return_token_ids").orElse(false),
+        thinking,
+        deadlineNanos,
+        "messages");
   }
 
   /** {@code POST /v1/completions}. */
@@ -76,10 +90,12 @@ final class OpenAiRequests {
     String name = model(f);
     Prompt prompt = completionPrompt(f);
     if (f.bool("echo").orElse(false)) {
-      throw ApiError.badRequest("echo", "echo is not supported yet; send echo: false or leave it out");
+      throw ApiError.badRequest(
+          "echo", "echo is not supported yet; send echo: false or leave it out");
     }
     if (f.has("suffix")) {
-      throw ApiError.badRequest("suffix", "suffix is not supported (no fill-in-the-middle); leave it out");
+      throw ApiError.badRequest(
+          "suffix", "suffix is not supported (no fill-in-the-middle); leave it out");
     }
     OptionalInt bestOf = f.integer("best_of");
     if (bestOf.isPresent() && bestOf.getAsInt() != 1) {
@@ -98,14 +114,29 @@ final class OpenAiRequests {
     SamplingParams params = validated(b.build(), "max_tokens");
     boolean stream = stream(f);
     return new ApiRequest(
-        id, name, nowSeconds(), new GenerateRequest(id, prompt, params, true), stream, includeUsage(f, stream), lp.isPresent(),
-        f.bool("return_token_ids").orElse(false), false, deadlineNanos, "prompt");
+        id,
+        name,
+        nowSeconds(),
+        new GenerateRequest(id, prompt, params, true),
+        stream,
+        includeUsage(f, stream),
+        lp.isPresent(),
+        f.bool("return_token_ids").orElse(false),
+        false,
+        deadlineNanos,
+        "prompt");
   }
 
   private String model(JsonFields f) {
     String name = f.string("model").orElse(modelName);
     if (!name.equals(modelName)) {
-      throw ApiError.notFound("The model `" + name + "` does not exist. This server serves `" + modelName + "` (see GET /v1/models).", "model_not_found");
+      throw ApiError.notFound(
+          "The model `"
+              + name
+              + "` does not exist. This server serves `"
+              + modelName
+              + "` (see GET /v1/models).",
+          "model_not_found");
     }
     return name;
   }
@@ -113,7 +144,8 @@ final class OpenAiRequests {
   private static List<ChatMessage> messages(JsonFields f) {
     JsonNode list = f.node("messages");
     if (list == null) {
-      throw ApiError.badRequest("messages", "messages is required: a list of {role, content} objects");
+      throw ApiError.badRequest(
+          "messages", "messages is required: a list of {role, content} objects");
     }
     if (!list.isArray()) {
       throw JsonFields.wrongType("messages", "a list of {role, content} objects", list);
@@ -129,11 +161,15 @@ final class OpenAiRequests {
         throw JsonFields.wrongType(where, "an object with role and content", m);
       }
       JsonFields mf = new JsonFields(m);
-      String role = mf.string("role").orElseThrow(() -> ApiError.badRequest("messages", where + ".role is required"));
+      String role =
+          mf.string("role")
+              .orElseThrow(() -> ApiError.badRequest("messages", where + ".role is required"));
       if (role.equals("developer")) {
         role = ChatMessage.SYSTEM; // OpenAI's newer name for the system message
       } else if (role.equals("tool") || role.equals("function")) {
-        throw ApiError.badRequest("messages", where + ".role '" + role + "' is not supported: pdserve has no tool calling yet");
+        throw ApiError.badRequest(
+            "messages",
+            where + ".role '" + role + "' is not supported: pdserve has no tool calling yet");
       }
       out.add(new ChatMessage(role, content(mf.node("content"), where)));
     }
@@ -143,7 +179,8 @@ final class OpenAiRequests {
   /** A string, or a list of text parts joined by newlines (as vLLM joins them). */
   private static String content(JsonNode c, String where) {
     if (c == null) {
-      throw ApiError.badRequest("messages", where + ".content is required (a string or a list of text parts)");
+      throw ApiError.badRequest(
+          "messages", where + ".content is required (a string or a list of text parts)");
     }
     if (c.isTextual()) {
       return c.textValue();
@@ -156,14 +193,19 @@ final class OpenAiRequests {
       JsonNode part = c.get(j);
       String at = where + ".content[" + j + "]";
       if (!part.isObject()) {
-        throw JsonFields.wrongType(at, "an object like {\"type\": \"text\", \"text\": \"...\"}", part);
+        throw JsonFields.wrongType(
+            at, "an object like {\"type\": \"text\", \"text\": \"...\"}", part);
       }
       String type = part.path("type").asText("");
       if (IMAGE_PARTS.contains(type)) {
-        throw ApiError.badRequest("messages", at + ": images are not supported yet (part type '" + type + "'); send text parts only");
+        throw ApiError.badRequest(
+            "messages",
+            at + ": images are not supported yet (part type '" + type + "'); send text parts only");
       }
       if (!type.equals("text")) {
-        throw ApiError.badRequest("messages", at + ": content part type '" + type + "' is not supported; only 'text' parts are");
+        throw ApiError.badRequest(
+            "messages",
+            at + ": content part type '" + type + "' is not supported; only 'text' parts are");
       }
       JsonNode t = part.get("text");
       if (t == null || !t.isTextual()) {
@@ -180,18 +222,23 @@ final class OpenAiRequests {
   private static void refuseUnsupportedChatFeatures(JsonFields f) {
     JsonNode tools = f.node("tools");
     if (tools != null && !(tools.isArray() && tools.isEmpty())) {
-      throw ApiError.badRequest("tools", "tools are not supported yet: pdserve has no tool calling");
+      throw ApiError.badRequest(
+          "tools", "tools are not supported yet: pdserve has no tool calling");
     }
     if (f.has("functions")) {
-      throw ApiError.badRequest("functions", "functions are not supported: pdserve has no tool calling");
+      throw ApiError.badRequest(
+          "functions", "functions are not supported: pdserve has no tool calling");
     }
     JsonNode choice = f.node("tool_choice");
     if (choice != null && !(choice.isTextual() && choice.textValue().equals("none"))) {
-      throw ApiError.badRequest("tool_choice", "tool_choice must be 'none' or left out: pdserve has no tool calling");
+      throw ApiError.badRequest(
+          "tool_choice", "tool_choice must be 'none' or left out: pdserve has no tool calling");
     }
     String format = f.object("response_format").string("type").orElse("text");
     if (!format.equals("text")) {
-      throw ApiError.badRequest("response_format", "response_format type '" + format + "' is not supported yet; only 'text' is");
+      throw ApiError.badRequest(
+          "response_format",
+          "response_format type '" + format + "' is not supported yet; only 'text' is");
     }
     rejectLogitBias(f);
   }
@@ -215,11 +262,13 @@ final class OpenAiRequests {
       throw JsonFields.wrongType("prompt", "a string or a list of token ids", p);
     }
     if (p.isEmpty()) {
-      throw ApiError.badRequest("prompt", "prompt is empty; give a string or at least one token id");
+      throw ApiError.badRequest(
+          "prompt", "prompt is empty; give a string or at least one token id");
     }
     if (p.get(0).isTextual() || p.get(0).isArray()) {
       if (p.size() != 1) {
-        throw ApiError.badRequest("prompt", "one prompt per request, got " + p.size() + "; send a request per prompt");
+        throw ApiError.badRequest(
+            "prompt", "one prompt per request, got " + p.size() + "; send a request per prompt");
       }
       JsonNode only = p.get(0);
       if (only.isTextual()) {
@@ -242,7 +291,8 @@ final class OpenAiRequests {
   private static SamplingParams.Builder sampling(JsonFields f, boolean logprobs) {
     OptionalInt n = f.integer("n");
     if (n.isPresent() && n.getAsInt() != 1) {
-      throw ApiError.badRequest("n", "n must be 1, got " + n.getAsInt() + "; send n requests instead");
+      throw ApiError.badRequest(
+          "n", "n must be 1, got " + n.getAsInt() + "; send n requests instead");
     }
     SamplingParams.Builder b = SamplingParams.builder();
     f.number("temperature").ifPresent(b::temperature);
@@ -261,7 +311,9 @@ final class OpenAiRequests {
     return b;
   }
 
-  /** The engine's checks with the field named as the client sent it; the context is the router's. */
+  /**
+   * The engine's checks with the field named as the client sent it; the context is the router's.
+   */
   private SamplingParams validated(SamplingParams p, String maxField) {
     try {
       p.validate(1, Integer.MAX_VALUE, model.vocabSize());
@@ -274,7 +326,10 @@ final class OpenAiRequests {
     return p;
   }
 
-  /** The rest of the context (vLLM's default), at most the cap; 1 when the prompt fills it (the router then says why). */
+  /**
+   * The rest of the context (vLLM's default), at most the cap; 1 when the prompt fills it (the
+   * router then says why).
+   */
   private int defaultChatMaxTokens(Prompt prompt, boolean thinking) {
     int promptTokens;
     try {
@@ -294,7 +349,8 @@ final class OpenAiRequests {
       return false;
     }
     if (!stream) {
-      throw ApiError.badRequest("stream_options", "stream_options is only allowed with stream: true");
+      throw ApiError.badRequest(
+          "stream_options", "stream_options is only allowed with stream: true");
     }
     return f.object("stream_options").bool("include_usage").orElse(false);
   }

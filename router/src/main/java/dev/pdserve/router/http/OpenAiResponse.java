@@ -22,6 +22,7 @@ import java.util.Map;
  */
 abstract class OpenAiResponse implements ResponseSink {
   static final ObjectMapper JSON = new ObjectMapper();
+
   /** OpenAI's stand-in for a log-probability that is not finite. */
   private static final double MIN_LOGPROB = -9999.0;
 
@@ -47,7 +48,12 @@ abstract class OpenAiResponse implements ResponseSink {
   }
 
   @Override
-  public final synchronized void onComplete(String finishReason, String stopReason, int promptTokens, int completionTokens, int cachedTokens) {
+  public final synchronized void onComplete(
+      String finishReason,
+      String stopReason,
+      int promptTokens,
+      int completionTokens,
+      int cachedTokens) {
     if (done) {
       return;
     }
@@ -132,7 +138,8 @@ abstract class OpenAiResponse implements ResponseSink {
     if (stopReason == null) {
       choice.putNull("stop_reason");
     } else if (!p.stop().contains(stopReason) && stopReason.matches("\\d{1,9}")) {
-      choice.put("stop_reason", Integer.parseInt(stopReason)); // a stop token id, as vLLM reports it
+      choice.put(
+          "stop_reason", Integer.parseInt(stopReason)); // a stop token id, as vLLM reports it
     } else {
       choice.put("stop_reason", stopReason);
     }

@@ -7,9 +7,9 @@ package dev.pdserve.router.http;
  * <p>The end of the thought is recognised two ways: the {@code </think>} token id (when the
  * tokenizer has it as a special token, which skips it in the text), or the text {@code </think>}
  * (when it is plain text), which may arrive split across deltas: a trailing part of the text that
- * could begin {@code </think>} is held back until the next delta decides. A leading {@code
- * <think>} in the text is dropped. Until {@code </think>} arrives everything is reasoning, as
- * vLLM's ERNIE parser does. Not thread-safe: one per request.
+ * could begin {@code </think>} is held back until the next delta decides. A leading {@code <think>}
+ * in the text is dropped. Until {@code </think>} arrives everything is reasoning, as vLLM's ERNIE
+ * parser does. Not thread-safe: one per request.
  */
 final class ReasoningSplitter {
   static final String THINK_START = "<think>";
@@ -23,7 +23,9 @@ final class ReasoningSplitter {
   private boolean atStart = true;
   private boolean inContent;
 
-  /** @param thinkEndId the {@code </think>} token id, or -1 when the tokenizer has none */
+  /**
+   * @param thinkEndId the {@code </think>} token id, or -1 when the tokenizer has none
+   */
   ReasoningSplitter(int thinkEndId) {
     this.thinkEndId = thinkEndId;
   }

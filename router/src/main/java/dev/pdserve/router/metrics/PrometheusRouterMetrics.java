@@ -11,8 +11,8 @@ import java.util.List;
 
 /**
  * {@link RouterMetrics} over Prometheus: vLLM's request-level metrics, measured per request at the
- * router (so they are end to end across prefill, KV transfer and decode nodes), and the outcomes
- * of requests that ended without a completion ({@value MetricNames#REQUEST_REJECTIONS}, by reason).
+ * router (so they are end to end across prefill, KV transfer and decode nodes), and the outcomes of
+ * requests that ended without a completion ({@value MetricNames#REQUEST_REJECTIONS}, by reason).
  * Each event is one histogram observation or counter increment.
  */
 public final class PrometheusRouterMetrics implements RouterMetrics {
@@ -21,8 +21,18 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
 
   private static final List<String> KNOWN_REJECTIONS =
       List.of(
-          REJECT_INVALID_ARGUMENT, "not_found", "already_exists", REJECT_QUEUE_FULL, REJECT_NO_PREFILL_NODE, REJECT_NO_DECODE_NODE,
-          REJECT_KV_EXHAUSTED, REJECT_DEADLINE, REJECT_CANCELLED, "unavailable", REJECT_SHUTTING_DOWN, REJECT_INTERNAL);
+          REJECT_INVALID_ARGUMENT,
+          "not_found",
+          "already_exists",
+          REJECT_QUEUE_FULL,
+          REJECT_NO_PREFILL_NODE,
+          REJECT_NO_DECODE_NODE,
+          REJECT_KV_EXHAUSTED,
+          REJECT_DEADLINE,
+          REJECT_CANCELLED,
+          "unavailable",
+          REJECT_SHUTTING_DOWN,
+          REJECT_INTERNAL);
 
   private final NodeMetrics metrics;
   private final Histogram ttft;
@@ -38,21 +48,49 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
 
   public PrometheusRouterMetrics(NodeMetrics metrics) {
     this.metrics = metrics;
-    ttft = metrics.histogram(MetricNames.TIME_TO_FIRST_TOKEN, "Histogram of time to first token in seconds (arrival at the router to the first token back).",
-        MetricBuckets.TIME_TO_FIRST_TOKEN);
-    itl = metrics.histogram(MetricNames.INTER_TOKEN_LATENCY, "Histogram of inter-token latency in seconds (between deltas of a request at the router).",
-        MetricBuckets.INTER_TOKEN);
-    e2e = metrics.histogram(MetricNames.E2E_REQUEST_LATENCY, "Histogram of e2e request latency in seconds (arrival at the router to completion).",
-        MetricBuckets.REQUEST_LATENCY);
-    queue = metrics.histogram(MetricNames.REQUEST_QUEUE_TIME, "Histogram of time spent in WAITING phase for request (the router's admission queue).",
-        MetricBuckets.REQUEST_LATENCY);
-    prefill = metrics.histogram(MetricNames.REQUEST_PREFILL_TIME,
-        "Histogram of time spent in PREFILL phase for request (KV reservation, prefill, KV transfer, until the first token).", MetricBuckets.REQUEST_LATENCY);
-    decode = metrics.histogram(MetricNames.REQUEST_DECODE_TIME, "Histogram of time spent in DECODE phase for request (first token to last token).",
-        MetricBuckets.REQUEST_LATENCY);
-    promptTokens = metrics.counter(MetricNames.PROMPT_TOKENS, "Number of prefill tokens processed (prompts of requests that reached their first token).");
-    generationTokens = metrics.counter(MetricNames.GENERATION_TOKENS, "Number of generation tokens processed (streamed to clients through this router).");
-    success = metrics.counter(MetricNames.REQUEST_SUCCESS, "Count of successfully processed requests.", MetricNames.FINISHED_REASON);
+    ttft =
+        metrics.histogram(
+            MetricNames.TIME_TO_FIRST_TOKEN,
+            "Histogram of time to first token in seconds (arrival at the router to the first token back).",
+            MetricBuckets.TIME_TO_FIRST_TOKEN);
+    itl =
+        metrics.histogram(
+            MetricNames.INTER_TOKEN_LATENCY,
+            "Histogram of inter-token latency in seconds (between deltas of a request at the router).",
+            MetricBuckets.INTER_TOKEN);
+    e2e =
+        metrics.histogram(
+            MetricNames.E2E_REQUEST_LATENCY,
+            "Histogram of e2e request latency in seconds (arrival at the router to completion).",
+            MetricBuckets.REQUEST_LATENCY);
+    queue =
+        metrics.histogram(
+            MetricNames.REQUEST_QUEUE_TIME,
+            "Histogram of time spent in WAITING phase for request (the router's admission queue).",
+            MetricBuckets.REQUEST_LATENCY);
+    prefill =
+        metrics.histogram(
+            MetricNames.REQUEST_PREFILL_TIME,
+            "Histogram of time spent in PREFILL phase for request (KV reservation, prefill, KV transfer, until the first token).",
+            MetricBuckets.REQUEST_LATENCY);
+    decode =
+        metrics.histogram(
+            MetricNames.REQUEST_DECODE_TIME,
+            "Histogram of time spent in DECODE phase for request (first token to last token).",
+            MetricBuckets.REQUEST_LATENCY);
+    promptTokens =
+        metrics.counter(
+            MetricNames.PROMPT_TOKENS,
+            "Number of prefill tokens processed (prompts of requests that reached their first token).");
+    generationTokens =
+        metrics.counter(
+            MetricNames.GENERATION_TOKENS,
+            "Number of generation tokens processed (streamed to clients through this router).");
+    success =
+        metrics.counter(
+            MetricNames.REQUEST_SUCCESS,
+            "Count of successfully processed requests.",
+            MetricNames.FINISHED_REASON);
     rejections =
         metrics.counter(
             MetricNames.REQUEST_REJECTIONS,
@@ -64,11 +102,19 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
     KNOWN_REJECTIONS.forEach(r -> rejections.labelValues(r));
   }
 
-  /** Registers the router's {@code num_requests_running} / {@code num_requests_waiting} gauges (read at scrape time). */
+  /**
+   * Registers the router's {@code num_requests_running} / {@code num_requests_waiting} gauges (read
+   * at scrape time).
+   */
   public PrometheusRouterMetrics bind(Router router) {
-    metrics.gauge(MetricNames.NUM_REQUESTS_RUNNING, "Number of requests the router is working on (reserving KV, prefilling or decoding).",
+    metrics.gauge(
+        MetricNames.NUM_REQUESTS_RUNNING,
+        "Number of requests the router is working on (reserving KV, prefilling or decoding).",
         router::running);
-    metrics.gauge(MetricNames.NUM_REQUESTS_WAITING, "Number of requests waiting in the router's admission queue.", router::queued);
+    metrics.gauge(
+        MetricNames.NUM_REQUESTS_WAITING,
+        "Number of requests waiting in the router's admission queue.",
+        router::queued);
     return this;
   }
 
@@ -86,7 +132,8 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
   }
 
   @Override
-  public void finished(String finishReason, long queueNanos, long prefillNanos, long decodeNanos, long e2eNanos) {
+  public void finished(
+      String finishReason, long queueNanos, long prefillNanos, long decodeNanos, long e2eNanos) {
     success.labelValues(finishReason).inc();
     queue.observe(seconds(queueNanos));
     if (prefillNanos >= 0) {

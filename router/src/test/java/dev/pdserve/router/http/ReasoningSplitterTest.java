@@ -25,7 +25,8 @@ class ReasoningSplitterTest {
 
   @Test
   void textThinkEndSplitAcrossDeltasSeparatesReasoningFromContent() {
-    String[] r = split(new ReasoningSplitter(-1), List.of("<thi", "nk>let me see", " 2+2</th", "ink>", "4"));
+    String[] r =
+        split(new ReasoningSplitter(-1), List.of("<thi", "nk>let me see", " 2+2</th", "ink>", "4"));
     assertEquals("let me see 2+2", r[0]);
     assertEquals("4", r[1]);
   }
@@ -42,7 +43,8 @@ class ReasoningSplitterTest {
   @Test
   void theThinkEndSpecialTokenSwitchesToContent() {
     ReasoningSplitter s = new ReasoningSplitter(THINK_END_ID);
-    assertEquals(new ReasoningSplitter.Split("pondering", ""), s.accept(new int[] {100}, "pondering"));
+    assertEquals(
+        new ReasoningSplitter.Split("pondering", ""), s.accept(new int[] {100}, "pondering"));
     assertEquals(new ReasoningSplitter.Split("", ""), s.accept(new int[] {THINK_END_ID}, ""));
     assertEquals(new ReasoningSplitter.Split("", "answer"), s.accept(new int[] {101}, "answer"));
     assertEquals(new ReasoningSplitter.Split("", ""), s.finish());

@@ -33,8 +33,8 @@ import org.apache.arrow.vector.ipc.message.MessageSerializer;
 /**
  * Writes the KV wire format as Flight DoPut messages without Flight's client-side copies: the
  * {@link KvTransferClient.SendPath#DIRECT} path. A record batch goes to gRPC as direct Netty
- * buffers that wrap the Arrow memory holding the rows (pool blocks themselves, when a layer is
- * sent from a paged cache), so the only copy on the way out is the kernel's.
+ * buffers that wrap the Arrow memory holding the rows (pool blocks themselves, when a layer is sent
+ * from a paged cache), so the only copy on the way out is the kernel's.
  *
  * <p>(arrow-java 19's own zero-copy write puts the message header in a heap buffer; Netty then
  * copies every HTTP/2 frame of the message into a direct buffer before writing it.)
@@ -83,14 +83,20 @@ final class DirectPush {
 
   /** The first message of a push: the descriptor and the schema. */
   static Frame schema(String transferId, KvLayout layout) {
-    ByteBuffer header = MessageSerializer.serializeMetadata(KvWire.schema(layout), IpcOption.DEFAULT);
+    ByteBuffer header =
+        MessageSerializer.serializeMetadata(KvWire.schema(layout), IpcOption.DEFAULT);
     Flight.FlightDescriptor d =
-        Flight.FlightDescriptor.newBuilder().setType(Flight.FlightDescriptor.DescriptorType.CMD).setCmd(ByteString.copyFromUtf8(transferId)).build();
+        Flight.FlightDescriptor.newBuilder()
+            .setType(Flight.FlightDescriptor.DescriptorType.CMD)
+            .setCmd(ByteString.copyFromUtf8(transferId))
+            .build();
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     try {
       CodedOutputStream cos = CodedOutputStream.newInstance(out);
       cos.writeMessage(Flight.FlightData.FLIGHT_DESCRIPTOR_FIELD_NUMBER, d);
-      cos.writeByteBuffer(Flight.FlightData.DATA_HEADER_FIELD_NUMBER, header.slice()); // writes capacity bytes: slice first
+      cos.writeByteBuffer(
+          Flight.FlightData.DATA_HEADER_FIELD_NUMBER,
+          header.slice()); // writes capacity bytes: slice first
       cos.flush();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
@@ -133,12 +139,16 @@ final class DirectPush {
     RecordBatch.addNodes(fb, nodes);
     RecordBatch.addBuffers(fb, buffers);
     int rb = RecordBatch.endRecordBatch(fb);
-    ByteBuffer header = MessageSerializer.serializeMessage(fb, MessageHeader.RecordBatch, rb, bodyLen, IpcOption.DEFAULT);
+    ByteBuffer header =
+        MessageSerializer.serializeMessage(
+            fb, MessageHeader.RecordBatch, rb, bodyLen, IpcOption.DEFAULT);
 
     ByteArrayOutputStream out = new ByteArrayOutputStream(header.remaining() + 16);
     try {
       CodedOutputStream cos = CodedOutputStream.newInstance(out);
-      cos.writeByteBuffer(Flight.FlightData.DATA_HEADER_FIELD_NUMBER, header.slice()); // writes capacity bytes: slice first
+      cos.writeByteBuffer(
+          Flight.FlightData.DATA_HEADER_FIELD_NUMBER,
+          header.slice()); // writes capacity bytes: slice first
       cos.writeTag(Flight.FlightData.DATA_BODY_FIELD_NUMBER, WireFormat.WIRETYPE_LENGTH_DELIMITED);
       cos.writeUInt64NoTag(bodyLen);
       cos.flush();
@@ -146,7 +156,8 @@ final class DirectPush {
       throw new UncheckedIOException(e);
     }
     byte[] prefix = out.toByteArray();
-    ByteBuf head = PooledByteBufAllocator.DEFAULT.directBuffer((int) (prefix.length + INTS * intPadded));
+    ByteBuf head =
+        PooledByteBufAllocator.DEFAULT.directBuffer((int) (prefix.length + INTS * intPadded));
     head.writeBytes(prefix);
     for (int c = 0; c < INTS; c++) {
       for (int r = 0; r < rows; r++) {

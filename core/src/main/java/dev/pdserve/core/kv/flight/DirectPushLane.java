@@ -27,8 +27,11 @@ final class DirectPushLane extends PushLane {
     super(ctx);
     long left = Math.max(1, ctx.deadlineNanos() - System.nanoTime());
     ClientCall<DirectPush.Frame, Flight.PutResult> call =
-        channel.newCall(DirectPush.DO_PUT, CallOptions.DEFAULT.withDeadlineAfter(left, TimeUnit.NANOSECONDS));
-    requests = (ClientCallStreamObserver<DirectPush.Frame>) ClientCalls.asyncBidiStreamingCall(call, new Responses());
+        channel.newCall(
+            DirectPush.DO_PUT, CallOptions.DEFAULT.withDeadlineAfter(left, TimeUnit.NANOSECONDS));
+    requests =
+        (ClientCallStreamObserver<DirectPush.Frame>)
+            ClientCalls.asyncBidiStreamingCall(call, new Responses());
     try {
       emit(DirectPush.schema(ctx.id(), ctx.layout()));
     } catch (RuntimeException e) {
@@ -38,7 +41,8 @@ final class DirectPushLane extends PushLane {
   }
 
   @Override
-  void send(int layer, int first, int rows, int transferTokens, PagedSequenceKv paged, RowFiller filler) {
+  void send(
+      int layer, int first, int rows, int transferTokens, PagedSequenceKv paged, RowFiller filler) {
     int layerBytes = ctx.layout().layerBytes();
     int[] tokens = new int[rows];
     List<ArrowBuf> bodies = new ArrayList<>(rows);
@@ -56,9 +60,11 @@ final class DirectPushLane extends PushLane {
           continue;
         }
         if (tokens[r] == ctx.layout().blockSize()) {
-          bodies.add(paged.pool().retainLayer(paged.block(block), layer)); // sent from the pool, uncopied
+          bodies.add(
+              paged.pool().retainLayer(paged.block(block), layer)); // sent from the pool, uncopied
         } else {
-          ArrowBuf staged = stage(block, 1, filler); // a partly filled block: copied, the rest zeroed
+          ArrowBuf staged =
+              stage(block, 1, filler); // a partly filled block: copied, the rest zeroed
           staged.getReferenceManager().retain();
           bodies.add(staged.slice(0, layerBytes));
         }
@@ -86,10 +92,18 @@ final class DirectPushLane extends PushLane {
         ack.throwIfFailed(ctx.id());
         ctx.checkWaiting();
         try {
-          ready.wait(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(ctx.deadlineNanos() - System.nanoTime()), 100)));
+          ready.wait(
+              Math.max(
+                  1,
+                  Math.min(
+                      TimeUnit.NANOSECONDS.toMillis(ctx.deadlineNanos() - System.nanoTime()),
+                      100)));
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
-          throw new KvTransferException(FlightStatusCode.CANCELLED, "KV transfer '" + ctx.id() + "': interrupted while waiting to send", e);
+          throw new KvTransferException(
+              FlightStatusCode.CANCELLED,
+              "KV transfer '" + ctx.id() + "': interrupted while waiting to send",
+              e);
         }
       }
     }
@@ -112,7 +126,8 @@ final class DirectPushLane extends PushLane {
     requests.cancel(why, null); // thread-safe in gRPC; a waiting sender is woken by onError
   }
 
-  private final class Responses implements ClientResponseObserver<DirectPush.Frame, Flight.PutResult> {
+  private final class Responses
+      implements ClientResponseObserver<DirectPush.Frame, Flight.PutResult> {
     @Override
     public void beforeStart(ClientCallStreamObserver<DirectPush.Frame> stream) {
       stream.setOnReadyHandler(DirectPushLane.this::wake);

@@ -37,12 +37,12 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 /**
- * DoPut that copies each row straight from gRPC's receive buffers into its pool block: the
- * {@link KvTransferServer.ReceivePath#DIRECT} path. It speaks the Flight protocol (FlightData
- * messages holding Arrow IPC record batches, any Flight client can push), but parses each message
- * itself instead of through Flight's {@code FlightStream}, which in arrow-java 19 copies every
- * body into a fresh heap array and then into Arrow memory before the row can be copied into the
- * pool. Here a row costs one copy per transport buffer it spans.
+ * DoPut that copies each row straight from gRPC's receive buffers into its pool block: the {@link
+ * KvTransferServer.ReceivePath#DIRECT} path. It speaks the Flight protocol (FlightData messages
+ * holding Arrow IPC record batches, any Flight client can push), but parses each message itself
+ * instead of through Flight's {@code FlightStream}, which in arrow-java 19 copies every body into a
+ * fresh heap array and then into Arrow memory before the row can be copied into the pool. Here a
+ * row costs one copy per transport buffer it spans.
  *
  * <p>Every other Flight method is served by the {@link FlightProducer} as usual.
  */
@@ -56,10 +56,17 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
 
   /** The Flight service with DoPut replaced by this class. */
   @SuppressWarnings("deprecation") // ServerAuthHandler.NO_OP: what FlightServer itself passes
-  static ServerServiceDefinition service(BufferAllocator allocator, FlightProducer producer, ExecutorService executor, KvReceiver receiver) {
-    ServerServiceDefinition flight = FlightGrpcUtils.createFlightService(allocator, producer, ServerAuthHandler.NO_OP, executor).bindService();
+  static ServerServiceDefinition service(
+      BufferAllocator allocator,
+      FlightProducer producer,
+      ExecutorService executor,
+      KvReceiver receiver) {
+    ServerServiceDefinition flight =
+        FlightGrpcUtils.createFlightService(allocator, producer, ServerAuthHandler.NO_OP, executor)
+            .bindService();
     String doPut = FlightServiceGrpc.getDoPutMethod().getFullMethodName();
-    ServerServiceDefinition.Builder b = ServerServiceDefinition.builder(flight.getServiceDescriptor().getName());
+    ServerServiceDefinition.Builder b =
+        ServerServiceDefinition.builder(flight.getServiceDescriptor().getName());
     for (ServerMethodDefinition<?, ?> m : flight.getMethods()) {
       if (!m.getMethodDescriptor().getFullMethodName().equals(doPut)) {
         b.addMethod(m);
@@ -72,7 +79,8 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
             .setRequestMarshaller(new FrameMarshaller())
             .setResponseMarshaller(ProtoUtils.marshaller(Flight.PutResult.getDefaultInstance()))
             .build();
-    b.addMethod(method, ServerCalls.asyncBidiStreamingCall(response -> new DirectPut(receiver, response)));
+    b.addMethod(
+        method, ServerCalls.asyncBidiStreamingCall(response -> new DirectPut(receiver, response)));
     return b.build();
   }
 
@@ -142,11 +150,18 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
       response.onError(StatusUtils.toGrpcStatus(e.toFlight().status()).asRuntimeException());
     } catch (EOFException e) {
       failed = true;
-      response.onError(Status.INVALID_ARGUMENT.withDescription("KV transfer: a FlightData message ends early: " + e.getMessage()).asRuntimeException());
+      response.onError(
+          Status.INVALID_ARGUMENT
+              .withDescription("KV transfer: a FlightData message ends early: " + e.getMessage())
+              .asRuntimeException());
     } catch (IOException | RuntimeException e) {
       failed = true;
-      LOG.error("KV transfer '{}' failed on the receiving side", transfer == null ? "?" : transfer.id(), e);
-      response.onError(Status.INTERNAL.withDescription("KV transfer: " + e).withCause(e).asRuntimeException());
+      LOG.error(
+          "KV transfer '{}' failed on the receiving side",
+          transfer == null ? "?" : transfer.id(),
+          e);
+      response.onError(
+          Status.INTERNAL.withDescription("KV transfer: " + e).withCause(e).asRuntimeException());
     }
   }
 
@@ -161,10 +176,16 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
       return;
     }
     if (!started) {
-      response.onError(Status.INVALID_ARGUMENT.withDescription("KV transfer: an empty DoPut names no transfer").asRuntimeException());
+      response.onError(
+          Status.INVALID_ARGUMENT
+              .withDescription("KV transfer: an empty DoPut names no transfer")
+              .asRuntimeException());
       return;
     }
-    response.onNext(Flight.PutResult.newBuilder().setAppMetadata(ByteString.copyFrom(receiver.ack(transfer))).build());
+    response.onNext(
+        Flight.PutResult.newBuilder()
+            .setAppMetadata(ByteString.copyFrom(receiver.ack(transfer)))
+            .build());
     response.onCompleted();
   }
 
@@ -200,10 +221,17 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
     }
   }
 
-  private void message(Flight.FlightDescriptor descriptor, byte[] header, InputStream in, long bodyLen) throws IOException {
+  private void message(
+      Flight.FlightDescriptor descriptor, byte[] header, InputStream in, long bodyLen)
+      throws IOException {
     if (!started) {
       started = true;
-      transfer = receiver.lookup(descriptor != null && descriptor.getType() == Flight.FlightDescriptor.DescriptorType.CMD ? descriptor.getCmd().toStringUtf8() : null);
+      transfer =
+          receiver.lookup(
+              descriptor != null
+                      && descriptor.getType() == Flight.FlightDescriptor.DescriptorType.CMD
+                  ? descriptor.getCmd().toStringUtf8()
+                  : null);
     }
     if (header == null) {
       skip(in, bodyLen); // app metadata only
@@ -224,7 +252,9 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
       }
     } else {
       throw new KvTransferException(
-          FlightStatusCode.INVALID_ARGUMENT, "KV transfer: expected a schema, then record batches; got IPC message type " + MessageHeader.name(m.headerType()));
+          FlightStatusCode.INVALID_ARGUMENT,
+          "KV transfer: expected a schema, then record batches; got IPC message type "
+              + MessageHeader.name(m.headerType()));
     }
   }
 
@@ -233,8 +263,17 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
     if (rb.compression() != null) {
       throw receiver.fail(t, "compressed KV batches are not supported");
     }
-    if (rb.nodesLength() != FIELDS || rb.buffersLength() != 2 * FIELDS || rb.length() > Integer.MAX_VALUE) {
-      throw receiver.fail(t, "a KV batch must have " + FIELDS + " columns of 2 buffers, got " + rb.nodesLength() + " and " + rb.buffersLength());
+    if (rb.nodesLength() != FIELDS
+        || rb.buffersLength() != 2 * FIELDS
+        || rb.length() > Integer.MAX_VALUE) {
+      throw receiver.fail(
+          t,
+          "a KV batch must have "
+              + FIELDS
+              + " columns of 2 buffers, got "
+              + rb.nodesLength()
+              + " and "
+              + rb.buffersLength());
     }
     int rows = (int) rb.length();
     FieldNode node = new FieldNode();
@@ -252,24 +291,42 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
       long off = buf.offset();
       long len = buf.length();
       if (off < pos || off + len > bodyLen) {
-        throw receiver.fail(t, "buffer " + i + " of a KV batch lies at " + off + "+" + len + " in a body of " + bodyLen);
+        throw receiver.fail(
+            t,
+            "buffer "
+                + i
+                + " of a KV batch lies at "
+                + off
+                + "+"
+                + len
+                + " in a body of "
+                + bodyLen);
       }
       skip(in, off - pos);
       if (i % 2 == 1 && i < 2 * FIELDS - 1) {
         if (len < rows * 4L) {
-          throw receiver.fail(t, "column " + i / 2 + " holds " + len + " bytes for " + rows + " rows");
+          throw receiver.fail(
+              t, "column " + i / 2 + " holds " + len + " bytes for " + rows + " rows");
         }
         ints[i / 2] = readInts(in, rows);
         skip(in, len - rows * 4L);
       } else if (i == 2 * FIELDS - 1) {
         if (len < (long) rows * rowBytes) {
-          throw receiver.fail(t, "a KV batch of " + rows + " rows carries " + len + " bytes, expected " + (long) rows * rowBytes);
+          throw receiver.fail(
+              t,
+              "a KV batch of "
+                  + rows
+                  + " rows carries "
+                  + len
+                  + " bytes, expected "
+                  + (long) rows * rowBytes);
         }
         for (int r = 0; r < rows; r++) {
           int layer = ints[0][r];
           int block = ints[1][r];
           receiver.checkRow(t, layer, block, ints[2][r]);
-          IncomingTransfer.Outcome o = t.write(layer, block, ints[2][r], (poolBlock, l) -> copyRow(in, poolBlock, l));
+          IncomingTransfer.Outcome o =
+              t.write(layer, block, ints[2][r], (poolBlock, l) -> copyRow(in, poolBlock, l));
           if (o != IncomingTransfer.Outcome.WRITTEN) {
             receiver.checkOutcome(t, o);
             skip(in, rowBytes);

@@ -30,7 +30,12 @@ final class FlightPushLane extends PushLane {
       tokens = (IntVector) root.getVector(KvWire.TOKENS);
       kv = (FixedSizeBinaryVector) root.getVector(KvWire.KV);
       long left = Math.max(1, ctx.deadlineNanos() - System.nanoTime());
-      listener = client.startPut(KvWire.descriptor(ctx.id()), root, ack, CallOptions.timeout(left, TimeUnit.NANOSECONDS));
+      listener =
+          client.startPut(
+              KvWire.descriptor(ctx.id()),
+              root,
+              ack,
+              CallOptions.timeout(left, TimeUnit.NANOSECONDS));
       listener.setUseZeroCopy(zeroCopy);
     } catch (RuntimeException e) {
       root.close();
@@ -39,7 +44,8 @@ final class FlightPushLane extends PushLane {
   }
 
   @Override
-  void send(int layer, int first, int rows, int transferTokens, PagedSequenceKv paged, RowFiller filler) {
+  void send(
+      int layer, int first, int rows, int transferTokens, PagedSequenceKv paged, RowFiller filler) {
     try {
       layers.allocateNew(rows);
       blocks.allocateNew(rows);
@@ -50,7 +56,9 @@ final class FlightPushLane extends PushLane {
         tokens.set(r, ctx.validTokens(first + r, transferTokens));
       }
       // Hand the filled buffer to the vector as is: no zeroing pass over megabytes.
-      kv.loadFieldBuffers(new ArrowFieldNode(rows, 0), List.of(ctx.allocator().getEmpty(), stage(first, rows, filler)));
+      kv.loadFieldBuffers(
+          new ArrowFieldNode(rows, 0),
+          List.of(ctx.allocator().getEmpty(), stage(first, rows, filler)));
       root.setRowCount(rows);
       awaitReady();
       listener.putNext();

@@ -14,9 +14,9 @@ import org.apache.arrow.flight.FlightStatusCode;
 
 /**
  * A KV transfer a decode node expects: the blocks it reserved and how many prompt positions will
- * land in them. Completes once every layer of every block has arrived; fails when cancelled, when
- * a sender sends batches that do not fit it, or when the server closes. The blocks stay owned by
- * the caller of {@link KvTransferServer#expect} throughout: they are never freed here.
+ * land in them. Completes once every layer of every block has arrived; fails when cancelled, when a
+ * sender sends batches that do not fit it, or when the server closes. The blocks stay owned by the
+ * caller of {@link KvTransferServer#expect} throughout: they are never freed here.
  */
 public final class IncomingTransfer {
   enum State {
@@ -86,10 +86,10 @@ public final class IncomingTransfer {
   }
 
   /**
-   * Completes with this transfer when every layer has arrived (on a server thread, never a transport
-   * thread); completes exceptionally with a
-   * {@link CancellationException} after {@link KvTransferServer#cancel} or with a {@link
-   * KvTransferException} on a failure. Cancelling the returned future does not stop the transfer.
+   * Completes with this transfer when every layer has arrived (on a server thread, never a
+   * transport thread); completes exceptionally with a {@link CancellationException} after {@link
+   * KvTransferServer#cancel} or with a {@link KvTransferException} on a failure. Cancelling the
+   * returned future does not stop the transfer.
    */
   public CompletableFuture<IncomingTransfer> completion() {
     return view;
@@ -103,7 +103,8 @@ public final class IncomingTransfer {
       if (e.getCause() instanceof RuntimeException r) {
         throw r;
       }
-      throw new KvTransferException(FlightStatusCode.INTERNAL, "KV transfer '" + id + "' failed", e.getCause());
+      throw new KvTransferException(
+          FlightStatusCode.INTERNAL, "KV transfer '" + id + "' failed", e.getCause());
     }
   }
 
@@ -137,9 +138,9 @@ public final class IncomingTransfer {
   }
 
   /**
-   * Stores one row unless the transfer already holds as many positions of it: a retried or
-   * re-sent row is not written twice. The copy runs under the transfer's lock, so once {@link
-   * #cancel} or {@link #fail} returns nothing writes into the blocks any more.
+   * Stores one row unless the transfer already holds as many positions of it: a retried or re-sent
+   * row is not written twice. The copy runs under the transfer's lock, so once {@link #cancel} or
+   * {@link #fail} returns nothing writes into the blocks any more.
    */
   Outcome write(int layer, int block, int rowTokens, RowCopier copier) {
     boolean completedNow = false;
@@ -164,7 +165,9 @@ public final class IncomingTransfer {
       }
       bytesReceived += layout.layerBytes();
       received[i] = rowTokens;
-      if (rowTokens == expectedTokens(block) && ++blocksDone[layer] == nBlocks && ++layersDone == layout.layers()) {
+      if (rowTokens == expectedTokens(block)
+          && ++blocksDone[layer] == nBlocks
+          && ++layersDone == layout.layers()) {
         state = State.COMPLETE;
         completedNanos = System.nanoTime();
         completedNow = true;

@@ -15,8 +15,8 @@ import org.apache.logging.log4j.Logger;
 
 /**
  * The decode node's Flight producer: DoPut through Flight's own {@link FlightStream}, which reads
- * each batch into Arrow memory first; each row is then copied into its block. The portable
- * receive path ({@link KvTransferServer.ReceivePath#FLIGHT_STREAM}).
+ * each batch into Arrow memory first; each row is then copied into its block. The portable receive
+ * path ({@link KvTransferServer.ReceivePath#FLIGHT_STREAM}).
  */
 final class KvPutProducer extends NoOpFlightProducer {
   private static final Logger LOG = LogManager.getLogger(KvPutProducer.class);
@@ -30,7 +30,8 @@ final class KvPutProducer extends NoOpFlightProducer {
   }
 
   @Override
-  public Runnable acceptPut(CallContext context, FlightStream stream, StreamListener<PutResult> ack) {
+  public Runnable acceptPut(
+      CallContext context, FlightStream stream, StreamListener<PutResult> ack) {
     return () -> {
       String id = null;
       try {
@@ -53,7 +54,11 @@ final class KvPutProducer extends NoOpFlightProducer {
         ack.onError(e.toFlight());
       } catch (RuntimeException e) {
         LOG.error("KV transfer '{}' failed on the receiving side", id, e);
-        ack.onError(CallStatus.INTERNAL.withDescription("KV transfer '" + id + "': " + e).withCause(e).toRuntimeException());
+        ack.onError(
+            CallStatus.INTERNAL
+                .withDescription("KV transfer '" + id + "': " + e)
+                .withCause(e)
+                .toRuntimeException());
       }
     };
   }
@@ -69,19 +74,33 @@ final class KvPutProducer extends NoOpFlightProducer {
     long rowBytes = receiver.layout().layerBytes();
     while (stream.next()) {
       int rows = root.getRowCount();
-      if (layers.getNullCount() + blocks.getNullCount() + tokens.getNullCount() + kv.getNullCount() > 0) {
+      if (layers.getNullCount() + blocks.getNullCount() + tokens.getNullCount() + kv.getNullCount()
+          > 0) {
         throw receiver.fail(t, "KV rows must not hold nulls");
       }
       ArrowBuf data = kv.getDataBuffer();
       if (data.capacity() < rows * rowBytes) {
-        throw receiver.fail(t, "a KV batch of " + rows + " rows carries " + data.capacity() + " bytes, expected " + rows * rowBytes);
+        throw receiver.fail(
+            t,
+            "a KV batch of "
+                + rows
+                + " rows carries "
+                + data.capacity()
+                + " bytes, expected "
+                + rows * rowBytes);
       }
       for (int r = 0; r < rows; r++) {
         int layer = layers.get(r);
         int block = blocks.get(r);
         receiver.checkRow(t, layer, block, tokens.get(r));
         long at = r * rowBytes;
-        receiver.checkOutcome(t, t.write(layer, block, tokens.get(r), (poolBlock, l) -> pool.copyLayerIn(poolBlock, l, data, at)));
+        receiver.checkOutcome(
+            t,
+            t.write(
+                layer,
+                block,
+                tokens.get(r),
+                (poolBlock, l) -> pool.copyLayerIn(poolBlock, l, data, at)));
       }
     }
   }

@@ -12,9 +12,9 @@ import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.vector.types.pojo.Schema;
 
 /**
- * What every receive path of {@link KvTransferServer} shares: the transfers a decode node
- * expects, and the rules a pushed row must follow. Errors are {@link KvTransferException}s with the
- * status the sender gets.
+ * What every receive path of {@link KvTransferServer} shares: the transfers a decode node expects,
+ * and the rules a pushed row must follow. Errors are {@link KvTransferException}s with the status
+ * the sender gets.
  */
 final class KvReceiver {
   private static final int FINISHED_REMEMBERED = 4096;
@@ -54,22 +54,35 @@ final class KvReceiver {
       throw new IllegalArgumentException("transfer id must not be empty");
     }
     if (tokens < 1) {
-      throw new IllegalArgumentException("transfer '" + transferId + "' must carry >= 1 token, got " + tokens);
+      throw new IllegalArgumentException(
+          "transfer '" + transferId + "' must carry >= 1 token, got " + tokens);
     }
     int needed = layout.blocksFor(tokens);
     if (blocks.length < needed) {
       throw new IllegalArgumentException(
-          "transfer '" + transferId + "' of " + tokens + " tokens needs " + needed + " blocks, got " + blocks.length);
+          "transfer '"
+              + transferId
+              + "' of "
+              + tokens
+              + " tokens needs "
+              + needed
+              + " blocks, got "
+              + blocks.length);
     }
     BitSet seen = new BitSet();
     for (int b : Arrays.copyOf(blocks, needed)) {
       if (!pool.isAllocated(b) || seen.get(b)) {
         throw new IllegalArgumentException(
-            "transfer '" + transferId + "': block " + b + " is not an allocated block of this pool, or is listed twice");
+            "transfer '"
+                + transferId
+                + "': block "
+                + b
+                + " is not an allocated block of this pool, or is listed twice");
       }
       seen.set(b);
     }
-    IncomingTransfer t = new IncomingTransfer(transferId, pool, Arrays.copyOf(blocks, needed), tokens, callbacks);
+    IncomingTransfer t =
+        new IncomingTransfer(transferId, pool, Arrays.copyOf(blocks, needed), tokens, callbacks);
     synchronized (finished) {
       if (closed) {
         throw new IllegalStateException("KV transfer server is closed");
@@ -97,7 +110,10 @@ final class KvReceiver {
       closed = true;
     }
     for (IncomingTransfer t : active.values()) {
-      t.fail(new KvTransferException(FlightStatusCode.UNAVAILABLE, "KV transfer '" + t.id() + "': the decode node's transfer server closed"));
+      t.fail(
+          new KvTransferException(
+              FlightStatusCode.UNAVAILABLE,
+              "KV transfer '" + t.id() + "': the decode node's transfer server closed"));
     }
   }
 
@@ -114,7 +130,9 @@ final class KvReceiver {
    */
   IncomingTransfer lookup(String id) {
     if (id == null) {
-      throw new KvTransferException(FlightStatusCode.INVALID_ARGUMENT, "a KV push's descriptor must be a command holding the transfer id");
+      throw new KvTransferException(
+          FlightStatusCode.INVALID_ARGUMENT,
+          "a KV push's descriptor must be a command holding the transfer id");
     }
     IncomingTransfer t = active.get(id);
     if (t != null) {
@@ -134,7 +152,10 @@ final class KvReceiver {
       throw alreadyFailed(id);
     }
     throw new KvTransferException(
-        FlightStatusCode.NOT_FOUND, "no KV transfer '" + id + "' is expected on this node (never registered, or its decode request is gone)");
+        FlightStatusCode.NOT_FOUND,
+        "no KV transfer '"
+            + id
+            + "' is expected on this node (never registered, or its decode request is gone)");
   }
 
   void checkSchema(IncomingTransfer t, Schema schema) {
@@ -149,10 +170,27 @@ final class KvReceiver {
       throw fail(t, "layer " + layer + " is outside 0.." + (layout.layers() - 1));
     }
     if (block < 0 || block >= t.blockCount()) {
-      throw fail(t, "block " + block + " is outside the transfer's 0.." + (t.blockCount() - 1) + " (" + t.tokens() + " tokens)");
+      throw fail(
+          t,
+          "block "
+              + block
+              + " is outside the transfer's 0.."
+              + (t.blockCount() - 1)
+              + " ("
+              + t.tokens()
+              + " tokens)");
     }
     if (tokens < 1 || tokens > t.expectedTokens(block)) {
-      throw fail(t, "block " + block + " holds " + t.expectedTokens(block) + " of the transfer's " + t.tokens() + " tokens, a row claims " + tokens);
+      throw fail(
+          t,
+          "block "
+              + block
+              + " holds "
+              + t.expectedTokens(block)
+              + " of the transfer's "
+              + t.tokens()
+              + " tokens, a row claims "
+              + tokens);
     }
   }
 
@@ -168,7 +206,9 @@ final class KvReceiver {
 
   /** Fails {@code t} with INVALID_ARGUMENT: the sender's batches do not fit it. */
   KvTransferException fail(IncomingTransfer t, String why) {
-    KvTransferException e = new KvTransferException(FlightStatusCode.INVALID_ARGUMENT, "KV transfer '" + t.id() + "': " + why);
+    KvTransferException e =
+        new KvTransferException(
+            FlightStatusCode.INVALID_ARGUMENT, "KV transfer '" + t.id() + "': " + why);
     t.fail(e);
     return e;
   }
@@ -179,10 +219,13 @@ final class KvReceiver {
   }
 
   private static KvTransferException cancelled(String id) {
-    return new KvTransferException(FlightStatusCode.CANCELLED, "KV transfer '" + id + "' was cancelled by the decode node");
+    return new KvTransferException(
+        FlightStatusCode.CANCELLED, "KV transfer '" + id + "' was cancelled by the decode node");
   }
 
   private static KvTransferException alreadyFailed(String id) {
-    return new KvTransferException(FlightStatusCode.INVALID_ARGUMENT, "KV transfer '" + id + "' already failed on the decode node");
+    return new KvTransferException(
+        FlightStatusCode.INVALID_ARGUMENT,
+        "KV transfer '" + id + "' already failed on the decode node");
   }
 }

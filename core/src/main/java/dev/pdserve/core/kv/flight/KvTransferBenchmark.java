@@ -44,7 +44,8 @@ import org.apache.arrow.memory.RootAllocator;
 @SuppressWarnings("try") // variants close with checked exceptions
 public final class KvTransferBenchmark {
   private static final com.sun.management.OperatingSystemMXBean OS =
-      (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+      (com.sun.management.OperatingSystemMXBean)
+          java.lang.management.ManagementFactory.getOperatingSystemMXBean();
 
   private final KvLayout layout;
   private final int tokens;
@@ -103,47 +104,82 @@ public final class KvTransferBenchmark {
     System.out.printf(
         Locale.ROOT,
         "KV of %d tokens of %s in fp32 (%d layers x %d KV heads x %d): %.1f MiB in %d blocks of %d tokens; %d CPUs%n",
-        tokens, preset, layout.layers(), layout.kvHeads(), layout.headDim(), bytes / 1048576.0, layout.blocksFor(tokens),
-        layout.blockSize(), Runtime.getRuntime().availableProcessors());
+        tokens,
+        preset,
+        layout.layers(),
+        layout.kvHeads(),
+        layout.headDim(),
+        bytes / 1048576.0,
+        layout.blocksFor(tokens),
+        layout.blockSize(),
+        Runtime.getRuntime().availableProcessors());
     int layer = layout.blocksFor(tokens) * layout.layerBytes();
     int win = 16 << 20;
     KvTransferClient.Options stock =
-        new KvTransferClient.Options(1, 1, layer, 0, false, Duration.ofMinutes(5), KvTransferClient.SendPath.FLIGHT_CLIENT);
+        new KvTransferClient.Options(
+            1, 1, layer, 0, false, Duration.ofMinutes(5), KvTransferClient.SendPath.FLIGHT_CLIENT);
     KvTransferClient.Options flightZeroCopy = stock.withZeroCopy(true).withFlowControlWindow(win);
     KvTransferClient.Options direct = flightZeroCopy.withSendPath(KvTransferClient.SendPath.DIRECT);
-    KvTransferServer.Options stockServer = new KvTransferServer.Options(KvTransferServer.ReceivePath.FLIGHT_STREAM, 0, 256 << 20);
-    KvTransferServer.Options directServer = new KvTransferServer.Options(KvTransferServer.ReceivePath.DIRECT, win, 256 << 20);
+    KvTransferServer.Options stockServer =
+        new KvTransferServer.Options(KvTransferServer.ReceivePath.FLIGHT_STREAM, 0, 256 << 20);
+    KvTransferServer.Options directServer =
+        new KvTransferServer.Options(KvTransferServer.ReceivePath.DIRECT, win, 256 << 20);
     List<Variant> variants = new ArrayList<>();
     try {
       variants.add(new SocketVariant("socket: pool -> buffer -> TCP -> buffer -> pool", true));
       variants.add(new SocketVariant("socket: raw bytes, no pool copies", false));
-      variants.add(new FlightVariant("A Flight stock: FlightClient send (copying), FlightStream receive", stockServer, stock));
-      variants.add(new FlightVariant("B  A + zero-copy send, 16 MiB HTTP/2 windows", stockServer.withFlowControlWindow(win), flightZeroCopy));
-      variants.add(new FlightVariant("C  B + DIRECT receive (gRPC buffers -> pool)", directServer, flightZeroCopy));
-      variants.add(new FlightVariant("D  C + DIRECT send (pool -> socket, uncopied), 8 MiB batches", directServer, direct));
+      variants.add(
+          new FlightVariant(
+              "A Flight stock: FlightClient send (copying), FlightStream receive",
+              stockServer,
+              stock));
+      variants.add(
+          new FlightVariant(
+              "B  A + zero-copy send, 16 MiB HTTP/2 windows",
+              stockServer.withFlowControlWindow(win),
+              flightZeroCopy));
+      variants.add(
+          new FlightVariant(
+              "C  B + DIRECT receive (gRPC buffers -> pool)", directServer, flightZeroCopy));
+      variants.add(
+          new FlightVariant(
+              "D  C + DIRECT send (pool -> socket, uncopied), 8 MiB batches",
+              directServer,
+              direct));
       KvTransferClient.Options mib = direct.withMaxBatchBytes(1 << 20);
       variants.add(new FlightVariant("E  D with 1 MiB batches", directServer, mib));
       KvTransferServer.Options defaultWindows = directServer.withFlowControlWindow(0);
       KvTransferClient.Options defaults = mib.withFlowControlWindow(0);
-      variants.add(new FlightVariant("F  E with gRPC's default windows: the defaults", defaultWindows, defaults));
-      variants.add(new FlightVariant("G  F with 256 KiB batches", defaultWindows, defaults.withMaxBatchBytes(256 << 10)));
-      variants.add(new FlightVariant("H  F with 4 MiB batches", defaultWindows, defaults.withMaxBatchBytes(4 << 20)));
-      variants.add(new FlightVariant("I  F with 2 streams on 2 connections", defaultWindows, defaults.withStreams(2, 2)));
-      variants.add(new FlightVariant("J  F with 4 streams on 1 connection", defaultWindows, defaults.withStreams(4, 1)));
+      variants.add(
+          new FlightVariant(
+              "F  E with gRPC's default windows: the defaults", defaultWindows, defaults));
+      variants.add(
+          new FlightVariant(
+              "G  F with 256 KiB batches", defaultWindows, defaults.withMaxBatchBytes(256 << 10)));
+      variants.add(
+          new FlightVariant(
+              "H  F with 4 MiB batches", defaultWindows, defaults.withMaxBatchBytes(4 << 20)));
+      variants.add(
+          new FlightVariant(
+              "I  F with 2 streams on 2 connections", defaultWindows, defaults.withStreams(2, 2)));
+      variants.add(
+          new FlightVariant(
+              "J  F with 4 streams on 1 connection", defaultWindows, defaults.withStreams(4, 1)));
 
       if (!only.isEmpty()) { // keep the variants whose letters are listed; S: the sockets
-        variants.removeIf(v -> {
-          char letter = v.name().startsWith("socket") ? 'S' : v.name().charAt(0);
-          boolean drop = only.indexOf(letter) < 0;
-          if (drop) {
-            try {
-              v.close();
-            } catch (Exception e) {
-              throw new IllegalStateException(e);
-            }
-          }
-          return drop;
-        });
+        variants.removeIf(
+            v -> {
+              char letter = v.name().startsWith("socket") ? 'S' : v.name().charAt(0);
+              boolean drop = only.indexOf(letter) < 0;
+              if (drop) {
+                try {
+                  v.close();
+                } catch (Exception e) {
+                  throw new IllegalStateException(e);
+                }
+              }
+              return drop;
+            });
       }
 
       // Warm up every variant together (the JIT needs tens of seconds of gRPC traffic here), then
@@ -156,26 +192,49 @@ public final class KvTransferBenchmark {
         }
         warm++;
       } while (System.nanoTime() < until);
-      System.out.printf(Locale.ROOT, "warm-up: %d rounds in %.0f s; then %d measured rounds%n", warm, warmupSeconds, reps);
+      System.out.printf(
+          Locale.ROOT,
+          "warm-up: %d rounds in %.0f s; then %d measured rounds%n",
+          warm,
+          warmupSeconds,
+          reps);
       double[][] mbs = new double[variants.size()][reps];
       double[][] cpu = new double[variants.size()][reps];
       for (int rep = 0; rep < reps; rep++) {
         for (int j = 0; j < variants.size(); j++) {
-          int i = (j + rep) % variants.size(); // rotate the order: no variant always follows the same one
+          int i =
+              (j + rep)
+                  % variants.size(); // rotate the order: no variant always follows the same one
           System.gc(); // no variant pays for another's garbage
           long c0 = OS.getProcessCpuTime();
           mbs[i][rep] = variants.get(i).once("rep-" + rep);
-          cpu[i][rep] = (OS.getProcessCpuTime() - c0) / 1e9 / (bytes / 1e9); // CPU seconds per GB moved
+          cpu[i][rep] =
+              (OS.getProcessCpuTime() - c0) / 1e9 / (bytes / 1e9); // CPU seconds per GB moved
         }
       }
       double socket = variants.get(0) instanceof SocketVariant ? median(mbs[0]) : Double.NaN;
       System.out.printf(
-          Locale.ROOT, "%n%-68s %7s %6s %6s %7s %8s  %s%n", "variant (MB/s = 10^6 B/s)", "median", "min", "max", "/socket", "CPU s/GB", "MB/s per round");
+          Locale.ROOT,
+          "%n%-68s %7s %6s %6s %7s %8s  %s%n",
+          "variant (MB/s = 10^6 B/s)",
+          "median",
+          "min",
+          "max",
+          "/socket",
+          "CPU s/GB",
+          "MB/s per round");
       for (int i = 0; i < variants.size(); i++) {
         double[] m = mbs[i];
         System.out.printf(
-            Locale.ROOT, "%-68s %7.0f %6.0f %6.0f %7.2f %8.2f %s%n", variants.get(i).name(), median(m), Arrays.stream(m).min().orElse(0),
-            Arrays.stream(m).max().orElse(0), median(m) / socket, median(cpu[i]), fmt(m));
+            Locale.ROOT,
+            "%-68s %7.0f %6.0f %6.0f %7.2f %8.2f %s%n",
+            variants.get(i).name(),
+            median(m),
+            Arrays.stream(m).min().orElse(0),
+            Arrays.stream(m).max().orElse(0),
+            median(m) / socket,
+            median(cpu[i]),
+            fmt(m));
       }
     } finally {
       for (Variant v : variants) {
@@ -201,9 +260,14 @@ public final class KvTransferBenchmark {
     private final KvTransferClient client;
     private final Location at;
 
-    FlightVariant(String name, KvTransferServer.Options serverOptions, KvTransferClient.Options clientOptions) throws IOException {
+    FlightVariant(
+        String name, KvTransferServer.Options serverOptions, KvTransferClient.Options clientOptions)
+        throws IOException {
       this.name = name;
-      this.server = new KvTransferServer(root, decodePool, Location.forGrpcInsecure("127.0.0.1", 0), serverOptions).start();
+      this.server =
+          new KvTransferServer(
+                  root, decodePool, Location.forGrpcInsecure("127.0.0.1", 0), serverOptions)
+              .start();
       this.client = new KvTransferClient(root, layout, clientOptions);
       this.at = server.location();
     }
@@ -249,7 +313,8 @@ public final class KvTransferBenchmark {
     private final boolean poolCopies;
     private final int rows = layout.blocksFor(tokens);
     private final long layerBytes = (long) rows * layout.layerBytes();
-    private final ExecutorService receiver = Executors.newSingleThreadExecutor(r -> new Thread(r, "bench-socket-receiver"));
+    private final ExecutorService receiver =
+        Executors.newSingleThreadExecutor(r -> new Thread(r, "bench-socket-receiver"));
     private final ServerSocketChannel ss;
     private final SocketChannel out;
     private final SocketChannel in;
@@ -282,23 +347,26 @@ public final class KvTransferBenchmark {
       ByteBuffer recvView = recvBuf.nioBuffer(0, (int) layerBytes);
       try {
         long t0 = System.nanoTime();
-        Future<?> got = receiver.submit(() -> {
-          for (int l = 0; l < layout.layers(); l++) {
-            recvView.clear();
-            while (recvView.hasRemaining()) {
-              if (in.read(recvView) < 0) {
-                throw new IOException("sender closed");
-              }
-            }
-            if (poolCopies) {
-              for (int b = 0; b < rows; b++) {
-                decodePool.copyLayerIn(blocks[b], l, recvBuf, (long) b * layout.layerBytes());
-              }
-            }
-          }
-          in.write(ByteBuffer.wrap(new byte[] {1})); // the acknowledgement
-          return null;
-        });
+        Future<?> got =
+            receiver.submit(
+                () -> {
+                  for (int l = 0; l < layout.layers(); l++) {
+                    recvView.clear();
+                    while (recvView.hasRemaining()) {
+                      if (in.read(recvView) < 0) {
+                        throw new IOException("sender closed");
+                      }
+                    }
+                    if (poolCopies) {
+                      for (int b = 0; b < rows; b++) {
+                        decodePool.copyLayerIn(
+                            blocks[b], l, recvBuf, (long) b * layout.layerBytes());
+                      }
+                    }
+                  }
+                  in.write(ByteBuffer.wrap(new byte[] {1})); // the acknowledgement
+                  return null;
+                });
         for (int l = 0; l < layout.layers(); l++) {
           if (poolCopies) {
             for (int b = 0; b < rows; b++) {
@@ -347,7 +415,11 @@ public final class KvTransferBenchmark {
     prefillPool.close();
     decodePool.close();
     if (root.getAllocatedMemory() != 0) {
-      System.err.println("LEAK: " + root.getAllocatedMemory() + " bytes still allocated\n" + root.toVerboseString());
+      System.err.println(
+          "LEAK: "
+              + root.getAllocatedMemory()
+              + " bytes still allocated\n"
+              + root.toVerboseString());
     }
     root.close();
   }

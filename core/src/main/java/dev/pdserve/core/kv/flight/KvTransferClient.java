@@ -21,8 +21,8 @@ import org.apache.arrow.memory.BufferAllocator;
  * reserved ({@link KvTransferServer}). Holds Flight connections per decode node and reuses them
  * across transfers; {@link #open} starts one transfer.
  *
- * <p>Thread-safe. Each {@link OutgoingTransfer} may be fed from several threads (one per stream
- * at a time).
+ * <p>Thread-safe. Each {@link OutgoingTransfer} may be fed from several threads (one per stream at
+ * a time).
  */
 public final class KvTransferClient implements AutoCloseable {
   /** How batches are handed to gRPC. Both produce the same Flight DoPut stream on the wire. */
@@ -31,8 +31,8 @@ public final class KvTransferClient implements AutoCloseable {
     FLIGHT_CLIENT,
     /**
      * Flight messages written by this package as direct Netty buffers over the rows' own Arrow
-     * memory (pool blocks, for layers sent from a paged cache): no copy before the kernel's.
-     * {@code grpc+tcp} locations only.
+     * memory (pool blocks, for layers sent from a paged cache): no copy before the kernel's. {@code
+     * grpc+tcp} locations only.
      */
     DIRECT
   }
@@ -56,21 +56,30 @@ public final class KvTransferClient implements AutoCloseable {
    * @param sendPath how batches are handed to gRPC
    */
   public record Options(
-      int streams, int connections, int maxBatchBytes, int flowControlWindow, boolean zeroCopy, Duration timeout, SendPath sendPath) {
-    public static final Options DEFAULTS = new Options(1, 1, 1 << 20, 0, true, Duration.ofSeconds(60), SendPath.DIRECT);
+      int streams,
+      int connections,
+      int maxBatchBytes,
+      int flowControlWindow,
+      boolean zeroCopy,
+      Duration timeout,
+      SendPath sendPath) {
+    public static final Options DEFAULTS =
+        new Options(1, 1, 1 << 20, 0, true, Duration.ofSeconds(60), SendPath.DIRECT);
 
     public Options {
       if (streams < 1) {
         throw new IllegalArgumentException("streams must be >= 1, got " + streams);
       }
       if (connections < 1 || connections > streams) {
-        throw new IllegalArgumentException("connections must be in [1, streams=" + streams + "], got " + connections);
+        throw new IllegalArgumentException(
+            "connections must be in [1, streams=" + streams + "], got " + connections);
       }
       if (maxBatchBytes < 1) {
         throw new IllegalArgumentException("maxBatchBytes must be >= 1, got " + maxBatchBytes);
       }
       if (flowControlWindow < 0) {
-        throw new IllegalArgumentException("flowControlWindow must be >= 0, got " + flowControlWindow);
+        throw new IllegalArgumentException(
+            "flowControlWindow must be >= 0, got " + flowControlWindow);
       }
       if (timeout == null || timeout.isNegative() || timeout.isZero()) {
         throw new IllegalArgumentException("timeout must be > 0, got " + timeout);
@@ -81,27 +90,33 @@ public final class KvTransferClient implements AutoCloseable {
     }
 
     public Options withStreams(int streams, int connections) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+      return new Options(
+          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
 
     public Options withMaxBatchBytes(int maxBatchBytes) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+      return new Options(
+          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
 
     public Options withFlowControlWindow(int flowControlWindow) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+      return new Options(
+          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
 
     public Options withZeroCopy(boolean zeroCopy) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+      return new Options(
+          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
 
     public Options withTimeout(Duration timeout) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+      return new Options(
+          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
 
     public Options withSendPath(SendPath sendPath) {
-      return new Options(streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+      return new Options(
+          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
     }
   }
 
@@ -115,7 +130,9 @@ public final class KvTransferClient implements AutoCloseable {
     this(parent, layout, Options.DEFAULTS);
   }
 
-  /** A client sending KV of {@code layout}, its batches allocated from a child of {@code parent}. */
+  /**
+   * A client sending KV of {@code layout}, its batches allocated from a child of {@code parent}.
+   */
   public KvTransferClient(BufferAllocator parent, KvLayout layout, Options options) {
     this.layout = layout;
     this.options = options;
@@ -139,8 +156,10 @@ public final class KvTransferClient implements AutoCloseable {
     if (transferId == null || transferId.isEmpty()) {
       throw new IllegalArgumentException("transfer id must not be empty");
     }
-    if (options.sendPath() == SendPath.DIRECT && !LocationSchemes.GRPC_INSECURE.equals(location.getUri().getScheme())) {
-      throw new IllegalArgumentException("the DIRECT send path reaches grpc+tcp locations only, got " + location.getUri());
+    if (options.sendPath() == SendPath.DIRECT
+        && !LocationSchemes.GRPC_INSECURE.equals(location.getUri().getScheme())) {
+      throw new IllegalArgumentException(
+          "the DIRECT send path reaches grpc+tcp locations only, got " + location.getUri());
     }
     return new OutgoingTransfer(allocator, layout, options, connections(location), transferId);
   }
@@ -171,12 +190,16 @@ public final class KvTransferClient implements AutoCloseable {
       // TLS and domain sockets: Flight's own builder (no transport tuning, FLIGHT_CLIENT only).
       return new Connection(null, FlightClient.builder(allocator, location).build());
     }
-    NettyChannelBuilder b = NettyChannelBuilder.forAddress(uri.getHost(), uri.getPort()).usePlaintext().maxInboundMessageSize(1 << 20);
+    NettyChannelBuilder b =
+        NettyChannelBuilder.forAddress(uri.getHost(), uri.getPort())
+            .usePlaintext()
+            .maxInboundMessageSize(1 << 20);
     if (options.flowControlWindow() > 0) {
       b.flowControlWindow(options.flowControlWindow());
     }
     ManagedChannel channel = b.build();
-    return new Connection(channel, FlightGrpcUtils.createFlightClientWithSharedChannel(allocator, channel));
+    return new Connection(
+        channel, FlightGrpcUtils.createFlightClientWithSharedChannel(allocator, channel));
   }
 
   /** Closes every connection (waiting up to 5 s each). Close open transfers first. */
@@ -218,5 +241,4 @@ public final class KvTransferClient implements AutoCloseable {
       }
     }
   }
-
 }

@@ -21,7 +21,9 @@ public final class KvTransferException extends RuntimeException {
     this.description = description;
   }
 
-  /** Wraps a failure of transfer {@code transferId}, keeping a Flight status and its description. */
+  /**
+   * Wraps a failure of transfer {@code transferId}, keeping a Flight status and its description.
+   */
   static KvTransferException of(String transferId, Throwable t) {
     if (t instanceof KvTransferException k) {
       return k;
@@ -32,9 +34,11 @@ public final class KvTransferException extends RuntimeException {
     if (t instanceof FlightRuntimeException f) {
       String d = f.status().description();
       String prefix = "KV transfer '" + transferId + "'";
-      return new KvTransferException(f.status().code(), d != null && d.startsWith(prefix) ? d : prefix + ": " + d, f);
+      return new KvTransferException(
+          f.status().code(), d != null && d.startsWith(prefix) ? d : prefix + ": " + d, f);
     }
-    return new KvTransferException(FlightStatusCode.INTERNAL, "KV transfer '" + transferId + "': " + t, t);
+    return new KvTransferException(
+        FlightStatusCode.INTERNAL, "KV transfer '" + transferId + "': " + t, t);
   }
 
   public FlightStatusCode code() {

@@ -1,8 +1,8 @@
 package dev.pdserve.core.kv.flight;
 
+import com.google.common.util.concurrent.MoreExecutors;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
-import com.google.common.util.concurrent.MoreExecutors;
 import io.grpc.Metadata;
 import io.grpc.Server;
 import io.grpc.ServerCall;
@@ -49,8 +49,8 @@ public final class KvTransferServer implements AutoCloseable {
      */
     FLIGHT_STREAM,
     /**
-     * The same Flight service, but DoPut parses each FlightData message itself and copies rows
-     * from gRPC's receive buffers into their blocks: one copy instead of three. {@code grpc+tcp}
+     * The same Flight service, but DoPut parses each FlightData message itself and copies rows from
+     * gRPC's receive buffers into their blocks: one copy instead of three. {@code grpc+tcp}
      * locations only.
      */
     DIRECT
@@ -61,8 +61,7 @@ public final class KvTransferServer implements AutoCloseable {
    *
    * @param receivePath how bodies reach the pool
    * @param flowControlWindow HTTP/2 receive window per stream and connection; 0 (the default,
-   *     measured best with 1 MiB batches) keeps gRPC's
-   *     default (1 MiB)
+   *     measured best with 1 MiB batches) keeps gRPC's default (1 MiB)
    * @param maxMessageBytes largest FlightData message accepted (a sender's batch plus headers)
    */
   public record Options(ReceivePath receivePath, int flowControlWindow, int maxMessageBytes) {
@@ -73,10 +72,12 @@ public final class KvTransferServer implements AutoCloseable {
         throw new IllegalArgumentException("receivePath must be set");
       }
       if (flowControlWindow < 0) {
-        throw new IllegalArgumentException("flowControlWindow must be >= 0, got " + flowControlWindow);
+        throw new IllegalArgumentException(
+            "flowControlWindow must be >= 0, got " + flowControlWindow);
       }
       if (maxMessageBytes < 1 << 20) {
-        throw new IllegalArgumentException("maxMessageBytes must be >= 1 MiB, got " + maxMessageBytes);
+        throw new IllegalArgumentException(
+            "maxMessageBytes must be >= 1 MiB, got " + maxMessageBytes);
       }
     }
 
@@ -105,11 +106,14 @@ public final class KvTransferServer implements AutoCloseable {
    * A server for {@code pool} at {@code location} (e.g. {@code Location.forGrpcInsecure(host, 0)}),
    * receiving into a child of {@code parent}. Call {@link #start()}.
    */
-  public KvTransferServer(BufferAllocator parent, KvBlockPool pool, Location location, Options options) {
+  public KvTransferServer(
+      BufferAllocator parent, KvBlockPool pool, Location location, Options options) {
     this.requested = location;
     URI uri = location.getUri();
-    if (options.receivePath() == ReceivePath.DIRECT && !LocationSchemes.GRPC_INSECURE.equals(uri.getScheme())) {
-      throw new IllegalArgumentException("the DIRECT receive path serves grpc+tcp locations only, got " + uri);
+    if (options.receivePath() == ReceivePath.DIRECT
+        && !LocationSchemes.GRPC_INSECURE.equals(uri.getScheme())) {
+      throw new IllegalArgumentException(
+          "the DIRECT receive path serves grpc+tcp locations only, got " + uri);
     }
     this.allocator = parent.newChildAllocator("kv-transfer-server", 0, Long.MAX_VALUE);
     // gRPC runs its callbacks on the same executor as Flight's handlers, which may block on their
@@ -117,11 +121,12 @@ public final class KvTransferServer implements AutoCloseable {
     this.executor = Executors.newCachedThreadPool(named("kv-transfer-server-"));
     this.receiver = new KvReceiver(pool, executor);
     KvPutProducer producer = new KvPutProducer(receiver, allocator);
-    Consumer<NettyServerBuilder> tune = b -> {
-      if (options.flowControlWindow() > 0) {
-        b.flowControlWindow(options.flowControlWindow());
-      }
-    };
+    Consumer<NettyServerBuilder> tune =
+        b -> {
+          if (options.flowControlWindow() > 0) {
+            b.flowControlWindow(options.flowControlWindow());
+          }
+        };
     if (options.receivePath() == ReceivePath.FLIGHT_STREAM) {
       this.grpcServer = null;
       this.flightServer =
@@ -138,12 +143,16 @@ public final class KvTransferServer implements AutoCloseable {
               .executor(executor)
               // The DIRECT DoPut never blocks (it copies rows and returns), so it runs on the
               // transport thread that read the bytes: no hand-off, the bytes are still in cache.
-              .callExecutor(new ServerCallExecutorSupplier() {
-                @Override
-                public <ReqT, RespT> Executor getExecutor(ServerCall<ReqT, RespT> call, Metadata headers) {
-                  return doPut.equals(call.getMethodDescriptor().getFullMethodName()) ? MoreExecutors.directExecutor() : null;
-                }
-              })
+              .callExecutor(
+                  new ServerCallExecutorSupplier() {
+                    @Override
+                    public <ReqT, RespT> Executor getExecutor(
+                        ServerCall<ReqT, RespT> call, Metadata headers) {
+                      return doPut.equals(call.getMethodDescriptor().getFullMethodName())
+                          ? MoreExecutors.directExecutor()
+                          : null;
+                    }
+                  })
               .maxInboundMessageSize(options.maxMessageBytes())
               .addService(DirectPut.service(allocator, producer, executor, receiver));
       tune.accept(b);
@@ -167,7 +176,9 @@ public final class KvTransferServer implements AutoCloseable {
 
   /** Where senders reach this server (with the bound port). */
   public Location location() {
-    return flightServer != null ? flightServer.getLocation() : Location.forGrpcInsecure(requested.getUri().getHost(), port());
+    return flightServer != null
+        ? flightServer.getLocation()
+        : Location.forGrpcInsecure(requested.getUri().getHost(), port());
   }
 
   public KvLayout layout() {
@@ -176,8 +187,8 @@ public final class KvTransferServer implements AutoCloseable {
 
   /**
    * Registers a transfer of {@code tokens} positions into {@code blocks} (allocated from this
-   * server's pool, in position order; blocks past the prompt's are left alone). The blocks stay
-   * the caller's: nothing here frees them.
+   * server's pool, in position order; blocks past the prompt's are left alone). The blocks stay the
+   * caller's: nothing here frees them.
    *
    * @throws IllegalArgumentException if the blocks cannot hold the positions or are not allocated
    * @throws IllegalStateException if the id was used before or the server is closed
@@ -200,7 +211,9 @@ public final class KvTransferServer implements AutoCloseable {
     return receiver.pending();
   }
 
-  /** Stops serving (waiting up to 5 s for calls in flight); pending transfers fail with UNAVAILABLE. */
+  /**
+   * Stops serving (waiting up to 5 s for calls in flight); pending transfers fail with UNAVAILABLE.
+   */
   @Override
   public synchronized void close() {
     if (closed) {

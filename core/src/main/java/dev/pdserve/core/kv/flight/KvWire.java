@@ -14,8 +14,8 @@ import org.apache.arrow.vector.types.pojo.Schema;
 
 /**
  * The KV transfer's wire format (see the package documentation). One DoPut per stream; the
- * descriptor is a command holding the transfer id in UTF-8; every row of every record batch is
- * one layer of one block of the transfer.
+ * descriptor is a command holding the transfer id in UTF-8; every row of every record batch is one
+ * layer of one block of the transfer.
  */
 final class KvWire {
   static final String LAYER = "layer";
@@ -40,7 +40,10 @@ final class KvWire {
             new Field(LAYER, int32, null),
             new Field(BLOCK, int32, null),
             new Field(TOKENS, int32, null),
-            new Field(KV, FieldType.notNullable(new ArrowType.FixedSizeBinary(layout.layerBytes())), null)),
+            new Field(
+                KV,
+                FieldType.notNullable(new ArrowType.FixedSizeBinary(layout.layerBytes())),
+                null)),
         Map.of(
             FORMAT, FORMAT_V1,
             BLOCK_SIZE, Integer.toString(layout.blockSize()),
@@ -60,7 +63,12 @@ final class KvWire {
     for (Map.Entry<String, String> e : want.getCustomMetadata().entrySet()) {
       String value = got == null ? null : got.get(e.getKey());
       if (!e.getValue().equals(value)) {
-        return "KV layout mismatch: this node has " + e.getKey() + "=" + e.getValue() + ", the sender " + value;
+        return "KV layout mismatch: this node has "
+            + e.getKey()
+            + "="
+            + e.getValue()
+            + ", the sender "
+            + value;
       }
     }
     return null;
@@ -77,7 +85,11 @@ final class KvWire {
 
   /** A DoPut's acknowledgement: layers complete on the receiver, and layers expected. */
   static byte[] ack(int layersDone, int layers) {
-    return ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putInt(layersDone).putInt(layers).array();
+    return ByteBuffer.allocate(8)
+        .order(ByteOrder.LITTLE_ENDIAN)
+        .putInt(layersDone)
+        .putInt(layers)
+        .array();
   }
 
   static int[] parseAck(ByteBuffer b) {

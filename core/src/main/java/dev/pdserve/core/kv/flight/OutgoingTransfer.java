@@ -19,9 +19,9 @@ import org.apache.arrow.memory.BufferAllocator;
  *
  * <p>A send turns the layer into record batches of whole blocks, waits while the stream's gRPC
  * buffer is full (backpressure: the engine is held back rather than memory growing), queues the
- * batch and returns; the network write overlaps the next layer's compute. Layers sent from a
- * {@link PagedSequenceKv} over the {@link KvTransferClient.SendPath#DIRECT} path are not copied at
- * all: the sequence must keep its blocks until {@link #complete()} or {@link #close()} returns.
+ * batch and returns; the network write overlaps the next layer's compute. Layers sent from a {@link
+ * PagedSequenceKv} over the {@link KvTransferClient.SendPath#DIRECT} path are not copied at all:
+ * the sequence must keep its blocks until {@link #complete()} or {@link #close()} returns.
  */
 public final class OutgoingTransfer implements AutoCloseable {
   private enum State {
@@ -45,14 +45,20 @@ public final class OutgoingTransfer implements AutoCloseable {
   private boolean released;
   private volatile boolean aborted; // tells senders waiting for room to give up
 
-  OutgoingTransfer(BufferAllocator allocator, KvLayout layout, KvTransferClient.Options options, KvTransferClient.Connection[] conns, String id) {
+  OutgoingTransfer(
+      BufferAllocator allocator,
+      KvLayout layout,
+      KvTransferClient.Options options,
+      KvTransferClient.Connection[] conns,
+      String id) {
     this.id = id;
     this.layout = layout;
     this.allocator = allocator;
     this.options = options;
     this.deadlineNanos = System.nanoTime() + options.timeout().toNanos();
     this.rowsPerBatch = Math.max(1, options.maxBatchBytes() / layout.layerBytes());
-    PushLane.Context ctx = new PushLane.Context(id, layout, allocator, deadlineNanos, () -> aborted);
+    PushLane.Context ctx =
+        new PushLane.Context(id, layout, allocator, deadlineNanos, () -> aborted);
     try {
       for (int i = 0; i < options.streams(); i++) {
         KvTransferClient.Connection c = conns[i % conns.length];
@@ -96,12 +102,30 @@ public final class OutgoingTransfer implements AutoCloseable {
    */
   public void sendLayer(int layer, float[] k, float[] v, int offset, int stride, int tokens) {
     checkLayer(layer, tokens);
-    int need = offset + (layout.kvHeads() - 1) * stride * layout.headDim() + tokens * layout.headDim();
+    int need =
+        offset + (layout.kvHeads() - 1) * stride * layout.headDim() + tokens * layout.headDim();
     if (tokens > stride || k.length < need || v.length < need) {
       throw new IllegalArgumentException(
-          "layer " + layer + ": " + tokens + " tokens at stride " + stride + " need " + need + " floats, got K " + k.length + ", V " + v.length);
+          "layer "
+              + layer
+              + ": "
+              + tokens
+              + " tokens at stride "
+              + stride
+              + " need "
+              + need
+              + " floats, got K "
+              + k.length
+              + ", V "
+              + v.length);
     }
-    send(layer, 0, layout.blocksFor(tokens), tokens, null, (data, at, block) -> fillFromArrays(data, at, block, k, v, offset, stride, tokens));
+    send(
+        layer,
+        0,
+        layout.blocksFor(tokens),
+        tokens,
+        null,
+        (data, at, block) -> fillFromArrays(data, at, block, k, v, offset, stride, tokens));
   }
 
   /** Sends positions {@code [0, tokens)} of {@code layer} out of a paged cache. */
@@ -119,23 +143,35 @@ public final class OutgoingTransfer implements AutoCloseable {
     checkLayer(layer, toPosition);
     if (fromPosition < 0 || fromPosition >= toPosition || toPosition > kv.capacity()) {
       throw new IllegalArgumentException(
-          "positions " + fromPosition + ".." + toPosition + " are not within the cache's " + kv.capacity());
+          "positions "
+              + fromPosition
+              + ".."
+              + toPosition
+              + " are not within the cache's "
+              + kv.capacity());
     }
     if (!kv.pool().layout().equals(layout)) {
-      throw new IllegalArgumentException("the cache's layout " + kv.pool().layout() + " is not this client's " + layout);
+      throw new IllegalArgumentException(
+          "the cache's layout " + kv.pool().layout() + " is not this client's " + layout);
     }
     int first = fromPosition / layout.blockSize();
-    send(layer, first, layout.blocksFor(toPosition), toPosition, kv, (data, at, block) -> {
-      kv.pool().copyLayerOut(kv.block(block), layer, data, at);
-      zeroTail(data, at, validTokens(block, toPosition));
-    });
+    send(
+        layer,
+        first,
+        layout.blocksFor(toPosition),
+        toPosition,
+        kv,
+        (data, at, block) -> {
+          kv.pool().copyLayerOut(kv.block(block), layer, data, at);
+          zeroTail(data, at, validTokens(block, toPosition));
+        });
   }
 
   /**
    * Ends every stream and waits until the decode node acknowledged them and holds every layer.
    *
-   * @throws KvTransferException with the receiver's status if the push failed, or INTERNAL if
-   *     the receiver still misses layers after every stream ended
+   * @throws KvTransferException with the receiver's status if the push failed, or INTERNAL if the
+   *     receiver still misses layers after every stream ended
    */
   public void complete() {
     synchronized (this) {
@@ -159,7 +195,12 @@ public final class OutgoingTransfer implements AutoCloseable {
       if (best == null || best[0] != best[1]) {
         throw new KvTransferException(
             FlightStatusCode.INTERNAL,
-            "KV transfer '" + id + "': the decode node holds " + (best == null ? "?" : best[0]) + " of " + layout.layers()
+            "KV transfer '"
+                + id
+                + "': the decode node holds "
+                + (best == null ? "?" : best[0])
+                + " of "
+                + layout.layers()
                 + " layers after every stream ended; were all layers sent?");
       }
     } catch (RuntimeException e) {
@@ -193,7 +234,13 @@ public final class OutgoingTransfer implements AutoCloseable {
   // ---- sending ----
 
   /** {@code paged}: the cache full blocks can be sent from without a copy, or null. */
-  private void send(int layer, int firstBlock, int endBlock, int tokens, PagedSequenceKv paged, PushLane.RowFiller filler) {
+  private void send(
+      int layer,
+      int firstBlock,
+      int endBlock,
+      int tokens,
+      PagedSequenceKv paged,
+      PushLane.RowFiller filler) {
     PushLane lane = lanes.get(layer % lanes.size());
     synchronized (lane) {
       for (int b = firstBlock; b < endBlock; b += rowsPerBatch) {
@@ -207,7 +254,8 @@ public final class OutgoingTransfer implements AutoCloseable {
         try {
           lane.send(layer, b, rows, tokens, paged, filler);
         } catch (RuntimeException e) {
-          KvTransferException f = KvTransferException.of(id, lane.ack.error != null ? lane.ack.error : e);
+          KvTransferException f =
+              KvTransferException.of(id, lane.ack.error != null ? lane.ack.error : e);
           synchronized (this) {
             if (state == State.OPEN) {
               state = State.FAILED;
@@ -223,11 +271,13 @@ public final class OutgoingTransfer implements AutoCloseable {
     }
   }
 
-  private void fillFromArrays(ArrowBuf data, long at, int block, float[] k, float[] v, int offset, int stride, int tokens) {
+  private void fillFromArrays(
+      ArrowBuf data, long at, int block, float[] k, float[] v, int offset, int stride, int tokens) {
     int bs = layout.blockSize();
     int hd = layout.headDim();
     int valid = validTokens(block, tokens);
-    FloatBuffer fb = data.nioBuffer(at, layout.layerBytes()).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+    FloatBuffer fb =
+        data.nioBuffer(at, layout.layerBytes()).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
     for (int half = 0; half < 2; half++) {
       float[] src = half == 0 ? k : v;
       for (int h = 0; h < layout.kvHeads(); h++) {
@@ -238,7 +288,9 @@ public final class OutgoingTransfer implements AutoCloseable {
     zeroTail(data, at, valid);
   }
 
-  /** Zeroes slots {@code [valid, blockSize)} of every head of a layer row: no stale KV on the wire. */
+  /**
+   * Zeroes slots {@code [valid, blockSize)} of every head of a layer row: no stale KV on the wire.
+   */
   private void zeroTail(ArrowBuf data, long at, int valid) {
     int bs = layout.blockSize();
     if (valid == bs) {
@@ -257,7 +309,8 @@ public final class OutgoingTransfer implements AutoCloseable {
 
   private void checkLayer(int layer, int tokens) {
     if (layer < 0 || layer >= layout.layers()) {
-      throw new IllegalArgumentException("layer " + layer + " is outside 0.." + (layout.layers() - 1));
+      throw new IllegalArgumentException(
+          "layer " + layer + " is outside 0.." + (layout.layers() - 1));
     }
     if (tokens < 1) {
       throw new IllegalArgumentException("a layer must carry >= 1 token, got " + tokens);
@@ -269,7 +322,8 @@ public final class OutgoingTransfer implements AutoCloseable {
       throw failure;
     }
     if (state != State.OPEN) {
-      throw new IllegalStateException("KV transfer '" + id + "' is " + state.name().toLowerCase(Locale.ROOT));
+      throw new IllegalStateException(
+          "KV transfer '" + id + "' is " + state.name().toLowerCase(Locale.ROOT));
     }
   }
 

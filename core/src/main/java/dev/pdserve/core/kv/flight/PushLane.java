@@ -22,7 +22,12 @@ abstract class PushLane {
   private static final int MAX_SPARES = 3;
 
   /** What every lane of one transfer shares. */
-  record Context(String id, KvLayout layout, BufferAllocator allocator, long deadlineNanos, BooleanSupplier aborted) {
+  record Context(
+      String id,
+      KvLayout layout,
+      BufferAllocator allocator,
+      long deadlineNanos,
+      BooleanSupplier aborted) {
     /** Positions of transfer block {@code block} that a transfer of {@code tokens} carries. */
     int validTokens(int block, int tokens) {
       return Math.min(layout.blockSize(), tokens - block * layout.blockSize());
@@ -31,10 +36,13 @@ abstract class PushLane {
     /** Throws if the push was abandoned or its deadline passed while a sender waits for room. */
     void checkWaiting() {
       if (aborted.getAsBoolean()) {
-        throw new KvTransferException(FlightStatusCode.CANCELLED, "KV transfer '" + id + "' was closed while sending");
+        throw new KvTransferException(
+            FlightStatusCode.CANCELLED, "KV transfer '" + id + "' was closed while sending");
       }
       if (System.nanoTime() - deadlineNanos > 0) {
-        throw new KvTransferException(FlightStatusCode.TIMED_OUT, "KV transfer '" + id + "' timed out waiting for the decode node to take data");
+        throw new KvTransferException(
+            FlightStatusCode.TIMED_OUT,
+            "KV transfer '" + id + "' timed out waiting for the decode node to take data");
       }
     }
   }
@@ -55,10 +63,11 @@ abstract class PushLane {
 
   /**
    * Sends rows {@code [first, first + rows)} of {@code layer} of a transfer of {@code tokens}
-   * positions, waiting for room first. {@code paged}: a cache whose full blocks may be sent
-   * without a copy, or null; {@code filler} writes any row that is copied.
+   * positions, waiting for room first. {@code paged}: a cache whose full blocks may be sent without
+   * a copy, or null; {@code filler} writes any row that is copied.
    */
-  abstract void send(int layer, int first, int rows, int tokens, PagedSequenceKv paged, RowFiller filler);
+  abstract void send(
+      int layer, int first, int rows, int tokens, PagedSequenceKv paged, RowFiller filler);
 
   /** Ends the stream from this side; the acknowledgement follows. */
   abstract void halfClose();
@@ -106,6 +115,7 @@ abstract class PushLane {
   static final class Ack implements FlightClient.PutListener {
     private final CountDownLatch done = new CountDownLatch(1);
     volatile Throwable error;
+
     /** The last acknowledgement: layers complete, layers expected. */
     volatile int[] last;
 
@@ -159,13 +169,17 @@ abstract class PushLane {
     /** Waits for the end of the call; rethrows its error. */
     void await(long deadlineNanos) {
       try {
-        long left = deadlineNanos == Long.MAX_VALUE ? Long.MAX_VALUE : deadlineNanos - System.nanoTime();
+        long left =
+            deadlineNanos == Long.MAX_VALUE ? Long.MAX_VALUE : deadlineNanos - System.nanoTime();
         if (!done.await(Math.max(0, left), TimeUnit.NANOSECONDS)) {
-          throw new KvTransferException(FlightStatusCode.TIMED_OUT, "no acknowledgement from the decode node before the deadline");
+          throw new KvTransferException(
+              FlightStatusCode.TIMED_OUT,
+              "no acknowledgement from the decode node before the deadline");
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        throw new KvTransferException(FlightStatusCode.CANCELLED, "interrupted while waiting for the decode node", e);
+        throw new KvTransferException(
+            FlightStatusCode.CANCELLED, "interrupted while waiting for the decode node", e);
       }
       if (error != null) {
         throw (error instanceof RuntimeException r) ? r : new RuntimeException(error);

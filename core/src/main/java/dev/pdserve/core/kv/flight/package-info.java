@@ -1,6 +1,6 @@
 /**
- * KV transfer over Arrow Flight: the prefill node pushes a prompt's KV, layer by layer, into
- * blocks the decode node reserved ({@link dev.pdserve.core.kv.flight.KvTransferServer#expect}).
+ * KV transfer over Arrow Flight: the prefill node pushes a prompt's KV, layer by layer, into blocks
+ * the decode node reserved ({@link dev.pdserve.core.kv.flight.KvTransferServer#expect}).
  *
  * <h2>Wire format (v1)</h2>
  *

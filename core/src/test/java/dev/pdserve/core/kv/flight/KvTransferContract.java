@@ -28,8 +28,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * The KV transfer's behaviour, run against each receive path: real Flight servers on
- * 127.0.0.1:0 and real allocators; every test ends with zero bytes held and every block free.
+ * The KV transfer's behaviour, run against each receive path: real Flight servers on 127.0.0.1:0
+ * and real allocators; every test ends with zero bytes held and every block free.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 abstract class KvTransferContract {
@@ -54,7 +54,10 @@ abstract class KvTransferContract {
   void setUp() throws Exception {
     root = new RootAllocator();
     decodePool = new KvBlockPool(root, "decode-pool", layout, 16L * layout.blockBytes());
-    server = new KvTransferServer(root, decodePool, Location.forGrpcInsecure("127.0.0.1", 0), serverOptions()).start();
+    server =
+        new KvTransferServer(
+                root, decodePool, Location.forGrpcInsecure("127.0.0.1", 0), serverOptions())
+            .start();
     location = Location.forGrpcInsecure("127.0.0.1", server.port());
     client = new KvTransferClient(root, layout, clientOptions());
   }
@@ -65,7 +68,8 @@ abstract class KvTransferContract {
     server.close();
     assertEquals(decodePool.totalBlocks(), decodePool.freeBlocks(), "KV blocks leaked");
     decodePool.close();
-    assertEquals(0, root.getAllocatedMemory(), "Arrow memory still allocated at the end of the test");
+    assertEquals(
+        0, root.getAllocatedMemory(), "Arrow memory still allocated at the end of the test");
     root.close();
   }
 
@@ -92,7 +96,9 @@ abstract class KvTransferContract {
     return c;
   }
 
-  /** Fails with the layer and head that differ if the adopted blocks do not read back the reference. */
+  /**
+   * Fails with the layer and head that differ if the adopted blocks do not read back the reference.
+   */
   private void assertSameKv(ContiguousKv expected, PagedSequenceKv actual) {
     assertEquals(expected.length(), actual.length());
     int n = cfg.numKvHeads() * expected.length() * cfg.headDim();
@@ -138,11 +144,14 @@ abstract class KvTransferContract {
   @Test
   void prefillStreamsEachLayerFromItsPagedCacheAsSoonAsItIsWritten() throws Exception {
     float[][][] kv = promptKv(PROMPT, 2);
-    try (KvBlockPool prefillPool = new KvBlockPool(root, "prefill-pool", layout, 8L * layout.blockBytes())) {
-      IncomingTransfer in = server.expect("req-2", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    try (KvBlockPool prefillPool =
+        new KvBlockPool(root, "prefill-pool", layout, 8L * layout.blockBytes())) {
+      IncomingTransfer in =
+          server.expect("req-2", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
       PagedSequenceKv prefill = new PagedSequenceKv(prefillPool);
       try (OutgoingTransfer out = client.open(location, "req-2")) {
-        prefill.setLayerWrittenListener((layer, first, count) -> out.sendLayer(layer, prefill, first, first + count));
+        prefill.setLayerWrittenListener(
+            (layer, first, count) -> out.sendLayer(layer, prefill, first, first + count));
         // The engine's prefill, in two chunks: every layer is shipped right after it is written,
         // and the first chunk's partial block is sent again, fuller, with the second chunk.
         int[] chunks = {20, PROMPT - 20};
@@ -174,7 +183,8 @@ abstract class KvTransferContract {
   @Test
   void layersArrivingOutOfOrderCompleteOnlyWithTheLastOne() throws Exception {
     float[][][] kv = promptKv(PROMPT, 3);
-    IncomingTransfer in = server.expect("req-3", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    IncomingTransfer in =
+        server.expect("req-3", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
     try (OutgoingTransfer out = client.open(location, "req-3")) {
       for (int l : new int[] {3, 1, 0}) {
         out.sendLayer(l, kv[l][0], kv[l][1], PROMPT);
@@ -198,7 +208,8 @@ abstract class KvTransferContract {
   void retriedLayersAreCountedOnceAndNeverOverwriteWhatArrived() throws Exception {
     float[][][] kv = promptKv(PROMPT, 4);
     float[][][] garbage = promptKv(PROMPT, 99);
-    IncomingTransfer in = server.expect("req-4", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    IncomingTransfer in =
+        server.expect("req-4", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
     try (OutgoingTransfer out = client.open(location, "req-4")) {
       out.sendLayer(0, kv[0][0], kv[0][1], PROMPT);
       out.sendLayer(0, kv[0][0], kv[0][1], PROMPT); // a retry of the same layer
@@ -236,8 +247,10 @@ abstract class KvTransferContract {
   @Test
   void abandonedPushLeavesTheTransferPendingForARetryAndLeaksNothing() throws Exception {
     float[][][] kv = promptKv(PROMPT, 12);
-    IncomingTransfer in = server.expect("req-12", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
-    try (KvBlockPool prefillPool = new KvBlockPool(root, "prefill-pool", layout, 8L * layout.blockBytes())) {
+    IncomingTransfer in =
+        server.expect("req-12", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    try (KvBlockPool prefillPool =
+        new KvBlockPool(root, "prefill-pool", layout, 8L * layout.blockBytes())) {
       PagedSequenceKv prefill = new PagedSequenceKv(prefillPool);
       for (int l = 0; l < cfg.numLayers(); l++) {
         prefill.write(l, kv[l][0], kv[l][1], 0, PROMPT, PROMPT);
@@ -267,14 +280,16 @@ abstract class KvTransferContract {
   void unknownTransferIdFailsWithNotFound() {
     float[][][] kv = promptKv(PROMPT, 5);
     KvTransferException e =
-        assertThrows(KvTransferException.class, () -> {
-          try (OutgoingTransfer out = client.open(location, "no-such-request")) {
-            for (int l = 0; l < cfg.numLayers(); l++) {
-              out.sendLayer(l, kv[l][0], kv[l][1], PROMPT);
-            }
-            out.complete();
-          }
-        });
+        assertThrows(
+            KvTransferException.class,
+            () -> {
+              try (OutgoingTransfer out = client.open(location, "no-such-request")) {
+                for (int l = 0; l < cfg.numLayers(); l++) {
+                  out.sendLayer(l, kv[l][0], kv[l][1], PROMPT);
+                }
+                out.complete();
+              }
+            });
     assertEquals(FlightStatusCode.NOT_FOUND, e.code(), e.getMessage());
     assertTrue(e.getMessage().contains("no-such-request"), e.getMessage());
   }
@@ -289,25 +304,29 @@ abstract class KvTransferContract {
       out.sendLayer(0, kv[0][0], kv[0][1], PROMPT);
       assertTrue(server.cancel("req-6"));
       assertFalse(server.cancel("req-6"), "a second cancel found it pending");
-      ExecutionException failed = assertThrows(ExecutionException.class, () -> in.completion().get(5, TimeUnit.SECONDS));
+      ExecutionException failed =
+          assertThrows(ExecutionException.class, () -> in.completion().get(5, TimeUnit.SECONDS));
       assertInstanceOf(CancellationException.class, failed.getCause());
       assertEquals(freeBefore, decodePool.freeBlocks(), "cancel freed or took blocks");
 
       // The decode node gives the blocks to another sequence; a late push must not touch them.
       decodePool.free(reserved);
-      PagedSequenceKv other = PagedSequenceKv.withReservation(decodePool, decodePool.allocate(reserved.length));
+      PagedSequenceKv other =
+          PagedSequenceKv.withReservation(decodePool, decodePool.allocate(reserved.length));
       float[][][] mine = promptKv(PROMPT, 7);
       for (int l = 0; l < cfg.numLayers(); l++) {
         other.write(l, mine[l][0], mine[l][1], 0, PROMPT, PROMPT);
       }
       other.advance(PROMPT);
       KvTransferException late =
-          assertThrows(KvTransferException.class, () -> {
-            for (int l = 1; l < cfg.numLayers(); l++) {
-              out.sendLayer(l, kv[l][0], kv[l][1], PROMPT);
-            }
-            out.complete();
-          });
+          assertThrows(
+              KvTransferException.class,
+              () -> {
+                for (int l = 1; l < cfg.numLayers(); l++) {
+                  out.sendLayer(l, kv[l][0], kv[l][1], PROMPT);
+                }
+                out.complete();
+              });
       assertEquals(FlightStatusCode.CANCELLED, late.code(), late.getMessage());
       assertSameKv(reference(mine, PROMPT), other);
       other.release();
@@ -316,35 +335,46 @@ abstract class KvTransferContract {
 
   @Test
   void batchesThatDoNotFitTheTransferAreInvalidArgumentAndFailIt() throws Exception {
-    IncomingTransfer in = server.expect("req-7", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    IncomingTransfer in =
+        server.expect("req-7", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
     float[][][] kv = promptKv(PROMPT + 16, 8);
     KvTransferException e =
-        assertThrows(KvTransferException.class, () -> {
-          try (OutgoingTransfer out = client.open(location, "req-7")) {
-            out.sendLayer(0, kv[0][0], kv[0][1], PROMPT + 16); // one block more than reserved
-            out.complete();
-          }
-        });
+        assertThrows(
+            KvTransferException.class,
+            () -> {
+              try (OutgoingTransfer out = client.open(location, "req-7")) {
+                out.sendLayer(0, kv[0][0], kv[0][1], PROMPT + 16); // one block more than reserved
+                out.complete();
+              }
+            });
     assertEquals(FlightStatusCode.INVALID_ARGUMENT, e.code(), e.getMessage());
-    assertTrue(e.getMessage().contains("block 2 holds 5 of the transfer's 37 tokens, a row claims 16"), e.getMessage());
-    ExecutionException failed = assertThrows(ExecutionException.class, () -> in.completion().get(5, TimeUnit.SECONDS));
+    assertTrue(
+        e.getMessage().contains("block 2 holds 5 of the transfer's 37 tokens, a row claims 16"),
+        e.getMessage());
+    ExecutionException failed =
+        assertThrows(ExecutionException.class, () -> in.completion().get(5, TimeUnit.SECONDS));
     assertInstanceOf(KvTransferException.class, failed.getCause());
     decodePool.free(in.blocks());
   }
 
   @Test
   void senderWithAnotherModelShapeIsInvalidArgument() throws Exception {
-    IncomingTransfer in = server.expect("req-8", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
-    KvLayout other = new KvLayout(layout.blockSize(), layout.layers(), layout.kvHeads(), layout.headDim() * 2, 4);
+    IncomingTransfer in =
+        server.expect("req-8", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    KvLayout other =
+        new KvLayout(
+            layout.blockSize(), layout.layers(), layout.kvHeads(), layout.headDim() * 2, 4);
     try (KvTransferClient wrong = new KvTransferClient(root, other, clientOptions())) {
       float[] k = new float[other.kvHeads() * PROMPT * other.headDim()];
       KvTransferException e =
-          assertThrows(KvTransferException.class, () -> {
-            try (OutgoingTransfer out = wrong.open(location, "req-8")) {
-              out.sendLayer(0, k, k, PROMPT);
-              out.complete();
-            }
-          });
+          assertThrows(
+              KvTransferException.class,
+              () -> {
+                try (OutgoingTransfer out = wrong.open(location, "req-8")) {
+                  out.sendLayer(0, k, k, PROMPT);
+                  out.complete();
+                }
+              });
       assertEquals(FlightStatusCode.INVALID_ARGUMENT, e.code(), e.getMessage());
     }
     assertTrue(in.completion().isCompletedExceptionally());
@@ -354,7 +384,8 @@ abstract class KvTransferContract {
   @Test
   void completeFailsWhenLayersAreMissing() throws Exception {
     float[][][] kv = promptKv(PROMPT, 9);
-    IncomingTransfer in = server.expect("req-9", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    IncomingTransfer in =
+        server.expect("req-9", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
     try (OutgoingTransfer out = client.open(location, "req-9")) {
       out.sendLayer(0, kv[0][0], kv[0][1], PROMPT);
       out.sendLayer(2, kv[2][0], kv[2][1], PROMPT);
@@ -368,11 +399,13 @@ abstract class KvTransferContract {
   @Test
   void parallelStreamsOverSeveralConnectionsDeliverEveryLayer() throws Exception {
     float[][][] kv = promptKv(PROMPT, 10);
-    KvTransferClient.Options opts = clientOptions().withStreams(3, 2).withMaxBatchBytes(layout.layerBytes());
+    KvTransferClient.Options opts =
+        clientOptions().withStreams(3, 2).withMaxBatchBytes(layout.layerBytes());
     try (KvTransferClient parallel = new KvTransferClient(root, layout, opts)) {
       for (int round = 0; round < 2; round++) { // the second round reuses the connections
         String id = "req-10-" + round;
-        IncomingTransfer in = server.expect(id, decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+        IncomingTransfer in =
+            server.expect(id, decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
         try (OutgoingTransfer out = parallel.open(location, id)) {
           for (int l = cfg.numLayers() - 1; l >= 0; l--) {
             out.sendLayer(l, kv[l][0], kv[l][1], PROMPT);
@@ -390,8 +423,12 @@ abstract class KvTransferContract {
   @Test
   void expectRejectsBlocksItCannotUse() {
     int[] blocks = decodePool.allocate(3);
-    assertThrows(IllegalArgumentException.class, () -> server.expect("a", new int[] {blocks[0], blocks[1]}, PROMPT));
-    assertThrows(IllegalArgumentException.class, () -> server.expect("a", new int[] {blocks[0], blocks[0], blocks[1]}, PROMPT));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> server.expect("a", new int[] {blocks[0], blocks[1]}, PROMPT));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> server.expect("a", new int[] {blocks[0], blocks[0], blocks[1]}, PROMPT));
     decodePool.free(new int[] {blocks[2]});
     assertThrows(IllegalArgumentException.class, () -> server.expect("a", blocks, PROMPT));
     int[] again = decodePool.allocate(1);
@@ -404,9 +441,11 @@ abstract class KvTransferContract {
 
   @Test
   void closingTheServerFailsPendingTransfersWithUnavailable() throws Exception {
-    IncomingTransfer in = server.expect("req-11", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    IncomingTransfer in =
+        server.expect("req-11", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
     server.close();
-    ExecutionException e = assertThrows(ExecutionException.class, () -> in.completion().get(5, TimeUnit.SECONDS));
+    ExecutionException e =
+        assertThrows(ExecutionException.class, () -> in.completion().get(5, TimeUnit.SECONDS));
     assertEquals(FlightStatusCode.UNAVAILABLE, ((KvTransferException) e.getCause()).code());
     decodePool.free(in.blocks());
   }
