@@ -326,8 +326,10 @@ public final class Router implements AutoCloseable {
     }
     try (CloseableThreadContext.Instance ctx = logContext(f)) {
       f.abortedByUser = true;
-      f.stopWork("aborted by the client");
+      // Finish first: the cancelled calls' own errors (CANCELLED) must not reach the client
+      // before (or instead of) its "abort" completion.
       complete(f, "abort", null, 0, 0);
+      f.stopWork("aborted by the client");
     }
     return true;
   }

@@ -110,6 +110,15 @@ class PrefixAndLeaseClusterTest {
     return b.substring(0, chars);
   }
 
+  static void awaitPrefillIdleInRoutersView() {
+    InJvmCluster.await(
+        Duration.ofSeconds(10),
+        () ->
+            cluster.router.directory().active(dev.pdserve.core.config.NodeRole.PREFILL).stream()
+                .allMatch(n -> n.load() == null || n.load().queuedPromptTokens() == 0),
+        "prefill nodes to report an empty queue");
+  }
+
   static long queries(WorkerNode w) {
     return w.prefill().prefixCacheQueries();
   }
@@ -133,6 +142,9 @@ class PrefixAndLeaseClusterTest {
     long holderHits = hits(holder);
     long otherQueries = queries(other);
 
+    // The router weighs cached tokens against queued ones: let the load the nodes publish (every
+    // 200 ms) settle after earlier tests, so the choice below is about the prefix alone.
+    awaitPrefillIdleInRoutersView();
     InJvmCluster.Result second =
         generateMatchingReference(raw("shared-2", prefix + " Q: and who routes it?", 6));
     int cached = second.completion().getUsage().getCachedTokens();
