@@ -119,7 +119,7 @@ public interface NodeClients {
    * Like {@link #decode}, but the decode node computes the prompt's KV and first token itself
    * (conditional disaggregation): no prefill node, no KV transfer.
    */
-  default Call decodeWithLocalPrefill(
+  Call decodeWithLocalPrefill(
       NodeInfo decode,
       String requestId,
       Reserved reservation,
@@ -127,16 +127,13 @@ public interface NodeClients {
       SamplingParams params,
       long seed,
       long deadlineNanos,
-      DecodeListener listener) {
-    throw new UnsupportedOperationException(
-        "these node clients cannot ask a decode node to prefill");
-  }
+      DecodeListener listener);
 
   /**
    * Continues a migrated sequence on {@code decode}: its KV is in {@code reservation}, the tokens
    * generated so far are {@code generated}; the stream carries the tokens after them.
    */
-  default Call resume(
+  Call resume(
       NodeInfo decode,
       String requestId,
       Reserved reservation,
@@ -145,7 +142,5 @@ public interface NodeClients {
       SamplingParams params,
       long seed,
       long deadlineNanos,
-      DecodeListener listener) {
-    throw new UnsupportedOperationException("these node clients cannot follow a migrated sequence");
-  }
+      DecodeListener listener);
 }
