@@ -16,9 +16,17 @@ public final class Main {
         new java.io.PrintWriter(System.out, true), new java.io.PrintWriter(System.err, true), args);
   }
 
+  /**
+   * The command tree, not run: for tools that check an argument list parses (such as the Kubernetes
+   * manifests' container arguments).
+   */
+  public static CommandLine commandLine() {
+    return new CommandLine(new PdserveCommand());
+  }
+
   /** Runs the CLI with the given output streams. */
   public static int run(java.io.PrintWriter out, java.io.PrintWriter err, String... args) {
-    CommandLine cli = new CommandLine(new PdserveCommand());
+    CommandLine cli = commandLine();
     cli.setOut(out);
     cli.setErr(err);
     cli.setExecutionExceptionHandler(new CliErrors());

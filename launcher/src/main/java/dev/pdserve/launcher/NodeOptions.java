@@ -99,7 +99,7 @@ final class NodeOptions {
 
   NodeConfig load(String role, Map<String, String> more) {
     Map<String, String> m = new LinkedHashMap<>();
-    m.put(NodeConfigLoader.ROLE, role);
+    put(m, NodeConfigLoader.ROLE, role);
     put(m, NodeConfigLoader.NODE_ID, nodeId);
     put(m, NodeConfigLoader.BIND_HOST, bind);
     put(m, NodeConfigLoader.ADVERTISED_HOST, advertise);

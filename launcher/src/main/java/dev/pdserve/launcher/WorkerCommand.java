@@ -1,6 +1,7 @@
 package dev.pdserve.launcher;
 
 import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.launcher.node.WorkerNode;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -22,9 +23,10 @@ final class WorkerCommand implements Callable<Integer> {
 
   @Option(
       names = "--role",
-      required = true,
       paramLabel = "ROLE",
-      description = "prefill or decode.")
+      description =
+          "prefill or decode: the role this worker starts in (default: pdserve.role from --config"
+              + " or PDSERVE_ROLE).")
   String role;
 
   @Option(
@@ -35,7 +37,7 @@ final class WorkerCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (!role.equals("prefill") && !role.equals("decode")) {
+    if (role != null && !role.equals("prefill") && !role.equals("decode")) {
       throw new CommandLine.ParameterException(
           spec.commandLine(), "--role must be prefill or decode, got '" + role + "'");
     }
@@ -44,6 +46,12 @@ final class WorkerCommand implements Callable<Integer> {
       more.put("pdserve.experts.mode", expertsMode);
     }
     NodeConfig cfg = node.load(role, more);
+    if (cfg.role() != NodeRole.PREFILL && cfg.role() != NodeRole.DECODE) {
+      throw new CommandLine.ParameterException(
+          spec.commandLine(),
+          "a worker starts as prefill or decode (--role, or pdserve.role / PDSERVE_ROLE), got "
+              + cfg.role().name().toLowerCase(java.util.Locale.ROOT));
+    }
     RootAllocator allocator = new RootAllocator();
     WorkerNode w = WorkerNode.start(cfg, allocator, WorkerNode.ExpertBackendFactory.fromConfig());
     AutoCloseable all =
@@ -51,6 +59,11 @@ final class WorkerCommand implements Callable<Integer> {
           w.close();
           allocator.close();
         };
-    return NodeProcess.serve(all, role, cfg.nodeId(), w.grpcAddress(), spec.commandLine().getOut());
+    return NodeProcess.serve(
+        all,
+        cfg.role().name().toLowerCase(java.util.Locale.ROOT),
+        cfg.nodeId(),
+        w.grpcAddress(),
+        spec.commandLine().getOut());
   }
 }

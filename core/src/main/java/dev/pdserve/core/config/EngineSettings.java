@@ -15,6 +15,7 @@ import java.util.Optional;
  * @param expertsMode where a worker's routed experts run
  * @param prefillChunkTokens a prompt is prefilled in chunks of at most this many tokens
  * @param decodeMaxBatch sequences in one decode step at most
+ * @param ortCuda run the graphs on ONNX Runtime's CUDA execution provider (needs the GPU build)
  */
 public record EngineSettings(
     long kvBudgetBytes,
@@ -25,4 +26,5 @@ public record EngineSettings(
     long modelSeed,
     ExpertsMode expertsMode,
     int prefillChunkTokens,
-    int decodeMaxBatch) {}
+    int decodeMaxBatch,
+    boolean ortCuda) {}

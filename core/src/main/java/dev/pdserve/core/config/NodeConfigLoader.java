@@ -63,6 +63,7 @@ public final class NodeConfigLoader {
   public static final String MODEL_PRESET = "pdserve.model.preset";
   public static final String MODEL_DIR = "pdserve.model.dir";
   public static final String ORT_THREADS = "pdserve.ort.threads";
+  public static final String ORT_EXECUTION_PROVIDER = "pdserve.ort.execution-provider";
   public static final String MODEL_SEED = "pdserve.model.seed";
   public static final String EXPERTS_MODE = "pdserve.experts.mode";
   public static final String PREFILL_CHUNK_TOKENS = "pdserve.prefill.chunk-tokens";
@@ -108,6 +109,7 @@ public final class NodeConfigLoader {
           MODEL_PRESET,
           MODEL_DIR,
           ORT_THREADS,
+          ORT_EXECUTION_PROVIDER,
           MODEL_SEED,
           EXPERTS_MODE,
           PREFILL_CHUNK_TOKENS,
@@ -342,6 +344,17 @@ public final class NodeConfigLoader {
               + String.join(", ", ModelPresets.names()));
     }
     int ortThreads = intIn(ORT_THREADS, 0, 0, 1024);
+    boolean ortCuda =
+        parse(
+            ORT_EXECUTION_PROVIDER,
+            s ->
+                switch (s.trim().toLowerCase(Locale.ROOT)) {
+                  case "cpu" -> false;
+                  case "cuda" -> true;
+                  default -> throw new IllegalArgumentException();
+                },
+            false,
+            "must be cpu or cuda (cuda needs the GPU build: mvn -Pgpu, or the -gpu image)");
     long modelSeed = 42;
     String seedText = string(MODEL_SEED, null);
     if (seedText != null) {
@@ -356,7 +369,16 @@ public final class NodeConfigLoader {
     int maxBatch = intIn(DECODE_MAX_BATCH, 64, 1, 4096);
     EngineSettings engine =
         new EngineSettings(
-            kvBudget, range, preset, modelDir, ortThreads, modelSeed, expertsMode, chunk, maxBatch);
+            kvBudget,
+            range,
+            preset,
+            modelDir,
+            ortThreads,
+            modelSeed,
+            expertsMode,
+            chunk,
+            maxBatch,
+            ortCuda);
 
     int lease = intIn(KV_LEASE_SECONDS, PrefixSettings.DEFAULT_LEASE_SECONDS, 1, 3600);
     boolean prefixCache = bool(PREFILL_PREFIX_CACHE, true);

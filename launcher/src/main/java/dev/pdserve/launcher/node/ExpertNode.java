@@ -52,7 +52,8 @@ public final class ExpertNode implements AutoCloseable {
       LoadedModel model = closer.add(LoadedModel.load(NodeModels.spec(config)));
       OrtRuntime rt =
           OrtRuntime.shared(
-              new OrtRuntime.RuntimeOptions(config.engine().ortThreads(), false, true));
+              new OrtRuntime.RuntimeOptions(
+                  config.engine().ortThreads(), config.engine().ortCuda(), true));
       ModelWeights weights = closer.add(new ModelWeights(model.config(), model.weights(), rt));
       this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
       PrometheusShardMetrics shardMetrics = new PrometheusShardMetrics(metrics);

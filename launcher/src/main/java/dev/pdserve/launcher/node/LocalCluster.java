@@ -343,6 +343,14 @@ public final class LocalCluster implements AutoCloseable {
   }
 
   private static List<String> javaCommand(Spec spec) {
+    return nodeJavaCommand(spec.heap(), spec.logLevel());
+  }
+
+  /**
+   * The command that starts a node JVM like this one ({@code pdserve} CLI arguments follow): the
+   * module flags this JVM got, {@code -Xmx heap}, the flags that suit many JVMs on one machine.
+   */
+  public static List<String> nodeJavaCommand(String heap, String logLevel) {
     List<String> cmd = new ArrayList<>();
     cmd.add(ProcessHandle.current().info().command().orElse("java"));
     for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
@@ -352,7 +360,7 @@ public final class LocalCluster implements AutoCloseable {
         cmd.add(a);
       }
     }
-    cmd.add("-Xmx" + spec.heap());
+    cmd.add("-Xmx" + heap);
     // Many JVMs on one machine: C2 compilation in every process competes with serving for the
     // cores for minutes; the C1 tier alone gave twice the throughput on 2 cores
     // (docs/PERFORMANCE.md).
@@ -363,7 +371,7 @@ public final class LocalCluster implements AutoCloseable {
       cmd.addAll(List.of(extra.trim().split("\\s+")));
     }
     cmd.add("-XX:+UseSerialGC");
-    cmd.add("-Dpdserve.log.level=" + spec.logLevel());
+    cmd.add("-Dpdserve.log.level=" + logLevel);
     cmd.add("-Dhazelcast.logging.type=log4j2");
     cmd.add("-Dhazelcast.phone.home.enabled=false");
     cmd.add("-cp");

@@ -134,7 +134,8 @@ public final class WorkerNode implements AutoCloseable {
       this.model = closer.add(LoadedModel.load(NodeModels.spec(config)));
       OrtRuntime rt =
           OrtRuntime.shared(
-              new OrtRuntime.RuntimeOptions(config.engine().ortThreads(), false, true));
+              new OrtRuntime.RuntimeOptions(
+                  config.engine().ortThreads(), config.engine().ortCuda(), true));
       ModelWeights weights = closer.add(new ModelWeights(model.config(), model.weights(), rt));
       ModelRunner runner = closer.add(new ModelRunner(model.config(), weights, rt));
       ExpertBackend backend = experts.create(config, model, weights, member, closer);

@@ -3,6 +3,7 @@ package dev.pdserve.model.onnx;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtProvider;
 import ai.onnxruntime.OrtSession;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -45,6 +46,13 @@ public final class OrtRuntime {
    */
   public static synchronized OrtRuntime shared(RuntimeOptions opts) {
     if (shared == null) {
+      if (opts.cuda() && !OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA)) {
+        throw new IllegalStateException(
+            "the CUDA execution provider was asked for (pdserve.ort.execution-provider=cuda), but"
+                + " this build's ONNX Runtime has only "
+                + OrtEnvironment.getAvailableProviders()
+                + ": build with mvn -Pgpu (the onnxruntime_gpu artifact) or run the -gpu image");
+      }
       try (OrtEnvironment.ThreadingOptions threading = new OrtEnvironment.ThreadingOptions()) {
         int threads =
             opts.intraOpThreads() > 0

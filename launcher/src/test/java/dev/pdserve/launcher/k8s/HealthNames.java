@@ -1,0 +1,15 @@
+package dev.pdserve.launcher.k8s;
+
+import dev.pdserve.core.config.NodeRole;
+
+/** The grpc.health.v1 service a node of a role reports SERVING while it is ready for work. */
+final class HealthNames {
+  private HealthNames() {}
+
+  static String readiness(NodeRole role) {
+    return switch (role) {
+      case PREFILL, DECODE -> "pdserve.worker";
+      default -> role.healthServiceName();
+    };
+  }
+}

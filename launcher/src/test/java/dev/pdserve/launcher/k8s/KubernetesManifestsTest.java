@@ -1,0 +1,318 @@
+package dev.pdserve.launcher.k8s;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.pdserve.core.metrics.MetricNames;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Every kustomization under {@code deploy/k8s} renders with a real kustomize, every object is valid
+ * against the Kubernetes schema (offline), and the checks that tie the manifests to the binaries
+ * hold ({@link ManifestChecks}); each check is also shown to catch the mistake it is for.
+ */
+class KubernetesManifestsTest {
+  private static final Path K8S = Kustomize.K8S;
+  private static final Map<String, List<JsonNode>> RENDERS = new LinkedHashMap<>();
+
+  @TempDir static Path scratch;
+
+  @BeforeAll
+  static void render() throws Exception {
+    for (String dir :
+        List.of(
+            "base", "overlays/dev", "overlays/gpu", "examples/keda", "examples/model-convert")) {
+      RENDERS.put(dir, Kustomize.render(K8S.resolve(dir)));
+    }
+    // The gpu overlay with both of its optional components switched on.
+    Path withOptions = Path.of("target", "k8s-gpu-with-options").toAbsolutePath();
+    Files.createDirectories(withOptions);
+    Files.writeString(
+        withOptions.resolve("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+            + "kind: Kustomization\n"
+            + "resources:\n"
+            + "  - "
+            + withOptions.relativize(K8S.resolve("overlays/gpu"))
+            + "\n"
+            + "components:\n"
+            + "  - "
+            + withOptions.relativize(K8S.resolve("components/gpu-node-selector"))
+            + "\n"
+            + "  - "
+            + withOptions.relativize(K8S.resolve("components/gpu-tolerations"))
+            + "\n");
+    RENDERS.put("overlays/gpu + options", Kustomize.render(withOptions));
+  }
+
+  @Test
+  void everyKustomizationRendersValidObjectsThatAgreeWithTheBinaries() {
+    ManifestChecks checks = new ManifestChecks(scratch);
+    for (String name : List.of("base", "overlays/dev", "overlays/gpu", "overlays/gpu + options")) {
+      checks.check(name, RENDERS.get(name));
+    }
+    // The examples are applied next to an overlay: check them in that company.
+    checks.check("examples/keda", with(RENDERS.get("examples/keda"), RENDERS.get("overlays/dev")));
+    checks.check(
+        "examples/model-convert",
+        with(RENDERS.get("examples/model-convert"), RENDERS.get("overlays/gpu")));
+    assertEquals(List.of(), checks.problems(), "rendered with " + Kustomize.describe());
+  }
+
+  @Test
+  void overlaysHaveTheShapeTheirNamesPromise() {
+    List<JsonNode> dev = RENDERS.get("overlays/dev");
+    List<JsonNode> gpu = RENDERS.get("overlays/gpu");
+    for (String kind :
+        List.of("Deployment", "StatefulSet", "Service", "ConfigMap", "PodDisruptionBudget")) {
+      assertTrue(!Manifests.ofKind(dev, kind).isEmpty(), "dev has a " + kind);
+    }
+    assertEquals("Deployment", kindOf(dev, "pdserve-router"));
+    for (String sts : List.of("pdserve-prefill", "pdserve-decode", "pdserve-experts")) {
+      assertEquals("StatefulSet", kindOf(dev, sts), sts + " is a StatefulSet (stable identity)");
+    }
+    // dev: the built-in model, no volume; gpu: a model directory on the claim, GPUs on workers.
+    Map<String, String> devConfig = configMap(dev);
+    assertEquals("tiny", devConfig.get("PDSERVE_MODEL_PRESET"));
+    assertTrue(!devConfig.containsKey("PDSERVE_MODEL_DIR"));
+    assertTrue(Manifests.ofKind(dev, "PersistentVolumeClaim").isEmpty());
+    Map<String, String> gpuConfig = configMap(gpu);
+    assertEquals("cuda", gpuConfig.get("PDSERVE_ORT_EXECUTION_PROVIDER"));
+    assertTrue(gpuConfig.get("PDSERVE_MODEL_DIR").startsWith("/models/"));
+    assertEquals(1, Manifests.ofKind(gpu, "PersistentVolumeClaim").size());
+    for (Workload w : Workload.all(gpu)) {
+      if (w.kind().equals("StatefulSet")) {
+        assertEquals(
+            1,
+            w.container().path("resources").path("limits").path("nvidia.com/gpu").asInt(),
+            w.label() + " takes a GPU");
+      }
+    }
+    JsonNode options =
+        Manifests.find(RENDERS.get("overlays/gpu + options"), "StatefulSet", "pdserve-decode");
+    JsonNode pod = options.path("spec").path("template").path("spec");
+    assertEquals("true", pod.path("nodeSelector").path("nvidia.com/gpu.present").asText());
+    assertEquals("nvidia.com/gpu", pod.path("tolerations").get(0).path("key").asText());
+  }
+
+  @Test
+  void kedaScalesAWorkerSetOnTheRoutersQueue() {
+    JsonNode so = Manifests.ofKind(RENDERS.get("examples/keda"), "ScaledObject").get(0);
+    JsonNode target = so.path("spec").path("scaleTargetRef");
+    Workload w =
+        Workload.all(RENDERS.get("base")).stream()
+            .filter(x -> x.name().equals(target.path("name").asText()))
+            .findFirst()
+            .orElseThrow(() -> new AssertionError("no workload " + target.path("name")));
+    assertEquals(w.kind(), target.path("kind").asText());
+    assertEquals(w.namespace(), so.path("metadata").path("namespace").asText());
+    String query = so.path("spec").path("triggers").get(0).path("metadata").path("query").asText();
+    assertTrue(query.contains(MetricNames.NUM_REQUESTS_WAITING + "{"), query);
+    // The label the query selects is the router pods' component label, as Prometheus maps it.
+    Workload router =
+        Workload.all(RENDERS.get("base")).stream()
+            .filter(x -> x.name().equals("pdserve-router"))
+            .findFirst()
+            .orElseThrow();
+    assertTrue(
+        query.contains(
+            "app_kubernetes_io_component=\""
+                + router.podLabels().path("app.kubernetes.io/component").asText()
+                + "\""),
+        query);
+  }
+
+  @Test
+  void theModelConvertJobWritesTheDirectoryTheGpuPodsLoad() {
+    Workload job = Workload.all(RENDERS.get("examples/model-convert")).get(0);
+    List<String> args = job.args();
+    assertEquals(List.of("model", "convert"), args.subList(0, 2));
+    String out = args.get(args.indexOf("--out") + 1);
+    assertEquals(configMap(RENDERS.get("overlays/gpu")).get("PDSERVE_MODEL_DIR"), out);
+    String claim =
+        job.podSpec()
+            .path("volumes")
+            .get(0)
+            .path("persistentVolumeClaim")
+            .path("claimName")
+            .asText();
+    assertEquals(
+        claim,
+        Manifests.ofKind(RENDERS.get("overlays/gpu"), "PersistentVolumeClaim")
+            .get(0)
+            .path("metadata")
+            .path("name")
+            .asText());
+  }
+
+  @Test
+  void theImageIsOneMultiStageNonRootImageForEveryRole() throws IOException {
+    String dockerfile = Files.readString(K8S.resolve("Dockerfile"));
+    assertTrue(dockerfile.lines().filter(l -> l.startsWith("FROM ")).count() >= 2, "multi-stage");
+    assertTrue(ManifestChecks.dockerfileUser() > 0, "runs as a non-root user");
+    assertTrue(
+        dockerfile.contains("ENTRYPOINT [\"/opt/pdserve/bin/pdserve\"]"),
+        "the CLI is the entry point");
+    assertTrue(dockerfile.contains("PDSERVE_SKIP_BUILD=1"), "never builds at run time");
+    // The GPU build argument selects the root pom's gpu profile.
+    assertTrue(dockerfile.contains("-P${MAVEN_PROFILES}"));
+    assertTrue(
+        Files.readString(ManifestChecks.REPO.resolve("pom.xml")).contains("<id>gpu</id>"),
+        "the gpu profile the Dockerfile names exists");
+  }
+
+  @Test
+  void theChecksCatchTheMistakesTheyAreFor() {
+    List<JsonNode> dev = RENDERS.get("overlays/dev");
+    assertEquals(List.of(), problems(dev), "the dev overlay as rendered is clean");
+    expectProblem(
+        dev,
+        "targets",
+        o -> {
+          if (isNamed(o, "Service", "pdserve-router")) {
+            ((ObjectNode) o.path("spec").path("ports").get(0)).put("targetPort", "grpcc");
+          }
+        });
+    expectProblem(
+        dev,
+        "discovers members through Service",
+        o -> {
+          if (isNamed(o, "Service", "pdserve-cluster")) {
+            ((ObjectNode) o.path("metadata")).put("name", "pdserve-members");
+          }
+        });
+    expectProblem(
+        dev,
+        "is not defined in the `V1Container` properties",
+        o -> {
+          if (isNamed(o, "Deployment", "pdserve-router")) {
+            ((ObjectNode) container(o)).put("imagePullPolcy", "Always");
+          }
+        });
+    expectProblem(
+        dev,
+        "is not a setting pdserve reads",
+        o -> {
+          if (isNamed(o, "StatefulSet", "pdserve-decode")) {
+            ((ArrayNode) container(o).path("env"))
+                .addObject()
+                .put("name", "PDSERVE_KV_BUDGET")
+                .put("value", "1g");
+          }
+        });
+    expectProblem(
+        dev,
+        "asks for health service",
+        o -> {
+          if (isNamed(o, "StatefulSet", "pdserve-prefill")) {
+            ((ObjectNode) container(o).path("readinessProbe").path("grpc"))
+                .put("service", "pdserve.prefill");
+          }
+        });
+    expectProblem(
+        dev,
+        "would kill it mid-drain",
+        o -> {
+          if (isNamed(o, "StatefulSet", "pdserve-decode")) {
+            ((ObjectNode) o.path("spec").path("template").path("spec"))
+                .put("terminationGracePeriodSeconds", 10);
+          }
+        });
+    expectProblem(
+        dev,
+        "but the node's settings put it on",
+        o -> {
+          if (o.path("kind").asText().equals("ConfigMap")) {
+            ((ObjectNode) o.path("data")).put("PDSERVE_GRPC_PORT", "50061");
+          }
+        });
+    expectProblem(
+        dev,
+        "a value has the wrong type",
+        o -> {
+          if (isNamed(o, "StatefulSet", "pdserve-experts")) {
+            ((ObjectNode) container(o).path("resources").path("limits")).put("memory", "lots");
+          }
+        });
+    expectProblem(
+        dev,
+        "does not match its pods' labels",
+        o -> {
+          if (isNamed(o, "StatefulSet", "pdserve-experts")) {
+            ((ObjectNode) o.path("spec").path("selector").path("matchLabels"))
+                .put("app.kubernetes.io/component", "experts");
+          }
+        });
+    expectProblem(
+        dev,
+        "do not parse",
+        o -> {
+          if (isNamed(o, "Deployment", "pdserve-router")) {
+            ((ArrayNode) container(o).path("args")).add("--shutdown-timout");
+          }
+        });
+  }
+
+  // ---- helpers ----
+
+  private List<String> problems(List<JsonNode> render) {
+    return new ManifestChecks(scratch).check("test", render).problems();
+  }
+
+  private void expectProblem(List<JsonNode> render, String fragment, Consumer<JsonNode> mutation) {
+    List<JsonNode> copy = new ArrayList<>();
+    render.forEach(o -> copy.add(o.deepCopy()));
+    copy.forEach(mutation);
+    List<String> found = problems(copy);
+    assertTrue(
+        found.stream().anyMatch(p -> p.contains(fragment)),
+        "expected a problem mentioning '" + fragment + "', got " + found);
+  }
+
+  private static boolean isNamed(JsonNode o, String kind, String name) {
+    return kind.equals(o.path("kind").asText())
+        && name.equals(o.path("metadata").path("name").asText());
+  }
+
+  private static JsonNode container(JsonNode workload) {
+    return workload.path("spec").path("template").path("spec").path("containers").get(0);
+  }
+
+  private static String kindOf(List<JsonNode> render, String name) {
+    return render.stream()
+        .filter(o -> name.equals(o.path("metadata").path("name").asText()))
+        .map(o -> o.path("kind").asText())
+        .filter(k -> !k.equals("PodDisruptionBudget") && !k.equals("Service"))
+        .findFirst()
+        .orElse("none");
+  }
+
+  static Map<String, String> configMap(List<JsonNode> render) {
+    Map<String, String> data = new LinkedHashMap<>();
+    Manifests.ofKind(render, "ConfigMap")
+        .get(0)
+        .path("data")
+        .fields()
+        .forEachRemaining(e -> data.put(e.getKey(), e.getValue().asText()));
+    return data;
+  }
+
+  private static List<JsonNode> with(List<JsonNode> a, List<JsonNode> b) {
+    List<JsonNode> all = new ArrayList<>(a);
+    all.addAll(b);
+    return all;
+  }
+}

@@ -1,0 +1,678 @@
+package dev.pdserve.launcher.k8s;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.google.gson.JsonParser;
+import dev.pdserve.core.config.JoinMode;
+import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeConfigException;
+import dev.pdserve.core.config.NodeConfigLoader;
+import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.launcher.Main;
+import io.kubernetes.client.openapi.models.V2HorizontalPodAutoscalerBehavior;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import picocli.CommandLine;
+
+/**
+ * What must hold of a rendered set of pdserve objects beyond the Kubernetes schema — the checks
+ * that tie the manifests to the binaries: containers start with arguments this build's CLI parses
+ * and settings its config loader accepts; every port a Service or probe names is a port the node
+ * opens; probes ask the gRPC health port for the service names the nodes report; Hazelcast's
+ * discovery names the headless Service that exists and selects the pods; selectors match labels;
+ * drain budgets add up. Each check adds a message naming the object to {@link #problems()}.
+ */
+final class ManifestChecks {
+  static final Path REPO = Kustomize.K8S.getParent().getParent();
+  private static final Pattern DOCKER_USER = Pattern.compile("(?m)^USER\\s+(\\d+)");
+  private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h)?");
+
+  private final List<String> problems = new ArrayList<>();
+  private final Path scratch;
+
+  /** {@code scratch}: a directory that stands in for mounted model directories. */
+  ManifestChecks(Path scratch) {
+    this.scratch = scratch;
+  }
+
+  List<String> problems() {
+    return problems;
+  }
+
+  /** Every check on one render; {@code name} prefixes the messages. */
+  ManifestChecks check(String name, List<JsonNode> render) {
+    int before = problems.size();
+    schema(render);
+    for (Workload w : Workload.all(render)) {
+      workload(w);
+    }
+    services(render);
+    budgets(render);
+    for (int i = before; i < problems.size(); i++) {
+      problems.set(i, name + ": " + problems.get(i));
+    }
+    return this;
+  }
+
+  // ---- schema ----
+
+  void schema(List<JsonNode> render) {
+    for (JsonNode o : render) {
+      String apiVersion = o.path("apiVersion").asText("");
+      if (KubernetesSchema.isBuiltIn(apiVersion)) {
+        problems.addAll(KubernetesSchema.validate(o));
+      } else if (apiVersion.equals("keda.sh/v1alpha1")
+          && o.path("kind").asText().equals("ScaledObject")) {
+        scaledObjectSchema(o);
+      } else {
+        problems.add(
+            o.path("kind").asText() + " " + apiVersion + ": no schema to check it against");
+      }
+    }
+  }
+
+  /**
+   * KEDA's ScaledObject (a custom resource, so not in the Kubernetes schema): the fields KEDA
+   * defines, trigger metadata as strings (KEDA rejects numbers there), and the HPA behavior block
+   * checked against the Kubernetes autoscaling/v2 schema.
+   */
+  private void scaledObjectSchema(JsonNode o) {
+    String name = "ScaledObject/" + o.path("metadata").path("name").asText();
+    JsonNode spec = o.path("spec");
+    onlyFields(
+        name + " spec",
+        spec,
+        Set.of(
+            "scaleTargetRef",
+            "pollingInterval",
+            "cooldownPeriod",
+            "initialCooldownPeriod",
+            "idleReplicaCount",
+            "minReplicaCount",
+            "maxReplicaCount",
+            "fallback",
+            "advanced",
+            "triggers"));
+    onlyFields(
+        name + " scaleTargetRef",
+        spec.path("scaleTargetRef"),
+        Set.of("apiVersion", "kind", "name", "envSourceContainerName"));
+    if (spec.path("scaleTargetRef").path("name").asText("").isEmpty()) {
+      problems.add(name + ": scaleTargetRef.name is required");
+    }
+    for (String n :
+        List.of("pollingInterval", "cooldownPeriod", "minReplicaCount", "maxReplicaCount")) {
+      if (spec.has(n) && !spec.get(n).isInt()) {
+        problems.add(name + ": " + n + " must be an integer");
+      }
+    }
+    if (spec.path("minReplicaCount").asInt(0) > spec.path("maxReplicaCount").asInt(100)) {
+      problems.add(name + ": minReplicaCount > maxReplicaCount");
+    }
+    JsonNode advanced = spec.path("advanced");
+    onlyFields(
+        name + " advanced",
+        advanced,
+        Set.of(
+            "restoreToOriginalReplicaCount", "horizontalPodAutoscalerConfig", "scalingModifiers"));
+    JsonNode behavior = advanced.path("horizontalPodAutoscalerConfig").path("behavior");
+    if (!behavior.isMissingNode()) {
+      try {
+        V2HorizontalPodAutoscalerBehavior.validateJsonElement(
+            JsonParser.parseString(behavior.toString()));
+      } catch (IOException | RuntimeException e) {
+        problems.add(name + ": advanced.horizontalPodAutoscalerConfig.behavior: " + e.getMessage());
+      }
+    }
+    if (!spec.path("triggers").isArray() || spec.path("triggers").isEmpty()) {
+      problems.add(name + ": needs at least one trigger");
+    }
+    for (JsonNode t : spec.path("triggers")) {
+      onlyFields(
+          name + " trigger",
+          t,
+          Set.of(
+              "type", "name", "metadata", "authenticationRef", "metricType", "useCachedMetrics"));
+      t.path("metadata")
+          .fields()
+          .forEachRemaining(
+              e -> {
+                if (!e.getValue().isTextual()) {
+                  problems.add(name + ": trigger metadata " + e.getKey() + " must be a string");
+                }
+              });
+    }
+  }
+
+  private void onlyFields(String where, JsonNode node, Set<String> allowed) {
+    node.fieldNames()
+        .forEachRemaining(
+            f -> {
+              if (!allowed.contains(f)) {
+                problems.add(where + ": unknown field " + f);
+              }
+            });
+  }
+
+  // ---- workloads ----
+
+  void workload(Workload w) {
+    String name = w.label();
+    JsonNode c = w.container();
+    image(w);
+    try {
+      Main.commandLine().parseArgs(w.args().toArray(String[]::new));
+    } catch (CommandLine.ParameterException e) {
+      problems.add(name + ": args " + w.args() + " do not parse: " + e.getMessage());
+    }
+    JsonNode security = w.podSpec().path("securityContext");
+    if (!security.path("runAsNonRoot").asBoolean(false)) {
+      problems.add(name + ": pods must set runAsNonRoot");
+    }
+    int imageUser = dockerfileUser();
+    if (security.path("runAsUser").asInt(-1) != imageUser) {
+      problems.add(
+          name
+              + ": runAsUser "
+              + security.path("runAsUser")
+              + " is not the image's user "
+              + imageUser);
+    }
+    resources(w);
+    volumes(w);
+    if (!w.isNode()) {
+      return;
+    }
+    List<String> envProblems = new ArrayList<>();
+    Map<String, String> env = w.environment(w.podName(0), "10.0.0.7", envProblems);
+    problems.addAll(envProblems);
+    for (String var : env.keySet()) {
+      if (!isSettingReadByBinaries(var)) {
+        problems.add(name + ": " + var + " is not a setting pdserve reads");
+      }
+    }
+    NodeRole role;
+    try {
+      role = w.role(env);
+    } catch (IllegalArgumentException e) {
+      problems.add(name + ": no starting role: " + e.getMessage());
+      return;
+    }
+    NodeConfig config = config(w, role, env);
+    if (config == null) {
+      return;
+    }
+    ports(w, role, config);
+    probes(w, role, config);
+    drain(w);
+    labelsAndSelectors(w);
+    discovery(w, config);
+    gpu(w, role, env);
+    if (w.kind().equals("StatefulSet")) {
+      String svc = w.object().path("spec").path("serviceName").asText("");
+      JsonNode s = Manifests.find(w.render(), "Service", svc);
+      if (s == null || !"None".equals(s.path("spec").path("clusterIP").asText())) {
+        problems.add(name + ": serviceName " + svc + " is not a headless Service of the render");
+      }
+    }
+    String shards = env.get(NodeConfigLoader.environmentVariable("pdserve.expert.shard-count"));
+    if (role == NodeRole.EXPERT && shards != null && w.replicas() % Integer.parseInt(shards) != 0) {
+      problems.add(
+          name
+              + ": replicas "
+              + w.replicas()
+              + " is not a multiple of the shard count "
+              + shards
+              + " (some expert range would have fewer copies than the others)");
+    }
+  }
+
+  private void image(Workload w) {
+    String image = w.container().path("image").asText("");
+    int slash = image.lastIndexOf('/');
+    int colon = image.lastIndexOf(':');
+    if (colon < slash + 1 || !image.substring(slash + 1, colon).equals("pdserve")) {
+      problems.add(
+          w.label()
+              + ": image "
+              + image
+              + " is not a tagged pdserve image (deploy/k8s/Dockerfile builds pdserve:<tag>)");
+    } else if (image.endsWith(":latest")) {
+      problems.add(w.label() + ": image " + image + ": pin a version, not latest");
+    }
+  }
+
+  private void resources(Workload w) {
+    JsonNode r = w.container().path("resources");
+    for (String k : List.of("cpu", "memory")) {
+      if (r.path("requests").path(k).isMissingNode()) {
+        problems.add(w.label() + ": no " + k + " request");
+      }
+    }
+    if (r.path("limits").path("memory").isMissingNode()) {
+      problems.add(w.label() + ": no memory limit");
+    }
+    JsonNode gpuReq = r.path("requests").path("nvidia.com/gpu");
+    JsonNode gpuLim = r.path("limits").path("nvidia.com/gpu");
+    if (!gpuReq.isMissingNode() || !gpuLim.isMissingNode()) {
+      if (!gpuReq.asText().equals(gpuLim.asText())) {
+        problems.add(
+            w.label()
+                + ": nvidia.com/gpu requests ("
+                + gpuReq
+                + ") must equal limits ("
+                + gpuLim
+                + ")");
+      }
+    }
+  }
+
+  private void volumes(Workload w) {
+    Set<String> volumes = new HashSet<>();
+    for (JsonNode v : w.podSpec().path("volumes")) {
+      volumes.add(v.path("name").asText());
+      String claim = v.path("persistentVolumeClaim").path("claimName").asText("");
+      if (!claim.isEmpty() && Manifests.find(w.render(), "PersistentVolumeClaim", claim) == null) {
+        problems.add(
+            w.label()
+                + ": volume "
+                + v.path("name").asText()
+                + " claims "
+                + claim
+                + ", which the render lacks");
+      }
+    }
+    for (JsonNode m : w.container().path("volumeMounts")) {
+      if (!volumes.contains(m.path("name").asText())) {
+        problems.add(
+            w.label() + ": mounts volume " + m.path("name").asText() + ", which the pod lacks");
+      }
+    }
+  }
+
+  /** The node's config as the pod's environment gives it; null (with a problem) if it fails. */
+  private NodeConfig config(Workload w, NodeRole role, Map<String, String> env) {
+    Map<String, String> e = new java.util.LinkedHashMap<>(env);
+    String dirVar = NodeConfigLoader.environmentVariable(NodeConfigLoader.MODEL_DIR);
+    String dir = e.get(dirVar);
+    if (dir != null && !dir.isBlank()) {
+      // The model directory must be on a mounted volume; here a scratch directory stands in.
+      boolean mounted = false;
+      for (JsonNode m : w.container().path("volumeMounts")) {
+        String path = m.path("mountPath").asText();
+        if (dir.startsWith(path.endsWith("/") ? path : path + "/")) {
+          mounted = true;
+        }
+      }
+      if (!mounted) {
+        problems.add(w.label() + ": " + dirVar + "=" + dir + " is on no mounted volume");
+      }
+      e.put(dirVar, scratch.toString());
+    }
+    try {
+      NodeConfig config =
+          NodeConfigLoader.load(Optional.empty(), e, Map.of(NodeConfigLoader.ROLE, role.name()));
+      if (config.role() != role) {
+        problems.add(w.label() + ": loads as " + config.role() + ", expected " + role);
+      }
+      return config;
+    } catch (NodeConfigException ex) {
+      problems.add(w.label() + ": its settings do not load: " + ex.getMessage());
+      return null;
+    }
+  }
+
+  private void ports(Workload w, NodeRole role, NodeConfig config) {
+    Map<String, Integer> ports = w.ports();
+    expectPort(w, ports, "grpc", config.network().grpcPort());
+    expectPort(w, ports, "metrics", config.network().metricsPort());
+    expectPort(w, ports, "hazelcast", config.cluster().port());
+    if (role == NodeRole.PREFILL || role == NodeRole.DECODE) {
+      expectPort(w, ports, "flight", config.network().flightPort());
+    }
+    if (role == NodeRole.ROUTER) {
+      expectPort(w, ports, "http", config.network().httpPort());
+    }
+  }
+
+  private void expectPort(Workload w, Map<String, Integer> ports, String name, int served) {
+    Integer declared = ports.get(name);
+    if (declared == null) {
+      problems.add(
+          w.label()
+              + ": no container port named "
+              + name
+              + " (the node serves it on "
+              + served
+              + ")");
+    } else if (declared != served) {
+      problems.add(
+          w.label()
+              + ": container port "
+              + name
+              + "="
+              + declared
+              + " but the node's settings put it on "
+              + served);
+    }
+  }
+
+  private void probes(Workload w, NodeRole role, NodeConfig config) {
+    JsonNode c = w.container();
+    for (String probe : List.of("startupProbe", "readinessProbe", "livenessProbe")) {
+      JsonNode grpc = c.path(probe).path("grpc");
+      if (grpc.isMissingNode()) {
+        problems.add(w.label() + ": " + probe + " must be a gRPC health probe");
+        continue;
+      }
+      if (grpc.path("port").asInt() != config.network().grpcPort()) {
+        problems.add(
+            w.label()
+                + ": "
+                + probe
+                + " asks port "
+                + grpc.path("port")
+                + ", the gRPC health port is "
+                + config.network().grpcPort());
+      }
+      String service = grpc.path("service").asText("");
+      String expected = probe.equals("livenessProbe") ? "" : HealthNames.readiness(role);
+      if (!service.equals(expected)) {
+        problems.add(
+            w.label()
+                + ": "
+                + probe
+                + " asks for health service '"
+                + service
+                + "', the node reports '"
+                + expected
+                + "'");
+      }
+    }
+  }
+
+  private void drain(Workload w) {
+    List<String> args = w.args();
+    int i = args.indexOf("--shutdown-timeout");
+    if (i < 0 || i + 1 >= args.size()) {
+      problems.add(w.label() + ": no --shutdown-timeout");
+      return;
+    }
+    long timeoutSeconds = seconds(args.get(i + 1));
+    long preStop = 0;
+    JsonNode cmd = w.container().path("lifecycle").path("preStop").path("exec").path("command");
+    if (cmd.size() == 2 && cmd.get(0).asText().equals("sleep")) {
+      preStop = Long.parseLong(cmd.get(1).asText());
+    } else {
+      problems.add(
+          w.label() + ": preStop must be [sleep, N] (endpoints drop the pod before it drains)");
+    }
+    long grace = w.podSpec().path("terminationGracePeriodSeconds").asLong(30);
+    if (grace < preStop + timeoutSeconds) {
+      problems.add(
+          w.label()
+              + ": terminationGracePeriodSeconds "
+              + grace
+              + " < preStop "
+              + preStop
+              + " + --shutdown-timeout "
+              + timeoutSeconds
+              + ": the kubelet would kill it mid-drain");
+    }
+  }
+
+  private void labelsAndSelectors(Workload w) {
+    JsonNode labels = w.podLabels();
+    if (!"pdserve".equals(labels.path("app.kubernetes.io/name").asText())
+        || labels.path("app.kubernetes.io/component").asText("").isEmpty()) {
+      problems.add(
+          w.label() + ": pods need app.kubernetes.io/name=pdserve and a component (role) label");
+    }
+    JsonNode selector = w.object().path("spec").path("selector").path("matchLabels");
+    if (!Manifests.matches(selector, labels)) {
+      problems.add(
+          w.label() + ": selector " + selector + " does not match its pods' labels " + labels);
+    }
+    for (JsonNode t : w.podSpec().path("topologySpreadConstraints")) {
+      JsonNode s = t.path("labelSelector").path("matchLabels");
+      if (!Manifests.matches(s, labels)) {
+        problems.add(
+            w.label() + ": topology spread selector " + s + " does not match its own pods");
+      }
+    }
+    JsonNode annotations = w.podAnnotations();
+    if (!"true".equals(annotations.path("prometheus.io/scrape").asText())
+        || !String.valueOf(w.ports().get("metrics"))
+            .equals(annotations.path("prometheus.io/port").asText())
+        || !"/metrics".equals(annotations.path("prometheus.io/path").asText())) {
+      problems.add(
+          w.label()
+              + ": prometheus.io/scrape, /port (the metrics port) and /path=/metrics annotations must be set");
+    }
+  }
+
+  private void discovery(Workload w, NodeConfig config) {
+    if (config.cluster().join() != JoinMode.KUBERNETES) {
+      problems.add(w.label() + ": cluster join is " + config.cluster().join() + ", not KUBERNETES");
+      return;
+    }
+    String svc = config.cluster().kubernetesService();
+    JsonNode s = Manifests.find(w.render(), "Service", svc);
+    if (s == null) {
+      problems.add(
+          w.label()
+              + ": Hazelcast discovers members through Service "
+              + svc
+              + ", which the render lacks");
+      return;
+    }
+    if (!config.cluster().kubernetesNamespace().equals(w.namespace())) {
+      problems.add(
+          w.label()
+              + ": discovery namespace "
+              + config.cluster().kubernetesNamespace()
+              + " is not the pod's "
+              + w.namespace());
+    }
+    JsonNode spec = s.path("spec");
+    if (!"None".equals(spec.path("clusterIP").asText())) {
+      problems.add(
+          "Service/" + svc + ": Hazelcast's DNS discovery needs it headless (clusterIP: None)");
+    }
+    if (!spec.path("publishNotReadyAddresses").asBoolean(false)) {
+      problems.add(
+          "Service/"
+              + svc
+              + ": must publish not-ready addresses (members meet before they are ready)");
+    }
+    if (!Manifests.matches(spec.path("selector"), w.podLabels())) {
+      problems.add(w.label() + ": the discovery Service " + svc + " does not select its pods");
+    }
+    boolean hazelcastPort = false;
+    for (JsonNode p : spec.path("ports")) {
+      Integer target = resolve(w, p.path("targetPort"));
+      if (target != null && target == config.cluster().port()) {
+        hazelcastPort = true;
+      }
+    }
+    if (!hazelcastPort) {
+      problems.add(
+          "Service/"
+              + svc
+              + ": no port reaches the Hazelcast port "
+              + config.cluster().port()
+              + " of "
+              + w.label());
+    }
+  }
+
+  private void gpu(Workload w, NodeRole role, Map<String, String> env) {
+    if (role == NodeRole.ROUTER) {
+      return;
+    }
+    boolean cuda =
+        "cuda"
+            .equalsIgnoreCase(
+                env.getOrDefault(
+                    NodeConfigLoader.environmentVariable(NodeConfigLoader.ORT_EXECUTION_PROVIDER),
+                    "cpu"));
+    boolean gpuRequested =
+        !w.container().path("resources").path("limits").path("nvidia.com/gpu").isMissingNode();
+    boolean gpuImage = w.container().path("image").asText().endsWith("-gpu");
+    if (cuda != gpuRequested || cuda != gpuImage) {
+      problems.add(
+          w.label()
+              + ": execution provider cuda="
+              + cuda
+              + ", nvidia.com/gpu requested="
+              + gpuRequested
+              + ", GPU image="
+              + gpuImage
+              + ": all three must agree");
+    }
+  }
+
+  // ---- services and budgets ----
+
+  void services(List<JsonNode> render) {
+    List<Workload> nodes = Workload.all(render).stream().filter(Workload::isNode).toList();
+    for (JsonNode s : Manifests.ofKind(render, "Service")) {
+      String name = "Service/" + s.path("metadata").path("name").asText();
+      List<Workload> selected =
+          nodes.stream()
+              .filter(w -> Manifests.matches(s.path("spec").path("selector"), w.podLabels()))
+              .toList();
+      if (selected.isEmpty()) {
+        problems.add(
+            name + ": its selector " + s.path("spec").path("selector") + " matches no pods");
+      }
+      for (JsonNode p : s.path("spec").path("ports")) {
+        for (Workload w : selected) {
+          if (resolve(w, p.path("targetPort")) == null) {
+            problems.add(
+                name
+                    + ": port "
+                    + p.path("name").asText()
+                    + " targets "
+                    + p.path("targetPort")
+                    + ", which "
+                    + w.label()
+                    + "'s container does not declare");
+          }
+        }
+      }
+    }
+  }
+
+  void budgets(List<JsonNode> render) {
+    List<Workload> nodes = Workload.all(render).stream().filter(Workload::isNode).toList();
+    for (JsonNode b : Manifests.ofKind(render, "PodDisruptionBudget")) {
+      String name = "PodDisruptionBudget/" + b.path("metadata").path("name").asText();
+      List<Workload> selected =
+          nodes.stream()
+              .filter(
+                  w ->
+                      Manifests.matches(
+                          b.path("spec").path("selector").path("matchLabels"), w.podLabels()))
+              .toList();
+      if (selected.size() != 1) {
+        problems.add(
+            name + ": selects " + selected.size() + " workloads; it should guard exactly one");
+      } else if (b.path("spec").has("minAvailable")
+          && b.path("spec").path("minAvailable").asInt() >= selected.get(0).replicas()) {
+        problems.add(
+            name
+                + ": minAvailable "
+                + b.path("spec").path("minAvailable")
+                + " with "
+                + selected.get(0).replicas()
+                + " replicas would block every voluntary eviction (node drains)");
+      }
+    }
+    for (Workload w : nodes) {
+      boolean guarded =
+          Manifests.ofKind(render, "PodDisruptionBudget").stream()
+              .anyMatch(
+                  b ->
+                      Manifests.matches(
+                          b.path("spec").path("selector").path("matchLabels"), w.podLabels()));
+      if (!guarded) {
+        problems.add(w.label() + ": no PodDisruptionBudget");
+      }
+    }
+  }
+
+  /** The container port a Service/probe port refers to (by name or number), or null. */
+  private static Integer resolve(Workload w, JsonNode port) {
+    if (port.isInt()) {
+      return w.ports().containsValue(port.asInt()) ? port.asInt() : null;
+    }
+    return w.ports().get(port.asText());
+  }
+
+  // ---- what the binaries read ----
+
+  /**
+   * A PDSERVE_* name the binaries read: a config key's variable, or a process-level one that the
+   * launcher script or the logging configuration reads (checked in those files, not listed here).
+   */
+  static boolean isSettingReadByBinaries(String var) {
+    for (String key : NodeConfigLoader.KEYS) {
+      if (NodeConfigLoader.environmentVariable(key).equals(var)) {
+        return true;
+      }
+    }
+    for (Path reader :
+        List.of(
+            REPO.resolve("bin/pdserve"), REPO.resolve("launcher/src/main/resources/log4j2.xml"))) {
+      String text = read(reader);
+      if (text.contains("${" + var + ":")
+          || text.contains("${" + var + "}")
+          || text.contains("env:" + var + ":")) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  static int dockerfileUser() {
+    Matcher m = DOCKER_USER.matcher(read(Kustomize.K8S.resolve("Dockerfile")));
+    if (!m.find()) {
+      throw new AssertionError("deploy/k8s/Dockerfile sets no numeric USER");
+    }
+    return Integer.parseInt(m.group(1));
+  }
+
+  /** {@code 30s}, {@code 2m}, {@code 500ms} or plain seconds, in whole seconds (rounded up). */
+  static long seconds(String text) {
+    Matcher m = DURATION.matcher(text.trim());
+    if (!m.matches()) {
+      throw new IllegalArgumentException("not a duration: " + text);
+    }
+    long n = Long.parseLong(m.group(1));
+    String unit = m.group(2) == null ? "s" : m.group(2);
+    return switch (unit) {
+      case "ms" -> (n + 999) / 1000;
+      case "m" -> n * 60;
+      case "h" -> n * 3600;
+      default -> n;
+    };
+  }
+
+  static String read(Path p) {
+    try {
+      return Files.readString(p);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+}
