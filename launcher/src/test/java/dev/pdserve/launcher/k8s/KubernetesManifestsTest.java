@@ -180,89 +180,89 @@ class KubernetesManifestsTest {
     assertEquals(List.of(), problems(dev), "the dev overlay as rendered is clean");
     expectProblem(
         dev,
+        "Service",
+        "pdserve-router",
         "targets",
         o -> {
-          if (isNamed(o, "Service", "pdserve-router")) {
-            ((ObjectNode) o.path("spec").path("ports").get(0)).put("targetPort", "grpcc");
-          }
+          ((ObjectNode) o.path("spec").path("ports").get(0)).put("targetPort", "grpcc");
         });
     expectProblem(
         dev,
+        "Service",
+        "pdserve-cluster",
         "discovers members through Service",
         o -> {
-          if (isNamed(o, "Service", "pdserve-cluster")) {
-            ((ObjectNode) o.path("metadata")).put("name", "pdserve-members");
-          }
+          ((ObjectNode) o.path("metadata")).put("name", "pdserve-members");
         });
     expectProblem(
         dev,
+        "Deployment",
+        "pdserve-router",
         "is not defined in the `V1Container` properties",
         o -> {
-          if (isNamed(o, "Deployment", "pdserve-router")) {
-            ((ObjectNode) container(o)).put("imagePullPolcy", "Always");
-          }
+          ((ObjectNode) container(o)).put("imagePullPolcy", "Always");
         });
     expectProblem(
         dev,
+        "StatefulSet",
+        "pdserve-decode",
         "is not a setting pdserve reads",
         o -> {
-          if (isNamed(o, "StatefulSet", "pdserve-decode")) {
-            ((ArrayNode) container(o).path("env"))
-                .addObject()
-                .put("name", "PDSERVE_KV_BUDGET")
-                .put("value", "1g");
-          }
+          ((ArrayNode) container(o).path("env"))
+              .addObject()
+              .put("name", "PDSERVE_KV_BUDGET")
+              .put("value", "1g");
         });
     expectProblem(
         dev,
+        "StatefulSet",
+        "pdserve-prefill",
         "asks for health service",
         o -> {
-          if (isNamed(o, "StatefulSet", "pdserve-prefill")) {
-            ((ObjectNode) container(o).path("readinessProbe").path("grpc"))
-                .put("service", "pdserve.prefill");
-          }
+          ((ObjectNode) container(o).path("readinessProbe").path("grpc"))
+              .put("service", "pdserve.prefill");
         });
     expectProblem(
         dev,
+        "StatefulSet",
+        "pdserve-decode",
         "would kill it mid-drain",
         o -> {
-          if (isNamed(o, "StatefulSet", "pdserve-decode")) {
-            ((ObjectNode) o.path("spec").path("template").path("spec"))
-                .put("terminationGracePeriodSeconds", 10);
-          }
+          ((ObjectNode) o.path("spec").path("template").path("spec"))
+              .put("terminationGracePeriodSeconds", 10);
         });
     expectProblem(
         dev,
+        "ConfigMap",
+        null,
         "but the node's settings put it on",
         o -> {
-          if (o.path("kind").asText().equals("ConfigMap")) {
-            ((ObjectNode) o.path("data")).put("PDSERVE_GRPC_PORT", "50061");
-          }
+          ((ObjectNode) o.path("data")).put("PDSERVE_GRPC_PORT", "50061");
         });
     expectProblem(
         dev,
+        "StatefulSet",
+        "pdserve-experts",
         "a value has the wrong type",
         o -> {
-          if (isNamed(o, "StatefulSet", "pdserve-experts")) {
-            ((ObjectNode) container(o).path("resources").path("limits")).put("memory", "lots");
-          }
+          ((ObjectNode) container(o).path("resources").path("limits")).put("memory", "lots");
         });
     expectProblem(
         dev,
+        "StatefulSet",
+        "pdserve-experts",
         "does not match its pods' labels",
         o -> {
-          if (isNamed(o, "StatefulSet", "pdserve-experts")) {
-            ((ObjectNode) o.path("spec").path("selector").path("matchLabels"))
-                .put("app.kubernetes.io/component", "experts");
-          }
+          ((ObjectNode) o.path("spec").path("selector").path("matchLabels"))
+              .put("app.kubernetes.io/component", "experts");
         });
     expectProblem(
         dev,
+        "Deployment",
+        "pdserve-router",
         "do not parse",
         o -> {
-          if (isNamed(o, "Deployment", "pdserve-router")) {
-            ((ArrayNode) container(o).path("args")).add("--shutdown-timout");
-          }
+          ((ArrayNode) container(o).path("args")).add("--shutdown-timout");
         });
   }
 
@@ -272,19 +272,25 @@ class KubernetesManifestsTest {
     return new ManifestChecks(scratch).check("test", render).problems();
   }
 
-  private void expectProblem(List<JsonNode> render, String fragment, Consumer<JsonNode> mutation) {
+  /** Breaks the object of {@code kind} named {@code name} (any name: null) in a copy. */
+  private void expectProblem(
+      List<JsonNode> render,
+      String kind,
+      String name,
+      String fragment,
+      Consumer<JsonNode> mutation) {
     List<JsonNode> copy = new ArrayList<>();
     render.forEach(o -> copy.add(o.deepCopy()));
-    copy.forEach(mutation);
+    copy.stream()
+        .filter(
+            o ->
+                kind.equals(o.path("kind").asText())
+                    && (name == null || name.equals(o.path("metadata").path("name").asText())))
+        .forEach(mutation);
     List<String> found = problems(copy);
     assertTrue(
         found.stream().anyMatch(p -> p.contains(fragment)),
         "expected a problem mentioning '" + fragment + "', got " + found);
-  }
-
-  private static boolean isNamed(JsonNode o, String kind, String name) {
-    return kind.equals(o.path("kind").asText())
-        && name.equals(o.path("metadata").path("name").asText());
   }
 
   private static JsonNode container(JsonNode workload) {

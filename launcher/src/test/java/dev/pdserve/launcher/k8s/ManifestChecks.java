@@ -544,13 +544,9 @@ final class ManifestChecks {
   // ---- services and budgets ----
 
   void services(List<JsonNode> render) {
-    List<Workload> nodes = Workload.all(render).stream().filter(Workload::isNode).toList();
     for (JsonNode s : Manifests.ofKind(render, "Service")) {
       String name = "Service/" + s.path("metadata").path("name").asText();
-      List<Workload> selected =
-          nodes.stream()
-              .filter(w -> Manifests.matches(s.path("spec").path("selector"), w.podLabels()))
-              .toList();
+      List<Workload> selected = Workload.selectedBy(render, s.path("spec").path("selector"));
       if (selected.isEmpty()) {
         problems.add(
             name + ": its selector " + s.path("spec").path("selector") + " matches no pods");
@@ -574,16 +570,10 @@ final class ManifestChecks {
   }
 
   void budgets(List<JsonNode> render) {
-    List<Workload> nodes = Workload.all(render).stream().filter(Workload::isNode).toList();
     for (JsonNode b : Manifests.ofKind(render, "PodDisruptionBudget")) {
       String name = "PodDisruptionBudget/" + b.path("metadata").path("name").asText();
       List<Workload> selected =
-          nodes.stream()
-              .filter(
-                  w ->
-                      Manifests.matches(
-                          b.path("spec").path("selector").path("matchLabels"), w.podLabels()))
-              .toList();
+          Workload.selectedBy(render, b.path("spec").path("selector").path("matchLabels"));
       if (selected.size() != 1) {
         problems.add(
             name + ": selects " + selected.size() + " workloads; it should guard exactly one");
@@ -598,7 +588,7 @@ final class ManifestChecks {
                 + " replicas would block every voluntary eviction (node drains)");
       }
     }
-    for (Workload w : nodes) {
+    for (Workload w : Workload.all(render).stream().filter(Workload::isNode).toList()) {
       boolean guarded =
           Manifests.ofKind(render, "PodDisruptionBudget").stream()
               .anyMatch(

@@ -20,6 +20,13 @@ record Workload(JsonNode object, List<JsonNode> render) {
     return out;
   }
 
+  /** The node workloads (not Jobs) whose pods {@code selector} matches. */
+  static List<Workload> selectedBy(List<JsonNode> render, JsonNode selector) {
+    return all(render).stream()
+        .filter(w -> w.isNode() && Manifests.matches(selector, w.podLabels()))
+        .toList();
+  }
+
   String kind() {
     return object.path("kind").asText();
   }
