@@ -48,9 +48,15 @@ final class WorkerCommand implements Callable<Integer> {
     WorkerNode w = WorkerNode.start(cfg, allocator, WorkerNode.ExpertBackendFactory.fromConfig());
     AutoCloseable all =
         () -> {
-          w.close();
+          w.drainAndClose(cfg.shutdown().timeout());
           allocator.close();
         };
-    return NodeProcess.serve(all, role, cfg.nodeId(), w.grpcAddress(), spec.commandLine().getOut());
+    return NodeProcess.serve(
+        all,
+        cfg.shutdown().timeout(),
+        role,
+        cfg.nodeId(),
+        w.grpcAddress(),
+        spec.commandLine().getOut());
   }
 }
