@@ -920,7 +920,14 @@ public final class DecodeEngine implements AutoCloseable {
     sweeper.shutdownNow();
     for (Slot s : slots.values()) {
       s.free();
-      safeError(s, ServingException.unavailable("decode node is shutting down"));
+      safeError(
+          s,
+          ServingException.unavailable(
+              "node shutting down: decode node "
+                  + nodeId
+                  + " stopped before request "
+                  + s.reservation.requestId()
+                  + " finished (no other decode node took it in time); retry the request"));
     }
     emitter.shutdown();
     try {

@@ -27,6 +27,9 @@ public final class ExpertShard implements AutoCloseable {
   private final ExpertCompute compute;
   private final ExpertShardStats stats;
   private final ExpertShardMetrics metrics;
+  private final java.util.concurrent.atomic.AtomicInteger running =
+      new java.util.concurrent.atomic.AtomicInteger();
+  private volatile long lastCallNanos;
 
   /**
    * @param id the shard's node id (named in errors and status)
@@ -67,8 +70,8 @@ public final class ExpertShard implements AutoCloseable {
   }
 
   /**
-   * A shard for a node: its id and configured range ({@code pdserve.expert.range}; all experts if
-   * unset).
+   * A shard for a node: its id and range ({@code pdserve.expert.range}, else its part of {@code
+   * pdserve.expert.shard-count}, else all experts; see {@link NodeConfig#expertRange}).
    */
   public static ExpertShard forNode(NodeConfig node, ModelWeights weights, OrtRuntime runtime) {
     return forNode(node, weights, runtime, ExpertShardMetrics.NONE);
@@ -79,9 +82,7 @@ public final class ExpertShard implements AutoCloseable {
       NodeConfig node, ModelWeights weights, OrtRuntime runtime, ExpertShardMetrics metrics) {
     int largest =
         weights.config().expertGroups().stream().mapToInt(ExpertGroup::numExperts).max().orElse(1);
-    ExpertRange range =
-        node.engine().expertRange().orElseGet(() -> new ExpertRange(0, largest - 1));
-    return new ExpertShard(node.nodeId(), range, weights, runtime, metrics);
+    return new ExpertShard(node.nodeId(), node.expertRange(largest), weights, runtime, metrics);
   }
 
   public String id() {
@@ -133,6 +134,26 @@ public final class ExpertShard implements AutoCloseable {
    * @throws ExpertNotHostedException if a slot names an expert outside this shard's range
    */
   public ExpertPartial compute(RoutedBatch batch) {
+    lastCallNanos = System.nanoTime();
+    running.incrementAndGet();
+    try {
+      return computeChecked(batch);
+    } finally {
+      running.decrementAndGet();
+    }
+  }
+
+  /** Dispatches being computed now. */
+  public int running() {
+    return running.get();
+  }
+
+  /** {@link System#nanoTime()} when the last dispatch arrived (0: none yet). */
+  public long lastCallNanos() {
+    return lastCallNanos;
+  }
+
+  private ExpertPartial computeChecked(RoutedBatch batch) {
     int tokens;
     try {
       tokens = validate(batch);

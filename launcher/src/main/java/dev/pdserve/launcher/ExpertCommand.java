@@ -35,6 +35,11 @@ final class ExpertCommand implements Callable<Integer> {
     NodeConfig cfg = node.load("expert", more);
     ExpertNode e = ExpertNode.start(cfg);
     return NodeProcess.serve(
-        e, "expert", cfg.nodeId(), e.grpcAddress(), spec.commandLine().getOut());
+        () -> e.drainAndClose(cfg.shutdown().timeout()),
+        cfg.shutdown().timeout(),
+        "expert",
+        cfg.nodeId(),
+        e.grpcAddress(),
+        spec.commandLine().getOut());
   }
 }

@@ -2,9 +2,12 @@ package dev.pdserve.launcher;
 
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeConfigLoader;
+import dev.pdserve.core.config.ShutdownSettings;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 /**
@@ -97,6 +100,27 @@ final class NodeOptions {
       description = "ONNX Runtime intra-op threads (0 = all cores).")
   Integer ortThreads;
 
+  @Option(
+      names = "--shutdown-timeout",
+      paramLabel = "DURATION",
+      converter = ShutdownTimeout.class,
+      description =
+          "How long the node drains on SIGTERM before it closes, e.g. 30s, 2m, 500ms or plain"
+              + " seconds; 0..3600 s (key pdserve.shutdown.timeout-seconds, default 30s).")
+  Duration shutdownTimeout;
+
+  /** Parses {@code --shutdown-timeout}; picocli names the flag in the error. */
+  static final class ShutdownTimeout implements CommandLine.ITypeConverter<Duration> {
+    @Override
+    public Duration convert(String value) {
+      try {
+        return ShutdownSettings.parseTimeout(value);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.TypeConversionException(e.getMessage());
+      }
+    }
+  }
+
   NodeConfig load(String role, Map<String, String> more) {
     Map<String, String> m = new LinkedHashMap<>();
     put(m, NodeConfigLoader.ROLE, role);
@@ -114,6 +138,9 @@ final class NodeOptions {
     put(m, NodeConfigLoader.MODEL_SEED, seed);
     put(m, NodeConfigLoader.KV_BUDGET_BYTES, kvBudget);
     put(m, NodeConfigLoader.ORT_THREADS, ortThreads);
+    if (shutdownTimeout != null) {
+      m.put(NodeConfigLoader.SHUTDOWN_TIMEOUT_SECONDS, shutdownTimeout.toMillis() + "ms");
+    }
     m.putAll(more);
     m.putAll(set);
     return NodeConfigLoader.load(configFile, m);

@@ -50,7 +50,8 @@ final class RouterCommand implements Callable<Integer> {
     NodeConfig cfg = node.load("router", more);
     RouterNode r = RouterNode.start(cfg, new RouterOptions(maxActive, maxQueued, 2));
     return NodeProcess.serve(
-        r,
+        () -> r.drainAndClose(cfg.shutdown().timeout()),
+        cfg.shutdown().timeout(),
         "router",
         cfg.nodeId(),
         r.grpcAddress(),

@@ -56,11 +56,12 @@ final class WorkerCommand implements Callable<Integer> {
     WorkerNode w = WorkerNode.start(cfg, allocator, WorkerNode.ExpertBackendFactory.fromConfig());
     AutoCloseable all =
         () -> {
-          w.close();
+          w.drainAndClose(cfg.shutdown().timeout());
           allocator.close();
         };
     return NodeProcess.serve(
         all,
+        cfg.shutdown().timeout(),
         cfg.role().name().toLowerCase(java.util.Locale.ROOT),
         cfg.nodeId(),
         w.grpcAddress(),

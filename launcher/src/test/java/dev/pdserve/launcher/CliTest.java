@@ -97,6 +97,25 @@ class CliTest {
     assertError("config", "model", "info", "--config", badConfig.toString());
   }
 
+  @Test
+  void badShutdownTimeoutIsAUsageErrorNamingTheFlag() {
+    for (String[] cmd :
+        new String[][] {
+          {"worker", "--role", "decode"}, {"router"}, {"expert", "--experts", "0-7"}
+        }) {
+      for (String bad : new String[] {"soon", "-5s", "2h", "3601"}) {
+        String[] args = java.util.Arrays.copyOf(cmd, cmd.length + 2);
+        args[cmd.length] = "--shutdown-timeout";
+        args[cmd.length + 1] = bad;
+        Run r = run(args);
+        assertEquals(CliErrors.USAGE, r.code(), String.join(" ", args) + ": " + r.err());
+        assertTrue(
+            r.err().contains("--shutdown-timeout") && r.err().contains(bad),
+            "stderr should name --shutdown-timeout and the value: " + r.err());
+      }
+    }
+  }
+
   private static void assertError(String mentions, String... args) {
     Run r = run(args);
     assertTrue(r.code() != 0, "expected a failure for " + String.join(" ", args));

@@ -62,6 +62,7 @@ public final class Router implements AutoCloseable {
   private final ArrayDeque<Flight> queue = new ArrayDeque<>();
   private int running; // guarded by queue
   private volatile boolean closed;
+  private volatile String refusal; // set when the router drains: new requests get UNAVAILABLE
 
   public Router(
       RouterOptions options,
@@ -240,6 +241,10 @@ public final class Router implements AutoCloseable {
           RouterMetrics.REJECT_SHUTTING_DOWN,
           ServingException.unavailable("router is shutting down"));
     }
+    String refusing = refusal;
+    if (refusing != null) {
+      throw refuse(RouterMetrics.REJECT_SHUTTING_DOWN, ServingException.unavailable(refusing));
+    }
     int[] prompt;
     SamplingParams params = req.sampling();
     try {
@@ -337,6 +342,40 @@ public final class Router implements AutoCloseable {
   /** Decode streams this router continued on another decode node after a migration. */
   public long migrationsFollowed() {
     return migrationsFollowed.get();
+  }
+
+  /**
+   * Starts draining: every new request is refused with UNAVAILABLE and {@code message} (say what to
+   * do, e.g. retry on another replica); requests already taken run on. See {@link #awaitIdle}.
+   */
+  public void stopAccepting(String message) {
+    this.refusal = java.util.Objects.requireNonNull(message, "message");
+  }
+
+  /** The message new requests are refused with since {@link #stopAccepting}, if draining. */
+  public java.util.Optional<String> refusal() {
+    return java.util.Optional.ofNullable(refusal);
+  }
+
+  /**
+   * Waits until every request taken has ended (running and queued ones), or {@code timeout} passes.
+   *
+   * @return whether none is left
+   */
+  public boolean awaitIdle(java.time.Duration timeout) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (!active.isEmpty()) {
+      if (System.nanoTime() - deadline >= 0) {
+        return false;
+      }
+      try {
+        Thread.sleep(10);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return active.isEmpty();
+      }
+    }
+    return true;
   }
 
   /** Requests taken and not yet ended: running or queued. */

@@ -17,6 +17,8 @@ import java.util.Locale;
  * @param engine model, KV budget, experts, threads
  * @param prefix KV leases, prefix caching, conditional disaggregation
  * @param coordinator role switching: coordinator runtime and drain bound
+ * @param expertSharding an expert shard's range from a shard count and its ordinal
+ * @param shutdown how the node drains when told to stop
  */
 public record NodeConfig(
     String nodeId,
@@ -25,11 +27,53 @@ public record NodeConfig(
     ClusterSettings cluster,
     EngineSettings engine,
     PrefixSettings prefix,
-    CoordinatorConfig coordinator) {
+    CoordinatorConfig coordinator,
+    ExpertSharding expertSharding,
+    ShutdownSettings shutdown) {
 
   public NodeConfig {
     java.util.Objects.requireNonNull(prefix, "prefix");
     java.util.Objects.requireNonNull(coordinator, "coordinator");
+    java.util.Objects.requireNonNull(expertSharding, "expertSharding");
+    java.util.Objects.requireNonNull(shutdown, "shutdown");
+  }
+
+  /** A config with no expert sharding and the default shutdown settings. */
+  public NodeConfig(
+      String nodeId,
+      NodeRole role,
+      NetworkSettings network,
+      ClusterSettings cluster,
+      EngineSettings engine,
+      PrefixSettings prefix,
+      CoordinatorConfig coordinator) {
+    this(
+        nodeId,
+        role,
+        network,
+        cluster,
+        engine,
+        prefix,
+        coordinator,
+        ExpertSharding.NONE,
+        ShutdownSettings.DEFAULTS);
+  }
+
+  /**
+   * The routed experts an expert shard hosts, for a model whose expert groups have {@code experts}
+   * experts: {@code pdserve.expert.range} if set, else this node's part of {@code
+   * pdserve.expert.shard-count}, else every expert.
+   *
+   * @throws IllegalArgumentException if the shard count does not fit the model
+   */
+  public ExpertRange expertRange(int experts) {
+    if (engine.expertRange().isPresent()) {
+      return engine.expertRange().get();
+    }
+    if (expertSharding.enabled()) {
+      return expertSharding.rangeFor(nodeId, experts);
+    }
+    return new ExpertRange(0, experts - 1);
   }
 
   /** A config with the default prefix and role-switching settings. */

@@ -79,6 +79,9 @@ public final class NodeConfigLoader {
   public static final String COORDINATOR_TPOT_TARGET_MS = "pdserve.coordinator.tpot-target-ms";
   public static final String ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS =
       "pdserve.role-switch.drain-timeout-seconds";
+  public static final String EXPERT_SHARD_COUNT = "pdserve.expert.shard-count";
+  public static final String EXPERT_SHARD_INDEX = "pdserve.expert.shard-index";
+  public static final String SHUTDOWN_TIMEOUT_SECONDS = "pdserve.shutdown.timeout-seconds";
 
   /** Every key, in documentation order. */
   public static final List<String> KEYS =
@@ -122,7 +125,10 @@ public final class NodeConfigLoader {
           COORDINATOR_PERIOD_MS,
           COORDINATOR_TTFT_TARGET_MS,
           COORDINATOR_TPOT_TARGET_MS,
-          ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS);
+          ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS,
+          EXPERT_SHARD_COUNT,
+          EXPERT_SHARD_INDEX,
+          SHUTDOWN_TIMEOUT_SECONDS);
 
   public static final int DEFAULT_CLUSTER_PORT = 5701;
 
@@ -417,10 +423,63 @@ public final class NodeConfigLoader {
             intIn(COORDINATOR_TTFT_TARGET_MS, (int) d.ttftTargetMillis(), 1, 3_600_000),
             intIn(COORDINATOR_TPOT_TARGET_MS, (int) d.tpotTargetMillis(), 1, 3_600_000));
 
+    ExpertSharding sharding = expertSharding(nodeId, role, range.isPresent());
+    ShutdownSettings shutdown = ShutdownSettings.DEFAULTS;
+    String shutdownText = string(SHUTDOWN_TIMEOUT_SECONDS, null);
+    if (shutdownText != null) {
+      try {
+        shutdown = new ShutdownSettings(ShutdownSettings.parseTimeout(shutdownText));
+      } catch (IllegalArgumentException e) {
+        fail(SHUTDOWN_TIMEOUT_SECONDS, e.getMessage());
+      }
+    }
+
     if (!problems.isEmpty()) {
       throw new NodeConfigException(problems);
     }
-    return new NodeConfig(nodeId, role, network, cluster, engine, prefix, coordinator);
+    return new NodeConfig(
+        nodeId, role, network, cluster, engine, prefix, coordinator, sharding, shutdown);
+  }
+
+  /**
+   * {@code pdserve.expert.shard-count} / {@code -index}: consistent with each other and with {@code
+   * pdserve.expert.range}; an expert node without an index needs an ordinal in its id.
+   */
+  private ExpertSharding expertSharding(String nodeId, NodeRole role, boolean rangeSet) {
+    boolean countSet = values.containsKey(EXPERT_SHARD_COUNT);
+    boolean indexSet = values.containsKey(EXPERT_SHARD_INDEX);
+    if (!countSet) {
+      if (indexSet) {
+        fail(
+            EXPERT_SHARD_INDEX,
+            "needs " + EXPERT_SHARD_COUNT + " (the number of shards the experts are split into)");
+      }
+      return ExpertSharding.NONE;
+    }
+    int count = intIn(EXPERT_SHARD_COUNT, 0, 1, 1 << 16);
+    if (count < 1) {
+      return ExpertSharding.NONE;
+    }
+    if (rangeSet) {
+      fail(
+          EXPERT_SHARD_COUNT,
+          "set together with "
+              + EXPERT_RANGE
+              + "; give a shard either an explicit range (--experts) or a shard count, not both");
+      return ExpertSharding.NONE;
+    }
+    java.util.OptionalInt index = java.util.OptionalInt.empty();
+    if (indexSet) {
+      int i = intIn(EXPERT_SHARD_INDEX, -1, 0, count - 1);
+      if (i < 0) {
+        return ExpertSharding.NONE;
+      }
+      index = java.util.OptionalInt.of(i);
+    } else if (role == NodeRole.EXPERT && ExpertSharding.ordinalOf(nodeId).isEmpty()) {
+      fail(EXPERT_SHARD_COUNT, ExpertSharding.noOrdinal(nodeId));
+      return ExpertSharding.NONE;
+    }
+    return new ExpertSharding(java.util.OptionalInt.of(count), index);
   }
 
   private List<HostPort> members(JoinMode join, String host, int clusterPort) {

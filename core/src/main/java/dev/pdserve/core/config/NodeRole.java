@@ -15,6 +15,13 @@ public enum NodeRole {
   /** Hosts a subset of the routed experts of every MoE layer. */
   EXPERT;
 
+  /**
+   * The grpc.health.v1 service name every worker reports SERVING from when it is registered ACTIVE
+   * until it starts shutting down, whatever its role (prefill or decode) and through role switches:
+   * what Kubernetes readiness and startup probes of worker pods ask for.
+   */
+  public static final String WORKER_HEALTH_SERVICE = "pdserve.worker";
+
   /** The grpc.health.v1 service name a node of this role reports, e.g. {@code pdserve.prefill}. */
   public String healthServiceName() {
     return "pdserve." + name().toLowerCase(Locale.ROOT);

@@ -41,6 +41,7 @@ public final class RoleSwitcher {
   private final AtomicLong switches = new AtomicLong();
   private final AtomicLong migrations = new AtomicLong();
   private final AtomicReference<RoleSwitchResult> last = new AtomicReference<>();
+  private volatile String refusal; // set once the node shuts down: every switch is refused
 
   public RoleSwitcher(
       NodeRegistry registry, String nodeId, RoleEngines engines, Duration drainTimeout) {
@@ -56,6 +57,14 @@ public final class RoleSwitcher {
    */
   public void addListener(Consumer<RoleSwitchResult> listener) {
     listeners.add(listener);
+  }
+
+  /**
+   * Refuses every switch from now on with {@code reason} (e.g. the node is shutting down); a switch
+   * already under way runs to its end.
+   */
+  public void refuseFurtherSwitches(String reason) {
+    this.refusal = reason;
   }
 
   /** Switches completed on this node. */
@@ -78,6 +87,10 @@ public final class RoleSwitcher {
    */
   public synchronized RoleSwitchResult switchRole(RoleSwitchRequest req) {
     long t0 = System.nanoTime();
+    String refused = refusal;
+    if (refused != null) {
+      return RoleSwitchResult.refused(req, null, -1, 0, refused);
+    }
     if (!req.nodeId().equals(nodeId)) {
       return RoleSwitchResult.refused(
           req, null, -1, 0, "this is node " + nodeId + ", not " + req.nodeId());

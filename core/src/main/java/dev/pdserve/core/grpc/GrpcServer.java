@@ -14,8 +14,11 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -44,7 +47,7 @@ public final class GrpcServer implements AutoCloseable {
   private final String name;
   private final Server server;
   private final HealthStatusManager health;
-  private final List<String> healthServices;
+  private final Map<String, Boolean> healthServices;
   private final ThreadPoolExecutor executor;
   private final Duration shutdownGrace;
   private volatile boolean closed;
@@ -53,7 +56,7 @@ public final class GrpcServer implements AutoCloseable {
   private GrpcServer(Builder b) {
     this.name = b.name;
     this.health = new HealthStatusManager();
-    this.healthServices = List.copyOf(b.healthServices);
+    this.healthServices = Collections.unmodifiableMap(new LinkedHashMap<>(b.healthServices));
     this.shutdownGrace = b.shutdownGrace;
     this.executor =
         new ThreadPoolExecutor(
@@ -105,14 +108,18 @@ public final class GrpcServer implements AutoCloseable {
     return new Builder(serverBuilder);
   }
 
-  /** Binds and starts serving; every configured health service turns SERVING. */
+  /**
+   * Binds and starts serving; every configured health service turns SERVING (or NOT_SERVING, for
+   * those added with {@code healthService(name, false)}).
+   */
   public GrpcServer start() throws IOException {
     server.start();
     port = server.getPort();
-    for (String s : healthServices) {
-      health.setStatus(s, ServingStatus.SERVING);
-    }
-    LOG.info("gRPC server {} listening on port {} (health: {})", name, port, healthServices);
+    healthServices.forEach(
+        (s, serving) ->
+            health.setStatus(s, serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING));
+    LOG.info(
+        "gRPC server {} listening on port {} (health: {})", name, port, healthServices.keySet());
     return this;
   }
 
@@ -148,6 +155,14 @@ public final class GrpcServer implements AutoCloseable {
    */
   @Override
   public void close() {
+    close(shutdownGrace);
+  }
+
+  /**
+   * As {@link #close()}, with running calls given {@code grace} (e.g. what is left of a node's
+   * shutdown timeout) instead of the configured grace period.
+   */
+  public void close(Duration grace) {
     if (closed) {
       return;
     }
@@ -155,9 +170,8 @@ public final class GrpcServer implements AutoCloseable {
     health.enterTerminalState();
     server.shutdown();
     try {
-      if (!server.awaitTermination(shutdownGrace.toMillis(), TimeUnit.MILLISECONDS)) {
-        LOG.warn(
-            "gRPC server {}: calls still running after {}; cancelling them", name, shutdownGrace);
+      if (!server.awaitTermination(grace.toMillis(), TimeUnit.MILLISECONDS)) {
+        LOG.warn("gRPC server {}: calls still running after {}; cancelling them", name, grace);
         server.shutdownNow();
         server.awaitTermination(2, TimeUnit.SECONDS);
       }
@@ -180,7 +194,7 @@ public final class GrpcServer implements AutoCloseable {
   /** Configures a {@link GrpcServer}; {@link #build()} creates it unstarted. */
   public static final class Builder {
     private final ServerBuilder<?> serverBuilder;
-    private final List<String> healthServices = new ArrayList<>();
+    private final Map<String, Boolean> healthServices = new LinkedHashMap<>();
     private final List<ServerServiceDefinition> services = new ArrayList<>();
     private String name = "server";
     private String nodeId;
@@ -228,7 +242,16 @@ public final class GrpcServer implements AutoCloseable {
 
     /** A grpc.health.v1 service name reported SERVING once started. */
     public Builder healthService(String serviceName) {
-      healthServices.add(serviceName);
+      return healthService(serviceName, true);
+    }
+
+    /**
+     * A grpc.health.v1 service name reported SERVING ({@code servingAtStart}) or NOT_SERVING once
+     * started (known either way, never NOT_FOUND); the node changes it later with {@link
+     * GrpcServer#setServing}. Naming a service again replaces its start status.
+     */
+    public Builder healthService(String serviceName, boolean servingAtStart) {
+      healthServices.put(serviceName, servingAtStart);
       return this;
     }
 

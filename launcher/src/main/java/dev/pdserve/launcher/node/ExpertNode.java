@@ -6,6 +6,7 @@ import dev.pdserve.core.cluster.ExpertPlacementStore;
 import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.config.ExpertRange;
 import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.grpc.GrpcServer;
 import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.metrics.NodeMetrics;
@@ -16,6 +17,7 @@ import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.weights.ModelWeights;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.Map;
 import java.util.Optional;
 import org.apache.logging.log4j.LogManager;
@@ -36,6 +38,13 @@ public final class ExpertNode implements AutoCloseable {
   private final ExpertPlacementStore placements;
   private final NodeMetrics metrics;
   private final String grpcAddress;
+  private final ExpertRange range;
+  private final ExpertShard shard;
+  private final ExpertShardServer server;
+  private final RegistryPresence presence;
+  private final DrainListeners drainListeners = new DrainListeners();
+  private final Object drainLock = new Object();
+  private DrainSummary drained; // guarded by drainLock
 
   public static ExpertNode start(NodeConfig config) throws IOException {
     return new ExpertNode(config);
@@ -57,12 +66,12 @@ public final class ExpertNode implements AutoCloseable {
       ModelWeights weights = closer.add(new ModelWeights(model.config(), model.weights(), rt));
       this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
       PrometheusShardMetrics shardMetrics = new PrometheusShardMetrics(metrics);
-      ExpertShard shard = ExpertShard.forNode(config, weights, rt, shardMetrics);
+      // pdserve.expert.range, else this node's part of pdserve.expert.shard-count, else all
+      this.range = config.expertRange(maxExperts(model));
+      this.shard = closer.add(new ExpertShard(config.nodeId(), range, weights, rt, shardMetrics));
       shardMetrics.bind(shard);
       metrics.start();
-      ExpertRange range =
-          config.engine().expertRange().orElse(new ExpertRange(0, maxExperts(model) - 1));
-      ExpertShardServer server =
+      this.server =
           closer.add(
               new ExpertShardServer(
                   shard,
@@ -74,16 +83,17 @@ public final class ExpertNode implements AutoCloseable {
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
       // Registered (with its address) before it enters the placement, so callers can reach it.
-      closer.add(
-          new RegistryPresence(
-              registry,
-              config.nodeId(),
-              config.role(),
-              grpcAddress,
-              "",
-              metrics.url(),
-              () -> dev.pdserve.core.cluster.Load.IDLE,
-              1000));
+      this.presence =
+          closer.add(
+              new RegistryPresence(
+                  registry,
+                  config.nodeId(),
+                  config.role(),
+                  grpcAddress,
+                  "",
+                  metrics.url(),
+                  () -> dev.pdserve.core.cluster.Load.IDLE,
+                  1000));
       // Publish the placement with this shard in it (compare-and-set on the version; retry on
       // races).
       ExpertPlacement published = null;
@@ -137,8 +147,97 @@ public final class ExpertNode implements AutoCloseable {
     return metrics;
   }
 
+  /** The expert indices this shard hosts (of every MoE layer and group). */
+  public ExpertRange range() {
+    return range;
+  }
+
+  /**
+   * Calls {@code listener} with each step of the shutdown drain as it begins (on the draining
+   * thread).
+   */
+  public void onDrainPhase(java.util.function.Consumer<DrainPhase> listener) {
+    drainListeners.add(listener);
+  }
+
+  private void phase(DrainPhase p) {
+    drainListeners.fire(p);
+  }
+
+  /**
+   * Graceful shutdown, bounded by {@code timeout} (plus a few seconds to close): {@code
+   * pdserve.expert} goes NOT_SERVING (the overall health stays SERVING), the registry entry
+   * DRAINING, the shard leaves the expert placement (callers switch to other shards between steps);
+   * dispatches already running finish — it waits until none has run or arrived for a moment — then
+   * the node deregisters and closes. Idempotent.
+   */
+  public DrainSummary drainAndClose(Duration timeout) {
+    synchronized (drainLock) {
+      if (drained == null) {
+        drained = drain(timeout);
+      }
+      return drained;
+    }
+  }
+
+  private DrainSummary drain(Duration timeout) {
+    long t0 = System.nanoTime();
+    Deadline deadline = Deadline.after(timeout);
+    try (var logContext = LogContext.node(config.nodeId())) {
+      server.grpc().setServing(NodeRole.EXPERT.healthServiceName(), false);
+      int running = shard.running();
+      LOG.info(
+          "draining: {} running, 0 queued, timeout {} ms (expert shard {}, experts {})",
+          running,
+          timeout.toMillis(),
+          config.nodeId(),
+          range);
+      presence.leave();
+      withdraw();
+      phase(DrainPhase.DRAINING);
+      // Callers may have read the placement just before it changed: wait until no dispatch has
+      // run or arrived for QUIET (or the timeout).
+      while (!deadline.passed()
+          && (shard.running() > 0 || System.nanoTime() - shard.lastCallNanos() < QUIET.toNanos())) {
+        try {
+          Thread.sleep(10);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          break;
+        }
+      }
+      phase(DrainPhase.CLOSING);
+      int failed = shard.running();
+      presence.close();
+      server
+          .grpc()
+          .close(deadline.remaining(Duration.ofSeconds(1), GrpcServer.DEFAULT_SHUTDOWN_GRACE));
+      closer.close();
+      DrainSummary summary =
+          new DrainSummary(
+              config.nodeId(),
+              running,
+              0,
+              Math.max(0, running - failed),
+              0,
+              failed,
+              (System.nanoTime() - t0) / 1_000_000);
+      LOG.info(summary.describe());
+      return summary;
+    }
+  }
+
+  private static final Duration QUIET = Duration.ofMillis(200);
+
+  /** Closes at once (running dispatches get the gRPC grace period). */
   @Override
   public void close() {
+    withdraw();
+    closer.close();
+  }
+
+  /** Takes this shard out of the expert placement (compare-and-set on the version, retried). */
+  private void withdraw() {
     try {
       for (int attempt = 0; attempt < 20; attempt++) {
         ExpertPlacement cur = placements.current().orElse(null);
@@ -152,6 +251,5 @@ public final class ExpertNode implements AutoCloseable {
     } catch (RuntimeException e) {
       LOG.debug("could not withdraw shard {}: {}", config.nodeId(), e.toString());
     }
-    closer.close();
   }
 }

@@ -95,6 +95,9 @@ public final class LocalCluster implements AutoCloseable {
     }
   }
 
+  /** How long each child drains on SIGTERM: less than the 15 s {@link #close()} waits. */
+  public static final Duration LOCAL_SHUTDOWN_TIMEOUT = Duration.ofSeconds(10);
+
   private final List<Child> children = new ArrayList<>();
   private final Consumer<String> log;
   private String routerAddress;
@@ -228,6 +231,12 @@ public final class LocalCluster implements AutoCloseable {
         cmd.add("--ort-threads");
         cmd.add(
             Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / compute)));
+      }
+      if (!spec.settings().containsKey("pdserve.shutdown.timeout-seconds")
+          && !spec.settings().containsKey("shutdown.timeout-seconds")) {
+        // drain within the grace period close() gives every child before killing it
+        cmd.add("--shutdown-timeout");
+        cmd.add(LOCAL_SHUTDOWN_TIMEOUT.toMillis() + "ms");
       }
       for (Map.Entry<String, String> e : spec.settings().entrySet()) {
         cmd.add("--set");

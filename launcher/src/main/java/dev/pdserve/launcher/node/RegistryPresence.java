@@ -31,6 +31,9 @@ final class RegistryPresence implements AutoCloseable {
   private final ScheduledExecutorService timer;
   private volatile NodeInfo current;
 
+  /** Set by {@link #leave()}: the entry goes DRAINING and is never registered ACTIVE again. */
+  private volatile boolean leaving;
+
   RegistryPresence(
       NodeRegistry registry,
       String id,
@@ -102,7 +105,13 @@ final class RegistryPresence implements AutoCloseable {
       Load l = load.get();
       if (registry.updateLoad(id, l)) {
         registry.get(id).ifPresent(n -> current = n);
+        if (leaving) {
+          markDraining();
+        }
         return;
+      }
+      if (leaving) {
+        return; // gone from the registry while leaving: stay gone
       }
       LOG.warn(
           "registry entry of {} was lost (the cluster took this member for dead); registering again",
@@ -117,6 +126,49 @@ final class RegistryPresence implements AutoCloseable {
   NodeInfo current() {
     return current;
   }
+
+  /**
+   * Starts leaving the cluster: the entry moves ACTIVE → DRAINING (an epoch-fenced compare-and-set,
+   * as a role switch does), so routers and the coordinator stop choosing this node. If the entry is
+   * not ACTIVE now (a role switch is under way), the periodic update retries until it is, or until
+   * {@link #close()} removes it. Never registers the node again.
+   *
+   * @return whether the entry is DRAINING now
+   */
+  boolean leave() {
+    leaving = true;
+    try {
+      return markDraining();
+    } catch (RuntimeException e) {
+      LOG.warn("could not mark {} DRAINING: {}", id, e.toString());
+      return false;
+    }
+  }
+
+  private boolean markDraining() {
+    for (int attempt = 0; attempt < 5; attempt++) {
+      NodeInfo n = registry.get(id).orElse(null);
+      if (n == null) {
+        return false;
+      }
+      if (n.state() == NodeState.DRAINING && n.epoch() > 0 && drainedAtEpoch == n.epoch()) {
+        return true;
+      }
+      if (n.state() != NodeState.ACTIVE) {
+        return false; // a role switch holds the entry; try again on the next update
+      }
+      var t = registry.compareAndSet(id, n.epoch(), NodeState.ACTIVE, null, NodeState.DRAINING);
+      if (t.applied()) {
+        drainedAtEpoch = t.epoch();
+        current = t.node();
+        LOG.info("node {} is leaving: registry entry DRAINING at epoch {}", id, t.epoch());
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private volatile long drainedAtEpoch = -1;
 
   @Override
   public void close() {

@@ -41,6 +41,10 @@ public final class RouterNode implements AutoCloseable {
   private final String grpcAddress;
   private final OpenAiHttpServer http;
   private final String httpUrl;
+  private final RegistryPresence presence;
+  private final DrainListeners drainListeners = new DrainListeners();
+  private final Object drainLock = new Object();
+  private DrainSummary drained; // guarded by drainLock
 
   public static RouterNode start(NodeConfig config, RouterOptions options) throws IOException {
     return new RouterNode(config, options);
@@ -99,16 +103,17 @@ public final class RouterNode implements AutoCloseable {
                   .build());
       server.start();
       this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
-      closer.add(
-          new RegistryPresence(
-              registry,
-              config.nodeId(),
-              config.role(),
-              grpcAddress,
-              "",
-              metrics.url(),
-              () -> new dev.pdserve.core.cluster.Load(0, router.inFlight(), 0, 0, 0),
-              1000));
+      this.presence =
+          closer.add(
+              new RegistryPresence(
+                  registry,
+                  config.nodeId(),
+                  config.role(),
+                  grpcAddress,
+                  "",
+                  metrics.url(),
+                  () -> new dev.pdserve.core.cluster.Load(0, router.inFlight(), 0, 0, 0),
+                  1000));
       LOG.info(
           "router {} serving the public API at {} (gRPC) and {} (OpenAI-compatible HTTP), metrics at {}",
           config.nodeId(),
@@ -211,6 +216,75 @@ public final class RouterNode implements AutoCloseable {
     return metrics;
   }
 
+  /**
+   * Calls {@code listener} with each step of the shutdown drain as it begins (on the draining
+   * thread).
+   */
+  public void onDrainPhase(java.util.function.Consumer<DrainPhase> listener) {
+    drainListeners.add(listener);
+  }
+
+  /**
+   * Graceful shutdown, bounded by {@code timeout} (plus a few seconds to close): {@code
+   * pdserve.router} goes NOT_SERVING (the overall health stays SERVING), the registry entry
+   * DRAINING; new requests — gRPC {@code Generate} and the OpenAI HTTP API alike — are refused with
+   * UNAVAILABLE / HTTP 503 "router ID is shutting down; retry on another replica" (and HTTP {@code
+   * /health} answers 503); requests already taken run to completion. Whatever is still running when
+   * the timeout passes ends with UNAVAILABLE. Then the router deregisters and closes. Idempotent.
+   */
+  public DrainSummary drainAndClose(java.time.Duration timeout) {
+    synchronized (drainLock) {
+      if (drained == null) {
+        drained = drain(timeout);
+      }
+      return drained;
+    }
+  }
+
+  private DrainSummary drain(java.time.Duration timeout) {
+    long t0 = System.nanoTime();
+    Deadline deadline = Deadline.after(timeout);
+    try (var logContext = LogContext.node(config.nodeId())) {
+      server.setServing(config.role().healthServiceName(), false);
+      router.stopAccepting(
+          "router " + config.nodeId() + " is shutting down; retry on another replica");
+      int running = router.running();
+      int queued = router.queued();
+      LOG.info(
+          "draining: {} running, {} queued, timeout {} ms (router {})",
+          running,
+          queued,
+          timeout.toMillis(),
+          config.nodeId());
+      presence.leave();
+      phase(DrainPhase.DRAINING);
+      router.awaitIdle(deadline.remaining());
+      phase(DrainPhase.CLOSING);
+      int failed = router.inFlight();
+      presence.close();
+      router.close(); // what is left ends with UNAVAILABLE
+      server.close(
+          deadline.remaining(java.time.Duration.ofSeconds(1), GrpcServer.DEFAULT_SHUTDOWN_GRACE));
+      closer.close();
+      DrainSummary summary =
+          new DrainSummary(
+              config.nodeId(),
+              running,
+              queued,
+              Math.max(0, running + queued - failed),
+              0,
+              failed,
+              (System.nanoTime() - t0) / 1_000_000);
+      LOG.info(summary.describe());
+      return summary;
+    }
+  }
+
+  private void phase(DrainPhase p) {
+    drainListeners.fire(p);
+  }
+
+  /** Closes at once: requests in flight end with UNAVAILABLE. {@link #drainAndClose} drains. */
   @Override
   public void close() {
     closer.close();

@@ -84,6 +84,17 @@ public final class WorkerNode implements AutoCloseable {
 
   private final RoleSwitcher switcher;
   private final RoleCoordinator coordinator; // null when coordinator.enabled is false
+  private final GrpcMigrationTargets migrationTargets;
+  private final KvTransferClient kvClient;
+
+  /** Set when the shutdown drain begins: health NOT_SERVING, nothing accepted any more. */
+  private volatile boolean shuttingDown;
+
+  private volatile boolean registered; // ACTIVE in the registry since start
+  private final DrainListeners drainListeners = new DrainListeners();
+  private final Object healthLock = new Object();
+  private final Object drainLock = new Object();
+  private DrainSummary drained; // guarded by drainLock
 
   /**
    * Starts a worker; {@code allocator} is the process's Arrow root (a child is used and closed).
@@ -160,6 +171,7 @@ public final class WorkerNode implements AutoCloseable {
                       config.network().bindHost(), config.network().flightPort())));
       transferServer.start();
       KvTransferClient client = closer.add(new KvTransferClient(mine, layout));
+      this.kvClient = client;
       Channels channels = closer.add(new Channels(Channels.Settings.forNode(config)));
       this.prefill =
           closer.add(
@@ -205,6 +217,7 @@ public final class WorkerNode implements AutoCloseable {
       GrpcMigrationTargets targets =
           new GrpcMigrationTargets(
               config.nodeId(), () -> registry.activeNodes(NodeRole.DECODE), channels);
+      this.migrationTargets = targets;
       this.switcher =
           new RoleSwitcher(
               registry,
@@ -215,6 +228,7 @@ public final class WorkerNode implements AutoCloseable {
           r -> {
             if (r.accepted()) {
               role = r.to();
+              updateHealth();
               roleChanges.roleSwitched(
                   r.from().name().toLowerCase(java.util.Locale.ROOT),
                   r.to().name().toLowerCase(java.util.Locale.ROOT),
@@ -229,7 +243,10 @@ public final class WorkerNode implements AutoCloseable {
           closer.add(
               GrpcServer.forNode(config)
                   .name(config.nodeId())
-                  .healthService(config.role().healthServiceName())
+                  // NOT_SERVING until registered ACTIVE (updateHealth); known from the start
+                  .healthService(NodeRole.WORKER_HEALTH_SERVICE, false)
+                  .healthService(NodeRole.PREFILL.healthServiceName(), false)
+                  .healthService(NodeRole.DECODE.healthServiceName(), false)
                   .addService(new PrefillGrpcService(prefill))
                   .addService(new DecodeGrpcService(decode, host, transferServer::port))
                   .addService(new NodeStatusService(this::status))
@@ -249,6 +266,8 @@ public final class WorkerNode implements AutoCloseable {
                   metrics.url(),
                   this::load,
                   200));
+      registered = true;
+      updateHealth();
       this.coordinator =
           config.coordinator().enabled()
               ? closer.add(
@@ -290,6 +309,9 @@ public final class WorkerNode implements AutoCloseable {
 
     @Override
     public void setAccepting(NodeRole r, boolean accepting) {
+      if (accepting && shuttingDown) {
+        return; // a switch that was under way when the drain began: take nothing new
+      }
       if (r == NodeRole.PREFILL) {
         prefill.setAccepting(accepting);
       } else if (r == NodeRole.DECODE) {
@@ -421,6 +443,122 @@ public final class WorkerNode implements AutoCloseable {
     return roleChanges;
   }
 
+  /**
+   * Health names from the worker's state: {@code pdserve.worker} SERVING from registration until
+   * the shutdown drain begins, whatever the role; {@code pdserve.prefill} / {@code pdserve.decode}
+   * SERVING only for the role it serves now. The overall service {@code ""} is the server's own
+   * (SERVING until the server stops).
+   */
+  private void updateHealth() {
+    synchronized (healthLock) {
+      boolean up = registered && !shuttingDown;
+      NodeRole r = role;
+      server.setServing(NodeRole.WORKER_HEALTH_SERVICE, up);
+      server.setServing(NodeRole.PREFILL.healthServiceName(), up && r == NodeRole.PREFILL);
+      server.setServing(NodeRole.DECODE.healthServiceName(), up && r == NodeRole.DECODE);
+    }
+  }
+
+  /**
+   * Calls {@code listener} with each step of the shutdown drain as it begins (on the draining
+   * thread, before the step runs).
+   */
+  public void onDrainPhase(java.util.function.Consumer<DrainPhase> listener) {
+    drainListeners.add(listener);
+  }
+
+  /**
+   * Drains within {@code timeout}, then closes (what SIGTERM does). Running decode sequences may
+   * finish here during the first half of the timeout; those still running then move to other ACTIVE
+   * decode nodes. See {@link #drainAndClose(Duration, Duration)}.
+   */
+  public DrainSummary drainAndClose(Duration timeout) {
+    return drainAndClose(timeout, timeout.dividedBy(2));
+  }
+
+  /**
+   * Graceful shutdown, bounded by {@code timeout} (plus a few seconds to close): first the
+   * readiness health names ({@code pdserve.worker}, {@code pdserve.prefill}, {@code
+   * pdserve.decode}) go NOT_SERVING while the overall health stays SERVING; role switches are
+   * refused, the coordinator steps down, the registry entry goes DRAINING (routers stop choosing
+   * this node) and both engines refuse new work. Prefills held are finished and their KV handed
+   * over; decode sequences run on for {@code migrateAfter}, then those still running move to
+   * another ACTIVE decode node over Flight (their streams continue there through the router) — or,
+   * when no other node takes them, run on until the timeout. Then the node deregisters; whatever is
+   * still held ends with UNAVAILABLE ("node shutting down"), its KV freed; the servers and the rest
+   * close. Idempotent: a second call returns the first one's summary.
+   */
+  public DrainSummary drainAndClose(Duration timeout, Duration migrateAfter) {
+    synchronized (drainLock) {
+      if (drained == null) {
+        drained = drain(timeout, migrateAfter);
+      }
+      return drained;
+    }
+  }
+
+  private DrainSummary drain(Duration timeout, Duration migrateAfter) {
+    long t0 = System.nanoTime();
+    Deadline deadline = Deadline.after(timeout);
+    Deadline migrateAt =
+        Deadline.after(migrateAfter.compareTo(timeout) < 0 ? migrateAfter : timeout);
+    try (var logContext = LogContext.node(config.nodeId())) {
+      shuttingDown = true;
+      updateHealth();
+      DecodeStats d0 = decode.stats();
+      int running = d0.running() + prefill.runningJobs();
+      int queued = d0.waitingForKv() + prefill.waitingJobs();
+      LOG.info(
+          "draining: {} running, {} queued, timeout {} ms (worker {}, role {})",
+          running,
+          queued,
+          timeout.toMillis(),
+          config.nodeId(),
+          role.name().toLowerCase(java.util.Locale.ROOT));
+      switcher.refuseFurtherSwitches("node " + config.nodeId() + " is shutting down");
+      if (coordinator != null) {
+        coordinator.close();
+      }
+      presence.leave();
+      prefill.setAccepting(false);
+      decode.setAccepting(false);
+      phase(DrainPhase.DRAINING);
+      WorkerDrain.Outcome outcome =
+          WorkerDrain.run(
+              config.nodeId(),
+              prefill,
+              decode,
+              migrationTargets,
+              kvClient,
+              deadline,
+              migrateAt,
+              () -> phase(DrainPhase.MIGRATING));
+      phase(DrainPhase.CLOSING);
+      presence.close(); // deregistered
+      int failed = decode.stats().reservations() + prefill.stats().queuedJobs();
+      decode.close(); // what is left ends with UNAVAILABLE, its KV freed
+      prefill.close();
+      server.close(deadline.remaining(Duration.ofSeconds(1), GrpcServer.DEFAULT_SHUTDOWN_GRACE));
+      closer.close();
+      DrainSummary summary =
+          new DrainSummary(
+              config.nodeId(),
+              running,
+              queued,
+              outcome.finished(),
+              outcome.migrated(),
+              failed,
+              (System.nanoTime() - t0) / 1_000_000);
+      LOG.info(summary.describe());
+      return summary;
+    }
+  }
+
+  private void phase(DrainPhase p) {
+    drainListeners.fire(p);
+  }
+
+  /** Closes at once: running work ends with UNAVAILABLE. {@link #drainAndClose} drains first. */
   @Override
   public void close() {
     closer.close();

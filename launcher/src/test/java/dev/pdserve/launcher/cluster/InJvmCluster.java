@@ -87,6 +87,18 @@ public final class InJvmCluster implements AutoCloseable {
     return e;
   }
 
+  /** An expert shard with node id {@code id} and {@code more} settings (keys without prefix). */
+  public dev.pdserve.launcher.node.ExpertNode addShard(String id, Map<String, String> more)
+      throws IOException {
+    dev.pdserve.launcher.node.ExpertNode e =
+        dev.pdserve.launcher.node.ExpertNode.start(config("expert", id, more));
+    shards.add(e);
+    if (seed == null) {
+      seed = e.member().hazelcastAddress().toString();
+    }
+    return e;
+  }
+
   public RouterNode startRouter(RouterOptions options) throws IOException {
     router =
         RouterNode.start(

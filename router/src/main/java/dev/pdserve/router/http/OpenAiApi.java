@@ -88,6 +88,17 @@ final class OpenAiApi {
       }
       case "/health" -> {
         requireMethod(ex, "GET");
+        if (router.refusal().isPresent()) {
+          // draining: load balancers take this replica out while its requests finish
+          ex.sendJson(
+              503,
+              Map.of(),
+              OpenAiResponse.JSON
+                  .createObjectNode()
+                  .put("status", "shutting_down")
+                  .put("message", router.refusal().get()));
+          return;
+        }
         ex.sendJson(200, Map.of(), OpenAiResponse.JSON.createObjectNode().put("status", "ok"));
       }
       default -> {
