@@ -6,9 +6,10 @@ import dev.pdserve.core.config.NodeRole;
 final class HealthNames {
   private HealthNames() {}
 
+  /** Workers: the role-agnostic name (their role changes at run time); others: their role's. */
   static String readiness(NodeRole role) {
     return switch (role) {
-      case PREFILL, DECODE -> "pdserve.worker";
+      case PREFILL, DECODE -> NodeRole.WORKER_HEALTH_SERVICE;
       default -> role.healthServiceName();
     };
   }
