@@ -103,6 +103,13 @@ final class KubernetesSchema {
       }
       return null;
     }
+    if (path.contains(".resources.")
+        && a.isJsonPrimitive()
+        && a.getAsJsonPrimitive().isNumber()
+        && b.isJsonPrimitive()
+        && b.getAsString().equals(a.getAsString())) {
+      return null; // a quantity may be written as a number (1) or a string ("1")
+    }
     return a.equals(b) ? null : path + " (" + a + " vs " + b + ")";
   }
 
