@@ -136,7 +136,9 @@ public final class ClusterMember implements AutoCloseable {
     String advertised = node.network().advertisedHost();
     InetAddress bind = resolve(bindHost);
     if (!bind.isAnyLocalAddress()) {
-      net.getInterfaces().setEnabled(true).addInterface(bind.getHostAddress());
+      // The bind address itself, not interface matching: an address such as 127.0.0.5 is
+      // reachable (all of 127/8 is loopback) but is no interface's address, so matching fails.
+      cfg.setProperty("hazelcast.local.localAddress", bind.getHostAddress());
       cfg.setProperty("hazelcast.socket.bind.any", "false");
     }
     if (!advertised.equals(bindHost)) {

@@ -72,10 +72,10 @@ class DevOverlayClusterTest {
     List<String> problems = new ArrayList<>();
     List<Pod> pods = new ArrayList<>();
     int next = 21;
-    // Workers and expert shards first, the router last (as `pdserve local` orders its starts).
+    // Expert shards first (workers in remote-experts mode wait for them to cover every expert),
+    // then the workers, then the router: the order pods become ready in a real cluster too.
     List<Workload> workloads = new ArrayList<>(Workload.all(rendered));
-    workloads.sort(
-        (a, b) -> Boolean.compare(a.kind().equals("Deployment"), b.kind().equals("Deployment")));
+    workloads.sort(java.util.Comparator.comparingInt(DevOverlayClusterTest::wave));
     for (Workload w : workloads) {
       for (int i = 0; i < w.replicas(); i++) {
         String ip = POD_IP_PREFIX + next++;
@@ -107,6 +107,8 @@ class DevOverlayClusterTest {
                     routerConfig.engine().modelPreset(), routerConfig.engine().modelSeed()));
         ReferenceEngine reference = new ReferenceEngine(model, OrtRuntime.shared())) {
       try {
+        List<CompletableFuture<Void>> waiting = new ArrayList<>();
+        List<Pod> waitingPods = new ArrayList<>();
         for (int i = 0; i < pods.size(); i++) {
           Pod p = pods.get(i);
           List<String> cmd = new ArrayList<>(LocalCluster.nodeJavaCommand("384m", "WARN"));
@@ -121,9 +123,15 @@ class DevOverlayClusterTest {
           outputs.add(out);
           CompletableFuture<Void> ready = new CompletableFuture<>();
           pump(proc, out, ready, p.name());
-          // Two at a time on a small machine: a stampede of JVMs starves Hazelcast's handshakes.
-          if (i % 2 == 1 || i == pods.size() - 1 || i == 0) {
-            await(ready, p, out);
+          waiting.add(ready);
+          waitingPods.add(p);
+          // One wave (a StatefulSet, the router) at a time, its pods together.
+          if (i == pods.size() - 1 || wave(pods.get(i + 1).workload()) != wave(p.workload())) {
+            for (int k = 0; k < waiting.size(); k++) {
+              await(waiting.get(k), waitingPods.get(k), out);
+            }
+            waiting.clear();
+            waitingPods.clear();
           }
         }
         // The kubelet's probes: each asks its port for its service, and gets SERVING.
@@ -235,6 +243,16 @@ class DevOverlayClusterTest {
         }
       }
     }
+  }
+
+  /** Start order: expert shards, workers, router. */
+  private static int wave(Workload w) {
+    List<String> args = w.args();
+    return switch (args.get(0)) {
+      case "expert" -> 0;
+      case "worker" -> 1;
+      default -> 2;
+    };
   }
 
   private static NodeConfig config(Pod p) {
