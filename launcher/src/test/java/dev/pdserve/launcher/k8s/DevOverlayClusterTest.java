@@ -224,6 +224,18 @@ class DevOverlayClusterTest {
         } finally {
           ch.shutdownNow();
         }
+        // SIGTERM, as the kubelet sends when a pod is deleted (router first, as in a scale-down
+        // of everything): each drains and exits 0 within its pod's terminationGracePeriodSeconds.
+        for (int i = processes.size() - 1; i >= 0; i--) {
+          Process proc = processes.get(i);
+          Pod p = pods.get(i);
+          long grace = p.workload().podSpec().path("terminationGracePeriodSeconds").asLong(30);
+          proc.destroy();
+          assertTrue(
+              proc.waitFor(grace, TimeUnit.SECONDS),
+              p.name() + " did not exit within its grace period of " + grace + " s");
+          assertEquals(0, proc.exitValue(), p.name() + " exit code after SIGTERM");
+        }
       } catch (AssertionError | Exception e) {
         StringBuilder sb =
             new StringBuilder(e.getMessage() == null ? e.toString() : e.getMessage());
