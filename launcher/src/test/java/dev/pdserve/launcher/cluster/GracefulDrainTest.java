@@ -338,9 +338,17 @@ class GracefulDrainTest {
   @Test
   @Order(3)
   void drainedRouterFinishesItsStreamAndRefusesNewRequestsOnGrpcAndHttp() throws Exception {
+    // Join through the members still up (the cluster's seed may be the worker drained before).
+    List<WorkerNode> up = new ArrayList<>(cluster.prefill);
+    up.addAll(cluster.decode);
+    String members =
+        String.join(",", up.stream().map(w -> w.member().hazelcastAddress().toString()).toList());
     RouterNode r2 =
         RouterNode.start(
-            cluster.config("router", "router2", Map.of("cluster.lite-member", "true")),
+            cluster.config(
+                "router",
+                "router2",
+                Map.of("cluster.lite-member", "true", "cluster.members", members)),
             RouterOptions.defaults());
     extra.add(r2);
     InJvmCluster.await(
@@ -436,7 +444,7 @@ class GracefulDrainTest {
 
     Stream s = stream(cluster.channel, greedy("last", "no way out", 1000));
     s.firstToken().get(60, TimeUnit.SECONDS);
-    DrainSummary summary = last.drainAndClose(Duration.ofMillis(500));
+    DrainSummary summary = last.drainAndClose(Duration.ofMillis(200));
 
     ExecutionException e =
         assertThrows(ExecutionException.class, () -> s.done().get(60, TimeUnit.SECONDS));
