@@ -11,12 +11,15 @@ import org.apache.logging.log4j.LogManager;
  * it. The process then exits with 0 (1 if stopping failed); a watchdog halts it with 1 if stopping
  * takes more than the timeout plus {@link #STOP_SLACK}.
  */
-final class NodeProcess {
+public final class NodeProcess {
   /** The line a node prints on stdout once it serves; {@code pdserve local} waits for it. */
   static final String READY = "PDSERVE-READY";
 
-  /** Beyond the shutdown timeout, the time closing may take before the process is halted. */
-  static final Duration STOP_SLACK = Duration.ofSeconds(10);
+  /**
+   * Beyond the shutdown timeout, the time closing may take before the process is halted: a pod's
+   * terminationGracePeriodSeconds must cover preStop + shutdown timeout + this.
+   */
+  public static final Duration STOP_SLACK = Duration.ofSeconds(10);
 
   private NodeProcess() {}
 

@@ -8,6 +8,7 @@ import dev.pdserve.core.config.NodeConfigException;
 import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.launcher.Main;
+import dev.pdserve.launcher.NodeProcess;
 import io.kubernetes.client.openapi.models.V2HorizontalPodAutoscalerBehavior;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -417,7 +418,8 @@ final class ManifestChecks {
           w.label() + ": preStop must be [sleep, N] (endpoints drop the pod before it drains)");
     }
     long grace = w.podSpec().path("terminationGracePeriodSeconds").asLong(30);
-    if (grace < preStop + timeoutSeconds) {
+    long slack = NodeProcess.STOP_SLACK.toSeconds();
+    if (grace < preStop + timeoutSeconds + slack) {
       problems.add(
           w.label()
               + ": terminationGracePeriodSeconds "
@@ -426,7 +428,9 @@ final class ManifestChecks {
               + preStop
               + " + --shutdown-timeout "
               + timeoutSeconds
-              + ": the kubelet would kill it mid-drain");
+              + " + "
+              + slack
+              + " s to close: the kubelet would kill it mid-drain");
     }
   }
 
