@@ -13,7 +13,7 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** How a NodeConfig maps onto Hazelcast's Config (no member is started). */
+/** How a NodeConfig maps onto Hazelcast's Config (one test starts a member). */
 class HazelcastConfigTest {
   private static Config config(String... kv) {
     Map<String, String> m = new HashMap<>(Map.of("role", "decode", "node.id", "n1"));
@@ -37,9 +37,8 @@ class HazelcastConfigTest {
     assertEquals("log4j2", c.getProperty("hazelcast.logging.type"));
     assertEquals("false", c.getProperty("hazelcast.shutdownhook.enabled"));
     assertEquals(
-        "127.0.0.1",
-        c.getNetworkConfig().getInterfaces().getInterfaces().iterator().next(),
-        "bound to loopback by default");
+        "127.0.0.1", c.getProperty("hazelcast.local.localAddress"), "bound to loopback by default");
+    assertEquals("false", c.getProperty("hazelcast.socket.bind.any"));
   }
 
   @Test
@@ -94,5 +93,27 @@ class HazelcastConfigTest {
     assertFalse(c.getNetworkConfig().getInterfaces().isEnabled());
     assertEquals("10.1.2.3", c.getNetworkConfig().getPublicAddress());
     assertTrue(c.isLiteMember());
+  }
+
+  @Test
+  void aMemberBindsALoopbackAddressThatIsNoInterfacesOwn() {
+    // All of 127/8 is loopback, but only 127.0.0.1 is an interface's address: the member must bind
+    // the configured address itself (how tests give every simulated pod its own IP).
+    Map<String, String> m =
+        Map.of(
+            "role",
+            "decode",
+            "node.id",
+            "loopback-7",
+            "bind.host",
+            "127.0.0.7",
+            "cluster.join",
+            "none",
+            "cluster.port",
+            "0");
+    try (ClusterMember member = ClusterMember.start(NodeConfigLoader.fromMap(m))) {
+      assertEquals("127.0.0.7", member.hazelcastAddress().host());
+      assertEquals(1, member.clusterSize());
+    }
   }
 }
