@@ -311,8 +311,8 @@ class KubernetesManifestsTest {
     Manifests.ofKind(render, "ConfigMap")
         .get(0)
         .path("data")
-        .fields()
-        .forEachRemaining(e -> data.put(e.getKey(), e.getValue().asText()));
+        .properties()
+        .forEach(e -> data.put(e.getKey(), e.getValue().asText()));
     return data;
   }
 

@@ -144,8 +144,8 @@ final class ManifestChecks {
           Set.of(
               "type", "name", "metadata", "authenticationRef", "metricType", "useCachedMetrics"));
       t.path("metadata")
-          .fields()
-          .forEachRemaining(
+          .properties()
+          .forEach(
               e -> {
                 if (!e.getValue().isTextual()) {
                   problems.add(name + ": trigger metadata " + e.getKey() + " must be a string");

@@ -27,7 +27,7 @@ final class Manifests {
     if (selector == null || selector.isMissingNode() || selector.isEmpty()) {
       return false;
     }
-    for (Map.Entry<String, JsonNode> e : (Iterable<Map.Entry<String, JsonNode>>) selector::fields) {
+    for (Map.Entry<String, JsonNode> e : selector.properties()) {
       if (!e.getValue().asText().equals(labels.path(e.getKey()).asText(null))) {
         return false;
       }

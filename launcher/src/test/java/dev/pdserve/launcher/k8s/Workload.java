@@ -115,7 +115,7 @@ record Workload(JsonNode object, List<JsonNode> render) {
         problems.add(label() + ": envFrom names ConfigMap " + cm + ", which the render lacks");
         continue;
       }
-      map.path("data").fields().forEachRemaining(e -> env.put(e.getKey(), e.getValue().asText()));
+      map.path("data").properties().forEach(e -> env.put(e.getKey(), e.getValue().asText()));
     }
     for (JsonNode e : container().path("env")) {
       String var = e.path("name").asText();
