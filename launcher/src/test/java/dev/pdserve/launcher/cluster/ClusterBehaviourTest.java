@@ -21,7 +21,6 @@ import dev.pdserve.launcher.node.RouterNode;
 import dev.pdserve.launcher.node.WorkerNode;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
-import dev.pdserve.model.engine.Prompt;
 import dev.pdserve.model.engine.ReferenceEngine;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.router.RouterOptions;
@@ -73,30 +72,11 @@ class ClusterBehaviourTest {
   }
 
   static GenerateRequest raw(String id, String prompt, int maxTokens) {
-    return GenerateRequest.newBuilder()
-        .setRequestId(id)
-        .setPrompt(prompt)
-        .setParams(
-            SamplingParams.newBuilder()
-                .setTemperature(0)
-                .setMaxTokens(maxTokens)
-                .setIgnoreEos(true))
-        .build();
+    return Greedy.request(id, prompt, maxTokens);
   }
 
   static int[] referenceTokens(String prompt, int maxTokens) {
-    return reference
-        .generate(
-            new dev.pdserve.model.engine.GenerateRequest(
-                "ref",
-                Prompt.text(prompt),
-                dev.pdserve.model.sampling.SamplingParams.builder()
-                    .temperature(0)
-                    .maxTokens(maxTokens)
-                    .ignoreEos(true)
-                    .build(),
-                true))
-        .tokenIds();
+    return Greedy.referenceTokens(reference, prompt, maxTokens);
   }
 
   /** Collects one streamed generation asynchronously. */

@@ -12,7 +12,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.pdserve.api.v1.GenerateRequest;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
-import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.coordination.RoleSwitchRequest;
@@ -23,7 +22,6 @@ import dev.pdserve.launcher.node.RouterNode;
 import dev.pdserve.launcher.node.WorkerNode;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
-import dev.pdserve.model.engine.Prompt;
 import dev.pdserve.model.engine.ReferenceEngine;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.router.RouterOptions;
@@ -96,30 +94,11 @@ class GracefulDrainTest {
   }
 
   static GenerateRequest greedy(String id, String prompt, int maxTokens) {
-    return GenerateRequest.newBuilder()
-        .setRequestId(id)
-        .setPrompt(prompt)
-        .setParams(
-            SamplingParams.newBuilder()
-                .setTemperature(0)
-                .setMaxTokens(maxTokens)
-                .setIgnoreEos(true))
-        .build();
+    return Greedy.request(id, prompt, maxTokens);
   }
 
   static int[] referenceTokens(String prompt, int maxTokens) {
-    return reference
-        .generate(
-            new dev.pdserve.model.engine.GenerateRequest(
-                "ref",
-                Prompt.text(prompt),
-                dev.pdserve.model.sampling.SamplingParams.builder()
-                    .temperature(0)
-                    .maxTokens(maxTokens)
-                    .ignoreEos(true)
-                    .build(),
-                true))
-        .tokenIds();
+    return Greedy.referenceTokens(reference, prompt, maxTokens);
   }
 
   static ManagedChannel channel(String address) {

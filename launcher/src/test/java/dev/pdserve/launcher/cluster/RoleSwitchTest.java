@@ -9,7 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.pdserve.api.v1.GenerateRequest;
-import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.cluster.NodeState;
@@ -22,7 +21,6 @@ import dev.pdserve.launcher.Main;
 import dev.pdserve.launcher.node.WorkerNode;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
-import dev.pdserve.model.engine.Prompt;
 import dev.pdserve.model.engine.ReferenceEngine;
 import dev.pdserve.model.onnx.OrtRuntime;
 import java.io.PrintWriter;
@@ -70,30 +68,11 @@ class RoleSwitchTest {
   }
 
   static GenerateRequest greedy(String id, String prompt, int maxTokens) {
-    return GenerateRequest.newBuilder()
-        .setRequestId(id)
-        .setPrompt(prompt)
-        .setParams(
-            SamplingParams.newBuilder()
-                .setTemperature(0)
-                .setMaxTokens(maxTokens)
-                .setIgnoreEos(true))
-        .build();
+    return Greedy.request(id, prompt, maxTokens);
   }
 
   static int[] referenceTokens(String prompt, int maxTokens) {
-    return reference
-        .generate(
-            new dev.pdserve.model.engine.GenerateRequest(
-                "ref",
-                Prompt.text(prompt),
-                dev.pdserve.model.sampling.SamplingParams.builder()
-                    .temperature(0)
-                    .maxTokens(maxTokens)
-                    .ignoreEos(true)
-                    .build(),
-                true))
-        .tokenIds();
+    return Greedy.referenceTokens(reference, prompt, maxTokens);
   }
 
   static SwitchRoleResponse adminSwitch(String nodeId, String to, long expectedEpoch) {
