@@ -55,6 +55,11 @@ public final class MetricNames {
   public static final String ROLE_SWITCH_TIME = "pdserve_role_switch_seconds";
   public static final String ROLE_SWITCH_REFUSALS = "pdserve_role_switch_refusals";
 
+  /** 1 for the role a worker serves now, 0 for the other (label {@code role}). */
+  public static final String WORKER_ROLE = "pdserve_worker_role";
+
+  public static final String ROLE = "role";
+
   // ---- pdserve: expert shards ----
   public static final String EXPERT_TOKENS = "pdserve_expert_tokens";
   public static final String EXPERT_COMPUTE_TIME = "pdserve_expert_compute_seconds";

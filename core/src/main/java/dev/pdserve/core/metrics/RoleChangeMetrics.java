@@ -1,6 +1,7 @@
 package dev.pdserve.core.metrics;
 
 import io.prometheus.metrics.core.metrics.Counter;
+import io.prometheus.metrics.core.metrics.Gauge;
 import io.prometheus.metrics.core.metrics.Histogram;
 
 /**
@@ -14,6 +15,7 @@ public final class RoleChangeMetrics {
   private final Counter migrations;
   private final Histogram switchSeconds;
   private final Counter refusals;
+  private final Gauge role;
 
   public RoleChangeMetrics(NodeMetrics metrics) {
     this.switches =
@@ -34,6 +36,19 @@ public final class RoleChangeMetrics {
         metrics.counter(
             MetricNames.ROLE_SWITCH_REFUSALS,
             "Role switches this worker refused or backed out of (stale epoch, last node of a role, drain timeout).");
+    this.role =
+        metrics.gauge(
+            MetricNames.WORKER_ROLE,
+            "1 for the role this worker serves now, 0 for the other: its live role (a Kubernetes"
+                + " pod's labels name only its starting role).",
+            MetricNames.ROLE);
+  }
+
+  /** The worker serves {@code current} ({@code prefill} or {@code decode}) from now on. */
+  public void serving(String current) {
+    for (String r : java.util.List.of("prefill", "decode")) {
+      role.labelValues(r).set(r.equals(current) ? 1 : 0);
+    }
   }
 
   /** The worker switched {@code from} → {@code to} in {@code durationMillis} (drain included). */

@@ -212,6 +212,7 @@ public final class WorkerNode implements AutoCloseable {
           () -> decode.stats().waitingForKv() + prefill.waitingJobs());
       metrics.start();
       this.role = config.role();
+      roleChanges.serving(role.name().toLowerCase(java.util.Locale.ROOT));
       prefill.setAccepting(role == NodeRole.PREFILL);
       decode.setAccepting(role == NodeRole.DECODE);
       GrpcMigrationTargets targets =
@@ -228,6 +229,7 @@ public final class WorkerNode implements AutoCloseable {
           r -> {
             if (r.accepted()) {
               role = r.to();
+              roleChanges.serving(r.to().name().toLowerCase(java.util.Locale.ROOT));
               updateHealth();
               roleChanges.roleSwitched(
                   r.from().name().toLowerCase(java.util.Locale.ROOT),

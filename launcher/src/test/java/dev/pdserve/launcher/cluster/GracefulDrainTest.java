@@ -16,6 +16,7 @@ import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.coordination.RoleSwitchRequest;
 import dev.pdserve.core.coordination.RoleSwitchResult;
+import dev.pdserve.core.metrics.MetricNames;
 import dev.pdserve.launcher.node.DrainPhase;
 import dev.pdserve.launcher.node.DrainSummary;
 import dev.pdserve.launcher.node.RouterNode;
@@ -99,6 +100,22 @@ class GracefulDrainTest {
 
   static int[] referenceTokens(String prompt, int maxTokens) {
     return Greedy.referenceTokens(reference, prompt, maxTokens);
+  }
+
+  /** The worker's {@code pdserve_worker_role} for prefill and decode, scraped from /metrics. */
+  static List<Double> liveRole(WorkerNode w) throws Exception {
+    String body =
+        java.net.http.HttpClient.newHttpClient()
+            .send(
+                java.net.http.HttpRequest.newBuilder(java.net.URI.create(w.metrics().url()))
+                    .build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString())
+            .body();
+    dev.pdserve.launcher.metrics.PrometheusText t =
+        dev.pdserve.launcher.metrics.PrometheusText.parse(body);
+    return List.of(
+        t.sum(MetricNames.WORKER_ROLE, Map.of(MetricNames.ROLE, "prefill")),
+        t.sum(MetricNames.WORKER_ROLE, Map.of(MetricNames.ROLE, "decode")));
   }
 
   static ManagedChannel channel(String address) {
@@ -224,9 +241,11 @@ class GracefulDrainTest {
                       }));
       assertTrue(firstReport.await(10, TimeUnit.SECONDS), "the health Watch never reported");
 
+      assertEquals(List.of(1.0, 0.0), liveRole(p1), "pdserve_worker_role{prefill, decode}");
       RoleSwitchResult r =
           p1.switcher().switchRole(new RoleSwitchRequest("p1", NodeRole.DECODE, 0, "test"));
       assertTrue(r.accepted(), r.message());
+      assertEquals(List.of(0.0, 1.0), liveRole(p1), "the live-role gauge follows the switch");
 
       assertEquals(ServingStatus.SERVING, health(addr, NodeRole.WORKER_HEALTH_SERVICE));
       assertEquals(ServingStatus.NOT_SERVING, health(addr, "pdserve.prefill"));
