@@ -2,7 +2,6 @@ package dev.pdserve.core.cluster;
 
 import com.hazelcast.core.EntryEvent;
 import com.hazelcast.core.HazelcastInstance;
-import com.hazelcast.core.HazelcastInstanceNotActiveException;
 import com.hazelcast.map.IMap;
 import com.hazelcast.map.listener.EntryAddedListener;
 import com.hazelcast.map.listener.EntryUpdatedListener;
@@ -71,12 +70,7 @@ public final class ExpertPlacementStore {
       }
     }
     UUID reg = map.addEntryListener(new Adapter(), KEY, true);
-    return () -> {
-      try {
-        map.removeEntryListener(reg);
-      } catch (HazelcastInstanceNotActiveException ignored) {
-        // the member is gone, and the listener with it
-      }
-    };
+    return () ->
+        ListenerRemoval.bounded("the placement listener", () -> map.removeEntryListener(reg));
   }
 }

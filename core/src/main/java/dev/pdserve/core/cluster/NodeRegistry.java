@@ -179,11 +179,7 @@ public final class NodeRegistry implements AutoCloseable {
     entryListeners.add(reg);
     return () -> {
       if (entryListeners.remove(reg)) {
-        try {
-          map.removeEntryListener(reg);
-        } catch (HazelcastInstanceNotActiveException ignored) {
-          // the member is gone, and the listener with it
-        }
+        ListenerRemoval.bounded("a registry listener", () -> map.removeEntryListener(reg));
       }
     };
   }
@@ -213,13 +209,20 @@ public final class NodeRegistry implements AutoCloseable {
   public void close() {
     try {
       hz.getCluster().removeMembershipListener(membershipRegistration);
-      for (UUID reg : entryListeners) {
-        map.removeEntryListener(reg);
-      }
     } catch (HazelcastInstanceNotActiveException ignored) {
       // the member is already gone
     }
+    List<UUID> regs = List.copyOf(entryListeners);
     entryListeners.clear();
+    if (!regs.isEmpty()) {
+      ListenerRemoval.bounded(
+          "the registry's listeners",
+          () -> {
+            for (UUID reg : regs) {
+              map.removeEntryListener(reg);
+            }
+          });
+    }
     sweeper.shutdown();
     try {
       if (!sweeper.awaitTermination(5, TimeUnit.SECONDS)) {
