@@ -61,6 +61,17 @@ public final class DispatchPlan {
    * it would see in-process, which keeps its output bit-identical), while different replicated
    * experts spread over their replicas. It is the same in every process and for every call.
    */
+  private static List<String> usableOnes(
+      List<String> replicas, java.util.function.Predicate<String> usable) {
+    List<String> out = new ArrayList<>(replicas.size());
+    for (String r : replicas) {
+      if (usable.test(r)) {
+        out.add(r);
+      }
+    }
+    return out;
+  }
+
   public static String chooseReplica(int layer, int group, int expert, List<String> replicas) {
     if (replicas.size() == 1) {
       return replicas.get(0);
@@ -79,6 +90,16 @@ public final class DispatchPlan {
    * @throws ExpertDispatchException if some expert of the batch has no shard in the placement
    */
   public static DispatchPlan of(RoutedBatch batch, ExpertPlacement placement) {
+    return of(batch, placement, shard -> true);
+  }
+
+  /**
+   * As {@link #of(RoutedBatch, ExpertPlacement)}, choosing among the replicas {@code usable}
+   * accepts (e.g. registered and not just failed); an expert none of whose replicas is usable goes
+   * to its replicas as placed (and the call then fails with that shard's error).
+   */
+  public static DispatchPlan of(
+      RoutedBatch batch, ExpertPlacement placement, java.util.function.Predicate<String> usable) {
     int rows = batch.rows();
     int k = batch.topK();
     int h = batch.hidden();
@@ -113,7 +134,8 @@ public final class DispatchPlan {
                     + " of layer "
                     + layer);
           }
-          String shard = chooseReplica(layer, g, (int) id, replicas);
+          List<String> live = replicas.size() == 1 ? replicas : usableOnes(replicas, usable);
+          String shard = chooseReplica(layer, g, (int) id, live.isEmpty() ? replicas : live);
           s =
               shardIndex.computeIfAbsent(
                   shard,

@@ -150,9 +150,33 @@ public final class RemoteExperts implements ExpertBackend {
         throw ExpertDispatchException.unplaced(
             batch.layer(), "no expert placement has been published yet");
       }
-      DispatchPlan plan = DispatchPlan.of(batch, p);
-      if (!plan.slices().isEmpty()) {
-        dispatch(batch, p, plan, acc);
+      // A replicated expert goes to a replica that is registered (a crashed shard's entry leaves
+      // the registry within the failure-detection time) and, within this call, has not just
+      // failed: one failed shard costs a retry on its replicas, not the request.
+      java.util.Set<String> failed = new java.util.HashSet<>();
+      while (true) {
+        DispatchPlan plan =
+            DispatchPlan.of(
+                batch, p, id -> !failed.contains(id) && directory.address(id).isPresent());
+        if (plan.slices().isEmpty()) {
+          break;
+        }
+        double[] attempt = new double[acc.length];
+        try {
+          dispatch(batch, p, plan, attempt);
+          acc = attempt;
+          break;
+        } catch (ExpertDispatchException e) {
+          if (!retryable(e, p, failed)) {
+            throw e;
+          }
+          failed.add(e.shardId());
+          LOG.warn(
+              "layer {}: expert shard {} failed ({}); retrying on its replicas",
+              batch.layer(),
+              e.shardId(),
+              e.status().getCode());
+        }
       }
     }
     float[] out = new float[acc.length];
@@ -269,6 +293,27 @@ public final class RemoteExperts implements ExpertBackend {
   }
 
   /** The first failed shard in shard id order (deterministic when several failed). */
+  /**
+   * A shard that was unreachable (UNAVAILABLE: gone, stopping, refusing) may be retried on its
+   * replicas when some expert it was given has another replica not yet tried.
+   */
+  private static boolean retryable(
+      ExpertDispatchException e, ExpertPlacement p, java.util.Set<String> failed) {
+    if (e.shardId() == null
+        || failed.contains(e.shardId())
+        || e.status().getCode() != Status.Code.UNAVAILABLE) {
+      return false;
+    }
+    for (ExpertPlacement.ExpertKey key : p.shards().keySet()) {
+      List<String> hosts = p.shards().get(key);
+      if (hosts.contains(e.shardId())
+          && hosts.stream().anyMatch(h -> !h.equals(e.shardId()) && !failed.contains(h))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   private ExpertDispatchException firstFailure(
       List<DispatchPlan.Slice> slices,
       List<String> addresses,

@@ -182,4 +182,37 @@ class ExpertShardOrdinalTest {
     assertExact(requests.subList(0, 2));
     cluster.awaitNoKvHeld();
   }
+
+  @Test
+  @Order(3)
+  void aCrashedReplicaCostsNoRequestThoughThePlacementStillListsIt() throws Exception {
+    // A pod killed without a drain (OOM, lost node): its Hazelcast member vanishes, it never
+    // withdraws from the placement. Workers must route its experts to the other replica.
+    ExpertNode e3 = cluster.addShard("pdserve-experts-2", Map.of("expert.shard-count", "2"));
+    InJvmCluster.await(
+        Duration.ofSeconds(10),
+        () -> placement().shardsFor(1, 0, 0).contains(e3.id()),
+        "the placement to list the replica");
+    List<GenerateRequest> requests = new ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      requests.add(Greedy.request("crash" + i, "a shard dies " + i, 48));
+    }
+    e3.member().hazelcast().getLifecycleService().terminate(); // no graceful leave
+    CompletableFuture<Void> load =
+        CompletableFuture.runAsync(
+            () -> {
+              try {
+                assertExact(requests);
+              } catch (Exception ex) {
+                throw new java.util.concurrent.CompletionException(ex);
+              }
+            });
+    e3.close(); // its gRPC server goes away; withdrawing fails without its Hazelcast member
+    load.get(120, TimeUnit.SECONDS);
+    assertTrue(
+        placement().shardIds().contains(e3.id()),
+        "the crashed shard is still placed: the requests survived it by choosing its replica");
+    assertExact(requests.subList(0, 2));
+    cluster.awaitNoKvHeld();
+  }
 }
