@@ -34,7 +34,12 @@ class KubernetesManifestsTest {
   static void render() throws Exception {
     for (String dir :
         List.of(
-            "base", "overlays/dev", "overlays/gpu", "examples/keda", "examples/model-convert")) {
+            "base",
+            "overlays/dev",
+            "overlays/gpu",
+            "examples/keda",
+            "examples/model-convert",
+            "examples/prometheus-operator")) {
       RENDERS.put(dir, Kustomize.render(K8S.resolve(dir)));
     }
     // The gpu overlay with both of its optional components switched on.
@@ -69,6 +74,13 @@ class KubernetesManifestsTest {
     checks.check(
         "examples/model-convert",
         with(RENDERS.get("examples/model-convert"), RENDERS.get("overlays/gpu")));
+    checks.check(
+        "examples/prometheus-operator",
+        with(RENDERS.get("examples/prometheus-operator"), RENDERS.get("overlays/dev")));
+    assertEquals(
+        1,
+        Manifests.ofKind(RENDERS.get("examples/prometheus-operator"), "PodMonitor").size(),
+        "the example renders its PodMonitor");
     assertEquals(List.of(), checks.problems(), "rendered with " + Kustomize.describe());
   }
 
@@ -264,6 +276,26 @@ class KubernetesManifestsTest {
         o -> {
           ((ArrayNode) container(o).path("args")).add("--shutdown-timout");
         });
+  }
+
+  @Test
+  void thePodMonitorCheckCatchesAPortThePodsLack() {
+    List<JsonNode> withMonitor =
+        with(RENDERS.get("examples/prometheus-operator"), RENDERS.get("overlays/dev"));
+    expectProblem(
+        withMonitor,
+        "PodMonitor",
+        "pdserve",
+        "'s metrics port",
+        o -> ((ObjectNode) o.path("spec").path("podMetricsEndpoints").get(0)).put("port", "http"));
+    expectProblem(
+        withMonitor,
+        "PodMonitor",
+        "pdserve",
+        "unknown field",
+        o ->
+            ((ObjectNode) o.path("spec").path("podMetricsEndpoints").get(0))
+                .put("intervall", "5s"));
   }
 
   // ---- helpers ----

@@ -58,6 +58,7 @@ final class ManifestChecks {
     }
     services(render);
     budgets(render);
+    monitors(render);
     for (int i = before; i < problems.size(); i++) {
       problems.set(i, name + ": " + problems.get(i));
     }
@@ -71,6 +72,9 @@ final class ManifestChecks {
       String apiVersion = o.path("apiVersion").asText("");
       if (KubernetesSchema.isBuiltIn(apiVersion)) {
         problems.addAll(KubernetesSchema.validate(o));
+      } else if (apiVersion.equals("monitoring.coreos.com/v1")
+          && o.path("kind").asText().equals("PodMonitor")) {
+        podMonitorSchema(o);
       } else if (apiVersion.equals("keda.sh/v1alpha1")
           && o.path("kind").asText().equals("ScaledObject")) {
         scaledObjectSchema(o);
@@ -151,6 +155,77 @@ final class ManifestChecks {
                   problems.add(name + ": trigger metadata " + e.getKey() + " must be a string");
                 }
               });
+    }
+  }
+
+  /** The Prometheus Operator's PodMonitor (a custom resource): the fields its CRD defines. */
+  private void podMonitorSchema(JsonNode o) {
+    String name = "PodMonitor/" + o.path("metadata").path("name").asText();
+    JsonNode spec = o.path("spec");
+    onlyFields(
+        name + " spec",
+        spec,
+        Set.of(
+            "jobLabel",
+            "podTargetLabels",
+            "podMetricsEndpoints",
+            "selector",
+            "namespaceSelector",
+            "sampleLimit",
+            "targetLimit",
+            "labelLimit",
+            "labelNameLengthLimit",
+            "labelValueLengthLimit",
+            "keepDroppedTargets",
+            "attachMetadata",
+            "scrapeClass",
+            "scrapeProtocols"));
+    onlyFields(
+        name + " selector", spec.path("selector"), Set.of("matchLabels", "matchExpressions"));
+    if (!spec.path("podMetricsEndpoints").isArray() || spec.path("podMetricsEndpoints").isEmpty()) {
+      problems.add(name + ": needs podMetricsEndpoints");
+    }
+    for (JsonNode e : spec.path("podMetricsEndpoints")) {
+      onlyFields(
+          name + " endpoint",
+          e,
+          Set.of(
+              "port",
+              "portNumber",
+              "path",
+              "scheme",
+              "params",
+              "interval",
+              "scrapeTimeout",
+              "honorLabels",
+              "honorTimestamps",
+              "trackTimestampsStaleness",
+              "relabelings",
+              "metricRelabelings",
+              "enableHttp2",
+              "filterRunning",
+              "followRedirects",
+              "proxyUrl",
+              "authorization",
+              "basicAuth",
+              "bearerTokenSecret",
+              "oauth2",
+              "tlsConfig"));
+      for (String list : List.of("relabelings", "metricRelabelings")) {
+        for (JsonNode r : e.path(list)) {
+          onlyFields(
+              name + " " + list,
+              r,
+              Set.of(
+                  "sourceLabels",
+                  "separator",
+                  "targetLabel",
+                  "regex",
+                  "modulus",
+                  "replacement",
+                  "action"));
+        }
+      }
     }
   }
 
@@ -568,6 +643,30 @@ final class ManifestChecks {
                     + w.label()
                     + "'s container does not declare");
           }
+        }
+      }
+    }
+  }
+
+  /** A PodMonitor selects pdserve pods and scrapes the port and path their metrics are on. */
+  void monitors(List<JsonNode> render) {
+    for (JsonNode m : Manifests.ofKind(render, "PodMonitor")) {
+      String name = "PodMonitor/" + m.path("metadata").path("name").asText();
+      List<Workload> selected =
+          Workload.selectedBy(render, m.path("spec").path("selector").path("matchLabels"));
+      if (selected.isEmpty()) {
+        problems.add(name + ": selects no pdserve pods");
+      }
+      for (JsonNode e : m.path("spec").path("podMetricsEndpoints")) {
+        for (Workload w : selected) {
+          Integer port = w.ports().get(e.path("port").asText());
+          if (port == null || !port.equals(w.ports().get("metrics"))) {
+            problems.add(
+                name + ": port " + e.path("port") + " is not " + w.label() + "'s metrics port");
+          }
+        }
+        if (!"/metrics".equals(e.path("path").asText("/metrics"))) {
+          problems.add(name + ": pdserve serves its metrics at /metrics, not " + e.path("path"));
         }
       }
     }
