@@ -152,7 +152,10 @@ public final class ClusterMember implements AutoCloseable {
     join.getKubernetesConfig().setEnabled(false);
     switch (c.join()) {
       case TCPIP -> {
-        join.getTcpIpConfig().setEnabled(true).setConnectionTimeoutSeconds(2);
+        // 5 s, not 2: a seed busy starting (JIT, model build) on a loaded machine may take seconds
+        // to
+        // answer, and a joiner that gives up forms a cluster of its own that must merge later.
+        join.getTcpIpConfig().setEnabled(true).setConnectionTimeoutSeconds(5);
         for (HostPort m : c.members()) {
           join.getTcpIpConfig().addMember(m.toString());
         }
