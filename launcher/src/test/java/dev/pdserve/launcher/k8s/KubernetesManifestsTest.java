@@ -42,7 +42,7 @@ class KubernetesManifestsTest {
             "examples/prometheus-operator")) {
       RENDERS.put(dir, Kustomize.render(K8S.resolve(dir)));
     }
-    // The gpu overlay with both of its optional components switched on.
+    // The gpu overlay with all of its optional components switched on.
     Path withOptions = Path.of("target", "k8s-gpu-with-options").toAbsolutePath();
     Files.createDirectories(withOptions);
     Files.writeString(
@@ -59,6 +59,9 @@ class KubernetesManifestsTest {
             + "\n"
             + "  - "
             + withOptions.relativize(K8S.resolve("components/gpu-tolerations"))
+            + "\n"
+            + "  - "
+            + withOptions.relativize(K8S.resolve("components/network-policy"))
             + "\n");
     RENDERS.put("overlays/gpu + options", Kustomize.render(withOptions));
   }
@@ -118,6 +121,10 @@ class KubernetesManifestsTest {
     JsonNode pod = options.path("spec").path("template").path("spec");
     assertEquals("true", pod.path("nodeSelector").path("nvidia.com/gpu.present").asText());
     assertEquals("nvidia.com/gpu", pod.path("tolerations").get(0).path("key").asText());
+    assertEquals(
+        3,
+        Manifests.ofKind(RENDERS.get("overlays/gpu + options"), "NetworkPolicy").size(),
+        "the network-policy component");
   }
 
   @Test
@@ -296,6 +303,29 @@ class KubernetesManifestsTest {
         o ->
             ((ObjectNode) o.path("spec").path("podMetricsEndpoints").get(0))
                 .put("intervall", "5s"));
+  }
+
+  @Test
+  void theNetworkPolicyChecksCatchAClosedClusterAndAMissingPort() {
+    List<JsonNode> gpu = RENDERS.get("overlays/gpu + options");
+    expectProblem(
+        gpu,
+        "NetworkPolicy",
+        "pdserve-internal",
+        "none lets pdserve pods reach each other",
+        o ->
+            ((ObjectNode) o.path("spec").path("ingress").get(0))
+                .putArray("ports")
+                .addObject()
+                .put("port", "grpc"));
+    expectProblem(
+        gpu,
+        "NetworkPolicy",
+        "pdserve-router-clients",
+        "which Deployment/pdserve-router lacks",
+        o ->
+            ((ObjectNode) o.path("spec").path("ingress").get(0).path("ports").get(1))
+                .put("port", "https"));
   }
 
   // ---- helpers ----

@@ -59,6 +59,7 @@ final class ManifestChecks {
     services(render);
     budgets(render);
     monitors(render);
+    networkPolicies(render);
     for (int i = before; i < problems.size(); i++) {
       problems.set(i, name + ": " + problems.get(i));
     }
@@ -669,6 +670,45 @@ final class ManifestChecks {
           problems.add(name + ": pdserve serves its metrics at /metrics, not " + e.path("path"));
         }
       }
+    }
+  }
+
+  /**
+   * A NetworkPolicy selects pdserve pods, and every port it opens is a port of each of them; the
+   * policies together let pdserve pods reach each other on every port (Hazelcast, gRPC, Flight).
+   */
+  void networkPolicies(List<JsonNode> render) {
+    List<JsonNode> policies = Manifests.ofKind(render, "NetworkPolicy");
+    boolean internal = false;
+    for (JsonNode np : policies) {
+      String name = "NetworkPolicy/" + np.path("metadata").path("name").asText();
+      List<Workload> selected =
+          Workload.selectedBy(render, np.path("spec").path("podSelector").path("matchLabels"));
+      if (selected.isEmpty()) {
+        problems.add(name + ": selects no pdserve pods");
+      }
+      for (JsonNode rule : np.path("spec").path("ingress")) {
+        if (rule.path("ports").isMissingNode()) {
+          for (JsonNode from : rule.path("from")) {
+            JsonNode peers = from.path("podSelector").path("matchLabels");
+            internal |=
+                from.path("namespaceSelector").isMissingNode()
+                    && "pdserve".equals(peers.path("app.kubernetes.io/name").asText())
+                    && peers.size() == 1;
+          }
+        }
+        for (JsonNode port : rule.path("ports")) {
+          for (Workload w : selected) {
+            if (resolve(w, port.path("port")) == null) {
+              problems.add(
+                  name + ": opens port " + port.path("port") + ", which " + w.label() + " lacks");
+            }
+          }
+        }
+      }
+    }
+    if (!policies.isEmpty() && !internal) {
+      problems.add("NetworkPolicies: none lets pdserve pods reach each other on every port");
     }
   }
 
