@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.pdserve.api.v1.GenerateRequest;
-import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.core.cluster.ExpertPlacement;
 import dev.pdserve.core.cluster.ExpertPlacementStore;
 import dev.pdserve.core.cluster.NodeRegistry;
@@ -127,23 +126,8 @@ class ExpertShardOrdinalTest {
   @Test
   @Order(2)
   void aDrainedReplicaLeavesThePlacementWhileRequestsStayExact() throws Exception {
-    ExpertNode e2 = cluster.addShard("pdserve-experts-2", Map.of("expert.shard-count", "2"));
-    assertEquals(new ExpertRange(0, 31), e2.range(), "ordinal 2 of 2 shards replicates shard 0");
-    InJvmCluster.await(
-        Duration.ofSeconds(10),
-        () -> placement().shardsFor(1, 0, 0).contains(e2.id()),
-        "the placement to list the replica");
-
-    List<GenerateRequest> requests = new ArrayList<>();
-    for (int i = 0; i < 6; i++) {
-      requests.add(
-          GenerateRequest.newBuilder()
-              .setRequestId("replica" + i)
-              .setPrompt("experts elsewhere " + i)
-              .setParams(
-                  SamplingParams.newBuilder().setTemperature(0).setMaxTokens(48).setIgnoreEos(true))
-              .build());
-    }
+    ExpertNode e2 = addReplicaOfShard0();
+    List<GenerateRequest> requests = requests("replica", "experts elsewhere ");
     List<String> seen = new CopyOnWriteArrayList<>();
     e2.onDrainPhase(
         phase -> {
@@ -158,15 +142,7 @@ class ExpertShardOrdinalTest {
             }
           }
         });
-    CompletableFuture<Void> load =
-        CompletableFuture.runAsync(
-            () -> {
-              try {
-                assertExact(requests);
-              } catch (Exception ex) {
-                throw new java.util.concurrent.CompletionException(ex);
-              }
-            });
+    CompletableFuture<Void> load = exactInBackground(requests);
     DrainSummary summary = e2.drainAndClose(Duration.ofSeconds(10));
     load.get(120, TimeUnit.SECONDS);
 
@@ -188,25 +164,10 @@ class ExpertShardOrdinalTest {
   void aCrashedReplicaCostsNoRequestThoughThePlacementStillListsIt() throws Exception {
     // A pod killed without a drain (OOM, lost node): its Hazelcast member vanishes, it never
     // withdraws from the placement. Workers must route its experts to the other replica.
-    ExpertNode e3 = cluster.addShard("pdserve-experts-2", Map.of("expert.shard-count", "2"));
-    InJvmCluster.await(
-        Duration.ofSeconds(10),
-        () -> placement().shardsFor(1, 0, 0).contains(e3.id()),
-        "the placement to list the replica");
-    List<GenerateRequest> requests = new ArrayList<>();
-    for (int i = 0; i < 6; i++) {
-      requests.add(Greedy.request("crash" + i, "a shard dies " + i, 48));
-    }
+    ExpertNode e3 = addReplicaOfShard0();
+    List<GenerateRequest> requests = requests("crash", "a shard dies ");
     e3.member().hazelcast().getLifecycleService().terminate(); // no graceful leave
-    CompletableFuture<Void> load =
-        CompletableFuture.runAsync(
-            () -> {
-              try {
-                assertExact(requests);
-              } catch (Exception ex) {
-                throw new java.util.concurrent.CompletionException(ex);
-              }
-            });
+    CompletableFuture<Void> load = exactInBackground(requests);
     e3.close(); // its gRPC server goes away; withdrawing fails without its Hazelcast member
     load.get(120, TimeUnit.SECONDS);
     assertTrue(
@@ -214,5 +175,37 @@ class ExpertShardOrdinalTest {
         "the crashed shard is still placed: the requests survived it by choosing its replica");
     assertExact(requests.subList(0, 2));
     cluster.awaitNoKvHeld();
+  }
+
+  /** A third pod of the StatefulSet (ordinal 2 of 2 ranges): a replica of shard 0's experts. */
+  static ExpertNode addReplicaOfShard0() throws Exception {
+    ExpertNode e = cluster.addShard("pdserve-experts-2", Map.of("expert.shard-count", "2"));
+    assertEquals(new ExpertRange(0, 31), e.range(), "ordinal 2 of 2 shards replicates shard 0");
+    InJvmCluster.await(
+        Duration.ofSeconds(10),
+        () -> placement().shardsFor(1, 0, 0).contains(e.id()),
+        "the placement to list the replica");
+    return e;
+  }
+
+  /** Six greedy 48-token requests. */
+  static List<GenerateRequest> requests(String idPrefix, String promptPrefix) {
+    List<GenerateRequest> out = new ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      out.add(Greedy.request(idPrefix + i, promptPrefix + i, 48));
+    }
+    return out;
+  }
+
+  /** Runs {@link #assertExact} on another thread. */
+  static CompletableFuture<Void> exactInBackground(List<GenerateRequest> requests) {
+    return CompletableFuture.runAsync(
+        () -> {
+          try {
+            assertExact(requests);
+          } catch (Exception ex) {
+            throw new java.util.concurrent.CompletionException(ex);
+          }
+        });
   }
 }
