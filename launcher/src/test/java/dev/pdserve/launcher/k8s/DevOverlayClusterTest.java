@@ -95,6 +95,10 @@ class DevOverlayClusterTest {
     Files.writeString(
         hosts,
         "127.0.0.1 localhost\n"
+            // the machine's own name too: with a hosts file, the JVM resolves nothing else
+            + "127.0.0.1 "
+            + java.net.InetAddress.getLocalHost().getHostName()
+            + "\n"
             + pods.stream()
                 .map(p -> p.ip() + " " + serviceDns + "\n")
                 .collect(Collectors.joining()));
