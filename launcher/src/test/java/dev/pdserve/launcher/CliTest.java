@@ -98,6 +98,18 @@ class CliTest {
   }
 
   @Test
+  void aWorkerTakesItsStartingRoleFromFlagOrConfigAndSaysWhichIsMissing() {
+    Run none = run("worker");
+    assertTrue(none.code() != 0, "no role: " + none.err());
+    assertTrue(
+        none.err().contains("pdserve.role") && none.err().contains("PDSERVE_ROLE"),
+        "stderr should say where a role comes from: " + none.err());
+    Run router = run("worker", "--set", "role=router");
+    assertEquals(CliErrors.USAGE, router.code(), router.err());
+    assertTrue(router.err().contains("a worker starts as prefill or decode"), router.err());
+  }
+
+  @Test
   void badShutdownTimeoutIsAUsageErrorNamingTheFlag() {
     for (String[] cmd :
         new String[][] {
