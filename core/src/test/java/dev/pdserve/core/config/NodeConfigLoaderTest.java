@@ -364,4 +364,20 @@ class NodeConfigLoaderTest {
             .startsWith("config file " + dir.resolve("nope.properties") + ": cannot read it"),
         e.problems().toString());
   }
+
+  @Test
+  void executionProviderIsCpuOrCuda() {
+    assertEquals(false, NodeConfigLoader.fromMap(Map.of("role", "decode")).engine().ortCuda());
+    assertEquals(
+        true,
+        NodeConfigLoader.fromMap(Map.of("role", "decode", "ort.execution-provider", "CUDA"))
+            .engine()
+            .ortCuda());
+    NodeConfigException e = invalid(Map.of("role", "decode", "ort.execution-provider", "gpu"));
+    assertTrue(
+        e.getMessage().contains("pdserve.ort.execution-provider")
+            && e.getMessage().contains("cpu or cuda")
+            && e.getMessage().contains("'gpu'"),
+        e.getMessage());
+  }
 }

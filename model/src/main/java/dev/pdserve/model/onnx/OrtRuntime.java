@@ -46,13 +46,7 @@ public final class OrtRuntime {
    */
   public static synchronized OrtRuntime shared(RuntimeOptions opts) {
     if (shared == null) {
-      if (opts.cuda() && !OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA)) {
-        throw new IllegalStateException(
-            "the CUDA execution provider was asked for (pdserve.ort.execution-provider=cuda), but"
-                + " this build's ONNX Runtime has only "
-                + OrtEnvironment.getAvailableProviders()
-                + ": build with mvn -Pgpu (the onnxruntime_gpu artifact) or run the -gpu image");
-      }
+      requireProviders(opts);
       try (OrtEnvironment.ThreadingOptions threading = new OrtEnvironment.ThreadingOptions()) {
         int threads =
             opts.intraOpThreads() > 0
@@ -70,6 +64,20 @@ public final class OrtRuntime {
       }
     }
     return shared;
+  }
+
+  /**
+   * Fails, saying how to get one, when {@code opts} asks for an execution provider this build's
+   * ONNX Runtime lacks (CUDA needs the onnxruntime_gpu artifact).
+   */
+  public static void requireProviders(RuntimeOptions opts) {
+    if (opts.cuda() && !OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA)) {
+      throw new IllegalStateException(
+          "the CUDA execution provider was asked for (pdserve.ort.execution-provider=cuda), but"
+              + " this build's ONNX Runtime has only "
+              + OrtEnvironment.getAvailableProviders()
+              + ": build with mvn -Pgpu (the onnxruntime_gpu artifact) or run the -gpu image");
+    }
   }
 
   /** The shared runtime with default options. */
