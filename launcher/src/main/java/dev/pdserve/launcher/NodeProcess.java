@@ -45,45 +45,33 @@ public final class NodeProcess {
       String grpcAddress,
       String more,
       PrintWriter out) {
-    CountDownLatch stopped = new CountDownLatch(1);
+    Stopper stopper = new Stopper(node, shutdownTimeout, id);
+    // SIGTERM / SIGINT drain the node *before* the JVM starts its shutdown: shutdown hooks run all
+    // at once, and ONNX Runtime's own hook releases its native environment, so a drain that still
+    // computes (sequences finishing here) inside a hook would run on freed memory. The handler
+    // drains, then exits, and only then do the hooks run.
+    for (String name : new String[] {"TERM", "INT"}) {
+      try {
+        sun.misc.Signal.handle(
+            new sun.misc.Signal(name),
+            sig -> {
+              int code = stopper.stop();
+              System.exit(code);
+            });
+      } catch (IllegalArgumentException e) {
+        // the platform has no such signal (or it is reserved): the shutdown hook still drains
+      }
+    }
+    // Any other way out (System.exit elsewhere, a signal not handled above) still drains, from a
+    // hook; it does nothing if a signal handler already did.
     Runtime.getRuntime()
         .addShutdownHook(
             new Thread(
                 () -> {
-                  Thread watchdog =
-                      new Thread(
-                          () -> {
-                            try {
-                              Thread.sleep(shutdownTimeout.plus(STOP_SLACK).toMillis());
-                            } catch (InterruptedException e) {
-                              return;
-                            }
-                            System.err.println(
-                                id
-                                    + " did not stop within its shutdown timeout ("
-                                    + shutdownTimeout.toMillis()
-                                    + " ms) + "
-                                    + STOP_SLACK.toSeconds()
-                                    + " s; halting");
-                            Runtime.getRuntime().halt(1);
-                          },
-                          "shutdown-watchdog-" + id);
-                  watchdog.setDaemon(true);
-                  watchdog.start();
-                  int code = 0;
-                  try {
-                    node.close();
-                  } catch (Exception e) {
-                    System.err.println("error while stopping " + id + ": " + e);
-                    code = 1;
-                  } finally {
-                    stopped.countDown();
-                    LogManager.shutdown();
-                    System.out.flush();
-                    System.err.flush();
+                  if (stopper.stopOnce()) {
+                    // A JVM ended by a signal exits with 143; a clean drain is a clean exit.
+                    Runtime.getRuntime().halt(stopper.code());
                   }
-                  // A JVM ended by SIGTERM exits with 143; a clean drain is a clean exit.
-                  Runtime.getRuntime().halt(code);
                 },
                 "shutdown-" + id));
     out.println(
@@ -97,10 +85,83 @@ public final class NodeProcess {
             + (more.isEmpty() ? "" : " " + more));
     out.flush();
     try {
-      stopped.await();
+      stopper.stopped.await();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    return 0;
+    return stopper.code();
+  }
+
+  /** Runs a node's stop action once, under a watchdog. */
+  private static final class Stopper {
+    private final AutoCloseable node;
+    private final Duration shutdownTimeout;
+    private final String id;
+    private final java.util.concurrent.atomic.AtomicBoolean started =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    final CountDownLatch stopped = new CountDownLatch(1);
+    private volatile int code;
+
+    Stopper(AutoCloseable node, Duration shutdownTimeout, String id) {
+      this.node = node;
+      this.shutdownTimeout = shutdownTimeout;
+      this.id = id;
+    }
+
+    int code() {
+      return code;
+    }
+
+    /** Stops the node (or waits for the stop already under way); returns the exit code. */
+    int stop() {
+      if (!stopOnce()) {
+        try {
+          stopped.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+      return code;
+    }
+
+    /** Stops the node if nobody has started to; true if this call did. */
+    boolean stopOnce() {
+      if (!started.compareAndSet(false, true)) {
+        return false;
+      }
+      Thread watchdog =
+          new Thread(
+              () -> {
+                try {
+                  Thread.sleep(shutdownTimeout.plus(STOP_SLACK).toMillis());
+                } catch (InterruptedException e) {
+                  return;
+                }
+                System.err.println(
+                    id
+                        + " did not stop within its shutdown timeout ("
+                        + shutdownTimeout.toMillis()
+                        + " ms) + "
+                        + STOP_SLACK.toSeconds()
+                        + " s; halting");
+                Runtime.getRuntime().halt(1);
+              },
+              "shutdown-watchdog-" + id);
+      watchdog.setDaemon(true);
+      watchdog.start();
+      try {
+        node.close();
+      } catch (Exception e) {
+        System.err.println("error while stopping " + id + ": " + e);
+        code = 1;
+      } finally {
+        watchdog.interrupt();
+        LogManager.shutdown();
+        System.out.flush();
+        System.err.flush();
+        stopped.countDown();
+      }
+      return true;
+    }
   }
 }

@@ -702,7 +702,10 @@ public final class Router implements AutoCloseable {
                           "",
                           null,
                           0));
-      NodeClients.Reserved r = new NodeClients.Reserved(m.transferId(), "", 0);
+      // The target's reservation has a lease like the first one (one cluster, one lease
+      // setting): renew it, or the target frees the moved sequence when the lease runs out.
+      long lease = f.reserved != null ? f.reserved.leaseMillis() : 0;
+      NodeClients.Reserved r = new NodeClients.Reserved(m.transferId(), "", 0, lease);
       int n = m.generatedIds().length;
       if (f.finished) {
         clients.release(target, r.transferId());
@@ -734,6 +737,7 @@ public final class Router implements AutoCloseable {
       migrationsFollowed.incrementAndGet();
       f.decodeNode = target;
       f.reserved = r;
+      f.lastRenewNanos = System.nanoTime();
       f.decodeStarted = true;
       selector.decodeStarted(target.id());
       f.decodeCall =
