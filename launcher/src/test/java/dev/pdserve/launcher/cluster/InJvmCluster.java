@@ -36,6 +36,16 @@ public final class InJvmCluster implements AutoCloseable {
   private String seed; // hazelcast address of the first member
   private final Map<String, String> extra = new HashMap<>();
 
+  /** The Hazelcast cluster name its members use (for a node started in another process). */
+  public String clusterName() {
+    return cluster;
+  }
+
+  /** The first member's Hazelcast address, {@code host:port} (a seed for other processes). */
+  public String seed() {
+    return seed;
+  }
+
   public InJvmCluster set(String key, String value) {
     extra.put(key, value);
     return this;

@@ -1,9 +1,15 @@
 package dev.pdserve.launcher.cluster;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.model.engine.LoadedModel;
+import dev.pdserve.model.engine.ModelSpec;
+import dev.pdserve.model.engine.ReferenceEngine;
+import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.router.RouterOptions;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import java.io.BufferedReader;
 import java.io.InputStream;
@@ -13,8 +19,10 @@ import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -35,49 +43,13 @@ class WorkerSigtermProcessTest {
     try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
       clusterPort = s.getLocalPort();
     }
-    List<String> cmd = new ArrayList<>();
-    cmd.add(ProcessHandle.current().info().command().orElse("java"));
-    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (a.startsWith("--add-") || a.startsWith("-Djava.util.logging.manager")) {
-        cmd.add(a);
-      }
-    }
-    cmd.addAll(
-        List.of(
-            "-Xmx256m",
-            "-XX:TieredStopAtLevel=1",
-            "-XX:+UseSerialGC",
-            "-Dpdserve.log.level=INFO",
-            "-cp",
-            System.getProperty("java.class.path"),
-            "dev.pdserve.launcher.Main",
-            "worker",
-            "--role",
-            "decode",
-            "--node-id",
+    List<String> cmd =
+        workerCommand(
             "sigterm-0",
-            "--bind",
-            "127.0.0.1",
-            "--grpc-port",
-            "0",
-            "--flight-port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--cluster-name",
             "sigterm-" + ProcessHandle.current().pid(),
-            "--cluster-port",
-            Integer.toString(clusterPort),
-            "--members",
             "127.0.0.1:" + clusterPort,
-            "--kv-budget",
-            "8m",
-            "--ort-threads",
-            "1",
-            "--set",
-            "coordinator.enabled=false",
-            "--shutdown-timeout",
-            "5s"));
+            clusterPort,
+            "5s");
     // stderr to a file: Process.destroy() closes this side's pipes, and the drain logs after it.
     Path errFile = tmp.resolve("worker.err");
     Process p = new ProcessBuilder(cmd).redirectError(errFile.toFile()).start();
@@ -113,6 +85,128 @@ class WorkerSigtermProcessTest {
     } finally {
       p.destroyForcibly();
     }
+  }
+
+  /** {@code pdserve worker --role decode} as a child JVM of this one, joining {@code members}. */
+  static List<String> workerCommand(
+      String nodeId, String clusterName, String members, int clusterPort, String shutdownTimeout) {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(ProcessHandle.current().info().command().orElse("java"));
+    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (a.startsWith("--add-") || a.startsWith("-Djava.util.logging.manager")) {
+        cmd.add(a);
+      }
+    }
+    cmd.addAll(
+        List.of(
+            "-Xmx256m",
+            "-Dpdserve.log.level=INFO",
+            "-cp",
+            System.getProperty("java.class.path"),
+            "dev.pdserve.launcher.Main",
+            "worker",
+            "--role",
+            "decode",
+            "--node-id",
+            nodeId,
+            "--bind",
+            "127.0.0.1",
+            "--grpc-port",
+            "0",
+            "--flight-port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--cluster-name",
+            clusterName,
+            "--cluster-port",
+            Integer.toString(clusterPort),
+            "--members",
+            members,
+            "--kv-budget",
+            "64m",
+            "--ort-threads",
+            "1",
+            "--set",
+            "coordinator.enabled=false",
+            "--shutdown-timeout",
+            shutdownTimeout));
+    return cmd;
+  }
+
+  @Test
+  void sigtermWhileDecodingFinishesEverySequenceAndExitsZero(@TempDir Path tmp) throws Exception {
+    // The only decode node, in its own JVM, decoding long streams when SIGTERM lands: the drain
+    // computes for seconds (nowhere to move the sequences), which must not race the JVM's
+    // shutdown (ONNX Runtime releases its native environment in a shutdown hook).
+    int maxTokens = 700;
+    try (LoadedModel model = LoadedModel.load(ModelSpec.preset("tiny"));
+        ReferenceEngine reference = new ReferenceEngine(model, OrtRuntime.shared());
+        InJvmCluster cluster = new InJvmCluster()) {
+      cluster.addWorker("prefill", Map.of());
+      cluster.startRouter(RouterOptions.defaults());
+      int clusterPort;
+      try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+        clusterPort = s.getLocalPort();
+      }
+      Path errFile = tmp.resolve("decode.err");
+      Process p =
+          new ProcessBuilder(
+                  workerCommand(
+                      "d-child", cluster.clusterName(), cluster.seed(), clusterPort, "30s"))
+              .redirectError(errFile.toFile())
+              .start();
+      try {
+        CompletableFuture<String> ready = new CompletableFuture<>();
+        pump(
+            p.getInputStream(),
+            line -> {
+              if (line.startsWith("PDSERVE-READY")) {
+                ready.complete(line);
+              }
+            });
+        ready.get(90, TimeUnit.SECONDS);
+        cluster.awaitRouterSees(1, 1);
+        List<String> prompts = new ArrayList<>();
+        List<CompletableFuture<InJvmCluster.Result>> streams = new ArrayList<>();
+        for (int i = 0; i < 12; i++) {
+          prompts.add("sigterm " + i + ": finish me");
+          streams.add(
+              ClusterBehaviourTest.async(
+                  cluster.channel, Greedy.request("sig" + i, prompts.get(i), maxTokens)));
+        }
+        InJvmCluster.await(
+            Duration.ofSeconds(60),
+            () -> runningOn(cluster, "d-child") >= 12,
+            "the child decoding every stream");
+
+        p.destroy(); // SIGTERM, mid-generation
+        for (int i = 0; i < streams.size(); i++) {
+          InJvmCluster.Result got = streams.get(i).get(120, TimeUnit.SECONDS);
+          assertArrayEquals(
+              Greedy.referenceTokens(reference, prompts.get(i), maxTokens),
+              got.tokenIds(),
+              "sig" + i + " after SIGTERM; stderr:\n" + Files.readString(errFile));
+        }
+        assertTrue(p.waitFor(30 + 10 + 10, TimeUnit.SECONDS), "the worker did not exit");
+        String log = Files.readString(errFile);
+        assertEquals(0, p.exitValue(), "exit code; stderr:\n" + log);
+        assertTrue(log.contains("drained: 12 finished, 0 migrated, 0 failed"), log);
+      } finally {
+        p.destroyForcibly();
+      }
+    }
+  }
+
+  /** Running sequences of node {@code id}, as the router's AdminService reports them. */
+  private static int runningOn(InJvmCluster cluster, String id) {
+    return dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(cluster.channel)
+        .listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance())
+        .getNodesList()
+        .stream()
+        .filter(n -> n.getId().equals(id))
+        .mapToInt(dev.pdserve.internal.v1.NodeStatus::getRunningSequences)
+        .sum();
   }
 
   private static Thread pump(InputStream in, Consumer<String> lines) {
