@@ -659,6 +659,25 @@ public final class Router implements AutoCloseable {
           int cachedTokens) {
         try (CloseableThreadContext.Instance ctx = logContext(f)) {
           selector.decodeEnded(d.id());
+          if ("abort".equals(finishReason) && !f.abortedByUser) {
+            // Nobody here asked to stop: the decode node cut the sequence (its reservation was
+            // released). Partial output is not an answer; say so instead of finishing quietly.
+            if (!f.finished) {
+              fail(
+                  f,
+                  "decode_aborted",
+                  ServingException.unavailable(
+                      "decode node "
+                          + d.id()
+                          + " ended request "
+                          + f.req.requestId()
+                          + " after "
+                          + completionTokens
+                          + " tokens without finishing it (its KV reservation was released);"
+                          + " retry the request"));
+            }
+            return;
+          }
           complete(f, finishReason, stopReason, completionTokens, cachedTokens);
         }
       }

@@ -68,4 +68,28 @@ class MigrationLeaseTest {
       cluster.awaitNoKvHeld();
     }
   }
+
+  @Test
+  void aSequenceTheDecodeNodeCutsIsAnErrorNotAShortAnswer() throws Exception {
+    try (InJvmCluster cluster = InJvmCluster.start(1, 1)) {
+      CompletableFuture<InJvmCluster.Result> stream =
+          ClusterBehaviourTest.async(cluster.channel, Greedy.request("cut", "cut me short", 900));
+      WorkerNode d = cluster.decode.get(0);
+      InJvmCluster.await(
+          Duration.ofSeconds(60), () -> d.decode().stats().running() > 0, "the stream decoding");
+      assertTrue(d.decode().cancel("cut"), "the decode node holds the request");
+      java.util.concurrent.ExecutionException e =
+          org.junit.jupiter.api.Assertions.assertThrows(
+              java.util.concurrent.ExecutionException.class,
+              () -> stream.get(60, TimeUnit.SECONDS),
+              "a stream the decode node cut must not end as a completion");
+      io.grpc.StatusRuntimeException s = (io.grpc.StatusRuntimeException) e.getCause();
+      assertEquals(io.grpc.Status.Code.UNAVAILABLE, s.getStatus().getCode(), s.toString());
+      assertTrue(
+          s.getStatus().getDescription().contains("ended request cut")
+              && s.getStatus().getDescription().contains("retry the request"),
+          s.getStatus().getDescription());
+      cluster.awaitNoKvHeld();
+    }
+  }
 }
