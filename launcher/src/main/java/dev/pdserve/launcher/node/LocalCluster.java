@@ -356,10 +356,10 @@ public final class LocalCluster implements AutoCloseable {
   }
 
   /**
-   * The command that starts a node JVM like this one ({@code pdserve} CLI arguments follow): the
-   * module flags this JVM got, {@code -Xmx heap}, the flags that suit many JVMs on one machine.
+   * This JVM's executable and the flags a node needs from it (module opens, the logging manager,
+   * Hazelcast properties), to which callers add their own flags and the main class.
    */
-  public static List<String> nodeJavaCommand(String heap, String logLevel) {
+  public static List<String> javaWithThisJvmsModuleFlags() {
     List<String> cmd = new ArrayList<>();
     cmd.add(ProcessHandle.current().info().command().orElse("java"));
     for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
@@ -369,6 +369,15 @@ public final class LocalCluster implements AutoCloseable {
         cmd.add(a);
       }
     }
+    return cmd;
+  }
+
+  /**
+   * The command that starts a node JVM like this one ({@code pdserve} CLI arguments follow): the
+   * module flags this JVM got, {@code -Xmx heap}, the flags that suit many JVMs on one machine.
+   */
+  public static List<String> nodeJavaCommand(String heap, String logLevel) {
+    List<String> cmd = javaWithThisJvmsModuleFlags();
     cmd.add("-Xmx" + heap);
     // Many JVMs on one machine: C2 compilation in every process competes with serving for the
     // cores for minutes; the C1 tier alone gave twice the throughput on 2 cores

@@ -71,14 +71,6 @@ class ClusterBehaviourTest {
     cluster.awaitNoKvHeld();
   }
 
-  static GenerateRequest raw(String id, String prompt, int maxTokens) {
-    return Greedy.request(id, prompt, maxTokens);
-  }
-
-  static int[] referenceTokens(String prompt, int maxTokens) {
-    return Greedy.referenceTokens(reference, prompt, maxTokens);
-  }
-
   /** Collects one streamed generation asynchronously. */
   static CompletableFuture<InJvmCluster.Result> async(ManagedChannel ch, GenerateRequest req) {
     CompletableFuture<InJvmCluster.Result> f = new CompletableFuture<>();
@@ -128,14 +120,14 @@ class ClusterBehaviourTest {
     }
     List<CompletableFuture<InJvmCluster.Result>> futures = new ArrayList<>();
     for (int i = 0; i < n; i++) {
-      futures.add(async(cluster.channel, raw("c" + i, prompts.get(i), 16)));
+      futures.add(async(cluster.channel, Greedy.request("c" + i, prompts.get(i), 16)));
     }
     for (int i = 0; i < n; i++) {
       InJvmCluster.Result r = futures.get(i).get(120, TimeUnit.SECONDS);
       assertNotNull(r.completion(), "request " + i + " ended without a completion");
       assertEquals("length", r.completion().getFinishReason());
       assertArrayEquals(
-          referenceTokens(prompts.get(i), 16),
+          Greedy.referenceTokens(reference, prompts.get(i), 16),
           r.tokenIds(),
           "request " + i + " differs from the reference");
     }
@@ -168,7 +160,7 @@ class ClusterBehaviourTest {
     ClientCallStreamObserver<?>[] call = new ClientCallStreamObserver<?>[1];
     GenerationGrpc.newStub(cluster.channel)
         .generate(
-            raw("to-cancel", "cancel me please", 900),
+            Greedy.request("to-cancel", "cancel me please", 900),
             new ClientResponseObserver<GenerateRequest, GenerateResponse>() {
               @Override
               public void beforeStart(ClientCallStreamObserver<GenerateRequest> s) {
@@ -238,34 +230,36 @@ class ClusterBehaviourTest {
     assertStatus(
         Status.Code.INVALID_ARGUMENT,
         "temperature must be >= 0",
-        raw("bad1", "hi", 4).toBuilder()
+        Greedy.request("bad1", "hi", 4).toBuilder()
             .setParams(SamplingParams.newBuilder().setTemperature(-1))
             .build());
     assertStatus(
         Status.Code.INVALID_ARGUMENT,
         "top_p must be in (0, 1]",
-        raw("bad2", "hi", 4).toBuilder().setParams(SamplingParams.newBuilder().setTopP(0)).build());
+        Greedy.request("bad2", "hi", 4).toBuilder()
+            .setParams(SamplingParams.newBuilder().setTopP(0))
+            .build());
     assertStatus(
         Status.Code.INVALID_ARGUMENT,
         "max_tokens must be >= 1",
-        raw("bad3", "hi", 4).toBuilder()
+        Greedy.request("bad3", "hi", 4).toBuilder()
             .setParams(SamplingParams.newBuilder().setMaxTokens(0))
             .build());
     assertStatus(
         Status.Code.INVALID_ARGUMENT,
         "maximum context length is 1024 tokens",
-        raw("bad4", "x".repeat(1100), 4));
+        Greedy.request("bad4", "x".repeat(1100), 4));
     assertStatus(
         Status.Code.INVALID_ARGUMENT,
         "set one of messages, prompt or prompt_token_ids",
         GenerateRequest.newBuilder().setRequestId("bad5").build());
-    assertStatus(Status.Code.INVALID_ARGUMENT, "prompt is empty", raw("bad6", "", 4));
+    assertStatus(Status.Code.INVALID_ARGUMENT, "prompt is empty", Greedy.request("bad6", "", 4));
     assertStatus(
         Status.Code.NOT_FOUND,
         "is not served here",
-        raw("bad7", "hi", 4).toBuilder().setModel("gpt-4").build());
+        Greedy.request("bad7", "hi", 4).toBuilder().setModel("gpt-4").build());
     // still serving
-    assertNotNull(cluster.generate(raw("after-bad", "still there?", 3)).completion());
+    assertNotNull(cluster.generate(Greedy.request("after-bad", "still there?", 3)).completion());
   }
 
   @Test
@@ -277,14 +271,15 @@ class ClusterBehaviourTest {
               Iterator<GenerateResponse> it =
                   GenerationGrpc.newBlockingStub(cluster.channel)
                       .withDeadlineAfter(300, TimeUnit.MILLISECONDS)
-                      .generate(raw("slow", "a long answer please", 1000));
+                      .generate(Greedy.request("slow", "a long answer please", 1000));
               while (it.hasNext()) {
                 it.next();
               }
             });
     assertEquals(Status.Code.DEADLINE_EXCEEDED, e.getStatus().getCode());
     cluster.awaitNoKvHeld();
-    assertNotNull(cluster.generate(raw("after-deadline", "still there?", 3)).completion());
+    assertNotNull(
+        cluster.generate(Greedy.request("after-deadline", "still there?", 3)).completion());
   }
 
   @Test
@@ -303,7 +298,8 @@ class ClusterBehaviourTest {
           Duration.ofSeconds(5),
           () -> cluster.router.directory().active(NodeRole.PREFILL).isEmpty(),
           "router to see no ACTIVE prefill node");
-      assertStatus(Status.Code.UNAVAILABLE, "no ACTIVE prefill node", raw("unavail", "hi", 4));
+      assertStatus(
+          Status.Code.UNAVAILABLE, "no ACTIVE prefill node", Greedy.request("unavail", "hi", 4));
     } finally {
       for (NodeInfo n : drained) {
         registry.compareAndSet(n.id(), n.epoch(), NodeState.DRAINING, null, NodeState.ACTIVE);
@@ -311,7 +307,7 @@ class ClusterBehaviourTest {
       registry.close();
     }
     cluster.awaitRouterSees(2, 2);
-    assertNotNull(cluster.generate(raw("after-unavailable", "back?", 3)).completion());
+    assertNotNull(cluster.generate(Greedy.request("after-unavailable", "back?", 3)).completion());
   }
 
   @Test
@@ -330,7 +326,7 @@ class ClusterBehaviourTest {
       ManagedChannel ch = NettyChannelBuilder.forTarget(small.grpcAddress()).usePlaintext().build();
       try {
         CompletableFuture<InJvmCluster.Result> first =
-            async(ch, raw("occupies", "hold the only slot", 200));
+            async(ch, Greedy.request("occupies", "hold the only slot", 200));
         InJvmCluster.await(
             Duration.ofSeconds(10),
             () -> small.router().inFlight() == 1,
@@ -342,7 +338,7 @@ class ClusterBehaviourTest {
                   Iterator<GenerateResponse> it =
                       GenerationGrpc.newBlockingStub(ch)
                           .withDeadlineAfter(30, TimeUnit.SECONDS)
-                          .generate(raw("refused", "me too", 4));
+                          .generate(Greedy.request("refused", "me too", 4));
                   while (it.hasNext()) {
                     it.next();
                   }

@@ -94,14 +94,6 @@ class GracefulDrainTest {
     }
   }
 
-  static GenerateRequest greedy(String id, String prompt, int maxTokens) {
-    return Greedy.request(id, prompt, maxTokens);
-  }
-
-  static int[] referenceTokens(String prompt, int maxTokens) {
-    return Greedy.referenceTokens(reference, prompt, maxTokens);
-  }
-
   /** The worker's {@code pdserve_worker_role} for prefill and decode, scraped from /metrics. */
   static List<Double> liveRole(WorkerNode w) throws Exception {
     String body =
@@ -269,7 +261,7 @@ class GracefulDrainTest {
     List<Stream> streams = new ArrayList<>();
     for (int i = 0; i < 4; i++) {
       prompts.add("drain " + i + ": move me");
-      streams.add(stream(cluster.channel, greedy("drain" + i, prompts.get(i), maxTokens)));
+      streams.add(stream(cluster.channel, Greedy.request("drain" + i, prompts.get(i), maxTokens)));
     }
     for (Stream s : streams) {
       s.firstToken().get(60, TimeUnit.SECONDS);
@@ -313,7 +305,7 @@ class GracefulDrainTest {
       assertNotNull(r.completion(), "stream " + i + " ended without a completion");
       assertEquals("length", r.completion().getFinishReason(), "stream " + i);
       assertArrayEquals(
-          referenceTokens(prompts.get(i), maxTokens),
+          Greedy.referenceTokens(reference, prompts.get(i), maxTokens),
           r.tokenIds(),
           "stream " + i + " differs from the reference (lost, repeated or wrong tokens)");
     }
@@ -359,7 +351,7 @@ class GracefulDrainTest {
     HttpClient http = HttpClient.newHttpClient();
     try {
       String prompt = "in flight while draining";
-      Stream inFlight = stream(ch, greedy("inflight", prompt, 600));
+      Stream inFlight = stream(ch, Greedy.request("inflight", prompt, 600));
       inFlight.firstToken().get(60, TimeUnit.SECONDS);
 
       List<String> seen = new CopyOnWriteArrayList<>();
@@ -379,7 +371,7 @@ class GracefulDrainTest {
                           () ->
                               GenerationGrpc.newBlockingStub(ch)
                                   .withDeadlineAfter(30, TimeUnit.SECONDS)
-                                  .generate(greedy("late", "too late", 4))
+                                  .generate(Greedy.request("late", "too late", 4))
                                   .hasNext());
                   seen.add(
                       "grpc " + e.getStatus().getCode() + ": " + e.getStatus().getDescription());
@@ -417,7 +409,10 @@ class GracefulDrainTest {
       InJvmCluster.Result r = inFlight.done().get(60, TimeUnit.SECONDS);
       assertNotNull(r.completion(), "the in-flight stream ended without a completion");
       assertEquals("length", r.completion().getFinishReason());
-      assertArrayEquals(referenceTokens(prompt, 600), r.tokenIds(), "the in-flight stream differs");
+      assertArrayEquals(
+          Greedy.referenceTokens(reference, prompt, 600),
+          r.tokenIds(),
+          "the in-flight stream differs");
       assertEquals(0, summary.failed(), summary.toString());
       InJvmCluster.await(
           Duration.ofSeconds(10),
@@ -440,7 +435,7 @@ class GracefulDrainTest {
     WorkerNode last = decodes.get(1);
     cluster.awaitRouterSees(1, 1);
 
-    Stream s = stream(cluster.channel, greedy("last", "no way out", 1000));
+    Stream s = stream(cluster.channel, Greedy.request("last", "no way out", 1000));
     s.firstToken().get(60, TimeUnit.SECONDS);
     DrainSummary summary = last.drainAndClose(Duration.ofMillis(200));
 

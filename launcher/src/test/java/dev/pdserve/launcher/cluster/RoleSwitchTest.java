@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.pdserve.api.v1.GenerateRequest;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.cluster.NodeState;
@@ -67,14 +66,6 @@ class RoleSwitchTest {
     }
   }
 
-  static GenerateRequest greedy(String id, String prompt, int maxTokens) {
-    return Greedy.request(id, prompt, maxTokens);
-  }
-
-  static int[] referenceTokens(String prompt, int maxTokens) {
-    return Greedy.referenceTokens(reference, prompt, maxTokens);
-  }
-
   static SwitchRoleResponse adminSwitch(String nodeId, String to, long expectedEpoch) {
     return AdminServiceGrpc.newBlockingStub(cluster.channel)
         .withDeadlineAfter(120, TimeUnit.SECONDS)
@@ -108,7 +99,8 @@ class RoleSwitchTest {
     for (int i = 0; i < 32; i++) {
       prompts.add(tag + " stream " + i + ": " + "migrate me ".repeat(1 + i % 4));
       futures.add(
-          ClusterBehaviourTest.async(cluster.channel, greedy(tag + i, prompts.get(i), maxTokens)));
+          ClusterBehaviourTest.async(
+              cluster.channel, Greedy.request(tag + i, prompts.get(i), maxTokens)));
     }
     return futures;
   }
@@ -125,7 +117,7 @@ class RoleSwitchTest {
           r.completion().getUsage().getCompletionTokens(),
           "stream " + i + " completion_tokens");
       assertArrayEquals(
-          referenceTokens(prompts.get(i), maxTokens),
+          Greedy.referenceTokens(reference, prompts.get(i), maxTokens),
           r.tokenIds(),
           "stream " + i + " differs from the reference (lost, repeated or wrong tokens)");
     }

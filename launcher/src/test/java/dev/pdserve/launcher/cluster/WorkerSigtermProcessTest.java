@@ -14,7 +14,6 @@ import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
-import java.lang.management.ManagementFactory;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -90,13 +89,9 @@ class WorkerSigtermProcessTest {
   /** {@code pdserve worker --role decode} as a child JVM of this one, joining {@code members}. */
   static List<String> workerCommand(
       String nodeId, String clusterName, String members, int clusterPort, String shutdownTimeout) {
-    List<String> cmd = new ArrayList<>();
-    cmd.add(ProcessHandle.current().info().command().orElse("java"));
-    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (a.startsWith("--add-") || a.startsWith("-Djava.util.logging.manager")) {
-        cmd.add(a);
-      }
-    }
+    // The JVM's default compilers and GC (not LocalCluster's many-JVM flags): the shutdown race
+    // this class guards against showed with them.
+    List<String> cmd = dev.pdserve.launcher.node.LocalCluster.javaWithThisJvmsModuleFlags();
     cmd.addAll(
         List.of(
             "-Xmx256m",
