@@ -1,5 +1,6 @@
 package dev.pdserve.core.kv.flight;
 
+import dev.pdserve.core.kv.ExpectedKv;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
 import java.time.Duration;
@@ -18,7 +19,7 @@ import org.apache.arrow.flight.FlightStatusCode;
  * sender sends batches that do not fit it, or when the server closes. The blocks stay owned by the
  * caller of {@link KvTransferServer#expect} throughout: they are never freed here.
  */
-public final class IncomingTransfer {
+public final class IncomingTransfer implements ExpectedKv {
   enum State {
     OPEN,
     COMPLETE,

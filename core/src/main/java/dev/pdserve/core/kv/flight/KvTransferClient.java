@@ -1,6 +1,8 @@
 package dev.pdserve.core.kv.flight;
 
+import dev.pdserve.core.kv.KvEndpoint;
 import dev.pdserve.core.kv.KvLayout;
+import dev.pdserve.core.kv.KvPusher;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import java.net.URI;
@@ -24,7 +26,7 @@ import org.apache.arrow.memory.BufferAllocator;
  * <p>Thread-safe. Each {@link OutgoingTransfer} may be fed from several threads (one per stream at
  * a time).
  */
-public final class KvTransferClient implements AutoCloseable {
+public final class KvTransferClient implements KvPusher, AutoCloseable {
   /** How batches are handed to gRPC. Both produce the same Flight DoPut stream on the wire. */
   public enum SendPath {
     /** Flight's {@code FlightClient.startPut}: every location scheme. */
@@ -162,6 +164,12 @@ public final class KvTransferClient implements AutoCloseable {
           "the DIRECT send path reaches grpc+tcp locations only, got " + location.getUri());
     }
     return new OutgoingTransfer(allocator, layout, options, connections(location), transferId);
+  }
+
+  /** Starts pushing transfer {@code transferId} to the KV endpoint {@code target} (plain gRPC). */
+  @Override
+  public OutgoingTransfer open(KvEndpoint target, String transferId) {
+    return open(Location.forGrpcInsecure(target.host(), target.port()), transferId);
   }
 
   private synchronized Connection[] connections(Location location) {

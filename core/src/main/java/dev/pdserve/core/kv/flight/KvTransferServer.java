@@ -2,6 +2,7 @@ package dev.pdserve.core.kv.flight;
 
 import com.google.common.util.concurrent.MoreExecutors;
 import dev.pdserve.core.kv.KvBlockPool;
+import dev.pdserve.core.kv.KvIntake;
 import dev.pdserve.core.kv.KvLayout;
 import io.grpc.Metadata;
 import io.grpc.Server;
@@ -37,7 +38,7 @@ import org.apache.logging.log4j.Logger;
  * neither double-count nor rewrite. A push to a transfer that already completed is acknowledged
  * without writing anything (its blocks may belong to a running sequence by then).
  */
-public final class KvTransferServer implements AutoCloseable {
+public final class KvTransferServer implements KvIntake, AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(KvTransferServer.class);
 
   /** How DoPut bodies reach the pool. Both accept the same wire format from any Flight client. */

@@ -1,6 +1,7 @@
 package dev.pdserve.core.kv.flight;
 
 import dev.pdserve.core.kv.KvLayout;
+import dev.pdserve.core.kv.KvPush;
 import dev.pdserve.core.kv.PagedSequenceKv;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
@@ -23,7 +24,7 @@ import org.apache.arrow.memory.BufferAllocator;
  * PagedSequenceKv} over the {@link KvTransferClient.SendPath#DIRECT} path are not copied at all:
  * the sequence must keep its blocks until {@link #complete()} or {@link #close()} returns.
  */
-public final class OutgoingTransfer implements AutoCloseable {
+public final class OutgoingTransfer implements KvPush {
   private enum State {
     OPEN,
     COMPLETED,
