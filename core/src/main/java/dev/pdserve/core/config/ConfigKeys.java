@@ -1,6 +1,5 @@
 package dev.pdserve.core.config;
 
-import dev.pdserve.model.config.ModelPresets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -120,8 +119,15 @@ public final class ConfigKeys {
           ConfigKey.withoutDefault(
               "pdserve.cluster.members",
               new ValueType.HostPorts(),
-              "TCPIP: the advertised host, cluster port and the next "
-                  + (NodeConfigLoader.DEFAULT_SEED_PORTS - 1),
+              "TCPIP: the advertised host, the cluster port and the next "
+                  + (NodeConfigLoader.DEFAULT_SEED_PORTS - 1)
+                  + " ("
+                  + NodeConfigLoader.DEFAULT_CLUSTER_PORT
+                  + "-"
+                  + (NodeConfigLoader.DEFAULT_CLUSTER_PORT
+                      + NodeConfigLoader.DEFAULT_SEED_PORTS
+                      - 1)
+                  + ")",
               "TCPIP seed members to join, one by one (port ranges are refused)"));
   public static final ConfigKey<String> CLUSTER_K8S_SERVICE =
       define(
@@ -201,7 +207,7 @@ public final class ConfigKeys {
       define(
           ConfigKey.of(
               "pdserve.model.preset",
-              ValueType.Text.any(String.join(", ", ModelPresets.names())),
+              new ValueType.Preset(),
               "tiny",
               "built-in model shape, unless pdserve.model.dir is set (every node must agree)"));
   public static final ConfigKey<Path> MODEL_DIR =

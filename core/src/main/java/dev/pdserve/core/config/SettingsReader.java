@@ -44,7 +44,6 @@ import static dev.pdserve.core.config.ConfigKeys.ROUTER_LOCAL_PREFILL_THRESHOLD;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFIX_CACHE_WEIGHT;
 import static dev.pdserve.core.config.ConfigKeys.SHUTDOWN_TIMEOUT_SECONDS;
 
-import dev.pdserve.model.config.ModelPresets;
 import java.net.InetAddress;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -194,16 +193,12 @@ final class SettingsReader {
   private EngineSettings engine() {
     long kvBudget = values.get(KV_BUDGET_BYTES);
     Optional<ExpertRange> range = values.find(EXPERT_RANGE);
-    String preset = values.get(MODEL_PRESET);
     Optional<Path> modelDir = values.find(MODEL_DIR);
-    if (!values.isSet(MODEL_DIR) && !ModelPresets.names().contains(preset)) {
-      values.fail(
-          MODEL_PRESET,
-          "unknown preset '"
-              + preset
-              + "'; known presets: "
-              + String.join(", ", ModelPresets.names()));
-    }
+    // A checkpoint directory replaces the preset: its name is then kept as given, unchecked.
+    String preset =
+        values.isSet(MODEL_DIR)
+            ? values.text(MODEL_PRESET).orElse(MODEL_PRESET.defaultValue().orElseThrow())
+            : values.get(MODEL_PRESET);
     int ortThreads = values.get(ORT_THREADS);
     boolean ortCuda = values.get(ORT_EXECUTION_PROVIDER);
     return new EngineSettings(

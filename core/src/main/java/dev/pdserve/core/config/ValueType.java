@@ -1,5 +1,6 @@
 package dev.pdserve.core.config;
 
+import dev.pdserve.model.config.ModelPresets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -30,6 +31,7 @@ public sealed interface ValueType<T>
         ValueType.Bool,
         ValueType.Choice,
         ValueType.Text,
+        ValueType.Preset,
         ValueType.Timeout,
         ValueType.HostPorts,
         ValueType.Experts,
@@ -292,6 +294,23 @@ public sealed interface ValueType<T>
         throw new IllegalArgumentException(mustBe + ", got '" + text + "'");
       }
       return text;
+    }
+  }
+
+  /** The name of a built-in model shape: one of {@link ModelPresets#names()}, exactly. */
+  record Preset() implements ValueType<String> {
+    @Override
+    public String parse(String text) {
+      if (!ModelPresets.names().contains(text)) {
+        throw new IllegalArgumentException(
+            "unknown preset '" + text + "'; known presets: " + valid());
+      }
+      return text;
+    }
+
+    @Override
+    public String valid() {
+      return String.join(", ", ModelPresets.names());
     }
   }
 
