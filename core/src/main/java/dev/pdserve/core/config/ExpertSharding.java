@@ -69,7 +69,7 @@ public record ExpertSharding(OptionalInt shardCount, OptionalInt shardIndex) {
 
   static String noOrdinal(String nodeId) {
     return "needs "
-        + NodeConfigLoader.EXPERT_SHARD_INDEX
+        + ConfigKeys.EXPERT_SHARD_INDEX
         + ", or a node id ending in -<ordinal> (a StatefulSet pod name such as pdserve-experts-0);"
         + " node id '"
         + nodeId
@@ -97,7 +97,7 @@ public record ExpertSharding(OptionalInt shardCount, OptionalInt shardIndex) {
     }
     if (parts > experts) {
       throw new IllegalArgumentException(
-          NodeConfigLoader.EXPERT_SHARD_COUNT
+          ConfigKeys.EXPERT_SHARD_COUNT
               + " is "
               + parts
               + " but the model has only "

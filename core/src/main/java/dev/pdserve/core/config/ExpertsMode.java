@@ -1,5 +1,7 @@
 package dev.pdserve.core.config;
 
+import java.util.Locale;
+
 /** Where a worker's routed experts run. */
 public enum ExpertsMode {
   /** Every expert in the worker's own process (single-node mode). */
@@ -9,7 +11,7 @@ public enum ExpertsMode {
 
   public static ExpertsMode parse(String s) {
     try {
-      return valueOf(s.trim().toUpperCase(java.util.Locale.ROOT));
+      return valueOf(s.trim().toUpperCase(Locale.ROOT));
     } catch (IllegalArgumentException e) {
       throw new IllegalArgumentException("must be local or remote, got '" + s + "'");
     }

@@ -4,6 +4,7 @@ import java.net.InetAddress;
 import java.security.SecureRandom;
 import java.util.HexFormat;
 import java.util.Locale;
+import java.util.Objects;
 
 /**
  * Everything a pdserve process is told at start-up. Immutable; built once by {@link
@@ -32,10 +33,10 @@ public record NodeConfig(
     ShutdownSettings shutdown) {
 
   public NodeConfig {
-    java.util.Objects.requireNonNull(prefix, "prefix");
-    java.util.Objects.requireNonNull(coordinator, "coordinator");
-    java.util.Objects.requireNonNull(expertSharding, "expertSharding");
-    java.util.Objects.requireNonNull(shutdown, "shutdown");
+    Objects.requireNonNull(prefix, "prefix");
+    Objects.requireNonNull(coordinator, "coordinator");
+    Objects.requireNonNull(expertSharding, "expertSharding");
+    Objects.requireNonNull(shutdown, "shutdown");
   }
 
   /** A config with no expert sharding and the default shutdown settings. */

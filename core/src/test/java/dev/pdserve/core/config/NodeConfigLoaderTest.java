@@ -225,6 +225,18 @@ class NodeConfigLoaderTest {
   }
 
   @Test
+  void everyBadMemberIsItsOwnProblem() {
+    NodeConfigException e =
+        invalid(Map.of("role", "router", "cluster.members", "a:1, b, c:2-3, d:4"));
+    assertEquals(
+        List.of(
+            "pdserve.cluster.members: expected host:port, got ' b' (from flag)",
+            "pdserve.cluster.members: port ranges are not supported, list members one by one,"
+                + " got ' c:2-3' (from flag)"),
+        e.problems());
+  }
+
+  @Test
   void autoClusterPortHasNoDefaultSeeds() {
     NodeConfig c = NodeConfigLoader.fromMap(Map.of("role", "router", "cluster.port", "0"));
     assertEquals(0, c.cluster().port());

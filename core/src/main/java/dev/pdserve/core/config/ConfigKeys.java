@@ -1,0 +1,396 @@
+package dev.pdserve.core.config;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.regex.Pattern;
+
+/**
+ * Every configuration key a pdserve node reads, each described once, in documentation order ({@link
+ * #ALL}). The loader refuses keys not listed here, reads each key's {@code PDSERVE_*} variable, and
+ * parses values with the key's {@link ValueType}; the README's configuration table is rendered from
+ * this list ({@code ConfigReferenceTest}). Rules between keys (ports that must differ, a heartbeat
+ * bound above the interval) live where the settings are read, in {@link NodeConfigLoader}.
+ */
+public final class ConfigKeys {
+  private static final List<ConfigKey<?>> DECLARED = new ArrayList<>();
+
+  private static final Pattern NODE_ID_PATTERN =
+      Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+  private static final ValueType.Int PORT = new ValueType.Int(0, 65535);
+  private static final ValueType.ByteSize MESSAGE_SIZE =
+      new ValueType.ByteSize(1024, Integer.MAX_VALUE, "1KiB..2GiB");
+  private static final ValueType.Bool BOOL = new ValueType.Bool();
+
+  public static final ConfigKey<String> NODE_ID =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.node.id",
+              ValueType.Text.matching(
+                  NODE_ID_PATTERN,
+                  "must be 1..128 characters of letters, digits, '.', '_' or '-' starting with a"
+                      + " letter or digit",
+                  "1..128 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit"),
+              "generated",
+              "stable id of the node in the registry; unset: the host name and a random suffix,"
+                  + " new for each process"));
+  public static final ConfigKey<NodeRole> ROLE =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.role",
+              ValueType.Choice.of(NodeRole.class),
+              "(required)",
+              "the role the node starts in; `pdserve worker` takes its starting role from here"
+                  + " when `--role` is not given (how the Kubernetes StatefulSets set it)"));
+  public static final ConfigKey<String> BIND_HOST =
+      define(
+          ConfigKey.of(
+              "pdserve.bind.host",
+              ValueType.Text.any("a host name or IP address"),
+              "127.0.0.1",
+              "interface the servers listen on; `0.0.0.0` for all of them"));
+  public static final ConfigKey<String> ADVERTISED_HOST =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.advertised.host",
+              ValueType.Text.any("a host name or IP address"),
+              "the bind host",
+              "how other nodes reach this one (e.g. the pod IP); required when the bind host is a"
+                  + " wildcard address"));
+  public static final ConfigKey<Integer> GRPC_PORT =
+      define(ConfigKey.of("pdserve.grpc.port", PORT, 0, "gRPC port; 0 = any free port"));
+  public static final ConfigKey<Long> GRPC_MAX_INBOUND_BYTES =
+      define(
+          ConfigKey.of(
+              "pdserve.grpc.max-inbound-bytes",
+              MESSAGE_SIZE,
+              4L << 20,
+              "largest gRPC message the node accepts"));
+  public static final ConfigKey<Integer> FLIGHT_PORT =
+      define(
+          ConfigKey.of(
+              "pdserve.flight.port",
+              PORT,
+              0,
+              "Arrow Flight (KV transfer) port; 0 = any free port"));
+  public static final ConfigKey<Integer> METRICS_PORT =
+      define(
+          ConfigKey.of(
+              "pdserve.metrics.port",
+              PORT,
+              0,
+              "Prometheus `/metrics` HTTP port (`--metrics-port`), 0 = any free port; the URL is"
+                  + " published in the node's registry entry"));
+  public static final ConfigKey<Integer> HTTP_PORT =
+      define(
+          ConfigKey.of(
+              "pdserve.http.port",
+              PORT,
+              0,
+              "router: port of the OpenAI-compatible HTTP API; 0 = any free port"));
+  public static final ConfigKey<Long> HTTP_MAX_BODY_BYTES =
+      define(
+          ConfigKey.of(
+              "pdserve.http.max-body-bytes",
+              MESSAGE_SIZE,
+              (long) NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES,
+              "router: largest HTTP request body (larger: 413)"));
+  public static final ConfigKey<String> CLUSTER_NAME =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.name",
+              ValueType.Text.any("any name"),
+              "pdserve",
+              "Hazelcast cluster name; members with another name never join each other"));
+  public static final ConfigKey<JoinMode> CLUSTER_JOIN =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.join",
+              ValueType.Choice.of(JoinMode.class),
+              JoinMode.TCPIP,
+              "how members find each other: TCPIP (member list), KUBERNETES (DNS of a headless"
+                  + " Service) or NONE (a single-member cluster)"));
+  public static final ConfigKey<List<HostPort>> CLUSTER_MEMBERS =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.cluster.members",
+              new ValueType.HostPorts(),
+              "TCPIP: the advertised host, the cluster port and the next "
+                  + (NodeConfigLoader.DEFAULT_SEED_PORTS - 1)
+                  + " ("
+                  + NodeConfigLoader.DEFAULT_CLUSTER_PORT
+                  + "-"
+                  + (NodeConfigLoader.DEFAULT_CLUSTER_PORT
+                      + NodeConfigLoader.DEFAULT_SEED_PORTS
+                      - 1)
+                  + ")",
+              "TCPIP seed members to join, one by one (port ranges are refused)"));
+  public static final ConfigKey<String> CLUSTER_K8S_SERVICE =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.kubernetes.service",
+              ValueType.Text.any("a Service name"),
+              "",
+              "KUBERNETES join (required there): the headless Service whose DNS lists the"
+                  + " members; a bare name is qualified with the namespace"));
+  public static final ConfigKey<String> CLUSTER_K8S_NAMESPACE =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.kubernetes.namespace",
+              ValueType.Text.any("a namespace"),
+              "default",
+              "namespace of that Service"));
+  public static final ConfigKey<Integer> CLUSTER_PORT =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.port",
+              PORT,
+              NodeConfigLoader.DEFAULT_CLUSTER_PORT,
+              "Hazelcast member port (the next ones are tried when it is taken); 0 = any"));
+  public static final ConfigKey<Integer> CLUSTER_HEARTBEAT_SECONDS =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.heartbeat-interval-seconds",
+              new ValueType.Int(1, 300),
+              1,
+              "how often members heartbeat each other"));
+  public static final ConfigKey<Integer> CLUSTER_MAX_NO_HEARTBEAT_SECONDS =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.max-no-heartbeat-seconds",
+              new ValueType.Int(2, 3600),
+              5,
+              "a member silent this long is removed (a dead or frozen node leaves within ~5 s);"
+                  + " above the heartbeat interval"));
+  public static final ConfigKey<Integer> CLUSTER_JOIN_WAIT_SECONDS =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.join-wait-seconds",
+              new ValueType.Int(0, 300),
+              2,
+              "how long a starting member waits for others before it forms a cluster"));
+  public static final ConfigKey<Integer> CLUSTER_MIN_SIZE =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.min-size",
+              new ValueType.Int(1, 1000),
+              1,
+              "split-brain protection: below this many members the registry refuses reads and"
+                  + " writes; 1 = off"));
+  public static final ConfigKey<Boolean> CLUSTER_LITE_MEMBER =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.lite-member",
+              BOOL,
+              false,
+              "member without registry data (owns no partitions); `pdserve router` sets it true"));
+  public static final ConfigKey<Long> KV_BUDGET_BYTES =
+      define(
+          ConfigKey.of(
+              "pdserve.kv.budget-bytes",
+              new ValueType.ByteSize(),
+              1L << 30,
+              "paged KV pool of a worker (fixed budget)"));
+  public static final ConfigKey<ExpertRange> EXPERT_RANGE =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.expert.range",
+              new ValueType.Experts(),
+              "all experts",
+              "expert shard: the routed-expert indices it hosts (`--experts`); not together with"
+                  + " pdserve.expert.shard-count"));
+  public static final ConfigKey<String> MODEL_PRESET =
+      define(
+          ConfigKey.of(
+              "pdserve.model.preset",
+              new ValueType.Preset(),
+              "tiny",
+              "built-in model shape, unless pdserve.model.dir is set (every node must agree)"));
+  public static final ConfigKey<Path> MODEL_DIR =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.model.dir",
+              new ValueType.Directory(),
+              "",
+              "directory of an ERNIE checkpoint (`config.json`, safetensors); replaces the"
+                  + " preset (every node must agree)"));
+  public static final ConfigKey<Integer> ORT_THREADS =
+      define(
+          ConfigKey.of(
+              "pdserve.ort.threads",
+              new ValueType.Int(0, 1024),
+              0,
+              "ONNX Runtime intra-op threads; 0 = all cores"));
+  public static final ConfigKey<Boolean> ORT_EXECUTION_PROVIDER =
+      define(
+          ConfigKey.of(
+              "pdserve.ort.execution-provider",
+              new ValueType.Choice<>(
+                  executionProviders(),
+                  "must be cpu or cuda (cuda needs the GPU build: mvn -Pgpu, or the -gpu image)"),
+              false,
+              "`cuda` needs the GPU build (`mvn -Pgpu` / the `-gpu` image); a CPU build refuses to"
+                  + " start with a message saying so"));
+  public static final ConfigKey<Long> MODEL_SEED =
+      define(
+          ConfigKey.of(
+              "pdserve.model.seed",
+              new ValueType.LongInt(),
+              42L,
+              "seed of a preset's dummy weights (every node must agree)"));
+  public static final ConfigKey<ExpertsMode> EXPERTS_MODE =
+      define(
+          ConfigKey.of(
+              "pdserve.experts.mode",
+              ValueType.Choice.ofLowerCase(ExpertsMode.class, "must be local or remote"),
+              ExpertsMode.LOCAL,
+              "worker: routed experts in its own process, or `remote` on expert shards"));
+  public static final ConfigKey<Integer> PREFILL_CHUNK_TOKENS =
+      define(
+          ConfigKey.of(
+              "pdserve.prefill.chunk-tokens",
+              new ValueType.Int(1, 1 << 20),
+              512,
+              "long prompts are prefilled in chunks of at most this many tokens"));
+  public static final ConfigKey<Integer> DECODE_MAX_BATCH =
+      define(
+          ConfigKey.of(
+              "pdserve.decode.max-batch",
+              new ValueType.Int(1, 4096),
+              64,
+              "sequences per decode step at most"));
+  public static final ConfigKey<Integer> KV_LEASE_SECONDS =
+      define(
+          ConfigKey.of(
+              "pdserve.kv.lease-seconds",
+              new ValueType.Int(1, 3600),
+              PrefixSettings.DEFAULT_LEASE_SECONDS,
+              "a decode reservation (and its running request) is freed when its router has not"
+                  + " renewed it for this long (the router renews every lease/3)"));
+  public static final ConfigKey<Boolean> PREFILL_PREFIX_CACHE =
+      define(
+          ConfigKey.of(
+              "pdserve.prefill.prefix-cache",
+              BOOL,
+              PrefixSettings.DEFAULTS.prefixCache(),
+              "prefill nodes keep prompts' full KV blocks (LRU, evicted on demand) and reuse them"
+                  + " for prompts sharing a prefix"));
+  public static final ConfigKey<Integer> ROUTER_LOCAL_PREFILL_THRESHOLD =
+      define(
+          ConfigKey.of(
+              "pdserve.router.local-prefill-threshold",
+              new ValueType.Int(0, 1 << 20),
+              PrefixSettings.DEFAULT_LOCAL_PREFILL_THRESHOLD,
+              "prompts of at most this many tokens are prefilled by the decode node itself, no KV"
+                  + " transfer; 0 = never"));
+  public static final ConfigKey<Double> ROUTER_PREFIX_CACHE_WEIGHT =
+      define(
+          ConfigKey.of(
+              "pdserve.router.prefix-cache-weight",
+              new ValueType.NonNegativeDecimal(),
+              PrefixSettings.DEFAULT_CACHED_TOKEN_WEIGHT,
+              "α in the router's prefill score `queued tokens − α · cached prefix tokens`"));
+  public static final ConfigKey<Boolean> COORDINATOR_ENABLED =
+      define(
+          ConfigKey.of(
+              "pdserve.coordinator.enabled",
+              BOOL,
+              CoordinatorConfig.DEFAULTS.enabled(),
+              "worker may act as the coordinator (the oldest enabled worker does) and switch roles"
+                  + " by policy"));
+  public static final ConfigKey<Integer> COORDINATOR_PERIOD_MS =
+      define(
+          ConfigKey.of(
+              "pdserve.coordinator.period-ms",
+              new ValueType.Int(10, 3_600_000),
+              (int) CoordinatorConfig.DEFAULTS.period().toMillis(),
+              "how often the coordinator reads the registry and asks its policy"));
+  public static final ConfigKey<Integer> COORDINATOR_TTFT_TARGET_MS =
+      define(
+          ConfigKey.of(
+              "pdserve.coordinator.ttft-target-ms",
+              new ValueType.Int(1, 3_600_000),
+              (int) CoordinatorConfig.DEFAULTS.ttftTargetMillis(),
+              "time-to-first-token target the switch policy balances"));
+  public static final ConfigKey<Integer> COORDINATOR_TPOT_TARGET_MS =
+      define(
+          ConfigKey.of(
+              "pdserve.coordinator.tpot-target-ms",
+              new ValueType.Int(1, 3_600_000),
+              (int) CoordinatorConfig.DEFAULTS.tpotTargetMillis(),
+              "time-per-output-token target the switch policy balances"));
+  public static final ConfigKey<Integer> ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS =
+      define(
+          ConfigKey.of(
+              "pdserve.role-switch.drain-timeout-seconds",
+              new ValueType.Int(1, 86_400),
+              (int) CoordinatorConfig.DEFAULTS.drainTimeout().toSeconds(),
+              "a switching node still holding work after this returns to ACTIVE in its old role"));
+  public static final ConfigKey<Integer> EXPERT_SHARD_COUNT =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.expert.shard-count",
+              new ValueType.Int(1, 1 << 16),
+              "",
+              "expert shard without a range: split the experts into N contiguous ranges and host"
+                  + " one (see The CLI)"));
+  public static final ConfigKey<Integer> EXPERT_SHARD_INDEX =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.expert.shard-index",
+              new ValueType.Int(0, (1 << 16) - 1),
+              "node id's trailing `-<ordinal>` mod N",
+              "expert shard: which of the N ranges it hosts, 0..N-1; needs"
+                  + " pdserve.expert.shard-count"));
+  public static final ConfigKey<Duration> SHUTDOWN_TIMEOUT_SECONDS =
+      define(
+          ConfigKey.of(
+              "pdserve.shutdown.timeout-seconds",
+              new ValueType.Timeout(),
+              ShutdownSettings.DEFAULT_TIMEOUT,
+              "how long a node drains on SIGTERM before it closes (`--shutdown-timeout`); 0 ="
+                  + " close at once"));
+
+  /** Every key, in documentation order. */
+  public static final List<ConfigKey<?>> ALL = List.copyOf(DECLARED);
+
+  private static final Map<String, ConfigKey<?>> BY_NAME = byName();
+
+  private ConfigKeys() {}
+
+  /** The key named {@code name} ({@code pdserve.*}), if there is one. */
+  public static Optional<ConfigKey<?>> find(String name) {
+    return Optional.ofNullable(BY_NAME.get(name));
+  }
+
+  /** The names of {@link #ALL}. */
+  public static List<String> names() {
+    return ALL.stream().map(ConfigKey::name).toList();
+  }
+
+  private static <T> ConfigKey<T> define(ConfigKey<T> key) {
+    DECLARED.add(key);
+    return key;
+  }
+
+  private static Map<String, ConfigKey<?>> byName() {
+    Map<String, ConfigKey<?>> m = new LinkedHashMap<>();
+    for (ConfigKey<?> k : ALL) {
+      if (m.put(k.name(), k) != null) {
+        throw new IllegalStateException("config key described twice: " + k.name());
+      }
+    }
+    return m;
+  }
+
+  private static Map<String, Boolean> executionProviders() {
+    Map<String, Boolean> m = new LinkedHashMap<>();
+    m.put("cpu", false);
+    m.put("cuda", true);
+    return m;
+  }
+}

@@ -1,0 +1,281 @@
+package dev.pdserve.core.config;
+
+import static dev.pdserve.core.config.ConfigKeys.ADVERTISED_HOST;
+import static dev.pdserve.core.config.ConfigKeys.BIND_HOST;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_HEARTBEAT_SECONDS;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_JOIN;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_JOIN_WAIT_SECONDS;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_K8S_NAMESPACE;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_K8S_SERVICE;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_LITE_MEMBER;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MAX_NO_HEARTBEAT_SECONDS;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MEMBERS;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MIN_SIZE;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_NAME;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_PORT;
+import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_ENABLED;
+import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_PERIOD_MS;
+import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_TPOT_TARGET_MS;
+import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_TTFT_TARGET_MS;
+import static dev.pdserve.core.config.ConfigKeys.DECODE_MAX_BATCH;
+import static dev.pdserve.core.config.ConfigKeys.EXPERTS_MODE;
+import static dev.pdserve.core.config.ConfigKeys.EXPERT_RANGE;
+import static dev.pdserve.core.config.ConfigKeys.EXPERT_SHARD_COUNT;
+import static dev.pdserve.core.config.ConfigKeys.EXPERT_SHARD_INDEX;
+import static dev.pdserve.core.config.ConfigKeys.FLIGHT_PORT;
+import static dev.pdserve.core.config.ConfigKeys.GRPC_MAX_INBOUND_BYTES;
+import static dev.pdserve.core.config.ConfigKeys.GRPC_PORT;
+import static dev.pdserve.core.config.ConfigKeys.HTTP_MAX_BODY_BYTES;
+import static dev.pdserve.core.config.ConfigKeys.HTTP_PORT;
+import static dev.pdserve.core.config.ConfigKeys.KV_BUDGET_BYTES;
+import static dev.pdserve.core.config.ConfigKeys.KV_LEASE_SECONDS;
+import static dev.pdserve.core.config.ConfigKeys.METRICS_PORT;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_DIR;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_PRESET;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_SEED;
+import static dev.pdserve.core.config.ConfigKeys.NODE_ID;
+import static dev.pdserve.core.config.ConfigKeys.ORT_EXECUTION_PROVIDER;
+import static dev.pdserve.core.config.ConfigKeys.ORT_THREADS;
+import static dev.pdserve.core.config.ConfigKeys.PREFILL_CHUNK_TOKENS;
+import static dev.pdserve.core.config.ConfigKeys.PREFILL_PREFIX_CACHE;
+import static dev.pdserve.core.config.ConfigKeys.ROLE;
+import static dev.pdserve.core.config.ConfigKeys.ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_LOCAL_PREFILL_THRESHOLD;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFIX_CACHE_WEIGHT;
+import static dev.pdserve.core.config.ConfigKeys.SHUTDOWN_TIMEOUT_SECONDS;
+
+import java.net.InetAddress;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.OptionalInt;
+
+/**
+ * Reads a {@link NodeConfig} out of layered {@link ConfigValues}: one method per settings record,
+ * each reading its keys through their {@link ConfigKeys} descriptions and checking the rules
+ * between them. Every problem found is reported together in one {@link NodeConfigException}.
+ */
+final class SettingsReader {
+  private final ConfigValues values;
+
+  SettingsReader(ConfigValues values) {
+    this.values = values;
+  }
+
+  /**
+   * The configuration the values describe.
+   *
+   * @throws NodeConfigException listing every problem, each naming its key
+   */
+  NodeConfig read() {
+    String nodeId = values.find(NODE_ID).orElseGet(NodeConfig::processNodeId);
+    NodeRole role = role();
+    NetworkSettings network = network();
+    ClusterSettings cluster = cluster(network.advertisedHost());
+    EngineSettings engine = engine();
+    PrefixSettings prefix = prefix();
+    CoordinatorConfig coordinator = coordinator();
+    ExpertSharding sharding = expertSharding(nodeId, role, engine.expertRange().isPresent());
+    ShutdownSettings shutdown = new ShutdownSettings(values.get(SHUTDOWN_TIMEOUT_SECONDS));
+    List<String> problems = values.problems();
+    if (!problems.isEmpty()) {
+      throw new NodeConfigException(problems);
+    }
+    return new NodeConfig(
+        nodeId, role, network, cluster, engine, prefix, coordinator, sharding, shutdown);
+  }
+
+  private NodeRole role() {
+    if (!values.isSet(ROLE)) {
+      values.fail(
+          ROLE,
+          "required, one of " + ROLE.type().valid() + " (env " + ROLE.environmentVariable() + ")");
+      return null;
+    }
+    return values.find(ROLE).orElse(null);
+  }
+
+  private NetworkSettings network() {
+    String bindHost = values.get(BIND_HOST);
+    Optional<String> advertised = values.find(ADVERTISED_HOST);
+    if (advertised.isEmpty() && isWildcard(bindHost)) {
+      values.fail(
+          ADVERTISED_HOST,
+          "required when "
+              + BIND_HOST
+              + " is a wildcard address ("
+              + bindHost
+              + "); set it to the address other nodes reach this one at (e.g. the pod IP)");
+    }
+    int grpcPort = values.get(GRPC_PORT);
+    int flightPort = values.get(FLIGHT_PORT);
+    int metricsPort = values.get(METRICS_PORT);
+    int httpPort = values.get(HTTP_PORT);
+    distinctPorts(grpcPort, flightPort, metricsPort, httpPort);
+    long maxInbound = values.get(GRPC_MAX_INBOUND_BYTES);
+    long maxBody = values.get(HTTP_MAX_BODY_BYTES);
+    return new NetworkSettings(
+        bindHost,
+        advertised.orElse(bindHost),
+        grpcPort,
+        flightPort,
+        metricsPort,
+        (int) maxInbound,
+        httpPort,
+        (int) maxBody);
+  }
+
+  private void distinctPorts(int grpc, int flight, int metrics, int http) {
+    if (grpc != 0 && grpc == flight) {
+      values.fail(FLIGHT_PORT, "must differ from " + GRPC_PORT + " (both " + grpc + ")");
+    }
+    if (metrics != 0 && (metrics == grpc || metrics == flight)) {
+      values.fail(METRICS_PORT, "must differ from the gRPC and Flight ports (" + metrics + ")");
+    }
+    if (http != 0 && (http == grpc || http == flight || http == metrics)) {
+      values.fail(HTTP_PORT, "must differ from the gRPC, Flight and metrics ports (" + http + ")");
+    }
+  }
+
+  private ClusterSettings cluster(String advertisedHost) {
+    String name = values.get(CLUSTER_NAME);
+    JoinMode join = values.get(CLUSTER_JOIN);
+    int port = values.get(CLUSTER_PORT);
+    List<HostPort> members =
+        values.find(CLUSTER_MEMBERS).orElseGet(() -> defaultSeeds(join, advertisedHost, port));
+    String k8sService = values.get(CLUSTER_K8S_SERVICE);
+    String k8sNamespace = values.get(CLUSTER_K8S_NAMESPACE);
+    if (join == JoinMode.KUBERNETES && k8sService.isEmpty()) {
+      values.fail(
+          CLUSTER_K8S_SERVICE,
+          "required when " + CLUSTER_JOIN + " is KUBERNETES (the headless Service name)");
+    }
+    int heartbeat = values.get(CLUSTER_HEARTBEAT_SECONDS);
+    int maxNoHeartbeat = values.get(CLUSTER_MAX_NO_HEARTBEAT_SECONDS);
+    if (maxNoHeartbeat <= heartbeat) {
+      values.fail(
+          CLUSTER_MAX_NO_HEARTBEAT_SECONDS,
+          "must be greater than "
+              + CLUSTER_HEARTBEAT_SECONDS
+              + " ("
+              + heartbeat
+              + "), got "
+              + maxNoHeartbeat);
+    }
+    return new ClusterSettings(
+        name,
+        join,
+        members,
+        k8sService,
+        k8sNamespace,
+        port,
+        heartbeat,
+        maxNoHeartbeat,
+        values.get(CLUSTER_JOIN_WAIT_SECONDS),
+        values.get(CLUSTER_MIN_SIZE),
+        values.get(CLUSTER_LITE_MEMBER));
+  }
+
+  /** TCPIP without a member list: the cluster port and the next ones on this node's host. */
+  private static List<HostPort> defaultSeeds(JoinMode join, String host, int clusterPort) {
+    List<HostPort> seeds = new ArrayList<>();
+    if (join == JoinMode.TCPIP && clusterPort != 0) {
+      int end = Math.min(clusterPort + NodeConfigLoader.DEFAULT_SEED_PORTS - 1, 65535);
+      for (int p = clusterPort; p <= end; p++) {
+        seeds.add(new HostPort(host, p));
+      }
+    }
+    return seeds;
+  }
+
+  private EngineSettings engine() {
+    long kvBudget = values.get(KV_BUDGET_BYTES);
+    Optional<ExpertRange> range = values.find(EXPERT_RANGE);
+    Optional<Path> modelDir = values.find(MODEL_DIR);
+    // A checkpoint directory replaces the preset: its name is then kept as given, unchecked.
+    String preset =
+        values.isSet(MODEL_DIR)
+            ? values.text(MODEL_PRESET).orElse(MODEL_PRESET.defaultValue().orElseThrow())
+            : values.get(MODEL_PRESET);
+    int ortThreads = values.get(ORT_THREADS);
+    boolean ortCuda = values.get(ORT_EXECUTION_PROVIDER);
+    return new EngineSettings(
+        kvBudget,
+        range,
+        preset,
+        modelDir,
+        ortThreads,
+        values.get(MODEL_SEED),
+        values.get(EXPERTS_MODE),
+        values.get(PREFILL_CHUNK_TOKENS),
+        values.get(DECODE_MAX_BATCH),
+        ortCuda);
+  }
+
+  private PrefixSettings prefix() {
+    return new PrefixSettings(
+        values.get(KV_LEASE_SECONDS),
+        values.get(PREFILL_PREFIX_CACHE),
+        values.get(ROUTER_LOCAL_PREFILL_THRESHOLD),
+        values.get(ROUTER_PREFIX_CACHE_WEIGHT));
+  }
+
+  private CoordinatorConfig coordinator() {
+    return new CoordinatorConfig(
+        values.get(COORDINATOR_ENABLED),
+        Duration.ofMillis(values.get(COORDINATOR_PERIOD_MS)),
+        Duration.ofSeconds(values.get(ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS)),
+        values.get(COORDINATOR_TTFT_TARGET_MS),
+        values.get(COORDINATOR_TPOT_TARGET_MS));
+  }
+
+  /**
+   * {@code pdserve.expert.shard-count} / {@code -index}: consistent with each other and with {@code
+   * pdserve.expert.range}; an expert node without an index needs an ordinal in its id.
+   */
+  private ExpertSharding expertSharding(String nodeId, NodeRole role, boolean rangeSet) {
+    if (!values.isSet(EXPERT_SHARD_COUNT)) {
+      if (values.isSet(EXPERT_SHARD_INDEX)) {
+        values.fail(
+            EXPERT_SHARD_INDEX,
+            "needs " + EXPERT_SHARD_COUNT + " (the number of shards the experts are split into)");
+      }
+      return ExpertSharding.NONE;
+    }
+    Optional<Integer> count = values.find(EXPERT_SHARD_COUNT);
+    if (count.isEmpty()) {
+      return ExpertSharding.NONE;
+    }
+    if (rangeSet) {
+      values.fail(
+          EXPERT_SHARD_COUNT,
+          "set together with "
+              + EXPERT_RANGE
+              + "; give a shard either an explicit range (--experts) or a shard count, not both");
+      return ExpertSharding.NONE;
+    }
+    OptionalInt index = OptionalInt.empty();
+    if (values.isSet(EXPERT_SHARD_INDEX)) {
+      Optional<Integer> i =
+          values.find(EXPERT_SHARD_INDEX.withType(new ValueType.Int(0, count.get() - 1)));
+      if (i.isEmpty()) {
+        return ExpertSharding.NONE;
+      }
+      index = OptionalInt.of(i.get());
+    } else if (role == NodeRole.EXPERT && ExpertSharding.ordinalOf(nodeId).isEmpty()) {
+      values.fail(EXPERT_SHARD_COUNT, ExpertSharding.noOrdinal(nodeId));
+      return ExpertSharding.NONE;
+    }
+    return new ExpertSharding(OptionalInt.of(count.get()), index);
+  }
+
+  private static boolean isWildcard(String host) {
+    try {
+      return InetAddress.getByName(host).isAnyLocalAddress();
+    } catch (Exception e) {
+      return false;
+    }
+  }
+}
