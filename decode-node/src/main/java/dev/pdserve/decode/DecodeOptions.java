@@ -25,11 +25,6 @@ public record DecodeOptions(
     }
   }
 
-  /** Settings with the {@link #DEFAULT_LEASE}. */
-  public DecodeOptions(int maxBatch, Duration transferTimeout, Duration reservationTtl) {
-    this(maxBatch, transferTimeout, reservationTtl, DEFAULT_LEASE);
-  }
-
   public static DecodeOptions defaults() {
     return new DecodeOptions(64, Duration.ofSeconds(60), Duration.ofSeconds(120), DEFAULT_LEASE);
   }

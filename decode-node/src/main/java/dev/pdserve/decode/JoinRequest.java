@@ -21,7 +21,7 @@ public record JoinRequest(
     boolean localPrefill) {
 
   /** A request prefilled on a prefill node. */
-  public JoinRequest(
+  public static JoinRequest prefilled(
       String requestId,
       String transferId,
       int[] promptIds,
@@ -30,7 +30,7 @@ public record JoinRequest(
       SamplingParams params,
       long seed,
       int cachedTokens) {
-    this(
+    return new JoinRequest(
         requestId,
         transferId,
         promptIds,

@@ -1,5 +1,6 @@
 package dev.pdserve.decode;
 
+import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.engine.Emission;
 
 /**
@@ -18,7 +19,7 @@ public interface TokenSink {
    */
   default void onMigrated(Migration migration) {
     onError(
-        dev.pdserve.core.serving.ServingException.unavailable(
+        ServingException.unavailable(
             "sequence moved to decode node "
                 + migration.target().nodeId()
                 + ", which this stream cannot follow"));

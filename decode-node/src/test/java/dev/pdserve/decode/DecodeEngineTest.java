@@ -1,5 +1,6 @@
 package dev.pdserve.decode;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -7,95 +8,82 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
-import dev.pdserve.core.kv.flight.KvTransferServer;
 import dev.pdserve.core.serving.ServingException;
-import dev.pdserve.model.config.ModelConfig;
-import dev.pdserve.model.config.ModelPresets;
 import dev.pdserve.model.engine.Emission;
-import dev.pdserve.model.engine.ExpertCompute;
-import dev.pdserve.model.engine.LocalExperts;
-import dev.pdserve.model.engine.ModelRunner;
-import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.sampling.SamplingParams;
-import dev.pdserve.model.tokenizer.ByteTokenizer;
-import dev.pdserve.model.weights.DummyWeights;
-import dev.pdserve.model.weights.ModelWeights;
 import java.time.Duration;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
-import org.apache.arrow.flight.Location;
+import java.util.List;
 import org.apache.arrow.memory.RootAllocator;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-/** The decode role's reservation life cycle, with a real Flight server, pool and ORT sessions. */
+/**
+ * The decode engine with real ORT sessions of the tiny model and a real KV pool, its KV arriving
+ * through an in-memory transfer and its time driven by a FakeTicker: streams equal the reference
+ * engine's greedy tokens, and every reservation ends freed — finished, cancelled, timed out, or at
+ * the end of its lease or time to live.
+ */
 class DecodeEngineTest {
-  ModelConfig cfg = ModelPresets.get("tiny");
+  static final Duration TRANSFER_TIMEOUT = Duration.ofSeconds(5);
+  static final Duration TTL = Duration.ofSeconds(30);
+  static final Duration LEASE = Duration.ofSeconds(10);
+
+  static TinyModel model;
+
   RootAllocator allocator;
-  ModelWeights weights;
-  ModelRunner runner;
-  ExpertCompute experts;
-  KvBlockPool pool;
-  KvTransferServer server;
+  GatedExperts experts;
+  TestDecodeNode node;
   DecodeEngine engine;
+  KvBlockPool prefillPool;
+
+  @BeforeAll
+  static void loadModel() {
+    model = new TinyModel();
+  }
+
+  @AfterAll
+  static void closeModel() {
+    model.close();
+  }
 
   @BeforeEach
-  void start() throws Exception {
+  void start() {
     allocator = new RootAllocator();
-    OrtRuntime rt = OrtRuntime.shared();
-    weights = new ModelWeights(cfg, new DummyWeights(cfg, 42), rt);
-    runner = new ModelRunner(cfg, weights, rt);
-    experts = new ExpertCompute(cfg, weights, rt, ExpertCompute.HostedExperts.ALL);
-    KvLayout layout = KvLayout.of(cfg);
-    pool = new KvBlockPool(allocator, layout, 64L * layout.blockBytes());
-    server =
-        new KvTransferServer(allocator, pool, Location.forGrpcInsecure("127.0.0.1", 0)).start();
-    engine =
-        new DecodeEngine(
-            runner,
-            new LocalExperts(experts),
-            pool,
-            server,
-            ByteTokenizer.create(),
-            new DecodeOptions(8, Duration.ofMillis(500), Duration.ofSeconds(1)));
+    experts = new GatedExperts(model.reference.experts());
+    node =
+        new TestDecodeNode(
+            "decode-a",
+            allocator,
+            model,
+            experts,
+            new DecodeOptions(8, TRANSFER_TIMEOUT, TTL, LEASE));
+    engine = node.engine;
+    KvLayout layout = KvLayout.of(model.reference.config());
+    prefillPool = new KvBlockPool(allocator, "prefill-kv", layout, 64L * layout.blockBytes());
   }
 
   @AfterEach
-  void stop() throws Exception {
-    engine.close();
-    server.close();
-    assertEquals(
-        pool.totalBlocks(), pool.freeBlocks(), "every KV block must be free after the test");
-    pool.close();
-    experts.close();
-    runner.close();
-    weights.close();
+  void stop() {
+    experts.open();
+    node.close(); // checks every block of its pool is free
+    assertEquals(prefillPool.totalBlocks(), prefillPool.freeBlocks(), "prefill KV must be free");
+    prefillPool.close();
     allocator.close(); // fails if any Arrow memory leaked
   }
 
   @Test
   void releaseFreesAnUnusedReservation() {
     Reservation r = engine.reserve("r1", 40, 20);
-    assertEquals(pool.layout().blocksFor(60), r.blocks().length);
-    assertEquals(pool.totalBlocks() - r.blocks().length, pool.freeBlocks());
+    assertEquals(node.pool.layout().blocksFor(60), r.blocks().length);
+    assertEquals(node.pool.totalBlocks() - r.blocks().length, node.pool.freeBlocks());
+    assertEquals(r.blocks().length, engine.reservedBlocks());
     assertTrue(engine.release(r.transferId()));
     assertFalse(engine.release(r.transferId()), "a second release finds nothing");
-    assertEquals(pool.totalBlocks(), pool.freeBlocks());
-  }
-
-  @Test
-  void aReservationNobodyJoinsIsFreedAfterItsTimeToLive() throws Exception {
-    engine.reserve("orphan", 30, 10);
-    assertTrue(pool.freeBlocks() < pool.totalBlocks());
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-    while (pool.freeBlocks() < pool.totalBlocks() && System.nanoTime() < deadline) {
-      Thread.sleep(50);
-    }
-    assertEquals(
-        pool.totalBlocks(),
-        pool.freeBlocks(),
-        "the sweeper frees reservations not joined within the TTL");
+    assertEquals(node.pool.totalBlocks(), node.pool.freeBlocks());
+    assertEquals(0, engine.reservedBlocks());
   }
 
   @Test
@@ -120,169 +108,197 @@ class DecodeEngineTest {
             ServingException.class,
             () ->
                 engine.join(
-                    new JoinRequest(
-                        "x",
-                        "no-such-transfer",
-                        new int[] {1, 2},
-                        3,
-                        0,
-                        SamplingParams.greedy(4),
-                        1,
-                        0),
-                    sink()));
+                    JoinRequest.prefilled(
+                        "x", "no-such-transfer", new int[] {1, 2}, 3, 0, greedy(4), 1, 0),
+                    new RecordingSink()));
     assertEquals(ServingException.Kind.NOT_FOUND, e.kind());
   }
 
   @Test
-  void aJoinWhoseKvNeverArrivesFailsWithDeadlineExceededAndFreesItsBlocks() throws Exception {
-    Reservation r = engine.reserve("late", 12, 4);
-    CompletableFuture<Throwable> error = new CompletableFuture<>();
-    engine.join(
-        new JoinRequest("late", r.transferId(), new int[12], 40, 0, SamplingParams.greedy(4), 1, 0),
-        new TokenSink() {
-          @Override
-          public void onToken(Emission e) {
-            error.completeExceptionally(new AssertionError("no token expected"));
-          }
+  void aJoinAfterItsKvArrivedStreamsTheReferenceEnginesTokens() {
+    int[] prompt = model.prompt("KV computed elsewhere, then pushed");
+    int[] expected = model.referenceTokens(prompt, 24);
+    RecordingSink sink = node.joinPrefilledElsewhere(model, prefillPool, "pushed", prompt, 24);
+    Emission last = sink.awaitFinish();
+    assertEquals("length", last.finish().wireName());
+    assertArrayEquals(
+        expected,
+        sink.tokenIds(),
+        "decoding from pushed KV must give the reference engine's greedy tokens");
+    assertEquals(1, node.transfer.completed(), "the KV arrived through the transfer");
+    assertEquals(0, engine.localPrefills());
+  }
 
-          @Override
-          public void onError(Throwable t) {
-            error.complete(t);
-          }
-        });
-    Throwable t = error.get(10, TimeUnit.SECONDS);
+  @Test
+  void aJoinBeforeItsKvArrivesStartsDecodingWhenItDoes() {
+    int[] prompt = model.prompt("joined first, KV second");
+    int[] expected = model.referenceTokens(prompt, 16);
+    Reservation r = engine.reserve("early", prompt.length, 16);
+    // The first token is the reference's own first token: what the prefill node will sample.
+    RecordingSink sink = new RecordingSink();
+    engine.join(
+        JoinRequest.prefilled("early", r.transferId(), prompt, expected[0], 0, greedy(16), 1, 0),
+        sink);
+    assertEquals(1, engine.stats().waitingForKv(), "the joined request waits for its KV");
+    assertEquals(0, sink.tokenCount(), "no token before the KV is here");
+    model.prefillAndPush(
+        prompt, greedy(16), prefillPool, node.transfer, node.endpoint(), r.transferId());
+    sink.awaitFinish();
+    assertArrayEquals(expected, sink.tokenIds(), "the stream after the KV arrived");
+  }
+
+  @Test
+  void aRequestPrefilledHereStreamsTheReferenceEnginesTokens() {
+    int[] prompt = model.prompt("a prompt the decode node prefills itself");
+    int[] expected = model.referenceTokens(prompt, 20);
+    Reservation r = engine.reserve("local", prompt.length, 20);
+    RecordingSink sink = new RecordingSink();
+    engine.join(JoinRequest.localPrefill("local", r.transferId(), prompt, greedy(20), 1), sink);
+    sink.awaitFinish();
+    assertArrayEquals(expected, sink.tokenIds(), "local prefill must match the reference engine");
+    assertEquals(1, engine.localPrefills());
+    assertEquals(prompt.length, engine.localPrefillTokens());
+    assertEquals(0, node.transfer.opened(), "no KV was pushed");
+  }
+
+  @Test
+  void aJoinWhoseKvNeverArrivesFailsWithDeadlineExceededAfterTheTransferTimeout() {
+    Reservation r = engine.reserve("late", 12, 4);
+    RecordingSink sink = new RecordingSink();
+    engine.join(
+        JoinRequest.prefilled("late", r.transferId(), new int[12], 40, 0, greedy(4), 1, 0), sink);
+    node.ticker.advance(TRANSFER_TIMEOUT);
+    engine.sweepReservations();
+    assertEquals(1, engine.stats().waitingForKv(), "the KV may take the whole transfer timeout");
+    assertEquals(r.blocks().length, engine.reservedBlocks());
+    node.ticker.advance(1);
+    engine.sweepReservations();
+    Throwable t = sink.awaitError();
     assertTrue(
         t instanceof ServingException se && se.kind() == ServingException.Kind.DEADLINE_EXCEEDED,
         t.toString());
-    assertEquals(pool.totalBlocks(), pool.freeBlocks());
+    assertEquals("KV for request late did not arrive within " + TRANSFER_TIMEOUT, t.getMessage());
+    assertEquals(0, engine.reservedBlocks(), "its blocks are freed");
+    assertEquals(0, sink.tokenCount(), "no token expected");
   }
 
   @Test
-  void cancellingAJoinedRequestThatWaitsForKvFreesItsBlocks() throws Exception {
+  void cancellingAJoinedRequestThatWaitsForKvFreesItsBlocks() {
     Reservation r = engine.reserve("cancel-me", 12, 4);
-    CompletableFuture<Throwable> error = new CompletableFuture<>();
+    RecordingSink sink = new RecordingSink();
     engine.join(
-        new JoinRequest(
-            "cancel-me", r.transferId(), new int[12], 40, 0, SamplingParams.greedy(4), 1, 0),
-        new TokenSink() {
-          @Override
-          public void onToken(Emission e) {}
-
-          @Override
-          public void onError(Throwable t) {
-            error.complete(t);
-          }
-        });
+        JoinRequest.prefilled("cancel-me", r.transferId(), new int[12], 40, 0, greedy(4), 1, 0),
+        sink);
     assertTrue(engine.cancel("cancel-me"));
-    Throwable t = error.get(10, TimeUnit.SECONDS);
+    Throwable t = sink.awaitError();
     assertTrue(
         t instanceof ServingException se && se.kind() == ServingException.Kind.CANCELLED,
         t.toString());
-    assertEquals(pool.totalBlocks(), pool.freeBlocks());
-  }
-
-  /** Replaces the engine with one whose reservations live {@code lease} without a renewal. */
-  private void withLease(Duration lease) {
-    engine.close();
-    engine =
-        new DecodeEngine(
-            runner,
-            new LocalExperts(experts),
-            pool,
-            server,
-            ByteTokenizer.create(),
-            new DecodeOptions(8, Duration.ofSeconds(30), Duration.ofSeconds(120), lease));
-  }
-
-  private void awaitPoolFull(Duration within, String why) throws InterruptedException {
-    long deadline = System.nanoTime() + within.toNanos();
-    while (pool.freeBlocks() < pool.totalBlocks() && System.nanoTime() < deadline) {
-      Thread.sleep(20);
-    }
-    assertEquals(pool.totalBlocks(), pool.freeBlocks(), why);
+    assertEquals(node.pool.totalBlocks(), node.pool.freeBlocks());
+    assertFalse(engine.cancel("cancel-me"), "a request that ended is not found");
   }
 
   @Test
-  void aReservationWhoseRouterVanishedIsFreedAtLeaseExpiryNotAfterTheTtl() throws Exception {
-    withLease(Duration.ofMillis(1000));
+  void cancellingADecodingRequestEndsItWithAbortAndFreesItsKv() {
+    int[] prompt = model.prompt("cancelled while decoding");
+    int maxTokens = 200;
+    experts.shut(); // the request stops at its first step: surely decoding when cancelled
+    RecordingSink sink = node.joinPrefilledElsewhere(model, prefillPool, "cut", prompt, maxTokens);
+    RecordingSink.await(sink.tokensReached(1), "the first token");
+    assertEquals(1, engine.stats().reservations());
+    assertTrue(engine.cancel("cut"), "the engine holds the decoding request");
+    experts.open();
+    Emission end = sink.awaitFinish();
+    assertEquals("abort", end.finish().wireName());
+    assertTrue(sink.tokenCount() <= 2, "it stopped at once: " + sink.tokenCount() + " tokens");
+    assertEquals(0, engine.reservedBlocks(), "its KV is freed");
+  }
+
+  @Test
+  void aReservationNobodyJoinsIsFreedAfterItsTimeToLive() {
     Reservation r = engine.reserve("orphan", 30, 10);
-    assertEquals(
-        r.blocks().length,
-        engine.reservedBlocks(),
-        "the reserved-blocks gauge counts the reservation");
-    awaitPoolFull(
-        Duration.ofSeconds(5),
-        "an unrenewed reservation must be freed at lease expiry (1 s), long before the 120 s TTL");
+    for (int i = 0; i < 3; i++) { // 3 × 10 s: renewed, so only the time to live decides
+      node.ticker.advance(TTL.dividedBy(3));
+      engine.renewLeases(List.of(r.transferId()));
+      engine.sweepReservations();
+    }
+    assertEquals(r.blocks().length, engine.reservedBlocks(), "held for its whole time to live");
+    node.ticker.advance(1);
+    engine.sweepReservations();
+    assertEquals(0, engine.reservedBlocks(), "freed once its time to live passed");
+    assertEquals(0, engine.leasesExpired());
+  }
+
+  @Test
+  void aReservationWhoseRouterVanishedIsFreedAtLeaseExpiryNotAfterTheTtl() {
+    Reservation r = engine.reserve("orphan", 30, 10);
+    assertEquals(r.blocks().length, engine.reservedBlocks(), "the reserved-blocks gauge counts it");
+    node.ticker.advance(LEASE.plusNanos(1)); // a third of the 30 s time to live
+    engine.sweepReservations();
     assertEquals(1, engine.leasesExpired());
-    assertEquals(0, engine.reservedBlocks());
+    assertEquals(0, engine.reservedBlocks(), "an unrenewed reservation is freed at lease expiry");
     assertEquals(
-        java.util.List.of(r.transferId()),
-        engine.renewLeases(java.util.List.of(r.transferId())),
+        List.of(r.transferId()),
+        engine.renewLeases(List.of(r.transferId())),
         "an expired lease is unknown");
   }
 
   @Test
-  void aRenewedLeaseKeepsItsReservationPastSeveralLeases() throws Exception {
-    withLease(Duration.ofMillis(600));
+  void aRenewedLeaseKeepsItsReservationPastSeveralLeases() {
     Reservation r = engine.reserve("kept", 30, 10);
-    long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(2000);
-    while (System.nanoTime() < end) {
+    for (int i = 0; i < 6; i++) { // 6 × a third of a lease: two leases long
+      node.ticker.advance(LEASE.dividedBy(3));
       assertTrue(
-          engine.renewLeases(java.util.List.of(r.transferId())).isEmpty(),
-          "a live reservation is known");
-      Thread.sleep(200); // every lease/3
+          engine.renewLeases(List.of(r.transferId())).isEmpty(), "a live reservation is known");
+      engine.sweepReservations();
     }
     assertEquals(0, engine.leasesExpired());
     assertTrue(engine.release(r.transferId()), "the renewed reservation is still there");
   }
 
   @Test
-  void aDecodingRequestWhoseLeaseRunsOutIsAbortedAndFreed() throws Exception {
-    // A lease far shorter than the request: ~980 tokens take over a second even at the fastest
-    // decode rate measured here (~750 tokens/s at batch 1), the lease runs out after 200 ms.
-    withLease(Duration.ofMillis(200));
-    int[] prompt = "a prompt the decode node prefills itself".chars().toArray();
+  void aDecodingRequestWhoseLeaseRunsOutIsAbortedAndFreed() {
+    int[] prompt = model.prompt("a prompt the decode node prefills itself");
     int maxTokens = 1024 - prompt.length;
     Reservation r = engine.reserve("abandoned", prompt.length, maxTokens);
-    CompletableFuture<Emission> last = new CompletableFuture<>();
-    java.util.concurrent.atomic.AtomicInteger tokens =
-        new java.util.concurrent.atomic.AtomicInteger();
-    SamplingParams params =
-        SamplingParams.builder().temperature(0).maxTokens(maxTokens).ignoreEos(true).build();
+    RecordingSink sink = new RecordingSink();
+    // The prefill and at least one step pass, then the loop waits: still decoding at lease expiry.
+    experts.shutAfter(2 * model.reference.config().numLayers());
     engine.join(
-        JoinRequest.localPrefill("abandoned", r.transferId(), prompt, params, 1),
-        new TokenSink() {
-          @Override
-          public void onToken(Emission e) {
-            tokens.incrementAndGet();
-            if (e.finished()) {
-              last.complete(e);
-            }
-          }
-
-          @Override
-          public void onError(Throwable t) {
-            last.completeExceptionally(t);
-          }
-        });
-    Emission end = last.get(20, TimeUnit.SECONDS);
+        JoinRequest.localPrefill("abandoned", r.transferId(), prompt, greedy(maxTokens), 1), sink);
+    RecordingSink.await(sink.tokensReached(2), "2 tokens");
+    node.ticker.advance(LEASE.plusNanos(1));
+    engine.sweepReservations();
+    experts.open();
+    Emission end = sink.awaitFinish();
     assertEquals(
         "abort", end.finish().wireName(), "the request must end when nobody renews its lease");
     assertTrue(
-        tokens.get() > 1 && tokens.get() < maxTokens,
-        "it decoded, then stopped: " + tokens.get() + " tokens");
+        sink.tokenCount() > 1 && sink.tokenCount() < maxTokens,
+        "it decoded, then stopped: " + sink.tokenCount() + " tokens");
     assertEquals(1, engine.localPrefills());
     assertEquals(1, engine.leasesExpired());
-    awaitPoolFull(Duration.ofSeconds(2), "the aborted request's KV must be freed");
+    assertEquals(0, engine.reservedBlocks(), "the aborted request's KV is freed");
   }
 
-  private static TokenSink sink() {
-    return new TokenSink() {
-      @Override
-      public void onToken(Emission e) {}
+  @Test
+  void closingTheEngineFailsItsRequestsWithUnavailableAndFreesTheirKv() {
+    Reservation r = engine.reserve("held", 12, 4);
+    RecordingSink sink = new RecordingSink();
+    engine.join(
+        JoinRequest.prefilled("held", r.transferId(), new int[12], 40, 0, greedy(4), 1, 0), sink);
+    engine.close();
+    Throwable t = sink.awaitError();
+    assertTrue(
+        t instanceof ServingException se && se.kind() == ServingException.Kind.UNAVAILABLE,
+        t.toString());
+    assertEquals(0, engine.reservedBlocks());
+    ServingException refused =
+        assertThrows(ServingException.class, () -> engine.reserve("after", 1, 1));
+    assertEquals("decode node is shutting down", refused.getMessage());
+  }
 
-      @Override
-      public void onError(Throwable t) {}
-    };
+  private static SamplingParams greedy(int maxTokens) {
+    return TinyModel.greedy(maxTokens);
   }
 }

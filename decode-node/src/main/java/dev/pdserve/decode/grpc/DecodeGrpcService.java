@@ -2,12 +2,15 @@ package dev.pdserve.decode.grpc;
 
 import dev.pdserve.core.grpc.GrpcErrors;
 import dev.pdserve.core.grpc.ProtoConversions;
+import dev.pdserve.core.kv.KvEndpoint;
 import dev.pdserve.decode.DecodeEngine;
 import dev.pdserve.decode.JoinRequest;
+import dev.pdserve.decode.Migration;
 import dev.pdserve.decode.Reservation;
 import dev.pdserve.decode.TokenSink;
 import dev.pdserve.internal.v1.DecodeRequest;
 import dev.pdserve.internal.v1.DecodeServiceGrpc;
+import dev.pdserve.internal.v1.Migrated;
 import dev.pdserve.internal.v1.ReleaseRequest;
 import dev.pdserve.internal.v1.ReleaseResponse;
 import dev.pdserve.internal.v1.RenewLeasesRequest;
@@ -18,29 +21,32 @@ import dev.pdserve.internal.v1.TokenEvent;
 import dev.pdserve.model.engine.Emission;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.util.function.Supplier;
 
 /** gRPC adapter of the decode role: translates and delegates to {@link DecodeEngine}. */
 public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImplBase {
   private final DecodeEngine engine;
-  private final String flightHost;
-  private final java.util.function.IntSupplier flightPort;
+  private final Supplier<KvEndpoint> kvEndpoint;
 
-  public DecodeGrpcService(
-      DecodeEngine engine, String flightHost, java.util.function.IntSupplier flightPort) {
+  /**
+   * @param kvEndpoint where this node receives KV pushes, as reservations advertise it (read per
+   *     reservation: the endpoint's port is known once it started)
+   */
+  public DecodeGrpcService(DecodeEngine engine, Supplier<KvEndpoint> kvEndpoint) {
     this.engine = engine;
-    this.flightHost = flightHost;
-    this.flightPort = flightPort;
+    this.kvEndpoint = kvEndpoint;
   }
 
   @Override
   public void reserve(ReserveRequest req, StreamObserver<ReserveResponse> out) {
     try {
       Reservation r = engine.reserve(req.getRequestId(), req.getPromptTokens(), req.getMaxTokens());
+      KvEndpoint kv = kvEndpoint.get();
       out.onNext(
           ReserveResponse.newBuilder()
               .setTransferId(r.transferId())
-              .setFlightHost(flightHost)
-              .setFlightPort(flightPort.getAsInt())
+              .setFlightHost(kv.host())
+              .setFlightPort(kv.port())
               .setBlocks(r.blocks().length)
               .setLeaseMillis(engine.leaseMillis())
               .build());
@@ -126,13 +132,13 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
           }
 
           @Override
-          public synchronized void onMigrated(dev.pdserve.decode.Migration m) {
+          public synchronized void onMigrated(Migration m) {
             if (done) {
               return;
             }
             done = true;
-            dev.pdserve.internal.v1.Migrated.Builder b =
-                dev.pdserve.internal.v1.Migrated.newBuilder()
+            Migrated.Builder b =
+                Migrated.newBuilder()
                     .setTargetNodeId(m.target().nodeId())
                     .setTargetGrpcAddress(m.target().grpcAddress())
                     .setTransferId(m.target().transferId())

@@ -2,6 +2,7 @@ package dev.pdserve.decode.grpc;
 
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.grpc.Channels;
+import dev.pdserve.core.kv.KvEndpoint;
 import dev.pdserve.decode.MigrationTarget;
 import dev.pdserve.decode.MigrationTargets;
 import dev.pdserve.internal.v1.DecodeServiceGrpc;
@@ -59,9 +60,20 @@ public final class GrpcMigrationTargets implements MigrationTargets {
             DecodeServiceGrpc.newBlockingStub(channels.get(n.grpcAddress()))
                 .withDeadlineAfter(10, TimeUnit.SECONDS)
                 .reserve(req);
-        return Optional.of(
-            new MigrationTarget(
-                n.id(), n.grpcAddress(), r.getTransferId(), r.getFlightHost(), r.getFlightPort()));
+        try {
+          return Optional.of(
+              new MigrationTarget(
+                  n.id(),
+                  n.grpcAddress(),
+                  r.getTransferId(),
+                  new KvEndpoint(r.getFlightHost(), r.getFlightPort())));
+        } catch (IllegalArgumentException e) {
+          LOG.warn(
+              "decode node {} answered a KV endpoint no push can reach ({}); skipping it",
+              n.id(),
+              e.getMessage());
+          release(n.id(), n.grpcAddress(), r.getTransferId());
+        }
       } catch (StatusRuntimeException e) {
         LOG.debug("decode node {} did not take migrating {}: {}", n.id(), requestId, e.getStatus());
       }
@@ -71,16 +83,17 @@ public final class GrpcMigrationTargets implements MigrationTargets {
 
   @Override
   public void release(MigrationTarget target) {
+    release(target.nodeId(), target.grpcAddress(), target.transferId());
+  }
+
+  private void release(String nodeId, String grpcAddress, String transferId) {
     try {
-      DecodeServiceGrpc.newBlockingStub(channels.get(target.grpcAddress()))
+      DecodeServiceGrpc.newBlockingStub(channels.get(grpcAddress))
           .withDeadlineAfter(10, TimeUnit.SECONDS)
-          .release(ReleaseRequest.newBuilder().setTransferId(target.transferId()).build());
+          .release(ReleaseRequest.newBuilder().setTransferId(transferId).build());
     } catch (StatusRuntimeException e) {
       LOG.debug(
-          "could not release {} on {} (its TTL frees it): {}",
-          target.transferId(),
-          target.nodeId(),
-          e.getStatus());
+          "could not release {} on {} (its TTL frees it): {}", transferId, nodeId, e.getStatus());
     }
   }
 }

@@ -1,5 +1,6 @@
 package dev.pdserve.launcher.node;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.cluster.ClusterMember;
 import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.cluster.NodeInfo;
@@ -19,6 +20,7 @@ import dev.pdserve.core.grpc.GrpcSwitchExecutor;
 import dev.pdserve.core.grpc.NodeStatusService;
 import dev.pdserve.core.grpc.RoleGrpcService;
 import dev.pdserve.core.kv.KvBlockPool;
+import dev.pdserve.core.kv.KvEndpoint;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.flight.KvTransferClient;
 import dev.pdserve.core.kv.flight.KvTransferServer;
@@ -30,6 +32,7 @@ import dev.pdserve.core.metrics.RemoteExpertsMetrics;
 import dev.pdserve.core.metrics.RoleChangeMetrics;
 import dev.pdserve.decode.DecodeEngine;
 import dev.pdserve.decode.DecodeOptions;
+import dev.pdserve.decode.DecodeResources;
 import dev.pdserve.decode.DecodeStats;
 import dev.pdserve.decode.grpc.DecodeGrpcService;
 import dev.pdserve.decode.grpc.GrpcMigrationTargets;
@@ -189,17 +192,14 @@ public final class WorkerNode implements AutoCloseable {
       this.decode =
           closer.add(
               new DecodeEngine(
-                  runner,
-                  backend,
-                  pool,
-                  transferServer,
-                  model.tokenizer(),
+                  new DecodeResources(runner, backend, pool, transferServer, model.tokenizer()),
                   new DecodeOptions(
                       config.engine().decodeMaxBatch(),
                       Duration.ofSeconds(60),
                       Duration.ofSeconds(120),
                       Duration.ofSeconds(config.prefix().leaseSeconds())),
-                  decodeMetrics));
+                  decodeMetrics,
+                  Ticker.systemTicker()));
       decodeMetrics.bind(decode);
       KvPoolMetrics.register(metrics, pool);
       metrics.gauge(
@@ -250,7 +250,9 @@ public final class WorkerNode implements AutoCloseable {
                   .healthService(NodeRole.PREFILL.healthServiceName(), false)
                   .healthService(NodeRole.DECODE.healthServiceName(), false)
                   .addService(new PrefillGrpcService(prefill))
-                  .addService(new DecodeGrpcService(decode, host, transferServer::port))
+                  .addService(
+                      new DecodeGrpcService(
+                          decode, () -> new KvEndpoint(host, transferServer.port())))
                   .addService(new NodeStatusService(this::status))
                   .addService(new RoleGrpcService(switcher))
                   .build());

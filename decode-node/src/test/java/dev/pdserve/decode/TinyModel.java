@@ -1,0 +1,82 @@
+package dev.pdserve.decode;
+
+import dev.pdserve.core.kv.KvBlockPool;
+import dev.pdserve.core.kv.KvEndpoint;
+import dev.pdserve.core.kv.KvPush;
+import dev.pdserve.core.kv.KvPusher;
+import dev.pdserve.core.kv.PagedSequenceKv;
+import dev.pdserve.model.engine.GenerateRequest;
+import dev.pdserve.model.engine.GenerationState;
+import dev.pdserve.model.engine.LoadedModel;
+import dev.pdserve.model.engine.ModelSpec;
+import dev.pdserve.model.engine.Prompt;
+import dev.pdserve.model.engine.ReferenceEngine;
+import dev.pdserve.model.engine.SequenceStep;
+import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.sampling.Sampler;
+import dev.pdserve.model.sampling.SamplingParams;
+import java.util.List;
+
+/**
+ * The {@code tiny} preset with real ORT sessions: the single-process reference engine (the oracle
+ * of greedy tokens), whose runner and experts the decode engines under test share, and a prefill
+ * node's part of a request — a prompt's KV and first token, pushed to a decode node.
+ */
+final class TinyModel implements AutoCloseable {
+  private final LoadedModel model = LoadedModel.load(ModelSpec.preset("tiny"));
+  final ReferenceEngine reference = new ReferenceEngine(model, OrtRuntime.shared());
+
+  /** Greedy sampling of exactly {@code maxTokens} tokens (EOS ignored). */
+  static SamplingParams greedy(int maxTokens) {
+    return SamplingParams.builder().temperature(0).maxTokens(maxTokens).ignoreEos(true).build();
+  }
+
+  /** A prompt as the byte tokenizer's ids. */
+  int[] prompt(String text) {
+    return model.tokenizer().encode(text);
+  }
+
+  /** What the single-process reference engine generates for {@code prompt}, greedily. */
+  int[] referenceTokens(int[] prompt, int maxTokens) {
+    return reference
+        .generate(new GenerateRequest("reference", Prompt.tokens(prompt), greedy(maxTokens), false))
+        .tokenIds();
+  }
+
+  /**
+   * Does what a prefill node does for a request: computes {@code prompt}'s KV in {@code
+   * prefillPool}, samples the first token, and pushes the KV to transfer {@code transferId} at
+   * {@code target}; the KV leaves the prefill pool afterwards.
+   *
+   * @return the first token
+   */
+  int prefillAndPush(
+      int[] prompt,
+      SamplingParams params,
+      KvBlockPool prefillPool,
+      KvPusher pusher,
+      KvEndpoint target,
+      String transferId) {
+    try (PagedSequenceKv kv = new PagedSequenceKv(prefillPool)) {
+      float[] logits =
+          reference.runner()
+              .forward(List.of(SequenceStep.text(prompt, kv, true)), reference.experts())[0];
+      GenerationState state =
+          new GenerationState("prefill", prompt, params, 1, reference.tokenizer());
+      int first = state.sample(logits, new Sampler(reference.tokenizer().eosId())).tokenId();
+      try (KvPush push = pusher.open(target, transferId)) {
+        for (int layer = 0; layer < prefillPool.layout().layers(); layer++) {
+          push.sendLayer(layer, kv, 0, prompt.length);
+        }
+        push.complete();
+      }
+      return first;
+    }
+  }
+
+  @Override
+  public void close() {
+    reference.close();
+    model.close();
+  }
+}
