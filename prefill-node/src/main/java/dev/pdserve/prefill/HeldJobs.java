@@ -119,8 +119,8 @@ final class HeldJobs {
    * prompt leaves; the clock is read again at least every {@value #CLOCK_RECHECK_NANOS} ns.
    */
   DrainReport awaitEmpty(Duration timeout) {
-    long deadline = ticker.read() + timeout.toNanos();
     int held = byRequest.size();
+    long deadline = ticker.read() + timeout.toNanos();
     lock.lock();
     try {
       while (!byRequest.isEmpty()) {
