@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import com.google.common.base.Ticker;
 import com.google.common.testing.FakeTicker;
 import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.coordination.DrainReport;
@@ -42,7 +41,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.apache.arrow.memory.RootAllocator;
@@ -77,31 +75,8 @@ class PrefillEngineTest {
   GatedKvPusher pusher;
   final RecordingMetrics metrics = new RecordingMetrics();
   final FakeTicker clock = new FakeTicker();
-  final Semaphore clockReads = new Semaphore(0);
-  final Ticker ticker =
-      new Ticker() {
-        @Override
-        public long read() {
-          long now = clock.read();
-          clockReads.release();
-          return now;
-        }
-      };
+  final ObservedTicker ticker = new ObservedTicker(clock);
   PrefillEngine engine;
-
-  /** The steps the engine reported, as (prompts, tokens). */
-  static final class RecordingMetrics implements PrefillMetrics {
-    final List<int[]> steps = new ArrayList<>();
-
-    @Override
-    public synchronized void step(int prompts, int tokens, long nanos) {
-      steps.add(new int[] {prompts, tokens});
-    }
-
-    synchronized List<int[]> steps() {
-      return List.copyOf(steps);
-    }
-  }
 
   /** A request as the decode node sees it: the blocks it reserved for the prompt's KV. */
   record Reserved(
@@ -492,9 +467,9 @@ class PrefillEngineTest {
    */
   Future<DrainReport> startDrain(ExecutorService on, Duration timeout)
       throws InterruptedException, TimeoutException {
-    clockReads.drainPermits();
+    ticker.forgetReads();
     Future<DrainReport> drain = on.submit(() -> engine.drain(timeout));
-    if (!clockReads.tryAcquire(WAIT_SECONDS, TimeUnit.SECONDS)) {
+    if (!ticker.awaitRead(Duration.ofSeconds(WAIT_SECONDS))) {
       fail("the drain never read its clock");
     }
     return drain;
