@@ -1,8 +1,8 @@
 package dev.pdserve.prefill;
 
 /**
- * What the prefill engine measures, as events; the wiring implements it over Prometheus ({@link
- * dev.pdserve.prefill.metrics.PrometheusPrefillMetrics}). Called from the prefill loop and the
+ * What the prefill engine measures, as events; the wiring implements it over Prometheus ({@code
+ * PrometheusPrefillMetrics} in the metrics package). Called from the prefill loop and the
  * acknowledgement threads: implementations must be cheap and must not block. Durations are
  * nanoseconds.
  */

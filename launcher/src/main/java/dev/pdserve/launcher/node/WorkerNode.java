@@ -46,6 +46,7 @@ import dev.pdserve.model.engine.ModelRunner;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.weights.ModelWeights;
 import dev.pdserve.prefill.PrefillEngine;
+import dev.pdserve.prefill.PrefillEngineSettings;
 import dev.pdserve.prefill.PrefillOptions;
 import dev.pdserve.prefill.PrefillStats;
 import dev.pdserve.prefill.grpc.PrefillGrpcService;
@@ -179,16 +180,15 @@ public final class WorkerNode implements AutoCloseable {
       this.prefill =
           closer.add(
               new PrefillEngine(
-                  runner,
-                  backend,
-                  pool,
-                  client,
-                  model.tokenizer(),
-                  new PrefillOptions(
-                      config.engine().prefillChunkTokens(),
-                      Math.max(2048, config.engine().prefillChunkTokens())),
-                  prefillMetrics,
-                  config.prefix().prefixCache() ? NodeModels.prefixHasher(model) : null));
+                  PrefillEngineSettings.builder(runner, backend, pool, client, model.tokenizer())
+                      .options(
+                          new PrefillOptions(
+                              config.engine().prefillChunkTokens(),
+                              Math.max(2048, config.engine().prefillChunkTokens())))
+                      .metrics(prefillMetrics)
+                      .prefixHasher(
+                          config.prefix().prefixCache() ? NodeModels.prefixHasher(model) : null)
+                      .build()));
       this.decode =
           closer.add(
               new DecodeEngine(
