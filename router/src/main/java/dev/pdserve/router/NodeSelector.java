@@ -22,9 +22,9 @@ public final class NodeSelector {
   private final Map<String, AtomicLong> decodeStreams = new ConcurrentHashMap<>();
   private final RandomGenerator random;
 
-  /** Draws candidates with {@link ThreadLocalRandom} (the router). */
-  public NodeSelector() {
-    this(null);
+  /** Draws candidates with {@link ThreadLocalRandom}, from any thread (the router). */
+  public static NodeSelector withThreadLocalRandom() {
+    return new NodeSelector(null);
   }
 
   /**

@@ -63,7 +63,7 @@ public final class Router implements AutoCloseable {
         prefix.hasher() == null
             ? null
             : new PrefixIndex(prefix.hasher().blockSize(), prefix.trackedBlocksPerNode());
-    NodeSelector selector = new NodeSelector();
+    NodeSelector selector = NodeSelector.withThreadLocalRandom();
     this.outcomes =
         new RequestOutcomes(settings.clients(), settings.metrics(), settings.ticker(), this::ended);
     this.follower = new DecodeStreamFollower(settings, selector, outcomes);
