@@ -1,13 +1,18 @@
 package dev.pdserve.router;
 
 import dev.pdserve.core.cluster.NodeInfo;
+import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.sampling.SamplingParams;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Consumer;
 
 /**
  * The router's calls to prefill and decode nodes (implemented over gRPC in {@code router.grpc}).
- * Futures fail with {@link dev.pdserve.core.serving.ServingException}s that keep the node's status
- * class. {@code deadlineNanos} is an absolute {@link System#nanoTime()} deadline, or 0.
+ * Futures fail with {@link ServingException}s that keep the node's status class. Every call's
+ * {@code deadlineNanos} is an absolute time on the router's clock ({@link Router#ticker()}), or 0
+ * for none. Arrays in the call records are the router's own; implementations read them and do not
+ * change them.
  */
 public interface NodeClients {
   /**
@@ -16,11 +21,7 @@ public interface NodeClients {
    * @param leaseMillis how long it lives without {@link #renewLeases}; 0 when the node has no
    *     leases
    */
-  record Reserved(String transferId, String flightHost, int flightPort, long leaseMillis) {
-    public Reserved(String transferId, String flightHost, int flightPort) {
-      this(transferId, flightHost, flightPort, 0);
-    }
-  }
+  record Reserved(String transferId, String flightHost, int flightPort, long leaseMillis) {}
 
   /**
    * A prefill node's answer.
@@ -28,11 +29,54 @@ public interface NodeClients {
    * @param cachedPromptBlocks leading full blocks of the prompt the node's prefix cache now holds
    */
   record FirstToken(
-      int token, double logprob, int cachedTokens, long kvBytes, int cachedPromptBlocks) {
-    public FirstToken(int token, double logprob, int cachedTokens, long kvBytes) {
-      this(token, logprob, cachedTokens, kvBytes, 0);
+      int token, double logprob, int cachedTokens, long kvBytes, int cachedPromptBlocks) {}
+
+  /** Reserve KV on a decode node for a prompt and up to {@code maxTokens} generated tokens. */
+  record ReserveCall(String requestId, int promptTokens, int maxTokens, long deadlineNanos) {}
+
+  /**
+   * Prefill {@code prompt} on a prefill node, which pushes its KV into reservation {@code target}
+   * (on the decode node) and answers the first token.
+   */
+  record PrefillCall(
+      String requestId,
+      int[] prompt,
+      SamplingParams params,
+      long seed,
+      Reserved target,
+      long deadlineNanos) {}
+
+  /**
+   * Decode a sequence whose KV is in {@code reservation}, after its {@code first} token; {@code
+   * first} null: the decode node computes the prompt's KV and first token itself (conditional
+   * disaggregation: no prefill node, no KV transfer; only where {@link #supportsLocalPrefill}).
+   */
+  record DecodeCall(
+      String requestId,
+      Reserved reservation,
+      int[] prompt,
+      FirstToken first,
+      SamplingParams params,
+      long seed,
+      long deadlineNanos) {
+    /** Whether the decode node prefills the prompt itself. */
+    public boolean localPrefill() {
+      return first == null;
     }
   }
+
+  /**
+   * Continue a migrated sequence: its KV is in {@code reservation}, the tokens generated so far are
+   * {@code generated}; the stream carries the tokens after them.
+   */
+  record ResumeCall(
+      String requestId,
+      Reserved reservation,
+      int[] prompt,
+      int[] generated,
+      SamplingParams params,
+      long seed,
+      long deadlineNanos) {}
 
   /** Receives a decode stream. */
   interface DecodeListener {
@@ -45,7 +89,7 @@ public interface NodeClients {
         int completionTokens,
         int cachedTokens);
 
-    void onError(dev.pdserve.core.serving.ServingException error);
+    void onError(ServingException error);
 
     /**
      * The sequence moved to another decode node; this stream has ended (no completion follows on
@@ -53,7 +97,7 @@ public interface NodeClients {
      */
     default void onMigrated(Migrated migrated) {
       onError(
-          dev.pdserve.core.serving.ServingException.unavailable(
+          ServingException.unavailable(
               "decode node moved the sequence to " + migrated.targetNodeId()));
     }
   }
@@ -74,73 +118,29 @@ public interface NodeClients {
     void cancel(String why);
   }
 
-  CompletableFuture<Reserved> reserve(
-      NodeInfo decode, String requestId, int promptTokens, int maxTokens, long deadlineNanos);
+  CompletableFuture<Reserved> reserve(NodeInfo decode, ReserveCall call);
 
   void release(NodeInfo decode, String transferId);
 
   /** Starts a prefill; {@code onCall} receives the cancellable call before the future completes. */
-  CompletableFuture<FirstToken> prefill(
-      NodeInfo prefill,
-      String requestId,
-      int[] prompt,
-      SamplingParams params,
-      long seed,
-      Reserved target,
-      long deadlineNanos,
-      java.util.function.Consumer<Call> onCall);
+  CompletableFuture<FirstToken> prefill(NodeInfo prefill, PrefillCall call, Consumer<Call> onCall);
 
-  Call decode(
-      NodeInfo decode,
-      String requestId,
-      Reserved reservation,
-      int[] prompt,
-      FirstToken first,
-      SamplingParams params,
-      long seed,
-      long deadlineNanos,
-      DecodeListener listener);
+  /** Opens a decode stream on {@code decode}; {@code listener} hears it to its end. */
+  Call decode(NodeInfo decode, DecodeCall call, DecodeListener listener);
+
+  /** Opens the stream of a migrated sequence on {@code decode}, the node it moved to. */
+  Call resume(NodeInfo decode, ResumeCall call, DecodeListener listener);
 
   /**
    * Renews the leases of reservations on {@code decode}; the future holds the ids the node does not
    * know any more. By default there are no leases to renew.
    */
-  default CompletableFuture<java.util.List<String>> renewLeases(
-      NodeInfo decode, java.util.List<String> transferIds) {
-    return CompletableFuture.completedFuture(java.util.List.of());
+  default CompletableFuture<List<String>> renewLeases(NodeInfo decode, List<String> transferIds) {
+    return CompletableFuture.completedFuture(List.of());
   }
 
-  /** Whether {@link #decodeWithLocalPrefill} is available. */
+  /** Whether {@link #decode} takes calls without a first token (local prefill). */
   default boolean supportsLocalPrefill() {
     return false;
   }
-
-  /**
-   * Like {@link #decode}, but the decode node computes the prompt's KV and first token itself
-   * (conditional disaggregation): no prefill node, no KV transfer.
-   */
-  Call decodeWithLocalPrefill(
-      NodeInfo decode,
-      String requestId,
-      Reserved reservation,
-      int[] prompt,
-      SamplingParams params,
-      long seed,
-      long deadlineNanos,
-      DecodeListener listener);
-
-  /**
-   * Continues a migrated sequence on {@code decode}: its KV is in {@code reservation}, the tokens
-   * generated so far are {@code generated}; the stream carries the tokens after them.
-   */
-  Call resume(
-      NodeInfo decode,
-      String requestId,
-      Reserved reservation,
-      int[] prompt,
-      int[] generated,
-      SamplingParams params,
-      long seed,
-      long deadlineNanos,
-      DecodeListener listener);
 }

@@ -7,6 +7,8 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.ToDoubleFunction;
+import java.util.function.ToIntFunction;
 import java.util.random.RandomGenerator;
 
 /**
@@ -20,9 +22,9 @@ public final class NodeSelector {
   private final Map<String, AtomicLong> decodeStreams = new ConcurrentHashMap<>();
   private final RandomGenerator random;
 
-  /** Draws candidates with {@link ThreadLocalRandom} (the router). */
-  public NodeSelector() {
-    this(null);
+  /** Draws candidates with {@link ThreadLocalRandom}, from any thread (the router). */
+  public static NodeSelector withThreadLocalRandom() {
+    return new NodeSelector(null);
   }
 
   /**
@@ -47,7 +49,7 @@ public final class NodeSelector {
   public NodeInfo choosePrefill(
       List<NodeInfo> nodes,
       List<String> exclude,
-      java.util.function.ToIntFunction<NodeInfo> cachedTokens,
+      ToIntFunction<NodeInfo> cachedTokens,
       double weight) {
     List<NodeInfo> c = nodes.stream().filter(n -> !exclude.contains(n.id())).toList();
     NodeInfo best = null;
@@ -72,9 +74,7 @@ public final class NodeSelector {
   }
 
   private NodeInfo choose(
-      List<NodeInfo> nodes,
-      List<String> exclude,
-      java.util.function.ToDoubleFunction<NodeInfo> score) {
+      List<NodeInfo> nodes, List<String> exclude, ToDoubleFunction<NodeInfo> score) {
     List<NodeInfo> c = nodes.stream().filter(n -> !exclude.contains(n.id())).toList();
     if (c.isEmpty()) {
       return null;

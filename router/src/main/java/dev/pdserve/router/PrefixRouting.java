@@ -1,5 +1,6 @@
 package dev.pdserve.router;
 
+import dev.pdserve.core.config.PrefixSettings;
 import dev.pdserve.core.kv.PrefixHasher;
 
 /**
@@ -21,7 +22,7 @@ public record PrefixRouting(
     int localPrefillThreshold) {
   /** α unless configured otherwise: a cached token is worth one queued token. */
   public static final double DEFAULT_CACHED_TOKEN_WEIGHT =
-      dev.pdserve.core.config.PrefixSettings.DEFAULT_CACHED_TOKEN_WEIGHT;
+      PrefixSettings.DEFAULT_CACHED_TOKEN_WEIGHT;
 
   public static final int DEFAULT_TRACKED_BLOCKS_PER_NODE = 65_536;
 

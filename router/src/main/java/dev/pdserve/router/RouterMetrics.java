@@ -4,10 +4,10 @@ import dev.pdserve.core.serving.ServingException;
 import java.util.Locale;
 
 /**
- * What the router measures per request, as events; the wiring implements it over Prometheus ({@link
- * dev.pdserve.router.metrics.PrometheusRouterMetrics}), tests and tools may pass {@link #NONE}.
- * Called on request paths (once per streamed delta at most), so implementations must be cheap and
- * must not block. Durations are nanoseconds.
+ * What the router measures per request, as events; the wiring implements it over Prometheus ({@code
+ * router.metrics.PrometheusRouterMetrics}), tests and tools may pass {@link #NONE}. Called on
+ * request paths (once per streamed delta at most), so implementations must be cheap and must not
+ * block. Durations are nanoseconds.
  *
  * <p>Every request the router takes ends in exactly one of {@link #finished} (a completion, any
  * finish reason) or {@link #rejected} (an error, refused at admission or failed later).

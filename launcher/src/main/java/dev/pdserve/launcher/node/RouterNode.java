@@ -1,5 +1,6 @@
 package dev.pdserve.launcher.node;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.cluster.ClusterMember;
 import dev.pdserve.core.cluster.NodeDirectory;
 import dev.pdserve.core.cluster.NodeRegistry;
@@ -13,8 +14,11 @@ import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.PromptRenderer;
 import dev.pdserve.model.tokenizer.ChatTemplate;
+import dev.pdserve.router.ClusterView;
+import dev.pdserve.router.PrefixRouting;
 import dev.pdserve.router.Router;
 import dev.pdserve.router.RouterOptions;
+import dev.pdserve.router.RouterSettings;
 import dev.pdserve.router.grpc.GenerationGrpcService;
 import dev.pdserve.router.grpc.GrpcNodeClients;
 import dev.pdserve.router.http.HttpApiSettings;
@@ -64,20 +68,24 @@ public final class RouterNode implements AutoCloseable {
       this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
       PrometheusRouterMetrics routerMetrics = new PrometheusRouterMetrics(metrics);
       PromptRenderer renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
+      Ticker clock = Ticker.systemTicker(); // the router's and its node clients' deadlines
       this.router =
           closer.add(
               new Router(
-                  options,
-                  directory,
-                  new GrpcNodeClients(channels),
-                  renderer,
-                  model.config(),
-                  routerMetrics,
-                  new dev.pdserve.router.PrefixRouting(
-                      NodeModels.prefixHasher(model),
-                      config.prefix().cachedTokenWeight(),
-                      dev.pdserve.router.PrefixRouting.DEFAULT_TRACKED_BLOCKS_PER_NODE,
-                      config.prefix().localPrefillThreshold())));
+                  RouterSettings.of(
+                          options,
+                          ClusterView.of(directory),
+                          new GrpcNodeClients(channels, clock),
+                          renderer,
+                          model.config())
+                      .withMetrics(routerMetrics)
+                      .withTicker(clock)
+                      .withPrefixRouting(
+                          new PrefixRouting(
+                              NodeModels.prefixHasher(model),
+                              config.prefix().cachedTokenWeight(),
+                              PrefixRouting.DEFAULT_TRACKED_BLOCKS_PER_NODE,
+                              config.prefix().localPrefillThreshold()))));
       routerMetrics.bind(router);
       metrics.start();
       HttpApiSettings httpSettings =

@@ -3,11 +3,21 @@ package dev.pdserve.router.grpc;
 import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.cluster.NodeDirectory;
 import dev.pdserve.core.cluster.NodeInfo;
+import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.coordination.CoordinatorLease;
+import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.ListNodesResponse;
 import dev.pdserve.internal.v1.NodeStatus;
+import dev.pdserve.internal.v1.RoleServiceGrpc;
+import dev.pdserve.internal.v1.SwitchRoleRequest;
+import dev.pdserve.internal.v1.SwitchRoleResponse;
+import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 
 /**
  * Cluster administration on the router: the registry's view of every node and who coordinates; role
@@ -22,22 +32,8 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
   private final NodeDirectory directory;
   private final String selfId;
   private final String selfHttpUrl;
-  private final dev.pdserve.core.grpc.Channels channels;
-  private final java.util.function.Supplier<
-          java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>>
-      coordinator;
-
-  public AdminGrpcService(NodeDirectory directory) {
-    this(directory, "", "");
-  }
-
-  /**
-   * @param selfId this router's node id: its entry in the listing carries {@code selfHttpUrl}
-   * @param selfHttpUrl this router's OpenAI-compatible HTTP base URL ({@code http://host:port})
-   */
-  public AdminGrpcService(NodeDirectory directory, String selfId, String selfHttpUrl) {
-    this(directory, selfId, selfHttpUrl, null, java.util.Optional::empty);
-  }
+  private final Channels channels;
+  private final Supplier<Optional<CoordinatorLease>> coordinator;
 
   /**
    * @param selfId this router's node id: its entry in the listing carries {@code selfHttpUrl}
@@ -49,10 +45,8 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
       NodeDirectory directory,
       String selfId,
       String selfHttpUrl,
-      dev.pdserve.core.grpc.Channels channels,
-      java.util.function.Supplier<
-              java.util.Optional<dev.pdserve.core.coordination.CoordinatorLease>>
-          coordinator) {
+      Channels channels,
+      Supplier<Optional<CoordinatorLease>> coordinator) {
     this.directory = directory;
     this.selfId = selfId;
     this.selfHttpUrl = selfHttpUrl;
@@ -61,20 +55,18 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
   }
 
   @Override
-  public void switchRole(
-      dev.pdserve.internal.v1.SwitchRoleRequest req,
-      StreamObserver<dev.pdserve.internal.v1.SwitchRoleResponse> out) {
+  public void switchRole(SwitchRoleRequest req, StreamObserver<SwitchRoleResponse> out) {
     if (channels == null) {
       out.onError(
-          io.grpc.Status.UNIMPLEMENTED
+          Status.UNIMPLEMENTED
               .withDescription("this router does not forward role switches")
               .asRuntimeException());
       return;
     }
-    java.util.Optional<NodeInfo> node = directory.get(req.getNodeId());
+    Optional<NodeInfo> node = directory.get(req.getNodeId());
     if (node.isEmpty()) {
       out.onError(
-          io.grpc.Status.NOT_FOUND
+          Status.NOT_FOUND
               .withDescription(
                   "no node '"
                       + req.getNodeId()
@@ -84,10 +76,9 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
       return;
     }
     NodeInfo n = node.get();
-    if (n.role() != dev.pdserve.core.config.NodeRole.PREFILL
-        && n.role() != dev.pdserve.core.config.NodeRole.DECODE) {
+    if (n.role() != NodeRole.PREFILL && n.role() != NodeRole.DECODE) {
       out.onError(
-          io.grpc.Status.INVALID_ARGUMENT
+          Status.INVALID_ARGUMENT
               .withDescription(
                   "node "
                       + n.id()
@@ -97,8 +88,8 @@ public final class AdminGrpcService extends AdminServiceGrpc.AdminServiceImplBas
               .asRuntimeException());
       return;
     }
-    dev.pdserve.internal.v1.RoleServiceGrpc.newStub(channels.get(n.grpcAddress()))
-        .withDeadlineAfter(SWITCH_DEADLINE_SECONDS, java.util.concurrent.TimeUnit.SECONDS)
+    RoleServiceGrpc.newStub(channels.get(n.grpcAddress()))
+        .withDeadlineAfter(SWITCH_DEADLINE_SECONDS, TimeUnit.SECONDS)
         .switchRole(req, out);
   }
 

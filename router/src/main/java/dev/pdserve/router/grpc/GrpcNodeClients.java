@@ -1,5 +1,6 @@
 package dev.pdserve.router.grpc;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.core.grpc.GrpcErrors;
@@ -17,33 +18,38 @@ import dev.pdserve.internal.v1.RenewLeasesResponse;
 import dev.pdserve.internal.v1.ReserveRequest;
 import dev.pdserve.internal.v1.ReserveResponse;
 import dev.pdserve.internal.v1.TokenEvent;
-import dev.pdserve.model.sampling.SamplingParams;
 import dev.pdserve.router.NodeClients;
 import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.Status;
+import io.grpc.stub.AbstractStub;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
-/** {@link NodeClients} over gRPC stubs on cached channels. */
+/**
+ * {@link NodeClients} over gRPC stubs on cached channels: each call record becomes its internal
+ * request proto. Deadlines are read against {@code ticker}, the router's clock.
+ */
 public final class GrpcNodeClients implements NodeClients {
   private final Channels channels;
+  private final Ticker ticker;
 
-  public GrpcNodeClients(Channels channels) {
+  public GrpcNodeClients(Channels channels, Ticker ticker) {
     this.channels = channels;
+    this.ticker = ticker;
   }
 
-  private static <S extends io.grpc.stub.AbstractStub<S>> S withDeadline(
-      S stub, long deadlineNanos) {
+  private <S extends AbstractStub<S>> S withDeadline(S stub, long deadlineNanos) {
     if (deadlineNanos == 0) {
       return stub;
     }
     return stub.withDeadline(
-        Deadline.after(Math.max(1, deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS));
+        Deadline.after(Math.max(1, deadlineNanos - ticker.read()), TimeUnit.NANOSECONDS));
   }
 
   private static ServingException failure(Throwable t, NodeInfo node, String what) {
@@ -53,19 +59,19 @@ public final class GrpcNodeClients implements NodeClients {
   }
 
   @Override
-  public CompletableFuture<Reserved> reserve(
-      NodeInfo decode, String requestId, int promptTokens, int maxTokens, long deadlineNanos) {
+  public CompletableFuture<Reserved> reserve(NodeInfo decode, ReserveCall call) {
     CompletableFuture<Reserved> f = new CompletableFuture<>();
     ReserveRequest req =
         ReserveRequest.newBuilder()
-            .setRequestId(requestId)
-            .setPromptTokens(promptTokens)
-            .setMaxTokens(maxTokens)
+            .setRequestId(call.requestId())
+            .setPromptTokens(call.promptTokens())
+            .setMaxTokens(call.maxTokens())
             .build();
     Context.ROOT.run(
         () ->
             withDeadline(
-                    DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())), deadlineNanos)
+                    DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())),
+                    call.deadlineNanos())
                 .reserve(
                     req,
                     new StreamObserver<>() {
@@ -111,9 +117,8 @@ public final class GrpcNodeClients implements NodeClients {
   }
 
   @Override
-  public CompletableFuture<java.util.List<String>> renewLeases(
-      NodeInfo decode, java.util.List<String> transferIds) {
-    CompletableFuture<java.util.List<String>> f = new CompletableFuture<>();
+  public CompletableFuture<List<String>> renewLeases(NodeInfo decode, List<String> transferIds) {
+    CompletableFuture<List<String>> f = new CompletableFuture<>();
     Context.ROOT.run(
         () ->
             DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress()))
@@ -143,48 +148,19 @@ public final class GrpcNodeClients implements NodeClients {
   }
 
   @Override
-  public Call decodeWithLocalPrefill(
-      NodeInfo decode,
-      String requestId,
-      Reserved reservation,
-      int[] prompt,
-      SamplingParams params,
-      long seed,
-      long deadlineNanos,
-      DecodeListener listener) {
-    DecodeRequest.Builder req =
-        DecodeRequest.newBuilder()
-            .setRequestId(requestId)
-            .setTransferId(reservation.transferId())
-            .setLocalPrefill(true)
-            .setParams(ProtoConversions.sampling(params))
-            .setSeed(seed);
-    for (int t : prompt) {
-      req.addPromptTokenIds(t);
-    }
-    return startDecode(decode, req.build(), deadlineNanos, listener);
-  }
-
-  @Override
   public CompletableFuture<FirstToken> prefill(
-      NodeInfo prefill,
-      String requestId,
-      int[] prompt,
-      SamplingParams params,
-      long seed,
-      Reserved target,
-      long deadlineNanos,
-      Consumer<Call> onCall) {
+      NodeInfo prefill, PrefillCall call, Consumer<Call> onCall) {
     CompletableFuture<FirstToken> f = new CompletableFuture<>();
+    Reserved target = call.target();
     PrefillRequest.Builder req =
         PrefillRequest.newBuilder()
-            .setRequestId(requestId)
-            .setParams(ProtoConversions.sampling(params))
-            .setSeed(seed)
+            .setRequestId(call.requestId())
+            .setParams(ProtoConversions.sampling(call.params()))
+            .setSeed(call.seed())
             .setTransferId(target.transferId())
             .setFlightHost(target.flightHost())
             .setFlightPort(target.flightPort());
-    for (int t : prompt) {
+    for (int t : call.prompt()) {
       req.addPromptTokenIds(t);
     }
     Context.CancellableContext ctx = Context.ROOT.withCancellation();
@@ -192,7 +168,8 @@ public final class GrpcNodeClients implements NodeClients {
     ctx.run(
         () ->
             withDeadline(
-                    PrefillServiceGrpc.newStub(channels.get(prefill.grpcAddress())), deadlineNanos)
+                    PrefillServiceGrpc.newStub(channels.get(prefill.grpcAddress())),
+                    call.deadlineNanos())
                 .prefill(
                     req.build(),
                     new StreamObserver<>() {
@@ -221,56 +198,44 @@ public final class GrpcNodeClients implements NodeClients {
   }
 
   @Override
-  public Call decode(
-      NodeInfo decode,
-      String requestId,
-      Reserved reservation,
-      int[] prompt,
-      FirstToken first,
-      SamplingParams params,
-      long seed,
-      long deadlineNanos,
-      DecodeListener listener) {
+  public Call decode(NodeInfo decode, DecodeCall call, DecodeListener listener) {
     DecodeRequest.Builder req =
         DecodeRequest.newBuilder()
-            .setRequestId(requestId)
-            .setTransferId(reservation.transferId())
-            .setFirstToken(first.token())
-            .setFirstLogprob((float) first.logprob())
-            .setParams(ProtoConversions.sampling(params))
-            .setSeed(seed)
-            .setCachedTokens(first.cachedTokens());
-    for (int t : prompt) {
+            .setRequestId(call.requestId())
+            .setTransferId(call.reservation().transferId())
+            .setParams(ProtoConversions.sampling(call.params()))
+            .setSeed(call.seed());
+    FirstToken first = call.first();
+    if (call.localPrefill()) {
+      req.setLocalPrefill(true);
+    } else {
+      req.setFirstToken(first.token())
+          .setFirstLogprob((float) first.logprob())
+          .setCachedTokens(first.cachedTokens());
+    }
+    for (int t : call.prompt()) {
       req.addPromptTokenIds(t);
     }
-    return startDecode(decode, req.build(), deadlineNanos, listener);
+    return startDecode(decode, req.build(), call.deadlineNanos(), listener);
   }
 
   @Override
-  public Call resume(
-      NodeInfo decode,
-      String requestId,
-      Reserved reservation,
-      int[] prompt,
-      int[] generated,
-      SamplingParams params,
-      long seed,
-      long deadlineNanos,
-      DecodeListener listener) {
+  public Call resume(NodeInfo decode, ResumeCall call, DecodeListener listener) {
+    int[] generated = call.generated();
     DecodeRequest.Builder req =
         DecodeRequest.newBuilder()
-            .setRequestId(requestId)
-            .setTransferId(reservation.transferId())
+            .setRequestId(call.requestId())
+            .setTransferId(call.reservation().transferId())
             .setFirstToken(generated[0])
-            .setParams(ProtoConversions.sampling(params))
-            .setSeed(seed);
-    for (int t : prompt) {
+            .setParams(ProtoConversions.sampling(call.params()))
+            .setSeed(call.seed());
+    for (int t : call.prompt()) {
       req.addPromptTokenIds(t);
     }
     for (int t : generated) {
       req.addGeneratedTokenIds(t);
     }
-    return startDecode(decode, req.build(), deadlineNanos, listener);
+    return startDecode(decode, req.build(), call.deadlineNanos(), listener);
   }
 
   private Call startDecode(

@@ -1,6 +1,7 @@
 package dev.pdserve.router.http;
 
 import dev.pdserve.model.engine.GenerateRequest;
+import dev.pdserve.router.Router;
 
 /**
  * A parsed OpenAI request: what the router is asked to generate, and how the answer is shaped.
@@ -15,7 +16,7 @@ import dev.pdserve.model.engine.GenerateRequest;
  * @param returnTokenIds vLLM's {@code return_token_ids}: each choice carries its token ids
  * @param splitReasoning chat with thinking on: text before {@code </think>} goes to {@code
  *     reasoning_content}
- * @param deadlineNanos absolute {@link System#nanoTime()} deadline, or 0
+ * @param deadlineNanos absolute deadline on the router's clock ({@link Router#ticker()}), or 0
  * @param promptParam the field holding the prompt ({@code messages} or {@code prompt}), for errors
  */
 record ApiRequest(

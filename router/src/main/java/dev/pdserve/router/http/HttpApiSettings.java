@@ -1,5 +1,7 @@
 package dev.pdserve.router.http;
 
+import dev.pdserve.core.config.NetworkSettings;
+
 /**
  * Settings of the OpenAI-compatible HTTP server.
  *
@@ -21,8 +23,7 @@ public record HttpApiSettings(
     int handlerThreads,
     int handlerQueue,
     int chatMaxTokensCap) {
-  public static final int DEFAULT_MAX_BODY_BYTES =
-      dev.pdserve.core.config.NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES;
+  public static final int DEFAULT_MAX_BODY_BYTES = NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES;
   public static final int DEFAULT_CHAT_MAX_TOKENS_CAP = 4096;
 
   public HttpApiSettings {

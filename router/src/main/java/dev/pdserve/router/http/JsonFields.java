@@ -1,6 +1,7 @@
 package dev.pdserve.router.http;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -86,8 +87,7 @@ final class JsonFields {
   JsonFields object(String name) {
     JsonNode v = node(name);
     if (v == null) {
-      return new JsonFields(
-          com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode());
+      return new JsonFields(JsonNodeFactory.instance.objectNode());
     }
     if (!v.isObject()) {
       throw wrongType(name, "an object", v);

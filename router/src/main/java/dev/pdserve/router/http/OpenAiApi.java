@@ -3,8 +3,10 @@ package dev.pdserve.router.http;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.engine.PromptRenderer;
+import dev.pdserve.router.InFlightRequest;
 import dev.pdserve.router.Router;
 import java.io.IOException;
 import java.util.HashMap;
@@ -172,8 +174,8 @@ final class OpenAiApi {
     ApiRequest req = parser.parse(body, id, deadline(ex));
     OpenAiResponse sink = responses.apply(req);
     try (CloseableThreadContext.Instance ctx =
-        CloseableThreadContext.put(dev.pdserve.core.logging.LogContext.REQUEST_ID, id)) {
-      Router.Flight flight;
+        CloseableThreadContext.put(LogContext.REQUEST_ID, id)) {
+      InFlightRequest flight;
       try {
         flight = router.submit(req.generate(), sink, req.deadlineNanos());
       } catch (ServingException e) {
@@ -205,7 +207,7 @@ final class OpenAiApi {
     return node;
   }
 
-  private static long deadline(ApiExchange ex) {
+  private long deadline(ApiExchange ex) {
     String t = ex.header(TIMEOUT_HEADER);
     if (t == null || t.isBlank()) {
       return 0;
@@ -220,7 +222,7 @@ final class OpenAiApi {
     if (ms <= 0) {
       throw ApiError.badRequest(null, TIMEOUT_HEADER + " must be > 0, got " + ms);
     }
-    return System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ms);
+    return router.ticker().read() + TimeUnit.MILLISECONDS.toNanos(ms);
   }
 
   /** Sends {@code err} as OpenAI's error document with its status (and Retry-After / Allow). */

@@ -1,0 +1,81 @@
+package dev.pdserve.router;
+
+import com.google.common.testing.FakeTicker;
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.config.ModelPresets;
+import dev.pdserve.model.engine.GenerateRequest;
+import dev.pdserve.model.engine.Prompt;
+import dev.pdserve.model.engine.PromptRenderer;
+import dev.pdserve.model.sampling.SamplingParams;
+import dev.pdserve.model.tokenizer.ByteTokenizer;
+import dev.pdserve.model.tokenizer.ChatTemplate;
+import java.time.Duration;
+
+/**
+ * A real {@link Router} over in-memory nodes ({@link InMemoryCluster}, {@link InMemoryNodeClients})
+ * on a {@link FakeTicker}, with no lease-renewal thread (tests run the rounds).
+ */
+final class RouterHarness implements AutoCloseable {
+  static final ModelConfig MODEL = ModelPresets.get("tiny");
+
+  final FakeTicker ticker = new FakeTicker();
+  final InMemoryCluster cluster = new InMemoryCluster();
+  final InMemoryNodeClients clients = new InMemoryNodeClients();
+  final RecordingMetrics metrics = new RecordingMetrics();
+  final Router router;
+
+  /** A request the test submitted: the router's handle and what the client received. */
+  record Submitted(InFlightRequest handle, RecordingSink sink) {
+    String id() {
+      return handle.requestId();
+    }
+  }
+
+  RouterHarness(RouterOptions options, PrefixRouting prefixRouting) {
+    ticker.advance(Duration.ofHours(1)); // deadlines are never 0 ("none")
+    PromptRenderer renderer =
+        new PromptRenderer(ByteTokenizer.withVocabSize(MODEL.vocabSize()), ChatTemplate.ernie());
+    router =
+        new Router(
+            RouterSettings.of(options, cluster, clients, renderer, MODEL)
+                .withMetrics(metrics)
+                .withPrefixRouting(prefixRouting)
+                .withTicker(ticker)
+                .withLeaseRenewalPeriod(Duration.ZERO));
+  }
+
+  static RouterHarness withOptions(int maxActive, int maxQueued, int prefillAttempts) {
+    return new RouterHarness(
+        new RouterOptions(maxActive, maxQueued, prefillAttempts), PrefixRouting.disabled());
+  }
+
+  /** Submits {@code id}: a prompt of {@code promptTokens} tokens, up to 16 new tokens. */
+  Submitted submit(String id, int promptTokens, long deadlineNanos) {
+    int[] prompt = new int[promptTokens];
+    for (int i = 0; i < promptTokens; i++) {
+      prompt[i] = 40 + i;
+    }
+    RecordingSink sink = new RecordingSink();
+    GenerateRequest req =
+        new GenerateRequest(
+            id,
+            new Prompt.Tokens(prompt),
+            SamplingParams.builder().temperature(0).maxTokens(16).seed(7).build(),
+            false);
+    return new Submitted(router.submit(req, sink, deadlineNanos), sink);
+  }
+
+  Submitted submit(String id) {
+    return submit(id, 4, 0);
+  }
+
+  /** The time {@code d} from now on the router's clock, as a deadline. */
+  long deadlineIn(Duration d) {
+    return ticker.read() + d.toNanos();
+  }
+
+  @Override
+  public void close() {
+    router.close();
+  }
+}
