@@ -1,5 +1,6 @@
 package dev.pdserve.launcher.node;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.cluster.ClusterMember;
 import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.cluster.NodeInfo;
@@ -224,7 +225,8 @@ public final class WorkerNode implements AutoCloseable {
               registry,
               config.nodeId(),
               new Engines(targets, client),
-              config.coordinator().drainTimeout());
+              config.coordinator().drainTimeout(),
+              Ticker.systemTicker());
       switcher.addListener(
           r -> {
             if (r.accepted()) {
@@ -277,7 +279,7 @@ public final class WorkerNode implements AutoCloseable {
                       member.hazelcast(),
                       registry,
                       config.nodeId(),
-                      config.coordinator().period(),
+                      RoleCoordinator.Timing.every(config.coordinator().period()),
                       CoordinatorWiring.planner(config),
                       new GrpcSwitchExecutor(
                           channels, config.coordinator().drainTimeout().plusSeconds(30))))
