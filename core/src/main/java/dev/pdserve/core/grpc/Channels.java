@@ -99,6 +99,9 @@ public final class Channels implements AutoCloseable {
     }
   }
 
+  /** How long {@link #close()} waits for calls it cancelled to end (real time: a cleanup bound). */
+  private static final Duration CANCELLED_CALLS_WAIT = Duration.ofSeconds(2);
+
   private final Settings settings;
   private final ThreadPoolExecutor executor;
   private final ConcurrentHashMap<String, ManagedChannel> channels = new ConcurrentHashMap<>();
@@ -158,17 +161,22 @@ public final class Channels implements AutoCloseable {
   /** Shuts every channel down, giving running calls the grace period before cancelling them. */
   @Override
   public void close() {
+    Ticker ticker = settings.ticker();
+    long deadline = ticker.read() + settings.shutdownGrace().toNanos();
     closed = true;
     List<ManagedChannel> all = new ArrayList<>(channels.values());
     channels.clear();
     all.forEach(ManagedChannel::shutdown);
-    Ticker ticker = settings.ticker();
-    long deadline = ticker.read() + settings.shutdownGrace().toNanos();
     try {
       for (ManagedChannel ch : all) {
         if (!Termination.awaitUntil(ch::awaitTermination, ticker, deadline)) {
           ch.shutdownNow();
         }
+      }
+      // A call cancelled by shutdownNow ends on the callback pool: let the channels terminate
+      // before that pool stops, or the call's end would be rejected and its caller never told.
+      for (ManagedChannel ch : all) {
+        ch.awaitTermination(CANCELLED_CALLS_WAIT.toMillis(), TimeUnit.MILLISECONDS);
       }
     } catch (InterruptedException e) {
       all.forEach(ManagedChannel::shutdownNow);

@@ -173,8 +173,8 @@ public final class GrpcServer implements AutoCloseable {
       return;
     }
     closed = true;
-    health.enterTerminalState();
     long deadline = ticker.read() + grace.toNanos();
+    health.enterTerminalState();
     server.shutdown();
     try {
       if (!Termination.awaitUntil(server::awaitTermination, ticker, deadline)) {
