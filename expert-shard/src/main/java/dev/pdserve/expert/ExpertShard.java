@@ -1,5 +1,6 @@
 package dev.pdserve.expert;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.config.ExpertRange;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.model.config.ExpertGroup;
@@ -9,7 +10,10 @@ import dev.pdserve.model.engine.ExpertCompute;
 import dev.pdserve.model.engine.RoutedBatch;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.weights.ModelWeights;
+import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Collectors;
 
 /**
@@ -18,7 +22,8 @@ import java.util.stream.Collectors;
  * {@link #compute} checks a dispatch against the model and the range, then returns per-row float64
  * partial sums of {@code (double)(w · y)} over the slots it was given; slots marked {@link
  * ExpertCompute#NO_EXPERT} belong to other shards and contribute nothing. Thread-safe: dispatches
- * run concurrently.
+ * run concurrently. Whether the shard has gone quiet ({@link #quietFor}), which a draining shard
+ * waits for, is read from its {@link Ticker}.
  */
 public final class ExpertShard implements AutoCloseable {
   private final String id;
@@ -27,27 +32,35 @@ public final class ExpertShard implements AutoCloseable {
   private final ExpertCompute compute;
   private final ExpertShardStats stats;
   private final ExpertShardMetrics metrics;
-  private final java.util.concurrent.atomic.AtomicInteger running =
-      new java.util.concurrent.atomic.AtomicInteger();
+  private final Ticker ticker;
+  private final AtomicInteger running = new AtomicInteger();
+  private volatile boolean called;
   private volatile long lastCallNanos;
 
   /**
+   * A shard without metrics, on the system ticker.
+   *
    * @param id the shard's node id (named in errors and status)
    * @param range the expert indices hosted, in every MoE layer and group
    * @param weights model weights (the caller's: closed after this shard)
    */
   public ExpertShard(String id, ExpertRange range, ModelWeights weights, OrtRuntime runtime) {
-    this(id, range, weights, runtime, ExpertShardMetrics.NONE);
+    this(id, range, weights, runtime, ExpertShardMetrics.NONE, Ticker.systemTicker());
   }
 
-  /** As above, measuring each dispatch through {@code metrics}. */
+  /**
+   * As above, measuring each dispatch through {@code metrics}; {@code ticker} is the clock of
+   * {@link #quietFor}.
+   */
   public ExpertShard(
       String id,
       ExpertRange range,
       ModelWeights weights,
       OrtRuntime runtime,
-      ExpertShardMetrics metrics) {
+      ExpertShardMetrics metrics,
+      Ticker ticker) {
     this.metrics = metrics;
+    this.ticker = ticker;
     this.id = id;
     this.range = range;
     this.cfg = weights.config();
@@ -82,7 +95,8 @@ public final class ExpertShard implements AutoCloseable {
       NodeConfig node, ModelWeights weights, OrtRuntime runtime, ExpertShardMetrics metrics) {
     int largest =
         weights.config().expertGroups().stream().mapToInt(ExpertGroup::numExperts).max().orElse(1);
-    return new ExpertShard(node.nodeId(), node.expertRange(largest), weights, runtime, metrics);
+    return new ExpertShard(
+        node.nodeId(), node.expertRange(largest), weights, runtime, metrics, Ticker.systemTicker());
   }
 
   public String id() {
@@ -134,7 +148,8 @@ public final class ExpertShard implements AutoCloseable {
    * @throws ExpertNotHostedException if a slot names an expert outside this shard's range
    */
   public ExpertPartial compute(RoutedBatch batch) {
-    lastCallNanos = System.nanoTime();
+    lastCallNanos = ticker.read();
+    called = true;
     running.incrementAndGet();
     try {
       return computeChecked(batch);
@@ -148,9 +163,12 @@ public final class ExpertShard implements AutoCloseable {
     return running.get();
   }
 
-  /** {@link System#nanoTime()} when the last dispatch arrived (0: none yet). */
-  public long lastCallNanos() {
-    return lastCallNanos;
+  /**
+   * Whether no dispatch is being computed and none has arrived for {@code quiet} (by the shard's
+   * ticker): what a draining shard waits for, since callers may still hold a placement naming it.
+   */
+  public boolean quietFor(Duration quiet) {
+    return running.get() == 0 && (!called || ticker.read() - lastCallNanos >= quiet.toNanos());
   }
 
   private ExpertPartial computeChecked(RoutedBatch batch) {
@@ -215,7 +233,7 @@ public final class ExpertShard implements AutoCloseable {
           "layer "
               + layer
               + " is a "
-              + cfg.layerKind(layer).name().toLowerCase(java.util.Locale.ROOT)
+              + cfg.layerKind(layer).name().toLowerCase(Locale.ROOT)
               + " layer; it has no routed experts");
     }
     List<Integer> groups = cfg.groupsInLayer(layer);

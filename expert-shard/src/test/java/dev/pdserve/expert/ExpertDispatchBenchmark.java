@@ -1,6 +1,8 @@
 package dev.pdserve.expert;
 
 import dev.pdserve.core.experts.RemoteExperts;
+import dev.pdserve.internal.v1.NodeServiceGrpc;
+import dev.pdserve.internal.v1.StatusRequest;
 import dev.pdserve.model.config.LayerKind;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelPresets;
@@ -14,10 +16,12 @@ import dev.pdserve.model.weights.ModelWeights;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
+import java.util.TreeMap;
 
 /**
  * Per-layer routed-expert latency, in-process ({@link LocalExperts}) against two shards on loopback
@@ -81,8 +85,8 @@ public final class ExpertDispatchBenchmark {
         measure(local, batches, iterations);
         measure(remote, batches, iterations);
       }
-      Map<String, Long> lastDispatches = new java.util.HashMap<>();
-      Map<String, Double> lastMillis = new java.util.HashMap<>();
+      Map<String, Long> lastDispatches = new HashMap<>();
+      Map<String, Double> lastMillis = new HashMap<>();
       snapshot(cluster, lastDispatches, lastMillis);
       for (int r = 0; r < rowCounts.length; r++) {
         for (String name : List.of("local", "remote")) {
@@ -107,9 +111,8 @@ public final class ExpertDispatchBenchmark {
       }
       // the floor: one small unary call on the same channel (NodeService.Status)
       var status =
-          dev.pdserve.internal.v1.NodeServiceGrpc.newBlockingStub(
-              cluster.channels.get(cluster.addresses.get("shard-a")));
-      var req = dev.pdserve.internal.v1.StatusRequest.getDefaultInstance();
+          NodeServiceGrpc.newBlockingStub(cluster.channels.get(cluster.addresses.get("shard-a")));
+      var req = StatusRequest.getDefaultInstance();
       long[] t = new long[iterations];
       for (int i = 0; i < iterations + 200; i++) {
         long s = System.nanoTime();
@@ -155,7 +158,7 @@ public final class ExpertDispatchBenchmark {
   /** {@code shards} shards with equal contiguous ranges. */
   private static ShardCluster startShards(ModelConfig cfg, ModelWeights weights, int shards) {
     int n = cfg.expertGroups().stream().mapToInt(g -> g.numExperts()).max().orElseThrow();
-    Map<String, String> ranges = new java.util.TreeMap<>();
+    Map<String, String> ranges = new TreeMap<>();
     for (int s = 0; s < shards; s++) {
       ranges.put("shard-" + (char) ('a' + s), (s * n / shards) + "-" + ((s + 1) * n / shards - 1));
     }

@@ -26,9 +26,12 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -100,7 +103,7 @@ class ExpertShardErrorsTest {
 
   @Test
   void malformedRequestsAreInvalidArgument() {
-    Map<String, UnaryOperator<DispatchRequest.Builder>> cases = new java.util.LinkedHashMap<>();
+    Map<String, UnaryOperator<DispatchRequest.Builder>> cases = new LinkedHashMap<>();
     cases.put(
         "hn has 764 bytes, expected rows 3 × hidden 64 × 4 = 768",
         b -> b.setHn(b.getHn().substring(4)));
@@ -310,7 +313,7 @@ class ExpertShardErrorsTest {
   private static long[] dedupe(long[] ids) {
     int k = CFG.topK();
     for (int r = 0; r < ids.length / k; r++) {
-      java.util.Set<Long> seen = new java.util.HashSet<>();
+      Set<Long> seen = new HashSet<>();
       for (int j = 0; j < k; j++) {
         long e = ids[r * k + j];
         while (!seen.add(e)) {

@@ -2,14 +2,17 @@ package dev.pdserve.expert;
 
 import static dev.pdserve.expert.TinyModel.CFG;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.common.testing.FakeTicker;
 import dev.pdserve.core.config.ExpertRange;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.experts.RemoteExperts;
+import dev.pdserve.core.grpc.GrpcServer;
 import dev.pdserve.expert.grpc.ExpertShardServer;
 import dev.pdserve.internal.v1.NodeServiceGrpc;
 import dev.pdserve.internal.v1.NodeStatus;
@@ -23,9 +26,15 @@ import dev.pdserve.model.weights.ModelWeights;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -128,6 +137,47 @@ class ExpertShardServerTest {
   }
 
   @Test
+  void aShardIsQuietOnlyWhenNothingRunsAndNothingArrivedForTheQuietTimeByItsTicker() {
+    Duration quiet = Duration.ofMillis(200);
+    FakeTicker ticker = new FakeTicker();
+    AtomicReference<ExpertShard> shard = new AtomicReference<>();
+    AtomicReference<Duration> dispatchTakes = new AtomicReference<>(Duration.ofHours(1));
+    List<Boolean> quietWhileComputing = new ArrayList<>();
+    ExpertShardMetrics duringDispatch =
+        new ExpertShardMetrics() {
+          @Override
+          public void computed(int rows, int tokens, long nanos) {
+            ticker.advance(dispatchTakes.get());
+            quietWhileComputing.add(shard.get().quietFor(quiet));
+          }
+        };
+    try (ExpertShard s =
+        new ExpertShard(
+            "quiet",
+            new ExpertRange(0, 63),
+            weights,
+            OrtRuntime.shared(),
+            duringDispatch,
+            ticker)) {
+      shard.set(s);
+      assertTrue(s.quietFor(quiet), "a shard that never had a dispatch is quiet");
+
+      s.compute(TinyModel.randomBatch(new Random(24), 1, 4, Integer.MAX_VALUE));
+      assertEquals(
+          List.of(false), quietWhileComputing, "an hour into a running dispatch, it was quiet");
+      assertTrue(s.quietFor(quiet), "an hour after the last dispatch arrived, it is not quiet");
+
+      dispatchTakes.set(Duration.ZERO);
+      s.compute(TinyModel.randomBatch(new Random(25), 1, 4, Integer.MAX_VALUE));
+      assertFalse(s.quietFor(quiet), "quiet although a dispatch has just arrived");
+      ticker.advance(quiet.minusNanos(1));
+      assertFalse(s.quietFor(quiet), "quiet a nanosecond before the quiet time is up");
+      ticker.advance(Duration.ofNanos(1));
+      assertTrue(s.quietFor(quiet), "not quiet once the quiet time is up");
+    }
+  }
+
+  @Test
   void closingLeavesNoHandlerOrClientThreads() throws InterruptedException {
     cluster = ShardCluster.start(weights, Map.of("shard-a", "0-31", "shard-b", "32-63"));
     cluster.remote().routed(TinyModel.randomBatch(new Random(23), 1, 4, Integer.MAX_VALUE));
@@ -156,13 +206,11 @@ class ExpertShardServerTest {
         ExpertShardServer server =
             new ExpertShardServer(
                     s,
-                    dev.pdserve.core.grpc.GrpcServer.on(
-                            io.grpc.inprocess.InProcessServerBuilder.forName("shard-inproc"))
-                        .name("inproc"),
+                    GrpcServer.on(InProcessServerBuilder.forName("shard-inproc")).name("inproc"),
                     1 << 20)
                 .start()) {
       assertEquals(-1, server.port());
-      var ch = io.grpc.inprocess.InProcessChannelBuilder.forName("shard-inproc").build();
+      var ch = InProcessChannelBuilder.forName("shard-inproc").build();
       try {
         NodeStatus st =
             NodeServiceGrpc.newBlockingStub(ch).status(StatusRequest.getDefaultInstance());

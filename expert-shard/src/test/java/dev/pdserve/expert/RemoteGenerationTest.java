@@ -24,6 +24,7 @@ import dev.pdserve.model.sampling.Sampler;
 import dev.pdserve.model.sampling.SamplingParams;
 import dev.pdserve.model.weights.DummyWeights;
 import dev.pdserve.model.weights.ModelWeights;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -79,7 +80,7 @@ class RemoteGenerationTest {
 
   /** ReferenceEngine.generate's loop, with the routed experts given. */
   static Run generate(Prompt prompt, ExpertBackend experts) {
-    List<float[]> steps = new java.util.ArrayList<>();
+    List<float[]> steps = new ArrayList<>();
     int[] ids = engine.renderer().render(prompt, false);
     GenerationState state = new GenerationState("remote", ids, GREEDY, 0, engine.tokenizer());
     Sampler sampler = new Sampler(engine.tokenizer().eosId());

@@ -15,6 +15,7 @@ import com.hazelcast.splitbrainprotection.SplitBrainProtectionOn;
 import dev.pdserve.core.config.ClusterSettings;
 import dev.pdserve.core.config.HostPort;
 import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeRole;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.util.Iterator;
@@ -106,9 +107,7 @@ public final class ClusterMember implements AutoCloseable {
     cfg.setInstanceName("pdserve-" + node.nodeId());
     cfg.setLiteMember(c.liteMember());
     cfg.getMemberAttributeConfig().setAttribute(NODE_ID_ATTRIBUTE, node.nodeId());
-    boolean worker =
-        node.role() == dev.pdserve.core.config.NodeRole.PREFILL
-            || node.role() == dev.pdserve.core.config.NodeRole.DECODE;
+    boolean worker = node.role() == NodeRole.PREFILL || node.role() == NodeRole.DECODE;
     cfg.getMemberAttributeConfig()
         .setAttribute(
             COORDINATOR_ATTRIBUTE,

@@ -6,6 +6,7 @@ import com.hazelcast.nio.serialization.compact.CompactSerializer;
 import com.hazelcast.nio.serialization.compact.CompactWriter;
 import dev.pdserve.core.cluster.ExpertPlacement.ExpertKey;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.coordination.CoordinatorLease;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -30,7 +31,7 @@ public final class ClusterSerialization {
         .addSerializer(new NodeInfoSerializer())
         .addSerializer(new TransitionSerializer())
         .addSerializer(new PlacementSerializer())
-        .addSerializer(new dev.pdserve.core.coordination.CoordinatorLease.Serializer());
+        .addSerializer(new CoordinatorLease.Serializer());
     config.addDataSerializableFactory(FACTORY_ID, RegistryProcessors::create);
   }
 

@@ -109,14 +109,13 @@ public record ExpertPlacement(long version, Map<ExpertKey, List<String>> shards)
    * and every group (version unchanged: publishing assigns the next one).
    */
   public ExpertPlacement withShard(ModelConfig model, String shardId, ExpertRange range) {
-    java.util.Map<ExpertKey, List<String>> next = new java.util.TreeMap<>();
-    shards.forEach((k, v) -> next.put(k, new java.util.ArrayList<>(v)));
+    Map<ExpertKey, List<String>> next = new TreeMap<>();
+    shards.forEach((k, v) -> next.put(k, new ArrayList<>(v)));
     for (int l = 0; l < model.numLayers(); l++) {
       for (int g : model.groupsInLayer(l)) {
         int experts = model.expertGroups().get(g).numExperts();
         for (int e = range.first(); e <= Math.min(range.last(), experts - 1); e++) {
-          List<String> hosts =
-              next.computeIfAbsent(new ExpertKey(l, g, e), x -> new java.util.ArrayList<>());
+          List<String> hosts = next.computeIfAbsent(new ExpertKey(l, g, e), x -> new ArrayList<>());
           if (!hosts.contains(shardId)) {
             hosts.add(shardId);
           }
@@ -128,10 +127,10 @@ public record ExpertPlacement(long version, Map<ExpertKey, List<String>> shards)
 
   /** This placement without {@code shardId} (experts only it hosted have no host any more). */
   public ExpertPlacement withoutShard(String shardId) {
-    java.util.Map<ExpertKey, List<String>> next = new java.util.TreeMap<>();
+    Map<ExpertKey, List<String>> next = new TreeMap<>();
     shards.forEach(
         (k, v) -> {
-          List<String> hosts = new java.util.ArrayList<>(v);
+          List<String> hosts = new ArrayList<>(v);
           hosts.remove(shardId);
           if (!hosts.isEmpty()) {
             next.put(k, hosts);

@@ -3,6 +3,7 @@ package dev.pdserve.core.cluster;
 import dev.pdserve.core.config.NodeRole;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -26,7 +27,7 @@ public final class NodeDirectory implements AutoCloseable {
 
   /** Reloads every entry from the registry (also done once at start). */
   public void refresh() {
-    Map<String, NodeInfo> fresh = new java.util.HashMap<>();
+    Map<String, NodeInfo> fresh = new HashMap<>();
     for (NodeInfo n : registry.all()) {
       fresh.put(n.id(), n);
     }

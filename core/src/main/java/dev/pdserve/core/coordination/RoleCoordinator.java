@@ -1,5 +1,7 @@
 package dev.pdserve.core.coordination;
 
+import com.google.common.annotations.VisibleForTesting;
+import com.google.common.base.Ticker;
 import com.hazelcast.cluster.Member;
 import com.hazelcast.cluster.MembershipEvent;
 import com.hazelcast.cluster.MembershipListener;
@@ -10,8 +12,10 @@ import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.cluster.NodeRegistry;
 import java.time.Duration;
 import java.util.List;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.UUID;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
@@ -33,10 +37,36 @@ import org.apache.logging.log4j.Logger;
  * most one switch at a time through the {@link SwitchExecutor} — the same SwitchRole path an
  * operator uses. It also removes registry entries whose member is gone. It switches nothing while
  * the membership settles: for {@code settle} after any member joined or left (a cluster that is
- * still starting looks like one with an empty role).
+ * still starting looks like one with an empty role). The settle time and the planner's clock are
+ * read from the {@link Timing#ticker()}; the ticks themselves run every {@link Timing#period()}.
  */
 public final class RoleCoordinator implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(RoleCoordinator.class);
+
+  /**
+   * Waited after membership changes before switching anything, unless the timing says otherwise.
+   */
+  public static final Duration DEFAULT_SETTLE = Duration.ofSeconds(30);
+
+  /**
+   * When the coordinator looks and how long it waits.
+   *
+   * @param period time between two evaluations of the registry
+   * @param settle no switch for this long after a member joined or left (and after start)
+   * @param ticker the clock of the settle time and of the planner's {@code nowMillis}
+   */
+  public record Timing(Duration period, Duration settle, Ticker ticker) {
+    public Timing {
+      Objects.requireNonNull(period, "period");
+      Objects.requireNonNull(settle, "settle");
+      Objects.requireNonNull(ticker, "ticker");
+    }
+
+    /** Every {@code period}, settling for {@link #DEFAULT_SETTLE}, on the system ticker. */
+    public static Timing every(Duration period) {
+      return new Timing(period, DEFAULT_SETTLE, Ticker.systemTicker());
+    }
+  }
 
   private final HazelcastInstance hz;
   private final NodeRegistry registry;
@@ -44,45 +74,34 @@ public final class RoleCoordinator implements AutoCloseable {
   private final String nodeId;
   private final SwitchPlanner planner;
   private final SwitchExecutor executor;
-  private final ScheduledExecutorService ticker;
+  private final ScheduledExecutorService ticks;
   private final ExecutorService switching;
   private final AtomicBoolean switchInFlight = new AtomicBoolean();
   private final UUID membership;
   private final Duration settle;
-  private volatile long lastMembershipChangeNanos = System.nanoTime();
+  private final Ticker ticker;
+  private volatile long lastMembershipChangeNanos;
   private volatile boolean leading;
   private volatile CoordinatorLease lease;
   private volatile boolean closed;
 
-  /** Waits {@link #DEFAULT_SETTLE} after membership changes before switching anything. */
   public RoleCoordinator(
       HazelcastInstance hz,
       NodeRegistry registry,
       String nodeId,
-      Duration period,
+      Timing timing,
       SwitchPlanner planner,
       SwitchExecutor executor) {
-    this(hz, registry, nodeId, period, DEFAULT_SETTLE, planner, executor);
-  }
-
-  public static final Duration DEFAULT_SETTLE = Duration.ofSeconds(30);
-
-  public RoleCoordinator(
-      HazelcastInstance hz,
-      NodeRegistry registry,
-      String nodeId,
-      Duration period,
-      Duration settle,
-      SwitchPlanner planner,
-      SwitchExecutor executor) {
-    this.settle = settle;
+    this.settle = timing.settle();
+    this.ticker = timing.ticker();
+    this.lastMembershipChangeNanos = ticker.read();
     this.hz = hz;
     this.registry = registry;
     this.leases = new CoordinatorLeaseStore(hz);
     this.nodeId = nodeId;
     this.planner = planner;
     this.executor = executor;
-    this.ticker =
+    this.ticks =
         Executors.newSingleThreadScheduledExecutor(
             new NamedThreadFactory("pdserve-coordinator-" + nodeId, true));
     this.switching =
@@ -94,17 +113,17 @@ public final class RoleCoordinator implements AutoCloseable {
                 new MembershipListener() {
                   @Override
                   public void memberAdded(MembershipEvent event) {
-                    lastMembershipChangeNanos = System.nanoTime();
+                    lastMembershipChangeNanos = ticker.read();
                     tickSoon();
                   }
 
                   @Override
                   public void memberRemoved(MembershipEvent event) {
-                    lastMembershipChangeNanos = System.nanoTime();
+                    lastMembershipChangeNanos = ticker.read();
                     tickSoon();
                   }
                 });
-    ticker.scheduleWithFixedDelay(this::tick, 0, period.toMillis(), TimeUnit.MILLISECONDS);
+    ticks.scheduleWithFixedDelay(this::tick, 0, timing.period().toMillis(), TimeUnit.MILLISECONDS);
   }
 
   /** Whether this node leads now. */
@@ -130,9 +149,22 @@ public final class RoleCoordinator implements AutoCloseable {
     return false;
   }
 
+  /**
+   * Runs one evaluation on the coordinator's thread (after any that is running) and returns when it
+   * is done.
+   */
+  @VisibleForTesting
+  void tickNow() throws InterruptedException {
+    try {
+      ticks.submit(this::tick).get();
+    } catch (ExecutionException e) {
+      throw new IllegalStateException("coordinator tick failed", e.getCause());
+    }
+  }
+
   private void tickSoon() {
     try {
-      ticker.execute(this::tick);
+      ticks.execute(this::tick);
     } catch (RejectedExecutionException closing) {
       // closed
     }
@@ -150,6 +182,8 @@ public final class RoleCoordinator implements AutoCloseable {
         }
         return;
       }
+      // The lease records the wall-clock time of the takeover, for status output; nothing is
+      // decided by it.
       CoordinatorLease l =
           leases.acquire(
               nodeId,
@@ -161,12 +195,12 @@ public final class RoleCoordinator implements AutoCloseable {
         LOG.info("node {} is now the coordinator (term {})", nodeId, l.term());
         registry.removeOrphans();
       }
-      if (switchInFlight.get()
-          || System.nanoTime() - lastMembershipChangeNanos < settle.toNanos()) {
+      long now = ticker.read();
+      if (switchInFlight.get() || now - lastMembershipChangeNanos < settle.toNanos()) {
         return;
       }
       List<NodeInfo> nodes = registry.all();
-      Optional<RoleSwitchRequest> plan = planner.plan(nodes, System.currentTimeMillis());
+      Optional<RoleSwitchRequest> plan = planner.plan(nodes, now / 1_000_000);
       if (plan.isEmpty()) {
         return;
       }
@@ -217,10 +251,10 @@ public final class RoleCoordinator implements AutoCloseable {
     } catch (RuntimeException ignored) {
       // the member is already gone
     }
-    ticker.shutdownNow();
+    ticks.shutdownNow();
     switching.shutdownNow();
     try {
-      ticker.awaitTermination(5, TimeUnit.SECONDS);
+      ticks.awaitTermination(5, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }

@@ -13,7 +13,9 @@ public interface RoleEngines {
 
   /**
    * Finishes (prefill) or migrates/finishes (decode) the work the engine of {@code role} holds;
-   * returns when it holds none, or when {@code timeout} passes.
+   * returns when it holds none, or when {@code timeout} passes. The switcher's ticker decides the
+   * bound: a report of work left that comes back before it has passed is followed by another call
+   * with what is left of it.
    */
   DrainReport drain(NodeRole role, Duration timeout);
 }

@@ -1,5 +1,6 @@
 package dev.pdserve.core.coordination;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.cluster.NodeState;
@@ -24,7 +25,10 @@ import org.apache.logging.log4j.Logger;
  * switch that would leave its old role without an ACTIVE node is refused (checked before and again
  * after the node is marked DRAINING, so two nodes of one role racing cannot both leave); draining
  * is bounded — if the engine still holds work when the bound passes, the node returns to ACTIVE in
- * its old role and the switch is reported as refused.
+ * its old role and the switch is reported as refused. The bound, and every duration reported, is
+ * read from the {@link Ticker} given at construction: an engine whose drain returns early with work
+ * left is asked again with what is left of the bound, until it reports drained or the ticker says
+ * the bound has passed.
  *
  * <p>Every transition is logged with node, roles, epoch, duration and reason; completed switches
  * and migrations are counted ({@link #switches()}, {@link #migrations()}) and reported to the
@@ -37,18 +41,29 @@ public final class RoleSwitcher {
   private final String nodeId;
   private final RoleEngines engines;
   private final Duration drainTimeout;
+  private final Ticker ticker;
   private final List<Consumer<RoleSwitchResult>> listeners = new CopyOnWriteArrayList<>();
   private final AtomicLong switches = new AtomicLong();
   private final AtomicLong migrations = new AtomicLong();
   private final AtomicReference<RoleSwitchResult> last = new AtomicReference<>();
   private volatile String refusal; // set once the node shuts down: every switch is refused
 
+  /**
+   * @param drainTimeout how long the engine of the old role may take to drain
+   * @param ticker the clock of the drain bound and of the reported durations ({@link
+   *     Ticker#systemTicker()} in production)
+   */
   public RoleSwitcher(
-      NodeRegistry registry, String nodeId, RoleEngines engines, Duration drainTimeout) {
+      NodeRegistry registry,
+      String nodeId,
+      RoleEngines engines,
+      Duration drainTimeout,
+      Ticker ticker) {
     this.registry = registry;
     this.nodeId = nodeId;
     this.engines = engines;
     this.drainTimeout = drainTimeout;
+    this.ticker = ticker;
   }
 
   /**
@@ -86,7 +101,7 @@ public final class RoleSwitcher {
    * Runs the switch; returns when the node is ACTIVE in the new role, or refused. One at a time.
    */
   public synchronized RoleSwitchResult switchRole(RoleSwitchRequest req) {
-    long t0 = System.nanoTime();
+    long t0 = ticker.read();
     String refused = refusal;
     if (refused != null) {
       return RoleSwitchResult.refused(req, null, -1, 0, refused);
@@ -199,12 +214,7 @@ public final class RoleSwitcher {
     }
 
     engines.setAccepting(from, false);
-    DrainReport drain;
-    try {
-      drain = engines.drain(from, drainTimeout);
-    } catch (RuntimeException e) {
-      drain = new DrainReport(false, 0, 0, "drain failed: " + e);
-    }
+    DrainReport drain = drain(from, t0 + drainTimeout.toNanos());
     migrations.addAndGet(drain.migrated());
     if (!drain.drained()) {
       engines.setAccepting(from, true);
@@ -310,6 +320,32 @@ public final class RoleSwitcher {
             drain.finishedLocally()));
   }
 
+  /**
+   * Drains the engine of {@code role} until it holds no work or the ticker passes {@code
+   * deadlineNanos}. An engine that returns with work left before the deadline (its own wait ended
+   * early) is asked again with what is left; what it migrated and finished adds up over the calls.
+   * A failed drain, or an interrupt, ends it at once.
+   */
+  private DrainReport drain(NodeRole role, long deadlineNanos) {
+    int migrated = 0;
+    int finished = 0;
+    while (true) {
+      DrainReport r;
+      try {
+        r = engines.drain(role, Duration.ofNanos(Math.max(0, deadlineNanos - ticker.read())));
+      } catch (RuntimeException e) {
+        return new DrainReport(false, migrated, finished, "drain failed: " + e);
+      }
+      migrated += r.migrated();
+      finished += r.finishedLocally();
+      if (r.drained()
+          || deadlineNanos - ticker.read() <= 0
+          || Thread.currentThread().isInterrupted()) {
+        return new DrainReport(r.drained(), migrated, finished, r.detail());
+      }
+    }
+  }
+
   private RoleSwitchResult finish(RoleSwitchResult r) {
     last.set(r);
     LOG.info(
@@ -366,7 +402,7 @@ public final class RoleSwitcher {
     return r == null ? "?" : r.name().toLowerCase();
   }
 
-  private static long millis(long t0) {
-    return (System.nanoTime() - t0) / 1_000_000;
+  private long millis(long t0) {
+    return (ticker.read() - t0) / 1_000_000;
   }
 }

@@ -10,6 +10,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Predicate;
 
 /**
  * How one {@link RoutedBatch} is split over expert shards: every (row, slot) goes to exactly one
@@ -61,8 +62,7 @@ public final class DispatchPlan {
    * it would see in-process, which keeps its output bit-identical), while different replicated
    * experts spread over their replicas. It is the same in every process and for every call.
    */
-  private static List<String> usableOnes(
-      List<String> replicas, java.util.function.Predicate<String> usable) {
+  private static List<String> usableOnes(List<String> replicas, Predicate<String> usable) {
     List<String> out = new ArrayList<>(replicas.size());
     for (String r : replicas) {
       if (usable.test(r)) {
@@ -99,7 +99,7 @@ public final class DispatchPlan {
    * to its replicas as placed (and the call then fails with that shard's error).
    */
   public static DispatchPlan of(
-      RoutedBatch batch, ExpertPlacement placement, java.util.function.Predicate<String> usable) {
+      RoutedBatch batch, ExpertPlacement placement, Predicate<String> usable) {
     int rows = batch.rows();
     int k = batch.topK();
     int h = batch.hidden();

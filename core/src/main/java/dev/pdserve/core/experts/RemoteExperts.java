@@ -7,6 +7,7 @@ import dev.pdserve.core.cluster.ExpertPlacement;
 import dev.pdserve.core.cluster.ExpertPlacementStore;
 import dev.pdserve.core.cluster.Subscription;
 import dev.pdserve.core.grpc.Channels;
+import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.internal.v1.DispatchRequest;
 import dev.pdserve.internal.v1.DispatchResponse;
 import dev.pdserve.internal.v1.ExpertServiceGrpc;
@@ -16,7 +17,9 @@ import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -153,7 +156,7 @@ public final class RemoteExperts implements ExpertBackend {
       // A replicated expert goes to a replica that is registered (a crashed shard's entry leaves
       // the registry within the failure-detection time) and, within this call, has not just
       // failed: one failed shard costs a retry on its replicas, not the request.
-      java.util.Set<String> failed = new java.util.HashSet<>();
+      Set<String> failed = new HashSet<>();
       while (true) {
         DispatchPlan plan =
             DispatchPlan.of(
@@ -193,7 +196,7 @@ public final class RemoteExperts implements ExpertBackend {
     List<String> addresses = new ArrayList<>(slices.size());
     List<ListenableFuture<DispatchResponse>> futures = new ArrayList<>(slices.size());
     // For the shards' logs: the calling step's request (its first one when it batches several).
-    String requestId = ThreadContext.get(dev.pdserve.core.logging.LogContext.REQUEST_ID);
+    String requestId = ThreadContext.get(LogContext.REQUEST_ID);
     long start = System.nanoTime();
     boolean ok = false;
     try {
@@ -292,13 +295,12 @@ public final class RemoteExperts implements ExpertBackend {
     }
   }
 
-  /** The first failed shard in shard id order (deterministic when several failed). */
   /**
    * A shard that was unreachable (UNAVAILABLE: gone, stopping, refusing) may be retried on its
    * replicas when some expert it was given has another replica not yet tried.
    */
   private static boolean retryable(
-      ExpertDispatchException e, ExpertPlacement p, java.util.Set<String> failed) {
+      ExpertDispatchException e, ExpertPlacement p, Set<String> failed) {
     if (e.shardId() == null
         || failed.contains(e.shardId())
         || e.status().getCode() != Status.Code.UNAVAILABLE) {
@@ -314,6 +316,7 @@ public final class RemoteExperts implements ExpertBackend {
     return false;
   }
 
+  /** The first failed shard in shard id order (deterministic when several failed). */
   private ExpertDispatchException firstFailure(
       List<DispatchPlan.Slice> slices,
       List<String> addresses,

@@ -1,5 +1,6 @@
 package dev.pdserve.core.experts;
 
+import dev.pdserve.core.cluster.NodeDirectory;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.cluster.NodeRegistry;
 import java.util.Map;
@@ -21,7 +22,7 @@ public interface ShardDirectory {
    * The shard's address from a local, event-fed view of the registry: no cluster round trip per
    * dispatch (the form workers use).
    */
-  static ShardDirectory directory(dev.pdserve.core.cluster.NodeDirectory nodes) {
+  static ShardDirectory directory(NodeDirectory nodes) {
     return id -> nodes.get(id).map(NodeInfo::grpcAddress).filter(a -> !a.isEmpty());
   }
 

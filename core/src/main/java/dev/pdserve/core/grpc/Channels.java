@@ -1,5 +1,6 @@
 package dev.pdserve.core.grpc;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.config.HostPort;
 import dev.pdserve.core.config.NodeConfig;
@@ -8,6 +9,7 @@ import io.grpc.netty.NettyChannelBuilder;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
@@ -30,6 +32,7 @@ public final class Channels implements AutoCloseable {
    * @param shutdownGrace how long {@link #close()} lets running calls finish before cancelling them
    * @param nodeId the node making the calls, carried in the callback threads' log context; null for
    *     none
+   * @param ticker the clock of the shutdown grace period
    */
   public record Settings(
       Duration keepAliveTime,
@@ -37,15 +40,10 @@ public final class Channels implements AutoCloseable {
       int maxInboundMessageBytes,
       int threads,
       Duration shutdownGrace,
-      String nodeId) {
-    /** Settings whose callback threads carry no node id. */
-    public Settings(
-        Duration keepAliveTime,
-        Duration keepAliveTimeout,
-        int maxInboundMessageBytes,
-        int threads,
-        Duration shutdownGrace) {
-      this(keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, shutdownGrace, null);
+      String nodeId,
+      Ticker ticker) {
+    public Settings {
+      Objects.requireNonNull(ticker, "ticker");
     }
 
     public static Settings defaults() {
@@ -55,7 +53,8 @@ public final class Channels implements AutoCloseable {
           4 << 20,
           GrpcServer.DEFAULT_THREADS,
           Duration.ofSeconds(5),
-          null);
+          null,
+          Ticker.systemTicker());
     }
 
     /** Defaults with the node's inbound size limit; callback threads log under its node id. */
@@ -66,20 +65,42 @@ public final class Channels implements AutoCloseable {
     }
 
     public Settings withMaxInboundMessageBytes(int bytes) {
-      return new Settings(keepAliveTime, keepAliveTimeout, bytes, threads, shutdownGrace, nodeId);
+      return new Settings(
+          keepAliveTime, keepAliveTimeout, bytes, threads, shutdownGrace, nodeId, ticker);
     }
 
     public Settings withShutdownGrace(Duration grace) {
       return new Settings(
-          keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, grace, nodeId);
+          keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, grace, nodeId, ticker);
     }
 
     /** Callback threads carry {@code id} in their log context (null: none). */
     public Settings withNodeId(String id) {
       return new Settings(
-          keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, shutdownGrace, id);
+          keepAliveTime,
+          keepAliveTimeout,
+          maxInboundMessageBytes,
+          threads,
+          shutdownGrace,
+          id,
+          ticker);
+    }
+
+    /** The shutdown grace period is read from {@code t} (a test's fake ticker). */
+    public Settings withTicker(Ticker t) {
+      return new Settings(
+          keepAliveTime,
+          keepAliveTimeout,
+          maxInboundMessageBytes,
+          threads,
+          shutdownGrace,
+          nodeId,
+          t);
     }
   }
+
+  /** How long {@link #close()} waits for calls it cancelled to end (real time: a cleanup bound). */
+  private static final Duration CANCELLED_CALLS_WAIT = Duration.ofSeconds(2);
 
   private final Settings settings;
   private final ThreadPoolExecutor executor;
@@ -140,16 +161,22 @@ public final class Channels implements AutoCloseable {
   /** Shuts every channel down, giving running calls the grace period before cancelling them. */
   @Override
   public void close() {
+    Ticker ticker = settings.ticker();
+    long deadline = ticker.read() + settings.shutdownGrace().toNanos();
     closed = true;
     List<ManagedChannel> all = new ArrayList<>(channels.values());
     channels.clear();
     all.forEach(ManagedChannel::shutdown);
-    long deadline = System.nanoTime() + settings.shutdownGrace().toNanos();
     try {
       for (ManagedChannel ch : all) {
-        if (!ch.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+        if (!Termination.awaitUntil(ch::awaitTermination, ticker, deadline)) {
           ch.shutdownNow();
         }
+      }
+      // A call cancelled by shutdownNow ends on the callback pool: let the channels terminate
+      // before that pool stops, or the call's end would be rejected and its caller never told.
+      for (ManagedChannel ch : all) {
+        ch.awaitTermination(CANCELLED_CALLS_WAIT.toMillis(), TimeUnit.MILLISECONDS);
       }
     } catch (InterruptedException e) {
       all.forEach(ManagedChannel::shutdownNow);

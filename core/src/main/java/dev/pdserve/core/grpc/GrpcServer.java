@@ -1,7 +1,9 @@
 package dev.pdserve.core.grpc;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeRole;
 import io.grpc.BindableService;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
@@ -9,6 +11,7 @@ import io.grpc.ServerServiceDefinition;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionService;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -19,6 +22,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -32,7 +36,7 @@ import org.apache.logging.log4j.Logger;
  * v1alpha), a bounded pool of named handler threads (never {@code directExecutor()}: a handler
  * waiting on {@code isReady()} would stall the transport), and a deliberate inbound message size.
  * {@link #close()} reports NOT_SERVING, stops taking calls, lets running calls finish within the
- * grace period, then cancels the rest.
+ * grace period (read from the builder's {@link Builder#ticker ticker}), then cancels the rest.
  */
 public final class GrpcServer implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(GrpcServer.class);
@@ -50,6 +54,7 @@ public final class GrpcServer implements AutoCloseable {
   private final Map<String, Boolean> healthServices;
   private final ThreadPoolExecutor executor;
   private final Duration shutdownGrace;
+  private final Ticker ticker;
   private volatile boolean closed;
   private volatile int port = -1;
 
@@ -58,6 +63,7 @@ public final class GrpcServer implements AutoCloseable {
     this.health = new HealthStatusManager();
     this.healthServices = Collections.unmodifiableMap(new LinkedHashMap<>(b.healthServices));
     this.shutdownGrace = b.shutdownGrace;
+    this.ticker = b.ticker;
     this.executor =
         new ThreadPoolExecutor(
             b.threads,
@@ -79,7 +85,7 @@ public final class GrpcServer implements AutoCloseable {
   @SuppressWarnings("deprecation")
   private static BindableService legacyReflection() {
     // v1alpha: what older grpcurl and GUI clients still ask for.
-    return io.grpc.protobuf.services.ProtoReflectionService.newInstance();
+    return ProtoReflectionService.newInstance();
   }
 
   /** A Netty server on {@code host:port} (0 = any free port). */
@@ -93,7 +99,7 @@ public final class GrpcServer implements AutoCloseable {
 
   /**
    * A Netty server for a node: its bind host and gRPC port, its inbound size limit, health reported
-   * under its role's service name ({@link dev.pdserve.core.config.NodeRole#healthServiceName()}).
+   * under its role's service name ({@link NodeRole#healthServiceName()}).
    */
   public static Builder forNode(NodeConfig config) {
     return forAddress(config.network().bindHost(), config.network().grpcPort())
@@ -167,10 +173,11 @@ public final class GrpcServer implements AutoCloseable {
       return;
     }
     closed = true;
+    long deadline = ticker.read() + grace.toNanos();
     health.enterTerminalState();
     server.shutdown();
     try {
-      if (!server.awaitTermination(grace.toMillis(), TimeUnit.MILLISECONDS)) {
+      if (!Termination.awaitUntil(server::awaitTermination, ticker, deadline)) {
         LOG.warn("gRPC server {}: calls still running after {}; cancelling them", name, grace);
         server.shutdownNow();
         server.awaitTermination(2, TimeUnit.SECONDS);
@@ -201,6 +208,7 @@ public final class GrpcServer implements AutoCloseable {
     private int threads = DEFAULT_THREADS;
     private int maxInboundMessageBytes = 4 << 20;
     private Duration shutdownGrace = DEFAULT_SHUTDOWN_GRACE;
+    private Ticker ticker = Ticker.systemTicker();
 
     private Builder(ServerBuilder<?> serverBuilder) {
       this.serverBuilder = serverBuilder;
@@ -237,6 +245,12 @@ public final class GrpcServer implements AutoCloseable {
 
     public Builder shutdownGrace(Duration grace) {
       this.shutdownGrace = grace;
+      return this;
+    }
+
+    /** The clock of the shutdown grace period (the system ticker unless a test drives one). */
+    public Builder ticker(Ticker ticker) {
+      this.ticker = Objects.requireNonNull(ticker, "ticker");
       return this;
     }
 

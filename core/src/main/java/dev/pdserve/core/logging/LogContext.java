@@ -1,5 +1,6 @@
 package dev.pdserve.core.logging;
 
+import java.util.Map;
 import org.apache.logging.log4j.CloseableThreadContext;
 import org.apache.logging.log4j.ThreadContext;
 
@@ -33,7 +34,7 @@ public final class LogContext {
   /** Puts {@code nodeId} into this thread's context until closed (nothing if null). */
   public static CloseableThreadContext.Instance node(String nodeId) {
     return nodeId == null
-        ? CloseableThreadContext.putAll(java.util.Map.of())
+        ? CloseableThreadContext.putAll(Map.of())
         : CloseableThreadContext.put(NODE_ID, nodeId);
   }
 

@@ -3,6 +3,7 @@ package dev.pdserve.core.metrics;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.Gauge;
 import io.prometheus.metrics.core.metrics.Histogram;
+import java.util.List;
 
 /**
  * Role switches and sequence migrations of a worker ({@value MetricNames#ROLE_SWITCHES}, {@value
@@ -46,7 +47,7 @@ public final class RoleChangeMetrics {
 
   /** The worker serves {@code current} ({@code prefill} or {@code decode}) from now on. */
   public void serving(String current) {
-    for (String r : java.util.List.of("prefill", "decode")) {
+    for (String r : List.of("prefill", "decode")) {
       role.labelValues(r).set(r.equals(current) ? 1 : 0);
     }
   }

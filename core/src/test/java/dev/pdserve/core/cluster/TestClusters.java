@@ -16,14 +16,19 @@ import java.util.stream.Collectors;
  * Real embedded Hazelcast members on loopback, any free port, a cluster name of their own, no join
  * wait.
  */
-final class TestClusters {
+public final class TestClusters {
   private TestClusters() {}
 
-  static String newClusterName() {
+  public static String newClusterName() {
     return "test-" + UUID.randomUUID().toString().substring(0, 8);
   }
 
-  static NodeConfig config(String cluster, String nodeId, ClusterMember... seeds) {
+  /**
+   * A decode node's configuration joining {@code seeds}; {@code settings} (keys without the {@code
+   * pdserve.} prefix) are added or override.
+   */
+  public static NodeConfig config(
+      String cluster, String nodeId, Map<String, String> settings, ClusterMember... seeds) {
     Map<String, String> m = new HashMap<>();
     m.put("role", "decode");
     m.put("node.id", nodeId);
@@ -35,15 +40,23 @@ final class TestClusters {
         Arrays.stream(seeds)
             .map(s -> s.hazelcastAddress().toString())
             .collect(Collectors.joining(",")));
+    m.putAll(settings);
     return NodeConfigLoader.fromMap(m);
   }
 
-  static ClusterMember start(String cluster, String nodeId, ClusterMember... seeds) {
-    return ClusterMember.start(config(cluster, nodeId, seeds));
+  public static ClusterMember start(String cluster, String nodeId, ClusterMember... seeds) {
+    return ClusterMember.start(config(cluster, nodeId, Map.of(), seeds));
+  }
+
+  /** A member that may coordinate ({@code coordinator.enabled}). */
+  public static ClusterMember startCoordinatorCandidate(
+      String cluster, String nodeId, ClusterMember... seeds) {
+    return ClusterMember.start(
+        config(cluster, nodeId, Map.of("coordinator.enabled", "true"), seeds));
   }
 
   /** Closes members in parallel (a graceful leave takes about a second each). */
-  static void closeAll(ClusterMember... members) {
+  public static void closeAll(ClusterMember... members) {
     CompletableFuture.allOf(
             Arrays.stream(members)
                 .filter(m -> m != null)
@@ -52,20 +65,15 @@ final class TestClusters {
         .join();
   }
 
-  /**
-   * Polls until {@code condition} holds; fails with {@code what} after {@code timeout}. Returns the
-   * time it took.
-   */
-  static Duration await(Duration timeout, BooleanSupplier condition, Supplier<String> what)
+  /** Polls until {@code condition} holds; fails with {@code what} after {@code timeout}. */
+  public static void await(Duration timeout, BooleanSupplier condition, Supplier<String> what)
       throws InterruptedException {
-    long start = System.nanoTime();
-    long deadline = start + timeout.toNanos();
+    long deadline = System.nanoTime() + timeout.toNanos();
     while (!condition.getAsBoolean()) {
       if (System.nanoTime() > deadline) {
         throw new AssertionError("not within " + timeout + ": " + what.get());
       }
       Thread.sleep(20);
     }
-    return Duration.ofNanos(System.nanoTime() - start);
   }
 }

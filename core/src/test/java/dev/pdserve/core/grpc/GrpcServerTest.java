@@ -1,11 +1,13 @@
 package dev.pdserve.core.grpc;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.common.testing.FakeTicker;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeConfigLoader;
 import io.grpc.CallOptions;
@@ -32,10 +34,10 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -65,7 +67,10 @@ class GrpcServerTest {
         }
       };
 
-  /** Request: 8-byte sleep millis (or anything else); response: the handler thread's name. */
+  /**
+   * Request: {@link #HOLD} (wait for the test's release or the call's cancellation first) or
+   * anything else; response: the handler thread's name.
+   */
   private static final MethodDescriptor<byte[], byte[]> WHO =
       MethodDescriptor.<byte[], byte[]>newBuilder()
           .setType(MethodDescriptor.MethodType.UNARY)
@@ -83,8 +88,30 @@ class GrpcServerTest {
           .setResponseMarshaller(BYTES)
           .build();
 
+  /** A request the handler holds until {@link #releaseHeldCalls} or its call is cancelled. */
+  private static final byte[] HOLD = {'h', 'o', 'l', 'd'};
+
   private final CountDownLatch handlerStarted = new CountDownLatch(1);
+  private final CountDownLatch releaseHeldCalls = new CountDownLatch(1);
+
+  /** Counted when a held call is cancelled while its handler waits. */
+  private final CountDownLatch handlerSawCancel = new CountDownLatch(1);
+
   private final List<AutoCloseable> toClose = new ArrayList<>();
+
+  /** Holds the handler until the test releases it or its call is cancelled (then counted). */
+  private void awaitReleaseOrCancel(Context call) {
+    try {
+      while (!releaseHeldCalls.await(10, TimeUnit.MILLISECONDS)) {
+        if (call.isCancelled()) {
+          handlerSawCancel.countDown();
+          return;
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
 
   private ServerServiceDefinition probe() {
     return ServerServiceDefinition.builder("pdserve.test.Probe")
@@ -92,14 +119,11 @@ class GrpcServerTest {
             WHO,
             ServerCalls.asyncUnaryCall(
                 (byte[] req, StreamObserver<byte[]> out) -> {
-                  handlerStarted.countDown();
-                  if (req.length == 8) {
-                    long until =
-                        System.nanoTime()
-                            + TimeUnit.MILLISECONDS.toNanos(ByteBuffer.wrap(req).getLong());
-                    while (System.nanoTime() < until && !Context.current().isCancelled()) {
-                      sleep(5);
-                    }
+                  if (Arrays.equals(req, HOLD)) {
+                    handlerStarted.countDown();
+                    awaitReleaseOrCancel(Context.current());
+                  } else {
+                    handlerStarted.countDown();
                   }
                   out.onNext(Thread.currentThread().getName().getBytes(StandardCharsets.UTF_8));
                   out.onCompleted();
@@ -133,10 +157,6 @@ class GrpcServerTest {
     }
   }
 
-  private static byte[] millis(long ms) {
-    return ByteBuffer.allocate(8).putLong(ms).array();
-  }
-
   private <T extends AutoCloseable> T closeLater(T c) {
     toClose.add(0, c);
     return c;
@@ -144,6 +164,7 @@ class GrpcServerTest {
 
   @AfterEach
   void closeAll() throws Exception {
+    releaseHeldCalls.countDown();
     for (AutoCloseable c : toClose) {
       c.close();
     }
@@ -291,24 +312,53 @@ class GrpcServerTest {
     assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.getStatus().getCode(), e.toString());
   }
 
+  /** Whether the server still reports SERVING on {@code ch} (false once close() has begun). */
+  private static boolean serving(ManagedChannel ch) {
+    try {
+      return HealthGrpc.newBlockingStub(ch)
+              .withDeadlineAfter(2, TimeUnit.SECONDS)
+              .check(HealthCheckRequest.getDefaultInstance())
+              .getStatus()
+          == ServingStatus.SERVING;
+    } catch (StatusRuntimeException e) {
+      return false; // shut down: new calls are refused
+    }
+  }
+
+  private static void awaitNotServing(ManagedChannel ch) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (serving(ch)) {
+      assertTrue(System.nanoTime() < deadline, "close() did not begin within 10 s");
+      Thread.sleep(10);
+    }
+  }
+
   @Test
-  void closeLetsRunningCallsFinishThenStopsListening() throws Exception {
-    GrpcServer server = GrpcServer.forAddress("127.0.0.1", 0).addService(probe()).build().start();
+  void closeWaitsForTheRunningCallToFinishThenStopsListening() throws Exception {
+    // The fake ticker never moves: the grace period cannot run out, only the call can end.
+    GrpcServer server =
+        GrpcServer.forAddress("127.0.0.1", 0)
+            .ticker(new FakeTicker())
+            .addService(probe())
+            .build()
+            .start();
+    closeLater(server);
     Channels channels = closeLater(new Channels(Channels.Settings.defaults()));
     ManagedChannel ch = channels.get("127.0.0.1:" + server.port());
-    var call = ClientCalls.futureUnaryCall(ch.newCall(WHO, CallOptions.DEFAULT), millis(400));
-    assertTrue(handlerStarted.await(5, TimeUnit.SECONDS));
+    var call = ClientCalls.futureUnaryCall(ch.newCall(WHO, CallOptions.DEFAULT), HOLD);
+    assertTrue(handlerStarted.await(5, TimeUnit.SECONDS), "the call reached its handler");
 
-    long t0 = System.nanoTime();
-    server.close();
-    long tookMs = (System.nanoTime() - t0) / 1_000_000;
+    CompletableFuture<Void> closing = CompletableFuture.runAsync(server::close);
+    awaitNotServing(ch);
+    assertFalse(call.isDone(), "close() ended the running call instead of waiting for it");
+    assertFalse(closing.isDone(), "close() returned while a call was still running");
 
+    releaseHeldCalls.countDown();
     assertTrue(
-        tookMs >= 200,
-        "close() returned after " + tookMs + " ms, before the running call could finish");
-    assertTrue(
-        new String(call.get(5, TimeUnit.SECONDS), StandardCharsets.UTF_8).startsWith("grpc-"),
+        new String(call.get(10, TimeUnit.SECONDS), StandardCharsets.UTF_8).startsWith("grpc-"),
         "the running call completed normally");
+    closing.get(10, TimeUnit.SECONDS);
+    assertEquals(1, handlerSawCancel.getCount(), "the running call was cancelled while it ran");
     assertTrue(server.isTerminated());
     ManagedChannel fresh =
         new Channels(Channels.Settings.defaults()).get("127.0.0.1:" + server.port());
@@ -324,28 +374,68 @@ class GrpcServerTest {
   }
 
   @Test
-  void closeCancelsCallsThatOutliveTheGracePeriod() throws Exception {
+  void closeCancelsACallThatOutlivesTheGracePeriodOnceTheTickerPassesIt() throws Exception {
+    FakeTicker ticker = new FakeTicker();
     GrpcServer server =
         GrpcServer.forAddress("127.0.0.1", 0)
-            .shutdownGrace(Duration.ofMillis(300))
+            .shutdownGrace(Duration.ofSeconds(30))
+            .ticker(ticker)
             .addService(probe())
             .build()
             .start();
+    closeLater(server);
     Channels channels = closeLater(new Channels(Channels.Settings.defaults()));
-    var call =
-        ClientCalls.futureUnaryCall(
-            channels.get("127.0.0.1:" + server.port()).newCall(WHO, CallOptions.DEFAULT),
-            millis(60_000));
-    assertTrue(handlerStarted.await(5, TimeUnit.SECONDS));
-    long t0 = System.nanoTime();
-    server.close();
-    long tookMs = (System.nanoTime() - t0) / 1_000_000;
-    assertTrue(tookMs < 5_000, "close() took " + tookMs + " ms");
-    var e = assertThrows(ExecutionException.class, () -> call.get(5, TimeUnit.SECONDS));
+    ManagedChannel ch = channels.get("127.0.0.1:" + server.port());
+    var call = ClientCalls.futureUnaryCall(ch.newCall(WHO, CallOptions.DEFAULT), HOLD);
+    assertTrue(handlerStarted.await(5, TimeUnit.SECONDS), "the call reached its handler");
+
+    CompletableFuture<Void> closing = CompletableFuture.runAsync(server::close);
+    awaitNotServing(ch);
+    assertFalse(call.isDone(), "the call ended within the grace period");
+
+    ticker.advance(Duration.ofSeconds(30));
+    var e = assertThrows(ExecutionException.class, () -> call.get(10, TimeUnit.SECONDS));
     Status.Code code = Status.fromThrowable(e.getCause()).getCode();
     assertTrue(
         code == Status.Code.UNAVAILABLE || code == Status.Code.CANCELLED,
         "call ended with " + code);
+    assertTrue(handlerSawCancel.await(10, TimeUnit.SECONDS), "the handler saw its call cancelled");
+    closing.get(10, TimeUnit.SECONDS);
+    assertTrue(server.isTerminated());
+  }
+
+  @Test
+  void channelsCloseCancelsACallThatOutlivesTheGracePeriodOnceTheTickerPassesIt() throws Exception {
+    GrpcServer server =
+        closeLater(GrpcServer.forAddress("127.0.0.1", 0).addService(probe()).build().start());
+    FakeTicker ticker = new FakeTicker();
+    Channels channels =
+        new Channels(
+            Channels.Settings.defaults()
+                .withShutdownGrace(Duration.ofSeconds(30))
+                .withTicker(ticker));
+    ManagedChannel ch = channels.get("127.0.0.1:" + server.port());
+    var call = ClientCalls.futureUnaryCall(ch.newCall(WHO, CallOptions.DEFAULT), HOLD);
+    assertTrue(handlerStarted.await(5, TimeUnit.SECONDS), "the call reached its handler");
+
+    CompletableFuture<Void> closing = CompletableFuture.runAsync(channels::close);
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (!ch.isShutdown()) {
+      assertTrue(System.nanoTime() < deadline, "close() did not shut the channel down");
+      Thread.sleep(10);
+    }
+    assertFalse(call.isDone(), "the call ended within the grace period");
+    assertFalse(closing.isDone(), "close() returned while a call was still running");
+
+    ticker.advance(Duration.ofSeconds(30));
+    var e = assertThrows(ExecutionException.class, () -> call.get(10, TimeUnit.SECONDS));
+    Status.Code code = Status.fromThrowable(e.getCause()).getCode();
+    assertTrue(
+        code == Status.Code.UNAVAILABLE || code == Status.Code.CANCELLED,
+        "call ended with " + code);
+    assertTrue(handlerSawCancel.await(10, TimeUnit.SECONDS), "the handler saw its call cancelled");
+    closing.get(10, TimeUnit.SECONDS);
+    assertTrue(ch.isTerminated());
   }
 
   @Test

@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -168,7 +169,7 @@ class KvBlockPoolTest {
     try (KvBlockPool pool = new KvBlockPool(root, layout, 64L * layout.blockBytes())) {
       ExecutorService ex = Executors.newFixedThreadPool(4);
       try {
-        Set<Integer> held = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        Set<Integer> held = ConcurrentHashMap.newKeySet();
         List<Future<?>> fs = new ArrayList<>();
         for (int t = 0; t < 4; t++) {
           int seed = t;

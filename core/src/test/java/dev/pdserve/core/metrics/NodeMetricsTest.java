@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -49,7 +50,7 @@ class NodeMetricsTest {
 
   @Test
   void aTakenPortIsAnErrorNamingTheSetting() throws Exception {
-    try (ServerSocket taken = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());
+    try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
         NodeMetrics m =
             new NodeMetrics("a", "127.0.0.1", "127.0.0.1", taken.getLocalPort(), "tiny")) {
       IOException e = assertThrows(IOException.class, m::start);

@@ -1,5 +1,6 @@
 package dev.pdserve.launcher.node;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.cluster.ClusterMember;
 import dev.pdserve.core.cluster.ExpertPlacement;
 import dev.pdserve.core.cluster.ExpertPlacementStore;
@@ -71,7 +72,8 @@ public final class ExpertNode implements AutoCloseable {
       // Not in the closer, as before: closing its sessions here shifted this member's leave enough
       // to expose a 120 s Hazelcast listener-deregistration stall when a test closes every node of
       // an in-JVM cluster at once (ClusterObservabilityTest). The process ends with it anyway.
-      this.shard = new ExpertShard(config.nodeId(), range, weights, rt, shardMetrics);
+      this.shard =
+          new ExpertShard(config.nodeId(), range, weights, rt, shardMetrics, Ticker.systemTicker());
       shardMetrics.bind(shard);
       metrics.start();
       this.server =
@@ -200,8 +202,7 @@ public final class ExpertNode implements AutoCloseable {
       phase(DrainPhase.DRAINING);
       // Callers may have read the placement just before it changed: wait until no dispatch has
       // run or arrived for QUIET (or the timeout).
-      while (!deadline.passed()
-          && (shard.running() > 0 || System.nanoTime() - shard.lastCallNanos() < QUIET.toNanos())) {
+      while (!deadline.passed() && !shard.quietFor(QUIET)) {
         try {
           Thread.sleep(10);
         } catch (InterruptedException e) {

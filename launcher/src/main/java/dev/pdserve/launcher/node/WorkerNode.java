@@ -224,7 +224,8 @@ public final class WorkerNode implements AutoCloseable {
               registry,
               config.nodeId(),
               new Engines(targets, client),
-              config.coordinator().drainTimeout());
+              config.coordinator().drainTimeout(),
+              Ticker.systemTicker());
       switcher.addListener(
           r -> {
             if (r.accepted()) {
@@ -279,7 +280,7 @@ public final class WorkerNode implements AutoCloseable {
                       member.hazelcast(),
                       registry,
                       config.nodeId(),
-                      config.coordinator().period(),
+                      RoleCoordinator.Timing.every(config.coordinator().period()),
                       CoordinatorWiring.planner(config),
                       new GrpcSwitchExecutor(
                           channels, config.coordinator().drainTimeout().plusSeconds(30))))

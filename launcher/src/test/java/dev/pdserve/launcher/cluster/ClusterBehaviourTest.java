@@ -154,7 +154,7 @@ class ClusterBehaviourTest {
   }
 
   @Test
-  void cancellingAStreamMidwayFreesItsKvOnPrefillAndDecodeWithinASecond() throws Exception {
+  void cancellingAStreamMidwayFreesItsKvOnPrefillAndDecode() throws Exception {
     CountDownLatch gotTokens = new CountDownLatch(3);
     CompletableFuture<Throwable> ended = new CompletableFuture<>();
     ClientCallStreamObserver<?>[] call = new ClientCallStreamObserver<?>[1];
@@ -184,15 +184,20 @@ class ClusterBehaviourTest {
             });
     assertTrue(gotTokens.await(30, TimeUnit.SECONDS), "no tokens streamed");
     assertTrue(heldBlocks() > 0, "the running request should hold KV blocks");
-    long t0 = System.nanoTime();
+    long expiredBefore = leasesExpired();
     call[0].cancel("test cancels", null);
+    // A generous bound, not a speed requirement; that the cancel freed the KV (and not a lease
+    // running out later) is checked on the leases.
     InJvmCluster.await(
-        Duration.ofSeconds(1),
-        () -> heldBlocks() == 0,
-        "KV to be freed within a second of the cancel");
-    assertTrue(System.nanoTime() - t0 < 1_000_000_000L);
+        Duration.ofSeconds(30), () -> heldBlocks() == 0, "KV to be freed after the cancel");
+    assertEquals(
+        expiredBefore, leasesExpired(), "a lease ran out: the cancel did not free the KV itself");
     assertEquals(
         Status.Code.CANCELLED, Status.fromThrowable(ended.get(5, TimeUnit.SECONDS)).getCode());
+  }
+
+  static long leasesExpired() {
+    return cluster.decode.stream().mapToLong(w -> w.decode().leasesExpired()).sum();
   }
 
   static int heldBlocks() {
@@ -295,7 +300,7 @@ class ClusterBehaviourTest {
                 .node());
       }
       InJvmCluster.await(
-          Duration.ofSeconds(5),
+          Duration.ofSeconds(30),
           () -> cluster.router.directory().active(NodeRole.PREFILL).isEmpty(),
           "router to see no ACTIVE prefill node");
       assertStatus(

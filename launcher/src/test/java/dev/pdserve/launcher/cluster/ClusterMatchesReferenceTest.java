@@ -75,7 +75,8 @@ class ClusterMatchesReferenceTest {
         .build();
   }
 
-  static int[] expected(dev.pdserve.api.v1.GenerateRequest r) {
+  /** What {@code reference} generates for {@code r}: the tokens every topology must match. */
+  static int[] expected(ReferenceEngine reference, dev.pdserve.api.v1.GenerateRequest r) {
     Prompt p =
         switch (r.getInputCase()) {
           case MESSAGES ->
@@ -112,7 +113,7 @@ class ClusterMatchesReferenceTest {
         InJvmCluster.Result got = c.generate(r);
         assertNotNull(got.completion(), r.getRequestId() + " ended without a completion");
         assertArrayEquals(
-            expected(r),
+            expected(reference, r),
             got.tokenIds(),
             "cluster tokens differ from the reference for " + r.getRequestId());
         assertEquals(got.tokenIds().length, got.completion().getUsage().getCompletionTokens());

@@ -58,19 +58,19 @@ class CoordinatorTakeoverTest {
     assertEquals(1, nodes().getCoordinatorTerm());
     assertEquals(1, leaders(List.of(d0, d1, p0)), "exactly one coordinator");
 
-    long t0 = System.nanoTime();
     d0.member().terminate(); // a crash: no graceful leave
+    // A generous bound (heartbeat bound 3 s), not a speed requirement: what counts is that the
+    // takeover happens.
     InJvmCluster.await(
-        Duration.ofSeconds(15),
+        Duration.ofSeconds(60),
         () -> nodes().getCoordinatorNodeId().equals("p0"),
         "p0 (the next oldest worker) to take over");
-    long tookMillis = (System.nanoTime() - t0) / 1_000_000;
     assertEquals(2, nodes().getCoordinatorTerm(), "a takeover starts a new term");
+    assertTrue(p0.coordinator().orElseThrow().isLeading(), "p0 leads after the takeover");
     assertEquals(1, leaders(List.of(d1, p0)), "exactly one coordinator after the takeover");
     InJvmCluster.await(
-        Duration.ofSeconds(10),
+        Duration.ofSeconds(30),
         () -> cluster.router.directory().get("d0").isEmpty(),
         "the dead node to leave the registry");
-    assertTrue(tookMillis < 15_000, "takeover took " + tookMillis + " ms");
   }
 }

@@ -53,7 +53,6 @@ class ExpertShardOrdinalTest {
   static void start() throws Exception {
     model = LoadedModel.load(ModelSpec.preset("tiny"));
     reference = new ReferenceEngine(model, OrtRuntime.shared());
-    ClusterMatchesReferenceTest.reference = reference;
     cluster = new InJvmCluster();
     try {
       e0 = cluster.addShard("pdserve-experts-0", Map.of("expert.shard-count", "2"));
@@ -93,7 +92,7 @@ class ExpertShardOrdinalTest {
       InJvmCluster.Result got = running.get(i).get(120, TimeUnit.SECONDS);
       assertNotNull(got.completion(), requests.get(i).getRequestId());
       assertArrayEquals(
-          ClusterMatchesReferenceTest.expected(requests.get(i)),
+          ClusterMatchesReferenceTest.expected(reference, requests.get(i)),
           got.tokenIds(),
           requests.get(i).getRequestId() + " differs from the reference");
     }

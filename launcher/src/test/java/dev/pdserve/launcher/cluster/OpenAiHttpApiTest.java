@@ -603,7 +603,7 @@ class OpenAiHttpApiTest {
                 .node());
       }
       InJvmCluster.await(
-          Duration.ofSeconds(5),
+          Duration.ofSeconds(30),
           () -> cluster.router.directory().active(NodeRole.PREFILL).isEmpty(),
           "router to see no ACTIVE prefill node");
       HttpResponse<String> r = post("/v1/chat/completions", chatBody("hi", 4, false, ""));

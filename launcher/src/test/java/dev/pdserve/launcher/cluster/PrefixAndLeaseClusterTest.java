@@ -273,17 +273,24 @@ class PrefixAndLeaseClusterTest {
             });
     assertTrue(streaming.await(30, TimeUnit.SECONDS), "no tokens streamed");
     assertTrue(InJvmCluster.heldBlocks(cluster.decode.get(0)) > 0, "the decoding request holds KV");
+    long expiredBefore = cluster.decode.get(0).decode().leasesExpired();
     assertTrue(
         dev.pdserve.api.v1.GenerationGrpc.newBlockingStub(cluster.channel)
             .abort(dev.pdserve.api.v1.AbortRequest.newBuilder().setRequestId("to-abort").build())
             .getFound());
     assertEquals("abort", done.get(10, TimeUnit.SECONDS).getFinishReason());
+    // A generous bound, not a speed requirement: that the Abort itself freed the KV, not its 1 s
+    // lease running out, is checked on the lease count.
     InJvmCluster.await(
-        Duration.ofSeconds(1),
+        Duration.ofSeconds(30),
         () ->
             cluster.decode.stream().allMatch(w -> InJvmCluster.heldBlocks(w) == 0)
                 && cluster.prefill.stream().allMatch(w -> InJvmCluster.heldBlocks(w) == 0),
-        "Abort to free the KV on every node within a second");
+        "Abort to free the KV on every node");
+    assertEquals(
+        expiredBefore,
+        cluster.decode.get(0).decode().leasesExpired(),
+        "the KV was freed by its lease running out, not by the Abort");
   }
 
   @Test
@@ -311,10 +318,11 @@ class PrefixAndLeaseClusterTest {
     } finally {
       ch.shutdownNow();
     }
+    // Freed by the lease (1 s), not the 120 s TTL: the lease count below says which.
     InJvmCluster.await(
-        Duration.ofSeconds(5),
+        Duration.ofSeconds(60),
         () -> InJvmCluster.heldBlocks(d) == 0,
-        "the orphaned reservation to be freed at lease expiry (1 s), not after the 120 s TTL");
+        "the orphaned reservation to be freed at lease expiry");
     assertEquals(expired + 1, d.decode().leasesExpired());
     assertEquals(0, d.status().getKvReservedBlocks());
   }

@@ -20,12 +20,15 @@ import org.apache.arrow.memory.ArrowBuf;
  * Backpressure follows gRPC's onReady signal.
  */
 final class DirectPushLane extends PushLane {
+  /** Longest wait for the stream to become ready before the deadline is checked again. */
+  private static final long READY_WAIT_SLICE_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+
   private final ClientCallStreamObserver<DirectPush.Frame> requests;
   private final Object ready = new Object();
 
   DirectPushLane(Context ctx, ManagedChannel channel) {
     super(ctx);
-    long left = Math.max(1, ctx.deadlineNanos() - System.nanoTime());
+    long left = Math.max(1, ctx.nanosLeft());
     ClientCall<DirectPush.Frame, Flight.PutResult> call =
         channel.newCall(
             DirectPush.DO_PUT, CallOptions.DEFAULT.withDeadlineAfter(left, TimeUnit.NANOSECONDS));
@@ -95,9 +98,8 @@ final class DirectPushLane extends PushLane {
           ready.wait(
               Math.max(
                   1,
-                  Math.min(
-                      TimeUnit.NANOSECONDS.toMillis(ctx.deadlineNanos() - System.nanoTime()),
-                      100)));
+                  TimeUnit.NANOSECONDS.toMillis(
+                      Math.min(ctx.nanosLeft(), READY_WAIT_SLICE_NANOS))));
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
           throw new KvTransferException(

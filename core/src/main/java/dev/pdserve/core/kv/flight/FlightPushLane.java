@@ -29,7 +29,7 @@ final class FlightPushLane extends PushLane {
       blocks = (IntVector) root.getVector(KvWire.BLOCK);
       tokens = (IntVector) root.getVector(KvWire.TOKENS);
       kv = (FixedSizeBinaryVector) root.getVector(KvWire.KV);
-      long left = Math.max(1, ctx.deadlineNanos() - System.nanoTime());
+      long left = Math.max(1, ctx.nanosLeft());
       listener =
           client.startPut(
               KvWire.descriptor(ctx.id()),

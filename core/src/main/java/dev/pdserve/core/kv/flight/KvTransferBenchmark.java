@@ -116,8 +116,11 @@ public final class KvTransferBenchmark {
     int layer = layout.blocksFor(tokens) * layout.layerBytes();
     int win = 16 << 20;
     KvTransferClient.Options stock =
-        new KvTransferClient.Options(
-            1, 1, layer, 0, false, Duration.ofMinutes(5), KvTransferClient.SendPath.FLIGHT_CLIENT);
+        KvTransferClient.Options.DEFAULTS
+            .withMaxBatchBytes(layer)
+            .withZeroCopy(false)
+            .withTimeout(Duration.ofMinutes(5))
+            .withSendPath(KvTransferClient.SendPath.FLIGHT_CLIENT);
     KvTransferClient.Options flightZeroCopy = stock.withZeroCopy(true).withFlowControlWindow(win);
     KvTransferClient.Options direct = flightZeroCopy.withSendPath(KvTransferClient.SendPath.DIRECT);
     KvTransferServer.Options stockServer =

@@ -1,5 +1,6 @@
 package dev.pdserve.core.kv.flight;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.kv.KvEndpoint;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.KvPusher;
@@ -56,6 +57,8 @@ public final class KvTransferClient implements KvPusher, AutoCloseable {
    *     copying them (the DIRECT path never copies)
    * @param timeout deadline of one transfer, from {@link #open} to the acknowledgement
    * @param sendPath how batches are handed to gRPC
+   * @param ticker the clock of the transfer deadline: a sender waiting for room, or {@link
+   *     OutgoingTransfer#complete()} waiting for the acknowledgement, gives up once it has passed
    */
   public record Options(
       int streams,
@@ -64,9 +67,11 @@ public final class KvTransferClient implements KvPusher, AutoCloseable {
       int flowControlWindow,
       boolean zeroCopy,
       Duration timeout,
-      SendPath sendPath) {
+      SendPath sendPath,
+      Ticker ticker) {
     public static final Options DEFAULTS =
-        new Options(1, 1, 1 << 20, 0, true, Duration.ofSeconds(60), SendPath.DIRECT);
+        new Options(
+            1, 1, 1 << 20, 0, true, Duration.ofSeconds(60), SendPath.DIRECT, Ticker.systemTicker());
 
     public Options {
       if (streams < 1) {
@@ -89,36 +94,94 @@ public final class KvTransferClient implements KvPusher, AutoCloseable {
       if (sendPath == null) {
         throw new IllegalArgumentException("sendPath must be set");
       }
+      if (ticker == null) {
+        throw new IllegalArgumentException("ticker must be set");
+      }
     }
 
     public Options withStreams(int streams, int connections) {
       return new Options(
-          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+          streams,
+          connections,
+          maxBatchBytes,
+          flowControlWindow,
+          zeroCopy,
+          timeout,
+          sendPath,
+          ticker);
     }
 
     public Options withMaxBatchBytes(int maxBatchBytes) {
       return new Options(
-          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+          streams,
+          connections,
+          maxBatchBytes,
+          flowControlWindow,
+          zeroCopy,
+          timeout,
+          sendPath,
+          ticker);
     }
 
     public Options withFlowControlWindow(int flowControlWindow) {
       return new Options(
-          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+          streams,
+          connections,
+          maxBatchBytes,
+          flowControlWindow,
+          zeroCopy,
+          timeout,
+          sendPath,
+          ticker);
     }
 
     public Options withZeroCopy(boolean zeroCopy) {
       return new Options(
-          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+          streams,
+          connections,
+          maxBatchBytes,
+          flowControlWindow,
+          zeroCopy,
+          timeout,
+          sendPath,
+          ticker);
     }
 
     public Options withTimeout(Duration timeout) {
       return new Options(
-          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+          streams,
+          connections,
+          maxBatchBytes,
+          flowControlWindow,
+          zeroCopy,
+          timeout,
+          sendPath,
+          ticker);
+    }
+
+    /** The transfer deadline is read from {@code ticker} (a test's fake ticker). */
+    public Options withTicker(Ticker ticker) {
+      return new Options(
+          streams,
+          connections,
+          maxBatchBytes,
+          flowControlWindow,
+          zeroCopy,
+          timeout,
+          sendPath,
+          ticker);
     }
 
     public Options withSendPath(SendPath sendPath) {
       return new Options(
-          streams, connections, maxBatchBytes, flowControlWindow, zeroCopy, timeout, sendPath);
+          streams,
+          connections,
+          maxBatchBytes,
+          flowControlWindow,
+          zeroCopy,
+          timeout,
+          sendPath,
+          ticker);
     }
   }
 

@@ -1,8 +1,11 @@
 package dev.pdserve.core.kv.flight;
 
+import io.grpc.StatusException;
+import io.grpc.StatusRuntimeException;
 import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.FlightStatusCode;
+import org.apache.arrow.flight.grpc.StatusUtils;
 
 /** A KV transfer failed; {@link #code()} is the Flight status it failed with (or maps to). */
 public final class KvTransferException extends RuntimeException {
@@ -28,8 +31,8 @@ public final class KvTransferException extends RuntimeException {
     if (t instanceof KvTransferException k) {
       return k;
     }
-    if (t instanceof io.grpc.StatusRuntimeException || t instanceof io.grpc.StatusException) {
-      t = org.apache.arrow.flight.grpc.StatusUtils.fromThrowable(t);
+    if (t instanceof StatusRuntimeException || t instanceof StatusException) {
+      t = StatusUtils.fromThrowable(t);
     }
     if (t instanceof FlightRuntimeException f) {
       String d = f.status().description();

@@ -36,7 +36,7 @@ public final class OutgoingTransfer implements KvPush {
   private final KvLayout layout;
   private final BufferAllocator allocator;
   private final KvTransferClient.Options options;
-  private final long deadlineNanos;
+  private final PushLane.Context ctx;
   private final List<PushLane> lanes = new ArrayList<>();
   private final int rowsPerBatch;
   private State state = State.OPEN;
@@ -56,10 +56,15 @@ public final class OutgoingTransfer implements KvPush {
     this.layout = layout;
     this.allocator = allocator;
     this.options = options;
-    this.deadlineNanos = System.nanoTime() + options.timeout().toNanos();
     this.rowsPerBatch = Math.max(1, options.maxBatchBytes() / layout.layerBytes());
-    PushLane.Context ctx =
-        new PushLane.Context(id, layout, allocator, deadlineNanos, () -> aborted);
+    this.ctx =
+        new PushLane.Context(
+            id,
+            layout,
+            allocator,
+            options.ticker(),
+            options.ticker().read() + options.timeout().toNanos(),
+            () -> aborted);
     try {
       for (int i = 0; i < options.streams(); i++) {
         KvTransferClient.Connection c = conns[i % conns.length];
@@ -187,7 +192,7 @@ public final class OutgoingTransfer implements KvPush {
       }
       int[] best = null;
       for (PushLane lane : lanes) {
-        lane.ack.await(deadlineNanos);
+        lane.ack.await(ctx);
         int[] a = lane.ack.last;
         if (a != null && (best == null || a[0] > best[0])) {
           best = a;

@@ -1,5 +1,6 @@
 package dev.pdserve.core.kv.flight;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.PagedSequenceKv;
 import java.nio.ByteBuffer;
@@ -20,14 +21,28 @@ import org.apache.arrow.memory.BufferAllocator;
  */
 abstract class PushLane {
   private static final int MAX_SPARES = 3;
+  private static final TimeUnit NANOS = TimeUnit.NANOSECONDS;
 
-  /** What every lane of one transfer shares. */
+  /** Longest single wait before the ticker is read again. */
+  static final long WAIT_SLICE_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+
+  /**
+   * What every lane of one transfer shares.
+   *
+   * @param deadlineNanos when the transfer times out, as read from {@code ticker}
+   */
   record Context(
       String id,
       KvLayout layout,
       BufferAllocator allocator,
+      Ticker ticker,
       long deadlineNanos,
       BooleanSupplier aborted) {
+    /** Nanoseconds left until the deadline (negative once it has passed). */
+    long nanosLeft() {
+      return deadlineNanos - ticker.read();
+    }
+
     /** Positions of transfer block {@code block} that a transfer of {@code tokens} carries. */
     int validTokens(int block, int tokens) {
       return Math.min(layout.blockSize(), tokens - block * layout.blockSize());
@@ -39,7 +54,7 @@ abstract class PushLane {
         throw new KvTransferException(
             FlightStatusCode.CANCELLED, "KV transfer '" + id + "' was closed while sending");
       }
-      if (System.nanoTime() - deadlineNanos > 0) {
+      if (nanosLeft() < 0) {
         throw new KvTransferException(
             FlightStatusCode.TIMED_OUT,
             "KV transfer '" + id + "' timed out waiting for the decode node to take data");
@@ -163,24 +178,38 @@ abstract class PushLane {
 
     @Override
     public void getResult() {
-      await(Long.MAX_VALUE);
+      try {
+        done.await();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new KvTransferException(
+            FlightStatusCode.CANCELLED, "interrupted while waiting for the decode node", e);
+      }
+      rethrow();
     }
 
-    /** Waits for the end of the call; rethrows its error. */
-    void await(long deadlineNanos) {
+    /**
+     * Waits for the end of the call until the transfer's deadline, as its ticker tells; rethrows
+     * its error.
+     */
+    void await(Context ctx) {
       try {
-        long left =
-            deadlineNanos == Long.MAX_VALUE ? Long.MAX_VALUE : deadlineNanos - System.nanoTime();
-        if (!done.await(Math.max(0, left), TimeUnit.NANOSECONDS)) {
-          throw new KvTransferException(
-              FlightStatusCode.TIMED_OUT,
-              "no acknowledgement from the decode node before the deadline");
+        while (!done.await(Math.min(Math.max(0, ctx.nanosLeft()), WAIT_SLICE_NANOS), NANOS)) {
+          if (ctx.nanosLeft() <= 0) {
+            throw new KvTransferException(
+                FlightStatusCode.TIMED_OUT,
+                "no acknowledgement from the decode node before the deadline");
+          }
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new KvTransferException(
             FlightStatusCode.CANCELLED, "interrupted while waiting for the decode node", e);
       }
+      rethrow();
+    }
+
+    private void rethrow() {
       if (error != null) {
         throw (error instanceof RuntimeException r) ? r : new RuntimeException(error);
       }
@@ -188,7 +217,7 @@ abstract class PushLane {
 
     void awaitQuietly(long nanos) {
       try {
-        done.await(nanos, TimeUnit.NANOSECONDS);
+        done.await(nanos, NANOS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }

@@ -14,6 +14,7 @@ import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelPresets;
 import dev.pdserve.model.engine.ContiguousKv;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Random;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ExecutionException;
@@ -227,7 +228,7 @@ abstract class KvTransferContract {
     // Decoding continues into the last block; a whole push retried after completion (say the
     // prefill node never saw its acknowledgement) is acknowledged and writes nothing.
     float[] k1 = new float[cfg.numKvHeads() * cfg.headDim()];
-    java.util.Arrays.fill(k1, 7f);
+    Arrays.fill(k1, 7f);
     for (int l = 0; l < cfg.numLayers(); l++) {
       adopted.write(l, k1, k1, 0, 1, 1);
       expected.write(l, k1, k1, 0, 1, 1);
