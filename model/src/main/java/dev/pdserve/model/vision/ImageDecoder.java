@@ -9,6 +9,8 @@ import java.awt.image.Raster;
 import java.io.ByteArrayInputStream;
 import java.io.EOFException;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -65,6 +67,9 @@ public final class ImageDecoder {
       throw new InvalidImageException("image is empty (0 bytes)");
     }
     String format = format(bytes);
+    if (format.equals("png")) {
+      checkPngHeader(bytes);
+    }
     Iterator<ImageReader> readers = ImageIO.getImageReadersByFormatName(format);
     if (!readers.hasNext()) {
       throw new IllegalStateException("this JDK has no ImageIO reader for " + format);
@@ -119,6 +124,20 @@ public final class ImageDecoder {
     }
   }
 
+  /**
+   * A PNG's IHDR declares its size in plain bytes; ImageIO reports a zero size only as a generic
+   * header error, so zero is caught here.
+   */
+  private static void checkPngHeader(byte[] b) {
+    if (b.length >= 24 && b[12] == 'I' && b[13] == 'H' && b[14] == 'D' && b[15] == 'R') {
+      long w = ByteBuffer.wrap(b, 16, 4).getInt() & 0xffffffffL;
+      long h = ByteBuffer.wrap(b, 20, 4).getInt() & 0xffffffffL;
+      if (w == 0 || h == 0) {
+        throw new InvalidImageException("PNG image has zero size (" + w + "x" + h + " pixels)");
+      }
+    }
+  }
+
   private static InvalidImageException broken(String kind, String part, Exception e) {
     for (Throwable t = e; t != null; t = t.getCause()) {
       if (t instanceof EOFException) {
@@ -126,7 +145,13 @@ public final class ImageDecoder {
             kind + " image is truncated (its " + part + " ends early)", e);
       }
     }
-    String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+    StringBuilder why = new StringBuilder();
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      String m = t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
+      if (why.indexOf(m) < 0) {
+        why.append(why.length() == 0 ? "" : ": ").append(m);
+      }
+    }
     return new InvalidImageException(kind + " image is broken (" + part + "): " + why, e);
   }
 
@@ -150,11 +175,11 @@ public final class ImageDecoder {
   }
 
   private static String otherFormat(byte[] b) {
-    if (startsWith(b, "GIF8".getBytes(java.nio.charset.StandardCharsets.US_ASCII))) {
+    if (startsWith(b, "GIF8".getBytes(StandardCharsets.US_ASCII))) {
       return "GIF";
     }
     if (b.length >= 12
-        && startsWith(b, "RIFF".getBytes(java.nio.charset.StandardCharsets.US_ASCII))
+        && startsWith(b, "RIFF".getBytes(StandardCharsets.US_ASCII))
         && b[8] == 'W'
         && b[9] == 'E'
         && b[10] == 'B'
