@@ -17,6 +17,10 @@ import java.util.Map;
  * VisionTowerGraph}) and the resampler ({@link ResamplerGraph}), two ONNX Runtime sessions this
  * object owns and closes. The weights must outlive it. Thread-safe: sessions may be run
  * concurrently.
+ *
+ * <p>Attention is computed in full, one {@code [heads, n, n]} score tensor per block: simple and
+ * exact, but at the released pixel bound (24,708 patches) that is 39 GB of fp32 scores, so large
+ * images want a chunked or fused attention before they are served at full size.
  */
 public final class VisionEncoder implements AutoCloseable {
   private final ModelConfig cfg;

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.pdserve.model.tokenizer.ByteTokenizer;
 import java.util.List;
+import java.util.OptionalInt;
 import org.junit.jupiter.api.Test;
 
 class VisionConfigTest {
@@ -63,7 +64,7 @@ class VisionConfigTest {
     ConfigException e =
         assertThrows(
             ConfigException.class,
-            () -> ImageTokenIds.unknown().resolve(s -> java.util.OptionalInt.empty(), "m"));
+            () -> ImageTokenIds.unknown().resolve(s -> OptionalInt.empty(), "m"));
     assertTrue(
         e.getMessage().contains("image_start_token_id is not in config.json"), e.getMessage());
   }

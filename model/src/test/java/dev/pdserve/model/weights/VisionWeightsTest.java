@@ -10,7 +10,9 @@ import dev.pdserve.model.config.ModelPresets;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.Optional;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -106,7 +108,7 @@ class VisionWeightsTest {
           }
 
           @Override
-          public java.util.Set<String> names() {
+          public Set<String> names() {
             return all.names();
           }
 
@@ -142,7 +144,7 @@ class VisionWeightsTest {
       w.metadata(f.metadata());
       Path renamed = tmp.resolve("renamed.safetensors");
       w.write(renamed);
-      Files.move(renamed, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      Files.move(renamed, file, StandardCopyOption.REPLACE_EXISTING);
     }
     try (ModelDirectory m = ModelDirectory.open(dir)) {
       FloatTensor qkv = m.weights().find("vision_model.blocks.0.attn.qkv.weight").orElseThrow();
