@@ -71,6 +71,45 @@ public record ModelConfig(
     }
     require(bosId >= 0 && bosId < vocabSize, "bos_token_id", "must be a token id, got " + bosId);
     require(eosId >= 0 && eosId < vocabSize, "eos_token_id", "must be a token id, got " + eosId);
+    vision = vision == null ? Optional.empty() : vision;
+    if (vision.isPresent()) {
+      int half = headDim / 2;
+      require(
+          freqAllocation >= 0 && freqAllocation <= half && (half - freqAllocation) % 2 == 0,
+          "freq_allocation",
+          "must leave an even number of the "
+              + half
+              + " rotary pairs of a head for height and width, got "
+              + freqAllocation);
+      vision.get().tokens().validate(vocabSize);
+    }
+  }
+
+  /** The same model with another vision side (for example with its image token ids resolved). */
+  public ModelConfig withVision(Optional<VisionConfig> other) {
+    return new ModelConfig(
+        name,
+        vocabSize,
+        hidden,
+        numLayers,
+        numHeads,
+        numKvHeads,
+        headDim,
+        denseIntermediate,
+        rmsNormEps,
+        ropeTheta,
+        maxPositions,
+        tieEmbeddings,
+        layerKinds,
+        expertGroups,
+        topK,
+        numSharedExperts,
+        moeNormMin,
+        bosId,
+        eosId,
+        padId,
+        freqAllocation,
+        other);
   }
 
   private static void require(boolean ok, String key, String msg) {

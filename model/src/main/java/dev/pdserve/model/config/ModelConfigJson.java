@@ -125,17 +125,7 @@ public final class ModelConfigJson {
     Optional<VisionConfig> vision = Optional.empty();
     JsonNode vc = root.get("vision_config");
     if (vc != null && vc.isObject()) {
-      Reader v = new Reader(vc, source + " vision_config");
-      vision =
-          Optional.of(
-              new VisionConfig(
-                  v.intOpt("depth", 32),
-                  v.intOpt("embed_dim", v.intOpt("hidden_size", 1280)),
-                  v.intOpt("num_heads", 16),
-                  v.intOpt("patch_size", 14),
-                  v.intOpt("spatial_merge_size", r.intOpt("spatial_conv_size", 2)),
-                  r.intOpt("temporal_conv_size", 2),
-                  v.intOpt("mlp_ratio", 4)));
+      vision = Optional.of(vision(new Reader(vc, source + " vision_config"), r, source));
     }
 
     String name = root.has("_name_or_path") ? root.get("_name_or_path").asText() : source;
@@ -167,6 +157,67 @@ public final class ModelConfigJson {
         r.intOpt("pad_token_id", 0),
         r.intOpt("freq_allocation", 20),
         vision);
+  }
+
+  /**
+   * The vision side: the tower from {@code vision_config} (the PT release's and the transformers
+   * port's key names), the resampler and image token ids from the top level.
+   */
+  private static VisionConfig vision(Reader v, Reader top, String source) {
+    int width = v.intOpt("embed_dim", v.intOpt("hidden_size", 1280));
+    int pixelHidden = top.intOpt("pixel_hidden_size", width);
+    if (pixelHidden != width) {
+      throw new ConfigException(
+          source
+              + ": pixel_hidden_size ("
+              + pixelHidden
+              + ") must equal vision_config.embed_dim ("
+              + width
+              + ")");
+    }
+    int merge = v.intOpt("spatial_merge_size", top.intOpt("spatial_conv_size", 2));
+    int conv = top.intOpt("spatial_conv_size", merge);
+    if (conv != merge) {
+      throw new ConfigException(
+          source
+              + ": spatial_conv_size ("
+              + conv
+              + ") must equal vision_config.spatial_merge_size ("
+              + merge
+              + ")");
+    }
+    int mlp =
+        v.node().has("intermediate_size")
+            ? v.intReq("intermediate_size")
+            : (int) Math.round(v.doubleOpt("mlp_ratio", 4.0) * width);
+    double theta = v.doubleOpt("rope_theta", 10000.0);
+    JsonNode ropeParams = v.node().get("rope_parameters");
+    if (ropeParams != null && ropeParams.has("rope_theta")) {
+      theta = ropeParams.get("rope_theta").asDouble();
+    }
+    Reader pre = v.node().has("min_pixels") || v.node().has("image_mean") ? v : top;
+    return new VisionConfig(
+        v.intOpt("depth", 32),
+        width,
+        v.intOpt("num_heads", 16),
+        mlp,
+        v.intOpt("patch_size", 14),
+        merge,
+        v.intOpt("temporal_merge_size", top.intOpt("temporal_conv_size", 2)),
+        v.intOpt("in_channels", 3),
+        v.doubleOpt("layer_norm_eps", v.doubleOpt("rms_norm_eps", 1e-6)),
+        theta,
+        top.boolOpt("use_temporal_conv", true),
+        pre.longOpt("min_pixels", VisionConfig.DEFAULT_MIN_PIXELS),
+        pre.longOpt("max_pixels", VisionConfig.DEFAULT_MAX_PIXELS),
+        pre.doubleList("image_mean", VisionConfig.CLIP_MEAN),
+        pre.doubleList("image_std", VisionConfig.CLIP_STD),
+        new ImageTokenIds(
+            top.intOpt("image_start_token_id", ImageTokenIds.UNKNOWN),
+            top.intOpt("image_end_token_id", ImageTokenIds.UNKNOWN),
+            top.intOpt("im_patch_id", top.intOpt("image_token_id", ImageTokenIds.UNKNOWN)),
+            top.intOpt("video_start_token_id", ImageTokenIds.UNKNOWN),
+            top.intOpt("video_end_token_id", ImageTokenIds.UNKNOWN)));
   }
 
   private static int eos(JsonNode n, String source) {
@@ -229,6 +280,35 @@ public final class ModelConfigJson {
         throw new ConfigException(source + ": " + key + " must be a number, got " + v);
       }
       return v.asDouble();
+    }
+
+    long longOpt(String key, long fallback) {
+      JsonNode v = node.get(key);
+      if (v == null || v.isNull()) {
+        return fallback;
+      }
+      if (!v.isIntegralNumber() || !v.canConvertToLong()) {
+        throw new ConfigException(source + ": " + key + " must be an integer, got " + v);
+      }
+      return v.asLong();
+    }
+
+    List<Double> doubleList(String key, List<Double> fallback) {
+      JsonNode v = node.get(key);
+      if (v == null || v.isNull()) {
+        return fallback;
+      }
+      if (!v.isArray()) {
+        throw new ConfigException(source + ": " + key + " must be a list of numbers, got " + v);
+      }
+      List<Double> out = new ArrayList<>();
+      for (JsonNode e : v) {
+        if (!e.isNumber()) {
+          throw new ConfigException(source + ": " + key + " must be a list of numbers, got " + v);
+        }
+        out.add(e.asDouble());
+      }
+      return out;
     }
 
     boolean boolOpt(String key, boolean fallback) {

@@ -1,5 +1,6 @@
 package dev.pdserve.model.config;
 
+import dev.pdserve.model.tokenizer.ByteTokenizer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,7 +40,8 @@ public final class ModelPresets {
                 6,
                 2,
                 1024,
-                Optional.empty()));
+                2,
+                Optional.of(byteTokenizerVision(2, 32, 2, 128, 28L * 28 * 256))));
     PRESETS.put(
         "small",
         () ->
@@ -59,7 +61,8 @@ public final class ModelPresets {
                 6,
                 2,
                 8192,
-                Optional.empty()));
+                10,
+                Optional.of(byteTokenizerVision(4, 64, 4, 256, 28L * 28 * 1024))));
     PRESETS.put(
         "ernie-4.5-vl-28b-a3b",
         () ->
@@ -79,7 +82,15 @@ public final class ModelPresets {
                 6,
                 2,
                 131072,
-                Optional.of(new VisionConfig(32, 1280, 16, 14, 2, 2, 4))));
+                20,
+                Optional.of(
+                    vision(
+                        32,
+                        1280,
+                        16,
+                        5120,
+                        VisionConfig.DEFAULT_MAX_PIXELS,
+                        new ImageTokenIds(101304, 101305, 100295, 101306, 101307)))));
     PRESETS.put(
         "ernie-4.5-21b-a3b",
         () -> {
@@ -149,6 +160,7 @@ public final class ModelPresets {
       int k,
       int shared,
       int ctx,
+      int freqAllocation,
       Optional<VisionConfig> vision) {
     return new ModelConfig(
         name,
@@ -173,7 +185,46 @@ public final class ModelPresets {
         1,
         2,
         0,
-        20,
+        freqAllocation,
         vision);
+  }
+
+  /**
+   * A ViT of the released shape (patch 14, 2×2 spatial and 2 temporal merge, quick-GELU, LayerNorm
+   * eps 1e-6, rotary theta 10000, the released image processor's pixel bounds and CLIP
+   * normalisation) at the given size.
+   */
+  private static VisionConfig vision(
+      int depth, int width, int heads, int mlpWidth, long maxPixels, ImageTokenIds tokens) {
+    return new VisionConfig(
+        depth,
+        width,
+        heads,
+        mlpWidth,
+        14,
+        2,
+        2,
+        3,
+        1e-6,
+        10000.0,
+        true,
+        VisionConfig.DEFAULT_MIN_PIXELS,
+        maxPixels,
+        VisionConfig.CLIP_MEAN,
+        VisionConfig.CLIP_STD,
+        tokens);
+  }
+
+  /**
+   * A small tower for the byte-tokenizer presets, whose image ids are the byte tokenizer's special
+   * tokens ({@code <|IMAGE_START|>} ... {@code <|VIDEO_END|>}, ids 7..11). Its pixel bound is lower
+   * than the release's so CPU tests of large images stay fast.
+   */
+  private static VisionConfig byteTokenizerVision(
+      int depth, int width, int heads, int mlpWidth, long maxPixels) {
+    ImageTokenIds ids =
+        ImageTokenIds.unknown()
+            .resolve(ByteTokenizer.create()::specialTokenId, "the byte tokenizer");
+    return vision(depth, width, heads, mlpWidth, maxPixels, ids);
   }
 }

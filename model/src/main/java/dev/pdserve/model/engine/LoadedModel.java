@@ -3,12 +3,14 @@ package dev.pdserve.model.engine;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelConfigJson;
 import dev.pdserve.model.config.ModelPresets;
+import dev.pdserve.model.config.VisionConfig;
 import dev.pdserve.model.tokenizer.ByteTokenizer;
 import dev.pdserve.model.tokenizer.HfTokenizer;
 import dev.pdserve.model.tokenizer.Tokenizer;
 import dev.pdserve.model.weights.DummyWeights;
 import dev.pdserve.model.weights.ModelDirectory;
 import dev.pdserve.model.weights.WeightSource;
+import java.util.Optional;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
@@ -60,7 +62,7 @@ public final class LoadedModel implements AutoCloseable {
           tok = byteTokenizer(cfg);
           LOG.warn("{} has no tokenizer.json; using the byte tokenizer", spec.modelDir());
         }
-        return new LoadedModel(spec, cfg, dir.weights(), tok, owned);
+        return new LoadedModel(spec, withImageTokens(cfg, tok), dir.weights(), tok, owned);
       } catch (RuntimeException e) {
         dir.close();
         throw e;
@@ -70,8 +72,19 @@ public final class LoadedModel implements AutoCloseable {
         spec.preset() != null
             ? ModelPresets.get(spec.preset())
             : ModelConfigJson.read(spec.configFile());
+    Tokenizer tok = byteTokenizer(cfg);
     return new LoadedModel(
-        spec, cfg, new DummyWeights(cfg, spec.weightSeed()), byteTokenizer(cfg), () -> {});
+        spec, withImageTokens(cfg, tok), new DummyWeights(cfg, spec.weightSeed()), tok, () -> {});
+  }
+
+  /** A vision model's image token ids, those config.json does not give taken from the tokenizer. */
+  private static ModelConfig withImageTokens(ModelConfig cfg, Tokenizer tok) {
+    if (cfg.vision().isEmpty()) {
+      return cfg;
+    }
+    VisionConfig v = cfg.vision().get();
+    return cfg.withVision(
+        Optional.of(v.withTokens(v.tokens().resolve(tok::specialTokenId, cfg.name()))));
   }
 
   /** The same config and tokenizer over other weights (tests, weight transforms). */

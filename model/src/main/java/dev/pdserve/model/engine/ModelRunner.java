@@ -225,7 +225,17 @@ public final class ModelRunner implements AutoCloseable {
             kvIndex[ko + 2] = past + t; // right after the sequence's own past
           }
           if (t < n) {
-            rope.fill(past + t, cos, sin, row);
+            if (s.positions() == null) {
+              rope.fill(past + t, cos, sin, row);
+            } else {
+              rope.fill(
+                  s.position(t, Rope.T),
+                  s.position(t, Rope.H),
+                  s.position(t, Rope.W),
+                  cos,
+                  sin,
+                  row);
+            }
             vision[row] = s.isVision(t);
             for (int j = 0; j < sLen; j++) {
               mask[mo + j] = j <= past + t ? 0f : LayerGraph.MASKED;

@@ -7,10 +7,12 @@ import dev.pdserve.model.sampling.Sampler;
 import dev.pdserve.model.sampling.SamplingParams;
 import dev.pdserve.model.tokenizer.ChatTemplate;
 import dev.pdserve.model.tokenizer.Tokenizer;
+import dev.pdserve.model.vision.VisionEncoder;
 import dev.pdserve.model.weights.ModelWeights;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import org.apache.logging.log4j.CloseableThreadContext;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -30,16 +32,24 @@ public final class ReferenceEngine implements AutoCloseable {
   private final ExpertCompute experts;
   private final ExpertBackend local;
   private final PromptRenderer renderer;
+  private final VisionEncoder vision; // null for a text-only model
 
   public ReferenceEngine(LoadedModel model, OrtRuntime runtime) {
     this.model = model;
     this.weights = new ModelWeights(model.config(), model.weights(), runtime);
     ModelRunner r = null;
     ExpertCompute e = null;
+    VisionEncoder v = null;
     try {
       r = new ModelRunner(model.config(), weights, runtime);
       e = new ExpertCompute(model.config(), weights, runtime, ExpertCompute.HostedExperts.ALL);
+      if (model.config().vision().isPresent()) {
+        v = new VisionEncoder(model.config(), weights, runtime);
+      }
     } catch (RuntimeException ex) {
+      if (e != null) {
+        e.close();
+      }
       if (r != null) {
         r.close();
       }
@@ -48,8 +58,10 @@ public final class ReferenceEngine implements AutoCloseable {
     }
     this.runner = r;
     this.experts = e;
+    this.vision = v;
     this.local = new LocalExperts(e);
-    this.renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
+    PromptRenderer text = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
+    this.renderer = model.config().vision().map(text::withVision).orElse(text);
   }
 
   public ModelConfig config() {
@@ -77,7 +89,8 @@ public final class ReferenceEngine implements AutoCloseable {
     try (CloseableThreadContext.Instance ctx =
         CloseableThreadContext.put("request_id", req.requestId())) {
       long start = System.nanoTime();
-      int[] prompt = renderer.render(req.prompt(), req.enableThinking());
+      RenderedPrompt rendered = renderer.renderWithImages(req.prompt(), req.enableThinking());
+      int[] prompt = rendered.ids();
       SamplingParams params = req.sampling();
       params.validate(prompt.length, config().maxPositions(), config().vocabSize());
       long seed = params.seed().orElseGet(SEEDS::nextLong);
@@ -87,7 +100,11 @@ public final class ReferenceEngine implements AutoCloseable {
       ContiguousKv kv = new ContiguousKv(config(), prompt.length + params.maxTokens());
       List<Double> logprobs = new ArrayList<>();
 
-      float[] logits = runner.forward(List.of(SequenceStep.text(prompt, kv, true)), local)[0];
+      PrefillInputs images =
+          rendered.hasImages() ? PrefillInputs.of(rendered, config(), runner, vision) : null;
+      SequenceStep first =
+          images == null ? SequenceStep.text(prompt, kv, true) : images.step(kv, true);
+      float[] logits = runner.forward(List.of(first), local)[0];
       double prefillMillis = (System.nanoTime() - start) / 1e6;
       while (true) {
         SampleResult s = state.sample(logits, sampler);
@@ -114,8 +131,11 @@ public final class ReferenceEngine implements AutoCloseable {
               prefillMillis,
               total);
         }
-        logits =
-            runner.forward(List.of(SequenceStep.text(new int[] {s.tokenId()}, kv, true)), local)[0];
+        SequenceStep next =
+            images == null
+                ? SequenceStep.text(new int[] {s.tokenId()}, kv, true)
+                : images.decode(s.tokenId(), kv);
+        logits = runner.forward(List.of(next), local)[0];
       }
     }
   }
@@ -124,8 +144,16 @@ public final class ReferenceEngine implements AutoCloseable {
     return generate(req, TokenListener.NONE);
   }
 
+  /** The vision encoder, empty for a text-only model. */
+  public Optional<VisionEncoder> visionEncoder() {
+    return Optional.ofNullable(vision);
+  }
+
   @Override
   public void close() {
+    if (vision != null) {
+      vision.close();
+    }
     experts.close();
     runner.close();
     weights.close();

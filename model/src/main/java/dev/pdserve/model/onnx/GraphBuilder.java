@@ -190,6 +190,32 @@ public final class GraphBuilder {
     return op("Gemm", List.of(Attr.i("transB", 1)), x, w);
   }
 
+  /** {@code x · wᵀ + b} for a 2-D {@code x}, a weight stored {@code [out, in]} and a bias. */
+  public String linear(String x, String w, String b) {
+    return op("Gemm", List.of(Attr.i("transB", 1)), x, w, b);
+  }
+
+  /** LayerNormalization over the last axis: {@code (x − mean) / sqrt(var + eps) · scale + bias}. */
+  public String layerNorm(String x, String scale, String bias, double eps) {
+    return op(
+        "LayerNormalization",
+        List.of(Attr.i("axis", -1), Attr.f("epsilon", (float) eps)),
+        x,
+        scale,
+        bias);
+  }
+
+  /** Exact GELU, {@code x · ½(1 + erf(x / √2))}. */
+  public String gelu(String x) {
+    String erf = op("Erf", mul(x, constScalar((float) (1.0 / Math.sqrt(2.0)))));
+    return mul(mul(x, constScalar(0.5f)), add(erf, constScalar(1f)));
+  }
+
+  /** Quick GELU, {@code x · sigmoid(1.702 x)}. */
+  public String quickGelu(String x) {
+    return mul(x, sigmoid(mul(x, constScalar(1.702f))));
+  }
+
   public String sigmoid(String x) {
     return op("Sigmoid", x);
   }

@@ -1,5 +1,6 @@
 package dev.pdserve.model.tokenizer;
 
+import dev.pdserve.model.config.ImageTokenIds;
 import java.util.List;
 
 /**
@@ -10,6 +11,8 @@ import java.util.List;
  * &lt;|begin_of_sentence|&gt;                once, at the start
  * {system content}\n                      a system message (only as the first message)
  * User: {content}\n                       a user message
+ * Picture N:&lt;|IMAGE_START|&gt;&lt;|IMAGE_END|&gt;   an image part of a system or user message (N counts
+ *                                         pictures across the conversation, from 1)
  * Assistant: {content}&lt;|end_of_sentence|&gt;  an assistant message
  * Assistant:                              the generation prompt, then, when thinking is disabled,
  * &lt;think&gt;\n\n&lt;/think&gt;\n\n                an empty thought so the model answers directly
@@ -23,6 +26,12 @@ public final class ChatTemplate {
   public static final String BEGIN_OF_SENTENCE = "<|begin_of_sentence|>";
   public static final String END_OF_SENTENCE = "<|end_of_sentence|>";
   public static final String EMPTY_THOUGHT = "<think>\n\n</think>\n\n";
+
+  /**
+   * Where an image goes in a rendered prompt: its start and end tokens, which the prompt renderer
+   * fills with the image's placeholder tokens.
+   */
+  public static final String IMAGE_SLOT = ImageTokenIds.START_TOKEN + ImageTokenIds.END_TOKEN;
 
   private static final ChatTemplate ERNIE = new ChatTemplate();
 
@@ -46,10 +55,18 @@ public final class ChatTemplate {
       List<ChatMessage> messages, boolean addGenerationPrompt, boolean enableThinking) {
     validate(messages);
     StringBuilder out = new StringBuilder(BEGIN_OF_SENTENCE);
+    int pictures = 0;
     for (ChatMessage m : messages) {
       switch (m.role()) {
-        case ChatMessage.SYSTEM -> out.append(m.content()).append('\n');
-        case ChatMessage.USER -> out.append("User: ").append(m.content()).append('\n');
+        case ChatMessage.SYSTEM -> {
+          pictures = content(out, m, pictures);
+          out.append('\n');
+        }
+        case ChatMessage.USER -> {
+          out.append("User: ");
+          pictures = content(out, m, pictures);
+          out.append('\n');
+        }
         case ChatMessage.ASSISTANT ->
             out.append("Assistant: ").append(m.content()).append(END_OF_SENTENCE);
         default -> throw new AssertionError("validated role " + m.role());
@@ -62,6 +79,22 @@ public final class ChatTemplate {
       }
     }
     return out.toString();
+  }
+
+  /**
+   * Appends a message's parts: text as it is, each image as {@code Picture N:} and {@link
+   * #IMAGE_SLOT}, numbering pictures across the conversation. Returns the pictures so far.
+   */
+  private static int content(StringBuilder out, ChatMessage m, int pictures) {
+    for (ContentPart p : m.parts()) {
+      if (p instanceof ContentPart.Text t) {
+        out.append(t.text());
+      } else {
+        pictures++;
+        out.append("Picture ").append(pictures).append(':').append(IMAGE_SLOT);
+      }
+    }
+    return pictures;
   }
 
   private static void validate(List<ChatMessage> messages) {
@@ -89,8 +122,25 @@ public final class ChatTemplate {
                 + i
                 + "].role is 'system', but a system message is only allowed as the first message");
       }
-      if (m.content() == null) {
+      if (m.parts() == null) {
         throw new IllegalArgumentException("messages[" + i + "].content must not be null");
+      }
+      for (int j = 0; j < m.parts().size(); j++) {
+        ContentPart p = m.parts().get(j);
+        if (p == null
+            || p instanceof ContentPart.Text t && t.text() == null
+            || p instanceof ContentPart.Image img && img.image() == null) {
+          throw new IllegalArgumentException(
+              "messages[" + i + "].content[" + j + "] must not be null");
+        }
+        if (p instanceof ContentPart.Image && ChatMessage.ASSISTANT.equals(role)) {
+          throw new IllegalArgumentException(
+              "messages["
+                  + i
+                  + "].content["
+                  + j
+                  + "] is an image, but only system and user messages may hold images");
+        }
       }
     }
   }

@@ -30,8 +30,10 @@ import java.util.stream.Stream;
  *       hidden]} (see {@link #GATE_LAYOUT_KEY} for square gates);
  *   <li>a correction bias stored flat ({@code [experts]}, text-only releases) is presented as
  *       {@code [groups, experts]};
- *   <li>tensors the engine does not use ({@code vision_model.*}, {@code resampler_model.*}, {@code
- *       mtp*}, a tied {@code lm_head.weight}) are ignored and listed by {@link #ignoredNames()}.
+ *   <li>a VL model's vision encoder, stored under {@code vision_model.} or (converted checkpoints)
+ *       {@code model.vision_model.}, is presented under {@code vision_model.};
+ *   <li>tensors the engine does not use ({@code mtp*}, a tied {@code lm_head.weight}, the vision
+ *       side of a model configured without one) are ignored and listed by {@link #ignoredNames()}.
  * </ul>
  *
  * <p>Headers are read when the directory is opened; data is mapped on demand, and F32 data is
@@ -62,7 +64,11 @@ public final class CheckpointWeights implements WeightSource {
   }
 
   private record Binding(
-      SafetensorsFile file, SafetensorsFile.TensorInfo stored, long[] shape, Fix fix) {}
+      SafetensorsFile file,
+      String storedName,
+      SafetensorsFile.TensorInfo stored,
+      long[] shape,
+      Fix fix) {}
 
   private final Path dir;
   private final List<SafetensorsFile> files;
@@ -116,7 +122,7 @@ public final class CheckpointWeights implements WeightSource {
     }
     this.files = List.copyOf(opened);
     List<String> extra = new ArrayList<>(byName.keySet());
-    extra.removeAll(bindings.keySet());
+    extra.removeAll(bindings.values().stream().map(Binding::storedName).toList());
     this.ignored = List.copyOf(extra);
   }
 
@@ -202,11 +208,18 @@ public final class CheckpointWeights implements WeightSource {
     List<String> unreadable = new ArrayList<>();
     for (Map.Entry<String, long[]> e : WeightNames.expected(cfg).entrySet()) {
       String name = e.getKey();
+      String storedName = name;
       SafetensorsFile f = byName.get(name);
+      for (String alias : VisionWeightNames.storedAliases(name)) {
+        if (f == null && byName.containsKey(alias)) {
+          f = byName.get(alias);
+          storedName = alias;
+        }
+      }
       if (f == null) {
         continue; // missing: WeightValidator reports it
       }
-      SafetensorsFile.TensorInfo info = f.info(name).orElseThrow();
+      SafetensorsFile.TensorInfo info = f.info(storedName).orElseThrow();
       if (!info.type().map(SafetensorsDType::readableAsFloat).orElse(false)) {
         unreadable.add(
             "tensor "
@@ -232,7 +245,7 @@ public final class CheckpointWeights implements WeightSource {
         fix = Fix.RESHAPE;
         shape = want.clone();
       }
-      out.put(name, new Binding(f, info, shape, fix));
+      out.put(name, new Binding(f, storedName, info, shape, fix));
     }
     if (!unreadable.isEmpty()) {
       throw new WeightException(String.join("\n", unreadable), unreadable);
@@ -278,12 +291,12 @@ public final class CheckpointWeights implements WeightSource {
     if (b == null) {
       return Optional.empty();
     }
-    FloatTensor t = b.file().read(name);
+    FloatTensor t = b.file().read(b.storedName());
     return Optional.of(
         switch (b.fix()) {
           case TRANSPOSE -> transpose(t);
           case RESHAPE -> new FloatTensor(name, b.shape(), t.data());
-          case NONE -> t;
+          case NONE -> name.equals(b.storedName()) ? t : new FloatTensor(name, t.shape(), t.data());
         });
   }
 

@@ -14,8 +14,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * Seeded random weights for a config: the same seed gives the same model, bit for bit, on every
  * machine (each tensor is drawn from its own SplitMix64 stream keyed by the seed and the tensor's
  * name). Scales keep activations well conditioned: linear weights ~ N(0, 1/fan_in), norms near 1,
- * embeddings ~ N(0, 0.5²), correction biases small against the 1/experts gate probabilities.
- * Tensors are generated on first use.
+ * embeddings ~ N(0, 0.5²), correction biases small against the 1/experts gate probabilities, the
+ * vision side's biases ~ N(0, 0.02²). Tensors are generated on first use.
  */
 public final class DummyWeights implements WeightSource {
   private final ModelConfig cfg;
@@ -65,9 +65,15 @@ public final class DummyWeights implements WeightSource {
     FloatBuffer buf =
         ByteBuffer.allocateDirect((int) n * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
     Gaussian g = new Gaussian(seed ^ fnv(name));
-    if (name.endsWith("layernorm.weight") || name.equals(WeightNames.FINAL_NORM)) {
+    if (name.endsWith("layernorm.weight")
+        || name.equals(WeightNames.FINAL_NORM)
+        || VisionWeightNames.isNormScale(name)) {
       for (int i = 0; i < n; i++) {
         buf.put(i, (float) (1.0 + 0.1 * g.next()));
+      }
+    } else if (VisionWeightNames.isVision(name) && name.endsWith(".bias")) {
+      for (int i = 0; i < n; i++) {
+        buf.put(i, (float) (0.02 * g.next()));
       }
     } else if (name.endsWith("e_score_correction_bias")) {
       double scale = 0.2 / shape[shape.length - 1];

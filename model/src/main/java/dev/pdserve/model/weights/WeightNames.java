@@ -92,7 +92,10 @@ public final class WeightNames {
     return layer(l) + "mlp.experts." + checkpointExpertIndex(cfg, g, e) + "." + proj + ".weight";
   }
 
-  /** Every tensor the engine needs for {@code cfg}, with its expected shape, in a stable order. */
+  /**
+   * Every tensor the engine needs for {@code cfg}, with its expected shape, in a stable order: the
+   * language model's, then a VL model's vision encoder and resampler ({@link VisionWeightNames}).
+   */
   public static Map<String, long[]> expected(ModelConfig cfg) {
     Map<String, long[]> m = new LinkedHashMap<>();
     int h = cfg.hidden();
@@ -137,6 +140,7 @@ public final class WeightNames {
     if (!cfg.tieEmbeddings()) {
       m.put(LM_HEAD, new long[] {cfg.vocabSize(), h});
     }
+    VisionWeightNames.addExpected(cfg, m);
     return m;
   }
 }

@@ -52,10 +52,20 @@ public final class WeightValidator {
    */
   public static List<String> problems(ModelConfig cfg, WeightSource src) {
     List<String> problems = new ArrayList<>();
-    for (Map.Entry<String, long[]> e : WeightNames.expected(cfg).entrySet()) {
+    Map<String, long[]> expected = WeightNames.expected(cfg);
+    long visionTensors = expected.keySet().stream().filter(VisionWeightNames::isVision).count();
+    long visionMissing =
+        expected.keySet().stream()
+            .filter(n -> VisionWeightNames.isVision(n) && src.shape(n).isEmpty())
+            .count();
+    boolean noVision = visionTensors > 0 && visionMissing == visionTensors;
+    for (Map.Entry<String, long[]> e : expected.entrySet()) {
       String name = e.getKey();
       Optional<long[]> shape = src.shape(name);
       if (shape.isEmpty()) {
+        if (noVision && VisionWeightNames.isVision(name)) {
+          continue; // reported once below
+        }
         problems.add("missing tensor " + name);
         continue;
       }
@@ -77,6 +87,18 @@ public final class WeightValidator {
         }
       }
     }
+    if (noVision) {
+      problems.add(
+          "missing the vision encoder: none of its "
+              + visionTensors
+              + " tensors ("
+              + VisionWeightNames.TOWER
+              + "*, "
+              + VisionWeightNames.RESAMPLER
+              + "*, e.g. "
+              + VisionWeightNames.PATCH_EMBED
+              + ") is present, but the config has a vision_config");
+    }
     return problems;
   }
 
@@ -84,7 +106,8 @@ public final class WeightValidator {
     return name.endsWith("layernorm.weight")
         || name.equals(WeightNames.FINAL_NORM)
         || name.endsWith("e_score_correction_bias")
-        || name.contains(".mlp.gate.weight");
+        || name.contains(".mlp.gate.weight")
+        || VisionWeightNames.isNormScale(name);
   }
 
   private static Optional<String> nonFinite(FloatTensor t) {

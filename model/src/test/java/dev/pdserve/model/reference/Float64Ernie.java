@@ -66,6 +66,19 @@ public final class Float64Ernie {
    */
   public LayerTrace layer(
       int layer, double[][] x, int[] positions, boolean[] vision, KvCache64 cache) {
+    int[][] p3 = new int[positions.length][];
+    for (int t = 0; t < positions.length; t++) {
+      p3[t] = new int[] {positions[t], positions[t], positions[t]};
+    }
+    return layer3d(layer, x, p3, vision, cache);
+  }
+
+  /**
+   * {@link #layer} with 3-D rotary positions {@code positions[t] = (t, h, w)} (ERNIE-4.5-VL's image
+   * tokens; see {@link Math64#ropeInterleaved3d}).
+   */
+  public LayerTrace layer3d(
+      int layer, double[][] x, int[][] positions, boolean[] vision, KvCache64 cache) {
     int tokens = x.length;
     if (positions.length != tokens || vision.length != tokens) {
       throw new IllegalArgumentException(
@@ -111,16 +124,12 @@ public final class Float64Ernie {
       double[] v = Math64.matVec(wv, xn);
       queries[t] = new double[cfg.numHeads()][];
       for (int h = 0; h < cfg.numHeads(); h++) {
-        queries[t][h] =
-            Math64.ropeInterleaved(
-                Math64.slice(q, h * headDim, headDim), positions[t], cfg.ropeTheta());
+        queries[t][h] = rope(Math64.slice(q, h * headDim, headDim), positions[t]);
       }
       double[][] keyHeads = new double[cfg.numKvHeads()][];
       double[][] valueHeads = new double[cfg.numKvHeads()][];
       for (int h = 0; h < cfg.numKvHeads(); h++) {
-        keyHeads[h] =
-            Math64.ropeInterleaved(
-                Math64.slice(k, h * headDim, headDim), positions[t], cfg.ropeTheta());
+        keyHeads[h] = rope(Math64.slice(k, h * headDim, headDim), positions[t]);
         valueHeads[h] = Math64.slice(v, h * headDim, headDim);
         System.arraycopy(keyHeads[h], 0, newK[t], h * headDim, headDim);
         System.arraycopy(valueHeads[h], 0, newV[t], h * headDim, headDim);
@@ -205,6 +214,14 @@ public final class Float64Ernie {
         out, attnResidual, mlpInput, expertIds, expertWeights, group, margin, newK, newV);
   }
 
+  /** 1-D RoPE for a text position (t = h = w), the 3-D form otherwise. */
+  private double[] rope(double[] head, int[] thw) {
+    if (thw[0] == thw[1] && thw[1] == thw[2]) {
+      return Math64.ropeInterleaved(head, thw[0], cfg.ropeTheta());
+    }
+    return Math64.ropeInterleaved3d(head, thw, cfg.ropeTheta(), cfg.freqAllocation());
+  }
+
   /** Routed expert {@code e} of group {@code g}: a SwiGLU MLP. */
   double[] expert(int layer, int g, int e, double[] x) {
     return Math64.swiglu(
@@ -242,6 +259,23 @@ public final class Float64Ernie {
   /** Same as {@link #forward} with given input embeddings (rows) instead of token ids. */
   public double[][] forwardEmbeddings(double[][] rows, boolean[] vision, KvCache64 cache) {
     return forwardAt(rows, vision, cache, 0);
+  }
+
+  /**
+   * All layers for given input rows at given 3-D positions ({@code [t][3]}); returns the logits of
+   * every row.
+   */
+  public double[][] forwardEmbeddings3d(
+      double[][] rows, int[][] positions, boolean[] vision, KvCache64 cache) {
+    double[][] x = rows;
+    for (int l = 0; l < cfg.numLayers(); l++) {
+      x = layer3d(l, x, positions, vision, cache).out();
+    }
+    double[][] logits = new double[x.length][];
+    for (int t = 0; t < x.length; t++) {
+      logits[t] = logits(x[t]);
+    }
+    return logits;
   }
 
   /**

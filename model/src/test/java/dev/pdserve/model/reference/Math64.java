@@ -104,6 +104,96 @@ final class Math64 {
     return y;
   }
 
+  /**
+   * ERNIE-4.5-VL's 3-D RoPE on one head vector, interleaved pairs: with {@code half = headDim/2},
+   * pair i rotates by {@code pos · theta^(-2i/headDim)} where pos is the temporal position {@code
+   * thw[0]} for the last {@code freqAllocation} pairs, and for the pairs before them the height
+   * {@code thw[1]} (i even) or the width {@code thw[2]} (i odd).
+   */
+  static double[] ropeInterleaved3d(double[] x, int[] thw, double theta, int freqAllocation) {
+    int headDim = x.length;
+    int half = headDim / 2;
+    double[] y = new double[headDim];
+    for (int i = 0; i < half; i++) {
+      double position;
+      if (i >= half - freqAllocation) {
+        position = thw[0];
+      } else if (i % 2 == 0) {
+        position = thw[1];
+      } else {
+        position = thw[2];
+      }
+      double angle = position * Math.pow(theta, -2.0 * i / headDim);
+      double a = x[2 * i];
+      double b = x[2 * i + 1];
+      y[2 * i] = a * Math.cos(angle) - b * Math.sin(angle);
+      y[2 * i + 1] = b * Math.cos(angle) + a * Math.sin(angle);
+    }
+    return y;
+  }
+
+  /** LayerNorm: {@code (x − mean) / sqrt(var + eps) · w + b}, population variance. */
+  static double[] layerNorm(double[] x, double[] w, double[] b, double eps) {
+    double mean = 0;
+    for (double v : x) {
+      mean += v;
+    }
+    mean /= x.length;
+    double var = 0;
+    for (double v : x) {
+      var += (v - mean) * (v - mean);
+    }
+    var /= x.length;
+    double inv = 1.0 / Math.sqrt(var + eps);
+    double[] y = new double[x.length];
+    for (int i = 0; i < x.length; i++) {
+      y[i] = (x[i] - mean) * inv * w[i] + b[i];
+    }
+    return y;
+  }
+
+  /** {@code y = W·x + b} for a weight stored {@code [out, in]}. */
+  static double[] linear(double[][] w, double[] b, double[] x) {
+    return add(matVec(w, x), b);
+  }
+
+  /** Exact GELU: {@code x · Φ(x) = x · ½(1 + erf(x/√2))}. */
+  static double gelu(double x) {
+    return 0.5 * x * (1 + erf(x / Math.sqrt(2)));
+  }
+
+  /** Quick GELU: {@code x · sigmoid(1.702 x)}. */
+  static double quickGelu(double x) {
+    return x / (1 + Math.exp(-1.702 * x));
+  }
+
+  /**
+   * The error function to double precision: its Maclaurin series below |x| = 3, above it 1 −
+   * erfc(x) with erfc from its continued fraction.
+   */
+  static double erf(double x) {
+    double ax = Math.abs(x);
+    if (ax < 3) {
+      double term = x;
+      double sum = x;
+      for (int n = 1; n < 200; n++) {
+        term *= -x * x / n;
+        double add = term / (2 * n + 1);
+        sum += add;
+        if (Math.abs(add) < 1e-17 * Math.abs(sum)) {
+          break;
+        }
+      }
+      return 2 / Math.sqrt(Math.PI) * sum;
+    }
+    double f = ax;
+    for (int k = 80; k >= 1; k--) {
+      f = ax + (k / 2.0) / f;
+    }
+    double erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
+    return Math.signum(x) * (1 - erfc);
+  }
+
   /** Index of the largest value; ties go to the lowest index. */
   static int argmax(double[] v) {
     int best = 0;

@@ -3,6 +3,7 @@ package dev.pdserve.model.tokenizer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import dev.pdserve.model.vision.EncodedImage;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -75,6 +76,34 @@ class ChatTemplateTest {
     assertMessage("messages[0].content must not be null", List.of(ChatMessage.user(null)));
     assertMessage("messages must contain at least one message", List.of());
     assertMessage("messages[1] must not be null", Arrays.asList(ChatMessage.user("a"), null));
+  }
+
+  @Test
+  void imagesBecomePictureNSlotsNumberedAcrossTheConversation() {
+    EncodedImage img = new EncodedImage(new byte[] {1, 2, 3});
+    String out =
+        template.render(
+            List.of(
+                new ChatMessage(
+                    ChatMessage.SYSTEM,
+                    List.of(ContentPart.text("Look: "), ContentPart.image(img))),
+                ChatMessage.userParts(
+                    ContentPart.image(img), ContentPart.text(" vs "), ContentPart.image(img))),
+            true,
+            true);
+    assertEquals(
+        "<|begin_of_sentence|>Look: Picture 1:<|IMAGE_START|><|IMAGE_END|>\n"
+            + "User: Picture 2:<|IMAGE_START|><|IMAGE_END|> vs Picture 3:<|IMAGE_START|>"
+            + "<|IMAGE_END|>\nAssistant: ",
+        out);
+    assertMessage(
+        "messages[1].content[0] is an image, but only system and user messages may hold images",
+        List.of(
+            ChatMessage.user("a"),
+            new ChatMessage(ChatMessage.ASSISTANT, List.of(ContentPart.image(img)))));
+    assertMessage(
+        "messages[0].content[1] must not be null",
+        List.of(ChatMessage.userParts(ContentPart.text("a"), ContentPart.image(null))));
   }
 
   private void assertMessage(String expected, List<ChatMessage> messages) {

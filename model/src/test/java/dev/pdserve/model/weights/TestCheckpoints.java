@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.pdserve.model.config.ExpertGroup;
+import dev.pdserve.model.config.ImageTokenIds;
 import dev.pdserve.model.config.LayerKind;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelConfigJson;
@@ -328,16 +329,41 @@ public final class TestCheckpoints {
     }
   }
 
+  /** The PT release's keys (top-level resampler and token keys, {@code vision_config}). */
   private static void putVision(ObjectNode root, VisionConfig v) {
     root.put("spatial_conv_size", v.spatialMerge());
     root.put("temporal_conv_size", v.temporalMerge());
+    root.put("pixel_hidden_size", v.width());
+    root.put("use_temporal_conv", v.temporalMlp());
+    ImageTokenIds ids = v.tokens();
+    putId(root, "image_start_token_id", ids.start());
+    putId(root, "image_end_token_id", ids.end());
+    putId(root, "im_patch_id", ids.placeholder());
+    putId(root, "video_start_token_id", ids.videoStart());
+    putId(root, "video_end_token_id", ids.videoEnd());
     ObjectNode vc = root.putObject("vision_config");
     vc.put("depth", v.depth());
     vc.put("embed_dim", v.width());
+    vc.put("hidden_size", v.width());
     vc.put("num_heads", v.heads());
+    vc.put("intermediate_size", v.mlpWidth());
     vc.put("patch_size", v.patchSize());
     vc.put("spatial_merge_size", v.spatialMerge());
-    vc.put("mlp_ratio", v.mlpRatio());
+    vc.put("in_channels", v.inChannels());
+    vc.put("layer_norm_eps", v.layerNormEps());
+    vc.put("rope_theta", v.ropeTheta());
+    vc.put("min_pixels", v.minPixels());
+    vc.put("max_pixels", v.maxPixels());
+    ArrayNode mean = vc.putArray("image_mean");
+    v.imageMean().forEach(mean::add);
+    ArrayNode std = vc.putArray("image_std");
+    v.imageStd().forEach(std::add);
+  }
+
+  private static void putId(ObjectNode root, String key, int id) {
+    if (id != ImageTokenIds.UNKNOWN) {
+      root.put(key, id);
+    }
   }
 
   private static String text(ObjectNode root) {
