@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
+import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.grpc.ProtoConversions;
@@ -22,12 +23,15 @@ import dev.pdserve.model.engine.Prompt;
 import dev.pdserve.model.engine.ReferenceEngine;
 import dev.pdserve.model.onnx.OrtRuntime;
 import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.NettyChannelBuilder;
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStreamReader;
+import java.net.InetAddress;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -37,15 +41,19 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.Deque;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -75,12 +83,11 @@ class DevOverlayClusterTest {
     // Expert shards first (workers in remote-experts mode wait for them to cover every expert),
     // then the workers, then the router: the order pods become ready in a real cluster too.
     List<Workload> workloads = new ArrayList<>(Workload.all(rendered));
-    workloads.sort(java.util.Comparator.comparingInt(DevOverlayClusterTest::wave));
+    workloads.sort(Comparator.comparingInt(DevOverlayClusterTest::wave));
     for (Workload w : workloads) {
       for (int i = 0; i < w.replicas(); i++) {
         String ip = POD_IP_PREFIX + next++;
-        Map<String, String> env =
-            new java.util.LinkedHashMap<>(w.environment(w.podName(i), ip, problems));
+        Map<String, String> env = new LinkedHashMap<>(w.environment(w.podName(i), ip, problems));
         env.put(NodeConfigLoader.environmentVariable(NodeConfigLoader.BIND_HOST), ip);
         pods.add(new Pod(w, w.podName(i), ip, env));
       }
@@ -97,7 +104,7 @@ class DevOverlayClusterTest {
         "127.0.0.1 localhost\n"
             // the machine's own name too: with a hosts file, the JVM resolves nothing else
             + "127.0.0.1 "
-            + java.net.InetAddress.getLocalHost().getHostName()
+            + InetAddress.getLocalHost().getHostName()
             + "\n"
             + pods.stream()
                 .map(p -> p.ip() + " " + serviceDns + "\n")
@@ -173,10 +180,7 @@ class DevOverlayClusterTest {
               dev.pdserve.api.v1.GenerateRequest.newBuilder()
                   .setRequestId("k8s-dev-1")
                   .setPrompt(prompt)
-                  .setParams(
-                      dev.pdserve.api.v1.SamplingParams.newBuilder()
-                          .setTemperature(0)
-                          .setMaxTokens(10))
+                  .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(10))
                   .build();
           List<Integer> ids = new ArrayList<>();
           boolean completed = false;
@@ -307,7 +311,7 @@ class DevOverlayClusterTest {
                     ready.complete(null);
                   }
                 }
-              } catch (java.io.IOException e) {
+              } catch (IOException e) {
                 // the process ended
               }
               ready.completeExceptionally(new AssertionError(name + " exited before it was ready"));
@@ -321,7 +325,7 @@ class DevOverlayClusterTest {
       throws Exception {
     try {
       ready.get(180, TimeUnit.SECONDS);
-    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+    } catch (ExecutionException | TimeoutException e) {
       throw new AssertionError(
           p.name() + " did not start: " + e + "\n" + String.join("\n", out), e);
     }
@@ -344,7 +348,7 @@ class DevOverlayClusterTest {
             return;
           }
           last = s.toString();
-        } catch (io.grpc.StatusRuntimeException e) {
+        } catch (StatusRuntimeException e) {
           last = e.getStatus().toString();
         }
         Thread.sleep(200);
@@ -375,7 +379,7 @@ class DevOverlayClusterTest {
         if (active.equals(expected)) {
           return;
         }
-      } catch (io.grpc.StatusRuntimeException e) {
+      } catch (StatusRuntimeException e) {
         // not answering yet
       }
       Thread.sleep(200);
