@@ -13,6 +13,7 @@ import dev.pdserve.loadgen.report.JsonReport;
 import dev.pdserve.loadgen.report.SummaryRows;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -321,7 +322,7 @@ final class BenchCommand implements Callable<Integer> {
               + seed);
       err.flush();
       o = bench.run();
-    } catch (IllegalStateException | java.io.UncheckedIOException e) {
+    } catch (IllegalStateException | UncheckedIOException e) {
       throw new UserFacingException("error: " + e.getMessage(), CliErrors.FAILED);
     }
     List<SummaryRows.Section> table = SummaryRows.of(o.summary(), ps, o.cluster());

@@ -1,6 +1,6 @@
 package dev.pdserve.launcher;
 
-import dev.pdserve.core.kv.flight.KvTransferBenchmark;
+import dev.pdserve.benchmarks.KvTransferBenchmark;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;

@@ -1,5 +1,6 @@
 package dev.pdserve.launcher;
 
+import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.launcher.node.LocalCluster;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -106,8 +107,7 @@ final class LocalCommand implements Callable<Integer> {
     var out = spec.commandLine().getOut();
     if (httpPort != 0) {
       settings.put(
-          dev.pdserve.core.config.NodeConfigLoader.HTTP_PORT,
-          Integer.toString(httpPort)); // only the router binds it
+          NodeConfigLoader.HTTP_PORT, Integer.toString(httpPort)); // only the router binds it
     }
     LocalCluster.Spec s =
         new LocalCluster.Spec(

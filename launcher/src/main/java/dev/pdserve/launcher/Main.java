@@ -1,5 +1,6 @@
 package dev.pdserve.launcher;
 
+import java.io.PrintWriter;
 import picocli.CommandLine;
 
 /** Entry point of the {@code pdserve} command line. */
@@ -12,8 +13,7 @@ public final class Main {
 
   /** Runs the CLI and returns its exit code (tests call this instead of {@link #main}). */
   public static int run(String... args) {
-    return run(
-        new java.io.PrintWriter(System.out, true), new java.io.PrintWriter(System.err, true), args);
+    return run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
   }
 
   /**
@@ -25,7 +25,7 @@ public final class Main {
   }
 
   /** Runs the CLI with the given output streams. */
-  public static int run(java.io.PrintWriter out, java.io.PrintWriter err, String... args) {
+  public static int run(PrintWriter out, PrintWriter err, String... args) {
     CommandLine cli = commandLine();
     cli.setOut(out);
     cli.setErr(err);

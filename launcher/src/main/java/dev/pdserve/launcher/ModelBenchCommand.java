@@ -10,6 +10,7 @@ import dev.pdserve.model.engine.LocalExperts;
 import dev.pdserve.model.engine.ModelRunner;
 import dev.pdserve.model.engine.SequenceStep;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.sampling.Sampler;
 import dev.pdserve.model.weights.ModelWeights;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -155,11 +156,7 @@ final class ModelBenchCommand implements Callable<Integer> {
     for (int s = 0; s < steps; s++) {
       List<SequenceStep> step = new ArrayList<>(b);
       for (int i = 0; i < b; i++) {
-        step.add(
-            SequenceStep.text(
-                new int[] {dev.pdserve.model.sampling.Sampler.argmax(logits[i])},
-                kvs.get(i),
-                true));
+        step.add(SequenceStep.text(new int[] {Sampler.argmax(logits[i])}, kvs.get(i), true));
       }
       logits = runner.forward(step, experts);
     }

@@ -8,7 +8,11 @@ import dev.pdserve.model.graph.ExpertGraph;
 import dev.pdserve.model.graph.HeadGraph;
 import dev.pdserve.model.graph.LayerGraph;
 import dev.pdserve.model.onnx.GraphBuilder;
+import dev.pdserve.model.weights.CheckpointConverter;
+import dev.pdserve.model.weights.ConvertOptions;
+import dev.pdserve.model.weights.ConvertReport;
 import java.io.PrintWriter;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -148,14 +152,14 @@ final class ModelCommand implements Runnable {
         required = true,
         paramLabel = "DIR",
         description = "Checkpoint directory (config.json + *.safetensors).")
-    java.nio.file.Path checkpoint;
+    Path checkpoint;
 
     @picocli.CommandLine.Option(
         names = "--out",
         required = true,
         paramLabel = "DIR",
         description = "Output directory (must be empty unless --overwrite).")
-    java.nio.file.Path out;
+    Path out;
 
     @picocli.CommandLine.Option(
         names = "--overwrite",
@@ -172,8 +176,7 @@ final class ModelCommand implements Runnable {
 
     @Override
     public Integer call() {
-      dev.pdserve.model.weights.ConvertOptions opts =
-          dev.pdserve.model.weights.ConvertOptions.defaults();
+      ConvertOptions opts = ConvertOptions.defaults();
       if (overwrite) {
         opts = opts.withOverwrite(true);
       }
@@ -181,8 +184,7 @@ final class ModelCommand implements Runnable {
         opts = opts.withMaxShardBytes(maxShardBytes);
       }
       long t0 = System.nanoTime();
-      dev.pdserve.model.weights.ConvertReport r =
-          dev.pdserve.model.weights.CheckpointConverter.convert(checkpoint, out, opts);
+      ConvertReport r = CheckpointConverter.convert(checkpoint, out, opts);
       PrintWriter o = spec.commandLine().getOut();
       o.printf(
           "converted %s -> %s: %d tensors, %s in %d file(s), %d ignored, %.1f s%n",

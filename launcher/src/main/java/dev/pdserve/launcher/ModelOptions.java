@@ -1,10 +1,14 @@
 package dev.pdserve.launcher;
 
+import dev.pdserve.model.config.ConfigException;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelConfigJson;
 import dev.pdserve.model.config.ModelPresets;
+import dev.pdserve.model.engine.ModelSpec;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Iterator;
+import java.util.function.Supplier;
 import picocli.CommandLine.Option;
 
 /** Which model a command uses: a built-in preset (dummy seeded weights) or a model directory. */
@@ -54,29 +58,29 @@ final class ModelOptions {
     return named("--preset", () -> ModelPresets.get(preset == null ? "tiny" : preset));
   }
 
-  private static ModelConfig named(String option, java.util.function.Supplier<ModelConfig> load) {
+  private static ModelConfig named(String option, Supplier<ModelConfig> load) {
     try {
       return load.get();
-    } catch (dev.pdserve.model.config.ConfigException e) {
+    } catch (ConfigException e) {
       throw new IllegalArgumentException(option + ": " + e.getMessage(), e);
     }
   }
 
   /** The spec to load: the directory, the config file, or the preset (tiny by default). */
-  dev.pdserve.model.engine.ModelSpec spec() {
+  ModelSpec spec() {
     config(); // validates the combination and reads the config early, with errors naming the option
     if (modelDir != null) {
-      return dev.pdserve.model.engine.ModelSpec.directory(modelDir);
+      return ModelSpec.directory(modelDir);
     }
     if (configFile != null) {
-      return new dev.pdserve.model.engine.ModelSpec(null, configFile, null, weightSeed);
+      return new ModelSpec(null, configFile, null, weightSeed);
     }
-    return dev.pdserve.model.engine.ModelSpec.preset(preset == null ? "tiny" : preset, weightSeed);
+    return ModelSpec.preset(preset == null ? "tiny" : preset, weightSeed);
   }
 
   static final class PresetNames implements Iterable<String> {
     @Override
-    public java.util.Iterator<String> iterator() {
+    public Iterator<String> iterator() {
       return ModelPresets.names().iterator();
     }
   }

@@ -3,7 +3,9 @@ package dev.pdserve.launcher;
 import java.io.PrintWriter;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.logging.log4j.LogManager;
+import sun.misc.Signal;
 
 /**
  * Runs a started node until the process is told to stop (SIGTERM / Ctrl-C), then stops it: the
@@ -52,8 +54,8 @@ public final class NodeProcess {
     // drains, then exits, and only then do the hooks run.
     for (String name : new String[] {"TERM", "INT"}) {
       try {
-        sun.misc.Signal.handle(
-            new sun.misc.Signal(name),
+        Signal.handle(
+            new Signal(name),
             sig -> {
               int code = stopper.stop();
               System.exit(code);
@@ -97,8 +99,7 @@ public final class NodeProcess {
     private final AutoCloseable node;
     private final Duration shutdownTimeout;
     private final String id;
-    private final java.util.concurrent.atomic.AtomicBoolean started =
-        new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicBoolean started = new AtomicBoolean();
     final CountDownLatch stopped = new CountDownLatch(1);
     private volatile int code;
 

@@ -1,5 +1,6 @@
 package dev.pdserve.launcher;
 
+import dev.pdserve.api.v1.Completion;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
 import dev.pdserve.model.engine.GenerateRequest;
@@ -31,7 +32,7 @@ final class RouterClient implements AutoCloseable {
     List<Integer> ids = new ArrayList<>();
     List<Double> logprobs = new ArrayList<>();
     StringBuilder text = new StringBuilder();
-    dev.pdserve.api.v1.Completion completion = null;
+    Completion completion = null;
     Iterator<GenerateResponse> it =
         GenerationGrpc.newBlockingStub(channel)
             .withDeadlineAfter((long) (timeoutSeconds * 1000), TimeUnit.MILLISECONDS)

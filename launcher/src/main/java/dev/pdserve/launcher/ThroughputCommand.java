@@ -1,9 +1,14 @@
 package dev.pdserve.launcher;
 
+import dev.pdserve.api.v1.GenerateRequest;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
 import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.api.v1.TokenIds;
+import dev.pdserve.internal.v1.AdminServiceGrpc;
+import dev.pdserve.internal.v1.ListNodesRequest;
+import dev.pdserve.internal.v1.NodeServiceGrpc;
+import dev.pdserve.internal.v1.StatusRequest;
 import dev.pdserve.launcher.node.LocalCluster;
 import dev.pdserve.model.engine.ContiguousKv;
 import dev.pdserve.model.engine.ExpertCompute;
@@ -13,6 +18,7 @@ import dev.pdserve.model.engine.ModelRunner;
 import dev.pdserve.model.engine.ModelSpec;
 import dev.pdserve.model.engine.SequenceStep;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.sampling.Sampler;
 import dev.pdserve.model.weights.ModelWeights;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
@@ -156,16 +162,15 @@ final class ThroughputCommand implements Callable<Integer> {
             "ratio cluster / single-process: %.2f   (%d of %d outputs token-identical)%n",
             clusterTps / singleTps, same, requests);
         for (var n :
-            dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(ch)
-                .listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance())
+            AdminServiceGrpc.newBlockingStub(ch)
+                .listNodes(ListNodesRequest.getDefaultInstance())
                 .getNodesList()) {
           if (n.getRole().equals("decode") || n.getRole().equals("prefill")) {
             ManagedChannel nc =
                 NettyChannelBuilder.forTarget(n.getGrpcAddress()).usePlaintext().build();
             try {
               var st =
-                  dev.pdserve.internal.v1.NodeServiceGrpc.newBlockingStub(nc)
-                      .status(dev.pdserve.internal.v1.StatusRequest.getDefaultInstance());
+                  NodeServiceGrpc.newBlockingStub(nc).status(StatusRequest.getDefaultInstance());
               out.printf(
                   "  %s (%s): %d decode steps, mean batch %.1f, max batch %d%n",
                   st.getId(),
@@ -203,7 +208,7 @@ final class ThroughputCommand implements Callable<Integer> {
     for (int s = 0; s < maxTokens; s++) {
       List<SequenceStep> next = new ArrayList<>();
       for (int i = 0; i < prompts.size(); i++) {
-        int t = dev.pdserve.model.sampling.Sampler.argmax(logits[i]);
+        int t = Sampler.argmax(logits[i]);
         out.get(i)[s] = t;
         next.add(SequenceStep.text(new int[] {t}, kvs.get(i), true));
       }
@@ -225,7 +230,7 @@ final class ThroughputCommand implements Callable<Integer> {
         ids.addIds(t);
       }
       var req =
-          dev.pdserve.api.v1.GenerateRequest.newBuilder()
+          GenerateRequest.newBuilder()
               .setRequestId("tp-" + i + "-" + System.nanoTime())
               .setPromptTokenIds(ids)
               .setParams(

@@ -4,6 +4,7 @@ import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.launcher.node.WorkerNode;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.apache.arrow.memory.RootAllocator;
@@ -50,7 +51,7 @@ final class WorkerCommand implements Callable<Integer> {
       throw new CommandLine.ParameterException(
           spec.commandLine(),
           "a worker starts as prefill or decode (--role, or pdserve.role / PDSERVE_ROLE), got "
-              + cfg.role().name().toLowerCase(java.util.Locale.ROOT));
+              + cfg.role().name().toLowerCase(Locale.ROOT));
     }
     RootAllocator allocator = new RootAllocator();
     WorkerNode w = WorkerNode.start(cfg, allocator, WorkerNode.ExpertBackendFactory.fromConfig());
@@ -62,7 +63,7 @@ final class WorkerCommand implements Callable<Integer> {
     return NodeProcess.serve(
         all,
         cfg.shutdown().timeout(),
-        cfg.role().name().toLowerCase(java.util.Locale.ROOT),
+        cfg.role().name().toLowerCase(Locale.ROOT),
         cfg.nodeId(),
         w.grpcAddress(),
         spec.commandLine().getOut());

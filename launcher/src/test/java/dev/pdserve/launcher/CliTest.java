@@ -11,10 +11,12 @@ import dev.pdserve.model.engine.ModelSpec;
 import dev.pdserve.model.weights.DummyWeights;
 import dev.pdserve.model.weights.SafetensorsDType;
 import dev.pdserve.model.weights.TestCheckpoints;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -91,7 +93,7 @@ class CliTest {
     Path badConfig = tmp.resolve("config.json");
     try {
       Files.writeString(badConfig, "{ \"hidden_size\": 64, ");
-    } catch (java.io.IOException e) {
+    } catch (IOException e) {
       throw new AssertionError(e);
     }
     assertError("config", "model", "info", "--config", badConfig.toString());
@@ -116,7 +118,7 @@ class CliTest {
           {"worker", "--role", "decode"}, {"router"}, {"expert", "--experts", "0-7"}
         }) {
       for (String bad : new String[] {"soon", "-5s", "2h", "3601"}) {
-        String[] args = java.util.Arrays.copyOf(cmd, cmd.length + 2);
+        String[] args = Arrays.copyOf(cmd, cmd.length + 2);
         args[cmd.length] = "--shutdown-timeout";
         args[cmd.length + 1] = bad;
         Run r = run(args);

@@ -1,7 +1,10 @@
 package dev.pdserve.loadgen;
 
 import dev.pdserve.loadgen.dataset.DatasetConfig;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -122,14 +125,14 @@ public record BenchConfig(
 
   /** Parses {@code --goodput} values: {@code ttft:500 tpot:50 e2el:2000}. */
   public static Map<String, Double> parseGoodput(List<String> items) {
-    Map<String, Double> m = new java.util.LinkedHashMap<>();
+    Map<String, Double> m = new LinkedHashMap<>();
     for (String item : items) {
       int c = item.indexOf(':');
       if (c <= 0) {
         throw new IllegalArgumentException(
             "--goodput takes KEY:MS pairs like ttft:500 tpot:50 e2el:2000, got '" + item + "'");
       }
-      String k = item.substring(0, c).trim().toLowerCase(java.util.Locale.ROOT);
+      String k = item.substring(0, c).trim().toLowerCase(Locale.ROOT);
       if (!BenchSummary.SLO_KEYS.contains(k)) {
         throw new IllegalArgumentException(
             "--goodput takes ttft:MS, tpot:MS and e2el:MS, got '" + item + "'");
@@ -150,7 +153,7 @@ public record BenchConfig(
 
   /** Parses {@code --percentiles 50,90,99,99.9}. */
   public static List<Double> parsePercentiles(String csv) {
-    List<Double> out = new java.util.ArrayList<>();
+    List<Double> out = new ArrayList<>();
     for (String p : csv.split(",")) {
       if (p.isBlank()) {
         continue;

@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.TreeSet;
 
 /**
  * The figures of one run (or of several merged runs): counts, token totals, the four latency
@@ -195,7 +196,7 @@ public final class BenchSummary {
 
   /** 50, 90, 99 and the requested percentiles, sorted, without duplicates. */
   public static List<Double> allPercentiles(List<Double> requested) {
-    java.util.TreeSet<Double> s = new java.util.TreeSet<>(List.of(50.0, 90.0, 99.0));
+    TreeSet<Double> s = new TreeSet<>(List.of(50.0, 90.0, 99.0));
     s.addAll(requested);
     return new ArrayList<>(s);
   }

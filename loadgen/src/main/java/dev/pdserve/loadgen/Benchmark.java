@@ -24,6 +24,7 @@ import java.util.Map;
 import java.util.Queue;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -142,7 +143,7 @@ public final class Benchmark {
             for (Future<?> f : workers) {
               try {
                 f.get();
-              } catch (java.util.concurrent.ExecutionException e) {
+              } catch (ExecutionException e) {
                 throw new IllegalStateException(
                     "a bench worker failed: " + e.getCause(), e.getCause());
               }

@@ -1,6 +1,7 @@
 package dev.pdserve.loadgen;
 
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.Base64;
 import java.util.zip.DataFormatException;
 import org.HdrHistogram.Histogram;
@@ -67,7 +68,7 @@ public final class LatencyStats {
   public String encode() {
     ByteBuffer buf = ByteBuffer.allocate(hist.getNeededByteBufferCapacity());
     int n = hist.encodeIntoCompressedByteBuffer(buf);
-    return Base64.getEncoder().encodeToString(java.util.Arrays.copyOf(buf.array(), n));
+    return Base64.getEncoder().encodeToString(Arrays.copyOf(buf.array(), n));
   }
 
   public static LatencyStats decode(String base64, double sumMs) {

@@ -1,6 +1,7 @@
 package dev.pdserve.loadgen;
 
 import java.io.PrintWriter;
+import java.util.Locale;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -52,7 +53,7 @@ public final class Progress implements AutoCloseable {
     long d = done.get();
     String of = total == Long.MAX_VALUE ? "" : "/" + total;
     return String.format(
-        java.util.Locale.ROOT,
+        Locale.ROOT,
         "bench: %d%s done  %.1f req/s  %d failed  %d in flight  %.1f s",
         d,
         of,

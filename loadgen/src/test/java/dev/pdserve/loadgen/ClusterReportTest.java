@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.pdserve.loadgen.cluster.ClusterReport;
 import dev.pdserve.loadgen.cluster.ClusterSnapshot;
 import dev.pdserve.loadgen.cluster.PrometheusText;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -70,7 +71,7 @@ class ClusterReportTest {
                 "d0", Map.of("pdserve_role_switches_total", 2.0)),
             null,
             Map.of());
-    Map<String, ClusterReport.Figure> f = new java.util.HashMap<>();
+    Map<String, ClusterReport.Figure> f = new HashMap<>();
     new ClusterReport(before, after).figures().forEach(x -> f.put(x.key(), x));
     assertEquals(4096.0, f.get("kv_transfer_sent_bytes").value());
     assertEquals(10.0, f.get("kv_transfers").value());

@@ -19,7 +19,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -93,8 +98,8 @@ class RequestStreamTest {
     assertEquals(
         stream(ds, 9, 10, 1, 30),
         stream(Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 9, 1024), 9, 10, 1, 30));
-    java.util.Map<String, Integer> prefixes = new java.util.HashMap<>();
-    java.util.Set<String> whole = new java.util.HashSet<>();
+    Map<String, Integer> prefixes = new HashMap<>();
+    Set<String> whole = new HashSet<>();
     for (int i = 0; i < 15; i++) { // one full cycle: every prefix/suffix pair once
       int[] p = ds.get(i).promptIds();
       assertEquals(26, p.length);
@@ -151,7 +156,7 @@ class RequestStreamTest {
   }
 
   @Test
-  void theMooncakeTraceLoads(@org.junit.jupiter.api.io.TempDir Path tmp) throws IOException {
+  void theMooncakeTraceLoads(@TempDir Path tmp) throws IOException {
     Path shared = mooncakeTrace(tmp);
     DatasetConfig cfg = new DatasetConfig("trace", 0, 0, 0, shared, 0, 0, 0, 0, 0, 0.01, 0.05, 500);
     Dataset ds = Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 0, 1024);
@@ -231,7 +236,7 @@ class RequestStreamTest {
       return shared;
     }
     StringBuilder sb = new StringBuilder();
-    java.util.Random rnd = new java.util.Random(7);
+    Random rnd = new Random(7);
     int nextBlock = 8;
     for (int i = 0; i < 600; i++) {
       int input = 1000 + rnd.nextInt(7000);

@@ -8,7 +8,6 @@ import dev.pdserve.core.coordination.SwitchPolicy;
 import dev.pdserve.router.NodeSelector;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -458,30 +457,7 @@ public final class ClusterSimulation {
   // ---- report -------------------------------------------------------------------------------
 
   private SimulationReport report(double firstArrival, double lastArrival) {
-    int completed = 0;
-    int failed = 0;
-    int good = 0;
-    double[] ttft = new double[flights.size()];
-    double[] tpot = new double[flights.size()];
-    int k = 0;
-    for (SimFlight f : flights) {
-      if (f.failure != null) {
-        failed++;
-        continue;
-      }
-      completed++;
-      double t1 = f.firstTokenMs - f.request.arrivalMs();
-      double t2 =
-          f.request.outputTokens() > 1
-              ? (f.finishMs - f.firstTokenMs) / (f.request.outputTokens() - 1)
-              : 0;
-      ttft[k] = t1;
-      tpot[k] = t2;
-      k++;
-      if (t1 <= config.ttftSloMs() && t2 <= config.tpotSloMs()) {
-        good++;
-      }
-    }
+    SloOutcome slo = SloOutcome.of(flights, config.ttftSloMs(), config.tpotSloMs());
     double spanSeconds = Math.max(1, lastArrival - firstArrival) / 1000;
     Map<String, Long> prefillJobs = new LinkedHashMap<>();
     Map<String, Long> decodeSeqs = new LinkedHashMap<>();
@@ -493,29 +469,16 @@ public final class ClusterSimulation {
         config.label(),
         workers.size(),
         flights.size(),
-        completed,
-        failed,
-        good / spanSeconds / workers.size(),
-        (double) good / flights.size(),
-        percentiles(Arrays.copyOf(ttft, k)),
-        percentiles(Arrays.copyOf(tpot, k)),
+        slo.completed(),
+        slo.failed(),
+        slo.good() / spanSeconds / workers.size(),
+        (double) slo.good() / flights.size(),
+        slo.ttftPercentilesMs(),
+        slo.tpotPercentilesMs(),
         switchLog.size(),
         List.copyOf(switchLog),
         prefillJobs,
         decodeSeqs,
         now);
-  }
-
-  private static double[] percentiles(double[] v) {
-    if (v.length == 0) {
-      return new double[] {Double.NaN, Double.NaN, Double.NaN};
-    }
-    Arrays.sort(v);
-    return new double[] {pick(v, 0.50), pick(v, 0.90), pick(v, 0.99)};
-  }
-
-  private static double pick(double[] sorted, double q) {
-    int i = (int) Math.ceil(q * sorted.length) - 1;
-    return sorted[Math.max(0, Math.min(sorted.length - 1, i))];
   }
 }

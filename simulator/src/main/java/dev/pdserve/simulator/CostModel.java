@@ -1,13 +1,17 @@
 package dev.pdserve.simulator;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.Reader;
+import java.lang.reflect.RecordComponent;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
@@ -142,7 +146,7 @@ public record CostModel(
       JsonNode root;
       try {
         root = JSON.readTree(text);
-      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      } catch (JsonProcessingException e) {
         throw new IllegalArgumentException(file + ": not valid JSON: " + e.getOriginalMessage(), e);
       }
       if (root == null || !root.isObject()) {
@@ -198,9 +202,9 @@ public record CostModel(
     }
   }
 
-  private static java.util.List<String> fieldNames() {
-    return java.util.Arrays.stream(CostModel.class.getRecordComponents())
-        .map(java.lang.reflect.RecordComponent::getName)
+  private static List<String> fieldNames() {
+    return Arrays.stream(CostModel.class.getRecordComponents())
+        .map(RecordComponent::getName)
         .toList();
   }
 

@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.stream.IntStream;
 
 /**
  * Fits a {@link CostModel} to the real engine on this machine: times prefill steps of several
@@ -161,7 +162,7 @@ public final class EngineCalibration {
   }
 
   private static double[] solve(List<double[]> x, List<Double> y, boolean[] use) {
-    int[] idx = java.util.stream.IntStream.range(0, 3).filter(i -> use[i]).toArray();
+    int[] idx = IntStream.range(0, 3).filter(i -> use[i]).toArray();
     int k = idx.length;
     double[][] a = new double[k][k + 1];
     for (int r = 0; r < x.size(); r++) {

@@ -6,6 +6,7 @@ import dev.pdserve.core.cluster.NodeState;
 import dev.pdserve.core.config.NodeRole;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
 
 /** A modelled worker: both role engines' queues, its registry entry, and what it last published. */
@@ -28,7 +29,7 @@ final class SimWorker {
   long usedBlocks;
 
   /** Requests whose KV this node reserved and that have not joined its batch yet. */
-  final java.util.LinkedHashSet<SimFlight> reserved = new java.util.LinkedHashSet<>();
+  final LinkedHashSet<SimFlight> reserved = new LinkedHashSet<>();
 
   boolean decodeBusy;
 

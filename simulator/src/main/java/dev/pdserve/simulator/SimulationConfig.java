@@ -1,6 +1,7 @@
 package dev.pdserve.simulator;
 
 import dev.pdserve.core.coordination.CoordinatorSettings;
+import dev.pdserve.core.coordination.SwitchPolicy;
 import java.util.Objects;
 
 /**
@@ -8,7 +9,7 @@ import java.util.Objects;
  *
  * @param prefillNodes workers starting as PREFILL
  * @param decodeNodes workers starting as DECODE
- * @param dynamic whether the coordinator's {@link dev.pdserve.core.coordination.SwitchPolicy} runs
+ * @param dynamic whether the coordinator's {@link SwitchPolicy} runs
  * @param policy the policy's settings (used when dynamic)
  * @param cost the node cost model
  * @param ttftSloMs a request meets its SLO when its time to first token is at most this...

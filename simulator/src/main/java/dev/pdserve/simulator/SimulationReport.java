@@ -1,5 +1,6 @@
 package dev.pdserve.simulator;
 
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
@@ -48,9 +49,9 @@ public record SimulationReport(
         + "|"
         + goodput
         + "|"
-        + java.util.Arrays.toString(ttftMs)
+        + Arrays.toString(ttftMs)
         + "|"
-        + java.util.Arrays.toString(tpotMs)
+        + Arrays.toString(tpotMs)
         + "|"
         + switchLog
         + "|"

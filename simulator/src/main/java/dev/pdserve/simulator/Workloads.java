@@ -1,5 +1,6 @@
 package dev.pdserve.simulator;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.BufferedReader;
@@ -109,7 +110,7 @@ public final class Workloads {
         JsonNode n;
         try {
           n = JSON.readTree(line);
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        } catch (JsonProcessingException e) {
           throw new IllegalArgumentException(
               "trace " + file + " line " + lineNo + ": not JSON: " + e.getOriginalMessage(), e);
         }

@@ -8,7 +8,10 @@ import dev.pdserve.model.engine.ModelSpec;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -31,9 +34,7 @@ class CostModelAndWorkloadsTest {
     assertEquals(500, p.switchMs());
     assertEquals("my GPU", p.name());
     assertEquals(
-        c.with(java.util.Map.of("decodeBaseMs", "20", "decodeMaxBatch", "64"), "cost.json"),
-        c,
-        "round trip");
+        c.with(Map.of("decodeBaseMs", "20", "decodeMaxBatch", "64"), "cost.json"), c, "round trip");
   }
 
   @Test
@@ -90,7 +91,7 @@ class CostModelAndWorkloadsTest {
   }
 
   @Test
-  void theMooncakeTraceReplays(@org.junit.jupiter.api.io.TempDir Path tmp) throws IOException {
+  void theMooncakeTraceReplays(@TempDir Path tmp) throws IOException {
     Path trace = mooncakeTrace(tmp);
     List<SimRequest> r = Workloads.trace(trace, 4, 0, 400);
     assertEquals(400, r.size());
@@ -113,8 +114,8 @@ class CostModelAndWorkloadsTest {
 
   @Test
   void leastSquaresFitRecoversAPolynomial() {
-    List<double[]> x = new java.util.ArrayList<>();
-    List<Double> y = new java.util.ArrayList<>();
+    List<double[]> x = new ArrayList<>();
+    List<Double> y = new ArrayList<>();
     for (int t = 16; t <= 1024; t *= 2) {
       x.add(new double[] {1, t, (double) t * t});
       y.add(3 + 0.5 * t + 1e-4 * t * t);
@@ -147,7 +148,7 @@ class CostModelAndWorkloadsTest {
       return shared;
     }
     StringBuilder sb = new StringBuilder();
-    java.util.Random rnd = new java.util.Random(7);
+    Random rnd = new Random(7);
     int nextBlock = 8;
     for (int i = 0; i < 600; i++) {
       int input = 1000 + rnd.nextInt(7000);

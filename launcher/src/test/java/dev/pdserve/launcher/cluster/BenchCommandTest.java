@@ -6,13 +6,21 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.pdserve.internal.v1.AdminServiceGrpc;
+import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.launcher.Main;
 import dev.pdserve.launcher.metrics.PrometheusText;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -33,7 +41,7 @@ class BenchCommandTest {
     // Every request goes through the prefill node and moves its KV (what the cluster report
     // measures):
     // no prefill on the decode node for short prompts.
-    cluster = InJvmCluster.start(1, 1, 0, java.util.Map.of("router.local-prefill-threshold", "0"));
+    cluster = InJvmCluster.start(1, 1, 0, Map.of("router.local-prefill-threshold", "0"));
   }
 
   @AfterAll
@@ -155,8 +163,8 @@ class BenchCommandTest {
     assertEquals(1, c.get("before").get("active_per_role").get("decode").asInt());
     assertEquals(1, c.get("after").get("active_per_role").get("decode").asInt());
     boolean metricsExposed =
-        dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(cluster.channel)
-            .listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance())
+        AdminServiceGrpc.newBlockingStub(cluster.channel)
+            .listNodes(ListNodesRequest.getDefaultInstance())
             .getNodesList()
             .stream()
             .anyMatch(n -> !n.getMetricsUrl().isEmpty());
@@ -251,7 +259,7 @@ class BenchCommandTest {
         new String[][] {
           {"ttft", "vllm:time_to_first_token_seconds"}, {"itl", "vllm:inter_token_latency_seconds"}
         }) {
-      java.util.TreeMap<Double, Double> buckets = bucketDelta(before, after, m[1]);
+      TreeMap<Double, Double> buckets = bucketDelta(before, after, m[1]);
       double total = buckets.lastEntry().getValue();
       assertEquals(
           j.get("count_" + m[0]).asDouble(),
@@ -290,8 +298,8 @@ class BenchCommandTest {
 
   private static PrometheusText scrapeRouter() throws Exception {
     String url =
-        dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(cluster.channel)
-            .listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance())
+        AdminServiceGrpc.newBlockingStub(cluster.channel)
+            .listNodes(ListNodesRequest.getDefaultInstance())
             .getNodesList()
             .stream()
             .filter(n -> n.getRole().equalsIgnoreCase("router"))
@@ -299,10 +307,10 @@ class BenchCommandTest {
             .orElseThrow()
             .getMetricsUrl();
     var resp =
-        java.net.http.HttpClient.newHttpClient()
+        HttpClient.newHttpClient()
             .send(
-                java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).build(),
-                java.net.http.HttpResponse.BodyHandlers.ofString());
+                HttpRequest.newBuilder(URI.create(url)).build(),
+                HttpResponse.BodyHandlers.ofString());
     assertEquals(200, resp.statusCode());
     return PrometheusText.parse(resp.body());
   }
@@ -310,9 +318,9 @@ class BenchCommandTest {
   /**
    * Cumulative bucket counts (upper bound → count) of histogram {@code name}, after minus before.
    */
-  private static java.util.TreeMap<Double, Double> bucketDelta(
+  private static TreeMap<Double, Double> bucketDelta(
       PrometheusText before, PrometheusText after, String name) {
-    java.util.TreeMap<Double, Double> out = new java.util.TreeMap<>();
+    TreeMap<Double, Double> out = new TreeMap<>();
     for (PrometheusText.Sample s : after.family(name).samples()) {
       if (s.name().equals(name + "_bucket")) {
         String le = s.labels().get("le");

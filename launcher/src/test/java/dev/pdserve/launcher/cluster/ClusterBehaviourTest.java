@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.pdserve.api.v1.Completion;
 import dev.pdserve.api.v1.GenerateRequest;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
@@ -30,10 +31,12 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
+import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -78,10 +81,10 @@ class ClusterBehaviourTest {
         .withDeadlineAfter(120, TimeUnit.SECONDS)
         .generate(
             req,
-            new io.grpc.stub.StreamObserver<>() {
+            new StreamObserver<>() {
               final List<Integer> ids = new ArrayList<>();
               final StringBuilder text = new StringBuilder();
-              dev.pdserve.api.v1.Completion completion;
+              Completion completion;
 
               @Override
               public void onNext(GenerateResponse r) {
@@ -319,8 +322,7 @@ class ClusterBehaviourTest {
   void aFullRouterQueueGivesResourceExhaustedWithARetryHint() throws Exception {
     try (RouterNode small =
         RouterNode.start(
-            cluster.config(
-                "router", "router-small", java.util.Map.of("cluster.lite-member", "true")),
+            cluster.config("router", "router-small", Map.of("cluster.lite-member", "true")),
             new RouterOptions(1, 0, 2))) {
       InJvmCluster.await(
           Duration.ofSeconds(20),

@@ -8,6 +8,7 @@ import dev.pdserve.api.v1.ChatMessage;
 import dev.pdserve.api.v1.ChatMessages;
 import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.api.v1.TokenIds;
+import dev.pdserve.core.grpc.ProtoConversions;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.GenerateResult;
 import dev.pdserve.model.engine.LoadedModel;
@@ -19,6 +20,8 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * DESIGN.md invariant 1 in one JVM with real servers: greedy outputs through router → prefill →
@@ -100,13 +103,13 @@ class ClusterMatchesReferenceTest {
             new GenerateRequest(
                 r.getRequestId(),
                 p,
-                dev.pdserve.core.grpc.ProtoConversions.sampling(r.getParams()),
+                ProtoConversions.sampling(r.getParams()),
                 !r.hasEnableThinking() || r.getEnableThinking()));
     return g.tokenIds();
   }
 
-  @org.junit.jupiter.params.ParameterizedTest(name = "{0}P/{1}D/{2}E in one JVM")
-  @org.junit.jupiter.params.provider.CsvSource({"1,1,0", "1,1,2", "2,2,4"})
+  @ParameterizedTest(name = "{0}P/{1}D/{2}E in one JVM")
+  @CsvSource({"1,1,0", "1,1,2", "2,2,4"})
   void topologyMatchesReference(int prefill, int decode, int shards) throws Exception {
     try (InJvmCluster c = InJvmCluster.start(prefill, decode, shards)) {
       for (dev.pdserve.api.v1.GenerateRequest r : prompts()) {

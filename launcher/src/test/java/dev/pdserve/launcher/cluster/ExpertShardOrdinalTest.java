@@ -25,6 +25,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -203,7 +204,7 @@ class ExpertShardOrdinalTest {
           try {
             assertExact(requests);
           } catch (Exception ex) {
-            throw new java.util.concurrent.CompletionException(ex);
+            throw new CompletionException(ex);
           }
         });
   }

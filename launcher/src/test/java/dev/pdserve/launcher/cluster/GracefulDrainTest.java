@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.pdserve.api.v1.Completion;
 import dev.pdserve.api.v1.GenerateRequest;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
@@ -17,6 +18,7 @@ import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.coordination.RoleSwitchRequest;
 import dev.pdserve.core.coordination.RoleSwitchResult;
 import dev.pdserve.core.metrics.MetricNames;
+import dev.pdserve.launcher.metrics.PrometheusText;
 import dev.pdserve.launcher.node.DrainPhase;
 import dev.pdserve.launcher.node.DrainSummary;
 import dev.pdserve.launcher.node.RouterNode;
@@ -97,14 +99,12 @@ class GracefulDrainTest {
   /** The worker's {@code pdserve_worker_role} for prefill and decode, scraped from /metrics. */
   static List<Double> liveRole(WorkerNode w) throws Exception {
     String body =
-        java.net.http.HttpClient.newHttpClient()
+        HttpClient.newHttpClient()
             .send(
-                java.net.http.HttpRequest.newBuilder(java.net.URI.create(w.metrics().url()))
-                    .build(),
-                java.net.http.HttpResponse.BodyHandlers.ofString())
+                HttpRequest.newBuilder(URI.create(w.metrics().url())).build(),
+                HttpResponse.BodyHandlers.ofString())
             .body();
-    dev.pdserve.launcher.metrics.PrometheusText t =
-        dev.pdserve.launcher.metrics.PrometheusText.parse(body);
+    PrometheusText t = PrometheusText.parse(body);
     return List.of(
         t.sum(MetricNames.WORKER_ROLE, Map.of(MetricNames.ROLE, "prefill")),
         t.sum(MetricNames.WORKER_ROLE, Map.of(MetricNames.ROLE, "decode")));
@@ -139,7 +139,7 @@ class GracefulDrainTest {
             req,
             new StreamObserver<>() {
               final List<Integer> ids = new ArrayList<>();
-              dev.pdserve.api.v1.Completion completion;
+              Completion completion;
 
               @Override
               public void onNext(GenerateResponse r) {

@@ -1,9 +1,13 @@
 package dev.pdserve.launcher.cluster;
 
+import dev.pdserve.api.v1.Completion;
+import dev.pdserve.api.v1.GenerateRequest;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeConfigLoader;
+import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.launcher.node.ExpertNode;
 import dev.pdserve.launcher.node.RouterNode;
 import dev.pdserve.launcher.node.WorkerNode;
 import dev.pdserve.router.RouterOptions;
@@ -86,10 +90,9 @@ public final class InJvmCluster implements AutoCloseable {
     return w;
   }
 
-  public dev.pdserve.launcher.node.ExpertNode addShard(String range) throws IOException {
-    dev.pdserve.launcher.node.ExpertNode e =
-        dev.pdserve.launcher.node.ExpertNode.start(
-            config("expert", "e" + shards.size(), Map.of("expert.range", range)));
+  public ExpertNode addShard(String range) throws IOException {
+    ExpertNode e =
+        ExpertNode.start(config("expert", "e" + shards.size(), Map.of("expert.range", range)));
     shards.add(e);
     if (seed == null) {
       seed = e.member().hazelcastAddress().toString();
@@ -98,10 +101,8 @@ public final class InJvmCluster implements AutoCloseable {
   }
 
   /** An expert shard with node id {@code id} and {@code more} settings (keys without prefix). */
-  public dev.pdserve.launcher.node.ExpertNode addShard(String id, Map<String, String> more)
-      throws IOException {
-    dev.pdserve.launcher.node.ExpertNode e =
-        dev.pdserve.launcher.node.ExpertNode.start(config("expert", id, more));
+  public ExpertNode addShard(String id, Map<String, String> more) throws IOException {
+    ExpertNode e = ExpertNode.start(config("expert", id, more));
     shards.add(e);
     if (seed == null) {
       seed = e.member().hazelcastAddress().toString();
@@ -162,9 +163,8 @@ public final class InJvmCluster implements AutoCloseable {
     await(
         Duration.ofSeconds(20),
         () ->
-            router.directory().active(dev.pdserve.core.config.NodeRole.PREFILL).size() == prefills
-                && router.directory().active(dev.pdserve.core.config.NodeRole.DECODE).size()
-                    == decodes,
+            router.directory().active(NodeRole.PREFILL).size() == prefills
+                && router.directory().active(NodeRole.DECODE).size() == decodes,
         "router to see " + prefills + " prefill and " + decodes + " decode nodes");
   }
 
@@ -173,7 +173,7 @@ public final class InJvmCluster implements AutoCloseable {
   }
 
   /** Generates through the router and returns the streamed token ids (and the completion). */
-  public Result generate(dev.pdserve.api.v1.GenerateRequest req) {
+  public Result generate(GenerateRequest req) {
     Iterator<GenerateResponse> it = blocking().generate(req);
     List<Integer> ids = new ArrayList<>();
     StringBuilder text = new StringBuilder();
@@ -191,7 +191,7 @@ public final class InJvmCluster implements AutoCloseable {
         last == null || !last.hasCompletion() ? null : last.getCompletion());
   }
 
-  public record Result(int[] tokenIds, String text, dev.pdserve.api.v1.Completion completion) {}
+  public record Result(int[] tokenIds, String text, Completion completion) {}
 
   /**
    * No KV block is held by a request or leaked on any worker (eventually: frees happen on other

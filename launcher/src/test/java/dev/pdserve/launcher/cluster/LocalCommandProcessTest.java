@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.pdserve.launcher.Main;
+import dev.pdserve.launcher.metrics.PrometheusText;
 import io.grpc.ManagedChannel;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
@@ -15,17 +16,24 @@ import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.reflection.v1.ServerReflectionGrpc;
 import io.grpc.reflection.v1.ServerReflectionRequest;
 import io.grpc.reflection.v1.ServerReflectionResponse;
+import io.grpc.stub.StreamObserver;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.lang.management.ManagementFactory;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -98,16 +106,15 @@ class LocalCommandProcessTest {
       assertTrue(httpLine.matches("http=http://127\\.0\\.0\\.1:\\d+"), httpLine);
 
       // the OpenAI-compatible HTTP API of the same router answers with the same greedy tokens
-      java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
-      java.net.http.HttpResponse<String> completion =
+      HttpClient http = HttpClient.newHttpClient();
+      HttpResponse<String> completion =
           http.send(
-              java.net.http.HttpRequest.newBuilder(
-                      java.net.URI.create(httpLine.substring(5) + "/v1/chat/completions"))
+              HttpRequest.newBuilder(URI.create(httpLine.substring(5) + "/v1/chat/completions"))
                   .POST(
-                      java.net.http.HttpRequest.BodyPublishers.ofString(
+                      HttpRequest.BodyPublishers.ofString(
                           "{\"messages\": [{\"role\": \"user\", \"content\": \"Grüße, 世界\"}], \"max_tokens\": 10, \"temperature\": 0, \"return_token_ids\": true}"))
                   .build(),
-              java.net.http.HttpResponse.BodyHandlers.ofString());
+              HttpResponse.BodyHandlers.ofString());
       assertEquals(200, completion.statusCode(), completion.body());
 
       ObjectMapper json = new ObjectMapper();
@@ -141,12 +148,12 @@ class LocalCommandProcessTest {
           "three 'metrics of' lines in: " + output);
       for (var e : metricsUrls(output).entrySet()) {
         var r =
-            java.net.http.HttpClient.newHttpClient()
+            HttpClient.newHttpClient()
                 .send(
-                    java.net.http.HttpRequest.newBuilder(java.net.URI.create(e.getValue())).build(),
-                    java.net.http.HttpResponse.BodyHandlers.ofString());
+                    HttpRequest.newBuilder(URI.create(e.getValue())).build(),
+                    HttpResponse.BodyHandlers.ofString());
         assertEquals(200, r.statusCode(), e.toString());
-        var metrics = dev.pdserve.launcher.metrics.PrometheusText.parse(r.body());
+        var metrics = PrometheusText.parse(r.body());
         assertTrue(
             metrics.families().containsKey("vllm:num_requests_running"),
             e + " lacks vllm:num_requests_running");
@@ -235,7 +242,7 @@ class LocalCommandProcessTest {
             ServerReflectionGrpc.newStub(ch)
                 .withDeadlineAfter(10, TimeUnit.SECONDS)
                 .serverReflectionInfo(
-                    new io.grpc.stub.StreamObserver<>() {
+                    new StreamObserver<>() {
                       @Override
                       public void onNext(ServerReflectionResponse r) {
                         services.complete(
@@ -308,13 +315,12 @@ class LocalCommandProcessTest {
   /**
    * Node id to metrics URL, from the lines {@code metrics of ID (ROLE): URL} pdserve local prints.
    */
-  static java.util.Map<String, String> metricsUrls(List<String> output) {
-    java.util.Map<String, String> out = new java.util.TreeMap<>();
+  static Map<String, String> metricsUrls(List<String> output) {
+    Map<String, String> out = new TreeMap<>();
     synchronized (output) {
       for (String line : output) {
         var m =
-            java.util.regex.Pattern.compile("^metrics of (\\S+) \\(\\w+\\): (http://\\S+/metrics)$")
-                .matcher(line);
+            Pattern.compile("^metrics of (\\S+) \\(\\w+\\): (http://\\S+/metrics)$").matcher(line);
         if (m.matches()) {
           out.put(m.group(1), m.group(2));
         }

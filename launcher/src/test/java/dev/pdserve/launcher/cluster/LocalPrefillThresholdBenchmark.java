@@ -5,10 +5,12 @@ import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
 import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.api.v1.TokenIds;
+import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.launcher.node.RouterNode;
 import dev.pdserve.router.RouterOptions;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.Map;
@@ -59,11 +61,10 @@ class LocalPrefillThresholdBenchmark {
       ManagedChannel cl = NettyChannelBuilder.forTarget(local.grpcAddress()).usePlaintext().build();
       try {
         InJvmCluster.await(
-            java.time.Duration.ofSeconds(20),
+            Duration.ofSeconds(20),
             () ->
-                split.directory().active(dev.pdserve.core.config.NodeRole.PREFILL).size() == 1
-                    && local.directory().active(dev.pdserve.core.config.NodeRole.DECODE).size()
-                        == 1,
+                split.directory().active(NodeRole.PREFILL).size() == 1
+                    && local.directory().active(NodeRole.DECODE).size() == 1,
             "routers to see the workers");
         Random rnd = new Random(1);
         System.out.printf("preset %s, median of %d runs, time to first token (ms)%n", preset, runs);

@@ -12,12 +12,16 @@ import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
 import dev.pdserve.model.engine.ReferenceEngine;
 import dev.pdserve.model.onnx.OrtRuntime;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -78,13 +82,13 @@ class MigrationLeaseTest {
       InJvmCluster.await(
           Duration.ofSeconds(60), () -> d.decode().stats().running() > 0, "the stream decoding");
       assertTrue(d.decode().cancel("cut"), "the decode node holds the request");
-      java.util.concurrent.ExecutionException e =
-          org.junit.jupiter.api.Assertions.assertThrows(
-              java.util.concurrent.ExecutionException.class,
+      ExecutionException e =
+          Assertions.assertThrows(
+              ExecutionException.class,
               () -> stream.get(60, TimeUnit.SECONDS),
               "a stream the decode node cut must not end as a completion");
-      io.grpc.StatusRuntimeException s = (io.grpc.StatusRuntimeException) e.getCause();
-      assertEquals(io.grpc.Status.Code.UNAVAILABLE, s.getStatus().getCode(), s.toString());
+      StatusRuntimeException s = (StatusRuntimeException) e.getCause();
+      assertEquals(Status.Code.UNAVAILABLE, s.getStatus().getCode(), s.toString());
       assertTrue(
           s.getStatus().getDescription().contains("ended request cut")
               && s.getStatus().getDescription().contains("retry the request"),

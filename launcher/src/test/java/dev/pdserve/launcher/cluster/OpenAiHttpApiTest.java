@@ -17,6 +17,9 @@ import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.cluster.NodeState;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.internal.v1.AdminServiceGrpc;
+import dev.pdserve.internal.v1.ListNodesRequest;
+import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.launcher.node.RouterNode;
 import dev.pdserve.launcher.node.WorkerNode;
 import dev.pdserve.model.engine.GenerateResult;
@@ -29,6 +32,7 @@ import dev.pdserve.router.RouterOptions;
 import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -449,12 +453,12 @@ class OpenAiHttpApiTest {
     HttpResponse<String> h = get("/health");
     assertEquals(200, h.statusCode(), h.body());
     assertEquals("ok", json(h).get("status").asText());
-    List<dev.pdserve.internal.v1.NodeStatus> nodes =
-        dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(cluster.channel)
+    List<NodeStatus> nodes =
+        AdminServiceGrpc.newBlockingStub(cluster.channel)
             .withDeadlineAfter(10, TimeUnit.SECONDS)
-            .listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance())
+            .listNodes(ListNodesRequest.getDefaultInstance())
             .getNodesList();
-    dev.pdserve.internal.v1.NodeStatus self =
+    NodeStatus self =
         nodes.stream()
             .filter(n -> n.getRole().equals("router"))
             .findFirst()
@@ -703,7 +707,7 @@ class OpenAiHttpApiTest {
     URI base = URI.create(cluster.router.httpUrl());
     byte[] body =
         chatBody("a long answer, not streamed", 900, false, "").getBytes(StandardCharsets.UTF_8);
-    try (java.net.Socket socket = new java.net.Socket(base.getHost(), base.getPort())) {
+    try (Socket socket = new Socket(base.getHost(), base.getPort())) {
       String head =
           "POST /v1/chat/completions HTTP/1.1\r\nHost: "
               + base.getAuthority()

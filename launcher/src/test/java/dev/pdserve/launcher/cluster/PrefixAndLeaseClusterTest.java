@@ -5,8 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.pdserve.api.v1.AbortRequest;
+import dev.pdserve.api.v1.Completion;
 import dev.pdserve.api.v1.GenerateRequest;
+import dev.pdserve.api.v1.GenerateResponse;
+import dev.pdserve.api.v1.GenerationGrpc;
 import dev.pdserve.api.v1.SamplingParams;
+import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.grpc.ProtoConversions;
 import dev.pdserve.core.kv.PrefixCache;
 import dev.pdserve.internal.v1.DecodeServiceGrpc;
 import dev.pdserve.internal.v1.ReserveRequest;
@@ -14,15 +20,19 @@ import dev.pdserve.internal.v1.ReserveResponse;
 import dev.pdserve.launcher.node.WorkerNode;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
+import dev.pdserve.model.engine.Prompt;
 import dev.pdserve.model.engine.ReferenceEngine;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.router.RouterOptions;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -96,8 +106,8 @@ class PrefixAndLeaseClusterTest {
         .generate(
             new dev.pdserve.model.engine.GenerateRequest(
                 r.getRequestId(),
-                new dev.pdserve.model.engine.Prompt.Text(r.getPrompt()),
-                dev.pdserve.core.grpc.ProtoConversions.sampling(r.getParams()),
+                new Prompt.Text(r.getPrompt()),
+                ProtoConversions.sampling(r.getParams()),
                 true))
         .tokenIds();
   }
@@ -114,7 +124,7 @@ class PrefixAndLeaseClusterTest {
     InJvmCluster.await(
         Duration.ofSeconds(10),
         () ->
-            cluster.router.directory().active(dev.pdserve.core.config.NodeRole.PREFILL).stream()
+            cluster.router.directory().active(NodeRole.PREFILL).stream()
                 .allMatch(n -> n.load() == null || n.load().queuedPromptTokens() == 0),
         "prefill nodes to report an empty queue");
   }
@@ -241,10 +251,9 @@ class PrefixAndLeaseClusterTest {
 
   @Test
   void abortFreesTheRequestsKvOnEveryNodeAtOnce() throws Exception {
-    java.util.concurrent.CountDownLatch streaming = new java.util.concurrent.CountDownLatch(1);
-    java.util.concurrent.CompletableFuture<dev.pdserve.api.v1.Completion> done =
-        new java.util.concurrent.CompletableFuture<>();
-    dev.pdserve.api.v1.GenerationGrpc.newStub(cluster.channel)
+    CountDownLatch streaming = new CountDownLatch(1);
+    CompletableFuture<Completion> done = new CompletableFuture<>();
+    GenerationGrpc.newStub(cluster.channel)
         .generate(
             GenerateRequest.newBuilder(raw("to-abort", text("a long answer please", 120), 900))
                 .setParams(
@@ -253,9 +262,9 @@ class PrefixAndLeaseClusterTest {
                         .setMaxTokens(900)
                         .setIgnoreEos(true))
                 .build(),
-            new io.grpc.stub.StreamObserver<>() {
+            new StreamObserver<>() {
               @Override
-              public void onNext(dev.pdserve.api.v1.GenerateResponse r) {
+              public void onNext(GenerateResponse r) {
                 if (r.hasDelta()) {
                   streaming.countDown();
                 } else if (r.hasCompletion()) {
@@ -275,8 +284,8 @@ class PrefixAndLeaseClusterTest {
     assertTrue(InJvmCluster.heldBlocks(cluster.decode.get(0)) > 0, "the decoding request holds KV");
     long expiredBefore = cluster.decode.get(0).decode().leasesExpired();
     assertTrue(
-        dev.pdserve.api.v1.GenerationGrpc.newBlockingStub(cluster.channel)
-            .abort(dev.pdserve.api.v1.AbortRequest.newBuilder().setRequestId("to-abort").build())
+        GenerationGrpc.newBlockingStub(cluster.channel)
+            .abort(AbortRequest.newBuilder().setRequestId("to-abort").build())
             .getFound());
     assertEquals("abort", done.get(10, TimeUnit.SECONDS).getFinishReason());
     // A generous bound, not a speed requirement: that the Abort itself freed the KV, not its 1 s

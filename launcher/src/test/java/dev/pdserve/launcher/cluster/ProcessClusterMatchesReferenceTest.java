@@ -5,8 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.pdserve.api.v1.Completion;
+import dev.pdserve.api.v1.GenerateRequest;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
+import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
@@ -26,6 +29,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -78,13 +82,13 @@ class ProcessClusterMatchesReferenceTest {
             prefill + decode + experts + 1,
             nodes.stream().filter(n -> n.getState().equals("ACTIVE")).count(),
             nodes.toString());
-        for (dev.pdserve.api.v1.GenerateRequest r : ClusterMatchesReferenceTest.prompts()) {
+        for (GenerateRequest r : ClusterMatchesReferenceTest.prompts()) {
           Iterator<GenerateResponse> it =
               GenerationGrpc.newBlockingStub(ch)
                   .withDeadlineAfter(60, TimeUnit.SECONDS)
                   .generate(r);
           List<Integer> ids = new ArrayList<>();
-          dev.pdserve.api.v1.Completion completion = null;
+          Completion completion = null;
           while (it.hasNext()) {
             GenerateResponse g = it.next();
             if (g.hasDelta()) {
@@ -108,7 +112,7 @@ class ProcessClusterMatchesReferenceTest {
         }
         // bad input answered with a status; the processes stay up
         StatusRuntimeException e =
-            org.junit.jupiter.api.Assertions.assertThrows(
+            Assertions.assertThrows(
                 StatusRuntimeException.class,
                 () -> {
                   Iterator<GenerateResponse> it =
@@ -116,10 +120,7 @@ class ProcessClusterMatchesReferenceTest {
                           .withDeadlineAfter(30, TimeUnit.SECONDS)
                           .generate(
                               ClusterMatchesReferenceTest.req(
-                                      "bad",
-                                      dev.pdserve.api.v1.SamplingParams.newBuilder()
-                                          .setTopP(2)
-                                          .build())
+                                      "bad", SamplingParams.newBuilder().setTopP(2).build())
                                   .setPrompt("x")
                                   .build());
                   while (it.hasNext()) {

@@ -5,6 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.internal.v1.AdminServiceGrpc;
+import dev.pdserve.internal.v1.ListNodesRequest;
+import dev.pdserve.internal.v1.NodeStatus;
+import dev.pdserve.launcher.node.LocalCluster;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
 import dev.pdserve.model.engine.ReferenceEngine;
@@ -12,8 +16,10 @@ import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.router.RouterOptions;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
+import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -39,7 +45,7 @@ class WorkerSigtermProcessTest {
   @Test
   void sigtermDrainsTheWorkerAndExitsZero(@TempDir Path tmp) throws Exception {
     int clusterPort;
-    try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+    try (ServerSocket s = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
       clusterPort = s.getLocalPort();
     }
     List<String> cmd =
@@ -91,7 +97,7 @@ class WorkerSigtermProcessTest {
       String nodeId, String clusterName, String members, int clusterPort, String shutdownTimeout) {
     // The JVM's default compilers and GC (not LocalCluster's many-JVM flags): the shutdown race
     // this class guards against showed with them.
-    List<String> cmd = dev.pdserve.launcher.node.LocalCluster.javaWithThisJvmsModuleFlags();
+    List<String> cmd = LocalCluster.javaWithThisJvmsModuleFlags();
     cmd.addAll(
         List.of(
             "-Xmx256m",
@@ -141,7 +147,7 @@ class WorkerSigtermProcessTest {
       cluster.addWorker("prefill", Map.of());
       cluster.startRouter(RouterOptions.defaults());
       int clusterPort;
-      try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+      try (ServerSocket s = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
         clusterPort = s.getLocalPort();
       }
       Path errFile = tmp.resolve("decode.err");
@@ -195,12 +201,12 @@ class WorkerSigtermProcessTest {
 
   /** Running sequences of node {@code id}, as the router's AdminService reports them. */
   private static int runningOn(InJvmCluster cluster, String id) {
-    return dev.pdserve.internal.v1.AdminServiceGrpc.newBlockingStub(cluster.channel)
-        .listNodes(dev.pdserve.internal.v1.ListNodesRequest.getDefaultInstance())
+    return AdminServiceGrpc.newBlockingStub(cluster.channel)
+        .listNodes(ListNodesRequest.getDefaultInstance())
         .getNodesList()
         .stream()
         .filter(n -> n.getId().equals(id))
-        .mapToInt(dev.pdserve.internal.v1.NodeStatus::getRunningSequences)
+        .mapToInt(NodeStatus::getRunningSequences)
         .sum();
   }
 
@@ -214,7 +220,7 @@ class WorkerSigtermProcessTest {
                 while ((line = r.readLine()) != null) {
                   lines.accept(line);
                 }
-              } catch (java.io.IOException e) {
+              } catch (IOException e) {
                 // the process ended
               }
             },

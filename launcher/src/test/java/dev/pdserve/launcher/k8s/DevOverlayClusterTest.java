@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
+import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.grpc.ProtoConversions;
@@ -22,12 +23,17 @@ import dev.pdserve.model.engine.Prompt;
 import dev.pdserve.model.engine.ReferenceEngine;
 import dev.pdserve.model.onnx.OrtRuntime;
 import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.NettyChannelBuilder;
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStreamReader;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -37,15 +43,20 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
 import java.util.Deque;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -54,16 +65,15 @@ import org.junit.jupiter.api.io.TempDir;
  * Starts one process per pod of the rendered {@code dev} overlay, each the way its pod would start:
  * the container's arguments, the ConfigMap's values through envFrom and the container's env entries
  * (downward-API fields filled with the pod's name, IP and namespace). Each pod gets its own
- * loopback address as its pod IP, and the headless Service's DNS name resolves to every pod IP (a
- * hosts file for the JVM's resolver, as cluster DNS would with publishNotReadyAddresses). The one
- * change a pod would not see: each binds its pod IP instead of 0.0.0.0, since here the pods share
- * one network namespace. Then the kubelet's view: every probe's grpc.health.v1 service answers
- * SERVING on the probe's port; and the client's view: a request through the router Service's ports
- * is answered with the reference engine's tokens.
+ * loopback address as its pod IP (a block whose manifest ports are free: see {@link
+ * #freePodAddresses}), and the headless Service's DNS name resolves to every pod IP (a hosts file
+ * for the JVM's resolver, as cluster DNS would with publishNotReadyAddresses). The one change a pod
+ * would not see: each binds its pod IP instead of 0.0.0.0, since here the pods share one network
+ * namespace. Then the kubelet's view: every probe's grpc.health.v1 service answers SERVING on the
+ * probe's port; and the client's view: a request through the router Service's ports is answered
+ * with the reference engine's tokens.
  */
 class DevOverlayClusterTest {
-  private static final String POD_IP_PREFIX = "127.0.0.";
-
   record Pod(Workload workload, String name, String ip, Map<String, String> env) {}
 
   @Test
@@ -71,16 +81,22 @@ class DevOverlayClusterTest {
     List<JsonNode> rendered = Kustomize.render(Kustomize.K8S.resolve("overlays/dev"));
     List<String> problems = new ArrayList<>();
     List<Pod> pods = new ArrayList<>();
-    int next = 21;
     // Expert shards first (workers in remote-experts mode wait for them to cover every expert),
     // then the workers, then the router: the order pods become ready in a real cluster too.
     List<Workload> workloads = new ArrayList<>(Workload.all(rendered));
-    workloads.sort(java.util.Comparator.comparingInt(DevOverlayClusterTest::wave));
+    workloads.sort(Comparator.comparingInt(DevOverlayClusterTest::wave));
+    List<Collection<Integer>> podPorts = new ArrayList<>();
     for (Workload w : workloads) {
       for (int i = 0; i < w.replicas(); i++) {
-        String ip = POD_IP_PREFIX + next++;
-        Map<String, String> env =
-            new java.util.LinkedHashMap<>(w.environment(w.podName(i), ip, problems));
+        podPorts.add(w.ports().values());
+      }
+    }
+    List<String> ips = freePodAddresses(podPorts);
+    int next = 0;
+    for (Workload w : workloads) {
+      for (int i = 0; i < w.replicas(); i++) {
+        String ip = ips.get(next++);
+        Map<String, String> env = new LinkedHashMap<>(w.environment(w.podName(i), ip, problems));
         env.put(NodeConfigLoader.environmentVariable(NodeConfigLoader.BIND_HOST), ip);
         pods.add(new Pod(w, w.podName(i), ip, env));
       }
@@ -97,7 +113,7 @@ class DevOverlayClusterTest {
         "127.0.0.1 localhost\n"
             // the machine's own name too: with a hosts file, the JVM resolves nothing else
             + "127.0.0.1 "
-            + java.net.InetAddress.getLocalHost().getHostName()
+            + InetAddress.getLocalHost().getHostName()
             + "\n"
             + pods.stream()
                 .map(p -> p.ip() + " " + serviceDns + "\n")
@@ -173,10 +189,7 @@ class DevOverlayClusterTest {
               dev.pdserve.api.v1.GenerateRequest.newBuilder()
                   .setRequestId("k8s-dev-1")
                   .setPrompt(prompt)
-                  .setParams(
-                      dev.pdserve.api.v1.SamplingParams.newBuilder()
-                          .setTemperature(0)
-                          .setMaxTokens(10))
+                  .setParams(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(10))
                   .build();
           List<Integer> ids = new ArrayList<>();
           boolean completed = false;
@@ -261,6 +274,45 @@ class DevOverlayClusterTest {
     }
   }
 
+  /**
+   * Pod IPs: {@code 127.A.B.10}, {@code .11}, ... for the pods in order, from the first block on
+   * which every pod's container ports are free. A.B comes from this JVM's pid, so two runs at once
+   * (other worktrees, other builds) start on different blocks; a block where anything already
+   * listens on one of those ports (on that address or on all addresses) is skipped. The ports stay
+   * the manifests': only the addresses are the test's.
+   */
+  private static List<String> freePodAddresses(List<Collection<Integer>> portsPerPod) {
+    long pid = ProcessHandle.current().pid();
+    List<String> busy = new ArrayList<>();
+    for (long block = pid; block < pid + 32; block++) {
+      String prefix = "127." + (1 + (block >> 8) % 254) + "." + (block & 0xff) + ".";
+      List<String> ips = new ArrayList<>();
+      for (int i = 0; i < portsPerPod.size(); i++) {
+        String ip = prefix + (10 + i);
+        Optional<Integer> taken = portsPerPod.get(i).stream().filter(p -> !free(ip, p)).findFirst();
+        if (taken.isPresent()) {
+          busy.add(ip + ":" + taken.get());
+          break;
+        }
+        ips.add(ip);
+      }
+      if (ips.size() == portsPerPod.size()) {
+        return ips;
+      }
+    }
+    throw new AssertionError(
+        "no block of loopback addresses with the manifests' ports free; in use: " + busy);
+  }
+
+  private static boolean free(String ip, int port) {
+    try (ServerSocket s = new ServerSocket()) {
+      s.bind(new InetSocketAddress(ip, port));
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
   /** Start order: expert shards, workers, router. */
   private static int wave(Workload w) {
     List<String> args = w.args();
@@ -307,7 +359,7 @@ class DevOverlayClusterTest {
                     ready.complete(null);
                   }
                 }
-              } catch (java.io.IOException e) {
+              } catch (IOException e) {
                 // the process ended
               }
               ready.completeExceptionally(new AssertionError(name + " exited before it was ready"));
@@ -321,7 +373,7 @@ class DevOverlayClusterTest {
       throws Exception {
     try {
       ready.get(180, TimeUnit.SECONDS);
-    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+    } catch (ExecutionException | TimeoutException e) {
       throw new AssertionError(
           p.name() + " did not start: " + e + "\n" + String.join("\n", out), e);
     }
@@ -344,7 +396,7 @@ class DevOverlayClusterTest {
             return;
           }
           last = s.toString();
-        } catch (io.grpc.StatusRuntimeException e) {
+        } catch (StatusRuntimeException e) {
           last = e.getStatus().toString();
         }
         Thread.sleep(200);
@@ -375,7 +427,7 @@ class DevOverlayClusterTest {
         if (active.equals(expected)) {
           return;
         }
-      } catch (io.grpc.StatusRuntimeException e) {
+      } catch (StatusRuntimeException e) {
         // not answering yet
       }
       Thread.sleep(200);

@@ -9,6 +9,8 @@ import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * Validates an object against the Kubernetes API's schema, offline, with the official Java client's
@@ -72,7 +74,7 @@ final class KubernetesSchema {
   /** The path of the first value that differs between {@code a} and {@code b}, or null. */
   private static String firstDifference(JsonElement a, JsonElement b, String path) {
     if (a.isJsonObject() && b.isJsonObject()) {
-      java.util.Set<String> keys = new java.util.TreeSet<>(a.getAsJsonObject().keySet());
+      Set<String> keys = new TreeSet<>(a.getAsJsonObject().keySet());
       keys.addAll(b.getAsJsonObject().keySet());
       for (String k : keys) {
         JsonElement x = a.getAsJsonObject().get(k);

@@ -16,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -378,7 +379,7 @@ final class ManifestChecks {
 
   /** The node's config as the pod's environment gives it; null (with a problem) if it fails. */
   private NodeConfig config(Workload w, NodeRole role, Map<String, String> env) {
-    Map<String, String> e = new java.util.LinkedHashMap<>(env);
+    Map<String, String> e = new LinkedHashMap<>(env);
     String dirVar = NodeConfigLoader.environmentVariable(NodeConfigLoader.MODEL_DIR);
     String dir = e.get(dirVar);
     if (dir != null && !dir.isBlank()) {

@@ -12,6 +12,7 @@ import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.launcher.cluster.InJvmCluster;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -25,6 +26,7 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 import org.apache.logging.log4j.Level;
@@ -55,7 +57,7 @@ class ClusterObservabilityTest {
   static void start() throws Exception {
     // Every request goes through the prefill node and moves its KV (the metrics below count that):
     // no prefill on the decode node for short prompts.
-    cluster = InJvmCluster.start(1, 1, 1, java.util.Map.of("router.local-prefill-threshold", "0"));
+    cluster = InJvmCluster.start(1, 1, 1, Map.of("router.local-prefill-threshold", "0"));
   }
 
   @AfterAll
@@ -69,7 +71,7 @@ class ClusterObservabilityTest {
   static Map<String, NodeStatus> listedNodes() {
     List<NodeStatus> nodes =
         AdminServiceGrpc.newBlockingStub(cluster.channel)
-            .withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS)
+            .withDeadlineAfter(10, TimeUnit.SECONDS)
             .listNodes(ListNodesRequest.getDefaultInstance())
             .getNodesList();
     return nodes.stream()
@@ -223,7 +225,7 @@ class ClusterObservabilityTest {
           .hasNext();
       fail("max_tokens 0 was accepted");
     } catch (StatusRuntimeException e) {
-      assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+      assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
     }
 
     // The router measured each request: counts are exact once the client has seen the completion.

@@ -1,10 +1,12 @@
 package dev.pdserve.launcher.metrics;
 
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -68,7 +70,7 @@ public final class PrometheusText {
     Map<String, String> helps = new LinkedHashMap<>();
     Map<String, List<Sample>> samples = new LinkedHashMap<>();
     Map<String, String> types = new LinkedHashMap<>();
-    java.util.Set<String> seen = new java.util.HashSet<>();
+    Set<String> seen = new HashSet<>();
     String[] lines = text.split("\n", -1);
     if (!text.isEmpty() && !text.endsWith("\n")) {
       throw new IllegalArgumentException("exposition does not end with a newline");

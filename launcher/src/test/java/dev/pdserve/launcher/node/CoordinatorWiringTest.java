@@ -12,6 +12,7 @@ import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.coordination.RoleSwitchRequest;
 import dev.pdserve.core.coordination.SwitchPlanner;
 import dev.pdserve.core.coordination.SwitchPolicy;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -19,9 +20,7 @@ import org.junit.jupiter.api.Test;
 
 class CoordinatorWiringTest {
   private static NodeConfig config(Map<String, String> extra) {
-    var m =
-        new java.util.HashMap<>(
-            Map.of(NodeConfigLoader.NODE_ID, "d0", NodeConfigLoader.ROLE, "DECODE"));
+    var m = new HashMap<>(Map.of(NodeConfigLoader.NODE_ID, "d0", NodeConfigLoader.ROLE, "DECODE"));
     m.putAll(extra);
     return NodeConfigLoader.fromMap(m);
   }

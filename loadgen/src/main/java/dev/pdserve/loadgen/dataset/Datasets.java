@@ -1,5 +1,6 @@
 package dev.pdserve.loadgen.dataset;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Opens the dataset a {@link DatasetConfig} names. */
@@ -35,7 +36,7 @@ public final class Datasets {
                     cfg.traceTimeScale(),
                     cfg.traceLengthScale(),
                     cfg.traceLimit());
-        if (!java.nio.file.Files.isReadable(c.datasetPath())) {
+        if (!Files.isReadable(c.datasetPath())) {
           throw new IllegalArgumentException(
               "--dataset-path "
                   + c.datasetPath()

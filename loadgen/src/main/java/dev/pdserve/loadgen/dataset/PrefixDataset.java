@@ -1,5 +1,6 @@
 package dev.pdserve.loadgen.dataset;
 
+import java.util.OptionalLong;
 import java.util.SplittableRandom;
 
 /**
@@ -68,8 +69,8 @@ public final class PrefixDataset implements Dataset {
   }
 
   @Override
-  public java.util.OptionalLong size() {
-    return java.util.OptionalLong.empty(); // cycles
+  public OptionalLong size() {
+    return OptionalLong.empty(); // cycles
   }
 
   @Override

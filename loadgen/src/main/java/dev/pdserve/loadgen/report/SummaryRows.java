@@ -3,6 +3,7 @@ package dev.pdserve.loadgen.report;
 import dev.pdserve.loadgen.BenchSummary;
 import dev.pdserve.loadgen.LatencyStats;
 import dev.pdserve.loadgen.cluster.ClusterReport;
+import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -93,7 +94,7 @@ public final class SummaryRows {
   }
 
   /** Prints the table the way {@code vllm bench serve} does. */
-  public static void print(List<Section> sections, java.io.PrintWriter out) {
+  public static void print(List<Section> sections, PrintWriter out) {
     boolean first = true;
     for (Section sec : sections) {
       out.println(center(sec.title(), first ? '=' : '-'));

@@ -6,6 +6,12 @@ import java.util.Locale;
 
 /** Small helpers for drawing charts as inline SVG: axis ticks, number formats, escaping. */
 final class Svg {
+  // Plot margins every chart shares (room for the title, the ticks and the axis labels), in px.
+  static final int ML = 64; // left
+  static final int MR = 20; // right
+  static final int MT = 34; // top
+  static final int MB = 50; // bottom
+
   private Svg() {}
 
   /** A "nice" tick step (1, 2 or 5 × 10^k) giving about {@code ticks} ticks over {@code range}. */

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.pdserve.loadgen.dataset.BenchRequest;
+import dev.pdserve.loadgen.dataset.TokenSpace;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.URI;
@@ -12,6 +13,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
@@ -123,10 +125,7 @@ public final class OpenAiHttpTarget implements Target {
   @Override
   public void send(RequestTimer timer, RequestOptions options) {
     BenchRequest r = timer.request();
-    String prompt =
-        r.promptText() != null
-            ? r.promptText()
-            : dev.pdserve.loadgen.dataset.TokenSpace.render(r.promptIds());
+    String prompt = r.promptText() != null ? r.promptText() : TokenSpace.render(r.promptIds());
     ObjectNode body = JSON.createObjectNode();
     body.put("model", options.model());
     if (chat) {
@@ -159,8 +158,7 @@ public final class OpenAiHttpTarget implements Target {
                 info.statusCode() == 200
                     ? HttpResponse.BodySubscribers.fromLineSubscriber(reader)
                     : HttpResponse.BodySubscribers.mapping(
-                        HttpResponse.BodySubscribers.ofString(
-                            java.nio.charset.StandardCharsets.UTF_8),
+                        HttpResponse.BodySubscribers.ofString(StandardCharsets.UTF_8),
                         s -> {
                           timer.fail("HTTP " + info.statusCode(), errorMessage(s));
                           return null;

@@ -3,6 +3,7 @@ package dev.pdserve.model.config;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -250,7 +251,7 @@ public final class ModelConfigJson {
   }
 
   private static JsonNode merged(JsonNode root, JsonNode textConfig) {
-    com.fasterxml.jackson.databind.node.ObjectNode out = root.deepCopy();
+    ObjectNode out = root.deepCopy();
     out.remove("text_config");
     textConfig.fields().forEachRemaining(e -> out.set(e.getKey(), e.getValue()));
     return out;

@@ -10,9 +10,13 @@ import dev.pdserve.model.onnx.OrtGraph;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.weights.ModelWeights;
 import dev.pdserve.model.weights.WeightNames;
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
 
 /**
  * Runs routed experts grouped per expert: the rows routed to one expert go through it together in
@@ -81,7 +85,7 @@ public final class ExpertCompute implements AutoCloseable {
     int k = batch.topK();
     int layer = batch.layer();
     // bucket (row, slot) pairs per (group, expert)
-    Map<Long, int[]> buckets = new java.util.TreeMap<>();
+    Map<Long, int[]> buckets = new TreeMap<>();
     Map<Long, Integer> counts = new HashMap<>();
     for (int r = 0; r < batch.rows(); r++) {
       int g = batch.group()[r];
@@ -142,8 +146,7 @@ public final class ExpertCompute implements AutoCloseable {
 
   @Override
   public void close() {
-    java.util.Set<OrtGraph> distinct =
-        java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    Set<OrtGraph> distinct = Collections.newSetFromMap(new IdentityHashMap<>());
     for (OrtGraph og : graphs) {
       if (og != null) {
         distinct.add(og);

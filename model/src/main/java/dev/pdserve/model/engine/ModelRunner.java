@@ -11,7 +11,9 @@ import dev.pdserve.model.onnx.GraphBuilder;
 import dev.pdserve.model.onnx.OrtGraph;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.weights.ModelWeights;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -84,11 +86,11 @@ public final class ModelRunner implements AutoCloseable {
   /** Logits {@code [m, V]} for {@code m} final hidden rows. */
   public float[] logits(float[] rows, int m) {
     int padded = Math.max(m, 2); // never a single row (see LayerGraph)
-    float[] in = padded == m ? rows : java.util.Arrays.copyOf(rows, padded * cfg.hidden());
+    float[] in = padded == m ? rows : Arrays.copyOf(rows, padded * cfg.hidden());
     try (OnnxTensor t = runtime.floatTensor(in, padded, cfg.hidden());
         OrtSession.Result r = head.run(Map.of("h", t))) {
       float[] out = OrtGraph.floats(r, 0);
-      return padded == m ? out : java.util.Arrays.copyOf(out, m * cfg.vocabSize());
+      return padded == m ? out : Arrays.copyOf(out, m * cfg.vocabSize());
     }
   }
 
@@ -166,9 +168,9 @@ public final class ModelRunner implements AutoCloseable {
     final float[] pastK;
     final float[] pastV;
     // Direct buffers reused by every layer of the step (ONNX Runtime reads them at run time).
-    final java.nio.FloatBuffer xBuf;
-    final java.nio.FloatBuffer pkBuf;
-    final java.nio.FloatBuffer pvBuf;
+    final FloatBuffer xBuf;
+    final FloatBuffer pkBuf;
+    final FloatBuffer pvBuf;
     final OnnxTensor xT;
     final OnnxTensor pkT;
     final OnnxTensor pvT;
@@ -274,8 +276,8 @@ public final class ModelRunner implements AutoCloseable {
       int h = cfg.hidden();
       int kvh = cfg.numKvHeads();
       int hd = cfg.headDim();
-      java.util.Arrays.fill(pastK, 0f);
-      java.util.Arrays.fill(pastV, 0f);
+      Arrays.fill(pastK, 0f);
+      Arrays.fill(pastV, 0f);
       for (int i = 0; i < b; i++) {
         seqs.get(i).kv().read(l, pastK, pastV, i * kvh * sLen * hd, sLen);
       }
@@ -347,7 +349,7 @@ public final class ModelRunner implements AutoCloseable {
       w = 0;
       for (int i = 0; i < b; i++) {
         if (seqs.get(i).wantLogits()) {
-          out[i] = java.util.Arrays.copyOfRange(logits, w * v, (w + 1) * v);
+          out[i] = Arrays.copyOfRange(logits, w * v, (w + 1) * v);
           w++;
         }
       }

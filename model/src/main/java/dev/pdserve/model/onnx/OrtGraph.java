@@ -5,6 +5,8 @@ import ai.onnxruntime.OnnxTensorLike;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import dev.pdserve.onnx.ModelProto;
+import java.nio.FloatBuffer;
+import java.nio.LongBuffer;
 import java.util.Map;
 
 /**
@@ -72,7 +74,7 @@ public final class OrtGraph implements AutoCloseable {
   public static float[] floats(OrtSession.Result r, int index) {
     try {
       OnnxTensor t = (OnnxTensor) r.get(index);
-      java.nio.FloatBuffer fb = t.getFloatBuffer();
+      FloatBuffer fb = t.getFloatBuffer();
       float[] out = new float[fb.remaining()];
       fb.get(out);
       return out;
@@ -83,7 +85,7 @@ public final class OrtGraph implements AutoCloseable {
 
   public static long[] longs(OrtSession.Result r, int index) {
     OnnxTensor t = (OnnxTensor) r.get(index);
-    java.nio.LongBuffer lb = t.getLongBuffer();
+    LongBuffer lb = t.getLongBuffer();
     long[] out = new long[lb.remaining()];
     lb.get(out);
     return out;

@@ -3,6 +3,7 @@ package dev.pdserve.model.weights;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.pdserve.model.config.ConfigException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -35,7 +36,7 @@ public final class CheckpointConverter {
    *
    * @throws IllegalArgumentException if {@code outDir} is the checkpoint directory, or is not empty
    *     and {@code options} do not allow overwriting
-   * @throws dev.pdserve.model.config.ConfigException if the checkpoint's config is missing or bad
+   * @throws ConfigException if the checkpoint's config is missing or bad
    * @throws WeightException if the checkpoint's weights are missing, unreadable or fail validation
    * @throws UncheckedIOException if writing fails
    */

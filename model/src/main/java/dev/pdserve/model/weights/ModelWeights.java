@@ -3,6 +3,7 @@ package dev.pdserve.model.weights;
 import ai.onnxruntime.OnnxTensor;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.onnx.OrtRuntime;
+import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -83,8 +84,7 @@ public final class ModelWeights implements AutoCloseable {
     if (base.endsWith("e_score_correction_bias")) {
       used = cfg.expertGroups().get(row).numExperts();
     }
-    java.nio.FloatBuffer view =
-        t.data().duplicate().position(row * width).limit(row * width + used).slice();
+    FloatBuffer view = t.data().duplicate().position(row * width).limit(row * width + used).slice();
     return runtime.floatTensor(view, used);
   }
 

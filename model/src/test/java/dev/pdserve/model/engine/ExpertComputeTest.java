@@ -7,6 +7,10 @@ import dev.pdserve.model.config.ModelPresets;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.weights.DummyWeights;
 import dev.pdserve.model.weights.ModelWeights;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -44,9 +48,9 @@ class ExpertComputeTest {
     for (int r = 0; r < rows; r++) {
       group[r] = rnd.nextInt(2);
       int n = cfg.expertGroups().get(group[r]).numExperts();
-      java.util.List<Integer> pick = new java.util.ArrayList<>();
+      List<Integer> pick = new ArrayList<>();
       for (int e = 0; e < n; e++) pick.add(e);
-      java.util.Collections.shuffle(pick, rnd);
+      Collections.shuffle(pick, rnd);
       for (int j = 0; j < k; j++) {
         ids[r * k + j] = pick.get(j);
         w[r * k + j] = rnd.nextFloat();
@@ -88,7 +92,7 @@ class ExpertComputeTest {
     }
 
     long[] none = new long[b.expertIds().length];
-    java.util.Arrays.fill(none, ExpertCompute.NO_EXPERT);
+    Arrays.fill(none, ExpertCompute.NO_EXPERT);
     double[] z = new double[whole.length];
     assertEquals(
         0,

@@ -9,6 +9,7 @@ import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.weights.DummyWeights;
 import dev.pdserve.model.weights.ModelWeights;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
@@ -97,7 +98,7 @@ class ModelRunnerTest {
     float[] c = null;
     int[] cuts = {0, 1, 17, 18, 33, 50};
     for (int i = 0; i + 1 < cuts.length; i++) {
-      int[] part = java.util.Arrays.copyOfRange(a, cuts[i], cuts[i + 1]);
+      int[] part = Arrays.copyOfRange(a, cuts[i], cuts[i + 1]);
       c = runner.forward(List.of(SequenceStep.text(part, chunked, i + 2 == cuts.length)), local)[0];
     }
     assertArrayEquals(w, c);

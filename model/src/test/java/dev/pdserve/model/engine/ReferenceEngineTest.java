@@ -25,6 +25,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
@@ -81,8 +82,7 @@ class ReferenceEngineTest {
     assertArrayEquals(a.tokenIds(), b.tokenIds(), "the same seed must give the same tokens");
     assertNotEquals(List.of(a.tokenIds()), List.of(c.tokenIds()));
     assertFalse(
-        java.util.Arrays.equals(a.tokenIds(), c.tokenIds()),
-        "different seeds should give different tokens");
+        Arrays.equals(a.tokenIds(), c.tokenIds()), "different seeds should give different tokens");
     assertEquals(32, a.completionTokens());
     assertEquals(FinishReason.LENGTH, a.finishReason());
   }

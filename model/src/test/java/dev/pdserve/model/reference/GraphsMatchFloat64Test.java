@@ -16,6 +16,7 @@ import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.weights.DummyWeights;
 import dev.pdserve.model.weights.ModelWeights;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
@@ -196,7 +197,7 @@ class GraphsMatchFloat64Test {
               new boolean[] {newVision[s]},
               refCaches.get(s));
       assertClearRouting(ref, "decode layer " + layer + " seq " + s);
-      float[] mine = java.util.Arrays.copyOfRange(out, s * cfg.hidden(), (s + 1) * cfg.hidden());
+      float[] mine = Arrays.copyOfRange(out, s * cfg.hidden(), (s + 1) * cfg.hidden());
       double err = relativeError(mine, ref.out());
       assertTrue(
           err < TOLERANCE,

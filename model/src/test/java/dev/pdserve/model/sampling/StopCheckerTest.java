@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -167,8 +168,7 @@ class StopCheckerTest {
     assertEquals("abort", FinishReason.ABORT.wireName());
   }
 
-  private static SamplingParams params(
-      java.util.function.UnaryOperator<SamplingParams.Builder> change) {
+  private static SamplingParams params(UnaryOperator<SamplingParams.Builder> change) {
     return change.apply(SamplingParams.builder().maxTokens(100)).build();
   }
 

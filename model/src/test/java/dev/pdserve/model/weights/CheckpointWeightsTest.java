@@ -11,6 +11,7 @@ import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelPresets;
 import dev.pdserve.model.weights.TestCheckpoints.Layout;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -191,10 +192,7 @@ class CheckpointWeightsTest {
     for (Map.Entry<String, long[]> e : WeightNames.expected(TINY).entrySet()) {
       if (e.getKey().equals(WeightNames.FINAL_NORM)) {
         w.addRaw(
-            e.getKey(),
-            SafetensorsDType.I32,
-            e.getValue(),
-            java.nio.ByteBuffer.allocate(4 * TINY.hidden()));
+            e.getKey(), SafetensorsDType.I32, e.getValue(), ByteBuffer.allocate(4 * TINY.hidden()));
       } else {
         w.add(DUMMY.find(e.getKey()).orElseThrow());
       }

@@ -11,6 +11,7 @@ import dev.pdserve.model.weights.TestCheckpoints.Layout;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Optional;
 import java.util.function.Function;
 import org.junit.jupiter.api.Test;
@@ -122,7 +123,7 @@ class ModelDirectoryTest {
     Path dir = TestCheckpoints.write(tmp, TINY, DUMMY, Layout.canonical(SafetensorsDType.F32));
     Path file = dir.resolve(CheckpointWeights.SINGLE_FILE);
     byte[] bytes = Files.readAllBytes(file);
-    Files.write(file, java.util.Arrays.copyOf(bytes, bytes.length / 2));
+    Files.write(file, Arrays.copyOf(bytes, bytes.length / 2));
     WeightException e = assertThrows(WeightException.class, () -> ModelDirectory.open(dir));
     assertTrue(
         e.getMessage().contains(file.toString()) && e.getMessage().contains("truncated"),

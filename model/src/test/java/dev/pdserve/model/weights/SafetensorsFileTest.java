@@ -12,7 +12,9 @@ import java.nio.FloatBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -54,7 +56,7 @@ class SafetensorsFileTest {
     FloatTensor b = sample("b.bias", 7);
     Path file = writeAll(SafetensorsDType.F32, a, b);
     try (SafetensorsFile f = SafetensorsFile.open(file)) {
-      assertEquals(java.util.List.of("a.weight", "b.bias"), java.util.List.copyOf(f.names()));
+      assertEquals(List.of("a.weight", "b.bias"), List.copyOf(f.names()));
       assertEquals("test", f.metadata().get("note"));
       for (FloatTensor want : new FloatTensor[] {a, b}) {
         FloatTensor got = f.read(want.name());
@@ -139,7 +141,7 @@ class SafetensorsFileTest {
             .putFloat(1.5f)
             .putFloat(-2f)
             .putFloat(3.25f);
-    Files.write(file, data.array(), java.nio.file.StandardOpenOption.APPEND);
+    Files.write(file, data.array(), StandardOpenOption.APPEND);
     try (SafetensorsFile f = SafetensorsFile.open(file)) {
       FloatTensor t = f.read("w");
       assertTrue(t.data().isDirect());

@@ -10,6 +10,7 @@ import dev.pdserve.model.config.ModelPresets;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -61,7 +62,7 @@ class WeightValidatorTest {
   }
 
   static FloatTensor filled(String name, float value, long... shape) {
-    int n = (int) java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b);
+    int n = (int) Arrays.stream(shape).reduce(1, (a, b) -> a * b);
     FloatBuffer b = ByteBuffer.allocateDirect(n * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
     for (int i = 0; i < n; i++) {
       b.put(i, value);

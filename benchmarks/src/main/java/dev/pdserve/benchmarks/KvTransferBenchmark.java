@@ -1,11 +1,17 @@
-package dev.pdserve.core.kv.flight;
+package dev.pdserve.benchmarks;
 
+import com.sun.management.OperatingSystemMXBean;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.PagedSequenceKv;
+import dev.pdserve.core.kv.flight.IncomingTransfer;
+import dev.pdserve.core.kv.flight.KvTransferClient;
+import dev.pdserve.core.kv.flight.KvTransferServer;
+import dev.pdserve.core.kv.flight.OutgoingTransfer;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelPresets;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
@@ -27,13 +33,14 @@ import org.apache.arrow.memory.RootAllocator;
 
 /**
  * Moves one prompt's KV from a prefill pool into a decode pool, side by side in one JVM over
- * loopback: Arrow Flight DoPut (this package, several transport settings) and a plain TCP socket
- * carrying the same bytes between the same pools. Prints MB/s (10^6 bytes/s) per variant and the
- * ratio to the socket. No assertions: a measurement, not a test.
+ * loopback: Arrow Flight DoPut ({@code dev.pdserve.core.kv.flight}, several transport settings) and
+ * a plain TCP socket carrying the same bytes between the same pools. Prints MB/s (10^6 bytes/s) per
+ * variant and the ratio to the socket. No assertions: a measurement, not a test.
  *
  * <pre>
+ * bin/pdserve kv-bench [--preset P] [--tokens N] [--rounds N] [--warmup SECONDS] [--variants LETTERS]
  * java --add-opens=java.base/java.nio=org.apache.arrow.memory.core,ALL-UNNAMED -cp ... \
- *   dev.pdserve.core.kv.flight.KvTransferBenchmark [preset] [tokens] [rounds] [warm-up seconds] [variant letters]
+ *   dev.pdserve.benchmarks.KvTransferBenchmark [preset] [tokens] [rounds] [warm-up seconds] [variant letters]
  * </pre>
  *
  * Defaults: {@code ernie-4.5-vl-28b-a3b 2048 10 30} (2048 fp32 tokens = 224 MiB, the size of a
@@ -43,9 +50,8 @@ import org.apache.arrow.memory.RootAllocator;
  */
 @SuppressWarnings("try") // variants close with checked exceptions
 public final class KvTransferBenchmark {
-  private static final com.sun.management.OperatingSystemMXBean OS =
-      (com.sun.management.OperatingSystemMXBean)
-          java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+  private static final OperatingSystemMXBean OS =
+      (OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
 
   private final KvLayout layout;
   private final int tokens;
@@ -256,7 +262,7 @@ public final class KvTransferBenchmark {
     return bytes / ((System.nanoTime() - t0) / 1e9) / 1e6;
   }
 
-  /** Flight DoPut with this package's client and server: prefill pool to decode pool. */
+  /** Flight DoPut with core's Flight client and server: prefill pool to decode pool. */
   private final class FlightVariant implements Variant {
     private final String name;
     private final KvTransferServer server;

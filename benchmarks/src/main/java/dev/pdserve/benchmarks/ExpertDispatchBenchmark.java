@@ -1,6 +1,8 @@
-package dev.pdserve.expert;
+package dev.pdserve.benchmarks;
 
 import dev.pdserve.core.experts.RemoteExperts;
+import dev.pdserve.expert.ExpertShard;
+import dev.pdserve.expert.ExpertShardStats;
 import dev.pdserve.internal.v1.NodeServiceGrpc;
 import dev.pdserve.internal.v1.StatusRequest;
 import dev.pdserve.model.config.LayerKind;
@@ -21,16 +23,15 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
-import java.util.TreeMap;
 
 /**
  * Per-layer routed-expert latency, in-process ({@link LocalExperts}) against two shards on loopback
  * ({@link RemoteExperts}), for decode-sized batches. Not a test: run by hand.
  *
  * <pre>
- * mvn -o -q -pl expert-shard -am test-compile org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath -Dmdep.outputFile=target/cp.txt -Dmdep.includeScope=test
- * java -cp expert-shard/target/test-classes:expert-shard/target/classes:$(cat expert-shard/target/cp.txt) \
- *     dev.pdserve.expert.ExpertDispatchBenchmark [preset=tiny] [iterations=2000] [rows=1,8,32] [shards=2]
+ * mvn -o -q -pl benchmarks -am compile org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath -Dmdep.outputFile=target/cp.txt
+ * java -cp benchmarks/target/classes:$(cat benchmarks/target/cp.txt) \
+ *     dev.pdserve.benchmarks.ExpertDispatchBenchmark [preset=tiny] [iterations=2000] [rows=1,8,32] [shards=2]
  * </pre>
  */
 public final class ExpertDispatchBenchmark {
@@ -49,7 +50,7 @@ public final class ExpertDispatchBenchmark {
     OrtRuntime rt = OrtRuntime.shared();
     try (ModelWeights weights = new ModelWeights(cfg, new DummyWeights(cfg, 42), rt);
         ExpertCompute all = new ExpertCompute(cfg, weights, rt, ExpertCompute.HostedExperts.ALL);
-        ShardCluster cluster = startShards(cfg, weights, shards)) {
+        LoopbackShards cluster = LoopbackShards.start(cfg, weights, shards)) {
       LocalExperts local = new LocalExperts(all);
       RemoteExperts remote = cluster.remote();
       System.out.printf(
@@ -110,9 +111,9 @@ public final class ExpertDispatchBenchmark {
         }
       }
       // the floor: one small unary call on the same channel (NodeService.Status)
-      var status =
-          NodeServiceGrpc.newBlockingStub(cluster.channels.get(cluster.addresses.get("shard-a")));
-      var req = StatusRequest.getDefaultInstance();
+      NodeServiceGrpc.NodeServiceBlockingStub status =
+          NodeServiceGrpc.newBlockingStub(cluster.channel("shard-a"));
+      StatusRequest req = StatusRequest.getDefaultInstance();
       long[] t = new long[iterations];
       for (int i = 0; i < iterations + 200; i++) {
         long s = System.nanoTime();
@@ -142,9 +143,9 @@ public final class ExpertDispatchBenchmark {
 
   /** Mean compute time per dispatch in each shard since the last snapshot. */
   private static String snapshot(
-      ShardCluster cluster, Map<String, Long> lastDispatches, Map<String, Double> lastMillis) {
+      LoopbackShards cluster, Map<String, Long> lastDispatches, Map<String, Double> lastMillis) {
     StringBuilder sb = new StringBuilder();
-    for (var e : cluster.shards.entrySet()) {
+    for (Map.Entry<String, ExpertShard> e : cluster.shards().entrySet()) {
       ExpertShardStats st = e.getValue().stats();
       long d = st.dispatches() - lastDispatches.getOrDefault(e.getKey(), 0L);
       double ms = st.computeMillis() - lastMillis.getOrDefault(e.getKey(), 0.0);
@@ -153,16 +154,6 @@ public final class ExpertDispatchBenchmark {
       sb.append(String.format(Locale.ROOT, " %s %.1f", e.getKey(), d == 0 ? 0 : ms * 1e3 / d));
     }
     return sb.toString();
-  }
-
-  /** {@code shards} shards with equal contiguous ranges. */
-  private static ShardCluster startShards(ModelConfig cfg, ModelWeights weights, int shards) {
-    int n = cfg.expertGroups().stream().mapToInt(g -> g.numExperts()).max().orElseThrow();
-    Map<String, String> ranges = new TreeMap<>();
-    for (int s = 0; s < shards; s++) {
-      ranges.put("shard-" + (char) ('a' + s), (s * n / shards) + "-" + ((s + 1) * n / shards - 1));
-    }
-    return ShardCluster.start(weights, ranges, cfg);
   }
 
   private static long[] measure(ExpertBackend b, List<RoutedBatch> batches, int iterations) {
