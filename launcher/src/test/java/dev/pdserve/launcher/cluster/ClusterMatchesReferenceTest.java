@@ -76,6 +76,17 @@ class ClusterMatchesReferenceTest {
   }
 
   static int[] expected(dev.pdserve.api.v1.GenerateRequest r) {
+    return expected(reference, r);
+  }
+
+  /** The tokens {@code engine} (a reference engine of some numerics) gives for {@code r}. */
+  static int[] expected(ReferenceEngine engine, dev.pdserve.api.v1.GenerateRequest r) {
+    return referenceResult(engine, r).tokenIds();
+  }
+
+  /** What {@code engine} (a reference engine of some numerics) generates for {@code r}. */
+  static GenerateResult referenceResult(
+      ReferenceEngine engine, dev.pdserve.api.v1.GenerateRequest r) {
     Prompt p =
         switch (r.getInputCase()) {
           case MESSAGES ->
@@ -94,14 +105,12 @@ class ClusterMatchesReferenceTest {
                       .toArray());
           default -> throw new AssertionError();
         };
-    GenerateResult g =
-        reference.generate(
-            new GenerateRequest(
-                r.getRequestId(),
-                p,
-                dev.pdserve.core.grpc.ProtoConversions.sampling(r.getParams()),
-                !r.hasEnableThinking() || r.getEnableThinking()));
-    return g.tokenIds();
+    return engine.generate(
+        new GenerateRequest(
+            r.getRequestId(),
+            p,
+            dev.pdserve.core.grpc.ProtoConversions.sampling(r.getParams()),
+            !r.hasEnableThinking() || r.getEnableThinking()));
   }
 
   @org.junit.jupiter.params.ParameterizedTest(name = "{0}P/{1}D/{2}E in one JVM")
