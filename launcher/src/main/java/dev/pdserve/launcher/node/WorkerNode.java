@@ -160,7 +160,7 @@ public final class WorkerNode implements AutoCloseable {
       }
       BufferAllocator mine =
           closer.add(allocator.newChildAllocator("worker-" + config.nodeId(), 0, Long.MAX_VALUE));
-      KvLayout layout = KvLayout.of(model.config(), config.engine().kvDtype());
+      KvLayout layout = KvLayout.of(model.config(), runner.numerics().kvDtype());
       this.pool =
           closer.add(new KvBlockPool(mine, "kv-pool", layout, config.engine().kvBudgetBytes()));
       this.transferServer =

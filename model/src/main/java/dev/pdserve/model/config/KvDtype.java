@@ -15,6 +15,9 @@ public enum KvDtype {
   FP16(2),
   BF16(2);
 
+  /** What {@link #parse} says when it refuses a value. */
+  public static final String MUST_BE = "must be fp32, fp16 or bf16";
+
   private final int elementBytes;
 
   KvDtype(int elementBytes) {
@@ -52,9 +55,6 @@ public enum KvDtype {
     }
     throw new IllegalArgumentException(MUST_BE + ", got '" + text + "'");
   }
-
-  /** What {@link #parse} says when it refuses a value. */
-  public static final String MUST_BE = "must be fp32, fp16 or bf16";
 
   /** {@code f} as this dtype stores it: itself for fp32, else rounded to the nearest half value. */
   public float round(float f) {

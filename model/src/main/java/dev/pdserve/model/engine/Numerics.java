@@ -22,9 +22,4 @@ public record Numerics(KvDtype kvDtype) {
   public static Numerics kv(KvDtype kvDtype) {
     return new Numerics(kvDtype);
   }
-
-  /** For logs and reports: {@code kv fp16}. */
-  public String describe() {
-    return "kv " + kvDtype.configName();
-  }
 }
