@@ -123,7 +123,7 @@ final class GenerateCommand implements Callable<Integer> {
           target.router, req, json, timeoutSeconds, out, spec.commandLine().getErr());
     }
     try (LoadedModel m = LoadedModel.load(model.spec());
-        ReferenceEngine engine = new ReferenceEngine(m, OrtRuntime.shared())) {
+        ReferenceEngine engine = new ReferenceEngine(m, OrtRuntime.shared(), model.numerics())) {
       GenerateResult r;
       try {
         r =

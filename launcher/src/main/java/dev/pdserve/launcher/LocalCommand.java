@@ -2,6 +2,7 @@ package dev.pdserve.launcher;
 
 import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.launcher.node.LocalCluster;
+import dev.pdserve.model.config.KvDtype;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -71,6 +72,13 @@ final class LocalCommand implements Callable<Integer> {
   String kvBudget;
 
   @Option(
+      names = "--kv-dtype",
+      paramLabel = "DTYPE",
+      converter = KvDtypeOption.class,
+      description = KvDtypeOption.DESCRIPTION + " Given to every node. Default: fp32.")
+  KvDtype kvDtype;
+
+  @Option(
       names = "--log-level",
       defaultValue = "INFO",
       description = "Log level of the nodes. Default: ${DEFAULT-VALUE}.")
@@ -108,6 +116,9 @@ final class LocalCommand implements Callable<Integer> {
     if (httpPort != 0) {
       settings.put(
           NodeConfigLoader.HTTP_PORT, Integer.toString(httpPort)); // only the router binds it
+    }
+    if (kvDtype != null) {
+      settings.put(NodeConfigLoader.KV_DTYPE, kvDtype.configName()); // every node, one dtype
     }
     LocalCluster.Spec s =
         new LocalCluster.Spec(

@@ -85,7 +85,7 @@ final class ModelBenchCommand implements Callable<Integer> {
     ObjectNode report = GenerateCommand.JSON.createObjectNode();
     try (LoadedModel m = LoadedModel.load(model.spec());
         ModelWeights w = new ModelWeights(m.config(), m.weights(), rt);
-        ModelRunner runner = new ModelRunner(m.config(), w, rt);
+        ModelRunner runner = new ModelRunner(m.config(), w, rt, model.numerics());
         ExpertCompute experts =
             new ExpertCompute(m.config(), w, rt, ExpertCompute.HostedExperts.ALL)) {
       ModelConfig cfg = m.config();
@@ -96,13 +96,20 @@ final class ModelBenchCommand implements Callable<Integer> {
       }
       LocalExperts local = new LocalExperts(experts);
       report.put("model", cfg.name());
+      report.put("kv_dtype", model.kvDtype.configName());
       report.put("prompt_len", promptLen);
       report.put("decode_steps", decodeSteps);
       report.put("cores", Runtime.getRuntime().availableProcessors());
       ArrayNode rows = report.putArray("results");
       out.printf(
-          "pdserve model bench: %s, prompt %d tokens, %d decode steps, median of %d, %d cores%n",
-          cfg.name(), promptLen, decodeSteps, repeats, Runtime.getRuntime().availableProcessors());
+          "pdserve model bench: %s, %s KV, prompt %d tokens, %d decode steps, median of %d, %d"
+              + " cores%n",
+          cfg.name(),
+          model.kvDtype.configName(),
+          promptLen,
+          decodeSteps,
+          repeats,
+          Runtime.getRuntime().availableProcessors());
       out.printf(
           "%6s %18s %18s %16s%n", "batch", "prefill tok/s", "decode tok/s", "decode step ms");
       runOnce(runner, local, cfg, 1, Math.min(promptLen, 16), 2); // warm-up

@@ -1,6 +1,7 @@
 package dev.pdserve.launcher;
 
 import dev.pdserve.model.config.ExpertGroup;
+import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.config.LayerKind;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.graph.EmbedGraph;
@@ -72,6 +73,12 @@ final class ModelCommand implements Runnable {
       out.printf(
           "KV per token      %s fp32, %s bf16%n",
           bytes(cfg.kvBytesPerToken(4)), bytes(cfg.kvBytesPerToken(2)));
+      KvDtype kv = model.kvDtype;
+      out.printf(
+          "KV cache          %s (--kv-dtype): %s per token, %d tokens per GiB of pool%n",
+          kv.configName(),
+          bytes(cfg.kvBytesPerToken(kv.elementBytes())),
+          (1L << 30) / cfg.kvBytesPerToken(kv.elementBytes()));
       if (!cfg.expertGroups().isEmpty()) {
         StringBuilder groups = new StringBuilder();
         for (ExpertGroup g : cfg.expertGroups()) {
@@ -92,10 +99,13 @@ final class ModelCommand implements Runnable {
       int firstDense = cfg.layerKinds().indexOf(LayerKind.DENSE);
       if (firstDense >= 0) {
         graphs.put(
-            "layer (dense)  ×" + count(cfg, LayerKind.DENSE), LayerGraph.build(cfg, firstDense));
+            "layer (dense)  ×" + count(cfg, LayerKind.DENSE),
+            LayerGraph.build(cfg, firstDense, model.kvDtype));
       }
       if (firstMoe >= 0) {
-        graphs.put("layer (MoE)    ×" + count(cfg, LayerKind.MOE), LayerGraph.build(cfg, firstMoe));
+        graphs.put(
+            "layer (MoE)    ×" + count(cfg, LayerKind.MOE),
+            LayerGraph.build(cfg, firstMoe, model.kvDtype));
       }
       for (ExpertGroup g : cfg.expertGroups()) {
         graphs.putIfAbsent(

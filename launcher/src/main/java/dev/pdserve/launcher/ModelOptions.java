@@ -1,10 +1,12 @@
 package dev.pdserve.launcher;
 
 import dev.pdserve.model.config.ConfigException;
+import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelConfigJson;
 import dev.pdserve.model.config.ModelPresets;
 import dev.pdserve.model.engine.ModelSpec;
+import dev.pdserve.model.engine.Numerics;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Iterator;
@@ -38,6 +40,19 @@ final class ModelOptions {
       defaultValue = "42",
       description = "Seed of the dummy weights (presets and --config). Default: ${DEFAULT-VALUE}.")
   long weightSeed;
+
+  @Option(
+      names = "--kv-dtype",
+      paramLabel = "DTYPE",
+      defaultValue = "fp32",
+      converter = KvDtypeOption.class,
+      description = KvDtypeOption.DESCRIPTION + " Default: ${DEFAULT-VALUE}.")
+  KvDtype kvDtype;
+
+  /** How to compute the model: the KV dtype given (fp32 unless {@code --kv-dtype} says else). */
+  Numerics numerics() {
+    return Numerics.kv(kvDtype);
+  }
 
   ModelConfig config() {
     int given =

@@ -5,17 +5,20 @@ import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
 import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.api.v1.TokenIds;
+import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeServiceGrpc;
 import dev.pdserve.internal.v1.StatusRequest;
 import dev.pdserve.launcher.node.LocalCluster;
+import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.engine.ContiguousKv;
 import dev.pdserve.model.engine.ExpertCompute;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.LocalExperts;
 import dev.pdserve.model.engine.ModelRunner;
 import dev.pdserve.model.engine.ModelSpec;
+import dev.pdserve.model.engine.Numerics;
 import dev.pdserve.model.engine.SequenceStep;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.sampling.Sampler;
@@ -78,6 +81,16 @@ final class ThroughputCommand implements Callable<Integer> {
   int maxTokens;
 
   @Option(
+      names = "--kv-dtype",
+      paramLabel = "DTYPE",
+      defaultValue = "fp32",
+      converter = KvDtypeOption.class,
+      description =
+          KvDtypeOption.DESCRIPTION
+              + " The same for the single-process engine and every node. Default: ${DEFAULT-VALUE}.")
+  KvDtype kvDtype;
+
+  @Option(
       names = "--ort-threads",
       defaultValue = "0",
       description = "ONNX Runtime threads of the single-process engine (0 = all cores).")
@@ -96,12 +109,13 @@ final class ThroughputCommand implements Callable<Integer> {
       prompts.add(p);
     }
     out.printf(
-        "pdserve throughput: %d requests, prompt %d tokens, %d output tokens each, %d in flight, preset %s, %d cores%n",
+        "pdserve throughput: %d requests, prompt %d tokens, %d output tokens each, %d in flight, preset %s, %s KV, %d cores%n",
         requests,
         promptLen,
         maxTokens,
         concurrency,
         preset,
+        kvDtype.configName(),
         Runtime.getRuntime().availableProcessors());
     out.flush();
 
@@ -111,7 +125,7 @@ final class ThroughputCommand implements Callable<Integer> {
     OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(threads, false, true));
     try (LoadedModel m = LoadedModel.load(ModelSpec.preset(preset));
         ModelWeights w = new ModelWeights(m.config(), m.weights(), rt);
-        ModelRunner runner = new ModelRunner(m.config(), w, rt);
+        ModelRunner runner = new ModelRunner(m.config(), w, rt, Numerics.kv(kvDtype));
         ExpertCompute ec = new ExpertCompute(m.config(), w, rt, ExpertCompute.HostedExperts.ALL)) {
       LocalExperts local = new LocalExperts(ec);
       runBatch(runner, local, m, prompts.subList(0, Math.min(2, requests)), 4); // warm-up
@@ -141,7 +155,7 @@ final class ThroughputCommand implements Callable<Integer> {
             ModelSpec.DEFAULT_SEED,
             "256m",
             "WARN",
-            Map.of(),
+            Map.of(NodeConfigLoader.KV_DTYPE, kvDtype.configName()),
             "768m");
     try (LocalCluster cluster = LocalCluster.start(s, line -> {}, Duration.ofSeconds(240))) {
       ManagedChannel ch =

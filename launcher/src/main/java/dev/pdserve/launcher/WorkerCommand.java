@@ -1,8 +1,10 @@
 package dev.pdserve.launcher;
 
 import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.launcher.node.WorkerNode;
+import dev.pdserve.model.config.KvDtype;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -36,6 +38,15 @@ final class WorkerCommand implements Callable<Integer> {
       description = "local (every expert in this process, default) or remote (expert shards).")
   String expertsMode;
 
+  @Option(
+      names = "--kv-dtype",
+      paramLabel = "DTYPE",
+      converter = KvDtypeOption.class,
+      description =
+          KvDtypeOption.DESCRIPTION
+              + " Every worker of a cluster must agree (key pdserve.kv.dtype, default fp32).")
+  KvDtype kvDtype;
+
   @Override
   public Integer call() throws Exception {
     if (role != null && !role.equals("prefill") && !role.equals("decode")) {
@@ -45,6 +56,9 @@ final class WorkerCommand implements Callable<Integer> {
     Map<String, String> more = new LinkedHashMap<>();
     if (expertsMode != null) {
       more.put("pdserve.experts.mode", expertsMode);
+    }
+    if (kvDtype != null) {
+      more.put(NodeConfigLoader.KV_DTYPE, kvDtype.configName());
     }
     NodeConfig cfg = node.load(role, more);
     if (cfg.role() != NodeRole.PREFILL && cfg.role() != NodeRole.DECODE) {

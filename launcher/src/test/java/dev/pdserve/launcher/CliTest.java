@@ -5,9 +5,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelPresets;
+import dev.pdserve.model.engine.GenerateRequest;
+import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
+import dev.pdserve.model.engine.Numerics;
+import dev.pdserve.model.engine.Prompt;
+import dev.pdserve.model.engine.ReferenceEngine;
+import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.sampling.SamplingParams;
 import dev.pdserve.model.weights.DummyWeights;
 import dev.pdserve.model.weights.SafetensorsDType;
 import dev.pdserve.model.weights.TestCheckpoints;
@@ -187,5 +195,69 @@ class CliTest {
     ObjectMapper m = new ObjectMapper();
     assertEquals(
         m.readTree(fromPreset.out()).get("token_ids"), m.readTree(fromDir.out()).get("token_ids"));
+  }
+
+  @Test
+  void kvDtypeIsAUsageErrorNamingTheFlagAndTheChoicesOnEveryCommandThatTakesIt() {
+    String[][] commands = {
+      {"generate", "--local", "--prompt", "x"},
+      {"model", "info"},
+      {"model", "bench"},
+      {"worker", "--role", "decode"},
+      {"local"},
+      {"throughput"}
+    };
+    for (String[] cmd : commands) {
+      String[] args = Arrays.copyOf(cmd, cmd.length + 2);
+      args[cmd.length] = "--kv-dtype";
+      args[cmd.length + 1] = "fp8";
+      Run r = run(args);
+      assertEquals(CliErrors.USAGE, r.code(), String.join(" ", args) + ": " + r.err());
+      assertTrue(
+          r.err().contains("--kv-dtype")
+              && r.err().contains("must be fp32, fp16 or bf16, got 'fp8'"),
+          String.join(" ", args) + ": stderr should name --kv-dtype and the choices: " + r.err());
+    }
+  }
+
+  @Test
+  void modelInfoPrintsTheKvBytesOfTheChosenDtype() {
+    Run bf16 = run("model", "info", "--preset", "ernie-4.5-vl-28b-a3b", "--kv-dtype", "bf16");
+    assertEquals(0, bf16.code(), bf16.err());
+    assertTrue(
+        bf16.out().contains("KV cache          bf16 (--kv-dtype): 56.0 KiB per token"), bf16.out());
+    Run fp32 = run("model", "info", "--preset", "ernie-4.5-vl-28b-a3b");
+    assertTrue(
+        fp32.out().contains("KV cache          fp32 (--kv-dtype): 112.0 KiB per token"),
+        fp32.out());
+  }
+
+  @Test
+  void generateLocalWithKvDtypeGivesTheReferenceTokensOfThatDtype() throws Exception {
+    Run r =
+        run(
+            "generate",
+            "--local",
+            "--kv-dtype",
+            "fp16",
+            "--prompt",
+            "Hello, 世界",
+            "--max-tokens",
+            "8",
+            "--json");
+    assertEquals(0, r.code(), r.err());
+    try (LoadedModel m = LoadedModel.load(ModelSpec.preset("tiny"));
+        ReferenceEngine fp16 =
+            new ReferenceEngine(m, OrtRuntime.shared(), Numerics.kv(KvDtype.FP16))) {
+      int[] want =
+          fp16.generate(
+                  new GenerateRequest(
+                      "x", Prompt.user("Hello, 世界"), SamplingParams.greedy(8), true))
+              .tokenIds();
+      assertEquals(
+          new ObjectMapper().valueToTree(want),
+          new ObjectMapper().readTree(r.out()).get("token_ids"),
+          "generate --local --kv-dtype fp16 differs from the fp16 reference engine");
+    }
   }
 }

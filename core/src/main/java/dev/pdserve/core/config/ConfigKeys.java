@@ -1,5 +1,6 @@
 package dev.pdserve.core.config;
 
+import dev.pdserve.model.config.KvDtype;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -195,6 +196,15 @@ public final class ConfigKeys {
               new ValueType.ByteSize(),
               1L << 30,
               "paged KV pool of a worker (fixed budget)"));
+  public static final ConfigKey<KvDtype> KV_DTYPE =
+      define(
+          ConfigKey.of(
+              "pdserve.kv.dtype",
+              ValueType.Choice.ofLowerCase(KvDtype.class, KvDtype.MUST_BE),
+              KvDtype.FP32,
+              "element type of a worker's KV cache (`--kv-dtype`): keys and values are rounded"
+                  + " to it when computed, stored and sent in it (fp16/bf16: half the bytes, twice"
+                  + " the blocks); every worker, and a reference engine compared with, must agree"));
   public static final ConfigKey<ExpertRange> EXPERT_RANGE =
       define(
           ConfigKey.withoutDefault(

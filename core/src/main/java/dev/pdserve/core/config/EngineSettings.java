@@ -1,5 +1,7 @@
 package dev.pdserve.core.config;
 
+import dev.pdserve.model.config.KvDtype;
+import dev.pdserve.model.engine.Numerics;
 import java.nio.file.Path;
 import java.util.Optional;
 
@@ -16,6 +18,7 @@ import java.util.Optional;
  * @param prefillChunkTokens a prompt is prefilled in chunks of at most this many tokens
  * @param decodeMaxBatch sequences in one decode step at most
  * @param ortCuda run the graphs on ONNX Runtime's CUDA execution provider (needs the GPU build)
+ * @param kvDtype element type of the KV cache (every worker of a cluster must agree)
  */
 public record EngineSettings(
     long kvBudgetBytes,
@@ -27,4 +30,11 @@ public record EngineSettings(
     ExpertsMode expertsMode,
     int prefillChunkTokens,
     int decodeMaxBatch,
-    boolean ortCuda) {}
+    boolean ortCuda,
+    KvDtype kvDtype) {
+
+  /** How this node computes and stores the model (the reference engine to compare must match). */
+  public Numerics numerics() {
+    return new Numerics(kvDtype);
+  }
+}

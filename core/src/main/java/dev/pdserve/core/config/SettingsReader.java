@@ -28,6 +28,7 @@ import static dev.pdserve.core.config.ConfigKeys.GRPC_PORT;
 import static dev.pdserve.core.config.ConfigKeys.HTTP_MAX_BODY_BYTES;
 import static dev.pdserve.core.config.ConfigKeys.HTTP_PORT;
 import static dev.pdserve.core.config.ConfigKeys.KV_BUDGET_BYTES;
+import static dev.pdserve.core.config.ConfigKeys.KV_DTYPE;
 import static dev.pdserve.core.config.ConfigKeys.KV_LEASE_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.METRICS_PORT;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_DIR;
@@ -211,7 +212,8 @@ final class SettingsReader {
         values.get(EXPERTS_MODE),
         values.get(PREFILL_CHUNK_TOKENS),
         values.get(DECODE_MAX_BATCH),
-        ortCuda);
+        ortCuda,
+        values.get(KV_DTYPE));
   }
 
   private PrefixSettings prefix() {

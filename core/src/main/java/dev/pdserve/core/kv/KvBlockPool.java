@@ -1,8 +1,6 @@
 package dev.pdserve.core.kv;
 
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
@@ -17,7 +15,9 @@ import org.apache.arrow.memory.BufferAllocator;
  *
  * <p>{@link #allocate}, {@link #free} and the counters are thread-safe. The copy helpers do not
  * lock: the caller owns the blocks it copies into or out of, and distinct blocks never overlap.
- * Element data is little-endian fp32, the byte order of Arrow's wire format.
+ * Element data is little-endian (the byte order of Arrow's wire format) in the layout's {@link
+ * KvLayout#dtype() dtype}: {@link #write} narrows fp32 to it and {@link #read} widens it back; the
+ * layer copies move the stored bytes as they are.
  */
 public final class KvBlockPool implements AutoCloseable {
   /** Largest single Arrow buffer the pool allocates; blocks never straddle two buffers. */
@@ -28,7 +28,7 @@ public final class KvBlockPool implements AutoCloseable {
   private final int totalBlocks;
   private final int blocksPerChunk;
   private final ArrowBuf[] chunks;
-  private final FloatBuffer[] floats; // one absolute-indexed view per chunk; never moved
+  private final KvElements[] elements; // one absolute-indexed view per chunk; never moved
   private final int[] freeStack;
   private final BitSet allocated;
   private int freeCount;
@@ -82,7 +82,7 @@ public final class KvBlockPool implements AutoCloseable {
     }
     this.allocator = parent.newChildAllocator(name, 0, limit);
     this.chunks = new ArrowBuf[chunkCount];
-    this.floats = new FloatBuffer[chunkCount];
+    this.elements = new KvElements[chunkCount];
     List<ArrowBuf> made = new ArrayList<>();
     try {
       for (int c = 0; c < chunkCount; c++) {
@@ -90,8 +90,7 @@ public final class KvBlockPool implements AutoCloseable {
         ArrowBuf buf = allocator.buffer(n * blockBytes);
         made.add(buf);
         chunks[c] = buf;
-        floats[c] =
-            buf.nioBuffer(0, (int) (n * blockBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        elements[c] = KvElements.over(buf.nioBuffer(0, (int) (n * blockBytes)), layout.dtype());
       }
     } catch (RuntimeException e) {
       made.forEach(ArrowBuf::close);
@@ -234,14 +233,14 @@ public final class KvBlockPool implements AutoCloseable {
   }
 
   /**
-   * Copies {@code count} positions into {@code block}'s {@code layer} from slot {@code slot}. The
-   * sources are laid out {@code [kvHeads][stride][headDim]}: position {@code i} of head {@code h}
-   * starts at float {@code offset + (h·stride + i)·headDim}.
+   * Copies {@code count} positions into {@code block}'s {@code layer} from slot {@code slot},
+   * narrowed to the layout's dtype. The sources are laid out {@code [kvHeads][stride][headDim]}:
+   * position {@code i} of head {@code h} starts at float {@code offset + (h·stride + i)·headDim}.
    */
   public void write(
       int block, int layer, int slot, int count, float[] k, float[] v, int offset, int stride) {
     checkRange(block, layer, slot, count);
-    FloatBuffer fb = floats[block / blocksPerChunk];
+    KvElements chunk = elements[block / blocksPerChunk];
     int base = layerElementIndex(block, layer) + slot * layout.headDim();
     int hd = layout.headDim();
     int n = count * hd;
@@ -249,19 +248,19 @@ public final class KvBlockPool implements AutoCloseable {
     for (int h = 0; h < layout.kvHeads(); h++) {
       int dst = base + h * layout.headElements();
       int src = offset + h * stride * hd;
-      fb.put(dst, k, src, n);
-      fb.put(dst + half, v, src, n);
+      chunk.put(dst, k, src, n);
+      chunk.put(dst + half, v, src, n);
     }
   }
 
   /**
    * The inverse of {@link #write}: copies {@code count} positions out of {@code block}'s {@code
-   * layer}.
+   * layer}, widened to fp32.
    */
   public void read(
       int block, int layer, int slot, int count, float[] k, float[] v, int offset, int stride) {
     checkRange(block, layer, slot, count);
-    FloatBuffer fb = floats[block / blocksPerChunk];
+    KvElements chunk = elements[block / blocksPerChunk];
     int base = layerElementIndex(block, layer) + slot * layout.headDim();
     int hd = layout.headDim();
     int n = count * hd;
@@ -269,8 +268,8 @@ public final class KvBlockPool implements AutoCloseable {
     for (int h = 0; h < layout.kvHeads(); h++) {
       int src = base + h * layout.headElements();
       int dst = offset + h * stride * hd;
-      fb.get(src, k, dst, n);
-      fb.get(src + half, v, dst, n);
+      chunk.get(src, k, dst, n);
+      chunk.get(src + half, v, dst, n);
     }
   }
 

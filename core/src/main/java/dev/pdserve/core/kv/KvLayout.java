@@ -1,36 +1,34 @@
 package dev.pdserve.core.kv;
 
+import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.config.ModelConfig;
+import java.util.Objects;
 
 /**
  * The shape of a paged KV cache. A block holds {@link #blockSize()} token positions of every layer,
  * laid out {@code [layer][K then V][kvHead][slot][headDim]}, so one layer of one block (its K and
  * its V) is one contiguous run of {@link #layerBytes()} bytes: the unit that is copied into and out
- * of a block, and the unit the KV transfer ships.
+ * of a block, and the unit the KV transfer ships. Elements are little-endian {@link #dtype()}
+ * values; two layouts of different dtypes are different layouts (a transfer between them is
+ * refused).
  *
  * @param blockSize token positions per block
  * @param layers decoder layers
  * @param kvHeads key/value heads
  * @param headDim elements per head
- * @param elementBytes bytes per element (4: fp32)
+ * @param dtype element type (4 bytes for fp32, 2 for fp16 and bf16)
  */
-public record KvLayout(int blockSize, int layers, int kvHeads, int headDim, int elementBytes) {
+public record KvLayout(int blockSize, int layers, int kvHeads, int headDim, KvDtype dtype) {
   /** Tokens per block unless configured otherwise. */
   public static final int DEFAULT_BLOCK_SIZE = 16;
-
-  /** Bytes per element of the fp32 cache the engine keeps today. */
-  public static final int FP32 = 4;
 
   public KvLayout {
     require(blockSize > 0, "blockSize", blockSize);
     require(layers > 0, "layers", layers);
     require(kvHeads > 0, "kvHeads", kvHeads);
     require(headDim > 0, "headDim", headDim);
-    if (elementBytes != FP32) {
-      throw new IllegalArgumentException(
-          "elementBytes must be 4 (fp32 is the only element type so far), got " + elementBytes);
-    }
-    long block = 2L * layers * kvHeads * blockSize * headDim * elementBytes;
+    Objects.requireNonNull(dtype, "dtype");
+    long block = 2L * layers * kvHeads * blockSize * headDim * dtype.elementBytes();
     if (block > Integer.MAX_VALUE) {
       throw new IllegalArgumentException(
           "a block of " + block + " bytes is too large; use a smaller blockSize than " + blockSize);
@@ -39,12 +37,29 @@ public record KvLayout(int blockSize, int layers, int kvHeads, int headDim, int 
 
   /** The fp32 layout of {@code cfg} with {@link #DEFAULT_BLOCK_SIZE} tokens per block. */
   public static KvLayout of(ModelConfig cfg) {
-    return of(cfg, DEFAULT_BLOCK_SIZE);
+    return of(cfg, KvDtype.FP32);
   }
 
   /** The fp32 layout of {@code cfg} with {@code blockSize} tokens per block. */
   public static KvLayout of(ModelConfig cfg, int blockSize) {
-    return new KvLayout(blockSize, cfg.numLayers(), cfg.numKvHeads(), cfg.headDim(), FP32);
+    return of(cfg, blockSize, KvDtype.FP32);
+  }
+
+  /**
+   * The layout of {@code cfg} in {@code dtype} with {@link #DEFAULT_BLOCK_SIZE} tokens per block.
+   */
+  public static KvLayout of(ModelConfig cfg, KvDtype dtype) {
+    return of(cfg, DEFAULT_BLOCK_SIZE, dtype);
+  }
+
+  /** The layout of {@code cfg} in {@code dtype} with {@code blockSize} tokens per block. */
+  public static KvLayout of(ModelConfig cfg, int blockSize, KvDtype dtype) {
+    return new KvLayout(blockSize, cfg.numLayers(), cfg.numKvHeads(), cfg.headDim(), dtype);
+  }
+
+  /** Bytes per element: {@code dtype().elementBytes()}. */
+  public int elementBytes() {
+    return dtype.elementBytes();
   }
 
   /** Elements of one head in one block of one layer, K or V: {@code blockSize × headDim}. */
@@ -64,7 +79,7 @@ public record KvLayout(int blockSize, int layers, int kvHeads, int headDim, int 
 
   /** Bytes of one layer (K and V) in one block: the contiguous unit of copies and transfers. */
   public int layerBytes() {
-    return layerElements() * elementBytes;
+    return layerElements() * elementBytes();
   }
 
   /** Bytes of one block (every layer). */
@@ -84,7 +99,7 @@ public record KvLayout(int blockSize, int layers, int kvHeads, int headDim, int 
    * KV bytes per token across all layers: {@code 2 × layers × kvHeads × headDim × elementBytes}.
    */
   public long bytesPerToken() {
-    return 2L * layers * kvHeads * headDim * elementBytes;
+    return 2L * layers * kvHeads * headDim * elementBytes();
   }
 
   /** Blocks needed to hold {@code tokens} positions. */

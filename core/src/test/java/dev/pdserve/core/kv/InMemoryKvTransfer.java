@@ -169,6 +169,14 @@ public final class InMemoryKvTransfer implements KvPusher, KvIntake {
         throw new IllegalStateException("transfer " + id + " is not expected (cancelled?)");
       }
       KvLayout layout = target.layout();
+      if (!kv.pool().layout().equals(layout)) {
+        // as the Flight receiver refuses a sender of another dtype or shape
+        throw new IllegalArgumentException(
+            "KV layout mismatch: the target pool has "
+                + layout
+                + ", the sequence's pool "
+                + kv.pool().layout());
+      }
       if (toPosition > e.tokens) {
         throw new IllegalArgumentException(
             "positions up to " + toPosition + " do not fit transfer " + id + " of " + e.tokens);

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.config.ModelPresets;
 import java.util.ArrayList;
 import java.util.List;
@@ -22,7 +23,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 class KvBlockPoolTest {
-  private final KvLayout layout = new KvLayout(4, 3, 2, 8, 4);
+  private final KvLayout layout = new KvLayout(4, 3, 2, 8, KvDtype.FP32);
   private BufferAllocator root;
 
   @BeforeEach

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.pdserve.model.config.KvDtype;
 import java.util.Arrays;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
@@ -15,7 +16,7 @@ import org.junit.jupiter.api.Test;
 
 class PrefixCacheTest {
   private static final int BS = 4;
-  private final KvLayout layout = new KvLayout(BS, 2, 1, 16, 4);
+  private final KvLayout layout = new KvLayout(BS, 2, 1, 16, KvDtype.FP32);
   private final PrefixHasher hasher = PrefixHasher.text("tiny|seed42", BS);
   private BufferAllocator root;
   private KvBlockPool pool;

@@ -152,7 +152,8 @@ public final class WorkerNode implements AutoCloseable {
               new OrtRuntime.RuntimeOptions(
                   config.engine().ortThreads(), config.engine().ortCuda(), true));
       ModelWeights weights = closer.add(new ModelWeights(model.config(), model.weights(), rt));
-      ModelRunner runner = closer.add(new ModelRunner(model.config(), weights, rt));
+      ModelRunner runner =
+          closer.add(new ModelRunner(model.config(), weights, rt, config.engine().numerics()));
       ExpertBackend backend = experts.create(config, model, weights, member, closer);
       this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
       this.prefillMetrics = new PrometheusPrefillMetrics(metrics);
@@ -163,7 +164,7 @@ public final class WorkerNode implements AutoCloseable {
       }
       BufferAllocator mine =
           closer.add(allocator.newChildAllocator("worker-" + config.nodeId(), 0, Long.MAX_VALUE));
-      KvLayout layout = KvLayout.of(model.config());
+      KvLayout layout = KvLayout.of(model.config(), runner.numerics().kvDtype());
       this.pool =
           closer.add(new KvBlockPool(mine, "kv-pool", layout, config.engine().kvBudgetBytes()));
       this.transferServer =
@@ -286,14 +287,15 @@ public final class WorkerNode implements AutoCloseable {
                           channels, config.coordinator().drainTimeout().plusSeconds(30))))
               : null;
       LOG.info(
-          "worker {} ({}) serving gRPC at {}, KV Flight at {}, metrics at {}, {} KV blocks of {} tokens",
+          "worker {} ({}) serving gRPC at {}, KV Flight at {}, metrics at {}, {} KV blocks of {} tokens in {}",
           config.nodeId(),
           config.role(),
           grpcAddress,
           flightAddress,
           metrics.url(),
           pool.totalBlocks(),
-          layout.blockSize());
+          layout.blockSize(),
+          layout.dtype().configName());
       ok = true;
     } finally {
       if (!ok) {

@@ -78,8 +78,17 @@ class ClusterMatchesReferenceTest {
         .build();
   }
 
-  /** What {@code reference} generates for {@code r}: the tokens every topology must match. */
-  static int[] expected(ReferenceEngine reference, dev.pdserve.api.v1.GenerateRequest r) {
+  /**
+   * What {@code engine} (a reference engine of some numerics) generates for {@code r}: the tokens
+   * every topology in the same numerics must match.
+   */
+  static int[] expected(ReferenceEngine engine, dev.pdserve.api.v1.GenerateRequest r) {
+    return referenceResult(engine, r).tokenIds();
+  }
+
+  /** What {@code engine} (a reference engine of some numerics) generates for {@code r}. */
+  static GenerateResult referenceResult(
+      ReferenceEngine engine, dev.pdserve.api.v1.GenerateRequest r) {
     Prompt p =
         switch (r.getInputCase()) {
           case MESSAGES ->
@@ -98,14 +107,12 @@ class ClusterMatchesReferenceTest {
                       .toArray());
           default -> throw new AssertionError();
         };
-    GenerateResult g =
-        reference.generate(
-            new GenerateRequest(
-                r.getRequestId(),
-                p,
-                ProtoConversions.sampling(r.getParams()),
-                !r.hasEnableThinking() || r.getEnableThinking()));
-    return g.tokenIds();
+    return engine.generate(
+        new GenerateRequest(
+            r.getRequestId(),
+            p,
+            ProtoConversions.sampling(r.getParams()),
+            !r.hasEnableThinking() || r.getEnableThinking()));
   }
 
   @ParameterizedTest(name = "{0}P/{1}D/{2}E in one JVM")

@@ -31,18 +31,25 @@ public final class ModelRunner implements AutoCloseable {
   private final OrtGraph head;
   private final OrtGraph[] layers;
   private final Rope rope;
+  private final Numerics numerics;
 
+  /** A runner with {@link Numerics#DEFAULT} (fp32 KV). */
   public ModelRunner(ModelConfig cfg, ModelWeights weights, OrtRuntime runtime) {
+    this(cfg, weights, runtime, Numerics.DEFAULT);
+  }
+
+  public ModelRunner(ModelConfig cfg, ModelWeights weights, OrtRuntime runtime, Numerics numerics) {
     this.cfg = cfg;
     this.runtime = runtime;
     this.rope = new Rope(cfg);
+    this.numerics = numerics;
     List<OrtGraph> made = new ArrayList<>();
     try {
       this.embed = session(EmbedGraph.build(cfg), weights, made);
       this.head = session(HeadGraph.build(cfg), weights, made);
       this.layers = new OrtGraph[cfg.numLayers()];
       for (int l = 0; l < cfg.numLayers(); l++) {
-        layers[l] = session(LayerGraph.build(cfg, l), weights, made);
+        layers[l] = session(LayerGraph.build(cfg, l, numerics.kvDtype()), weights, made);
       }
     } catch (RuntimeException e) {
       made.forEach(OrtGraph::close);
@@ -65,6 +72,11 @@ public final class ModelRunner implements AutoCloseable {
 
   public ModelConfig config() {
     return cfg;
+  }
+
+  /** The numerics the layer graphs were built for (the KV values they produce are rounded so). */
+  public Numerics numerics() {
+    return numerics;
   }
 
   /** Embedding rows {@code [n, H]} of the given token ids. */

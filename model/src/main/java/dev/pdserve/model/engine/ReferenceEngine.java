@@ -34,14 +34,20 @@ public final class ReferenceEngine implements AutoCloseable {
   private final PromptRenderer renderer;
   private final VisionEncoder vision; // null for a text-only model
 
+  /** The reference engine with {@link Numerics#DEFAULT} (fp32 KV). */
   public ReferenceEngine(LoadedModel model, OrtRuntime runtime) {
+    this(model, runtime, Numerics.DEFAULT);
+  }
+
+  /** The reference engine computing with {@code numerics} (compare topologies of the same). */
+  public ReferenceEngine(LoadedModel model, OrtRuntime runtime, Numerics numerics) {
     this.model = model;
     this.weights = new ModelWeights(model.config(), model.weights(), runtime);
     ModelRunner r = null;
     ExpertCompute e = null;
     VisionEncoder v = null;
     try {
-      r = new ModelRunner(model.config(), weights, runtime);
+      r = new ModelRunner(model.config(), weights, runtime, numerics);
       e = new ExpertCompute(model.config(), weights, runtime, ExpertCompute.HostedExperts.ALL);
       if (model.config().vision().isPresent()) {
         v = new VisionEncoder(model.config(), weights, runtime);

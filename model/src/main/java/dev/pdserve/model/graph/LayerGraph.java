@@ -1,6 +1,7 @@
 package dev.pdserve.model.graph;
 
 import dev.pdserve.model.config.ExpertGroup;
+import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.config.LayerKind;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.onnx.DType;
@@ -33,13 +34,20 @@ import java.util.List;
  * [B, kvh, Tq·g, hd]}), so every product has at least two rows: ONNX Runtime then computes each row
  * the same way whatever the batch, and a sequence's output does not depend on what it was batched
  * with.
+ *
+ * <p>With a half {@link KvDtype} the new keys (after RoPE) and values are rounded to it (a Cast to
+ * fp16 or bf16 and back) before anything uses them: the attention of this step reads the rounded
+ * values, and so does every later step, from whatever cache holds them. A prompt prefilled in one
+ * step or in chunks, here or on another node, is therefore attended to over the same values, and a
+ * cache may store them in 2 bytes without loss.
  */
 public final class LayerGraph {
   public static final float MASKED = -1e9f;
 
   private LayerGraph() {}
 
-  public static GraphBuilder build(ModelConfig cfg, int layer) {
+  /** The layer whose new keys and values are rounded to {@code kvDtype} (see the class comment). */
+  public static GraphBuilder build(ModelConfig cfg, int layer, KvDtype kvDtype) {
     int h = cfg.hidden();
     int nh = cfg.numHeads();
     int kvh = cfg.numKvHeads();
@@ -59,8 +67,11 @@ public final class LayerGraph {
     String xn = b.rmsNorm(x, b.weight(WeightNames.inputNorm(layer), h), cfg.rmsNormEps());
     String q = rope(b, b.linear(xn, b.weight(WeightNames.q(layer), nh * hd, h)), nh, hd, cos, sin);
     String k =
-        rope(b, b.linear(xn, b.weight(WeightNames.k(layer), kvh * hd, h)), kvh, hd, cos, sin);
-    String v = b.linear(xn, b.weight(WeightNames.v(layer), kvh * hd, h));
+        roundTo(
+            b,
+            kvDtype,
+            rope(b, b.linear(xn, b.weight(WeightNames.k(layer), kvh * hd, h)), kvh, hd, cos, sin));
+    String v = roundTo(b, kvDtype, b.linear(xn, b.weight(WeightNames.v(layer), kvh * hd, h)));
 
     String bt = b.slice(b.shape(mask), 0, 2, 0); // [B, Tq]
     String q5 =
@@ -133,6 +144,15 @@ public final class LayerGraph {
     b.output(kNew, "k_new", DType.FLOAT, "b", (long) kvh, "tq", (long) hd);
     b.output(vNew, "v_new", DType.FLOAT, "b", (long) kvh, "tq", (long) hd);
     return b;
+  }
+
+  /** {@code x} rounded to the KV dtype and widened back to fp32 (nothing for fp32). */
+  private static String roundTo(GraphBuilder b, KvDtype kvDtype, String x) {
+    return switch (kvDtype) {
+      case FP32 -> x;
+      case FP16 -> b.cast(b.cast(x, DType.FLOAT16), DType.FLOAT);
+      case BF16 -> b.cast(b.cast(x, DType.BFLOAT16), DType.FLOAT);
+    };
   }
 
   /**

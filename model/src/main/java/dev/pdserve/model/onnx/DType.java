@@ -5,6 +5,8 @@ import dev.pdserve.onnx.TensorProto;
 /** Element types used by pdserve graphs, with their ONNX codes. */
 public enum DType {
   FLOAT(TensorProto.DataType.FLOAT),
+  FLOAT16(TensorProto.DataType.FLOAT16),
+  BFLOAT16(TensorProto.DataType.BFLOAT16),
   INT64(TensorProto.DataType.INT64),
   INT32(TensorProto.DataType.INT32),
   BOOL(TensorProto.DataType.BOOL);

@@ -24,7 +24,14 @@ final class KvWire {
   static final String KV = "kv";
 
   static final String FORMAT = "pdserve.kv.format";
+
+  /** The format before the KV dtype was configurable (always fp32): refused, with a reason. */
   static final String FORMAT_V1 = "v1 fp32-le [K,V][kv_head][slot][head_dim]";
+
+  /** Elements of {@link #DTYPE} (fp32, fp16 or bf16), little-endian. */
+  static final String FORMAT_V2 = "v2 dtype-le [K,V][kv_head][slot][head_dim]";
+
+  static final String DTYPE = "pdserve.kv.dtype";
   static final String BLOCK_SIZE = "pdserve.kv.block_size";
   static final String LAYERS = "pdserve.kv.layers";
   static final String KV_HEADS = "pdserve.kv.kv_heads";
@@ -45,7 +52,8 @@ final class KvWire {
                 FieldType.notNullable(new ArrowType.FixedSizeBinary(layout.layerBytes())),
                 null)),
         Map.of(
-            FORMAT, FORMAT_V1,
+            FORMAT, FORMAT_V2,
+            DTYPE, layout.dtype().configName(),
             BLOCK_SIZE, Integer.toString(layout.blockSize()),
             LAYERS, Integer.toString(layout.layers()),
             KV_HEADS, Integer.toString(layout.kvHeads()),
@@ -53,15 +61,35 @@ final class KvWire {
             ELEMENT_BYTES, Integer.toString(layout.elementBytes())));
   }
 
-  /** Null when {@code schema} is ours for {@code layout}; otherwise what differs, for a person. */
+  /**
+   * Null when {@code schema} is ours for {@code layout}; otherwise what differs, for a person: the
+   * wire format first (an older sender), then the KV dtype, then the columns and the shape.
+   */
   static String mismatch(Schema schema, KvLayout layout) {
     Schema want = schema(layout);
+    Map<String, String> got = schema.getCustomMetadata();
+    String format = got == null ? null : got.get(FORMAT);
+    if (!FORMAT_V2.equals(format)) {
+      return "KV wire format mismatch: this node reads '"
+          + FORMAT_V2
+          + "', the sender sent "
+          + (format == null ? "no " + FORMAT : "'" + format + "'")
+          + (FORMAT_V1.equals(format) ? " (an older pdserve)" : "")
+          + "; run the same pdserve version on every worker";
+    }
+    String dtype = got.get(DTYPE);
+    if (!layout.dtype().configName().equals(dtype)) {
+      return "KV dtype mismatch: this node stores "
+          + layout.dtype().configName()
+          + " KV, the sender sends "
+          + dtype
+          + "; set pdserve.kv.dtype the same on every worker";
+    }
     if (!want.getFields().equals(schema.getFields())) {
       return "KV batches must have the columns " + want.getFields() + ", got " + schema.getFields();
     }
-    Map<String, String> got = schema.getCustomMetadata();
     for (Map.Entry<String, String> e : want.getCustomMetadata().entrySet()) {
-      String value = got == null ? null : got.get(e.getKey());
+      String value = got.get(e.getKey());
       if (!e.getValue().equals(value)) {
         return "KV layout mismatch: this node has "
             + e.getKey()

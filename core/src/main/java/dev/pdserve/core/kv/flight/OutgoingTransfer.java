@@ -1,10 +1,9 @@
 package dev.pdserve.core.kv.flight;
 
+import dev.pdserve.core.kv.KvElements;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.KvPush;
 import dev.pdserve.core.kv.PagedSequenceKv;
-import java.nio.ByteOrder;
-import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -104,7 +103,7 @@ public final class OutgoingTransfer implements KvPush {
   /**
    * Sends positions {@code [0, tokens)} of {@code layer} from arrays laid out {@code
    * [kvHeads][stride][headDim]} from float {@code offset} — the layout {@code SequenceKv.write}
-   * receives. The arrays are copied before this returns.
+   * receives — narrowed to the layout's dtype. The arrays are copied before this returns.
    */
   public void sendLayer(int layer, float[] k, float[] v, int offset, int stride, int tokens) {
     checkLayer(layer, tokens);
@@ -282,13 +281,12 @@ public final class OutgoingTransfer implements KvPush {
     int bs = layout.blockSize();
     int hd = layout.headDim();
     int valid = validTokens(block, tokens);
-    FloatBuffer fb =
-        data.nioBuffer(at, layout.layerBytes()).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+    KvElements row = KvElements.over(data.nioBuffer(at, layout.layerBytes()), layout.dtype());
     for (int half = 0; half < 2; half++) {
       float[] src = half == 0 ? k : v;
       for (int h = 0; h < layout.kvHeads(); h++) {
         int dst = (half * layout.kvHeads() + h) * bs * hd;
-        fb.put(dst, src, offset + (h * stride + block * bs) * hd, valid * hd);
+        row.put(dst, src, offset + (h * stride + block * bs) * hd, valid * hd);
       }
     }
     zeroTail(data, at, valid);

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.PagedSequenceKv;
+import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelPresets;
 import dev.pdserve.model.engine.ContiguousKv;
@@ -40,11 +41,16 @@ abstract class KvTransferContract {
   /** The client configuration under test. */
   abstract KvTransferClient.Options clientOptions();
 
+  /** The KV dtype of both ends: fp32 unless a subclass tests another. */
+  KvDtype dtype() {
+    return KvDtype.FP32;
+  }
+
   private static final Duration WAIT = Duration.ofSeconds(20);
   private static final int PROMPT = 37; // two full blocks of 16 and a partial one
 
   private final ModelConfig cfg = ModelPresets.get("tiny");
-  private final KvLayout layout = KvLayout.of(cfg);
+  private final KvLayout layout = KvLayout.of(cfg, dtype());
   private BufferAllocator root;
   private KvBlockPool decodePool;
   private KvTransferServer server;
@@ -74,14 +80,17 @@ abstract class KvTransferContract {
     root.close();
   }
 
-  /** Per-layer K and V of a prompt, as the engine writes them: [kvHeads][tokens][headDim]. */
+  /**
+   * Per-layer K and V of a prompt, as the engine writes them: [kvHeads][tokens][headDim], values of
+   * the KV dtype (the layer graph rounds them so).
+   */
   private float[][][] promptKv(int tokens, long seed) {
     Random r = new Random(seed);
     float[][][] kv = new float[cfg.numLayers()][2][cfg.numKvHeads() * tokens * cfg.headDim()];
     for (float[][] layer : kv) {
       for (float[] half : layer) {
         for (int i = 0; i < half.length; i++) {
-          half[i] = (float) r.nextGaussian();
+          half[i] = dtype().round((float) r.nextGaussian());
         }
       }
     }
@@ -364,7 +373,11 @@ abstract class KvTransferContract {
         server.expect("req-8", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
     KvLayout other =
         new KvLayout(
-            layout.blockSize(), layout.layers(), layout.kvHeads(), layout.headDim() * 2, 4);
+            layout.blockSize(),
+            layout.layers(),
+            layout.kvHeads(),
+            layout.headDim() * 2,
+            layout.dtype());
     try (KvTransferClient wrong = new KvTransferClient(root, other, clientOptions())) {
       float[] k = new float[other.kvHeads() * PROMPT * other.headDim()];
       KvTransferException e =
@@ -377,6 +390,37 @@ abstract class KvTransferContract {
                 }
               });
       assertEquals(FlightStatusCode.INVALID_ARGUMENT, e.code(), e.getMessage());
+    }
+    assertTrue(in.completion().isCompletedExceptionally());
+    decodePool.free(in.blocks());
+  }
+
+  @Test
+  void senderOfAnotherKvDtypeIsInvalidArgumentNamingBoth() throws Exception {
+    IncomingTransfer in =
+        server.expect("req-13", decodePool.allocate(layout.blocksFor(PROMPT)), PROMPT);
+    KvDtype theirs = dtype() == KvDtype.BF16 ? KvDtype.FP16 : KvDtype.BF16;
+    KvLayout other = KvLayout.of(cfg, theirs);
+    try (KvTransferClient wrong = new KvTransferClient(root, other, clientOptions())) {
+      float[] k = new float[other.kvHeads() * PROMPT * other.headDim()];
+      KvTransferException e =
+          assertThrows(
+              KvTransferException.class,
+              () -> {
+                try (OutgoingTransfer out = wrong.open(location, "req-13")) {
+                  out.sendLayer(0, k, k, PROMPT);
+                  out.complete();
+                }
+              });
+      assertEquals(FlightStatusCode.INVALID_ARGUMENT, e.code(), e.getMessage());
+      assertTrue(
+          e.getMessage()
+              .contains(
+                  "KV dtype mismatch: this node stores "
+                      + dtype().configName()
+                      + " KV, the sender sends "
+                      + theirs.configName()),
+          e.getMessage());
     }
     assertTrue(in.completion().isCompletedExceptionally());
     decodePool.free(in.blocks());
