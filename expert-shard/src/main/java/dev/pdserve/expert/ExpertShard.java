@@ -14,6 +14,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Collectors;
 
 /**
@@ -36,6 +37,7 @@ public final class ExpertShard implements AutoCloseable {
   private final AtomicInteger running = new AtomicInteger();
   private volatile boolean called;
   private volatile long lastCallNanos;
+  private final AtomicLong arrivals = new AtomicLong();
 
   /**
    * A shard without metrics, on the system ticker.
@@ -150,12 +152,18 @@ public final class ExpertShard implements AutoCloseable {
   public ExpertPartial compute(RoutedBatch batch) {
     lastCallNanos = ticker.read();
     called = true;
+    arrivals.incrementAndGet();
     running.incrementAndGet();
     try {
       return computeChecked(batch);
     } finally {
       running.decrementAndGet();
     }
+  }
+
+  /** Dispatches that have arrived so far (computed, refused or running): changes with each one. */
+  public long arrivals() {
+    return arrivals.get();
   }
 
   /** Dispatches being computed now. */

@@ -1,16 +1,17 @@
 package dev.pdserve.launcher.node;
 
+import com.google.common.base.Ticker;
 import java.time.Duration;
 
-/** A point in {@link System#nanoTime()} time that a drain must end by. */
-record Deadline(long nanos) {
-  static Deadline after(Duration d) {
-    return new Deadline(System.nanoTime() + d.toNanos());
+/** A point on a node's clock ({@code ticker}, nanoseconds) that a drain must end by. */
+record Deadline(Ticker ticker, long nanos) {
+  static Deadline after(Ticker ticker, Duration d) {
+    return new Deadline(ticker, ticker.read() + d.toNanos());
   }
 
   /** Time left, never negative. */
   Duration remaining() {
-    return Duration.ofNanos(Math.max(0, nanos - System.nanoTime()));
+    return Duration.ofNanos(Math.max(0, nanos - ticker.read()));
   }
 
   /** Time left, at least {@code min} and at most {@code max}. */
@@ -20,6 +21,6 @@ record Deadline(long nanos) {
   }
 
   boolean passed() {
-    return System.nanoTime() - nanos >= 0;
+    return ticker.read() - nanos >= 0;
   }
 }

@@ -2,154 +2,113 @@ package dev.pdserve.launcher.node;
 
 import com.google.common.base.Ticker;
 import dev.pdserve.core.cluster.ClusterMember;
-import dev.pdserve.core.cluster.ExpertPlacement;
 import dev.pdserve.core.cluster.ExpertPlacementStore;
-import dev.pdserve.core.cluster.NodeRegistry;
+import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.config.ExpertRange;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
-import dev.pdserve.core.grpc.GrpcServer;
-import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.metrics.NodeMetrics;
 import dev.pdserve.expert.ExpertShard;
 import dev.pdserve.expert.grpc.ExpertShardServer;
 import dev.pdserve.expert.metrics.PrometheusShardMetrics;
-import dev.pdserve.model.engine.LoadedModel;
-import dev.pdserve.model.onnx.OrtRuntime;
-import dev.pdserve.model.weights.ModelWeights;
+import dev.pdserve.launcher.node.Closer.Stage;
+import dev.pdserve.model.config.ExpertGroup;
+import dev.pdserve.model.config.ModelConfig;
 import java.io.IOException;
 import java.time.Duration;
-import java.util.Map;
-import java.util.Optional;
+import java.util.function.Consumer;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 /**
  * An expert shard process: hosts a range of routed experts (of every MoE layer, both groups),
  * serves expert dispatch, and adds itself to the versioned expert placement in the registry
- * (removing itself again when it stops). Wiring only.
+ * (removing itself again when it stops). Wiring only: the common parts are {@link NodeRuntime}'s.
  */
 public final class ExpertNode implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(ExpertNode.class);
 
-  private final NodeConfig config;
-  private final Closer closer = new Closer();
-  private final NodeRegistry registry;
-  private final ClusterMember member;
-  private final ExpertPlacementStore placements;
-  private final NodeMetrics metrics;
-  private final String grpcAddress;
+  private final NodeRuntime node;
   private final ExpertRange range;
   private final ExpertShard shard;
-  private final ExpertShardServer server;
-  private final RegistryPresence presence;
-  private final DrainListeners drainListeners = new DrainListeners();
-  private final Object drainLock = new Object();
-  private DrainSummary drained; // guarded by drainLock
+  private final ShardPlacement placement;
 
   public static ExpertNode start(NodeConfig config) throws IOException {
-    return new ExpertNode(config);
+    return start(config, Ticker.systemTicker());
   }
 
-  private ExpertNode(NodeConfig config) throws IOException {
-    this.config = config;
-    boolean ok = false;
-    // Threads the shard's components start log under its node id.
-    try (var logContext = LogContext.node(config.nodeId())) {
-      this.member = closer.add(ClusterMember.start(config));
-      this.registry = closer.add(new NodeRegistry(member.hazelcast()));
-      this.placements = new ExpertPlacementStore(member.hazelcast());
-      LoadedModel model = closer.add(LoadedModel.load(NodeModels.spec(config)));
-      OrtRuntime rt =
-          OrtRuntime.shared(
-              new OrtRuntime.RuntimeOptions(
-                  config.engine().ortThreads(), config.engine().ortCuda(), true));
-      ModelWeights weights = closer.add(new ModelWeights(model.config(), model.weights(), rt));
-      this.metrics = closer.add(new NodeMetrics(config, model.config().name()));
-      PrometheusShardMetrics shardMetrics = new PrometheusShardMetrics(metrics);
-      // pdserve.expert.range, else this node's part of pdserve.expert.shard-count, else all
-      this.range = config.expertRange(maxExperts(model));
-      // Not in the closer, as before: closing its sessions here shifted this member's leave enough
-      // to expose a 120 s Hazelcast listener-deregistration stall when a test closes every node of
-      // an in-JVM cluster at once (ClusterObservabilityTest). The process ends with it anyway.
-      this.shard =
-          new ExpertShard(config.nodeId(), range, weights, rt, shardMetrics, Ticker.systemTicker());
-      shardMetrics.bind(shard);
-      metrics.start();
-      this.server =
-          closer.add(
-              new ExpertShardServer(
-                  shard,
-                  GrpcServer.forNode(config)
-                      .name(config.nodeId())
-                      .healthService(config.role().healthServiceName()),
-                  ExpertShardServer.DEFAULT_MAX_INBOUND_BYTES,
-                  metrics.url()));
-      server.start();
-      this.grpcAddress = config.network().advertisedHost() + ":" + server.port();
-      // Registered (with its address) before it enters the placement, so callers can reach it.
-      this.presence =
-          closer.add(
-              new RegistryPresence(
-                  registry,
-                  config.nodeId(),
-                  config.role(),
-                  grpcAddress,
-                  "",
-                  metrics.url(),
-                  () -> dev.pdserve.core.cluster.Load.IDLE,
-                  1000));
-      // Publish the placement with this shard in it (compare-and-set on the version; retry on
-      // races).
-      ExpertPlacement published = null;
-      for (int attempt = 0; attempt < 100 && published == null; attempt++) {
-        ExpertPlacement cur = placements.current().orElse(new ExpertPlacement(0, Map.of()));
-        Optional<ExpertPlacement> next =
-            placements.publishAfter(
-                cur.version(), cur.withShard(model.config(), config.nodeId(), range));
-        published = next.orElse(null);
-      }
-      if (published == null) {
-        throw new IllegalStateException(
-            "could not publish the expert placement with shard "
-                + config.nodeId()
-                + " after 100 attempts");
-      }
-
-      LOG.info(
-          "expert shard {} hosts experts {} at {}, metrics at {} (placement version {})",
-          config.nodeId(),
-          range,
-          grpcAddress,
-          metrics.url(),
-          published.version());
-      ok = true;
-    } finally {
-      if (!ok) {
-        closer.close();
-      }
-    }
+  /** As above, deciding its drain's bounds and waits on {@code ticker}. */
+  public static ExpertNode start(NodeConfig config, Ticker ticker) throws IOException {
+    return NodeRuntime.start(ExpertNode.class, config, ticker, ExpertNode::new);
   }
 
-  private static int maxExperts(LoadedModel model) {
-    return model.config().expertGroups().stream().mapToInt(g -> g.numExperts()).max().orElse(1);
+  private ExpertNode(NodeRuntime node) throws IOException {
+    this.node = node;
+    NodeConfig config = node.config();
+    ModelConfig model = node.model().config();
+    PrometheusShardMetrics shardMetrics = new PrometheusShardMetrics(node.metrics());
+    // pdserve.expert.range, else this node's part of pdserve.expert.shard-count, else all
+    this.range = config.expertRange(maxExperts(model));
+    this.shard =
+        node.own(
+            Stage.RESOURCES,
+            "expert-shard",
+            new ExpertShard(
+                config.nodeId(),
+                range,
+                node.loadWeights(),
+                node.ort(),
+                shardMetrics,
+                node.ticker()));
+    shardMetrics.bind(shard);
+    node.metrics().start();
+    // Closing the shard server is closing its gRPC server, which the runtime owns.
+    ExpertShardServer server =
+        new ExpertShardServer(
+            shard,
+            node.serverBuilder(),
+            ExpertShardServer.DEFAULT_MAX_INBOUND_BYTES,
+            node.metrics().url());
+    node.serve(server.grpc());
+    // Registered (with its address) before it enters the placement, so callers can reach it.
+    node.register(config::role, "", () -> Load.IDLE, Duration.ofSeconds(1));
+    this.placement =
+        node.own(
+            Stage.PRESENCE,
+            "expert-placement",
+            ShardPlacement.publish(
+                new ExpertPlacementStore(node.member().hazelcast()),
+                model,
+                config.nodeId(),
+                range));
+    LOG.info(
+        "expert shard {} hosts experts {} at {}, metrics at {} (placement version {})",
+        config.nodeId(),
+        range,
+        node.grpcAddress(),
+        node.metrics().url(),
+        placement.version());
+  }
+
+  private static int maxExperts(ModelConfig model) {
+    return model.expertGroups().stream().mapToInt(ExpertGroup::numExperts).max().orElse(1);
   }
 
   public String grpcAddress() {
-    return grpcAddress;
+    return node.grpcAddress();
   }
 
   public ClusterMember member() {
-    return member;
+    return node.member();
   }
 
   public String id() {
-    return config.nodeId();
+    return node.id();
   }
 
   /** The shard's metrics registry and {@code /metrics} endpoint. */
   public NodeMetrics metrics() {
-    return metrics;
+    return node.metrics();
   }
 
   /** The expert indices this shard hosts (of every MoE layer and group). */
@@ -157,16 +116,16 @@ public final class ExpertNode implements AutoCloseable {
     return range;
   }
 
+  NodeRuntime runtime() {
+    return node;
+  }
+
   /**
    * Calls {@code listener} with each step of the shutdown drain as it begins (on the draining
    * thread).
    */
-  public void onDrainPhase(java.util.function.Consumer<DrainPhase> listener) {
-    drainListeners.add(listener);
-  }
-
-  private void phase(DrainPhase p) {
-    drainListeners.fire(p);
+  public void onDrainPhase(Consumer<DrainPhase> listener) {
+    node.onDrainPhase(listener);
   }
 
   /**
@@ -177,83 +136,48 @@ public final class ExpertNode implements AutoCloseable {
    * the node deregisters and closes. Idempotent.
    */
   public DrainSummary drainAndClose(Duration timeout) {
-    synchronized (drainLock) {
-      if (drained == null) {
-        drained = drain(timeout);
-      }
-      return drained;
-    }
+    return node.drainAndClose(timeout, ShardDrain::new);
   }
 
-  private DrainSummary drain(Duration timeout) {
-    long t0 = System.nanoTime();
-    Deadline deadline = Deadline.after(timeout);
-    try (var logContext = LogContext.node(config.nodeId())) {
-      server.grpc().setServing(NodeRole.EXPERT.healthServiceName(), false);
-      int running = shard.running();
-      LOG.info(
-          "draining: {} running, 0 queued, timeout {} ms (expert shard {}, experts {})",
-          running,
-          timeout.toMillis(),
-          config.nodeId(),
-          range);
-      presence.leave();
-      withdraw();
-      phase(DrainPhase.DRAINING);
-      // Callers may have read the placement just before it changed: wait until no dispatch has
-      // run or arrived for QUIET (or the timeout).
-      while (!deadline.passed() && !shard.quietFor(QUIET)) {
-        try {
-          Thread.sleep(10);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          break;
-        }
-      }
-      phase(DrainPhase.CLOSING);
-      int failed = shard.running();
-      presence.close();
-      server
-          .grpc()
-          .close(deadline.remaining(Duration.ofSeconds(1), GrpcServer.DEFAULT_SHUTDOWN_GRACE));
-      closer.close();
-      DrainSummary summary =
-          new DrainSummary(
-              config.nodeId(),
-              running,
-              0,
-              Math.max(0, running - failed),
-              0,
-              failed,
-              (System.nanoTime() - t0) / 1_000_000);
-      LOG.info(summary.describe());
-      return summary;
-    }
-  }
-
-  private static final Duration QUIET = Duration.ofMillis(200);
-
-  /** Closes at once (running dispatches get the gRPC grace period). */
+  /**
+   * Closes at once (running dispatches get the gRPC grace period): out of the placement, out of the
+   * registry, the server stopped, the shard's sessions closed, the member gone.
+   */
   @Override
   public void close() {
-    withdraw();
-    closer.close();
+    node.close();
   }
 
-  /** Takes this shard out of the expert placement (compare-and-set on the version, retried). */
-  private void withdraw() {
-    try {
-      for (int attempt = 0; attempt < 20; attempt++) {
-        ExpertPlacement cur = placements.current().orElse(null);
-        if (cur == null || !cur.shardIds().contains(config.nodeId())) {
-          break;
-        }
-        if (placements.publishAfter(cur.version(), cur.withoutShard(config.nodeId())).isPresent()) {
-          break;
-        }
-      }
-    } catch (RuntimeException e) {
-      LOG.debug("could not withdraw shard {}: {}", config.nodeId(), e.toString());
+  /** The expert shard's steps of the drain. */
+  private final class ShardDrain implements NodeDrain {
+    @Override
+    public String describe() {
+      return "expert shard " + node.id() + ", experts " + range;
+    }
+
+    @Override
+    public void stopServing() {
+      node.server().setServing(NodeRole.EXPERT.healthServiceName(), false);
+    }
+
+    @Override
+    public Held held() {
+      return new Held(shard.running(), 0);
+    }
+
+    @Override
+    public void refuseNewWork() {
+      node.closeNow(placement); // withdrawn: callers pick other shards from their next step on
+    }
+
+    @Override
+    public void awaitWork(Deadline deadline, Runnable migrating) {
+      QuietWait.onClock(node.ticker()).await(deadline, shard::running, shard::arrivals);
+    }
+
+    @Override
+    public Tally tally(Held atStart) {
+      return Tally.allButFailed(atStart, shard.running());
     }
   }
 }

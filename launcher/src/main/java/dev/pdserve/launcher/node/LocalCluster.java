@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.lang.management.ManagementFactory;
+import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -21,6 +22,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
@@ -290,7 +292,7 @@ public final class LocalCluster implements AutoCloseable {
                 + timeout
                 + "; its last output:\n"
                 + c.lastLines());
-      } catch (java.util.concurrent.ExecutionException e) {
+      } catch (ExecutionException e) {
         throw new IOException(
             "node "
                 + c.id
@@ -440,7 +442,7 @@ public final class LocalCluster implements AutoCloseable {
     List<ServerSocket> held = new ArrayList<>();
     try {
       for (int i = 0; i < n; i++) {
-        ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress());
+        ServerSocket s = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
         held.add(s);
         ports[i] = s.getLocalPort();
       }

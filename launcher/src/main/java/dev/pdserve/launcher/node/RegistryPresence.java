@@ -1,10 +1,12 @@
 package dev.pdserve.launcher.node;
 
+import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.cluster.NodeState;
 import dev.pdserve.core.config.NodeRole;
+import java.time.Duration;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -16,83 +18,61 @@ import org.apache.logging.log4j.Logger;
  * Keeps a node's registry entry present and its load current: registers it ACTIVE, then every
  * period updates its load figures — and registers it again if the cluster lost the entry (a member
  * wrongly suspected dead under load has its entries removed by the others; once it is back, it must
- * reappear without a restart).
+ * reappear without a restart). Its one thread ({@code registry-presence-0}) stops in {@link
+ * #close()}, which also removes the entry.
  */
 final class RegistryPresence implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(RegistryPresence.class);
-
-  private final NodeRegistry registry;
-  private final String id;
-  private final Supplier<NodeRole> role;
-  private final String grpcAddress;
-  private final String flightAddress;
-  private final String metricsUrl;
-  private final Supplier<Load> load;
-  private final ScheduledExecutorService timer;
-  private volatile NodeInfo current;
-
-  /** Set by {@link #leave()}: the entry goes DRAINING and is never registered ACTIVE again. */
-  private volatile boolean leaving;
-
-  RegistryPresence(
-      NodeRegistry registry,
-      String id,
-      NodeRole role,
-      String grpcAddress,
-      String flightAddress,
-      Supplier<Load> load,
-      long periodMillis) {
-    this(registry, id, () -> role, grpcAddress, flightAddress, "", load, periodMillis);
-  }
-
-  /** As above, publishing the node's {@code /metrics} URL in its entry. */
-  RegistryPresence(
-      NodeRegistry registry,
-      String id,
-      NodeRole role,
-      String grpcAddress,
-      String flightAddress,
-      String metricsUrl,
-      Supplier<Load> load,
-      long periodMillis) {
-    this(registry, id, () -> role, grpcAddress, flightAddress, metricsUrl, load, periodMillis);
-  }
+  private static final Duration STOP_WAIT = Duration.ofSeconds(2);
 
   /**
-   * {@code role}: the role to register under (again) — a worker's changes with role switches;
-   * {@code metricsUrl}: the node's {@code /metrics} URL, published in its entry.
+   * What the entry says about the node.
+   *
+   * @param role the role to register under (again): a worker's changes with role switches
+   * @param flightAddress the KV Flight endpoint, or ""
+   * @param metricsUrl the node's {@code /metrics} URL
    */
-  RegistryPresence(
-      NodeRegistry registry,
+  record Entry(
       String id,
       Supplier<NodeRole> role,
       String grpcAddress,
       String flightAddress,
-      String metricsUrl,
-      Supplier<Load> load,
-      long periodMillis) {
-    this.metricsUrl = metricsUrl;
+      String metricsUrl) {}
+
+  private final NodeRegistry registry;
+  private final Entry entry;
+  private final String id;
+  private final Supplier<Load> load;
+  private final ScheduledExecutorService timer;
+  private volatile NodeInfo current;
+  private volatile long drainedAtEpoch = -1;
+
+  /** Set by {@link #leave()}: the entry goes DRAINING and is never registered ACTIVE again. */
+  private volatile boolean leaving;
+
+  /** Registers {@code entry} ACTIVE now and updates its {@code load} every {@code period}. */
+  RegistryPresence(NodeRegistry registry, Entry entry, Supplier<Load> load, Duration period) {
     this.registry = registry;
-    this.id = id;
-    this.role = role;
-    this.grpcAddress = grpcAddress;
-    this.flightAddress = flightAddress;
+    this.entry = entry;
+    this.id = entry.id();
     this.load = load;
     this.current = registerActive();
     this.timer =
         Executors.newSingleThreadScheduledExecutor(
-            r -> {
-              Thread t = new Thread(r, "registry-presence");
-              t.setDaemon(true);
-              return t;
-            });
-    timer.scheduleWithFixedDelay(this::tick, periodMillis, periodMillis, TimeUnit.MILLISECONDS);
+            new NamedThreadFactory("registry-presence", true, id));
+    timer.scheduleWithFixedDelay(
+        this::tick, period.toMillis(), period.toMillis(), TimeUnit.MILLISECONDS);
   }
 
   private NodeInfo registerActive() {
     NodeInfo info =
         registry.register(
-            NodeInfo.starting(id, role.get(), grpcAddress, flightAddress, metricsUrl));
+            NodeInfo.starting(
+                id,
+                entry.role().get(),
+                entry.grpcAddress(),
+                entry.flightAddress(),
+                entry.metricsUrl()));
     var t = registry.compareAndSet(id, info.epoch(), NodeState.STARTING, null, NodeState.ACTIVE);
     if (!t.applied()) {
       throw new IllegalStateException("could not mark " + id + " ACTIVE: " + t.outcome());
@@ -168,11 +148,18 @@ final class RegistryPresence implements AutoCloseable {
     return false;
   }
 
-  private volatile long drainedAtEpoch = -1;
-
+  /**
+   * Stops the updates, waiting (up to {@link #STOP_WAIT}) for one under way — which could otherwise
+   * register the node again just after — then removes the entry.
+   */
   @Override
   public void close() {
     timer.shutdownNow();
+    try {
+      timer.awaitTermination(STOP_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     try {
       registry.remove(id);
     } catch (RuntimeException e) {

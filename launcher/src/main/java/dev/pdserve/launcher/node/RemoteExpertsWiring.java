@@ -1,72 +1,60 @@
 package dev.pdserve.launcher.node;
 
-import dev.pdserve.core.cluster.ClusterMember;
 import dev.pdserve.core.cluster.ExpertPlacement;
 import dev.pdserve.core.cluster.ExpertPlacementStore;
-import dev.pdserve.core.cluster.NodeRegistry;
-import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.cluster.NodeDirectory;
 import dev.pdserve.core.experts.RemoteExperts;
 import dev.pdserve.core.experts.ShardDirectory;
 import dev.pdserve.core.grpc.Channels;
+import dev.pdserve.core.metrics.RemoteExpertsMetrics;
+import dev.pdserve.launcher.node.Closer.Stage;
+import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.engine.ExpertBackend;
-import dev.pdserve.model.engine.LoadedModel;
-import java.util.concurrent.TimeUnit;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 /**
- * Routed experts on shards: the worker follows the placement in the registry and waits (bounded)
- * until every expert has a host before it calls itself ready.
+ * Routed experts on shards: the worker follows the placement in the registry and waits (bounded, on
+ * the node's clock) until every expert has a host before it calls itself ready.
  */
 final class RemoteExpertsWiring {
   private static final Logger LOG = LogManager.getLogger(RemoteExpertsWiring.class);
 
   private RemoteExpertsWiring() {}
 
-  static ExpertBackend create(
-      NodeConfig cfg, LoadedModel model, ClusterMember member, Closer closer) {
-    NodeRegistry registry = closer.add(new NodeRegistry(member.hazelcast()));
-    ExpertPlacementStore store = new ExpertPlacementStore(member.hazelcast());
+  static ExpertBackend create(NodeRuntime node) {
+    ModelConfig model = node.model().config();
+    ExpertPlacementStore store = new ExpertPlacementStore(node.member().hazelcast());
     Channels channels =
-        closer.add(
+        node.own(
+            Stage.RESOURCES,
+            "expert-channels",
             new Channels(
-                Channels.Settings.forNode(cfg)
+                Channels.Settings.forNode(node.config())
                     .withMaxInboundMessageBytes(RemoteExperts.Settings.DEFAULT_MAX_MESSAGE_BYTES)));
-    dev.pdserve.core.cluster.NodeDirectory nodes =
-        closer.add(new dev.pdserve.core.cluster.NodeDirectory(registry));
+    NodeDirectory shards =
+        node.own(Stage.CLUSTER, "shard-directory", new NodeDirectory(node.registry()));
     RemoteExperts remote =
         new RemoteExperts(
             store.current().orElse(null),
-            ShardDirectory.directory(nodes),
+            ShardDirectory.directory(shards),
             channels,
             RemoteExperts.Settings.defaults());
-    closer.add(remote.followStore(store));
-    long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
-    boolean logged = false;
-    while (true) {
-      ExpertPlacement p = store.current().orElse(null);
-      if (p != null && p.covers(model.config())) {
-        remote.updatePlacement(p);
-        LOG.info("routed experts on shards {} (placement version {})", p.shardIds(), p.version());
-        return remote;
-      }
-      if (System.nanoTime() > deadline) {
-        throw new IllegalStateException(
-            "no expert placement covering every expert within 3 minutes (shards so far: "
-                + (p == null ? "none" : p.shardIds())
-                + "); start expert shards whose ranges cover 0-"
-                + (model.config().expertGroups().get(0).numExperts() - 1));
-      }
-      if (!logged) {
-        LOG.info("waiting for expert shards to cover every expert");
-        logged = true;
-      }
-      try {
-        Thread.sleep(100);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IllegalStateException("interrupted while waiting for expert shards", e);
-      }
-    }
+    RemoteExpertsMetrics.register(node.metrics(), remote.metrics());
+    node.own(Stage.CLUSTER, "placement-subscription", remote.followStore(store));
+    ExpertPlacement p =
+        StartupWait.onClock(node.ticker())
+            .await(
+                () -> store.current().filter(c -> c.covers(model)),
+                () -> LOG.info("waiting for expert shards to cover every expert"),
+                () ->
+                    "no expert placement covering every expert within 3 minutes (shards so far: "
+                        + store.current().map(c -> c.shardIds().toString()).orElse("none")
+                        + "); start expert shards whose ranges cover 0-"
+                        + (model.expertGroups().get(0).numExperts() - 1),
+                "expert shards");
+    remote.updatePlacement(p);
+    LOG.info("routed experts on shards {} (placement version {})", p.shardIds(), p.version());
+    return remote;
   }
 }
