@@ -154,8 +154,9 @@ public final class InFlightRequest {
   }
 
   /**
-   * DECODING → MIGRATING: the sequence moved to {@code target}, whose reservation {@code r}
-   * (granted at {@code now}) the router now holds.
+   * DECODING → MIGRATING: the sequence moved to {@code target}, whose reservation {@code r} the
+   * router now holds. The draining node reserved it some time before {@code now} (before it pushed
+   * the KV and told the router), so its lease is due for renewal at once.
    */
   synchronized boolean migrating(NodeInfo target, Reserved r, long now) {
     if (!move(RequestState.MIGRATING, RequestState.DECODING)) {
@@ -163,7 +164,7 @@ public final class InFlightRequest {
     }
     decodeNode = target;
     reservation = r;
-    lastRenewNanos = now;
+    lastRenewNanos = now - r.leaseMillis() * 1_000_000L;
     return true;
   }
 

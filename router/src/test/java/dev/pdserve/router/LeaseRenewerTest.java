@@ -87,11 +87,18 @@ class LeaseRenewerTest {
     s.migrated(d2, "t-moved", 10);
     h.clients.nextStream();
 
-    h.ticker.advance(Duration.ofMillis(400)); // 1000 ms after the first grant, 400 after the move
+    // The target reserved before the router heard of the move: renewed at once, on d2 only.
     h.router.leaseRenewer().renewDue();
-    assertEquals(List.of(), h.clients.takeRenewals(), "the old reservation is not renewed");
+    assertEquals(
+        List.of(new Renewal("d2", List.of("t-moved"))),
+        h.clients.takeRenewals(),
+        "the moved reservation is renewed at once, the old one not at all");
 
-    h.ticker.advance(Duration.ofMillis(600));
+    h.ticker.advance(Duration.ofMillis(999)); // less than a third of the lease after that renewal
+    h.router.leaseRenewer().renewDue();
+    assertEquals(List.of(), h.clients.takeRenewals());
+
+    h.ticker.advance(Duration.ofMillis(1));
     h.router.leaseRenewer().renewDue();
     assertEquals(List.of(new Renewal("d2", List.of("t-moved"))), h.clients.takeRenewals());
   }
