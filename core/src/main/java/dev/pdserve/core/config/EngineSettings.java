@@ -16,6 +16,8 @@ import java.util.Optional;
  * @param prefillChunkTokens a prompt is prefilled in chunks of at most this many tokens
  * @param decodeMaxBatch sequences in one decode step at most
  * @param ortCuda run the graphs on ONNX Runtime's CUDA execution provider (needs the GPU build)
+ * @param encoderCacheBytes bytes of encoded images a worker of a vision model keeps by digest
+ *     ({@code pdserve.vision.encoder-cache-bytes}); 0 = none
  */
 public record EngineSettings(
     long kvBudgetBytes,
@@ -27,4 +29,8 @@ public record EngineSettings(
     ExpertsMode expertsMode,
     int prefillChunkTokens,
     int decodeMaxBatch,
-    boolean ortCuda) {}
+    boolean ortCuda,
+    long encoderCacheBytes) {
+  /** Encoder cache of a worker unless configured otherwise: 256 MiB. */
+  public static final long DEFAULT_ENCODER_CACHE_BYTES = 256L << 20;
+}
