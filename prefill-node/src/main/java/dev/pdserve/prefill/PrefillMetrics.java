@@ -34,4 +34,13 @@ public interface PrefillMetrics {
    * @param hitTokens of those, tokens whose KV the cache already held
    */
   default void prefixCacheQueried(int queriedTokens, int hitTokens) {}
+
+  /** One image of a prompt went through the vision encoder in {@code nanos}. */
+  default void imageEncoded(long nanos) {}
+
+  /** One image of a prompt was found in the encoder cache. */
+  default void encoderCacheHit() {}
+
+  /** {@code tokens} prompt tokens of a step were image tokens (routed to the vision experts). */
+  default void visionTokens(int tokens) {}
 }
