@@ -25,4 +25,13 @@ public interface DecodeMetrics {
 
   /** A sequence finished here ({@code stop}, {@code length} or {@code abort}). */
   default void finished(String finishReason) {}
+
+  /** One image of a prompt prefilled here went through the vision encoder in {@code nanos}. */
+  default void imageEncoded(long nanos) {}
+
+  /** One image of a prompt prefilled here was found in the encoder cache. */
+  default void encoderCacheHit() {}
+
+  /** {@code tokens} tokens of a local prefill were image tokens (routed to the vision experts). */
+  default void visionTokens(int tokens) {}
 }
