@@ -44,6 +44,8 @@ import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.LocalExperts;
 import dev.pdserve.model.engine.ModelRunner;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.vision.EncoderCache;
+import dev.pdserve.model.vision.VisionEncoder;
 import dev.pdserve.model.weights.ModelWeights;
 import dev.pdserve.prefill.PrefillEngine;
 import dev.pdserve.prefill.PrefillEngineSettings;
@@ -177,6 +179,13 @@ public final class WorkerNode implements AutoCloseable {
       KvTransferClient client = closer.add(new KvTransferClient(mine, layout));
       this.kvClient = client;
       Channels channels = closer.add(new Channels(Channels.Settings.forNode(config)));
+      // Both roles encode images with one vision encoder and one encoder cache (a VL model only).
+      VisionEncoder vision =
+          model.config().vision().isPresent()
+              ? closer.add(new VisionEncoder(model.config(), weights, rt))
+              : null;
+      EncoderCache encoderCache =
+          vision == null ? null : new EncoderCache(config.engine().encoderCacheBytes());
       this.prefill =
           closer.add(
               new PrefillEngine(
@@ -188,11 +197,19 @@ public final class WorkerNode implements AutoCloseable {
                       .metrics(prefillMetrics)
                       .prefixHasher(
                           config.prefix().prefixCache() ? NodeModels.prefixHasher(model) : null)
+                      .vision(vision, encoderCache)
                       .build()));
       this.decode =
           closer.add(
               new DecodeEngine(
-                  new DecodeResources(runner, backend, pool, transferServer, model.tokenizer()),
+                  new DecodeResources(
+                      runner,
+                      backend,
+                      pool,
+                      transferServer,
+                      model.tokenizer(),
+                      vision,
+                      encoderCache),
                   new DecodeOptions(
                       config.engine().decodeMaxBatch(),
                       Duration.ofSeconds(60),
@@ -250,10 +267,13 @@ public final class WorkerNode implements AutoCloseable {
                   .healthService(NodeRole.WORKER_HEALTH_SERVICE, false)
                   .healthService(NodeRole.PREFILL.healthServiceName(), false)
                   .healthService(NodeRole.DECODE.healthServiceName(), false)
-                  .addService(new PrefillGrpcService(prefill))
+                  .addService(
+                      new PrefillGrpcService(prefill, config.network().grpcMaxInboundBytes()))
                   .addService(
                       new DecodeGrpcService(
-                          decode, () -> new KvEndpoint(host, transferServer.port())))
+                          decode,
+                          () -> new KvEndpoint(host, transferServer.port()),
+                          config.network().grpcMaxInboundBytes()))
                   .addService(new NodeStatusService(this::status))
                   .addService(new RoleGrpcService(switcher))
                   .build());
