@@ -33,7 +33,7 @@ final class LocalPrefillImages implements AutoCloseable {
                     resources.runner(),
                     resources.visionEncoder(),
                     resources.encoderCache(),
-                    observer(metrics)));
+                    metrics));
   }
 
   /**
@@ -92,25 +92,7 @@ final class LocalPrefillImages implements AutoCloseable {
               + modelName
               + " takes none (it has no vision encoder); send text only");
     }
-    try {
-      return stage.encoder().check(j.promptIds(), j.images());
-    } catch (IllegalArgumentException e) {
-      throw ServingException.invalid("request " + j.requestId() + ": " + e.getMessage());
-    }
-  }
-
-  private static ImagePromptEncoder.Observer observer(DecodeMetrics metrics) {
-    return new ImagePromptEncoder.Observer() {
-      @Override
-      public void imageEncoded(long nanos) {
-        metrics.imageEncoded(nanos);
-      }
-
-      @Override
-      public void encoderCacheHit() {
-        metrics.encoderCacheHit();
-      }
-    };
+    return stage.check(j.requestId(), j.promptIds(), j.images());
   }
 
   /** Fails the prompts still waiting for their images; waits for the one encoding. */

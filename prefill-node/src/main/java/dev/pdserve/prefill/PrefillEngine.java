@@ -17,7 +17,6 @@ import dev.pdserve.model.engine.SequenceStep;
 import dev.pdserve.model.sampling.SampleResult;
 import dev.pdserve.model.sampling.Sampler;
 import dev.pdserve.model.sampling.TokenHistory;
-import dev.pdserve.model.vision.EncoderCache;
 import dev.pdserve.prefill.PrefillChunkScheduler.Admission;
 import dev.pdserve.prefill.PrefillChunkScheduler.Chunk;
 import dev.pdserve.prefill.PrefillChunkScheduler.Plan;
@@ -121,7 +120,7 @@ public final class PrefillEngine implements AutoCloseable {
                 "prefill-vision",
                 nodeId,
                 new ImagePromptEncoder(
-                    runner, settings.visionEncoder(), settings.encoderCache(), observer(metrics)));
+                    runner, settings.visionEncoder(), settings.encoderCache(), metrics));
     loop.start();
   }
 
@@ -213,11 +212,7 @@ public final class PrefillEngine implements AutoCloseable {
               + runner.config().name()
               + " takes none (it has no vision encoder); send text only");
     }
-    try {
-      return images.encoder().check(spec.promptIds(), spec.images());
-    } catch (IllegalArgumentException e) {
-      throw ServingException.invalid("request " + spec.requestId() + ": " + e.getMessage());
-    }
+    return images.check(spec.requestId(), spec.promptIds(), spec.images());
   }
 
   /** Queues a prompt ready to compute (its images, if any, encoded) and wakes the loop. */
@@ -227,25 +222,6 @@ public final class PrefillEngine implements AutoCloseable {
       fail(job, ServingException.unavailable("prefill node is shutting down"));
     }
     loop.wake();
-  }
-
-  private static ImagePromptEncoder.Observer observer(PrefillMetrics metrics) {
-    return new ImagePromptEncoder.Observer() {
-      @Override
-      public void imageEncoded(long nanos) {
-        metrics.imageEncoded(nanos);
-      }
-
-      @Override
-      public void encoderCacheHit() {
-        metrics.encoderCacheHit();
-      }
-    };
-  }
-
-  /** The encoder cache of prompts' images; null when the model takes no images. */
-  public EncoderCache encoderCache() {
-    return images == null ? null : images.encoder().cache();
   }
 
   /** Cancels a queued or running prompt: it stops at the next chunk boundary and frees its KV. */

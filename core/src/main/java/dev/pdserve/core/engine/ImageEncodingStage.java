@@ -6,6 +6,7 @@ import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.engine.ImagePromptEncoder;
 import dev.pdserve.model.engine.PrefillInputs;
 import dev.pdserve.model.engine.PromptImages;
+import dev.pdserve.model.vision.PromptImage;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -42,6 +43,19 @@ public final class ImageEncodingStage implements AutoCloseable {
 
   public ImagePromptEncoder encoder() {
     return encoder;
+  }
+
+  /**
+   * Checks a prompt's images against its token ids (cheap: no pixel decoded).
+   *
+   * @throws ServingException INVALID_ARGUMENT naming the image that does not fit
+   */
+  public PromptImages check(String requestId, int[] ids, List<PromptImage> images) {
+    try {
+      return encoder.check(ids, images);
+    } catch (IllegalArgumentException e) {
+      throw ServingException.invalid("request " + requestId + ": " + e.getMessage());
+    }
   }
 
   /** The prompt's prefill inputs once its images are encoded, or its failure. */
