@@ -33,6 +33,11 @@ import org.apache.logging.log4j.Logger;
  * migrator while it asks for them, and runs one forward step for every running sequence (at most
  * {@link DecodeOptions#maxBatch()}, taking turns beyond it), each token streamed through the {@link
  * TokenEmitter}. A sequence's reservation is freed when it ends.
+ *
+ * <p>Each sequence's decode steps take its prompt's 3-D rotary delta ({@link
+ * JoinRequest#positionDelta()}; text: 0, plain positions). A local prefill with images has its
+ * images encoded off the loop first ({@link LocalPrefillImages}) and computes its prompt with their
+ * rows, vision flags and 3-D positions.
  */
 final class ContinuousBatch implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(ContinuousBatch.class);
@@ -51,6 +56,7 @@ final class ContinuousBatch implements AutoCloseable {
   private final String nodeId = LogContext.nodeId();
   private final Sampler sampler;
   private final StepLoop loop;
+  private final LocalPrefillImages images;
 
   private final ConcurrentLinkedQueue<DecodeSequence> admissions = new ConcurrentLinkedQueue<>();
   private final List<DecodeSequence> running = new ArrayList<>(); // decode thread only
@@ -91,6 +97,7 @@ final class ContinuousBatch implements AutoCloseable {
     this.emitter = emitter;
     this.sampler = new Sampler(tokenizer.eosId());
     this.loop = new StepLoop("decode-loop", nodeId, IDLE_WAIT, this::turn);
+    this.images = new LocalPrefillImages(resources, metrics, nodeId);
   }
 
   /** Starts the decode loop (once). */
@@ -112,9 +119,24 @@ final class ContinuousBatch implements AutoCloseable {
     JoinRequest req = s.join;
     if (req.localPrefill()) {
       reservations.cancelTransfer(s); // nothing is pushed: no stray push may write the blocks
-      admit(s);
+      if (req.images().isEmpty()) {
+        if (req.positionDelta() != 0) {
+          refuse(
+              s,
+              ServingException.invalid(
+                  "request "
+                      + req.requestId()
+                      + ": a text prompt has position_delta 0, got "
+                      + req.positionDelta()));
+          return;
+        }
+        admit(s);
+      } else {
+        images.encode(s, this::admit, this::refuse);
+      }
       return;
     }
+    s.positionDelta = req.positionDelta();
     try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, req.requestId())) {
       LOG.debug(
           "request {} joined (first token {}); {} of its KV layers here",
@@ -162,6 +184,15 @@ final class ContinuousBatch implements AutoCloseable {
   private void admit(DecodeSequence s) {
     admissions.add(s);
     loop.wake();
+  }
+
+  /** Ends a joined sequence that cannot be prefilled here (its images): KV freed, stream failed. */
+  private void refuse(DecodeSequence s, Throwable err) {
+    reservations.free(s);
+    try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, s.join.requestId())) {
+      LOG.debug("request {} refused before decoding: {}", s.join.requestId(), err.toString());
+    }
+    emitter.error(s, err);
   }
 
   // ---- the drain's hand-off (see SequenceMigrator) ----
@@ -233,8 +264,15 @@ final class ContinuousBatch implements AutoCloseable {
           double firstLogprob;
           if (j.localPrefill()) {
             s.kv = PagedSequenceKv.withReservation(pool, s.reservation.blocks());
-            float[] logits =
-                runner.forward(List.of(SequenceStep.text(j.promptIds(), s.kv, true)), experts)[0];
+            SequenceStep prompt =
+                s.inputs == null
+                    ? SequenceStep.text(j.promptIds(), s.kv, true)
+                    : s.inputs.step(s.kv, true);
+            float[] logits = runner.forward(List.of(prompt), experts)[0];
+            if (prompt.visionTokens() > 0) {
+              metrics.visionTokens(prompt.visionTokens());
+            }
+            s.inputs = null; // its image rows are in the KV now
             SampleResult r = s.state.sample(logits, sampler);
             firstToken = r.tokenId();
             firstLogprob = r.logprob();
@@ -345,7 +383,7 @@ final class ContinuousBatch implements AutoCloseable {
     }
     List<SequenceStep> seqs = new ArrayList<>(n);
     for (DecodeSequence s : batch) {
-      seqs.add(SequenceStep.text(new int[] {s.lastToken}, s.kv, true));
+      seqs.add(SequenceStep.decode(s.lastToken, s.kv, s.positionDelta));
     }
     long t0 = System.nanoTime();
     float[][] logits;
@@ -433,9 +471,13 @@ final class ContinuousBatch implements AutoCloseable {
     return localPrefillTokens.get();
   }
 
-  /** Stops the decode loop (the running step finishes first). */
+  /**
+   * Fails local prefills still waiting for their images, then stops the decode loop (the running
+   * step finishes first).
+   */
   @Override
   public void close() {
+    images.close();
     loop.close();
   }
 }

@@ -1,11 +1,13 @@
 package dev.pdserve.decode;
 
+import dev.pdserve.model.engine.ImagePromptEncoder;
+
 /**
  * What the decode engine measures, as events; the wiring implements it over Prometheus ({@link
  * dev.pdserve.decode.metrics.PrometheusDecodeMetrics}). Called from the decode loop and from
  * transfer completion: implementations must be cheap and must not block. Durations are nanoseconds.
  */
-public interface DecodeMetrics {
+public interface DecodeMetrics extends ImagePromptEncoder.Observer {
   /** Measures nothing. */
   DecodeMetrics NONE = new DecodeMetrics() {};
 
@@ -25,4 +27,7 @@ public interface DecodeMetrics {
 
   /** A sequence finished here ({@code stop}, {@code length} or {@code abort}). */
   default void finished(String finishReason) {}
+
+  /** {@code tokens} tokens of a local prefill were image tokens (routed to the vision experts). */
+  default void visionTokens(int tokens) {}
 }

@@ -3,6 +3,7 @@ package dev.pdserve.decode;
 import dev.pdserve.core.kv.ExpectedKv;
 import dev.pdserve.core.kv.PagedSequenceKv;
 import dev.pdserve.model.engine.GenerationState;
+import dev.pdserve.model.engine.PrefillInputs;
 
 /**
  * One reservation's life on a decode node: reserved → joined (waiting for its KV) → running → freed
@@ -41,6 +42,12 @@ final class DecodeSequence {
 
   /** It moved to another decode node (its end here is not a finish). */
   volatile boolean migrated;
+
+  /** A local prefill's inputs once its images are encoded (off the decode loop); else null. */
+  volatile PrefillInputs inputs;
+
+  /** 3-D rotary delta its decode steps' positions take (0 for text): set when it is admitted. */
+  volatile int positionDelta;
 
   PagedSequenceKv kv; // decode thread
   GenerationState state; // decode thread

@@ -141,7 +141,7 @@ final class SequenceMigrator {
           generated.length,
           t.nodeId(),
           (System.nanoTime() - t0) / 1_000_000);
-      Migration m = new Migration(t, generated);
+      Migration m = new Migration(t, generated, s.positionDelta);
       reservations.free(s);
       emitter.migrated(s, m);
       return true;

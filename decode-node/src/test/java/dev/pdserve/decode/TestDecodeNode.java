@@ -9,12 +9,15 @@ import dev.pdserve.core.kv.KvEndpoint;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.model.engine.ExpertBackend;
 import dev.pdserve.model.sampling.SamplingParams;
+import dev.pdserve.model.vision.EncoderCache;
 import org.apache.arrow.memory.BufferAllocator;
 
 /**
  * A decode node for engine tests: its own KV pool of {@value #BLOCKS} blocks, an {@link
  * InMemoryKvTransfer} into that pool (reached at {@link #endpoint()}), a {@link FakeTicker} the
- * test moves, and a {@link DecodeEngine} over them. Closing it checks every block came back.
+ * test moves, and a {@link DecodeEngine} over them, which encodes images with the reference
+ * engine's vision encoder through its own {@link #encoderCache}. Closing it checks every block came
+ * back.
  */
 final class TestDecodeNode implements AutoCloseable {
   static final int BLOCKS = 64;
@@ -23,6 +26,7 @@ final class TestDecodeNode implements AutoCloseable {
   final KvBlockPool pool;
   final InMemoryKvTransfer transfer;
   final FakeTicker ticker = new FakeTicker();
+  final EncoderCache encoderCache = new EncoderCache(1 << 20);
   final DecodeEngine engine;
 
   TestDecodeNode(
@@ -38,7 +42,13 @@ final class TestDecodeNode implements AutoCloseable {
     this.engine =
         new DecodeEngine(
             new DecodeResources(
-                model.reference.runner(), experts, pool, transfer, model.reference.tokenizer()),
+                model.reference.runner(),
+                experts,
+                pool,
+                transfer,
+                model.reference.tokenizer(),
+                model.reference.visionEncoder().orElseThrow(),
+                encoderCache),
             options,
             DecodeMetrics.NONE,
             ticker);
@@ -61,6 +71,28 @@ final class TestDecodeNode implements AutoCloseable {
     RecordingSink sink = new RecordingSink();
     engine.join(
         JoinRequest.prefilled(requestId, r.transferId(), prompt, first, 0, params, 1, 0), sink);
+    return sink;
+  }
+
+  /**
+   * A greedy request for a prompt with images, prefilled in {@code prefillPool} with its KV pushed
+   * here, then joined with its prompt's position delta.
+   */
+  RecordingSink joinPrefilledElsewhere(
+      TinyModel model,
+      KvBlockPool prefillPool,
+      String requestId,
+      ImagePrompt prompt,
+      int maxTokens) {
+    Reservation r = engine.reserve(requestId, prompt.ids().length, maxTokens);
+    SamplingParams params = TinyModel.greedy(maxTokens);
+    int first =
+        model.prefillAndPush(prompt, params, prefillPool, transfer, endpoint(), r.transferId());
+    RecordingSink sink = new RecordingSink();
+    engine.join(
+        JoinRequest.prefilled(requestId, r.transferId(), prompt.ids(), first, 0, params, 1, 0)
+            .withPositionDelta(prompt.positionDelta()),
+        sink);
     return sink;
   }
 

@@ -2,13 +2,17 @@ package dev.pdserve.prefill;
 
 import com.google.common.base.Ticker;
 import dev.pdserve.core.coordination.DrainReport;
+import dev.pdserve.core.engine.ImageEncodingStage;
 import dev.pdserve.core.engine.StepLoop;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.PrefixCache;
 import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.engine.ExpertBackend;
+import dev.pdserve.model.engine.ImagePromptEncoder;
 import dev.pdserve.model.engine.ModelRunner;
+import dev.pdserve.model.engine.PrefillInputs;
+import dev.pdserve.model.engine.PromptImages;
 import dev.pdserve.model.engine.SequenceStep;
 import dev.pdserve.model.sampling.SampleResult;
 import dev.pdserve.model.sampling.Sampler;
@@ -39,6 +43,12 @@ import org.apache.logging.log4j.Logger;
  * prompt that shares a prefix with it starts from those blocks: only the rest is computed, while
  * the whole prompt's KV still goes to the decode node (the cached blocks are pushed first). At
  * least the prompt's last token is always computed, for the first token's logits.
+ *
+ * <p>A prompt with images (a model with a vision encoder) has them checked against its token ids
+ * when it is submitted, then decoded, preprocessed and encoded — or taken from the encoder cache by
+ * digest — on the engine's {@code prefill-vision} thread ({@link ImageEncodingStage}), and only
+ * then queued for compute: its chunks carry the image rows, vision flags and 3-D positions ({@link
+ * PrefillInputs#chunk}), and its block hashes mix in its images' digests.
  *
  * <p>Steps run on one owned thread ({@code prefill-loop}, a {@link StepLoop}) that {@link #submit}
  * wakes. Measured through {@link PrefillMetrics}. Its threads log under the node id of the log
@@ -81,6 +91,7 @@ public final class PrefillEngine implements AutoCloseable {
   private final List<PrefillJobState> active = new ArrayList<>(); // the loop's
   private final KvHandoff handoff;
   private final StepLoop loop;
+  private final ImageEncodingStage images; // null: the model takes no images
   private volatile boolean closed;
 
   /** False while the node drains (or serves the other role): new prompts are refused. */
@@ -102,6 +113,14 @@ public final class PrefillEngine implements AutoCloseable {
     this.sampler = new Sampler(settings.tokenizer().eosId());
     this.loop = new StepLoop("prefill-loop", nodeId, IDLE_WAIT, this::turn);
     this.handoff = new KvHandoff(kv, jobs, metrics, nodeId, loop::wake);
+    this.images =
+        settings.visionEncoder() == null
+            ? null
+            : new ImageEncodingStage(
+                "prefill-vision",
+                nodeId,
+                new ImagePromptEncoder(
+                    runner, settings.visionEncoder(), settings.encoderCache(), metrics));
     loop.start();
   }
 
@@ -129,28 +148,80 @@ public final class PrefillEngine implements AutoCloseable {
                   + " KV blocks; this prefill node's pool holds "
                   + pool.totalBlocks()));
     }
+    PromptImages checked;
+    try {
+      checked = checkImages(spec);
+    } catch (ServingException e) {
+      return CompletableFuture.failedFuture(e);
+    }
     PrefillJobState job =
-        new PrefillJobState(spec, kv.blockHashes(spec.promptIds()), ticker.read());
+        new PrefillJobState(
+            spec,
+            kv.blockKeys(spec.promptIds(), checked == null ? List.of() : checked.images()),
+            checked,
+            ticker.read());
     if (!jobs.add(job)) {
       return CompletableFuture.failedFuture(
           new ServingException(
               ServingException.Kind.ALREADY_EXISTS,
               "request " + spec.requestId() + " is already being prefilled here"));
     }
-    incoming.add(job);
     try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, spec.requestId())) {
       LOG.debug(
-          "prefill of request {} queued: {} prompt tokens, KV to {}:{}",
+          "prefill of request {} queued: {} prompt tokens, {} images, KV to {}:{}",
           spec.requestId(),
           spec.promptIds().length,
+          spec.images().size(),
           spec.flightHost(),
           spec.flightPort());
     }
+    if (checked == null) {
+      enqueue(job);
+    } else {
+      images
+          .encode(spec.requestId(), checked)
+          .whenComplete(
+              (inputs, err) -> {
+                if (err != null) {
+                  fail(job, err);
+                } else {
+                  job.setInputs(inputs);
+                  enqueue(job);
+                }
+              });
+    }
+    return job.result();
+  }
+
+  /**
+   * The prompt's images checked against its token ids; null for a text prompt.
+   *
+   * @throws ServingException INVALID_ARGUMENT naming what does not fit
+   */
+  private PromptImages checkImages(PrefillJob spec) {
+    if (spec.images().isEmpty()) {
+      return null;
+    }
+    if (images == null) {
+      throw ServingException.invalid(
+          "request "
+              + spec.requestId()
+              + " has "
+              + spec.images().size()
+              + " images, but model "
+              + runner.config().name()
+              + " takes none (it has no vision encoder); send text only");
+    }
+    return images.check(spec.requestId(), spec.promptIds(), spec.images());
+  }
+
+  /** Queues a prompt ready to compute (its images, if any, encoded) and wakes the loop. */
+  private void enqueue(PrefillJobState job) {
+    incoming.add(job);
     if (closed && incoming.remove(job)) { // closed while queueing: close() may have missed it
       fail(job, ServingException.unavailable("prefill node is shutting down"));
     }
     loop.wake();
-    return job.result();
   }
 
   /** Cancels a queued or running prompt: it stops at the next chunk boundary and frees its KV. */
@@ -273,9 +344,12 @@ public final class PrefillEngine implements AutoCloseable {
   private void compute(Plan<PrefillJobState> plan) {
     List<Chunk<PrefillJobState>> chunks = plan.chunks();
     List<SequenceStep> seqs = new ArrayList<>(chunks.size());
+    int visionTokens = 0;
     for (Chunk<PrefillJobState> c : chunks) {
       PrefillJobState job = c.prompt();
-      seqs.add(SequenceStep.text(job.nextChunk(c.tokens()), job.kv(), job.isLastChunk(c.tokens())));
+      SequenceStep step = job.nextChunk(c.tokens(), job.kv());
+      seqs.add(step);
+      visionTokens += step.visionTokens();
     }
     long t0 = System.nanoTime();
     float[][] logits;
@@ -301,6 +375,9 @@ public final class PrefillEngine implements AutoCloseable {
     steps.incrementAndGet();
     lastStepMillis = dt / 1e6;
     metrics.step(chunks.size(), plan.tokens(), dt);
+    if (visionTokens > 0) {
+      metrics.visionTokens(visionTokens);
+    }
     for (int i = 0; i < chunks.size(); i++) {
       PrefillJobState job = chunks.get(i).prompt();
       job.chunkComputed(chunks.get(i).tokens(), dt);
@@ -332,6 +409,9 @@ public final class PrefillEngine implements AutoCloseable {
   @Override
   public void close() {
     closed = true;
+    if (images != null) {
+      images.close(); // prompts still waiting for their images fail through their futures
+    }
     loop.close();
     for (PrefillJobState job : active) {
       fail(job, ServingException.unavailable("prefill node is shutting down"));

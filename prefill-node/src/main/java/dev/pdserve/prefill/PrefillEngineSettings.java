@@ -7,6 +7,8 @@ import dev.pdserve.core.kv.PrefixHasher;
 import dev.pdserve.model.engine.ExpertBackend;
 import dev.pdserve.model.engine.ModelRunner;
 import dev.pdserve.model.tokenizer.Tokenizer;
+import dev.pdserve.model.vision.EncoderCache;
+import dev.pdserve.model.vision.VisionEncoder;
 import java.util.Objects;
 
 /**
@@ -24,6 +26,9 @@ import java.util.Objects;
  *     blocks are kept in a prefix cache over the pool and reused by later prompts sharing a prefix;
  *     null for no prefix caching
  * @param ticker the clock a drain's bound is measured on ({@link Ticker#systemTicker()})
+ * @param visionEncoder encodes prompts' images (a model with a vision config); null: prompts with
+ *     images are refused
+ * @param encoderCache images' encoded rows by digest, with {@code visionEncoder}
  */
 public record PrefillEngineSettings(
     ModelRunner runner,
@@ -34,7 +39,9 @@ public record PrefillEngineSettings(
     PrefillOptions options,
     PrefillMetrics metrics,
     PrefixHasher prefixHasher,
-    Ticker ticker) {
+    Ticker ticker,
+    VisionEncoder visionEncoder,
+    EncoderCache encoderCache) {
   public PrefillEngineSettings {
     Objects.requireNonNull(runner, "runner");
     Objects.requireNonNull(experts, "experts");
@@ -44,6 +51,9 @@ public record PrefillEngineSettings(
     Objects.requireNonNull(options, "options");
     Objects.requireNonNull(metrics, "metrics");
     Objects.requireNonNull(ticker, "ticker");
+    if ((visionEncoder == null) != (encoderCache == null)) {
+      throw new IllegalArgumentException("a vision encoder and its encoder cache go together");
+    }
     if (prefixHasher != null && prefixHasher.blockSize() != pool.layout().blockSize()) {
       throw new IllegalArgumentException(
           "prefix hasher block size "
@@ -54,8 +64,8 @@ public record PrefillEngineSettings(
   }
 
   /**
-   * Settings over these parts with {@link PrefillOptions#defaults()}, no metrics, no prefix cache
-   * and the system clock, each changeable on the builder.
+   * Settings over these parts with {@link PrefillOptions#defaults()}, no metrics, no prefix cache,
+   * no images and the system clock, each changeable on the builder.
    */
   public static Builder builder(
       ModelRunner runner,
@@ -77,6 +87,8 @@ public record PrefillEngineSettings(
     private PrefillMetrics metrics = PrefillMetrics.NONE;
     private PrefixHasher prefixHasher;
     private Ticker ticker = Ticker.systemTicker();
+    private VisionEncoder visionEncoder;
+    private EncoderCache encoderCache;
 
     private Builder(
         ModelRunner runner,
@@ -112,9 +124,26 @@ public record PrefillEngineSettings(
       return this;
     }
 
+    /** Takes prompts with images, encoded by {@code encoder} through {@code cache}. */
+    public Builder vision(VisionEncoder encoder, EncoderCache cache) {
+      this.visionEncoder = encoder;
+      this.encoderCache = cache;
+      return this;
+    }
+
     public PrefillEngineSettings build() {
       return new PrefillEngineSettings(
-          runner, experts, pool, pusher, tokenizer, options, metrics, prefixHasher, ticker);
+          runner,
+          experts,
+          pool,
+          pusher,
+          tokenizer,
+          options,
+          metrics,
+          prefixHasher,
+          ticker,
+          visionEncoder,
+          encoderCache);
     }
   }
 }

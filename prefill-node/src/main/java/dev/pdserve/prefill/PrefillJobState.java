@@ -3,6 +3,11 @@ package dev.pdserve.prefill;
 import dev.pdserve.core.kv.KvPush;
 import dev.pdserve.core.kv.PagedSequenceKv;
 import dev.pdserve.core.kv.PrefixCache;
+import dev.pdserve.core.kv.PrefixHasher;
+import dev.pdserve.model.engine.PrefillInputs;
+import dev.pdserve.model.engine.PromptImages;
+import dev.pdserve.model.engine.SequenceKv;
+import dev.pdserve.model.engine.SequenceStep;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -10,6 +15,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 /**
  * One prompt's prefill as it goes: what was asked, how far it got, the KV it holds (its own blocks
  * and the cached prefix it pins), its push to the decode node, and the future its caller waits on.
+ * A prompt with images also holds its checked images and, once they are encoded (before it is
+ * queued for compute), its prefill inputs: image rows, vision flags and 3-D positions.
  *
  * <p>Progress is the prefill loop's alone; the KV and push are set by the loop when the prompt
  * starts and then ended by exactly one of the loop (failure) and the acknowledgement hand-off
@@ -17,7 +24,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  */
 final class PrefillJobState implements PrefillChunkScheduler.QueuedPrompt {
   private final PrefillJob spec;
-  private final long[] blockHashes; // of the prompt's full blocks, when caching
+  private final PrefixHasher.Blocks blockKeys; // of the prompt's full blocks, when caching
+  private final PromptImages images; // null for a text prompt
+  private volatile PrefillInputs inputs; // set once the images are encoded; null for text
   private final long queuedAtNanos;
   private final CompletableFuture<PrefillResult> result = new CompletableFuture<>();
   private final AtomicBoolean countedAsHoldingKv = new AtomicBoolean();
@@ -34,9 +43,14 @@ final class PrefillJobState implements PrefillChunkScheduler.QueuedPrompt {
   private KvPush push;
   private int cachedPromptBlocks; // the prompt's leading blocks in the cache after commit
 
-  PrefillJobState(PrefillJob spec, long[] blockHashes, long queuedAtNanos) {
+  /**
+   * @param images the prompt's checked images; null for a text prompt
+   */
+  PrefillJobState(
+      PrefillJob spec, PrefixHasher.Blocks blockKeys, PromptImages images, long queuedAtNanos) {
     this.spec = spec;
-    this.blockHashes = blockHashes;
+    this.blockKeys = blockKeys;
+    this.images = images;
     this.queuedAtNanos = queuedAtNanos;
   }
 
@@ -52,9 +66,19 @@ final class PrefillJobState implements PrefillChunkScheduler.QueuedPrompt {
     return spec.promptIds();
   }
 
-  /** Hashes of the prompt's full blocks; null without a prefix cache. */
-  long[] blockHashes() {
-    return blockHashes;
+  /** Keys of the prompt's full blocks; null without a prefix cache. */
+  PrefixHasher.Blocks blockKeys() {
+    return blockKeys;
+  }
+
+  /** The prompt's checked images; null for a text prompt. */
+  PromptImages images() {
+    return images;
+  }
+
+  /** The images are encoded: the prompt computes from {@code inputs}. */
+  void setInputs(PrefillInputs inputs) {
+    this.inputs = inputs;
   }
 
   long queuedAtNanos() {
@@ -85,9 +109,18 @@ final class PrefillJobState implements PrefillChunkScheduler.QueuedPrompt {
     cancelled = true;
   }
 
-  /** The prompt's next {@code tokens} tokens to compute. */
-  int[] nextChunk(int tokens) {
-    return Arrays.copyOfRange(spec.promptIds(), computed, computed + tokens);
+  /**
+   * The step computing the prompt's next {@code tokens} tokens into {@code kv}: text positions for
+   * a text prompt; image rows, vision flags and 3-D positions for one with images (an image's
+   * placeholders may be split between chunks).
+   */
+  SequenceStep nextChunk(int tokens, SequenceKv kv) {
+    boolean last = isLastChunk(tokens);
+    if (inputs == null) {
+      return SequenceStep.text(
+          Arrays.copyOfRange(spec.promptIds(), computed, computed + tokens), kv, last);
+    }
+    return inputs.chunk(computed, computed + tokens, kv, last);
   }
 
   /** Whether a chunk of {@code tokens} is the prompt's last. */
@@ -179,7 +212,7 @@ final class PrefillJobState implements PrefillChunkScheduler.QueuedPrompt {
     cachedPromptBlocks =
         cache.commit(
             pinned == null ? PrefixCache.Match.NONE : pinned,
-            blockHashes,
+            blockKeys,
             spec.promptIds(),
             kv.detach());
     kv = null;

@@ -9,6 +9,8 @@ import dev.pdserve.core.kv.PagedSequenceKv;
 import dev.pdserve.core.kv.PrefixCache;
 import dev.pdserve.core.kv.PrefixHasher;
 import dev.pdserve.core.logging.LogContext;
+import dev.pdserve.model.vision.PromptImage;
+import java.util.List;
 import org.apache.logging.log4j.CloseableThreadContext;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -58,9 +60,12 @@ final class PrefillKv {
     return pool;
   }
 
-  /** Hashes of {@code prompt}'s full blocks, for the prefix cache; null without one. */
-  long[] blockHashes(int[] prompt) {
-    return hasher == null ? null : hasher.hashes(prompt);
+  /**
+   * Keys of {@code prompt}'s full blocks (its images' digests mixed into the blocks that hold
+   * them), for the prefix cache; null without one.
+   */
+  PrefixHasher.Blocks blockKeys(int[] prompt, List<PromptImage> images) {
+    return hasher == null ? null : hasher.blocks(prompt, images);
   }
 
   /**
@@ -76,7 +81,7 @@ final class PrefillKv {
     PrefixCache.Match m =
         cache == null
             ? PrefixCache.Match.NONE
-            : cache.acquire(job.blockHashes(), prompt, (prompt.length - 1) / bs);
+            : cache.acquire(job.blockKeys(), prompt, (prompt.length - 1) / bs);
     try {
       int[] blocks = pool.allocate(pool.layout().blocksFor(prompt.length) - m.length());
       job.holdKv(

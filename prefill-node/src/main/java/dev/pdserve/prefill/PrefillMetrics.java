@@ -1,12 +1,15 @@
 package dev.pdserve.prefill;
 
+import dev.pdserve.model.engine.ImagePromptEncoder;
+
 /**
  * What the prefill engine measures, as events; the wiring implements it over Prometheus ({@code
  * PrometheusPrefillMetrics} in the metrics package). Called from the prefill loop and the
  * acknowledgement threads: implementations must be cheap and must not block. Durations are
- * nanoseconds.
+ * nanoseconds. Its images' encoding reports through the {@link ImagePromptEncoder.Observer} events
+ * ({@code prefill-vision} thread).
  */
-public interface PrefillMetrics {
+public interface PrefillMetrics extends ImagePromptEncoder.Observer {
   /** Measures nothing. */
   PrefillMetrics NONE = new PrefillMetrics() {};
 
@@ -34,4 +37,7 @@ public interface PrefillMetrics {
    * @param hitTokens of those, tokens whose KV the cache already held
    */
   default void prefixCacheQueried(int queriedTokens, int hitTokens) {}
+
+  /** {@code tokens} prompt tokens of a step were image tokens (routed to the vision experts). */
+  default void visionTokens(int tokens) {}
 }

@@ -273,6 +273,14 @@ public final class ConfigKeys {
               new ValueType.Int(1, 4096),
               64,
               "sequences per decode step at most"));
+  public static final ConfigKey<Long> VISION_ENCODER_CACHE_BYTES =
+      define(
+          ConfigKey.of(
+              "pdserve.vision.encoder-cache-bytes",
+              new ValueType.ByteSize(),
+              EngineSettings.DEFAULT_ENCODER_CACHE_BYTES,
+              "worker of a vision model: encoded images kept by digest (LRU) so an image sent"
+                  + " again skips the vision encoder; 0 = keep none"));
   public static final ConfigKey<Integer> KV_LEASE_SECONDS =
       define(
           ConfigKey.of(

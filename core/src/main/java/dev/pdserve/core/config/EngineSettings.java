@@ -19,6 +19,8 @@ import java.util.Optional;
  * @param decodeMaxBatch sequences in one decode step at most
  * @param ortCuda run the graphs on ONNX Runtime's CUDA execution provider (needs the GPU build)
  * @param kvDtype element type of the KV cache (every worker of a cluster must agree)
+ * @param encoderCacheBytes bytes of encoded images a worker of a vision model keeps by digest
+ *     ({@code pdserve.vision.encoder-cache-bytes}); 0 = none
  */
 public record EngineSettings(
     long kvBudgetBytes,
@@ -31,7 +33,10 @@ public record EngineSettings(
     int prefillChunkTokens,
     int decodeMaxBatch,
     boolean ortCuda,
-    KvDtype kvDtype) {
+    KvDtype kvDtype,
+    long encoderCacheBytes) {
+  /** Encoder cache of a worker unless configured otherwise: 256 MiB. */
+  public static final long DEFAULT_ENCODER_CACHE_BYTES = 256L << 20;
 
   /** How this node computes and stores the model (the reference engine to compare must match). */
   public Numerics numerics() {

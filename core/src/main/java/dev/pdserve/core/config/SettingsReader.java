@@ -44,6 +44,7 @@ import static dev.pdserve.core.config.ConfigKeys.ROLE_SWITCH_DRAIN_TIMEOUT_SECON
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_LOCAL_PREFILL_THRESHOLD;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFIX_CACHE_WEIGHT;
 import static dev.pdserve.core.config.ConfigKeys.SHUTDOWN_TIMEOUT_SECONDS;
+import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
 import java.net.InetAddress;
 import java.nio.file.Path;
@@ -213,7 +214,8 @@ final class SettingsReader {
         values.get(PREFILL_CHUNK_TOKENS),
         values.get(DECODE_MAX_BATCH),
         ortCuda,
-        values.get(KV_DTYPE));
+        values.get(KV_DTYPE),
+        values.get(VISION_ENCODER_CACHE_BYTES));
   }
 
   private PrefixSettings prefix() {

@@ -1,10 +1,17 @@
 package dev.pdserve.core.grpc;
 
+import com.google.protobuf.ByteString;
 import dev.pdserve.api.v1.Completion;
 import dev.pdserve.api.v1.TokenDelta;
 import dev.pdserve.api.v1.Usage;
 import dev.pdserve.model.engine.Emission;
 import dev.pdserve.model.sampling.SamplingParams;
+import dev.pdserve.model.vision.EncodedImage;
+import dev.pdserve.model.vision.ImageDigest;
+import dev.pdserve.model.vision.InvalidImageException;
+import dev.pdserve.model.vision.PromptImage;
+import java.util.ArrayList;
+import java.util.List;
 
 /** Converts between the wire messages and the engine's types, in one place for every node. */
 public final class ProtoConversions {
@@ -105,5 +112,71 @@ public final class ProtoConversions {
       c.setStopReason(stopReason);
     }
     return c.build();
+  }
+
+  /**
+   * A prompt's images off the wire ({@code PrefillRequest.images}, {@code DecodeRequest.images}),
+   * in prompt order. Only their form is checked here (size, digest length); where their
+   * placeholders are and what they decode to is checked by the node that prefills the prompt.
+   *
+   * @param maxImageBytes the largest image file taken ({@code pdserve.grpc.max-inbound-bytes}: a
+   *     request larger than that never reaches the node)
+   * @throws InvalidImageException naming the image ({@code images[k]: ...})
+   */
+  public static List<PromptImage> promptImages(
+      List<dev.pdserve.internal.v1.PromptImage> wire, long maxImageBytes) {
+    List<PromptImage> out = new ArrayList<>(wire.size());
+    for (int k = 0; k < wire.size(); k++) {
+      dev.pdserve.internal.v1.PromptImage w = wire.get(k);
+      String name = "images[" + k + "]";
+      if (w.getData().isEmpty()) {
+        throw new InvalidImageException(name + ": image is empty (0 bytes)");
+      }
+      if (w.getData().size() > maxImageBytes) {
+        throw new InvalidImageException(
+            name
+                + ": image is "
+                + w.getData().size()
+                + " bytes; this node takes images of at most "
+                + maxImageBytes
+                + " bytes (pdserve.grpc.max-inbound-bytes)");
+      }
+      ImageDigest digest = null;
+      if (!w.getDigest().isEmpty()) {
+        if (w.getDigest().size() != ImageDigest.LENGTH) {
+          throw new InvalidImageException(
+              name
+                  + ": digest must be "
+                  + ImageDigest.LENGTH
+                  + " bytes (SHA-256), got "
+                  + w.getDigest().size());
+        }
+        digest = new ImageDigest(w.getDigest().toByteArray());
+      }
+      out.add(
+          new PromptImage(
+              new EncodedImage(w.getData().toByteArray()),
+              w.getMediaType(),
+              digest,
+              w.getPlaceholderStart(),
+              w.getGridH(),
+              w.getGridW()));
+    }
+    return out;
+  }
+
+  /** A prompt image on the wire (what a router sends). */
+  public static dev.pdserve.internal.v1.PromptImage promptImage(PromptImage image) {
+    dev.pdserve.internal.v1.PromptImage.Builder b =
+        dev.pdserve.internal.v1.PromptImage.newBuilder()
+            .setData(ByteString.copyFrom(image.image().bytes()))
+            .setMediaType(image.mediaType())
+            .setPlaceholderStart(image.placeholderStart())
+            .setGridH(image.gridH())
+            .setGridW(image.gridW());
+    if (image.digest() != null) {
+      b.setDigest(ByteString.copyFrom(image.digest().bytes()));
+    }
+    return b.build();
   }
 }

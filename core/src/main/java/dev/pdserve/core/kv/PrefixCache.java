@@ -18,8 +18,10 @@ import java.util.List;
  * chain is touched from its last block to its first, so eviction takes a prefix's tail before its
  * head and a hit on a short common prefix (a system prompt) keeps it.
  *
- * <p>Lookups compare each block's tokens too, so a 64-bit hash collision cannot hand out foreign
- * KV. Thread-safe; lock order is cache, then pool.
+ * <p>Lookups compare each block's tokens too — and, for a block of a prompt with images, the image
+ * part of its key ({@link PrefixHasher.Blocks}: the digests and offsets of the images it holds) —
+ * so a 64-bit hash collision cannot hand out foreign KV. Thread-safe; lock order is cache, then
+ * pool.
  */
 public final class PrefixCache implements KvBlockPool.Reclaimer {
   private final KvBlockPool pool;
@@ -37,14 +39,16 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
     final long parent; // hash of the previous block; meaningless for a chain's first block
     final boolean first;
     final int[] tokens;
+    final byte[] imageKey; // null for a block of text only
     final int block;
     int refs;
 
-    Entry(long hash, long parent, boolean first, int[] tokens, int block) {
+    Entry(long hash, long parent, boolean first, int[] tokens, byte[] imageKey, int block) {
       this.hash = hash;
       this.parent = parent;
       this.first = first;
       this.tokens = tokens;
+      this.imageKey = imageKey;
       this.block = block;
     }
   }
@@ -88,10 +92,19 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
    * Finds the longest cached prefix of {@code prompt} (at most {@code maxBlocks} blocks, whose
    * hashes are {@code hashes}) and pins its blocks. Counts nothing: see {@link #record}.
    */
-  public synchronized Match acquire(long[] hashes, int[] prompt, int maxBlocks) {
+  public Match acquire(long[] hashes, int[] prompt, int maxBlocks) {
+    return acquire(PrefixHasher.Blocks.text(hashes), prompt, maxBlocks);
+  }
+
+  /**
+   * Finds the longest cached prefix of {@code prompt} (at most {@code maxBlocks} blocks, keyed by
+   * {@code keys}) and pins its blocks. Counts nothing: see {@link #record}.
+   */
+  public synchronized Match acquire(PrefixHasher.Blocks keys, int[] prompt, int maxBlocks) {
+    long[] hashes = keys.hashes();
     int n = Math.min(hashes.length, maxBlocks);
     int m = 0;
-    while (m < n && matches(entries.get(hashes[m]), m, hashes, prompt)) {
+    while (m < n && matches(entries.get(hashes[m]), m, keys, prompt)) {
       m++;
     }
     if (m == 0) {
@@ -129,7 +142,16 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
    *
    * @return the prompt's leading full blocks the cache now holds
    */
-  public synchronized int commit(Match match, long[] hashes, int[] prompt, int[] table) {
+  public int commit(Match match, long[] hashes, int[] prompt, int[] table) {
+    return commit(match, PrefixHasher.Blocks.text(hashes), prompt, table);
+  }
+
+  /**
+   * {@link #commit(Match, long[], int[], int[])} of a prompt whose blocks are keyed by {@code
+   * keys}.
+   */
+  public synchronized int commit(Match match, PrefixHasher.Blocks keys, int[] prompt, int[] table) {
+    long[] hashes = keys.hashes();
     int m = match.length();
     int full = Math.min(hashes.length, table.length);
     List<Integer> free = new ArrayList<>();
@@ -141,7 +163,9 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
       }
       int[] tokens = Arrays.copyOfRange(prompt, i * blockSize, (i + 1) * blockSize);
       entries.put(
-          hashes[i], new Entry(hashes[i], i == 0 ? 0 : hashes[i - 1], i == 0, tokens, table[i]));
+          hashes[i],
+          new Entry(
+              hashes[i], i == 0 ? 0 : hashes[i - 1], i == 0, tokens, keys.imageKey(i), table[i]));
       insertedBlocks++;
     }
     for (int i = full; i < table.length; i++) {
@@ -215,11 +239,13 @@ public final class PrefixCache implements KvBlockPool.Reclaimer {
         entries.size(), pinned, queriedTokens, hitTokens, insertedBlocks, evictedBlocks);
   }
 
-  private boolean matches(Entry e, int i, long[] hashes, int[] prompt) {
+  private boolean matches(Entry e, int i, PrefixHasher.Blocks keys, int[] prompt) {
+    long[] hashes = keys.hashes();
     if (e == null || e.first != (i == 0) || (i > 0 && e.parent != hashes[i - 1])) {
       return false;
     }
-    return Arrays.equals(e.tokens, 0, blockSize, prompt, i * blockSize, (i + 1) * blockSize);
+    return Arrays.equals(e.tokens, 0, blockSize, prompt, i * blockSize, (i + 1) * blockSize)
+        && Arrays.equals(e.imageKey, keys.imageKey(i));
   }
 
   private void unpin(long hash) {

@@ -50,6 +50,18 @@ public final class MetricNames {
   public static final String DECODE_BATCH_SIZE = "pdserve_decode_batch_size";
   public static final String EXPERT_DISPATCH_TIME = "pdserve_expert_dispatch_seconds";
   public static final String EXPERT_DISPATCH_FAILURES = "pdserve_expert_dispatch_failures";
+  // Vision (workers of a VL model): per role, as both roles share a worker's registry.
+  public static final String PREFILL_VISION_ENCODER_TIME = "pdserve_prefill_vision_encoder_seconds";
+  public static final String PREFILL_VISION_IMAGES_ENCODED =
+      "pdserve_prefill_vision_images_encoded";
+  public static final String PREFILL_VISION_ENCODER_CACHE_HITS =
+      "pdserve_prefill_vision_encoder_cache_hits";
+  public static final String PREFILL_VISION_TOKENS = "pdserve_prefill_vision_tokens";
+  public static final String DECODE_VISION_ENCODER_TIME = "pdserve_decode_vision_encoder_seconds";
+  public static final String DECODE_VISION_IMAGES_ENCODED = "pdserve_decode_vision_images_encoded";
+  public static final String DECODE_VISION_ENCODER_CACHE_HITS =
+      "pdserve_decode_vision_encoder_cache_hits";
+  public static final String DECODE_VISION_TOKENS = "pdserve_decode_vision_tokens";
   public static final String ROLE_SWITCHES = "pdserve_role_switches";
   public static final String MIGRATIONS = "pdserve_migrations";
   public static final String ROLE_SWITCH_TIME = "pdserve_role_switch_seconds";

@@ -172,4 +172,30 @@ class PrefixCacheTest {
         "shared blocks stay with the cache");
     cache.release(m);
   }
+
+  @Test
+  void aBlockWhoseImageKeyDiffersIsNotSharedEvenUnderTheSameHash() {
+    int[] prompt = prompt(9, 0); // 2 full blocks
+    long[] hashes = hasher.hashes(prompt);
+    byte[] imageOne = new byte[40];
+    byte[] imageTwo = new byte[40];
+    imageTwo[0] = 1;
+    PrefixHasher.Blocks one = new PrefixHasher.Blocks(hashes, new byte[][] {imageOne, null});
+    PrefixHasher.Blocks two = new PrefixHasher.Blocks(hashes, new byte[][] {imageTwo, null});
+    PrefixCache.Match m = cache.acquire(one, prompt, 2);
+    PagedSequenceKv kv =
+        PagedSequenceKv.withReservation(pool, pool.allocate(layout.blocksFor(prompt.length)));
+    cache.commit(m, one, prompt, kv.detach());
+    assertEquals(2, cache.stats().cachedBlocks());
+
+    PrefixCache.Match collision = cache.acquire(two, prompt, 2);
+    assertEquals(0, collision.length(), "another image's KV is never handed out");
+    PrefixCache.Match same = cache.acquire(one, prompt, 2);
+    assertEquals(2, same.length(), "the same image's blocks are");
+    cache.release(same);
+    assertEquals(
+        0,
+        cache.acquire(hashes, prompt, 2).length(),
+        "nor the image blocks to a text prompt with the same hash");
+  }
 }

@@ -21,20 +21,31 @@ import dev.pdserve.internal.v1.TokenEvent;
 import dev.pdserve.model.engine.Emission;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.util.List;
 import java.util.function.Supplier;
 
-/** gRPC adapter of the decode role: translates and delegates to {@link DecodeEngine}. */
+/**
+ * gRPC adapter of the decode role: translates and delegates to {@link DecodeEngine}. A sequence's
+ * 3-D rotary delta comes in with {@code Decode} and goes out with {@code Migrated}; a local
+ * prefill's images come in as files (checked here for size only), and one the node cannot use fails
+ * the stream with INVALID_ARGUMENT naming it ({@code images[k]: ...}).
+ */
 public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImplBase {
   private final DecodeEngine engine;
   private final Supplier<KvEndpoint> kvEndpoint;
+  private final long maxImageBytes;
 
   /**
    * @param kvEndpoint where this node receives KV pushes, as reservations advertise it (read per
    *     reservation: the endpoint's port is known once it started)
+   * @param maxImageBytes the largest image file taken: the server's {@code
+   *     pdserve.grpc.max-inbound-bytes}
    */
-  public DecodeGrpcService(DecodeEngine engine, Supplier<KvEndpoint> kvEndpoint) {
+  public DecodeGrpcService(
+      DecodeEngine engine, Supplier<KvEndpoint> kvEndpoint, long maxImageBytes) {
     this.engine = engine;
     this.kvEndpoint = kvEndpoint;
+    this.maxImageBytes = maxImageBytes;
   }
 
   @Override
@@ -91,7 +102,11 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
               ProtoConversions.sampling(req.getParams()),
               req.getSeed(),
               req.getCachedTokens(),
-              req.getLocalPrefill());
+              req.getLocalPrefill(),
+              positionDelta(req),
+              req.getLocalPrefill()
+                  ? ProtoConversions.promptImages(req.getImagesList(), maxImageBytes)
+                  : List.of());
     } catch (RuntimeException e) {
       out.onError(GrpcErrors.toException(e));
       return;
@@ -142,7 +157,8 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
                     .setTargetNodeId(m.target().nodeId())
                     .setTargetGrpcAddress(m.target().grpcAddress())
                     .setTransferId(m.target().transferId())
-                    .setTokensEmitted(m.tokensEmitted());
+                    .setTokensEmitted(m.tokensEmitted())
+                    .setPositionDelta(m.positionDelta());
             for (int id : m.generatedIds()) {
               b.addGeneratedTokenIds(id);
             }
@@ -170,5 +186,14 @@ public final class DecodeGrpcService extends DecodeServiceGrpc.DecodeServiceImpl
     } catch (RuntimeException e) {
       sink.onError(e);
     }
+  }
+
+  private static int positionDelta(DecodeRequest req) {
+    long d = req.getPositionDelta();
+    if (d != (int) d) {
+      throw new IllegalArgumentException(
+          "position_delta of request " + req.getRequestId() + " is out of range: " + d);
+    }
+    return (int) d;
   }
 }

@@ -16,7 +16,9 @@ import java.util.stream.Collectors;
 /**
  * {@link DecodeMetrics} over Prometheus: tokens generated and sequences finished on this worker
  * (vLLM's names), decode step time and batch size, per request the KV bytes received and the time
- * they took to arrive, and (with {@link #bind}) the KV blocks reservations hold.
+ * they took to arrive, and (with {@link #bind}) the KV blocks reservations hold. With a vision
+ * model, for prompts prefilled here: the vision encoder's time per image, images encoded,
+ * encoder-cache hits, and image tokens computed (those the vision expert group takes).
  */
 public final class PrometheusDecodeMetrics implements DecodeMetrics {
   private static final List<String> FINISH_REASONS = List.of("stop", "length", "abort");
@@ -29,6 +31,10 @@ public final class PrometheusDecodeMetrics implements DecodeMetrics {
   private final Histogram batchSize;
   private final Histogram receivedBytes;
   private final Histogram receiveTime;
+  private final Histogram encoderTime;
+  private final Counter imagesEncoded;
+  private final Counter encoderCacheHits;
+  private final Counter visionTokens;
 
   public PrometheusDecodeMetrics(NodeMetrics metrics) {
     this.metrics = metrics;
@@ -65,6 +71,23 @@ public final class PrometheusDecodeMetrics implements DecodeMetrics {
             MetricNames.KV_TRANSFER_RECEIVE_TIME,
             "Per request, time from the first KV row received to the last.",
             MetricBuckets.SHORT_DURATION);
+    encoderTime =
+        metrics.histogram(
+            MetricNames.DECODE_VISION_ENCODER_TIME,
+            "Time the vision encoder (ViT and resampler) took for one image of a prompt this decode node prefilled itself.",
+            MetricBuckets.SHORT_DURATION);
+    imagesEncoded =
+        metrics.counter(
+            MetricNames.DECODE_VISION_IMAGES_ENCODED,
+            "Images of prompts this decode node prefilled itself that went through the vision encoder.");
+    encoderCacheHits =
+        metrics.counter(
+            MetricNames.DECODE_VISION_ENCODER_CACHE_HITS,
+            "Images of prompts this decode node prefilled itself whose encoding came from the encoder cache.");
+    visionTokens =
+        metrics.counter(
+            MetricNames.DECODE_VISION_TOKENS,
+            "Prompt tokens this decode node prefilled itself as image tokens (routed to the vision expert group).");
   }
 
   /** Registers {@value MetricNames#KV_RESERVED_BLOCKS}, read from the engine at scrape time. */
@@ -92,6 +115,22 @@ public final class PrometheusDecodeMetrics implements DecodeMetrics {
     stepTime.observe(nanos / 1e9);
     batchSize.observe(batch);
     generationTokens.inc(batch);
+  }
+
+  @Override
+  public void imageEncoded(long nanos) {
+    encoderTime.observe(nanos / 1e9);
+    imagesEncoded.inc();
+  }
+
+  @Override
+  public void encoderCacheHit() {
+    encoderCacheHits.inc();
+  }
+
+  @Override
+  public void visionTokens(int tokens) {
+    visionTokens.inc(tokens);
   }
 
   @Override

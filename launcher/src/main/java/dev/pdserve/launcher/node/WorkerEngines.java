@@ -22,6 +22,8 @@ import dev.pdserve.launcher.node.Closer.Stage;
 import dev.pdserve.model.engine.ExpertBackend;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelRunner;
+import dev.pdserve.model.vision.EncoderCache;
+import dev.pdserve.model.vision.VisionEncoder;
 import dev.pdserve.prefill.PrefillEngine;
 import dev.pdserve.prefill.PrefillEngineSettings;
 import dev.pdserve.prefill.PrefillOptions;
@@ -54,13 +56,15 @@ final class WorkerEngines {
    *
    * @param allocator the process's Arrow root: a child of it is used, and closed last
    * @param channels where migrations reach other decode nodes
+   * @param vision the image encoder both roles use (a vision model only), else null
    */
   WorkerEngines(
       NodeRuntime node,
       BufferAllocator allocator,
       ModelRunner runner,
       ExpertBackend experts,
-      Channels channels)
+      Channels channels,
+      VisionEncoder vision)
       throws IOException {
     NodeConfig config = node.config();
     LoadedModel model = node.model();
@@ -89,6 +93,9 @@ final class WorkerEngines {
     this.kvClient =
         node.own(Stage.RESOURCES, "kv-transfer-client", new KvTransferClient(mine, layout));
     this.prefillMetrics = new PrometheusPrefillMetrics(metrics);
+    // Both roles encode images with one encoder and share one cache of encoded images.
+    EncoderCache encoderCache =
+        vision == null ? null : new EncoderCache(config.engine().encoderCacheBytes());
     this.migrationTargets =
         new GrpcMigrationTargets(
             config.nodeId(), () -> node.registry().activeNodes(NodeRole.DECODE), channels);
@@ -105,6 +112,7 @@ final class WorkerEngines {
                     .metrics(prefillMetrics)
                     .prefixHasher(
                         config.prefix().prefixCache() ? NodeModels.prefixHasher(model) : null)
+                    .vision(vision, encoderCache)
                     .ticker(node.ticker())
                     .build()));
     PrometheusDecodeMetrics decodeMetrics = new PrometheusDecodeMetrics(metrics);
@@ -113,7 +121,8 @@ final class WorkerEngines {
             Stage.WORK,
             "decode-engine",
             new DecodeEngine(
-                new DecodeResources(runner, experts, pool, transferServer, model.tokenizer()),
+                new DecodeResources(
+                    runner, experts, pool, transferServer, model.tokenizer(), vision, encoderCache),
                 new DecodeOptions(
                     config.engine().decodeMaxBatch(),
                     Duration.ofSeconds(60),

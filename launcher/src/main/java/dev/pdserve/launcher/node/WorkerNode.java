@@ -26,6 +26,7 @@ import dev.pdserve.model.engine.ExpertBackend;
 import dev.pdserve.model.engine.ExpertCompute;
 import dev.pdserve.model.engine.LocalExperts;
 import dev.pdserve.model.engine.ModelRunner;
+import dev.pdserve.model.vision.VisionEncoder;
 import dev.pdserve.model.weights.ModelWeights;
 import dev.pdserve.prefill.PrefillEngine;
 import dev.pdserve.prefill.PrefillStats;
@@ -113,7 +114,14 @@ public final class WorkerNode implements AutoCloseable {
     ExpertBackend backend = experts.create(node, weights);
     Channels channels =
         node.own(Stage.RESOURCES, "channels", new Channels(Channels.Settings.forNode(config)));
-    this.engines = new WorkerEngines(node, allocator, runner, backend, channels);
+    VisionEncoder vision =
+        node.model().config().vision().isPresent()
+            ? node.own(
+                Stage.RESOURCES,
+                "vision-encoder",
+                new VisionEncoder(node.model().config(), weights, node.ort()))
+            : null;
+    this.engines = new WorkerEngines(node, allocator, runner, backend, channels, vision);
     node.metrics().start();
     this.roles = new WorkerRoles(node, engines);
     String host = config.network().advertisedHost();
@@ -123,10 +131,13 @@ public final class WorkerNode implements AutoCloseable {
             .healthService(NodeRole.WORKER_HEALTH_SERVICE, false)
             .healthService(NodeRole.PREFILL.healthServiceName(), false)
             .healthService(NodeRole.DECODE.healthServiceName(), false)
-            .addService(new PrefillGrpcService(engines.prefill()))
+            .addService(
+                new PrefillGrpcService(engines.prefill(), config.network().grpcMaxInboundBytes()))
             .addService(
                 new DecodeGrpcService(
-                    engines.decode(), () -> new KvEndpoint(host, engines.flightPort())))
+                    engines.decode(),
+                    () -> new KvEndpoint(host, engines.flightPort()),
+                    config.network().grpcMaxInboundBytes()))
             .addService(new NodeStatusService(this::status))
             .addService(new RoleGrpcService(roles.switcher()))
             .build());

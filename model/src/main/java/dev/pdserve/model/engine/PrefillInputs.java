@@ -3,6 +3,8 @@ package dev.pdserve.model.engine;
 import dev.pdserve.model.config.ImageTokenIds;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.vision.VisionEncoder;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * What the language model takes for a prompt with images: its token ids; input rows where each
@@ -22,15 +24,33 @@ public record PrefillInputs(
   /** Encodes the prompt's images and builds the inputs of its prefill. */
   public static PrefillInputs of(
       RenderedPrompt prompt, ModelConfig cfg, ModelRunner runner, VisionEncoder encoder) {
+    List<float[]> encoded = new ArrayList<>(prompt.images().size());
+    for (ImageSpan span : prompt.images()) {
+      encoded.add(encoder.encode(span.image()));
+    }
+    return of(prompt, cfg, runner, encoded);
+  }
+
+  /**
+   * Builds the inputs of a prompt's prefill from its images' encoded rows ({@code imageRows.get(k)}
+   * of image k, {@code [tokens, hidden]}, as {@link VisionEncoder#encode} makes them; only read).
+   */
+  public static PrefillInputs of(
+      RenderedPrompt prompt, ModelConfig cfg, ModelRunner runner, List<float[]> imageRows) {
     ImageTokenIds ids =
         cfg.vision()
             .orElseThrow(() -> new IllegalArgumentException(cfg.name() + " takes no images"))
             .tokens();
+    if (imageRows.size() != prompt.images().size()) {
+      throw new IllegalArgumentException(
+          imageRows.size() + " encoded images for " + prompt.images().size() + " images");
+    }
     int[] tokens = prompt.ids();
     int h = cfg.hidden();
     float[] rows = runner.embed(tokens);
-    for (ImageSpan span : prompt.images()) {
-      float[] image = encoder.encode(span.image());
+    for (int k = 0; k < prompt.images().size(); k++) {
+      ImageSpan span = prompt.images().get(k);
+      float[] image = imageRows.get(k);
       if (image.length != span.tokens() * h) {
         throw new IllegalStateException(
             "the encoder made "

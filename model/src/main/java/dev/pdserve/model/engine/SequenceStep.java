@@ -50,8 +50,31 @@ public record SequenceStep(
     return new SequenceStep(tokens, null, null, null, kv, wantLogits);
   }
 
+  /**
+   * The step that decodes {@code token}, the next token of a sequence whose cache is {@code kv} and
+   * whose prompt's 3-D positions have delta {@code positionDelta} ({@link
+   * PromptPositions#delta()}): at {@code kv.length() + positionDelta} on every axis. A delta of 0
+   * (every text prompt) is a plain text step, whose positions are the same.
+   */
+  public static SequenceStep decode(int token, SequenceKv kv, int positionDelta) {
+    if (positionDelta == 0) {
+      return text(new int[] {token}, kv, true);
+    }
+    int p = kv.length() + positionDelta;
+    return new SequenceStep(new int[] {token}, null, null, new int[] {p, p, p}, kv, true);
+  }
+
   public boolean isVision(int t) {
     return vision != null && vision[t];
+  }
+
+  /** Tokens of the step that take the vision expert group. */
+  public int visionTokens() {
+    int n = 0;
+    for (int t = 0; vision != null && t < vision.length; t++) {
+      n += vision[t] ? 1 : 0;
+    }
+    return n;
   }
 
   /** Position of token {@code t} on {@code axis} (Rope.T, H or W). */

@@ -10,12 +10,22 @@ import dev.pdserve.prefill.PrefillJob;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 
-/** gRPC adapter of the prefill role: translates and delegates to {@link PrefillEngine}. */
+/**
+ * gRPC adapter of the prefill role: translates and delegates to {@link PrefillEngine}. A request's
+ * images come in as files (checked here for size only; the engine checks the rest); one the node
+ * cannot use fails the call with INVALID_ARGUMENT naming it ({@code images[k]: ...}).
+ */
 public final class PrefillGrpcService extends PrefillServiceGrpc.PrefillServiceImplBase {
   private final PrefillEngine engine;
+  private final long maxImageBytes;
 
-  public PrefillGrpcService(PrefillEngine engine) {
+  /**
+   * @param maxImageBytes the largest image file taken: the server's {@code
+   *     pdserve.grpc.max-inbound-bytes}
+   */
+  public PrefillGrpcService(PrefillEngine engine, long maxImageBytes) {
     this.engine = engine;
+    this.maxImageBytes = maxImageBytes;
   }
 
   @Override
@@ -32,7 +42,8 @@ public final class PrefillGrpcService extends PrefillServiceGrpc.PrefillServiceI
               req.getSeed(),
               req.getTransferId(),
               req.getFlightHost(),
-              req.getFlightPort());
+              req.getFlightPort(),
+              ProtoConversions.promptImages(req.getImagesList(), maxImageBytes));
     } catch (RuntimeException e) {
       out.onError(GrpcErrors.toException(e));
       return;

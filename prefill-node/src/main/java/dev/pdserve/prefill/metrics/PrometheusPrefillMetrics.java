@@ -11,7 +11,9 @@ import io.prometheus.metrics.core.metrics.Histogram;
  * {@link PrefillMetrics} over Prometheus: prompt tokens computed, step time and size, and per
  * request the KV bytes pushed to the decode node and the time from the first layer sent to the
  * decode node's acknowledgement. Also the prefix cache counters vLLM exposes, counted through
- * {@link #prefixCacheQueried} (at 0 until a prefix cache calls it).
+ * {@link #prefixCacheQueried} (at 0 until a prefix cache calls it). With a vision model: the vision
+ * encoder's time per image, images encoded, encoder-cache hits, and prompt tokens computed as image
+ * tokens (those the vision expert group takes).
  */
 public final class PrometheusPrefillMetrics implements PrefillMetrics {
   private final Counter promptTokens;
@@ -21,6 +23,10 @@ public final class PrometheusPrefillMetrics implements PrefillMetrics {
   private final Histogram sendTime;
   private final Counter prefixQueries;
   private final Counter prefixHits;
+  private final Histogram encoderTime;
+  private final Counter imagesEncoded;
+  private final Counter encoderCacheHits;
+  private final Counter visionTokens;
 
   public PrometheusPrefillMetrics(NodeMetrics metrics) {
     promptTokens =
@@ -55,6 +61,23 @@ public final class PrometheusPrefillMetrics implements PrefillMetrics {
         metrics.counter(
             MetricNames.PREFIX_CACHE_HITS,
             "Prefix cache hits, in terms of number of cached tokens.");
+    encoderTime =
+        metrics.histogram(
+            MetricNames.PREFILL_VISION_ENCODER_TIME,
+            "Time the vision encoder (ViT and resampler) took for one image of a prompt prefilled here.",
+            MetricBuckets.SHORT_DURATION);
+    imagesEncoded =
+        metrics.counter(
+            MetricNames.PREFILL_VISION_IMAGES_ENCODED,
+            "Images of prompts prefilled here that went through the vision encoder.");
+    encoderCacheHits =
+        metrics.counter(
+            MetricNames.PREFILL_VISION_ENCODER_CACHE_HITS,
+            "Images of prompts prefilled here whose encoding came from the encoder cache.");
+    visionTokens =
+        metrics.counter(
+            MetricNames.PREFILL_VISION_TOKENS,
+            "Prompt tokens computed here as image tokens (routed to the vision expert group).");
   }
 
   @Override
@@ -77,6 +100,22 @@ public final class PrometheusPrefillMetrics implements PrefillMetrics {
     }
     prefixQueries.inc(queriedTokens);
     prefixHits.inc(hitTokens);
+  }
+
+  @Override
+  public void imageEncoded(long nanos) {
+    encoderTime.observe(nanos / 1e9);
+    imagesEncoded.inc();
+  }
+
+  @Override
+  public void encoderCacheHit() {
+    encoderCacheHits.inc();
+  }
+
+  @Override
+  public void visionTokens(int tokens) {
+    visionTokens.inc(tokens);
   }
 
   @Override
