@@ -80,6 +80,7 @@ public final class RouterNode implements AutoCloseable {
                           model.config())
                       .withMetrics(routerMetrics)
                       .withTicker(clock)
+                      .configuredBy(config.router())
                       .withPrefixRouting(
                           new PrefixRouting(
                               NodeModels.prefixHasher(model),

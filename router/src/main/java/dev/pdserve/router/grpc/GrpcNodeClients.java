@@ -26,6 +26,7 @@ import io.grpc.stub.AbstractStub;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -33,9 +34,14 @@ import java.util.function.Consumer;
 
 /**
  * {@link NodeClients} over gRPC stubs on cached channels: each call record becomes its internal
- * request proto. Deadlines are read against {@code ticker}, the router's clock.
+ * request proto. Deadlines are read against {@code ticker}, the router's clock. A broken decode
+ * stream or connection (the node died, was shut down, the connection was reset) ends a call with
+ * gRPC's UNAVAILABLE, which the router reads as "the node is gone".
  */
 public final class GrpcNodeClients implements NodeClients {
+  /** The longest a KV reservation may take before the node counts as unavailable. */
+  static final Duration RESERVE_TIMEOUT = Duration.ofSeconds(10);
+
   private final Channels channels;
   private final Ticker ticker;
 
@@ -61,6 +67,11 @@ public final class GrpcNodeClients implements NodeClients {
   @Override
   public CompletableFuture<Reserved> reserve(NodeInfo decode, ReserveCall call) {
     CompletableFuture<Reserved> f = new CompletableFuture<>();
+    // A reservation is quick; a node that does not answer within the bound is skipped like one
+    // that is down (not left to hang the request until its own deadline, or forever).
+    long bound = ticker.read() + RESERVE_TIMEOUT.toNanos();
+    long deadline = call.deadlineNanos();
+    boolean boundFirst = deadline == 0 || bound - deadline < 0;
     ReserveRequest req =
         ReserveRequest.newBuilder()
             .setRequestId(call.requestId())
@@ -71,7 +82,7 @@ public final class GrpcNodeClients implements NodeClients {
         () ->
             withDeadline(
                     DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())),
-                    call.deadlineNanos())
+                    boundFirst ? bound : deadline)
                 .reserve(
                     req,
                     new StreamObserver<>() {
@@ -87,7 +98,18 @@ public final class GrpcNodeClients implements NodeClients {
 
                       @Override
                       public void onError(Throwable t) {
-                        f.completeExceptionally(failure(t, decode, "KV reservation"));
+                        Status s = Status.fromThrowable(t);
+                        if (boundFirst && s.getCode() == Status.Code.DEADLINE_EXCEEDED) {
+                          f.completeExceptionally(
+                              ServingException.unavailable(
+                                  "decode node "
+                                      + decode.id()
+                                      + " did not answer the KV reservation within "
+                                      + RESERVE_TIMEOUT.toSeconds()
+                                      + " s"));
+                        } else {
+                          f.completeExceptionally(failure(t, decode, "KV reservation"));
+                        }
                       }
 
                       @Override
@@ -228,7 +250,8 @@ public final class GrpcNodeClients implements NodeClients {
             .setTransferId(call.reservation().transferId())
             .setFirstToken(generated[0])
             .setParams(ProtoConversions.sampling(call.params()))
-            .setSeed(call.seed());
+            .setSeed(call.seed())
+            .setLocalPrefill(call.localPrefill());
     for (int t : call.prompt()) {
       req.addPromptTokenIds(t);
     }
