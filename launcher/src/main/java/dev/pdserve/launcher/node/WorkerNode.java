@@ -53,6 +53,7 @@ import dev.pdserve.prefill.grpc.PrefillGrpcService;
 import dev.pdserve.prefill.metrics.PrometheusPrefillMetrics;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.function.UnaryOperator;
 import org.apache.arrow.flight.Location;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.logging.log4j.LogManager;
@@ -118,6 +119,12 @@ public final class WorkerNode implements AutoCloseable {
         ModelWeights weights,
         ClusterMember member,
         Closer closer);
+
+    /** This factory's backend passed through {@code wrap} (tests put a gate around it). */
+    default ExpertBackendFactory andThen(UnaryOperator<ExpertBackend> wrap) {
+      return (cfg, model, weights, member, closer) ->
+          wrap.apply(create(cfg, model, weights, member, closer));
+    }
 
     /** Every expert in the worker's process, or on shards when the config says remote. */
     static ExpertBackendFactory fromConfig() {
@@ -561,6 +568,21 @@ public final class WorkerNode implements AutoCloseable {
 
   private void phase(DrainPhase p) {
     drainListeners.fire(p);
+  }
+
+  /**
+   * For fault tests: stops this worker as abruptly as a killed process stops. Its gRPC and Flight
+   * servers stop at once (open calls and streams break; nothing drains, migrates or says goodbye)
+   * and its Hazelcast member is terminated without leaving gracefully, so the cluster finds it gone
+   * as it would a dead process and its registry entry lingers until then. Afterwards everything
+   * else it holds is closed, so the JVM running the test gets its memory back. Production code
+   * stops a worker with {@link #drainAndClose} or {@link #close}.
+   */
+  public void crash() {
+    server.close(Duration.ZERO);
+    transferServer.close();
+    member.hazelcast().getLifecycleService().terminate();
+    closer.close();
   }
 
   /** Closes at once: running work ends with UNAVAILABLE. {@link #drainAndClose} drains first. */

@@ -34,13 +34,16 @@ import java.util.function.Consumer;
 
 /**
  * {@link NodeClients} over gRPC stubs on cached channels: each call record becomes its internal
- * request proto. Deadlines are read against {@code ticker}, the router's clock. A broken decode
- * stream or connection (the node died, was shut down, the connection was reset) ends a call with
- * gRPC's UNAVAILABLE, which the router reads as "the node is gone".
+ * request proto. Deadlines are read against {@code ticker}, the router's clock. A call whose node
+ * is gone — it died (the connection closed), shut down mid-call (it reset the stream), or the
+ * connection broke — fails with UNAVAILABLE, which the router reads as "the node is gone".
  */
 public final class GrpcNodeClients implements NodeClients {
   /** The longest a KV reservation may take before the node counts as unavailable. */
   static final Duration RESERVE_TIMEOUT = Duration.ofSeconds(10);
+
+  /** How grpc-netty describes a stream the peer reset. */
+  static final String RESET_BY_PEER = "RST_STREAM closed stream";
 
   private final Channels channels;
   private final Ticker ticker;
@@ -58,10 +61,27 @@ public final class GrpcNodeClients implements NodeClients {
         Deadline.after(Math.max(1, deadlineNanos - ticker.read()), TimeUnit.NANOSECONDS));
   }
 
-  private static ServingException failure(Throwable t, NodeInfo node, String what) {
-    return GrpcErrors.fromStatus(
-        Status.fromThrowable(t),
-        what + " on " + node.role().name().toLowerCase() + " node " + node.id());
+  /**
+   * A failed call as a {@link ServingException} of its status class — except a call the node reset
+   * (HTTP/2 RST_STREAM, which gRPC reports as CANCELLED although nobody here cancelled it: the
+   * server shut down mid-call, or the connection under it broke), which is the node going away:
+   * UNAVAILABLE. A cancel of the router's own reaches its listener with the router's reason
+   * instead.
+   */
+  static ServingException failure(Throwable t, NodeInfo node, String what) {
+    Status s = Status.fromThrowable(t);
+    String context = what + " on " + node.role().name().toLowerCase() + " node " + node.id();
+    if (s.getCode() == Status.Code.CANCELLED
+        && s.getDescription() != null
+        && s.getDescription().startsWith(RESET_BY_PEER)) {
+      return ServingException.unavailable(
+          context
+              + ": the node reset the call ("
+              + s.getDescription()
+              + "); it shut down or its connection broke",
+          s.getCause());
+    }
+    return GrpcErrors.fromStatus(s, context);
   }
 
   @Override
