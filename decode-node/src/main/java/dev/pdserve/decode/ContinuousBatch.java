@@ -281,6 +281,28 @@ final class ContinuousBatch implements AutoCloseable {
   private void rejoin(DecodeSequence s) {
     JoinRequest j = s.join;
     int[] gen = s.resumed;
+    s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
+    for (int i = 0; i < gen.length; i++) {
+      Emission e = s.state.accept(gen[i], Double.NaN);
+      if (e.finished() && i == gen.length - 1) {
+        // Its last token finished it (the old node's completion was lost with the node): end
+        // it here, sending no token or text again.
+        reservations.free(s);
+        finished(s, e);
+        emitter.token(s, new Emission(-1, "", Double.NaN, e.finish(), e.stopReason()));
+        return;
+      }
+      if (e.finished()) {
+        throw new IllegalStateException(
+            "request "
+                + j.requestId()
+                + " was already finished after "
+                + (i + 1)
+                + " of the "
+                + gen.length
+                + " tokens it resumes with; nothing to resume");
+      }
+    }
     if (j.localPrefill()) {
       int[] context = Arrays.copyOf(j.promptIds(), s.reservation.promptTokens());
       System.arraycopy(gen, 0, context, j.promptIds().length, gen.length - 1);
@@ -290,17 +312,6 @@ final class ContinuousBatch implements AutoCloseable {
       localPrefillTokens.addAndGet(context.length);
     } else {
       s.kv = PagedSequenceKv.adopt(pool, s.reservation.blocks(), s.reservation.promptTokens());
-    }
-    s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
-    for (int t : gen) {
-      if (s.state.accept(t, Double.NaN).finished()) {
-        throw new IllegalStateException(
-            "request "
-                + j.requestId()
-                + " was already finished after "
-                + gen.length
-                + " tokens; nothing to resume");
-      }
     }
     s.lastToken = gen[gen.length - 1];
     running.add(s);

@@ -84,6 +84,19 @@ class RePrefillResumeTest {
     assertEquals(0, node.engine.localPrefills(), "the KV was pushed");
   }
 
+  @Test
+  void aSequenceWhoseLastDeliveredTokenFinishedItEndsAtOnceWithoutOutput() {
+    int[] prompt = model.prompt("its completion was lost with its node");
+    int[] all = model.referenceTokens(prompt, MAX_TOKENS); // every token, the last one included
+    Reservation r = node.engine.reserve("done", prompt.length + MAX_TOKENS - 1, 1);
+    RecordingSink sink = new RecordingSink();
+    node.engine.resume(
+        JoinRequest.localPrefill("done", r.transferId(), prompt, greedy(), 1), all, sink);
+    assertEquals("length", sink.awaitFinish().finish().wireName());
+    assertArrayEquals(new int[0], sink.tokenIds(), "nothing is sent twice");
+    assertEquals(0, node.engine.localPrefills(), "nothing to compute");
+  }
+
   private void resumeAndCompare(SamplingParams params, boolean localPrefill) {
     int[] prompt = model.prompt("the decode node holding this died mid-stream");
     int[] expected =

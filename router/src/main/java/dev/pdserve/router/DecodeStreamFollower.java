@@ -191,7 +191,9 @@ final class DecodeStreamFollower {
     d.lost(node.id(), what);
     int n = d.count();
     int maxTokens = f.request().sampling().maxTokens();
-    if (n >= maxTokens) { // every token was delivered; only the completion was lost
+    if (n >= maxTokens && !clients.supportsLocalPrefill()) {
+      // Every token was delivered, only the completion was lost, and no decode node can replay
+      // them without a prefill to say how it finished: it reached max_tokens.
       outcomes.complete(f, "length", null, n, 0);
       return;
     }

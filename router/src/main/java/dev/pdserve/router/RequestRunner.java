@@ -224,7 +224,11 @@ final class RequestRunner {
     }
     int kvTokens = f.prompt().length + n - 1;
     int threshold = prefixRouting.localPrefillThreshold();
-    if (threshold > 0 && kvTokens <= threshold && clients.supportsLocalPrefill()) {
+    // Every token delivered: only the completion was lost. The decode node's replay of the tokens
+    // finishes the request (with its true finish reason) before it would compute any KV.
+    boolean allDelivered = n >= f.request().sampling().maxTokens();
+    if ((allDelivered || (threshold > 0 && kvTokens <= threshold))
+        && clients.supportsLocalPrefill()) {
       follower.resume(f, true); // the decode node computes the KV itself
     } else {
       prefill(f, a);

@@ -146,7 +146,7 @@ class DecodeNodeLossTest {
 
   @Test
   void aLossAfterTheLastTokenCompletesWithWhatWasDelivered() {
-    Submitted r = decodingOnD1(h, "r", 3);
+    Submitted r = decodingOnD1(h, "r", 3); // these clients cannot replay without a prefill
     OpenStream first = h.clients.nextStream();
     first.delta(10, 11, 12);
     first.fail(BROKEN);
@@ -154,6 +154,25 @@ class DecodeNodeLossTest {
     assertEquals(3, r.sink().completionTokens());
     assertEquals(List.of(10, 11, 12), r.sink().tokens());
     h.clients.assertNoMoreCalls();
+  }
+
+  @Test
+  void aLossAfterTheLastTokenIsFinishedByAnotherDecodeNodesReplay() {
+    h.clients.supportLocalPrefill(true);
+    Submitted r = decodingOnD1(h, "r", 3);
+    OpenStream first = h.clients.nextStream();
+    first.delta(10, 11, 12);
+    h.cluster.setState("d2", NodeState.ACTIVE);
+    first.fail(BROKEN);
+    ReserveAttempt reserve = h.clients.nextReserve();
+    assertEquals(new NodeClients.ReserveCall("r", 4 + 2, 1, 0), reserve.call());
+    reserve.grant("t-2", 0);
+    OpenStream replay = h.clients.nextStream();
+    assertTrue(replay.resume().localPrefill(), "no prefill: the replay finishes it first");
+    assertArrayEquals(new int[] {10, 11, 12}, replay.resume().generated());
+    replay.complete("stop", 3); // its last token was a stop token
+    assertEquals("stop", r.sink().awaitCompletion(), "the true finish reason");
+    assertEquals(List.of(10, 11, 12), r.sink().tokens());
   }
 
   @Test
