@@ -164,7 +164,7 @@ final class DecodeStreamFollower {
       Call call = f.takeDecodeCall();
       streamEnded(f, node);
       if (call != null) {
-        call.cancel("decode node " + node.id() + " " + what + "; the request continues elsewhere");
+        call.cancel("decode node " + node.id() + " " + what + "; the router gave its stream up");
       }
       lost(f, node, RouterMetrics.MIGRATION_DECODE_NODE_SILENT, what);
     }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import dev.pdserve.core.cluster.NodeState;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.router.InMemoryNodeClients.OpenStream;
 import dev.pdserve.router.InMemoryNodeClients.ReserveAttempt;
 import dev.pdserve.router.RouterHarness.Submitted;
@@ -64,7 +65,7 @@ class StreamWatchdogTest {
     h.ticker.advance(Duration.ofMillis(1));
     h.router.watchdog().check();
     assertEquals(
-        List.of("decode node d1 sent nothing for 10000 ms; the request continues elsewhere"),
+        List.of("decode node d1 sent nothing for 10000 ms; the router gave its stream up"),
         frozen.handle().cancels(),
         "the silent stream is cancelled");
     assertEquals(List.of(RouterMetrics.MIGRATION_DECODE_NODE_SILENT), h.metrics.migrations());
@@ -87,6 +88,38 @@ class StreamWatchdogTest {
     assertEquals("stop", r.sink().awaitCompletion());
     assertEquals(List.of(10, 11, 12, 13), r.sink().tokens());
     r.sink().assertOneOutcome();
+  }
+
+  @Test
+  void aSilentStreamPastTheMigrationLimitFailsSayingItWentSilent() {
+    RouterHarness never =
+        new RouterHarness(
+            new RouterOptions(4, 4, 2),
+            PrefixRouting.disabled(),
+            FailureHandling.DEFAULTS.withStreamSilenceTimeout(SILENCE).withMigrationLimit(0),
+            OverloadLimits.off());
+    try {
+      never.cluster.add("p1", NodeRole.PREFILL);
+      never.cluster.add("d1", NodeRole.DECODE);
+      never.cluster.add("d2", NodeRole.DECODE);
+      Submitted r = decodingOnD1(never, "r");
+      OpenStream frozen = never.clients.nextStream();
+      frozen.delta(10);
+      never.ticker.advance(SILENCE);
+      never.router.watchdog().check();
+      ServingException e = r.sink().awaitError();
+      assertEquals(ServingException.Kind.UNAVAILABLE, e.kind(), e.getMessage());
+      assertEquals(
+          "request r lost its decode node (d1 (sent nothing for 10000 ms)) after 1 of its tokens"
+              + " were delivered, and its moves to another decode node are spent"
+              + " (pdserve.router.migration-limit = 0); nothing of it runs any more, so retrying"
+              + " the request is safe",
+          e.getMessage());
+      assertEquals(1, frozen.handle().cancels().size(), "the silent stream is cancelled");
+      never.clients.assertNoMoreCalls();
+    } finally {
+      never.close();
+    }
   }
 
   @Test
@@ -129,8 +162,8 @@ class StreamWatchdogTest {
     h.router.watchdog().check();
     assertEquals(
         List.of(
-            "decode node d1 left the cluster and sent nothing for 1000 ms; the request continues"
-                + " elsewhere"),
+            "decode node d1 left the cluster and sent nothing for 1000 ms; the router gave its"
+                + " stream up"),
         s.handle().cancels());
     assertEquals("d2", h.clients.nextReserve().node().id());
   }
