@@ -15,6 +15,7 @@ import dev.pdserve.model.sampling.Sampler;
 import dev.pdserve.model.tokenizer.Tokenizer;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
@@ -309,24 +310,46 @@ final class ContinuousBatch implements AutoCloseable {
   }
 
   /**
-   * A migrated sequence whose KV arrived: rebuild its generation state by replaying the tokens it
-   * generated elsewhere (their output was streamed there; sampling and stop checks are a function
-   * of this history, so the next token is the one the old node would have produced).
+   * A migrated sequence whose KV arrived (or, with {@link JoinRequest#localPrefill()}, whose KV of
+   * the prompt and every generated token but the last is computed here now): rebuild its generation
+   * state by replaying the tokens it generated elsewhere (their output was streamed there; sampling
+   * and stop checks are a function of this history, so the next token is the one the old node would
+   * have produced).
    */
   private void rejoin(DecodeSequence s) {
     JoinRequest j = s.join;
     int[] gen = s.resumed;
-    s.kv = PagedSequenceKv.adopt(pool, s.reservation.blocks(), s.reservation.promptTokens());
     s.state = new GenerationState(j.requestId(), j.promptIds(), j.params(), j.seed(), tokenizer);
-    for (int t : gen) {
-      if (s.state.accept(t, Double.NaN).finished()) {
+    for (int i = 0; i < gen.length; i++) {
+      Emission e = s.state.accept(gen[i], Double.NaN);
+      if (e.finished() && i == gen.length - 1) {
+        // Its last token finished it (the old node's completion was lost with the node): end
+        // it here, sending no token or text again.
+        reservations.free(s);
+        finished(s, e);
+        emitter.token(s, new Emission(-1, "", Double.NaN, e.finish(), e.stopReason()));
+        return;
+      }
+      if (e.finished()) {
         throw new IllegalStateException(
             "request "
                 + j.requestId()
                 + " was already finished after "
+                + (i + 1)
+                + " of the "
                 + gen.length
-                + " tokens; nothing to resume");
+                + " tokens it resumes with; nothing to resume");
       }
+    }
+    if (j.localPrefill()) {
+      int[] context = Arrays.copyOf(j.promptIds(), s.reservation.promptTokens());
+      System.arraycopy(gen, 0, context, j.promptIds().length, gen.length - 1);
+      s.kv = PagedSequenceKv.withReservation(pool, s.reservation.blocks());
+      runner.forward(List.of(SequenceStep.text(context, s.kv, false)), experts);
+      localPrefills.incrementAndGet();
+      localPrefillTokens.addAndGet(context.length);
+    } else {
+      s.kv = PagedSequenceKv.adopt(pool, s.reservation.blocks(), s.reservation.promptTokens());
     }
     s.lastToken = gen[gen.length - 1];
     running.add(s);

@@ -127,6 +127,8 @@ public final class DecodeEngine implements AutoCloseable {
    * of the prompt and of every generated token but the last ({@code generatedIds}, already streamed
    * by the old node), pushed by that node. Once the KV is complete it rejoins the batch and streams
    * the tokens after {@code generatedIds} to {@code sink}. {@code req.firstToken()} is not used.
+   * With {@link JoinRequest#localPrefill()} nothing is pushed: the decode loop computes that KV
+   * itself (a router continuing a request whose decode node was lost, when it is short).
    */
   public void resume(JoinRequest req, int[] generatedIds, TokenSink sink) {
     if (generatedIds == null || generatedIds.length == 0) {

@@ -24,6 +24,7 @@ public final class InFlightRequest {
   private final ResponseSink sink;
   private final String nodeId;
   private final RequestOutcomes outcomes;
+  private final DeliveredTokens delivered = new DeliveredTokens();
 
   // guarded by this
   private RequestState state = RequestState.QUEUED;
@@ -80,6 +81,11 @@ public final class InFlightRequest {
 
   long deadlineNanos() {
     return prepared.deadlineNanos();
+  }
+
+  /** What the client received, over every decode stream the request had. */
+  DeliveredTokens delivered() {
+    return delivered;
   }
 
   /** Puts the request's id and the router's node id into the log context of this thread. */
@@ -153,6 +159,43 @@ public final class InFlightRequest {
     decodeCall = null;
   }
 
+  /** The open decode call, taken (the caller cancels it: its stream was given up); or null. */
+  synchronized Call takeDecodeCall() {
+    Call c = decodeCall;
+    decodeCall = null;
+    return c;
+  }
+
+  /**
+   * DECODING → RESERVING: the decode node was lost (its stream broke or went silent); the request
+   * continues elsewhere from the tokens delivered. It holds no reservation until a new one is
+   * granted (the lost node frees the old one: its stream was cancelled, or its lease runs out).
+   */
+  synchronized boolean restartAfterDecodeLoss() {
+    if (!move(RequestState.RESERVING, RequestState.DECODING)) {
+      return false;
+    }
+    decodeNode = null;
+    reservation = null;
+    decodeCall = null;
+    return true;
+  }
+
+  /**
+   * PREFILLING → RESERVING: the prefill failed; the KV is computed again into a fresh reservation.
+   * Returns the reservation held, for the caller to release (its transfer is cancelled, so nothing
+   * the failed prefill still pushes is written); null if the request had finished.
+   */
+  synchronized Held restartAfterPrefillLoss() {
+    if (!move(RequestState.RESERVING, RequestState.PREFILLING)) {
+      return null;
+    }
+    Held held = new Held(null, null, decodeNode, reservation);
+    decodeNode = null;
+    reservation = null;
+    return held;
+  }
+
   /**
    * DECODING → MIGRATING: the sequence moved to {@code target}, whose reservation {@code r} the
    * router now holds. The draining node reserved it some time before {@code now} (before it pushed
@@ -205,9 +248,14 @@ public final class InFlightRequest {
     return new DueLease(decodeNode, reservation.transferId());
   }
 
-  /** Tokens of a delta reached the router at {@code now}: measures TTFT or inter-token time. */
-  synchronized void tokensArrived(int n, long now, RouterMetrics metrics) {
-    if (!anyToken) {
+  /**
+   * Tokens of a delta reached the router at {@code now}: measures TTFT or inter-token time.
+   *
+   * @return whether they are the request's first
+   */
+  synchronized boolean tokensArrived(int n, long now, RouterMetrics metrics) {
+    boolean first = !anyToken;
+    if (first) {
       anyToken = true;
       firstTokenNanos = now;
       metrics.firstToken(now - prepared.arrivalNanos(), prepared.prompt().length, n);
@@ -215,6 +263,7 @@ public final class InFlightRequest {
       metrics.nextTokens(now - lastTokenNanos, n);
     }
     lastTokenNanos = now;
+    return first;
   }
 
   /** Measures a completion at {@code now}: queue, prefill, decode and end-to-end times. */

@@ -66,8 +66,12 @@ public interface NodeClients {
   }
 
   /**
-   * Continue a migrated sequence: its KV is in {@code reservation}, the tokens generated so far are
-   * {@code generated}; the stream carries the tokens after them.
+   * Continue a sequence on another decode node: the tokens generated so far are {@code generated}
+   * (the client has them); {@code reservation} holds the KV of the prompt and of every generated
+   * token but the last — pushed there (by the draining node it moved from, or by a prefill node
+   * after its first decode node was lost), or, with {@code localPrefill}, computed by the decode
+   * node itself (only where {@link #supportsLocalPrefill}). The stream carries the tokens after
+   * {@code generated}.
    */
   record ResumeCall(
       String requestId,
@@ -76,7 +80,8 @@ public interface NodeClients {
       int[] generated,
       SamplingParams params,
       long seed,
-      long deadlineNanos) {}
+      long deadlineNanos,
+      boolean localPrefill) {}
 
   /** Receives a decode stream. */
   interface DecodeListener {
@@ -139,7 +144,10 @@ public interface NodeClients {
     return CompletableFuture.completedFuture(List.of());
   }
 
-  /** Whether {@link #decode} takes calls without a first token (local prefill). */
+  /**
+   * Whether {@link #decode} takes calls without a first token, and {@link #resume} calls with
+   * {@code localPrefill} (local prefill).
+   */
   default boolean supportsLocalPrefill() {
     return false;
   }

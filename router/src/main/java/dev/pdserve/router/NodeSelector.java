@@ -105,6 +105,14 @@ public final class NodeSelector {
     return running * (1 + 4 * occupancy) + 8 * occupancy;
   }
 
+  /**
+   * Prompt tokens this selector's user sent to prefill node {@code node} and not yet heard back.
+   */
+  public long prefillTokensInFlight(String node) {
+    AtomicLong c = prefillTokens.get(node);
+    return c == null ? 0 : c.get();
+  }
+
   public void prefillStarted(String node, long tokens) {
     counter(prefillTokens, node).addAndGet(tokens);
   }

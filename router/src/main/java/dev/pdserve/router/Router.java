@@ -35,10 +35,17 @@ import java.util.concurrent.ConcurrentHashMap;
  * (conditional disaggregation). While a request holds a KV reservation the router renews its lease
  * every lease/3, so a decode node frees the KV of a router that vanished.
  *
+ * <p>When a node fails under a request ({@link FailureHandling}): a prefill is computed again
+ * elsewhere, and a request whose decode node died or went silent ({@link StreamWatchdog}) continues
+ * on another decode node from the tokens already sent, each token still sent once. Under overload
+ * ({@link OverloadGuard}) a request predicted to wait too long for the prompts ahead of it is
+ * refused at once with RESOURCE_EXHAUSTED and a retry hint, so the admitted keep their latency.
+ *
  * <p>Measured through {@link RouterMetrics} (timings per request, tokens, outcomes by reason). Log
  * lines of a request carry its id and the router's node id (the one in the log context the router
  * was built under) whichever thread runs the callback. Time (deadlines, the queue-deadline check,
- * leases, the idle wait) is read from the settings' {@link Ticker}.
+ * leases, stream silence, the overload forecast, the idle wait) is read from the settings' {@link
+ * Ticker}.
  */
 public final class Router implements AutoCloseable {
   private static final SecureRandom SEEDS = new SecureRandom();
@@ -53,6 +60,8 @@ public final class Router implements AutoCloseable {
   private final RequestRunner runner;
   private final Admission admission;
   private final LeaseRenewer leases;
+  private final StreamWatchdog watchdog;
+  private final OverloadGuard overload;
   private volatile boolean closed;
   private volatile String refusal; // set when the router drains: new requests get UNAVAILABLE
 
@@ -66,12 +75,26 @@ public final class Router implements AutoCloseable {
     NodeSelector selector = NodeSelector.withThreadLocalRandom();
     this.outcomes =
         new RequestOutcomes(settings.clients(), settings.metrics(), settings.ticker(), this::ended);
-    this.follower = new DecodeStreamFollower(settings, selector, outcomes);
+    this.overload = new OverloadGuard(settings.overload(), settings.nodes(), selector);
+    // the follower hands requests that lost their decode node back to the runner
+    this.follower =
+        new DecodeStreamFollower(settings, selector, outcomes, overload, f -> runner().restart(f));
     this.runner = new RequestRunner(settings, selector, prefixIndex, follower, outcomes);
     this.admission = new Admission(settings.options(), runner::start);
     this.leases =
         new LeaseRenewer(
-            settings.clients(), active::values, settings.ticker(), settings.leaseRenewalPeriod());
+            settings.clients(), active::values, settings.ticker(), settings.roundPeriod());
+    this.watchdog =
+        new StreamWatchdog(
+            active::values,
+            follower,
+            settings.ticker(),
+            settings.failures().streamSilenceTimeout(),
+            settings.roundPeriod());
+  }
+
+  private RequestRunner runner() {
+    return runner;
   }
 
   /**
@@ -93,6 +116,11 @@ public final class Router implements AutoCloseable {
     PreparedRequest prepared = prepare(req, deadlineNanos);
     requireActive(NodeRole.PREFILL, RouterMetrics.REJECT_NO_PREFILL_NODE);
     requireActive(NodeRole.DECODE, RouterMetrics.REJECT_NO_DECODE_NODE);
+    try {
+      overload.check(); // before anything is kept for the request
+    } catch (ServingException e) {
+      throw refuse(RouterMetrics.REJECT_OVERLOADED, e);
+    }
     InFlightRequest f = new InFlightRequest(prepared, sink, nodeId, outcomes);
     if (active.putIfAbsent(req.requestId(), f) != null) {
       throw refuse(
@@ -102,9 +130,11 @@ public final class Router implements AutoCloseable {
               "request id " + req.requestId() + " is already in flight; use a unique request_id"));
     }
     boolean startNow;
+    overload.admitted(f);
     try {
       startNow = admission.admit(f);
     } catch (ServingException e) {
+      overload.ended(f);
       active.remove(req.requestId(), f);
       throw refuse(RouterMetrics.REJECT_QUEUE_FULL, e);
     }
@@ -178,6 +208,7 @@ public final class Router implements AutoCloseable {
   /** A request ended (before its outcome is sent): forget it and free its slot. */
   private void ended(InFlightRequest f) {
     active.remove(f.requestId(), f);
+    overload.ended(f);
     admission.ended(f);
     synchronized (idle) {
       idle.notifyAll();
@@ -276,10 +307,28 @@ public final class Router implements AutoCloseable {
     return leases;
   }
 
+  /** The silent-stream watchdog (tests run its rounds). */
+  StreamWatchdog watchdog() {
+    return watchdog;
+  }
+
+  /** The forecast of the wait a request arriving now would have for the prompts ahead of it. */
+  public Duration predictedQueueDelay() {
+    return overload.forecast().delay();
+  }
+
+  /**
+   * The prompt throughput the overload forecast uses now (prompt tokens/s, measured or assumed).
+   */
+  public double forecastTokensPerSecond() {
+    return overload.forecast().tokensPerSecond();
+  }
+
   /** Ends every request still in flight with UNAVAILABLE and stops the router's threads. */
   @Override
   public void close() {
     closed = true;
+    watchdog.close();
     leases.close();
     admission.close();
     for (InFlightRequest f : List.copyOf(active.values())) {

@@ -52,6 +52,26 @@ public interface RouterMetrics {
    */
   default void rejected(String reason) {}
 
+  /**
+   * A request continued on another node because one failed under it, or because a draining decode
+   * node moved its sequence.
+   *
+   * @param reason one of the {@code MIGRATION_*} reasons
+   */
+  default void migrated(String reason) {}
+
+  /** Its decode stream broke (the node died, shut down, or its connection was reset). */
+  String MIGRATION_DECODE_NODE_LOST = "decode_node_lost";
+
+  /** Its decode stream went silent (a frozen or unreachable node). */
+  String MIGRATION_DECODE_NODE_SILENT = "decode_node_silent";
+
+  /** Its prefill node failed during the prefill or its KV push: recomputed elsewhere. */
+  String MIGRATION_PREFILL_NODE_LOST = "prefill_node_lost";
+
+  /** A draining decode node moved its sequence (a role switch or a shutdown). */
+  String MIGRATION_DRAIN = "drain";
+
   String REJECT_INVALID_ARGUMENT = "invalid_argument";
   String REJECT_QUEUE_FULL = "queue_full";
   String REJECT_NO_PREFILL_NODE = "no_prefill_node";
@@ -60,6 +80,15 @@ public interface RouterMetrics {
   String REJECT_DEADLINE = "deadline";
   String REJECT_CANCELLED = "cancelled";
   String REJECT_SHUTTING_DOWN = "shutting_down";
+
+  /** Refused at admission: its predicted wait for the prompts ahead exceeded the bound. */
+  String REJECT_OVERLOADED = "overloaded";
+
+  /** It lost its decode node more often than the migration limit allows. */
+  String REJECT_MIGRATION_LIMIT = "migration_limit";
+
+  /** It lost its decode node and no other node could continue it. */
+  String REJECT_MIGRATION_FAILED = "migration_failed";
 
   String REJECT_INTERNAL = "internal";
 

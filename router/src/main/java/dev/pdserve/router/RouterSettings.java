@@ -1,6 +1,7 @@
 package dev.pdserve.router;
 
 import com.google.common.base.Ticker;
+import dev.pdserve.core.config.RouterConfig;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.engine.PromptRenderer;
 import java.time.Duration;
@@ -8,8 +9,8 @@ import java.util.Objects;
 
 /**
  * What a {@link Router} is built from. Start from {@link #of} (no metrics, no prefix-aware routing,
- * the system clock, lease renewal every 100 ms) and change what differs with the {@code with…}
- * methods.
+ * the system clock, background rounds every 100 ms, the default failure handling and overload
+ * limits) and change what differs with the {@code with…} methods.
  *
  * @param options admission limits and prefill attempts
  * @param nodes the cluster's nodes the router routes to
@@ -18,10 +19,13 @@ import java.util.Objects;
  * @param model the served model (context length, vocabulary)
  * @param metrics what the router measures per request
  * @param prefixRouting prefix-aware routing and local prefill
- * @param ticker the clock deadlines, the queue-deadline check and lease renewal read (nanoseconds);
- *     the adapters compute deadlines on it too ({@link Router#ticker()})
- * @param leaseRenewalPeriod how often the lease renewer's thread runs a round; {@link
- *     Duration#ZERO}: no thread (a test runs rounds itself)
+ * @param ticker the clock deadlines, the queue-deadline check, lease renewal, the silent-stream
+ *     watchdog and the queue delay forecast read (nanoseconds); the adapters compute deadlines on
+ *     it too ({@link Router#ticker()})
+ * @param roundPeriod how often the router's background threads run a round (lease renewal, the
+ *     silent-stream watchdog); {@link Duration#ZERO}: no threads (a test runs rounds itself)
+ * @param failures what happens when a prefill or decode node fails under a request
+ * @param overload when requests are refused for load
  */
 public record RouterSettings(
     RouterOptions options,
@@ -32,9 +36,11 @@ public record RouterSettings(
     RouterMetrics metrics,
     PrefixRouting prefixRouting,
     Ticker ticker,
-    Duration leaseRenewalPeriod) {
-  /** How often leases are checked unless configured otherwise (each is renewed every lease/3). */
-  public static final Duration DEFAULT_LEASE_RENEWAL_PERIOD = Duration.ofMillis(100);
+    Duration roundPeriod,
+    FailureHandling failures,
+    OverloadLimits overload) {
+  /** How often background rounds run unless configured otherwise (leases renew every lease/3). */
+  public static final Duration DEFAULT_ROUND_PERIOD = Duration.ofMillis(100);
 
   public RouterSettings {
     Objects.requireNonNull(options, "options");
@@ -45,10 +51,11 @@ public record RouterSettings(
     Objects.requireNonNull(metrics, "metrics");
     Objects.requireNonNull(prefixRouting, "prefixRouting");
     Objects.requireNonNull(ticker, "ticker");
-    Objects.requireNonNull(leaseRenewalPeriod, "leaseRenewalPeriod");
-    if (leaseRenewalPeriod.isNegative()) {
-      throw new IllegalArgumentException(
-          "lease renewal period must be >= 0, got " + leaseRenewalPeriod);
+    Objects.requireNonNull(roundPeriod, "roundPeriod");
+    Objects.requireNonNull(failures, "failures");
+    Objects.requireNonNull(overload, "overload");
+    if (roundPeriod.isNegative()) {
+      throw new IllegalArgumentException("round period must be >= 0, got " + roundPeriod);
     }
   }
 
@@ -68,26 +75,104 @@ public record RouterSettings(
         RouterMetrics.NONE,
         PrefixRouting.disabled(),
         Ticker.systemTicker(),
-        DEFAULT_LEASE_RENEWAL_PERIOD);
+        DEFAULT_ROUND_PERIOD,
+        FailureHandling.DEFAULTS,
+        OverloadLimits.DEFAULTS);
   }
 
   public RouterSettings withMetrics(RouterMetrics m) {
     return new RouterSettings(
-        options, nodes, clients, renderer, model, m, prefixRouting, ticker, leaseRenewalPeriod);
+        options,
+        nodes,
+        clients,
+        renderer,
+        model,
+        m,
+        prefixRouting,
+        ticker,
+        roundPeriod,
+        failures,
+        overload);
   }
 
   public RouterSettings withPrefixRouting(PrefixRouting p) {
     return new RouterSettings(
-        options, nodes, clients, renderer, model, metrics, p, ticker, leaseRenewalPeriod);
+        options,
+        nodes,
+        clients,
+        renderer,
+        model,
+        metrics,
+        p,
+        ticker,
+        roundPeriod,
+        failures,
+        overload);
   }
 
   public RouterSettings withTicker(Ticker t) {
     return new RouterSettings(
-        options, nodes, clients, renderer, model, metrics, prefixRouting, t, leaseRenewalPeriod);
+        options,
+        nodes,
+        clients,
+        renderer,
+        model,
+        metrics,
+        prefixRouting,
+        t,
+        roundPeriod,
+        failures,
+        overload);
   }
 
-  public RouterSettings withLeaseRenewalPeriod(Duration period) {
+  public RouterSettings withRoundPeriod(Duration period) {
     return new RouterSettings(
-        options, nodes, clients, renderer, model, metrics, prefixRouting, ticker, period);
+        options,
+        nodes,
+        clients,
+        renderer,
+        model,
+        metrics,
+        prefixRouting,
+        ticker,
+        period,
+        failures,
+        overload);
+  }
+
+  public RouterSettings withFailureHandling(FailureHandling f) {
+    return new RouterSettings(
+        options,
+        nodes,
+        clients,
+        renderer,
+        model,
+        metrics,
+        prefixRouting,
+        ticker,
+        roundPeriod,
+        f,
+        overload);
+  }
+
+  public RouterSettings withOverloadLimits(OverloadLimits o) {
+    return new RouterSettings(
+        options,
+        nodes,
+        clients,
+        renderer,
+        model,
+        metrics,
+        prefixRouting,
+        ticker,
+        roundPeriod,
+        failures,
+        o);
+  }
+
+  /** The failure handling and overload limits a node's configuration asks for. */
+  public RouterSettings configuredBy(RouterConfig config) {
+    return withFailureHandling(FailureHandling.of(config))
+        .withOverloadLimits(OverloadLimits.of(config));
   }
 }

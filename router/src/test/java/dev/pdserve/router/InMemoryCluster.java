@@ -29,6 +29,12 @@ final class InMemoryCluster implements ClusterView {
     nodes.put(id, n.withTransition(n.role(), state, n.epoch() + 1, 0));
   }
 
+  /** The load {@code id} reports, as the registry would publish it. */
+  void setLoad(String id, Load load) {
+    NodeInfo n = nodes.get(id);
+    nodes.put(id, n.withLoad(load, 0));
+  }
+
   void remove(String id) {
     nodes.remove(id);
   }

@@ -123,7 +123,7 @@ class NodeSelectionTest {
   }
 
   @Test
-  void anUnavailablePrefillNodeIsRetriedOnAnotherUpToPrefillAttempts() {
+  void anUnavailablePrefillNodeIsRetriedOnAnotherIntoAFreshReservationUpToPrefillAttempts() {
     h.cluster.add("p1", NodeRole.PREFILL);
     h.cluster.add("p2", NodeRole.PREFILL);
     h.cluster.add("p3", NodeRole.PREFILL);
@@ -133,8 +133,15 @@ class NodeSelectionTest {
 
     PrefillAttempt first = h.clients.nextPrefill();
     first.fail(ServingException.unavailable("prefill node going away"));
+    assertEquals(
+        List.of(new Release("d1", "t-1")),
+        h.clients.releases(),
+        "the half-pushed reservation is released (its transfer cancelled) before the retry");
+    assertEquals(RequestState.RESERVING, r.handle().state());
+    Reserved fresh = h.clients.nextReserve().grant("t-2", 0);
     PrefillAttempt second = h.clients.nextPrefill();
     assertNotEquals(first.node().id(), second.node().id(), "retried on another prefill node");
+    assertEquals(fresh, second.call().target(), "the retry pushes into the fresh reservation");
     assertEquals(RequestState.PREFILLING, r.handle().state());
     second.fail(ServingException.unavailable("this one too"));
 
@@ -143,9 +150,10 @@ class NodeSelectionTest {
     assertEquals("this one too", e.getMessage(), "the last attempt's error reaches the client");
     h.clients.assertNoMoreCalls(); // prefillAttempts = 2: no third node
     assertEquals(
-        List.of(new Release("d1", "t-1")),
+        List.of(new Release("d1", "t-1"), new Release("d1", "t-2")),
         h.clients.releases(),
-        "the reservation is released once the prefill gave up");
+        "each reservation is released once");
+    assertEquals(List.of(RouterMetrics.MIGRATION_PREFILL_NODE_LOST), h.metrics.migrations());
   }
 
   @Test
@@ -156,14 +164,19 @@ class NodeSelectionTest {
     Submitted r = h.submit("r");
     h.clients.nextReserve().grant("t-1", 0);
     h.clients.nextPrefill().fail(ServingException.unavailable("gone"));
+    Reserved fresh = h.clients.nextReserve().grant("t-2", 0);
     h.clients.nextPrefill().firstToken(50);
     OpenStream s = h.clients.nextStream();
     assertEquals(50, s.decode().first().token());
+    assertEquals(fresh, s.decode().reservation(), "decode joins the fresh reservation");
     s.delta(50, 51);
     s.complete("stop", 2);
     assertEquals("stop", r.sink().awaitCompletion());
     assertEquals(List.of(50, 51), r.sink().tokens());
-    assertEquals(List.of(), h.clients.releases(), "the decode stream owned the reservation");
+    assertEquals(
+        List.of(new Release("d1", "t-1")),
+        h.clients.releases(),
+        "only the failed attempt's reservation is released; the decode stream owns the new one");
   }
 
   @Test

@@ -12,6 +12,7 @@ final class RecordingMetrics implements RouterMetrics {
   private final List<Finished> finished = new CopyOnWriteArrayList<>();
   private final List<Long> ttfts = new CopyOnWriteArrayList<>();
   private final List<Long> interTokens = new CopyOnWriteArrayList<>();
+  private final List<String> migrations = new CopyOnWriteArrayList<>();
 
   @Override
   public void firstToken(long ttftNanos, int promptTokens, int tokens) {
@@ -32,6 +33,15 @@ final class RecordingMetrics implements RouterMetrics {
   @Override
   public void rejected(String reason) {
     rejected.add(reason);
+  }
+
+  @Override
+  public void migrated(String reason) {
+    migrations.add(reason);
+  }
+
+  List<String> migrations() {
+    return List.copyOf(migrations);
   }
 
   List<String> rejected() {

@@ -13,7 +13,8 @@ import java.time.Duration;
 
 /**
  * A real {@link Router} over in-memory nodes ({@link InMemoryCluster}, {@link InMemoryNodeClients})
- * on a {@link FakeTicker}, with no lease-renewal thread (tests run the rounds).
+ * on a {@link FakeTicker}, with no background threads (tests run the lease and watchdog rounds),
+ * the default failure handling and, unless a test asks, no refusals for load.
  */
 final class RouterHarness implements AutoCloseable {
   static final ModelConfig MODEL = ModelPresets.get("tiny");
@@ -32,6 +33,14 @@ final class RouterHarness implements AutoCloseable {
   }
 
   RouterHarness(RouterOptions options, PrefixRouting prefixRouting) {
+    this(options, prefixRouting, FailureHandling.DEFAULTS, OverloadLimits.off());
+  }
+
+  RouterHarness(
+      RouterOptions options,
+      PrefixRouting prefixRouting,
+      FailureHandling failures,
+      OverloadLimits overload) {
     ticker.advance(Duration.ofHours(1)); // deadlines are never 0 ("none")
     PromptRenderer renderer =
         new PromptRenderer(ByteTokenizer.withVocabSize(MODEL.vocabSize()), ChatTemplate.ernie());
@@ -41,7 +50,9 @@ final class RouterHarness implements AutoCloseable {
                 .withMetrics(metrics)
                 .withPrefixRouting(prefixRouting)
                 .withTicker(ticker)
-                .withLeaseRenewalPeriod(Duration.ZERO));
+                .withRoundPeriod(Duration.ZERO)
+                .withFailureHandling(failures)
+                .withOverloadLimits(overload));
   }
 
   static RouterHarness withOptions(int maxActive, int maxQueued, int prefillAttempts) {
@@ -51,16 +62,21 @@ final class RouterHarness implements AutoCloseable {
 
   /** Submits {@code id}: a prompt of {@code promptTokens} tokens, up to 16 new tokens. */
   Submitted submit(String id, int promptTokens, long deadlineNanos) {
+    return submit(id, promptTokens, deadlineNanos, 16);
+  }
+
+  /** Submits {@code id}: a prompt of {@code promptTokens} tokens, up to {@code maxTokens}. */
+  Submitted submit(String id, int promptTokens, long deadlineNanos, int maxTokens) {
     int[] prompt = new int[promptTokens];
     for (int i = 0; i < promptTokens; i++) {
-      prompt[i] = 40 + i;
+      prompt[i] = 40 + i % 200; // within the tiny vocabulary
     }
     RecordingSink sink = new RecordingSink();
     GenerateRequest req =
         new GenerateRequest(
             id,
             new Prompt.Tokens(prompt),
-            SamplingParams.builder().temperature(0).maxTokens(16).seed(7).build(),
+            SamplingParams.builder().temperature(0).maxTokens(maxTokens).seed(7).build(),
             false);
     return new Submitted(router.submit(req, sink, deadlineNanos), sink);
   }

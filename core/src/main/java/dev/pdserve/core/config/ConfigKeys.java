@@ -289,6 +289,15 @@ public final class ConfigKeys {
               PrefixSettings.DEFAULT_LEASE_SECONDS,
               "a decode reservation (and its running request) is freed when its router has not"
                   + " renewed it for this long (the router renews every lease/3)"));
+  public static final ConfigKey<KvFailurePolicy> KV_FAILURE_POLICY =
+      define(
+          ConfigKey.of(
+              "pdserve.kv.failure-policy",
+              ValueType.Choice.ofLowerCase(KvFailurePolicy.class, "must be recompute or fail"),
+              RouterConfig.DEFAULTS.kvFailurePolicy(),
+              "router: a prefill node failing during a prefill or its KV push — `recompute` the"
+                  + " KV (a fresh decode reservation, the prefill on another prefill node, up to 2"
+                  + " tries) or `fail` the request with UNAVAILABLE"));
   public static final ConfigKey<Boolean> PREFILL_PREFIX_CACHE =
       define(
           ConfigKey.of(
@@ -312,6 +321,48 @@ public final class ConfigKeys {
               new ValueType.NonNegativeDecimal(),
               PrefixSettings.DEFAULT_CACHED_TOKEN_WEIGHT,
               "α in the router's prefill score `queued tokens − α · cached prefix tokens`"));
+  public static final ConfigKey<Integer> ROUTER_MIGRATION_LIMIT =
+      define(
+          ConfigKey.of(
+              "pdserve.router.migration-limit",
+              new ValueType.Int(0, 100),
+              RouterConfig.DEFAULT_MIGRATION_LIMIT,
+              "times one request may continue on another decode node after its node failed or"
+                  + " went silent (a fresh reservation, the prompt and the tokens already sent"
+                  + " prefilled again, then resumed); past it the request fails with one"
+                  + " UNAVAILABLE; 0 = never"));
+  public static final ConfigKey<Duration> ROUTER_STREAM_SILENCE_TIMEOUT =
+      define(
+          ConfigKey.of(
+              "pdserve.router.stream-silence-timeout",
+              new ValueType.Timeout(),
+              RouterConfig.DEFAULT_STREAM_SILENCE_TIMEOUT,
+              "a decode stream with no message for this long (a frozen or unreachable node) is"
+                  + " given up and its request continues on another decode node; sooner (1 s of"
+                  + " silence) once the node has left the registry; 0 = never. Decode streams"
+                  + " carry a token every step; healthy nodes on a loaded 2-core machine stalled"
+                  + " up to ~5 s"));
+  public static final ConfigKey<Duration> ROUTER_MAX_QUEUE_DELAY =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.router.max-queue-delay",
+              new ValueType.Timeout(),
+              RouterConfig.MAX_QUEUE_DELAY_PER_TTFT_TARGET
+                  + " × pdserve.coordinator.ttft-target-ms ("
+                  + new ValueType.Timeout().format(RouterConfig.DEFAULT_MAX_QUEUE_DELAY)
+                  + ")",
+              "a request predicted to wait longer than this for the prompts ahead of it (queued"
+                  + " prompt tokens over the measured prefill throughput) is refused at once with"
+                  + " RESOURCE_EXHAUSTED / HTTP 429 and a Retry-After from the prediction; 0 ="
+                  + " never"));
+  public static final ConfigKey<Integer> ROUTER_PREFILL_TOKENS_PER_SECOND =
+      define(
+          ConfigKey.of(
+              "pdserve.router.prefill-tokens-per-second",
+              new ValueType.Int(1, 1_000_000_000),
+              RouterConfig.DEFAULT_PREFILL_TOKENS_PER_SECOND,
+              "one prefill node's prompt throughput the router assumes for that prediction until"
+                  + " it has measured the cluster's (from requests' first tokens)"));
   public static final ConfigKey<Boolean> COORDINATOR_ENABLED =
       define(
           ConfigKey.of(

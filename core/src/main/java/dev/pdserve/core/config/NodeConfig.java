@@ -18,6 +18,7 @@ import java.util.Objects;
  * @param engine model, KV budget, experts, threads
  * @param prefix KV leases, prefix caching, conditional disaggregation
  * @param coordinator role switching: coordinator runtime and drain bound
+ * @param router the router's handling of failed nodes and overload
  * @param expertSharding an expert shard's range from a shard count and its ordinal
  * @param shutdown how the node drains when told to stop
  */
@@ -29,17 +30,19 @@ public record NodeConfig(
     EngineSettings engine,
     PrefixSettings prefix,
     CoordinatorConfig coordinator,
+    RouterConfig router,
     ExpertSharding expertSharding,
     ShutdownSettings shutdown) {
 
   public NodeConfig {
     Objects.requireNonNull(prefix, "prefix");
     Objects.requireNonNull(coordinator, "coordinator");
+    Objects.requireNonNull(router, "router");
     Objects.requireNonNull(expertSharding, "expertSharding");
     Objects.requireNonNull(shutdown, "shutdown");
   }
 
-  /** A config with no expert sharding and the default shutdown settings. */
+  /** A config with the default router settings, no expert sharding and the default shutdown. */
   public NodeConfig(
       String nodeId,
       NodeRole role,
@@ -56,6 +59,7 @@ public record NodeConfig(
         engine,
         prefix,
         coordinator,
+        RouterConfig.DEFAULTS,
         ExpertSharding.NONE,
         ShutdownSettings.DEFAULTS);
   }

@@ -29,6 +29,7 @@ import static dev.pdserve.core.config.ConfigKeys.HTTP_MAX_BODY_BYTES;
 import static dev.pdserve.core.config.ConfigKeys.HTTP_PORT;
 import static dev.pdserve.core.config.ConfigKeys.KV_BUDGET_BYTES;
 import static dev.pdserve.core.config.ConfigKeys.KV_DTYPE;
+import static dev.pdserve.core.config.ConfigKeys.KV_FAILURE_POLICY;
 import static dev.pdserve.core.config.ConfigKeys.KV_LEASE_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.METRICS_PORT;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_DIR;
@@ -42,7 +43,11 @@ import static dev.pdserve.core.config.ConfigKeys.PREFILL_PREFIX_CACHE;
 import static dev.pdserve.core.config.ConfigKeys.ROLE;
 import static dev.pdserve.core.config.ConfigKeys.ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_LOCAL_PREFILL_THRESHOLD;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_MAX_QUEUE_DELAY;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_MIGRATION_LIMIT;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFILL_TOKENS_PER_SECOND;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFIX_CACHE_WEIGHT;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_STREAM_SILENCE_TIMEOUT;
 import static dev.pdserve.core.config.ConfigKeys.SHUTDOWN_TIMEOUT_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
@@ -79,6 +84,7 @@ final class SettingsReader {
     EngineSettings engine = engine();
     PrefixSettings prefix = prefix();
     CoordinatorConfig coordinator = coordinator();
+    RouterConfig router = router(coordinator);
     ExpertSharding sharding = expertSharding(nodeId, role, engine.expertRange().isPresent());
     ShutdownSettings shutdown = new ShutdownSettings(values.get(SHUTDOWN_TIMEOUT_SECONDS));
     List<String> problems = values.problems();
@@ -86,7 +92,7 @@ final class SettingsReader {
       throw new NodeConfigException(problems);
     }
     return new NodeConfig(
-        nodeId, role, network, cluster, engine, prefix, coordinator, sharding, shutdown);
+        nodeId, role, network, cluster, engine, prefix, coordinator, router, sharding, shutdown);
   }
 
   private NodeRole role() {
@@ -233,6 +239,20 @@ final class SettingsReader {
         Duration.ofSeconds(values.get(ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS)),
         values.get(COORDINATOR_TTFT_TARGET_MS),
         values.get(COORDINATOR_TPOT_TARGET_MS));
+  }
+
+  /** The router's failure and overload settings; the queue delay bound defaults from the TTFT. */
+  private RouterConfig router(CoordinatorConfig coordinator) {
+    Duration maxQueueDelay =
+        values
+            .find(ROUTER_MAX_QUEUE_DELAY)
+            .orElse(RouterConfig.maxQueueDelayFor(coordinator.ttftTargetMillis()));
+    return new RouterConfig(
+        values.get(ROUTER_MIGRATION_LIMIT),
+        values.get(KV_FAILURE_POLICY),
+        values.get(ROUTER_STREAM_SILENCE_TIMEOUT),
+        maxQueueDelay,
+        values.get(ROUTER_PREFILL_TOKENS_PER_SECOND));
   }
 
   /**

@@ -35,6 +35,7 @@ public final class MetricNames {
 
   // ---- pdserve: router ----
   public static final String REQUEST_REJECTIONS = "pdserve_request_rejections";
+  public static final String REQUEST_MIGRATIONS = "pdserve_request_migrations";
   public static final String REASON = "reason";
 
   // ---- pdserve: workers ----

@@ -85,6 +85,7 @@ public final class RouterNode implements AutoCloseable {
                         model.config())
                     .withMetrics(routerMetrics)
                     .withTicker(node.ticker())
+                    .configuredBy(config.router())
                     .withPrefixRouting(
                         new PrefixRouting(
                             NodeModels.prefixHasher(model),

@@ -37,6 +37,7 @@ import java.time.Duration;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -83,6 +84,11 @@ public final class WorkerNode implements AutoCloseable {
   public interface ExpertBackendFactory {
     /** The experts of the worker {@code node} (what they open, {@code node} owns). */
     ExpertBackend create(NodeRuntime node, ModelWeights weights);
+
+    /** This factory's backend passed through {@code wrap} (tests put a gate around it). */
+    default ExpertBackendFactory andThen(UnaryOperator<ExpertBackend> wrap) {
+      return (node, weights) -> wrap.apply(create(node, weights));
+    }
 
     /** Every expert in the worker's process, or on shards when the config says remote. */
     static ExpertBackendFactory fromConfig() {
@@ -326,6 +332,21 @@ public final class WorkerNode implements AutoCloseable {
                 coordinator == null ? () -> {} : () -> node.closeNow(coordinator),
                 Deadline.after(
                     node.ticker(), migrateAfter.compareTo(timeout) < 0 ? migrateAfter : timeout)));
+  }
+
+  /**
+   * For fault tests: stops this worker as abruptly as a killed process stops. Its gRPC and Flight
+   * servers stop at once (open calls and streams break; nothing drains, migrates or says goodbye)
+   * and its Hazelcast member is terminated without leaving gracefully, so the cluster finds it gone
+   * as it would a dead process and its registry entry lingers until then. Afterwards everything
+   * else it holds is closed, so the JVM running the test gets its memory back. Production code
+   * stops a worker with {@link #drainAndClose} or {@link #close}.
+   */
+  public void crash() {
+    node.server().close(Duration.ZERO);
+    engines.kvIntake().close();
+    node.member().hazelcast().getLifecycleService().terminate();
+    node.close();
   }
 
   /** Closes at once: running work ends with UNAVAILABLE. {@link #drainAndClose} drains first. */

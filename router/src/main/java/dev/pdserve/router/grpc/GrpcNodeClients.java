@@ -26,6 +26,7 @@ import io.grpc.stub.AbstractStub;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -33,9 +34,17 @@ import java.util.function.Consumer;
 
 /**
  * {@link NodeClients} over gRPC stubs on cached channels: each call record becomes its internal
- * request proto. Deadlines are read against {@code ticker}, the router's clock.
+ * request proto. Deadlines are read against {@code ticker}, the router's clock. A call whose node
+ * is gone — it died (the connection closed), shut down mid-call (it reset the stream), or the
+ * connection broke — fails with UNAVAILABLE, which the router reads as "the node is gone".
  */
 public final class GrpcNodeClients implements NodeClients {
+  /** The longest a KV reservation may take before the node counts as unavailable. */
+  static final Duration RESERVE_TIMEOUT = Duration.ofSeconds(10);
+
+  /** How grpc-netty describes a stream the peer reset. */
+  static final String RESET_BY_PEER = "RST_STREAM closed stream";
+
   private final Channels channels;
   private final Ticker ticker;
 
@@ -52,15 +61,37 @@ public final class GrpcNodeClients implements NodeClients {
         Deadline.after(Math.max(1, deadlineNanos - ticker.read()), TimeUnit.NANOSECONDS));
   }
 
-  private static ServingException failure(Throwable t, NodeInfo node, String what) {
-    return GrpcErrors.fromStatus(
-        Status.fromThrowable(t),
-        what + " on " + node.role().name().toLowerCase() + " node " + node.id());
+  /**
+   * A failed call as a {@link ServingException} of its status class — except a call the node reset
+   * (HTTP/2 RST_STREAM, which gRPC reports as CANCELLED although nobody here cancelled it: the
+   * server shut down mid-call, or the connection under it broke), which is the node going away:
+   * UNAVAILABLE. A cancel of the router's own reaches its listener with the router's reason
+   * instead.
+   */
+  static ServingException failure(Throwable t, NodeInfo node, String what) {
+    Status s = Status.fromThrowable(t);
+    String context = what + " on " + node.role().name().toLowerCase() + " node " + node.id();
+    if (s.getCode() == Status.Code.CANCELLED
+        && s.getDescription() != null
+        && s.getDescription().startsWith(RESET_BY_PEER)) {
+      return ServingException.unavailable(
+          context
+              + ": the node reset the call ("
+              + s.getDescription()
+              + "); it shut down or its connection broke",
+          s.getCause());
+    }
+    return GrpcErrors.fromStatus(s, context);
   }
 
   @Override
   public CompletableFuture<Reserved> reserve(NodeInfo decode, ReserveCall call) {
     CompletableFuture<Reserved> f = new CompletableFuture<>();
+    // A reservation is quick; a node that does not answer within the bound is skipped like one
+    // that is down (not left to hang the request until its own deadline, or forever).
+    long bound = ticker.read() + RESERVE_TIMEOUT.toNanos();
+    long deadline = call.deadlineNanos();
+    boolean boundFirst = deadline == 0 || bound - deadline < 0;
     ReserveRequest req =
         ReserveRequest.newBuilder()
             .setRequestId(call.requestId())
@@ -71,7 +102,7 @@ public final class GrpcNodeClients implements NodeClients {
         () ->
             withDeadline(
                     DecodeServiceGrpc.newStub(channels.get(decode.grpcAddress())),
-                    call.deadlineNanos())
+                    boundFirst ? bound : deadline)
                 .reserve(
                     req,
                     new StreamObserver<>() {
@@ -87,7 +118,18 @@ public final class GrpcNodeClients implements NodeClients {
 
                       @Override
                       public void onError(Throwable t) {
-                        f.completeExceptionally(failure(t, decode, "KV reservation"));
+                        Status s = Status.fromThrowable(t);
+                        if (boundFirst && s.getCode() == Status.Code.DEADLINE_EXCEEDED) {
+                          f.completeExceptionally(
+                              ServingException.unavailable(
+                                  "decode node "
+                                      + decode.id()
+                                      + " did not answer the KV reservation within "
+                                      + RESERVE_TIMEOUT.toSeconds()
+                                      + " s"));
+                        } else {
+                          f.completeExceptionally(failure(t, decode, "KV reservation"));
+                        }
                       }
 
                       @Override
@@ -228,7 +270,8 @@ public final class GrpcNodeClients implements NodeClients {
             .setTransferId(call.reservation().transferId())
             .setFirstToken(generated[0])
             .setParams(ProtoConversions.sampling(call.params()))
-            .setSeed(call.seed());
+            .setSeed(call.seed())
+            .setLocalPrefill(call.localPrefill());
     for (int t : call.prompt()) {
       req.addPromptTokenIds(t);
     }

@@ -17,6 +17,9 @@ class ApiError extends RuntimeException {
   static final String INVALID_REQUEST = "invalid_request_error";
   static final String CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded";
 
+  /** How the router's refusals for load begin (its forecast says the wait and when to retry). */
+  private static final String OVERLOADED = "router overloaded";
+
   private static final Pattern RETRY_AFTER_MS = Pattern.compile("retry after (\\d+) ms");
 
   /**
@@ -68,7 +71,13 @@ class ApiError extends RuntimeException {
       case NOT_FOUND -> notFound(m, "model_not_found");
       case ALREADY_EXISTS -> new ApiError(409, INVALID_REQUEST, m, null, "duplicate_request_id", 0);
       case RESOURCE_EXHAUSTED ->
-          new ApiError(429, "rate_limit_error", m, null, "queue_full", retryAfterSeconds(m));
+          new ApiError(
+              429,
+              "rate_limit_error",
+              m,
+              null,
+              m.startsWith(OVERLOADED) ? "overloaded" : "queue_full",
+              retryAfterSeconds(m));
       case UNAVAILABLE -> new ApiError(503, "service_unavailable_error", m, null, "no_capacity", 1);
       case DEADLINE_EXCEEDED -> new ApiError(504, "timeout_error", m, null, "deadline_exceeded", 0);
       case CANCELLED -> new ApiError(499, "cancelled_error", m, null, "cancelled", 0);

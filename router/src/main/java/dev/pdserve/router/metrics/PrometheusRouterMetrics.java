@@ -32,7 +32,17 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
           REJECT_CANCELLED,
           "unavailable",
           REJECT_SHUTTING_DOWN,
+          REJECT_OVERLOADED,
+          REJECT_MIGRATION_LIMIT,
+          REJECT_MIGRATION_FAILED,
           REJECT_INTERNAL);
+
+  private static final List<String> MIGRATION_REASONS =
+      List.of(
+          MIGRATION_DECODE_NODE_LOST,
+          MIGRATION_DECODE_NODE_SILENT,
+          MIGRATION_PREFILL_NODE_LOST,
+          MIGRATION_DRAIN);
 
   private final NodeMetrics metrics;
   private final Histogram ttft;
@@ -45,6 +55,7 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
   private final Counter generationTokens;
   private final Counter success;
   private final Counter rejections;
+  private final Counter migrations;
 
   public PrometheusRouterMetrics(NodeMetrics metrics) {
     this.metrics = metrics;
@@ -95,11 +106,20 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
         metrics.counter(
             MetricNames.REQUEST_REJECTIONS,
             "Requests that ended with an error instead of a completion, by reason: refused at admission (invalid_argument, not_found, "
-                + "already_exists, queue_full, no_prefill_node, no_decode_node, shutting_down), no KV on any decode node (kv_exhausted), "
-                + "deadline, cancelled by the client, or failed (unavailable, internal, ...).",
+                + "already_exists, queue_full, overloaded, no_prefill_node, no_decode_node, shutting_down), no KV on any decode node "
+                + "(kv_exhausted), deadline, cancelled by the client, lost their decode node past the migration limit (migration_limit) "
+                + "or with no node to continue on (migration_failed), or failed (unavailable, internal, ...).",
+            MetricNames.REASON);
+    migrations =
+        metrics.counter(
+            MetricNames.REQUEST_MIGRATIONS,
+            "Requests continued on another node, by reason: their decode node's stream broke (decode_node_lost) or went silent "
+                + "(decode_node_silent) and they resumed elsewhere from the tokens sent, their prefill node failed and the KV was "
+                + "computed again (prefill_node_lost), or a draining decode node moved them (drain).",
             MetricNames.REASON);
     FINISH_REASONS.forEach(r -> success.labelValues(r));
     KNOWN_REJECTIONS.forEach(r -> rejections.labelValues(r));
+    MIGRATION_REASONS.forEach(r -> migrations.labelValues(r));
   }
 
   /**
@@ -148,6 +168,11 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
   @Override
   public void rejected(String reason) {
     rejections.labelValues(reason).inc();
+  }
+
+  @Override
+  public void migrated(String reason) {
+    migrations.labelValues(reason).inc();
   }
 
   private static double seconds(long nanos) {

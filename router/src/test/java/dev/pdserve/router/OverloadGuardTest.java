@@ -1,0 +1,185 @@
+package dev.pdserve.router;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import dev.pdserve.core.cluster.Load;
+import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.serving.ServingException;
+import dev.pdserve.router.InMemoryNodeClients.OpenStream;
+import dev.pdserve.router.RouterHarness.Submitted;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Overload refused early: the router forecasts a new request's wait from the prompt tokens ahead of
+ * it and the prefill throughput it measured (first tokens on its clock), and refuses one that would
+ * wait past the bound with RESOURCE_EXHAUSTED at once, saying the forecast and when to retry.
+ */
+class OverloadGuardTest {
+  private static final Duration BOUND = Duration.ofSeconds(2);
+  private static final double ASSUMED_PER_NODE = 100; // prompt tokens/s
+
+  private RouterHarness h;
+
+  @BeforeEach
+  void setUp() {
+    h = harness(new OverloadLimits(BOUND, ASSUMED_PER_NODE));
+    h.cluster.add("p1", NodeRole.PREFILL);
+    h.cluster.add("d1", NodeRole.DECODE);
+  }
+
+  @AfterEach
+  void tearDown() {
+    h.close();
+  }
+
+  private static RouterHarness harness(OverloadLimits limits) {
+    return new RouterHarness(
+        new RouterOptions(64, 64, 1), PrefixRouting.disabled(), FailureHandling.DEFAULTS, limits);
+  }
+
+  @Test
+  void aRequestForecastToWaitPastTheBoundIsRefusedAtOnce() {
+    h.submit("a", 100, 0); // nothing ahead
+    h.submit("b", 100, 0); // 100 tokens ahead: 1 s
+    h.submit("c", 100, 0); // 200 ahead: 2 s, at the bound
+    assertEquals(Duration.ofSeconds(3), h.router.predictedQueueDelay());
+
+    ServingException e = assertThrows(ServingException.class, () -> h.submit("d", 100, 0));
+    assertEquals(ServingException.Kind.RESOURCE_EXHAUSTED, e.kind(), e.getMessage());
+    assertEquals(
+        "router overloaded: a new request would wait about 3.0 s for the 300 prompt tokens ahead"
+            + " of it (at 100 prompt tokens/s, assumed until measured), more than the 2.0 s"
+            + " allowed (pdserve.router.max-queue-delay); retry after 1000 ms",
+        e.getMessage());
+    assertEquals(List.of(RouterMetrics.REJECT_OVERLOADED), h.metrics.rejected());
+    assertEquals(3, h.router.inFlight(), "nothing is kept for the refused request");
+  }
+
+  @Test
+  void theAssumedThroughputScalesWithTheActivePrefillNodes() {
+    h.cluster.add("p2", NodeRole.PREFILL);
+    assertEquals(200, h.router.forecastTokensPerSecond(), 1e-6);
+    h.submit("a", 100, 0);
+    assertEquals(Duration.ofMillis(500), h.router.predictedQueueDelay());
+  }
+
+  @Test
+  void aRequestsOwnPromptIsNotItsQueueingDelay() {
+    // 1000 tokens take 10 s at the assumed rate, but nothing is ahead of it: it is served
+    Submitted big = h.submit("big", 1000, 0);
+    assertEquals(RequestState.RESERVING, big.handle().state());
+    assertThrows(ServingException.class, () -> h.submit("next", 1, 0));
+  }
+
+  @Test
+  void theForecastFollowsTheMeasuredThroughput() {
+    List<Submitted> admitted = new ArrayList<>();
+    admitted.add(h.submit("a", 100, 0));
+    admitted.add(h.submit("b", 100, 0));
+    admitted.add(h.submit("c", 100, 0));
+    List<OpenStream> streams = decodeAll(3);
+
+    h.ticker.advance(Duration.ofSeconds(1));
+    streams.get(0).delta(1); // a's first token: a sample needs one before it
+    assertEquals(100, h.router.forecastTokensPerSecond(), 1e-9, "still assumed");
+    h.ticker.advance(Duration.ofMillis(250));
+    streams.get(1).delta(1); // b waited behind a: 100 tokens in 250 ms
+    assertEquals(400, h.router.forecastTokensPerSecond(), 1e-9, "measured");
+    assertEquals(Duration.ofMillis(250), h.router.predictedQueueDelay(), "c's 100 tokens ahead");
+    h.ticker.advance(Duration.ofMillis(1250));
+    streams.get(2).delta(1); // c: 100 tokens in 1250 ms, smoothed with weight 0.1
+    double smoothedMillis = 250 + OverloadGuard.SMOOTHING * (1250 - 250);
+    assertEquals(100 * 1000 / smoothedMillis, h.router.forecastTokensPerSecond(), 1e-6);
+    assertEquals(Duration.ZERO, h.router.predictedQueueDelay(), "every first token came");
+    streams.get(2).delta(2); // later tokens are not samples
+    assertEquals(100 * 1000 / smoothedMillis, h.router.forecastTokensPerSecond(), 1e-6);
+
+    // an arrival to an idle router measures latency, not throughput: no sample
+    h.ticker.advance(Duration.ofSeconds(10));
+    h.submit("d", 100, 0);
+    h.clients.nextReserve().grant("t-d", 0);
+    h.clients.nextPrefill().firstToken(1);
+    h.ticker.advance(Duration.ofSeconds(3));
+    h.clients.nextStream().delta(1);
+    assertEquals(100 * 1000 / smoothedMillis, h.router.forecastTokensPerSecond(), 1e-6);
+  }
+
+  @Test
+  void theMeasuredThroughputDecidesLaterRefusals() {
+    h.submit("a", 100, 0);
+    h.submit("b", 100, 0);
+    List<OpenStream> streams = decodeAll(2);
+    h.ticker.advance(Duration.ofMillis(100));
+    streams.get(0).delta(1);
+    h.ticker.advance(Duration.ofMillis(100));
+    streams.get(1).delta(1); // 1000 tokens/s measured: 10 times the assumed rate
+    for (int i = 0; i <= 20; i++) {
+      h.submit("x" + i, 100, 0); // the last has 2000 tokens ahead: 2 s, at the bound
+    }
+    ServingException e = assertThrows(ServingException.class, () -> h.submit("y", 100, 0));
+    assertEquals(
+        "router overloaded: a new request would wait about 2.1 s for the 2100 prompt tokens ahead"
+            + " of it (at 1000 prompt tokens/s, as measured), more than the 2.0 s allowed"
+            + " (pdserve.router.max-queue-delay); retry after 100 ms",
+        e.getMessage());
+  }
+
+  @Test
+  void aRefusedRequestIsAdmittedOnceTheBacklogDrains() {
+    h.submit("a", 100, 0);
+    h.submit("b", 100, 0);
+    h.submit("c", 100, 0);
+    List<OpenStream> streams = decodeAll(3);
+    assertThrows(ServingException.class, () -> h.submit("d", 100, 0));
+    streams.get(0).delta(1); // a no longer waits for its first token
+    h.submit("d", 100, 0);
+  }
+
+  @Test
+  void requestsThatEndWithoutAFirstTokenLeaveTheBacklog() {
+    Submitted a = h.submit("a", 100, 0);
+    h.submit("b", 100, 0);
+    h.submit("c", 100, 0);
+    a.handle().cancel("client cancelled");
+    assertEquals(Duration.ofSeconds(2), h.router.predictedQueueDelay());
+    h.submit("d", 100, 0);
+  }
+
+  @Test
+  void prefillQueuesOfOtherRoutersCountButOurOwnPrefillsOnce() {
+    h.submit("a", 100, 0);
+    h.clients.nextReserve().grant("t-a", 0);
+    h.clients.nextPrefill(); // a's 100 tokens are on p1 now
+    h.cluster.setLoad("p1", new Load(150, 1, 0, 0, 0)); // p1 reports them and 50 of others'
+    assertEquals(Duration.ofMillis(1500), h.router.predictedQueueDelay(), "100 ours + 50 others'");
+  }
+
+  @Test
+  void aZeroBoundNeverRefuses() {
+    try (RouterHarness off = harness(OverloadLimits.off())) {
+      off.cluster.add("p1", NodeRole.PREFILL);
+      off.cluster.add("d1", NodeRole.DECODE);
+      for (int i = 0; i < 40; i++) {
+        off.submit("r" + i, 1000, 0);
+      }
+      assertEquals(40, off.router.inFlight());
+    }
+  }
+
+  /** Runs the next {@code n} reservations and prefills of submitted requests to their streams. */
+  private List<OpenStream> decodeAll(int n) {
+    List<OpenStream> streams = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      h.clients.nextReserve().grant("t-" + i, 0);
+      h.clients.nextPrefill().firstToken(1);
+      streams.add(h.clients.nextStream());
+    }
+    return streams;
+  }
+}
