@@ -19,11 +19,7 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.concurrent.ExecutorService;
-import org.apache.arrow.flatbuf.Buffer;
-import org.apache.arrow.flatbuf.FieldNode;
-import org.apache.arrow.flatbuf.Message;
 import org.apache.arrow.flatbuf.MessageHeader;
-import org.apache.arrow.flatbuf.RecordBatch;
 import org.apache.arrow.flight.FlightGrpcUtils;
 import org.apache.arrow.flight.FlightProducer;
 import org.apache.arrow.flight.FlightStatusCode;
@@ -32,7 +28,6 @@ import org.apache.arrow.flight.grpc.StatusUtils;
 import org.apache.arrow.flight.impl.Flight;
 import org.apache.arrow.flight.impl.FlightServiceGrpc;
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.vector.ipc.message.MessageSerializer;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
@@ -154,7 +149,14 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
           Status.INVALID_ARGUMENT
               .withDescription("KV transfer: a FlightData message ends early: " + e.getMessage())
               .asRuntimeException());
-    } catch (IOException | RuntimeException e) {
+    } catch (IOException e) {
+      // The message is in memory: reading it fails only when its protobuf is malformed.
+      failed = true;
+      response.onError(
+          Status.INVALID_ARGUMENT
+              .withDescription("KV transfer: a malformed FlightData message: " + e.getMessage())
+              .asRuntimeException());
+    } catch (RuntimeException e) {
       failed = true;
       LOG.error(
           "KV transfer '{}' failed on the receiving side",
@@ -237,59 +239,55 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
       skip(in, bodyLen); // app metadata only
       return;
     }
-    Message m = Message.getRootAsMessage(ByteBuffer.wrap(header).order(ByteOrder.LITTLE_ENDIAN));
-    if (m.headerType() == MessageHeader.Schema) {
+    IpcHeader h = IpcHeader.decode(header, FIELDS);
+    if (h.type() == MessageHeader.Schema) {
       if (transfer != null) {
-        receiver.checkSchema(transfer, MessageSerializer.deserializeSchema(m));
+        receiver.checkSchema(transfer, h.schema());
       }
       schemaSeen = true;
       skip(in, bodyLen);
-    } else if (m.headerType() == MessageHeader.RecordBatch && schemaSeen) {
+    } else if (h.type() == MessageHeader.RecordBatch && schemaSeen) {
       if (transfer == null) {
         skip(in, bodyLen); // a late retry of a completed transfer: write nothing
       } else {
-        batch((RecordBatch) m.header(new RecordBatch()), in, bodyLen);
+        batch(h.batch(), in, bodyLen);
       }
     } else {
       throw new KvTransferException(
           FlightStatusCode.INVALID_ARGUMENT,
           "KV transfer: expected a schema, then record batches; got IPC message type "
-              + MessageHeader.name(m.headerType()));
+              + h.typeName());
     }
   }
 
-  private void batch(RecordBatch rb, InputStream in, long bodyLen) throws IOException {
+  private void batch(IpcHeader.BatchHeader rb, InputStream in, long bodyLen) throws IOException {
     IncomingTransfer t = transfer;
-    if (rb.compression() != null) {
+    if (rb.compressed()) {
       throw receiver.fail(t, "compressed KV batches are not supported");
     }
-    if (rb.nodesLength() != FIELDS
-        || rb.buffersLength() != 2 * FIELDS
-        || rb.length() > Integer.MAX_VALUE) {
+    if (rb.nodeCount() != FIELDS
+        || rb.bufferCount() != 2 * FIELDS
+        || rb.rows() > Integer.MAX_VALUE) {
       throw receiver.fail(
           t,
           "a KV batch must have "
               + FIELDS
               + " columns of 2 buffers, got "
-              + rb.nodesLength()
+              + rb.nodeCount()
               + " and "
-              + rb.buffersLength());
+              + rb.bufferCount());
     }
-    int rows = (int) rb.length();
-    FieldNode node = new FieldNode();
+    int rows = (int) rb.rows();
     for (int i = 0; i < FIELDS; i++) {
-      rb.nodes(node, i);
-      if (node.length() != rows || node.nullCount() != 0) {
+      if (rb.nodes()[i][0] != rows || rb.nodes()[i][1] != 0) {
         throw receiver.fail(t, "KV rows must not hold nulls");
       }
     }
     int[][] ints = new int[3][];
     long pos = 0;
-    Buffer buf = new Buffer();
     for (int i = 0; i < 2 * FIELDS; i++) {
-      rb.buffers(buf, i);
-      long off = buf.offset();
-      long len = buf.length();
+      long off = rb.buffers()[i][0];
+      long len = rb.buffers()[i][1];
       if (off < pos || off + len > bodyLen) {
         throw receiver.fail(
             t,
@@ -325,8 +323,12 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
           int layer = ints[0][r];
           int block = ints[1][r];
           receiver.checkRow(t, layer, block, ints[2][r]);
-          IncomingTransfer.Outcome o =
-              t.write(layer, block, ints[2][r], (poolBlock, l) -> copyRow(in, poolBlock, l));
+          IncomingTransfer.Outcome o;
+          try {
+            o = t.write(layer, block, ints[2][r], (poolBlock, l) -> copyRow(in, poolBlock, l));
+          } catch (UncheckedIOException e) {
+            throw e.getCause(); // the row is cut off: the sender's error, as anywhere else
+          }
           if (o != IncomingTransfer.Outcome.WRITTEN) {
             receiver.checkOutcome(t, o);
             skip(in, rowBytes);
@@ -413,17 +415,13 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
   }
 
   private static byte[] readBytes(InputStream in, long len) throws IOException {
-    if (len > Integer.MAX_VALUE) {
+    if (len < 0 || len > Integer.MAX_VALUE) {
       throw new IOException("a FlightData field of " + len + " bytes");
     }
-    byte[] b = new byte[(int) len];
-    int off = 0;
-    while (off < b.length) {
-      int k = in.read(b, off, b.length - off);
-      if (k < 0) {
-        throw new EOFException("a field is cut off after " + off + " of " + len + " bytes");
-      }
-      off += k;
+    // The length is the sender's claim: allocate only as much as the message really holds.
+    byte[] b = in.readNBytes((int) len);
+    if (b.length < len) {
+      throw new EOFException("a field is cut off after " + b.length + " of " + len + " bytes");
     }
     return b;
   }
