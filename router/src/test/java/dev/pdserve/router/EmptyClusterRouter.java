@@ -25,7 +25,7 @@ public final class EmptyClusterRouter {
     return new PromptRenderer(ByteTokenizer.withVocabSize(MODEL.vocabSize()), ChatTemplate.ernie());
   }
 
-  /** A router over no nodes, without a lease-renewal thread; the caller closes it. */
+  /** A router over no nodes, without background rounds (lease renewal, stream watchdog); the caller closes it. */
   public static Router create() {
     return new Router(
         RouterSettings.of(
@@ -34,7 +34,7 @@ public final class EmptyClusterRouter {
                 new InMemoryNodeClients(),
                 renderer(),
                 MODEL)
-            .withLeaseRenewalPeriod(Duration.ZERO));
+            .withRoundPeriod(Duration.ZERO));
   }
 
   /** The refusal of a request that passed every check: there is no prefill node to run it. */

@@ -45,6 +45,7 @@ import org.junit.jupiter.api.Test;
 class DirectPutFuzzTest {
   private static final String[] METADATA_KEYS = {
     KvWire.FORMAT,
+    KvWire.DTYPE,
     KvWire.BLOCK_SIZE,
     KvWire.LAYERS,
     KvWire.KV_HEADS,

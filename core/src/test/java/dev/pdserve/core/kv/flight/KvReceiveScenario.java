@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import com.google.common.util.concurrent.MoreExecutors;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
+import dev.pdserve.model.config.KvDtype;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.Status;
 import java.nio.ByteBuffer;
@@ -30,7 +31,7 @@ import org.apache.arrow.memory.RootAllocator;
  */
 final class KvReceiveScenario implements AutoCloseable {
   /** Small enough for thousands of runs a second: 2 layers, 4 slots a block, 64-byte rows. */
-  static final KvLayout LAYOUT = new KvLayout(4, 2, 1, 2, KvLayout.FP32);
+  static final KvLayout LAYOUT = new KvLayout(4, 2, 1, 2, KvDtype.FP32);
 
   static final int POOL_BLOCKS = 6;
   static final String TRANSFER = "fuzz-transfer";
