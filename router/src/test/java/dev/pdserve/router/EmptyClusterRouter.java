@@ -25,7 +25,10 @@ public final class EmptyClusterRouter {
     return new PromptRenderer(ByteTokenizer.withVocabSize(MODEL.vocabSize()), ChatTemplate.ernie());
   }
 
-  /** A router over no nodes, without background rounds (lease renewal, stream watchdog); the caller closes it. */
+  /**
+   * A router over no nodes, without background rounds (lease renewal, stream watchdog); the caller
+   * closes it.
+   */
   public static Router create() {
     return new Router(
         RouterSettings.of(
