@@ -194,6 +194,7 @@ class NodeDrainAndCloseTest {
               new Closed(Stage.ENDPOINTS, "metrics"),
               new Closed(Stage.RESOURCES, "kv-transfer-client"),
               new Closed(Stage.RESOURCES, "kv-pool"),
+              new Closed(Stage.RESOURCES, "vision-encoder"), // the tiny preset has a vision tower
               new Closed(Stage.RESOURCES, "channels"),
               new Closed(Stage.RESOURCES, "expert-compute"),
               new Closed(Stage.RESOURCES, "model-runner"),
