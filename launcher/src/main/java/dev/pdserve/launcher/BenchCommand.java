@@ -7,6 +7,7 @@ import dev.pdserve.loadgen.BenchConfig;
 import dev.pdserve.loadgen.BenchSummary;
 import dev.pdserve.loadgen.Benchmark;
 import dev.pdserve.loadgen.dataset.DatasetConfig;
+import dev.pdserve.loadgen.dataset.ImageOptions;
 import dev.pdserve.loadgen.report.CsvReport;
 import dev.pdserve.loadgen.report.HtmlReport;
 import dev.pdserve.loadgen.report.JsonReport;
@@ -74,13 +75,13 @@ final class BenchCommand implements Callable<Integer> {
   @Option(
       names = "--dataset-name",
       defaultValue = "random",
-      description = "random, sharegpt, prefix or trace. Default: ${DEFAULT-VALUE}.")
+      description = "random, random-mm, sharegpt, prefix or trace. Default: ${DEFAULT-VALUE}.")
   String datasetName;
 
   @Option(
       names = {"--input-len", "--random-input-len"},
       defaultValue = "256",
-      description = "random: prompt tokens. Default: ${DEFAULT-VALUE}.")
+      description = "random, random-mm: prompt (text) tokens. Default: ${DEFAULT-VALUE}.")
   int inputLen;
 
   @Option(
@@ -94,6 +95,19 @@ final class BenchCommand implements Callable<Integer> {
       defaultValue = "0",
       description = "random: lengths uniform in [len*(1-r), len*(1+r)]. Default: ${DEFAULT-VALUE}.")
   double rangeRatio;
+
+  @Option(
+      names = "--images-per-request",
+      defaultValue = "1",
+      description = "random-mm: generated images in each request. Default: ${DEFAULT-VALUE}.")
+  int imagesPerRequest;
+
+  @Option(
+      names = "--image-size",
+      defaultValue = "448x448",
+      paramLabel = "WxH",
+      description = "random-mm: pixels of each generated PNG image. Default: ${DEFAULT-VALUE}.")
+  String imageSize;
 
   @Option(
       names = "--dataset-path",
@@ -267,6 +281,7 @@ final class BenchCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
+    int[] size = ImageOptions.parseSize(imageSize);
     DatasetConfig ds =
         new DatasetConfig(
             datasetName,
@@ -281,7 +296,8 @@ final class BenchCommand implements Callable<Integer> {
             suffixLen,
             traceTimeScale,
             traceLengthScale,
-            traceLimit);
+            traceLimit,
+            new ImageOptions(imagesPerRequest, size[0], size[1]));
     List<Double> ps = BenchConfig.parsePercentiles(percentiles);
     Map<String, Double> slos = BenchConfig.parseGoodput(goodput);
     BenchConfig cfg =

@@ -10,12 +10,18 @@ import dev.pdserve.model.engine.Prompt;
 import dev.pdserve.model.engine.ReferenceEngine;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.sampling.InvalidRequestException;
+import dev.pdserve.model.tokenizer.ChatMessage;
+import dev.pdserve.model.tokenizer.ContentPart;
+import dev.pdserve.model.vision.EncodedImage;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -67,7 +73,25 @@ final class GenerateCommand implements Callable<Integer> {
         paramLabel = "PATH",
         description = "Read the prompt from a UTF-8 file.")
     Path file;
+
+    @Option(
+        names = "--prompt-ids",
+        required = true,
+        split = ",",
+        paramLabel = "ID",
+        description = "The prompt as token ids (comma-separated), used as given.")
+    int[] ids;
   }
+
+  @Option(
+      names = ImageFiles.OPTION,
+      paramLabel = "FILE",
+      description =
+          "An image (PNG or JPEG) for the prompt; repeat for several. With --prompt or --prompt-file"
+              + " the images come before the text in the user message, as the chat template places"
+              + " them; with --raw or --prompt-ids each <|IMAGE_START|><|IMAGE_END|> pair takes the"
+              + " next image.")
+  List<Path> imageFiles = new ArrayList<>();
 
   @Mixin ModelOptions model;
   @Mixin SamplingOptions sampling;
@@ -101,8 +125,8 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    String text = promptText();
-    Prompt prompt = raw ? Prompt.text(text) : Prompt.user(text);
+    List<EncodedImage> images = ImageFiles.read(spec.commandLine(), imageFiles);
+    Prompt prompt = prompt(images);
     String id =
         requestId != null ? requestId : "gen-" + UUID.randomUUID().toString().substring(0, 8);
     GenerateRequest req;
@@ -122,6 +146,14 @@ final class GenerateCommand implements Callable<Integer> {
       return RouterClientRunner.run(
           target.router, req, json, timeoutSeconds, out, spec.commandLine().getErr());
     }
+    if (!images.isEmpty() && model.config().vision().isEmpty()) {
+      throw new CommandLine.ParameterException(
+          spec.commandLine(),
+          ImageFiles.OPTION
+              + ": model "
+              + model.config().name()
+              + " has no vision encoder; it takes no images");
+    }
     try (LoadedModel m = LoadedModel.load(model.spec());
         ReferenceEngine engine = new ReferenceEngine(m, OrtRuntime.shared(), model.numerics())) {
       GenerateResult r;
@@ -136,7 +168,7 @@ final class GenerateCommand implements Callable<Integer> {
                   }
                 });
       } catch (InvalidRequestException e) {
-        throw badOption(e);
+        throw imageError(e).orElseThrow(() -> badOption(e));
       }
       if (json) {
         out.println(toJson(r));
@@ -146,6 +178,52 @@ final class GenerateCommand implements Callable<Integer> {
       out.flush();
       return 0;
     }
+  }
+
+  /**
+   * The prompt: token ids, raw text, or a user message; images go with the ids or the raw text (one
+   * per image slot), or as parts of the user message before its text.
+   */
+  private Prompt prompt(List<EncodedImage> images) {
+    if (promptSource.ids != null) {
+      return new Prompt.Tokens(promptSource.ids, images);
+    }
+    String text = promptText();
+    if (raw) {
+      return new Prompt.Text(text, images);
+    }
+    if (images.isEmpty()) {
+      return Prompt.user(text);
+    }
+    List<ContentPart> parts = new ArrayList<>();
+    images.forEach(i -> parts.add(ContentPart.image(i)));
+    parts.add(ContentPart.text(text));
+    return new Prompt.Messages(List.of(new ChatMessage(ChatMessage.USER, parts)));
+  }
+
+  /**
+   * A broken image as the router would report it (INVALID_ARGUMENT, exit 1), naming the file: the
+   * engine's message starts with the image's place in the request ({@code messages[0].content[k]}
+   * for the user message built by {@link #prompt}, {@code images[k]} for ids and raw text).
+   */
+  private Optional<UserFacingException> imageError(InvalidRequestException e) {
+    boolean chat = promptSource.ids == null && !raw;
+    for (int k = 0; k < imageFiles.size(); k++) {
+      String label = chat ? "messages[0].content[" + k + "]" : "images[" + k + "]";
+      if (e.getMessage().startsWith(label + ": ")) {
+        return Optional.of(
+            new UserFacingException(
+                "INVALID_ARGUMENT: "
+                    + e.getMessage()
+                    + " ("
+                    + ImageFiles.OPTION
+                    + " "
+                    + imageFiles.get(k)
+                    + ")",
+                CliErrors.FAILED));
+      }
+    }
+    return Optional.empty();
   }
 
   private String promptText() {
@@ -164,8 +242,9 @@ final class GenerateCommand implements Callable<Integer> {
   }
 
   private CommandLine.ParameterException badOption(InvalidRequestException e) {
-    return new CommandLine.ParameterException(
-        spec.commandLine(), SamplingOptions.optionFor(e.field()) + ": " + e.getMessage());
+    String option =
+        e.field().equals("images") ? ImageFiles.OPTION : SamplingOptions.optionFor(e.field());
+    return new CommandLine.ParameterException(spec.commandLine(), option + ": " + e.getMessage());
   }
 
   static final ObjectMapper JSON = new ObjectMapper();

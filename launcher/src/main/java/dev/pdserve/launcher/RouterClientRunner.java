@@ -1,12 +1,16 @@
 package dev.pdserve.launcher;
 
+import com.google.protobuf.ByteString;
 import dev.pdserve.api.v1.ChatMessage;
 import dev.pdserve.api.v1.ChatMessages;
+import dev.pdserve.api.v1.Image;
 import dev.pdserve.api.v1.TokenIds;
 import dev.pdserve.core.grpc.ProtoConversions;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.GenerateResult;
 import dev.pdserve.model.engine.Prompt;
+import dev.pdserve.model.tokenizer.ContentPart;
+import dev.pdserve.model.vision.EncodedImage;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.io.PrintWriter;
@@ -23,22 +27,47 @@ final class RouterClientRunner {
             .setEnableThinking(req.enableThinking());
     if (req.prompt() instanceof Prompt.Messages m) {
       ChatMessages.Builder cm = ChatMessages.newBuilder();
-      m.messages()
-          .forEach(
-              x ->
-                  cm.addMessages(
-                      ChatMessage.newBuilder().setRole(x.role()).setContent(x.content())));
+      m.messages().forEach(x -> cm.addMessages(message(x)));
       b.setMessages(cm);
-    } else if (req.prompt() instanceof Prompt.Text t) {
-      b.setPrompt(t.text());
     } else {
-      TokenIds.Builder ids = TokenIds.newBuilder();
-      for (int id : ((Prompt.Tokens) req.prompt()).ids()) {
-        ids.addIds(id);
+      if (req.prompt() instanceof Prompt.Text t) {
+        b.setPrompt(t.text());
+      } else {
+        TokenIds.Builder ids = TokenIds.newBuilder();
+        for (int id : ((Prompt.Tokens) req.prompt()).ids()) {
+          ids.addIds(id);
+        }
+        b.setPromptTokenIds(ids);
       }
-      b.setPromptTokenIds(ids);
+      req.prompt().images().forEach(i -> b.addImages(image(i)));
     }
     return b.build();
+  }
+
+  /** A text-only message as {@code content}; one with images as its parts, in order. */
+  private static ChatMessage message(dev.pdserve.model.tokenizer.ChatMessage m) {
+    ChatMessage.Builder b = ChatMessage.newBuilder().setRole(m.role());
+    if (m.images().isEmpty()) {
+      return b.setContent(m.content()).build();
+    }
+    for (ContentPart p : m.parts()) {
+      if (p instanceof ContentPart.Image i) {
+        b.addParts(dev.pdserve.api.v1.ContentPart.newBuilder().setImage(image(i.image())));
+      } else {
+        b.addParts(
+            dev.pdserve.api.v1.ContentPart.newBuilder().setText(((ContentPart.Text) p).text()));
+      }
+    }
+    return b.build();
+  }
+
+  /** The file's bytes as {@code Image.data}, with the media type its signature shows. */
+  static Image image(EncodedImage image) {
+    byte[] bytes = image.bytes();
+    return Image.newBuilder()
+        .setData(ByteString.copyFrom(bytes))
+        .setMediaType(ImageFiles.mediaType(bytes))
+        .build();
   }
 
   static int run(

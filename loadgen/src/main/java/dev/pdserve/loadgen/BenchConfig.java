@@ -121,6 +121,11 @@ public record BenchConfig(
       throw new IllegalArgumentException("--max-model-len must be >= 1, got " + maxModelLen);
     }
     dataset.validate();
+    if (dataset.name().equals("random-mm") && baseUrl != null && !"chat".equals(endpoint)) {
+      throw new IllegalArgumentException(
+          "--dataset-name random-mm over HTTP needs --endpoint chat: images travel as image_url"
+              + " parts of a chat message (/v1/completions takes text only)");
+    }
   }
 
   /** Parses {@code --goodput} values: {@code ttft:500 tpot:50 e2el:2000}. */

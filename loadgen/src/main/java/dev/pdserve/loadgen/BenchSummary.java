@@ -208,7 +208,8 @@ public final class BenchSummary {
           source + " is not a pdserve bench JSON summary (no \"format\": \"pdserve-bench\")");
     }
     BenchSummary s = new BenchSummary();
-    for (String k : List.of("backend", "target", "model", "dataset")) {
+    for (String k :
+        List.of("backend", "target", "model", "dataset", "images_per_request", "image_size")) {
       if (o.hasNonNull(k)) {
         s.meta.put(k, o.get(k).asText());
       }

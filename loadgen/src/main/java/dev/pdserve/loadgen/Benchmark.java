@@ -7,6 +7,7 @@ import dev.pdserve.loadgen.dataset.BenchRequest;
 import dev.pdserve.loadgen.dataset.Dataset;
 import dev.pdserve.loadgen.dataset.Datasets;
 import dev.pdserve.loadgen.dataset.PromptForm;
+import dev.pdserve.loadgen.dataset.RandomMultimodalDataset;
 import dev.pdserve.loadgen.dataset.TokenSpace;
 import dev.pdserve.loadgen.target.GrpcTarget;
 import dev.pdserve.loadgen.target.ModelInfo;
@@ -309,6 +310,10 @@ public final class Benchmark {
     m.put("model", info.id());
     m.put("max_model_len", context);
     m.put("dataset", ds.describe());
+    if (ds instanceof RandomMultimodalDataset mm) {
+      m.put("images_per_request", mm.images().perRequest());
+      m.put("image_size", mm.images().size());
+    }
     m.put("seed", cfg.seed());
     m.put(
         "request_rate",

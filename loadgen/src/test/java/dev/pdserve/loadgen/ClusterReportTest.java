@@ -95,4 +95,70 @@ class ClusterReportTest {
     }
     assertEquals(Map.of("prefill", 1), ClusterReport.perRole(s, true));
   }
+
+  @Test
+  void visionFiguresAddBothRolesAndAreLeftOutWhenNoNodeExportsThem() {
+    ClusterSnapshot before =
+        new ClusterSnapshot(
+            NODES,
+            Map.of(
+                "p0",
+                Map.of(
+                    "pdserve_prefill_vision_images_encoded_total", 2.0,
+                    "pdserve_prefill_vision_encoder_seconds_sum", 0.5,
+                    "pdserve_prefill_vision_encoder_seconds_count", 2.0,
+                    "pdserve_prefill_vision_encoder_cache_hits_total", 1.0),
+                "d0",
+                Map.of(
+                    "pdserve_decode_vision_images_encoded_total", 0.0,
+                    "pdserve_decode_vision_encoder_seconds_sum", 0.0,
+                    "pdserve_decode_vision_encoder_seconds_count", 0.0,
+                    "pdserve_decode_vision_encoder_cache_hits_total", 0.0)),
+            null,
+            Map.of());
+    ClusterSnapshot after =
+        new ClusterSnapshot(
+            NODES,
+            Map.of(
+                "p0",
+                Map.of(
+                    "pdserve_prefill_vision_images_encoded_total", 8.0,
+                    "pdserve_prefill_vision_encoder_seconds_sum", 2.0,
+                    "pdserve_prefill_vision_encoder_seconds_count", 8.0,
+                    "pdserve_prefill_vision_encoder_cache_hits_total", 4.0),
+                "d0",
+                Map.of(
+                    "pdserve_decode_vision_images_encoded_total", 2.0,
+                    "pdserve_decode_vision_encoder_seconds_sum", 0.5,
+                    "pdserve_decode_vision_encoder_seconds_count", 2.0,
+                    "pdserve_decode_vision_encoder_cache_hits_total", 1.0)),
+            null,
+            Map.of());
+    Map<String, ClusterReport.Figure> f = new HashMap<>();
+    new ClusterReport(before, after).figures().forEach(x -> f.put(x.key(), x));
+    assertEquals(8.0, f.get("vision_images_encoded").value(), "6 on the prefill node, 2 on decode");
+    assertEquals(
+        250.0,
+        f.get("vision_encoder_ms_per_image").value(),
+        1e-9,
+        "2 s over 8 images: 1.5 s on prefill and 0.5 s on decode");
+    assertEquals(4.0, f.get("vision_encoder_cache_hits").value(), "3 on prefill and 1 on decode");
+
+    ClusterReport idle = new ClusterReport(after, after);
+    ClusterReport.Figure perImage =
+        idle.figures().stream()
+            .filter(x -> x.key().equals("vision_encoder_ms_per_image"))
+            .findFirst()
+            .orElseThrow();
+    assertNull(perImage.value(), "no image encoded: no time per image, not 0");
+    assertEquals("no image went through the encoder during the run", perImage.unavailable());
+
+    ClusterSnapshot text =
+        new ClusterSnapshot(
+            NODES, Map.of("p0", Map.of("pdserve_role_switches_total", 0.0)), null, Map.of());
+    assertTrue(
+        new ClusterReport(text, text)
+            .figures().stream().noneMatch(x -> x.key().startsWith("vision")),
+        "a text-only cluster's report has no vision rows");
+  }
 }

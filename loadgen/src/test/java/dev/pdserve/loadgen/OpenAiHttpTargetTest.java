@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import dev.pdserve.loadgen.dataset.DatasetConfig;
+import dev.pdserve.loadgen.dataset.ImageOptions;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintWriter;
@@ -142,7 +143,7 @@ class OpenAiHttpTargetTest {
         endpoint,
         null,
         null,
-        new DatasetConfig("random", 24, 6, 0.5, null, 0, 0, 0, 0, 0, 1, 1, 0),
+        new DatasetConfig("random", 24, 6, 0.5, null, 0, 0, 0, 0, 0, 1, 1, 0, ImageOptions.NONE),
         200,
         1,
         8,

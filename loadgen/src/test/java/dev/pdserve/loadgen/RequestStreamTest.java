@@ -11,6 +11,7 @@ import dev.pdserve.loadgen.dataset.BenchRequest;
 import dev.pdserve.loadgen.dataset.Dataset;
 import dev.pdserve.loadgen.dataset.DatasetConfig;
 import dev.pdserve.loadgen.dataset.Datasets;
+import dev.pdserve.loadgen.dataset.ImageOptions;
 import dev.pdserve.loadgen.dataset.PromptForm;
 import dev.pdserve.loadgen.dataset.TokenSpace;
 import dev.pdserve.loadgen.dataset.TraceDataset;
@@ -55,7 +56,8 @@ class RequestStreamTest {
 
   @Test
   void sameSeedGivesTheSameRandomStreamAndAnotherSeedAnotherOne() {
-    DatasetConfig cfg = new DatasetConfig("random", 32, 8, 0.5, null, 0, 0, 0, 0, 0, 1, 1, 0);
+    DatasetConfig cfg =
+        new DatasetConfig("random", 32, 8, 0.5, null, 0, 0, 0, 0, 0, 1, 1, 0, ImageOptions.NONE);
     List<String> a =
         stream(Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 42, 1024), 42, 20, 1, 200);
     List<String> b =
@@ -93,7 +95,8 @@ class RequestStreamTest {
 
   @Test
   void prefixDatasetSharesPrefixesAndIsReproducible() {
-    DatasetConfig cfg = new DatasetConfig("prefix", 0, 4, 0, null, 0, 3, 5, 20, 6, 1, 1, 0);
+    DatasetConfig cfg =
+        new DatasetConfig("prefix", 0, 4, 0, null, 0, 3, 5, 20, 6, 1, 1, 0, ImageOptions.NONE);
     Dataset ds = Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 9, 1024);
     assertEquals(
         stream(ds, 9, 10, 1, 30),
@@ -124,7 +127,9 @@ class RequestStreamTest {
                 "{\"timestamp\": 500, \"input_length\": 1536, \"output_length\": 50, \"hash_ids\": [0, 1, 7]}",
                 "{\"timestamp\": 1500, \"input_length\": 100000, \"output_length\": 4000, \"hash_ids\": [9]}")
             + "\n");
-    DatasetConfig cfg = new DatasetConfig("trace", 0, 0, 0, trace, 0, 0, 0, 0, 0, 0.5, 1.0 / 64, 0);
+    DatasetConfig cfg =
+        new DatasetConfig(
+            "trace", 0, 0, 0, trace, 0, 0, 0, 0, 0, 0.5, 1.0 / 64, 0, ImageOptions.NONE);
     TraceDataset ds = (TraceDataset) Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 3, 1024);
     assertEquals(8, ds.blockTokens(), "512 tokens x 1/64");
     BenchRequest a = ds.get(0);
@@ -158,7 +163,9 @@ class RequestStreamTest {
   @Test
   void theMooncakeTraceLoads(@TempDir Path tmp) throws IOException {
     Path shared = mooncakeTrace(tmp);
-    DatasetConfig cfg = new DatasetConfig("trace", 0, 0, 0, shared, 0, 0, 0, 0, 0, 0.01, 0.05, 500);
+    DatasetConfig cfg =
+        new DatasetConfig(
+            "trace", 0, 0, 0, shared, 0, 0, 0, 0, 0, 0.01, 0.05, 500, ImageOptions.NONE);
     Dataset ds = Datasets.open(cfg, TOKENS, PromptForm.TOKEN_IDS, 0, 1024);
     assertEquals(500, ds.size().getAsLong());
     for (int i = 0; i < 500; i++) {
@@ -214,7 +221,8 @@ class RequestStreamTest {
             + "{\"id\":\"c\",\"conversations\":[{\"from\":\"human\",\"value\":\""
             + "y".repeat(2000)
             + "\"},{\"from\":\"gpt\",\"value\":\"ok\"}]}]");
-    DatasetConfig cfg = new DatasetConfig("sharegpt", 0, 0, 0, f, 0, 0, 0, 0, 0, 1, 1, 0);
+    DatasetConfig cfg =
+        new DatasetConfig("sharegpt", 0, 0, 0, f, 0, 0, 0, 0, 0, 1, 1, 0, ImageOptions.NONE);
     Dataset ds = Datasets.open(cfg, TOKENS, PromptForm.TEXT, 0, 1024);
     BenchRequest r = ds.get(0);
     assertEquals("Hello there", r.promptText());

@@ -2,6 +2,7 @@ package dev.pdserve.loadgen.cluster;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -9,8 +10,11 @@ import java.util.TreeMap;
 
 /**
  * What the cluster did during a run, from two {@link ClusterSnapshot}s: nodes per role before and
- * after, and the change of the nodes' counters (KV bytes moved, KV send time, role switches). A
- * figure the cluster does not expose is reported as unavailable with the reason — never as 0.
+ * after, and the change of the nodes' counters (KV bytes moved, KV send time, role switches; and,
+ * when the workers serve a vision model, images encoded, encoder time per image and encoder-cache
+ * hits, prefill and decode roles together). A figure the cluster does not expose is reported as
+ * unavailable with the reason — never as 0; the vision figures are left out when no node exports
+ * them.
  */
 public final class ClusterReport {
   /** A figure: its value, or why it is unavailable. */
@@ -20,12 +24,15 @@ public final class ClusterReport {
   private final ClusterSnapshot after;
   private final List<Figure> figures;
 
+  private static final String[] VISION_ROLES = {"pdserve_prefill_", "pdserve_decode_"};
+
   public ClusterReport(ClusterSnapshot before, ClusterSnapshot after) {
     this.before = before;
     this.after = after;
     double[] send = delta("pdserve_kv_transfer_send_seconds_sum");
     double[] sends = delta("pdserve_kv_transfer_send_seconds_count");
-    this.figures =
+    List<Figure> all = new ArrayList<>();
+    all.addAll(
         List.of(
             figure(
                 "kv_transfer_sent_bytes",
@@ -60,7 +67,85 @@ public final class ClusterReport {
                 "role_switches",
                 "Role switches",
                 delta("pdserve_role_switches_total", "pdserve_role_switches"),
-                "pdserve_role_switches"));
+                "pdserve_role_switches")));
+    if (exportsAny(vision("vision_images_encoded_total"))) {
+      all.addAll(visionFigures());
+    }
+    this.figures = List.copyOf(all);
+  }
+
+  /** Images encoded, encoder time per image and encoder-cache hits, over both worker roles. */
+  private List<Figure> visionFigures() {
+    double[] images = deltaOfEach(vision("vision_images_encoded_total"));
+    double[] seconds = deltaOfEach(vision("vision_encoder_seconds_sum"));
+    double[] timed = deltaOfEach(vision("vision_encoder_seconds_count"));
+    double[] hits = deltaOfEach(vision("vision_encoder_cache_hits_total"));
+    Figure perImage;
+    if (seconds == null || timed == null) {
+      perImage =
+          figure(
+              "vision_encoder_ms_per_image",
+              "Vision encoder time per image (ms)",
+              null,
+              "pdserve_prefill_vision_encoder_seconds");
+    } else if (timed[0] == 0) {
+      perImage =
+          new Figure(
+              "vision_encoder_ms_per_image",
+              "Vision encoder time per image (ms)",
+              null,
+              "no image went through the encoder during the run");
+    } else {
+      perImage =
+          new Figure(
+              "vision_encoder_ms_per_image",
+              "Vision encoder time per image (ms)",
+              seconds[0] / timed[0] * 1000,
+              null);
+    }
+    return List.of(
+        figure(
+            "vision_images_encoded",
+            "Images encoded (vision encoder)",
+            images,
+            "pdserve_prefill_vision_images_encoded_total"),
+        perImage,
+        figure(
+            "vision_encoder_cache_hits",
+            "Vision encoder-cache hits",
+            hits,
+            "pdserve_prefill_vision_encoder_cache_hits_total"));
+  }
+
+  private static String[] vision(String suffix) {
+    String[] out = new String[VISION_ROLES.length];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = VISION_ROLES[i] + suffix;
+    }
+    return out;
+  }
+
+  private boolean exportsAny(String... names) {
+    for (Map<String, Double> m : after.metrics().values()) {
+      for (String n : names) {
+        if (m.containsKey(n)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /** Sum of {@link #delta} over every name some node exports; null if none is exported. */
+  private double[] deltaOfEach(String... names) {
+    double[] sum = null;
+    for (String n : names) {
+      double[] d = delta(n);
+      if (d != null) {
+        sum = new double[] {(sum == null ? 0 : sum[0]) + d[0]};
+      }
+    }
+    return sum;
   }
 
   private Figure figure(String key, String label, double[] value, String metric) {

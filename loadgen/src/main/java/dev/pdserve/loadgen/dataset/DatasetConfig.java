@@ -5,8 +5,8 @@ import java.nio.file.Path;
 /**
  * What the request stream contains; option names follow {@code vllm bench serve}.
  *
- * @param name {@code random}, {@code sharegpt}, {@code prefix} or {@code trace}
- * @param inputLen random: mean prompt tokens
+ * @param name {@code random}, {@code random-mm}, {@code sharegpt}, {@code prefix} or {@code trace}
+ * @param inputLen random, random-mm: mean prompt (text) tokens
  * @param outputLen random and prefix: mean {@code max_tokens}
  * @param rangeRatio random: lengths uniform in {@code [len*(1-r), len*(1+r)]}
  * @param datasetPath sharegpt and trace: the file (trace default: the shared Mooncake trace)
@@ -18,6 +18,8 @@ import java.nio.file.Path;
  * @param traceTimeScale trace: multiplies the trace's timestamps (0.1 = ten times faster)
  * @param traceLengthScale trace: multiplies input, output and block lengths (0.05 = 1/20)
  * @param traceLimit trace: use only the first N entries (0 = all)
+ * @param images random-mm: the generated images of every request ({@link ImageOptions#NONE} for the
+ *     text datasets, which ignore it)
  */
 public record DatasetConfig(
     String name,
@@ -32,11 +34,17 @@ public record DatasetConfig(
     int suffixLen,
     double traceTimeScale,
     double traceLengthScale,
-    int traceLimit) {
+    int traceLimit,
+    ImageOptions images) {
+
+  public DatasetConfig {
+    images = images == null ? ImageOptions.NONE : images;
+  }
 
   /** Defaults for every field; tests and callers override what they need. */
   public static DatasetConfig random(int inputLen, int outputLen) {
-    return new DatasetConfig("random", inputLen, outputLen, 0.0, null, 0, 0, 0, 0, 0, 1.0, 1.0, 0);
+    return new DatasetConfig(
+        "random", inputLen, outputLen, 0.0, null, 0, 0, 0, 0, 0, 1.0, 1.0, 0, ImageOptions.NONE);
   }
 
   public DatasetConfig withName(String n) {
@@ -53,18 +61,55 @@ public record DatasetConfig(
         suffixLen,
         traceTimeScale,
         traceLengthScale,
-        traceLimit);
+        traceLimit,
+        images);
+  }
+
+  /** The same options with other images. */
+  public DatasetConfig withImages(ImageOptions i) {
+    return new DatasetConfig(
+        name,
+        inputLen,
+        outputLen,
+        rangeRatio,
+        datasetPath,
+        sharegptOutputLen,
+        numPrefixes,
+        suffixesPerPrefix,
+        prefixLen,
+        suffixLen,
+        traceTimeScale,
+        traceLengthScale,
+        traceLimit,
+        i);
+  }
+
+  /** With another dataset file. */
+  public DatasetConfig withPath(Path p) {
+    return new DatasetConfig(
+        name,
+        inputLen,
+        outputLen,
+        rangeRatio,
+        p,
+        sharegptOutputLen,
+        numPrefixes,
+        suffixesPerPrefix,
+        prefixLen,
+        suffixLen,
+        traceTimeScale,
+        traceLengthScale,
+        traceLimit,
+        images);
   }
 
   /** Checks the options the chosen dataset uses; messages name the option. */
   public void validate() {
     switch (name) {
-      case "random" -> {
-        positive("--input-len", inputLen);
-        positive("--output-len", outputLen);
-        if (!(rangeRatio >= 0 && rangeRatio < 1)) {
-          throw new IllegalArgumentException("--range-ratio must be in [0, 1), got " + rangeRatio);
-        }
+      case "random" -> validateRandom();
+      case "random-mm" -> {
+        validateRandom();
+        images.validate();
       }
       case "sharegpt" -> {
         if (datasetPath == null) {
@@ -97,7 +142,17 @@ public record DatasetConfig(
       }
       default ->
           throw new IllegalArgumentException(
-              "--dataset-name must be random, sharegpt, prefix or trace, got '" + name + "'");
+              "--dataset-name must be random, random-mm, sharegpt, prefix or trace, got '"
+                  + name
+                  + "'");
+    }
+  }
+
+  private void validateRandom() {
+    positive("--input-len", inputLen);
+    positive("--output-len", outputLen);
+    if (!(rangeRatio >= 0 && rangeRatio < 1)) {
+      throw new IllegalArgumentException("--range-ratio must be in [0, 1), got " + rangeRatio);
     }
   }
 

@@ -18,24 +18,9 @@ public final class Datasets {
       case "random" -> new RandomDataset(cfg, tokens, form, seed, maxContext);
       case "prefix" -> new PrefixDataset(cfg, tokens, form, seed, maxContext);
       case "sharegpt" -> new ShareGptDataset(cfg, seed, maxContext);
+      case "random-mm" -> new RandomMultimodalDataset(cfg, tokens, seed, maxContext);
       case "trace" -> {
-        DatasetConfig c =
-            cfg.datasetPath() != null
-                ? cfg
-                : new DatasetConfig(
-                    cfg.name(),
-                    cfg.inputLen(),
-                    cfg.outputLen(),
-                    cfg.rangeRatio(),
-                    DEFAULT_TRACE,
-                    cfg.sharegptOutputLen(),
-                    cfg.numPrefixes(),
-                    cfg.suffixesPerPrefix(),
-                    cfg.prefixLen(),
-                    cfg.suffixLen(),
-                    cfg.traceTimeScale(),
-                    cfg.traceLengthScale(),
-                    cfg.traceLimit());
+        DatasetConfig c = cfg.datasetPath() != null ? cfg : cfg.withPath(DEFAULT_TRACE);
         if (!Files.isReadable(c.datasetPath())) {
           throw new IllegalArgumentException(
               "--dataset-path "
@@ -46,7 +31,9 @@ public final class Datasets {
       }
       default ->
           throw new IllegalArgumentException(
-              "--dataset-name must be random, sharegpt, prefix or trace, got '" + cfg.name() + "'");
+              "--dataset-name must be random, random-mm, sharegpt, prefix or trace, got '"
+                  + cfg.name()
+                  + "'");
     };
   }
 }

@@ -1,5 +1,6 @@
 package dev.pdserve.loadgen.dataset;
 
+import java.util.List;
 import java.util.OptionalLong;
 import java.util.SplittableRandom;
 
@@ -64,8 +65,9 @@ public final class PrefixDataset implements Dataset {
     System.arraycopy(p, 0, ids, 0, p.length);
     System.arraycopy(s, 0, ids, p.length, s.length);
     return form == PromptForm.TOKEN_IDS
-        ? new BenchRequest(index, ids, null, ids.length, cfg.outputLen())
-        : new BenchRequest(index, null, TokenSpace.render(ids), ids.length, cfg.outputLen());
+        ? new BenchRequest(index, ids, null, ids.length, cfg.outputLen(), List.of())
+        : new BenchRequest(
+            index, null, TokenSpace.render(ids), ids.length, cfg.outputLen(), List.of());
   }
 
   @Override

@@ -1,5 +1,6 @@
 package dev.pdserve.loadgen.dataset;
 
+import java.util.List;
 import java.util.SplittableRandom;
 
 /**
@@ -50,8 +51,8 @@ public final class RandomDataset implements Dataset {
     int out = rnd.nextInt(lower(cfg.outputLen()), upper(cfg.outputLen()) + 1);
     int[] ids = tokens.draw(rnd, in);
     return form == PromptForm.TOKEN_IDS
-        ? new BenchRequest(index, ids, null, in, out)
-        : new BenchRequest(index, null, TokenSpace.render(ids), in, out);
+        ? new BenchRequest(index, ids, null, in, out, List.of())
+        : new BenchRequest(index, null, TokenSpace.render(ids), in, out, List.of());
   }
 
   @Override

@@ -67,7 +67,9 @@ public final class ShareGptDataset implements Dataset {
       if (maxContext > 0 && (long) promptBytes + out > maxContext) {
         continue;
       }
-      entries.add(new BenchRequest(entries.size(), null, p[0], Math.max(1, promptBytes / 4), out));
+      entries.add(
+          new BenchRequest(
+              entries.size(), null, p[0], Math.max(1, promptBytes / 4), out, List.of()));
     }
     if (entries.isEmpty()) {
       throw new IllegalArgumentException(
@@ -82,7 +84,8 @@ public final class ShareGptDataset implements Dataset {
   @Override
   public BenchRequest get(long index) {
     BenchRequest e = entries.get((int) Math.floorMod(index, (long) entries.size()));
-    return new BenchRequest(index, null, e.promptText(), e.promptTokens(), e.outputTokens());
+    return new BenchRequest(
+        index, null, e.promptText(), e.promptTokens(), e.outputTokens(), List.of());
   }
 
   public int entries() {

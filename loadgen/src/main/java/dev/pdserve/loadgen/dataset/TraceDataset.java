@@ -114,8 +114,8 @@ public final class TraceDataset implements Dataset {
       System.arraycopy(tail, 0, ids, pos, tail.length);
     }
     return form == PromptForm.TOKEN_IDS
-        ? new BenchRequest(index, ids, null, ids.length, e.output)
-        : new BenchRequest(index, null, TokenSpace.render(ids), ids.length, e.output);
+        ? new BenchRequest(index, ids, null, ids.length, e.output, List.of())
+        : new BenchRequest(index, null, TokenSpace.render(ids), ids.length, e.output, List.of());
   }
 
   @Override

@@ -37,6 +37,10 @@ public final class SummaryRows {
     if (s.meta.containsKey("request_rate")) {
       main.add(row("Request rate configured (RPS):", fmtObj(s.meta.get("request_rate"))));
     }
+    if (s.meta.get("images_per_request") != null) {
+      main.add(row("Images per request:", String.valueOf(s.meta.get("images_per_request"))));
+      main.add(row("Image size (px):", String.valueOf(s.meta.get("image_size"))));
+    }
     if (s.runs > 1) {
       main.add(row("Merged runs:", Integer.toString(s.runs)));
     }

@@ -1,13 +1,19 @@
 package dev.pdserve.loadgen.target;
 
+import com.google.protobuf.ByteString;
+import dev.pdserve.api.v1.ChatMessage;
+import dev.pdserve.api.v1.ChatMessages;
+import dev.pdserve.api.v1.ContentPart;
 import dev.pdserve.api.v1.GenerateRequest;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
+import dev.pdserve.api.v1.Image;
 import dev.pdserve.api.v1.ListModelsRequest;
 import dev.pdserve.api.v1.ListModelsResponse;
 import dev.pdserve.api.v1.ModelCard;
 import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.api.v1.TokenIds;
+import dev.pdserve.loadgen.dataset.BenchImage;
 import dev.pdserve.loadgen.dataset.BenchRequest;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
@@ -18,7 +24,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The router's public API: {@code pdserve.v1.Generation/Generate} (server stream). Prompts go as
- * token ids when the dataset made ids, as raw prompt text otherwise. One channel (one HTTP/2
+ * token ids when the dataset made ids, as raw prompt text otherwise, and a prompt with images as
+ * one user message of {@code Image.data} parts followed by its text. One channel (one HTTP/2
  * connection) per target; each worker owns one.
  */
 public final class GrpcTarget implements Target {
@@ -89,7 +96,9 @@ public final class GrpcTarget implements Target {
                     .setTemperature((float) options.temperature())
                     .setMaxTokens(r.outputTokens())
                     .setIgnoreEos(options.ignoreEos()));
-    if (r.promptIds() != null) {
+    if (!r.images().isEmpty()) {
+      req.setMessages(ChatMessages.newBuilder().addMessages(userMessage(r)));
+    } else if (r.promptIds() != null) {
       TokenIds.Builder ids = TokenIds.newBuilder();
       for (int t : r.promptIds()) {
         ids.addIds(t);
@@ -135,6 +144,23 @@ public final class GrpcTarget implements Target {
                 }
               }
             });
+  }
+
+  /**
+   * A user message of the request's images ({@code Image.data}, before the text, as the chat
+   * template places them) and its text.
+   */
+  static ChatMessage userMessage(BenchRequest r) {
+    ChatMessage.Builder m = ChatMessage.newBuilder().setRole("user");
+    for (BenchImage img : r.images()) {
+      m.addParts(
+          ContentPart.newBuilder()
+              .setImage(
+                  Image.newBuilder()
+                      .setData(ByteString.copyFrom(img.data()))
+                      .setMediaType(img.mediaType())));
+    }
+    return m.addParts(ContentPart.newBuilder().setText(r.promptText())).build();
   }
 
   @Override

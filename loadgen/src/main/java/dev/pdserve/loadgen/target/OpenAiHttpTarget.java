@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.pdserve.loadgen.dataset.BenchImage;
 import dev.pdserve.loadgen.dataset.BenchRequest;
 import dev.pdserve.loadgen.dataset.TokenSpace;
 import java.io.IOException;
@@ -15,6 +16,8 @@ import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Base64;
+import java.util.List;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -25,7 +28,7 @@ import java.util.concurrent.Flow;
  * with endpoint {@code chat}) with {@code "stream": true} and {@code stream_options.include_usage},
  * read as server-sent events with {@code java.net.http}. Every SSE chunk that carries text is one
  * token arrival; the final usage chunk, when the server sends one, gives the exact token counts.
- * Prompts travel as text.
+ * Prompts travel as text; a prompt's images (chat only) as {@code image_url} parts with data URLs.
  */
 public final class OpenAiHttpTarget implements Target {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -130,7 +133,12 @@ public final class OpenAiHttpTarget implements Target {
     body.put("model", options.model());
     if (chat) {
       ArrayNode msgs = body.putArray("messages");
-      msgs.addObject().put("role", "user").put("content", prompt);
+      ObjectNode user = msgs.addObject().put("role", "user");
+      if (r.images().isEmpty()) {
+        user.put("content", prompt);
+      } else {
+        user.set("content", contentParts(r.images(), prompt));
+      }
       body.put("max_completion_tokens", r.outputTokens());
     } else {
       body.put("prompt", prompt);
@@ -179,6 +187,23 @@ public final class OpenAiHttpTarget implements Target {
                 reader.end();
               }
             });
+  }
+
+  /**
+   * The parts of a user message with images, as the official OpenAI client sends them: each image
+   * as {@code {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}}, before the
+   * text part.
+   */
+  static ArrayNode contentParts(List<BenchImage> images, String text) {
+    ArrayNode parts = JSON.createArrayNode();
+    Base64.Encoder b64 = Base64.getEncoder();
+    for (BenchImage img : images) {
+      ObjectNode p = parts.addObject().put("type", "image_url");
+      p.putObject("image_url")
+          .put("url", "data:" + img.mediaType() + ";base64," + b64.encodeToString(img.data()));
+    }
+    parts.addObject().put("type", "text").put("text", text);
+    return parts;
   }
 
   private static String errorMessage(String body) {

@@ -24,7 +24,10 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
  * Decodes PNG and JPEG files into 8-bit RGB with the JDK's ImageIO, refusing anything else with an
  * {@link InvalidImageException}. The dimensions are read from the header first and an image of more
  * than {@code maxPixels} pixels is refused before any pixel is decoded (a small file can declare a
- * huge image: a decompression bomb). Nothing touches the disk.
+ * huge image: a decompression bomb). Below that limit a header still cannot claim more pixels than
+ * the file's bytes can hold ({@link #MAX_DEFLATE_RATIO} bytes of samples per byte of a PNG, {@link
+ * #MAX_JPEG_PIXELS_PER_BYTE} pixels per byte of a JPEG): a few bytes declaring millions of pixels
+ * are refused as truncated before ImageIO allocates the image. Nothing touches the disk.
  *
  * <p>Colour conversion follows what the released image processor does with PIL ({@code
  * convert_to_rgb} in transformers): RGB and grey are taken as they are (grey replicated into the
@@ -36,6 +39,18 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
 public final class ImageDecoder {
   /** PIL's own decompression-bomb bound ({@code Image.MAX_IMAGE_PIXELS}). */
   public static final long DEFAULT_MAX_PIXELS = 89_478_485L;
+
+  /**
+   * Deflate's best ratio: one 258-byte match in two bits. A PNG's samples (with one filter byte per
+   * row) are never more than this many times its compressed data.
+   */
+  public static final long MAX_DEFLATE_RATIO = 1032;
+
+  /**
+   * A JPEG codes each 8×8 block of its full-resolution component with at least one bit (a Huffman
+   * code of its DC coefficient), so it holds at most 64 × 8 pixels per byte.
+   */
+  public static final long MAX_JPEG_PIXELS_PER_BYTE = 512;
 
   private static final byte[] PNG_SIGNATURE = {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
@@ -106,6 +121,20 @@ public final class ImageDecoder {
                 + maxPixels
                 + " pixels");
       }
+      if (format.equals("jpeg") && pixels > MAX_JPEG_PIXELS_PER_BYTE * bytes.length) {
+        throw new InvalidImageException(
+            "JPEG image is truncated or damaged: its header declares "
+                + width
+                + "x"
+                + height
+                + " = "
+                + pixels
+                + " pixels, more than its "
+                + bytes.length
+                + " bytes can code (at most "
+                + MAX_JPEG_PIXELS_PER_BYTE
+                + " pixels per byte)");
+      }
       BufferedImage decoded;
       try {
         decoded = reader.read(0);
@@ -126,16 +155,48 @@ public final class ImageDecoder {
 
   /**
    * A PNG's IHDR declares its size in plain bytes; ImageIO reports a zero size only as a generic
-   * header error, so zero is caught here.
+   * header error, so zero is caught here. So is a size whose samples the file cannot hold even at
+   * deflate's best ratio: ImageIO would allocate the whole image before it found the data missing.
    */
-  private static void checkPngHeader(byte[] b) {
+  private void checkPngHeader(byte[] b) {
     if (b.length >= 24 && b[12] == 'I' && b[13] == 'H' && b[14] == 'D' && b[15] == 'R') {
       long w = ByteBuffer.wrap(b, 16, 4).getInt() & 0xffffffffL;
       long h = ByteBuffer.wrap(b, 20, 4).getInt() & 0xffffffffL;
       if (w == 0 || h == 0) {
         throw new InvalidImageException("PNG image has zero size (" + w + "x" + h + " pixels)");
       }
+      int channels = b.length >= 26 ? pngChannels(b[25]) : 0;
+      if (channels == 0 || w > maxPixels || h > maxPixels || w * h > maxPixels) {
+        return; // ImageIO refuses the colour type; the pixel limit is checked (and named) later
+      }
+      long bitsPerPixel = (long) channels * (b[24] & 0xff);
+      long samples = h * (1 + (w * bitsPerPixel + 7) / 8); // a filter byte per row
+      if (samples > MAX_DEFLATE_RATIO * b.length) {
+        throw new InvalidImageException(
+            "PNG image is truncated or damaged: its header declares "
+                + w
+                + "x"
+                + h
+                + " pixels ("
+                + samples
+                + " bytes of samples), more than its "
+                + b.length
+                + " bytes can hold (at most "
+                + MAX_DEFLATE_RATIO
+                + " bytes per compressed byte)");
+      }
     }
+  }
+
+  /** Samples per pixel of a PNG colour type (grey, RGB, palette, grey + alpha, RGBA); 0 unknown. */
+  private static int pngChannels(byte colourType) {
+    return switch (colourType) {
+      case 0, 3 -> 1;
+      case 2 -> 3;
+      case 4 -> 2;
+      case 6 -> 4;
+      default -> 0;
+    };
   }
 
   private static InvalidImageException broken(String kind, String part, Exception e) {
@@ -240,13 +301,17 @@ public final class ImageDecoder {
         }
       }
     } else {
-      // Palettes and other models: their sRGB values (a palette lookup is exact).
-      int[] argb = img.getRGB(0, 0, w, h, null, 0, w);
+      // Palettes and other models: their sRGB values (a palette lookup is exact), a row at a time
+      // (a whole-image int[] would be 4 more bytes per pixel: 1-bit PNGs compress very well).
+      int[] argb = new int[w];
       boolean hasAlpha = alpha || cm instanceof IndexColorModel icm && icm.hasAlpha();
-      for (int i = 0; i < argb.length; i++) {
-        int p = argb[i];
-        int a = hasAlpha ? (p >>> 24) : 255;
-        put(out, i * 3, (p >> 16) & 0xff, (p >> 8) & 0xff, p & 0xff, a);
+      for (int y = 0; y < h; y++) {
+        img.getRGB(0, y, w, 1, argb, 0, w);
+        for (int x = 0; x < w; x++) {
+          int p = argb[x];
+          int a = hasAlpha ? (p >>> 24) : 255;
+          put(out, (y * w + x) * 3, (p >> 16) & 0xff, (p >> 8) & 0xff, p & 0xff, a);
+        }
       }
     }
     return new RgbImage(w, h, out);

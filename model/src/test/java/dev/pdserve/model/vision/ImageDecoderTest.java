@@ -4,10 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.sun.management.ThreadMXBean;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
@@ -177,5 +179,48 @@ class ImageDecoderTest {
   @Test
   void aZeroSizeImageIsRefused() {
     assertMentions(refused(pngHeader(0, 16)), "PNG image has zero size (0x16 pixels)");
+  }
+
+  @Test
+  void aHeaderClaimingMorePixelsThanTheFileCanHoldIsRefusedBeforeTheImageIsAllocated() {
+    ThreadMXBean threads = (ThreadMXBean) ManagementFactory.getThreadMXBean();
+    DECODER.decode(new EncodedImage(encode(rgb(8, 8, 1), "jpeg"))); // readers' classes loaded
+    // 9000 x 9000 RGB (243 MB of samples) declared in 45 bytes: under the pixel limit, but no
+    // deflate stream of 45 bytes holds that much.
+    long before = threads.getCurrentThreadAllocatedBytes();
+    InvalidImageException png = refused(pngHeader(9000, 9000));
+    assertMentions(
+        png,
+        "PNG image is truncated or damaged: its header declares 9000x9000 pixels"
+            + " (243009000 bytes of samples), more than its 45 bytes can hold");
+    byte[] jpeg = encode(rgb(16, 16, 2), "jpeg");
+    int sof = sof0(jpeg);
+    ByteBuffer.wrap(jpeg, sof + 5, 4).putShort((short) 8000).putShort((short) 8000);
+    InvalidImageException j = refused(jpeg);
+    assertMentions(
+        j,
+        "JPEG image is truncated or damaged: its header declares 8000x8000 = 64000000 pixels,"
+            + " more than its "
+            + jpeg.length
+            + " bytes can code");
+    long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+    assertTrue(
+        allocated < 16 << 20,
+        "refusing two headers allocated " + allocated + " bytes: the image was allocated");
+    RgbImage flat =
+        DECODER.decode(
+            new EncodedImage(
+                encode(new BufferedImage(2000, 1500, BufferedImage.TYPE_INT_RGB), "png")));
+    assertEquals(2000, flat.width(), "a large image that compresses well still decodes");
+  }
+
+  /** Offset of the SOF0 marker (FF C0) of a baseline JPEG. */
+  private static int sof0(byte[] jpeg) {
+    for (int i = 2; i + 1 < jpeg.length; i++) {
+      if ((jpeg[i] & 0xff) == 0xff && (jpeg[i + 1] & 0xff) == 0xc0) {
+        return i;
+      }
+    }
+    throw new AssertionError("no SOF0 marker");
   }
 }
