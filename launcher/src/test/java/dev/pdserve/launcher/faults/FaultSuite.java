@@ -44,7 +44,8 @@ public final class FaultSuite {
           "FaultSuite [--streams 16] [--tokens 300] [--faults all|a,b] [--out target/faults]"
               + " [--seed 7] [--stagger-ms 150] [--fault-at-ms 1500] [--freeze-s 20]"
               + " [--settle-s 15] [--overload-s 20] [--overload-multiple 10] [--no-overload]"
-              + " [--soak MINUTES] [--soak-load 0.7]\nfaults: "
+              + " [--soak MINUTES] [--soak-load 0.7] [--temperature 1.5] [--start-timeout-s 600]"
+              + " [--max-queue-delay 2s]\nfaults: "
               + ALL.stream().map(Fault::name).toList());
       return;
     }
@@ -53,6 +54,9 @@ public final class FaultSuite {
     if (streams < 1 || streams > 64 || tokens < 8 || tokens > 2000) {
       throw new IllegalArgumentException("--streams 1..64 and --tokens 8..2000");
     }
+    Streams.sampledTemperature = Float.parseFloat(o.getOrDefault("temperature", "1.5"));
+    Duration startTimeout =
+        Duration.ofSeconds(Long.parseLong(o.getOrDefault("start-timeout-s", "600")));
     Path out = Path.of(o.getOrDefault("out", "target/faults"));
     Files.createDirectories(out);
     PrintStream log = System.out;
@@ -99,7 +103,7 @@ public final class FaultSuite {
     Overload.Result overload = null;
     List<Map<String, Object>> soak = List.of();
     if (!which.equals("none")) {
-      runFaults(spec, shape, faults, out, started, load, rows, log);
+      runFaults(spec, shape, faults, out, started, load, rows, startTimeout, log);
     }
     if (!o.containsKey("no-overload") || o.containsKey("soak")) {
       // its own cluster: the fault runs above have admission off (max-queue-delay 0) so that a
@@ -116,7 +120,7 @@ public final class FaultSuite {
               spec.heap(),
               Map.of("pdserve.router.max-queue-delay", maxQueueDelay));
       try (FaultCluster cluster = new FaultCluster(small, out.resolve("logs-overload"), log)) {
-        cluster.start(Duration.ofMinutes(4));
+        cluster.start(startTimeout);
         double cap = Overload.capacity(cluster, 8, 32, Duration.ofSeconds(20));
         log.println("  capacity " + cap + " req/s (32-token requests, 8 closed-loop streams)");
         if (!o.containsKey("no-overload")) {
@@ -155,10 +159,11 @@ public final class FaultSuite {
       Instant started,
       String load,
       List<FaultRun.Result> rows,
+      Duration startTimeout,
       PrintStream log)
       throws Exception {
     try (FaultCluster cluster = new FaultCluster(spec, out.resolve("logs"), log)) {
-      cluster.start(Duration.ofMinutes(6));
+      cluster.start(startTimeout);
       List<int[]> reference = new ArrayList<>();
       rows.add(
           FaultRun.run(

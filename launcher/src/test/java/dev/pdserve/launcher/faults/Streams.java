@@ -19,9 +19,15 @@ final class Streams {
   private Streams() {}
 
   /**
-   * Request {@code i} of a run: even ones greedy, odd ones sampled at temperature 0.8 with a fixed
-   * seed (sampling is stateless per step, so a migrated stream must continue exactly), all for
-   * exactly {@code maxTokens} tokens.
+   * The odd streams' sampling temperature. The tiny preset's logits are peaked: at 0.8 a sampled
+   * stream still runs the same token for long stretches; at 1.5 it does not (the suite's default).
+   */
+  static volatile float sampledTemperature = 0.8f;
+
+  /**
+   * Request {@code i} of a run: even ones greedy, odd ones sampled at {@link #sampledTemperature}
+   * with a fixed seed (sampling is stateless per step, so a migrated stream must continue exactly),
+   * all for exactly {@code maxTokens} tokens.
    */
   static GenerateRequest request(String run, int i, int maxTokens) {
     SamplingParams.Builder p =
@@ -29,7 +35,7 @@ final class Streams {
     if (i % 2 == 0) {
       p.setTemperature(0);
     } else {
-      p.setTemperature(0.8f).setTopP(0.95f).setSeed(1000 + i);
+      p.setTemperature(sampledTemperature).setTopP(0.95f).setSeed(1000 + i);
     }
     return GenerateRequest.newBuilder()
         .setRequestId(run + "-" + i)
