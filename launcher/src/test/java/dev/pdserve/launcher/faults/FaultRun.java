@@ -60,7 +60,8 @@ final class FaultRun {
       Map<String, Double> migrations,
       String recovery,
       List<String> errors,
-      double seconds) {}
+      double seconds,
+      int unchecked) {}
 
   private FaultRun() {}
 
@@ -129,16 +130,22 @@ final class FaultRun {
     int tokenLost = 0;
     int duplicated = 0;
     int changed = 0;
+    int unchecked = 0;
     Set<String> errors = new LinkedHashSet<>();
     List<Double> resumes = new ArrayList<>();
     for (int i = 0; i < streams.size(); i++) {
       Streams.Stream s = streams.get(i);
       if (recordInto != null) {
-        recordInto.add(s.tokenIds());
+        // a stream the fault-free run lost gives no reference: its index is not compared later
+        recordInto.add(s.ok() ? s.tokenIds() : null);
       }
       if (!s.ok()) {
         lost++;
         errors.add(s.errorText());
+        continue;
+      }
+      if (reference != null && reference.get(i) == null) {
+        unchecked++;
         continue;
       }
       String cmp = reference == null ? "same" : Streams.compare(reference.get(i), s.tokenIds());
@@ -190,7 +197,8 @@ final class FaultRun {
         migrations,
         recovery,
         List.copyOf(errors).subList(0, Math.min(3, errors.size())),
-        (lastEnd - t0) / 1e9);
+        (lastEnd - t0) / 1e9,
+        unchecked);
   }
 
   private static FaultCluster.Node chooseTarget(FaultCluster cluster, Fault fault) {
