@@ -189,6 +189,40 @@ public final class ConfigKeys {
               BOOL,
               false,
               "member without registry data (owns no partitions); `pdserve router` sets it true"));
+  public static final ConfigKey<FailureDetection.Detector> CLUSTER_FAILURE_DETECTOR =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.failure-detector",
+              ValueType.Choice.of(FailureDetection.Detector.class),
+              FailureDetection.DEFAULTS.detector(),
+              "Hazelcast's heartbeat failure detector: PHI_ACCRUAL (suspicion from the silence"
+                  + " against the recent heartbeat intervals, max-no-heartbeat-seconds tolerated;"
+                  + " see docs/RELIABILITY.md) or DEADLINE (removed after max-no-heartbeat-seconds"
+                  + " of silence)"));
+  public static final ConfigKey<Double> CLUSTER_PHI_THRESHOLD =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.phi-threshold",
+              new ValueType.NonNegativeDecimal(),
+              FailureDetection.DEFAULTS.phiThreshold(),
+              "PHI_ACCRUAL: suspicion level at which a silent member is removed"));
+  public static final ConfigKey<Integer> CLUSTER_MERGE_INTERVAL_SECONDS =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.merge-interval-seconds",
+              new ValueType.Int(1, 3600),
+              FailureDetection.DEFAULTS.mergeIntervalSeconds(),
+              "how often a cut-off member (a frozen node that woke up alone, the small side of a"
+                  + " split) looks for the cluster to merge back into as a new member"));
+  public static final ConfigKey<Integer> CLUSTER_QUORUM_WINDOW_SECONDS =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.quorum-window-seconds",
+              new ValueType.Int(1, 86400),
+              FailureDetection.DEFAULTS.quorumWindowSeconds(),
+              "the coordinator lease may be taken or used only by a side holding a majority of the"
+                  + " largest cluster seen within this window (a node alone after a freeze never"
+                  + " coordinates)"));
   public static final ConfigKey<Long> KV_BUDGET_BYTES =
       define(
           ConfigKey.of(

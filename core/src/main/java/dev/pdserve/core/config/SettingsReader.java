@@ -2,6 +2,7 @@ package dev.pdserve.core.config;
 
 import static dev.pdserve.core.config.ConfigKeys.ADVERTISED_HOST;
 import static dev.pdserve.core.config.ConfigKeys.BIND_HOST;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_FAILURE_DETECTOR;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_HEARTBEAT_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_JOIN;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_JOIN_WAIT_SECONDS;
@@ -10,9 +11,12 @@ import static dev.pdserve.core.config.ConfigKeys.CLUSTER_K8S_SERVICE;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_LITE_MEMBER;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MAX_NO_HEARTBEAT_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MEMBERS;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MERGE_INTERVAL_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MIN_SIZE;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_NAME;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_PHI_THRESHOLD;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_PORT;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_QUORUM_WINDOW_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_ENABLED;
 import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_PERIOD_MS;
 import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_TPOT_TARGET_MS;
@@ -183,7 +187,12 @@ final class SettingsReader {
         maxNoHeartbeat,
         values.get(CLUSTER_JOIN_WAIT_SECONDS),
         values.get(CLUSTER_MIN_SIZE),
-        values.get(CLUSTER_LITE_MEMBER));
+        values.get(CLUSTER_LITE_MEMBER),
+        new FailureDetection(
+            values.get(CLUSTER_FAILURE_DETECTOR),
+            values.get(CLUSTER_PHI_THRESHOLD),
+            values.get(CLUSTER_MERGE_INTERVAL_SECONDS),
+            values.get(CLUSTER_QUORUM_WINDOW_SECONDS)));
   }
 
   /** TCPIP without a member list: the cluster port and the next ones on this node's host. */
