@@ -6,7 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.pdserve.model.config.ConfigException;
 import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.config.ModelConfigJson;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightComponent;
@@ -139,6 +141,17 @@ class ReferenceEngineQuantizedTest {
               "block " + bad);
       assertTrue(b.getMessage().contains("power of two"), b.getMessage());
     }
+    var pre =
+        assertThrows(
+            ConfigException.class,
+            () ->
+                ModelConfigJson.parse(
+                    "{\"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4}}",
+                    "ckpt/config.json"));
+    assertTrue(
+        pre.getMessage().contains("ckpt/config.json declares quantization_config")
+            && pre.getMessage().contains("pdserve.model.quantization"),
+        pre.getMessage());
     try (ModelWeights fp32 =
         new ModelWeights(model.config(), model.weights(), OrtRuntime.shared())) {
       var m =
