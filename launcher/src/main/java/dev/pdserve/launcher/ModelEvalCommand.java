@@ -1,9 +1,11 @@
 package dev.pdserve.launcher;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.QuantizationEval;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.quant.QuantizedSizes;
 import dev.pdserve.model.quant.WeightQuantization;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -78,8 +80,10 @@ final class ModelEvalCommand implements Callable<Integer> {
     QuantizationEval.Report r;
     String name;
     double seconds;
+    ModelConfig cfg;
     try (LoadedModel m = LoadedModel.load(model.spec())) {
-      name = m.config().name();
+      cfg = m.config();
+      name = cfg.name();
       long t0 = System.nanoTime();
       r = QuantizationEval.run(m, rt, q, o);
       seconds = (System.nanoTime() - t0) / 1e9;
@@ -99,6 +103,11 @@ final class ModelEvalCommand implements Callable<Integer> {
     out.put("top1_agreement", r.top1Agreement());
     out.put("mean_identical_prefix", r.meanIdenticalPrefix());
     out.put("fully_identical", r.fullyIdentical());
+    ObjectNode bytes = out.putObject("weight_bytes");
+    QuantizedSizes.byComponent(cfg, q)
+        .forEach((c, b) -> bytes.put(c.name().toLowerCase(java.util.Locale.ROOT), b));
+    out.put("weight_bytes_total", QuantizedSizes.total(cfg, q));
+    out.put("weight_bytes_fp32", QuantizedSizes.total(cfg, WeightQuantization.NONE));
     out.put("seconds", Math.round(seconds * 10) / 10.0);
     String text = GenerateCommand.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(out);
     PrintWriter pw = spec.commandLine().getOut();
