@@ -14,6 +14,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -78,6 +79,8 @@ final class LocalCommand implements Callable<Integer> {
       description = KvDtypeOption.DESCRIPTION + " Given to every node. Default: fp32.")
   KvDtype kvDtype;
 
+  @Mixin QuantizationOptions quantization;
+
   @Option(
       names = "--log-level",
       defaultValue = "INFO",
@@ -120,6 +123,7 @@ final class LocalCommand implements Callable<Integer> {
     if (kvDtype != null) {
       settings.put(NodeConfigLoader.KV_DTYPE, kvDtype.configName()); // every node, one dtype
     }
+    quantization.putSettings(settings); // every node, workers and expert shards alike
     LocalCluster.Spec s =
         new LocalCluster.Spec(
             prefill, decode, experts, preset, modelDir, seed, kvBudget, logLevel, settings, heap);

@@ -38,6 +38,8 @@ import static dev.pdserve.core.config.ConfigKeys.KV_LEASE_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.METRICS_PORT;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_DIR;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_PRESET;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION_BLOCK_SIZE;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_SEED;
 import static dev.pdserve.core.config.ConfigKeys.NODE_ID;
 import static dev.pdserve.core.config.ConfigKeys.ORT_EXECUTION_PROVIDER;
@@ -55,6 +57,7 @@ import static dev.pdserve.core.config.ConfigKeys.ROUTER_STREAM_SILENCE_TIMEOUT;
 import static dev.pdserve.core.config.ConfigKeys.SHUTDOWN_TIMEOUT_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
+import dev.pdserve.model.quant.WeightQuantization;
 import java.net.InetAddress;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -230,7 +233,9 @@ final class SettingsReader {
         values.get(DECODE_MAX_BATCH),
         ortCuda,
         values.get(KV_DTYPE),
-        values.get(VISION_ENCODER_CACHE_BYTES));
+        values.get(VISION_ENCODER_CACHE_BYTES),
+        new WeightQuantization(
+            values.get(MODEL_QUANTIZATION), values.get(MODEL_QUANTIZATION_BLOCK_SIZE)));
   }
 
   private PrefixSettings prefix() {
