@@ -318,14 +318,24 @@ public final class MemoryPlan {
     long qkv = (long) (cfg.numHeads() + 2 * cfg.numKvHeads()) * cfg.headDim();
     long rows = t * (6 * h + qkv + 3 * widestIntermediate()) * 4;
     long scores = t * contextTokens() * cfg.numHeads() * 4;
-    long vision = cfg.vision().map(this::visionWorkspace).orElse(0L);
-    return rows + scores + layerKvFp32(contextTokens()) + (long) cfg.vocabSize() * 4 + vision;
+    return rows + scores + layerKvFp32(contextTokens()) + (long) cfg.vocabSize() * 4;
   }
 
-  /** One image at the largest size: the tower's activations and one block's attention scores. */
-  private long visionWorkspace(VisionConfig v) {
-    long patches = v.maxPixels() / ((long) v.patchSize() * v.patchSize());
-    return patches * (4L * v.width() + v.mlpWidth()) * 4 + patches * patches * 4;
+  /**
+   * What the vision tower's full attention over one image at {@code max_pixels} needs at its peak:
+   * about 4.5 × one block's {@code [heads, n, n]} fp32 score tensor (the product, its scaled copy
+   * and the softmax alive at once, as measured in docs/PERFORMANCE.md), plus the patch rows. Not
+   * part of a role's peak: it depends on the images served, and at the released bound it is larger
+   * than any machine here (lower {@code max_pixels}, or chunk the attention); 0 for a text model.
+   */
+  public long visionAttentionPeakBytes() {
+    return cfg.vision().map(MemoryPlan::visionPeak).orElse(0L);
+  }
+
+  private static long visionPeak(VisionConfig v) {
+    long n = v.maxPixels() / ((long) v.patchSize() * v.patchSize());
+    long scores = (long) v.heads() * n * n * 4;
+    return scores * 9 / 2 + n * (4L * v.width() + v.mlpWidth()) * 4;
   }
 
   /**

@@ -48,6 +48,19 @@ class MemoryPlanTest {
   }
 
   @Test
+  void theVisionTowersFullAttentionAtMaxPixelsIsCountedApart() {
+    MemoryPlan p = plan(VL28B, "none", KvDtype.FP32);
+    // 24 708 patches, 16 heads: one score tensor 36.4 GiB, ~4.5 of them alive at once
+    double gib = p.visionAttentionPeakBytes() / (double) (1L << 30);
+    assertTrue(gib > 160 && gib < 170, "" + gib);
+    assertTrue(p.prefillWorker().workspaceBytes() < (2L << 30), "not in the worker's peak");
+    assertEquals(
+        0,
+        plan(ModelPresets.get("ernie-4.5-300b-a47b"), "none", KvDtype.FP32)
+            .visionAttentionPeakBytes());
+  }
+
+  @Test
   void int2MixedKeepsTheFirstMoeLayersAtFourBits() {
     MemoryPlan mixed = plan(VL28B, "int2-mixed", KvDtype.FP32);
     MemoryPlan int4 = plan(VL28B, "int4", KvDtype.FP32);
