@@ -62,7 +62,16 @@ public final class MemoryPlan {
 
     public Settings {
       if (kvBudgetBytes < 0 || prefillChunkTokens < 1 || decodeMaxBatch < 1 || runtimeBytes < 0) {
-        throw new IllegalArgumentException("bad memory plan settings " + kvBudgetBytes);
+        throw new IllegalArgumentException(
+            "memory plan settings need a KV budget and runtime allowance >= 0 and chunk and batch"
+                + " >= 1, got kv "
+                + kvBudgetBytes
+                + ", chunk "
+                + prefillChunkTokens
+                + ", batch "
+                + decodeMaxBatch
+                + ", runtime "
+                + runtimeBytes);
       }
     }
 
