@@ -1,5 +1,6 @@
 package dev.pdserve.launcher;
 
+import dev.pdserve.model.memory.MemoryPlan;
 import picocli.CommandLine;
 
 /**
@@ -21,6 +22,10 @@ final class CliErrors implements CommandLine.IExecutionExceptionHandler {
     if (ex instanceof IllegalArgumentException) {
       cmd.getErr().println("error: " + ex.getMessage());
       return USAGE;
+    }
+    if (ex instanceof MemoryPlan.InsufficientMemoryException) {
+      cmd.getErr().println("error: " + ex.getMessage());
+      return FAILED;
     }
     if (ex instanceof UserFacingException ufe) {
       cmd.getErr().println(ufe.getMessage());

@@ -100,6 +100,14 @@ final class LocalCommand implements Callable<Integer> {
   Map<String, String> settings = new LinkedHashMap<>();
 
   @Option(
+      names = "--served-model-name",
+      paramLabel = "NAME",
+      description =
+          "Name the router serves the model under (default: the model directory's name, or the"
+              + " preset's).")
+  String servedModelName;
+
+  @Option(
       names = "--http-port",
       defaultValue = "0",
       description =
@@ -119,6 +127,9 @@ final class LocalCommand implements Callable<Integer> {
     if (httpPort != 0) {
       settings.put(
           NodeConfigLoader.HTTP_PORT, Integer.toString(httpPort)); // only the router binds it
+    }
+    if (servedModelName != null) {
+      settings.put(NodeConfigLoader.MODEL_SERVED_NAME, servedModelName);
     }
     if (kvDtype != null) {
       settings.put(NodeConfigLoader.KV_DTYPE, kvDtype.configName()); // every node, one dtype

@@ -1,5 +1,6 @@
 package dev.pdserve.launcher;
 
+import dev.pdserve.core.config.ValueType;
 import dev.pdserve.model.config.ExpertGroup;
 import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.config.LayerKind;
@@ -8,6 +9,8 @@ import dev.pdserve.model.graph.EmbedGraph;
 import dev.pdserve.model.graph.ExpertGraph;
 import dev.pdserve.model.graph.HeadGraph;
 import dev.pdserve.model.graph.LayerGraph;
+import dev.pdserve.model.memory.MemoryPlan;
+import dev.pdserve.model.memory.WeightPrecision;
 import dev.pdserve.model.onnx.GraphBuilder;
 import dev.pdserve.model.weights.CheckpointConverter;
 import dev.pdserve.model.weights.ConvertOptions;
@@ -47,9 +50,40 @@ final class ModelCommand implements Runnable {
     @Mixin ModelOptions model;
     @Spec picocli.CommandLine.Model.CommandSpec spec;
 
+    @picocli.CommandLine.Option(
+        names = "--quantization",
+        paramLabel = "MODE",
+        defaultValue = "none",
+        description =
+            "Weight bits to size the memory for: none, int8, int4 or int2-mixed. Default:"
+                + " ${DEFAULT-VALUE}.")
+    String quantization;
+
+    @picocli.CommandLine.Option(
+        names = "--quant-block-size",
+        paramLabel = "N",
+        defaultValue = "64",
+        description = "Weights per scale of the low-bit parts. Default: ${DEFAULT-VALUE}.")
+    int quantBlockSize;
+
+    @picocli.CommandLine.Option(
+        names = "--kv-budget",
+        paramLabel = "BYTES",
+        defaultValue = "1g",
+        description = "KV pool of a worker to size for (e.g. 512m, 8g). Default: ${DEFAULT-VALUE}.")
+    String kvBudget;
+
+    @picocli.CommandLine.Option(
+        names = "--expert-shards",
+        paramLabel = "N",
+        defaultValue = "4",
+        description = "Expert shards the routed experts are split over. Default: ${DEFAULT-VALUE}.")
+    int expertShards;
+
     @Override
     public Integer call() {
       ModelConfig cfg = model.config();
+      MemoryPlan plan = memoryPlan(cfg);
       PrintWriter out = spec.commandLine().getOut();
       out.printf("model             %s%n", cfg.name());
       out.printf(
@@ -97,6 +131,7 @@ final class ModelCommand implements Runnable {
             groups, cfg.topK(), cfg.numSharedExperts(), cfg.sharedIntermediate());
       }
       out.printf("layer kinds       %s%n", layerKinds(cfg));
+      MemoryReport.print(out, plan, expertShards);
       out.println("graphs (ONNX, built in Java):");
       Map<String, GraphBuilder> graphs = new LinkedHashMap<>();
       graphs.put("embed", EmbedGraph.build(cfg));
@@ -129,6 +164,26 @@ final class ModelCommand implements Runnable {
       }
       out.flush();
       return 0;
+    }
+
+    private MemoryPlan memoryPlan(ModelConfig cfg) {
+      WeightPrecision precision;
+      long budget;
+      try {
+        precision = WeightPrecision.parse(quantization, quantBlockSize);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("--quantization: " + e.getMessage(), e);
+      }
+      try {
+        budget = new ValueType.ByteSize().parse(kvBudget);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("--kv-budget: " + e.getMessage(), e);
+      }
+      if (expertShards < 1) {
+        throw new IllegalArgumentException("--expert-shards must be >= 1, got " + expertShards);
+      }
+      return MemoryPlan.of(
+          cfg, precision, model.kvDtype, MemoryPlan.Settings.DEFAULTS.withKvBudgetBytes(budget));
     }
 
     private static long count(ModelConfig cfg, LayerKind kind) {

@@ -83,6 +83,22 @@ final class NodeOptions {
   String modelDir;
 
   @Option(
+      names = "--served-model-name",
+      paramLabel = "NAME",
+      description =
+          "Name the model is served under (key pdserve.model.served-name; default: the model"
+              + " directory's name, or the preset's).")
+  String servedModelName;
+
+  @Option(
+      names = "--memory-limit",
+      paramLabel = "SIZE",
+      description =
+          "Memory this node's share of the model must fit in, e.g. 20g (key"
+              + " pdserve.node.memory-limit; default: the machine's physical memory).")
+  String memoryLimit;
+
+  @Option(
       names = "--seed-weights",
       paramLabel = "N",
       description = "Seed of a preset's dummy weights (every node must agree).")
@@ -136,6 +152,8 @@ final class NodeOptions {
     put(m, NodeConfigLoader.MODEL_PRESET, preset);
     put(m, NodeConfigLoader.MODEL_DIR, modelDir);
     put(m, NodeConfigLoader.MODEL_SEED, seed);
+    put(m, NodeConfigLoader.MODEL_SERVED_NAME, servedModelName);
+    put(m, NodeConfigLoader.NODE_MEMORY_LIMIT, memoryLimit);
     put(m, NodeConfigLoader.KV_BUDGET_BYTES, kvBudget);
     put(m, NodeConfigLoader.ORT_THREADS, ortThreads);
     if (shutdownTimeout != null) {

@@ -128,10 +128,14 @@ public record CostModel(
     };
   }
 
+  /** JSON keys starting with it are notes (e.g. a calibration's floors), not coefficients. */
+  public static final String NOTE_PREFIX = "_";
+
   /**
    * Reads a cost model from a JSON object or a {@code .properties} file whose keys are this
    * record's component names; keys left out keep the {@link #h200Ernie28b()} values. Unknown keys
-   * and bad numbers are errors that name the key.
+   * and bad numbers are errors that name the key; JSON keys starting with {@code _} are notes and
+   * skipped (scripts/gpu-calibrate writes its measured floors under {@code _calibration}).
    */
   public static CostModel load(Path file) throws IOException {
     Map<String, String> values = new LinkedHashMap<>();
@@ -152,7 +156,13 @@ public record CostModel(
       if (root == null || !root.isObject()) {
         throw new IllegalArgumentException(file + ": expected a JSON object of cost coefficients");
       }
-      root.fields().forEachRemaining(e -> values.put(e.getKey(), e.getValue().asText()));
+      root.fields()
+          .forEachRemaining(
+              e -> {
+                if (!e.getKey().startsWith(NOTE_PREFIX)) {
+                  values.put(e.getKey(), e.getValue().asText());
+                }
+              });
     }
     try {
       return h200Ernie28b().with(values, file.getFileName().toString());

@@ -171,4 +171,16 @@ class CostModelAndWorkloadsTest {
     Files.writeString(generated, sb.toString());
     return generated;
   }
+
+  @Test
+  void theGpuCalibrationScriptsOutputLoadsAsACostModel() throws Exception {
+    // written by `python3 scripts/gpu-calibrate/calibrate.py --dry-run` (the measured run writes
+    // the same keys): coefficients by name, notes under "_calibration"
+    Path sample = Path.of("..", "scripts", "gpu-calibrate", "sample-cost-model.json");
+    CostModel c = CostModel.load(sample);
+    assertTrue(c.name().startsWith("dry-run"), c.name());
+    assertEquals(57_344, c.kvBytesPerToken(), 0.0);
+    assertTrue(c.decodeBaseMs() > 0 && c.prefillPerTokenMs() > 0, c.toString());
+    assertEquals(CostModel.h200Ernie28b().kvBlocksPerNode(), c.kvBlocksPerNode());
+  }
 }

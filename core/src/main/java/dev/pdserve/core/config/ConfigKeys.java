@@ -284,6 +284,27 @@ public final class ConfigKeys {
               "",
               "directory of an ERNIE checkpoint (`config.json`, safetensors); replaces the"
                   + " preset (every node must agree)"));
+  public static final ConfigKey<String> MODEL_SERVED_NAME =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.model.served-name",
+              ValueType.Text.matching(
+                  Pattern.compile("[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}"),
+                  "must be 1..128 characters of letters, digits, '.', '_', ':', '/' or '-'"
+                      + " starting with a letter or digit",
+                  "1..128 of `A-Z a-z 0-9 . _ : / -`"),
+              "the model directory's name, or the preset's",
+              "name the model is served under (`--served-model-name`, as vLLM's): `/v1/models`"
+                  + " lists it, responses carry it, a request naming another model gets 404"));
+  public static final ConfigKey<Long> NODE_MEMORY_LIMIT =
+      define(
+          ConfigKey.of(
+              "pdserve.node.memory-limit",
+              new ValueType.ByteSize(),
+              0L,
+              "memory a worker's or expert shard's share of the model (weights at its precision,"
+                  + " KV pool, activations) must fit in; 0 = the machine's physical memory. A node"
+                  + " that cannot fit refuses to start, saying how much it needs and has"));
   public static final ConfigKey<Integer> ORT_THREADS =
       define(
           ConfigKey.of(

@@ -21,6 +21,7 @@ import java.util.Objects;
  * @param router the router's handling of failed nodes and overload
  * @param expertSharding an expert shard's range from a shard count and its ordinal
  * @param shutdown how the node drains when told to stop
+ * @param serving the name the model is served under and the node's memory limit
  */
 public record NodeConfig(
     String nodeId,
@@ -32,7 +33,8 @@ public record NodeConfig(
     CoordinatorConfig coordinator,
     RouterConfig router,
     ExpertSharding expertSharding,
-    ShutdownSettings shutdown) {
+    ShutdownSettings shutdown,
+    ServingSettings serving) {
 
   public NodeConfig {
     Objects.requireNonNull(prefix, "prefix");
@@ -40,6 +42,7 @@ public record NodeConfig(
     Objects.requireNonNull(router, "router");
     Objects.requireNonNull(expertSharding, "expertSharding");
     Objects.requireNonNull(shutdown, "shutdown");
+    Objects.requireNonNull(serving, "serving");
   }
 
   /** A config with the default router settings, no expert sharding and the default shutdown. */
@@ -61,7 +64,8 @@ public record NodeConfig(
         coordinator,
         RouterConfig.DEFAULTS,
         ExpertSharding.NONE,
-        ShutdownSettings.DEFAULTS);
+        ShutdownSettings.DEFAULTS,
+        ServingSettings.DEFAULTS);
   }
 
   /**

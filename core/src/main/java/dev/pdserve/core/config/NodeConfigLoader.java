@@ -62,6 +62,8 @@ public final class NodeConfigLoader {
   public static final String EXPERT_RANGE = ConfigKeys.EXPERT_RANGE.name();
   public static final String MODEL_PRESET = ConfigKeys.MODEL_PRESET.name();
   public static final String MODEL_DIR = ConfigKeys.MODEL_DIR.name();
+  public static final String MODEL_SERVED_NAME = ConfigKeys.MODEL_SERVED_NAME.name();
+  public static final String NODE_MEMORY_LIMIT = ConfigKeys.NODE_MEMORY_LIMIT.name();
   public static final String ORT_THREADS = ConfigKeys.ORT_THREADS.name();
   public static final String ORT_EXECUTION_PROVIDER = ConfigKeys.ORT_EXECUTION_PROVIDER.name();
   public static final String MODEL_SEED = ConfigKeys.MODEL_SEED.name();

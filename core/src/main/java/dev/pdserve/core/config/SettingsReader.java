@@ -41,7 +41,9 @@ import static dev.pdserve.core.config.ConfigKeys.MODEL_PRESET;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION_BLOCK_SIZE;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_SEED;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_SERVED_NAME;
 import static dev.pdserve.core.config.ConfigKeys.NODE_ID;
+import static dev.pdserve.core.config.ConfigKeys.NODE_MEMORY_LIMIT;
 import static dev.pdserve.core.config.ConfigKeys.ORT_EXECUTION_PROVIDER;
 import static dev.pdserve.core.config.ConfigKeys.ORT_THREADS;
 import static dev.pdserve.core.config.ConfigKeys.PREFILL_CHUNK_TOKENS;
@@ -94,12 +96,24 @@ final class SettingsReader {
     RouterConfig router = router(coordinator);
     ExpertSharding sharding = expertSharding(nodeId, role, engine.expertRange().isPresent());
     ShutdownSettings shutdown = new ShutdownSettings(values.get(SHUTDOWN_TIMEOUT_SECONDS));
+    ServingSettings serving =
+        new ServingSettings(values.find(MODEL_SERVED_NAME), values.get(NODE_MEMORY_LIMIT));
     List<String> problems = values.problems();
     if (!problems.isEmpty()) {
       throw new NodeConfigException(problems);
     }
     return new NodeConfig(
-        nodeId, role, network, cluster, engine, prefix, coordinator, router, sharding, shutdown);
+        nodeId,
+        role,
+        network,
+        cluster,
+        engine,
+        prefix,
+        coordinator,
+        router,
+        sharding,
+        shutdown,
+        serving);
   }
 
   private NodeRole role() {

@@ -49,6 +49,7 @@ public final class ExpertNode implements AutoCloseable {
     PrometheusShardMetrics shardMetrics = new PrometheusShardMetrics(node.metrics());
     // pdserve.expert.range, else this node's part of pdserve.expert.shard-count, else all
     this.range = config.expertRange(maxExperts(model));
+    NodeMemory.requireShardFits(config, model, range);
     this.shard =
         node.own(
             Stage.RESOURCES,

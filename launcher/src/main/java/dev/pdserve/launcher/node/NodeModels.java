@@ -5,6 +5,7 @@ import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.PrefixHasher;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
+import java.nio.file.Path;
 
 /** The model a node's config names. */
 final class NodeModels {
@@ -17,6 +18,24 @@ final class NodeModels {
         .map(ModelSpec::directory)
         .orElseGet(
             () -> ModelSpec.preset(config.engine().modelPreset(), config.engine().modelSeed()));
+  }
+
+  /**
+   * The name the node serves its model under: {@code pdserve.model.served-name} if set, else the
+   * model directory's name (not the path of its config.json), else the preset's name.
+   */
+  static String servedName(NodeConfig config, LoadedModel model) {
+    if (config.serving().servedModelName().isPresent()) {
+      return config.serving().servedModelName().get();
+    }
+    ModelSpec s = model.spec();
+    if (s.modelDir() != null) {
+      Path name = s.modelDir().toAbsolutePath().normalize().getFileName();
+      if (name != null) {
+        return name.toString();
+      }
+    }
+    return model.config().name();
   }
 
   /**

@@ -87,7 +87,10 @@ final class NodeRuntime implements AutoCloseable {
       this.registry = own(Stage.CLUSTER, "node-registry", new NodeRegistry(member.hazelcast()));
       this.model = own(Stage.RESOURCES, "model", LoadedModel.load(NodeModels.spec(config)));
       this.metrics =
-          own(Stage.ENDPOINTS, "metrics", new NodeMetrics(config, model.config().name()));
+          own(
+              Stage.ENDPOINTS,
+              "metrics",
+              new NodeMetrics(config, NodeModels.servedName(config, model)));
       ok = true;
     } finally {
       if (!ok) {

@@ -96,7 +96,8 @@ public final class RouterNode implements AutoCloseable {
     node.metrics().start();
     HttpApiSettings httpSettings =
         HttpApiSettings.on(config.network().bindHost(), config.network().httpPort())
-            .withMaxBodyBytes(config.network().httpMaxBodyBytes());
+            .withMaxBodyBytes(config.network().httpMaxBodyBytes())
+            .withServedModelName(NodeModels.servedName(config, model));
     this.http =
         node.own(
             Stage.ENDPOINTS, "http-server", new OpenAiHttpServer(httpSettings, router, renderer));
@@ -104,7 +105,7 @@ public final class RouterNode implements AutoCloseable {
     this.httpUrl = "http://" + config.network().advertisedHost() + ":" + http.port();
     node.serve(
         node.serverBuilder()
-            .addService(new GenerationGrpcService(router, model.config().name()))
+            .addService(new GenerationGrpcService(router, NodeModels.servedName(config, model)))
             .addService(new NodeStatusService(this::status))
             .addService(
                 new AdminGrpcService(

@@ -110,6 +110,7 @@ public final class WorkerNode implements AutoCloseable {
       throws IOException {
     this.node = node;
     NodeConfig config = node.config();
+    NodeMemory.requireWorkerFits(config, node.model().config());
     ModelWeights weights = node.loadWeights();
     ModelRunner runner =
         node.own(

@@ -567,6 +567,47 @@ class OpenAiHttpApiTest {
   }
 
   @Test
+  void aServedModelNameIsListedAnsweredAndRequired() throws Exception {
+    try (RouterNode named =
+        RouterNode.start(
+            cluster.config(
+                "router",
+                "router-named",
+                Map.of("cluster.lite-member", "true", "model.served-name", "ernie-local")),
+            RouterOptions.defaults())) {
+      HttpResponse<String> models =
+          http.send(
+              HttpRequest.newBuilder(URI.create(named.httpUrl() + "/v1/models")).GET().build(),
+              HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, models.statusCode(), models.body());
+      JsonNode data = json(models).get("data");
+      assertEquals(1, data.size(), models.body());
+      assertEquals("ernie-local", data.get(0).get("id").asText());
+      HttpResponse<String> ok =
+          postTo(
+              named.httpUrl(),
+              "/v1/completions",
+              "{\"model\": \"ernie-local\", \"prompt\": \"hi\", \"max_tokens\": 2}");
+      assertEquals(200, ok.statusCode(), ok.body());
+      assertEquals("ernie-local", json(ok).get("model").asText());
+      HttpResponse<String> chat =
+          postTo(
+              named.httpUrl(),
+              "/v1/chat/completions",
+              chatBody("hi", 2, false, "").replace("\"tiny\"", "\"ernie-local\""));
+      assertEquals(200, chat.statusCode(), chat.body());
+      assertEquals("ernie-local", json(chat).get("model").asText());
+      HttpResponse<String> preset =
+          postTo(
+              named.httpUrl(),
+              "/v1/completions",
+              "{\"model\": \"tiny\", \"prompt\": \"hi\", \"max_tokens\": 2}");
+      assertError(preset, 404, "invalid_request_error", "The model `tiny` does not exist");
+      assertEquals("model_not_found", json(preset).get("error").get("code").asText());
+    }
+  }
+
+  @Test
   void theBodyLimitIsConfigurable() throws Exception {
     try (RouterNode small =
         RouterNode.start(

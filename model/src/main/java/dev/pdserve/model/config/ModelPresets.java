@@ -6,6 +6,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.Supplier;
 
 /**
@@ -119,9 +120,38 @@ public final class ModelPresets {
               20,
               Optional.empty());
         });
+    // The A47B siblings, for sizing (`pdserve model info`) and the simulator only: their dummy
+    // weights are never generated (see SIZING_ONLY). Shapes from the published config.json of
+    // ERNIE-4.5-300B-A47B (as quoted in FastDeploy's and MindIE's tests of it): hidden_size 8192,
+    // intermediate_size 28672, num_hidden_layers 54, num_attention_heads 64, num_key_value_heads 8,
+    // head_dim 128 (8192 / 64; the fused qkv_proj is 8192 x 10240), vocab_size 103424,
+    // max_position_embeddings 131072, rope_theta 500000, moe_num_experts 64, moe_k 8,
+    // moe_intermediate_size 3584, moe_layer_start_index 3 .. moe_layer_end_index 53, interval 1,
+    // moe_num_shared_experts 0; tie_word_embeddings false (the configs quoted disagree; false
+    // counts a separate LM head, the larger figure).
+    PRESETS.put("ernie-4.5-300b-a47b", () -> a47b("ernie-4.5-300b-a47b", false));
+    // ERNIE-4.5-VL-424B-A47B: the same language model with 64 vision experts beside the text ones
+    // (top-8 within the token's modality, as in the 28B) and the 28B's vision tower (DFNRope ViT:
+    // 32 blocks, embed_dim 1280, 16 heads, mlp_ratio 4). Its config.json was not at hand: the
+    // vision
+    // experts' moe_intermediate_size 1536 is derived so that the parameter count is the published
+    // 424B (512, the 28B's ratio, would give ~342B) — check against the released file.
+    PRESETS.put("ernie-4.5-vl-424b-a47b", () -> a47b("ernie-4.5-vl-424b-a47b", true));
   }
 
+  /**
+   * Presets for sizing and the simulator only: `pdserve model info` and `pdserve simulate` use
+   * their shapes, but no command generates their dummy weights (hundreds of GB in fp32).
+   */
+  private static final Set<String> SIZING_ONLY =
+      Set.of("ernie-4.5-300b-a47b", "ernie-4.5-vl-424b-a47b");
+
   private ModelPresets() {}
+
+  /** Whether {@code name} is a preset for sizing only (its weights are never generated). */
+  public static boolean isSizingOnly(String name) {
+    return SIZING_ONLY.contains(name);
+  }
 
   public static List<String> names() {
     return new ArrayList<>(PRESETS.keySet());
@@ -134,6 +164,53 @@ public final class ModelPresets {
           "unknown preset '" + name + "'; known presets: " + String.join(", ", PRESETS.keySet()));
     }
     return s.get();
+  }
+
+  /** The 54-layer A47B language model; with {@code vl} its vision experts and tower. */
+  private static ModelConfig a47b(String name, boolean vl) {
+    int layers = 54;
+    int firstMoe = 3;
+    List<LayerKind> kinds = new ArrayList<>();
+    for (int l = 0; l < layers; l++) {
+      kinds.add(l < firstMoe ? LayerKind.DENSE : LayerKind.MOE);
+    }
+    List<ExpertGroup> groups = new ArrayList<>();
+    groups.add(new ExpertGroup("text", 64, 3584, firstMoe, layers - 1));
+    if (vl) {
+      groups.add(new ExpertGroup("vision", 64, 1536, firstMoe, layers - 1));
+    }
+    return new ModelConfig(
+        name,
+        103424,
+        8192,
+        layers,
+        64,
+        8,
+        128,
+        28672,
+        1e-5,
+        500000.0,
+        131072,
+        false,
+        kinds,
+        groups,
+        8,
+        0,
+        1e-12,
+        1,
+        2,
+        0,
+        20,
+        vl
+            ? Optional.of(
+                vision(
+                    32,
+                    1280,
+                    16,
+                    5120,
+                    VisionConfig.DEFAULT_MAX_PIXELS,
+                    new ImageTokenIds(101304, 101305, 100295, 101306, 101307)))
+            : Optional.empty());
   }
 
   private static List<LayerKind> kinds(int layers) {

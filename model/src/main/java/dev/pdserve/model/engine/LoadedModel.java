@@ -68,6 +68,14 @@ public final class LoadedModel implements AutoCloseable {
         throw e;
       }
     }
+    if (spec.preset() != null && ModelPresets.isSizingOnly(spec.preset())) {
+      throw new IllegalArgumentException(
+          "preset "
+              + spec.preset()
+              + " is for sizing ('pdserve model info') and 'pdserve simulate' only: its dummy"
+              + " weights are not generated (hundreds of GB); serve a converted checkpoint"
+              + " directory of it instead");
+    }
     ModelConfig cfg =
         spec.preset() != null
             ? ModelPresets.get(spec.preset())

@@ -14,6 +14,8 @@ import dev.pdserve.core.config.NetworkSettings;
  * @param handlerQueue requests waiting for a handler thread; beyond it requests get 503
  * @param chatMaxTokensCap what a chat request without {@code max_tokens} may generate at most (it
  *     gets the rest of the context, as in vLLM, up to this)
+ * @param servedModelName the model's name in {@code /v1/models} and responses, the one requests
+ *     must name; null = the router's model config name
  */
 public record HttpApiSettings(
     String host,
@@ -22,7 +24,8 @@ public record HttpApiSettings(
     int ioThreads,
     int handlerThreads,
     int handlerQueue,
-    int chatMaxTokensCap) {
+    int chatMaxTokensCap,
+    String servedModelName) {
   public static final int DEFAULT_MAX_BODY_BYTES = NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES;
   public static final int DEFAULT_CHAT_MAX_TOKENS_CAP = 4096;
 
@@ -49,11 +52,25 @@ public record HttpApiSettings(
         2,
         Math.max(4, Runtime.getRuntime().availableProcessors()),
         1024,
-        DEFAULT_CHAT_MAX_TOKENS_CAP);
+        DEFAULT_CHAT_MAX_TOKENS_CAP,
+        null);
   }
 
   public HttpApiSettings withMaxBodyBytes(int bytes) {
     return new HttpApiSettings(
-        host, port, bytes, ioThreads, handlerThreads, handlerQueue, chatMaxTokensCap);
+        host,
+        port,
+        bytes,
+        ioThreads,
+        handlerThreads,
+        handlerQueue,
+        chatMaxTokensCap,
+        servedModelName);
+  }
+
+  /** These settings serving the model as {@code name} (null: the model config's name). */
+  public HttpApiSettings withServedModelName(String name) {
+    return new HttpApiSettings(
+        host, port, maxBodyBytes, ioThreads, handlerThreads, handlerQueue, chatMaxTokensCap, name);
   }
 }

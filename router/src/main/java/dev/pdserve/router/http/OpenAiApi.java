@@ -44,10 +44,13 @@ final class OpenAiApi {
   private final OpenAiRequests requests;
   private final long startedSeconds = System.currentTimeMillis() / 1000;
 
-  OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap) {
+  /**
+   * @param modelName the name the model is served under
+   */
+  OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap, String modelName) {
     this.router = router;
     this.renderer = renderer;
-    this.modelName = router.model().name();
+    this.modelName = modelName;
     this.requests = new OpenAiRequests(router.model(), modelName, renderer, chatMaxTokensCap);
   }
 

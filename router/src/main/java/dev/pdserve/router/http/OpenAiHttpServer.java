@@ -54,7 +54,14 @@ public final class OpenAiHttpServer implements AutoCloseable {
    */
   public OpenAiHttpServer(HttpApiSettings settings, Router router, PromptRenderer renderer) {
     this.settings = settings;
-    this.api = new OpenAiApi(router, renderer, settings.chatMaxTokensCap());
+    this.api =
+        new OpenAiApi(
+            router,
+            renderer,
+            settings.chatMaxTokensCap(),
+            settings.servedModelName() != null
+                ? settings.servedModelName()
+                : router.model().name());
     this.boss =
         new MultiThreadIoEventLoopGroup(
             1, new DefaultThreadFactory("http-accept", true), NioIoHandler.newFactory());

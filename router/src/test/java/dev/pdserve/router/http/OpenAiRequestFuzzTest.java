@@ -120,7 +120,7 @@ class OpenAiRequestFuzzTest {
   private static OpenAiApi api() {
     if (api == null) {
       router = EmptyClusterRouter.create();
-      api = new OpenAiApi(router, EmptyClusterRouter.renderer(), 64);
+      api = new OpenAiApi(router, EmptyClusterRouter.renderer(), 64, router.model().name());
     }
     return api;
   }
