@@ -51,22 +51,6 @@ final class ModelCommand implements Runnable {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
 
     @picocli.CommandLine.Option(
-        names = "--quantization",
-        paramLabel = "MODE",
-        defaultValue = "none",
-        description =
-            "Weight bits to size the memory for: none, int8, int4 or int2-mixed. Default:"
-                + " ${DEFAULT-VALUE}.")
-    String quantization;
-
-    @picocli.CommandLine.Option(
-        names = "--quant-block-size",
-        paramLabel = "N",
-        defaultValue = "64",
-        description = "Weights per scale of the low-bit parts. Default: ${DEFAULT-VALUE}.")
-    int quantBlockSize;
-
-    @picocli.CommandLine.Option(
         names = "--kv-budget",
         paramLabel = "BYTES",
         defaultValue = "1g",
@@ -167,13 +151,8 @@ final class ModelCommand implements Runnable {
     }
 
     private MemoryPlan memoryPlan(ModelConfig cfg) {
-      WeightPrecision precision;
+      WeightPrecision precision = WeightPrecision.of(cfg, model.numerics().weights());
       long budget;
-      try {
-        precision = WeightPrecision.parse(quantization, quantBlockSize);
-      } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException("--quantization: " + e.getMessage(), e);
-      }
       try {
         budget = new ValueType.ByteSize().parse(kvBudget);
       } catch (IllegalArgumentException e) {

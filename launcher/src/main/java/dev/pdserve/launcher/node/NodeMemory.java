@@ -25,15 +25,14 @@ final class NodeMemory {
   private NodeMemory() {}
 
   /**
-   * The node's memory plan. Weights are sized as the engine stores them today (fp32); when the
-   * engine's quantization setting exists, its bits table goes here in place of {@link
-   * WeightPrecision#FP32}.
+   * The node's memory plan, its weights sized as the engine stores them in the node's quantization
+   * mode ({@code pdserve.model.quantization}).
    */
   static MemoryPlan plan(NodeConfig config, ModelConfig model) {
     EngineSettings e = config.engine();
     return MemoryPlan.of(
         model,
-        WeightPrecision.FP32,
+        WeightPrecision.of(model, e.quantization()),
         e.kvDtype(),
         new MemoryPlan.Settings(
             e.kvBudgetBytes(),

@@ -1,5 +1,9 @@
 package dev.pdserve.model.memory;
 
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.WeightComponent;
+import dev.pdserve.model.quant.WeightQuantization;
 import java.util.List;
 import java.util.Locale;
 
@@ -101,6 +105,40 @@ public record WeightPrecision(
     };
   }
 
+  /**
+   * The bits table of the engine's own quantization {@code q} for {@code cfg}, as the graphs store
+   * the weights ({@link WeightQuantization#bits}): 4- and 2-bit parts carry zero points, 8-bit
+   * parts none; the embedding table and the vision side stay fp32.
+   */
+  public static WeightPrecision of(ModelConfig cfg, WeightQuantization q) {
+    if (!q.isQuantized()) {
+      return parse("none", q.blockSize());
+    }
+    int firstMoe = cfg.layerKinds().indexOf(dev.pdserve.model.config.LayerKind.MOE);
+    int layer = Math.max(0, firstMoe);
+    int routed = q.bits(cfg, layer, WeightComponent.ROUTED_EXPERTS);
+    int early = routed;
+    int earlyLayers = 0;
+    if (q.mode() == QuantMode.INT2_MIXED) {
+      earlyLayers = WeightQuantization.fourBitMoeLayers(cfg);
+      early = 4;
+      routed = 2;
+    }
+    return new WeightPrecision(
+        q.mode().configName(),
+        q.blockSize(),
+        q.mode() != QuantMode.INT8,
+        32,
+        q.bits(cfg, 0, WeightComponent.LM_HEAD),
+        q.bits(cfg, 0, WeightComponent.ATTENTION),
+        q.bits(cfg, 0, WeightComponent.DENSE_MLP),
+        q.bits(cfg, layer, WeightComponent.SHARED_EXPERTS),
+        early,
+        routed,
+        earlyLayers,
+        32);
+  }
+
   /** Bits of the routed experts of the {@code moeIndex}-th MoE layer (0 = the first MoE layer). */
   public int routedExpertBits(int moeIndex) {
     return moeIndex < earlyMoeLayers ? earlyRoutedExpertBits : routedExpertBits;
@@ -116,7 +154,7 @@ public record WeightPrecision(
       return packed;
     }
     long blocks = rows * ((cols + blockSize - 1) / blockSize);
-    long zero = zeroPoints ? (blocks * bits + 7) / 8 : 0;
+    long zero = zeroPoints && bits < 8 ? (blocks * bits + 7) / 8 : 0;
     return packed + blocks * SCALE_BYTES + zero;
   }
 }
