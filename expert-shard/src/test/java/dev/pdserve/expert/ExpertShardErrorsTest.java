@@ -2,10 +2,12 @@ package dev.pdserve.expert;
 
 import static dev.pdserve.expert.TinyModel.CFG;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.common.testing.FakeTicker;
 import dev.pdserve.core.cluster.ExpertPlacement;
 import dev.pdserve.core.cluster.ExpertPlacement.ExpertKey;
 import dev.pdserve.core.config.ExpertRange;
@@ -14,6 +16,7 @@ import dev.pdserve.core.experts.ExpertDispatchException;
 import dev.pdserve.core.experts.RemoteExperts;
 import dev.pdserve.core.experts.ShardDirectory;
 import dev.pdserve.core.grpc.GrpcServer;
+import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.internal.v1.DispatchRequest;
 import dev.pdserve.internal.v1.DispatchResponse;
 import dev.pdserve.internal.v1.ExpertServiceGrpc;
@@ -205,24 +208,53 @@ class ExpertShardErrorsTest {
   }
 
   @Test
-  void aShardThatIsDownIsNamed() {
-    RemoteExperts remote = cluster.remote();
+  void aShardThatIsDownIsNamedWithTheExpertsItLeavesWithoutAShard() {
+    FakeTicker clock = new FakeTicker();
+    RemoteExperts remote =
+        new RemoteExperts(
+            cluster.placement(1),
+            cluster.directory(),
+            cluster.channels,
+            RemoteExperts.Settings.defaults().withFailedShardHold(Duration.ofSeconds(5), clock));
     RoutedBatch b = TinyModel.randomBatch(rnd, 3, 8, Integer.MAX_VALUE);
     remote.routed(b); // both up
     cluster.stop("shard-b");
     ExpertDispatchException e = assertThrows(ExpertDispatchException.class, () -> remote.routed(b));
     assertEquals("shard-b", e.shardId());
     assertEquals(3, e.layer());
+    assertEquals(ServingException.Kind.UNAVAILABLE, e.kind());
     assertEquals(Status.Code.UNAVAILABLE, e.status().getCode());
+    String m = e.getMessage();
     assertTrue(
-        e.getMessage()
-            .startsWith(
-                "expert shard shard-b ("
-                    + cluster.addresses.get("shard-b")
-                    + ") failed layer 3 (placement v1): UNAVAILABLE"),
-        e.getMessage());
+        m.contains(
+            " of layer 3 have no live shard (shard shard-b at "
+                + cluster.addresses.get("shard-b")
+                + " failed: UNAVAILABLE"),
+        m);
+    assertTrue(m.endsWith("; requests that need them fail until a shard hosting them is back"), m);
+    assertFalse(m.contains("Exception"), "no class name in " + m);
+    for (int r = 0; r < b.rows(); r++) {
+      for (int j = 0; j < b.topK(); j++) {
+        long x = b.expertIds()[r * b.topK() + j];
+        if (x >= 32) {
+          assertTrue(
+              m.matches(".*experts ([0-9]+, )*" + x + "\\b.*"), "names expert " + x + ": " + m);
+        }
+      }
+    }
     assertEquals(1, remote.metrics().shard("shard-b").failures());
     assertEquals(0, remote.metrics().shard("shard-a").failures());
+    // held down: the next call fails at once without dialling it
+    long sent = remote.metrics().shard("shard-b").requests();
+    ExpertDispatchException again =
+        assertThrows(ExpertDispatchException.class, () -> remote.routed(b));
+    assertTrue(again.getMessage().contains("shard shard-b at "), again.getMessage());
+    assertTrue(again.getMessage().contains("failed 0.0 s ago: UNAVAILABLE"), again.getMessage());
+    assertEquals(sent, remote.metrics().shard("shard-b").requests(), "not dialled again");
+    // after the hold it is tried again (and fails again)
+    clock.advance(Duration.ofSeconds(5));
+    assertThrows(ExpertDispatchException.class, () -> remote.routed(b));
+    assertEquals(2, remote.metrics().shard("shard-b").failures());
     // a batch that needs only shard-a still works
     RoutedBatch lowOnly = TinyModel.randomBatch(rnd, 3, 4, 32);
     remote.routed(lowOnly);
@@ -252,10 +284,18 @@ class ExpertShardErrorsTest {
               ShardDirectory.of(addresses),
               cluster.channels,
               RemoteExperts.Settings.defaults().withDeadline(Duration.ofMillis(300)));
+      // Text experts 32-63 only: nothing for shard-a, whose answer could itself take 300 ms on a
+      // loaded machine.
+      RoutedBatch low = TinyModel.randomBatch(rnd, 1, 6, 32);
+      long[] high = low.expertIds().clone();
+      for (int i = 0; i < high.length; i++) {
+        high[i] += 32;
+      }
+      RoutedBatch onlyB =
+          new RoutedBatch(
+              1, 6, CFG.hidden(), CFG.topK(), low.hn(), new int[6], high, low.weights());
       ExpertDispatchException e =
-          assertThrows(
-              ExpertDispatchException.class,
-              () -> remote.routed(TinyModel.randomBatch(rnd, 1, 6, Integer.MAX_VALUE)));
+          assertThrows(ExpertDispatchException.class, () -> remote.routed(onlyB));
       assertEquals("shard-b", e.shardId());
       assertEquals(Status.Code.DEADLINE_EXCEEDED, e.status().getCode());
     }
@@ -281,7 +321,9 @@ class ExpertShardErrorsTest {
         assertThrows(ExpertDispatchException.class, () -> remote.routed(needs40));
     assertNull(e.shardId());
     assertEquals(
-        "layer 2: expert placement v4 has no shard for text expert 40 of layer 2", e.getMessage());
+        "expert 40 of layer 2 has no live shard (expert placement v4 places no shard for it);"
+            + " requests that need them fail until a shard hosting them is back",
+        e.getMessage());
     assertEquals(0, remote.metrics().calls(), "nothing was sent");
 
     RemoteExperts none =
@@ -304,9 +346,10 @@ class ExpertShardErrorsTest {
             ExpertDispatchException.class,
             () -> remote.routed(TinyModel.randomBatch(rnd, 1, 10, Integer.MAX_VALUE)));
     assertEquals("shard-b", e.shardId());
-    assertEquals(
-        "expert shard shard-b, layer 1: the shard has no known gRPC address (not registered?)",
+    assertTrue(
+        e.getMessage().contains(" of layer 1 have no live shard (shard shard-b left the cluster)"),
         e.getMessage());
+    assertEquals(0, remote.metrics().shard("shard-b").requests(), "nothing sent to it");
   }
 
   /** Keeps each row's expert ids distinct after an edit of slot 0. */

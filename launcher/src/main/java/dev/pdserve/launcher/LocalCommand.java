@@ -1,7 +1,12 @@
 package dev.pdserve.launcher;
 
+import com.google.common.base.Ticker;
+import dev.pdserve.core.config.ConfigKey;
+import dev.pdserve.core.config.ConfigKeys;
 import dev.pdserve.core.config.NodeConfigLoader;
+import dev.pdserve.launcher.node.ChildRestarts;
 import dev.pdserve.launcher.node.LocalCluster;
+import dev.pdserve.launcher.node.LocalSupervisor;
 import dev.pdserve.model.config.KvDtype;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -120,6 +125,23 @@ final class LocalCommand implements Callable<Integer> {
       description = "Seconds to wait for every node. Default: ${DEFAULT-VALUE}.")
   int startTimeout;
 
+  /** A {@code --set} value of a key {@code pdserve local} itself reads, else its default. */
+  private <T> T setting(ConfigKey<T> key) {
+    String text = settings.get(key.name());
+    if (text == null) {
+      text = settings.get(key.name().substring(ConfigKey.PREFIX.length()));
+    }
+    if (text == null) {
+      return key.defaultValue().orElseThrow();
+    }
+    try {
+      return key.type().parse(text.trim());
+    } catch (RuntimeException e) {
+      throw new CommandLine.ParameterException(
+          spec.commandLine(), "--set " + key.name() + ": " + e.getMessage());
+    }
+  }
+
   @Override
   public Integer call() throws Exception {
     var err = spec.commandLine().getErr();
@@ -183,19 +205,29 @@ final class LocalCommand implements Callable<Integer> {
         " or:  curl %s/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'%n",
         cluster.routerHttpUrl());
     out.flush();
+    ChildRestarts restarts =
+        new ChildRestarts(
+            ChildRestarts.Limits.of(
+                setting(ConfigKeys.LOCAL_RESTART_LIMIT), setting(ConfigKeys.LOCAL_RESTART_WINDOW)),
+            Ticker.systemTicker());
     LocalCluster.Child dead = null;
     try {
-      dead = cluster.anyExit().get();
+      dead =
+          new LocalSupervisor(
+                  cluster,
+                  restarts,
+                  line -> {
+                    synchronized (err) {
+                      err.println(line);
+                      err.flush();
+                    }
+                  },
+                  Duration.ofSeconds(startTimeout))
+              .run();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
     if (dead != null) {
-      err.println(
-          "node "
-              + dead.id()
-              + " exited (code "
-              + dead.process().exitValue()
-              + "); stopping the cluster");
       cluster.close();
       return 1;
     }

@@ -4,6 +4,7 @@ import com.google.common.base.Ticker;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.cluster.NodeState;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.serving.ExpertsUnavailableException;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.router.NodeClients.Call;
 import dev.pdserve.router.NodeClients.DecodeCall;
@@ -33,9 +34,11 @@ import org.apache.logging.log4j.Logger;
  * continues on another decode node from the tokens delivered (the {@code restart} callback
  * reserves, re-prefills the prompt and those tokens, and {@link #resume}s), at most {@link
  * FailureHandling#migrationLimit()} times; then it fails with one UNAVAILABLE saying what happened.
- * Other errors (the request's deadline, a cancel, a refusal such as INVALID_ARGUMENT) and a
- * decode-side {@code abort} nobody asked for end the request as before: they are answers, not
- * losses. A given-up stream is cancelled and whatever it still sends is ignored.
+ * An UNAVAILABLE that says routed experts have no live shard ({@link ExpertsUnavailableException})
+ * fails the request at once: every decode node needs the same experts. Other errors (the request's
+ * deadline, a cancel, a refusal such as INVALID_ARGUMENT) and a decode-side {@code abort} nobody
+ * asked for end the request as before: they are answers, not losses. A given-up stream is cancelled
+ * and whatever it still sends is ignored.
  *
  * <p>Owns the transitions into DECODING, DECODING → MIGRATING and DECODING → RESERVING.
  */
@@ -235,11 +238,13 @@ final class DecodeStreamFollower {
 
   /**
    * Whether a stream's error means its node is gone (so the request may continue elsewhere):
-   * UNAVAILABLE — the node died or shut down, the connection was reset, the stream broke off. Every
-   * other class is the node's (or the request's) answer: a deadline, a cancel, a refusal.
+   * UNAVAILABLE — the node died or shut down, the connection was reset, the stream broke off —
+   * except routed experts without a live shard, which every decode node would meet. Every other
+   * class is the node's (or the request's) answer: a deadline, a cancel, a refusal.
    */
   static boolean meansNodeLost(ServingException e) {
-    return e.kind() == ServingException.Kind.UNAVAILABLE;
+    return e.kind() == ServingException.Kind.UNAVAILABLE
+        && !(e instanceof ExpertsUnavailableException);
   }
 
   /** One decode stream of a request: its events, while it is the request's current stream. */
@@ -328,7 +333,10 @@ final class DecodeStreamFollower {
       }
       try (CloseableThreadContext.Instance ctx = f.logContext()) {
         streamEnded(f, node);
-        if (meansNodeLost(error)) {
+        if (error instanceof ExpertsUnavailableException) {
+          // Another decode node needs the same experts: moving the request would fail again.
+          outcomes.fail(f, RouterMetrics.REJECT_EXPERTS_UNAVAILABLE, error);
+        } else if (meansNodeLost(error)) {
           lost(f, node, RouterMetrics.MIGRATION_DECODE_NODE_LOST, error.toString());
         } else {
           outcomes.fail(f, RouterMetrics.reasonOf(error), error);

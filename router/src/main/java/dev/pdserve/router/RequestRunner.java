@@ -4,6 +4,8 @@ import com.google.common.base.Ticker;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.config.KvFailurePolicy;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.grpc.GrpcErrors;
+import dev.pdserve.core.serving.ExpertsUnavailableException;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.router.NodeClients.PrefillCall;
 import dev.pdserve.router.NodeClients.ReserveCall;
@@ -357,6 +359,11 @@ final class RequestRunner {
       failed(f, RouterMetrics.reasonOf(e), e);
       return;
     }
+    if (e instanceof ExpertsUnavailableException) {
+      // Not the prefill node's fault: another prefill node needs the same experts.
+      failed(f, RouterMetrics.REJECT_EXPERTS_UNAVAILABLE, e);
+      return;
+    }
     if (failures.kvFailurePolicy() == KvFailurePolicy.FAIL) {
       failed(
           f,
@@ -410,20 +417,24 @@ final class RequestRunner {
       return;
     }
     DeliveredTokens d = f.delivered();
+    String message =
+        "request "
+            + f.requestId()
+            + " lost its decode node ("
+            + d.describeLosses()
+            + ") after "
+            + d.count()
+            + " of its tokens were delivered, and continuing it elsewhere failed: "
+            + e.getMessage()
+            + "; nothing of it runs any more, so retrying the request is safe";
     outcomes.fail(
         f,
-        RouterMetrics.REJECT_MIGRATION_FAILED,
-        ServingException.unavailable(
-            "request "
-                + f.requestId()
-                + " lost its decode node ("
-                + d.describeLosses()
-                + ") after "
-                + d.count()
-                + " of its tokens were delivered, and continuing it elsewhere failed: "
-                + e.getMessage()
-                + "; nothing of it runs any more, so retrying the request is safe",
-            e));
+        e instanceof ExpertsUnavailableException
+            ? RouterMetrics.REJECT_EXPERTS_UNAVAILABLE
+            : RouterMetrics.REJECT_MIGRATION_FAILED,
+        e instanceof ExpertsUnavailableException
+            ? new ExpertsUnavailableException(message, e)
+            : ServingException.unavailable(message, e));
   }
 
   static ServingException asServing(Throwable t) {
@@ -435,6 +446,6 @@ final class RequestRunner {
     if (e instanceof ServingException se) {
       return se;
     }
-    return new ServingException(ServingException.Kind.INTERNAL, e.toString(), e);
+    return new ServingException(ServingException.Kind.INTERNAL, GrpcErrors.describe(e), e);
   }
 }

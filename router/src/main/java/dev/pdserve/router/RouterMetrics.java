@@ -90,6 +90,9 @@ public interface RouterMetrics {
   /** It lost its decode node and no other node could continue it. */
   String REJECT_MIGRATION_FAILED = "migration_failed";
 
+  /** Routed experts the request needs have no live expert shard (not a worker's fault). */
+  String REJECT_EXPERTS_UNAVAILABLE = "experts_unavailable";
+
   String REJECT_INTERNAL = "internal";
 
   /**

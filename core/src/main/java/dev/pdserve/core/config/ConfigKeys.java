@@ -501,6 +501,24 @@ public final class ConfigKeys {
               "how long a node drains on SIGTERM before it closes (`--shutdown-timeout`); 0 ="
                   + " close at once"));
 
+  public static final ConfigKey<Integer> LOCAL_RESTART_LIMIT =
+      define(
+          ConfigKey.of(
+              "pdserve.local.restart-limit",
+              new ValueType.Int(0, 100),
+              3,
+              "`pdserve local`: times one child process that died is started again within"
+                  + " pdserve.local.restart-window (each after a back-off doubling from 1 s to"
+                  + " 30 s); past it the whole cluster stops; 0 = stop at the first death"));
+  public static final ConfigKey<Duration> LOCAL_RESTART_WINDOW =
+      define(
+          ConfigKey.of(
+              "pdserve.local.restart-window",
+              new ValueType.Timeout(),
+              Duration.ofMinutes(10),
+              "`pdserve local`: restarts of a child older than this no longer count against"
+                  + " pdserve.local.restart-limit"));
+
   /** Every key, in documentation order. */
   public static final List<ConfigKey<?>> ALL = List.copyOf(DECLARED);
 

@@ -10,6 +10,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.function.Predicate;
 
 /**
@@ -45,13 +46,24 @@ public final class DispatchPlan {
   }
 
   private final List<Slice> slices;
+  private final List<ExpertPlacement.ExpertKey> missing;
 
-  private DispatchPlan(List<Slice> slices) {
+  private DispatchPlan(List<Slice> slices, List<ExpertPlacement.ExpertKey> missing) {
     this.slices = slices;
+    this.missing = missing;
   }
 
   public List<Slice> slices() {
     return slices;
+  }
+
+  /**
+   * Experts of the batch with no usable shard (none placed, or every replica unusable), in (group,
+   * expert) order; empty when the plan covers the whole batch. A plan with missing experts is not
+   * to be sent.
+   */
+  public List<ExpertPlacement.ExpertKey> missing() {
+    return missing;
   }
 
   /**
@@ -90,13 +102,27 @@ public final class DispatchPlan {
    * @throws ExpertDispatchException if some expert of the batch has no shard in the placement
    */
   public static DispatchPlan of(RoutedBatch batch, ExpertPlacement placement) {
-    return of(batch, placement, shard -> true);
+    DispatchPlan plan = of(batch, placement, shard -> true);
+    if (!plan.missing().isEmpty()) {
+      ExpertPlacement.ExpertKey k = plan.missing().get(0);
+      throw ExpertDispatchException.unplaced(
+          batch.layer(),
+          "expert placement v"
+              + placement.version()
+              + " has no shard for "
+              + groupName(k.group())
+              + " expert "
+              + k.expert()
+              + " of layer "
+              + k.layer());
+    }
+    return plan;
   }
 
   /**
    * As {@link #of(RoutedBatch, ExpertPlacement)}, choosing among the replicas {@code usable}
-   * accepts (e.g. registered and not just failed); an expert none of whose replicas is usable goes
-   * to its replicas as placed (and the call then fails with that shard's error).
+   * accepts (e.g. registered and not just failed); an expert with no placed or no usable replica is
+   * listed in {@link #missing()} instead of throwing (its slots go nowhere).
    */
   public static DispatchPlan of(
       RoutedBatch batch, ExpertPlacement placement, Predicate<String> usable) {
@@ -109,6 +135,7 @@ public final class DispatchPlan {
     Map<String, Integer> shardIndex = new TreeMap<>();
     List<String> shardNames = new ArrayList<>();
     int[] slotShard = new int[rows * k];
+    TreeSet<ExpertPlacement.ExpertKey> missing = new TreeSet<>();
     for (int r = 0; r < rows; r++) {
       int g = batch.group()[r];
       for (int j = 0; j < k; j++) {
@@ -120,22 +147,18 @@ public final class DispatchPlan {
         long key = ((long) g << 32) | id;
         Integer s = shardOfExpert.get(key);
         if (s == null) {
-          List<String> replicas =
-              g < 0 || id > Integer.MAX_VALUE ? List.of() : placement.shardsFor(layer, g, (int) id);
-          if (replicas.isEmpty()) {
+          if (g < 0 || id > Integer.MAX_VALUE) {
             throw ExpertDispatchException.unplaced(
-                layer,
-                "expert placement v"
-                    + placement.version()
-                    + " has no shard for "
-                    + groupName(g)
-                    + " expert "
-                    + id
-                    + " of layer "
-                    + layer);
+                layer, "no such expert: group " + g + ", expert " + id + " of layer " + layer);
           }
-          List<String> live = replicas.size() == 1 ? replicas : usableOnes(replicas, usable);
-          String shard = chooseReplica(layer, g, (int) id, live.isEmpty() ? replicas : live);
+          List<String> live = usableOnes(placement.shardsFor(layer, g, (int) id), usable);
+          if (live.isEmpty()) {
+            missing.add(new ExpertPlacement.ExpertKey(layer, g, (int) id));
+            shardOfExpert.put(key, -1);
+            slotShard[r * k + j] = -1;
+            continue;
+          }
+          String shard = chooseReplica(layer, g, (int) id, live);
           s =
               shardIndex.computeIfAbsent(
                   shard,
@@ -185,7 +208,7 @@ public final class DispatchPlan {
       }
       out.add(new Slice(shard, rowIndex, hn, group, ids, w, slots));
     }
-    return new DispatchPlan(Collections.unmodifiableList(out));
+    return new DispatchPlan(Collections.unmodifiableList(out), List.copyOf(missing));
   }
 
   static String groupName(int g) {

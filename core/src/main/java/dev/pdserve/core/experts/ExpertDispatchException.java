@@ -1,13 +1,16 @@
 package dev.pdserve.core.experts;
 
+import dev.pdserve.core.serving.ServingException;
 import io.grpc.Status;
 
 /**
  * Routed experts of one MoE layer could not be computed remotely: a shard failed (its id, the layer
- * and the gRPC status are named), or the placement has no shard for an expert. Callers report it to
- * their clients as UNAVAILABLE.
+ * and the gRPC status are named), or no live shard hosts an expert. A {@link ServingException} of
+ * class UNAVAILABLE (CANCELLED when the caller was interrupted), so the edge reports it as such
+ * with its message; {@link dev.pdserve.core.grpc.GrpcErrors} marks it as an expert fault on the
+ * wire.
  */
-public final class ExpertDispatchException extends RuntimeException {
+public final class ExpertDispatchException extends ServingException {
   private static final long serialVersionUID = 1L;
 
   private final String shardId;
@@ -16,7 +19,10 @@ public final class ExpertDispatchException extends RuntimeException {
 
   private ExpertDispatchException(
       String message, String shardId, int layer, Status status, Throwable cause) {
-    super(message, cause);
+    super(
+        status.getCode() == Status.Code.CANCELLED ? Kind.CANCELLED : Kind.UNAVAILABLE,
+        message,
+        cause);
     this.shardId = shardId;
     this.layer = layer;
     this.status = status;
@@ -77,6 +83,21 @@ public final class ExpertDispatchException extends RuntimeException {
         layer,
         Status.UNAVAILABLE.withDescription(problem),
         null);
+  }
+
+  /**
+   * No live shard for some experts of a layer: {@code what} names them and why (e.g. {@code experts
+   * 3, 7 of layer 2 have no live shard (shard e1 left the cluster)}); {@code shardId} is the one
+   * shard that was their only host, or null.
+   */
+  static ExpertDispatchException noLiveShard(String shardId, int layer, String what) {
+    return new ExpertDispatchException(
+        what, shardId, layer, Status.UNAVAILABLE.withDescription(what), null);
+  }
+
+  /** Whether this is a missing expert (no live shard), not a caller's interrupt. */
+  public boolean expertsUnavailable() {
+    return kind() == Kind.UNAVAILABLE;
   }
 
   /**

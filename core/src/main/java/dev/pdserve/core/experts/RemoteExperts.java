@@ -1,5 +1,6 @@
 package dev.pdserve.core.experts;
 
+import com.google.common.base.Ticker;
 import com.google.common.util.concurrent.Futures;
 import com.google.common.util.concurrent.ListenableFuture;
 import com.google.common.util.concurrent.MoreExecutors;
@@ -17,9 +18,14 @@ import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashSet;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -58,10 +64,17 @@ public final class RemoteExperts implements ExpertBackend {
   /**
    * @param deadline per call: every shard request of one layer must answer within it
    * @param maxMessageBytes largest request or response of one shard call
+   * @param failedShardHold how long every call skips a shard that was unreachable (then it is tried
+   *     again); zero = never skip
+   * @param ticker the clock of the hold
    */
-  public record Settings(Duration deadline, int maxMessageBytes) {
+  public record Settings(
+      Duration deadline, int maxMessageBytes, Duration failedShardHold, Ticker ticker) {
     /** 256 MiB: a 4k-token prefill at hidden 2560 answers with 80 MiB of partials. */
     public static final int DEFAULT_MAX_MESSAGE_BYTES = 256 << 20;
+
+    /** A dead shard is skipped this long after each failed call to it. */
+    public static final Duration DEFAULT_FAILED_SHARD_HOLD = Duration.ofSeconds(5);
 
     public Settings {
       if (deadline == null || deadline.isNegative() || deadline.isZero()) {
@@ -71,14 +84,27 @@ public final class RemoteExperts implements ExpertBackend {
         throw new IllegalArgumentException(
             "expert dispatch maxMessageBytes must be >= 1, got " + maxMessageBytes);
       }
+      if (failedShardHold == null || failedShardHold.isNegative()) {
+        throw new IllegalArgumentException(
+            "failed expert shard hold must be >= 0, got " + failedShardHold);
+      }
+      Objects.requireNonNull(ticker, "ticker");
     }
 
     public static Settings defaults() {
-      return new Settings(Duration.ofSeconds(10), DEFAULT_MAX_MESSAGE_BYTES);
+      return new Settings(
+          Duration.ofSeconds(10),
+          DEFAULT_MAX_MESSAGE_BYTES,
+          DEFAULT_FAILED_SHARD_HOLD,
+          Ticker.systemTicker());
     }
 
     public Settings withDeadline(Duration d) {
-      return new Settings(d, maxMessageBytes);
+      return new Settings(d, maxMessageBytes, failedShardHold, ticker);
+    }
+
+    public Settings withFailedShardHold(Duration hold, Ticker clock) {
+      return new Settings(deadline, maxMessageBytes, hold, clock);
     }
   }
 
@@ -87,6 +113,11 @@ public final class RemoteExperts implements ExpertBackend {
   private final Settings settings;
   private final AtomicReference<ExpertPlacement> placement = new AtomicReference<>();
   private final DispatchMetrics metrics = new DispatchMetrics();
+  private final ShardHealth health;
+
+  /** Experts a newer placement left without a host → the shards that hosted them before. */
+  private final Map<ExpertPlacement.ExpertKey, List<String>> formerHosts =
+      new ConcurrentHashMap<>();
 
   /**
    * @param initial the placement to start with; null to wait for {@link #updatePlacement} (calls
@@ -99,6 +130,7 @@ public final class RemoteExperts implements ExpertBackend {
     this.directory = directory;
     this.channels = channels;
     this.settings = settings;
+    this.health = new ShardHealth(settings.ticker(), settings.failedShardHold());
     if (initial != null) {
       placement.set(initial);
     }
@@ -126,6 +158,7 @@ public final class RemoteExperts implements ExpertBackend {
         return false;
       }
       if (placement.compareAndSet(cur, next)) {
+        remember(cur, next);
         LOG.info(
             "expert placement v{} adopted ({} shards)", next.version(), next.shardIds().size());
         return true;
@@ -153,14 +186,16 @@ public final class RemoteExperts implements ExpertBackend {
         throw ExpertDispatchException.unplaced(
             batch.layer(), "no expert placement has been published yet");
       }
-      // A replicated expert goes to a replica that is registered (a crashed shard's entry leaves
-      // the registry within the failure-detection time) and, within this call, has not just
-      // failed: one failed shard costs a retry on its replicas, not the request.
-      Set<String> failed = new HashSet<>();
+      // An expert goes to a replica that is registered (a crashed shard's entry leaves the
+      // registry within the failure-detection time), not held down after failing recently, and,
+      // within this call, has not just failed: a dead replica costs one retry on its replicas,
+      // not the request; experts left without any such replica fail the call at once, named.
+      Map<String, String> failed = new HashMap<>();
       while (true) {
-        DispatchPlan plan =
-            DispatchPlan.of(
-                batch, p, id -> !failed.contains(id) && directory.address(id).isPresent());
+        DispatchPlan plan = DispatchPlan.of(batch, p, id -> usable(id, failed));
+        if (!plan.missing().isEmpty()) {
+          throw noLiveShard(batch.layer(), p, plan.missing(), failed);
+        }
         if (plan.slices().isEmpty()) {
           break;
         }
@@ -170,15 +205,24 @@ public final class RemoteExperts implements ExpertBackend {
           acc = attempt;
           break;
         } catch (ExpertDispatchException e) {
-          if (!retryable(e, p, failed)) {
+          if (e.shardId() == null
+              || failed.containsKey(e.shardId())
+              || e.status().getCode() != Status.Code.UNAVAILABLE) {
             throw e;
           }
-          failed.add(e.shardId());
+          String address = directory.address(e.shardId()).orElse("");
+          String why =
+              e.status().getCode()
+                  + (e.status().getDescription() == null ? "" : ": " + e.status().getDescription());
+          failed.put(
+              e.shardId(), (address.isEmpty() ? "" : "at " + address + " ") + "failed: " + why);
+          health.failed(e.shardId(), address, why);
           LOG.warn(
-              "layer {}: expert shard {} failed ({}); retrying on its replicas",
+              "layer {}: expert shard {} failed ({}); calls skip it for {} ms",
               batch.layer(),
               e.shardId(),
-              e.status().getCode());
+              e.status().getCode(),
+              settings.failedShardHold().toMillis());
         }
       }
     }
@@ -295,25 +339,81 @@ public final class RemoteExperts implements ExpertBackend {
     }
   }
 
-  /**
-   * A shard that was unreachable (UNAVAILABLE: gone, stopping, refusing) may be retried on its
-   * replicas when some expert it was given has another replica not yet tried.
-   */
-  private static boolean retryable(
-      ExpertDispatchException e, ExpertPlacement p, Set<String> failed) {
-    if (e.shardId() == null
-        || failed.contains(e.shardId())
-        || e.status().getCode() != Status.Code.UNAVAILABLE) {
+  /** Whether calls may send to {@code shardId} now (registered, not held down or just failed). */
+  private boolean usable(String shardId, Map<String, String> failedThisCall) {
+    if (failedThisCall.containsKey(shardId)) {
       return false;
     }
-    for (ExpertPlacement.ExpertKey key : p.shards().keySet()) {
-      List<String> hosts = p.shards().get(key);
-      if (hosts.contains(e.shardId())
-          && hosts.stream().anyMatch(h -> !h.equals(e.shardId()) && !failed.contains(h))) {
-        return true;
+    Optional<String> address = directory.address(shardId);
+    return address.isPresent() && health.whyDown(shardId, address.get()) == null;
+  }
+
+  /** UNAVAILABLE naming the experts without a usable shard and why each has none. */
+  private ExpertDispatchException noLiveShard(
+      int layer,
+      ExpertPlacement p,
+      List<ExpertPlacement.ExpertKey> missing,
+      Map<String, String> failedThisCall) {
+    Set<String> named = new TreeSet<>();
+    String what =
+        MissingExperts.describe(
+            layer,
+            missing,
+            k -> {
+              List<String> hosts = p.shardsFor(k.layer(), k.group(), k.expert());
+              if (hosts.isEmpty()) {
+                List<String> former = formerHosts.get(k);
+                if (former == null) {
+                  return "expert placement v" + p.version() + " places no shard for it";
+                }
+                named.addAll(former);
+                return (former.size() == 1 ? "shard " : "shards ")
+                    + String.join(", ", former)
+                    + (former.stream().allMatch(h -> directory.address(h).isEmpty())
+                        ? " left the cluster"
+                        : " left expert placement v" + p.version());
+              }
+              named.addAll(hosts);
+              List<String> whys = new ArrayList<>();
+              for (String h : hosts) {
+                whys.add("shard " + h + " " + whyUnusable(h, failedThisCall));
+              }
+              return String.join(", ", whys);
+            });
+    return ExpertDispatchException.noLiveShard(
+        named.size() == 1 ? named.iterator().next() : null, layer, what);
+  }
+
+  private String whyUnusable(String shardId, Map<String, String> failedThisCall) {
+    String now = failedThisCall.get(shardId);
+    if (now != null) {
+      return now;
+    }
+    Optional<String> address = directory.address(shardId);
+    if (address.isEmpty()) {
+      return "left the cluster";
+    }
+    String down = health.whyDown(shardId, address.get());
+    return down == null ? "is not usable" : "at " + address.get() + " " + down;
+  }
+
+  /** Keeps what {@code next} dropped (for messages) and forgets failures of shards placed anew. */
+  private void remember(ExpertPlacement cur, ExpertPlacement next) {
+    if (cur != null) {
+      cur.shards()
+          .forEach(
+              (k, hosts) -> {
+                if (!next.shards().containsKey(k)) {
+                  formerHosts.put(k, hosts);
+                }
+              });
+      for (String id : next.shardIds()) {
+        if (!cur.shardIds().contains(id)) {
+          health.forget(id);
+        }
       }
     }
-    return false;
+    next.shards().keySet().forEach(formerHosts::remove);
   }
 
   /** The first failed shard in shard id order (deterministic when several failed). */

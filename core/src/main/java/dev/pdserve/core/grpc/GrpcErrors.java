@@ -1,17 +1,38 @@
 package dev.pdserve.core.grpc;
 
+import dev.pdserve.core.experts.ExpertDispatchException;
 import dev.pdserve.core.kv.KvPoolExhaustedException;
+import dev.pdserve.core.serving.ExpertsUnavailableException;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.sampling.InvalidRequestException;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusException;
 import io.grpc.StatusRuntimeException;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
 
-/** Maps exceptions to gRPC statuses at the edge, and statuses back to exceptions. */
+/**
+ * Maps exceptions to gRPC statuses at the edge, and statuses back to exceptions. A status's
+ * description is for people: it carries the exception's message, never its class name (an
+ * unexpected exception is logged here with its stack and answered as INTERNAL with its message).
+ */
 public final class GrpcErrors {
+  private static final Logger LOG = LogManager.getLogger(GrpcErrors.class);
+
+  /**
+   * Trailer naming what failed when the class alone does not say: {@value #FAULT_EXPERTS} for an
+   * UNAVAILABLE caused by routed experts without a live shard (not the answering node's fault).
+   */
+  public static final Metadata.Key<String> FAULT =
+      Metadata.Key.of("pdserve-fault", Metadata.ASCII_STRING_MARSHALLER);
+
+  /** {@link #FAULT} of an expert-shard loss. */
+  public static final String FAULT_EXPERTS = "experts-unavailable";
+
   private GrpcErrors() {}
 
   public static Status toStatus(Throwable t) {
@@ -38,11 +59,57 @@ public final class GrpcErrors {
     if (e instanceof IllegalArgumentException) {
       return Status.INVALID_ARGUMENT.withDescription(e.getMessage());
     }
-    return Status.INTERNAL.withDescription(e.toString()).withCause(e);
+    LOG.warn("answering INTERNAL for an unexpected error", e);
+    return Status.INTERNAL.withDescription(describe(e)).withCause(e);
   }
 
+  /**
+   * What a client may read of an unexpected exception: its message (else "internal error"), with no
+   * class name.
+   */
+  public static String describe(Throwable e) {
+    String m = e.getMessage();
+    return m == null || m.isBlank()
+        ? "internal error (see the node's log)"
+        : "internal error: " + m;
+  }
+
+  /** {@link #toStatus} as an exception, with the {@link #FAULT} trailer when it applies. */
   public static StatusRuntimeException toException(Throwable t) {
-    return toStatus(t).asRuntimeException();
+    Status status = toStatus(t);
+    if (status.getCode() == Status.Code.UNAVAILABLE && expertsUnavailable(t)) {
+      Metadata trailers = new Metadata();
+      trailers.put(FAULT, FAULT_EXPERTS);
+      return status.asRuntimeException(trailers);
+    }
+    return status.asRuntimeException();
+  }
+
+  /** Whether {@code t} or one of its causes is routed experts without a live shard. */
+  public static boolean expertsUnavailable(Throwable t) {
+    for (Throwable e = t; e != null; e = e.getCause() == e ? null : e.getCause()) {
+      if (e instanceof ExpertsUnavailableException
+          || (e instanceof ExpertDispatchException d && d.expertsUnavailable())) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * A failed call as a {@link ServingException} of its status class; an {@link
+   * ExpertsUnavailableException} when the node marked it so ({@link #FAULT}).
+   */
+  public static ServingException fromCall(Throwable t, String context) {
+    Status s = Status.fromThrowable(t);
+    Metadata trailers = Status.trailersFromThrowable(t);
+    if (s.getCode() == Status.Code.UNAVAILABLE
+        && trailers != null
+        && FAULT_EXPERTS.equals(trailers.get(FAULT))) {
+      String desc = s.getDescription() == null ? s.getCode().name() : s.getDescription();
+      return new ExpertsUnavailableException(context + ": " + desc, s.getCause());
+    }
+    return fromStatus(s, context);
   }
 
   /** The status of a failed call, as a {@link ServingException} of the same class. */

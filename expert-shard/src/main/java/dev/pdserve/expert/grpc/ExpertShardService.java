@@ -1,6 +1,7 @@
 package dev.pdserve.expert.grpc;
 
 import dev.pdserve.core.experts.DispatchCodec;
+import dev.pdserve.core.grpc.GrpcErrors;
 import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.expert.ExpertNotHostedException;
 import dev.pdserve.expert.ExpertPartial;
@@ -51,7 +52,7 @@ public final class ExpertShardService extends ExpertServiceGrpc.ExpertServiceImp
         LOG.error("dispatch for layer {} failed", req.getLayer(), e);
         out.onError(
             Status.INTERNAL
-                .withDescription("shard " + shard.id() + ": " + e)
+                .withDescription("shard " + shard.id() + ": " + GrpcErrors.describe(e))
                 .withCause(e)
                 .asRuntimeException());
         return;

@@ -7,6 +7,7 @@ import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.config.ExpertRange;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.experts.PlacementPruner;
 import dev.pdserve.core.metrics.NodeMetrics;
 import dev.pdserve.expert.ExpertShard;
 import dev.pdserve.expert.grpc.ExpertShardServer;
@@ -82,6 +83,12 @@ public final class ExpertNode implements AutoCloseable {
                 model,
                 config.nodeId(),
                 range));
+    // Another shard that crashed never withdraws: take it out once it left the cluster.
+    node.own(
+        Stage.PRESENCE,
+        "placement-pruner",
+        PlacementPruner.start(
+            node.registry(), new ExpertPlacementStore(node.member().hazelcast()), node.id()));
     LOG.info(
         "expert shard {} hosts experts {} at {}, metrics at {} (placement version {})",
         config.nodeId(),
@@ -138,6 +145,17 @@ public final class ExpertNode implements AutoCloseable {
    */
   public DrainSummary drainAndClose(Duration timeout) {
     return node.drainAndClose(timeout, ShardDrain::new);
+  }
+
+  /**
+   * Dies as a killed process would (for tests): the gRPC server stops at once, the Hazelcast member
+   * vanishes without leaving (no withdrawal from the placement, no deregistration), then the rest
+   * is released.
+   */
+  public void crash() {
+    node.server().close(Duration.ZERO);
+    node.member().hazelcast().getLifecycleService().terminate();
+    node.close();
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.pdserve.launcher.node;
 
+import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
@@ -68,13 +69,15 @@ public final class LocalCluster implements AutoCloseable {
     final String id;
     final String role;
     final Process process;
+    final List<String> command;
     final CompletableFuture<String> ready = new CompletableFuture<>();
     final Deque<String> tail = new ArrayDeque<>();
 
-    Child(String id, String role, Process process) {
+    Child(String id, String role, Process process, List<String> command) {
       this.id = id;
       this.role = role;
       this.process = process;
+      this.command = List.copyOf(command);
     }
 
     public String id() {
@@ -267,11 +270,43 @@ public final class LocalCluster implements AutoCloseable {
   }
 
   private void spawn(String[] node, List<String> cmd) throws IOException {
+    children.add(start(node[0], node[1], cmd));
+  }
+
+  private Child start(String id, String role, List<String> cmd) throws IOException {
     Process p = new ProcessBuilder(cmd).start();
-    Child child = new Child(node[0], node[1], p);
-    children.add(child);
+    Child child = new Child(id, role, p, cmd);
     pump(child, p.getInputStream(), true);
     pump(child, p.getErrorStream(), false);
+    return child;
+  }
+
+  /**
+   * Starts {@code dead} (a child that exited) again with its command, in its place, and waits until
+   * it is ready; the router comes back on the gRPC and HTTP ports it had, so its clients (and the
+   * ready file) stay right. Workers and shards get fresh ports and re-register.
+   */
+  public synchronized Child restart(Child dead, Duration timeout)
+      throws IOException, TimeoutException {
+    if (closing) {
+      throw new IOException("the cluster is stopping");
+    }
+    List<String> cmd = new ArrayList<>(dead.command);
+    if (dead.role.equals("router")) {
+      int at = cmd.indexOf("--grpc-port");
+      cmd.set(at + 1, routerAddress.substring(routerAddress.lastIndexOf(':') + 1));
+      if (routerHttpUrl != null) {
+        cmd.add("--set");
+        cmd.add(
+            NodeConfigLoader.HTTP_PORT
+                + "="
+                + routerHttpUrl.substring(routerHttpUrl.lastIndexOf(':') + 1));
+      }
+    }
+    Child fresh = start(dead.id, dead.role, cmd);
+    children.set(children.indexOf(dead), fresh);
+    awaitReady(List.of(fresh), System.nanoTime() + timeout.toNanos(), timeout);
+    return fresh;
   }
 
   private void awaitReady(List<Child> which, long deadline, Duration timeout)

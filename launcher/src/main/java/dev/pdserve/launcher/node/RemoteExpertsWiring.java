@@ -3,6 +3,7 @@ package dev.pdserve.launcher.node;
 import dev.pdserve.core.cluster.ExpertPlacement;
 import dev.pdserve.core.cluster.ExpertPlacementStore;
 import dev.pdserve.core.cluster.NodeDirectory;
+import dev.pdserve.core.experts.PlacementPruner;
 import dev.pdserve.core.experts.RemoteExperts;
 import dev.pdserve.core.experts.ShardDirectory;
 import dev.pdserve.core.grpc.Channels;
@@ -42,6 +43,11 @@ final class RemoteExpertsWiring {
             RemoteExperts.Settings.defaults());
     RemoteExpertsMetrics.register(node.metrics(), remote.metrics());
     node.own(Stage.CLUSTER, "placement-subscription", remote.followStore(store));
+    // A shard that crashed never withdraws: take it out of the placement once it left the cluster.
+    node.own(
+        Stage.PRESENCE,
+        "placement-pruner",
+        PlacementPruner.start(node.registry(), store, node.id()));
     ExpertPlacement p =
         StartupWait.onClock(node.ticker())
             .await(

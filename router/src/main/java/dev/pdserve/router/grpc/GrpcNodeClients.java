@@ -81,7 +81,7 @@ public final class GrpcNodeClients implements NodeClients {
               + "); it shut down or its connection broke",
           s.getCause());
     }
-    return GrpcErrors.fromStatus(s, context);
+    return GrpcErrors.fromCall(t, context);
   }
 
   @Override

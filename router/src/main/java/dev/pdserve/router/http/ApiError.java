@@ -2,6 +2,7 @@ package dev.pdserve.router.http;
 
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.pdserve.core.serving.ExpertsUnavailableException;
 import dev.pdserve.core.serving.ServingException;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -78,7 +79,14 @@ class ApiError extends RuntimeException {
               null,
               m.startsWith(OVERLOADED) ? "overloaded" : "queue_full",
               retryAfterSeconds(m));
-      case UNAVAILABLE -> new ApiError(503, "service_unavailable_error", m, null, "no_capacity", 1);
+      case UNAVAILABLE ->
+          new ApiError(
+              503,
+              "service_unavailable_error",
+              m,
+              null,
+              e instanceof ExpertsUnavailableException ? "experts_unavailable" : "no_capacity",
+              1);
       case DEADLINE_EXCEEDED -> new ApiError(504, "timeout_error", m, null, "deadline_exceeded", 0);
       case CANCELLED -> new ApiError(499, "cancelled_error", m, null, "cancelled", 0);
       case INTERNAL -> internal(m);

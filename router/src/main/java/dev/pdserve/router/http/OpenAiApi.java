@@ -61,7 +61,7 @@ final class OpenAiApi {
       sendError(ex, e);
     } catch (RuntimeException e) {
       LOG.error("{} {} failed", ex.method(), ex.path(), e);
-      sendError(ex, ApiError.internal("internal error: " + e));
+      sendError(ex, ApiError.internal("internal error (see the router's log)"));
     }
   }
 

@@ -42,4 +42,17 @@ class ApiErrorTest {
     assertEquals("queue_full", e.code());
     assertEquals(1, e.retryAfterSeconds());
   }
+
+  @Test
+  void lostExpertsAre503WithTheirOwnCode() {
+    String m =
+        "decode on decode node d0: experts 3, 7 of layer 2 have no live shard (shard e1 left the cluster)";
+    ApiError e =
+        ApiError.of(new dev.pdserve.core.serving.ExpertsUnavailableException(m, null), "messages");
+    assertEquals(503, e.status());
+    assertEquals("service_unavailable_error", e.type());
+    assertEquals("experts_unavailable", e.code());
+    assertEquals(m, e.getMessage());
+    assertEquals(1, e.retryAfterSeconds());
+  }
 }

@@ -1,6 +1,7 @@
 package dev.pdserve.core.kv.flight;
 
 import com.google.protobuf.ByteString;
+import dev.pdserve.core.grpc.GrpcErrors;
 import dev.pdserve.core.kv.KvBlockPool;
 import io.grpc.Detachable;
 import io.grpc.HasByteBuffer;
@@ -163,7 +164,10 @@ final class DirectPut implements StreamObserver<DirectPut.Frame> {
           transfer == null ? "?" : transfer.id(),
           e);
       response.onError(
-          Status.INTERNAL.withDescription("KV transfer: " + e).withCause(e).asRuntimeException());
+          Status.INTERNAL
+              .withDescription("KV transfer: " + GrpcErrors.describe(e))
+              .withCause(e)
+              .asRuntimeException());
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.pdserve.core.kv.flight;
 
+import dev.pdserve.core.grpc.GrpcErrors;
 import dev.pdserve.core.kv.KvBlockPool;
 import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.FlightStream;
@@ -56,7 +57,7 @@ final class KvPutProducer extends NoOpFlightProducer {
         LOG.error("KV transfer '{}' failed on the receiving side", id, e);
         ack.onError(
             CallStatus.INTERNAL
-                .withDescription("KV transfer '" + id + "': " + e)
+                .withDescription("KV transfer '" + id + "': " + GrpcErrors.describe(e))
                 .withCause(e)
                 .toRuntimeException());
       }
