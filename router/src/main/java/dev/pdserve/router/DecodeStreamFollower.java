@@ -13,6 +13,7 @@ import dev.pdserve.router.NodeClients.Migrated;
 import dev.pdserve.router.NodeClients.Reserved;
 import dev.pdserve.router.NodeClients.ResumeCall;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
@@ -95,7 +96,9 @@ final class DecodeStreamFollower {
             first,
             f.request().sampling(),
             f.prepared().seed(),
-            f.deadlineNanos());
+            f.deadlineNanos(),
+            first == null ? f.prepared().images() : List.of(),
+            f.prepared().positionDelta());
     start(f, d, 0, listener -> clients.decode(d, call, listener));
   }
 
@@ -119,7 +122,9 @@ final class DecodeStreamFollower {
             f.request().sampling(),
             f.prepared().seed(),
             f.deadlineNanos(),
-            localPrefill);
+            localPrefill,
+            localPrefill ? f.prepared().images() : List.of(),
+            f.prepared().positionDelta());
     start(f, d, generated.length, listener -> clients.resume(d, call, listener));
   }
 
@@ -413,7 +418,9 @@ final class DecodeStreamFollower {
             f.request().sampling(),
             f.prepared().seed(),
             f.deadlineNanos(),
-            false);
+            false,
+            List.of(),
+            f.prepared().positionDelta());
     start(f, target, n, listener -> clients.resume(target, call, listener));
   }
 }

@@ -8,6 +8,7 @@ import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.engine.PromptRenderer;
 import dev.pdserve.router.InFlightRequest;
 import dev.pdserve.router.Router;
+import dev.pdserve.router.images.ImageIntake;
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.Map;
@@ -45,10 +46,15 @@ final class OpenAiApi {
   private final long startedSeconds = System.currentTimeMillis() / 1000;
 
   OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap) {
+    this(router, renderer, chatMaxTokensCap, ImageIntake.defaults());
+  }
+
+  OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap, ImageIntake images) {
     this.router = router;
     this.renderer = renderer;
     this.modelName = router.model().name();
-    this.requests = new OpenAiRequests(router.model(), modelName, renderer, chatMaxTokensCap);
+    this.requests =
+        new OpenAiRequests(router.model(), modelName, renderer, chatMaxTokensCap, images);
   }
 
   void handle(ApiExchange ex) {
