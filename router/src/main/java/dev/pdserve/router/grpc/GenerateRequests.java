@@ -27,7 +27,8 @@ final class GenerateRequests {
 
   /**
    * The request as the router takes it, with id {@code id}; its images taken in by {@code images}
-   * (chat images as {@code messages[i].parts[j]}, others as {@code images[k]}).
+   * (chat images as {@code messages[i].content[j]}, as the renderer names them, others as {@code
+   * images[k]}).
    *
    * @throws ServingException NOT_FOUND for a model other than {@code modelName}, INVALID_ARGUMENT
    *     for a request without input or with an image it cannot take (naming the part)
@@ -114,7 +115,7 @@ final class GenerateRequests {
       List<ContentPart> parts = new ArrayList<>();
       for (int j = 0; j < m.getPartsCount(); j++) {
         var p = m.getParts(j);
-        String where = at + ".parts[" + j + "]";
+        String where = at + ".content[" + j + "]";
         switch (p.getPartCase()) {
           case TEXT -> parts.add(ContentPart.text(p.getText()));
           case IMAGE -> parts.add(ContentPart.image(image(p.getImage(), where, intake)));
