@@ -14,6 +14,7 @@ import dev.pdserve.router.NodeClients.Migrated;
 import dev.pdserve.router.NodeClients.Reserved;
 import dev.pdserve.router.NodeClients.ResumeCall;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
@@ -98,7 +99,9 @@ final class DecodeStreamFollower {
             first,
             f.request().sampling(),
             f.prepared().seed(),
-            f.deadlineNanos());
+            f.deadlineNanos(),
+            first == null ? f.prepared().images() : List.of(),
+            f.prepared().positionDelta());
     start(f, d, 0, listener -> clients.decode(d, call, listener));
   }
 
@@ -122,7 +125,9 @@ final class DecodeStreamFollower {
             f.request().sampling(),
             f.prepared().seed(),
             f.deadlineNanos(),
-            localPrefill);
+            localPrefill,
+            localPrefill ? f.prepared().images() : List.of(),
+            f.prepared().positionDelta());
     start(f, d, generated.length, listener -> clients.resume(d, call, listener));
   }
 
@@ -421,7 +426,9 @@ final class DecodeStreamFollower {
             f.request().sampling(),
             f.prepared().seed(),
             f.deadlineNanos(),
-            false);
+            false,
+            List.of(),
+            f.prepared().positionDelta());
     start(f, target, n, listener -> clients.resume(target, call, listener));
   }
 }

@@ -3,6 +3,7 @@ package dev.pdserve.router;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.sampling.SamplingParams;
+import dev.pdserve.model.vision.PromptImage;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
@@ -36,7 +37,8 @@ public interface NodeClients {
 
   /**
    * Prefill {@code prompt} on a prefill node, which pushes its KV into reservation {@code target}
-   * (on the decode node) and answers the first token.
+   * (on the decode node) and answers the first token; {@code images} are the prompt's (their
+   * placeholders are in {@code prompt}), empty for text.
    */
   record PrefillCall(
       String requestId,
@@ -44,12 +46,29 @@ public interface NodeClients {
       SamplingParams params,
       long seed,
       Reserved target,
-      long deadlineNanos) {}
+      long deadlineNanos,
+      List<PromptImage> images) {
+    public PrefillCall {
+      images = images == null ? List.of() : List.copyOf(images);
+    }
+
+    /** A text prompt's prefill. */
+    public PrefillCall(
+        String requestId,
+        int[] prompt,
+        SamplingParams params,
+        long seed,
+        Reserved target,
+        long deadlineNanos) {
+      this(requestId, prompt, params, seed, target, deadlineNanos, List.of());
+    }
+  }
 
   /**
    * Decode a sequence whose KV is in {@code reservation}, after its {@code first} token; {@code
    * first} null: the decode node computes the prompt's KV and first token itself (conditional
    * disaggregation: no prefill node, no KV transfer; only where {@link #supportsLocalPrefill}).
+   * {@code images} (sent only for a local prefill) and {@code positionDelta} are the prompt's.
    */
   record DecodeCall(
       String requestId,
@@ -58,7 +77,25 @@ public interface NodeClients {
       FirstToken first,
       SamplingParams params,
       long seed,
-      long deadlineNanos) {
+      long deadlineNanos,
+      List<PromptImage> images,
+      int positionDelta) {
+    public DecodeCall {
+      images = images == null ? List.of() : List.copyOf(images);
+    }
+
+    /** A text prompt's decode. */
+    public DecodeCall(
+        String requestId,
+        Reserved reservation,
+        int[] prompt,
+        FirstToken first,
+        SamplingParams params,
+        long seed,
+        long deadlineNanos) {
+      this(requestId, reservation, prompt, first, params, seed, deadlineNanos, List.of(), 0);
+    }
+
     /** Whether the decode node prefills the prompt itself. */
     public boolean localPrefill() {
       return first == null;
@@ -71,7 +108,8 @@ public interface NodeClients {
    * token but the last — pushed there (by the draining node it moved from, or by a prefill node
    * after its first decode node was lost), or, with {@code localPrefill}, computed by the decode
    * node itself (only where {@link #supportsLocalPrefill}). The stream carries the tokens after
-   * {@code generated}.
+   * {@code generated}. {@code images} (sent only with {@code localPrefill}) and {@code
+   * positionDelta} are the prompt's.
    */
   record ResumeCall(
       String requestId,
@@ -81,7 +119,36 @@ public interface NodeClients {
       SamplingParams params,
       long seed,
       long deadlineNanos,
-      boolean localPrefill) {}
+      boolean localPrefill,
+      List<PromptImage> images,
+      int positionDelta) {
+    public ResumeCall {
+      images = images == null ? List.of() : List.copyOf(images);
+    }
+
+    /** A text prompt's resume. */
+    public ResumeCall(
+        String requestId,
+        Reserved reservation,
+        int[] prompt,
+        int[] generated,
+        SamplingParams params,
+        long seed,
+        long deadlineNanos,
+        boolean localPrefill) {
+      this(
+          requestId,
+          reservation,
+          prompt,
+          generated,
+          params,
+          seed,
+          deadlineNanos,
+          localPrefill,
+          List.of(),
+          0);
+    }
+  }
 
   /** Receives a decode stream. */
   interface DecodeListener {

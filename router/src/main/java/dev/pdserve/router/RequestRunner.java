@@ -296,7 +296,8 @@ final class RequestRunner {
             f.request().sampling(),
             f.prepared().seed(),
             f.reservation(),
-            f.deadlineNanos());
+            f.deadlineNanos(),
+            f.prepared().images());
     clients
         .prefill(
             node,

@@ -5,11 +5,18 @@ import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.config.VisionConfig;
 import dev.pdserve.model.engine.GenerateRequest;
+import dev.pdserve.model.engine.ImageSpan;
+import dev.pdserve.model.engine.RenderedPrompt;
 import dev.pdserve.model.sampling.InvalidRequestException;
 import dev.pdserve.model.sampling.SamplingParams;
+import dev.pdserve.model.vision.EncodedImage;
+import dev.pdserve.model.vision.ImageDigest;
+import dev.pdserve.model.vision.PromptImage;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -147,10 +154,16 @@ public final class Router implements AutoCloseable {
   /** Validates and tokenizes {@code req} and decides its seed, prefix hashes and local prefill. */
   private PreparedRequest prepare(GenerateRequest req, long deadlineNanos) {
     int[] prompt;
+    List<PromptImage> images;
+    int positionDelta;
     SamplingParams params = req.sampling();
     ModelConfig model = settings.model();
     try {
-      prompt = settings.renderer().render(req.prompt(), req.enableThinking());
+      RenderedPrompt rendered =
+          settings.renderer().renderWithImages(req.prompt(), req.enableThinking());
+      prompt = rendered.ids();
+      images = promptImages(req, rendered);
+      positionDelta = rendered.hasImages() ? rendered.positions().delta() : 0;
       params.validate(prompt.length, model.maxPositions(), model.vocabSize());
     } catch (InvalidRequestException e) {
       throw refuse(RouterMetrics.REJECT_INVALID_ARGUMENT, ServingException.invalid(e.getMessage()));
@@ -167,11 +180,52 @@ public final class Router implements AutoCloseable {
     return new PreparedRequest(
         req,
         prompt,
-        prefixIndex == null ? null : prefix.hasher().hashes(prompt),
+        images,
+        positionDelta,
+        prefixIndex == null ? null : prefix.hasher().hashes(prompt, images),
         params.seed().orElseGet(SEEDS::nextLong),
         localPrefill,
         deadlineNanos,
         settings.ticker().read());
+  }
+
+  /**
+   * The rendered prompt's images as the nodes take them: each image's file, its digest under the
+   * model's preprocessing settings (the encoder cache's key and the prefix keys' image part) and
+   * where its placeholders are.
+   */
+  private List<PromptImage> promptImages(GenerateRequest req, RenderedPrompt rendered) {
+    if (!rendered.hasImages()) {
+      return List.of();
+    }
+    VisionConfig vision = settings.model().vision().orElseThrow();
+    List<EncodedImage> files = req.prompt().images();
+    List<PromptImage> out = new ArrayList<>(files.size());
+    for (int k = 0; k < files.size(); k++) {
+      ImageSpan span = rendered.images().get(k);
+      EncodedImage file = files.get(k);
+      out.add(
+          new PromptImage(
+              file,
+              mediaTypeOf(file),
+              ImageDigest.of(file, vision),
+              span.start(),
+              span.gridH(),
+              span.gridW()));
+    }
+    return List.copyOf(out);
+  }
+
+  /** The type the file's signature says (the nodes' decoder goes by the signature too). */
+  private static String mediaTypeOf(EncodedImage file) {
+    byte[] b = file.bytes();
+    if (b.length > 3 && (b[0] & 0xff) == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G') {
+      return "image/png";
+    }
+    if (b.length > 2 && (b[0] & 0xff) == 0xff && (b[1] & 0xff) == 0xd8) {
+      return "image/jpeg";
+    }
+    return "";
   }
 
   private void requireActive(NodeRole role, String reason) {

@@ -440,6 +440,61 @@ public final class ConfigKeys {
               RouterConfig.DEFAULT_PREFILL_TOKENS_PER_SECOND,
               "one prefill node's prompt throughput the router assumes for that prediction until"
                   + " it has measured the cluster's (from requests' first tokens)"));
+  public static final ConfigKey<Integer> ROUTER_IMAGES_MAX_PER_PROMPT =
+      define(
+          ConfigKey.of(
+              "pdserve.router.images.max-per-prompt",
+              new ValueType.Int(0, 1024),
+              ImageIntakeSettings.DEFAULT_MAX_PER_PROMPT,
+              "router: images one prompt may hold (more: 400); 0 = images refused"));
+  public static final ConfigKey<Long> ROUTER_IMAGES_MAX_BYTES =
+      define(
+          ConfigKey.of(
+              "pdserve.router.images.max-bytes",
+              new ValueType.ByteSize(1, Integer.MAX_VALUE, "1..2GiB"),
+              ImageIntakeSettings.DEFAULT_MAX_BYTES,
+              "router: bytes of one encoded image (a data: URL decoded, a fetched body, a gRPC"
+                  + " `Image.data`); more: 413, a fetch stopped as the body passes it. Keep the"
+                  + " prompt's images under the workers' pdserve.grpc.max-inbound-bytes"));
+  public static final ConfigKey<Integer> ROUTER_IMAGES_MAX_PIXELS =
+      define(
+          ConfigKey.of(
+              "pdserve.router.images.max-pixels",
+              new ValueType.Int(1, Integer.MAX_VALUE),
+              (int) ImageIntakeSettings.DEFAULT_MAX_PIXELS,
+              "router: width × height of one image as its header declares it (more: 400, before"
+                  + " any pixel is decoded)"));
+  public static final ConfigKey<Boolean> ROUTER_IMAGES_FETCH_ENABLED =
+      define(
+          ConfigKey.of(
+              "pdserve.router.images.fetch-enabled",
+              BOOL,
+              false,
+              "router: fetch `http(s)://` image URLs (data: URLs always work); hosts from"
+                  + " pdserve.router.images.allowed-hosts only"));
+  public static final ConfigKey<String> ROUTER_IMAGES_ALLOWED_HOSTS =
+      define(
+          ConfigKey.of(
+              "pdserve.router.images.allowed-hosts",
+              ValueType.Text.any("comma-separated host names, `*.domain`, or `*`"),
+              "",
+              "router: hosts image URLs may name (`img.example.com`, `*.example.com`, `*` for any);"
+                  + " empty = none. Loopback, private, link-local and other non-public addresses"
+                  + " are refused at every hop whatever the list says"));
+  public static final ConfigKey<Duration> ROUTER_IMAGES_FETCH_TIMEOUT =
+      define(
+          ConfigKey.of(
+              "pdserve.router.images.fetch-timeout",
+              new ValueType.Timeout(),
+              ImageIntakeSettings.DEFAULT_FETCH_TIMEOUT,
+              "router: the longest one image URL's fetch may take, redirects included"));
+  public static final ConfigKey<Integer> ROUTER_IMAGES_MAX_REDIRECTS =
+      define(
+          ConfigKey.of(
+              "pdserve.router.images.max-redirects",
+              new ValueType.Int(0, 10),
+              ImageIntakeSettings.DEFAULT_MAX_REDIRECTS,
+              "router: redirects one image fetch may follow (each hop's host checked again)"));
   public static final ConfigKey<Boolean> COORDINATOR_ENABLED =
       define(
           ConfigKey.of(

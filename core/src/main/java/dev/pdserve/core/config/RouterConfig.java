@@ -15,13 +15,15 @@ import java.time.Duration;
  *     are refused at once ({@code pdserve.router.max-queue-delay}); zero = never
  * @param prefillTokensPerSecond one prefill node's prompt throughput the router assumes until it
  *     has measured the cluster's ({@code pdserve.router.prefill-tokens-per-second})
+ * @param images what images the router takes ({@code pdserve.router.images.*})
  */
 public record RouterConfig(
     int migrationLimit,
     KvFailurePolicy kvFailurePolicy,
     Duration streamSilenceTimeout,
     Duration maxQueueDelay,
-    int prefillTokensPerSecond) {
+    int prefillTokensPerSecond,
+    ImageIntakeSettings images) {
   public static final int DEFAULT_MIGRATION_LIMIT = 3;
 
   /**
@@ -53,7 +55,8 @@ public record RouterConfig(
           KvFailurePolicy.RECOMPUTE,
           DEFAULT_STREAM_SILENCE_TIMEOUT,
           DEFAULT_MAX_QUEUE_DELAY,
-          DEFAULT_PREFILL_TOKENS_PER_SECOND);
+          DEFAULT_PREFILL_TOKENS_PER_SECOND,
+          ImageIntakeSettings.DEFAULTS);
 
   public RouterConfig {
     if (migrationLimit < 0) {
@@ -73,6 +76,25 @@ public record RouterConfig(
       throw new IllegalArgumentException(
           "prefill tokens per second must be >= 1, got " + prefillTokensPerSecond);
     }
+    if (images == null) {
+      throw new IllegalArgumentException("image intake settings are needed");
+    }
+  }
+
+  /** These settings with the default image intake. */
+  public RouterConfig(
+      int migrationLimit,
+      KvFailurePolicy kvFailurePolicy,
+      Duration streamSilenceTimeout,
+      Duration maxQueueDelay,
+      int prefillTokensPerSecond) {
+    this(
+        migrationLimit,
+        kvFailurePolicy,
+        streamSilenceTimeout,
+        maxQueueDelay,
+        prefillTokensPerSecond,
+        ImageIntakeSettings.DEFAULTS);
   }
 
   /** The default queue delay bound for a TTFT target of {@code ttftTargetMillis}. */

@@ -50,6 +50,13 @@ import static dev.pdserve.core.config.ConfigKeys.PREFILL_CHUNK_TOKENS;
 import static dev.pdserve.core.config.ConfigKeys.PREFILL_PREFIX_CACHE;
 import static dev.pdserve.core.config.ConfigKeys.ROLE;
 import static dev.pdserve.core.config.ConfigKeys.ROLE_SWITCH_DRAIN_TIMEOUT_SECONDS;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_IMAGES_ALLOWED_HOSTS;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_IMAGES_FETCH_ENABLED;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_IMAGES_FETCH_TIMEOUT;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_IMAGES_MAX_BYTES;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_IMAGES_MAX_PER_PROMPT;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_IMAGES_MAX_PIXELS;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_IMAGES_MAX_REDIRECTS;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_LOCAL_PREFILL_THRESHOLD;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_MAX_QUEUE_DELAY;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_MIGRATION_LIMIT;
@@ -280,7 +287,19 @@ final class SettingsReader {
         values.get(KV_FAILURE_POLICY),
         values.get(ROUTER_STREAM_SILENCE_TIMEOUT),
         maxQueueDelay,
-        values.get(ROUTER_PREFILL_TOKENS_PER_SECOND));
+        values.get(ROUTER_PREFILL_TOKENS_PER_SECOND),
+        images());
+  }
+
+  private ImageIntakeSettings images() {
+    return new ImageIntakeSettings(
+        values.get(ROUTER_IMAGES_MAX_PER_PROMPT),
+        values.get(ROUTER_IMAGES_MAX_BYTES),
+        values.get(ROUTER_IMAGES_MAX_PIXELS),
+        values.get(ROUTER_IMAGES_FETCH_ENABLED),
+        ImageIntakeSettings.parseHosts(values.get(ROUTER_IMAGES_ALLOWED_HOSTS)),
+        values.get(ROUTER_IMAGES_FETCH_TIMEOUT),
+        values.get(ROUTER_IMAGES_MAX_REDIRECTS));
   }
 
   /**

@@ -5,6 +5,7 @@ import com.hazelcast.cluster.Member;
 import dev.pdserve.core.cluster.ClusterMember;
 import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.cluster.NodeDirectory;
+import dev.pdserve.core.config.ImageIntakeSettings;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.coordination.CoordinatorLease;
 import dev.pdserve.core.coordination.CoordinatorLeaseStore;
@@ -26,6 +27,7 @@ import dev.pdserve.router.grpc.GenerationGrpcService;
 import dev.pdserve.router.grpc.GrpcNodeClients;
 import dev.pdserve.router.http.HttpApiSettings;
 import dev.pdserve.router.http.OpenAiHttpServer;
+import dev.pdserve.router.images.ImageIntake;
 import dev.pdserve.router.metrics.PrometheusRouterMetrics;
 import java.io.IOException;
 import java.time.Duration;
@@ -71,7 +73,16 @@ public final class RouterNode implements AutoCloseable {
     Channels channels =
         node.own(Stage.RESOURCES, "channels", new Channels(Channels.Settings.forNode(config)));
     PrometheusRouterMetrics routerMetrics = new PrometheusRouterMetrics(node.metrics());
-    PromptRenderer renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
+    ImageIntakeSettings imageSettings = config.router().images();
+    PromptRenderer text = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
+    // a vision model's renderer takes images (refused over the pixel limit before decoding)
+    PromptRenderer renderer =
+        model
+            .config()
+            .vision()
+            .map(v -> text.withVision(v, imageSettings.maxPixels()))
+            .orElse(text);
+    ImageIntake images = ImageIntake.of(imageSettings);
     this.router =
         node.own(
             Stage.WORK,
@@ -100,12 +111,15 @@ public final class RouterNode implements AutoCloseable {
             .withServedModelName(NodeModels.servedName(config, model));
     this.http =
         node.own(
-            Stage.ENDPOINTS, "http-server", new OpenAiHttpServer(httpSettings, router, renderer));
+            Stage.ENDPOINTS,
+            "http-server",
+            new OpenAiHttpServer(httpSettings, router, renderer, images));
     http.start();
     this.httpUrl = "http://" + config.network().advertisedHost() + ":" + http.port();
     node.serve(
         node.serverBuilder()
-            .addService(new GenerationGrpcService(router, NodeModels.servedName(config, model)))
+            .addService(
+                new GenerationGrpcService(router, NodeModels.servedName(config, model), images))
             .addService(new NodeStatusService(this::status))
             .addService(
                 new AdminGrpcService(

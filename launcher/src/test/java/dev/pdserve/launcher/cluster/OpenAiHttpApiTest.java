@@ -8,9 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.google.protobuf.ByteString;
 import dev.pdserve.api.v1.ChatMessage;
 import dev.pdserve.api.v1.ChatMessages;
+import dev.pdserve.api.v1.ContentPart;
 import dev.pdserve.api.v1.GenerateRequest;
+import dev.pdserve.api.v1.Image;
 import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.api.v1.TokenIds;
 import dev.pdserve.core.cluster.NodeInfo;
@@ -28,6 +31,8 @@ import dev.pdserve.model.engine.ModelSpec;
 import dev.pdserve.model.engine.Prompt;
 import dev.pdserve.model.engine.ReferenceEngine;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.vision.EncodedImage;
+import dev.pdserve.model.vision.TestImages;
 import dev.pdserve.router.RouterOptions;
 import java.io.BufferedReader;
 import java.io.InputStream;
@@ -41,6 +46,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Base64;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -352,7 +358,7 @@ class OpenAiHttpApiTest {
   }
 
   @Test
-  void textPartsAreJoinedAndImagePartsAreRefused() throws Exception {
+  void textPartsAreJoinedAndImagePartsAreTaken() throws Exception {
     String parts =
         "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Hello\"}, {\"type\": \"text\", \"text\": \"there\"}]}],"
             + " \"temperature\": 0, \"max_tokens\": 6, \"ignore_eos\": true, \"return_token_ids\": true}";
@@ -360,14 +366,80 @@ class OpenAiHttpApiTest {
     InJvmCluster.Result grpc = cluster.generate(grpcChat("grpc-parts", "Hello\nthere", 6, true));
     assertArrayEquals(grpc.tokenIds(), ints(doc.get("choices").get(0).get("token_ids")));
 
-    String image =
+    // The body the official OpenAI python client sends for an image message (a data URL), with
+    // and without "detail": the same tokens as the gRPC API's Image part and the reference's.
+    EncodedImage img = TestImages.png(64, 40, 7);
+    String url = "data:image/png;base64," + Base64.getEncoder().encodeToString(img.bytes());
+    GenerateRequest grpcImage =
+        GenerateRequest.newBuilder()
+            .setRequestId("grpc-image")
+            .setMessages(
+                ChatMessages.newBuilder()
+                    .addMessages(
+                        ChatMessage.newBuilder()
+                            .setRole("user")
+                            .addParts(ContentPart.newBuilder().setText("What is in this image?"))
+                            .addParts(
+                                ContentPart.newBuilder()
+                                    .setImage(
+                                        Image.newBuilder()
+                                            .setData(ByteString.copyFrom(img.bytes()))
+                                            .setMediaType("image/png")))))
+            .setParams(
+                SamplingParams.newBuilder().setTemperature(0).setMaxTokens(8).setIgnoreEos(true))
+            .build();
+    int[] viaGrpc = cluster.generate(grpcImage).tokenIds();
+    int[] ref =
+        reference
+            .generate(
+                new dev.pdserve.model.engine.GenerateRequest(
+                    "ref-image",
+                    new Prompt.Messages(
+                        List.of(
+                            dev.pdserve.model.tokenizer.ChatMessage.userParts(
+                                dev.pdserve.model.tokenizer.ContentPart.text(
+                                    "What is in this image?"),
+                                dev.pdserve.model.tokenizer.ContentPart.image(img)))),
+                    dev.pdserve.model.sampling.SamplingParams.builder()
+                        .temperature(0)
+                        .maxTokens(8)
+                        .ignoreEos(true)
+                        .build(),
+                    true))
+            .tokenIds();
+    assertArrayEquals(ref, viaGrpc, "gRPC image part vs the reference engine");
+    for (String imagePart :
+        List.of(
+            "{\"type\": \"image_url\", \"image_url\": {\"url\": \"" + url + "\"}}",
+            "{\"type\": \"image_url\", \"image_url\": {\"url\": \""
+                + url
+                + "\", \"detail\": \"high\"}}")) {
+      String body =
+          "{\"model\": \""
+              + cluster.router.router().model().name()
+              + "\", \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"What is in this image?\"}, "
+              + imagePart
+              + "]}], \"temperature\": 0, \"max_tokens\": 8, \"ignore_eos\": true, \"return_token_ids\": true}";
+      HttpResponse<String> r = post("/v1/chat/completions", body);
+      assertEquals(200, r.statusCode(), r.body());
+      assertArrayEquals(viaGrpc, ints(json(r).get("choices").get(0).get("token_ids")), imagePart);
+    }
+
+    String broken =
         "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"What is this?\"},"
             + " {\"type\": \"image_url\", \"image_url\": {\"url\": \"data:image/png;base64,AAAA\"}}]}]}";
     assertError(
-        post("/v1/chat/completions", image),
+        post("/v1/chat/completions", broken),
         400,
         "invalid_request_error",
-        "images are not supported yet");
+        "messages[0].content[1]");
+    String fetched =
+        "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {\"url\": \"https://example.com/cat.png\"}}]}]}";
+    assertError(
+        post("/v1/chat/completions", fetched),
+        400,
+        "invalid_request_error",
+        "pdserve.router.images.fetch-enabled is false");
   }
 
   // ---- completions and models ----

@@ -48,6 +48,14 @@ public final class PromptRenderer {
    * expanded with its token ids, which must be resolved.
    */
   public PromptRenderer withVision(VisionConfig vision) {
+    return withVision(vision, ImageDecoder.DEFAULT_MAX_PIXELS);
+  }
+
+  /**
+   * As {@link #withVision(VisionConfig)}, refusing images whose header declares more than {@code
+   * maxPixels} pixels (before decoding them).
+   */
+  public PromptRenderer withVision(VisionConfig vision, long maxPixels) {
     if (!vision.tokens().resolved()) {
       throw new IllegalArgumentException(
           "the image token ids of the vision config are not resolved: " + vision.tokens());
@@ -55,7 +63,7 @@ public final class PromptRenderer {
     return new PromptRenderer(
         tokenizer,
         template,
-        new ImagePreprocessor(vision, new ImageDecoder(ImageDecoder.DEFAULT_MAX_PIXELS)),
+        new ImagePreprocessor(vision, new ImageDecoder(maxPixels)),
         vision.tokens());
   }
 

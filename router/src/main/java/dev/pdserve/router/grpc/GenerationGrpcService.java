@@ -12,6 +12,7 @@ import dev.pdserve.core.grpc.GrpcErrors;
 import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.router.Router;
 import dev.pdserve.router.RouterMetrics;
+import dev.pdserve.router.images.ImageIntake;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.UUID;
@@ -21,10 +22,17 @@ import org.apache.logging.log4j.ThreadContext;
 public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBase {
   private final Router router;
   private final String modelName;
+  private final ImageIntake images;
 
+  /** The API with the default image intake (inline and data: images, nothing fetched). */
   public GenerationGrpcService(Router router, String modelName) {
+    this(router, modelName, ImageIntake.defaults());
+  }
+
+  public GenerationGrpcService(Router router, String modelName, ImageIntake images) {
     this.router = router;
     this.modelName = modelName;
+    this.images = images;
   }
 
   @Override
@@ -41,7 +49,7 @@ public final class GenerationGrpcService extends GenerationGrpc.GenerationImplBa
     GenerateStream stream = new GenerateStream(router, id, out);
     try {
       // submit reports its own errors on the stream: what lands here failed the conversion
-      stream.submit(GenerateRequests.toDomain(id, req, modelName));
+      stream.submit(GenerateRequests.toDomain(id, req, modelName, images));
     } catch (RuntimeException e) {
       router.metrics().rejected(RouterMetrics.reasonOf(e));
       out.onError(GrpcErrors.toException(e));

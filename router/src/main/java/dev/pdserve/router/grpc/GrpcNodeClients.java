@@ -205,6 +205,7 @@ public final class GrpcNodeClients implements NodeClients {
     for (int t : call.prompt()) {
       req.addPromptTokenIds(t);
     }
+    call.images().forEach(i -> req.addImages(ProtoConversions.promptImage(i)));
     Context.CancellableContext ctx = Context.ROOT.withCancellation();
     onCall.accept(why -> ctx.cancel(Status.CANCELLED.withDescription(why).asRuntimeException()));
     ctx.run(
@@ -258,6 +259,8 @@ public final class GrpcNodeClients implements NodeClients {
     for (int t : call.prompt()) {
       req.addPromptTokenIds(t);
     }
+    call.images().forEach(i -> req.addImages(ProtoConversions.promptImage(i)));
+    req.setPositionDelta(call.positionDelta());
     return startDecode(decode, req.build(), call.deadlineNanos(), listener);
   }
 
@@ -278,6 +281,8 @@ public final class GrpcNodeClients implements NodeClients {
     for (int t : generated) {
       req.addGeneratedTokenIds(t);
     }
+    call.images().forEach(i -> req.addImages(ProtoConversions.promptImage(i)));
+    req.setPositionDelta(call.positionDelta());
     return startDecode(decode, req.build(), call.deadlineNanos(), listener);
   }
 

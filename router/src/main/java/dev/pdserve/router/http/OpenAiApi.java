@@ -8,6 +8,7 @@ import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.engine.PromptRenderer;
 import dev.pdserve.router.InFlightRequest;
 import dev.pdserve.router.Router;
+import dev.pdserve.router.images.ImageIntake;
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.Map;
@@ -44,14 +45,36 @@ final class OpenAiApi {
   private final OpenAiRequests requests;
   private final long startedSeconds = System.currentTimeMillis() / 1000;
 
+  OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap) {
+    this(router, renderer, chatMaxTokensCap, router.model().name(), ImageIntake.defaults());
+  }
+
   /**
    * @param modelName the name the model is served under
    */
   OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap, String modelName) {
+    this(router, renderer, chatMaxTokensCap, modelName, ImageIntake.defaults());
+  }
+
+  OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap, ImageIntake images) {
+    this(router, renderer, chatMaxTokensCap, router.model().name(), images);
+  }
+
+  /**
+   * @param modelName the name the model is served under
+   * @param images how chat image parts are taken in
+   */
+  OpenAiApi(
+      Router router,
+      PromptRenderer renderer,
+      int chatMaxTokensCap,
+      String modelName,
+      ImageIntake images) {
     this.router = router;
     this.renderer = renderer;
     this.modelName = modelName;
-    this.requests = new OpenAiRequests(router.model(), modelName, renderer, chatMaxTokensCap);
+    this.requests =
+        new OpenAiRequests(router.model(), modelName, renderer, chatMaxTokensCap, images);
   }
 
   void handle(ApiExchange ex) {

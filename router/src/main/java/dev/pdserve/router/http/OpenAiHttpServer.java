@@ -3,6 +3,7 @@ package dev.pdserve.router.http;
 import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.model.engine.PromptRenderer;
 import dev.pdserve.router.Router;
+import dev.pdserve.router.images.ImageIntake;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
@@ -53,6 +54,12 @@ public final class OpenAiHttpServer implements AutoCloseable {
    *     chat prompts without {@code max_tokens} are counted with it)
    */
   public OpenAiHttpServer(HttpApiSettings settings, Router router, PromptRenderer renderer) {
+    this(settings, router, renderer, ImageIntake.defaults());
+  }
+
+  /** As above, taking chat images in with {@code images}. */
+  public OpenAiHttpServer(
+      HttpApiSettings settings, Router router, PromptRenderer renderer, ImageIntake images) {
     this.settings = settings;
     this.api =
         new OpenAiApi(
@@ -61,7 +68,8 @@ public final class OpenAiHttpServer implements AutoCloseable {
             settings.chatMaxTokensCap(),
             settings.servedModelName() != null
                 ? settings.servedModelName()
-                : router.model().name());
+                : router.model().name(),
+            images);
     this.boss =
         new MultiThreadIoEventLoopGroup(
             1, new DefaultThreadFactory("http-accept", true), NioIoHandler.newFactory());

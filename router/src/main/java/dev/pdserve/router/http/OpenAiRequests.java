@@ -8,6 +8,10 @@ import dev.pdserve.model.engine.PromptRenderer;
 import dev.pdserve.model.sampling.InvalidRequestException;
 import dev.pdserve.model.sampling.SamplingParams;
 import dev.pdserve.model.tokenizer.ChatMessage;
+import dev.pdserve.model.tokenizer.ContentPart;
+import dev.pdserve.model.vision.EncodedImage;
+import dev.pdserve.router.images.ImageIntake;
+import dev.pdserve.router.images.ImageRefusedException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalInt;
@@ -16,32 +20,42 @@ import java.util.Set;
 /**
  * Reads OpenAI chat and completion requests into the router's {@link GenerateRequest}: the prompt,
  * vLLM-named sampling parameters, and what the engine does not do yet refused with a 400 that says
- * so ({@code n must be 1}, images, tools, top log-probabilities). Values are checked here with the
- * engine's own validation, so a 400 names the field; the context length is checked by the router,
- * which knows the prompt's tokens.
+ * so ({@code n must be 1}, tools, top log-probabilities). Chat messages may hold {@code image_url}
+ * parts (data: URLs, or http(s) URLs where the router fetches them), taken in by {@link
+ * ImageIntake}: a refused image is a 400 naming the part ({@code messages[0].content[1]: ...}), one
+ * over the byte limit a 413. Values are checked here with the engine's own validation, so a 400
+ * names the field; the context length is checked by the router, which knows the prompt's tokens.
  */
 final class OpenAiRequests {
   /** OpenAI's completions default; vLLM's too. */
   static final int COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
-  private static final Set<String> IMAGE_PARTS = Set.of("image_url", "input_image", "image");
+  private static final Set<String> IMAGE_PARTS = Set.of("image_url", "input_image");
+  private static final Set<String> DETAILS = Set.of("auto", "low", "high");
 
   private final ModelConfig model;
   private final String modelName;
   private final PromptRenderer renderer;
   private final int chatMaxTokensCap;
+  private final ImageIntake images;
 
   /**
    * @param renderer renders a chat prompt to count its tokens when {@code max_tokens} is not given
    * @param chatMaxTokensCap the most a chat request without {@code max_tokens} may generate (else
    *     the rest of the context)
+   * @param images takes in the {@code image_url} parts of chat messages
    */
   OpenAiRequests(
-      ModelConfig model, String modelName, PromptRenderer renderer, int chatMaxTokensCap) {
+      ModelConfig model,
+      String modelName,
+      PromptRenderer renderer,
+      int chatMaxTokensCap,
+      ImageIntake images) {
     this.model = model;
     this.modelName = modelName;
     this.renderer = renderer;
     this.chatMaxTokensCap = chatMaxTokensCap;
+    this.images = images;
   }
 
   /** {@code POST /v1/chat/completions}. */
@@ -141,7 +155,7 @@ final class OpenAiRequests {
     return name;
   }
 
-  private static List<ChatMessage> messages(JsonFields f) {
+  private List<ChatMessage> messages(JsonFields f) {
     JsonNode list = f.node("messages");
     if (list == null) {
       throw ApiError.badRequest(
@@ -153,42 +167,67 @@ final class OpenAiRequests {
     if (list.isEmpty()) {
       throw ApiError.badRequest("messages", "messages is empty; give at least one message");
     }
-    List<ChatMessage> out = new ArrayList<>();
-    for (int i = 0; i < list.size(); i++) {
-      JsonNode m = list.get(i);
-      String where = "messages[" + i + "]";
-      if (!m.isObject()) {
-        throw JsonFields.wrongType(where, "an object with role and content", m);
+    int imageParts = 0;
+    for (JsonNode m : list) {
+      JsonNode c = m.path("content");
+      for (int j = 0; c.isArray() && j < c.size(); j++) {
+        imageParts += IMAGE_PARTS.contains(c.get(j).path("type").asText("")) ? 1 : 0;
       }
-      JsonFields mf = new JsonFields(m);
-      String role =
-          mf.string("role")
-              .orElseThrow(() -> ApiError.badRequest("messages", where + ".role is required"));
-      if (role.equals("developer")) {
-        role = ChatMessage.SYSTEM; // OpenAI's newer name for the system message
-      } else if (role.equals("tool") || role.equals("function")) {
-        throw ApiError.badRequest(
-            "messages",
-            where + ".role '" + role + "' is not supported: pdserve has no tool calling yet");
-      }
-      out.add(new ChatMessage(role, content(mf.node("content"), where)));
     }
-    return out;
+    try {
+      images.checkCount(imageParts, "messages");
+      List<ChatMessage> out = new ArrayList<>();
+      for (int i = 0; i < list.size(); i++) {
+        JsonNode m = list.get(i);
+        String where = "messages[" + i + "]";
+        if (!m.isObject()) {
+          throw JsonFields.wrongType(where, "an object with role and content", m);
+        }
+        JsonFields mf = new JsonFields(m);
+        String role =
+            mf.string("role")
+                .orElseThrow(() -> ApiError.badRequest("messages", where + ".role is required"));
+        if (role.equals("developer")) {
+          role = ChatMessage.SYSTEM; // OpenAI's newer name for the system message
+        } else if (role.equals("tool") || role.equals("function")) {
+          throw ApiError.badRequest(
+              "messages",
+              where + ".role '" + role + "' is not supported: pdserve has no tool calling yet");
+        }
+        out.add(new ChatMessage(role, content(mf.node("content"), where)));
+      }
+      return out;
+    } catch (ImageRefusedException e) {
+      throw imageError(e);
+    }
   }
 
-  /** A string, or a list of text parts joined by newlines (as vLLM joins them). */
-  private static String content(JsonNode c, String where) {
+  /** An image the intake refused: 413 for its size, else 400; the request fails alone. */
+  static ApiError imageError(ImageRefusedException e) {
+    if (e.tooLarge()) {
+      return new ApiError(
+          413, ApiError.INVALID_REQUEST, e.getMessage(), "messages", "image_too_large", 0);
+    }
+    return ApiError.badRequest("messages", e.getMessage());
+  }
+
+  /**
+   * A string, or a list of text and image parts in order; adjacent text parts are joined by
+   * newlines (as vLLM joins them).
+   */
+  private List<ContentPart> content(JsonNode c, String where) {
     if (c == null) {
       throw ApiError.badRequest(
-          "messages", where + ".content is required (a string or a list of text parts)");
+          "messages", where + ".content is required (a string or a list of content parts)");
     }
     if (c.isTextual()) {
-      return c.textValue();
+      return List.of(ContentPart.text(c.textValue()));
     }
     if (!c.isArray()) {
       throw JsonFields.wrongType(where + ".content", "a string or a list of content parts", c);
     }
-    StringBuilder text = new StringBuilder();
+    List<ContentPart> parts = new ArrayList<>();
+    StringBuilder text = null;
     for (int j = 0; j < c.size(); j++) {
       JsonNode part = c.get(j);
       String at = where + ".content[" + j + "]";
@@ -198,25 +237,74 @@ final class OpenAiRequests {
       }
       String type = part.path("type").asText("");
       if (IMAGE_PARTS.contains(type)) {
-        throw ApiError.badRequest(
-            "messages",
-            at + ": images are not supported yet (part type '" + type + "'); send text parts only");
+        if (text != null) {
+          parts.add(ContentPart.text(text.toString()));
+          text = null;
+        }
+        parts.add(ContentPart.image(imagePart(part, type, at)));
+        continue;
       }
       if (!type.equals("text")) {
         throw ApiError.badRequest(
             "messages",
-            at + ": content part type '" + type + "' is not supported; only 'text' parts are");
+            at
+                + ": content part type '"
+                + type
+                + "' is not supported; only 'text' and 'image_url' parts are");
       }
       JsonNode t = part.get("text");
       if (t == null || !t.isTextual()) {
         throw JsonFields.wrongType(at + ".text", "a string", t);
       }
-      if (text.length() > 0) {
+      if (text == null) {
+        text = new StringBuilder();
+      } else {
         text.append('\n');
       }
       text.append(t.textValue());
     }
-    return text.toString();
+    if (text != null) {
+      parts.add(ContentPart.text(text.toString()));
+    }
+    if (parts.isEmpty()) {
+      parts.add(ContentPart.text(""));
+    }
+    return parts;
+  }
+
+  /**
+   * {@code {"type": "image_url", "image_url": {"url": ..., "detail": ...}}} (Chat Completions; the
+   * url may also be given directly as a string) or {@code {"type": "input_image", "image_url":
+   * "..."}} (Responses). {@code detail} is accepted and ignored: the image is always seen at the
+   * resolution the model's processor gives it.
+   */
+  private EncodedImage imagePart(JsonNode part, String type, String at) {
+    JsonNode u = part.get("image_url");
+    String url;
+    if (u != null && u.isTextual()) {
+      url = u.textValue();
+    } else if (u != null && u.isObject()) {
+      JsonNode v = u.get("url");
+      if (v == null || !v.isTextual()) {
+        throw JsonFields.wrongType(at + ".image_url.url", "a string (data: or http(s) URL)", v);
+      }
+      url = v.textValue();
+      checkDetail(u.get("detail"), at + ".image_url.detail");
+    } else {
+      throw JsonFields.wrongType(
+          at + ".image_url", "an object like {\"url\": \"data:image/png;base64,...\"}", u);
+    }
+    checkDetail(part.get("detail"), at + ".detail");
+    return images.url(url, at);
+  }
+
+  private static void checkDetail(JsonNode d, String at) {
+    if (d == null || d.isNull()) {
+      return;
+    }
+    if (!d.isTextual() || !DETAILS.contains(d.textValue())) {
+      throw ApiError.badRequest("messages", at + " must be 'auto', 'low' or 'high', got " + d);
+    }
   }
 
   private static void refuseUnsupportedChatFeatures(JsonFields f) {
