@@ -21,6 +21,7 @@ import java.util.Objects;
  * @param router the router's handling of failed nodes and overload
  * @param expertSharding an expert shard's range from a shard count and its ordinal
  * @param shutdown how the node drains when told to stop
+ * @param tls mutual TLS between nodes and TLS of the router's public APIs
  */
 public record NodeConfig(
     String nodeId,
@@ -32,9 +33,11 @@ public record NodeConfig(
     CoordinatorConfig coordinator,
     RouterConfig router,
     ExpertSharding expertSharding,
-    ShutdownSettings shutdown) {
+    ShutdownSettings shutdown,
+    TlsSettings.Node tls) {
 
   public NodeConfig {
+    Objects.requireNonNull(tls, "tls");
     Objects.requireNonNull(prefix, "prefix");
     Objects.requireNonNull(coordinator, "coordinator");
     Objects.requireNonNull(router, "router");
@@ -61,7 +64,8 @@ public record NodeConfig(
         coordinator,
         RouterConfig.DEFAULTS,
         ExpertSharding.NONE,
-        ShutdownSettings.DEFAULTS);
+        ShutdownSettings.DEFAULTS,
+        TlsSettings.Node.DISABLED);
   }
 
   /**

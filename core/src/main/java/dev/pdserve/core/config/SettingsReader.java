@@ -48,7 +48,16 @@ import static dev.pdserve.core.config.ConfigKeys.ROUTER_MIGRATION_LIMIT;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFILL_TOKENS_PER_SECOND;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFIX_CACHE_WEIGHT;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_STREAM_SILENCE_TIMEOUT;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_CERT;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_CLIENT_CA;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_ENABLED;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_KEY;
 import static dev.pdserve.core.config.ConfigKeys.SHUTDOWN_TIMEOUT_SECONDS;
+import static dev.pdserve.core.config.ConfigKeys.TLS_CA;
+import static dev.pdserve.core.config.ConfigKeys.TLS_CERT;
+import static dev.pdserve.core.config.ConfigKeys.TLS_ENABLED;
+import static dev.pdserve.core.config.ConfigKeys.TLS_KEY;
+import static dev.pdserve.core.config.ConfigKeys.TLS_RELOAD_INTERVAL;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
 import java.net.InetAddress;
@@ -87,12 +96,60 @@ final class SettingsReader {
     RouterConfig router = router(coordinator);
     ExpertSharding sharding = expertSharding(nodeId, role, engine.expertRange().isPresent());
     ShutdownSettings shutdown = new ShutdownSettings(values.get(SHUTDOWN_TIMEOUT_SECONDS));
+    TlsSettings.Node tls = tls();
     List<String> problems = values.problems();
     if (!problems.isEmpty()) {
       throw new NodeConfigException(problems);
     }
     return new NodeConfig(
-        nodeId, role, network, cluster, engine, prefix, coordinator, router, sharding, shutdown);
+        nodeId,
+        role,
+        network,
+        cluster,
+        engine,
+        prefix,
+        coordinator,
+        router,
+        sharding,
+        shutdown,
+        tls);
+  }
+
+  /**
+   * Mutual TLS between nodes needs a certificate, its key and the cluster CA; the router's public
+   * TLS takes the node's certificate and key unless given its own.
+   */
+  private TlsSettings.Node tls() {
+    Duration reload = values.get(TLS_RELOAD_INTERVAL);
+    Optional<Path> cert = values.find(TLS_CERT);
+    Optional<Path> key = values.find(TLS_KEY);
+    Optional<Path> ca = values.find(TLS_CA);
+    boolean cluster = values.get(TLS_ENABLED);
+    if (cluster) {
+      requireFile(cert.isPresent(), TLS_CERT, TLS_ENABLED);
+      requireFile(key.isPresent(), TLS_KEY, TLS_ENABLED);
+      requireFile(ca.isPresent(), TLS_CA, TLS_ENABLED);
+    }
+    Optional<Path> publicCert = values.find(ROUTER_TLS_CERT).or(() -> cert);
+    Optional<Path> publicKey = values.find(ROUTER_TLS_KEY).or(() -> key);
+    boolean publicApi = values.get(ROUTER_TLS_ENABLED);
+    if (publicApi) {
+      requireFile(publicCert.isPresent(), ROUTER_TLS_CERT, ROUTER_TLS_ENABLED);
+      requireFile(publicKey.isPresent(), ROUTER_TLS_KEY, ROUTER_TLS_ENABLED);
+    }
+    if (!values.problems().isEmpty()) {
+      return TlsSettings.Node.DISABLED;
+    }
+    return new TlsSettings.Node(
+        new TlsSettings(cluster, cert, key, ca, reload),
+        new TlsSettings(
+            publicApi, publicCert, publicKey, values.find(ROUTER_TLS_CLIENT_CA), reload));
+  }
+
+  private void requireFile(boolean present, ConfigKey<?> file, ConfigKey<?> switchKey) {
+    if (!present) {
+      values.fail(file, "required when " + switchKey + " is true (a PEM file)");
+    }
   }
 
   private NodeRole role() {
