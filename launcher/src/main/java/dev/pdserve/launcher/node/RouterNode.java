@@ -11,6 +11,7 @@ import dev.pdserve.core.coordination.CoordinatorLeaseStore;
 import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.core.grpc.NodeStatusService;
 import dev.pdserve.core.metrics.NodeMetrics;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.launcher.node.Closer.Stage;
 import dev.pdserve.model.engine.LoadedModel;
@@ -68,8 +69,12 @@ public final class RouterNode implements AutoCloseable {
     awaitDataMember(node);
     this.directory = node.own(Stage.CLUSTER, "node-directory", new NodeDirectory(node.registry()));
     LoadedModel model = node.model();
-    Channels channels =
-        node.own(Stage.RESOURCES, "channels", new Channels(Channels.Settings.forNode(config)));
+    Channels channels = node.own(Stage.RESOURCES, "channels", new Channels(node.channelSettings()));
+    TransportSecurity publicTls =
+        node.own(
+            Stage.RESOURCES,
+            "public-api-tls",
+            TransportSecurity.publicServer(config.tls().publicApi(), config.nodeId()));
     PrometheusRouterMetrics routerMetrics = new PrometheusRouterMetrics(node.metrics());
     PromptRenderer renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
     this.router =
@@ -99,11 +104,17 @@ public final class RouterNode implements AutoCloseable {
             .withMaxBodyBytes(config.network().httpMaxBodyBytes());
     this.http =
         node.own(
-            Stage.ENDPOINTS, "http-server", new OpenAiHttpServer(httpSettings, router, renderer));
+            Stage.ENDPOINTS,
+            "http-server",
+            new OpenAiHttpServer(httpSettings, router, renderer, publicTls));
     http.start();
-    this.httpUrl = "http://" + config.network().advertisedHost() + ":" + http.port();
+    this.httpUrl =
+        (publicTls.enabled() ? "https://" : "http://")
+            + config.network().advertisedHost()
+            + ":"
+            + http.port();
     node.serve(
-        node.serverBuilder()
+        node.serverBuilder(publicTls)
             .addService(new GenerationGrpcService(router, model.config().name()))
             .addService(new NodeStatusService(this::status))
             .addService(

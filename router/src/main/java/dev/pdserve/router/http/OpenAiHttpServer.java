@@ -1,6 +1,7 @@
 package dev.pdserve.router.http;
 
 import dev.pdserve.core.NamedThreadFactory;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.model.engine.PromptRenderer;
 import dev.pdserve.router.Router;
 import io.netty.bootstrap.ServerBootstrap;
@@ -15,6 +16,7 @@ import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.ssl.SslContext;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.IOException;
@@ -45,6 +47,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
   private final ThreadPoolExecutor handlers;
   private final ChannelGroup channels =
       new DefaultChannelGroup("pdserve-http", GlobalEventExecutor.INSTANCE);
+  private final SslContext tls; // null: plaintext HTTP
   private volatile Channel server;
   private volatile int port = -1;
 
@@ -53,6 +56,16 @@ public final class OpenAiHttpServer implements AutoCloseable {
    *     chat prompts without {@code max_tokens} are counted with it)
    */
   public OpenAiHttpServer(HttpApiSettings settings, Router router, PromptRenderer renderer) {
+    this(settings, router, renderer, TransportSecurity.plaintext());
+  }
+
+  /** As above, over HTTPS when {@code security} is TLS (the router's public API certificate). */
+  public OpenAiHttpServer(
+      HttpApiSettings settings,
+      Router router,
+      PromptRenderer renderer,
+      TransportSecurity security) {
+    this.tls = security.httpServerContext().orElse(null);
     this.settings = settings;
     this.api = new OpenAiApi(router, renderer, settings.chatMaxTokensCap());
     this.boss =
@@ -86,6 +99,9 @@ public final class OpenAiHttpServer implements AutoCloseable {
                   @Override
                   protected void initChannel(SocketChannel ch) {
                     channels.add(ch);
+                    if (tls != null) {
+                      ch.pipeline().addLast("tls", tls.newHandler(ch.alloc()));
+                    }
                     ch.pipeline()
                         .addLast("codec", new HttpServerCodec())
                         .addLast(
