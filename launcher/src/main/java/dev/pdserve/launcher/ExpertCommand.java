@@ -26,12 +26,15 @@ final class ExpertCommand implements Callable<Integer> {
           "Expert indices this shard hosts, of every MoE layer and both groups, e.g. 0-31 (default: all).")
   String experts;
 
+  @Mixin QuantizationOptions quantization;
+
   @Override
   public Integer call() throws Exception {
     Map<String, String> more = new LinkedHashMap<>();
     if (experts != null) {
       more.put("pdserve.expert.range", experts);
     }
+    quantization.putSettings(more);
     NodeConfig cfg = node.load("expert", more);
     ExpertNode e = ExpertNode.start(cfg);
     return NodeProcess.serve(

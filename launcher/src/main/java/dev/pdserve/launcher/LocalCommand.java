@@ -15,6 +15,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -79,6 +80,8 @@ final class LocalCommand implements Callable<Integer> {
       description = KvDtypeOption.DESCRIPTION + " Given to every node. Default: fp32.")
   KvDtype kvDtype;
 
+  @Mixin QuantizationOptions quantization;
+
   @Option(
       names = "--log-level",
       defaultValue = "INFO",
@@ -139,6 +142,7 @@ final class LocalCommand implements Callable<Integer> {
           "pdserve local: TLS on; throw-away CA and node certificate in %s (clients: --tls-ca %s)%n",
           dir, f.ca());
     }
+    quantization.putSettings(settings); // every node, workers and expert shards alike
     LocalCluster.Spec s =
         new LocalCluster.Spec(
             prefill, decode, experts, preset, modelDir, seed, kvBudget, logLevel, settings, heap);

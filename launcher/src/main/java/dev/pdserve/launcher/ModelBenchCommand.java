@@ -84,7 +84,7 @@ final class ModelBenchCommand implements Callable<Integer> {
     OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(threads, false, true));
     ObjectNode report = GenerateCommand.JSON.createObjectNode();
     try (LoadedModel m = LoadedModel.load(model.spec());
-        ModelWeights w = new ModelWeights(m.config(), m.weights(), rt);
+        ModelWeights w = new ModelWeights(m.config(), m.weights(), rt, model.numerics().weights());
         ModelRunner runner = new ModelRunner(m.config(), w, rt, model.numerics());
         ExpertCompute experts =
             new ExpertCompute(m.config(), w, rt, ExpertCompute.HostedExperts.ALL)) {
@@ -97,15 +97,18 @@ final class ModelBenchCommand implements Callable<Integer> {
       LocalExperts local = new LocalExperts(experts);
       report.put("model", cfg.name());
       report.put("kv_dtype", model.kvDtype.configName());
+      report.put("quantization", model.numerics().weights().mode().configName());
+      report.put("quantization_block_size", model.numerics().weights().blockSize());
       report.put("prompt_len", promptLen);
       report.put("decode_steps", decodeSteps);
       report.put("cores", Runtime.getRuntime().availableProcessors());
       ArrayNode rows = report.putArray("results");
       out.printf(
-          "pdserve model bench: %s, %s KV, prompt %d tokens, %d decode steps, median of %d, %d"
-              + " cores%n",
+          "pdserve model bench: %s, %s KV, weights %s, prompt %d tokens, %d decode steps, median"
+              + " of %d, %d cores%n",
           cfg.name(),
           model.kvDtype.configName(),
+          model.numerics().weights().describe(),
           promptLen,
           decodeSteps,
           repeats,

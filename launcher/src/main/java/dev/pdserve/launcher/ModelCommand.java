@@ -25,7 +25,12 @@ import picocli.CommandLine.Spec;
     name = "model",
     mixinStandardHelpOptions = true,
     description = "Inspect and prepare models.",
-    subcommands = {ModelCommand.Info.class, ModelCommand.Convert.class, ModelBenchCommand.class})
+    subcommands = {
+      ModelCommand.Info.class,
+      ModelCommand.Convert.class,
+      ModelBenchCommand.class,
+      ModelEvalCommand.class
+    })
 final class ModelCommand implements Runnable {
   @Spec picocli.CommandLine.Model.CommandSpec spec;
 
@@ -100,19 +105,19 @@ final class ModelCommand implements Runnable {
       if (firstDense >= 0) {
         graphs.put(
             "layer (dense)  ×" + count(cfg, LayerKind.DENSE),
-            LayerGraph.build(cfg, firstDense, model.kvDtype));
+            LayerGraph.build(cfg, firstDense, model.kvDtype, model.numerics().weights()));
       }
       if (firstMoe >= 0) {
         graphs.put(
             "layer (MoE)    ×" + count(cfg, LayerKind.MOE),
-            LayerGraph.build(cfg, firstMoe, model.kvDtype));
+            LayerGraph.build(cfg, firstMoe, model.kvDtype, model.numerics().weights()));
       }
       for (ExpertGroup g : cfg.expertGroups()) {
         graphs.putIfAbsent(
             "expert " + cfg.hidden() + "x" + g.intermediate(),
             ExpertGraph.build(cfg.hidden(), g.intermediate()));
       }
-      graphs.put("head", HeadGraph.build(cfg));
+      graphs.put("head", HeadGraph.build(cfg, model.numerics().weights()));
       for (Map.Entry<String, GraphBuilder> e : graphs.entrySet()) {
         var proto = e.getValue().build().getGraph();
         out.printf(

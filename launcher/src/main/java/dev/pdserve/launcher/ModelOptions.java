@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.function.Supplier;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Which model a command uses: a built-in preset (dummy seeded weights) or a model directory. */
@@ -49,9 +50,11 @@ final class ModelOptions {
       description = KvDtypeOption.DESCRIPTION + " Default: ${DEFAULT-VALUE}.")
   KvDtype kvDtype;
 
-  /** How to compute the model: the KV dtype given (fp32 unless {@code --kv-dtype} says else). */
+  @Mixin QuantizationOptions quantization;
+
+  /** How to compute the model: the KV dtype and weight quantization given (fp32 by default). */
   Numerics numerics() {
-    return Numerics.kv(kvDtype);
+    return new Numerics(kvDtype, quantization.resolve());
   }
 
   ModelConfig config() {

@@ -39,6 +39,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -90,11 +91,20 @@ final class ThroughputCommand implements Callable<Integer> {
               + " The same for the single-process engine and every node. Default: ${DEFAULT-VALUE}.")
   KvDtype kvDtype;
 
+  @Mixin QuantizationOptions quantization;
+
   @Option(
       names = "--ort-threads",
       defaultValue = "0",
       description = "ONNX Runtime threads of the single-process engine (0 = all cores).")
   int threads;
+
+  private Map<String, String> clusterSettings() {
+    Map<String, String> m = new java.util.LinkedHashMap<>();
+    m.put(NodeConfigLoader.KV_DTYPE, kvDtype.configName());
+    quantization.putSettings(m);
+    return m;
+  }
 
   @Override
   public Integer call() throws Exception {
@@ -109,13 +119,14 @@ final class ThroughputCommand implements Callable<Integer> {
       prompts.add(p);
     }
     out.printf(
-        "pdserve throughput: %d requests, prompt %d tokens, %d output tokens each, %d in flight, preset %s, %s KV, %d cores%n",
+        "pdserve throughput: %d requests, prompt %d tokens, %d output tokens each, %d in flight, preset %s, %s KV, weights %s, %d cores%n",
         requests,
         promptLen,
         maxTokens,
         concurrency,
         preset,
         kvDtype.configName(),
+        quantization.resolve().describe(),
         Runtime.getRuntime().availableProcessors());
     out.flush();
 
@@ -124,8 +135,9 @@ final class ThroughputCommand implements Callable<Integer> {
     double singleTps;
     OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(threads, false, true));
     try (LoadedModel m = LoadedModel.load(ModelSpec.preset(preset));
-        ModelWeights w = new ModelWeights(m.config(), m.weights(), rt);
-        ModelRunner runner = new ModelRunner(m.config(), w, rt, Numerics.kv(kvDtype));
+        ModelWeights w = new ModelWeights(m.config(), m.weights(), rt, quantization.resolve());
+        ModelRunner runner =
+            new ModelRunner(m.config(), w, rt, new Numerics(kvDtype, quantization.resolve()));
         ExpertCompute ec = new ExpertCompute(m.config(), w, rt, ExpertCompute.HostedExperts.ALL)) {
       LocalExperts local = new LocalExperts(ec);
       runBatch(runner, local, m, prompts.subList(0, Math.min(2, requests)), 4); // warm-up
@@ -155,7 +167,7 @@ final class ThroughputCommand implements Callable<Integer> {
             ModelSpec.DEFAULT_SEED,
             "256m",
             "WARN",
-            Map.of(NodeConfigLoader.KV_DTYPE, kvDtype.configName()),
+            clusterSettings(),
             "768m");
     try (LocalCluster cluster = LocalCluster.start(s, line -> {}, Duration.ofSeconds(240))) {
       ManagedChannel ch =

@@ -47,6 +47,8 @@ final class WorkerCommand implements Callable<Integer> {
               + " Every worker of a cluster must agree (key pdserve.kv.dtype, default fp32).")
   KvDtype kvDtype;
 
+  @Mixin QuantizationOptions quantization;
+
   @Override
   public Integer call() throws Exception {
     if (role != null && !role.equals("prefill") && !role.equals("decode")) {
@@ -60,6 +62,7 @@ final class WorkerCommand implements Callable<Integer> {
     if (kvDtype != null) {
       more.put(NodeConfigLoader.KV_DTYPE, kvDtype.configName());
     }
+    quantization.putSettings(more);
     NodeConfig cfg = node.load(role, more);
     if (cfg.role() != NodeRole.PREFILL && cfg.role() != NodeRole.DECODE) {
       throw new CommandLine.ParameterException(

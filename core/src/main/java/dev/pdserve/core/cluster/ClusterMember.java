@@ -10,14 +10,16 @@ import com.hazelcast.config.NetworkConfig;
 import com.hazelcast.config.SplitBrainProtectionConfig;
 import com.hazelcast.core.Hazelcast;
 import com.hazelcast.core.HazelcastInstance;
-import com.hazelcast.spi.merge.LatestUpdateMergePolicy;
 import com.hazelcast.splitbrainprotection.SplitBrainProtectionOn;
 import dev.pdserve.core.config.ClusterSettings;
+import dev.pdserve.core.config.FailureDetection;
 import dev.pdserve.core.config.HostPort;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.coordination.CoordinatorLeaseStore;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
+import java.time.Duration;
 import java.util.Iterator;
 import java.util.List;
 import java.util.UUID;
@@ -45,6 +47,9 @@ public final class ClusterMember implements AutoCloseable {
 
   /** Name of the split-brain protection rule applied to the registry maps when min-size > 1. */
   public static final String SPLIT_BRAIN_PROTECTION = "pdserve-registry-quorum";
+
+  /** Split-brain protection of the coordinator lease map ({@link RecentMajority}). */
+  public static final String LEASE_PROTECTION = "pdserve-coordinator-majority";
 
   /** Member attribute holding the pdserve node id. */
   public static final String NODE_ID_ATTRIBUTE = "pdserve.node-id";
@@ -124,10 +129,16 @@ public final class ClusterMember implements AutoCloseable {
     cfg.setProperty(
         "hazelcast.max.wait.seconds.before.join",
         Integer.toString(Math.max(c.joinWaitSeconds(), 1) * 4));
-    // Members that started apart (or a healed partition) merge in seconds, not the default 5
-    // minutes.
-    cfg.setProperty("hazelcast.merge.first.run.delay.seconds", "10");
-    cfg.setProperty("hazelcast.merge.next.run.delay.seconds", "10");
+    FailureDetection fd = c.failureDetection();
+    cfg.setProperty("hazelcast.heartbeat.failuredetector.type", fd.detector().hazelcastName());
+    cfg.setProperty(
+        "hazelcast.heartbeat.phiaccrual.failuredetector.threshold",
+        Double.toString(fd.phiThreshold()));
+    // Members that started apart, a healed partition, or a node that woke from a freeze alone
+    // merge in seconds, not the default 5 minutes.
+    String merge = Integer.toString(fd.mergeIntervalSeconds());
+    cfg.setProperty("hazelcast.merge.first.run.delay.seconds", merge);
+    cfg.setProperty("hazelcast.merge.next.run.delay.seconds", merge);
 
     NetworkConfig net = cfg.getNetworkConfig();
     net.setPort(c.port()).setPortAutoIncrement(true).setPortCount(100);
@@ -183,10 +194,20 @@ public final class ClusterMember implements AutoCloseable {
     for (String map : List.of(NodeRegistry.MAP_NAME, ExpertPlacementStore.MAP_NAME)) {
       MapConfig mc =
           new MapConfig(map).setBackupCount(1).setAsyncBackupCount(0).setPerEntryStatsEnabled(true);
-      mc.getMergePolicyConfig().setPolicy(LatestUpdateMergePolicy.class.getName());
+      mc.getMergePolicyConfig().setPolicy(RegistryMergePolicy.class.getName());
       mc.setSplitBrainProtectionName(protection);
       cfg.addMapConfig(mc);
     }
+    // The coordinator lease: writable (taken, confirmed) only by a majority of the recent cluster.
+    cfg.addSplitBrainProtectionConfig(
+        new SplitBrainProtectionConfig(LEASE_PROTECTION, true)
+            .setProtectOn(SplitBrainProtectionOn.WRITE)
+            .setFunctionImplementation(
+                new RecentMajority(Duration.ofSeconds(fd.quorumWindowSeconds()))));
+    MapConfig lease = new MapConfig(CoordinatorLeaseStore.MAP_NAME).setBackupCount(1);
+    lease.getMergePolicyConfig().setPolicy(RegistryMergePolicy.class.getName());
+    lease.setSplitBrainProtectionName(LEASE_PROTECTION);
+    cfg.addMapConfig(lease);
     return cfg;
   }
 

@@ -7,6 +7,7 @@ import com.hazelcast.nio.serialization.compact.CompactWriter;
 import dev.pdserve.core.cluster.ExpertPlacement.ExpertKey;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.coordination.CoordinatorLease;
+import dev.pdserve.core.coordination.LeaseProcessors;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -33,6 +34,7 @@ public final class ClusterSerialization {
         .addSerializer(new PlacementSerializer())
         .addSerializer(new CoordinatorLease.Serializer());
     config.addDataSerializableFactory(FACTORY_ID, RegistryProcessors::create);
+    config.addDataSerializableFactory(LeaseProcessors.FACTORY_ID, LeaseProcessors::create);
   }
 
   static final class NodeInfoSerializer implements CompactSerializer<NodeInfo> {

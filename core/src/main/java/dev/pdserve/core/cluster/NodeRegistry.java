@@ -42,11 +42,18 @@ import org.apache.logging.log4j.Logger;
  * shutdown, crash detected by heartbeat, or a dropped connection), every remaining registry removes
  * its entries, so {@link #activeNodes} stops returning a dead node within the heartbeat bound
  * ({@code pdserve.cluster.max-no-heartbeat-seconds}).
+ *
+ * <p>Fencing: every write names this member as its writer, and the partition owner refuses writes
+ * from a member that is not in its member list (see {@link RegistryProcessors}), so a node the
+ * cluster has given up cannot change anything until it has rejoined as a new member; and no one
+ * removes a live member's entries.
  */
 public final class NodeRegistry implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(NodeRegistry.class);
 
   public static final String MAP_NAME = "pdserve.nodes";
+  private static final int REMOVE_ATTEMPTS = 10;
+  private static final long REMOVE_RETRY_MILLIS = 200;
 
   private final HazelcastInstance hz;
   private final IMap<String, NodeInfo> map;
@@ -88,22 +95,36 @@ public final class NodeRegistry implements AutoCloseable {
    * Writes {@code info} as this member's entry for its id and returns what was stored: the member
    * id is set to this member, the time to now, and the epoch to {@code info.epoch()} or, if the id
    * was registered before, above the previous epoch (a restarted node never reuses an epoch).
+   *
+   * @throws FencedException if the cluster does not count this member as live (it was given up and
+   *     has not rejoined yet)
    */
   public NodeInfo register(NodeInfo info) {
-    String member = hz.getCluster().getLocalMember().getUuid().toString();
+    String member = localMemberId();
     NodeInfo stamped = info.withRegistration(member, info.epoch(), System.currentTimeMillis());
-    return map.executeOnKey(
-        info.id(), new RegistryProcessors.Register(stamped, System.currentTimeMillis()));
+    NodeInfo stored =
+        map.executeOnKey(
+            info.id(), new RegistryProcessors.Register(stamped, System.currentTimeMillis()));
+    if (stored == null || !stored.memberId().equals(member)) {
+      throw new FencedException(
+          "registration of "
+              + info.id()
+              + " refused: member "
+              + member
+              + " is not in the cluster's member list (given up; it must rejoin first)");
+    }
+    return stored;
   }
 
   /**
    * Replaces the load figures of a node, leaving role, state and epoch alone; false if it is not
-   * registered.
+   * registered by this member (absent, registered by another member or incarnation, or this member
+   * is fenced off).
    */
   public boolean updateLoad(String id, Load load) {
     Objects.requireNonNull(load, "load");
     return map.executeOnKey(
-        id, new RegistryProcessors.UpdateLoad(load, System.currentTimeMillis()));
+        id, new RegistryProcessors.UpdateLoad(load, localMemberId(), System.currentTimeMillis()));
   }
 
   /**
@@ -124,7 +145,12 @@ public final class NodeRegistry implements AutoCloseable {
     return map.executeOnKey(
         id,
         new RegistryProcessors.CompareAndSet(
-            expectedEpoch, expectedState, newRole, newState, System.currentTimeMillis()));
+            expectedEpoch,
+            expectedState,
+            newRole,
+            newState,
+            localMemberId(),
+            System.currentTimeMillis()));
   }
 
   public Optional<NodeInfo> get(String id) {
@@ -162,7 +188,8 @@ public final class NodeRegistry implements AutoCloseable {
     for (NodeInfo n : map.values()) {
       if (!live.contains(n.memberId())
           && Boolean.TRUE.equals(
-              map.executeOnKey(n.id(), new RegistryProcessors.RemoveIfMember(n.memberId())))) {
+              map.executeOnKey(
+                  n.id(), new RegistryProcessors.RemoveIfMember(n.memberId(), localMemberId())))) {
         LOG.info("removed orphaned registry entry {} (member {} is gone)", n.id(), n.memberId());
         removed++;
       }
@@ -184,14 +211,36 @@ public final class NodeRegistry implements AutoCloseable {
     };
   }
 
+  /** This member's UUID: the writer every registry write names. */
+  private String localMemberId() {
+    return hz.getCluster().getLocalMember().getUuid().toString();
+  }
+
+  /**
+   * Removes a departed member's entries. The partition owner may not have seen the departure yet
+   * (it refuses to remove a live member's entries), so refused removals are tried again a few
+   * times.
+   */
   private void removeEntriesOf(String memberId) {
     try {
-      for (String id : map.keySet(Predicates.equal("memberId", memberId))) {
-        if (Boolean.TRUE.equals(
-            map.executeOnKey(id, new RegistryProcessors.RemoveIfMember(memberId)))) {
-          LOG.info("removed registry entry {}: its member {} left the cluster", id, memberId);
+      for (int attempt = 0; attempt < REMOVE_ATTEMPTS; attempt++) {
+        Set<String> ids = map.keySet(Predicates.equal("memberId", memberId));
+        if (ids.isEmpty()) {
+          return;
+        }
+        if (attempt > 0) {
+          Thread.sleep(REMOVE_RETRY_MILLIS);
+        }
+        for (String id : ids) {
+          if (Boolean.TRUE.equals(
+              map.executeOnKey(
+                  id, new RegistryProcessors.RemoveIfMember(memberId, localMemberId())))) {
+            LOG.info("removed registry entry {}: its member {} left the cluster", id, memberId);
+          }
         }
       }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     } catch (HazelcastInstanceNotActiveException e) {
       // this member is shutting down too; the remaining ones clean up
     } catch (RuntimeException e) {

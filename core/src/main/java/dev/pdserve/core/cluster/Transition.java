@@ -15,7 +15,12 @@ public record Transition(Outcome outcome, NodeInfo node) {
     /** The epoch matched but the state was not the expected one. */
     WRONG_STATE,
     /** No entry with that id. */
-    NOT_FOUND
+    NOT_FOUND,
+    /**
+     * The writer is not a member of the cluster (any more): it was given up — crashed, or frozen
+     * past the heartbeat bound — and has not rejoined under a new member id.
+     */
+    FENCED
   }
 
   public boolean applied() {

@@ -18,6 +18,7 @@ import java.util.List;
  * @param minClusterSize split-brain protection: below this many members the registry maps refuse
  *     reads and writes; 1 turns protection off
  * @param liteMember join as a lite member (owns no partitions; suits routers)
+ * @param failureDetection the failure detector, merge and quorum settings (issue 14)
  */
 public record ClusterSettings(
     String name,
@@ -30,7 +31,8 @@ public record ClusterSettings(
     int maxNoHeartbeatSeconds,
     int joinWaitSeconds,
     int minClusterSize,
-    boolean liteMember) {
+    boolean liteMember,
+    FailureDetection failureDetection) {
 
   public ClusterSettings {
     members = List.copyOf(members);

@@ -1,6 +1,8 @@
 package dev.pdserve.core.config;
 
 import dev.pdserve.model.config.KvDtype;
+import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.WeightQuantization;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -257,6 +259,40 @@ public final class ConfigKeys {
               BOOL,
               false,
               "member without registry data (owns no partitions); `pdserve router` sets it true"));
+  public static final ConfigKey<FailureDetection.Detector> CLUSTER_FAILURE_DETECTOR =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.failure-detector",
+              ValueType.Choice.of(FailureDetection.Detector.class),
+              FailureDetection.DEFAULTS.detector(),
+              "Hazelcast's heartbeat failure detector: PHI_ACCRUAL (suspicion from the silence"
+                  + " against the recent heartbeat intervals, max-no-heartbeat-seconds tolerated;"
+                  + " see docs/RELIABILITY.md) or DEADLINE (removed after max-no-heartbeat-seconds"
+                  + " of silence)"));
+  public static final ConfigKey<Double> CLUSTER_PHI_THRESHOLD =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.phi-threshold",
+              new ValueType.NonNegativeDecimal(),
+              FailureDetection.DEFAULTS.phiThreshold(),
+              "PHI_ACCRUAL: suspicion level at which a silent member is removed"));
+  public static final ConfigKey<Integer> CLUSTER_MERGE_INTERVAL_SECONDS =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.merge-interval-seconds",
+              new ValueType.Int(1, 3600),
+              FailureDetection.DEFAULTS.mergeIntervalSeconds(),
+              "how often a cut-off member (a frozen node that woke up alone, the small side of a"
+                  + " split) looks for the cluster to merge back into as a new member"));
+  public static final ConfigKey<Integer> CLUSTER_QUORUM_WINDOW_SECONDS =
+      define(
+          ConfigKey.of(
+              "pdserve.cluster.quorum-window-seconds",
+              new ValueType.Int(1, 86400),
+              FailureDetection.DEFAULTS.quorumWindowSeconds(),
+              "the coordinator lease may be taken or used only by a side holding a majority of the"
+                  + " largest cluster seen within this window (a node alone after a freeze never"
+                  + " coordinates)"));
   public static final ConfigKey<Long> KV_BUDGET_BYTES =
       define(
           ConfigKey.of(
@@ -273,6 +309,26 @@ public final class ConfigKeys {
               "element type of a worker's KV cache (`--kv-dtype`): keys and values are rounded"
                   + " to it when computed, stored and sent in it (fp16/bf16: half the bytes, twice"
                   + " the blocks); every worker, and a reference engine compared with, must agree"));
+  public static final ConfigKey<QuantMode> MODEL_QUANTIZATION =
+      define(
+          ConfigKey.of(
+              "pdserve.model.quantization",
+              quantModes(),
+              QuantMode.NONE,
+              "weight-only quantization of the linear layers (`--quantization`), computed with"
+                  + " ONNX Runtime's MatMulNBits: int8 and int4 quantize routed and shared"
+                  + " experts, dense MLP, attention projections and LM head; int2-mixed keeps the"
+                  + " first MoE layers' experts at 4 bits, the later ones at 2, the dense parts at"
+                  + " 8 (FastDeploy's WINT2 recipe); embeddings, norms and gates stay fp32; every"
+                  + " node, and a reference engine compared with, must agree"));
+  public static final ConfigKey<Integer> MODEL_QUANTIZATION_BLOCK_SIZE =
+      define(
+          ConfigKey.of(
+              "pdserve.model.quantization-block-size",
+              blockSizes(),
+              WeightQuantization.DEFAULT_BLOCK_SIZE,
+              "weights per scale (and zero point) along the input dimension"
+                  + " (`--quantization-block-size`); smaller is more accurate and larger"));
   public static final ConfigKey<ExpertRange> EXPERT_RANGE =
       define(
           ConfigKey.withoutDefault(
@@ -529,5 +585,21 @@ public final class ConfigKeys {
     m.put("cpu", false);
     m.put("cuda", true);
     return m;
+  }
+
+  private static ValueType.Choice<QuantMode> quantModes() {
+    Map<String, QuantMode> m = new LinkedHashMap<>();
+    for (QuantMode q : QuantMode.values()) {
+      m.put(q.configName(), q);
+    }
+    return new ValueType.Choice<>(m, QuantMode.MUST_BE);
+  }
+
+  private static ValueType.Choice<Integer> blockSizes() {
+    Map<String, Integer> m = new LinkedHashMap<>();
+    for (int b = 16; b <= 256; b *= 2) {
+      m.put(Integer.toString(b), b);
+    }
+    return new ValueType.Choice<>(m, WeightQuantization.BLOCK_MUST_BE);
   }
 }

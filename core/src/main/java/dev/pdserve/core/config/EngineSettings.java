@@ -2,6 +2,7 @@ package dev.pdserve.core.config;
 
 import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.engine.Numerics;
+import dev.pdserve.model.quant.WeightQuantization;
 import java.nio.file.Path;
 import java.util.Optional;
 
@@ -21,6 +22,8 @@ import java.util.Optional;
  * @param kvDtype element type of the KV cache (every worker of a cluster must agree)
  * @param encoderCacheBytes bytes of encoded images a worker of a vision model keeps by digest
  *     ({@code pdserve.vision.encoder-cache-bytes}); 0 = none
+ * @param quantization weight-only quantization ({@code pdserve.model.quantization} and {@code
+ *     pdserve.model.quantization-block-size}; every node of a cluster must agree)
  */
 public record EngineSettings(
     long kvBudgetBytes,
@@ -34,12 +37,13 @@ public record EngineSettings(
     int decodeMaxBatch,
     boolean ortCuda,
     KvDtype kvDtype,
-    long encoderCacheBytes) {
+    long encoderCacheBytes,
+    WeightQuantization quantization) {
   /** Encoder cache of a worker unless configured otherwise: 256 MiB. */
   public static final long DEFAULT_ENCODER_CACHE_BYTES = 256L << 20;
 
   /** How this node computes and stores the model (the reference engine to compare must match). */
   public Numerics numerics() {
-    return new Numerics(kvDtype);
+    return new Numerics(kvDtype, quantization);
   }
 }

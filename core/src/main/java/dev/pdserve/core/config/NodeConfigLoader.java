@@ -56,6 +56,9 @@ public final class NodeConfigLoader {
   public static final String CLUSTER_LITE_MEMBER = ConfigKeys.CLUSTER_LITE_MEMBER.name();
   public static final String KV_BUDGET_BYTES = ConfigKeys.KV_BUDGET_BYTES.name();
   public static final String KV_DTYPE = ConfigKeys.KV_DTYPE.name();
+  public static final String MODEL_QUANTIZATION = ConfigKeys.MODEL_QUANTIZATION.name();
+  public static final String MODEL_QUANTIZATION_BLOCK_SIZE =
+      ConfigKeys.MODEL_QUANTIZATION_BLOCK_SIZE.name();
   public static final String EXPERT_RANGE = ConfigKeys.EXPERT_RANGE.name();
   public static final String MODEL_PRESET = ConfigKeys.MODEL_PRESET.name();
   public static final String MODEL_DIR = ConfigKeys.MODEL_DIR.name();

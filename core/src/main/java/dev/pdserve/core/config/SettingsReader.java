@@ -2,6 +2,7 @@ package dev.pdserve.core.config;
 
 import static dev.pdserve.core.config.ConfigKeys.ADVERTISED_HOST;
 import static dev.pdserve.core.config.ConfigKeys.BIND_HOST;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_FAILURE_DETECTOR;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_HEARTBEAT_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_JOIN;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_JOIN_WAIT_SECONDS;
@@ -10,9 +11,12 @@ import static dev.pdserve.core.config.ConfigKeys.CLUSTER_K8S_SERVICE;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_LITE_MEMBER;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MAX_NO_HEARTBEAT_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MEMBERS;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MERGE_INTERVAL_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MIN_SIZE;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_NAME;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_PHI_THRESHOLD;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_PORT;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_QUORUM_WINDOW_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_ENABLED;
 import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_PERIOD_MS;
 import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_TPOT_TARGET_MS;
@@ -34,6 +38,8 @@ import static dev.pdserve.core.config.ConfigKeys.KV_LEASE_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.METRICS_PORT;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_DIR;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_PRESET;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION_BLOCK_SIZE;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_SEED;
 import static dev.pdserve.core.config.ConfigKeys.NODE_ID;
 import static dev.pdserve.core.config.ConfigKeys.ORT_EXECUTION_PROVIDER;
@@ -60,6 +66,7 @@ import static dev.pdserve.core.config.ConfigKeys.TLS_KEY;
 import static dev.pdserve.core.config.ConfigKeys.TLS_RELOAD_INTERVAL;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
+import dev.pdserve.model.quant.WeightQuantization;
 import java.net.InetAddress;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -240,7 +247,12 @@ final class SettingsReader {
         maxNoHeartbeat,
         values.get(CLUSTER_JOIN_WAIT_SECONDS),
         values.get(CLUSTER_MIN_SIZE),
-        values.get(CLUSTER_LITE_MEMBER));
+        values.get(CLUSTER_LITE_MEMBER),
+        new FailureDetection(
+            values.get(CLUSTER_FAILURE_DETECTOR),
+            values.get(CLUSTER_PHI_THRESHOLD),
+            values.get(CLUSTER_MERGE_INTERVAL_SECONDS),
+            values.get(CLUSTER_QUORUM_WINDOW_SECONDS)));
   }
 
   /** TCPIP without a member list: the cluster port and the next ones on this node's host. */
@@ -278,7 +290,9 @@ final class SettingsReader {
         values.get(DECODE_MAX_BATCH),
         ortCuda,
         values.get(KV_DTYPE),
-        values.get(VISION_ENCODER_CACHE_BYTES));
+        values.get(VISION_ENCODER_CACHE_BYTES),
+        new WeightQuantization(
+            values.get(MODEL_QUANTIZATION), values.get(MODEL_QUANTIZATION_BLOCK_SIZE)));
   }
 
   private PrefixSettings prefix() {

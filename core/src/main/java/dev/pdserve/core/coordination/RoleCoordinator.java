@@ -39,6 +39,12 @@ import org.apache.logging.log4j.Logger;
  * the membership settles: for {@code settle} after any member joined or left (a cluster that is
  * still starting looks like one with an empty role). The settle time and the planner's clock are
  * read from the {@link Timing#ticker()}; the ticks themselves run every {@link Timing#period()}.
+ *
+ * <p>Fencing: being the oldest candidate is not enough to act. The leader takes the {@link
+ * CoordinatorLease} through {@link CoordinatorLeaseStore#acquire} (refused while a live member
+ * holds it) and confirms its term on the lease's partition owner before removing orphans and before
+ * every switch; a frozen former coordinator, or a member alone on its side of a split (the lease
+ * map's split-brain protection), therefore never acts on a stale term.
  */
 public final class RoleCoordinator implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(RoleCoordinator.class);
@@ -176,21 +182,23 @@ public final class RoleCoordinator implements AutoCloseable {
     }
     try {
       if (!elected(hz)) {
-        if (leading) {
-          leading = false;
-          LOG.info("node {} is no longer the coordinator", nodeId);
-        }
+        stepDown("not the oldest candidate");
         return;
       }
-      // The lease records the wall-clock time of the takeover, for status output; nothing is
-      // decided by it.
-      CoordinatorLease l =
-          leases.acquire(
-              nodeId,
-              hz.getCluster().getLocalMember().getUuid().toString(),
-              System.currentTimeMillis());
+      // The lease's term fences the coordinator: taken only from a holder that is no longer a
+      // live member, and confirmed on the partition owner before every action.
+      String me = hz.getCluster().getLocalMember().getUuid().toString();
+      CoordinatorLease l = leases.acquire(nodeId, me, System.currentTimeMillis());
+      if (l == null || !l.memberId().equals(me)) {
+        stepDown(l == null ? "no lease" : "node " + l.nodeId() + " holds term " + l.term());
+        return;
+      }
       lease = l;
       if (!leading) {
+        if (!leases.confirm(l)) {
+          stepDown("term " + l.term() + " not confirmed");
+          return;
+        }
         leading = true;
         LOG.info("node {} is now the coordinator (term {})", nodeId, l.term());
         registry.removeOrphans();
@@ -209,6 +217,10 @@ public final class RoleCoordinator implements AutoCloseable {
       if (node.isEmpty()) {
         LOG.warn(
             "coordinator: the policy chose node {}, which is not in the registry", req.nodeId());
+        return;
+      }
+      if (!leases.confirm(l)) {
+        stepDown("term " + l.term() + " is no longer the cluster's");
         return;
       }
       switchInFlight.set(true);
@@ -237,14 +249,29 @@ public final class RoleCoordinator implements AutoCloseable {
           });
     } catch (RuntimeException e) {
       if (!closed) {
-        LOG.debug("coordinator tick failed: {}", e.toString());
+        stepDown("tick failed: " + e);
+        LOG.debug("coordinator tick failed", e);
       }
+    }
+  }
+
+  private void stepDown(String why) {
+    if (leading) {
+      leading = false;
+      LOG.info("node {} is no longer the coordinator: {}", nodeId, why);
     }
   }
 
   @Override
   public void close() {
     closed = true;
+    if (leading) {
+      try {
+        leases.release(hz.getCluster().getLocalMember().getUuid().toString());
+      } catch (RuntimeException e) {
+        LOG.debug("could not release the coordinator lease: {}", e.toString());
+      }
+    }
     leading = false;
     try {
       hz.getCluster().removeMembershipListener(membership);

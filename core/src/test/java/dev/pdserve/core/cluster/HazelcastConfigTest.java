@@ -6,8 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.hazelcast.config.Config;
 import com.hazelcast.config.JoinConfig;
-import com.hazelcast.spi.merge.LatestUpdateMergePolicy;
+import com.hazelcast.splitbrainprotection.SplitBrainProtectionOn;
 import dev.pdserve.core.config.NodeConfigLoader;
+import dev.pdserve.core.coordination.CoordinatorLeaseStore;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -80,9 +81,28 @@ class HazelcastConfigTest {
       assertEquals(
           ClusterMember.SPLIT_BRAIN_PROTECTION, c.getMapConfig(map).getSplitBrainProtectionName());
       assertEquals(
-          LatestUpdateMergePolicy.class.getName(),
+          RegistryMergePolicy.class.getName(),
           c.getMapConfig(map).getMergePolicyConfig().getPolicy());
     }
+  }
+
+  @Test
+  void failureDetectionMergeAndTheCoordinatorLeaseQuorumAreConfigured() {
+    Config c = config();
+    assertEquals("phi-accrual", c.getProperty("hazelcast.heartbeat.failuredetector.type"));
+    assertEquals("10.0", c.getProperty("hazelcast.heartbeat.phiaccrual.failuredetector.threshold"));
+    assertEquals("5", c.getProperty("hazelcast.max.no.heartbeat.seconds"));
+    assertEquals("5", c.getProperty("hazelcast.merge.next.run.delay.seconds"));
+    var lease = c.getMapConfig(CoordinatorLeaseStore.MAP_NAME);
+    assertEquals(ClusterMember.LEASE_PROTECTION, lease.getSplitBrainProtectionName());
+    assertEquals(RegistryMergePolicy.class.getName(), lease.getMergePolicyConfig().getPolicy());
+    var protection = c.getSplitBrainProtectionConfig(ClusterMember.LEASE_PROTECTION);
+    assertEquals(SplitBrainProtectionOn.WRITE, protection.getProtectOn());
+    assertTrue(protection.getFunctionImplementation() instanceof RecentMajority);
+    Config deadline =
+        config("cluster.failure-detector", "deadline", "cluster.merge-interval-seconds", "3");
+    assertEquals("deadline", deadline.getProperty("hazelcast.heartbeat.failuredetector.type"));
+    assertEquals("3", deadline.getProperty("hazelcast.merge.first.run.delay.seconds"));
   }
 
   @Test

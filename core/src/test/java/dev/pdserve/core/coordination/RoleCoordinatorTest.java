@@ -77,8 +77,14 @@ class RoleCoordinatorTest {
               throw new AssertionError("the planner proposed nothing, yet " + req + " ran");
             });
 
-    coordinator.tickNow();
-    assertTrue(coordinator.isLeading(), "the only candidate leads");
+    // The lease map's split-brain protection is first evaluated a heartbeat after the start.
+    TestClusters.await(
+        Duration.ofSeconds(10),
+        () -> {
+          tickQuietly();
+          return coordinator.isLeading();
+        },
+        () -> "the only candidate does not lead");
     assertEquals(List.of(), plannedAt, "no plan while the membership settles after the start");
     ticker.advance(SETTLE.minusMillis(1));
     coordinator.tickNow();
@@ -142,8 +148,15 @@ class RoleCoordinatorTest {
                   false, "refused by the test", req.nodeId(), node.role(), req.to(), 0, 0, 0, 0);
             });
 
-    coordinator.tickNow();
-    assertEquals(planned, executed.poll(10, TimeUnit.SECONDS), "the plan goes to the executor");
+    // Leading starts once the lease map's split-brain protection has been evaluated.
+    TestClusters.await(
+        Duration.ofSeconds(10),
+        () -> {
+          tickQuietly();
+          return !executed.isEmpty();
+        },
+        () -> "the plan never reached the executor");
+    assertEquals(planned, executed.poll(), "the plan goes to the executor");
     coordinator.tickNow();
     assertEquals(1, plannedAt.size(), "no second plan while a switch is in flight");
     release.countDown();

@@ -172,7 +172,9 @@ final class NodeRuntime implements AutoCloseable {
    */
   ModelWeights loadWeights() {
     return own(
-        Stage.RESOURCES, "model-weights", new ModelWeights(model.config(), model.weights(), ort()));
+        Stage.RESOURCES,
+        "model-weights",
+        new ModelWeights(model.config(), model.weights(), ort(), config.engine().quantization()));
   }
 
   /**

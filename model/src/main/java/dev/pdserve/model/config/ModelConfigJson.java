@@ -52,6 +52,16 @@ public final class ModelConfigJson {
     if (root == null || !root.isObject()) {
       throw new ConfigException(source + " must hold a JSON object");
     }
+    if (root.has("quantization_config")) {
+      // A checkpoint already quantized (GPTQ, AWQ, FastDeploy WINT...): its tensors are not fp32,
+      // bf16 or fp16, and pdserve quantizes on load itself (pdserve.model.quantization).
+      throw new ConfigException(
+          source
+              + " declares quantization_config "
+              + root.get("quantization_config")
+              + ": pre-quantized checkpoints are not read; give the bf16/fp16/fp32 checkpoint and"
+              + " choose pdserve.model.quantization (--quantization)");
+    }
     JsonNode text =
         root.has("text_config") && root.get("text_config").isObject()
             ? merged(root, root.get("text_config"))

@@ -3,11 +3,16 @@ package dev.pdserve.model.engine;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtSession;
 import dev.pdserve.model.config.ExpertGroup;
+import dev.pdserve.model.config.LayerKind;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.graph.ExpertGraph;
 import dev.pdserve.model.onnx.GraphBuilder;
 import dev.pdserve.model.onnx.OrtGraph;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.quant.QuantFormat;
+import dev.pdserve.model.quant.QuantNames;
+import dev.pdserve.model.quant.WeightComponent;
+import dev.pdserve.model.quant.WeightQuantization;
 import dev.pdserve.model.weights.ModelWeights;
 import dev.pdserve.model.weights.WeightNames;
 import java.util.Collections;
@@ -15,6 +20,7 @@ import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 
@@ -29,7 +35,8 @@ public final class ExpertCompute implements AutoCloseable {
   private final ModelWeights weights;
   private final OrtRuntime runtime;
   private final HostedExperts hosted;
-  private final OrtGraph[] graphs; // per group
+  private final OrtGraph[][] graphs; // per layer and group
+  private final QuantFormat[] formats; // per layer; null = fp32
 
   /** Which experts this process computes. */
   public interface HostedExperts {
@@ -44,20 +51,32 @@ public final class ExpertCompute implements AutoCloseable {
     this.weights = weights;
     this.runtime = runtime;
     this.hosted = hosted;
+    WeightQuantization quant = weights.quantization();
     List<ExpertGroup> groups = cfg.expertGroups();
-    this.graphs = new OrtGraph[groups.size()];
-    Map<Integer, OrtGraph> byShape = new HashMap<>();
+    this.graphs = new OrtGraph[cfg.numLayers()][groups.size()];
+    this.formats = new QuantFormat[cfg.numLayers()];
+    Map<String, OrtGraph> byShape = new HashMap<>();
     try {
-      for (int g = 0; g < groups.size(); g++) {
-        int inter = groups.get(g).intermediate();
-        graphs[g] =
-            byShape.computeIfAbsent(
-                inter,
-                i -> {
-                  GraphBuilder b = ExpertGraph.build(cfg.hidden(), i);
-                  return OrtGraph.create(
-                      b.build().getGraph().getName(), b.build(), List.of(), Map.of(), runtime);
-                });
+      for (int l = 0; l < cfg.numLayers(); l++) {
+        if (cfg.layerKind(l) != LayerKind.MOE) {
+          continue;
+        }
+        Optional<QuantFormat> f = quant.format(cfg, l, WeightComponent.ROUTED_EXPERTS);
+        formats[l] = f.orElse(null);
+        for (int g : cfg.groupsInLayer(l)) {
+          int inter = groups.get(g).intermediate();
+          graphs[l][g] =
+              byShape.computeIfAbsent(
+                  inter + "/" + f.map(QuantFormat::tag).orElse("fp32"),
+                  key -> {
+                    GraphBuilder b =
+                        f.isPresent()
+                            ? ExpertGraph.build(cfg.hidden(), inter, f.get())
+                            : ExpertGraph.build(cfg.hidden(), inter);
+                    return OrtGraph.create(
+                        b.build().getGraph().getName(), b.build(), List.of(), Map.of(), runtime);
+                  });
+        }
       }
     } catch (RuntimeException e) {
       byShape.values().forEach(OrtGraph::close);
@@ -132,24 +151,36 @@ public final class ExpertCompute implements AutoCloseable {
   }
 
   private float[] run(int layer, int g, int e, float[] x, int rows) {
-    try (OnnxTensor xt = runtime.floatTensor(x, rows, cfg.hidden());
-        OrtSession.Result res =
-            graphs[g].run(
-                Map.of(
-                    "x", xt,
-                    "w_gate", weights.tensor(WeightNames.expert(cfg, layer, g, e, "gate_proj")),
-                    "w_up", weights.tensor(WeightNames.expert(cfg, layer, g, e, "up_proj")),
-                    "w_down", weights.tensor(WeightNames.expert(cfg, layer, g, e, "down_proj"))))) {
-      return OrtGraph.floats(res, 0);
+    QuantFormat f = formats[layer];
+    try (OnnxTensor xt = runtime.floatTensor(x, rows, cfg.hidden())) {
+      Map<String, OnnxTensor> in = new HashMap<>();
+      in.put("x", xt);
+      for (String p : ExpertGraph.PROJECTIONS) {
+        String base = WeightNames.expert(cfg, layer, g, e, p + "_proj");
+        if (f == null) {
+          in.put("w_" + p, weights.tensor(base));
+        } else {
+          in.put(ExpertGraph.codesInput(p), weights.tensor(QuantNames.codes(base, f)));
+          in.put(ExpertGraph.scalesInput(p), weights.tensor(QuantNames.scales(base, f)));
+          if (f.zeroPoints()) {
+            in.put(ExpertGraph.zeroPointsInput(p), weights.tensor(QuantNames.zeroPoints(base, f)));
+          }
+        }
+      }
+      try (OrtSession.Result res = graphs[layer][g].run(in)) {
+        return OrtGraph.floats(res, 0);
+      }
     }
   }
 
   @Override
   public void close() {
     Set<OrtGraph> distinct = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (OrtGraph og : graphs) {
-      if (og != null) {
-        distinct.add(og);
+    for (OrtGraph[] perLayer : graphs) {
+      for (OrtGraph og : perLayer) {
+        if (og != null) {
+          distinct.add(og);
+        }
       }
     }
     distinct.forEach(OrtGraph::close);

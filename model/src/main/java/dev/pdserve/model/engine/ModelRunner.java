@@ -43,13 +43,22 @@ public final class ModelRunner implements AutoCloseable {
     this.runtime = runtime;
     this.rope = new Rope(cfg);
     this.numerics = numerics;
+    if (!numerics.weights().equals(weights.quantization())) {
+      throw new IllegalArgumentException(
+          "the runner is asked for weights "
+              + numerics.weights().describe()
+              + " over weights loaded as "
+              + weights.quantization().describe());
+    }
     List<OrtGraph> made = new ArrayList<>();
     try {
       this.embed = session(EmbedGraph.build(cfg), weights, made);
-      this.head = session(HeadGraph.build(cfg), weights, made);
+      this.head = session(HeadGraph.build(cfg, numerics.weights()), weights, made);
       this.layers = new OrtGraph[cfg.numLayers()];
       for (int l = 0; l < cfg.numLayers(); l++) {
-        layers[l] = session(LayerGraph.build(cfg, l, numerics.kvDtype()), weights, made);
+        layers[l] =
+            session(
+                LayerGraph.build(cfg, l, numerics.kvDtype(), numerics.weights()), weights, made);
       }
     } catch (RuntimeException e) {
       made.forEach(OrtGraph::close);

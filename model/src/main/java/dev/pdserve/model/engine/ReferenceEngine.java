@@ -42,7 +42,7 @@ public final class ReferenceEngine implements AutoCloseable {
   /** The reference engine computing with {@code numerics} (compare topologies of the same). */
   public ReferenceEngine(LoadedModel model, OrtRuntime runtime, Numerics numerics) {
     this.model = model;
-    this.weights = new ModelWeights(model.config(), model.weights(), runtime);
+    this.weights = new ModelWeights(model.config(), model.weights(), runtime, numerics.weights());
     ModelRunner r = null;
     ExpertCompute e = null;
     VisionEncoder v = null;

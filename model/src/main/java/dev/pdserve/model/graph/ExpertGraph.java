@@ -2,15 +2,25 @@ package dev.pdserve.model.graph;
 
 import dev.pdserve.model.onnx.DType;
 import dev.pdserve.model.onnx.GraphBuilder;
+import dev.pdserve.model.quant.QuantFormat;
+import java.util.List;
 
 /**
  * One routed expert, a SwiGLU MLP, with its weights as graph inputs so a single session serves
  * every expert of the same shape: {@code y = down(silu(gate(x)) * up(x))}, x {@code [n, H]}, gate
  * and up {@code [I, H]}, down {@code [H, I]}. Callers pass n ≥ 2 rows (ONNX Runtime takes another
  * kernel for a single row of a non-constant product, which would make results depend on batching).
+ *
+ * <p>Quantized ({@link #build(int, int, QuantFormat)}), each projection is a MatMulNBits over the
+ * inputs {@code w_P_codes}, {@code w_P_scales} and (with zero points) {@code w_P_zp} for P in gate,
+ * up, down. Their codes are not constants, so ONNX Runtime dequantizes them to fp32 and runs its
+ * fp32 product: the same kernel, whatever the rows, as the fp32 graph.
  */
 public final class ExpertGraph {
   public static final int MIN_ROWS = 2;
+
+  /** The projections, in input order. */
+  public static final List<String> PROJECTIONS = List.of("gate", "up", "down");
 
   private ExpertGraph() {}
 
@@ -22,5 +32,40 @@ public final class ExpertGraph {
     String down = b.input("w_down", DType.FLOAT, (long) hidden, (long) intermediate);
     b.output(b.swiglu(x, gate, up, down), "y", DType.FLOAT, "n", (long) hidden);
     return b;
+  }
+
+  /** The expert with its three projections quantized in {@code f} (inputs named as above). */
+  public static GraphBuilder build(int hidden, int intermediate, QuantFormat f) {
+    GraphBuilder b = new GraphBuilder("expert_" + hidden + "x" + intermediate + "_" + f.tag());
+    String x = b.input("x", DType.FLOAT, "n", (long) hidden);
+    String gate = projection(b, x, "gate", intermediate, hidden, f);
+    String up = projection(b, x, "up", intermediate, hidden, f);
+    String y = projection(b, b.mul(b.silu(gate), up), "down", hidden, intermediate, f);
+    b.output(y, "y", DType.FLOAT, "n", (long) hidden);
+    return b;
+  }
+
+  private static String projection(
+      GraphBuilder b, String x, String proj, long n, long k, QuantFormat f) {
+    int blocks = f.blocks(k);
+    String codes = b.input(codesInput(proj), DType.UINT8, n, (long) blocks, (long) f.blobBytes());
+    String scales = b.input(scalesInput(proj), DType.FLOAT, n * blocks);
+    if (!f.zeroPoints()) {
+      return b.matMulNBits(x, f, n, k, codes, scales);
+    }
+    String zp = b.input(zeroPointsInput(proj), DType.UINT8, n * f.zeroPointBytesPerRow(k));
+    return b.matMulNBits(x, f, n, k, codes, scales, zp);
+  }
+
+  public static String codesInput(String proj) {
+    return "w_" + proj + "_codes";
+  }
+
+  public static String scalesInput(String proj) {
+    return "w_" + proj + "_scales";
+  }
+
+  public static String zeroPointsInput(String proj) {
+    return "w_" + proj + "_zp";
   }
 }

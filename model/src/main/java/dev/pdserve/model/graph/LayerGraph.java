@@ -6,8 +6,13 @@ import dev.pdserve.model.config.LayerKind;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.onnx.DType;
 import dev.pdserve.model.onnx.GraphBuilder;
+import dev.pdserve.model.quant.QuantFormat;
+import dev.pdserve.model.quant.WeightComponent;
+import dev.pdserve.model.quant.WeightQuantization;
 import dev.pdserve.model.weights.WeightNames;
 import java.util.List;
+import java.util.Optional;
+import java.util.function.BiFunction;
 
 /**
  * Builds the ONNX graph of one decoder layer, in one form for prefill (many tokens of one sequence)
@@ -48,6 +53,17 @@ public final class LayerGraph {
 
   /** The layer whose new keys and values are rounded to {@code kvDtype} (see the class comment). */
   public static GraphBuilder build(ModelConfig cfg, int layer, KvDtype kvDtype) {
+    return build(cfg, layer, kvDtype, WeightQuantization.NONE);
+  }
+
+  /**
+   * As above, with the attention projections, the dense MLP and the shared experts in the formats
+   * {@code quant} gives them (MatMulNBits nodes over derived weights, see {@link
+   * GraphBuilder#quantLinear}).
+   */
+  public static GraphBuilder build(
+      ModelConfig cfg, int layer, KvDtype kvDtype, WeightQuantization quant) {
+    Optional<QuantFormat> attn = quant.format(cfg, layer, WeightComponent.ATTENTION);
     int h = cfg.hidden();
     int nh = cfg.numHeads();
     int kvh = cfg.numKvHeads();
@@ -65,13 +81,13 @@ public final class LayerGraph {
 
     // ---- attention ----
     String xn = b.rmsNorm(x, b.weight(WeightNames.inputNorm(layer), h), cfg.rmsNormEps());
-    String q = rope(b, b.linear(xn, b.weight(WeightNames.q(layer), nh * hd, h)), nh, hd, cos, sin);
+    String q = rope(b, b.linear(xn, WeightNames.q(layer), nh * hd, h, attn), nh, hd, cos, sin);
     String k =
         roundTo(
             b,
             kvDtype,
-            rope(b, b.linear(xn, b.weight(WeightNames.k(layer), kvh * hd, h)), kvh, hd, cos, sin));
-    String v = roundTo(b, kvDtype, b.linear(xn, b.weight(WeightNames.v(layer), kvh * hd, h)));
+            rope(b, b.linear(xn, WeightNames.k(layer), kvh * hd, h, attn), kvh, hd, cos, sin));
+    String v = roundTo(b, kvDtype, b.linear(xn, WeightNames.v(layer), kvh * hd, h, attn));
 
     String bt = b.slice(b.shape(mask), 0, 2, 0); // [B, Tq]
     String q5 =
@@ -100,18 +116,21 @@ public final class LayerGraph {
     String ctxShape = b.slice(b.shape(ctx), 0, 2, 0);
     String ctx5 = b.reshapeTo(ctx, b.concat(0, ctxShape, b.constInts(-1, g, hd)));
     String ctxRows = b.reshape(b.transpose(ctx5, 0, 2, 1, 3, 4), -1, nh * hd);
-    String hRes = b.add(x, b.linear(ctxRows, b.weight(WeightNames.o(layer), h, nh * hd)));
+    String hRes = b.add(x, b.linear(ctxRows, WeightNames.o(layer), h, nh * hd, attn));
 
     // ---- MLP ----
     String hn = b.rmsNorm(hRes, b.weight(WeightNames.postNorm(layer), h), cfg.rmsNormEps());
     if (cfg.layerKind(layer) == LayerKind.DENSE) {
       int inter = cfg.denseIntermediate();
       String mlp =
-          b.swiglu(
+          swiglu(
+              b,
               hn,
-              b.weight(WeightNames.denseMlp(layer, "gate_proj"), inter, h),
-              b.weight(WeightNames.denseMlp(layer, "up_proj"), inter, h),
-              b.weight(WeightNames.denseMlp(layer, "down_proj"), h, inter));
+              layer,
+              h,
+              inter,
+              WeightNames::denseMlp,
+              quant.format(cfg, layer, WeightComponent.DENSE_MLP));
       b.output(b.add(hRes, mlp), "out", DType.FLOAT, "m", (long) h);
     } else {
       String base = hRes;
@@ -120,11 +139,14 @@ public final class LayerGraph {
         base =
             b.add(
                 hRes,
-                b.swiglu(
+                swiglu(
+                    b,
                     hn,
-                    b.weight(WeightNames.sharedExpert(layer, "gate_proj"), si, h),
-                    b.weight(WeightNames.sharedExpert(layer, "up_proj"), si, h),
-                    b.weight(WeightNames.sharedExpert(layer, "down_proj"), h, si)));
+                    layer,
+                    h,
+                    si,
+                    WeightNames::sharedExpert,
+                    quant.format(cfg, layer, WeightComponent.SHARED_EXPERTS)));
       }
       List<Integer> groups = cfg.groupsInLayer(layer);
       String[] text = route(b, cfg, layer, groups.get(0), hn);
@@ -144,6 +166,20 @@ public final class LayerGraph {
     b.output(kNew, "k_new", DType.FLOAT, "b", (long) kvh, "tq", (long) hd);
     b.output(vNew, "v_new", DType.FLOAT, "b", (long) kvh, "tq", (long) hd);
     return b;
+  }
+
+  /** SwiGLU over the weights {@code name(layer, "gate_proj" | "up_proj" | "down_proj")}. */
+  private static String swiglu(
+      GraphBuilder b,
+      String x,
+      int layer,
+      int h,
+      int inter,
+      BiFunction<Integer, String, String> name,
+      Optional<QuantFormat> f) {
+    String gate = b.linear(x, name.apply(layer, "gate_proj"), inter, h, f);
+    String up = b.linear(x, name.apply(layer, "up_proj"), inter, h, f);
+    return b.linear(b.mul(b.silu(gate), up), name.apply(layer, "down_proj"), h, inter, f);
   }
 
   /** {@code x} rounded to the KV dtype and widened back to fp32 (nothing for fp32). */

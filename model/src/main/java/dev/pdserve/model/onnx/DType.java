@@ -9,6 +9,7 @@ public enum DType {
   BFLOAT16(TensorProto.DataType.BFLOAT16),
   INT64(TensorProto.DataType.INT64),
   INT32(TensorProto.DataType.INT32),
+  UINT8(TensorProto.DataType.UINT8),
   BOOL(TensorProto.DataType.BOOL);
 
   private final TensorProto.DataType onnx;

@@ -1,6 +1,8 @@
 package dev.pdserve.model.onnx;
 
 import com.google.protobuf.ByteString;
+import dev.pdserve.model.quant.QuantFormat;
+import dev.pdserve.model.quant.QuantNames;
 import dev.pdserve.onnx.AttributeProto;
 import dev.pdserve.onnx.GraphProto;
 import dev.pdserve.onnx.ModelProto;
@@ -17,6 +19,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Builds an ONNX {@link ModelProto} in Java: graph inputs and outputs, nodes, small constant
@@ -39,6 +42,16 @@ public final class GraphBuilder {
   private final List<TensorProto> initializers = new ArrayList<>();
   private final Map<String, long[]> weights = new LinkedHashMap<>();
   private int counter;
+  private boolean msDomain;
+
+  /** ONNX Runtime's contrib-operator domain (MatMulNBits). */
+  public static final String MS_DOMAIN = "com.microsoft";
+
+  /**
+   * {@code accuracy_level} of every MatMulNBits node: 0 computes in fp32 (ONNX Runtime's int8
+   * activation kernels, level 4, are not used: see {@link #quantLinear}).
+   */
+  public static final int MATMUL_NBITS_ACCURACY = 0;
 
   public GraphBuilder(String name) {
     this.name = name;
@@ -65,6 +78,11 @@ public final class GraphBuilder {
    * owner supplies a tensor under the same name when the session is created.
    */
   public String weight(String weightName, long... dims) {
+    return weight(weightName, DType.FLOAT, dims);
+  }
+
+  /** Declares a weight of element type {@code type} (see {@link #weight(String, long...)}). */
+  public String weight(String weightName, DType type, long... dims) {
     if (weights.containsKey(weightName)) {
       return weightName;
     }
@@ -72,7 +90,7 @@ public final class GraphBuilder {
     TensorProto.Builder t =
         TensorProto.newBuilder()
             .setName(weightName)
-            .setDataType(DType.FLOAT.code())
+            .setDataType(type.code())
             .setDataLocation(TensorProto.DataLocation.EXTERNAL)
             .addExternalData(
                 StringStringEntryProto.newBuilder()
@@ -147,6 +165,18 @@ public final class GraphBuilder {
     return op(opType, List.of(), in);
   }
 
+  /** Emits one node of the {@code com.microsoft} contrib domain with a single output. */
+  public String msOp(String opType, List<Attr> attrs, String... in) {
+    msDomain = true;
+    String out = fresh(opType.toLowerCase());
+    NodeProto.Builder n = node(opType, in, new String[] {out}).toBuilder().setDomain(MS_DOMAIN);
+    for (Attr a : attrs) {
+      n.addAttribute(a.proto());
+    }
+    nodes.add(n.build());
+    return out;
+  }
+
   /** Emits one node with {@code outCount} outputs. */
   public String[] opMulti(String opType, int outCount, List<Attr> attrs, String... in) {
     String[] outs = new String[outCount];
@@ -193,6 +223,48 @@ public final class GraphBuilder {
   /** {@code x · wᵀ + b} for a 2-D {@code x}, a weight stored {@code [out, in]} and a bias. */
   public String linear(String x, String w, String b) {
     return op("Gemm", List.of(Attr.i("transB", 1)), x, w, b);
+  }
+
+  /**
+   * {@code x · wᵀ} for a weight {@code [n, k]} quantized in {@code f}: declares the weight's codes,
+   * scales and (with zero points) zero points under {@link QuantNames} of {@code base}, and emits
+   * one {@code com.microsoft.MatMulNBits}.
+   */
+  public String quantLinear(String x, String base, long n, long k, QuantFormat f) {
+    int blocks = f.blocks(k);
+    String codes = weight(QuantNames.codes(base, f), DType.UINT8, n, blocks, f.blobBytes());
+    String scales = weight(QuantNames.scales(base, f), DType.FLOAT, n * blocks);
+    return f.zeroPoints()
+        ? matMulNBits(
+            x,
+            f,
+            n,
+            k,
+            codes,
+            scales,
+            weight(QuantNames.zeroPoints(base, f), DType.UINT8, n * f.zeroPointBytesPerRow(k)))
+        : matMulNBits(x, f, n, k, codes, scales);
+  }
+
+  /** One MatMulNBits node over given code, scale (and zero-point) values. */
+  public String matMulNBits(String x, QuantFormat f, long n, long k, String... quantInputs) {
+    String[] in = new String[quantInputs.length + 1];
+    in[0] = x;
+    System.arraycopy(quantInputs, 0, in, 1, quantInputs.length);
+    return msOp(
+        "MatMulNBits",
+        List.of(
+            Attr.i("K", k),
+            Attr.i("N", n),
+            Attr.i("bits", f.bits()),
+            Attr.i("block_size", f.blockSize()),
+            Attr.i("accuracy_level", MATMUL_NBITS_ACCURACY)),
+        in);
+  }
+
+  /** {@code x · wᵀ} for the weight {@code base} {@code [n, k]}: fp32 Gemm or quantized. */
+  public String linear(String x, String base, long n, long k, Optional<QuantFormat> f) {
+    return f.isPresent() ? quantLinear(x, base, n, k, f.get()) : linear(x, weight(base, n, k));
   }
 
   /** LayerNormalization over the last axis: {@code (x − mean) / sqrt(var + eps) · scale + bias}. */
@@ -336,6 +408,11 @@ public final class GraphBuilder {
         .setProducerName("pdserve")
         .setProducerVersion("0.1")
         .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(OPSET))
+        .addAllOpsetImport(
+            msDomain
+                ? List.of(
+                    OperatorSetIdProto.newBuilder().setDomain(MS_DOMAIN).setVersion(1).build())
+                : List.of())
         .setGraph(graph)
         .build();
   }

@@ -154,6 +154,17 @@ public final class OrtRuntime {
     }
   }
 
+  /** A uint8 tensor over a copy of {@code data} in a direct buffer. */
+  public OnnxTensor uint8Tensor(byte[] data, long... shape) {
+    ByteBuffer b = ByteBuffer.allocateDirect(data.length).order(ByteOrder.nativeOrder());
+    b.put(data).flip();
+    try {
+      return OnnxTensor.createTensor(env, b, shape, ai.onnxruntime.OnnxJavaType.UINT8);
+    } catch (OrtException e) {
+      throw new IllegalStateException("cannot create a uint8 tensor: " + e.getMessage(), e);
+    }
+  }
+
   public OnnxTensor boolTensor(boolean[] data, long... shape) {
     ByteBuffer b = ByteBuffer.allocateDirect(data.length).order(ByteOrder.nativeOrder());
     for (boolean v : data) {

@@ -3,10 +3,16 @@ package dev.pdserve.model.weights;
 import ai.onnxruntime.OnnxTensor;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.quant.BlockQuantizer;
+import dev.pdserve.model.quant.QuantFormat;
+import dev.pdserve.model.quant.QuantNames;
+import dev.pdserve.model.quant.QuantizedMatrix;
+import dev.pdserve.model.quant.WeightQuantization;
 import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -19,14 +25,32 @@ public final class ModelWeights implements AutoCloseable {
   private final WeightSource source;
   private final OrtRuntime runtime;
   private final Map<String, long[]> expected;
+  private final WeightQuantization quantization;
   private final Map<String, OnnxTensor> tensors = new ConcurrentHashMap<>();
   private volatile boolean closed;
 
+  /** Fp32 weights ({@link WeightQuantization#NONE}). */
   public ModelWeights(ModelConfig cfg, WeightSource source, OrtRuntime runtime) {
+    this(cfg, source, runtime, WeightQuantization.NONE);
+  }
+
+  /**
+   * Weights whose linear layers are quantized on load as {@code quantization} says: the graphs
+   * built for it ask for derived tensors ({@link QuantNames}), made here from the fp32 (or widened
+   * bf16/fp16) checkpoint tensor when first asked for.
+   */
+  public ModelWeights(
+      ModelConfig cfg, WeightSource source, OrtRuntime runtime, WeightQuantization quantization) {
     this.cfg = cfg;
     this.source = source;
     this.runtime = runtime;
     this.expected = WeightNames.expected(cfg);
+    this.quantization = quantization;
+  }
+
+  /** How the linear weights are stored and computed (every graph built over these must agree). */
+  public WeightQuantization quantization() {
+    return quantization;
   }
 
   public ModelConfig config() {
@@ -47,7 +71,44 @@ public final class ModelWeights implements AutoCloseable {
       return t;
     }
     synchronized (this) {
-      return tensors.computeIfAbsent(name, this::load);
+      t = tensors.get(name);
+      if (t != null) {
+        return t;
+      }
+      Optional<QuantNames.Parsed> q = QuantNames.parse(name);
+      if (q.isPresent()) {
+        loadQuantized(q.get());
+        t = tensors.get(name);
+        if (t == null) {
+          throw new IllegalArgumentException("no quantized tensor " + name);
+        }
+        return t;
+      }
+      t = load(name);
+      tensors.put(name, t);
+      return t;
+    }
+  }
+
+  /** Quantizes the base weight of {@code q} and keeps its codes, scales and zero points. */
+  private void loadQuantized(QuantNames.Parsed q) {
+    FloatTensor t = checked(q.base());
+    long[] shape = t.shape();
+    if (shape.length != 2) {
+      throw new IllegalArgumentException("cannot quantize " + t + ": not a matrix");
+    }
+    int n = (int) shape[0];
+    int k = (int) shape[1];
+    QuantFormat f = q.format();
+    QuantizedMatrix m = BlockQuantizer.quantize(t.data().duplicate().rewind(), n, k, f);
+    String base = q.base();
+    tensors.put(
+        QuantNames.codes(base, f), runtime.uint8Tensor(m.codes(), n, f.blocks(k), f.blobBytes()));
+    tensors.put(QuantNames.scales(base, f), runtime.floatTensor(m.scales(), m.scales().length));
+    if (f.zeroPoints()) {
+      tensors.put(
+          QuantNames.zeroPoints(base, f),
+          runtime.uint8Tensor(m.zeroPoints(), m.zeroPoints().length));
     }
   }
 

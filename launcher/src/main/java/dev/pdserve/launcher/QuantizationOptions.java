@@ -1,0 +1,79 @@
+package dev.pdserve.launcher;
+
+import dev.pdserve.core.config.NodeConfigLoader;
+import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.WeightQuantization;
+import java.util.Map;
+import picocli.CommandLine;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code --quantization MODE} and {@code --quantization-block-size N} (keys {@code
+ * pdserve.model.quantization} and {@code pdserve.model.quantization-block-size}) on every command
+ * that loads a model; picocli refuses a bad value naming the flag and the choices.
+ */
+final class QuantizationOptions {
+  static final String DESCRIPTION =
+      "Weight-only quantization: none, int8, int4 or int2-mixed (MatMulNBits; int2-mixed: first MoE"
+          + " layers' experts 4-bit, later ones 2-bit, dense parts 8-bit). Default: none.";
+
+  @Option(
+      names = "--quantization",
+      paramLabel = "MODE",
+      converter = ModeConverter.class,
+      description = DESCRIPTION)
+  QuantMode mode;
+
+  @Option(
+      names = "--quantization-block-size",
+      paramLabel = "N",
+      converter = BlockConverter.class,
+      description = "Weights per scale along K: 16, 32, 64, 128 or 256. Default: 64.")
+  Integer blockSize;
+
+  /** The quantization given, defaults filled in. */
+  WeightQuantization resolve() {
+    return new WeightQuantization(
+        mode == null ? QuantMode.NONE : mode,
+        blockSize == null ? WeightQuantization.DEFAULT_BLOCK_SIZE : blockSize);
+  }
+
+  /** The settings a node gets from the flags given (none when none were given). */
+  void putSettings(Map<String, String> settings) {
+    if (mode != null) {
+      settings.put(NodeConfigLoader.MODEL_QUANTIZATION, mode.configName());
+    }
+    if (blockSize != null) {
+      settings.put(NodeConfigLoader.MODEL_QUANTIZATION_BLOCK_SIZE, Integer.toString(blockSize));
+    }
+  }
+
+  static final class ModeConverter implements CommandLine.ITypeConverter<QuantMode> {
+    @Override
+    public QuantMode convert(String value) {
+      try {
+        return QuantMode.parse(value);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.TypeConversionException(e.getMessage());
+      }
+    }
+  }
+
+  static final class BlockConverter implements CommandLine.ITypeConverter<Integer> {
+    @Override
+    public Integer convert(String value) {
+      int b;
+      try {
+        b = Integer.parseInt(value.trim());
+      } catch (NumberFormatException e) {
+        throw new CommandLine.TypeConversionException(
+            WeightQuantization.BLOCK_MUST_BE + ", got '" + value + "'");
+      }
+      if (!WeightQuantization.isValidBlockSize(b)) {
+        throw new CommandLine.TypeConversionException(
+            WeightQuantization.BLOCK_MUST_BE + ", got '" + value + "'");
+      }
+      return b;
+    }
+  }
+}

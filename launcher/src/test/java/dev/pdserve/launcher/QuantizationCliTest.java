@@ -1,0 +1,102 @@
+package dev.pdserve.launcher;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.pdserve.model.engine.GenerateRequest;
+import dev.pdserve.model.engine.LoadedModel;
+import dev.pdserve.model.engine.ModelSpec;
+import dev.pdserve.model.engine.Numerics;
+import dev.pdserve.model.engine.Prompt;
+import dev.pdserve.model.engine.ReferenceEngine;
+import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.WeightQuantization;
+import dev.pdserve.model.sampling.SamplingParams;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code --quantization} and {@code --quantization-block-size} on the commands that load a model.
+ */
+class QuantizationCliTest {
+  static final String[][] COMMANDS = {
+    {"generate", "--local", "--prompt", "x"},
+    {"model", "info"},
+    {"model", "bench"},
+    {"model", "eval"},
+    {"worker", "--role", "decode"},
+    {"expert"},
+    {"local"},
+    {"throughput"}
+  };
+
+  @Test
+  void badValuesAreUsageErrorsNamingTheFlagOnEveryCommand() {
+    for (String[] cmd : COMMANDS) {
+      CliTest.Run mode = CliTest.run(with(cmd, "--quantization", "int3"));
+      assertEquals(CliErrors.USAGE, mode.code(), String.join(" ", cmd) + ": " + mode.err());
+      assertTrue(
+          mode.err().contains("--quantization")
+              && mode.err().contains("must be none, int8, int4 or int2-mixed, got 'int3'"),
+          String.join(" ", cmd) + ": " + mode.err());
+      CliTest.Run block = CliTest.run(with(cmd, "--quantization-block-size", "48"));
+      assertEquals(CliErrors.USAGE, block.code(), String.join(" ", cmd) + ": " + block.err());
+      assertTrue(
+          block.err().contains("--quantization-block-size") && block.err().contains("power of two"),
+          String.join(" ", cmd) + ": " + block.err());
+    }
+  }
+
+  private static String[] with(String[] cmd, String flag, String value) {
+    String[] args = Arrays.copyOf(cmd, cmd.length + 2);
+    args[cmd.length] = flag;
+    args[cmd.length + 1] = value;
+    return args;
+  }
+
+  @Test
+  void generateLocalGivesTheReferenceTokensOfThatMode() throws Exception {
+    CliTest.Run r =
+        CliTest.run(
+            "generate",
+            "--local",
+            "--quantization",
+            "int4",
+            "--quantization-block-size",
+            "32",
+            "--prompt",
+            "Hello, 世界",
+            "--max-tokens",
+            "8",
+            "--json");
+    assertEquals(0, r.code(), r.err());
+    WeightQuantization q = new WeightQuantization(QuantMode.INT4, 32);
+    try (LoadedModel m = LoadedModel.load(ModelSpec.preset("tiny"));
+        ReferenceEngine e = new ReferenceEngine(m, OrtRuntime.shared(), Numerics.weights(q))) {
+      int[] want =
+          e.generate(
+                  new GenerateRequest(
+                      "g", Prompt.user("Hello, 世界"), SamplingParams.greedy(8), true))
+              .tokenIds();
+      assertEquals(
+          new ObjectMapper().valueToTree(want),
+          new ObjectMapper().readTree(r.out()).get("token_ids"),
+          "generate --local --quantization int4 differs from the int4 reference engine");
+    }
+  }
+
+  @Test
+  void modelEvalOfFp32AgainstItselfIsExact() throws Exception {
+    CliTest.Run r =
+        CliTest.run("model", "eval", "--prompts", "2", "--prompt-len", "6", "--tokens", "4");
+    assertEquals(0, r.code(), r.err());
+    JsonNode j = new ObjectMapper().readTree(r.out());
+    assertEquals("none", j.get("quantization").asText());
+    assertEquals(1.0, j.get("top1_agreement").asDouble());
+    assertEquals(0.0, j.get("mean_kl").asDouble());
+    assertEquals(4.0, j.get("mean_identical_prefix").asDouble());
+  }
+}

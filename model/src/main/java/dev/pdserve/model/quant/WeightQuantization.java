@@ -1,0 +1,125 @@
+package dev.pdserve.model.quant;
+
+import dev.pdserve.model.config.LayerKind;
+import dev.pdserve.model.config.ModelConfig;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * Weight-only quantization of a model: a {@link QuantMode} and the block size along K. Tells, for
+ * every linear weight of the language model, whether it is fp32 or which {@link QuantFormat} it is
+ * stored and computed in (ONNX Runtime's {@code MatMulNBits}). Embeddings (the gathered table),
+ * norms, the MoE gates and the vision tower stay fp32.
+ *
+ * <ul>
+ *   <li>{@code int8}: every component 8-bit, symmetric (no zero points).
+ *   <li>{@code int4}: every component 4-bit, asymmetric (zero points).
+ *   <li>{@code int2-mixed}: routed experts of the first {@link #fourBitMoeLayers} MoE layers 4-bit,
+ *       of the others 2-bit (both asymmetric); attention, shared experts, dense MLP and LM head
+ *       8-bit.
+ * </ul>
+ *
+ * @param mode which weights are low-bit
+ * @param blockSize values of K per scale: a power of two from 16 to 256
+ */
+public record WeightQuantization(QuantMode mode, int blockSize) {
+  /** Block size unless configured: 64 values per scale. */
+  public static final int DEFAULT_BLOCK_SIZE = 64;
+
+  /** fp32 weights everywhere. */
+  public static final WeightQuantization NONE =
+      new WeightQuantization(QuantMode.NONE, DEFAULT_BLOCK_SIZE);
+
+  /** What a refused block size is told. */
+  public static final String BLOCK_MUST_BE =
+      "must be a power of two from 16 to 256 (16, 32, 64, 128 or 256)";
+
+  public WeightQuantization {
+    Objects.requireNonNull(mode, "mode");
+    if (!isValidBlockSize(blockSize)) {
+      throw new IllegalArgumentException(BLOCK_MUST_BE + ", got " + blockSize);
+    }
+  }
+
+  /** {@code mode} at the default block size. */
+  public static WeightQuantization of(QuantMode mode) {
+    return new WeightQuantization(mode, DEFAULT_BLOCK_SIZE);
+  }
+
+  /** Whether ONNX Runtime's MatMulNBits kernels take this block size. */
+  public static boolean isValidBlockSize(int blockSize) {
+    return blockSize >= 16 && blockSize <= 256 && Integer.bitCount(blockSize) == 1;
+  }
+
+  public boolean isQuantized() {
+    return mode != QuantMode.NONE;
+  }
+
+  /**
+   * Routed experts kept 4-bit in {@code int2-mixed}: the first ⌊MoE layers / 4⌋ MoE layers, at
+   * least one and at most three (FastDeploy's WINT2 keeps the earliest MoE layers at 4 bits).
+   */
+  public static int fourBitMoeLayers(ModelConfig cfg) {
+    int moe = 0;
+    for (int l = 0; l < cfg.numLayers(); l++) {
+      moe += cfg.layerKind(l) == LayerKind.MOE ? 1 : 0;
+    }
+    return Math.max(1, Math.min(3, moe / 4));
+  }
+
+  /** Index of layer {@code layer} among the MoE layers (0 for the first MoE layer). */
+  private static int moeIndex(ModelConfig cfg, int layer) {
+    int idx = 0;
+    for (int l = 0; l < layer; l++) {
+      idx += cfg.layerKind(l) == LayerKind.MOE ? 1 : 0;
+    }
+    return idx;
+  }
+
+  /**
+   * Bits of {@code component} in {@code layer} (ignored for the LM head): 32 for fp32, else 8, 4 or
+   * 2.
+   */
+  public int bits(ModelConfig cfg, int layer, WeightComponent component) {
+    return switch (mode) {
+      case NONE -> 32;
+      case INT8 -> 8;
+      case INT4 -> 4;
+      case INT2_MIXED ->
+          component == WeightComponent.ROUTED_EXPERTS
+              ? (moeIndex(cfg, layer) < fourBitMoeLayers(cfg) ? 4 : 2)
+              : 8;
+    };
+  }
+
+  /** The format of {@code component} in {@code layer}, or empty when it stays fp32. */
+  public Optional<QuantFormat> format(ModelConfig cfg, int layer, WeightComponent component) {
+    int bits = bits(cfg, layer, component);
+    if (bits == 32) {
+      return Optional.empty();
+    }
+    return Optional.of(new QuantFormat(bits, blockSize, bits < 8));
+  }
+
+  /**
+   * Bytes of one {@code [n, k]} weight ({@code [out, in]}) of {@code component} in {@code layer}:
+   * {@code 4·n·k} for fp32, else codes + fp32 scales + zero points (see {@link QuantFormat#bytes}).
+   */
+  public long bytes(ModelConfig cfg, int layer, WeightComponent component, long k, long n) {
+    return format(cfg, layer, component).map(f -> f.bytes(k, n)).orElse(4L * n * k);
+  }
+
+  /**
+   * Average bytes per weight value of {@code component} in {@code layer} for a {@code [n, k]}
+   * matrix, scales and zero points included (4.0 for fp32).
+   */
+  public double bytesPerWeight(
+      ModelConfig cfg, int layer, WeightComponent component, long k, long n) {
+    return (double) bytes(cfg, layer, component, k, n) / ((double) n * k);
+  }
+
+  /** E.g. {@code int4 (block 64)} or {@code none}. */
+  public String describe() {
+    return isQuantized() ? mode.configName() + " (block " + blockSize + ")" : "none";
+  }
+}
