@@ -18,6 +18,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -38,6 +39,10 @@ final class AdminCommand implements Runnable {
 
   static ManagedChannel channel(String router) {
     return NettyChannelBuilder.forTarget(router).usePlaintext().build();
+  }
+
+  static ManagedChannel channel(String router, TlsClientOptions tls) {
+    return tls == null ? channel(router) : tls.channel(router);
   }
 
   static UserFacingException failure(StatusRuntimeException e, String router) {
@@ -66,6 +71,8 @@ final class AdminCommand implements Runnable {
         description = "The router to ask.")
     String router;
 
+    @Mixin TlsClientOptions tls = new TlsClientOptions();
+
     @Option(
         names = "--json",
         description =
@@ -81,7 +88,7 @@ final class AdminCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      ManagedChannel ch = channel(router);
+      ManagedChannel ch = channel(router, tls);
       try {
         ListNodesResponse r =
             AdminServiceGrpc.newBlockingStub(ch)
@@ -207,6 +214,8 @@ final class AdminCommand implements Runnable {
         description = "The router to send the request through.")
     String router;
 
+    @Mixin TlsClientOptions tls = new TlsClientOptions();
+
     @Option(
         names = "--expected-epoch",
         paramLabel = "N",
@@ -231,7 +240,7 @@ final class AdminCommand implements Runnable {
       if (expectedEpoch < 0) {
         throw new IllegalArgumentException("--expected-epoch: must be >= 0, got " + expectedEpoch);
       }
-      ManagedChannel ch = channel(router);
+      ManagedChannel ch = channel(router, tls);
       try {
         SwitchRoleResponse r =
             AdminServiceGrpc.newBlockingStub(ch)

@@ -59,6 +59,8 @@ final class GenerateCommand implements Callable<Integer> {
   @ArgGroup(exclusive = true, multiplicity = "1")
   PromptSource promptSource;
 
+  @Mixin TlsClientOptions tls = new TlsClientOptions();
+
   static final class PromptSource {
     @Option(
         names = "--prompt",
@@ -144,7 +146,13 @@ final class GenerateCommand implements Callable<Integer> {
         throw badOption(e);
       }
       return RouterClientRunner.run(
-          target.router, req, json, timeoutSeconds, out, spec.commandLine().getErr());
+          target.router,
+          tls.security(),
+          req,
+          json,
+          timeoutSeconds,
+          out,
+          spec.commandLine().getErr());
     }
     if (!images.isEmpty() && model.config().vision().isEmpty()) {
       throw new CommandLine.ParameterException(

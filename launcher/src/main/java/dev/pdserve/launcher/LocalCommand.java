@@ -5,6 +5,7 @@ import dev.pdserve.core.config.ConfigKey;
 import dev.pdserve.core.config.ConfigKeys;
 import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.launcher.node.ChildRestarts;
+import dev.pdserve.core.tls.CertificateAuthority;
 import dev.pdserve.launcher.node.LocalCluster;
 import dev.pdserve.launcher.node.LocalSupervisor;
 import dev.pdserve.model.config.KvDtype;
@@ -120,6 +121,12 @@ final class LocalCommand implements Callable<Integer> {
   int httpPort;
 
   @Option(
+      names = "--tls",
+      description =
+          "Mutual TLS between every node and TLS on the router's gRPC and HTTP APIs, with a throw-away CA and node certificate (localhost, 127.0.0.1) generated at start in a temporary directory; clients pass --tls-ca <dir>/ca.crt.")
+  boolean tls;
+
+  @Option(
       names = "--start-timeout",
       defaultValue = "180",
       description = "Seconds to wait for every node. Default: ${DEFAULT-VALUE}.")
@@ -155,6 +162,18 @@ final class LocalCommand implements Callable<Integer> {
     }
     if (kvDtype != null) {
       settings.put(NodeConfigLoader.KV_DTYPE, kvDtype.configName()); // every node, one dtype
+    }
+    if (tls) {
+      Path dir = Files.createTempDirectory("pdserve-local-tls-");
+      CertificateAuthority.LocalFiles f = CertificateAuthority.writeLocalCluster(dir);
+      settings.put(NodeConfigLoader.PREFIX + "tls.enabled", "true");
+      settings.put(NodeConfigLoader.PREFIX + "tls.cert", f.cert().toString());
+      settings.put(NodeConfigLoader.PREFIX + "tls.key", f.key().toString());
+      settings.put(NodeConfigLoader.PREFIX + "tls.ca", f.ca().toString());
+      settings.put(NodeConfigLoader.PREFIX + "router.tls.enabled", "true");
+      out.printf(
+          "pdserve local: TLS on; throw-away CA and node certificate in %s (clients: --tls-ca %s)%n",
+          dir, f.ca());
     }
     quantization.putSettings(settings); // every node, workers and expert shards alike
     LocalCluster.Spec s =

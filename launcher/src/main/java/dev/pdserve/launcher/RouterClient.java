@@ -3,6 +3,7 @@ package dev.pdserve.launcher;
 import dev.pdserve.api.v1.Completion;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.GenerateResult;
 import dev.pdserve.model.sampling.FinishReason;
@@ -20,6 +21,11 @@ final class RouterClient implements AutoCloseable {
 
   RouterClient(String address) {
     this.channel = NettyChannelBuilder.forTarget(address).usePlaintext().build();
+  }
+
+  /** A client over {@code security} (TLS to a router whose public API has it on). */
+  RouterClient(String address, TransportSecurity security) {
+    this.channel = NettyChannelBuilder.forTarget(address, security.channelCredentials()).build();
   }
 
   /**

@@ -6,6 +6,7 @@ import dev.pdserve.api.v1.ChatMessages;
 import dev.pdserve.api.v1.Image;
 import dev.pdserve.api.v1.TokenIds;
 import dev.pdserve.core.grpc.ProtoConversions;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.GenerateResult;
 import dev.pdserve.model.engine.Prompt;
@@ -77,7 +78,19 @@ final class RouterClientRunner {
       double timeoutSeconds,
       PrintWriter out,
       PrintWriter err) {
-    try (RouterClient client = new RouterClient(router)) {
+    return run(router, TransportSecurity.plaintext(), req, json, timeoutSeconds, out, err);
+  }
+
+  /** As above, reaching the router over {@code security}. */
+  static int run(
+      String router,
+      TransportSecurity security,
+      GenerateRequest req,
+      boolean json,
+      double timeoutSeconds,
+      PrintWriter out,
+      PrintWriter err) {
+    try (RouterClient client = new RouterClient(router, security)) {
       GenerateResult result =
           client.generate(
               req,

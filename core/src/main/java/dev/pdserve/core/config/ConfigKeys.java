@@ -28,6 +28,7 @@ public final class ConfigKeys {
   private static final ValueType.ByteSize MESSAGE_SIZE =
       new ValueType.ByteSize(1024, Integer.MAX_VALUE, "1KiB..2GiB");
   private static final ValueType.Bool BOOL = new ValueType.Bool();
+  private static final ValueType.RegularFile FILE = new ValueType.RegularFile();
 
   public static final ConfigKey<String> NODE_ID =
       define(
@@ -102,6 +103,73 @@ public final class ConfigKeys {
               MESSAGE_SIZE,
               (long) NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES,
               "router: largest HTTP request body (larger: 413)"));
+  public static final ConfigKey<Boolean> TLS_ENABLED =
+      define(
+          ConfigKey.of(
+              "pdserve.tls.enabled",
+              BOOL,
+              false,
+              "mutual TLS on every gRPC and Flight connection between nodes (`--tls`): each side"
+                  + " presents pdserve.tls.cert and accepts only peers whose certificate"
+                  + " pdserve.tls.ca signed"));
+  public static final ConfigKey<Path> TLS_CERT =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.tls.cert",
+              FILE,
+              "(required with TLS)",
+              "the node's certificate chain, PEM (a Kubernetes TLS secret's `tls.crt`)"));
+  public static final ConfigKey<Path> TLS_KEY =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.tls.key",
+              FILE,
+              "(required with TLS)",
+              "the private key of pdserve.tls.cert, PEM (PKCS#8, PKCS#1 or SEC1, unencrypted;"
+                  + " `tls.key`)"));
+  public static final ConfigKey<Path> TLS_CA =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.tls.ca",
+              FILE,
+              "(required with TLS)",
+              "the cluster CA, PEM (`ca.crt`): a peer is let in only with a certificate it signed"));
+  public static final ConfigKey<Duration> TLS_RELOAD_INTERVAL =
+      define(
+          ConfigKey.of(
+              "pdserve.tls.reload-interval",
+              new ValueType.Timeout(),
+              TlsSettings.DEFAULT_RELOAD_INTERVAL,
+              "how often the certificate, key and CA files are read again (a rotated secret takes"
+                  + " effect on new connections without a restart); 0 = never"));
+  public static final ConfigKey<Boolean> ROUTER_TLS_ENABLED =
+      define(
+          ConfigKey.of(
+              "pdserve.router.tls.enabled",
+              BOOL,
+              false,
+              "router: TLS on the public gRPC and HTTP APIs (HTTPS), with pdserve.router.tls.cert"));
+  public static final ConfigKey<Path> ROUTER_TLS_CERT =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.router.tls.cert",
+              FILE,
+              "pdserve.tls.cert",
+              "router: the public APIs' certificate chain, PEM (e.g. one a public CA signed)"));
+  public static final ConfigKey<Path> ROUTER_TLS_KEY =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.router.tls.key",
+              FILE,
+              "pdserve.tls.key",
+              "router: the private key of pdserve.router.tls.cert, PEM"));
+  public static final ConfigKey<Path> ROUTER_TLS_CLIENT_CA =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.router.tls.client-ca",
+              FILE,
+              "no client certificates",
+              "router: when set, public clients must present a certificate this CA signed"));
   public static final ConfigKey<String> CLUSTER_NAME =
       define(
           ConfigKey.of(

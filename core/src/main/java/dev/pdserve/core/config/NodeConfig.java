@@ -22,6 +22,7 @@ import java.util.Objects;
  * @param expertSharding an expert shard's range from a shard count and its ordinal
  * @param shutdown how the node drains when told to stop
  * @param serving the name the model is served under and the node's memory limit
+ * @param tls mutual TLS between nodes and TLS of the router's public APIs
  */
 public record NodeConfig(
     String nodeId,
@@ -34,9 +35,11 @@ public record NodeConfig(
     RouterConfig router,
     ExpertSharding expertSharding,
     ShutdownSettings shutdown,
-    ServingSettings serving) {
+    ServingSettings serving,
+    TlsSettings.Node tls) {
 
   public NodeConfig {
+    Objects.requireNonNull(tls, "tls");
     Objects.requireNonNull(prefix, "prefix");
     Objects.requireNonNull(coordinator, "coordinator");
     Objects.requireNonNull(router, "router");
@@ -65,7 +68,8 @@ public record NodeConfig(
         RouterConfig.DEFAULTS,
         ExpertSharding.NONE,
         ShutdownSettings.DEFAULTS,
-        ServingSettings.DEFAULTS);
+        ServingSettings.DEFAULTS,
+        TlsSettings.Node.DISABLED);
   }
 
   /**

@@ -63,7 +63,16 @@ import static dev.pdserve.core.config.ConfigKeys.ROUTER_MIGRATION_LIMIT;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFILL_TOKENS_PER_SECOND;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFIX_CACHE_WEIGHT;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_STREAM_SILENCE_TIMEOUT;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_CERT;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_CLIENT_CA;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_ENABLED;
+import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_KEY;
 import static dev.pdserve.core.config.ConfigKeys.SHUTDOWN_TIMEOUT_SECONDS;
+import static dev.pdserve.core.config.ConfigKeys.TLS_CA;
+import static dev.pdserve.core.config.ConfigKeys.TLS_CERT;
+import static dev.pdserve.core.config.ConfigKeys.TLS_ENABLED;
+import static dev.pdserve.core.config.ConfigKeys.TLS_KEY;
+import static dev.pdserve.core.config.ConfigKeys.TLS_RELOAD_INTERVAL;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
 import dev.pdserve.model.quant.WeightQuantization;
@@ -105,6 +114,7 @@ final class SettingsReader {
     ShutdownSettings shutdown = new ShutdownSettings(values.get(SHUTDOWN_TIMEOUT_SECONDS));
     ServingSettings serving =
         new ServingSettings(values.find(MODEL_SERVED_NAME), values.get(NODE_MEMORY_LIMIT));
+    TlsSettings.Node tls = tls();
     List<String> problems = values.problems();
     if (!problems.isEmpty()) {
       throw new NodeConfigException(problems);
@@ -120,7 +130,45 @@ final class SettingsReader {
         router,
         sharding,
         shutdown,
-        serving);
+        serving,
+        tls);
+  }
+
+  /**
+   * Mutual TLS between nodes needs a certificate, its key and the cluster CA; the router's public
+   * TLS takes the node's certificate and key unless given its own.
+   */
+  private TlsSettings.Node tls() {
+    Duration reload = values.get(TLS_RELOAD_INTERVAL);
+    Optional<Path> cert = values.find(TLS_CERT);
+    Optional<Path> key = values.find(TLS_KEY);
+    Optional<Path> ca = values.find(TLS_CA);
+    boolean cluster = values.get(TLS_ENABLED);
+    if (cluster) {
+      requireFile(cert.isPresent(), TLS_CERT, TLS_ENABLED);
+      requireFile(key.isPresent(), TLS_KEY, TLS_ENABLED);
+      requireFile(ca.isPresent(), TLS_CA, TLS_ENABLED);
+    }
+    Optional<Path> publicCert = values.find(ROUTER_TLS_CERT).or(() -> cert);
+    Optional<Path> publicKey = values.find(ROUTER_TLS_KEY).or(() -> key);
+    boolean publicApi = values.get(ROUTER_TLS_ENABLED);
+    if (publicApi) {
+      requireFile(publicCert.isPresent(), ROUTER_TLS_CERT, ROUTER_TLS_ENABLED);
+      requireFile(publicKey.isPresent(), ROUTER_TLS_KEY, ROUTER_TLS_ENABLED);
+    }
+    if (!values.problems().isEmpty()) {
+      return TlsSettings.Node.DISABLED;
+    }
+    return new TlsSettings.Node(
+        new TlsSettings(cluster, cert, key, ca, reload),
+        new TlsSettings(
+            publicApi, publicCert, publicKey, values.find(ROUTER_TLS_CLIENT_CA), reload));
+  }
+
+  private void requireFile(boolean present, ConfigKey<?> file, ConfigKey<?> switchKey) {
+    if (!present) {
+      values.fail(file, "required when " + switchKey + " is true (a PEM file)");
+    }
   }
 
   private NodeRole role() {

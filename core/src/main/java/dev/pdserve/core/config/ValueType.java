@@ -35,7 +35,8 @@ public sealed interface ValueType<T>
         ValueType.Timeout,
         ValueType.HostPorts,
         ValueType.Experts,
-        ValueType.Directory {
+        ValueType.Directory,
+        ValueType.RegularFile {
 
   /** The value {@code text} stands for; throws with a message saying what is accepted. */
   T parse(String text);
@@ -388,6 +389,23 @@ public sealed interface ValueType<T>
     @Override
     public String valid() {
       return "a directory";
+    }
+  }
+
+  /** An existing readable file (a certificate, a key). */
+  record RegularFile() implements ValueType<Path> {
+    @Override
+    public Path parse(String text) {
+      Path file = Path.of(text);
+      if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
+        throw new IllegalArgumentException("no such readable file: " + file);
+      }
+      return file;
+    }
+
+    @Override
+    public String valid() {
+      return "a file";
     }
   }
 }

@@ -4,6 +4,7 @@ import com.google.common.base.Ticker;
 import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.config.HostPort;
 import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.tls.TransportSecurity;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import java.time.Duration;
@@ -17,10 +18,11 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Client channels to other nodes, one per {@code host:port}, created on first use and shared:
- * plaintext HTTP/2 (the cluster network is trusted), keepalive pings so a dead peer is noticed on
- * an idle channel, a deliberate inbound size limit, and a bounded pool of named callback threads
- * owned here. Channels reconnect by themselves; {@link #evict} drops one for good (e.g. when a node
- * leaves the registry). Closing shuts every channel down.
+ * HTTP/2 secured as the settings' {@link TransportSecurity} says (mutual TLS with the node's
+ * cluster certificate, or plaintext), keepalive pings so a dead peer is noticed on an idle channel,
+ * a deliberate inbound size limit, and a bounded pool of named callback threads owned here.
+ * Channels reconnect by themselves; {@link #evict} drops one for good (e.g. when a node leaves the
+ * registry). Closing shuts every channel down.
  */
 public final class Channels implements AutoCloseable {
   /**
@@ -33,6 +35,7 @@ public final class Channels implements AutoCloseable {
    * @param nodeId the node making the calls, carried in the callback threads' log context; null for
    *     none
    * @param ticker the clock of the shutdown grace period
+   * @param security how connections are secured (plaintext by default)
    */
   public record Settings(
       Duration keepAliveTime,
@@ -41,9 +44,24 @@ public final class Channels implements AutoCloseable {
       int threads,
       Duration shutdownGrace,
       String nodeId,
-      Ticker ticker) {
+      Ticker ticker,
+      TransportSecurity security) {
     public Settings {
       Objects.requireNonNull(ticker, "ticker");
+      Objects.requireNonNull(security, "security");
+    }
+
+    /** Connections secured by {@code s} (e.g. the node's mutual TLS). */
+    public Settings withSecurity(TransportSecurity s) {
+      return new Settings(
+          keepAliveTime,
+          keepAliveTimeout,
+          maxInboundMessageBytes,
+          threads,
+          shutdownGrace,
+          nodeId,
+          ticker,
+          s);
     }
 
     public static Settings defaults() {
@@ -54,7 +72,8 @@ public final class Channels implements AutoCloseable {
           GrpcServer.DEFAULT_THREADS,
           Duration.ofSeconds(5),
           null,
-          Ticker.systemTicker());
+          Ticker.systemTicker(),
+          TransportSecurity.plaintext());
     }
 
     /** Defaults with the node's inbound size limit; callback threads log under its node id. */
@@ -66,12 +85,19 @@ public final class Channels implements AutoCloseable {
 
     public Settings withMaxInboundMessageBytes(int bytes) {
       return new Settings(
-          keepAliveTime, keepAliveTimeout, bytes, threads, shutdownGrace, nodeId, ticker);
+          keepAliveTime, keepAliveTimeout, bytes, threads, shutdownGrace, nodeId, ticker, security);
     }
 
     public Settings withShutdownGrace(Duration grace) {
       return new Settings(
-          keepAliveTime, keepAliveTimeout, maxInboundMessageBytes, threads, grace, nodeId, ticker);
+          keepAliveTime,
+          keepAliveTimeout,
+          maxInboundMessageBytes,
+          threads,
+          grace,
+          nodeId,
+          ticker,
+          security);
     }
 
     /** Callback threads carry {@code id} in their log context (null: none). */
@@ -83,7 +109,8 @@ public final class Channels implements AutoCloseable {
           threads,
           shutdownGrace,
           id,
-          ticker);
+          ticker,
+          security);
     }
 
     /** The shutdown grace period is read from {@code t} (a test's fake ticker). */
@@ -95,7 +122,8 @@ public final class Channels implements AutoCloseable {
           threads,
           shutdownGrace,
           nodeId,
-          t);
+          t,
+          security);
     }
   }
 
@@ -134,8 +162,8 @@ public final class Channels implements AutoCloseable {
   }
 
   private ManagedChannel open(HostPort address) {
-    return NettyChannelBuilder.forAddress(address.host(), address.port())
-        .usePlaintext()
+    return NettyChannelBuilder.forAddress(
+            address.host(), address.port(), settings.security().channelCredentials())
         .executor(executor)
         .maxInboundMessageSize(settings.maxInboundMessageBytes())
         .keepAliveTime(settings.keepAliveTime().toMillis(), TimeUnit.MILLISECONDS)

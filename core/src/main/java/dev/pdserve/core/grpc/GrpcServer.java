@@ -4,6 +4,7 @@ import com.google.common.base.Ticker;
 import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.tls.TransportSecurity;
 import io.grpc.BindableService;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
@@ -88,10 +89,19 @@ public final class GrpcServer implements AutoCloseable {
     return ProtoReflectionService.newInstance();
   }
 
-  /** A Netty server on {@code host:port} (0 = any free port). */
+  /** A plaintext Netty server on {@code host:port} (0 = any free port). */
   public static Builder forAddress(String host, int port) {
+    return forAddress(host, port, TransportSecurity.plaintext());
+  }
+
+  /**
+   * A Netty server on {@code host:port} (0 = any free port) secured by {@code security} (mutual TLS
+   * between nodes, TLS on a public API, or plaintext).
+   */
+  public static Builder forAddress(String host, int port, TransportSecurity security) {
     NettyServerBuilder nb =
-        NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
+        NettyServerBuilder.forAddress(
+                new InetSocketAddress(host, port), security.serverCredentials())
             .permitKeepAliveTime(PERMIT_KEEPALIVE.toMillis(), TimeUnit.MILLISECONDS)
             .permitKeepAliveWithoutCalls(true);
     return new Builder(nb).name(host + ":" + port);
@@ -102,7 +112,12 @@ public final class GrpcServer implements AutoCloseable {
    * under its role's service name ({@link NodeRole#healthServiceName()}).
    */
   public static Builder forNode(NodeConfig config) {
-    return forAddress(config.network().bindHost(), config.network().grpcPort())
+    return forNode(config, TransportSecurity.plaintext());
+  }
+
+  /** As {@link #forNode(NodeConfig)}, secured by {@code security}. */
+  public static Builder forNode(NodeConfig config, TransportSecurity security) {
+    return forAddress(config.network().bindHost(), config.network().grpcPort(), security)
         .name(config.role().name().toLowerCase(Locale.ROOT))
         .nodeId(config.nodeId())
         .maxInboundMessageBytes(config.network().grpcMaxInboundBytes())

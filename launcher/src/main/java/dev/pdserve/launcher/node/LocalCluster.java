@@ -1,6 +1,7 @@
 package dev.pdserve.launcher.node;
 
 import dev.pdserve.core.config.NodeConfigLoader;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
@@ -10,10 +11,12 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
+import java.io.UncheckedIOException;
 import java.lang.management.ManagementFactory;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -21,6 +24,7 @@ import java.util.Deque;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -107,6 +111,7 @@ public final class LocalCluster implements AutoCloseable {
   private final Consumer<String> log;
   private String routerAddress;
   private String routerHttpUrl;
+  private boolean routerTls; // the router's public API is HTTPS
   private volatile boolean closing;
 
   private LocalCluster(Consumer<String> log) {
@@ -249,6 +254,7 @@ public final class LocalCluster implements AutoCloseable {
       }
       commands.add(cmd);
     }
+    routerTls = isTrue(spec.settings(), "router.tls.enabled");
     long deadline = System.nanoTime() + timeout.toNanos();
     // The first node seeds the Hazelcast cluster; the others join it in waves of one per core (a
     // stampede of JVMs starting at once on a small machine starves Hazelcast's join handshakes);
@@ -317,7 +323,7 @@ public final class LocalCluster implements AutoCloseable {
         if (c.role.equals("router")) {
           routerAddress = readyField(line, "grpc");
           String http = readyField(line, "http");
-          routerHttpUrl = http == null ? null : "http://" + http;
+          routerHttpUrl = http == null ? null : (routerTls ? "https://" : "http://") + http;
         }
       } catch (TimeoutException e) {
         throw new TimeoutException(
@@ -342,6 +348,28 @@ public final class LocalCluster implements AutoCloseable {
     }
   }
 
+  /**
+   * How this process reaches the router: over TLS trusting the cluster CA ({@code pdserve.tls.ca})
+   * when the router's public API has TLS on, else plaintext.
+   */
+  static TransportSecurity routerClientSecurity(Map<String, String> settings) throws IOException {
+    if (!isTrue(settings, "router.tls.enabled")) {
+      return TransportSecurity.plaintext();
+    }
+    String ca = setting(settings, "tls.ca");
+    return TransportSecurity.client(
+        Optional.ofNullable(ca).map(Path::of), Optional.empty(), Optional.empty());
+  }
+
+  private static boolean isTrue(Map<String, String> settings, String key) {
+    return "true".equalsIgnoreCase(setting(settings, key));
+  }
+
+  private static String setting(Map<String, String> settings, String key) {
+    String v = settings.get("pdserve." + key);
+    return v != null ? v : settings.get(key);
+  }
+
   /** A {@code key=value} field of a node's ready line, or null. */
   static String readyField(String line, String key) {
     for (String part : line.trim().split("\\s+")) {
@@ -357,7 +385,15 @@ public final class LocalCluster implements AutoCloseable {
   /** Waits until the router sees every node ACTIVE. */
   private void awaitActive(Spec spec, long deadline) throws TimeoutException {
     int expected = spec.prefill() + spec.decode() + spec.experts() + 1;
-    ManagedChannel ch = NettyChannelBuilder.forTarget(routerAddress).usePlaintext().build();
+    ManagedChannel ch;
+    try {
+      ch =
+          NettyChannelBuilder.forTarget(
+                  routerAddress, routerClientSecurity(spec.settings()).channelCredentials())
+              .build();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
     try {
       List<NodeStatus> last = List.of();
       while (System.nanoTime() < deadline) {

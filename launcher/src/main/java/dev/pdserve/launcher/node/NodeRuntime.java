@@ -6,9 +6,11 @@ import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.core.grpc.GrpcServer;
 import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.metrics.NodeMetrics;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.launcher.node.Closer.Stage;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.onnx.OrtRuntime;
@@ -42,6 +44,7 @@ final class NodeRuntime implements AutoCloseable {
   private final NodeConfig config;
   private final Ticker ticker;
   private final Closer closer = new Closer();
+  private final TransportSecurity security;
   private final ClusterMember member;
   private final NodeRegistry registry;
   private final LoadedModel model;
@@ -77,12 +80,20 @@ final class NodeRuntime implements AutoCloseable {
     }
   }
 
-  private NodeRuntime(Logger log, NodeConfig config, Ticker ticker) {
+  private NodeRuntime(Logger log, NodeConfig config, Ticker ticker) throws IOException {
     this.log = log;
     this.config = config;
     this.ticker = ticker;
     boolean ok = false;
     try {
+      this.security =
+          own(
+              Stage.RESOURCES,
+              "cluster-tls",
+              TransportSecurity.cluster(config.tls().cluster(), config.nodeId()));
+      if (security.enabled()) {
+        log.info("node {}: {} between nodes", config.nodeId(), security);
+      }
       this.member = own(Stage.CLUSTER, "cluster-member", ClusterMember.start(config));
       this.registry = own(Stage.CLUSTER, "node-registry", new NodeRegistry(member.hazelcast()));
       this.model = own(Stage.RESOURCES, "model", LoadedModel.load(NodeModels.spec(config)));
@@ -105,6 +116,19 @@ final class NodeRuntime implements AutoCloseable {
 
   String id() {
     return config.nodeId();
+  }
+
+  /**
+   * How this node's connections to other nodes are secured: the cluster's mutual TLS ({@code
+   * pdserve.tls.*}) or plaintext. Its gRPC server, its channels and its KV endpoint use it.
+   */
+  TransportSecurity security() {
+    return security;
+  }
+
+  /** Channel settings for calls to other nodes: the node's defaults and its {@link #security}. */
+  Channels.Settings channelSettings() {
+    return Channels.Settings.forNode(config).withSecurity(security);
   }
 
   /** The node's clock (nanoseconds). */
@@ -161,7 +185,12 @@ final class NodeRuntime implements AutoCloseable {
    * id, its role's health name SERVING once started.
    */
   GrpcServer.Builder serverBuilder() {
-    return GrpcServer.forNode(config).name(config.nodeId());
+    return serverBuilder(security);
+  }
+
+  /** As {@link #serverBuilder()}, secured by {@code s} (the router's public API TLS). */
+  GrpcServer.Builder serverBuilder(TransportSecurity s) {
+    return GrpcServer.forNode(config, s).name(config.nodeId());
   }
 
   /**

@@ -31,7 +31,7 @@ final class RemoteExpertsWiring {
             Stage.RESOURCES,
             "expert-channels",
             new Channels(
-                Channels.Settings.forNode(node.config())
+                node.channelSettings()
                     .withMaxInboundMessageBytes(RemoteExperts.Settings.DEFAULT_MAX_MESSAGE_BYTES)));
     NodeDirectory shards =
         node.own(Stage.CLUSTER, "shard-directory", new NodeDirectory(node.registry()));

@@ -12,6 +12,7 @@ import dev.pdserve.core.coordination.CoordinatorLeaseStore;
 import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.core.grpc.NodeStatusService;
 import dev.pdserve.core.metrics.NodeMetrics;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.launcher.node.Closer.Stage;
 import dev.pdserve.model.engine.LoadedModel;
@@ -70,8 +71,12 @@ public final class RouterNode implements AutoCloseable {
     awaitDataMember(node);
     this.directory = node.own(Stage.CLUSTER, "node-directory", new NodeDirectory(node.registry()));
     LoadedModel model = node.model();
-    Channels channels =
-        node.own(Stage.RESOURCES, "channels", new Channels(Channels.Settings.forNode(config)));
+    Channels channels = node.own(Stage.RESOURCES, "channels", new Channels(node.channelSettings()));
+    TransportSecurity publicTls =
+        node.own(
+            Stage.RESOURCES,
+            "public-api-tls",
+            TransportSecurity.publicServer(config.tls().publicApi(), config.nodeId()));
     PrometheusRouterMetrics routerMetrics = new PrometheusRouterMetrics(node.metrics());
     ImageIntakeSettings imageSettings = config.router().images();
     PromptRenderer text = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
@@ -113,11 +118,15 @@ public final class RouterNode implements AutoCloseable {
         node.own(
             Stage.ENDPOINTS,
             "http-server",
-            new OpenAiHttpServer(httpSettings, router, renderer, images));
+            new OpenAiHttpServer(httpSettings, router, renderer, images, publicTls));
     http.start();
-    this.httpUrl = "http://" + config.network().advertisedHost() + ":" + http.port();
+    this.httpUrl =
+        (publicTls.enabled() ? "https://" : "http://")
+            + config.network().advertisedHost()
+            + ":"
+            + http.port();
     node.serve(
-        node.serverBuilder()
+        node.serverBuilder(publicTls)
             .addService(
                 new GenerationGrpcService(router, NodeModels.servedName(config, model), images))
             .addService(new NodeStatusService(this::status))

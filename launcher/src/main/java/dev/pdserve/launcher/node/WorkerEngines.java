@@ -88,10 +88,15 @@ final class WorkerEngines {
                 mine,
                 pool,
                 Location.forGrpcInsecure(
-                    config.network().bindHost(), config.network().flightPort())));
+                    config.network().bindHost(), config.network().flightPort()),
+                KvTransferServer.Options.DEFAULTS,
+                node.security()));
     transferServer.start();
     this.kvClient =
-        node.own(Stage.RESOURCES, "kv-transfer-client", new KvTransferClient(mine, layout));
+        node.own(
+            Stage.RESOURCES,
+            "kv-transfer-client",
+            new KvTransferClient(mine, layout, KvTransferClient.Options.DEFAULTS, node.security()));
     this.prefillMetrics = new PrometheusPrefillMetrics(metrics);
     // Both roles encode images with one encoder and share one cache of encoded images.
     EncoderCache encoderCache =

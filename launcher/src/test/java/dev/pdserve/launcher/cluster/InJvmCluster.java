@@ -7,6 +7,7 @@ import dev.pdserve.api.v1.GenerationGrpc;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.launcher.node.ExpertNode;
 import dev.pdserve.launcher.node.RouterNode;
 import dev.pdserve.launcher.node.WorkerNode;
@@ -39,6 +40,7 @@ public final class InJvmCluster implements AutoCloseable {
   private final String cluster = "itest-" + UUID.randomUUID().toString().substring(0, 8);
   private String seed; // hazelcast address of the first member
   private final Map<String, String> extra = new HashMap<>();
+  private TransportSecurity clientSecurity = TransportSecurity.plaintext();
 
   /** The Hazelcast cluster name its members use (for a node started in another process). */
   public String clusterName() {
@@ -117,7 +119,9 @@ public final class InJvmCluster implements AutoCloseable {
     router =
         RouterNode.start(
             config("router", "router", Map.of("cluster.lite-member", "true")), options);
-    channel = NettyChannelBuilder.forTarget(router.grpcAddress()).usePlaintext().build();
+    channel =
+        NettyChannelBuilder.forTarget(router.grpcAddress(), clientSecurity.channelCredentials())
+            .build();
     return router;
   }
 
@@ -139,7 +143,15 @@ public final class InJvmCluster implements AutoCloseable {
    */
   public static InJvmCluster start(
       int prefills, int decodes, int shards, Map<String, String> settings) throws IOException {
+    return start(prefills, decodes, shards, settings, TransportSecurity.plaintext());
+  }
+
+  /** As above, the test's channel to the router connecting as {@code client} (e.g. over TLS). */
+  public static InJvmCluster start(
+      int prefills, int decodes, int shards, Map<String, String> settings, TransportSecurity client)
+      throws IOException {
     InJvmCluster c = new InJvmCluster();
+    c.clientSecurity = client;
     settings.forEach(c::set);
     try {
       for (int i = 0; i < shards; i++) {

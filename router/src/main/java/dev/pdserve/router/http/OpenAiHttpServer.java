@@ -1,6 +1,7 @@
 package dev.pdserve.router.http;
 
 import dev.pdserve.core.NamedThreadFactory;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.model.engine.PromptRenderer;
 import dev.pdserve.router.Router;
 import dev.pdserve.router.images.ImageIntake;
@@ -16,6 +17,7 @@ import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.ssl.SslContext;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.IOException;
@@ -46,6 +48,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
   private final ThreadPoolExecutor handlers;
   private final ChannelGroup channels =
       new DefaultChannelGroup("pdserve-http", GlobalEventExecutor.INSTANCE);
+  private final SslContext tls; // null: plaintext HTTP
   private volatile Channel server;
   private volatile int port = -1;
 
@@ -54,12 +57,34 @@ public final class OpenAiHttpServer implements AutoCloseable {
    *     chat prompts without {@code max_tokens} are counted with it)
    */
   public OpenAiHttpServer(HttpApiSettings settings, Router router, PromptRenderer renderer) {
-    this(settings, router, renderer, ImageIntake.defaults());
+    this(settings, router, renderer, ImageIntake.defaults(), TransportSecurity.plaintext());
   }
 
   /** As above, taking chat images in with {@code images}. */
   public OpenAiHttpServer(
       HttpApiSettings settings, Router router, PromptRenderer renderer, ImageIntake images) {
+    this(settings, router, renderer, images, TransportSecurity.plaintext());
+  }
+
+  /** As above, over HTTPS when {@code security} is TLS (the router's public API certificate). */
+  public OpenAiHttpServer(
+      HttpApiSettings settings,
+      Router router,
+      PromptRenderer renderer,
+      TransportSecurity security) {
+    this(settings, router, renderer, ImageIntake.defaults(), security);
+  }
+
+  /**
+   * As above, taking chat images in with {@code images}, over HTTPS when {@code security} is TLS.
+   */
+  public OpenAiHttpServer(
+      HttpApiSettings settings,
+      Router router,
+      PromptRenderer renderer,
+      ImageIntake images,
+      TransportSecurity security) {
+    this.tls = security.httpServerContext().orElse(null);
     this.settings = settings;
     this.api =
         new OpenAiApi(
@@ -101,6 +126,9 @@ public final class OpenAiHttpServer implements AutoCloseable {
                   @Override
                   protected void initChannel(SocketChannel ch) {
                     channels.add(ch);
+                    if (tls != null) {
+                      ch.pipeline().addLast("tls", tls.newHandler(ch.alloc()));
+                    }
                     ch.pipeline()
                         .addLast("codec", new HttpServerCodec())
                         .addLast(

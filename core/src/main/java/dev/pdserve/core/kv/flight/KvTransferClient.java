@@ -4,6 +4,7 @@ import com.google.common.base.Ticker;
 import dev.pdserve.core.kv.KvEndpoint;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.KvPusher;
+import dev.pdserve.core.tls.TransportSecurity;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import java.net.URI;
@@ -188,6 +189,7 @@ public final class KvTransferClient implements KvPusher, AutoCloseable {
   private final BufferAllocator allocator;
   private final KvLayout layout;
   private final Options options;
+  private final TransportSecurity security;
   private final Map<URI, Connection[]> clients = new HashMap<>();
   private boolean closed;
 
@@ -199,8 +201,18 @@ public final class KvTransferClient implements KvPusher, AutoCloseable {
    * A client sending KV of {@code layout}, its batches allocated from a child of {@code parent}.
    */
   public KvTransferClient(BufferAllocator parent, KvLayout layout, Options options) {
+    this(parent, layout, options, TransportSecurity.plaintext());
+  }
+
+  /**
+   * As above, connecting as {@code security} says: with the cluster's mutual TLS, presenting the
+   * node's certificate and accepting only decode nodes the cluster CA signed.
+   */
+  public KvTransferClient(
+      BufferAllocator parent, KvLayout layout, Options options, TransportSecurity security) {
     this.layout = layout;
     this.options = options;
+    this.security = security;
     this.allocator = parent.newChildAllocator("kv-transfer-client", 0, Long.MAX_VALUE);
   }
 
@@ -221,18 +233,25 @@ public final class KvTransferClient implements KvPusher, AutoCloseable {
     if (transferId == null || transferId.isEmpty()) {
       throw new IllegalArgumentException("transfer id must not be empty");
     }
-    if (options.sendPath() == SendPath.DIRECT
-        && !LocationSchemes.GRPC_INSECURE.equals(location.getUri().getScheme())) {
+    if (options.sendPath() == SendPath.DIRECT && !KvTransferServer.isGrpcTcp(location.getUri())) {
       throw new IllegalArgumentException(
-          "the DIRECT send path reaches grpc+tcp locations only, got " + location.getUri());
+          "the DIRECT send path reaches grpc+tcp or grpc+tls locations only, got "
+              + location.getUri());
     }
     return new OutgoingTransfer(allocator, layout, options, connections(location), transferId);
   }
 
-  /** Starts pushing transfer {@code transferId} to the KV endpoint {@code target} (plain gRPC). */
+  /**
+   * Starts pushing transfer {@code transferId} to the KV endpoint {@code target}, over TLS when
+   * this client's credentials are.
+   */
   @Override
   public OutgoingTransfer open(KvEndpoint target, String transferId) {
-    return open(Location.forGrpcInsecure(target.host(), target.port()), transferId);
+    return open(
+        security.enabled()
+            ? Location.forGrpcTls(target.host(), target.port())
+            : Location.forGrpcInsecure(target.host(), target.port()),
+        transferId);
   }
 
   private synchronized Connection[] connections(Location location) {
@@ -257,13 +276,16 @@ public final class KvTransferClient implements KvPusher, AutoCloseable {
 
   private Connection connect(Location location) {
     URI uri = location.getUri();
-    if (!LocationSchemes.GRPC_INSECURE.equals(uri.getScheme())) {
-      // TLS and domain sockets: Flight's own builder (no transport tuning, FLIGHT_CLIENT only).
+    if (!KvTransferServer.isGrpcTcp(uri)) {
+      // Domain sockets: Flight's own builder (no transport tuning, FLIGHT_CLIENT only).
       return new Connection(null, FlightClient.builder(allocator, location).build());
     }
+    if (LocationSchemes.GRPC_TLS.equals(uri.getScheme()) && !security.enabled()) {
+      throw new IllegalArgumentException(
+          "a grpc+tls KV endpoint needs a client with TLS credentials, got " + uri);
+    }
     NettyChannelBuilder b =
-        NettyChannelBuilder.forAddress(uri.getHost(), uri.getPort())
-            .usePlaintext()
+        NettyChannelBuilder.forAddress(uri.getHost(), uri.getPort(), security.channelCredentials())
             .maxInboundMessageSize(1 << 20);
     if (options.flowControlWindow() > 0) {
       b.flowControlWindow(options.flowControlWindow());

@@ -4,6 +4,7 @@ import com.google.common.util.concurrent.MoreExecutors;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvIntake;
 import dev.pdserve.core.kv.KvLayout;
+import dev.pdserve.core.tls.TransportSecurity;
 import io.grpc.Metadata;
 import io.grpc.Server;
 import io.grpc.ServerCall;
@@ -96,6 +97,7 @@ public final class KvTransferServer implements KvIntake, AutoCloseable {
   private final BufferAllocator allocator;
   private final ExecutorService executor;
   private final Location requested;
+  private final TransportSecurity security;
   private final FlightServer flightServer; // FLIGHT_STREAM
   private final Server grpcServer; // DIRECT
   private boolean closed;
@@ -105,17 +107,38 @@ public final class KvTransferServer implements KvIntake, AutoCloseable {
   }
 
   /**
-   * A server for {@code pool} at {@code location} (e.g. {@code Location.forGrpcInsecure(host, 0)}),
-   * receiving into a child of {@code parent}. Call {@link #start()}.
+   * A plaintext server for {@code pool} at {@code location} (e.g. {@code
+   * Location.forGrpcInsecure(host, 0)}), receiving into a child of {@code parent}. Call {@link
+   * #start()}.
    */
   public KvTransferServer(
       BufferAllocator parent, KvBlockPool pool, Location location, Options options) {
+    this(parent, pool, location, options, TransportSecurity.plaintext());
+  }
+
+  /**
+   * As above, secured by {@code security}: with the cluster's mutual TLS, only a sender holding a
+   * certificate the cluster CA signed can connect, and every call is checked for it again ({@link
+   * TransportSecurity#peerCertificateRequired()}) before DoPut sees a byte; a transfer id alone
+   * grants nothing. {@code location} is a {@code grpc+tcp} or {@code grpc+tls} address to bind; the
+   * credentials, not the scheme, decide.
+   */
+  public KvTransferServer(
+      BufferAllocator parent,
+      KvBlockPool pool,
+      Location location,
+      Options options,
+      TransportSecurity security) {
     this.requested = location;
+    this.security = security;
     URI uri = location.getUri();
-    if (options.receivePath() == ReceivePath.DIRECT
-        && !LocationSchemes.GRPC_INSECURE.equals(uri.getScheme())) {
+    if (options.receivePath() == ReceivePath.DIRECT && !isGrpcTcp(uri)) {
       throw new IllegalArgumentException(
-          "the DIRECT receive path serves grpc+tcp locations only, got " + uri);
+          "the DIRECT receive path serves grpc+tcp or grpc+tls locations only, got " + uri);
+    }
+    if (security.enabled() && !isGrpcTcp(uri)) {
+      throw new IllegalArgumentException(
+          "TLS credentials apply to grpc+tcp or grpc+tls locations only, got " + uri);
     }
     this.allocator = parent.newChildAllocator("kv-transfer-server", 0, Long.MAX_VALUE);
     // gRPC runs its callbacks on the same executor as Flight's handlers, which may block on their
@@ -128,20 +151,32 @@ public final class KvTransferServer implements KvIntake, AutoCloseable {
           if (options.flowControlWindow() > 0) {
             b.flowControlWindow(options.flowControlWindow());
           }
+          b.intercept(security.peerCertificateRequired());
         };
     if (options.receivePath() == ReceivePath.FLIGHT_STREAM) {
       this.grpcServer = null;
+      Location bind =
+          LocationSchemes.GRPC_TLS.equals(uri.getScheme())
+              ? Location.forGrpcInsecure(uri.getHost(), uri.getPort())
+              : location;
+      Consumer<NettyServerBuilder> flightTune =
+          b -> {
+            // Flight applies this after its own setup: the reloading credentials replace its TLS.
+            security.grpcServerContext().ifPresent(b::sslContext);
+            tune.accept(b);
+          };
       this.flightServer =
-          FlightServer.builder(allocator, location, producer)
+          FlightServer.builder(allocator, bind, producer)
               .executor(executor)
               .maxInboundMessageSize(options.maxMessageBytes())
-              .transportHint("grpc.builderConsumer", tune)
+              .transportHint("grpc.builderConsumer", flightTune)
               .build();
     } else {
       this.flightServer = null;
       String doPut = FlightServiceGrpc.getDoPutMethod().getFullMethodName();
       NettyServerBuilder b =
-          NettyServerBuilder.forAddress(new InetSocketAddress(uri.getHost(), uri.getPort()))
+          NettyServerBuilder.forAddress(
+                  new InetSocketAddress(uri.getHost(), uri.getPort()), security.serverCredentials())
               .executor(executor)
               // The DIRECT DoPut never blocks (it copies rows and returns), so it runs on the
               // transport thread that read the bytes: no hand-off, the bytes are still in cache.
@@ -176,11 +211,25 @@ public final class KvTransferServer implements KvIntake, AutoCloseable {
     return flightServer != null ? flightServer.getPort() : grpcServer.getPort();
   }
 
-  /** Where senders reach this server (with the bound port). */
+  /** Where senders reach this server (with the bound port; {@code grpc+tls} with TLS). */
   public Location location() {
-    return flightServer != null
-        ? flightServer.getLocation()
-        : Location.forGrpcInsecure(requested.getUri().getHost(), port());
+    if (!isGrpcTcp(requested.getUri())) {
+      return flightServer.getLocation(); // a domain socket
+    }
+    String host = requested.getUri().getHost();
+    return security.enabled()
+        ? Location.forGrpcTls(host, port())
+        : Location.forGrpcInsecure(host, port());
+  }
+
+  /** Whether senders must use TLS (and, with a cluster CA, present a cluster certificate). */
+  public TransportSecurity security() {
+    return security;
+  }
+
+  static boolean isGrpcTcp(URI uri) {
+    return LocationSchemes.GRPC_INSECURE.equals(uri.getScheme())
+        || LocationSchemes.GRPC_TLS.equals(uri.getScheme());
   }
 
   public KvLayout layout() {
