@@ -21,6 +21,7 @@ import java.util.Objects;
  * @param router the router's handling of failed nodes and overload
  * @param expertSharding an expert shard's range from a shard count and its ordinal
  * @param shutdown how the node drains when told to stop
+ * @param auth API keys and the cluster token: who may call the node
  */
 public record NodeConfig(
     String nodeId,
@@ -32,14 +33,58 @@ public record NodeConfig(
     CoordinatorConfig coordinator,
     RouterConfig router,
     ExpertSharding expertSharding,
-    ShutdownSettings shutdown) {
+    ShutdownSettings shutdown,
+    AuthSettings auth) {
 
   public NodeConfig {
+    Objects.requireNonNull(auth, "auth");
     Objects.requireNonNull(prefix, "prefix");
     Objects.requireNonNull(coordinator, "coordinator");
     Objects.requireNonNull(router, "router");
     Objects.requireNonNull(expertSharding, "expertSharding");
     Objects.requireNonNull(shutdown, "shutdown");
+  }
+
+  /** A config without credentials ({@link AuthSettings#OFF}). */
+  public NodeConfig(
+      String nodeId,
+      NodeRole role,
+      NetworkSettings network,
+      ClusterSettings cluster,
+      EngineSettings engine,
+      PrefixSettings prefix,
+      CoordinatorConfig coordinator,
+      RouterConfig router,
+      ExpertSharding expertSharding,
+      ShutdownSettings shutdown) {
+    this(
+        nodeId,
+        role,
+        network,
+        cluster,
+        engine,
+        prefix,
+        coordinator,
+        router,
+        expertSharding,
+        shutdown,
+        AuthSettings.OFF);
+  }
+
+  /** This config with other credentials settings. */
+  public NodeConfig withAuth(AuthSettings settings) {
+    return new NodeConfig(
+        nodeId,
+        role,
+        network,
+        cluster,
+        engine,
+        prefix,
+        coordinator,
+        router,
+        expertSharding,
+        shutdown,
+        settings);
   }
 
   /** A config with the default router settings, no expert sharding and the default shutdown. */

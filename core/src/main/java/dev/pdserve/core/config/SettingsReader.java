@@ -1,6 +1,10 @@
 package dev.pdserve.core.config;
 
 import static dev.pdserve.core.config.ConfigKeys.ADVERTISED_HOST;
+import static dev.pdserve.core.config.ConfigKeys.AUTH_API_KEYS_FILE;
+import static dev.pdserve.core.config.ConfigKeys.AUTH_CLUSTER_TOKEN_FILE;
+import static dev.pdserve.core.config.ConfigKeys.AUTH_HEALTH_OPEN;
+import static dev.pdserve.core.config.ConfigKeys.AUTH_METRICS_OPEN;
 import static dev.pdserve.core.config.ConfigKeys.BIND_HOST;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_HEARTBEAT_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_JOIN;
@@ -52,6 +56,7 @@ import static dev.pdserve.core.config.ConfigKeys.SHUTDOWN_TIMEOUT_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
 import java.net.InetAddress;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -87,12 +92,51 @@ final class SettingsReader {
     RouterConfig router = router(coordinator);
     ExpertSharding sharding = expertSharding(nodeId, role, engine.expertRange().isPresent());
     ShutdownSettings shutdown = new ShutdownSettings(values.get(SHUTDOWN_TIMEOUT_SECONDS));
+    AuthSettings auth = auth();
     List<String> problems = values.problems();
     if (!problems.isEmpty()) {
       throw new NodeConfigException(problems);
     }
     return new NodeConfig(
-        nodeId, role, network, cluster, engine, prefix, coordinator, router, sharding, shutdown);
+        nodeId,
+        role,
+        network,
+        cluster,
+        engine,
+        prefix,
+        coordinator,
+        router,
+        sharding,
+        shutdown,
+        auth);
+  }
+
+  /** API keys and the cluster token: readable files; keys only together with a token. */
+  private AuthSettings auth() {
+    Optional<Path> keys = readableFile(AUTH_API_KEYS_FILE);
+    Optional<Path> token = readableFile(AUTH_CLUSTER_TOKEN_FILE);
+    if (values.isSet(AUTH_API_KEYS_FILE) && !values.isSet(AUTH_CLUSTER_TOKEN_FILE)) {
+      values.fail(
+          AUTH_CLUSTER_TOKEN_FILE,
+          "required when "
+              + AUTH_API_KEYS_FILE
+              + " is set: nodes present the cluster token to each other, and without one the"
+              + " node-internal routes would be a way around the API keys");
+    }
+    return new AuthSettings(
+        keys, token, values.get(AUTH_METRICS_OPEN), values.get(AUTH_HEALTH_OPEN));
+  }
+
+  private Optional<Path> readableFile(ConfigKey<String> key) {
+    Optional<String> v = values.find(key);
+    if (v.isEmpty()) {
+      return Optional.empty();
+    }
+    Path p = Path.of(v.get());
+    if (!Files.isRegularFile(p) || !Files.isReadable(p)) {
+      values.fail(key, "no readable file at " + p);
+    }
+    return Optional.of(p);
   }
 
   private NodeRole role() {
