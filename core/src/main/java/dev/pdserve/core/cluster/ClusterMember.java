@@ -187,7 +187,7 @@ public final class ClusterMember implements AutoCloseable {
       mc.setSplitBrainProtectionName(protection);
       cfg.addMapConfig(mc);
     }
-    return cfg;
+    return HazelcastHardening.apply(cfg, node);
   }
 
   private static InetAddress resolve(String host) {
