@@ -12,7 +12,6 @@ import dev.pdserve.internal.v1.SwitchRoleResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.NettyChannelBuilder;
 import java.io.PrintWriter;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -36,8 +35,8 @@ final class AdminCommand implements Runnable {
     spec.commandLine().usage(spec.commandLine().getOut());
   }
 
-  static ManagedChannel channel(String router) {
-    return NettyChannelBuilder.forTarget(router).usePlaintext().build();
+  static ManagedChannel channel(String router, ApiKeyOption key) {
+    return ApiKeyOption.channel(router, key.apiKey());
   }
 
   static UserFacingException failure(StatusRuntimeException e, String router) {
@@ -58,6 +57,8 @@ final class AdminCommand implements Runnable {
           "Every node of the cluster: role, state, epoch, load, free KV; and the coordinator.")
   static final class StatusCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
+
+    @picocli.CommandLine.Mixin ApiKeyOption apiKey;
 
     @Option(
         names = "--router",
@@ -81,7 +82,7 @@ final class AdminCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      ManagedChannel ch = channel(router);
+      ManagedChannel ch = channel(router, apiKey);
       try {
         ListNodesResponse r =
             AdminServiceGrpc.newBlockingStub(ch)
@@ -187,6 +188,8 @@ final class AdminCommand implements Runnable {
   static final class SwitchCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
 
+    @picocli.CommandLine.Mixin ApiKeyOption apiKey;
+
     @Parameters(
         index = "0",
         paramLabel = "NODE_ID",
@@ -231,7 +234,7 @@ final class AdminCommand implements Runnable {
       if (expectedEpoch < 0) {
         throw new IllegalArgumentException("--expected-epoch: must be >= 0, got " + expectedEpoch);
       }
-      ManagedChannel ch = channel(router);
+      ManagedChannel ch = channel(router, apiKey);
       try {
         SwitchRoleResponse r =
             AdminServiceGrpc.newBlockingStub(ch)

@@ -95,6 +95,7 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Mixin ModelOptions model;
   @Mixin SamplingOptions sampling;
+  @Mixin ApiKeyOption apiKey;
 
   @Option(
       names = "--raw",
@@ -144,7 +145,13 @@ final class GenerateCommand implements Callable<Integer> {
         throw badOption(e);
       }
       return RouterClientRunner.run(
-          target.router, req, json, timeoutSeconds, out, spec.commandLine().getErr());
+          target.router,
+          apiKey.apiKey(),
+          req,
+          json,
+          timeoutSeconds,
+          out,
+          spec.commandLine().getErr());
     }
     if (!images.isEmpty() && model.config().vision().isEmpty()) {
       throw new CommandLine.ParameterException(

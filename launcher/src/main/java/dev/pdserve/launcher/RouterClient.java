@@ -3,11 +3,11 @@ package dev.pdserve.launcher;
 import dev.pdserve.api.v1.Completion;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
+import dev.pdserve.loadgen.ApiKey;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.GenerateResult;
 import dev.pdserve.model.sampling.FinishReason;
 import io.grpc.ManagedChannel;
-import io.grpc.netty.NettyChannelBuilder;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -19,7 +19,12 @@ final class RouterClient implements AutoCloseable {
   private final ManagedChannel channel;
 
   RouterClient(String address) {
-    this.channel = NettyChannelBuilder.forTarget(address).usePlaintext().build();
+    this(address, ApiKey.NONE);
+  }
+
+  /** As above, every call presenting {@code apiKey}. */
+  RouterClient(String address, ApiKey apiKey) {
+    this.channel = ApiKeyOption.channel(address, apiKey);
   }
 
   /**

@@ -6,6 +6,7 @@ import dev.pdserve.api.v1.ChatMessages;
 import dev.pdserve.api.v1.Image;
 import dev.pdserve.api.v1.TokenIds;
 import dev.pdserve.core.grpc.ProtoConversions;
+import dev.pdserve.loadgen.ApiKey;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.GenerateResult;
 import dev.pdserve.model.engine.Prompt;
@@ -72,12 +73,13 @@ final class RouterClientRunner {
 
   static int run(
       String router,
+      ApiKey apiKey,
       GenerateRequest req,
       boolean json,
       double timeoutSeconds,
       PrintWriter out,
       PrintWriter err) {
-    try (RouterClient client = new RouterClient(router)) {
+    try (RouterClient client = new RouterClient(router, apiKey)) {
       GenerateResult result =
           client.generate(
               req,

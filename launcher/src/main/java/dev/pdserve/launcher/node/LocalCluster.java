@@ -1,5 +1,9 @@
 package dev.pdserve.launcher.node;
 
+import com.google.common.base.Ticker;
+import dev.pdserve.core.auth.GrpcAuth;
+import dev.pdserve.core.auth.SecretFile;
+import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
@@ -13,6 +17,7 @@ import java.lang.management.ManagementFactory;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -20,6 +25,7 @@ import java.util.Deque;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -307,6 +313,18 @@ public final class LocalCluster implements AutoCloseable {
     }
   }
 
+  private static Optional<Path> clusterTokenFile(Spec spec) {
+    String v = spec.settings().get(NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE);
+    if (v == null) {
+      v =
+          spec.settings()
+              .get(
+                  NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE.substring(
+                      NodeConfigLoader.PREFIX.length()));
+    }
+    return v == null || v.isBlank() ? Optional.empty() : Optional.of(Path.of(v));
+  }
+
   /** A {@code key=value} field of a node's ready line, or null. */
   static String readyField(String line, String key) {
     for (String part : line.trim().split("\\s+")) {
@@ -322,7 +340,11 @@ public final class LocalCluster implements AutoCloseable {
   /** Waits until the router sees every node ACTIVE. */
   private void awaitActive(Spec spec, long deadline) throws TimeoutException {
     int expected = spec.prefill() + spec.decode() + spec.experts() + 1;
-    ManagedChannel ch = NettyChannelBuilder.forTarget(routerAddress).usePlaintext().build();
+    NettyChannelBuilder b = NettyChannelBuilder.forTarget(routerAddress).usePlaintext();
+    clusterTokenFile(spec)
+        .map(f -> new SecretFile(f, "cluster token file", Ticker.systemTicker(), Duration.ZERO))
+        .ifPresent(token -> b.intercept(GrpcAuth.bearer(token::first)));
+    ManagedChannel ch = b.build();
     try {
       List<NodeStatus> last = List.of();
       while (System.nanoTime() < deadline) {

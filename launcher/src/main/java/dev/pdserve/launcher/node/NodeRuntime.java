@@ -1,11 +1,14 @@
 package dev.pdserve.launcher.node;
 
 import com.google.common.base.Ticker;
+import dev.pdserve.core.auth.AccessControl;
+import dev.pdserve.core.auth.GrpcAuth;
 import dev.pdserve.core.cluster.ClusterMember;
 import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.core.grpc.GrpcServer;
 import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.metrics.NodeMetrics;
@@ -46,6 +49,7 @@ final class NodeRuntime implements AutoCloseable {
   private final NodeRegistry registry;
   private final LoadedModel model;
   private final NodeMetrics metrics;
+  private final AccessControl access;
   private final DrainListeners drainListeners = new DrainListeners();
   private final Object drainLock = new Object();
   private DrainSummary drained; // guarded by drainLock
@@ -83,11 +87,16 @@ final class NodeRuntime implements AutoCloseable {
     this.ticker = ticker;
     boolean ok = false;
     try {
+      // First: a missing or empty key file stops the node before it joins anything.
+      this.access = AccessControl.of(config.auth(), ticker);
       this.member = own(Stage.CLUSTER, "cluster-member", ClusterMember.start(config));
       this.registry = own(Stage.CLUSTER, "node-registry", new NodeRegistry(member.hazelcast()));
       this.model = own(Stage.RESOURCES, "model", LoadedModel.load(NodeModels.spec(config)));
       this.metrics =
-          own(Stage.ENDPOINTS, "metrics", new NodeMetrics(config, model.config().name()));
+          own(
+              Stage.ENDPOINTS,
+              "metrics",
+              new NodeMetrics(config, model.config().name()).protectWith(access));
       ok = true;
     } finally {
       if (!ok) {
@@ -156,7 +165,22 @@ final class NodeRuntime implements AutoCloseable {
    * id, its role's health name SERVING once started.
    */
   GrpcServer.Builder serverBuilder() {
-    return GrpcServer.forNode(config).name(config.nodeId());
+    return GrpcServer.forNode(config)
+        .name(config.nodeId())
+        .intercept(GrpcAuth.serverInterceptor(access));
+  }
+
+  /** Who may call this node ({@code pdserve.auth.*}). */
+  AccessControl access() {
+    return access;
+  }
+
+  /**
+   * Channels to other nodes with {@code settings}, sending the cluster token when there is one;
+   * owned (closed with the node's resources).
+   */
+  Channels channels(String name, Channels.Settings settings) {
+    return own(Stage.RESOURCES, name, new Channels(settings, GrpcAuth.clusterCredentials(access)));
   }
 
   /**

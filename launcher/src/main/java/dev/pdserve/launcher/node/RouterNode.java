@@ -68,8 +68,7 @@ public final class RouterNode implements AutoCloseable {
     awaitDataMember(node);
     this.directory = node.own(Stage.CLUSTER, "node-directory", new NodeDirectory(node.registry()));
     LoadedModel model = node.model();
-    Channels channels =
-        node.own(Stage.RESOURCES, "channels", new Channels(Channels.Settings.forNode(config)));
+    Channels channels = node.channels("channels", Channels.Settings.forNode(config));
     PrometheusRouterMetrics routerMetrics = new PrometheusRouterMetrics(node.metrics());
     PromptRenderer renderer = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
     this.router =
@@ -99,7 +98,9 @@ public final class RouterNode implements AutoCloseable {
             .withMaxBodyBytes(config.network().httpMaxBodyBytes());
     this.http =
         node.own(
-            Stage.ENDPOINTS, "http-server", new OpenAiHttpServer(httpSettings, router, renderer));
+            Stage.ENDPOINTS,
+            "http-server",
+            new OpenAiHttpServer(httpSettings, router, renderer, node.access()));
     http.start();
     this.httpUrl = "http://" + config.network().advertisedHost() + ":" + http.port();
     node.serve(

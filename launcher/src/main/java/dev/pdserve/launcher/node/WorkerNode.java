@@ -118,8 +118,7 @@ public final class WorkerNode implements AutoCloseable {
             new ModelRunner(
                 node.model().config(), weights, node.ort(), config.engine().numerics()));
     ExpertBackend backend = experts.create(node, weights);
-    Channels channels =
-        node.own(Stage.RESOURCES, "channels", new Channels(Channels.Settings.forNode(config)));
+    Channels channels = node.channels("channels", Channels.Settings.forNode(config));
     VisionEncoder vision =
         node.model().config().vision().isPresent()
             ? node.own(

@@ -1,6 +1,7 @@
 package dev.pdserve.router.http;
 
 import dev.pdserve.core.NamedThreadFactory;
+import dev.pdserve.core.auth.AccessControl;
 import dev.pdserve.model.engine.PromptRenderer;
 import dev.pdserve.router.Router;
 import io.netty.bootstrap.ServerBootstrap;
@@ -53,8 +54,18 @@ public final class OpenAiHttpServer implements AutoCloseable {
    *     chat prompts without {@code max_tokens} are counted with it)
    */
   public OpenAiHttpServer(HttpApiSettings settings, Router router, PromptRenderer renderer) {
+    this(settings, router, renderer, AccessControl.open());
+  }
+
+  /**
+   * As above, every request checked by {@code access} first: without a valid {@code Authorization:
+   * Bearer KEY} (when API keys are on) 401 with {@code WWW-Authenticate}; {@code /health} as the
+   * health route.
+   */
+  public OpenAiHttpServer(
+      HttpApiSettings settings, Router router, PromptRenderer renderer, AccessControl access) {
     this.settings = settings;
-    this.api = new OpenAiApi(router, renderer, settings.chatMaxTokensCap());
+    this.api = new OpenAiApi(router, renderer, settings.chatMaxTokensCap(), access);
     this.boss =
         new MultiThreadIoEventLoopGroup(
             1, new DefaultThreadFactory("http-accept", true), NioIoHandler.newFactory());
