@@ -68,6 +68,9 @@ public final class InJvmCluster implements AutoCloseable {
     m.put("kv.budget-bytes", "8m");
     m.put("ort.threads", "2");
     m.put("coordinator.enabled", "false"); // stable roles unless a test turns it on
+    // no overload refusal unless a test turns it on (OverloadRefusalTest): a loaded machine's
+    // slow prefill would otherwise refuse requests that tests expect to be served
+    m.put("router.max-queue-delay", "0");
     if (seed != null) {
       m.put("cluster.members", seed);
     }
