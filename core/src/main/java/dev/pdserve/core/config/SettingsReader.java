@@ -56,7 +56,6 @@ import static dev.pdserve.core.config.ConfigKeys.SHUTDOWN_TIMEOUT_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
 import java.net.InetAddress;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -111,7 +110,7 @@ final class SettingsReader {
         auth);
   }
 
-  /** API keys and the cluster token: readable files; keys only together with a token. */
+  /** API keys and the cluster token: keys only together with a token. */
   private AuthSettings auth() {
     Optional<Path> keys = readableFile(AUTH_API_KEYS_FILE);
     Optional<Path> token = readableFile(AUTH_CLUSTER_TOKEN_FILE);
@@ -127,16 +126,12 @@ final class SettingsReader {
         keys, token, values.get(AUTH_METRICS_OPEN), values.get(AUTH_HEALTH_OPEN));
   }
 
+  /**
+   * The path a key names. Whether it is readable is checked when the node starts ({@code
+   * AccessControl}), not here: a manifest's settings load where its Secrets are not mounted.
+   */
   private Optional<Path> readableFile(ConfigKey<String> key) {
-    Optional<String> v = values.find(key);
-    if (v.isEmpty()) {
-      return Optional.empty();
-    }
-    Path p = Path.of(v.get());
-    if (!Files.isRegularFile(p) || !Files.isReadable(p)) {
-      values.fail(key, "no readable file at " + p);
-    }
-    return Optional.of(p);
+    return values.find(key).map(Path::of);
   }
 
   private NodeRole role() {

@@ -134,7 +134,7 @@ class AccessControlTest {
   }
 
   @Test
-  void configNeedsAClusterTokenWithApiKeysAndReadableFiles() throws IOException {
+  void configNeedsAClusterTokenWithApiKeysAndStartNeedsReadableFiles() throws IOException {
     Path keys = write("keys", "k\n");
     NodeConfigException e =
         assertThrows(
@@ -143,19 +143,16 @@ class AccessControlTest {
                 NodeConfigLoader.fromMap(
                     Map.of("role", "router", "auth.api-keys-file", keys.toString())));
     assertTrue(e.getMessage().contains("pdserve.auth.cluster-token-file"), e.getMessage());
-    NodeConfigException missing =
+    IllegalArgumentException missing =
         assertThrows(
-            NodeConfigException.class,
+            IllegalArgumentException.class,
             () ->
-                NodeConfigLoader.fromMap(
-                    Map.of(
-                        "role",
-                        "router",
-                        "auth.api-keys-file",
-                        dir.resolve("nope").toString(),
-                        "auth.cluster-token-file",
-                        keys.toString())));
-    assertTrue(missing.getMessage().contains("no readable file"), missing.getMessage());
+                AccessControl.of(
+                    new AuthSettings(
+                        Optional.of(dir.resolve("nope")), Optional.of(keys), false, true),
+                    ticker));
+    assertTrue(missing.getMessage().contains("cannot read it"), missing.getMessage());
+    assertTrue(missing.getMessage().contains("pdserve.auth.api-keys-file"), missing.getMessage());
     var ok =
         NodeConfigLoader.fromMap(
             Map.of(
