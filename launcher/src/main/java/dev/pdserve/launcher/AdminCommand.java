@@ -3,16 +3,17 @@ package dev.pdserve.launcher;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.ListNodesResponse;
 import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.internal.v1.SwitchRoleRequest;
 import dev.pdserve.internal.v1.SwitchRoleResponse;
+import dev.pdserve.loadgen.ApiKey;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.NettyChannelBuilder;
 import java.io.PrintWriter;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -37,12 +38,10 @@ final class AdminCommand implements Runnable {
     spec.commandLine().usage(spec.commandLine().getOut());
   }
 
-  static ManagedChannel channel(String router) {
-    return NettyChannelBuilder.forTarget(router).usePlaintext().build();
-  }
-
-  static ManagedChannel channel(String router, TlsClientOptions tls) {
-    return tls == null ? channel(router) : tls.channel(router);
+  /** A channel over the TLS settings given (plaintext without), presenting the API key if any. */
+  static ManagedChannel channel(String router, TlsClientOptions tls, ApiKeyOption key) {
+    TransportSecurity security = tls == null ? TransportSecurity.plaintext() : tls.security();
+    return ApiKeyOption.channel(router, security, key == null ? ApiKey.NONE : key.apiKey());
   }
 
   static UserFacingException failure(StatusRuntimeException e, String router) {
@@ -63,6 +62,8 @@ final class AdminCommand implements Runnable {
           "Every node of the cluster: role, state, epoch, load, free KV; and the coordinator.")
   static final class StatusCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
+
+    @picocli.CommandLine.Mixin ApiKeyOption apiKey;
 
     @Option(
         names = "--router",
@@ -88,7 +89,7 @@ final class AdminCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      ManagedChannel ch = channel(router, tls);
+      ManagedChannel ch = channel(router, tls, apiKey);
       try {
         ListNodesResponse r =
             AdminServiceGrpc.newBlockingStub(ch)
@@ -194,6 +195,8 @@ final class AdminCommand implements Runnable {
   static final class SwitchCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
 
+    @picocli.CommandLine.Mixin ApiKeyOption apiKey;
+
     @Parameters(
         index = "0",
         paramLabel = "NODE_ID",
@@ -240,7 +243,7 @@ final class AdminCommand implements Runnable {
       if (expectedEpoch < 0) {
         throw new IllegalArgumentException("--expected-epoch: must be >= 0, got " + expectedEpoch);
       }
-      ManagedChannel ch = channel(router, tls);
+      ManagedChannel ch = channel(router, tls, apiKey);
       try {
         SwitchRoleResponse r =
             AdminServiceGrpc.newBlockingStub(ch)

@@ -42,6 +42,8 @@ import picocli.CommandLine.Spec;
       "Example: pdserve bench --router 127.0.0.1:50051 --num-prompts 200 --request-rate 20 --input-len 64 --output-len 16 --json out.json --html out.html"
     })
 final class BenchCommand implements Callable<Integer> {
+  @picocli.CommandLine.Mixin ApiKeyOption apiKey;
+
   @Spec CommandLine.Model.CommandSpec spec;
 
   @Option(
@@ -325,7 +327,7 @@ final class BenchCommand implements Callable<Integer> {
             maxModelLen);
     Benchmark.Outcome o;
     try {
-      Benchmark bench = new Benchmark(cfg, err, System.console() != null);
+      Benchmark bench = new Benchmark(cfg, err, System.console() != null, apiKey.apiKey());
       err.println(
           "pdserve bench: "
               + (router != null ? "grpc " + router : baseUrl)

@@ -97,6 +97,7 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Mixin ModelOptions model;
   @Mixin SamplingOptions sampling;
+  @Mixin ApiKeyOption apiKey;
 
   @Option(
       names = "--raw",
@@ -148,6 +149,7 @@ final class GenerateCommand implements Callable<Integer> {
       return RouterClientRunner.run(
           target.router,
           tls.security(),
+          apiKey.apiKey(),
           req,
           json,
           timeoutSeconds,

@@ -4,8 +4,9 @@ import com.google.common.base.Ticker;
 import dev.pdserve.core.config.ConfigKey;
 import dev.pdserve.core.config.ConfigKeys;
 import dev.pdserve.core.config.NodeConfigLoader;
-import dev.pdserve.launcher.node.ChildRestarts;
 import dev.pdserve.core.tls.CertificateAuthority;
+import dev.pdserve.launcher.node.ChildRestarts;
+import dev.pdserve.launcher.node.ClusterTokens;
 import dev.pdserve.launcher.node.LocalCluster;
 import dev.pdserve.launcher.node.LocalSupervisor;
 import dev.pdserve.model.config.KvDtype;
@@ -127,6 +128,14 @@ final class LocalCommand implements Callable<Integer> {
   boolean tls;
 
   @Option(
+      names = "--api-keys-file",
+      paramLabel = "FILE",
+      description =
+          "Run with API keys on: every node reads its keys from FILE (one a line, re-read when it"
+              + " changes) and the nodes share a cluster token generated for this run.")
+  Path apiKeysFile;
+
+  @Option(
       names = "--start-timeout",
       defaultValue = "180",
       description = "Seconds to wait for every node. Default: ${DEFAULT-VALUE}.")
@@ -176,6 +185,14 @@ final class LocalCommand implements Callable<Integer> {
           dir, f.ca());
     }
     quantization.putSettings(settings); // every node, workers and expert shards alike
+    if (apiKeysFile != null) {
+      if (!Files.isReadable(apiKeysFile)) {
+        throw new CommandLine.ParameterException(
+            spec.commandLine(), "--api-keys-file: no readable file at " + apiKeysFile);
+      }
+      settings.put(NodeConfigLoader.AUTH_API_KEYS_FILE, apiKeysFile.toAbsolutePath().toString());
+      settings.put(NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE, ClusterTokens.generate().toString());
+    }
     LocalCluster.Spec s =
         new LocalCluster.Spec(
             prefill, decode, experts, preset, modelDir, seed, kvBudget, logLevel, settings, heap);
@@ -218,11 +235,14 @@ final class LocalCommand implements Callable<Integer> {
         .filter(n -> !n.getMetricsUrl().isEmpty())
         .forEach(
             n -> out.printf("metrics of %s (%s): %s%n", n.getId(), n.getRole(), n.getMetricsUrl()));
+    String keyHint = apiKeysFile != null ? " (API keys on: export PDSERVE_API_KEY=<a key>)" : "";
+    String curlKey = apiKeysFile != null ? " -H \"Authorization: Bearer $PDSERVE_API_KEY\"" : "";
     out.printf(
-        "try: bin/pdserve generate --router %s --prompt \"Hello\"%n", cluster.routerAddress());
+        "try: bin/pdserve generate --router %s --prompt \"Hello\"%s%n",
+        cluster.routerAddress(), keyHint);
     out.printf(
-        " or:  curl %s/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'%n",
-        cluster.routerHttpUrl());
+        " or:  curl %s/v1/chat/completions%s -H 'Content-Type: application/json' -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'%n",
+        cluster.routerHttpUrl(), curlKey);
     out.flush();
     ChildRestarts restarts =
         new ChildRestarts(

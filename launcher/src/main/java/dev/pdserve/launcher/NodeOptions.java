@@ -125,6 +125,23 @@ final class NodeOptions {
               + " seconds; 0..3600 s (key pdserve.shutdown.timeout-seconds, default 30s).")
   Duration shutdownTimeout;
 
+  @Option(
+      names = "--api-keys-file",
+      paramLabel = "FILE",
+      description =
+          "API keys, one a line, re-read when the file changes: every public route then needs"
+              + " `Authorization: Bearer KEY` (key pdserve.auth.api-keys-file; needs"
+              + " --cluster-token-file).")
+  String apiKeysFile;
+
+  @Option(
+      names = "--cluster-token-file",
+      paramLabel = "FILE",
+      description =
+          "The token nodes present to each other; node-internal routes need it (key"
+              + " pdserve.auth.cluster-token-file).")
+  String clusterTokenFile;
+
   /** Parses {@code --shutdown-timeout}; picocli names the flag in the error. */
   static final class ShutdownTimeout implements CommandLine.ITypeConverter<Duration> {
     @Override
@@ -156,6 +173,8 @@ final class NodeOptions {
     put(m, NodeConfigLoader.NODE_MEMORY_LIMIT, memoryLimit);
     put(m, NodeConfigLoader.KV_BUDGET_BYTES, kvBudget);
     put(m, NodeConfigLoader.ORT_THREADS, ortThreads);
+    put(m, NodeConfigLoader.AUTH_API_KEYS_FILE, apiKeysFile);
+    put(m, NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE, clusterTokenFile);
     if (shutdownTimeout != null) {
       m.put(NodeConfigLoader.SHUTDOWN_TIMEOUT_SECONDS, shutdownTimeout.toMillis() + "ms");
     }

@@ -4,11 +4,11 @@ import dev.pdserve.api.v1.Completion;
 import dev.pdserve.api.v1.GenerateResponse;
 import dev.pdserve.api.v1.GenerationGrpc;
 import dev.pdserve.core.tls.TransportSecurity;
+import dev.pdserve.loadgen.ApiKey;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.GenerateResult;
 import dev.pdserve.model.sampling.FinishReason;
 import io.grpc.ManagedChannel;
-import io.grpc.netty.NettyChannelBuilder;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -20,12 +20,15 @@ final class RouterClient implements AutoCloseable {
   private final ManagedChannel channel;
 
   RouterClient(String address) {
-    this.channel = NettyChannelBuilder.forTarget(address).usePlaintext().build();
+    this(address, TransportSecurity.plaintext(), ApiKey.NONE);
   }
 
-  /** A client over {@code security} (TLS to a router whose public API has it on). */
-  RouterClient(String address, TransportSecurity security) {
-    this.channel = NettyChannelBuilder.forTarget(address, security.channelCredentials()).build();
+  /**
+   * A client over {@code security} (TLS to a router whose public API has it on), every call
+   * presenting {@code apiKey}.
+   */
+  RouterClient(String address, TransportSecurity security, ApiKey apiKey) {
+    this.channel = ApiKeyOption.channel(address, security, apiKey);
   }
 
   /**

@@ -7,6 +7,7 @@ import dev.pdserve.api.v1.Image;
 import dev.pdserve.api.v1.TokenIds;
 import dev.pdserve.core.grpc.ProtoConversions;
 import dev.pdserve.core.tls.TransportSecurity;
+import dev.pdserve.loadgen.ApiKey;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.GenerateResult;
 import dev.pdserve.model.engine.Prompt;
@@ -73,24 +74,14 @@ final class RouterClientRunner {
 
   static int run(
       String router,
-      GenerateRequest req,
-      boolean json,
-      double timeoutSeconds,
-      PrintWriter out,
-      PrintWriter err) {
-    return run(router, TransportSecurity.plaintext(), req, json, timeoutSeconds, out, err);
-  }
-
-  /** As above, reaching the router over {@code security}. */
-  static int run(
-      String router,
       TransportSecurity security,
+      ApiKey apiKey,
       GenerateRequest req,
       boolean json,
       double timeoutSeconds,
       PrintWriter out,
       PrintWriter err) {
-    try (RouterClient client = new RouterClient(router, security)) {
+    try (RouterClient client = new RouterClient(router, security, apiKey)) {
       GenerateResult result =
           client.generate(
               req,

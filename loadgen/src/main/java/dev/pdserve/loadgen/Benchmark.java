@@ -58,6 +58,7 @@ public final class Benchmark {
   public static final int DEFAULT_NUM_PROMPTS = 1000;
 
   private final BenchConfig cfg;
+  private final ApiKey apiKey;
   private final PrintWriter log;
   private final boolean terminal;
 
@@ -66,7 +67,13 @@ public final class Benchmark {
    * @param terminal whether {@code log} is a terminal (progress rewrites one line)
    */
   public Benchmark(BenchConfig cfg, PrintWriter log, boolean terminal) {
+    this(cfg, log, terminal, ApiKey.NONE);
+  }
+
+  /** As above, every request (and the cluster report's calls) presenting {@code apiKey}. */
+  public Benchmark(BenchConfig cfg, PrintWriter log, boolean terminal, ApiKey apiKey) {
     cfg.validate();
+    this.apiKey = apiKey;
     this.cfg = cfg;
     this.log = log;
     this.terminal = terminal;
@@ -74,8 +81,8 @@ public final class Benchmark {
 
   private Target newTarget(int worker) {
     return cfg.router() != null
-        ? new GrpcTarget(cfg.router())
-        : new OpenAiHttpTarget(cfg.baseUrl(), cfg.endpoint(), worker);
+        ? new GrpcTarget(cfg.router(), apiKey)
+        : new OpenAiHttpTarget(cfg.baseUrl(), cfg.endpoint(), worker, apiKey);
   }
 
   public Outcome run() throws InterruptedException {
@@ -98,7 +105,7 @@ public final class Benchmark {
 
       ClusterProbe probe =
           cfg.admin() != null || cfg.router() != null
-              ? new ClusterProbe(cfg.admin() != null ? cfg.admin() : cfg.router())
+              ? new ClusterProbe(cfg.admin() != null ? cfg.admin() : cfg.router(), apiKey)
               : null;
       try {
         ClusterSnapshot before = snapshot(probe);

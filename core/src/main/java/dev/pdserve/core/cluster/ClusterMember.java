@@ -208,7 +208,7 @@ public final class ClusterMember implements AutoCloseable {
     lease.getMergePolicyConfig().setPolicy(RegistryMergePolicy.class.getName());
     lease.setSplitBrainProtectionName(LEASE_PROTECTION);
     cfg.addMapConfig(lease);
-    return cfg;
+    return HazelcastHardening.apply(cfg, node);
   }
 
   private static InetAddress resolve(String host) {

@@ -293,6 +293,43 @@ public final class ConfigKeys {
               "the coordinator lease may be taken or used only by a side holding a majority of the"
                   + " largest cluster seen within this window (a node alone after a freeze never"
                   + " coordinates)"));
+  public static final ConfigKey<String> AUTH_API_KEYS_FILE =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.auth.api-keys-file",
+              ValueType.Text.any("a readable file"),
+              "none: public routes open",
+              "API keys, one a line (blank lines and `#` comments ignored), re-read within 2 s of"
+                  + " a change (`--api-keys-file`); set, every public route — the router's gRPC and"
+                  + " HTTP APIs, admin, node status, reflection — needs `Authorization: Bearer KEY`"
+                  + " (HTTP 401 / gRPC UNAUTHENTICATED otherwise); needs"
+                  + " pdserve.auth.cluster-token-file"));
+  public static final ConfigKey<String> AUTH_CLUSTER_TOKEN_FILE =
+      define(
+          ConfigKey.withoutDefault(
+              "pdserve.auth.cluster-token-file",
+              ValueType.Text.any("a readable file"),
+              "none: node-internal routes open",
+              "the cluster token: node-internal routes (prefill, decode, role switching, expert"
+                  + " dispatch) need it and this node's clients send it (the first line; every line"
+                  + " is accepted, so a rotation can list old and new); re-read within 2 s of a"
+                  + " change; every node must share it"));
+  public static final ConfigKey<Boolean> AUTH_METRICS_OPEN =
+      define(
+          ConfigKey.of(
+              "pdserve.auth.metrics-open",
+              BOOL,
+              AuthSettings.OFF.metricsOpen(),
+              "with API keys: `/metrics` answers without a key (else it needs an API key or the"
+                  + " cluster token, e.g. Prometheus' `authorization` scrape setting)"));
+  public static final ConfigKey<Boolean> AUTH_HEALTH_OPEN =
+      define(
+          ConfigKey.of(
+              "pdserve.auth.health-open",
+              BOOL,
+              AuthSettings.OFF.healthOpen(),
+              "with API keys: gRPC health and HTTP `/health` answer without a key (Kubernetes"
+                  + " probes send none)"));
   public static final ConfigKey<Long> KV_BUDGET_BYTES =
       define(
           ConfigKey.of(

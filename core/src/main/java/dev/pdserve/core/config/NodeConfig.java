@@ -23,6 +23,7 @@ import java.util.Objects;
  * @param shutdown how the node drains when told to stop
  * @param serving the name the model is served under and the node's memory limit
  * @param tls mutual TLS between nodes and TLS of the router's public APIs
+ * @param auth API keys and the cluster token: who may call the node
  */
 public record NodeConfig(
     String nodeId,
@@ -36,16 +37,64 @@ public record NodeConfig(
     ExpertSharding expertSharding,
     ShutdownSettings shutdown,
     ServingSettings serving,
-    TlsSettings.Node tls) {
+    TlsSettings.Node tls,
+    AuthSettings auth) {
 
   public NodeConfig {
     Objects.requireNonNull(tls, "tls");
+    Objects.requireNonNull(auth, "auth");
     Objects.requireNonNull(prefix, "prefix");
     Objects.requireNonNull(coordinator, "coordinator");
     Objects.requireNonNull(router, "router");
     Objects.requireNonNull(expertSharding, "expertSharding");
     Objects.requireNonNull(shutdown, "shutdown");
     Objects.requireNonNull(serving, "serving");
+  }
+
+  /** A config without credentials ({@link AuthSettings#OFF}). */
+  public NodeConfig(
+      String nodeId,
+      NodeRole role,
+      NetworkSettings network,
+      ClusterSettings cluster,
+      EngineSettings engine,
+      PrefixSettings prefix,
+      CoordinatorConfig coordinator,
+      RouterConfig router,
+      ExpertSharding expertSharding,
+      ShutdownSettings shutdown) {
+    this(
+        nodeId,
+        role,
+        network,
+        cluster,
+        engine,
+        prefix,
+        coordinator,
+        router,
+        expertSharding,
+        shutdown,
+        ServingSettings.DEFAULTS,
+        TlsSettings.Node.DISABLED,
+        AuthSettings.OFF);
+  }
+
+  /** This config with other credentials settings. */
+  public NodeConfig withAuth(AuthSettings settings) {
+    return new NodeConfig(
+        nodeId,
+        role,
+        network,
+        cluster,
+        engine,
+        prefix,
+        coordinator,
+        router,
+        expertSharding,
+        shutdown,
+        serving,
+        tls,
+        settings);
   }
 
   /** A config with the default router settings, no expert sharding and the default shutdown. */
@@ -69,7 +118,8 @@ public record NodeConfig(
         ExpertSharding.NONE,
         ShutdownSettings.DEFAULTS,
         ServingSettings.DEFAULTS,
-        TlsSettings.Node.DISABLED);
+        TlsSettings.Node.DISABLED,
+        AuthSettings.OFF);
   }
 
   /**

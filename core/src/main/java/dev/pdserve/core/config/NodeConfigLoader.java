@@ -54,6 +54,10 @@ public final class NodeConfigLoader {
       ConfigKeys.CLUSTER_JOIN_WAIT_SECONDS.name();
   public static final String CLUSTER_MIN_SIZE = ConfigKeys.CLUSTER_MIN_SIZE.name();
   public static final String CLUSTER_LITE_MEMBER = ConfigKeys.CLUSTER_LITE_MEMBER.name();
+  public static final String AUTH_API_KEYS_FILE = ConfigKeys.AUTH_API_KEYS_FILE.name();
+  public static final String AUTH_CLUSTER_TOKEN_FILE = ConfigKeys.AUTH_CLUSTER_TOKEN_FILE.name();
+  public static final String AUTH_METRICS_OPEN = ConfigKeys.AUTH_METRICS_OPEN.name();
+  public static final String AUTH_HEALTH_OPEN = ConfigKeys.AUTH_HEALTH_OPEN.name();
   public static final String KV_BUDGET_BYTES = ConfigKeys.KV_BUDGET_BYTES.name();
   public static final String KV_DTYPE = ConfigKeys.KV_DTYPE.name();
   public static final String MODEL_QUANTIZATION = ConfigKeys.MODEL_QUANTIZATION.name();

@@ -1,6 +1,10 @@
 package dev.pdserve.core.config;
 
 import static dev.pdserve.core.config.ConfigKeys.ADVERTISED_HOST;
+import static dev.pdserve.core.config.ConfigKeys.AUTH_API_KEYS_FILE;
+import static dev.pdserve.core.config.ConfigKeys.AUTH_CLUSTER_TOKEN_FILE;
+import static dev.pdserve.core.config.ConfigKeys.AUTH_HEALTH_OPEN;
+import static dev.pdserve.core.config.ConfigKeys.AUTH_METRICS_OPEN;
 import static dev.pdserve.core.config.ConfigKeys.BIND_HOST;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_FAILURE_DETECTOR;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_HEARTBEAT_SECONDS;
@@ -115,6 +119,7 @@ final class SettingsReader {
     ServingSettings serving =
         new ServingSettings(values.find(MODEL_SERVED_NAME), values.get(NODE_MEMORY_LIMIT));
     TlsSettings.Node tls = tls();
+    AuthSettings auth = auth();
     List<String> problems = values.problems();
     if (!problems.isEmpty()) {
       throw new NodeConfigException(problems);
@@ -131,7 +136,8 @@ final class SettingsReader {
         sharding,
         shutdown,
         serving,
-        tls);
+        tls,
+        auth);
   }
 
   /**
@@ -169,6 +175,30 @@ final class SettingsReader {
     if (!present) {
       values.fail(file, "required when " + switchKey + " is true (a PEM file)");
     }
+  }
+
+  /** API keys and the cluster token: keys only together with a token. */
+  private AuthSettings auth() {
+    Optional<Path> keys = readableFile(AUTH_API_KEYS_FILE);
+    Optional<Path> token = readableFile(AUTH_CLUSTER_TOKEN_FILE);
+    if (values.isSet(AUTH_API_KEYS_FILE) && !values.isSet(AUTH_CLUSTER_TOKEN_FILE)) {
+      values.fail(
+          AUTH_CLUSTER_TOKEN_FILE,
+          "required when "
+              + AUTH_API_KEYS_FILE
+              + " is set: nodes present the cluster token to each other, and without one the"
+              + " node-internal routes would be a way around the API keys");
+    }
+    return new AuthSettings(
+        keys, token, values.get(AUTH_METRICS_OPEN), values.get(AUTH_HEALTH_OPEN));
+  }
+
+  /**
+   * The path a key names. Whether it is readable is checked when the node starts ({@code
+   * AccessControl}), not here: a manifest's settings load where its Secrets are not mounted.
+   */
+  private Optional<Path> readableFile(ConfigKey<String> key) {
+    return values.find(key).map(Path::of);
   }
 
   private NodeRole role() {

@@ -5,6 +5,7 @@ import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.config.HostPort;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.tls.TransportSecurity;
+import io.grpc.ClientInterceptor;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import java.time.Duration;
@@ -131,12 +132,22 @@ public final class Channels implements AutoCloseable {
   private static final Duration CANCELLED_CALLS_WAIT = Duration.ofSeconds(2);
 
   private final Settings settings;
+  private final List<ClientInterceptor> interceptors;
   private final ThreadPoolExecutor executor;
   private final ConcurrentHashMap<String, ManagedChannel> channels = new ConcurrentHashMap<>();
   private volatile boolean closed;
 
   public Channels(Settings settings) {
+    this(settings, List.of());
+  }
+
+  /**
+   * Channels whose every call goes through {@code interceptors} (e.g. {@code
+   * GrpcAuth.clusterCredentials}: the cluster token on calls to other nodes).
+   */
+  public Channels(Settings settings, List<ClientInterceptor> interceptors) {
     this.settings = settings;
+    this.interceptors = List.copyOf(interceptors);
     this.executor =
         new ThreadPoolExecutor(
             settings.threads(),
@@ -170,6 +181,7 @@ public final class Channels implements AutoCloseable {
         .keepAliveTimeout(settings.keepAliveTimeout().toMillis(), TimeUnit.MILLISECONDS)
         .keepAliveWithoutCalls(true)
         .intercept(RequestIds.clientInterceptor())
+        .intercept(interceptors)
         .build();
   }
 

@@ -8,6 +8,7 @@ import dev.pdserve.core.tls.TransportSecurity;
 import io.grpc.BindableService;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
+import io.grpc.ServerInterceptor;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.NettyServerBuilder;
@@ -76,6 +77,8 @@ public final class GrpcServer implements AutoCloseable {
     ServerBuilder<?> sb = b.serverBuilder;
     sb.executor(executor).maxInboundMessageSize(b.maxInboundMessageBytes);
     sb.intercept(RequestIds.serverInterceptor());
+    // Added last, so they run first: a refused call never reaches the request-id context.
+    b.interceptors.forEach(sb::intercept);
     sb.addService(health.getHealthService());
     sb.addService(ProtoReflectionServiceV1.newInstance());
     sb.addService(legacyReflection());
@@ -166,6 +169,11 @@ public final class GrpcServer implements AutoCloseable {
     health.clearStatus(service);
   }
 
+  /** Every service this server has, health and reflection included (for route checks). */
+  public List<ServerServiceDefinition> services() {
+    return server.getServices();
+  }
+
   public boolean isTerminated() {
     return server.isTerminated();
   }
@@ -218,6 +226,7 @@ public final class GrpcServer implements AutoCloseable {
     private final ServerBuilder<?> serverBuilder;
     private final Map<String, Boolean> healthServices = new LinkedHashMap<>();
     private final List<ServerServiceDefinition> services = new ArrayList<>();
+    private final List<ServerInterceptor> interceptors = new ArrayList<>();
     private String name = "server";
     private String nodeId;
     private int threads = DEFAULT_THREADS;
@@ -291,6 +300,15 @@ public final class GrpcServer implements AutoCloseable {
 
     public Builder addService(ServerServiceDefinition service) {
       services.add(service);
+      return this;
+    }
+
+    /**
+     * Runs {@code interceptor} on every call of every service, health and reflection included,
+     * before the handler (e.g. {@code GrpcAuth.serverInterceptor}).
+     */
+    public Builder intercept(ServerInterceptor interceptor) {
+      interceptors.add(Objects.requireNonNull(interceptor, "interceptor"));
       return this;
     }
 

@@ -1,6 +1,8 @@
 package dev.pdserve.core.metrics;
 
 import dev.pdserve.core.NamedThreadFactory;
+import dev.pdserve.core.auth.AccessControl;
+import dev.pdserve.core.auth.HttpAuthenticator;
 import dev.pdserve.core.config.NodeConfig;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.CounterWithCallback;
@@ -46,6 +48,7 @@ public final class NodeMetrics implements AutoCloseable {
   private final Labels modelLabels;
   private final ExecutorService http;
   private HTTPServer server;
+  private AccessControl access = AccessControl.open();
   private volatile int port = -1;
 
   /** The metrics of a node: its bind and advertised host, {@code pdserve.metrics.port}. */
@@ -75,19 +78,31 @@ public final class NodeMetrics implements AutoCloseable {
             2, new NamedThreadFactory("metrics-http-" + nodeId, true, nodeId));
   }
 
+  /**
+   * Who may read {@code /metrics} (set before {@link #start()}): without this, anyone; with API
+   * keys on and {@code pdserve.auth.metrics-open} false, a key or the cluster token.
+   */
+  public synchronized NodeMetrics protectWith(AccessControl accessControl) {
+    this.access = accessControl;
+    return this;
+  }
+
   /** Binds and starts serving {@code /metrics}. */
   public synchronized NodeMetrics start() throws IOException {
     if (server != null) {
       throw new IllegalStateException("metrics endpoint of " + nodeId + " already started");
     }
     try {
-      server =
+      HTTPServer.Builder b =
           HTTPServer.builder()
               .hostname(bindHost)
               .port(configuredPort)
               .registry(registry)
-              .executorService(http)
-              .buildAndStart();
+              .executorService(http);
+      if (access.enabled()) {
+        b.authenticator(new HttpAuthenticator(access));
+      }
+      server = b.buildAndStart();
     } catch (IOException e) {
       http.shutdownNow();
       throw new IOException(

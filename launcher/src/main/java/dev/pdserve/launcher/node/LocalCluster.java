@@ -1,5 +1,8 @@
 package dev.pdserve.launcher.node;
 
+import com.google.common.base.Ticker;
+import dev.pdserve.core.auth.GrpcAuth;
+import dev.pdserve.core.auth.SecretFile;
 import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
@@ -370,6 +373,18 @@ public final class LocalCluster implements AutoCloseable {
     return v != null ? v : settings.get(key);
   }
 
+  private static Optional<Path> clusterTokenFile(Spec spec) {
+    String v = spec.settings().get(NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE);
+    if (v == null) {
+      v =
+          spec.settings()
+              .get(
+                  NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE.substring(
+                      NodeConfigLoader.PREFIX.length()));
+    }
+    return v == null || v.isBlank() ? Optional.empty() : Optional.of(Path.of(v));
+  }
+
   /** A {@code key=value} field of a node's ready line, or null. */
   static String readyField(String line, String key) {
     for (String part : line.trim().split("\\s+")) {
@@ -385,15 +400,19 @@ public final class LocalCluster implements AutoCloseable {
   /** Waits until the router sees every node ACTIVE. */
   private void awaitActive(Spec spec, long deadline) throws TimeoutException {
     int expected = spec.prefill() + spec.decode() + spec.experts() + 1;
-    ManagedChannel ch;
+    NettyChannelBuilder built;
     try {
-      ch =
+      built =
           NettyChannelBuilder.forTarget(
-                  routerAddress, routerClientSecurity(spec.settings()).channelCredentials())
-              .build();
+              routerAddress, routerClientSecurity(spec.settings()).channelCredentials());
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+    NettyChannelBuilder b = built;
+    clusterTokenFile(spec)
+        .map(f -> new SecretFile(f, "cluster token file", Ticker.systemTicker(), Duration.ZERO))
+        .ifPresent(token -> b.intercept(GrpcAuth.bearer(token::first)));
+    ManagedChannel ch = b.build();
     try {
       List<NodeStatus> last = List.of();
       while (System.nanoTime() < deadline) {

@@ -1,6 +1,8 @@
 package dev.pdserve.launcher.node;
 
 import com.google.common.base.Ticker;
+import dev.pdserve.core.auth.AccessControl;
+import dev.pdserve.core.auth.GrpcAuth;
 import dev.pdserve.core.cluster.ClusterMember;
 import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.cluster.NodeRegistry;
@@ -49,6 +51,7 @@ final class NodeRuntime implements AutoCloseable {
   private final NodeRegistry registry;
   private final LoadedModel model;
   private final NodeMetrics metrics;
+  private final AccessControl access;
   private final DrainListeners drainListeners = new DrainListeners();
   private final Object drainLock = new Object();
   private DrainSummary drained; // guarded by drainLock
@@ -86,6 +89,8 @@ final class NodeRuntime implements AutoCloseable {
     this.ticker = ticker;
     boolean ok = false;
     try {
+      // First: a missing or empty key file stops the node before it joins anything.
+      this.access = AccessControl.of(config.auth(), ticker);
       this.security =
           own(
               Stage.RESOURCES,
@@ -101,7 +106,7 @@ final class NodeRuntime implements AutoCloseable {
           own(
               Stage.ENDPOINTS,
               "metrics",
-              new NodeMetrics(config, NodeModels.servedName(config, model)));
+              new NodeMetrics(config, NodeModels.servedName(config, model)).protectWith(access));
       ok = true;
     } finally {
       if (!ok) {
@@ -190,7 +195,22 @@ final class NodeRuntime implements AutoCloseable {
 
   /** As {@link #serverBuilder()}, secured by {@code s} (the router's public API TLS). */
   GrpcServer.Builder serverBuilder(TransportSecurity s) {
-    return GrpcServer.forNode(config, s).name(config.nodeId());
+    return GrpcServer.forNode(config, s)
+        .name(config.nodeId())
+        .intercept(GrpcAuth.serverInterceptor(access));
+  }
+
+  /** Who may call this node ({@code pdserve.auth.*}). */
+  AccessControl access() {
+    return access;
+  }
+
+  /**
+   * Channels to other nodes with {@code settings}, sending the cluster token when there is one;
+   * owned (closed with the node's resources).
+   */
+  Channels channels(String name, Channels.Settings settings) {
+    return own(Stage.RESOURCES, name, new Channels(settings, GrpcAuth.clusterCredentials(access)));
   }
 
   /**

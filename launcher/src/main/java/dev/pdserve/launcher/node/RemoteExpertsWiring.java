@@ -27,12 +27,10 @@ final class RemoteExpertsWiring {
     ModelConfig model = node.model().config();
     ExpertPlacementStore store = new ExpertPlacementStore(node.member().hazelcast());
     Channels channels =
-        node.own(
-            Stage.RESOURCES,
+        node.channels(
             "expert-channels",
-            new Channels(
-                node.channelSettings()
-                    .withMaxInboundMessageBytes(RemoteExperts.Settings.DEFAULT_MAX_MESSAGE_BYTES)));
+            node.channelSettings()
+                .withMaxInboundMessageBytes(RemoteExperts.Settings.DEFAULT_MAX_MESSAGE_BYTES));
     NodeDirectory shards =
         node.own(Stage.CLUSTER, "shard-directory", new NodeDirectory(node.registry()));
     RemoteExperts remote =

@@ -71,7 +71,7 @@ public final class RouterNode implements AutoCloseable {
     awaitDataMember(node);
     this.directory = node.own(Stage.CLUSTER, "node-directory", new NodeDirectory(node.registry()));
     LoadedModel model = node.model();
-    Channels channels = node.own(Stage.RESOURCES, "channels", new Channels(node.channelSettings()));
+    Channels channels = node.channels("channels", node.channelSettings());
     TransportSecurity publicTls =
         node.own(
             Stage.RESOURCES,
@@ -118,7 +118,7 @@ public final class RouterNode implements AutoCloseable {
         node.own(
             Stage.ENDPOINTS,
             "http-server",
-            new OpenAiHttpServer(httpSettings, router, renderer, images, publicTls));
+            new OpenAiHttpServer(httpSettings, router, renderer, images, publicTls, node.access()));
     http.start();
     this.httpUrl =
         (publicTls.enabled() ? "https://" : "http://")

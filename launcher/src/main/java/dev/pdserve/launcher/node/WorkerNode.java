@@ -119,7 +119,7 @@ public final class WorkerNode implements AutoCloseable {
             new ModelRunner(
                 node.model().config(), weights, node.ort(), config.engine().numerics()));
     ExpertBackend backend = experts.create(node, weights);
-    Channels channels = node.own(Stage.RESOURCES, "channels", new Channels(node.channelSettings()));
+    Channels channels = node.channels("channels", node.channelSettings());
     VisionEncoder vision =
         node.model().config().vision().isPresent()
             ? node.own(

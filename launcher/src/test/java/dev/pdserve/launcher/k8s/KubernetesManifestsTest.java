@@ -62,6 +62,9 @@ class KubernetesManifestsTest {
             + "\n"
             + "  - "
             + withOptions.relativize(K8S.resolve("components/network-policy"))
+            + "\n"
+            + "  - "
+            + withOptions.relativize(K8S.resolve("components/api-keys"))
             + "\n");
     RENDERS.put("overlays/gpu + options", Kustomize.render(withOptions));
   }
@@ -122,9 +125,31 @@ class KubernetesManifestsTest {
     assertEquals("true", pod.path("nodeSelector").path("nvidia.com/gpu.present").asText());
     assertEquals("nvidia.com/gpu", pod.path("tolerations").get(0).path("key").asText());
     assertEquals(
-        3,
+        4,
         Manifests.ofKind(RENDERS.get("overlays/gpu + options"), "NetworkPolicy").size(),
         "the network-policy component");
+    JsonNode hazelcast =
+        Manifests.find(RENDERS.get("overlays/gpu + options"), "NetworkPolicy", "pdserve-hazelcast");
+    JsonNode rule = hazelcast.path("spec").path("ingress").get(0);
+    assertEquals("hazelcast", rule.path("ports").get(0).path("port").asText());
+    assertEquals(
+        "pdserve",
+        rule.path("from")
+            .get(0)
+            .path("podSelector")
+            .path("matchLabels")
+            .path("app.kubernetes.io/name")
+            .asText(),
+        "Hazelcast's port only from pdserve pods");
+    // The api-keys component: every pod mounts the keys and the cluster token as files.
+    for (Workload w : Workload.all(RENDERS.get("overlays/gpu + options"))) {
+      String env = w.container().path("env").toString();
+      assertTrue(env.contains("/etc/pdserve/auth/api-keys"), w.label() + " reads the API keys");
+      assertTrue(env.contains("/etc/pdserve/auth/token"), w.label() + " reads the cluster token");
+      assertTrue(
+          w.container().path("volumeMounts").toString().contains("/etc/pdserve/auth"),
+          w.label() + " mounts the Secrets");
+    }
   }
 
   @Test

@@ -3,6 +3,7 @@ package dev.pdserve.loadgen.cluster;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
+import dev.pdserve.loadgen.ApiKey;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
@@ -26,6 +27,7 @@ import java.util.concurrent.TimeUnit;
 public final class ClusterProbe implements AutoCloseable {
   private final String adminAddress;
   private final ManagedChannel channel;
+  private final ApiKey apiKey;
   private final HttpClient http =
       HttpClient.newBuilder()
           .version(HttpClient.Version.HTTP_1_1)
@@ -33,8 +35,18 @@ public final class ClusterProbe implements AutoCloseable {
           .build();
 
   public ClusterProbe(String adminAddress) {
+    this(adminAddress, ApiKey.NONE);
+  }
+
+  /** As above, the admin calls and metrics reads presenting {@code apiKey}. */
+  public ClusterProbe(String adminAddress, ApiKey apiKey) {
     this.adminAddress = adminAddress;
-    this.channel = NettyChannelBuilder.forTarget(adminAddress).usePlaintext().build();
+    this.apiKey = apiKey;
+    this.channel =
+        NettyChannelBuilder.forTarget(adminAddress)
+            .usePlaintext()
+            .intercept(apiKey.interceptor())
+            .build();
   }
 
   public String adminAddress() {
@@ -72,7 +84,8 @@ public final class ClusterProbe implements AutoCloseable {
       try {
         HttpResponse<String> r =
             http.send(
-                HttpRequest.newBuilder(URI.create(n.getMetricsUrl()))
+                apiKey
+                    .apply(HttpRequest.newBuilder(URI.create(n.getMetricsUrl())))
                     .timeout(Duration.ofSeconds(10))
                     .GET()
                     .build(),

@@ -13,6 +13,7 @@ import dev.pdserve.api.v1.ListModelsResponse;
 import dev.pdserve.api.v1.ModelCard;
 import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.api.v1.TokenIds;
+import dev.pdserve.loadgen.ApiKey;
 import dev.pdserve.loadgen.dataset.BenchImage;
 import dev.pdserve.loadgen.dataset.BenchRequest;
 import io.grpc.ManagedChannel;
@@ -33,6 +34,11 @@ public final class GrpcTarget implements Target {
   private final ManagedChannel channel;
 
   public GrpcTarget(String address) {
+    this(address, ApiKey.NONE);
+  }
+
+  /** As above, every call presenting {@code apiKey}. */
+  public GrpcTarget(String address, ApiKey apiKey) {
     this.address = address;
     // Callbacks only record a time and update counters: no need for an extra executor hop.
     this.channel =
@@ -40,6 +46,7 @@ public final class GrpcTarget implements Target {
             .usePlaintext()
             .directExecutor()
             .maxInboundMessageSize(16 << 20)
+            .intercept(apiKey.interceptor())
             .build();
   }
 

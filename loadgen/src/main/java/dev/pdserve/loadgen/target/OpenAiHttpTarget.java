@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.pdserve.loadgen.ApiKey;
 import dev.pdserve.loadgen.dataset.BenchImage;
 import dev.pdserve.loadgen.dataset.BenchRequest;
 import dev.pdserve.loadgen.dataset.TokenSpace;
@@ -36,6 +37,7 @@ public final class OpenAiHttpTarget implements Target {
   private final URI base;
   private final boolean chat;
   private final HttpClient http;
+  private final ApiKey apiKey;
   private final ExecutorService executor;
 
   /**
@@ -43,6 +45,12 @@ public final class OpenAiHttpTarget implements Target {
    * @param endpoint {@code completions} or {@code chat}
    */
   public OpenAiHttpTarget(String baseUrl, String endpoint, int worker) {
+    this(baseUrl, endpoint, worker, ApiKey.NONE);
+  }
+
+  /** As above, every request presenting {@code apiKey} ({@code Authorization: Bearer KEY}). */
+  public OpenAiHttpTarget(String baseUrl, String endpoint, int worker, ApiKey apiKey) {
+    this.apiKey = apiKey;
     String b = baseUrl.endsWith("/") ? baseUrl.substring(0, baseUrl.length() - 1) : baseUrl;
     if (b.endsWith("/v1")) {
       b = b.substring(0, b.length() - 3);
@@ -87,7 +95,8 @@ public final class OpenAiHttpTarget implements Target {
     try {
       r =
           http.send(
-              HttpRequest.newBuilder(base.resolve("/v1/models"))
+              apiKey
+                  .apply(HttpRequest.newBuilder(base.resolve("/v1/models")))
                   .timeout(Duration.ofSeconds(30))
                   .GET()
                   .build(),
@@ -151,7 +160,10 @@ public final class OpenAiHttpTarget implements Target {
       body.put("ignore_eos", true);
     }
     HttpRequest req =
-        HttpRequest.newBuilder(base.resolve(chat ? "/v1/chat/completions" : "/v1/completions"))
+        apiKey
+            .apply(
+                HttpRequest.newBuilder(
+                    base.resolve(chat ? "/v1/chat/completions" : "/v1/completions")))
             .timeout(Duration.ofMillis((long) (options.timeoutSeconds() * 1000)))
             .header("Content-Type", "application/json")
             .header("Accept", "text/event-stream")

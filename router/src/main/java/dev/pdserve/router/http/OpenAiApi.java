@@ -3,6 +3,8 @@ package dev.pdserve.router.http;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.pdserve.core.auth.AccessControl;
+import dev.pdserve.core.auth.Route;
 import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.engine.PromptRenderer;
@@ -39,6 +41,7 @@ final class OpenAiApi {
   /** Request header: a deadline in milliseconds; past it the request ends with 504. */
   static final String TIMEOUT_HEADER = "X-Request-Timeout-Ms";
 
+  private final AccessControl access;
   private final Router router;
   private final PromptRenderer renderer;
   private final String modelName;
@@ -46,30 +49,44 @@ final class OpenAiApi {
   private final long startedSeconds = System.currentTimeMillis() / 1000;
 
   OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap) {
-    this(router, renderer, chatMaxTokensCap, router.model().name(), ImageIntake.defaults());
+    this(router, renderer, chatMaxTokensCap, AccessControl.open());
+  }
+
+  /** As above, every request first checked by {@code access} ({@code /health} as health). */
+  OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap, AccessControl access) {
+    this(router, renderer, chatMaxTokensCap, router.model().name(), ImageIntake.defaults(), access);
   }
 
   /**
    * @param modelName the name the model is served under
    */
   OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap, String modelName) {
-    this(router, renderer, chatMaxTokensCap, modelName, ImageIntake.defaults());
+    this(
+        router,
+        renderer,
+        chatMaxTokensCap,
+        modelName,
+        ImageIntake.defaults(),
+        AccessControl.open());
   }
 
   OpenAiApi(Router router, PromptRenderer renderer, int chatMaxTokensCap, ImageIntake images) {
-    this(router, renderer, chatMaxTokensCap, router.model().name(), images);
+    this(router, renderer, chatMaxTokensCap, router.model().name(), images, AccessControl.open());
   }
 
   /**
    * @param modelName the name the model is served under
    * @param images how chat image parts are taken in
+   * @param access checks every request first ({@code /health} as health)
    */
   OpenAiApi(
       Router router,
       PromptRenderer renderer,
       int chatMaxTokensCap,
       String modelName,
-      ImageIntake images) {
+      ImageIntake images,
+      AccessControl access) {
+    this.access = access;
     this.router = router;
     this.renderer = renderer;
     this.modelName = modelName;
@@ -79,6 +96,13 @@ final class OpenAiApi {
 
   void handle(ApiExchange ex) {
     try {
+      // Before routing: without a key, even an unknown path answers 401, revealing nothing.
+      Route route = "/health".equals(ex.path()) ? Route.HEALTH : Route.PUBLIC;
+      AccessControl.Decision d = access.check(route, ex.header(AccessControl.AUTHORIZATION));
+      if (!d.allowed()) {
+        sendError(ex, new Unauthorized(d.message()));
+        return;
+      }
       route(ex);
     } catch (ApiError e) {
       sendError(ex, e);
@@ -181,6 +205,15 @@ final class OpenAiApi {
     }
   }
 
+  /** 401 with {@code WWW-Authenticate: Bearer}, as OpenAI answers a missing or wrong key. */
+  static final class Unauthorized extends ApiError {
+    private static final long serialVersionUID = 1L;
+
+    Unauthorized(String message) {
+      super(401, INVALID_REQUEST, message, null, "invalid_api_key", 0);
+    }
+  }
+
   interface Parser {
     ApiRequest parse(JsonNode body, String id, long deadlineNanos);
   }
@@ -259,6 +292,9 @@ final class OpenAiApi {
     }
     if (err instanceof MethodNotAllowed m) {
       headers.put("Allow", m.allow);
+    }
+    if (err instanceof Unauthorized) {
+      headers.put("WWW-Authenticate", AccessControl.CHALLENGE);
     }
     ex.sendJson(err.status(), headers, err.body());
   }

@@ -1,6 +1,7 @@
 package dev.pdserve.router.http;
 
 import dev.pdserve.core.NamedThreadFactory;
+import dev.pdserve.core.auth.AccessControl;
 import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.model.engine.PromptRenderer;
 import dev.pdserve.router.Router;
@@ -57,13 +58,29 @@ public final class OpenAiHttpServer implements AutoCloseable {
    *     chat prompts without {@code max_tokens} are counted with it)
    */
   public OpenAiHttpServer(HttpApiSettings settings, Router router, PromptRenderer renderer) {
-    this(settings, router, renderer, ImageIntake.defaults(), TransportSecurity.plaintext());
+    this(
+        settings,
+        router,
+        renderer,
+        ImageIntake.defaults(),
+        TransportSecurity.plaintext(),
+        AccessControl.open());
+  }
+
+  /**
+   * As above, every request checked by {@code access} first: without a valid {@code Authorization:
+   * Bearer KEY} (when API keys are on) 401 with {@code WWW-Authenticate}; {@code /health} as the
+   * health route.
+   */
+  public OpenAiHttpServer(
+      HttpApiSettings settings, Router router, PromptRenderer renderer, AccessControl access) {
+    this(settings, router, renderer, ImageIntake.defaults(), TransportSecurity.plaintext(), access);
   }
 
   /** As above, taking chat images in with {@code images}. */
   public OpenAiHttpServer(
       HttpApiSettings settings, Router router, PromptRenderer renderer, ImageIntake images) {
-    this(settings, router, renderer, images, TransportSecurity.plaintext());
+    this(settings, router, renderer, images, TransportSecurity.plaintext(), AccessControl.open());
   }
 
   /** As above, over HTTPS when {@code security} is TLS (the router's public API certificate). */
@@ -72,18 +89,20 @@ public final class OpenAiHttpServer implements AutoCloseable {
       Router router,
       PromptRenderer renderer,
       TransportSecurity security) {
-    this(settings, router, renderer, ImageIntake.defaults(), security);
+    this(settings, router, renderer, ImageIntake.defaults(), security, AccessControl.open());
   }
 
   /**
-   * As above, taking chat images in with {@code images}, over HTTPS when {@code security} is TLS.
+   * Chat images taken in with {@code images}, over HTTPS when {@code security} is TLS, every
+   * request checked by {@code access} first.
    */
   public OpenAiHttpServer(
       HttpApiSettings settings,
       Router router,
       PromptRenderer renderer,
       ImageIntake images,
-      TransportSecurity security) {
+      TransportSecurity security,
+      AccessControl access) {
     this.tls = security.httpServerContext().orElse(null);
     this.settings = settings;
     this.api =
@@ -91,10 +110,9 @@ public final class OpenAiHttpServer implements AutoCloseable {
             router,
             renderer,
             settings.chatMaxTokensCap(),
-            settings.servedModelName() != null
-                ? settings.servedModelName()
-                : router.model().name(),
-            images);
+            settings.servedModelName() != null ? settings.servedModelName() : router.model().name(),
+            images,
+            access);
     this.boss =
         new MultiThreadIoEventLoopGroup(
             1, new DefaultThreadFactory("http-accept", true), NioIoHandler.newFactory());
