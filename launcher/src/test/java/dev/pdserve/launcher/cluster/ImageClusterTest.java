@@ -258,11 +258,16 @@ class ImageClusterTest {
             ClusterBehaviourTest.async(
                 c.channel, chat("mig" + i, texts.get(i), 64, i % 2 == 0 ? CAT : WIDE)));
       }
-      WorkerNode d0 = c.decode.get(0);
+      // whichever decode node the router chose (prefix-aware routing may send all six to one)
       InJvmCluster.await(
           Duration.ofSeconds(60),
-          () -> d0.decode().stats().running() >= 1,
-          "d0 to decode an image sequence");
+          () -> c.decode.stream().anyMatch(w -> w.decode().stats().running() >= 1),
+          "a decode node to decode an image sequence");
+      WorkerNode d0 =
+          c.decode.stream()
+              .filter(w -> w.decode().stats().running() >= 1)
+              .findFirst()
+              .orElseThrow();
       SwitchRoleResponse switched =
           AdminServiceGrpc.newBlockingStub(c.channel)
               .withDeadlineAfter(120, TimeUnit.SECONDS)
