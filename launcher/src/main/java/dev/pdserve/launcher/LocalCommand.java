@@ -7,6 +7,7 @@ import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.tls.CertificateAuthority;
 import dev.pdserve.launcher.node.ChildRestarts;
 import dev.pdserve.launcher.node.ClusterTokens;
+import dev.pdserve.launcher.node.LocalChild;
 import dev.pdserve.launcher.node.LocalCluster;
 import dev.pdserve.launcher.node.LocalSupervisor;
 import dev.pdserve.model.config.KvDtype;
@@ -249,7 +250,7 @@ final class LocalCommand implements Callable<Integer> {
             ChildRestarts.Limits.of(
                 setting(ConfigKeys.LOCAL_RESTART_LIMIT), setting(ConfigKeys.LOCAL_RESTART_WINDOW)),
             Ticker.systemTicker());
-    LocalCluster.Child dead = null;
+    LocalChild dead = null;
     try {
       dead =
           new LocalSupervisor(

@@ -10,20 +10,11 @@ import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
-import java.lang.management.ManagementFactory;
-import java.net.InetAddress;
-import java.net.ServerSocket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -69,48 +60,29 @@ public final class LocalCluster implements AutoCloseable {
     public static Spec of(int prefill, int decode, int experts) {
       return new Spec(prefill, decode, experts, "tiny", null, 42, "256m", "WARN", Map.of(), "768m");
     }
-  }
 
-  /** One started process. */
-  public static final class Child {
-    final String id;
-    final String role;
-    final Process process;
-    final List<String> command;
-    final CompletableFuture<String> ready = new CompletableFuture<>();
-    final Deque<String> tail = new ArrayDeque<>();
-
-    Child(String id, String role, Process process, List<String> command) {
-      this.id = id;
-      this.role = role;
-      this.process = process;
-      this.command = List.copyOf(command);
+    /** The setting {@code key} (given with or without the {@code pdserve.} prefix), or null. */
+    String setting(String key) {
+      String v = settings.get(NodeConfigLoader.PREFIX + key);
+      return v != null ? v : settings.get(key);
     }
 
-    public String id() {
-      return id;
+    boolean isOn(String key) {
+      return "true".equalsIgnoreCase(setting(key));
     }
 
-    public Process process() {
-      return process;
-    }
-
-    synchronized void remember(String line) {
-      tail.addLast(line);
-      if (tail.size() > 30) {
-        tail.removeFirst();
-      }
-    }
-
-    synchronized String lastLines() {
-      return String.join("\n", tail);
+    Optional<Path> clusterTokenFile() {
+      String v =
+          setting(
+              NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE.substring(NodeConfigLoader.PREFIX.length()));
+      return v == null || v.isBlank() ? Optional.empty() : Optional.of(Path.of(v));
     }
   }
 
   /** How long each child drains on SIGTERM: less than the 15 s {@link #close()} waits. */
   public static final Duration LOCAL_SHUTDOWN_TIMEOUT = Duration.ofSeconds(10);
 
-  private final List<Child> children = new ArrayList<>();
+  private final List<LocalChild> children = new ArrayList<>();
   private final Consumer<String> log;
   private String routerAddress;
   private String routerHttpUrl;
@@ -147,15 +119,15 @@ public final class LocalCluster implements AutoCloseable {
     return nodes;
   }
 
-  public List<Child> children() {
+  public List<LocalChild> children() {
     return List.copyOf(children);
   }
 
   /** Completes when any child exits while the cluster is not closing. */
-  public CompletableFuture<Child> anyExit() {
-    CompletableFuture<Child> f = new CompletableFuture<>();
-    for (Child c : children) {
-      c.process
+  public CompletableFuture<LocalChild> anyExit() {
+    CompletableFuture<LocalChild> f = new CompletableFuture<>();
+    for (LocalChild c : children) {
+      c.process()
           .onExit()
           .thenRun(
               () -> {
@@ -180,84 +152,17 @@ public final class LocalCluster implements AutoCloseable {
       nodes.add(new String[] {"p" + i, "prefill"});
     }
     nodes.add(new String[] {"router", "router"});
-    int[] ports = freePorts(nodes.size());
+    int[] ports = NodeJvm.freeLoopbackPorts(nodes.size());
     StringBuilder members = new StringBuilder();
     for (int p : ports) {
       members.append(members.length() == 0 ? "" : ",").append("127.0.0.1:").append(p);
     }
+    LocalNodeCommand command = new LocalNodeCommand(spec, cluster, members.toString());
     List<List<String>> commands = new ArrayList<>();
     for (int i = 0; i < nodes.size(); i++) {
-      String id = nodes.get(i)[0];
-      String role = nodes.get(i)[1];
-      List<String> cmd = javaCommand(spec);
-      switch (role) {
-        case "expert" -> {
-          cmd.add("expert");
-          int per = 64 / spec.experts();
-          int first = i * per;
-          int last = i == spec.experts() - 1 ? 63 : first + per - 1;
-          cmd.add("--experts");
-          cmd.add(first + "-" + last);
-        }
-        case "prefill", "decode" -> {
-          cmd.add("worker");
-          cmd.add("--role");
-          cmd.add(role);
-          cmd.add("--experts-mode");
-          cmd.add(spec.experts() > 0 ? "remote" : "local");
-          cmd.add("--kv-budget");
-          cmd.add(spec.kvBudget());
-        }
-        default -> cmd.add("router");
-      }
-      cmd.addAll(
-          List.of(
-              "--node-id",
-              id,
-              "--bind",
-              "127.0.0.1",
-              "--grpc-port",
-              "0",
-              "--flight-port",
-              "0",
-              "--metrics-port",
-              "0",
-              "--cluster-name",
-              cluster,
-              "--cluster-port",
-              Integer.toString(ports[i]),
-              "--members",
-              members.toString(),
-              "--seed-weights",
-              Long.toString(spec.seed())));
-      if (spec.modelDir() != null) {
-        cmd.add("--model");
-        cmd.add(spec.modelDir());
-      } else {
-        cmd.add("--preset");
-        cmd.add(spec.preset());
-      }
-      if (!spec.settings().containsKey("pdserve.ort.threads")
-          && !spec.settings().containsKey("ort.threads")) {
-        // the nodes share this machine's cores: split them instead of every node taking all
-        int compute = spec.prefill() + spec.decode() + spec.experts();
-        cmd.add("--ort-threads");
-        cmd.add(
-            Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / compute)));
-      }
-      if (!spec.settings().containsKey("pdserve.shutdown.timeout-seconds")
-          && !spec.settings().containsKey("shutdown.timeout-seconds")) {
-        // drain within the grace period close() gives every child before killing it
-        cmd.add("--shutdown-timeout");
-        cmd.add(LOCAL_SHUTDOWN_TIMEOUT.toMillis() + "ms");
-      }
-      for (Map.Entry<String, String> e : spec.settings().entrySet()) {
-        cmd.add("--set");
-        cmd.add(e.getKey() + "=" + e.getValue());
-      }
-      commands.add(cmd);
+      commands.add(command.forNode(nodes.get(i)[0], nodes.get(i)[1], i, ports[i]));
     }
-    routerTls = isTrue(spec.settings(), "router.tls.enabled");
+    routerTls = spec.isOn("router.tls.enabled");
     long deadline = System.nanoTime() + timeout.toNanos();
     // The first node seeds the Hazelcast cluster; the others join it in waves of one per core (a
     // stampede of JVMs starting at once on a small machine starves Hazelcast's join handshakes);
@@ -282,12 +187,8 @@ public final class LocalCluster implements AutoCloseable {
     children.add(start(node[0], node[1], cmd));
   }
 
-  private Child start(String id, String role, List<String> cmd) throws IOException {
-    Process p = new ProcessBuilder(cmd).start();
-    Child child = new Child(id, role, p, cmd);
-    pump(child, p.getInputStream(), true);
-    pump(child, p.getErrorStream(), false);
-    return child;
+  private LocalChild start(String id, String role, List<String> cmd) throws IOException {
+    return LocalChild.start(id, role, cmd, log);
   }
 
   /**
@@ -295,13 +196,13 @@ public final class LocalCluster implements AutoCloseable {
    * it is ready; the router comes back on the gRPC and HTTP ports it had, so its clients (and the
    * ready file) stay right. Workers and shards get fresh ports and re-register.
    */
-  public synchronized Child restart(Child dead, Duration timeout)
+  public synchronized LocalChild restart(LocalChild dead, Duration timeout)
       throws IOException, TimeoutException {
     if (closing) {
       throw new IOException("the cluster is stopping");
     }
-    List<String> cmd = new ArrayList<>(dead.command);
-    if (dead.role.equals("router")) {
+    List<String> cmd = new ArrayList<>(dead.command());
+    if (dead.role().equals("router")) {
       int at = cmd.indexOf("--grpc-port");
       cmd.set(at + 1, routerAddress.substring(routerAddress.lastIndexOf(':') + 1));
       if (routerHttpUrl != null) {
@@ -312,26 +213,27 @@ public final class LocalCluster implements AutoCloseable {
                 + routerHttpUrl.substring(routerHttpUrl.lastIndexOf(':') + 1));
       }
     }
-    Child fresh = start(dead.id, dead.role, cmd);
+    LocalChild fresh = start(dead.id(), dead.role(), cmd);
     children.set(children.indexOf(dead), fresh);
     awaitReady(List.of(fresh), System.nanoTime() + timeout.toNanos(), timeout);
     return fresh;
   }
 
-  private void awaitReady(List<Child> which, long deadline, Duration timeout)
+  private void awaitReady(List<LocalChild> which, long deadline, Duration timeout)
       throws IOException, TimeoutException {
-    for (Child c : List.copyOf(which)) {
+    for (LocalChild c : List.copyOf(which)) {
       try {
-        String line = c.ready.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-        if (c.role.equals("router")) {
-          routerAddress = readyField(line, "grpc");
-          String http = readyField(line, "http");
+        String line =
+            c.ready().get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        if (c.role().equals("router")) {
+          routerAddress = LocalChild.readyField(line, "grpc");
+          String http = LocalChild.readyField(line, "http");
           routerHttpUrl = http == null ? null : (routerTls ? "https://" : "http://") + http;
         }
       } catch (TimeoutException e) {
         throw new TimeoutException(
             "node "
-                + c.id
+                + c.id()
                 + " did not start within "
                 + timeout
                 + "; its last output:\n"
@@ -339,7 +241,7 @@ public final class LocalCluster implements AutoCloseable {
       } catch (ExecutionException e) {
         throw new IOException(
             "node "
-                + c.id
+                + c.id()
                 + " failed to start: "
                 + e.getCause().getMessage()
                 + "; its last output:\n"
@@ -355,44 +257,14 @@ public final class LocalCluster implements AutoCloseable {
    * How this process reaches the router: over TLS trusting the cluster CA ({@code pdserve.tls.ca})
    * when the router's public API has TLS on, else plaintext.
    */
-  static TransportSecurity routerClientSecurity(Map<String, String> settings) throws IOException {
-    if (!isTrue(settings, "router.tls.enabled")) {
+  static TransportSecurity routerClientSecurity(Spec spec) throws IOException {
+    if (!spec.isOn("router.tls.enabled")) {
       return TransportSecurity.plaintext();
     }
-    String ca = setting(settings, "tls.ca");
     return TransportSecurity.client(
-        Optional.ofNullable(ca).map(Path::of), Optional.empty(), Optional.empty());
-  }
-
-  private static boolean isTrue(Map<String, String> settings, String key) {
-    return "true".equalsIgnoreCase(setting(settings, key));
-  }
-
-  private static String setting(Map<String, String> settings, String key) {
-    String v = settings.get("pdserve." + key);
-    return v != null ? v : settings.get(key);
-  }
-
-  private static Optional<Path> clusterTokenFile(Spec spec) {
-    String v = spec.settings().get(NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE);
-    if (v == null) {
-      v =
-          spec.settings()
-              .get(
-                  NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE.substring(
-                      NodeConfigLoader.PREFIX.length()));
-    }
-    return v == null || v.isBlank() ? Optional.empty() : Optional.of(Path.of(v));
-  }
-
-  /** A {@code key=value} field of a node's ready line, or null. */
-  static String readyField(String line, String key) {
-    for (String part : line.trim().split("\\s+")) {
-      if (part.startsWith(key + "=")) {
-        return part.substring(key.length() + 1);
-      }
-    }
-    return null;
+        Optional.ofNullable(spec.setting("tls.ca")).map(Path::of),
+        Optional.empty(),
+        Optional.empty());
   }
 
   private volatile List<NodeStatus> nodes = List.of();
@@ -404,12 +276,12 @@ public final class LocalCluster implements AutoCloseable {
     try {
       built =
           NettyChannelBuilder.forTarget(
-              routerAddress, routerClientSecurity(spec.settings()).channelCredentials());
+              routerAddress, routerClientSecurity(spec).channelCredentials());
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
     NettyChannelBuilder b = built;
-    clusterTokenFile(spec)
+    spec.clusterTokenFile()
         .map(f -> new SecretFile(f, "cluster token file", Ticker.systemTicker(), Duration.ZERO))
         .ifPresent(token -> b.intercept(GrpcAuth.bearer(token::first)));
     ManagedChannel ch = b.build();
@@ -443,131 +315,30 @@ public final class LocalCluster implements AutoCloseable {
     }
   }
 
-  private static List<String> javaCommand(Spec spec) {
-    return nodeJavaCommand(spec.heap(), spec.logLevel());
-  }
-
-  /**
-   * This JVM's executable and the flags a node needs from it (module opens, the logging manager,
-   * Hazelcast properties), to which callers add their own flags and the main class.
-   */
-  public static List<String> javaWithThisJvmsModuleFlags() {
-    List<String> cmd = new ArrayList<>();
-    cmd.add(ProcessHandle.current().info().command().orElse("java"));
-    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (a.startsWith("--add-")
-          || a.startsWith("-Djava.util.logging.manager")
-          || a.startsWith("-Dhazelcast.")) {
-        cmd.add(a);
-      }
-    }
-    return cmd;
-  }
-
-  /**
-   * The command that starts a node JVM like this one ({@code pdserve} CLI arguments follow): the
-   * module flags this JVM got, {@code -Xmx heap}, the flags that suit many JVMs on one machine.
-   */
-  public static List<String> nodeJavaCommand(String heap, String logLevel) {
-    List<String> cmd = javaWithThisJvmsModuleFlags();
-    cmd.add("-Xmx" + heap);
-    // Many JVMs on one machine: C2 compilation in every process competes with serving for the
-    // cores for minutes; the C1 tier alone gave twice the throughput on 2 cores
-    // (docs/PERFORMANCE.md).
-    // PDSERVE_NODE_JAVA_OPTS adds flags (e.g. -XX:TieredStopAtLevel=4 to get C2 back).
-    cmd.add("-XX:TieredStopAtLevel=1");
-    String extra = System.getenv("PDSERVE_NODE_JAVA_OPTS");
-    if (extra != null && !extra.isBlank()) {
-      cmd.addAll(List.of(extra.trim().split("\\s+")));
-    }
-    cmd.add("-XX:+UseSerialGC");
-    cmd.add("-Dpdserve.log.level=" + logLevel);
-    cmd.add("-Dhazelcast.logging.type=log4j2");
-    cmd.add("-Dhazelcast.phone.home.enabled=false");
-    cmd.add("-cp");
-    cmd.add(System.getProperty("java.class.path"));
-    cmd.add("dev.pdserve.launcher.Main");
-    return cmd;
-  }
-
-  private void pump(Child child, InputStream in, boolean stdout) {
-    Thread t =
-        new Thread(
-            () -> {
-              try (BufferedReader r =
-                  new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                  child.remember(line);
-                  if (stdout && line.startsWith("PDSERVE-READY")) {
-                    child.ready.complete(line);
-                  } else {
-                    log.accept("[" + child.id + "] " + line);
-                  }
-                }
-              } catch (IOException e) {
-                // the process ended
-              }
-              if (stdout) {
-                child.ready.completeExceptionally(
-                    new IOException("exited with code " + exitCode(child.process)));
-              }
-            },
-            "local-" + child.id + (stdout ? "-out" : "-err"));
-    t.setDaemon(true);
-    t.start();
-  }
-
-  private static String exitCode(Process p) {
-    try {
-      return Integer.toString(p.waitFor());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return "?";
-    }
-  }
-
-  private static int[] freePorts(int n) throws IOException {
-    int[] ports = new int[n];
-    List<ServerSocket> held = new ArrayList<>();
-    try {
-      for (int i = 0; i < n; i++) {
-        ServerSocket s = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-        held.add(s);
-        ports[i] = s.getLocalPort();
-      }
-    } finally {
-      for (ServerSocket s : held) {
-        s.close();
-      }
-    }
-    return ports;
-  }
-
   /** Stops every process: SIGTERM, then a forced kill after 15 s. */
   @Override
   public void close() {
     closing = true;
-    for (Child c : children) {
-      c.process.destroy();
+    for (LocalChild c : children) {
+      c.process().destroy();
     }
-    for (Child c : children) {
+    for (LocalChild c : children) {
       try {
-        if (!c.process.waitFor(15, TimeUnit.SECONDS)) {
-          c.process.destroyForcibly();
-          c.process.waitFor(5, TimeUnit.SECONDS);
+        if (!c.process().waitFor(15, TimeUnit.SECONDS)) {
+          c.process().destroyForcibly();
+          c.process().waitFor(5, TimeUnit.SECONDS);
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        c.process.destroyForcibly();
+        c.process().destroyForcibly();
       }
     }
   }
 
   public Map<String, Long> pids() {
     Map<String, Long> m = new LinkedHashMap<>();
-    for (Child c : children) {
-      m.put(c.id, c.process.pid());
+    for (LocalChild c : children) {
+      m.put(c.id(), c.process().pid());
     }
     return m;
   }

@@ -27,9 +27,9 @@ public final class LocalSupervisor {
   }
 
   /** Supervises until a child's restarts are spent (returns it) or the thread is interrupted. */
-  public LocalCluster.Child run() throws InterruptedException {
+  public LocalChild run() throws InterruptedException {
     while (true) {
-      LocalCluster.Child dead;
+      LocalChild dead;
       try {
         dead = cluster.anyExit().get();
       } catch (ExecutionException e) {
@@ -43,7 +43,7 @@ public final class LocalSupervisor {
       }
       Thread.sleep(d.delay().toMillis());
       try {
-        LocalCluster.Child fresh = cluster.restart(dead, startTimeout);
+        LocalChild fresh = cluster.restart(dead, startTimeout);
         say.accept("child " + dead.id() + " is back (pid " + fresh.process().pid() + ")");
       } catch (TimeoutException e) {
         // Still starting but not ready in time: end it, which counts as its next exit.

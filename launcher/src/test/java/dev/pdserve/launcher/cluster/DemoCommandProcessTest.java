@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.pdserve.launcher.Main;
-import dev.pdserve.launcher.node.LocalCluster;
+import dev.pdserve.launcher.node.NodeJvm;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
@@ -55,7 +55,7 @@ class DemoCommandProcessTest {
   @Test
   void demoAnswersEveryPromptAsTheReferenceEngineDoesExitsZeroAndLeavesNoProcess(@TempDir Path tmp)
       throws Exception {
-    List<String> cmd = LocalCluster.javaWithThisJvmsModuleFlags();
+    List<String> cmd = NodeJvm.javaWithThisJvmsModuleFlags();
     // The test reads the replies (French, Chinese) back: UTF-8 whatever this machine's locale.
     cmd.add("-Dfile.encoding=UTF-8");
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "demo"));

@@ -13,6 +13,7 @@ import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
+import dev.pdserve.launcher.node.LocalChild;
 import dev.pdserve.launcher.node.LocalCluster;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
@@ -128,7 +129,7 @@ class ProcessClusterMatchesReferenceTest {
                   }
                 });
         assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
-        for (LocalCluster.Child c : cluster.children()) {
+        for (LocalChild c : cluster.children()) {
           assertTrue(c.process().isAlive(), c.id() + " should still run");
         }
         // no KV held anywhere once requests are done (workers report free blocks to the registry)

@@ -8,7 +8,7 @@ import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
-import dev.pdserve.launcher.node.LocalCluster;
+import dev.pdserve.launcher.node.NodeJvm;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
 import dev.pdserve.model.engine.ReferenceEngine;
@@ -97,7 +97,7 @@ class WorkerSigtermProcessTest {
       String nodeId, String clusterName, String members, int clusterPort, String shutdownTimeout) {
     // The JVM's default compilers and GC (not LocalCluster's many-JVM flags): the shutdown race
     // this class guards against showed with them.
-    List<String> cmd = LocalCluster.javaWithThisJvmsModuleFlags();
+    List<String> cmd = NodeJvm.javaWithThisJvmsModuleFlags();
     cmd.addAll(
         List.of(
             "-Xmx256m",

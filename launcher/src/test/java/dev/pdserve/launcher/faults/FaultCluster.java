@@ -4,6 +4,7 @@ import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.launcher.node.LocalCluster;
+import dev.pdserve.launcher.node.NodeJvm;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import java.io.BufferedReader;
@@ -222,7 +223,7 @@ final class FaultCluster implements AutoCloseable {
   private Node spawn(NodeDef d) throws IOException {
     int gen = generations.merge(d.id(), 1, Integer::sum);
     String id = gen == 1 ? d.id() : d.id() + "-r" + (gen - 1);
-    List<String> cmd = new ArrayList<>(LocalCluster.nodeJavaCommand(spec.heap(), "WARN"));
+    List<String> cmd = new ArrayList<>(NodeJvm.nodeJavaCommand(spec.heap(), "WARN"));
     switch (d.role()) {
       case "expert" -> cmd.addAll(List.of("expert", "--experts", d.experts()));
       case "prefill", "decode" ->

@@ -15,7 +15,7 @@ import dev.pdserve.core.grpc.ProtoConversions;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
-import dev.pdserve.launcher.node.LocalCluster;
+import dev.pdserve.launcher.node.NodeJvm;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
@@ -131,7 +131,7 @@ class DevOverlayClusterTest {
         List<Pod> waitingPods = new ArrayList<>();
         for (int i = 0; i < pods.size(); i++) {
           Pod p = pods.get(i);
-          List<String> cmd = new ArrayList<>(LocalCluster.nodeJavaCommand("384m", "WARN"));
+          List<String> cmd = new ArrayList<>(NodeJvm.nodeJavaCommand("384m", "WARN"));
           cmd.add(cmd.size() - 3, "-Djdk.net.hosts.file=" + hosts);
           cmd.addAll(p.workload().args());
           ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
