@@ -68,7 +68,7 @@ public final class LocalChild {
   }
 
   /** A {@code key=value} field of a node's ready line, or null. */
-  static String readyField(String line, String key) {
+  public static String readyField(String line, String key) {
     for (String part : line.trim().split("\\s+")) {
       if (part.startsWith(key + "=")) {
         return part.substring(key.length() + 1);

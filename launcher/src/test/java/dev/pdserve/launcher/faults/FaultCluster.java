@@ -3,6 +3,7 @@ package dev.pdserve.launcher.faults;
 import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
+import dev.pdserve.launcher.node.LocalChild;
 import dev.pdserve.launcher.node.LocalCluster;
 import dev.pdserve.launcher.node.NodeJvm;
 import io.grpc.ManagedChannel;
@@ -12,9 +13,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
-import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -98,7 +97,7 @@ final class FaultCluster implements AutoCloseable {
   /** Starts every node and waits until the router lists them all ACTIVE. */
   void start(Duration timeout) throws IOException, TimeoutException {
     List<NodeDef> defs = spec.nodes();
-    int[] ports = freePorts(defs.size());
+    int[] ports = NodeJvm.freeLoopbackPorts(defs.size());
     StringBuilder m = new StringBuilder();
     for (int i = 0; i < defs.size(); i++) {
       NodeDef d = defs.get(i);
@@ -108,7 +107,7 @@ final class FaultCluster implements AutoCloseable {
           .append(':')
           .append(ports[i]);
       if (d.proxied()) {
-        int[] p = freePorts(3);
+        int[] p = NodeJvm.freeLoopbackPorts(3);
         fixedPorts.put(d.id(), p);
         grpcProxies.add(proxy(p[0]));
         otherProxies.add(proxy(p[1]));
@@ -288,7 +287,7 @@ final class FaultCluster implements AutoCloseable {
   private void awaitReady(Node n, long deadline) throws IOException, TimeoutException {
     try {
       String line = n.ready.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-      n.grpc = field(line, "grpc");
+      n.grpc = LocalChild.readyField(line, "grpc");
       log.println("  started " + n.id + " (" + n.role() + ", pid " + n.pid() + ")");
     } catch (java.util.concurrent.ExecutionException e) {
       throw new IOException(
@@ -322,33 +321,6 @@ final class FaultCluster implements AutoCloseable {
             "faults-" + n.id + (stdout ? "-out" : "-err"));
     t.setDaemon(true);
     t.start();
-  }
-
-  /** A {@code key=value} field of a node's ready line, or null. */
-  static String field(String line, String key) {
-    for (String part : line.trim().split("\\s+")) {
-      if (part.startsWith(key + "=")) {
-        return part.substring(key.length() + 1);
-      }
-    }
-    return null;
-  }
-
-  static int[] freePorts(int n) throws IOException {
-    int[] ports = new int[n];
-    List<ServerSocket> held = new ArrayList<>();
-    try {
-      for (int i = 0; i < n; i++) {
-        ServerSocket s = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-        held.add(s);
-        ports[i] = s.getLocalPort();
-      }
-    } finally {
-      for (ServerSocket s : held) {
-        s.close();
-      }
-    }
-    return ports;
   }
 
   static void sleep(long ms) {
