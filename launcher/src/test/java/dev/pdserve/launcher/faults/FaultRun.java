@@ -100,9 +100,10 @@ final class FaultRun {
       streams.get(i).start(cluster.channel(), deadlineSeconds);
     }
     if (fault.kind() != Kind.NONE && faultNanos < 0) {
+      long at = faultPoint(streams, start + shape.faultAt().toNanos(), shape);
       target = chooseTarget(cluster, fault);
       watcher = new Watcher(cluster, target.id);
-      faultNanos = inject(cluster, fault, target, start + shape.faultAt().toNanos(), log);
+      faultNanos = inject(cluster, fault, target, at, log);
     }
     if (fault.kind() == Kind.STOP || fault.kind() == Kind.CUT) {
       sleepUntil(faultNanos + shape.freeze().toNanos());
@@ -285,6 +286,29 @@ final class FaultRun {
     } catch (RuntimeException e) {
       return null;
     }
+  }
+
+  /**
+   * When a fault after the last stream started is injected: at {@code faultAt}, or earlier, as soon
+   * as every stream is decoding and the furthest has a quarter of its tokens — on a fast machine a
+   * fixed instant can come after the streams ended, and a fault must hit streams in flight.
+   */
+  static long faultPoint(List<Streams.Stream> streams, long faultAt, Shape shape) {
+    long guard = System.nanoTime() + shape.guard().toNanos();
+    while (System.nanoTime() < Math.min(faultAt, guard)) {
+      boolean allDecoding = true;
+      int furthest = 0;
+      for (Streams.Stream s : streams) {
+        int n = s.count();
+        allDecoding &= n > 0 || s.done.isDone();
+        furthest = Math.max(furthest, n);
+      }
+      if (allDecoding && furthest >= Math.max(1, shape.maxTokens() / 4)) {
+        return System.nanoTime();
+      }
+      FaultCluster.sleep(5);
+    }
+    return faultAt;
   }
 
   static void sleepUntil(long nanos) {
