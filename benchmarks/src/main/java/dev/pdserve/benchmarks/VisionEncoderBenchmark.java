@@ -3,6 +3,7 @@ package dev.pdserve.benchmarks;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelPresets;
 import dev.pdserve.model.config.VisionConfig;
+import dev.pdserve.model.memory.ProcessMemory;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.vision.ImageDecoder;
 import dev.pdserve.model.vision.ImagePreprocessor;
@@ -11,9 +12,6 @@ import dev.pdserve.model.vision.RgbImage;
 import dev.pdserve.model.vision.VisionEncoder;
 import dev.pdserve.model.weights.DummyWeights;
 import dev.pdserve.model.weights.ModelWeights;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Optional;
@@ -190,18 +188,9 @@ public final class VisionEncoderBenchmark {
     return (long) v.heads() * n * n * Float.BYTES;
   }
 
-  /** The process's peak resident set (VmHWM), or -1 where /proc is not there. */
+  /** The process's peak resident set (VmHWM) in MiB, or -1 where /proc is not there. */
   private static long peakRssMiB() {
-    try {
-      for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-        if (line.startsWith("VmHWM:")) {
-          return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
-        }
-      }
-    } catch (IOException | NumberFormatException e) {
-      return -1;
-    }
-    return -1;
+    return ProcessMemory.peakResidentBytes().orElse(-1024 * 1024) / (1024 * 1024);
   }
 
   private static VisionConfig withDepth(VisionConfig v, int depth) {

@@ -9,6 +9,7 @@ import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.LocalExperts;
 import dev.pdserve.model.engine.ModelRunner;
 import dev.pdserve.model.engine.SequenceStep;
+import dev.pdserve.model.memory.ProcessMemory;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.sampling.Sampler;
 import dev.pdserve.model.weights.ModelWeights;
@@ -115,7 +116,16 @@ final class ModelBenchCommand implements Callable<Integer> {
           Runtime.getRuntime().availableProcessors());
       out.printf(
           "%6s %18s %18s %16s%n", "batch", "prefill tok/s", "decode tok/s", "decode step ms");
-      runOnce(runner, local, cfg, 1, Math.min(promptLen, 16), 2); // warm-up
+      long load0 = System.nanoTime();
+      int sessions = experts.loadAll();
+      runOnce(runner, local, cfg, 1, Math.min(promptLen, 16), 2); // warm-up: loads the rest
+      double loadS = (System.nanoTime() - load0) / 1e9;
+      long rssLoaded = ProcessMemory.residentBytes().orElse(-1);
+      out.printf(
+          "loaded: %d expert sessions and the dense weights in %.1f s, resident %s%n",
+          sessions, loadS, mib(rssLoaded));
+      report.put("load_seconds", Math.round(loadS * 10) / 10.0);
+      report.put("resident_bytes_loaded", rssLoaded);
       for (int b : batches) {
         double[] prefill = new double[repeats];
         double[] decode = new double[repeats];
@@ -135,6 +145,9 @@ final class ModelBenchCommand implements Callable<Integer> {
         row.put("decode_step_ms", Math.round(100000.0 * b / d) / 100.0);
       }
     }
+    long peak = ProcessMemory.peakResidentBytes().orElse(-1);
+    out.printf("peak resident %s%n", mib(peak));
+    report.put("peak_resident_bytes", peak);
     if (json != null) {
       Files.writeString(json, report.toPrettyString());
     }
@@ -174,6 +187,10 @@ final class ModelBenchCommand implements Callable<Integer> {
     return new double[] {
       b * (double) len / ((t1 - t0) / 1e9), b * (double) steps / ((t2 - t1) / 1e9)
     };
+  }
+
+  private static String mib(long bytes) {
+    return bytes < 0 ? "unknown" : String.format("%.0f MiB", bytes / (1024.0 * 1024));
   }
 
   private static double median(double[] v) {

@@ -10,33 +10,36 @@ import dev.pdserve.model.onnx.GraphBuilder;
 import dev.pdserve.model.onnx.OrtGraph;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.quant.QuantFormat;
-import dev.pdserve.model.quant.QuantNames;
+import dev.pdserve.model.quant.QuantizedMatrix;
 import dev.pdserve.model.quant.WeightComponent;
 import dev.pdserve.model.quant.WeightQuantization;
 import dev.pdserve.model.weights.ModelWeights;
 import dev.pdserve.model.weights.WeightNames;
-import java.util.Collections;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.HashMap;
-import java.util.IdentityHashMap;
-import java.util.List;
 import java.util.Map;
-import java.util.Optional;
-import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Runs routed experts grouped per expert: the rows routed to one expert go through it together in
- * one ONNX Runtime call, so cost grows with rows × k, not with the number of experts. One session
- * per distinct expert shape serves every expert (the weights are inputs). Used in-process by {@link
- * LocalExperts} and by expert shards for the experts they host.
+ * one ONNX Runtime call, so cost grows with rows × k, not with the number of experts. Each hosted
+ * expert has its own session, created on its first use, which owns the expert's weights as constant
+ * initializers (fp32, or quantized from the source when created): ONNX Runtime prepacks them once,
+ * and neither {@link ModelWeights} nor the weight source keeps another copy. Used in-process by
+ * {@link LocalExperts} and by expert shards for the experts they host.
  */
 public final class ExpertCompute implements AutoCloseable {
   private final ModelConfig cfg;
   private final ModelWeights weights;
   private final OrtRuntime runtime;
   private final HostedExperts hosted;
-  private final OrtGraph[][] graphs; // per layer and group
   private final QuantFormat[] formats; // per layer; null = fp32
+  private final int maxExperts;
+  private final Map<Long, OrtGraph> sessions = new ConcurrentHashMap<>();
+  private volatile boolean closed;
 
   /** Which experts this process computes. */
   public interface HostedExperts {
@@ -52,36 +55,13 @@ public final class ExpertCompute implements AutoCloseable {
     this.runtime = runtime;
     this.hosted = hosted;
     WeightQuantization quant = weights.quantization();
-    List<ExpertGroup> groups = cfg.expertGroups();
-    this.graphs = new OrtGraph[cfg.numLayers()][groups.size()];
     this.formats = new QuantFormat[cfg.numLayers()];
-    Map<String, OrtGraph> byShape = new HashMap<>();
-    try {
-      for (int l = 0; l < cfg.numLayers(); l++) {
-        if (cfg.layerKind(l) != LayerKind.MOE) {
-          continue;
-        }
-        Optional<QuantFormat> f = quant.format(cfg, l, WeightComponent.ROUTED_EXPERTS);
-        formats[l] = f.orElse(null);
-        for (int g : cfg.groupsInLayer(l)) {
-          int inter = groups.get(g).intermediate();
-          graphs[l][g] =
-              byShape.computeIfAbsent(
-                  inter + "/" + f.map(QuantFormat::tag).orElse("fp32"),
-                  key -> {
-                    GraphBuilder b =
-                        f.isPresent()
-                            ? ExpertGraph.build(cfg.hidden(), inter, f.get())
-                            : ExpertGraph.build(cfg.hidden(), inter);
-                    return OrtGraph.create(
-                        b.build().getGraph().getName(), b.build(), List.of(), Map.of(), runtime);
-                  });
-        }
+    for (int l = 0; l < cfg.numLayers(); l++) {
+      if (cfg.layerKind(l) == LayerKind.MOE) {
+        formats[l] = quant.format(cfg, l, WeightComponent.ROUTED_EXPERTS).orElse(null);
       }
-    } catch (RuntimeException e) {
-      byShape.values().forEach(OrtGraph::close);
-      throw e;
     }
+    this.maxExperts = cfg.expertGroups().stream().mapToInt(ExpertGroup::numExperts).max().orElse(1);
   }
 
   public HostedExperts hosted() {
@@ -151,38 +131,94 @@ public final class ExpertCompute implements AutoCloseable {
   }
 
   private float[] run(int layer, int g, int e, float[] x, int rows) {
-    QuantFormat f = formats[layer];
-    try (OnnxTensor xt = runtime.floatTensor(x, rows, cfg.hidden())) {
-      Map<String, OnnxTensor> in = new HashMap<>();
-      in.put("x", xt);
-      for (String p : ExpertGraph.PROJECTIONS) {
-        String base = WeightNames.expert(cfg, layer, g, e, p + "_proj");
-        if (f == null) {
-          in.put("w_" + p, weights.tensor(base));
-        } else {
-          in.put(ExpertGraph.codesInput(p), weights.tensor(QuantNames.codes(base, f)));
-          in.put(ExpertGraph.scalesInput(p), weights.tensor(QuantNames.scales(base, f)));
-          if (f.zeroPoints()) {
-            in.put(ExpertGraph.zeroPointsInput(p), weights.tensor(QuantNames.zeroPoints(base, f)));
-          }
-        }
-      }
-      try (OrtSession.Result res = graphs[layer][g].run(in)) {
-        return OrtGraph.floats(res, 0);
-      }
+    try (OnnxTensor xt = runtime.floatTensor(x, rows, cfg.hidden());
+        OrtSession.Result res = session(layer, g, e).run(Map.of("x", xt))) {
+      return OrtGraph.floats(res, 0);
     }
   }
 
-  @Override
-  public void close() {
-    Set<OrtGraph> distinct = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (OrtGraph[] perLayer : graphs) {
-      for (OrtGraph og : perLayer) {
-        if (og != null) {
-          distinct.add(og);
+  /** The session of one expert, created (with its weights) on first use. */
+  private OrtGraph session(int layer, int g, int e) {
+    long key = ((long) layer * cfg.expertGroups().size() + g) * maxExperts + e;
+    OrtGraph og = sessions.get(key);
+    if (og != null) {
+      return og;
+    }
+    synchronized (this) {
+      if (closed) {
+        throw new IllegalStateException("expert compute is closed");
+      }
+      return sessions.computeIfAbsent(key, k -> createSession(layer, g, e));
+    }
+  }
+
+  private OrtGraph createSession(int layer, int g, int e) {
+    QuantFormat f = formats[layer];
+    int inter = cfg.expertGroups().get(g).intermediate();
+    GraphBuilder b =
+        f == null
+            ? ExpertGraph.build(cfg.hidden(), inter)
+            : ExpertGraph.build(cfg.hidden(), inter, f);
+    Map<String, ByteBuffer> data = new HashMap<>();
+    for (String p : ExpertGraph.PROJECTIONS) {
+      String base = WeightNames.expert(cfg, layer, g, e, p + "_proj");
+      if (f == null) {
+        data.put(ExpertGraph.fp32Weight(p), littleEndian(weights.sourceTensor(base).data()));
+      } else {
+        QuantizedMatrix m = weights.quantize(base, f);
+        data.put(ExpertGraph.codesInput(p), ByteBuffer.wrap(m.codes()));
+        data.put(ExpertGraph.scalesInput(p), littleEndian(FloatBuffer.wrap(m.scales())));
+        if (f.zeroPoints()) {
+          data.put(ExpertGraph.zeroPointsInput(p), ByteBuffer.wrap(m.zeroPoints()));
         }
       }
     }
-    distinct.forEach(OrtGraph::close);
+    return OrtGraph.createOwning(
+        "expert_l" + layer + "_g" + g + "_e" + e, b.build(), data, runtime);
+  }
+
+  private static ByteBuffer littleEndian(FloatBuffer values) {
+    FloatBuffer v = values.duplicate().rewind();
+    ByteBuffer out = ByteBuffer.allocate(v.remaining() * 4).order(ByteOrder.LITTLE_ENDIAN);
+    out.asFloatBuffer().put(v);
+    return out;
+  }
+
+  /**
+   * Creates the session of every hosted expert now (as a first use would), so that memory and load
+   * time are paid before serving or measuring: returns how many were created.
+   */
+  public int loadAll() {
+    int made = 0;
+    for (int l = 0; l < cfg.numLayers(); l++) {
+      if (cfg.layerKind(l) != LayerKind.MOE) {
+        continue;
+      }
+      for (int g : cfg.groupsInLayer(l)) {
+        for (int e = 0; e < cfg.expertGroups().get(g).numExperts(); e++) {
+          if (hosted.hosts(l, g, e)) {
+            int before = sessions.size();
+            session(l, g, e);
+            made += sessions.size() - before;
+          }
+        }
+      }
+    }
+    return made;
+  }
+
+  /** Sessions created so far (experts that have run at least once, or {@link #loadAll}). */
+  public int sessionCount() {
+    return sessions.size();
+  }
+
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    sessions.values().forEach(OrtGraph::close);
+    sessions.clear();
   }
 }

@@ -6,15 +6,17 @@ import dev.pdserve.model.quant.QuantFormat;
 import java.util.List;
 
 /**
- * One routed expert, a SwiGLU MLP, with its weights as graph inputs so a single session serves
- * every expert of the same shape: {@code y = down(silu(gate(x)) * up(x))}, x {@code [n, H]}, gate
- * and up {@code [I, H]}, down {@code [H, I]}. Callers pass n ≥ 2 rows (ONNX Runtime takes another
- * kernel for a single row of a non-constant product, which would make results depend on batching).
+ * One routed expert, a SwiGLU MLP: {@code y = down(silu(gate(x)) * up(x))}, x {@code [n, H]}, gate
+ * and up {@code [I, H]} ({@code w_gate}, {@code w_up}), down {@code [H, I]} ({@code w_down}). The
+ * weights are declared weights (constant initializers), one session per expert, so ONNX Runtime
+ * prepacks them once instead of converting them on every call; {@link
+ * dev.pdserve.model.onnx.OrtGraph#createOwning} writes their data into the session. Callers pass n
+ * ≥ 2 rows (ONNX Runtime takes another kernel for a single row, which would make results depend on
+ * batching).
  *
  * <p>Quantized ({@link #build(int, int, QuantFormat)}), each projection is a MatMulNBits over the
- * inputs {@code w_P_codes}, {@code w_P_scales} and (with zero points) {@code w_P_zp} for P in gate,
- * up, down. Their codes are not constants, so ONNX Runtime dequantizes them to fp32 and runs its
- * fp32 product: the same kernel, whatever the rows, as the fp32 graph.
+ * weights {@code w_P_codes}, {@code w_P_scales} and (with zero points) {@code w_P_zp} for P in
+ * gate, up, down.
  */
 public final class ExpertGraph {
   public static final int MIN_ROWS = 2;
@@ -27,14 +29,14 @@ public final class ExpertGraph {
   public static GraphBuilder build(int hidden, int intermediate) {
     GraphBuilder b = new GraphBuilder("expert_" + hidden + "x" + intermediate);
     String x = b.input("x", DType.FLOAT, "n", (long) hidden);
-    String gate = b.input("w_gate", DType.FLOAT, (long) intermediate, (long) hidden);
-    String up = b.input("w_up", DType.FLOAT, (long) intermediate, (long) hidden);
-    String down = b.input("w_down", DType.FLOAT, (long) hidden, (long) intermediate);
+    String gate = b.weight(fp32Weight("gate"), intermediate, hidden);
+    String up = b.weight(fp32Weight("up"), intermediate, hidden);
+    String down = b.weight(fp32Weight("down"), hidden, intermediate);
     b.output(b.swiglu(x, gate, up, down), "y", DType.FLOAT, "n", (long) hidden);
     return b;
   }
 
-  /** The expert with its three projections quantized in {@code f} (inputs named as above). */
+  /** The expert with its three projections quantized in {@code f} (weights named as above). */
   public static GraphBuilder build(int hidden, int intermediate, QuantFormat f) {
     GraphBuilder b = new GraphBuilder("expert_" + hidden + "x" + intermediate + "_" + f.tag());
     String x = b.input("x", DType.FLOAT, "n", (long) hidden);
@@ -48,13 +50,18 @@ public final class ExpertGraph {
   private static String projection(
       GraphBuilder b, String x, String proj, long n, long k, QuantFormat f) {
     int blocks = f.blocks(k);
-    String codes = b.input(codesInput(proj), DType.UINT8, n, (long) blocks, (long) f.blobBytes());
-    String scales = b.input(scalesInput(proj), DType.FLOAT, n * blocks);
+    String codes = b.weight(codesInput(proj), DType.UINT8, n, blocks, f.blobBytes());
+    String scales = b.weight(scalesInput(proj), DType.FLOAT, n * blocks);
     if (!f.zeroPoints()) {
       return b.matMulNBits(x, f, n, k, codes, scales);
     }
-    String zp = b.input(zeroPointsInput(proj), DType.UINT8, n * f.zeroPointBytesPerRow(k));
+    String zp = b.weight(zeroPointsInput(proj), DType.UINT8, n * f.zeroPointBytesPerRow(k));
     return b.matMulNBits(x, f, n, k, codes, scales, zp);
+  }
+
+  /** The fp32 weight of projection {@code proj}. */
+  public static String fp32Weight(String proj) {
+    return "w_" + proj;
   }
 
   public static String codesInput(String proj) {

@@ -4,15 +4,21 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OnnxTensorLike;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import com.google.protobuf.ByteString;
+import dev.pdserve.onnx.GraphProto;
 import dev.pdserve.onnx.ModelProto;
+import dev.pdserve.onnx.TensorProto;
+import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
+import java.util.List;
 import java.util.Map;
 
 /**
  * One ONNX Runtime session with its options: built from a {@link ModelProto}, with the graph's
- * declared weights bound to caller-owned tensors (which must outlive this object). Closes the
- * session and the options exactly once. {@link #run} may be called from several threads.
+ * declared weights bound to caller-owned tensors (which must outlive this object), or written into
+ * the model so the session owns them ({@link #createOwning}). Closes the session and the options
+ * exactly once. {@link #run} may be called from several threads.
  */
 public final class OrtGraph implements AutoCloseable {
   private final String name;
@@ -56,6 +62,38 @@ public final class OrtGraph implements AutoCloseable {
       options.close();
       throw e;
     }
+  }
+
+  /**
+   * Creates a session for {@code model} that owns its weights: the data of every declared weight in
+   * {@code data} (little-endian bytes, keyed by weight name) is written into the model, so ONNX
+   * Runtime holds the only copy — and, where a kernel prepacks a constant weight, keeps only the
+   * packed form. The caller may drop {@code data} once this returns.
+   */
+  public static OrtGraph createOwning(
+      String name, ModelProto model, Map<String, ByteBuffer> data, OrtRuntime runtime) {
+    GraphProto.Builder g = model.getGraph().toBuilder();
+    int embedded = 0;
+    for (int i = 0; i < g.getInitializerCount(); i++) {
+      TensorProto t = g.getInitializer(i);
+      ByteBuffer bytes = data.get(t.getName());
+      if (t.getDataLocation() != TensorProto.DataLocation.EXTERNAL || bytes == null) {
+        continue;
+      }
+      g.setInitializer(
+          i,
+          t.toBuilder()
+              .clearExternalData()
+              .setDataLocation(TensorProto.DataLocation.DEFAULT)
+              .setRawData(ByteString.copyFrom(bytes.duplicate()))
+              .build());
+      embedded++;
+    }
+    if (embedded != data.size()) {
+      throw new IllegalArgumentException(
+          "graph " + name + " declares " + embedded + " of the " + data.size() + " weights given");
+    }
+    return create(name, model.toBuilder().setGraph(g).build(), List.of(), Map.of(), runtime);
   }
 
   public String name() {

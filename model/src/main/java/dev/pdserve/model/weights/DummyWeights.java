@@ -8,20 +8,20 @@ import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Seeded random weights for a config: the same seed gives the same model, bit for bit, on every
  * machine (each tensor is drawn from its own SplitMix64 stream keyed by the seed and the tensor's
  * name). Scales keep activations well conditioned: linear weights ~ N(0, 1/fan_in), norms near 1,
  * embeddings ~ N(0, 0.5²), correction biases small against the 1/experts gate probabilities, the
- * vision side's biases ~ N(0, 0.02²). Tensors are generated on first use.
+ * vision side's biases ~ N(0, 0.02²). Each {@link #find} generates the tensor again (the same
+ * values every time) and nothing is kept here, as with a checkpoint: callers keep what they load,
+ * so a weight that is quantized, or handed to a session that owns it, leaves no fp32 copy behind.
  */
 public final class DummyWeights implements WeightSource {
   private final ModelConfig cfg;
   private final long seed;
   private final Map<String, long[]> shapes;
-  private final Map<String, FloatTensor> cache = new ConcurrentHashMap<>();
 
   public DummyWeights(ModelConfig cfg, long seed) {
     this.cfg = cfg;
@@ -35,7 +35,7 @@ public final class DummyWeights implements WeightSource {
     if (shape == null) {
       return Optional.empty();
     }
-    return Optional.of(cache.computeIfAbsent(name, n -> generate(n, shape)));
+    return Optional.of(generate(name, shape));
   }
 
   @Override

@@ -90,18 +90,38 @@ public final class ModelWeights implements AutoCloseable {
     }
   }
 
-  /** Quantizes the base weight of {@code q} and keeps its codes, scales and zero points. */
-  private void loadQuantized(QuantNames.Parsed q) {
-    FloatTensor t = checked(q.base());
+  /**
+   * The source tensor of that canonical name, checked against the config's expected shape, NOT kept
+   * here: for callers that hand the data to a session that owns it (routed experts).
+   */
+  public FloatTensor sourceTensor(String name) {
+    if (closed) {
+      throw new IllegalStateException("weights are closed");
+    }
+    return checked(name);
+  }
+
+  /**
+   * The matrix {@code base} quantized in {@code f}, from the source, NOT kept here (see {@link
+   * #sourceTensor}).
+   */
+  public QuantizedMatrix quantize(String base, QuantFormat f) {
+    FloatTensor t = sourceTensor(base);
     long[] shape = t.shape();
     if (shape.length != 2) {
       throw new IllegalArgumentException("cannot quantize " + t + ": not a matrix");
     }
-    int n = (int) shape[0];
-    int k = (int) shape[1];
+    return BlockQuantizer.quantize(
+        t.data().duplicate().rewind(), (int) shape[0], (int) shape[1], f);
+  }
+
+  /** Quantizes the base weight of {@code q} and keeps its codes, scales and zero points. */
+  private void loadQuantized(QuantNames.Parsed q) {
     QuantFormat f = q.format();
-    QuantizedMatrix m = BlockQuantizer.quantize(t.data().duplicate().rewind(), n, k, f);
     String base = q.base();
+    QuantizedMatrix m = quantize(base, f);
+    int n = m.n();
+    int k = m.k();
     tensors.put(
         QuantNames.codes(base, f), runtime.uint8Tensor(m.codes(), n, f.blocks(k), f.blobBytes()));
     tensors.put(QuantNames.scales(base, f), runtime.floatTensor(m.scales(), m.scales().length));
