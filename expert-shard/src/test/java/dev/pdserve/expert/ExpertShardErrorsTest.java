@@ -1,6 +1,7 @@
 package dev.pdserve.expert;
 
 import static dev.pdserve.expert.TinyModel.CFG;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -297,7 +298,64 @@ class ExpertShardErrorsTest {
       ExpertDispatchException e =
           assertThrows(ExpertDispatchException.class, () -> remote.routed(onlyB));
       assertEquals("shard-b", e.shardId());
-      assertEquals(Status.Code.DEADLINE_EXCEEDED, e.status().getCode());
+      // without a replica its experts have no live shard; the message says it did not answer
+      assertEquals(Status.Code.UNAVAILABLE, e.status().getCode());
+      assertTrue(
+          e.getMessage()
+              .contains(
+                  "(shard shard-b at 127.0.0.1:" + slow.port() + " failed: DEADLINE_EXCEEDED"),
+          e.getMessage());
+      assertEquals(1, remote.metrics().shard("shard-b").failures());
+    }
+  }
+
+  @Test
+  void aReplicaThatDoesNotAnswerInTimeIsSkippedAndTheBatchIsComputedByTheOther() throws Exception {
+    ExpertServiceGrpc.ExpertServiceImplBase frozen =
+        new ExpertServiceGrpc.ExpertServiceImplBase() {
+          @Override
+          public void dispatch(DispatchRequest request, StreamObserver<DispatchResponse> out) {
+            // a frozen process: accepts the call, never answers
+          }
+        };
+    cluster.close();
+    // shard-a hosts every expert; 32-63 are replicated on shard-b, which is frozen
+    cluster = ShardCluster.start(weights, Map.of("shard-a", "0-63", "shard-b", "32-63"));
+    try (GrpcServer slow =
+        GrpcServer.forAddress("127.0.0.1", 0)
+            .name("frozen")
+            .shutdownGrace(Duration.ofMillis(200))
+            .addService(frozen)
+            .build()
+            .start()) {
+      Map<String, String> addresses = new HashMap<>(cluster.addresses);
+      addresses.put("shard-b", "127.0.0.1:" + slow.port());
+      FakeTicker clock = new FakeTicker();
+      RemoteExperts remote =
+          new RemoteExperts(
+              cluster.placement(1),
+              ShardDirectory.of(addresses),
+              cluster.channels,
+              RemoteExperts.Settings.defaults()
+                  // long enough for shard-a's answer on a loaded machine
+                  .withDeadline(Duration.ofSeconds(2))
+                  .withFailedShardHold(Duration.ofSeconds(5), clock));
+      RemoteExperts aOnly =
+          new RemoteExperts(
+              ExpertPlacement.fromShardRanges(CFG, Map.of("shard-a", ExpertRange.parse("0-63")))
+                  .withVersion(1),
+              cluster.directory(),
+              cluster.channels,
+              RemoteExperts.Settings.defaults());
+      RoutedBatch b = TinyModel.randomBatch(rnd, 2, 16, Integer.MAX_VALUE);
+      float[] expected = aOnly.routed(b);
+      assertArrayEquals(expected, remote.routed(b), "computed on shard-a after shard-b's deadline");
+      assertEquals(1, remote.metrics().shard("shard-b").failures());
+      long sent = remote.metrics().shard("shard-b").requests();
+      assertTrue(sent >= 1, "shard-b was asked first");
+      // held down: the next batches go straight to shard-a
+      assertArrayEquals(expected, remote.routed(b));
+      assertEquals(sent, remote.metrics().shard("shard-b").requests(), "not asked again");
     }
   }
 

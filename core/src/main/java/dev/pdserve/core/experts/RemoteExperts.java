@@ -188,8 +188,9 @@ public final class RemoteExperts implements ExpertBackend {
       }
       // An expert goes to a replica that is registered (a crashed shard's entry leaves the
       // registry within the failure-detection time), not held down after failing recently, and,
-      // within this call, has not just failed: a dead replica costs one retry on its replicas,
-      // not the request; experts left without any such replica fail the call at once, named.
+      // within this call, has not just failed (unreachable, or silent past the deadline: a frozen
+      // process): a dead replica costs one retry on its replicas, not the request; experts left
+      // without any such replica fail the call at once, named.
       Map<String, String> failed = new HashMap<>();
       while (true) {
         DispatchPlan plan = DispatchPlan.of(batch, p, id -> usable(id, failed));
@@ -205,9 +206,7 @@ public final class RemoteExperts implements ExpertBackend {
           acc = attempt;
           break;
         } catch (ExpertDispatchException e) {
-          if (e.shardId() == null
-              || failed.containsKey(e.shardId())
-              || e.status().getCode() != Status.Code.UNAVAILABLE) {
+          if (e.shardId() == null || failed.containsKey(e.shardId()) || !shardDown(e.status())) {
             throw e;
           }
           String address = directory.address(e.shardId()).orElse("");
@@ -337,6 +336,17 @@ public final class RemoteExperts implements ExpertBackend {
       }
       metrics.call(System.nanoTime() - start, ok);
     }
+  }
+
+  /**
+   * Whether a shard's failure says the shard itself is gone or stuck, so its experts go to a
+   * replica: unreachable (UNAVAILABLE), or no answer within the dispatch deadline (a frozen or
+   * wedged process; the call is idempotent, so asking a replica is safe). Any other status is the
+   * shard's answer, given to the caller.
+   */
+  static boolean shardDown(Status status) {
+    return status.getCode() == Status.Code.UNAVAILABLE
+        || status.getCode() == Status.Code.DEADLINE_EXCEEDED;
   }
 
   /** Whether calls may send to {@code shardId} now (registered, not held down or just failed). */
