@@ -8,9 +8,12 @@ import dev.pdserve.model.engine.ExpertCompute;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.LocalExperts;
 import dev.pdserve.model.engine.ModelRunner;
+import dev.pdserve.model.engine.Numerics;
 import dev.pdserve.model.engine.SequenceStep;
 import dev.pdserve.model.memory.ProcessMemory;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.WeightQuantization;
 import dev.pdserve.model.sampling.Sampler;
 import dev.pdserve.model.weights.ModelWeights;
 import java.io.IOException;
@@ -30,7 +33,9 @@ import picocli.CommandLine.Spec;
 
 /**
  * Throughput of the single-process engine (every expert in-process): prefill tokens/s and decode
- * tokens/s for batches of sequences. The baseline the cluster is held against.
+ * tokens/s for batches of sequences, the load time and the resident memory each weight mode adds;
+ * with {@code --compare}, several modes side by side in one run. The baseline the cluster is held
+ * against.
  */
 @Command(
     name = "bench",
@@ -75,74 +80,118 @@ final class ModelBenchCommand implements Callable<Integer> {
   @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON.")
   Path json;
 
+  @Option(
+      names = "--compare",
+      split = ",",
+      paramLabel = "MODE[:BLOCK]",
+      description =
+          "Measure several weight modes side by side in one run (repeats interleaved, so the"
+              + " machine's load weighs on each alike), e.g. none,int8,int4,int4:32,int2-mixed;"
+              + " replaces --quantization. Ratios are against the first.")
+  List<String> compare;
+
+  /** One weight mode under test, loaded. */
+  private record Variant(
+      String label,
+      Numerics numerics,
+      ModelWeights weights,
+      ModelRunner runner,
+      ExpertCompute experts,
+      double loadSeconds,
+      long residentAdded) {}
+
   @Override
   public Integer call() throws IOException {
     if (promptLen < 1 || decodeSteps < 1 || repeats < 1) {
       throw new CommandLine.ParameterException(
           spec.commandLine(), "--prompt-len, --decode-steps and --repeats must be >= 1");
     }
+    List<Numerics> modes = modes();
     PrintWriter out = spec.commandLine().getOut();
     OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(threads, false, true));
     ObjectNode report = GenerateCommand.JSON.createObjectNode();
-    try (LoadedModel m = LoadedModel.load(model.spec());
-        ModelWeights w = new ModelWeights(m.config(), m.weights(), rt, model.numerics().weights());
-        ModelRunner runner = new ModelRunner(m.config(), w, rt, model.numerics());
-        ExpertCompute experts =
-            new ExpertCompute(m.config(), w, rt, ExpertCompute.HostedExperts.ALL)) {
+    List<Variant> variants = new ArrayList<>();
+    try (LoadedModel m = LoadedModel.load(model.spec())) {
       ModelConfig cfg = m.config();
       if (promptLen + decodeSteps + 1 > cfg.maxPositions()) {
         throw new CommandLine.ParameterException(
             spec.commandLine(),
             "--prompt-len + --decode-steps exceeds the context of " + cfg.maxPositions());
       }
-      LocalExperts local = new LocalExperts(experts);
       report.put("model", cfg.name());
       report.put("kv_dtype", model.kvDtype.configName());
-      report.put("quantization", model.numerics().weights().mode().configName());
-      report.put("quantization_block_size", model.numerics().weights().blockSize());
       report.put("prompt_len", promptLen);
       report.put("decode_steps", decodeSteps);
+      report.put("repeats", repeats);
       report.put("cores", Runtime.getRuntime().availableProcessors());
-      ArrayNode rows = report.putArray("results");
       out.printf(
-          "pdserve model bench: %s, %s KV, weights %s, prompt %d tokens, %d decode steps, median"
-              + " of %d, %d cores%n",
+          "pdserve model bench: %s, %s KV, prompt %d tokens, %d decode steps, median of %d,"
+              + " %d cores%n",
           cfg.name(),
           model.kvDtype.configName(),
-          model.numerics().weights().describe(),
           promptLen,
           decodeSteps,
           repeats,
           Runtime.getRuntime().availableProcessors());
+      for (Numerics n : modes) {
+        variants.add(load(m, n, rt, out));
+      }
+      ArrayNode modesJson = report.putArray("modes");
+      for (Variant v : variants) {
+        ObjectNode o = modesJson.addObject();
+        o.put("weights", v.label());
+        o.put("quantization", v.numerics().weights().mode().configName());
+        o.put("quantization_block_size", v.numerics().weights().blockSize());
+        o.put("load_seconds", Math.round(v.loadSeconds() * 10) / 10.0);
+        o.put("resident_bytes_added", v.residentAdded());
+      }
       out.printf(
-          "%6s %18s %18s %16s%n", "batch", "prefill tok/s", "decode tok/s", "decode step ms");
-      long load0 = System.nanoTime();
-      int sessions = experts.loadAll();
-      runOnce(runner, local, cfg, 1, Math.min(promptLen, 16), 2); // warm-up: loads the rest
-      double loadS = (System.nanoTime() - load0) / 1e9;
-      long rssLoaded = ProcessMemory.residentBytes().orElse(-1);
-      out.printf(
-          "loaded: %d expert sessions and the dense weights in %.1f s, resident %s%n",
-          sessions, loadS, mib(rssLoaded));
-      report.put("load_seconds", Math.round(loadS * 10) / 10.0);
-      report.put("resident_bytes_loaded", rssLoaded);
+          "%-20s %6s %14s %14s %14s %10s %10s%n",
+          "weights",
+          "batch",
+          "prefill tok/s",
+          "decode tok/s",
+          "decode step ms",
+          "prefill x",
+          "decode x");
+      ArrayNode rows = report.putArray("results");
       for (int b : batches) {
-        double[] prefill = new double[repeats];
-        double[] decode = new double[repeats];
+        double[][] prefill = new double[variants.size()][repeats];
+        double[][] decode = new double[variants.size()][repeats];
         for (int r = 0; r < repeats; r++) {
-          double[] t = runOnce(runner, local, cfg, b, promptLen, decodeSteps);
-          prefill[r] = t[0];
-          decode[r] = t[1];
+          for (int i = 0; i < variants.size(); i++) {
+            int vi = (i + r) % variants.size(); // rotate who goes first
+            Variant v = variants.get(vi);
+            double[] t =
+                runOnce(v.runner(), new LocalExperts(v.experts()), cfg, b, promptLen, decodeSteps);
+            prefill[vi][r] = t[0];
+            decode[vi][r] = t[1];
+          }
         }
-        double p = median(prefill);
-        double d = median(decode);
-        out.printf("%6d %18.0f %18.1f %16.2f%n", b, p, d, 1000.0 * b / d);
+        double p0 = median(prefill[0]);
+        double d0 = median(decode[0]);
+        for (int i = 0; i < variants.size(); i++) {
+          double p = median(prefill[i]);
+          double d = median(decode[i]);
+          out.printf(
+              "%-20s %6d %14.0f %14.1f %14.2f %10.2f %10.2f%n",
+              variants.get(i).label(), b, p, d, 1000.0 * b / d, p / p0, d / d0);
+          ObjectNode row = rows.addObject();
+          row.put("weights", variants.get(i).label());
+          row.put("batch", b);
+          row.put("prefill_tokens_per_s", Math.round(p));
+          row.put("decode_tokens_per_s", Math.round(d * 10) / 10.0);
+          row.put("decode_step_ms", Math.round(100000.0 * b / d) / 100.0);
+          row.put("prefill_ratio", Math.round(100 * p / p0) / 100.0);
+          row.put("decode_ratio", Math.round(100 * d / d0) / 100.0);
+        }
         out.flush();
-        ObjectNode row = rows.addObject();
-        row.put("batch", b);
-        row.put("prefill_tokens_per_s", Math.round(p));
-        row.put("decode_tokens_per_s", Math.round(d * 10) / 10.0);
-        row.put("decode_step_ms", Math.round(100000.0 * b / d) / 100.0);
+      }
+    } finally {
+      for (Variant v : variants) {
+        v.experts().close();
+        v.runner().close();
+        v.weights().close();
       }
     }
     long peak = ProcessMemory.peakResidentBytes().orElse(-1);
@@ -153,6 +202,63 @@ final class ModelBenchCommand implements Callable<Integer> {
     }
     out.flush();
     return 0;
+  }
+
+  /** The weight modes to measure: {@code --compare}, or the one {@code --quantization} names. */
+  private List<Numerics> modes() {
+    if (compare == null || compare.isEmpty()) {
+      return List.of(model.numerics());
+    }
+    List<Numerics> modes = new ArrayList<>();
+    int defaultBlock = model.numerics().weights().blockSize();
+    for (String c : compare) {
+      String[] parts = c.trim().split(":", 2);
+      try {
+        QuantMode mode = QuantMode.parse(parts[0]);
+        int block = parts.length == 2 ? Integer.parseInt(parts[1].trim()) : defaultBlock;
+        modes.add(new Numerics(model.kvDtype, new WeightQuantization(mode, block)));
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.ParameterException(
+            spec.commandLine(), "--compare '" + c + "': " + e.getMessage());
+      }
+    }
+    return modes;
+  }
+
+  /** Loads one mode: its weights, runner and every expert, and warms it up. */
+  private Variant load(LoadedModel m, Numerics n, OrtRuntime rt, PrintWriter out) {
+    ModelConfig cfg = m.config();
+    System.gc();
+    long rss0 = ProcessMemory.residentBytes().orElse(-1);
+    long t0 = System.nanoTime();
+    ModelWeights w = new ModelWeights(cfg, m.weights(), rt, n.weights());
+    ModelRunner runner = null;
+    ExpertCompute experts = null;
+    try {
+      runner = new ModelRunner(cfg, w, rt, n);
+      experts = new ExpertCompute(cfg, w, rt, ExpertCompute.HostedExperts.ALL);
+      int sessions = experts.loadAll();
+      runOnce(runner, new LocalExperts(experts), cfg, 1, Math.min(promptLen, 16), 2); // the rest
+      double loadS = (System.nanoTime() - t0) / 1e9;
+      System.gc();
+      long rss1 = ProcessMemory.residentBytes().orElse(-1);
+      long added = rss0 < 0 || rss1 < 0 ? -1 : rss1 - rss0;
+      String label = n.weights().describe();
+      out.printf(
+          "loaded %s: %d expert sessions and the dense weights in %.1f s, resident +%s%n",
+          label, sessions, loadS, mib(added));
+      out.flush();
+      return new Variant(label, n, w, runner, experts, loadS, added);
+    } catch (RuntimeException e) {
+      if (experts != null) {
+        experts.close();
+      }
+      if (runner != null) {
+        runner.close();
+      }
+      w.close();
+      throw e;
+    }
   }
 
   /**

@@ -18,10 +18,14 @@ import dev.pdserve.model.weights.WeightNames;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReadWriteLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Runs routed experts grouped per expert: the rows routed to one expert go through it together in
@@ -39,6 +43,7 @@ public final class ExpertCompute implements AutoCloseable {
   private final QuantFormat[] formats; // per layer; null = fp32
   private final int maxExperts;
   private final Map<Long, OrtGraph> sessions = new ConcurrentHashMap<>();
+  private final ReadWriteLock lifecycle = new ReentrantReadWriteLock();
   private volatile boolean closed;
 
   /** Which experts this process computes. */
@@ -144,11 +149,15 @@ public final class ExpertCompute implements AutoCloseable {
     if (og != null) {
       return og;
     }
-    synchronized (this) {
+    // Experts are made in parallel (only one per key); close waits for those being made.
+    lifecycle.readLock().lock();
+    try {
       if (closed) {
         throw new IllegalStateException("expert compute is closed");
       }
       return sessions.computeIfAbsent(key, k -> createSession(layer, g, e));
+    } finally {
+      lifecycle.readLock().unlock();
     }
   }
 
@@ -189,7 +198,7 @@ public final class ExpertCompute implements AutoCloseable {
    * time are paid before serving or measuring: returns how many were created.
    */
   public int loadAll() {
-    int made = 0;
+    List<int[]> todo = new ArrayList<>();
     for (int l = 0; l < cfg.numLayers(); l++) {
       if (cfg.layerKind(l) != LayerKind.MOE) {
         continue;
@@ -197,14 +206,15 @@ public final class ExpertCompute implements AutoCloseable {
       for (int g : cfg.groupsInLayer(l)) {
         for (int e = 0; e < cfg.expertGroups().get(g).numExperts(); e++) {
           if (hosted.hosts(l, g, e)) {
-            int before = sessions.size();
-            session(l, g, e);
-            made += sessions.size() - before;
+            todo.add(new int[] {l, g, e});
           }
         }
       }
     }
-    return made;
+    int before = sessions.size();
+    // quantizing is Java work, one expert per task: spread it over the cores
+    todo.parallelStream().forEach(k -> session(k[0], k[1], k[2]));
+    return sessions.size() - before;
   }
 
   /** Sessions created so far (experts that have run at least once, or {@link #loadAll}). */
@@ -213,12 +223,17 @@ public final class ExpertCompute implements AutoCloseable {
   }
 
   @Override
-  public synchronized void close() {
-    if (closed) {
-      return;
+  public void close() {
+    lifecycle.writeLock().lock();
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      sessions.values().forEach(OrtGraph::close);
+      sessions.clear();
+    } finally {
+      lifecycle.writeLock().unlock();
     }
-    closed = true;
-    sessions.values().forEach(OrtGraph::close);
-    sessions.clear();
   }
 }
