@@ -28,14 +28,17 @@ import org.junit.jupiter.api.Test;
 /**
  * The OpenAI-compatible HTTP target against a real HTTP server on loopback that speaks the
  * streaming wire format (SSE chunks, a usage chunk, {@code [DONE]}; an HTTP error for every 10th
- * request): token counts come from the usage chunk, every chunk is a token arrival, and HTTP errors
- * are counted by status.
+ * request): token counts come from the usage chunk, every chunk is a token arrival (a thinking
+ * model's {@code reasoning_content} chunks too), and HTTP errors are counted by status.
  */
 class OpenAiHttpTargetTest {
   private static final ObjectMapper JSON = new ObjectMapper();
   private HttpServer server;
   private final ConcurrentLinkedQueue<JsonNode> bodies = new ConcurrentLinkedQueue<>();
   private final AtomicInteger calls = new AtomicInteger();
+
+  /** Chat chunks carry delta.reasoning_content, as a thinking model's stream does. */
+  private volatile boolean thinking;
 
   @BeforeEach
   void start() throws IOException {
@@ -88,7 +91,9 @@ class OpenAiHttpTargetTest {
         send(
             o,
             chat
-                ? "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\""
+                ? "{\"choices\":[{\"index\":0,\"delta\":{\""
+                    + (thinking ? "reasoning_content" : "content")
+                    + "\":\""
                     + piece
                     + "\"},\"finish_reason\":"
                     + (i == n - 1 ? "\"length\"" : "null")
@@ -204,9 +209,28 @@ class OpenAiHttpTargetTest {
       }
     }
     assertEquals(36, o.summary().completed);
+    assertEquals(36, o.summary().latency.get("ttft").count(), "every completed request has a TTFT");
     assertTrue(
         o.cluster().figures().stream()
             .allMatch(f -> f.value() == null && f.unavailable().contains("--admin")),
         "no admin address: cluster figures unavailable");
+  }
+
+  @Test
+  void aThinkingModelsReasoningChunksAreTokens() throws Exception {
+    thinking = true; // every chunk is delta.reasoning_content, none delta.content
+    Benchmark.Outcome o =
+        new Benchmark(config("chat"), new PrintWriter(new StringWriter()), false).run();
+    assertEquals(36, o.summary().completed);
+    for (RequestResult r : o.results()) {
+      if (r.ok()) {
+        assertTrue(r.ttftNanos() > 0 && r.e2eNanos() >= r.ttftNanos(), "TTFT " + r.ttftNanos());
+        assertEquals(
+            r.outputTokens() - 1,
+            r.itlNanos().length,
+            "one ITL per reasoning chunk after the first");
+      }
+    }
+    assertEquals(36, o.summary().latency.get("ttft").count(), "every completed request has a TTFT");
   }
 }

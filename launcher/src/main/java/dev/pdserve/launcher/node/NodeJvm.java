@@ -30,7 +30,8 @@ public final class NodeJvm {
 
   /**
    * The command that starts a node JVM like this one ({@code pdserve} CLI arguments follow): the
-   * module flags this JVM got, {@code -Xmx heap}, the flags that suit many JVMs on one machine.
+   * module flags this JVM got, {@code -Xmx heap}, direct memory up to the machine's (weights live
+   * there, not in the heap), the flags that suit many JVMs on one machine.
    */
   public static List<String> nodeJavaCommand(String heap, String logLevel) {
     List<String> cmd = javaWithThisJvmsModuleFlags();
@@ -40,6 +41,15 @@ public final class NodeJvm {
     // (docs/PERFORMANCE.md).
     // PDSERVE_NODE_JAVA_OPTS adds flags (e.g. -XX:TieredStopAtLevel=4 to get C2 back).
     cmd.add("-XX:TieredStopAtLevel=1");
+    // Weights and ONNX Runtime tensors are direct buffers, outside the heap; by default the JVM
+    // caps them at -Xmx, which the small preset's weights alone exceed once an image prompt
+    // touches the vision experts (OutOfMemoryError in the prefill loop). What bounds a node's
+    // memory is its start-up check (NodeMemory: pdserve.node.memory-limit or the machine's
+    // memory), so direct memory may use the machine's. PDSERVE_NODE_JAVA_OPTS can lower it.
+    long physical = NodeMemory.physicalBytes();
+    if (physical > 0) {
+      cmd.add("-XX:MaxDirectMemorySize=" + physical);
+    }
     String extra = System.getenv("PDSERVE_NODE_JAVA_OPTS");
     if (extra != null && !extra.isBlank()) {
       cmd.addAll(List.of(extra.trim().split("\\s+")));

@@ -221,7 +221,8 @@ class RouteWalkTest {
             "pdserve.internal.v1.RoleService",
             "pdserve.internal.v1.ExpertService",
             "grpc.health.v1.Health",
-            "grpc.reflection.v1.ServerReflection")) {
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection")) {
       assertTrue(services.contains(expected), expected + " walked; walked " + services);
     }
     assertTrue(walked >= 30, "methods walked: " + walked);

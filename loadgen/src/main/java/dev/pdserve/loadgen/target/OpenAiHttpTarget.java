@@ -269,8 +269,14 @@ public final class OpenAiHttpTarget implements Target {
       }
       JsonNode choice = n.path("choices").path(0);
       if (!choice.isMissingNode()) {
+        // A thinking model's chat stream (ERNIE with enable_thinking, the default) writes its
+        // thought as delta.reasoning_content: those chunks are tokens too (vLLM's bench counts
+        // them), or a request that never leaves its thought would have no TTFT at all.
         String text =
-            chat ? choice.path("delta").path("content").asText("") : choice.path("text").asText("");
+            chat
+                ? choice.path("delta").path("content").asText("")
+                    + choice.path("delta").path("reasoning_content").asText("")
+                : choice.path("text").asText("");
         if (!text.isEmpty()) {
           timer.tokens(1);
         }
