@@ -1,6 +1,7 @@
 package dev.pdserve.benchmarks;
 
 import com.sun.management.OperatingSystemMXBean;
+import dev.pdserve.core.config.TlsSettings;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.PagedSequenceKv;
@@ -8,6 +9,8 @@ import dev.pdserve.core.kv.flight.IncomingTransfer;
 import dev.pdserve.core.kv.flight.KvTransferClient;
 import dev.pdserve.core.kv.flight.KvTransferServer;
 import dev.pdserve.core.kv.flight.OutgoingTransfer;
+import dev.pdserve.core.tls.CertificateAuthority;
+import dev.pdserve.core.tls.TransportSecurity;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelPresets;
 import java.io.IOException;
@@ -17,11 +20,14 @@ import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -38,12 +44,17 @@ import org.apache.arrow.memory.RootAllocator;
  * variant and the ratio to the socket. No assertions: a measurement, not a test.
  *
  * <pre>
- * bin/pdserve kv-bench [--preset P] [--tokens N] [--rounds N] [--warmup SECONDS] [--variants LETTERS]
+ * bin/pdserve kv-bench [--preset P] [--tokens N] [--rounds N] [--warmup SECONDS] [--variants LETTERS] [--tls]
  * java --add-opens=java.base/java.nio=org.apache.arrow.memory.core,ALL-UNNAMED -cp ... \
- *   dev.pdserve.benchmarks.KvTransferBenchmark [preset] [tokens] [rounds] [warm-up seconds] [variant letters]
+ *   dev.pdserve.benchmarks.KvTransferBenchmark [preset] [tokens] [rounds] [warm-up seconds] [variant letters|-] [tls]
  * </pre>
  *
- * Defaults: {@code ernie-4.5-vl-28b-a3b 2048 10 30} (2048 fp32 tokens = 224 MiB, the size of a
+ * With {@code tls} every Flight variant also runs over mutual TLS ({@code grpc+tls}, both sides
+ * holding a certificate of a throw-away cluster CA, generated at start with the generator of {@code
+ * pdserve local --tls} and deleted at the end), measured in the same interleaved rounds; the table
+ * gains each TLS variant's ratio to its plaintext twin.
+ *
+ * <p>Defaults: {@code ernie-4.5-vl-28b-a3b 2048 10 30} (2048 fp32 tokens = 224 MiB, the size of a
  * 4k-token prompt in bf16). Every variant is warmed up together, then measured in interleaved
  * rounds (each round runs each variant once, in a rotating order, after a GC) so that background
  * load hits all of them alike. CPU s/GB is the process's CPU time per GB moved.
@@ -61,6 +72,9 @@ public final class KvTransferBenchmark {
   private final KvBlockPool decodePool;
   private final PagedSequenceKv prompt;
   private final long bytes;
+  private TransportSecurity tlsServer = TransportSecurity.plaintext(); // the decode side
+  private TransportSecurity tlsClient = TransportSecurity.plaintext(); // the prefill side
+  private Path tlsDir; // the throw-away PKI, deleted on close
 
   private KvTransferBenchmark(ModelConfig cfg, int tokens, int reps) {
     this.layout = KvLayout.of(cfg);
@@ -97,13 +111,28 @@ public final class KvTransferBenchmark {
     int tokens = args.length > 1 ? Integer.parseInt(args[1]) : 2048;
     int reps = args.length > 2 ? Integer.parseInt(args[2]) : 10;
     double warmupSeconds = args.length > 3 ? Double.parseDouble(args[3]) : 30;
-    String only = args.length > 4 ? args[4] : "";
+    String only = args.length > 4 && !args[4].equals("-") ? args[4] : "";
+    boolean tls = args.length > 5 && args[5].equalsIgnoreCase("tls");
     KvTransferBenchmark b = new KvTransferBenchmark(ModelPresets.get(preset), tokens, reps);
     try {
+      if (tls) {
+        b.generateClusterPki();
+      }
       b.run(preset, warmupSeconds, only);
     } finally {
       b.close();
     }
+  }
+
+  /** A throw-away cluster CA and node certificate, as {@code pdserve local --tls} makes. */
+  private void generateClusterPki() throws IOException {
+    tlsDir = Files.createTempDirectory("pdserve-kv-bench-tls-");
+    CertificateAuthority.LocalFiles f = CertificateAuthority.writeLocalCluster(tlsDir);
+    TlsSettings node =
+        new TlsSettings(
+            true, Optional.of(f.cert()), Optional.of(f.key()), Optional.of(f.ca()), Duration.ZERO);
+    tlsServer = TransportSecurity.cluster(node, "kv-bench-decode");
+    tlsClient = TransportSecurity.cluster(node, "kv-bench-prefill");
   }
 
   private void run(String preset, double warmupSeconds, String only) throws Exception {
@@ -175,6 +204,17 @@ public final class KvTransferBenchmark {
           new FlightVariant(
               "J  F with 4 streams on 1 connection", defaultWindows, defaults.withStreams(4, 1)));
 
+      if (tlsServer.enabled()) { // each Flight variant again over mutual TLS, next to its twin
+        List<Variant> both = new ArrayList<>();
+        for (Variant v : variants) {
+          both.add(v);
+          if (v instanceof FlightVariant f) {
+            both.add(f.overTls());
+          }
+        }
+        variants.clear();
+        variants.addAll(both);
+      }
       if (!only.isEmpty()) { // keep the variants whose letters are listed; S: the sockets
         variants.removeIf(
             v -> {
@@ -222,28 +262,43 @@ public final class KvTransferBenchmark {
         }
       }
       double socket = variants.get(0) instanceof SocketVariant ? median(mbs[0]) : Double.NaN;
+      boolean tls = tlsServer.enabled();
       System.out.printf(
           Locale.ROOT,
-          "%n%-68s %7s %6s %6s %7s %8s  %s%n",
+          "%n%-68s %7s %6s %6s %7s %8s%s  %s%n",
           "variant (MB/s = 10^6 B/s)",
           "median",
           "min",
           "max",
           "/socket",
           "CPU s/GB",
+          tls ? " /plain" : "",
           "MB/s per round");
       for (int i = 0; i < variants.size(); i++) {
         double[] m = mbs[i];
+        String vsPlain = "";
+        if (tls) {
+          vsPlain = "       ";
+          if (variants.get(i) instanceof FlightVariant f && f.tls && i > 0) {
+            vsPlain = String.format(Locale.ROOT, " %6.2f", median(m) / median(mbs[i - 1]));
+          }
+        }
         System.out.printf(
             Locale.ROOT,
-            "%-68s %7.0f %6.0f %6.0f %7.2f %8.2f %s%n",
+            "%-68s %7.0f %6.0f %6.0f %7.2f %8.2f%s %s%n",
             variants.get(i).name(),
             median(m),
             Arrays.stream(m).min().orElse(0),
             Arrays.stream(m).max().orElse(0),
             median(m) / socket,
             median(cpu[i]),
+            vsPlain,
             fmt(m));
+      }
+      if (tls) {
+        System.out.println(
+            "/plain: median MB/s over mutual TLS (grpc+tls, cluster certificates both ways)"
+                + " / the same variant in plaintext, same rounds");
       }
     } finally {
       for (Variant v : variants) {
@@ -265,6 +320,9 @@ public final class KvTransferBenchmark {
   /** Flight DoPut with core's Flight client and server: prefill pool to decode pool. */
   private final class FlightVariant implements Variant {
     private final String name;
+    private final KvTransferServer.Options serverOptions;
+    private final KvTransferClient.Options clientOptions;
+    private final boolean tls;
     private final KvTransferServer server;
     private final KvTransferClient client;
     private final Location at;
@@ -272,13 +330,40 @@ public final class KvTransferBenchmark {
     FlightVariant(
         String name, KvTransferServer.Options serverOptions, KvTransferClient.Options clientOptions)
         throws IOException {
+      this(name, serverOptions, clientOptions, false);
+    }
+
+    private FlightVariant(
+        String name,
+        KvTransferServer.Options serverOptions,
+        KvTransferClient.Options clientOptions,
+        boolean tls)
+        throws IOException {
       this.name = name;
+      this.serverOptions = serverOptions;
+      this.clientOptions = clientOptions;
+      this.tls = tls;
       this.server =
           new KvTransferServer(
-                  root, decodePool, Location.forGrpcInsecure("127.0.0.1", 0), serverOptions)
+                  root,
+                  decodePool,
+                  Location.forGrpcInsecure("127.0.0.1", 0),
+                  serverOptions,
+                  tls ? tlsServer : TransportSecurity.plaintext())
               .start();
-      this.client = new KvTransferClient(root, layout, clientOptions);
+      this.client =
+          new KvTransferClient(
+              root, layout, clientOptions, tls ? tlsClient : TransportSecurity.plaintext());
       this.at = server.location();
+    }
+
+    /** The same variant over mutual TLS; its name starts with the same letter. */
+    FlightVariant overTls() throws IOException {
+      return new FlightVariant(
+          name.charAt(0) + "t " + name.charAt(0) + " over mutual TLS",
+          serverOptions,
+          clientOptions,
+          true);
     }
 
     @Override
@@ -420,6 +505,18 @@ public final class KvTransferBenchmark {
   }
 
   private void close() {
+    tlsServer.close();
+    tlsClient.close();
+    if (tlsDir != null) {
+      try (var files = Files.list(tlsDir)) {
+        for (Path f : files.toList()) {
+          Files.deleteIfExists(f);
+        }
+        Files.deleteIfExists(tlsDir);
+      } catch (IOException e) {
+        System.err.println("could not delete " + tlsDir + ": " + e);
+      }
+    }
     prompt.release();
     prefillPool.close();
     decodePool.close();

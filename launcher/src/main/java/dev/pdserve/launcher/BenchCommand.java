@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.pdserve.loadgen.BenchConfig;
 import dev.pdserve.loadgen.BenchSummary;
 import dev.pdserve.loadgen.Benchmark;
+import dev.pdserve.loadgen.ClientTls;
 import dev.pdserve.loadgen.dataset.DatasetConfig;
 import dev.pdserve.loadgen.dataset.ImageOptions;
 import dev.pdserve.loadgen.report.CsvReport;
@@ -43,6 +44,8 @@ import picocli.CommandLine.Spec;
     })
 final class BenchCommand implements Callable<Integer> {
   @picocli.CommandLine.Mixin ApiKeyOption apiKey;
+
+  @picocli.CommandLine.Mixin TlsClientOptions tls = new TlsClientOptions();
 
   @Spec CommandLine.Model.CommandSpec spec;
 
@@ -325,9 +328,18 @@ final class BenchCommand implements Callable<Integer> {
             ignoreEos,
             requestTimeout,
             maxModelLen);
+    if (baseUrl != null && baseUrl.startsWith("http://") && admin == null && tls.given()) {
+      throw new UserFacingException(
+          "error: --tls-ca/--tls/--tls-cert need an https:// --base-url (or an --admin address),"
+              + " got "
+              + baseUrl,
+          CliErrors.USAGE);
+    }
+    ClientTls clientTls = tls.clientTls();
     Benchmark.Outcome o;
     try {
-      Benchmark bench = new Benchmark(cfg, err, System.console() != null, apiKey.apiKey());
+      Benchmark bench =
+          new Benchmark(cfg, err, System.console() != null, apiKey.apiKey(), clientTls);
       err.println(
           "pdserve bench: "
               + (router != null ? "grpc " + router : baseUrl)

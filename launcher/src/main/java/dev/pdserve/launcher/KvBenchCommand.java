@@ -48,6 +48,14 @@ final class KvBenchCommand implements Callable<Integer> {
           "Variant letters to run (S = socket; see docs/kv-transfer.md); default: the standard set.")
   String variants;
 
+  @Option(
+      names = "--tls",
+      description =
+          "Also run every Flight variant over mutual TLS (a throw-away cluster CA and certificate"
+              + " generated at start, as pdserve local --tls does), side by side in the same"
+              + " rounds, and report TLS / plaintext.")
+  boolean tls;
+
   @Override
   public Integer call() throws Exception {
     List<String> args =
@@ -57,8 +65,9 @@ final class KvBenchCommand implements Callable<Integer> {
                 Integer.toString(tokens),
                 Integer.toString(rounds),
                 Integer.toString(warmup)));
-    if (variants != null) {
-      args.add(variants);
+    args.add(variants != null ? variants : "-");
+    if (tls) {
+      args.add("tls");
     }
     KvTransferBenchmark.main(args.toArray(String[]::new));
     return 0;

@@ -4,12 +4,12 @@ import com.google.common.base.Ticker;
 import dev.pdserve.core.config.ConfigKey;
 import dev.pdserve.core.config.ConfigKeys;
 import dev.pdserve.core.config.NodeConfigLoader;
-import dev.pdserve.core.tls.CertificateAuthority;
 import dev.pdserve.launcher.node.ChildRestarts;
 import dev.pdserve.launcher.node.ClusterTokens;
 import dev.pdserve.launcher.node.LocalChild;
 import dev.pdserve.launcher.node.LocalCluster;
 import dev.pdserve.launcher.node.LocalSupervisor;
+import dev.pdserve.launcher.node.LocalTls;
 import dev.pdserve.model.config.KvDtype;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -17,9 +17,11 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -173,53 +175,42 @@ final class LocalCommand implements Callable<Integer> {
     if (kvDtype != null) {
       settings.put(NodeConfigLoader.KV_DTYPE, kvDtype.configName()); // every node, one dtype
     }
-    if (tls) {
-      Path dir = Files.createTempDirectory("pdserve-local-tls-");
-      CertificateAuthority.LocalFiles f = CertificateAuthority.writeLocalCluster(dir);
-      settings.put(NodeConfigLoader.PREFIX + "tls.enabled", "true");
-      settings.put(NodeConfigLoader.PREFIX + "tls.cert", f.cert().toString());
-      settings.put(NodeConfigLoader.PREFIX + "tls.key", f.key().toString());
-      settings.put(NodeConfigLoader.PREFIX + "tls.ca", f.ca().toString());
-      settings.put(NodeConfigLoader.PREFIX + "router.tls.enabled", "true");
+    LocalTls localTls = tls ? LocalTls.generate() : null;
+    if (localTls != null) {
+      settings.putAll(localTls.settings());
       out.printf(
-          "pdserve local: TLS on; throw-away CA and node certificate in %s (clients: --tls-ca %s)%n",
-          dir, f.ca());
+          "pdserve local: TLS on; throw-away CA and node certificate in %s, deleted when this"
+              + " stops (clients: --tls-ca %s)%n",
+          localTls.directory(), localTls.files().ca());
     }
-    quantization.putSettings(settings); // every node, workers and expert shards alike
-    if (apiKeysFile != null) {
-      if (!Files.isReadable(apiKeysFile)) {
-        throw new CommandLine.ParameterException(
-            spec.commandLine(), "--api-keys-file: no readable file at " + apiKeysFile);
-      }
-      settings.put(NodeConfigLoader.AUTH_API_KEYS_FILE, apiKeysFile.toAbsolutePath().toString());
-      settings.put(NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE, ClusterTokens.generate().toString());
-    }
-    LocalCluster.Spec s =
-        new LocalCluster.Spec(
-            prefill, decode, experts, preset, modelDir, seed, kvBudget, logLevel, settings, heap);
-    out.printf(
-        "pdserve local: starting %d prefill, %d decode, %d expert shard(s) and a router (model %s)...%n",
-        prefill, decode, experts, modelDir != null ? modelDir : preset);
-    out.flush();
-    LocalCluster cluster =
-        LocalCluster.start(
-            s,
-            line -> {
-              synchronized (err) {
-                err.println(line);
-                err.flush();
-              }
-            },
-            Duration.ofSeconds(startTimeout));
+    // One hook stops the cluster and then deletes the certificates whenever the JVM exits (a
+    // signal during the start too); a start that fails deletes them at once.
+    AtomicReference<LocalCluster> started = new AtomicReference<>();
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(
             new Thread(
                 () -> {
-                  cluster.close();
+                  LocalCluster c = started.get();
+                  if (c != null) {
+                    c.close(); // closes localTls too
+                  }
+                  if (localTls != null) {
+                    localTls.close();
+                  }
                   stopped.countDown();
                 },
                 "local-cluster-stop"));
+    LocalCluster cluster;
+    try {
+      cluster = startCluster(localTls);
+    } catch (Exception | Error e) {
+      if (localTls != null) {
+        localTls.close();
+      }
+      throw e;
+    }
+    started.set(cluster);
     if (readyFile != null) {
       Path tmp = readyFile.resolveSibling(readyFile.getFileName() + ".tmp");
       Files.writeString(
@@ -273,5 +264,37 @@ final class LocalCommand implements Callable<Integer> {
     }
     stopped.await();
     return 0;
+  }
+
+  /** Starts the nodes; {@code localTls} (may be null) is owned by the cluster once it started. */
+  private LocalCluster startCluster(LocalTls localTls) throws Exception {
+    var err = spec.commandLine().getErr();
+    var out = spec.commandLine().getOut();
+    quantization.putSettings(settings); // every node, workers and expert shards alike
+    if (apiKeysFile != null) {
+      if (!Files.isReadable(apiKeysFile)) {
+        throw new CommandLine.ParameterException(
+            spec.commandLine(), "--api-keys-file: no readable file at " + apiKeysFile);
+      }
+      settings.put(NodeConfigLoader.AUTH_API_KEYS_FILE, apiKeysFile.toAbsolutePath().toString());
+      settings.put(NodeConfigLoader.AUTH_CLUSTER_TOKEN_FILE, ClusterTokens.generate().toString());
+    }
+    LocalCluster.Spec s =
+        new LocalCluster.Spec(
+            prefill, decode, experts, preset, modelDir, seed, kvBudget, logLevel, settings, heap);
+    out.printf(
+        "pdserve local: starting %d prefill, %d decode, %d expert shard(s) and a router (model %s)...%n",
+        prefill, decode, experts, modelDir != null ? modelDir : preset);
+    out.flush();
+    return LocalCluster.start(
+        s,
+        line -> {
+          synchronized (err) {
+            err.println(line);
+            err.flush();
+          }
+        },
+        Duration.ofSeconds(startTimeout),
+        localTls == null ? List.of() : List.of(localTls));
   }
 }

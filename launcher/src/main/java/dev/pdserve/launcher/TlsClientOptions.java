@@ -1,6 +1,7 @@
 package dev.pdserve.launcher;
 
 import dev.pdserve.core.tls.TransportSecurity;
+import dev.pdserve.loadgen.ClientTls;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
@@ -37,7 +38,7 @@ final class TlsClientOptions {
 
   /** The credentials these options describe. */
   TransportSecurity security() {
-    if (ca == null && !tls && cert == null && key == null) {
+    if (!given()) {
       return TransportSecurity.plaintext();
     }
     try {
@@ -46,6 +47,20 @@ final class TlsClientOptions {
     } catch (IOException | IllegalArgumentException e) {
       throw new UserFacingException("TLS settings: " + e.getMessage(), CliErrors.USAGE);
     }
+  }
+
+  /** These credentials for the benchmark's gRPC channels and HTTPS client. */
+  ClientTls clientTls() {
+    TransportSecurity s = security();
+    if (!s.enabled()) {
+      return ClientTls.PLAINTEXT;
+    }
+    return new ClientTls(s.channelCredentials(), s.clientSslContext());
+  }
+
+  /** Whether any TLS option was given. */
+  boolean given() {
+    return ca != null || tls || cert != null || key != null;
   }
 
   /** A channel to {@code address} with these credentials. */

@@ -59,6 +59,7 @@ public final class Benchmark {
 
   private final BenchConfig cfg;
   private final ApiKey apiKey;
+  private final ClientTls tls;
   private final PrintWriter log;
   private final boolean terminal;
 
@@ -72,8 +73,15 @@ public final class Benchmark {
 
   /** As above, every request (and the cluster report's calls) presenting {@code apiKey}. */
   public Benchmark(BenchConfig cfg, PrintWriter log, boolean terminal, ApiKey apiKey) {
+    this(cfg, log, terminal, apiKey, ClientTls.PLAINTEXT);
+  }
+
+  /** As above, every connection (targets and the cluster report's) secured by {@code tls}. */
+  public Benchmark(
+      BenchConfig cfg, PrintWriter log, boolean terminal, ApiKey apiKey, ClientTls tls) {
     cfg.validate();
     this.apiKey = apiKey;
+    this.tls = tls;
     this.cfg = cfg;
     this.log = log;
     this.terminal = terminal;
@@ -81,8 +89,8 @@ public final class Benchmark {
 
   private Target newTarget(int worker) {
     return cfg.router() != null
-        ? new GrpcTarget(cfg.router(), apiKey)
-        : new OpenAiHttpTarget(cfg.baseUrl(), cfg.endpoint(), worker, apiKey);
+        ? new GrpcTarget(cfg.router(), apiKey, tls)
+        : new OpenAiHttpTarget(cfg.baseUrl(), cfg.endpoint(), worker, apiKey, tls);
   }
 
   public Outcome run() throws InterruptedException {
@@ -105,7 +113,7 @@ public final class Benchmark {
 
       ClusterProbe probe =
           cfg.admin() != null || cfg.router() != null
-              ? new ClusterProbe(cfg.admin() != null ? cfg.admin() : cfg.router(), apiKey)
+              ? new ClusterProbe(cfg.admin() != null ? cfg.admin() : cfg.router(), apiKey, tls)
               : null;
       try {
         ClusterSnapshot before = snapshot(probe);

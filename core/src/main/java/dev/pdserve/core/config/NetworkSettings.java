@@ -1,5 +1,7 @@
 package dev.pdserve.core.config;
 
+import java.util.Optional;
+
 /**
  * Where a node listens and how others reach it.
  *
@@ -12,6 +14,8 @@ package dev.pdserve.core.config;
  * @param grpcMaxInboundBytes largest gRPC message this node accepts
  * @param httpPort the router's OpenAI-compatible HTTP API port, 0 = any free port
  * @param httpMaxBodyBytes largest HTTP request body the router's HTTP API accepts (larger: 413)
+ * @param grpcHealthPort a plaintext port serving only gRPC health (Kubernetes probes under TLS), 0
+ *     = any free port; empty = none
  */
 public record NetworkSettings(
     String bindHost,
@@ -21,7 +25,8 @@ public record NetworkSettings(
     int metricsPort,
     int grpcMaxInboundBytes,
     int httpPort,
-    int httpMaxBodyBytes) {
+    int httpMaxBodyBytes,
+    Optional<Integer> grpcHealthPort) {
   /** The default of {@link #httpMaxBodyBytes}: 4 MiB. */
   public static final int DEFAULT_HTTP_MAX_BODY_BYTES = 4 << 20;
 
@@ -41,6 +46,7 @@ public record NetworkSettings(
         metricsPort,
         grpcMaxInboundBytes,
         0,
-        DEFAULT_HTTP_MAX_BODY_BYTES);
+        DEFAULT_HTTP_MAX_BODY_BYTES,
+        Optional.empty());
   }
 }

@@ -45,6 +45,15 @@ public interface NodeKeys {
   ConfigKey<Integer> GRPC_PORT =
       GROUP.define(
           ConfigKey.of("pdserve.grpc.port", KeyTypes.PORT, 0, "gRPC port; 0 = any free port"));
+  ConfigKey<Integer> GRPC_HEALTH_PORT =
+      GROUP.define(
+          ConfigKey.withoutDefault(
+              "pdserve.grpc.health-port",
+              KeyTypes.PORT,
+              "none: health on the gRPC port only",
+              "a second, plaintext port serving only grpc.health.v1 (the node's health names and"
+                  + " statuses) for Kubernetes gRPC probes, which cannot speak TLS; set it with"
+                  + " pdserve.tls.enabled"));
   ConfigKey<Long> GRPC_MAX_INBOUND_BYTES =
       GROUP.define(
           ConfigKey.of(

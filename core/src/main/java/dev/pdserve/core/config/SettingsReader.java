@@ -31,6 +31,7 @@ import static dev.pdserve.core.config.ConfigKeys.EXPERT_RANGE;
 import static dev.pdserve.core.config.ConfigKeys.EXPERT_SHARD_COUNT;
 import static dev.pdserve.core.config.ConfigKeys.EXPERT_SHARD_INDEX;
 import static dev.pdserve.core.config.ConfigKeys.FLIGHT_PORT;
+import static dev.pdserve.core.config.ConfigKeys.GRPC_HEALTH_PORT;
 import static dev.pdserve.core.config.ConfigKeys.GRPC_MAX_INBOUND_BYTES;
 import static dev.pdserve.core.config.ConfigKeys.GRPC_PORT;
 import static dev.pdserve.core.config.ConfigKeys.HTTP_MAX_BODY_BYTES;
@@ -228,6 +229,15 @@ final class SettingsReader {
     int metricsPort = values.get(METRICS_PORT);
     int httpPort = values.get(HTTP_PORT);
     distinctPorts(grpcPort, flightPort, metricsPort, httpPort);
+    Optional<Integer> healthPort = values.find(GRPC_HEALTH_PORT);
+    healthPort
+        .filter(
+            p -> p != 0 && (p == grpcPort || p == flightPort || p == metricsPort || p == httpPort))
+        .ifPresent(
+            p ->
+                values.fail(
+                    GRPC_HEALTH_PORT,
+                    "must differ from the gRPC, Flight, metrics and HTTP ports (" + p + ")"));
     long maxInbound = values.get(GRPC_MAX_INBOUND_BYTES);
     long maxBody = values.get(HTTP_MAX_BODY_BYTES);
     return new NetworkSettings(
@@ -238,7 +248,8 @@ final class SettingsReader {
         metricsPort,
         (int) maxInbound,
         httpPort,
-        (int) maxBody);
+        (int) maxBody,
+        healthPort);
   }
 
   private void distinctPorts(int grpc, int flight, int metrics, int http) {

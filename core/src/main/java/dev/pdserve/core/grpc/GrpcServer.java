@@ -6,6 +6,7 @@ import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.tls.TransportSecurity;
 import io.grpc.BindableService;
+import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerInterceptor;
@@ -39,6 +40,11 @@ import org.apache.logging.log4j.Logger;
  * waiting on {@code isReady()} would stall the transport), and a deliberate inbound message size.
  * {@link #close()} reports NOT_SERVING, stops taking calls, lets running calls finish within the
  * grace period (read from the builder's {@link Builder#ticker ticker}), then cancels the rest.
+ *
+ * <p>Optionally a second, plaintext Netty server on a {@link Builder#healthPort health port}
+ * serving only grpc.health.v1 from the same statuses: Kubernetes gRPC probes cannot speak TLS, so a
+ * node whose gRPC port requires mutual TLS is probed there. It carries the same interceptors (with
+ * API keys on, health stays open only while {@code pdserve.auth.health-open} is) and nothing else.
  */
 public final class GrpcServer implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(GrpcServer.class);
@@ -52,6 +58,7 @@ public final class GrpcServer implements AutoCloseable {
 
   private final String name;
   private final Server server;
+  private final Server healthServer; // null: health only on the main port
   private final HealthStatusManager health;
   private final Map<String, Boolean> healthServices;
   private final ThreadPoolExecutor executor;
@@ -59,6 +66,7 @@ public final class GrpcServer implements AutoCloseable {
   private final Ticker ticker;
   private volatile boolean closed;
   private volatile int port = -1;
+  private volatile int healthPort = -1;
 
   private GrpcServer(Builder b) {
     this.name = b.name;
@@ -84,6 +92,20 @@ public final class GrpcServer implements AutoCloseable {
     sb.addService(legacyReflection());
     b.services.forEach(sb::addService);
     this.server = sb.build();
+    if (b.healthPort == null) {
+      this.healthServer = null;
+    } else {
+      if (b.host == null) {
+        throw new IllegalStateException("a health port needs a Netty server (forAddress/forNode)");
+      }
+      NettyServerBuilder hb =
+          NettyServerBuilder.forAddress(
+              new InetSocketAddress(b.host, b.healthPort), InsecureServerCredentials.create());
+      hb.executor(executor).maxInboundMessageSize(64 << 10);
+      b.interceptors.forEach(hb::intercept);
+      hb.addService(health.getHealthService());
+      this.healthServer = hb.build();
+    }
   }
 
   @SuppressWarnings("deprecation")
@@ -107,7 +129,9 @@ public final class GrpcServer implements AutoCloseable {
                 new InetSocketAddress(host, port), security.serverCredentials())
             .permitKeepAliveTime(PERMIT_KEEPALIVE.toMillis(), TimeUnit.MILLISECONDS)
             .permitKeepAliveWithoutCalls(true);
-    return new Builder(nb).name(host + ":" + port);
+    Builder b = new Builder(nb).name(host + ":" + port);
+    b.host = host;
+    return b;
   }
 
   /**
@@ -124,7 +148,8 @@ public final class GrpcServer implements AutoCloseable {
         .name(config.role().name().toLowerCase(Locale.ROOT))
         .nodeId(config.nodeId())
         .maxInboundMessageBytes(config.network().grpcMaxInboundBytes())
-        .healthService(config.role().healthServiceName());
+        .healthService(config.role().healthServiceName())
+        .healthPort(config.network().grpcHealthPort().orElse(null));
   }
 
   /** Any server builder (e.g. {@code InProcessServerBuilder.forName(...)} in tests). */
@@ -139,12 +164,35 @@ public final class GrpcServer implements AutoCloseable {
   public GrpcServer start() throws IOException {
     server.start();
     port = server.getPort();
+    if (healthServer != null) {
+      try {
+        healthServer.start();
+      } catch (IOException e) {
+        server.shutdownNow();
+        throw new IOException("gRPC health port: " + e.getMessage(), e);
+      }
+      healthPort = healthServer.getPort();
+    }
     healthServices.forEach(
         (s, serving) ->
             health.setStatus(s, serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING));
-    LOG.info(
-        "gRPC server {} listening on port {} (health: {})", name, port, healthServices.keySet());
+    if (healthServer == null) {
+      LOG.info(
+          "gRPC server {} listening on port {} (health: {})", name, port, healthServices.keySet());
+    } else {
+      LOG.info(
+          "gRPC server {} listening on port {} (health: {}; health only, plaintext, on port {})",
+          name,
+          port,
+          healthServices.keySet(),
+          healthPort);
+    }
     return this;
+  }
+
+  /** The bound plaintext health port, or -1 when there is none (or before {@link #start()}). */
+  public int healthPort() {
+    return healthPort;
   }
 
   /** The bound port (the real one when configured with 0); -1 for in-process servers. */
@@ -198,6 +246,9 @@ public final class GrpcServer implements AutoCloseable {
     closed = true;
     long deadline = ticker.read() + grace.toNanos();
     health.enterTerminalState();
+    if (healthServer != null) {
+      healthServer.shutdownNow(); // probes see the port close; health calls are instant
+    }
     server.shutdown();
     try {
       if (!Termination.awaitUntil(server::awaitTermination, ticker, deadline)) {
@@ -228,6 +279,8 @@ public final class GrpcServer implements AutoCloseable {
     private final List<ServerServiceDefinition> services = new ArrayList<>();
     private final List<ServerInterceptor> interceptors = new ArrayList<>();
     private String name = "server";
+    private String host; // Netty servers: the bind host (the health port binds there too)
+    private Integer healthPort; // null: none
     private String nodeId;
     private int threads = DEFAULT_THREADS;
     private int maxInboundMessageBytes = 4 << 20;
@@ -290,6 +343,18 @@ public final class GrpcServer implements AutoCloseable {
      */
     public Builder healthService(String serviceName, boolean servingAtStart) {
       healthServices.put(serviceName, servingAtStart);
+      return this;
+    }
+
+    /**
+     * Also serve grpc.health.v1, and only that, in plaintext on {@code port} of the bind host (0 =
+     * any free port; null = no health port). For Kubernetes gRPC probes of a TLS node.
+     */
+    public Builder healthPort(Integer port) {
+      if (port != null && (port < 0 || port > 65535)) {
+        throw new IllegalArgumentException("health port must be 0..65535, got " + port);
+      }
+      this.healthPort = port;
       return this;
     }
 

@@ -28,7 +28,10 @@ import java.util.Optional;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.KeyManager;
+import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLException;
+import javax.net.ssl.TrustManager;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
@@ -278,6 +281,27 @@ public final class TransportSecurity implements AutoCloseable {
       b.trustManager(trustManager);
     }
     return b.build();
+  }
+
+  /**
+   * A JDK TLS context with these credentials for a client built on {@code java.net.http} (the
+   * benchmark's HTTPS client): the same key and trust managers as the gRPC channels, so reloads
+   * apply to it too. Empty when plaintext.
+   */
+  public Optional<SSLContext> clientSslContext() {
+    if (!enabled()) {
+      return Optional.empty();
+    }
+    try {
+      SSLContext ctx = SSLContext.getInstance("TLS");
+      ctx.init(
+          keyManager == null ? null : new KeyManager[] {keyManager},
+          trustManager == null ? null : new TrustManager[] {trustManager},
+          null);
+      return Optional.of(ctx);
+    } catch (GeneralSecurityException e) {
+      throw new IllegalStateException("cannot create a TLS context: " + e, e);
+    }
   }
 
   /**

@@ -6,14 +6,24 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeConfigException;
+import dev.pdserve.core.config.NodeConfigLoader;
+import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.config.TlsSettings;
 import dev.pdserve.core.grpc.Channels;
 import dev.pdserve.core.grpc.GrpcServer;
+import dev.pdserve.core.grpc.NodeStatusService;
+import dev.pdserve.internal.v1.NodeServiceGrpc;
+import dev.pdserve.internal.v1.NodeStatus;
+import dev.pdserve.internal.v1.StatusRequest;
+import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.NettyChannelBuilder;
 import java.math.BigInteger;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,6 +31,7 @@ import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -70,6 +81,67 @@ class TransportSecurityTest {
     TransportSecurity b = closeLater(TransportSecurity.cluster(pki.node("b"), "b"));
     assertTrue(a.requiresClientCertificates());
     assertEquals(ServingStatus.SERVING, health(server(a), b));
+  }
+
+  @Test
+  void plaintextHealthPortAnswersProbesOfAMutualTlsNodeAndNothingElse() throws Exception {
+    TestPki pki = new TestPki(dir, "cluster");
+    NodeConfig config =
+        NodeConfigLoader.fromMap(
+            Map.of("role", "decode", "node.id", "d1", "grpc.health-port", "0"));
+    String role = NodeRole.DECODE.healthServiceName();
+    GrpcServer server =
+        closeLater(
+            GrpcServer.forNode(config, closeLater(TransportSecurity.cluster(pki.node("d1"), "d1")))
+                .addService(new NodeStatusService(() -> NodeStatus.getDefaultInstance()))
+                .build()
+                .start());
+    assertTrue(server.healthPort() > 0 && server.healthPort() != server.port());
+    ManagedChannel probe =
+        NettyChannelBuilder.forAddress("127.0.0.1", server.healthPort()).usePlaintext().build();
+    ManagedChannel plainToMain =
+        NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+    try {
+      // What a kubelet gRPC probe (plaintext, no certificate) sees on each port:
+      assertEquals(ServingStatus.SERVING, check(probe, role));
+      assertEquals(ServingStatus.SERVING, check(probe, ""));
+      StatusRuntimeException refused =
+          assertThrows(StatusRuntimeException.class, () -> check(plainToMain, role));
+      assertEquals(Status.Code.UNAVAILABLE, refused.getStatus().getCode(), refused.toString());
+      // Only health on the plaintext port: the node's services need the TLS port.
+      StatusRuntimeException other =
+          assertThrows(
+              StatusRuntimeException.class,
+              () ->
+                  NodeServiceGrpc.newBlockingStub(probe)
+                      .withDeadlineAfter(10, TimeUnit.SECONDS)
+                      .status(StatusRequest.getDefaultInstance()));
+      assertEquals(Status.Code.UNIMPLEMENTED, other.getStatus().getCode(), other.toString());
+      // The same statuses as the TLS port: a draining node turns NOT_SERVING on both.
+      server.setServing(role, false);
+      assertEquals(ServingStatus.NOT_SERVING, check(probe, role));
+      server.close();
+      StatusRuntimeException closed =
+          assertThrows(StatusRuntimeException.class, () -> check(probe, role));
+      assertEquals(Status.Code.UNAVAILABLE, closed.getStatus().getCode(), closed.toString());
+    } finally {
+      probe.shutdownNow();
+      plainToMain.shutdownNow();
+    }
+    NodeConfigException clash =
+        assertThrows(
+            NodeConfigException.class,
+            () ->
+                NodeConfigLoader.fromMap(
+                    Map.of("role", "decode", "grpc.port", "50051", "grpc.health-port", "50051")));
+    assertTrue(clash.getMessage().contains("pdserve.grpc.health-port"), clash.getMessage());
+  }
+
+  private static ServingStatus check(ManagedChannel ch, String service) {
+    return HealthGrpc.newBlockingStub(ch)
+        .withDeadlineAfter(10, TimeUnit.SECONDS)
+        .check(HealthCheckRequest.newBuilder().setService(service).build())
+        .getStatus();
   }
 
   @Test

@@ -30,7 +30,8 @@ import java.util.function.Consumer;
  * A local cluster of OS processes on loopback: a router, prefill and decode workers, and expert
  * shards, each its own JVM running {@code pdserve <role>} with the same classpath as this one.
  * Ready once every node is ACTIVE in the router's view; {@link #close()} stops every process it
- * started (SIGTERM, then a kill after a grace period).
+ * started (SIGTERM, then a kill after a grace period), then closes what it was given to own (the
+ * throw-away certificates of {@code --tls}).
  */
 public final class LocalCluster implements AutoCloseable {
   /** What to start. {@code experts} 0 = every worker computes all experts itself. */
@@ -83,19 +84,31 @@ public final class LocalCluster implements AutoCloseable {
   public static final Duration LOCAL_SHUTDOWN_TIMEOUT = Duration.ofSeconds(10);
 
   private final List<LocalChild> children = new ArrayList<>();
+  private final List<AutoCloseable> owned; // closed after the processes stopped, last first
   private final Consumer<String> log;
   private String routerAddress;
   private String routerHttpUrl;
   private boolean routerTls; // the router's public API is HTTPS
   private volatile boolean closing;
 
-  private LocalCluster(Consumer<String> log) {
+  private LocalCluster(Consumer<String> log, List<? extends AutoCloseable> owned) {
     this.log = log;
+    this.owned = new ArrayList<>(owned);
   }
 
   public static LocalCluster start(Spec spec, Consumer<String> log, Duration timeout)
       throws IOException, TimeoutException {
-    LocalCluster c = new LocalCluster(log);
+    return start(spec, log, timeout, List.of());
+  }
+
+  /**
+   * As above; the cluster owns {@code owned} (e.g. a {@link LocalTls} its settings point at) and
+   * closes it after its processes stopped, in {@link #close()} or when the start fails.
+   */
+  public static LocalCluster start(
+      Spec spec, Consumer<String> log, Duration timeout, List<? extends AutoCloseable> owned)
+      throws IOException, TimeoutException {
+    LocalCluster c = new LocalCluster(log, owned);
     try {
       c.launch(spec, timeout);
       return c;
@@ -315,7 +328,10 @@ public final class LocalCluster implements AutoCloseable {
     }
   }
 
-  /** Stops every process: SIGTERM, then a forced kill after 15 s. */
+  /**
+   * Stops every process (SIGTERM, then a forced kill after 15 s), then closes what the cluster
+   * owns. Idempotent.
+   */
   @Override
   public void close() {
     closing = true;
@@ -331,6 +347,22 @@ public final class LocalCluster implements AutoCloseable {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         c.process().destroyForcibly();
+      }
+    }
+    closeOwned();
+  }
+
+  private void closeOwned() {
+    List<AutoCloseable> toClose;
+    synchronized (owned) {
+      toClose = new ArrayList<>(owned);
+      owned.clear();
+    }
+    for (int i = toClose.size() - 1; i >= 0; i--) {
+      try {
+        toClose.get(i).close();
+      } catch (Exception e) {
+        log.accept("pdserve local: closing " + toClose.get(i) + " failed: " + e);
       }
     }
   }

@@ -7,9 +7,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.pdserve.core.metrics.MetricNames;
+import dev.pdserve.core.tls.CertificateAuthority;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,9 +41,24 @@ class KubernetesManifestsTest {
             "overlays/gpu",
             "examples/keda",
             "examples/model-convert",
-            "examples/prometheus-operator")) {
+            "examples/prometheus-operator",
+            "examples/cert-manager")) {
       RENDERS.put(dir, Kustomize.render(K8S.resolve(dir)));
     }
+    // examples/secrets builds Secrets from files an operator provides: here a throw-away PKI, key
+    // and token in a copy of it.
+    Path secrets = Path.of("target", "k8s-secrets-example").toAbsolutePath();
+    Files.createDirectories(secrets);
+    Files.copy(
+        K8S.resolve("examples/secrets/kustomization.yaml"),
+        secrets.resolve("kustomization.yaml"),
+        StandardCopyOption.REPLACE_EXISTING);
+    CertificateAuthority.LocalFiles pki = CertificateAuthority.writeLocalCluster(secrets);
+    Files.move(pki.cert(), secrets.resolve("tls.crt"), StandardCopyOption.REPLACE_EXISTING);
+    Files.move(pki.key(), secrets.resolve("tls.key"), StandardCopyOption.REPLACE_EXISTING);
+    Files.writeString(secrets.resolve("api-keys"), "test-key-1\n");
+    Files.writeString(secrets.resolve("token"), "0123456789abcdef\n");
+    RENDERS.put("examples/secrets", Kustomize.render(secrets));
     // The gpu overlay with all of its optional components switched on.
     Path withOptions = Path.of("target", "k8s-gpu-with-options").toAbsolutePath();
     Files.createDirectories(withOptions);
@@ -83,6 +100,12 @@ class KubernetesManifestsTest {
     checks.check(
         "examples/prometheus-operator",
         with(RENDERS.get("examples/prometheus-operator"), RENDERS.get("overlays/dev")));
+    checks.check(
+        "examples/cert-manager",
+        with(RENDERS.get("examples/cert-manager"), RENDERS.get("overlays/gpu")));
+    checks.check(
+        "examples/secrets",
+        with(RENDERS.get("examples/secrets"), RENDERS.get("overlays/gpu + options")));
     assertEquals(
         1,
         Manifests.ofKind(RENDERS.get("examples/prometheus-operator"), "PodMonitor").size(),
@@ -150,6 +173,124 @@ class KubernetesManifestsTest {
           w.container().path("volumeMounts").toString().contains("/etc/pdserve/auth"),
           w.label() + " mounts the Secrets");
     }
+  }
+
+  @Test
+  void gpuOverlayTurnsTlsOnAndMountsTheCertificateSecret() {
+    List<JsonNode> gpu = RENDERS.get("overlays/gpu");
+    String secret = "pdserve-node-tls";
+    for (Workload w : Workload.all(gpu)) {
+      List<String> problems = new ArrayList<>();
+      Map<String, String> env = w.environment(w.podName(0), "10.0.0.7", problems);
+      assertEquals(List.of(), problems);
+      assertEquals("true", env.get("PDSERVE_TLS_ENABLED"), w.label() + ": mutual TLS on");
+      assertEquals("true", env.get("PDSERVE_ROUTER_TLS_ENABLED"), w.label() + ": public TLS on");
+      // The three files are in a volume of the Secret, mounted where the settings point.
+      JsonNode volume = null;
+      for (JsonNode v : w.podSpec().path("volumes")) {
+        if (secret.equals(v.path("secret").path("secretName").asText())) {
+          volume = v;
+        }
+      }
+      assertTrue(volume != null, w.label() + " has no volume of Secret " + secret);
+      String mountPath = null;
+      for (JsonNode m : w.container().path("volumeMounts")) {
+        if (m.path("name").asText().equals(volume.path("name").asText())) {
+          mountPath = m.path("mountPath").asText();
+          assertTrue(m.path("readOnly").asBoolean(false), w.label() + " mounts it read-only");
+        }
+      }
+      assertTrue(mountPath != null, w.label() + " does not mount " + volume.path("name"));
+      List<String> items = new ArrayList<>();
+      volume.path("secret").path("items").forEach(i -> items.add(i.path("path").asText()));
+      for (String[] file :
+          List.of(
+              new String[] {"PDSERVE_TLS_CERT", "tls.crt"},
+              new String[] {"PDSERVE_TLS_KEY", "tls.key"},
+              new String[] {"PDSERVE_TLS_CA", "ca.crt"})) {
+        assertEquals(mountPath + "/" + file[1], env.get(file[0]), w.label() + " " + file[0]);
+        assertTrue(items.contains(file[1]), w.label() + " takes " + file[1] + " from " + secret);
+      }
+      // Probes go to the plaintext health port (a kubelet cannot speak TLS).
+      String health = env.get("PDSERVE_GRPC_HEALTH_PORT");
+      assertTrue(health != null, w.label() + " has no plaintext health port");
+      for (String probe : List.of("startupProbe", "readinessProbe", "livenessProbe")) {
+        assertEquals(
+            health,
+            w.container().path(probe).path("grpc").path("port").asText(),
+            w.label() + " " + probe + " asks the health port");
+      }
+    }
+    // The dev overlay stays plaintext (DevOverlayClusterTest runs it as processes).
+    for (Workload w : Workload.all(RENDERS.get("overlays/dev"))) {
+      assertTrue(
+          !w.container().path("env").toString().contains("PDSERVE_TLS_ENABLED"),
+          w.label() + " in dev has TLS settings");
+    }
+    // What writes that Secret: cert-manager's Certificate, or examples/secrets' generator.
+    JsonNode cert =
+        Manifests.find(RENDERS.get("examples/cert-manager"), "Certificate", "pdserve-node");
+    assertEquals(secret, cert.path("spec").path("secretName").asText());
+    JsonNode generated = Manifests.find(RENDERS.get("examples/secrets"), "Secret", secret);
+    assertTrue(generated != null, "examples/secrets makes no " + secret);
+    for (String key : List.of("tls.crt", "tls.key", "ca.crt")) {
+      assertTrue(generated.path("data").has(key), secret + " lacks " + key);
+    }
+    for (String s : List.of("pdserve-api-keys", "pdserve-cluster-token")) {
+      assertTrue(
+          Manifests.find(RENDERS.get("examples/secrets"), "Secret", s) != null,
+          "examples/secrets makes no " + s + " (components/api-keys mounts it)");
+    }
+  }
+
+  @Test
+  void theTlsChecksCatchProbesOnTheTlsPortAndAOneSidedCertificate() {
+    List<JsonNode> gpu = RENDERS.get("overlays/gpu");
+    assertEquals(List.of(), problems(gpu), "the gpu overlay as rendered is clean");
+    expectProblem(
+        gpu,
+        "StatefulSet",
+        "pdserve-decode",
+        "which a kubelet probe cannot speak",
+        o -> ((ObjectNode) container(o).path("readinessProbe").path("grpc")).put("port", 50051));
+    expectProblem(
+        gpu,
+        "Deployment",
+        "pdserve-router",
+        "Kubernetes gRPC probes cannot speak TLS",
+        o -> {
+          ArrayNode env = (ArrayNode) container(o).path("env");
+          for (int i = env.size() - 1; i >= 0; i--) {
+            if (env.get(i).path("name").asText().equals("PDSERVE_GRPC_HEALTH_PORT")) {
+              env.remove(i);
+            }
+          }
+        });
+    List<JsonNode> withCertManager =
+        with(RENDERS.get("examples/cert-manager"), RENDERS.get("overlays/gpu"));
+    expectProblem(
+        withCertManager,
+        "Certificate",
+        "pdserve-node",
+        "lack client auth",
+        o -> {
+          ArrayNode usages = ((ObjectNode) o.path("spec")).putArray("usages");
+          usages.add("server auth").add("digital signature");
+        });
+    expectProblem(
+        withCertManager,
+        "Certificate",
+        "pdserve-node",
+        "which the render lacks",
+        o -> ((ObjectNode) o.path("spec").path("issuerRef")).put("name", "pdserve-cluster-ca"));
+    List<JsonNode> withSecrets =
+        with(RENDERS.get("examples/secrets"), RENDERS.get("overlays/gpu + options"));
+    expectProblem(
+        withSecrets,
+        "Secret",
+        "pdserve-node-tls",
+        "which has only",
+        o -> ((ObjectNode) o.path("data")).remove("ca.crt"));
   }
 
   @Test

@@ -61,6 +61,8 @@ final class ManifestChecks {
     budgets(render);
     monitors(render);
     networkPolicies(render);
+    secrets(render);
+    certificates(render);
     for (int i = before; i < problems.size(); i++) {
       problems.set(i, name + ": " + problems.get(i));
     }
@@ -80,6 +82,9 @@ final class ManifestChecks {
       } else if (apiVersion.equals("keda.sh/v1alpha1")
           && o.path("kind").asText().equals("ScaledObject")) {
         scaledObjectSchema(o);
+      } else if (apiVersion.equals("cert-manager.io/v1")
+          && Set.of("Issuer", "Certificate").contains(o.path("kind").asText())) {
+        certManagerSchema(o, render);
       } else {
         problems.add(
             o.path("kind").asText() + " " + apiVersion + ": no schema to check it against");
@@ -159,6 +164,91 @@ final class ManifestChecks {
               });
     }
   }
+
+  /** cert-manager's Issuer and Certificate (custom resources): the fields their CRDs define. */
+  private void certManagerSchema(JsonNode o, List<JsonNode> render) {
+    String kind = o.path("kind").asText();
+    String name = kind + "/" + o.path("metadata").path("name").asText();
+    JsonNode spec = o.path("spec");
+    if (kind.equals("Issuer")) {
+      onlyFields(name + " spec", spec, Set.of("selfSigned", "ca", "acme", "vault", "venafi"));
+      if (spec.size() != 1) {
+        problems.add(name + ": an Issuer has exactly one type (selfSigned, ca, acme, ...)");
+      }
+      onlyFields(name + " ca", spec.path("ca"), Set.of("secretName", "crlDistributionPoints"));
+      return;
+    }
+    onlyFields(
+        name + " spec",
+        spec,
+        Set.of(
+            "secretName",
+            "secretTemplate",
+            "commonName",
+            "dnsNames",
+            "ipAddresses",
+            "uris",
+            "emailAddresses",
+            "subject",
+            "duration",
+            "renewBefore",
+            "usages",
+            "isCA",
+            "privateKey",
+            "issuerRef",
+            "keystores",
+            "revisionHistoryLimit",
+            "additionalOutputFormats",
+            "literalSubject",
+            "nameConstraints",
+            "otherNames",
+            "encodeUsagesInRequest",
+            "signatureAlgorithm"));
+    onlyFields(
+        name + " privateKey",
+        spec.path("privateKey"),
+        Set.of("algorithm", "size", "encoding", "rotationPolicy"));
+    onlyFields(name + " issuerRef", spec.path("issuerRef"), Set.of("name", "kind", "group"));
+    if (spec.path("secretName").asText("").isEmpty()) {
+      problems.add(name + ": secretName is required");
+    }
+    String issuer = spec.path("issuerRef").path("name").asText("");
+    if (spec.path("issuerRef").path("kind").asText("Issuer").equals("Issuer")
+        && Manifests.find(render, "Issuer", issuer) == null) {
+      problems.add(name + ": issuerRef names Issuer " + issuer + ", which the render lacks");
+    }
+    for (JsonNode u : spec.path("usages")) {
+      if (!CERT_MANAGER_USAGES.contains(u.asText())) {
+        problems.add(name + ": unknown usage " + u.asText());
+      }
+    }
+  }
+
+  private static final Set<String> CERT_MANAGER_USAGES =
+      Set.of(
+          "signing",
+          "digital signature",
+          "content commitment",
+          "key encipherment",
+          "key agreement",
+          "data encipherment",
+          "cert sign",
+          "crl sign",
+          "encipher only",
+          "decipher only",
+          "any",
+          "server auth",
+          "client auth",
+          "code signing",
+          "email protection",
+          "s/mime",
+          "ipsec end system",
+          "ipsec tunnel",
+          "ipsec user",
+          "timestamping",
+          "ocsp signing",
+          "microsoft sgc",
+          "netscape sgc");
 
   /** The Prometheus Operator's PodMonitor (a custom resource): the fields its CRD defines. */
   private void podMonitorSchema(JsonNode o) {
@@ -396,6 +486,33 @@ final class ManifestChecks {
       }
       e.put(dirVar, scratch.toString());
     }
+    // TLS files must be on a mounted volume; a scratch file stands in (the loader wants it
+    // readable).
+    for (String key :
+        List.of(
+            "pdserve.tls.cert",
+            "pdserve.tls.key",
+            "pdserve.tls.ca",
+            "pdserve.router.tls.cert",
+            "pdserve.router.tls.key",
+            "pdserve.router.tls.client-ca")) {
+      String var = NodeConfigLoader.environmentVariable(key);
+      String file = e.get(var);
+      if (file == null || file.isBlank()) {
+        continue;
+      }
+      boolean mounted = false;
+      for (JsonNode m : w.container().path("volumeMounts")) {
+        String path = m.path("mountPath").asText();
+        if (file.startsWith(path.endsWith("/") ? path : path + "/")) {
+          mounted = true;
+        }
+      }
+      if (!mounted) {
+        problems.add(w.label() + ": " + var + "=" + file + " is on no mounted volume");
+      }
+      e.put(var, scratchFile("tls-stand-in.pem").toString());
+    }
     try {
       NodeConfig config =
           NodeConfigLoader.load(Optional.empty(), e, Map.of(NodeConfigLoader.ROLE, role.name()));
@@ -409,6 +526,18 @@ final class ManifestChecks {
     }
   }
 
+  private Path scratchFile(String name) {
+    Path f = scratch.resolve(name);
+    try {
+      if (!Files.exists(f)) {
+        Files.writeString(f, "");
+      }
+    } catch (IOException ex) {
+      throw new UncheckedIOException(ex);
+    }
+    return f;
+  }
+
   private void ports(Workload w, NodeRole role, NodeConfig config) {
     Map<String, Integer> ports = w.ports();
     expectPort(w, ports, "grpc", config.network().grpcPort());
@@ -420,6 +549,7 @@ final class ManifestChecks {
     if (role == NodeRole.ROUTER) {
       expectPort(w, ports, "http", config.network().httpPort());
     }
+    config.network().grpcHealthPort().ifPresent(p -> expectPort(w, ports, "health", p));
   }
 
   private void expectPort(Workload w, Map<String, Integer> ports, String name, int served) {
@@ -444,23 +574,42 @@ final class ManifestChecks {
     }
   }
 
+  /**
+   * Probes ask grpc.health.v1 for the node's service names on the port that answers a kubelet: the
+   * gRPC port, or the plaintext health port when there is one. A kubelet's gRPC probe speaks
+   * plaintext and presents no certificate, so with TLS on the gRPC port (mutual TLS between nodes,
+   * or the router's public TLS) it never gets an answer: the pod would never become ready.
+   */
   private void probes(Workload w, NodeRole role, NodeConfig config) {
     JsonNode c = w.container();
+    boolean tlsOnGrpcPort =
+        config.tls().cluster().enabled()
+            || (role == NodeRole.ROUTER && config.tls().publicApi().enabled());
+    int probePort = config.network().grpcHealthPort().orElse(config.network().grpcPort());
+    if (tlsOnGrpcPort && config.network().grpcHealthPort().isEmpty()) {
+      problems.add(
+          w.label()
+              + ": TLS is on its gRPC port and Kubernetes gRPC probes cannot speak TLS; set"
+              + " PDSERVE_GRPC_HEALTH_PORT (a plaintext health-only port) and probe that");
+    }
     for (String probe : List.of("startupProbe", "readinessProbe", "livenessProbe")) {
       JsonNode grpc = c.path(probe).path("grpc");
       if (grpc.isMissingNode()) {
         problems.add(w.label() + ": " + probe + " must be a gRPC health probe");
         continue;
       }
-      if (grpc.path("port").asInt() != config.network().grpcPort()) {
+      if (grpc.path("port").asInt() != probePort) {
         problems.add(
             w.label()
                 + ": "
                 + probe
                 + " asks port "
                 + grpc.path("port")
-                + ", the gRPC health port is "
-                + config.network().grpcPort());
+                + ", the port answering gRPC health probes is "
+                + probePort
+                + (tlsOnGrpcPort && grpc.path("port").asInt() == config.network().grpcPort()
+                    ? " (the gRPC port has TLS on, which a kubelet probe cannot speak)"
+                    : ""));
       }
       String service = grpc.path("service").asText("");
       String expected = probe.equals("livenessProbe") ? "" : HealthNames.readiness(role);
@@ -621,6 +770,98 @@ final class ManifestChecks {
               + ": all three must agree");
     }
   }
+
+  // ---- secrets and certificates ----
+
+  /**
+   * Every Secret a pod mounts that the render holds (Secrets are usually created apart from the
+   * overlays) has the keys the pod's volume takes from it.
+   */
+  void secrets(List<JsonNode> render) {
+    for (Workload w : Workload.all(render)) {
+      for (JsonNode v : w.podSpec().path("volumes")) {
+        List<JsonNode> sources = new ArrayList<>();
+        if (v.has("secret")) {
+          sources.add(v.path("secret"));
+        }
+        v.path("projected").path("sources").forEach(src -> sources.add(src.path("secret")));
+        for (JsonNode src : sources) {
+          String secret = src.has("secretName") ? src.path("secretName").asText() : null;
+          if (secret == null) {
+            secret = src.path("name").asText(null);
+          }
+          if (secret == null) {
+            continue;
+          }
+          JsonNode obj = Manifests.find(render, "Secret", secret);
+          if (obj == null) {
+            continue;
+          }
+          for (JsonNode item : src.path("items")) {
+            String key = item.path("key").asText();
+            if (!obj.path("data").has(key) && !obj.path("stringData").has(key)) {
+              problems.add(
+                  w.label()
+                      + ": volume "
+                      + v.path("name").asText()
+                      + " takes key "
+                      + key
+                      + " of Secret/"
+                      + secret
+                      + ", which has only "
+                      + keys(obj));
+            }
+          }
+        }
+      }
+    }
+  }
+
+  private static List<String> keys(JsonNode secret) {
+    List<String> k = new ArrayList<>();
+    secret.path("data").fieldNames().forEachRemaining(k::add);
+    secret.path("stringData").fieldNames().forEachRemaining(k::add);
+    return k;
+  }
+
+  /**
+   * A cert-manager Certificate that writes a Secret pods mount for mutual TLS must allow both
+   * server and client authentication (every node is both), and must not be a CA certificate.
+   */
+  void certificates(List<JsonNode> render) {
+    for (JsonNode c : Manifests.ofKind(render, "Certificate")) {
+      String name = "Certificate/" + c.path("metadata").path("name").asText();
+      JsonNode spec = c.path("spec");
+      String secret = spec.path("secretName").asText();
+      boolean mounted =
+          Workload.all(render).stream()
+              .anyMatch(w -> w.podSpec().path("volumes").toString().contains("\"" + secret + "\""));
+      boolean nodeCertificate = mounted || secret.equals(NODE_TLS_SECRET);
+      if (!nodeCertificate) {
+        continue;
+      }
+      List<String> usages = new ArrayList<>();
+      spec.path("usages").forEach(u -> usages.add(u.asText()));
+      for (String needed : List.of("server auth", "client auth")) {
+        if (!usages.contains(needed)) {
+          problems.add(
+              name
+                  + ": writes "
+                  + secret
+                  + ", which the nodes present for mutual TLS, but its usages "
+                  + usages
+                  + " lack "
+                  + needed);
+        }
+      }
+      if (spec.path("isCA").asBoolean(false)) {
+        problems.add(name + ": the node certificate must not be a CA");
+      }
+    }
+  }
+
+  /** The Secret {@code components/tls} mounts: tls.crt, tls.key and ca.crt. */
+  static final String NODE_TLS_SECRET = "pdserve-node-tls";
 
   // ---- services and budgets ----
 

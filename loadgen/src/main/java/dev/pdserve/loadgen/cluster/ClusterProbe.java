@@ -4,6 +4,7 @@ import dev.pdserve.internal.v1.AdminServiceGrpc;
 import dev.pdserve.internal.v1.ListNodesRequest;
 import dev.pdserve.internal.v1.NodeStatus;
 import dev.pdserve.loadgen.ApiKey;
+import dev.pdserve.loadgen.ClientTls;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
@@ -28,11 +29,7 @@ public final class ClusterProbe implements AutoCloseable {
   private final String adminAddress;
   private final ManagedChannel channel;
   private final ApiKey apiKey;
-  private final HttpClient http =
-      HttpClient.newBuilder()
-          .version(HttpClient.Version.HTTP_1_1)
-          .connectTimeout(Duration.ofSeconds(5))
-          .build();
+  private final HttpClient http;
 
   public ClusterProbe(String adminAddress) {
     this(adminAddress, ApiKey.NONE);
@@ -40,13 +37,23 @@ public final class ClusterProbe implements AutoCloseable {
 
   /** As above, the admin calls and metrics reads presenting {@code apiKey}. */
   public ClusterProbe(String adminAddress, ApiKey apiKey) {
+    this(adminAddress, apiKey, ClientTls.PLAINTEXT);
+  }
+
+  /** As above, the admin channel (and {@code https://} metrics URLs) over {@code tls}. */
+  public ClusterProbe(String adminAddress, ApiKey apiKey, ClientTls tls) {
     this.adminAddress = adminAddress;
     this.apiKey = apiKey;
     this.channel =
-        NettyChannelBuilder.forTarget(adminAddress)
-            .usePlaintext()
+        NettyChannelBuilder.forTarget(adminAddress, tls.grpc())
             .intercept(apiKey.interceptor())
             .build();
+    HttpClient.Builder client =
+        HttpClient.newBuilder()
+            .version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(5));
+    tls.https().ifPresent(client::sslContext);
+    this.http = client.build();
   }
 
   public String adminAddress() {

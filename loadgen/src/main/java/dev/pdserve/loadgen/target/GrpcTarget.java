@@ -14,6 +14,7 @@ import dev.pdserve.api.v1.ModelCard;
 import dev.pdserve.api.v1.SamplingParams;
 import dev.pdserve.api.v1.TokenIds;
 import dev.pdserve.loadgen.ApiKey;
+import dev.pdserve.loadgen.ClientTls;
 import dev.pdserve.loadgen.dataset.BenchImage;
 import dev.pdserve.loadgen.dataset.BenchRequest;
 import io.grpc.ManagedChannel;
@@ -39,11 +40,15 @@ public final class GrpcTarget implements Target {
 
   /** As above, every call presenting {@code apiKey}. */
   public GrpcTarget(String address, ApiKey apiKey) {
+    this(address, apiKey, ClientTls.PLAINTEXT);
+  }
+
+  /** As above, over {@code tls} (its gRPC credentials). */
+  public GrpcTarget(String address, ApiKey apiKey, ClientTls tls) {
     this.address = address;
     // Callbacks only record a time and update counters: no need for an extra executor hop.
     this.channel =
-        NettyChannelBuilder.forTarget(address)
-            .usePlaintext()
+        NettyChannelBuilder.forTarget(address, tls.grpc())
             .directExecutor()
             .maxInboundMessageSize(16 << 20)
             .intercept(apiKey.interceptor())

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.pdserve.loadgen.ApiKey;
+import dev.pdserve.loadgen.ClientTls;
 import dev.pdserve.loadgen.dataset.BenchImage;
 import dev.pdserve.loadgen.dataset.BenchRequest;
 import dev.pdserve.loadgen.dataset.TokenSpace;
@@ -50,6 +51,12 @@ public final class OpenAiHttpTarget implements Target {
 
   /** As above, every request presenting {@code apiKey} ({@code Authorization: Bearer KEY}). */
   public OpenAiHttpTarget(String baseUrl, String endpoint, int worker, ApiKey apiKey) {
+    this(baseUrl, endpoint, worker, apiKey, ClientTls.PLAINTEXT);
+  }
+
+  /** As above; an {@code https://} base URL is reached with {@code tls}'s context. */
+  public OpenAiHttpTarget(
+      String baseUrl, String endpoint, int worker, ApiKey apiKey, ClientTls tls) {
     this.apiKey = apiKey;
     String b = baseUrl.endsWith("/") ? baseUrl.substring(0, baseUrl.length() - 1) : baseUrl;
     if (b.endsWith("/v1")) {
@@ -78,12 +85,13 @@ public final class OpenAiHttpTarget implements Target {
               t.setDaemon(true);
               return t;
             });
-    this.http =
+    HttpClient.Builder client =
         HttpClient.newBuilder()
             .version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(10))
-            .executor(executor)
-            .build();
+            .executor(executor);
+    tls.https().ifPresent(client::sslContext);
+    this.http = client.build();
   }
 
   @Override
