@@ -75,6 +75,12 @@ final class ModelEvalCommand implements Callable<Integer> {
     } catch (IllegalArgumentException e) {
       throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
     }
+    if (model.lowBitDummyWeights) {
+      throw new CommandLine.ParameterException(
+          spec.commandLine(),
+          "--low-bit-dummy-weights: model eval compares against the fp32 model of the same"
+              + " weights, and low-bit dummy weights have none");
+    }
     WeightQuantization q = model.numerics().weights();
     OrtRuntime rt = OrtRuntime.shared(new OrtRuntime.RuntimeOptions(threads, false, true));
     QuantizationEval.Report r;

@@ -82,7 +82,13 @@ public final class LoadedModel implements AutoCloseable {
             : ModelConfigJson.read(spec.configFile());
     Tokenizer tok = byteTokenizer(cfg);
     return new LoadedModel(
-        spec, withImageTokens(cfg, tok), new DummyWeights(cfg, spec.weightSeed()), tok, () -> {});
+        spec,
+        withImageTokens(cfg, tok),
+        spec.lowBitWeights()
+            ? DummyWeights.lowBit(cfg, spec.weightSeed())
+            : new DummyWeights(cfg, spec.weightSeed()),
+        tok,
+        () -> {});
   }
 
   /** A vision model's image token ids, those config.json does not give taken from the tokenizer. */

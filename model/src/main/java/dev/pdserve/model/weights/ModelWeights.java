@@ -46,6 +46,11 @@ public final class ModelWeights implements AutoCloseable {
     this.runtime = runtime;
     this.expected = WeightNames.expected(cfg);
     this.quantization = quantization;
+    if (source instanceof DummyWeights d && d.isLowBit() && !quantization.isQuantized()) {
+      throw new IllegalArgumentException(
+          "low-bit dummy weights need a quantized mode (--quantization int8, int4 or int2-mixed):"
+              + " with none every weight would be fp32");
+    }
   }
 
   /** How the linear weights are stored and computed (every graph built over these must agree). */
@@ -106,6 +111,17 @@ public final class ModelWeights implements AutoCloseable {
    * #sourceTensor}).
    */
   public QuantizedMatrix quantize(String base, QuantFormat f) {
+    if (source instanceof DummyWeights d && d.isLowBit()) {
+      if (closed) {
+        throw new IllegalStateException("weights are closed");
+      }
+      QuantizedMatrix m = d.quantized(base, f);
+      long[] want = expected.get(base);
+      if (want == null || want[0] != m.n() || want[1] != m.k()) {
+        throw new IllegalArgumentException("unexpected weight " + base + " for " + cfg.name());
+      }
+      return m;
+    }
     FloatTensor t = sourceTensor(base);
     long[] shape = t.shape();
     if (shape.length != 2) {
