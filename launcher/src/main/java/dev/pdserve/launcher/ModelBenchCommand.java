@@ -10,9 +10,12 @@ import dev.pdserve.model.engine.LocalExperts;
 import dev.pdserve.model.engine.ModelRunner;
 import dev.pdserve.model.engine.Numerics;
 import dev.pdserve.model.engine.SequenceStep;
+import dev.pdserve.model.memory.MemoryPlan;
 import dev.pdserve.model.memory.ProcessMemory;
+import dev.pdserve.model.memory.WeightPrecision;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.WeightComponent;
 import dev.pdserve.model.quant.WeightQuantization;
 import dev.pdserve.model.sampling.Sampler;
 import dev.pdserve.model.weights.ModelWeights;
@@ -89,6 +92,15 @@ final class ModelBenchCommand implements Callable<Integer> {
               + " machine's load weighs on each alike), e.g. none,int8,int4,int4:32,int2-mixed;"
               + " replaces --quantization. Ratios are against the first.")
   List<String> compare;
+
+  @Option(
+      names = "--bandwidth-floor",
+      description =
+          "Also measure memory bandwidth (a copy benchmark in this run) and report each mode's"
+              + " batch-1 decode step against its floor: weight bytes one token reads (dense"
+              + " parts, the LM head, one embedding row, top-k text experts per MoE layer) ÷"
+              + " bandwidth.")
+  boolean bandwidthFloor;
 
   /** One weight mode under test, loaded. */
   private record Variant(
@@ -196,12 +208,103 @@ final class ModelBenchCommand implements Callable<Integer> {
     }
     long peak = ProcessMemory.peakResidentBytes().orElse(-1);
     out.printf("peak resident %s%n", mib(peak));
+    if (bandwidthFloor) {
+      floor(report, out);
+    }
     report.put("peak_resident_bytes", peak);
     if (json != null) {
       Files.writeString(json, report.toPrettyString());
     }
     out.flush();
     return 0;
+  }
+
+  /**
+   * The bandwidth-floor section: copy bandwidth now, and per mode the bytes a batch-1 decode token
+   * reads, their floor time and the measured step's ratio to it.
+   */
+  private void floor(ObjectNode report, PrintWriter out) {
+    double gbps = copyBandwidth();
+    ObjectNode f = report.putObject("bandwidth_floor");
+    f.put("copy_gb_per_s", Math.round(gbps * 100) / 100.0);
+    out.printf("copy bandwidth %.2f GB/s (read + write of a 1 GiB buffer, best of 5)%n", gbps);
+    ModelConfig cfg;
+    try (LoadedModel m = LoadedModel.load(model.spec())) {
+      cfg = m.config();
+    }
+    ArrayNode rows = f.putArray("modes");
+    for (Numerics n : modes()) {
+      long bytes = bytesPerToken(cfg, n.weights());
+      double floorMs = bytes / (gbps * 1e9) * 1e3;
+      double stepMs = Double.NaN;
+      for (var r : report.get("results")) {
+        if (r.get("batch").asInt() == 1
+            && r.get("weights").asText().equals(n.weights().describe())) {
+          stepMs = r.get("decode_step_ms").asDouble();
+        }
+      }
+      out.printf(
+          "%-20s reads %s per token: floor %.2f ms, batch-1 decode step %.2f ms = %.2fx the floor%n",
+          n.weights().describe(), mib(bytes), floorMs, stepMs, stepMs / floorMs);
+      ObjectNode o = rows.addObject();
+      o.put("weights", n.weights().describe());
+      o.put("bytes_per_token", bytes);
+      o.put("floor_ms", Math.round(floorMs * 1000) / 1000.0);
+      o.put("decode_step_ms", stepMs);
+      o.put("ratio", Math.round(100 * stepMs / floorMs) / 100.0);
+    }
+  }
+
+  /**
+   * Weight bytes one text token's decode step reads: attention, dense and shared MLPs, gates and
+   * norms, the LM head, one embedding row, and top-k text experts in every MoE layer (what a token
+   * reads at least; KV reads are left out, small at short contexts).
+   */
+  static long bytesPerToken(ModelConfig cfg, WeightQuantization q) {
+    MemoryPlan plan =
+        MemoryPlan.of(
+            cfg,
+            WeightPrecision.of(cfg, q),
+            dev.pdserve.model.config.KvDtype.FP32,
+            MemoryPlan.Settings.DEFAULTS);
+    long bytes =
+        plan.bytes(MemoryPlan.Component.ATTENTION)
+            + plan.bytes(MemoryPlan.Component.DENSE_MLP)
+            + plan.bytes(MemoryPlan.Component.SHARED_EXPERTS)
+            + plan.bytes(MemoryPlan.Component.GATES_AND_NORMS)
+            + plan.bytes(MemoryPlan.Component.LM_HEAD)
+            + 4L * cfg.hidden();
+    long h = cfg.hidden();
+    long inter = cfg.expertGroups().get(0).intermediate();
+    for (int l = 0; l < cfg.numLayers(); l++) {
+      if (cfg.layerKind(l) == dev.pdserve.model.config.LayerKind.MOE) {
+        long one =
+            2 * q.bytes(cfg, l, WeightComponent.ROUTED_EXPERTS, h, inter)
+                + q.bytes(cfg, l, WeightComponent.ROUTED_EXPERTS, inter, h);
+        bytes += cfg.topK() * one;
+      }
+    }
+    return bytes;
+  }
+
+  /** GB/s of a buffer-to-buffer copy of 1 GiB (bytes read + bytes written), best of 5. */
+  private static double copyBandwidth() {
+    int size = 1 << 30;
+    java.nio.ByteBuffer a = java.nio.ByteBuffer.allocateDirect(size);
+    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocateDirect(size);
+    for (int i = 0; i < size; i += 4096) {
+      a.put(i, (byte) i);
+      b.put(i, (byte) 0);
+    }
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+      b.clear();
+      long t0 = System.nanoTime();
+      b.put(a.duplicate().clear());
+      long t1 = System.nanoTime();
+      best = Math.max(best, 2.0 * size / ((t1 - t0) / 1e9) / 1e9);
+    }
+    return best;
   }
 
   /** The weight modes to measure: {@code --compare}, or the one {@code --quantization} names. */
