@@ -20,6 +20,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -106,6 +107,14 @@ final class ContinuousBatch implements AutoCloseable {
     loop.start();
   }
 
+  /**
+   * Completes with the cause when the decode loop died (a step threw an Error); its actions run on
+   * the dead loop's thread, which touches no sequence any more.
+   */
+  CompletionStage<Throwable> loopDied() {
+    return loop.died();
+  }
+
   /** Tells the loop to look at its batch now (a cancel, a lease that ran out). */
   void wake() {
     loop.wake();
@@ -163,18 +172,21 @@ final class ContinuousBatch implements AutoCloseable {
     String requestId = s.join.requestId();
     Throwable cause =
         err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
+    ServingException loopDead = reservations.loopDeadError(requestId);
     ServingException failure =
-        s.kvLate
-            ? ServingException.deadline(
-                "KV for request "
-                    + requestId
-                    + " did not arrive within "
-                    + options.transferTimeout())
-            : s.cancelled
-                ? ServingException.cancelled("request " + requestId + " was cancelled")
-                : ServingException.unavailable(
-                    "KV transfer for request " + requestId + " failed: " + cause.getMessage(),
-                    cause);
+        loopDead != null
+            ? loopDead // freeing it cancelled its transfer
+            : s.kvLate
+                ? ServingException.deadline(
+                    "KV for request "
+                        + requestId
+                        + " did not arrive within "
+                        + options.transferTimeout())
+                : s.cancelled
+                    ? ServingException.cancelled("request " + requestId + " was cancelled")
+                    : ServingException.unavailable(
+                        "KV transfer for request " + requestId + " failed: " + cause.getMessage(),
+                        cause);
     reservations.free(s);
     try (CloseableThreadContext.Instance ctx = LogContext.request(nodeId, requestId)) {
       LOG.debug("request {} fails before decoding: {}", requestId, failure.toString());

@@ -12,6 +12,8 @@ import java.time.Duration;
 import java.util.Collection;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -35,6 +37,11 @@ import org.apache.logging.log4j.Logger;
  * prompt's KV into the reservation itself (conditional disaggregation, for short prompts) and
  * samples its first token, with no KV transfer.
  *
+ * <p>If the decode loop dies (a step threw an Error, such as an OutOfMemoryError for direct
+ * memory), every reservation is freed and every stream fails with UNAVAILABLE saying so and that
+ * continuing elsewhere is safe; new reservations and joins are refused the same way, and {@link
+ * #loopDied()} tells the node (which stops advertising itself).
+ *
  * <p>The parts: the {@link ReservationTable} (the ledger and its sweep), the {@link
  * ContinuousBatch} (the decode loop), the {@link SequenceMigrator} (drain) and the {@link
  * TokenEmitter} (sink calls off the loop). Measured through {@link DecodeMetrics}. Its threads log
@@ -52,6 +59,7 @@ public final class DecodeEngine implements AutoCloseable {
   private final SequenceMigrator migrator;
   private final ScheduledExecutorService sweeper;
   private final long leaseMillis;
+  private final CompletableFuture<String> loopDied = new CompletableFuture<>();
 
   /**
    * Starts an engine (its decode loop, token emitter and reservation sweeper threads) over {@code
@@ -68,6 +76,7 @@ public final class DecodeEngine implements AutoCloseable {
     this.emitter = new TokenEmitter(nodeId);
     this.batch = new ContinuousBatch(resources, options, metrics, reservations, emitter);
     this.migrator = new SequenceMigrator(batch, reservations, emitter, ticker);
+    batch.loopDied().thenAccept(this::loopDied);
     batch.start();
     this.sweeper =
         Executors.newSingleThreadScheduledExecutor(
@@ -210,6 +219,39 @@ public final class DecodeEngine implements AutoCloseable {
         batch.maxBatchSeen(),
         batch.meanBatch(),
         batch.lastStepMillis());
+  }
+
+  /**
+   * The decode loop died (on its thread, which touches no sequence now): every reservation —
+   * reserved, waiting for its KV, or decoding — is freed and its stream fails with UNAVAILABLE
+   * saying so; new reservations and joins are refused the same way.
+   */
+  private void loopDied(Throwable cause) {
+    String why =
+        (nodeId == null ? "this decode node" : "decode node " + nodeId)
+            + "'s step loop died ("
+            + cause.getClass().getSimpleName()
+            + (cause.getMessage() == null ? "" : ": " + cause.getMessage())
+            + ")";
+    reservations.loopDied(why);
+    List<DecodeSequence> freed = reservations.freeAll();
+    for (DecodeSequence s : freed) {
+      emitter.error(s, reservations.loopDeadError(s.requestId()));
+    }
+    LOG.warn(
+        "{}: {} reservations it held freed, their streams failed; new requests are refused",
+        why,
+        freed.size());
+    loopDied.complete(why);
+  }
+
+  /**
+   * Completes, with what happened, when the engine's decode loop died and the engine stopped (its
+   * requests failed, their KV freed, new ones refused); never completes while the loop runs. Its
+   * actions run on the dead loop's thread.
+   */
+  public CompletionStage<String> loopDied() {
+    return loopDied.minimalCompletionStage();
   }
 
   /**

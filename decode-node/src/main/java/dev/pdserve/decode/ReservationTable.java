@@ -56,6 +56,9 @@ final class ReservationTable {
 
   private volatile boolean closed;
 
+  /** Why the decode loop died (what reserves and joins are refused with), or null. */
+  private volatile String loopDeath;
+
   ReservationTable(
       KvBlockPool pool, KvIntake intake, DecodeOptions options, Ticker ticker, String nodeId) {
     this.pool = pool;
@@ -73,6 +76,9 @@ final class ReservationTable {
    *     sizes, RESOURCE_EXHAUSTED when the pool has not enough free blocks
    */
   Reservation reserve(String requestId, int promptTokens, int maxTokens) {
+    if (loopDeath != null) {
+      throw ServingException.unavailable(loopDeath + "; choose another decode node");
+    }
     if (closed) {
       throw ServingException.unavailable("decode node is shutting down");
     }
@@ -155,6 +161,14 @@ final class ReservationTable {
    *     the request joined before
    */
   DecodeSequence join(JoinRequest req, int[] generatedIds, TokenSink sink) {
+    if (loopDeath != null) {
+      throw ServingException.unavailable(
+          loopDeath
+              + "; request "
+              + req.requestId()
+              + " cannot decode here (its reservation was freed); continuing it on another"
+              + " decode node is safe");
+    }
     DecodeSequence s = byTransfer.get(req.transferId());
     if (s == null) {
       throw ServingException.notFound(
@@ -321,6 +335,28 @@ final class ReservationTable {
   /** Refuses every reservation from now on ("decode node is shutting down"). */
   void close() {
     closed = true;
+  }
+
+  /**
+   * The decode loop died: every reservation and join is refused from now on with UNAVAILABLE
+   * starting with {@code why}.
+   */
+  void loopDied(String why) {
+    loopDeath = why;
+    accepting = false;
+  }
+
+  /** What a request this node held fails with once the decode loop died; null while it runs. */
+  ServingException loopDeadError(String requestId) {
+    String why = loopDeath;
+    return why == null
+        ? null
+        : ServingException.unavailable(
+            why
+                + "; nothing of request "
+                + requestId
+                + " runs here any more, so continuing or retrying it on another decode node is"
+                + " safe; this node must be restarted");
   }
 
   /** Frees every reservation held; returns them. */

@@ -10,9 +10,12 @@ import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.engine.Emission;
+import dev.pdserve.model.engine.FailingExperts;
 import dev.pdserve.model.sampling.SamplingParams;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -180,6 +183,72 @@ class DecodeEngineTest {
     assertEquals("KV for request late did not arrive within " + TRANSFER_TIMEOUT, t.getMessage());
     assertEquals(0, engine.reservedBlocks(), "its blocks are freed");
     assertEquals(0, sink.tokenCount(), "no token expected");
+  }
+
+  @Test
+  void whenTheLoopDiesOfAnErrorEveryRequestItHeldFailsWithUnavailableAndItsKvIsFreed()
+      throws Exception {
+    FailingExperts failing = new FailingExperts(model.reference.experts());
+    try (TestDecodeNode dying =
+        new TestDecodeNode(
+            "decode-dying",
+            allocator,
+            model,
+            failing,
+            new DecodeOptions(8, TRANSFER_TIMEOUT, TTL, LEASE))) {
+      DecodeEngine e = dying.engine;
+      int[] prompt = model.prompt("decoding when the loop dies");
+      RecordingSink decoding = dying.joinPrefilledElsewhere(model, prefillPool, "dec", prompt, 300);
+      RecordingSink.await(decoding.tokensReached(3), "3 tokens");
+      Reservation w = e.reserve("waiting", 12, 4); // joined, its KV not here yet
+      RecordingSink waiting = new RecordingSink();
+      e.join(
+          JoinRequest.prefilled("waiting", w.transferId(), new int[12], 40, 0, greedy(4), 1, 0),
+          waiting);
+      Reservation unjoined = e.reserve("unjoined", 20, 8); // its prefill would be under way
+      failing.failNextCall(new OutOfMemoryError("Direct buffer memory"));
+      failing.awaitHeld(Duration.ofSeconds(30)); // the next decode step is under way
+      failing.release();
+
+      for (var s : List.of(Map.entry("dec", decoding), Map.entry("waiting", waiting))) {
+        Throwable t = s.getValue().awaitError();
+        assertTrue(
+            t instanceof ServingException se && se.kind() == ServingException.Kind.UNAVAILABLE,
+            s.getKey() + ": " + t);
+        assertEquals(
+            "this decode node's step loop died (OutOfMemoryError: Direct buffer memory); nothing"
+                + " of request "
+                + s.getKey()
+                + " runs here any more, so continuing or retrying it on another decode node is"
+                + " safe; this node must be restarted",
+            t.getMessage());
+      }
+      assertEquals(
+          "this decode node's step loop died (OutOfMemoryError: Direct buffer memory)",
+          e.loopDied().toCompletableFuture().get(30, TimeUnit.SECONDS));
+      assertEquals(dying.pool.totalBlocks(), dying.pool.freeBlocks(), "every KV block is free");
+      assertEquals(0, e.reservedBlocks());
+      assertEquals(0, e.stats().reservations(), "the unused reservation is freed too");
+      assertFalse(e.release(unjoined.transferId()), "nothing is left to release");
+      assertFalse(e.accepting());
+
+      ServingException refused = assertThrows(ServingException.class, () -> e.reserve("new", 8, 4));
+      assertEquals(ServingException.Kind.UNAVAILABLE, refused.kind(), refused.toString());
+      assertEquals(
+          "this decode node's step loop died (OutOfMemoryError: Direct buffer memory); choose"
+              + " another decode node",
+          refused.getMessage());
+      ServingException joinRefused =
+          assertThrows(
+              ServingException.class,
+              () ->
+                  e.join(
+                      JoinRequest.prefilled(
+                          "unjoined", unjoined.transferId(), new int[20], 40, 0, greedy(8), 1, 0),
+                      new RecordingSink()));
+      assertEquals(ServingException.Kind.UNAVAILABLE, joinRefused.kind(), joinRefused.toString());
+      assertEquals(0, dying.pool.totalBlocks() - dying.pool.freeBlocks());
+    }
   }
 
   @Test

@@ -25,6 +25,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.logging.log4j.CloseableThreadContext;
@@ -51,9 +52,12 @@ import org.apache.logging.log4j.Logger;
  * PrefillInputs#chunk}), and its block hashes mix in its images' digests.
  *
  * <p>Steps run on one owned thread ({@code prefill-loop}, a {@link StepLoop}) that {@link #submit}
- * wakes. Measured through {@link PrefillMetrics}. Its threads log under the node id of the log
- * context it was built in; a step's lines (and its expert dispatches) carry the id of the step's
- * first request, a job's own lines its request id.
+ * wakes. If that loop dies (a step threw an Error, such as an OutOfMemoryError for direct memory),
+ * every prompt it held or queued fails with UNAVAILABLE saying so and that retrying elsewhere is
+ * safe, their KV is freed, new prompts are refused the same way, and {@link #loopDied()} tells the
+ * node (which stops advertising itself). Measured through {@link PrefillMetrics}. Its threads log
+ * under the node id of the log context it was built in; a step's lines (and its expert dispatches)
+ * carry the id of the step's first request, a job's own lines its request id.
  */
 public final class PrefillEngine implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(PrefillEngine.class);
@@ -94,6 +98,11 @@ public final class PrefillEngine implements AutoCloseable {
   private final ImageEncodingStage images; // null: the model takes no images
   private volatile boolean closed;
 
+  /** Why the loop died (what new and held prompts fail with), or null while it runs. */
+  private volatile String loopDeath;
+
+  private final CompletableFuture<String> loopDied = new CompletableFuture<>();
+
   /** False while the node drains (or serves the other role): new prompts are refused. */
   private volatile boolean accepting = true;
 
@@ -121,6 +130,7 @@ public final class PrefillEngine implements AutoCloseable {
                 nodeId,
                 new ImagePromptEncoder(
                     runner, settings.visionEncoder(), settings.encoderCache(), metrics));
+    loop.died().thenAccept(this::loopDied);
     loop.start();
   }
 
@@ -131,6 +141,9 @@ public final class PrefillEngine implements AutoCloseable {
     if (closed) {
       return CompletableFuture.failedFuture(
           ServingException.unavailable("prefill node is shutting down"));
+    }
+    if (loopDeath != null) {
+      return CompletableFuture.failedFuture(loopDeadError(spec.requestId()));
     }
     if (!accepting) {
       return CompletableFuture.failedFuture(
@@ -218,8 +231,11 @@ public final class PrefillEngine implements AutoCloseable {
   /** Queues a prompt ready to compute (its images, if any, encoded) and wakes the loop. */
   private void enqueue(PrefillJobState job) {
     incoming.add(job);
-    if (closed && incoming.remove(job)) { // closed while queueing: close() may have missed it
+    // closed, or the loop died, while queueing: close() or loopDied() may have missed it
+    if (closed && incoming.remove(job)) {
       fail(job, ServingException.unavailable("prefill node is shutting down"));
+    } else if (loopDeath != null && incoming.remove(job)) {
+      fail(job, loopDeadError(job.requestId()));
     }
     loop.wake();
   }
@@ -404,6 +420,52 @@ public final class PrefillEngine implements AutoCloseable {
       LOG.debug("prefill of request {} failed: {}", job.requestId(), t.toString());
     }
     job.result().completeExceptionally(t);
+  }
+
+  /**
+   * The loop died (on its thread, which runs nothing else now): ends every prompt it held or queued
+   * with UNAVAILABLE, freeing their KV; prompts handing their KV over finish on their own.
+   */
+  private void loopDied(Throwable cause) {
+    String why =
+        (nodeId == null ? "this prefill node" : "prefill node " + nodeId)
+            + "'s step loop died ("
+            + cause.getClass().getSimpleName()
+            + (cause.getMessage() == null ? "" : ": " + cause.getMessage())
+            + ")";
+    loopDeath = why;
+    accepting = false;
+    int ended = active.size();
+    for (PrefillJobState job : active) {
+      fail(job, loopDeadError(job.requestId()));
+    }
+    active.clear();
+    PrefillJobState job;
+    while ((job = incoming.poll()) != null) {
+      fail(job, loopDeadError(job.requestId()));
+      ended++;
+    }
+    LOG.warn("{}: {} prompts it held failed, their KV freed; new prompts are refused", why, ended);
+    loopDied.complete(why);
+  }
+
+  /** What a prompt fails with once the loop died. */
+  private ServingException loopDeadError(String requestId) {
+    return ServingException.unavailable(
+        loopDeath
+            + "; nothing of request "
+            + requestId
+            + " runs here any more, so retrying it (on another prefill node) is safe;"
+            + " this node must be restarted");
+  }
+
+  /**
+   * Completes, with what happened, when the engine's step loop died and the engine stopped (every
+   * prompt it held failed, new ones refused); never completes while the loop runs. Its actions run
+   * on the dead loop's thread.
+   */
+  public CompletionStage<String> loopDied() {
+    return loopDied.minimalCompletionStage();
   }
 
   @Override

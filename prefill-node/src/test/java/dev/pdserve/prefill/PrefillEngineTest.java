@@ -18,7 +18,9 @@ import dev.pdserve.core.kv.PrefixHasher;
 import dev.pdserve.core.serving.ServingException;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.engine.ContiguousKv;
+import dev.pdserve.model.engine.ExpertBackend;
 import dev.pdserve.model.engine.ExpertCompute;
+import dev.pdserve.model.engine.FailingExperts;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.LocalExperts;
@@ -140,10 +142,13 @@ class PrefillEngineTest {
   }
 
   void start(PrefillOptions options, PrefixHasher hasher) {
+    start(options, hasher, new LocalExperts(experts));
+  }
+
+  void start(PrefillOptions options, PrefixHasher hasher, ExpertBackend backend) {
     engine =
         new PrefillEngine(
-            PrefillEngineSettings.builder(
-                    runner, new LocalExperts(experts), prefillPool, pusher, model.tokenizer())
+            PrefillEngineSettings.builder(runner, backend, prefillPool, pusher, model.tokenizer())
                 .options(options)
                 .metrics(metrics)
                 .prefixHasher(hasher)
@@ -342,6 +347,53 @@ class PrefillEngineTest {
     assertEquals(0, stats.queuedJobs(), "the job is gone");
     assertEquals(0, stats.queuedPromptTokens(), "its tokens are no longer queued");
     assertEquals(0, engine.runningJobs());
+  }
+
+  @Test
+  void whenTheLoopDiesOfAnErrorEveryPromptItHeldFailsWithUnavailableAndItsKvIsFreed()
+      throws Exception {
+    FailingExperts failing = new FailingExperts(new LocalExperts(experts));
+    start(PrefillOptions.defaults(), null, failing);
+    Reserved before = submit("before", prompt(20, 9));
+    assertMatchesReference(before, await(before)); // the loop works until the Error
+    failing.failNextCall(new OutOfMemoryError("Direct buffer memory"));
+    Reserved computing = submit("computing", prompt(21, 40));
+    failing.awaitHeld(Duration.ofSeconds(WAIT_SECONDS)); // its step is under way, KV allocated
+    assertTrue(prefillPool.freeBlocks() < prefillPool.totalBlocks(), "the step holds KV");
+    List<Reserved> queued = List.of(submit("q1", prompt(22, 17)), submit("q2", prompt(23, 70)));
+    failing.release();
+
+    List<Reserved> held = new ArrayList<>(queued);
+    held.add(0, computing);
+    for (Reserved r : held) {
+      ServingException e = failure(r.result());
+      assertEquals(ServingException.Kind.UNAVAILABLE, e.kind(), r.requestId() + ": " + e);
+      assertEquals(
+          "this prefill node's step loop died (OutOfMemoryError: Direct buffer memory);"
+              + " nothing of request "
+              + r.requestId()
+              + " runs here any more, so retrying it (on another prefill node) is safe;"
+              + " this node must be restarted",
+          e.getMessage());
+      dropReservation(r);
+    }
+    assertEquals(
+        "this prefill node's step loop died (OutOfMemoryError: Direct buffer memory)",
+        engine.loopDied().toCompletableFuture().get(WAIT_SECONDS, TimeUnit.SECONDS),
+        "the engine tells its node");
+    assertEquals(prefillPool.totalBlocks(), prefillPool.freeBlocks(), "every prefill block free");
+    PrefillStats stats = engine.stats();
+    assertEquals(0, stats.queuedJobs(), "no prompt is held any more");
+    assertEquals(0, stats.queuedPromptTokens());
+    assertEquals(0, engine.runningJobs());
+    assertFalse(engine.accepting());
+
+    ServingException refused = failure(engine.submit(job("after", prompt(24, 5), "d", 1)));
+    assertEquals(ServingException.Kind.UNAVAILABLE, refused.kind(), refused.toString());
+    assertTrue(
+        refused.getMessage().startsWith("this prefill node's step loop died (OutOfMemoryError"),
+        refused.getMessage());
+    assertEquals(0, engine.stats().queuedJobs(), "a refused prompt is not held");
   }
 
   @Test

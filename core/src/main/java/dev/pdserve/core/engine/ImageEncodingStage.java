@@ -15,15 +15,20 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import org.apache.logging.log4j.CloseableThreadContext;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
 
 /**
  * Where an engine's prompts get their images encoded ({@link ImagePromptEncoder}: decoded,
  * preprocessed, through the vision encoder or from its cache) off the engine's step loop, so a
  * prompt's images never stall the steps of the others: one owned thread ({@code <name>-0}), prompts
  * in arrival order. An image that cannot be used fails its prompt with INVALID_ARGUMENT; anything
- * else that goes wrong with UNAVAILABLE. {@link #close()} fails the prompts still waiting.
+ * else that goes wrong (an Error such as an OutOfMemoryError too, logged at ERROR) with
+ * UNAVAILABLE. {@link #close()} fails the prompts still waiting.
  */
 public final class ImageEncodingStage implements AutoCloseable {
+  private static final Logger LOG = LogManager.getLogger(ImageEncodingStage.class);
+
   private final ImagePromptEncoder encoder;
   private final String nodeId;
   private final ThreadPoolExecutor thread;
@@ -90,6 +95,17 @@ public final class ImageEncodingStage implements AutoCloseable {
         result.completeExceptionally(
             ServingException.unavailable(
                 "encoding the images of request " + requestId + " failed: " + e, e));
+      } catch (Error e) { // an OutOfMemoryError, say: the prompt must not wait for ever
+        LOG.error("encoding the images of request {} died of {}", requestId, e.toString(), e);
+        result.completeExceptionally(
+            ServingException.unavailable(
+                "encoding the images of request "
+                    + requestId
+                    + " failed ("
+                    + e.getClass().getSimpleName()
+                    + (e.getMessage() == null ? "" : ": " + e.getMessage())
+                    + "); nothing of it runs here any more, so retrying it is safe",
+                e));
       }
     }
 

@@ -2,6 +2,8 @@ package dev.pdserve.core.engine;
 
 import dev.pdserve.core.NamedThreadFactory;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
@@ -11,7 +13,10 @@ import org.apache.logging.log4j.Logger;
 /**
  * The one thread an engine steps on (the prefill and the decode engine each own one): it runs
  * {@link Body#turn()} again and again; when a turn finds nothing to do it sleeps until {@link
- * #wake()} or the idle wait passes. A turn that throws is logged and the loop goes on; {@link
+ * #wake()} or the idle wait passes. A turn that throws a RuntimeException is logged and the loop
+ * goes on; one that throws anything else (an Error such as an OutOfMemoryError) ends the loop: the
+ * cause is logged once, at ERROR with its stack, and {@link #died()} completes with it (on the
+ * loop's thread, before that thread ends) so the engine can end what the loop held. {@link
  * #close()} stops it.
  */
 public final class StepLoop implements AutoCloseable {
@@ -36,6 +41,7 @@ public final class StepLoop implements AutoCloseable {
   private final Condition woken = lock.newCondition();
   private boolean wakePending; // guarded by lock
   private volatile boolean closed;
+  private final CompletableFuture<Throwable> died = new CompletableFuture<>();
 
   /**
    * A loop named {@code name} (its thread's name) whose thread carries {@code nodeId} in its log
@@ -75,6 +81,20 @@ public final class StepLoop implements AutoCloseable {
     return closed;
   }
 
+  /**
+   * Completes with the cause when a turn threw something other than a RuntimeException and the loop
+   * ended; never completes for a loop that runs until {@link #close()}. Its actions run on the
+   * dying loop's thread ({@link #close()} waits for them), or at once when it died already.
+   */
+  public CompletionStage<Throwable> died() {
+    return died.minimalCompletionStage();
+  }
+
+  /** Whether the loop ended because a turn threw (see {@link #died()}). */
+  public boolean isDead() {
+    return died.isDone();
+  }
+
   /** Whether the calling thread is this loop's. */
   public boolean onLoopThread() {
     return Thread.currentThread() == thread;
@@ -93,6 +113,11 @@ public final class StepLoop implements AutoCloseable {
         Thread.interrupted(); // an interrupt that is not a stop: keep going
       } catch (RuntimeException e) {
         LOG.error("{} error", name, e);
+      } catch (
+          Throwable t) { // an Error: what the loop held may be half-done; it runs no more turns
+        LOG.error("{} died of {}; it runs no more turns", name, t.toString(), t);
+        died.complete(t);
+        return;
       }
     }
   }

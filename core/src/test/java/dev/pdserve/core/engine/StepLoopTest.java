@@ -2,6 +2,7 @@ package dev.pdserve.core.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -65,6 +66,50 @@ class StepLoopTest {
       loop.start();
       assertEquals(2, seen.poll(30, TimeUnit.SECONDS), "the turn after a failure ran");
     }
+  }
+
+  @Test
+  void aTurnThrowingAnErrorEndsTheLoopAndReportsTheCauseOnce() throws Exception {
+    AtomicInteger turns = new AtomicInteger();
+    AtomicReference<Thread> thread = new AtomicReference<>();
+    OutOfMemoryError oom = new OutOfMemoryError("Direct buffer memory");
+    BlockingQueue<String> reports = new ArrayBlockingQueue<>(10);
+    try (StepLoop loop =
+        new StepLoop(
+            "dying-loop",
+            null,
+            Duration.ofMillis(1), // an idle loop would run turns again and again
+            () -> {
+              thread.set(Thread.currentThread());
+              if (turns.incrementAndGet() == 2) {
+                throw oom;
+              }
+              return false;
+            })) {
+      loop.died()
+          .thenAccept(t -> reports.add(Thread.currentThread().getName() + ": " + t.getMessage()));
+      loop.start();
+      assertEquals(
+          "dying-loop: Direct buffer memory",
+          reports.poll(30, TimeUnit.SECONDS),
+          "died() completes with the Error, on the loop's thread");
+      assertSame(oom, loop.died().toCompletableFuture().get(30, TimeUnit.SECONDS));
+      thread.get().join(TimeUnit.SECONDS.toMillis(30));
+      assertFalse(thread.get().isAlive(), "the loop's thread ended");
+      assertTrue(loop.isDead());
+      assertFalse(loop.isClosed(), "it died; nobody closed it");
+      loop.wake();
+      assertEquals(2, turns.get(), "no turn ran after the Error");
+      assertTrue(reports.isEmpty(), "the death is reported once");
+    }
+  }
+
+  @Test
+  void aLoopThatIsClosedDidNotDie() throws Exception {
+    StepLoop loop = new StepLoop("closed-loop", null, FOREVER, () -> false).start();
+    loop.close();
+    assertFalse(loop.isDead());
+    assertFalse(loop.died().toCompletableFuture().isDone());
   }
 
   @Test

@@ -15,6 +15,7 @@ import dev.pdserve.core.grpc.NodeStatusService;
 import dev.pdserve.core.grpc.RoleGrpcService;
 import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvEndpoint;
+import dev.pdserve.core.logging.LogContext;
 import dev.pdserve.core.metrics.NodeMetrics;
 import dev.pdserve.core.metrics.RoleChangeMetrics;
 import dev.pdserve.decode.DecodeEngine;
@@ -36,6 +37,7 @@ import java.io.IOException;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import java.util.function.UnaryOperator;
 import org.apache.arrow.memory.BufferAllocator;
@@ -57,6 +59,7 @@ public final class WorkerNode implements AutoCloseable {
   private final WorkerRoles roles;
   private final RoleCoordinator coordinator; // null when coordinator.enabled is false
   private final String flightAddress;
+  private final AtomicBoolean outOfService = new AtomicBoolean();
 
   /**
    * Starts a worker; {@code allocator} is the process's Arrow root (a child is used and closed).
@@ -168,6 +171,8 @@ public final class WorkerNode implements AutoCloseable {
                     new GrpcSwitchExecutor(
                         channels, config.coordinator().drainTimeout().plusSeconds(30))))
             : null;
+    engines.prefill().loopDied().thenAccept(this::outOfService);
+    engines.decode().loopDied().thenAccept(this::outOfService);
     LOG.info(
         "worker {} ({}) serving gRPC at {}, KV Flight at {}, metrics at {}, {} KV blocks of {} tokens in {}",
         config.nodeId(),
@@ -178,6 +183,43 @@ public final class WorkerNode implements AutoCloseable {
         engines.pool().totalBlocks(),
         engines.layout().blockSize(),
         engines.layout().dtype().configName());
+  }
+
+  /**
+   * An engine's step loop died ({@code why}; the engine failed what it held): this worker stops
+   * advertising itself, once — every health name, the server's overall {@code ""} too (so a
+   * liveness probe restarts it), goes NOT_SERVING; role switches are refused and both engines
+   * refuse new work; its coordinator steps down; its registry entry goes DRAINING, so routers stop
+   * choosing it. What the other engine still runs finishes. Runs on the dead loop's thread.
+   */
+  private void outOfService(String why) {
+    if (!outOfService.compareAndSet(false, true)) {
+      return;
+    }
+    try (var ctx = LogContext.node(node.id())) {
+      LOG.warn(
+          "worker {} is out of service: {}; it reports NOT_SERVING and leaves the registry"
+              + " (DRAINING); restart it",
+          node.id(),
+          why);
+      try {
+        roles.shutDown("worker " + node.id() + " is out of service: " + why);
+        node.server().setServing("", false);
+        engines.setAccepting(NodeRole.PREFILL, false);
+        engines.setAccepting(NodeRole.DECODE, false);
+        if (coordinator != null) {
+          node.closeNow(coordinator);
+        }
+        node.presence().leave();
+      } catch (RuntimeException e) {
+        LOG.error("worker {} could not take itself out of service", node.id(), e);
+      }
+    }
+  }
+
+  /** Whether an engine's step loop died and this worker took itself out of service. */
+  public boolean outOfService() {
+    return outOfService.get();
   }
 
   public NodeStatus status() {
