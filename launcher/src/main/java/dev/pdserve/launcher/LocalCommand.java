@@ -92,6 +92,14 @@ final class LocalCommand implements Callable<Integer> {
   @Mixin QuantizationOptions quantization;
 
   @Option(
+      names = "--low-bit-dummy-weights",
+      description =
+          "Every node generates the preset's quantized matrices directly in their low-bit format"
+              + " (key pdserve.model.low-bit-dummy-weights; needs --quantization int8, int4 or"
+              + " int2-mixed): seconds at full size instead of quantizing fp32 dummy weights.")
+  boolean lowBitDummyWeights;
+
+  @Option(
       names = "--log-level",
       defaultValue = "INFO",
       description = "Log level of the nodes. Default: ${DEFAULT-VALUE}.")
@@ -271,6 +279,9 @@ final class LocalCommand implements Callable<Integer> {
     var err = spec.commandLine().getErr();
     var out = spec.commandLine().getOut();
     quantization.putSettings(settings); // every node, workers and expert shards alike
+    if (lowBitDummyWeights) {
+      settings.put(NodeConfigLoader.MODEL_LOW_BIT_DUMMY_WEIGHTS, "true");
+    }
     if (apiKeysFile != null) {
       if (!Files.isReadable(apiKeysFile)) {
         throw new CommandLine.ParameterException(

@@ -24,6 +24,8 @@ import java.util.Optional;
  *     ({@code pdserve.vision.encoder-cache-bytes}); 0 = none
  * @param quantization weight-only quantization ({@code pdserve.model.quantization} and {@code
  *     pdserve.model.quantization-block-size}; every node of a cluster must agree)
+ * @param lowBitDummyWeights a preset's quantized matrices are generated directly in their format
+ *     ({@code pdserve.model.low-bit-dummy-weights}; every node of a cluster must agree)
  */
 public record EngineSettings(
     long kvBudgetBytes,
@@ -38,7 +40,8 @@ public record EngineSettings(
     boolean ortCuda,
     KvDtype kvDtype,
     long encoderCacheBytes,
-    WeightQuantization quantization) {
+    WeightQuantization quantization,
+    boolean lowBitDummyWeights) {
   /** Encoder cache of a worker unless configured otherwise: 256 MiB. */
   public static final long DEFAULT_ENCODER_CACHE_BYTES = 256L << 20;
 

@@ -119,6 +119,15 @@ public interface ModelKeys {
               new ValueType.LongInt(),
               42L,
               "seed of a preset's dummy weights (every node must agree)"));
+  ConfigKey<Boolean> MODEL_LOW_BIT_DUMMY_WEIGHTS =
+      GROUP.define(
+          ConfigKey.of(
+              "pdserve.model.low-bit-dummy-weights",
+              KeyTypes.BOOL,
+              false,
+              "generate a preset's quantized matrices directly in their low-bit format from the"
+                  + " seed (seconds at full size) instead of quantizing fp32 dummy weights; needs a"
+                  + " quantized pdserve.model.quantization; every node must agree"));
   ConfigKey<ExpertsMode> EXPERTS_MODE =
       GROUP.define(
           ConfigKey.of(

@@ -71,6 +71,8 @@ public final class NodeConfigLoader {
   public static final String ORT_THREADS = ConfigKeys.ORT_THREADS.name();
   public static final String ORT_EXECUTION_PROVIDER = ConfigKeys.ORT_EXECUTION_PROVIDER.name();
   public static final String MODEL_SEED = ConfigKeys.MODEL_SEED.name();
+  public static final String MODEL_LOW_BIT_DUMMY_WEIGHTS =
+      ConfigKeys.MODEL_LOW_BIT_DUMMY_WEIGHTS.name();
   public static final String EXPERTS_MODE = ConfigKeys.EXPERTS_MODE.name();
   public static final String PREFILL_CHUNK_TOKENS = ConfigKeys.PREFILL_CHUNK_TOKENS.name();
   public static final String DECODE_MAX_BATCH = ConfigKeys.DECODE_MAX_BATCH.name();

@@ -42,6 +42,7 @@ import static dev.pdserve.core.config.ConfigKeys.KV_FAILURE_POLICY;
 import static dev.pdserve.core.config.ConfigKeys.KV_LEASE_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.METRICS_PORT;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_DIR;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_LOW_BIT_DUMMY_WEIGHTS;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_PRESET;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION_BLOCK_SIZE;
@@ -345,7 +346,8 @@ final class SettingsReader {
         values.get(KV_DTYPE),
         values.get(VISION_ENCODER_CACHE_BYTES),
         new WeightQuantization(
-            values.get(MODEL_QUANTIZATION), values.get(MODEL_QUANTIZATION_BLOCK_SIZE)));
+            values.get(MODEL_QUANTIZATION), values.get(MODEL_QUANTIZATION_BLOCK_SIZE)),
+        values.get(MODEL_LOW_BIT_DUMMY_WEIGHTS));
   }
 
   private PrefixSettings prefix() {

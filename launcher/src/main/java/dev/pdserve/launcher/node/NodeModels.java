@@ -1,6 +1,7 @@
 package dev.pdserve.launcher.node;
 
 import dev.pdserve.core.config.NodeConfig;
+import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.PrefixHasher;
 import dev.pdserve.model.engine.LoadedModel;
@@ -12,12 +13,21 @@ final class NodeModels {
   private NodeModels() {}
 
   static ModelSpec spec(NodeConfig config) {
+    if (config.engine().lowBitDummyWeights() && config.engine().modelDir().isPresent()) {
+      throw new IllegalArgumentException(
+          NodeConfigLoader.MODEL_LOW_BIT_DUMMY_WEIGHTS
+              + " is for presets (dummy weights), not a model directory ("
+              + NodeConfigLoader.MODEL_DIR
+              + ")");
+    }
     return config
         .engine()
         .modelDir()
         .map(ModelSpec::directory)
         .orElseGet(
-            () -> ModelSpec.preset(config.engine().modelPreset(), config.engine().modelSeed()));
+            () ->
+                ModelSpec.preset(config.engine().modelPreset(), config.engine().modelSeed())
+                    .withLowBitWeights(config.engine().lowBitDummyWeights()));
   }
 
   /**
@@ -50,6 +60,9 @@ final class NodeModels {
             : s.preset() != null
                 ? "preset:" + s.preset() + ":seed" + s.weightSeed()
                 : "config:" + s.configFile().getFileName() + ":seed" + s.weightSeed();
+    if (s.lowBitWeights()) {
+      weights += ":low-bit"; // other weights than the fp32 dummy ones of the same seed
+    }
     return PrefixHasher.text(model.config().name() + "|" + weights, KvLayout.DEFAULT_BLOCK_SIZE);
   }
 }
