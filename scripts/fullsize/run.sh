@@ -6,8 +6,10 @@
 # by a copy benchmark in the same run. Output: the table on stdout and target/fullsize/bench.json.
 #   scripts/fullsize/run.sh                 # int4 (block 64): ~15 GiB of experts
 #   scripts/fullsize/run.sh int2-mixed      # ~8 GiB, slower kernels (see docs/PERFORMANCE.md)
-# Needs ~18 GiB free for int4. The cluster form (pdserve local with expert shards) needs
-# --low-bit-dummy-weights on the node commands, which is not there yet (docs/STATUS.md).
+# Needs ~18 GiB free for int4. The cluster form is `pdserve local --preset ernie-4.5-vl-28b-a3b
+# --quantization MODE --low-bit-dummy-weights --experts N`; in int4 its processes together need
+# more than this 24 GiB machine has (each worker also holds the dense parts and embeddings), so
+# it is int2-mixed here; not scripted yet (docs/STATUS.md).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MODE="${1:-int4}"
