@@ -57,6 +57,18 @@ public record WeightQuantization(QuantMode mode, int blockSize, QuantCompute com
     }
   }
 
+  /**
+   * Rows a call with {@code rows} real rows is padded to: never one (ONNX Runtime reduces a single
+   * row along another path than several), and with {@link QuantCompute#INT8} an even number:
+   * MatMulNBits' int8-activation kernels compute rows in pairs and a last, unpaired row along
+   * another path (measured: 8-bit at block ≥ 128, 4-bit at block ≥ 64), so only even counts give
+   * every row the same bits whatever the batch.
+   */
+  public int paddedRows(int rows) {
+    int r = Math.max(rows, 2);
+    return compute == QuantCompute.INT8 && (r & 1) == 1 ? r + 1 : r;
+  }
+
   /** The same weights computed in {@code c}. */
   public WeightQuantization withCompute(QuantCompute c) {
     return new WeightQuantization(mode, blockSize, c);
