@@ -19,7 +19,8 @@ import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@code --quantization} and {@code --quantization-block-size} on the commands that load a model.
+ * {@code --quantization}, {@code --quantization-block-size} and {@code --quantization-compute} on
+ * the commands that load a model.
  */
 class QuantizationCliTest {
   static final String[][] COMMANDS = {
@@ -47,6 +48,17 @@ class QuantizationCliTest {
       assertTrue(
           block.err().contains("--quantization-block-size") && block.err().contains("power of two"),
           String.join(" ", cmd) + ": " + block.err());
+      CliTest.Run compute = CliTest.run(with(cmd, "--quantization-compute", "int4"));
+      assertEquals(CliErrors.USAGE, compute.code(), String.join(" ", cmd) + ": " + compute.err());
+      assertTrue(
+          compute.err().contains("--quantization-compute")
+              && compute.err().contains("must be fp32 or int8, got 'int4'"),
+          String.join(" ", cmd) + ": " + compute.err());
+      CliTest.Run noMode = CliTest.run(with(cmd, "--quantization-compute", "int8"));
+      assertEquals(CliErrors.USAGE, noMode.code(), String.join(" ", cmd) + ": " + noMode.err());
+      assertTrue(
+          noMode.err().contains("--quantization-compute int8 needs --quantization"),
+          String.join(" ", cmd) + ": " + noMode.err());
     }
   }
 
