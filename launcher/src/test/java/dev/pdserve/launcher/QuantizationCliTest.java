@@ -101,6 +101,43 @@ class QuantizationCliTest {
   }
 
   @Test
+  void benchCompareEntriesCanAskForInt8Compute(
+      @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    java.nio.file.Path json = dir.resolve("bench.json");
+    CliTest.Run r =
+        CliTest.run(
+            "model",
+            "bench",
+            "--compare",
+            "int4:64:int8,int8::int8",
+            "--batches",
+            "2",
+            "--prompt-len",
+            "4",
+            "--decode-steps",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+            json.toString());
+    assertEquals(0, r.code(), r.err());
+    JsonNode modes = new ObjectMapper().readTree(json.toFile()).get("modes");
+    assertEquals(2, modes.size(), modes.toString());
+    assertEquals("int8", modes.get(0).get("quantization_compute").asText());
+    assertEquals("int4 (block 64, int8 compute)", modes.get(0).get("weights").asText());
+    assertEquals("int8", modes.get(1).get("quantization").asText());
+    assertEquals("int8", modes.get(1).get("quantization_compute").asText());
+    CliTest.Run bad = CliTest.run("model", "bench", "--compare", "int4:64:int4");
+    assertEquals(CliErrors.USAGE, bad.code(), bad.err());
+    assertTrue(
+        bad.err().contains("--compare 'int4:64:int4'") && bad.err().contains("fp32 or int8"),
+        bad.err());
+    CliTest.Run none = CliTest.run("model", "bench", "--compare", "none:64:int8");
+    assertEquals(CliErrors.USAGE, none.code(), none.err());
+    assertTrue(none.err().contains("int8 compute needs quantized weights"), none.err());
+  }
+
+  @Test
   void modelEvalOfFp32AgainstItselfIsExact() throws Exception {
     CliTest.Run r =
         CliTest.run("model", "eval", "--prompts", "2", "--prompt-len", "6", "--tokens", "4");
