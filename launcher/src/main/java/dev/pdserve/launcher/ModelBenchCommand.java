@@ -14,6 +14,7 @@ import dev.pdserve.model.memory.MemoryPlan;
 import dev.pdserve.model.memory.ProcessMemory;
 import dev.pdserve.model.memory.WeightPrecision;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightComponent;
 import dev.pdserve.model.quant.WeightQuantization;
@@ -86,11 +87,12 @@ final class ModelBenchCommand implements Callable<Integer> {
   @Option(
       names = "--compare",
       split = ",",
-      paramLabel = "MODE[:BLOCK]",
+      paramLabel = "MODE[:BLOCK[:COMPUTE]]",
       description =
           "Measure several weight modes side by side in one run (repeats interleaved, so the"
-              + " machine's load weighs on each alike), e.g. none,int8,int4,int4:32,int2-mixed;"
-              + " replaces --quantization. Ratios are against the first.")
+              + " machine's load weighs on each alike), e.g."
+              + " none,int8,int4,int4:32,int4:64:int8,int2-mixed (COMPUTE: fp32 or int8, as"
+              + " --quantization-compute); replaces --quantization. Ratios are against the first.")
   List<String> compare;
 
   @Option(
@@ -154,11 +156,12 @@ final class ModelBenchCommand implements Callable<Integer> {
         o.put("weights", v.label());
         o.put("quantization", v.numerics().weights().mode().configName());
         o.put("quantization_block_size", v.numerics().weights().blockSize());
+        o.put("quantization_compute", v.numerics().weights().compute().configName());
         o.put("load_seconds", Math.round(v.loadSeconds() * 10) / 10.0);
         o.put("resident_bytes_added", v.residentAdded());
       }
       out.printf(
-          "%-20s %6s %14s %14s %14s %10s %10s%n",
+          "%-30s %6s %14s %14s %14s %10s %10s%n",
           "weights",
           "batch",
           "prefill tok/s",
@@ -186,7 +189,7 @@ final class ModelBenchCommand implements Callable<Integer> {
           double p = median(prefill[i]);
           double d = median(decode[i]);
           out.printf(
-              "%-20s %6d %14.0f %14.1f %14.2f %10.2f %10.2f%n",
+              "%-30s %6d %14.0f %14.1f %14.2f %10.2f %10.2f%n",
               variants.get(i).label(), b, p, d, 1000.0 * b / d, p / p0, d / d0);
           ObjectNode row = rows.addObject();
           row.put("weights", variants.get(i).label());
@@ -313,13 +316,26 @@ final class ModelBenchCommand implements Callable<Integer> {
       return List.of(model.numerics());
     }
     List<Numerics> modes = new ArrayList<>();
-    int defaultBlock = model.numerics().weights().blockSize();
+    // --quantization-block-size and --quantization-compute are the entries' defaults.
+    QuantizationOptions q = model.quantization;
+    int defaultBlock = q.blockSize == null ? WeightQuantization.DEFAULT_BLOCK_SIZE : q.blockSize;
+    QuantCompute defaultCompute = q.compute == null ? QuantCompute.FP32 : q.compute;
     for (String c : compare) {
-      String[] parts = c.trim().split(":", 2);
+      String[] parts = c.trim().split(":", -1);
       try {
+        if (parts.length > 3) {
+          throw new IllegalArgumentException("expected MODE[:BLOCK[:COMPUTE]]");
+        }
         QuantMode mode = QuantMode.parse(parts[0]);
-        int block = parts.length == 2 ? Integer.parseInt(parts[1].trim()) : defaultBlock;
-        modes.add(new Numerics(model.kvDtype, new WeightQuantization(mode, block)));
+        int block =
+            parts.length >= 2 && !parts[1].isBlank()
+                ? Integer.parseInt(parts[1].trim())
+                : defaultBlock;
+        QuantCompute compute =
+            parts.length == 3
+                ? QuantCompute.parse(parts[2])
+                : (mode == QuantMode.NONE ? QuantCompute.FP32 : defaultCompute);
+        modes.add(new Numerics(model.kvDtype, new WeightQuantization(mode, block, compute)));
       } catch (IllegalArgumentException e) {
         throw new CommandLine.ParameterException(
             spec.commandLine(), "--compare '" + c + "': " + e.getMessage());

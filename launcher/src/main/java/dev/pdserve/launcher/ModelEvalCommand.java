@@ -99,6 +99,7 @@ final class ModelEvalCommand implements Callable<Integer> {
     out.put("weights", model.spec().describe());
     out.put("quantization", q.mode().configName());
     out.put("block_size", q.blockSize());
+    out.put("quantization_compute", q.compute().configName());
     out.put("prompts", o.prompts());
     out.put("prompt_len", o.promptLen());
     out.put("tokens", o.tokens());

@@ -1,6 +1,7 @@
 package dev.pdserve.launcher;
 
 import dev.pdserve.core.config.NodeConfigLoader;
+import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightQuantization;
 import java.util.Map;
@@ -8,9 +9,10 @@ import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 /**
- * {@code --quantization MODE} and {@code --quantization-block-size N} (keys {@code
- * pdserve.model.quantization} and {@code pdserve.model.quantization-block-size}) on every command
- * that loads a model; picocli refuses a bad value naming the flag and the choices.
+ * {@code --quantization MODE}, {@code --quantization-block-size N} and {@code
+ * --quantization-compute C} (keys {@code pdserve.model.quantization}, {@code
+ * pdserve.model.quantization-block-size} and {@code pdserve.model.quantization-compute}) on every
+ * command that loads a model; picocli refuses a bad value naming the flag and the choices.
  */
 final class QuantizationOptions {
   static final String DESCRIPTION =
@@ -31,20 +33,57 @@ final class QuantizationOptions {
       description = "Weights per scale along K: 16, 32, 64, 128 or 256. Default: 64.")
   Integer blockSize;
 
-  /** The quantization given, defaults filled in. */
+  @Option(
+      names = "--quantization-compute",
+      paramLabel = "C",
+      converter = ComputeConverter.class,
+      description =
+          "What MatMulNBits computes low-bit products in: fp32 (accuracy_level 0) or int8"
+              + " (accuracy_level 4, int8 activations; needs --quantization). Default: fp32.")
+  QuantCompute compute;
+
+  /**
+   * The quantization given, defaults filled in.
+   *
+   * @throws IllegalArgumentException naming the flag when int8 compute is asked without a quantized
+   *     mode (a usage error)
+   */
   WeightQuantization resolve() {
+    QuantMode m = mode == null ? QuantMode.NONE : mode;
+    QuantCompute c = compute == null ? QuantCompute.FP32 : compute;
+    if (m == QuantMode.NONE && c != QuantCompute.FP32) {
+      throw new IllegalArgumentException(
+          "--quantization-compute "
+              + c.configName()
+              + " needs --quantization int8, int4 or int2-mixed (with none no product is"
+              + " computed by MatMulNBits)");
+    }
     return new WeightQuantization(
-        mode == null ? QuantMode.NONE : mode,
-        blockSize == null ? WeightQuantization.DEFAULT_BLOCK_SIZE : blockSize);
+        m, blockSize == null ? WeightQuantization.DEFAULT_BLOCK_SIZE : blockSize, c);
   }
 
   /** The settings a node gets from the flags given (none when none were given). */
   void putSettings(Map<String, String> settings) {
+    resolve(); // refuses int8 compute without a mode here, naming the flag
     if (mode != null) {
       settings.put(NodeConfigLoader.MODEL_QUANTIZATION, mode.configName());
     }
     if (blockSize != null) {
       settings.put(NodeConfigLoader.MODEL_QUANTIZATION_BLOCK_SIZE, Integer.toString(blockSize));
+    }
+    if (compute != null) {
+      settings.put(NodeConfigLoader.MODEL_QUANTIZATION_COMPUTE, compute.configName());
+    }
+  }
+
+  static final class ComputeConverter implements CommandLine.ITypeConverter<QuantCompute> {
+    @Override
+    public QuantCompute convert(String value) {
+      try {
+        return QuantCompute.parse(value);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.TypeConversionException(e.getMessage());
+      }
     }
   }
 

@@ -19,7 +19,8 @@ import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@code --quantization} and {@code --quantization-block-size} on the commands that load a model.
+ * {@code --quantization}, {@code --quantization-block-size} and {@code --quantization-compute} on
+ * the commands that load a model.
  */
 class QuantizationCliTest {
   static final String[][] COMMANDS = {
@@ -47,6 +48,17 @@ class QuantizationCliTest {
       assertTrue(
           block.err().contains("--quantization-block-size") && block.err().contains("power of two"),
           String.join(" ", cmd) + ": " + block.err());
+      CliTest.Run compute = CliTest.run(with(cmd, "--quantization-compute", "int4"));
+      assertEquals(CliErrors.USAGE, compute.code(), String.join(" ", cmd) + ": " + compute.err());
+      assertTrue(
+          compute.err().contains("--quantization-compute")
+              && compute.err().contains("must be fp32 or int8, got 'int4'"),
+          String.join(" ", cmd) + ": " + compute.err());
+      CliTest.Run noMode = CliTest.run(with(cmd, "--quantization-compute", "int8"));
+      assertEquals(CliErrors.USAGE, noMode.code(), String.join(" ", cmd) + ": " + noMode.err());
+      assertTrue(
+          noMode.err().contains("--quantization-compute int8 needs --quantization"),
+          String.join(" ", cmd) + ": " + noMode.err());
     }
   }
 
@@ -86,6 +98,43 @@ class QuantizationCliTest {
           new ObjectMapper().readTree(r.out()).get("token_ids"),
           "generate --local --quantization int4 differs from the int4 reference engine");
     }
+  }
+
+  @Test
+  void benchCompareEntriesCanAskForInt8Compute(
+      @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    java.nio.file.Path json = dir.resolve("bench.json");
+    CliTest.Run r =
+        CliTest.run(
+            "model",
+            "bench",
+            "--compare",
+            "int4:64:int8,int8::int8",
+            "--batches",
+            "2",
+            "--prompt-len",
+            "4",
+            "--decode-steps",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+            json.toString());
+    assertEquals(0, r.code(), r.err());
+    JsonNode modes = new ObjectMapper().readTree(json.toFile()).get("modes");
+    assertEquals(2, modes.size(), modes.toString());
+    assertEquals("int8", modes.get(0).get("quantization_compute").asText());
+    assertEquals("int4 (block 64, int8 compute)", modes.get(0).get("weights").asText());
+    assertEquals("int8", modes.get(1).get("quantization").asText());
+    assertEquals("int8", modes.get(1).get("quantization_compute").asText());
+    CliTest.Run bad = CliTest.run("model", "bench", "--compare", "int4:64:int4");
+    assertEquals(CliErrors.USAGE, bad.code(), bad.err());
+    assertTrue(
+        bad.err().contains("--compare 'int4:64:int4'") && bad.err().contains("fp32 or int8"),
+        bad.err());
+    CliTest.Run none = CliTest.run("model", "bench", "--compare", "none:64:int8");
+    assertEquals(CliErrors.USAGE, none.code(), none.err());
+    assertTrue(none.err().contains("int8 compute needs quantized weights"), none.err());
   }
 
   @Test

@@ -1,6 +1,7 @@
 package dev.pdserve.core.config;
 
 import dev.pdserve.model.config.KvDtype;
+import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightQuantization;
 import java.nio.file.Path;
@@ -51,6 +52,17 @@ public interface ModelKeys {
               WeightQuantization.DEFAULT_BLOCK_SIZE,
               "weights per scale (and zero point) along the input dimension"
                   + " (`--quantization-block-size`); smaller is more accurate and larger"));
+  ConfigKey<QuantCompute> MODEL_QUANTIZATION_COMPUTE =
+      GROUP.define(
+          ConfigKey.of(
+              "pdserve.model.quantization-compute",
+              ValueType.Choice.ofLowerCase(QuantCompute.class, QuantCompute.MUST_BE),
+              QuantCompute.FP32,
+              "what MatMulNBits computes low-bit weights' products in"
+                  + " (`--quantization-compute`): fp32 (accuracy_level 0) or int8 (accuracy_level"
+                  + " 4: int8 activations, ONNX Runtime's integer kernels; ~0.3 % error, faster"
+                  + " for 8- and 2-bit on CPU); only with a quantized mode; every node, and a"
+                  + " reference engine compared with, must agree"));
   ConfigKey<ExpertRange> EXPERT_RANGE =
       GROUP.define(
           ConfigKey.withoutDefault(

@@ -46,6 +46,7 @@ import static dev.pdserve.core.config.ConfigKeys.MODEL_LOW_BIT_DUMMY_WEIGHTS;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_PRESET;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION_BLOCK_SIZE;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION_COMPUTE;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_SEED;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_SERVED_NAME;
 import static dev.pdserve.core.config.ConfigKeys.NODE_ID;
@@ -81,6 +82,8 @@ import static dev.pdserve.core.config.ConfigKeys.TLS_KEY;
 import static dev.pdserve.core.config.ConfigKeys.TLS_RELOAD_INTERVAL;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
+import dev.pdserve.model.quant.QuantCompute;
+import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightQuantization;
 import java.net.InetAddress;
 import java.nio.file.Path;
@@ -345,9 +348,25 @@ final class SettingsReader {
         ortCuda,
         values.get(KV_DTYPE),
         values.get(VISION_ENCODER_CACHE_BYTES),
-        new WeightQuantization(
-            values.get(MODEL_QUANTIZATION), values.get(MODEL_QUANTIZATION_BLOCK_SIZE)),
+        quantization(),
         values.get(MODEL_LOW_BIT_DUMMY_WEIGHTS));
+  }
+
+  /** Mode, block size and compute; int8 compute is refused without a quantized mode. */
+  private WeightQuantization quantization() {
+    QuantMode mode = values.get(MODEL_QUANTIZATION);
+    int block = values.get(MODEL_QUANTIZATION_BLOCK_SIZE);
+    QuantCompute compute = values.get(MODEL_QUANTIZATION_COMPUTE);
+    if (mode == QuantMode.NONE && compute != QuantCompute.FP32) {
+      values.fail(
+          MODEL_QUANTIZATION_COMPUTE,
+          compute.configName()
+              + " needs "
+              + MODEL_QUANTIZATION
+              + " int8, int4 or int2-mixed (with none no product is computed by MatMulNBits)");
+      compute = QuantCompute.FP32;
+    }
+    return new WeightQuantization(mode, block, compute);
   }
 
   private PrefixSettings prefix() {

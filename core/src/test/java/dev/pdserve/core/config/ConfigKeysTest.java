@@ -65,6 +65,9 @@ class ConfigKeysTest {
     if (key == ConfigKeys.AUTH_API_KEYS_FILE) {
       m.put(ConfigKeys.AUTH_CLUSTER_TOKEN_FILE.name(), "token-file"); // API keys need a token
     }
+    if (key == ConfigKeys.MODEL_QUANTIZATION_COMPUTE) {
+      m.put(ConfigKeys.MODEL_QUANTIZATION.name(), "int4"); // int8 compute needs quantized weights
+    }
     m.remove(key.name());
     return m;
   }

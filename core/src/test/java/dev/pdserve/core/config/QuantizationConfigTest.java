@@ -2,9 +2,11 @@ package dev.pdserve.core.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.engine.Numerics;
+import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightQuantization;
 import java.util.List;
@@ -59,5 +61,48 @@ class QuantizationConfigTest {
                 + WeightQuantization.BLOCK_MUST_BE
                 + ", got '48' (from flag)"),
         block.problems());
+  }
+
+  @Test
+  void int8ComputeIsCarriedIntoTheNumericsAndRefusedWithoutAMode() {
+    NodeConfig c =
+        NodeConfigLoader.fromMap(
+            Map.of(
+                "role",
+                "expert",
+                "model.quantization",
+                "int4",
+                "model.quantization-compute",
+                "int8"));
+    WeightQuantization want = new WeightQuantization(QuantMode.INT4, 64, QuantCompute.INT8);
+    assertEquals(want, c.engine().quantization());
+    assertEquals(new Numerics(KvDtype.FP32, want), c.engine().numerics());
+    assertEquals("int4 (block 64, int8 compute)", want.describe());
+    assertEquals(
+        QuantCompute.FP32,
+        NodeConfigLoader.fromMap(Map.of("role", "decode")).engine().quantization().compute());
+    NodeConfigException bad =
+        assertThrows(
+            NodeConfigException.class,
+            () ->
+                NodeConfigLoader.fromMap(
+                    Map.of(
+                        "role", "decode",
+                        "model.quantization", "int4",
+                        "model.quantization-compute", "int4")));
+    assertEquals(
+        List.of("pdserve.model.quantization-compute: must be fp32 or int8, got 'int4' (from flag)"),
+        bad.problems());
+    NodeConfigException none =
+        assertThrows(
+            NodeConfigException.class,
+            () ->
+                NodeConfigLoader.fromMap(
+                    Map.of("role", "decode", "model.quantization-compute", "int8")));
+    assertEquals(1, none.problems().size(), none.problems().toString());
+    assertTrue(
+        none.problems().get(0).startsWith("pdserve.model.quantization-compute: int8 needs")
+            && none.problems().get(0).contains("pdserve.model.quantization"),
+        none.problems().toString());
   }
 }

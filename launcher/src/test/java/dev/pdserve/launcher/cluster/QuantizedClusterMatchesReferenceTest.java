@@ -12,6 +12,7 @@ import dev.pdserve.model.engine.ModelSpec;
 import dev.pdserve.model.engine.Numerics;
 import dev.pdserve.model.engine.ReferenceEngine;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightQuantization;
 import java.util.ArrayList;
@@ -34,6 +35,9 @@ class QuantizedClusterMatchesReferenceTest {
   static LoadedModel model;
   static final Map<QuantMode, ReferenceEngine> references = new EnumMap<>(QuantMode.class);
 
+  /** int4 computed with int8 activations ({@code pdserve.model.quantization-compute=int8}). */
+  static ReferenceEngine int4Int8Compute;
+
   @BeforeAll
   static void loadReferences() {
     model = LoadedModel.load(ModelSpec.preset("tiny"));
@@ -43,27 +47,45 @@ class QuantizedClusterMatchesReferenceTest {
           new ReferenceEngine(
               model, OrtRuntime.shared(), Numerics.weights(WeightQuantization.of(m))));
     }
+    int4Int8Compute =
+        new ReferenceEngine(
+            model,
+            OrtRuntime.shared(),
+            Numerics.weights(WeightQuantization.of(QuantMode.INT4).withCompute(QuantCompute.INT8)));
   }
 
   @AfterAll
   static void close() {
     references.values().forEach(ReferenceEngine::close);
+    int4Int8Compute.close();
     model.close();
   }
 
-  @ParameterizedTest(name = "{0} weights, {1}P/{2}D/{3}E in one JVM")
+  @ParameterizedTest(name = "{0} weights ({4} compute), {1}P/{2}D/{3}E in one JVM")
   @CsvSource({
-    "INT8,1,1,0",
-    "INT8,1,1,2",
-    "INT4,1,1,0",
-    "INT4,1,1,2",
-    "INT2_MIXED,1,1,0",
-    "INT2_MIXED,1,1,2"
+    "INT8,1,1,0,FP32",
+    "INT8,1,1,2,FP32",
+    "INT4,1,1,0,FP32",
+    "INT4,1,1,2,FP32",
+    "INT4,1,1,2,INT8",
+    "INT2_MIXED,1,1,0,FP32",
+    "INT2_MIXED,1,1,2,FP32"
   })
-  void topologyMatchesTheReferenceInTheSameMode(QuantMode mode, int prefill, int decode, int shards)
-      throws Exception {
+  void topologyMatchesTheReferenceInTheSameMode(
+      QuantMode mode, int prefill, int decode, int shards, QuantCompute compute) throws Exception {
     Map<String, String> settings =
-        Map.of("model.quantization", mode.configName(), "prefill.chunk-tokens", "128");
+        Map.of(
+            "model.quantization",
+            mode.configName(),
+            "model.quantization-compute",
+            compute.configName(),
+            "prefill.chunk-tokens",
+            "128");
+    ReferenceEngine reference =
+        compute == QuantCompute.INT8 ? int4Int8Compute : references.get(mode);
+    assertEquals(
+        new WeightQuantization(mode, WeightQuantization.DEFAULT_BLOCK_SIZE, compute),
+        reference.runner().numerics().weights());
     try (InJvmCluster c = InJvmCluster.start(prefill, decode, shards, settings)) {
       int differFromFp32 = 0;
       for (GenerateRequest asked : ClusterMatchesReferenceTest.prompts()) {
@@ -81,7 +103,7 @@ class QuantizedClusterMatchesReferenceTest {
           completed |= g.hasCompletion();
         }
         assertTrue(completed, r.getRequestId() + " ended without a completion");
-        GenerateResult want = ClusterMatchesReferenceTest.referenceResult(references.get(mode), r);
+        GenerateResult want = ClusterMatchesReferenceTest.referenceResult(reference, r);
         assertArrayEquals(
             want.tokenIds(),
             ids.stream().mapToInt(Integer::intValue).toArray(),

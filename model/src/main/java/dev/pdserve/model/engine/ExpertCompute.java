@@ -115,7 +115,7 @@ public final class ExpertCompute implements AutoCloseable {
       int e = (int) (long) entry.getKey();
       int n = counts.get(entry.getKey());
       int[] pairs = entry.getValue();
-      int rowsIn = Math.max(n, ExpertGraph.MIN_ROWS);
+      int rowsIn = Math.max(weights.quantization().paddedRows(n), ExpertGraph.MIN_ROWS);
       float[] x = new float[rowsIn * h];
       for (int i = 0; i < rowsIn; i++) {
         int r = pairs[Math.min(i, n - 1) * 2];

@@ -106,7 +106,7 @@ public final class ModelRunner implements AutoCloseable {
 
   /** Logits {@code [m, V]} for {@code m} final hidden rows. */
   public float[] logits(float[] rows, int m) {
-    int padded = Math.max(m, 2); // never a single row (see LayerGraph)
+    int padded = numerics.weights().paddedRows(m); // never a single row (see LayerGraph)
     float[] in = padded == m ? rows : Arrays.copyOf(rows, padded * cfg.hidden());
     try (OnnxTensor t = runtime.floatTensor(in, padded, cfg.hidden());
         OrtSession.Result r = head.run(Map.of("h", t))) {
@@ -222,7 +222,9 @@ public final class ModelRunner implements AutoCloseable {
         }
       }
       // Never a single row: ONNX Runtime reduces a single row along another path than several.
-      this.tq = b == 1 && maxNew == 1 ? 2 : maxNew;
+      int q = b == 1 && maxNew == 1 ? 2 : maxNew;
+      // int8 compute: an even number of rows (see WeightQuantization.paddedRows).
+      this.tq = numerics.weights().paddedRows(b * q) == b * q ? q : q + 1;
       this.m = b * tq;
       this.sLen = p + tq;
       this.realRows = real;

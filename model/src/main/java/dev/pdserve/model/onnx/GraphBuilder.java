@@ -47,12 +47,6 @@ public final class GraphBuilder {
   /** ONNX Runtime's contrib-operator domain (MatMulNBits). */
   public static final String MS_DOMAIN = "com.microsoft";
 
-  /**
-   * {@code accuracy_level} of every MatMulNBits node: 0 computes in fp32 (ONNX Runtime's int8
-   * activation kernels, level 4, are not used: see {@link #quantLinear}).
-   */
-  public static final int MATMUL_NBITS_ACCURACY = 0;
-
   public GraphBuilder(String name) {
     this.name = name;
   }
@@ -246,7 +240,10 @@ public final class GraphBuilder {
         : matMulNBits(x, f, n, k, codes, scales);
   }
 
-  /** One MatMulNBits node over given code, scale (and zero-point) values. */
+  /**
+   * One MatMulNBits node over given code, scale (and zero-point) values; its {@code accuracy_level}
+   * is {@code f}'s compute's (0: fp32, 4: int8 activations).
+   */
   public String matMulNBits(String x, QuantFormat f, long n, long k, String... quantInputs) {
     String[] in = new String[quantInputs.length + 1];
     in[0] = x;
@@ -258,7 +255,7 @@ public final class GraphBuilder {
             Attr.i("N", n),
             Attr.i("bits", f.bits()),
             Attr.i("block_size", f.blockSize()),
-            Attr.i("accuracy_level", MATMUL_NBITS_ACCURACY)),
+            Attr.i("accuracy_level", f.compute().accuracyLevel())),
         in);
   }
 

@@ -10,9 +10,18 @@ package dev.pdserve.model.quant;
  * bits first along K; scales {@code float [N·blocks]}; zero points {@code uint8
  * [N·⌈blocks·bits/8⌉]}, packed low bits first, each row starting on a byte. K is padded to whole
  * blocks with zeros. A value is {@code (code − zeroPoint) · scale}.
+ *
+ * <p>{@code compute} is what MatMulNBits computes in ({@link QuantCompute#accuracyLevel()}); it
+ * does not change the layout, the {@link #tag()} nor the tensor names.
  */
-public record QuantFormat(int bits, int blockSize, boolean zeroPoints) {
+public record QuantFormat(int bits, int blockSize, boolean zeroPoints, QuantCompute compute) {
+  /** A format computed in fp32 ({@code accuracy_level} 0). */
+  public QuantFormat(int bits, int blockSize, boolean zeroPoints) {
+    this(bits, blockSize, zeroPoints, QuantCompute.FP32);
+  }
+
   public QuantFormat {
+    java.util.Objects.requireNonNull(compute, "compute");
     if (bits != 2 && bits != 4 && bits != 8) {
       throw new IllegalArgumentException("bits must be 2, 4 or 8, got " + bits);
     }
@@ -52,12 +61,17 @@ public record QuantFormat(int bits, int blockSize, boolean zeroPoints) {
     return n * (blocks * blobBytes() + blocks * 4L + zeroPointBytesPerRow(k));
   }
 
-  /** Short name used in derived tensor names, e.g. {@code q4b64z}. */
+  /** The same layout computed in {@code c}. */
+  public QuantFormat withCompute(QuantCompute c) {
+    return new QuantFormat(bits, blockSize, zeroPoints, c);
+  }
+
+  /** Short name used in derived tensor names, e.g. {@code q4b64z} (the compute is not in it). */
   public String tag() {
     return "q" + bits + "b" + blockSize + (zeroPoints ? "z" : "");
   }
 
-  /** The format of a {@link #tag()}. */
+  /** The format of a {@link #tag()}, computed in fp32. */
   public static QuantFormat parseTag(String tag) {
     if (!tag.startsWith("q") || !tag.contains("b")) {
       throw new IllegalArgumentException("not a quantization tag: " + tag);

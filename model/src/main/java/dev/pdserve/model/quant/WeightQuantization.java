@@ -21,8 +21,10 @@ import java.util.Optional;
  *
  * @param mode which weights are low-bit
  * @param blockSize values of K per scale: a power of two from 16 to 256
+ * @param compute what MatMulNBits computes in ({@link QuantCompute}); {@link QuantCompute#INT8}
+ *     only with a quantized mode
  */
-public record WeightQuantization(QuantMode mode, int blockSize) {
+public record WeightQuantization(QuantMode mode, int blockSize, QuantCompute compute) {
   /** Block size unless configured: 64 values per scale. */
   public static final int DEFAULT_BLOCK_SIZE = 64;
 
@@ -34,11 +36,42 @@ public record WeightQuantization(QuantMode mode, int blockSize) {
   public static final String BLOCK_MUST_BE =
       "must be a power of two from 16 to 256 (16, 32, 64, 128 or 256)";
 
+  /** What a compute other than fp32 with mode none is told. */
+  public static final String COMPUTE_NEEDS_QUANTIZATION =
+      "int8 compute needs quantized weights (int8, int4 or int2-mixed): with none nothing is"
+          + " computed by MatMulNBits";
+
+  /** {@code mode} at {@code blockSize}, computed in fp32. */
+  public WeightQuantization(QuantMode mode, int blockSize) {
+    this(mode, blockSize, QuantCompute.FP32);
+  }
+
   public WeightQuantization {
     Objects.requireNonNull(mode, "mode");
+    Objects.requireNonNull(compute, "compute");
     if (!isValidBlockSize(blockSize)) {
       throw new IllegalArgumentException(BLOCK_MUST_BE + ", got " + blockSize);
     }
+    if (mode == QuantMode.NONE && compute != QuantCompute.FP32) {
+      throw new IllegalArgumentException(COMPUTE_NEEDS_QUANTIZATION);
+    }
+  }
+
+  /**
+   * Rows a call with {@code rows} real rows is padded to: never one (ONNX Runtime reduces a single
+   * row along another path than several), and with {@link QuantCompute#INT8} an even number:
+   * MatMulNBits' int8-activation kernels compute rows in pairs and a last, unpaired row along
+   * another path (measured: 8-bit at block ≥ 128, 4-bit at block ≥ 64), so only even counts give
+   * every row the same bits whatever the batch.
+   */
+  public int paddedRows(int rows) {
+    int r = Math.max(rows, 2);
+    return compute == QuantCompute.INT8 && (r & 1) == 1 ? r + 1 : r;
+  }
+
+  /** The same weights computed in {@code c}. */
+  public WeightQuantization withCompute(QuantCompute c) {
+    return new WeightQuantization(mode, blockSize, c);
   }
 
   /** {@code mode} at the default block size. */
@@ -98,7 +131,7 @@ public record WeightQuantization(QuantMode mode, int blockSize) {
     if (bits == 32) {
       return Optional.empty();
     }
-    return Optional.of(new QuantFormat(bits, blockSize, bits < 8));
+    return Optional.of(new QuantFormat(bits, blockSize, bits < 8, compute));
   }
 
   /**
@@ -118,8 +151,15 @@ public record WeightQuantization(QuantMode mode, int blockSize) {
     return (double) bytes(cfg, layer, component, k, n) / ((double) n * k);
   }
 
-  /** E.g. {@code int4 (block 64)} or {@code none}. */
+  /** E.g. {@code int4 (block 64)}, {@code int4 (block 64, int8 compute)} or {@code none}. */
   public String describe() {
-    return isQuantized() ? mode.configName() + " (block " + blockSize + ")" : "none";
+    if (!isQuantized()) {
+      return "none";
+    }
+    return mode.configName()
+        + " (block "
+        + blockSize
+        + (compute == QuantCompute.FP32 ? "" : ", " + compute.configName() + " compute")
+        + ")";
   }
 }
