@@ -41,25 +41,6 @@ class LocalTlsTest {
   }
 
   @Test
-  void localClusterDeletesItsCertificatesWhenItCloses() throws Exception {
-    LocalTls tls = LocalTls.generate();
-    LocalCluster.Spec spec =
-        new LocalCluster.Spec(
-            1, 1, 0, "tiny", null, ModelSpec.DEFAULT_SEED, "16m", "WARN", tls.settings(), "384m");
-    try (LocalCluster cluster =
-        LocalCluster.start(spec, System.err::println, Duration.ofSeconds(180), List.of(tls))) {
-      assertTrue(
-          cluster.routerHttpUrl().startsWith("https://"),
-          "the router's HTTP API is not on TLS: " + cluster.routerHttpUrl());
-      assertTrue(
-          Files.isReadable(tls.files().key()), "the node key is gone while the cluster runs");
-    }
-    assertFalse(
-        Files.exists(tls.directory()),
-        tls.directory() + " (the CA and node key) still exists after the cluster closed");
-  }
-
-  @Test
   void failedStartDeletesTheCertificates() throws Exception {
     LocalTls tls = LocalTls.generate();
     LocalCluster.Spec spec =

@@ -41,7 +41,7 @@ class ImageDecodingFuzzTest {
 
   private static boolean classesLoaded;
 
-  @FuzzTest(maxDuration = "30s")
+  @FuzzTest(maxDuration = "20s")
   void anyBytesDecodeOrAreRefused(byte[] bytes) {
     loadClassesOnce();
     long before = THREADS.getCurrentThreadAllocatedBytes();

@@ -56,7 +56,7 @@ class GenerateRequestFuzzTest {
         }
       };
 
-  @FuzzTest(maxDuration = "30s")
+  @FuzzTest(maxDuration = "20s")
   void anyRequestIsValidatedIntoAClientError(byte[] bytes) {
     GenerateRequest req;
     try {

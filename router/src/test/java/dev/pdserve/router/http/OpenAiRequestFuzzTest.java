@@ -78,7 +78,7 @@ class OpenAiRequestFuzzTest {
     "-1",
     "2147483648"
   })
-  @FuzzTest(maxDuration = "30s")
+  @FuzzTest(maxDuration = "20s")
   void anyBodyIsDecodedOrRefusedWithAClientError(byte[] body) {
     if (body.length > HttpApiSettings.DEFAULT_MAX_BODY_BYTES) {
       return; // the server answers 413 before the body is read

@@ -64,7 +64,7 @@ class DirectPutFuzzTest {
 
   private static final ThreadMXBean THREADS = (ThreadMXBean) ManagementFactory.getThreadMXBean();
 
-  @FuzzTest(maxDuration = "30s")
+  @FuzzTest(maxDuration = "20s")
   void pushedBytesLandOnlyInTheTransfersBlocksOrAreRefused(FuzzedDataProvider data) {
     loadClassesOnce();
     long allocatedBefore = THREADS.getCurrentThreadAllocatedBytes();
