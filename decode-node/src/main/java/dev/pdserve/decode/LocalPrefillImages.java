@@ -90,7 +90,8 @@ final class LocalPrefillImages implements AutoCloseable {
               + j.images().size()
               + " images, but model "
               + modelName
-              + " takes none (it has no vision encoder); send text only");
+              + " takes none here (this node runs without a vision encoder: the model has none,"
+              + " or pdserve.vision.enabled is false); send text only");
     }
     return stage.check(j.requestId(), j.promptIds(), j.images());
   }

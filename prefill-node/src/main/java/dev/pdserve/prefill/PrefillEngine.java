@@ -223,7 +223,8 @@ public final class PrefillEngine implements AutoCloseable {
               + spec.images().size()
               + " images, but model "
               + runner.config().name()
-              + " takes none (it has no vision encoder); send text only");
+              + " takes none here (this node runs without a vision encoder: the model has none,"
+              + " or pdserve.vision.enabled is false); send text only");
     }
     return images.check(spec.requestId(), spec.promptIds(), spec.images());
   }

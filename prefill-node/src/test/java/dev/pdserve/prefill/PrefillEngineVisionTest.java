@@ -374,6 +374,6 @@ class PrefillEngineVisionTest {
     ImagePrompt p = ImagePrompt.of(reference, "see " + ImagePrompt.IMAGE, SQUARE);
     ServingException e = failure(engine.submit(job("no-vision", p.ids(), p.images())));
     assertEquals(ServingException.Kind.INVALID_ARGUMENT, e.kind(), e.toString());
-    assertTrue(e.getMessage().contains("takes none (it has no vision encoder)"), e.getMessage());
+    assertTrue(e.getMessage().contains("runs without a vision encoder"), e.getMessage());
   }
 }

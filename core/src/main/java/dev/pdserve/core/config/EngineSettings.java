@@ -27,6 +27,8 @@ import java.util.Optional;
  *     node of a cluster must agree)
  * @param lowBitDummyWeights a preset's quantized matrices are generated directly in their format
  *     ({@code pdserve.model.low-bit-dummy-weights}; every node of a cluster must agree)
+ * @param visionEnabled a worker of a vision model loads its vision tower and takes images ({@code
+ *     pdserve.vision.enabled}); false = text only
  */
 public record EngineSettings(
     long kvBudgetBytes,
@@ -42,7 +44,8 @@ public record EngineSettings(
     KvDtype kvDtype,
     long encoderCacheBytes,
     WeightQuantization quantization,
-    boolean lowBitDummyWeights) {
+    boolean lowBitDummyWeights,
+    boolean visionEnabled) {
   /** Encoder cache of a worker unless configured otherwise: 256 MiB. */
   public static final long DEFAULT_ENCODER_CACHE_BYTES = 256L << 20;
 

@@ -161,6 +161,16 @@ public interface ModelKeys {
               new ValueType.Int(1, 4096),
               64,
               "sequences per decode step at most"));
+  ConfigKey<Boolean> VISION_ENABLED =
+      GROUP.define(
+          ConfigKey.of(
+              "pdserve.vision.enabled",
+              KeyTypes.BOOL,
+              true,
+              "worker of a vision model: load the vision tower and resampler and take images;"
+                  + " false = text only (the tower's memory is not needed, image parts are refused"
+                  + " with 400 / INVALID_ARGUMENT; on the router it makes"
+                  + " pdserve.router.images.max-per-prompt default to 0)"));
   ConfigKey<Long> VISION_ENCODER_CACHE_BYTES =
       GROUP.define(
           ConfigKey.of(

@@ -80,6 +80,7 @@ import static dev.pdserve.core.config.ConfigKeys.TLS_CERT;
 import static dev.pdserve.core.config.ConfigKeys.TLS_ENABLED;
 import static dev.pdserve.core.config.ConfigKeys.TLS_KEY;
 import static dev.pdserve.core.config.ConfigKeys.TLS_RELOAD_INTERVAL;
+import static dev.pdserve.core.config.ConfigKeys.VISION_ENABLED;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
 import dev.pdserve.model.quant.QuantCompute;
@@ -349,7 +350,8 @@ final class SettingsReader {
         values.get(KV_DTYPE),
         values.get(VISION_ENCODER_CACHE_BYTES),
         quantization(),
-        values.get(MODEL_LOW_BIT_DUMMY_WEIGHTS));
+        values.get(MODEL_LOW_BIT_DUMMY_WEIGHTS),
+        values.get(VISION_ENABLED));
   }
 
   /** Mode, block size and compute; int8 compute is refused without a quantized mode. */
@@ -403,7 +405,10 @@ final class SettingsReader {
 
   private ImageIntakeSettings images() {
     return new ImageIntakeSettings(
-        values.get(ROUTER_IMAGES_MAX_PER_PROMPT),
+        // text only (pdserve.vision.enabled=false): images refused unless a limit is set
+        values.isSet(ROUTER_IMAGES_MAX_PER_PROMPT) || values.get(VISION_ENABLED)
+            ? values.get(ROUTER_IMAGES_MAX_PER_PROMPT)
+            : 0,
         values.get(ROUTER_IMAGES_MAX_BYTES),
         values.get(ROUTER_IMAGES_MAX_PIXELS),
         values.get(ROUTER_IMAGES_FETCH_ENABLED),

@@ -31,6 +31,27 @@ class RouterConfigTest {
   }
 
   @Test
+  void aTextOnlyDeploymentRefusesImagesAtTheRouterUnlessALimitIsSet() {
+    assertEquals(
+        ImageIntakeSettings.DEFAULT_MAX_PER_PROMPT,
+        read(Map.of("role", "router")).images().maxPerPrompt());
+    assertEquals(
+        0, read(Map.of("role", "router", "vision.enabled", "false")).images().maxPerPrompt());
+    assertEquals(
+        2,
+        read(Map.of(
+                "role", "router", "vision.enabled", "false", "router.images.max-per-prompt", "2"))
+            .images()
+            .maxPerPrompt());
+    assertTrue(NodeConfigLoader.fromMap(Map.of("role", "decode")).engine().visionEnabled());
+    assertEquals(
+        false,
+        NodeConfigLoader.fromMap(Map.of("role", "decode", "vision.enabled", "false"))
+            .engine()
+            .visionEnabled());
+  }
+
+  @Test
   void theQueueDelayBoundFollowsTheTtftTargetUnlessSet() {
     assertEquals(
         Duration.ofMillis(1500),

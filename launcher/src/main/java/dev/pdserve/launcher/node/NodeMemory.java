@@ -10,6 +10,7 @@ import dev.pdserve.model.memory.MemoryPlan;
 import dev.pdserve.model.memory.MemoryPlan.RoleNeed;
 import dev.pdserve.model.memory.WeightPrecision;
 import java.lang.management.ManagementFactory;
+import java.util.Optional;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
@@ -30,8 +31,10 @@ final class NodeMemory {
    */
   static MemoryPlan plan(NodeConfig config, ModelConfig model) {
     EngineSettings e = config.engine();
+    // text only: the vision tower is not loaded
+    ModelConfig planned = e.visionEnabled() ? model : model.withVision(Optional.empty());
     return MemoryPlan.of(
-        model,
+        planned,
         WeightPrecision.of(model, e.quantization()),
         e.kvDtype(),
         new MemoryPlan.Settings(

@@ -124,7 +124,7 @@ public final class WorkerNode implements AutoCloseable {
     ExpertBackend backend = experts.create(node, weights);
     Channels channels = node.channels("channels", node.channelSettings());
     VisionEncoder vision =
-        node.model().config().vision().isPresent()
+        node.model().config().vision().isPresent() && config.engine().visionEnabled()
             ? node.own(
                 Stage.RESOURCES,
                 "vision-encoder",

@@ -102,6 +102,20 @@ class NodeMemoryAndNameTest {
   }
 
   @Test
+  void aTextOnlyWorkerDoesNotCountTheVisionTower() {
+    ModelConfig big = ModelPresets.get("ernie-4.5-vl-28b-a3b");
+    Map<String, String> remote = Map.of("experts.mode", "remote", "model.quantization", "int4");
+    Map<String, String> textOnly = new HashMap<>(remote);
+    textOnly.put("vision.enabled", "false");
+    long withVision =
+        NodeMemory.plan(config("decode", remote), big).worker(false, false).weightBytes();
+    long without =
+        NodeMemory.plan(config("decode", textOnly), big).worker(false, false).weightBytes();
+    long tower = big.vision().orElseThrow().parameters(big.hidden()) * 4; // fp32
+    assertEquals(tower, withVision - without);
+  }
+
+  @Test
   void anExpertShardThatCannotFitRefusesToStartAndLeavesNothingOpen() {
     NodeConfig cfg =
         config(

@@ -28,11 +28,15 @@ public final class ReferenceEngine implements AutoCloseable {
 
   private final LoadedModel model;
   private final ModelWeights weights;
+  private final OrtRuntime runtime;
   private final ModelRunner runner;
   private final ExpertCompute experts;
   private final ExpertBackend local;
   private final PromptRenderer renderer;
-  private final VisionEncoder vision; // null for a text-only model
+  // made at the first image (the full-size tower is ~3 GiB of fp32 a text-only run never needs);
+  // null until then, and always for a text-only model
+  private VisionEncoder vision;
+  private boolean closed;
 
   /** The reference engine with {@link Numerics#DEFAULT} (fp32 KV). */
   public ReferenceEngine(LoadedModel model, OrtRuntime runtime) {
@@ -45,13 +49,9 @@ public final class ReferenceEngine implements AutoCloseable {
     this.weights = new ModelWeights(model.config(), model.weights(), runtime, numerics.weights());
     ModelRunner r = null;
     ExpertCompute e = null;
-    VisionEncoder v = null;
     try {
       r = new ModelRunner(model.config(), weights, runtime, numerics);
       e = new ExpertCompute(model.config(), weights, runtime, ExpertCompute.HostedExperts.ALL);
-      if (model.config().vision().isPresent()) {
-        v = new VisionEncoder(model.config(), weights, runtime);
-      }
     } catch (RuntimeException ex) {
       if (e != null) {
         e.close();
@@ -64,7 +64,7 @@ public final class ReferenceEngine implements AutoCloseable {
     }
     this.runner = r;
     this.experts = e;
-    this.vision = v;
+    this.runtime = runtime;
     this.local = new LocalExperts(e);
     PromptRenderer text = new PromptRenderer(model.tokenizer(), ChatTemplate.ernie());
     this.renderer = model.config().vision().map(text::withVision).orElse(text);
@@ -107,7 +107,9 @@ public final class ReferenceEngine implements AutoCloseable {
       List<Double> logprobs = new ArrayList<>();
 
       PrefillInputs images =
-          rendered.hasImages() ? PrefillInputs.of(rendered, config(), runner, vision) : null;
+          rendered.hasImages()
+              ? PrefillInputs.of(rendered, config(), runner, visionEncoder().orElseThrow())
+              : null;
       SequenceStep first =
           images == null ? SequenceStep.text(prompt, kv, true) : images.step(kv, true);
       float[] logits = runner.forward(List.of(first), local)[0];
@@ -150,13 +152,20 @@ public final class ReferenceEngine implements AutoCloseable {
     return generate(req, TokenListener.NONE);
   }
 
-  /** The vision encoder, empty for a text-only model. */
-  public Optional<VisionEncoder> visionEncoder() {
+  /** The vision encoder (made now if this is its first use), empty for a text-only model. */
+  public synchronized Optional<VisionEncoder> visionEncoder() {
+    if (vision == null && !closed && model.config().vision().isPresent()) {
+      vision = new VisionEncoder(model.config(), weights, runtime);
+    }
     return Optional.ofNullable(vision);
   }
 
   @Override
-  public void close() {
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
     if (vision != null) {
       vision.close();
     }

@@ -44,6 +44,14 @@ public final class ImageIntake {
    * prompt's field).
    */
   public void checkCount(int count, String where) {
+    if (count > 0 && settings.maxPerPrompt() == 0) {
+      throw new ImageRefusedException(
+          where,
+          "this deployment serves text only and takes no images"
+              + " (pdserve.router.images.max-per-prompt is 0, or pdserve.vision.enabled is false);"
+              + " send the prompt without images",
+          false);
+    }
     if (count > settings.maxPerPrompt()) {
       throw new ImageRefusedException(
           where,

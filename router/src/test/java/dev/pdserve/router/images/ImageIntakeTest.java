@@ -87,6 +87,17 @@ class ImageIntakeTest {
   }
 
   @Test
+  void aLimitOfZeroSaysTheDeploymentIsTextOnly() {
+    ImageIntake in = intake(100, 0);
+    in.checkCount(0, "messages");
+    ImageRefusedException e =
+        assertThrows(ImageRefusedException.class, () -> in.checkCount(1, "messages"));
+    assertFalse(e.tooLarge());
+    assertTrue(e.getMessage().contains("serves text only"), e.getMessage());
+    assertTrue(e.getMessage().contains("pdserve.vision.enabled"), e.getMessage());
+  }
+
+  @Test
   void hostPatterns() {
     ImageIntakeSettings s =
         ImageIntakeSettings.DEFAULTS.withFetching(
