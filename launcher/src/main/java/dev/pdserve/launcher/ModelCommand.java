@@ -12,6 +12,8 @@ import dev.pdserve.model.graph.LayerGraph;
 import dev.pdserve.model.memory.MemoryPlan;
 import dev.pdserve.model.memory.WeightPrecision;
 import dev.pdserve.model.onnx.GraphBuilder;
+import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.WeightQuantization;
 import dev.pdserve.model.weights.CheckpointConverter;
 import dev.pdserve.model.weights.ConvertOptions;
 import dev.pdserve.model.weights.ConvertReport;
@@ -194,7 +196,7 @@ final class ModelCommand implements Runnable {
       name = "convert",
       mixinStandardHelpOptions = true,
       description =
-          "Convert an ERNIE safetensors checkpoint (PT release naming, bf16/fp16/fp32, sharded or not) into the fp32 layout the engine loads.")
+          "Convert an ERNIE safetensors checkpoint (PT release naming, bf16/fp16/fp32, sharded or not) into the fp32 layout the engine loads, or with --quantize into a pre-quantized one it maps without quantizing.")
   static final class Convert implements Callable<Integer> {
     @picocli.CommandLine.Option(
         names = "--checkpoint",
@@ -221,11 +223,41 @@ final class ModelCommand implements Runnable {
         description = "Split the output into shards of at most N bytes (default 4 GiB).")
     Long maxShardBytes;
 
+    @picocli.CommandLine.Option(
+        names = "--quantize",
+        paramLabel = "MODE",
+        converter = QuantizationOptions.ModeConverter.class,
+        description =
+            "Store the matrices MODE quantizes (int8, int4 or int2-mixed, as --quantization)"
+                + " pre-quantized: MatMulNBits codes, fp32 scales and zero points, the bytes"
+                + " quantize-on-load makes; --model DIR then serves them as stored. Default: none"
+                + " (all fp32).")
+    QuantMode quantize;
+
+    @picocli.CommandLine.Option(
+        names = "--block-size",
+        paramLabel = "N",
+        converter = QuantizationOptions.BlockConverter.class,
+        description =
+            "Weights per scale along K with --quantize: 16, 32, 64, 128 or 256. Default: 64.")
+    Integer blockSize;
+
     @Spec picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() {
+      if (blockSize != null && (quantize == null || quantize == QuantMode.NONE)) {
+        throw new IllegalArgumentException(
+            "--block-size needs --quantize int8, int4 or int2-mixed");
+      }
       ConvertOptions opts = ConvertOptions.defaults();
+      if (quantize != null) {
+        opts =
+            opts.withQuantization(
+                new WeightQuantization(
+                    quantize,
+                    blockSize == null ? WeightQuantization.DEFAULT_BLOCK_SIZE : blockSize));
+      }
       if (overwrite) {
         opts = opts.withOverwrite(true);
       }
@@ -236,10 +268,13 @@ final class ModelCommand implements Runnable {
       ConvertReport r = CheckpointConverter.convert(checkpoint, out, opts);
       PrintWriter o = spec.commandLine().getOut();
       o.printf(
-          "converted %s -> %s: %d tensors, %s in %d file(s), %d ignored, %.1f s%n",
+          "converted %s -> %s: %d tensors%s, %s in %d file(s), %d ignored, %.1f s%n",
           checkpoint,
           r.outDir(),
           r.tensorsWritten(),
+          r.quantization()
+              .map(q -> " (" + r.quantizedMatrices() + " matrices stored " + q.describe() + ")")
+              .orElse(""),
           bytes(r.bytesWritten()),
           r.files().size(),
           r.skipped().size(),

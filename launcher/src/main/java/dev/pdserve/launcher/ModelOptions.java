@@ -7,6 +7,7 @@ import dev.pdserve.model.config.ModelConfigJson;
 import dev.pdserve.model.config.ModelPresets;
 import dev.pdserve.model.engine.ModelSpec;
 import dev.pdserve.model.engine.Numerics;
+import dev.pdserve.model.quant.StoredQuantization;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Iterator;
@@ -61,8 +62,17 @@ final class ModelOptions {
               + " quantization of the fp32 dummy weights, so not for 'model eval'.")
   boolean lowBitDummyWeights;
 
-  /** How to compute the model: the KV dtype and weight quantization given (fp32 by default). */
+  /**
+   * How to compute the model: the KV dtype and weight quantization given (fp32 by default); a
+   * pre-quantized {@code --model} directory's stored quantization where {@code --quantization} /
+   * {@code --quantization-block-size} are not given (a different one given is refused).
+   */
   Numerics numerics() {
+    if (modelDir != null) {
+      return new Numerics(
+          kvDtype,
+          quantization.resolve(StoredQuantization.readIfPresent(modelDir), "--model " + modelDir));
+    }
     return new Numerics(kvDtype, quantization.resolve());
   }
 

@@ -3,8 +3,10 @@ package dev.pdserve.launcher;
 import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.StoredQuantization;
 import dev.pdserve.model.quant.WeightQuantization;
 import java.util.Map;
+import java.util.Optional;
 import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
@@ -60,6 +62,27 @@ final class QuantizationOptions {
     }
     return new WeightQuantization(
         m, blockSize == null ? WeightQuantization.DEFAULT_BLOCK_SIZE : blockSize, c);
+  }
+
+  /**
+   * The quantization to serve a model directory stored pre-quantized as {@code stored} with: the
+   * mode and block size given or, where not given, the stored ones (the compute as given); without
+   * {@code stored}, {@link #resolve()}.
+   *
+   * @throws IllegalArgumentException naming {@code --quantization} and both values when what is
+   *     given differs from what is stored
+   */
+  WeightQuantization resolve(Optional<StoredQuantization> stored, String where) {
+    if (stored.isEmpty()) {
+      return resolve();
+    }
+    return stored
+        .get()
+        .resolve(
+            Optional.ofNullable(mode),
+            Optional.ofNullable(blockSize),
+            compute == null ? QuantCompute.FP32 : compute,
+            where);
   }
 
   /** The settings a node gets from the flags given (none when none were given). */

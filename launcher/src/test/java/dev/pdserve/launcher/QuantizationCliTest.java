@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.config.ModelPresets;
 import dev.pdserve.model.engine.GenerateRequest;
 import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
@@ -15,8 +17,13 @@ import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightQuantization;
 import dev.pdserve.model.sampling.SamplingParams;
+import dev.pdserve.model.weights.DummyWeights;
+import dev.pdserve.model.weights.SafetensorsDType;
+import dev.pdserve.model.weights.TestCheckpoints;
+import java.nio.file.Path;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code --quantization}, {@code --quantization-block-size} and {@code --quantization-compute} on
@@ -147,5 +154,65 @@ class QuantizationCliTest {
     assertEquals(1.0, j.get("top1_agreement").asDouble());
     assertEquals(0.0, j.get("mean_kl").asDouble());
     assertEquals(4.0, j.get("mean_identical_prefix").asDouble());
+  }
+
+  @Test
+  void convertQuantizeServesTheStoredModeAndRefusesAnother(@TempDir Path tmp) throws Exception {
+    ModelConfig cfg = ModelPresets.get("tiny");
+    Path ckpt =
+        TestCheckpoints.write(
+            tmp.resolve("ckpt"),
+            cfg,
+            new DummyWeights(cfg, ModelSpec.DEFAULT_SEED),
+            TestCheckpoints.Layout.released(cfg, SafetensorsDType.F32));
+    CliTest.Run noMode =
+        CliTest.run(
+            "model",
+            "convert",
+            "--checkpoint",
+            ckpt.toString(),
+            "--out",
+            "x",
+            "--block-size",
+            "32");
+    assertEquals(CliErrors.USAGE, noMode.code(), noMode.err());
+    assertTrue(noMode.err().contains("--block-size needs --quantize"), noMode.err());
+
+    Path out = tmp.resolve("int4");
+    CliTest.Run conv =
+        CliTest.run(
+            "model",
+            "convert",
+            "--checkpoint",
+            ckpt.toString(),
+            "--out",
+            out.toString(),
+            "--quantize",
+            "int4",
+            "--block-size",
+            "32");
+    assertEquals(0, conv.code(), conv.err());
+    assertTrue(conv.out().contains("matrices stored int4 (block 32)"), conv.out());
+
+    String[] gen = {"generate", "--local", "--prompt", "parity", "--max-tokens", "8", "--json"};
+    CliTest.Run fromDir = CliTest.run(with(gen, "--model", out.toString()));
+    CliTest.Run onLoad =
+        CliTest.run(with(with(gen, "--quantization", "int4"), "--quantization-block-size", "32"));
+    assertEquals(0, fromDir.code(), fromDir.err());
+    assertEquals(0, onLoad.code(), onLoad.err());
+    ObjectMapper m = new ObjectMapper();
+    assertEquals(
+        m.readTree(onLoad.out()).get("token_ids"),
+        m.readTree(fromDir.out()).get("token_ids"),
+        "the stored int4 checkpoint differs from the preset quantized to int4 on load");
+
+    CliTest.Run other =
+        CliTest.run(with(with(gen, "--model", out.toString()), "--quantization", "int8"));
+    assertEquals(CliErrors.USAGE, other.code(), other.err());
+    assertTrue(
+        other.err().contains("pdserve.model.quantization (--quantization)")
+            && other.err().contains("stored quantized int4 (block 32)")
+            && other.err().contains("asks for int8 (block 32)"),
+        other.err());
   }
 }

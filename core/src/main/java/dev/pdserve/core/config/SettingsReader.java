@@ -85,6 +85,7 @@ import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
 import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.StoredQuantization;
 import dev.pdserve.model.quant.WeightQuantization;
 import java.net.InetAddress;
 import java.nio.file.Path;
@@ -349,16 +350,32 @@ final class SettingsReader {
         ortCuda,
         values.get(KV_DTYPE),
         values.get(VISION_ENCODER_CACHE_BYTES),
-        quantization(),
+        quantization(modelDir),
         values.get(MODEL_LOW_BIT_DUMMY_WEIGHTS),
         values.get(VISION_ENABLED));
   }
 
   /** Mode, block size and compute; int8 compute is refused without a quantized mode. */
-  private WeightQuantization quantization() {
+  private WeightQuantization quantization(Optional<Path> modelDir) {
     QuantMode mode = values.get(MODEL_QUANTIZATION);
     int block = values.get(MODEL_QUANTIZATION_BLOCK_SIZE);
     QuantCompute compute = values.get(MODEL_QUANTIZATION_COMPUTE);
+    Optional<StoredQuantization> stored = modelDir.flatMap(StoredQuantization::readIfPresent);
+    if (stored.isPresent()) {
+      // A pre-quantized model directory: served as stored; what is not set is taken from it.
+      try {
+        return stored
+            .get()
+            .resolve(
+                values.isSet(MODEL_QUANTIZATION) ? Optional.of(mode) : Optional.empty(),
+                values.isSet(MODEL_QUANTIZATION_BLOCK_SIZE) ? Optional.of(block) : Optional.empty(),
+                compute,
+                MODEL_DIR.name() + " " + modelDir.get());
+      } catch (IllegalArgumentException e) {
+        values.fail(MODEL_QUANTIZATION, e.getMessage());
+        return stored.get().weights();
+      }
+    }
     if (mode == QuantMode.NONE && compute != QuantCompute.FP32) {
       values.fail(
           MODEL_QUANTIZATION_COMPUTE,

@@ -9,9 +9,13 @@ import dev.pdserve.model.engine.Numerics;
 import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightQuantization;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code pdserve.model.quantization} and {@code pdserve.model.quantization-block-size}: none and 64
@@ -36,6 +40,53 @@ class QuantizationConfigTest {
     assertEquals(
         new Numerics(KvDtype.FP32, new WeightQuantization(QuantMode.INT2_MIXED, 32)),
         c.engine().numerics());
+  }
+
+  @Test
+  void aPreQuantizedModelDirectoryIsServedAsStoredUnlessAnotherModeIsSet(@TempDir Path dir)
+      throws IOException {
+    Files.writeString(
+        dir.resolve("config.json"),
+        "{\"quantization_config\": {\"quant_method\": \"pdserve\", \"format_version\": 1,"
+            + " \"mode\": \"int4\", \"block_size\": 32}}");
+    String d = dir.toString();
+    NodeConfig unset = NodeConfigLoader.fromMap(Map.of("role", "decode", "model.dir", d));
+    assertEquals(new WeightQuantization(QuantMode.INT4, 32), unset.engine().quantization());
+    NodeConfig int8Compute =
+        NodeConfigLoader.fromMap(
+            Map.of("role", "decode", "model.dir", d, "model.quantization-compute", "int8"));
+    assertEquals(
+        new WeightQuantization(QuantMode.INT4, 32, QuantCompute.INT8),
+        int8Compute.engine().quantization());
+    NodeConfig same =
+        NodeConfigLoader.fromMap(
+            Map.of("role", "decode", "model.dir", d, "model.quantization", "int4"));
+    assertEquals(new WeightQuantization(QuantMode.INT4, 32), same.engine().quantization());
+
+    NodeConfigException mode =
+        assertThrows(
+            NodeConfigException.class,
+            () ->
+                NodeConfigLoader.fromMap(
+                    Map.of("role", "decode", "model.dir", d, "model.quantization", "int8")));
+    String m = String.join("\n", mode.problems());
+    assertTrue(
+        m.startsWith("pdserve.model.quantization: pdserve.model.dir " + d)
+            && m.contains("stored quantized int4 (block 32)")
+            && m.contains("asks for int8 (block 32)"),
+        m);
+    NodeConfigException block =
+        assertThrows(
+            NodeConfigException.class,
+            () ->
+                NodeConfigLoader.fromMap(
+                    Map.of(
+                        "role", "decode", "model.dir", d, "model.quantization-block-size", "64")));
+    String b = String.join("\n", block.problems());
+    assertTrue(
+        b.contains("pdserve.model.quantization-block-size (--quantization-block-size)")
+            && b.contains("asks for int4 (block 64)"),
+        b);
   }
 
   @Test

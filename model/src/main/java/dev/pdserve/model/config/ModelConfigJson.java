@@ -36,6 +36,15 @@ public final class ModelConfigJson {
     return parse(text, file.toString());
   }
 
+  /** Whether {@code root} declares pdserve's own pre-quantized format. */
+  private static boolean isPdserveQuantized(JsonNode root) {
+    JsonNode q = root.get("quantization_config");
+    return q != null
+        && q.isObject()
+        && q.has("quant_method")
+        && "pdserve".equals(q.get("quant_method").asText());
+  }
+
   public static ModelConfig parse(String json, String source) {
     JsonNode root;
     try {
@@ -52,15 +61,17 @@ public final class ModelConfigJson {
     if (root == null || !root.isObject()) {
       throw new ConfigException(source + " must hold a JSON object");
     }
-    if (root.has("quantization_config")) {
-      // A checkpoint already quantized (GPTQ, AWQ, FastDeploy WINT...): its tensors are not fp32,
-      // bf16 or fp16, and pdserve quantizes on load itself (pdserve.model.quantization).
+    if (root.has("quantization_config") && !isPdserveQuantized(root)) {
+      // A checkpoint quantized by another tool (GPTQ, AWQ, FastDeploy WINT...): its tensors are in
+      // layouts pdserve does not read. Its own pre-quantized format ("quant_method": "pdserve",
+      // dev.pdserve.model.quant.StoredQuantization) is read.
       throw new ConfigException(
           source
               + " declares quantization_config "
               + root.get("quantization_config")
-              + ": pre-quantized checkpoints are not read; give the bf16/fp16/fp32 checkpoint and"
-              + " choose pdserve.model.quantization (--quantization)");
+              + ": checkpoints pre-quantized by other tools are not read; give the bf16/fp16/fp32"
+              + " checkpoint and choose pdserve.model.quantization (--quantization), or write a"
+              + " pre-quantized one with 'pdserve model convert --quantize'");
     }
     JsonNode text =
         root.has("text_config") && root.get("text_config").isObject()

@@ -10,6 +10,7 @@ import dev.pdserve.model.onnx.GraphBuilder;
 import dev.pdserve.model.onnx.OrtGraph;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.quant.QuantFormat;
+import dev.pdserve.model.quant.QuantNames;
 import dev.pdserve.model.quant.QuantizedMatrix;
 import dev.pdserve.model.quant.WeightComponent;
 import dev.pdserve.model.quant.WeightQuantization;
@@ -168,6 +169,10 @@ public final class ExpertCompute implements AutoCloseable {
         f == null
             ? ExpertGraph.build(cfg.hidden(), inter)
             : ExpertGraph.build(cfg.hidden(), inter, f);
+    String name = "expert_l" + layer + "_g" + g + "_e" + e;
+    if (f != null && weights.storesQuantized()) {
+      return storedSession(name, b, layer, g, e, f);
+    }
     Map<String, ByteBuffer> data = new HashMap<>();
     for (String p : ExpertGraph.PROJECTIONS) {
       String base = WeightNames.expert(cfg, layer, g, e, p + "_proj");
@@ -182,8 +187,26 @@ public final class ExpertCompute implements AutoCloseable {
         }
       }
     }
-    return OrtGraph.createOwning(
-        "expert_l" + layer + "_g" + g + "_e" + e, b.build(), data, runtime);
+    return OrtGraph.createOwning(name, b.build(), data, runtime);
+  }
+
+  /**
+   * The session of an expert of a pre-quantized checkpoint: its weights are {@link ModelWeights}'
+   * tensors over the checkpoint's mapping, bound as initializers without a copy (ONNX Runtime
+   * prepacks from them; {@code weights} keeps the tensors until it closes, after this).
+   */
+  private OrtGraph storedSession(
+      String name, GraphBuilder b, int layer, int g, int e, QuantFormat f) {
+    Map<String, OnnxTensor> bound = new HashMap<>();
+    for (String p : ExpertGraph.PROJECTIONS) {
+      String base = WeightNames.expert(cfg, layer, g, e, p + "_proj");
+      bound.put(ExpertGraph.codesInput(p), weights.tensor(QuantNames.codes(base, f)));
+      bound.put(ExpertGraph.scalesInput(p), weights.tensor(QuantNames.scales(base, f)));
+      if (f.zeroPoints()) {
+        bound.put(ExpertGraph.zeroPointsInput(p), weights.tensor(QuantNames.zeroPoints(base, f)));
+      }
+    }
+    return OrtGraph.create(name, b.build(), b.weights().keySet(), bound, runtime);
   }
 
   private static ByteBuffer littleEndian(FloatBuffer values) {

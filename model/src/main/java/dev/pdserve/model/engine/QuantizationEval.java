@@ -60,6 +60,18 @@ public final class QuantizationEval {
   public static Report run(
       LoadedModel model, OrtRuntime runtime, WeightQuantization quant, Options o) {
     ModelConfig cfg = model.config();
+    model
+        .weights()
+        .storedQuantization()
+        .ifPresent(
+            stored -> {
+              throw new IllegalArgumentException(
+                  model.weights().describe()
+                      + " is stored quantized "
+                      + stored.describe()
+                      + ": it has no fp32 weights to compare with; evaluate the checkpoint it was"
+                      + " converted from");
+            });
     try (ModelWeights fw = new ModelWeights(cfg, model.weights(), runtime);
         ModelWeights qw = new ModelWeights(cfg, model.weights(), runtime, quant);
         ModelRunner fr = new ModelRunner(cfg, fw, runtime, Numerics.DEFAULT);

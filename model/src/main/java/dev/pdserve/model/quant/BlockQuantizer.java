@@ -1,6 +1,7 @@
 package dev.pdserve.model.quant;
 
 import java.nio.FloatBuffer;
+import java.util.stream.IntStream;
 
 /**
  * Block-wise round-to-nearest quantization with a per-block range search: for each block of K
@@ -32,20 +33,65 @@ public final class BlockQuantizer {
    */
   public static QuantizedMatrix quantize(
       FloatBuffer w, int n, int k, QuantFormat f, boolean search) {
-    if ((long) n * k != w.capacity()) {
-      throw new IllegalArgumentException(
-          "a [" + n + ", " + k + "] weight needs " + (long) n * k + " values, got " + w.capacity());
+    Out out = Out.of(w, n, k, f);
+    quantizeRows(w, k, f, search ? CLIP_RATIOS : PLAIN, 0, n, out);
+    return out.matrix(n, k, f);
+  }
+
+  /**
+   * {@code w} quantized in {@code f} with the range search, its rows spread over the common
+   * fork-join pool: the same bytes as {@link #quantize(FloatBuffer, int, int, QuantFormat)} (each
+   * row is quantized on its own), for callers that quantize one large matrix at a time.
+   */
+  public static QuantizedMatrix quantizeInParallel(FloatBuffer w, int n, int k, QuantFormat f) {
+    Out out = Out.of(w, n, k, f);
+    int chunk = Math.max(1, (1 << 16) / Math.max(1, k)); // ~64 Ki values per task
+    int tasks = (n + chunk - 1) / chunk;
+    IntStream.range(0, tasks)
+        .parallel()
+        .forEach(
+            t -> quantizeRows(w, k, f, CLIP_RATIOS, t * chunk, Math.min(n, (t + 1) * chunk), out));
+    return out.matrix(n, k, f);
+  }
+
+  /** The arrays a matrix is quantized into. */
+  private record Out(byte[] codes, float[] scales, byte[] zps) {
+    static Out of(FloatBuffer w, int n, int k, QuantFormat f) {
+      if ((long) n * k != w.capacity()) {
+        throw new IllegalArgumentException(
+            "a ["
+                + n
+                + ", "
+                + k
+                + "] weight needs "
+                + (long) n * k
+                + " values, got "
+                + w.capacity());
+      }
+      int blocks = f.blocks(k);
+      return new Out(
+          new byte[Math.multiplyExact(n * blocks, f.blobBytes())],
+          new float[n * blocks],
+          new byte[n * f.zeroPointBytesPerRow(k)]);
     }
-    float[] ratios = search ? CLIP_RATIOS : PLAIN;
+
+    QuantizedMatrix matrix(int n, int k, QuantFormat f) {
+      return new QuantizedMatrix(n, k, f, codes, scales, zps);
+    }
+  }
+
+  /** Quantizes rows {@code [from, to)} of {@code w} into their places in {@code out}. */
+  private static void quantizeRows(
+      FloatBuffer w, int k, QuantFormat f, float[] ratios, int from, int to, Out out) {
     int bs = f.blockSize();
     int blocks = f.blocks(k);
-    byte[] codes = new byte[n * blocks * f.blobBytes()];
-    float[] scales = new float[n * blocks];
-    byte[] zps = new byte[n * f.zeroPointBytesPerRow(k)];
+    byte[] codes = out.codes();
+    float[] scales = out.scales();
+    byte[] zps = out.zps();
     float[] block = new float[bs];
     int[] q = new int[bs];
     int[] bestQ = new int[bs];
-    for (int r = 0; r < n; r++) {
+    for (int r = from; r < to; r++) {
       for (int b = 0; b < blocks; b++) {
         int start = b * bs;
         int len = Math.min(bs, k - start);
@@ -108,7 +154,6 @@ public final class BlockQuantizer {
         }
       }
     }
-    return new QuantizedMatrix(n, k, f, codes, scales, zps);
   }
 
   private static int clamp(int v, int lo, int hi) {

@@ -3,6 +3,9 @@ package dev.pdserve.model.weights;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.quant.QuantFormat;
+import dev.pdserve.model.quant.QuantizedBuffers;
+import dev.pdserve.model.quant.StoredQuantization;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -40,6 +43,11 @@ import java.util.stream.Stream;
  * returned without a copy. Nothing is cached: each {@link #find} maps (and for 16-bit data,
  * converts) the tensor again, so callers keep what they load. Whether the tensors match the config
  * is {@link WeightValidator}'s job; this class only refuses files it cannot read.
+ *
+ * <p>A checkpoint written pre-quantized ({@code pdserve model convert --quantize}; every file's
+ * metadata records it, {@link StoredQuantization}) holds its quantized matrices only as codes,
+ * scales and zero points: {@link #storedQuantized} gives them as views of the mapping, {@link
+ * #shape} their logical {@code [n, k]}, and {@link #find} nothing (there is no fp32 copy).
  */
 public final class CheckpointWeights implements WeightSource {
   public static final String SINGLE_FILE = "model.safetensors";
@@ -74,6 +82,8 @@ public final class CheckpointWeights implements WeightSource {
   private final List<SafetensorsFile> files;
   private final Map<String, Binding> bindings;
   private final List<String> ignored;
+  private final Optional<StoredQuantization> stored;
+  private final QuantizedBindings quantized;
 
   /**
    * Opens the checkpoint in {@code dir} for a model of shape {@code cfg}.
@@ -109,7 +119,12 @@ public final class CheckpointWeights implements WeightSource {
                 + INDEX_FILE
                 + otherSafetensors(dir));
       }
+      this.stored = storedQuantization(opened);
       this.bindings = Collections.unmodifiableMap(bind(cfg, byName));
+      this.quantized =
+          stored.isPresent()
+              ? QuantizedBindings.bind(cfg, stored.get(), byName)
+              : QuantizedBindings.none();
     } catch (RuntimeException e) {
       for (SafetensorsFile f : opened) {
         try {
@@ -123,7 +138,37 @@ public final class CheckpointWeights implements WeightSource {
     this.files = List.copyOf(opened);
     List<String> extra = new ArrayList<>(byName.keySet());
     extra.removeAll(bindings.values().stream().map(Binding::storedName).toList());
+    extra.removeAll(quantized.storedNames());
     this.ignored = List.copyOf(extra);
+  }
+
+  /** What the files' metadata records; every file must record the same. */
+  private static Optional<StoredQuantization> storedQuantization(List<SafetensorsFile> files) {
+    Optional<StoredQuantization> first = null;
+    SafetensorsFile firstFile = null;
+    for (SafetensorsFile f : files) {
+      Optional<StoredQuantization> q;
+      try {
+        q = StoredQuantization.fromMetadata(f.metadata());
+      } catch (IllegalArgumentException e) {
+        throw new WeightException("safetensors file " + f.path() + ": " + e.getMessage(), e);
+      }
+      if (first == null) {
+        first = q;
+        firstFile = f;
+      } else if (!first.equals(q)) {
+        throw new WeightException(
+            "the checkpoint's files disagree on their stored quantization: "
+                + firstFile.path()
+                + " has "
+                + first.map(StoredQuantization::describe).orElse("none")
+                + ", "
+                + f.path()
+                + " has "
+                + q.map(StoredQuantization::describe).orElse("none"));
+      }
+    }
+    return first == null ? Optional.empty() : first;
   }
 
   private void openShards(
@@ -317,10 +362,23 @@ public final class CheckpointWeights implements WeightSource {
   @Override
   public Optional<long[]> shape(String name) {
     Binding b = bindings.get(name);
-    return b == null ? Optional.empty() : Optional.of(b.shape().clone());
+    return b == null ? quantized.shape(name) : Optional.of(b.shape().clone());
   }
 
-  /** The canonical names present in the checkpoint, in {@link WeightNames#expected} order. */
+  @Override
+  public Optional<StoredQuantization> storedQuantization() {
+    return stored;
+  }
+
+  @Override
+  public Optional<QuantizedBuffers> storedQuantized(String base, QuantFormat f) {
+    return quantized.buffers(base, f);
+  }
+
+  /**
+   * The canonical names present in the checkpoint as float tensors, in {@link WeightNames#expected}
+   * order (not the matrices it stores only quantized).
+   */
   @Override
   public Set<String> names() {
     return bindings.keySet();

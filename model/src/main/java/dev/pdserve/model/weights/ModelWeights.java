@@ -1,13 +1,17 @@
 package dev.pdserve.model.weights;
 
+import ai.onnxruntime.OnnxJavaType;
 import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtException;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.quant.BlockQuantizer;
 import dev.pdserve.model.quant.QuantFormat;
 import dev.pdserve.model.quant.QuantNames;
+import dev.pdserve.model.quant.QuantizedBuffers;
 import dev.pdserve.model.quant.QuantizedMatrix;
 import dev.pdserve.model.quant.WeightQuantization;
+import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -19,6 +23,11 @@ import java.util.concurrent.ConcurrentHashMap;
  * Owns the ONNX Runtime tensors over a model's weights. Each tensor wraps the source's direct
  * buffer (no copy), is created on first use after its shape is checked against the config, and is
  * closed exactly once in {@link #close()}. Sessions built with these tensors must be closed first.
+ *
+ * <p>Over a pre-quantized checkpoint ({@link WeightSource#storedQuantization()}) the quantized
+ * tensors are the checkpoint's stored codes, scales and zero points, tensors over views of its
+ * memory mapping (no copy, nothing quantized); the quantization asked for must then be the stored
+ * one (any compute).
  */
 public final class ModelWeights implements AutoCloseable {
   private final ModelConfig cfg;
@@ -46,6 +55,9 @@ public final class ModelWeights implements AutoCloseable {
     this.runtime = runtime;
     this.expected = WeightNames.expected(cfg);
     this.quantization = quantization;
+    source
+        .storedQuantization()
+        .ifPresent(stored -> stored.requireMatches(quantization, source.describe()));
     if (source instanceof DummyWeights d && d.isLowBit() && !quantization.isQuantized()) {
       throw new IllegalArgumentException(
           "low-bit dummy weights need a quantized mode (--quantization int8, int4 or int2-mixed):"
@@ -111,6 +123,9 @@ public final class ModelWeights implements AutoCloseable {
    * #sourceTensor}).
    */
   public QuantizedMatrix quantize(String base, QuantFormat f) {
+    if (storesQuantized()) {
+      return stored(base, f).toMatrix();
+    }
     if (source instanceof DummyWeights d && d.isLowBit()) {
       if (closed) {
         throw new IllegalStateException("weights are closed");
@@ -131,10 +146,53 @@ public final class ModelWeights implements AutoCloseable {
         t.data().duplicate().rewind(), (int) shape[0], (int) shape[1], f);
   }
 
-  /** Quantizes the base weight of {@code q} and keeps its codes, scales and zero points. */
+  /**
+   * Whether the source stores the quantized matrices (a pre-quantized checkpoint): their tensors
+   * ({@link #tensor} of {@link QuantNames}) are then views of its mapping, and nothing is
+   * quantized.
+   */
+  public boolean storesQuantized() {
+    return source.storedQuantization().isPresent();
+  }
+
+  private QuantizedBuffers stored(String base, QuantFormat f) {
+    if (closed) {
+      throw new IllegalStateException("weights are closed");
+    }
+    long[] want = expected.get(base);
+    QuantizedBuffers b =
+        source
+            .storedQuantized(base, f)
+            .orElseThrow(
+                () ->
+                    new WeightException(
+                        "matrix " + base + " is not stored quantized in " + source.describe()));
+    if (want == null || want[0] != b.n() || want[1] != b.k()) {
+      throw new IllegalArgumentException("unexpected weight " + base + " for " + cfg.name());
+    }
+    return b;
+  }
+
+  /**
+   * Keeps tensors of the base weight of {@code q}: over the stored parts of a pre-quantized
+   * checkpoint, or over its codes, scales and zero points quantized now.
+   */
   private void loadQuantized(QuantNames.Parsed q) {
     QuantFormat f = q.format();
     String base = q.base();
+    if (storesQuantized()) {
+      QuantizedBuffers b = stored(base, f);
+      tensors.put(
+          QuantNames.codes(base, f), uint8View(b.codes(), b.n(), f.blocks(b.k()), f.blobBytes()));
+      tensors.put(
+          QuantNames.scales(base, f),
+          runtime.floatTensor(b.scales().duplicate(), b.scales().remaining()));
+      if (f.zeroPoints()) {
+        tensors.put(
+            QuantNames.zeroPoints(base, f), uint8View(b.zeroPoints(), b.zeroPoints().remaining()));
+      }
+      return;
+    }
     QuantizedMatrix m = quantize(base, f);
     int n = m.n();
     int k = m.k();
@@ -145,6 +203,16 @@ public final class ModelWeights implements AutoCloseable {
       tensors.put(
           QuantNames.zeroPoints(base, f),
           runtime.uint8Tensor(m.zeroPoints(), m.zeroPoints().length));
+    }
+  }
+
+  /** A uint8 tensor over {@code direct} itself (ONNX Runtime reads it in place, no copy). */
+  private OnnxTensor uint8View(ByteBuffer direct, long... shape) {
+    try {
+      return OnnxTensor.createTensor(
+          runtime.environment(), direct.duplicate(), shape, OnnxJavaType.UINT8);
+    } catch (OrtException e) {
+      throw new IllegalStateException("cannot create a uint8 tensor: " + e.getMessage(), e);
     }
   }
 

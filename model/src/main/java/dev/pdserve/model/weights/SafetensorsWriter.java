@@ -114,6 +114,15 @@ public final class SafetensorsWriter {
     return put(e);
   }
 
+  /**
+   * Adds a tensor of any safetensors dtype whose raw little-endian bytes are fetched (once) when
+   * the file is written; their length is checked then.
+   */
+  public SafetensorsWriter addRaw(
+      String name, SafetensorsDType type, long[] shape, Supplier<ByteBuffer> littleEndianBytes) {
+    return put(new Entry(name, type, shape.clone(), littleEndianBytes, null));
+  }
+
   private SafetensorsWriter put(Entry e) {
     if (e.name().equals("__metadata__") || e.name().isEmpty()) {
       throw new IllegalArgumentException("'" + e.name() + "' cannot be a tensor name");
@@ -161,7 +170,20 @@ public final class SafetensorsWriter {
         ByteBuffer chunk = ByteBuffer.allocateDirect(CHUNK_BYTES).order(ByteOrder.LITTLE_ENDIAN);
         for (Entry e : entries.values()) {
           if (e.raw() != null) {
-            writeFully(ch, e.raw().get());
+            ByteBuffer raw = e.raw().get().duplicate();
+            if (raw.remaining() != e.bytes()) {
+              throw new IllegalArgumentException(
+                  "tensor "
+                      + e.name()
+                      + ": "
+                      + e.dtype()
+                      + Arrays.toString(e.shape())
+                      + " needs "
+                      + e.bytes()
+                      + " bytes, got "
+                      + raw.remaining());
+            }
+            writeFully(ch, raw);
           } else {
             writeFloats(ch, e, chunk);
           }

@@ -1,5 +1,8 @@
 package dev.pdserve.model.weights;
 
+import dev.pdserve.model.quant.QuantFormat;
+import dev.pdserve.model.quant.QuantizedBuffers;
+import dev.pdserve.model.quant.StoredQuantization;
 import java.util.Optional;
 import java.util.Set;
 
@@ -20,7 +23,27 @@ public interface WeightSource extends AutoCloseable {
     return find(name).map(FloatTensor::shape);
   }
 
-  /** Every tensor name this source can provide. */
+  /**
+   * How the source stores its quantized matrices when it was written pre-quantized ({@code pdserve
+   * model convert --quantize}): those matrices are then only there as codes, scales and zero points
+   * ({@link #storedQuantized}), not through {@link #find}. Empty (the default): every tensor is a
+   * float tensor.
+   */
+  default Optional<StoredQuantization> storedQuantization() {
+    return Optional.empty();
+  }
+
+  /**
+   * The stored parts of matrix {@code base} in {@code f}, views of the source's memory (no copy),
+   * or empty when the source does not store it so.
+   *
+   * @throws IllegalArgumentException if {@code base} is stored in another format
+   */
+  default Optional<QuantizedBuffers> storedQuantized(String base, QuantFormat f) {
+    return Optional.empty();
+  }
+
+  /** Every tensor name this source can provide through {@link #find}. */
   Set<String> names();
 
   /** A short description for logs and errors ("dummy(seed=42)", "/models/x"). */

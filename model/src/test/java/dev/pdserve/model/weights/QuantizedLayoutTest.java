@@ -1,0 +1,98 @@
+package dev.pdserve.model.weights;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.pdserve.model.config.ExpertGroup;
+import dev.pdserve.model.config.KvDtype;
+import dev.pdserve.model.config.LayerKind;
+import dev.pdserve.model.config.ModelConfig;
+import dev.pdserve.model.config.ModelPresets;
+import dev.pdserve.model.graph.ExpertGraph;
+import dev.pdserve.model.graph.HeadGraph;
+import dev.pdserve.model.graph.LayerGraph;
+import dev.pdserve.model.quant.QuantFormat;
+import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.QuantNames;
+import dev.pdserve.model.quant.WeightComponent;
+import dev.pdserve.model.quant.WeightQuantization;
+import java.util.Map;
+import java.util.TreeMap;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * The converter stores exactly the matrices the engine's graphs ask quantized, in their formats:
+ * {@link QuantizedLayout#formats} equals what the layer and head graphs declare plus the routed
+ * experts ExpertCompute quantizes, for the tiny VL preset and a text-only, untied shape.
+ */
+class QuantizedLayoutTest {
+  @ParameterizedTest
+  @EnumSource(QuantMode.class)
+  void formatsAreWhatTheGraphsQuantize(QuantMode mode) {
+    ModelConfig tiny = ModelPresets.get("tiny");
+    for (ModelConfig cfg : new ModelConfig[] {tiny, untied(TestCheckpoints.textOnly(tiny))}) {
+      WeightQuantization q = new WeightQuantization(mode, 32);
+      Map<String, String> fromGraphs = new TreeMap<>();
+      for (int l = 0; l < cfg.numLayers(); l++) {
+        collect(LayerGraph.build(cfg, l, KvDtype.FP32, q).weights(), fromGraphs);
+        if (cfg.layerKind(l) == LayerKind.MOE) {
+          int layer = l;
+          q.format(cfg, l, WeightComponent.ROUTED_EXPERTS)
+              .ifPresent(
+                  f -> {
+                    for (int g : cfg.groupsInLayer(layer)) {
+                      ExpertGroup eg = cfg.expertGroups().get(g);
+                      for (int e = 0; e < eg.numExperts(); e++) {
+                        for (String p : ExpertGraph.PROJECTIONS) {
+                          fromGraphs.put(
+                              WeightNames.expert(cfg, layer, g, e, p + "_proj"), f.tag());
+                        }
+                      }
+                    }
+                  });
+        }
+      }
+      collect(HeadGraph.build(cfg, q).weights(), fromGraphs);
+      Map<String, String> layout = new TreeMap<>();
+      QuantizedLayout.formats(cfg, q).forEach((name, f) -> layout.put(name, f.tag()));
+      assertEquals(fromGraphs, layout, cfg.name() + " " + mode.configName());
+    }
+  }
+
+  private static ModelConfig untied(ModelConfig cfg) {
+    return new ModelConfig(
+        cfg.name() + "-untied",
+        cfg.vocabSize(),
+        cfg.hidden(),
+        cfg.numLayers(),
+        cfg.numHeads(),
+        cfg.numKvHeads(),
+        cfg.headDim(),
+        cfg.denseIntermediate(),
+        cfg.rmsNormEps(),
+        cfg.ropeTheta(),
+        cfg.maxPositions(),
+        false,
+        cfg.layerKinds(),
+        cfg.expertGroups(),
+        cfg.topK(),
+        cfg.numSharedExperts(),
+        cfg.moeNormMin(),
+        cfg.bosId(),
+        cfg.eosId(),
+        cfg.padId(),
+        cfg.freqAllocation(),
+        cfg.vision());
+  }
+
+  private static void collect(Map<String, long[]> weights, Map<String, String> out) {
+    for (String w : weights.keySet()) {
+      QuantNames.parse(w)
+          .ifPresent(
+              p -> {
+                QuantFormat f = p.format();
+                out.put(p.base(), f.tag());
+              });
+    }
+  }
+}
