@@ -111,4 +111,15 @@ public interface ServingKeys {
               Duration.ofMinutes(10),
               "`pdserve local`: restarts of a child older than this no longer count against"
                   + " pdserve.local.restart-limit"));
+  ConfigKey<Duration> KV_TRANSFER_TIMEOUT =
+      GROUP.define(
+          ConfigKey.of(
+              "pdserve.kv.transfer-timeout",
+              new ValueType.Timeout(),
+              ServingSettings.DEFAULT_KV_TRANSFER_TIMEOUT,
+              "worker: how long one KV handoff may take, from the prefill node opening the push"
+                  + " (the KV streams out while the prompt is prefilled, so this bounds the"
+                  + " prefill too) to the decode node's acknowledgement; the decode node waits as"
+                  + " long for a request's KV; raise it for long prompts on slow hardware (e.g."
+                  + " a full-size model on CPU); must be > 0"));
 }

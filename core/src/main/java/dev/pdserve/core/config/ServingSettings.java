@@ -1,5 +1,6 @@
 package dev.pdserve.core.config;
 
+import java.time.Duration;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -10,13 +11,25 @@ import java.util.Optional;
  *     pdserve.model.served-name}); empty = the model directory's name, or the preset's
  * @param memoryLimitBytes memory the node's share (weights, KV pool, activations) must fit in
  *     ({@code pdserve.node.memory-limit}); 0 = the machine's physical memory
+ * @param kvTransferTimeout how long one KV handoff may take, from the prefill node opening the push
+ *     (when the prefill starts: the KV streams out as it is computed) to the decode node's
+ *     acknowledgement; the decode node waits as long for a joined request's KV ({@code
+ *     pdserve.kv.transfer-timeout})
  */
-public record ServingSettings(Optional<String> servedModelName, long memoryLimitBytes) {
+public record ServingSettings(
+    Optional<String> servedModelName, long memoryLimitBytes, Duration kvTransferTimeout) {
+  /** A KV handoff's bound unless configured: 60 s. */
+  public static final Duration DEFAULT_KV_TRANSFER_TIMEOUT = Duration.ofSeconds(60);
+
   /** No served name set, the machine's memory as the limit. */
-  public static final ServingSettings DEFAULTS = new ServingSettings(Optional.empty(), 0);
+  public static final ServingSettings DEFAULTS =
+      new ServingSettings(Optional.empty(), 0, DEFAULT_KV_TRANSFER_TIMEOUT);
 
   public ServingSettings {
     Objects.requireNonNull(servedModelName, "servedModelName");
+    if (kvTransferTimeout == null || kvTransferTimeout.isNegative() || kvTransferTimeout.isZero()) {
+      throw new IllegalArgumentException("kvTransferTimeout must be > 0, got " + kvTransferTimeout);
+    }
     if (memoryLimitBytes < 0) {
       throw new IllegalArgumentException("memoryLimitBytes must be >= 0, got " + memoryLimitBytes);
     }

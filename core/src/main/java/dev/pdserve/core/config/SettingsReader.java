@@ -40,6 +40,7 @@ import static dev.pdserve.core.config.ConfigKeys.KV_BUDGET_BYTES;
 import static dev.pdserve.core.config.ConfigKeys.KV_DTYPE;
 import static dev.pdserve.core.config.ConfigKeys.KV_FAILURE_POLICY;
 import static dev.pdserve.core.config.ConfigKeys.KV_LEASE_SECONDS;
+import static dev.pdserve.core.config.ConfigKeys.KV_TRANSFER_TIMEOUT;
 import static dev.pdserve.core.config.ConfigKeys.METRICS_PORT;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_DIR;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_LOW_BIT_DUMMY_WEIGHTS;
@@ -123,8 +124,14 @@ final class SettingsReader {
     RouterConfig router = router(coordinator);
     ExpertSharding sharding = expertSharding(nodeId, role, engine.expertRange().isPresent());
     ShutdownSettings shutdown = new ShutdownSettings(values.get(SHUTDOWN_TIMEOUT_SECONDS));
+    Duration kvTransferTimeout = values.get(KV_TRANSFER_TIMEOUT);
+    if (kvTransferTimeout.isZero()) {
+      values.fail(KV_TRANSFER_TIMEOUT, "must be more than 0 (a KV handoff needs some time)");
+      kvTransferTimeout = ServingSettings.DEFAULT_KV_TRANSFER_TIMEOUT;
+    }
     ServingSettings serving =
-        new ServingSettings(values.find(MODEL_SERVED_NAME), values.get(NODE_MEMORY_LIMIT));
+        new ServingSettings(
+            values.find(MODEL_SERVED_NAME), values.get(NODE_MEMORY_LIMIT), kvTransferTimeout);
     TlsSettings.Node tls = tls();
     AuthSettings auth = auth();
     List<String> problems = values.problems();

@@ -92,11 +92,16 @@ final class WorkerEngines {
                 KvTransferServer.Options.DEFAULTS,
                 node.security()));
     transferServer.start();
+    Duration transferTimeout = config.serving().kvTransferTimeout();
     this.kvClient =
         node.own(
             Stage.RESOURCES,
             "kv-transfer-client",
-            new KvTransferClient(mine, layout, KvTransferClient.Options.DEFAULTS, node.security()));
+            new KvTransferClient(
+                mine,
+                layout,
+                KvTransferClient.Options.DEFAULTS.withTimeout(transferTimeout),
+                node.security()));
     this.prefillMetrics = new PrometheusPrefillMetrics(metrics);
     // Both roles encode images with one encoder and share one cache of encoded images.
     EncoderCache encoderCache =
@@ -130,8 +135,9 @@ final class WorkerEngines {
                     runner, experts, pool, transferServer, model.tokenizer(), vision, encoderCache),
                 new DecodeOptions(
                     config.engine().decodeMaxBatch(),
-                    Duration.ofSeconds(60),
-                    Duration.ofSeconds(120),
+                    transferTimeout,
+                    // a reservation outlives the handoff it waits for
+                    max(Duration.ofSeconds(120), transferTimeout.multipliedBy(2)),
                     Duration.ofSeconds(config.prefix().leaseSeconds())),
                 decodeMetrics,
                 node.ticker()));
@@ -228,5 +234,9 @@ final class WorkerEngines {
         pool.availableBlocks(),
         pool.totalBlocks(),
         role == NodeRole.DECODE ? d.lastStepMillis() : p.lastStepMillis());
+  }
+
+  private static Duration max(Duration a, Duration b) {
+    return a.compareTo(b) >= 0 ? a : b;
   }
 }
