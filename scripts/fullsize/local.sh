@@ -12,7 +12,8 @@
 # The single-process engine creates each expert's session at its first use, so its time to first
 # token includes that; the cluster's shards do the same. The KV handoff's bound is raised
 # (pdserve.kv.transfer-timeout): the KV streams out while the prompt is prefilled, which at this
-# size on 2 cores takes minutes. Output: the table on stdout, target/fullsize/local-MODE.json.
+# size on 2 cores takes minutes, and so is the router's stream-silence bound (a decode step here
+# takes seconds, longer than the default 10 s when a shard makes its sessions). Output: the table on stdout, target/fullsize/local-MODE.json.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MODE="${1:-int2-mixed}"
@@ -45,7 +46,8 @@ echo "== pdserve local"
 READY="$OUT/local-ready"
 rm -f "$READY"
 "$PD" local "${MODEL[@]}" --experts "$SHARDS" --kv-budget 512m --node-heap 1g \
-  --set pdserve.vision.enabled=false --set pdserve.kv.transfer-timeout=30m --start-timeout 1200 --ready-file "$READY" \
+  --set pdserve.vision.enabled=false --set pdserve.kv.transfer-timeout=30m \
+  --set pdserve.router.stream-silence-timeout=10m --start-timeout 1200 --ready-file "$READY" \
   >"$OUT/local-$MODE.log" 2>&1 &
 LOCAL=$!
 cleanup() {
@@ -72,11 +74,16 @@ ROUTER="$(head -1 "$READY")"
 # resident memory of every node process (children of `pdserve local`), by the role in its command
 NODES="[]"
 for pid in $(pgrep -P "$LOCAL"); do
-  role="$(tr '\0' ' ' <"/proc/$pid/cmdline" | grep -o -- '--role[= ][a-z]*' | head -1 | tr -d ' =' | sed 's/--role//')"
-  [[ -n "$role" ]] || role="$(tr '\0' ' ' <"/proc/$pid/cmdline" | grep -oE ' (router|worker|expert)( |$)' | head -1 | tr -d ' ')"
+  cmd=" $(tr '\0' ' ' <"/proc/$pid/cmdline" || true) "
+  case "$cmd" in
+    *" worker "*) role="$(sed -E 's/.* --role ([a-z]+) .*/\1/' <<<"$cmd")" ;;
+    *" expert "*) role=expert ;;
+    *" router "*) role=router ;;
+    *) role=node ;;
+  esac
   rss="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
   hwm="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
-  NODES="$(jq -c --arg r "${role:-node}" --argjson rss "$rss" --argjson hwm "$hwm" --argjson pid "$pid" \
+  NODES="$(jq -c --arg r "$role" --argjson rss "$rss" --argjson hwm "$hwm" --argjson pid "$pid" \
     '. + [{role: $r, pid: $pid, resident_kib: $rss, peak_kib: $hwm}]' <<<"$NODES")"
 done
 cleanup
