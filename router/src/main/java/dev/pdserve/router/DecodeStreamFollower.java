@@ -343,6 +343,10 @@ final class DecodeStreamFollower {
           outcomes.fail(f, RouterMetrics.REJECT_EXPERTS_UNAVAILABLE, error);
         } else if (meansNodeLost(error)) {
           lost(f, node, RouterMetrics.MIGRATION_DECODE_NODE_LOST, error.toString());
+        } else if (error.kind() == ServingException.Kind.NOT_FOUND) {
+          // The node forgot the reservation (it expired while the node was frozen, or was
+          // released): nothing of the request runs there, so continuing it elsewhere is safe.
+          lost(f, node, RouterMetrics.MIGRATION_DECODE_STATE_LOST, error.toString());
         } else {
           outcomes.fail(f, RouterMetrics.reasonOf(error), error);
         }

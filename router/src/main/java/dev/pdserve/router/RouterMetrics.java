@@ -63,6 +63,12 @@ public interface RouterMetrics {
   /** Its decode stream broke (the node died, shut down, or its connection was reset). */
   String MIGRATION_DECODE_NODE_LOST = "decode_node_lost";
 
+  /**
+   * Its decode node no longer held its reservation (NOT_FOUND: it expired while the node was
+   * frozen, or was released): nothing of it runs there, so it continues elsewhere.
+   */
+  String MIGRATION_DECODE_STATE_LOST = "decode_state_lost";
+
   /** Its decode stream went silent (a frozen or unreachable node). */
   String MIGRATION_DECODE_NODE_SILENT = "decode_node_silent";
 

@@ -103,6 +103,32 @@ class DecodeNodeLossTest {
   }
 
   @Test
+  void aDecodeNodeThatLostTheReservationIsLeftAndTheRequestContinuesElsewhere() {
+    // A node frozen past its reservation's lease wakes, sweeps the reservation, and answers the
+    // stream with NOT_FOUND: nothing runs there, so the request moves on like a lost node's.
+    Submitted r = decodingOnD1(h, "r", 16);
+    OpenStream first = h.clients.nextStream();
+    first.delta(10);
+    h.cluster.setState("d2", NodeState.ACTIVE);
+    first.fail(
+        ServingException.notFound(
+            "no KV reservation t-1 on this decode node (expired or released)"));
+
+    assertEquals(List.of(RouterMetrics.MIGRATION_DECODE_STATE_LOST), h.metrics.migrations());
+    ReserveAttempt reserve = h.clients.nextReserve();
+    assertEquals("d2", reserve.node().id());
+    reserve.grant("t-2", LEASE_MILLIS);
+    h.clients.nextPrefill().firstToken(10);
+    OpenStream resumed = h.clients.nextStream();
+    assertEquals("d2", resumed.node().id());
+    resumed.delta(11);
+    resumed.complete("length", 2);
+    assertEquals("length", r.sink().awaitCompletion());
+    assertEquals(List.of(10, 11), r.sink().tokens());
+    r.sink().assertOneOutcome();
+  }
+
+  @Test
   void leasesAreRenewedOnTheNewReservationOnly() {
     decodingOnD1(h, "r", 16);
     OpenStream first = h.clients.nextStream();
@@ -315,7 +341,6 @@ class DecodeNodeLossTest {
             ServingException.cancelled("cancelled by the decode node"),
             ServingException.deadline("deadline exceeded"),
             ServingException.invalid("bad sampling parameters"),
-            ServingException.notFound("no KV reservation t-r (expired or released)"),
             ServingException.exhausted("decode KV pool is full"),
             new ServingException(ServingException.Kind.INTERNAL, "a bug"));
     for (ServingException answer : answers) {

@@ -219,8 +219,10 @@ final class Overload {
     long heap = 0;
     long rss = 0;
     for (FaultCluster.Node n : cluster.live()) {
-      PrometheusText m = Scrape.metrics(metricsUrls.get(n.id));
-      kv += Math.max(0, (long) Scrape.sum(m, "pdserve_kv_reserved_blocks", Map.of()));
+      if (n.role().equals("prefill") || n.role().equals("decode")) { // only workers hold KV
+        PrometheusText m = Scrape.metrics(metricsUrls.get(n.id));
+        kv += Math.max(0, (long) Scrape.sum(m, "pdserve_kv_reserved_blocks", Map.of()));
+      }
       threads += Math.max(0, Scrape.procStatus(n.pid(), "Threads"));
       heap += Math.max(0, Scrape.heapAfterGcKb(n.pid()));
       rss += Math.max(0, Scrape.procStatus(n.pid(), "VmRSS"));

@@ -41,6 +41,7 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
       List.of(
           MIGRATION_DECODE_NODE_LOST,
           MIGRATION_DECODE_NODE_SILENT,
+          MIGRATION_DECODE_STATE_LOST,
           MIGRATION_PREFILL_NODE_LOST,
           MIGRATION_DRAIN);
 
@@ -114,7 +115,7 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
         metrics.counter(
             MetricNames.REQUEST_MIGRATIONS,
             "Requests continued on another node, by reason: their decode node's stream broke (decode_node_lost) or went silent "
-                + "(decode_node_silent) and they resumed elsewhere from the tokens sent, their prefill node failed and the KV was "
+                + "(decode_node_silent) or no longer held their reservation (decode_state_lost) and they resumed elsewhere from the tokens sent, their prefill node failed and the KV was "
                 + "computed again (prefill_node_lost), or a draining decode node moved them (drain).",
             MetricNames.REASON);
     FINISH_REASONS.forEach(r -> success.labelValues(r));
