@@ -8,6 +8,7 @@ import dev.pdserve.model.engine.ExpertCompute;
 import dev.pdserve.model.engine.RoutedBatch;
 import dev.pdserve.model.memory.ProcessMemory;
 import dev.pdserve.model.onnx.OrtRuntime;
+import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightQuantization;
 import dev.pdserve.model.weights.DummyWeights;
@@ -32,7 +33,8 @@ import java.util.function.Function;
  *       per active expert with its rows (padded to two), outputs weighted and summed in double.
  *   <li><b>fused</b>: every expert of the layer in one session around ONNX Runtime's {@code
  *       com.microsoft.MoE} (fp32) or {@code QMoE} (int4 / int8, the same codes, scales and zero
- *       points) — {@link FusedExperts} — fed {@link FusedRouting#weighted} router values, so the
+ *       points; MODE:int8 gives the per-expert sessions int8-activation compute, the fused operator
+ *       has none) — {@link FusedExperts} — fed {@link FusedRouting#weighted} router values, so the
  *       operator weights and sums the experts itself: one call per layer.
  *   <li><b>fused-expanded</b>: the same session fed one row per (token, expert) pair ({@link
  *       FusedRouting#expanded}); the operator computes each expert once per pair and the caller
@@ -49,7 +51,7 @@ import java.util.function.Function;
  * mvn -o -q -pl benchmarks -am compile org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath -Dmdep.outputFile=target/cp.txt
  * MALLOC_MMAP_THRESHOLD_=131072 java -Xms3g -Xmx3g -XX:+AlwaysPreTouch -XX:MaxDirectMemorySize=8g \
  *     -cp benchmarks/target/classes:$(cat benchmarks/target/cp.txt) dev.pdserve.benchmarks.FusedMoeBenchmark \
- *     [preset=ernie-4.5-vl-28b-a3b] [modes=fp32,int4,int8] [batches=1,8,32] [iterations=10] [block=64]
+ *     [preset=ernie-4.5-vl-28b-a3b] [modes=fp32,int4,int4:int8,int8,int8:int8] [batches=1,8,32] [iterations=10] [block=64]
  * </pre>
  */
 public final class FusedMoeBenchmark {
@@ -58,6 +60,7 @@ public final class FusedMoeBenchmark {
   static final String EXPANDED = "fused-expanded";
   private static final int BATCHES_PER_SIZE = 4;
   private static final int WARMUP = 2;
+  private static final String MODES_ARE = "modes are fp32, int4 or int8, each optionally :int8";
 
   private FusedMoeBenchmark() {}
 
@@ -66,7 +69,7 @@ public final class FusedMoeBenchmark {
       String preset, List<String> modes, int[] batches, int iterations, int blockSize, long seed) {
     static Settings parse(String[] args) {
       String preset = "ernie-4.5-vl-28b-a3b";
-      List<String> modes = List.of("fp32", "int4", "int8");
+      List<String> modes = List.of("fp32", "int4", "int4:int8", "int8", "int8:int8");
       int[] batches = {1, 8, 32};
       int iterations = 10;
       int block = WeightQuantization.DEFAULT_BLOCK_SIZE;
@@ -333,13 +336,22 @@ public final class FusedMoeBenchmark {
     return out;
   }
 
+  /**
+   * The weights of {@code mode}: {@code fp32}, {@code int4} or {@code int8}, optionally followed by
+   * {@code :int8} for MatMulNBits' int8-activation compute in the per-expert sessions (QMoE has no
+   * such attribute in ONNX Runtime 1.24.2: its fused session computes in fp32 whatever the mode).
+   */
   static WeightQuantization quantization(String mode, int block) {
-    return switch (mode) {
-      case "fp32" -> WeightQuantization.NONE;
-      case "int4" -> new WeightQuantization(QuantMode.INT4, block);
-      case "int8" -> new WeightQuantization(QuantMode.INT8, block);
-      default ->
-          throw new IllegalArgumentException("modes are fp32, int4 and int8, got '" + mode + "'");
+    String[] parts = mode.split(":", -1);
+    if (parts.length > 2) {
+      throw new IllegalArgumentException(MODES_ARE + ", got '" + mode + "'");
+    }
+    QuantCompute compute = parts.length == 2 ? QuantCompute.parse(parts[1]) : QuantCompute.FP32;
+    return switch (parts[0]) {
+      case "fp32" -> new WeightQuantization(QuantMode.NONE, block, compute);
+      case "int4" -> new WeightQuantization(QuantMode.INT4, block, compute);
+      case "int8" -> new WeightQuantization(QuantMode.INT8, block, compute);
+      default -> throw new IllegalArgumentException(MODES_ARE + ", got '" + mode + "'");
     };
   }
 
