@@ -1,13 +1,16 @@
 package dev.pdserve.router;
 
+import com.google.common.base.Ticker;
 import dev.pdserve.core.cluster.Load;
 import dev.pdserve.core.cluster.NodeInfo;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.serving.ServingException;
 import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
+import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -15,81 +18,137 @@ import java.util.concurrent.atomic.AtomicLong;
  * Refuses, at admission, requests that could not get their first token within {@link
  * OverloadLimits#maxQueueDelay()}, so the requests admitted keep their latency.
  *
- * <p>The forecast: the prompt tokens ahead of a new request — those of every request this router
- * took whose first token has not come yet (queued here, reserving, prefilling), plus what the
- * ACTIVE prefill nodes report queued beyond what this router sent them (other routers' work) — over
- * the throughput the router measured. A request's own prompt is not part of its queueing delay: a
- * long prompt on an idle cluster is served, not refused forever.
+ * <p>The forecast has two parts. The <b>queue</b>: the prompt tokens ahead of a new request — those
+ * of every request this router took whose first token has not come yet (queued here, reserving,
+ * prefilling, its KV on the way), plus what the ACTIVE prefill nodes report queued beyond what this
+ * router sent them (other routers' work) — over the prompt throughput the router measured. The
+ * <b>lag</b>: how much later than forecast the recent first tokens came — the {@value
+ * #LAG_QUANTILE} quantile, over the last {@link #LAG_WINDOW_NANOS} ns, of (time to first token) −
+ * (the forecast made when the request was admitted, its own prompt included), never below zero. The
+ * lag is what the queue alone does not see: the pipeline's own latency (a prefill batch, the KV
+ * push, the decode step the first token waits for), which grows with load, and the forecast's
+ * error; a request is refused when queue + lag exceeds the bound, so the bound holds for the
+ * admitted requests' time to first token at that quantile, not only for their mean. A request with
+ * nothing ahead of it is always admitted: an idle cluster serves a long prompt, and a backlog that
+ * drained lets requests in again to measure the lag afresh. A request's own prompt is not part of
+ * its queueing delay.
  *
  * <p>The throughput is measured from first tokens: when a request's first token arrives and the
  * request was already waiting when the previous first token arrived, the router was busy for the
  * whole gap, so its prompt tokens over the gap are a sample of how fast the backlog drains (the
- * gaps of parallel prefill nodes interleave, so the samples add up to the cluster's rate). Tokens
- * and gaps are smoothed separately (exponentially, weight {@value #SMOOTHING} per sample) and the
- * rate is their quotient. A request that arrived to an idle router measures latency, not
- * throughput, and is not a sample. Until the first sample the rate is {@link
+ * gaps of parallel prefill nodes interleave, so the samples add up to the cluster's rate). The rate
+ * is the quotient of the samples' tokens and gaps, each weighted by its age (a time constant of
+ * {@link #RATE_TIME_CONSTANT_NANOS} ns): weighting by time, not by sample, keeps a burst of first
+ * tokens from one batch (many samples, gaps of zero but the first) from counting as a rate the
+ * cluster never had. A request that arrived to an idle router measures latency, not throughput, and
+ * is not a sample. Until the first sample the rate is {@link
  * OverloadLimits#prefillTokensPerSecond()} per ACTIVE prefill node. Times are the router's ticker
  * readings.
  *
- * <p>Memory: the set of requests awaiting their first token is bounded by the router's admission
- * limits; a refused request leaves nothing behind.
+ * <p>The decision and the taking of a request are one step (under this object's lock), so requests
+ * arriving together cannot all pass on the same backlog. Memory: the requests awaiting their first
+ * token are bounded by the router's admission limits, the lag samples by {@link #LAG_SAMPLES}; a
+ * refused request leaves nothing behind.
  */
 final class OverloadGuard {
-  static final double SMOOTHING = 0.1;
+  /** The time constant of the throughput estimate's weights. */
+  static final long RATE_TIME_CONSTANT_NANOS = 2_000_000_000L;
+
+  /** How long a first token's lag counts. */
+  static final long LAG_WINDOW_NANOS = 10_000_000_000L;
+
+  /** The quantile of the recent lags added to the queue forecast. */
+  static final double LAG_QUANTILE = 0.99;
+
+  /** At most this many lag samples are kept (the oldest go first). */
+  static final int LAG_SAMPLES = 2048;
 
   private final OverloadLimits limits;
   private final ClusterView nodes;
   private final NodeSelector selector;
-  private final Set<InFlightRequest> waiting = ConcurrentHashMap.newKeySet();
+  private final Ticker ticker;
+
+  /** Requests awaiting their first token, with the forecast (ns to first token) they were given. */
+  private final Map<InFlightRequest, Long> waiting = new ConcurrentHashMap<>();
+
   private final AtomicLong waitingTokens = new AtomicLong();
 
   // guarded by this
   private boolean anyFirstToken;
   private long lastFirstTokenNanos;
   private boolean measured;
-  private double smoothedTokens;
-  private double smoothedNanos;
+  private double weightedTokens;
+  private double weightedNanos;
+  private long weightedAt;
+  private final ArrayDeque<long[]> lags = new ArrayDeque<>(); // {at, lag ns}
+  private long lagNanos; // the quantile of lags, >= 0
 
   /** The forecast for a request arriving now. */
-  record Forecast(long tokensAhead, double tokensPerSecond, boolean measured) {
+  record Forecast(long tokensAhead, double tokensPerSecond, boolean measured, Duration lag) {
     /** The predicted wait for the prompts ahead. */
     Duration delay() {
-      return Duration.ofNanos((long) Math.ceil(tokensAhead * 1e9 / tokensPerSecond));
+      return nanosFor(tokensAhead);
+    }
+
+    /** The predicted wait for the prompts ahead plus the recent lag: what the bound is held to. */
+    Duration expected() {
+      return delay().plus(lag);
+    }
+
+    Duration nanosFor(long tokens) {
+      return Duration.ofNanos((long) Math.ceil(tokens * 1e9 / tokensPerSecond));
     }
   }
 
-  OverloadGuard(OverloadLimits limits, ClusterView nodes, NodeSelector selector) {
+  OverloadGuard(OverloadLimits limits, ClusterView nodes, NodeSelector selector, Ticker ticker) {
     this.limits = limits;
     this.nodes = nodes;
     this.selector = selector;
+    this.ticker = ticker;
   }
 
   /**
-   * Refuses a request whose predicted queueing delay exceeds the bound.
+   * Takes {@code f} (its prompt is ahead of later requests until its first token), or refuses it if
+   * its predicted wait exceeds the bound.
    *
    * @throws ServingException RESOURCE_EXHAUSTED saying the prediction, the bound and when to retry
    */
-  void check() {
+  synchronized void admit(InFlightRequest f) {
     Duration bound = limits.maxQueueDelay();
-    if (bound.isZero()) {
-      return;
+    long forecastNanos = 0; // with no bound nothing reads the forecasts
+    if (!bound.isZero()) {
+      Forecast fc = forecast();
+      if (fc.tokensAhead() > 0 && fc.expected().compareTo(bound) > 0) {
+        throw refusal(fc, bound);
+      }
+      forecastNanos = fc.delay().plus(fc.nanosFor(f.prompt().length)).toNanos();
     }
-    Forecast f = forecast();
-    Duration delay = f.delay();
-    if (f.tokensAhead() == 0 || delay.compareTo(bound) <= 0) {
-      return;
+    if (waiting.putIfAbsent(f, forecastNanos) == null) {
+      waitingTokens.addAndGet(f.prompt().length);
     }
-    long retryMillis = Math.max(1, delay.minus(bound).toMillis());
-    throw ServingException.exhausted(
+  }
+
+  private static ServingException refusal(Forecast f, Duration bound) {
+    Duration expected = f.expected();
+    long retryMillis = Math.max(1, expected.minus(bound).toMillis());
+    String lag =
+        f.lag().isZero()
+            ? ""
+            : String.format(
+                Locale.ROOT,
+                " and %.1f s that recent first tokens came later than forecast",
+                f.lag().toMillis() / 1000.0);
+    return ServingException.exhausted(
         String.format(
             Locale.ROOT,
             "router overloaded: a new request would wait about %.1f s for the %d prompt tokens"
-                + " ahead of it (at %.0f prompt tokens/s, %s), more than the %.1f s allowed"
+                + " ahead of it (at %.0f prompt tokens/s, %s%s), more than the %.1f s allowed"
                 + " (pdserve.router.max-queue-delay); retry after %d ms",
-            delay.toMillis() / 1000.0,
+            expected.toMillis() / 1000.0,
             f.tokensAhead(),
             f.tokensPerSecond(),
             f.measured() ? "as measured" : "assumed until measured",
+            lag,
             bound.toMillis() / 1000.0,
             retryMillis));
   }
@@ -104,57 +163,94 @@ final class OverloadGuard {
       ahead += Math.max(0, reported - selector.prefillTokensInFlight(n.id()));
     }
     synchronized (this) {
-      if (measured && smoothedNanos > 0) {
-        return new Forecast(ahead, smoothedTokens * 1e9 / smoothedNanos, true);
+      Duration lag = Duration.ofNanos(currentLag(ticker.read()));
+      if (measured && weightedNanos > 0) {
+        return new Forecast(ahead, weightedTokens * 1e9 / weightedNanos, true, lag);
       }
-    }
-    return new Forecast(
-        ahead, limits.prefillTokensPerSecond() * Math.max(1, prefill.size()), false);
-  }
-
-  /** {@code f} was taken: its prompt is ahead of later requests until its first token. */
-  void admitted(InFlightRequest f) {
-    if (waiting.add(f)) {
-      waitingTokens.addAndGet(f.prompt().length);
+      return new Forecast(
+          ahead, limits.prefillTokensPerSecond() * Math.max(1, prefill.size()), false, lag);
     }
   }
 
-  /** {@code f}'s first token reached the router at {@code now}: a throughput sample, maybe. */
+  /** {@code f}'s first token reached the router at {@code now}: a throughput and lag sample. */
   void firstToken(InFlightRequest f, long now) {
-    if (!leave(f)) {
+    Long forecastNanos = waiting.remove(f);
+    if (forecastNanos == null) {
       return;
     }
     int tokens = f.prompt().length;
+    waitingTokens.addAndGet(-tokens);
+    long arrival = f.prepared().arrivalNanos();
     synchronized (this) {
-      if (anyFirstToken && f.prepared().arrivalNanos() - lastFirstTokenNanos <= 0) {
+      if (anyFirstToken && arrival - lastFirstTokenNanos <= 0) {
         long gap = Math.max(0, now - lastFirstTokenNanos);
-        if (!measured) {
-          smoothedTokens = tokens;
-          smoothedNanos = gap;
-          measured = true;
-        } else {
-          smoothedTokens += SMOOTHING * (tokens - smoothedTokens);
-          smoothedNanos += SMOOTHING * (gap - smoothedNanos);
+        if (measured) {
+          double keep =
+              Math.exp(-Math.max(0, now - weightedAt) / (double) RATE_TIME_CONSTANT_NANOS);
+          weightedTokens *= keep;
+          weightedNanos *= keep;
         }
+        weightedTokens += tokens;
+        weightedNanos += gap;
+        weightedAt = now;
+        measured = true;
       }
       if (!anyFirstToken || now - lastFirstTokenNanos > 0) {
         lastFirstTokenNanos = now;
       }
       anyFirstToken = true;
+      addLag(now, (now - arrival) - forecastNanos);
     }
   }
 
   /** {@code f} ended (with or without a first token): it is no longer ahead of anyone. */
   void ended(InFlightRequest f) {
-    leave(f);
+    if (waiting.remove(f) != null) {
+      waitingTokens.addAndGet(-f.prompt().length);
+    }
   }
 
-  private boolean leave(InFlightRequest f) {
-    if (!waiting.remove(f)) {
-      return false;
+  // guarded by this
+  private void addLag(long now, long lag) {
+    if (lags.size() == LAG_SAMPLES) {
+      lags.removeFirst();
     }
-    waitingTokens.addAndGet(-f.prompt().length);
-    return true;
+    lags.addLast(new long[] {now, lag});
+    expire(now);
+    lagNanos = quantile();
+  }
+
+  // guarded by this
+  private long currentLag(long now) {
+    if (expire(now)) {
+      lagNanos = quantile();
+    }
+    return lagNanos;
+  }
+
+  // guarded by this
+  private boolean expire(long now) {
+    boolean any = false;
+    while (!lags.isEmpty() && now - lags.peekFirst()[0] > LAG_WINDOW_NANOS) {
+      lags.removeFirst();
+      any = true;
+    }
+    return any;
+  }
+
+  // guarded by this
+  private long quantile() {
+    if (lags.isEmpty()) {
+      return 0;
+    }
+    long[] v = new long[lags.size()];
+    int i = 0;
+    for (long[] s : lags) {
+      v[i++] = s[1];
+    }
+    Arrays.sort(v);
+    int k = (int) Math.ceil(LAG_QUANTILE * v.length) - 1;
+    return Math.max(0, v[Math.max(0, Math.min(v.length - 1, k))]);
   }
 
   /** Requests whose first token has not come yet (bounded by the admission limits). */

@@ -82,7 +82,8 @@ public final class Router implements AutoCloseable {
     NodeSelector selector = NodeSelector.withThreadLocalRandom();
     this.outcomes =
         new RequestOutcomes(settings.clients(), settings.metrics(), settings.ticker(), this::ended);
-    this.overload = new OverloadGuard(settings.overload(), settings.nodes(), selector);
+    this.overload =
+        new OverloadGuard(settings.overload(), settings.nodes(), selector, settings.ticker());
     // the follower hands requests that lost their decode node back to the runner
     this.follower =
         new DecodeStreamFollower(settings, selector, outcomes, overload, f -> runner().restart(f));
@@ -123,13 +124,14 @@ public final class Router implements AutoCloseable {
     PreparedRequest prepared = prepare(req, deadlineNanos);
     requireActive(NodeRole.PREFILL, RouterMetrics.REJECT_NO_PREFILL_NODE);
     requireActive(NodeRole.DECODE, RouterMetrics.REJECT_NO_DECODE_NODE);
+    InFlightRequest f = new InFlightRequest(prepared, sink, nodeId, outcomes);
     try {
-      overload.check(); // before anything is kept for the request
+      overload.admit(f); // decided and taken in one step, before anything else is kept
     } catch (ServingException e) {
       throw refuse(RouterMetrics.REJECT_OVERLOADED, e);
     }
-    InFlightRequest f = new InFlightRequest(prepared, sink, nodeId, outcomes);
     if (active.putIfAbsent(req.requestId(), f) != null) {
+      overload.ended(f);
       throw refuse(
           "already_exists",
           new ServingException(
@@ -137,7 +139,6 @@ public final class Router implements AutoCloseable {
               "request id " + req.requestId() + " is already in flight; use a unique request_id"));
     }
     boolean startNow;
-    overload.admitted(f);
     try {
       startNow = admission.admit(f);
     } catch (ServingException e) {
@@ -369,6 +370,14 @@ public final class Router implements AutoCloseable {
   /** The forecast of the wait a request arriving now would have for the prompts ahead of it. */
   public Duration predictedQueueDelay() {
     return overload.forecast().delay();
+  }
+
+  /**
+   * How much later than forecast the recent first tokens came (the overload forecast adds it to the
+   * queue's wait).
+   */
+  public Duration forecastLag() {
+    return overload.forecast().lag();
   }
 
   /**

@@ -93,12 +93,13 @@ class OverloadGuardTest {
     assertEquals(400, h.router.forecastTokensPerSecond(), 1e-9, "measured");
     assertEquals(Duration.ofMillis(250), h.router.predictedQueueDelay(), "c's 100 tokens ahead");
     h.ticker.advance(Duration.ofMillis(1250));
-    streams.get(2).delta(1); // c: 100 tokens in 1250 ms, smoothed with weight 0.1
-    double smoothedMillis = 250 + OverloadGuard.SMOOTHING * (1250 - 250);
-    assertEquals(100 * 1000 / smoothedMillis, h.router.forecastTokensPerSecond(), 1e-6);
+    streams.get(2).delta(1); // c: 100 tokens in 1250 ms; b's sample weighs less, 1.25 s older
+    double keep = Math.exp(-1.25e9 / OverloadGuard.RATE_TIME_CONSTANT_NANOS);
+    double rate = (100 * keep + 100) / (0.250 * keep + 1.250);
+    assertEquals(rate, h.router.forecastTokensPerSecond(), 1e-6);
     assertEquals(Duration.ZERO, h.router.predictedQueueDelay(), "every first token came");
     streams.get(2).delta(2); // later tokens are not samples
-    assertEquals(100 * 1000 / smoothedMillis, h.router.forecastTokensPerSecond(), 1e-6);
+    assertEquals(rate, h.router.forecastTokensPerSecond(), 1e-6);
 
     // an arrival to an idle router measures latency, not throughput: no sample
     h.ticker.advance(Duration.ofSeconds(10));
@@ -107,7 +108,72 @@ class OverloadGuardTest {
     h.clients.nextPrefill().firstToken(1);
     h.ticker.advance(Duration.ofSeconds(3));
     h.clients.nextStream().delta(1);
-    assertEquals(100 * 1000 / smoothedMillis, h.router.forecastTokensPerSecond(), 1e-6);
+    assertEquals(rate, h.router.forecastTokensPerSecond(), 1e-6);
+  }
+
+  @Test
+  void aBurstOfFirstTokensFromOneBatchIsNotARateTheClusterNeverHad() {
+    List<Submitted> admitted = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      admitted.add(h.submit("r" + i, 100, 0)); // 0, 100, 200 tokens ahead: within 2 s
+    }
+    List<OpenStream> streams = decodeAll(3);
+    h.ticker.advance(Duration.ofSeconds(1));
+    streams.get(0).delta(1); // the first first token: no sample yet
+    h.ticker.advance(Duration.ofSeconds(1));
+    streams.get(1).delta(1); // one batch's first tokens, all at once: one gap of 1 s ...
+    streams.get(2).delta(1); // ... and one of 0 s
+    // 200 tokens in the 1 s the router was busy, however many samples the gap was split into
+    assertEquals(200, h.router.forecastTokensPerSecond(), 1e-9);
+  }
+
+  @Test
+  void firstTokensLaterThanForecastTightenAdmissionUntilTheyAgeOut() {
+    Submitted a = h.submit("a", 100, 0); // nothing ahead; forecast 1 s for its own 100 tokens
+    h.clients.nextReserve().grant("t-a", 0);
+    h.clients.nextPrefill().firstToken(1);
+    OpenStream sa = h.clients.nextStream();
+    h.ticker.advance(Duration.ofSeconds(3));
+    sa.delta(1); // its first token came 2 s later than forecast
+    assertEquals(Duration.ofSeconds(2), h.router.forecastLag());
+    assertEquals(RequestState.DECODING, a.handle().state());
+
+    h.submit("b", 100, 0); // nothing ahead: admitted whatever the lag
+    // 100 tokens ahead = 1 s; with the 2 s lag, 3 s: past the 2 s bound
+    ServingException e = assertThrows(ServingException.class, () -> h.submit("c", 100, 0));
+    assertEquals(
+        "router overloaded: a new request would wait about 3.0 s for the 100 prompt tokens ahead"
+            + " of it (at 100 prompt tokens/s, assumed until measured and 2.0 s that recent first"
+            + " tokens came later than forecast), more than the 2.0 s allowed"
+            + " (pdserve.router.max-queue-delay); retry after 1000 ms",
+        e.getMessage());
+
+    h.ticker.advance(Duration.ofNanos(OverloadGuard.LAG_WINDOW_NANOS + 1));
+    assertEquals(Duration.ZERO, h.router.forecastLag(), "the late first token aged out");
+    h.submit("c", 100, 0); // 1 s ahead, no lag: admitted
+  }
+
+  @Test
+  void theLagIsAHighQuantileOfRecentFirstTokensNotTheirMean() {
+    // 100 requests, each alone: 98 on time, two 1.5 s late; the 99th of 100 is a late one
+    for (int i = 0; i < 100; i++) {
+      h.ticker.advance(Duration.ofMillis(1)); // after the last first token: an idle arrival
+      h.submit("q" + i, 1, 0); // own forecast 10 ms at 100 tokens/s
+      h.clients.nextReserve().grant("t-q" + i, 0);
+      h.clients.nextPrefill().firstToken(1);
+      OpenStream s = h.clients.nextStream();
+      h.ticker.advance(Duration.ofMillis(i == 30 || i == 60 ? 1510 : 10));
+      s.delta(1);
+      s.complete("length", 1); // done: its admission slot is free for the next
+    }
+    assertEquals(Duration.ofMillis(1500), h.router.forecastLag());
+    h.ticker.advance(Duration.ofMillis(1));
+    h.submit("one-more", 1, 0);
+    h.clients.nextReserve().grant("t-one-more", 0);
+    h.clients.nextPrefill().firstToken(1);
+    h.ticker.advance(Duration.ofMillis(10));
+    h.clients.nextStream().delta(1); // 101 samples, 2 late: still the 99th percentile's
+    assertEquals(Duration.ofMillis(1500), h.router.forecastLag());
   }
 
   @Test

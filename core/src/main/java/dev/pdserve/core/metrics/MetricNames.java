@@ -36,6 +36,11 @@ public final class MetricNames {
   // ---- pdserve: router ----
   public static final String REQUEST_REJECTIONS = "pdserve_request_rejections";
   public static final String REQUEST_MIGRATIONS = "pdserve_request_migrations";
+  public static final String ROUTER_FORECAST_QUEUE_DELAY =
+      "pdserve_router_forecast_queue_delay_seconds";
+  public static final String ROUTER_FORECAST_LAG = "pdserve_router_forecast_lag_seconds";
+  public static final String ROUTER_FORECAST_PREFILL_RATE =
+      "pdserve_router_forecast_prefill_tokens_per_second";
   public static final String REASON = "reason";
 
   // ---- pdserve: workers ----

@@ -109,6 +109,7 @@ final class Overload {
     }
     Collections.sort(refusals);
     Collections.sort(ttfts);
+    slices(sent, log);
     log.println(
         "  overload: "
             + sent.size()
@@ -134,6 +135,64 @@ final class Overload {
         maxQueueDelay,
         rssBefore,
         rssAfter);
+  }
+
+  private static final java.util.regex.Pattern FORECAST =
+      java.util.regex.Pattern.compile(
+          "wait about ([0-9.]+) s for the ([0-9]+) prompt tokens ahead of it \\(at ([0-9]+) prompt");
+
+  /**
+   * Per 2-second slice of send time: requests sent, refused, admitted, the admitted requests' TTFT
+   * p50/p99 and the forecast the refusals in that slice quoted (median wait, tokens ahead, rate).
+   */
+  static void slices(List<Streams.Stream> sent, PrintStream log) {
+    if (sent.isEmpty()) {
+      return;
+    }
+    long t0 = sent.get(0).startNanos;
+    Map<Long, List<Streams.Stream>> bySlice = new java.util.TreeMap<>();
+    for (Streams.Stream s : sent) {
+      bySlice.computeIfAbsent((s.startNanos - t0) / 2_000_000_000L, k -> new ArrayList<>()).add(s);
+    }
+    log.println(
+        "  slice(s) sent refused admitted ttft_p50 ttft_p99 | refusal forecast: wait ahead rate");
+    for (Map.Entry<Long, List<Streams.Stream>> e : bySlice.entrySet()) {
+      List<Double> ttft = new ArrayList<>();
+      List<Double> wait = new ArrayList<>();
+      List<Double> ahead = new ArrayList<>();
+      List<Double> rate = new ArrayList<>();
+      int refused = 0;
+      for (Streams.Stream s : e.getValue()) {
+        if (s.error != null && s.error.getCode() == Status.Code.RESOURCE_EXHAUSTED) {
+          refused++;
+          java.util.regex.Matcher m = FORECAST.matcher(String.valueOf(s.error.getDescription()));
+          if (m.find()) {
+            wait.add(Double.parseDouble(m.group(1)));
+            ahead.add(Double.parseDouble(m.group(2)));
+            rate.add(Double.parseDouble(m.group(3)));
+          }
+        } else if (s.ok()) {
+          ttft.add((s.firstTokenNanos() - s.startNanos) / 1e9);
+        }
+      }
+      Collections.sort(ttft);
+      Collections.sort(wait);
+      Collections.sort(ahead);
+      Collections.sort(rate);
+      log.println(
+          String.format(
+              java.util.Locale.ROOT,
+              "  %4d %5d %7d %8d %8.2f %8.2f | %6.2f %6.0f %7.0f",
+              e.getKey() * 2,
+              e.getValue().size(),
+              refused,
+              ttft.size(),
+              pct(ttft, 0.5),
+              pct(ttft, 0.99),
+              pct(wait, 0.5),
+              pct(ahead, 0.5),
+              pct(rate, 0.5)));
+    }
   }
 
   static List<Streams.Stream> openLoop(

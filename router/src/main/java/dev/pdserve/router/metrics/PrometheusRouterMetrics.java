@@ -136,6 +136,19 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
         MetricNames.NUM_REQUESTS_WAITING,
         "Number of requests waiting in the router's admission queue.",
         router::queued);
+    metrics.gauge(
+        MetricNames.ROUTER_FORECAST_QUEUE_DELAY,
+        "The overload forecast's wait for the prompt tokens ahead of a request arriving now.",
+        () -> router.predictedQueueDelay().toNanos() / 1e9);
+    metrics.gauge(
+        MetricNames.ROUTER_FORECAST_LAG,
+        "How much later than forecast recent first tokens came (the quantile the overload guard adds"
+            + " to the queue forecast).",
+        () -> router.forecastLag().toNanos() / 1e9);
+    metrics.gauge(
+        MetricNames.ROUTER_FORECAST_PREFILL_RATE,
+        "The prompt throughput the overload forecast uses (measured from first tokens, or assumed).",
+        router::forecastTokensPerSecond);
     return this;
   }
 
