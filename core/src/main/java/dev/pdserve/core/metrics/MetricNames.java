@@ -50,6 +50,10 @@ public final class MetricNames {
   public static final String KV_TRANSFER_SEND_TIME = "pdserve_kv_transfer_send_seconds";
   public static final String KV_TRANSFER_RECEIVED_BYTES = "pdserve_kv_transfer_received_bytes";
   public static final String KV_TRANSFER_RECEIVE_TIME = "pdserve_kv_transfer_receive_seconds";
+  // Off-heap Arrow bytes held now / at most, per allocator (label allocator).
+  public static final String ARROW_ALLOCATED_BYTES = "pdserve_arrow_allocated_bytes";
+  public static final String ARROW_PEAK_BYTES = "pdserve_arrow_peak_bytes";
+  public static final String ALLOCATOR = "allocator";
   public static final String PREFILL_STEP_TIME = "pdserve_prefill_step_seconds";
   public static final String PREFILL_STEP_TOKENS = "pdserve_prefill_step_tokens";
   public static final String DECODE_STEP_TIME = "pdserve_decode_step_seconds";

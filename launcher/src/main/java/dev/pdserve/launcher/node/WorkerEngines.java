@@ -9,6 +9,7 @@ import dev.pdserve.core.kv.KvBlockPool;
 import dev.pdserve.core.kv.KvLayout;
 import dev.pdserve.core.kv.flight.KvTransferClient;
 import dev.pdserve.core.kv.flight.KvTransferServer;
+import dev.pdserve.core.metrics.ArrowMemoryMetrics;
 import dev.pdserve.core.metrics.KvPoolMetrics;
 import dev.pdserve.core.metrics.MetricNames;
 import dev.pdserve.core.metrics.NodeMetrics;
@@ -37,9 +38,9 @@ import org.apache.arrow.memory.BufferAllocator;
 /**
  * A worker's two engines and what they share: a child of the process's Arrow allocator, one paged
  * KV pool, the Flight KV endpoint (server and client), the prefill and decode engines on the node's
- * clock, their metrics, and the decode nodes a draining sequence can move to. Both engines exist
- * whatever the role; the role decides which one accepts work. Everything is owned by the node's
- * runtime and closes in its stage.
+ * clock, their metrics (the Arrow allocator's bytes among them), and the decode nodes a draining
+ * sequence can move to. Both engines exist whatever the role; the role decides which one accepts
+ * work. Everything is owned by the node's runtime and closes in its stage.
  */
 final class WorkerEngines {
   private final KvLayout layout;
@@ -143,6 +144,7 @@ final class WorkerEngines {
                 node.ticker()));
     decodeMetrics.bind(decode);
     KvPoolMetrics.register(metrics, pool);
+    ArrowMemoryMetrics.register(metrics, mine);
     metrics.gauge(
         MetricNames.NUM_REQUESTS_RUNNING,
         "Number of requests this worker is working on: decoding, plus prefills holding KV (computing or handing their KV over).",

@@ -104,7 +104,8 @@ final class FaultReport {
     }
     if (!soak.isEmpty()) {
       b.append("\n| minute | KV reserved blocks | threads | heap after GC (MiB) | RSS (MiB) |")
-          .append(" failed |\n|---|---|---|---|---|---|\n");
+          .append(
+              " Arrow allocated (bytes, per worker) | failed |\n|---|---|---|---|---|---|---|\n");
       for (Map<String, Object> s : soak) {
         b.append("| ")
             .append(s.get("minute"))
@@ -116,6 +117,8 @@ final class FaultReport {
             .append(((Long) s.get("heap_after_gc_kb")) / 1024)
             .append(" | ")
             .append(((Long) s.get("rss_kb")) / 1024)
+            .append(" | ")
+            .append(perWorker(s.get("arrow_allocated_bytes")))
             .append(" | ")
             .append(s.get("failed_requests"))
             .append(" |\n");
@@ -219,7 +222,7 @@ final class FaultReport {
         b.append("    {")
             .append(
                 soak.get(i).entrySet().stream()
-                    .map(e -> q(e.getKey()) + ": " + e.getValue())
+                    .map(e -> q(e.getKey()) + ": " + jvalue(e.getValue()))
                     .collect(Collectors.joining(", ")))
             .append('}')
             .append(i + 1 < soak.size() ? ",\n" : "\n");
@@ -227,6 +230,36 @@ final class FaultReport {
       b.append("  ]");
     }
     return b.append("\n}\n").toString();
+  }
+
+  /** {@code p0 268500992, d0 268435456} from a node → bytes map ({@code -} where not scraped). */
+  static String perWorker(Object byNode) {
+    if (!(byNode instanceof Map<?, ?> m) || m.isEmpty()) {
+      return "-";
+    }
+    return m.entrySet().stream()
+        .map(
+            e ->
+                e.getKey()
+                    + " "
+                    + (e.getValue() instanceof Long v && v < 0
+                        ? "-"
+                        : String.valueOf(e.getValue())))
+        .collect(Collectors.joining(", "));
+  }
+
+  /** A soak row's value as JSON: numbers as they are, a node → number map as an object. */
+  static String jvalue(Object v) {
+    if (v instanceof Map<?, ?> m) {
+      return m.entrySet().stream()
+          .map(
+              e ->
+                  q(String.valueOf(e.getKey()))
+                      + ": "
+                      + (e.getValue() instanceof Long l && l < 0 ? "null" : e.getValue()))
+          .collect(Collectors.joining(", ", "{", "}"));
+    }
+    return String.valueOf(v);
   }
 
   static String num(double v) {

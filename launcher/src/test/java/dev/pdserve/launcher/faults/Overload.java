@@ -222,7 +222,8 @@ final class Overload {
 
   /**
    * Open loop at {@code rate} for {@code minutes}, sampling once a minute (and at the start) per
-   * node: reserved KV blocks, threads, heap after a full GC and RSS. Returns the rows.
+   * node: reserved KV blocks, threads, heap after a full GC, RSS and each worker's Arrow allocated
+   * bytes. Returns the rows.
    */
   static List<Map<String, Object>> soak(
       FaultCluster cluster, double rate, int maxTokens, int minutes, PrintStream log) {
@@ -277,10 +278,12 @@ final class Overload {
     long threads = 0;
     long heap = 0;
     long rss = 0;
+    Map<String, Long> arrow = new LinkedHashMap<>(); // per worker; -1 = not scraped
     for (FaultCluster.Node n : cluster.live()) {
       if (n.role().equals("prefill") || n.role().equals("decode")) { // only workers hold KV
         PrometheusText m = Scrape.metrics(metricsUrls.get(n.id));
         kv += Math.max(0, (long) Scrape.sum(m, "pdserve_kv_reserved_blocks", Map.of()));
+        arrow.put(n.id, Scrape.arrowAllocatedBytes(m, n.id));
       }
       threads += Math.max(0, Scrape.procStatus(n.pid(), "Threads"));
       heap += Math.max(0, Scrape.heapAfterGcKb(n.pid()));
@@ -290,6 +293,7 @@ final class Overload {
     row.put("threads", threads);
     row.put("heap_after_gc_kb", heap);
     row.put("rss_kb", rss);
+    row.put("arrow_allocated_bytes", arrow);
     return row;
   }
 

@@ -51,6 +51,22 @@ final class Scrape {
     }
   }
 
+  /**
+   * A worker's Arrow bytes held now: its own allocator's {@code pdserve_arrow_allocated_bytes}
+   * series ({@code allocator="worker-<node id>"}, the total of its KV pool and Flight buffers); -1
+   * when not scraped or absent.
+   */
+  static long arrowAllocatedBytes(PrometheusText m, String nodeId) {
+    if (m == null) {
+      return -1;
+    }
+    try {
+      return (long) m.sum("pdserve_arrow_allocated_bytes", Map.of("allocator", "worker-" + nodeId));
+    } catch (RuntimeException | AssertionError e) { // PrometheusText says "absent" with an error
+      return -1;
+    }
+  }
+
   /** A {@code /proc/PID/status} field in kB (VmRSS) or as a count (Threads); -1 if unreadable. */
   static long procStatus(long pid, String field) {
     try {

@@ -137,6 +137,8 @@ class ClusterObservabilityTest {
           "pdserve_kv_transfer_send_seconds_count",
           "pdserve_kv_transfer_received_bytes_count",
           "pdserve_kv_transfer_receive_seconds_count",
+          "pdserve_arrow_allocated_bytes",
+          "pdserve_arrow_peak_bytes",
           "pdserve_expert_dispatch_seconds_count",
           "pdserve_role_switches_total",
           "pdserve_migrations_total",
@@ -318,6 +320,28 @@ class ClusterObservabilityTest {
         diff(p0, p1, "vllm:prefix_cache_queries_total"),
         "every prompt token was looked up in the prefix cache");
     assertEquals(0, d1.sum("vllm:kv_cache_usage_perc"), "decode KV pool empty again");
+    // Arrow memory: each worker's allocator (its total) holds what it held before the requests
+    // once the last push let its buffers go; the pushes did use Arrow memory (the sender's peak).
+    for (Map.Entry<String, PrometheusText> w : Map.of(prefill, p0, decode, d0).entrySet()) {
+      String id = w.getKey().equals(prefill) ? "p0" : "d0";
+      Map<String, String> total = Map.of("allocator", "worker-" + id);
+      double baseline = w.getValue().sum("pdserve_arrow_allocated_bytes", total);
+      assertTrue(baseline > 0, id + " holds its KV pool in Arrow memory");
+      InJvmCluster.await(
+          Duration.ofSeconds(10),
+          () -> {
+            try {
+              return scrape(w.getKey()).sum("pdserve_arrow_allocated_bytes", total) == baseline;
+            } catch (Exception e) {
+              throw new AssertionError(e);
+            }
+          },
+          id + "'s Arrow allocated bytes to return to " + (long) baseline);
+    }
+    assertTrue(
+        scrape(prefill).sum("pdserve_arrow_peak_bytes", Map.of("allocator", "kv-transfer-client"))
+            > 0,
+        "the prefill worker's KV pushes allocated Arrow buffers");
     assertTrue(
         diff(p0, p1, "pdserve_expert_dispatch_seconds_count") > 0,
         "prefill dispatched to the shard");
