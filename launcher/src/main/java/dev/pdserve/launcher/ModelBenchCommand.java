@@ -335,7 +335,10 @@ final class ModelBenchCommand implements Callable<Integer> {
             parts.length == 3
                 ? QuantCompute.parse(parts[2])
                 : (mode == QuantMode.NONE ? QuantCompute.FP32 : defaultCompute);
-        modes.add(new Numerics(model.kvDtype, new WeightQuantization(mode, block, compute)));
+        modes.add(
+            new Numerics(
+                model.kvDtype,
+                new WeightQuantization(mode, block, compute, q.embeddingsQuantized())));
       } catch (IllegalArgumentException e) {
         throw new CommandLine.ParameterException(
             spec.commandLine(), "--compare '" + c + "': " + e.getMessage());
