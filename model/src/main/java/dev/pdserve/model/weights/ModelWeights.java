@@ -251,6 +251,11 @@ public final class ModelWeights implements AutoCloseable {
     }
   }
 
+  /** Names of the tensors held now (for diagnostics and tests: what a load made resident). */
+  public java.util.Set<String> heldTensors() {
+    return java.util.Set.copyOf(tensors.keySet());
+  }
+
   /** Tensors for every weight a graph declares, keyed by name. */
   public Map<String, OnnxTensor> forGraph(Iterable<String> names) {
     Map<String, OnnxTensor> out = new LinkedHashMap<>();
