@@ -32,7 +32,8 @@ class QuantizedLayoutTest {
   @EnumSource(QuantMode.class)
   void formatsAreWhatTheGraphsQuantize(QuantMode mode) {
     ModelConfig tiny = ModelPresets.get("tiny");
-    for (ModelConfig cfg : new ModelConfig[] {tiny, untied(TestCheckpoints.textOnly(tiny))}) {
+    for (ModelConfig cfg :
+        new ModelConfig[] {tiny, TestCheckpoints.untied(TestCheckpoints.textOnly(tiny))}) {
       for (boolean embeddings : new boolean[] {true, false}) {
         check(cfg, new WeightQuantization(mode, 32).withQuantizedEmbeddings(embeddings));
       }
@@ -76,7 +77,7 @@ class QuantizedLayoutTest {
       names = {"INT8", "INT4", "INT2_MIXED"})
   void theEmbeddingTableNeedsFp32OnlyWhenItIsGatheredInFp32(QuantMode mode) {
     ModelConfig tiny = ModelPresets.get("tiny");
-    for (ModelConfig cfg : new ModelConfig[] {tiny, untied(tiny)}) {
+    for (ModelConfig cfg : new ModelConfig[] {tiny, TestCheckpoints.untied(tiny)}) {
       WeightQuantization on = WeightQuantization.of(mode);
       WeightQuantization off = on.withQuantizedEmbeddings(false);
       Map<String, QuantFormat> withTable = QuantizedLayout.formats(cfg, on);
@@ -94,32 +95,6 @@ class QuantizedLayoutTest {
           QuantizedLayout.formats(cfg, off).containsKey(WeightNames.EMBED),
           cfg.name() + ": with fp32 embeddings only a tied table is quantized (as the LM head)");
     }
-  }
-
-  private static ModelConfig untied(ModelConfig cfg) {
-    return new ModelConfig(
-        cfg.name() + "-untied",
-        cfg.vocabSize(),
-        cfg.hidden(),
-        cfg.numLayers(),
-        cfg.numHeads(),
-        cfg.numKvHeads(),
-        cfg.headDim(),
-        cfg.denseIntermediate(),
-        cfg.rmsNormEps(),
-        cfg.ropeTheta(),
-        cfg.maxPositions(),
-        false,
-        cfg.layerKinds(),
-        cfg.expertGroups(),
-        cfg.topK(),
-        cfg.numSharedExperts(),
-        cfg.moeNormMin(),
-        cfg.bosId(),
-        cfg.eosId(),
-        cfg.padId(),
-        cfg.freqAllocation(),
-        cfg.vision());
   }
 
   private static void collect(Map<String, long[]> weights, Map<String, String> out) {
