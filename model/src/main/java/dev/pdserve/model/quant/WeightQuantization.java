@@ -78,12 +78,21 @@ public record WeightQuantization(
    * row along another path than several), and with {@link QuantCompute#INT8} an even number:
    * MatMulNBits' int8-activation kernels compute rows in pairs and a last, unpaired row along
    * another path (measured: 8-bit at block ≥ 128, 4-bit at block ≥ 64), so only even counts give
-   * every row the same bits whatever the batch.
+   * every row the same bits whatever the batch. In fp32 compute, 4-bit MatMulNBits (ONNX Runtime
+   * 1.24.2, CPU) works through the rows in tiles of {@value #ROW_TILE} and a tile of one row, the
+   * last of 129, 257, ... rows, takes the single-row path too (measured, {@code MatMulNBitsTest}):
+   * a quantized mode never calls with {@code 128·j + 1} rows either.
    */
   public int paddedRows(int rows) {
     int r = Math.max(rows, 2);
-    return compute == QuantCompute.INT8 && (r & 1) == 1 ? r + 1 : r;
+    if (compute == QuantCompute.INT8 && (r & 1) == 1) {
+      r++;
+    }
+    return isQuantized() && r % ROW_TILE == 1 ? r + 1 : r;
   }
+
+  /** Rows MatMulNBits' fp32-compute 4-bit kernel takes at a time (see {@link #paddedRows}). */
+  public static final int ROW_TILE = 128;
 
   /** The same weights computed in {@code c}. */
   public WeightQuantization withCompute(QuantCompute c) {
