@@ -275,8 +275,10 @@ final class ModelBenchCommand implements Callable<Integer> {
             + plan.bytes(MemoryPlan.Component.DENSE_MLP)
             + plan.bytes(MemoryPlan.Component.SHARED_EXPERTS)
             + plan.bytes(MemoryPlan.Component.GATES_AND_NORMS)
-            + plan.bytes(MemoryPlan.Component.LM_HEAD)
-            + 4L * cfg.hidden();
+            // the head as stored (a tied, quantized table is counted under embeddings)
+            + q.bytes(cfg, -1, WeightComponent.LM_HEAD, cfg.hidden(), cfg.vocabSize())
+            // one row of the table as stored
+            + plan.bytes(MemoryPlan.Component.EMBEDDINGS) / cfg.vocabSize();
     long h = cfg.hidden();
     long inter = cfg.expertGroups().get(0).intermediate();
     for (int l = 0; l < cfg.numLayers(); l++) {
