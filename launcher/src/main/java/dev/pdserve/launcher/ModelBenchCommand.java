@@ -275,8 +275,10 @@ final class ModelBenchCommand implements Callable<Integer> {
             + plan.bytes(MemoryPlan.Component.DENSE_MLP)
             + plan.bytes(MemoryPlan.Component.SHARED_EXPERTS)
             + plan.bytes(MemoryPlan.Component.GATES_AND_NORMS)
-            + plan.bytes(MemoryPlan.Component.LM_HEAD)
-            + 4L * cfg.hidden();
+            // the head as stored (a tied, quantized table is counted under embeddings)
+            + q.bytes(cfg, -1, WeightComponent.LM_HEAD, cfg.hidden(), cfg.vocabSize())
+            // one row of the table as stored
+            + plan.bytes(MemoryPlan.Component.EMBEDDINGS) / cfg.vocabSize();
     long h = cfg.hidden();
     long inter = cfg.expertGroups().get(0).intermediate();
     for (int l = 0; l < cfg.numLayers(); l++) {
@@ -335,7 +337,10 @@ final class ModelBenchCommand implements Callable<Integer> {
             parts.length == 3
                 ? QuantCompute.parse(parts[2])
                 : (mode == QuantMode.NONE ? QuantCompute.FP32 : defaultCompute);
-        modes.add(new Numerics(model.kvDtype, new WeightQuantization(mode, block, compute)));
+        modes.add(
+            new Numerics(
+                model.kvDtype,
+                new WeightQuantization(mode, block, compute, q.embeddingsQuantized())));
       } catch (IllegalArgumentException e) {
         throw new CommandLine.ParameterException(
             spec.commandLine(), "--compare '" + c + "': " + e.getMessage());

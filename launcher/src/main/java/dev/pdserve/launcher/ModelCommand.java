@@ -120,7 +120,7 @@ final class ModelCommand implements Runnable {
       MemoryReport.print(out, plan, expertShards);
       out.println("graphs (ONNX, built in Java):");
       Map<String, GraphBuilder> graphs = new LinkedHashMap<>();
-      graphs.put("embed", EmbedGraph.build(cfg));
+      graphs.put("embed", EmbedGraph.build(cfg, model.numerics().weights()));
       int firstMoe = cfg.layerKinds().indexOf(LayerKind.MOE);
       int firstDense = cfg.layerKinds().indexOf(LayerKind.DENSE);
       if (firstDense >= 0) {

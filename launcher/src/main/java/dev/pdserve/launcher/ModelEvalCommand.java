@@ -100,6 +100,7 @@ final class ModelEvalCommand implements Callable<Integer> {
     out.put("quantization", q.mode().configName());
     out.put("block_size", q.blockSize());
     out.put("quantization_compute", q.compute().configName());
+    out.put("quantize_embeddings", q.isQuantized() && q.quantizeEmbeddings());
     out.put("prompts", o.prompts());
     out.put("prompt_len", o.promptLen());
     out.put("tokens", o.tokens());

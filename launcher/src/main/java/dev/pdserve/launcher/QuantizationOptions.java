@@ -11,10 +11,11 @@ import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 /**
- * {@code --quantization MODE}, {@code --quantization-block-size N} and {@code
- * --quantization-compute C} (keys {@code pdserve.model.quantization}, {@code
- * pdserve.model.quantization-block-size} and {@code pdserve.model.quantization-compute}) on every
- * command that loads a model; picocli refuses a bad value naming the flag and the choices.
+ * {@code --quantization MODE}, {@code --quantization-block-size N}, {@code --quantization-compute
+ * C} and {@code --[no-]quantize-embeddings} (keys {@code pdserve.model.quantization}, {@code
+ * pdserve.model.quantization-block-size}, {@code pdserve.model.quantization-compute} and {@code
+ * pdserve.model.quantize-embeddings}) on every command that loads a model; picocli refuses a bad
+ * value naming the flag and the choices.
  */
 final class QuantizationOptions {
   static final String DESCRIPTION =
@@ -44,6 +45,15 @@ final class QuantizationOptions {
               + " (accuracy_level 4, int8 activations; needs --quantization). Default: fp32.")
   QuantCompute compute;
 
+  @Option(
+      names = "--quantize-embeddings",
+      negatable = true,
+      description =
+          "With --quantization: gather the embedding table block-quantized in the LM head's"
+              + " format (GatherBlockQuantized; tied embeddings: the LM head's codes);"
+              + " --no-quantize-embeddings keeps it fp32. Default: quantized.")
+  Boolean quantizeEmbeddings;
+
   /**
    * The quantization given, defaults filled in.
    *
@@ -61,7 +71,15 @@ final class QuantizationOptions {
               + " computed by MatMulNBits)");
     }
     return new WeightQuantization(
-        m, blockSize == null ? WeightQuantization.DEFAULT_BLOCK_SIZE : blockSize, c);
+        m,
+        blockSize == null ? WeightQuantization.DEFAULT_BLOCK_SIZE : blockSize,
+        c,
+        embeddingsQuantized());
+  }
+
+  /** Whether the embeddings are quantized with a quantized mode ({@code --quantize-embeddings}). */
+  boolean embeddingsQuantized() {
+    return quantizeEmbeddings == null || quantizeEmbeddings;
   }
 
   /**
@@ -82,7 +100,8 @@ final class QuantizationOptions {
             Optional.ofNullable(mode),
             Optional.ofNullable(blockSize),
             compute == null ? QuantCompute.FP32 : compute,
-            where);
+            where)
+        .withQuantizedEmbeddings(embeddingsQuantized());
   }
 
   /** The settings a node gets from the flags given (none when none were given). */
@@ -96,6 +115,10 @@ final class QuantizationOptions {
     }
     if (compute != null) {
       settings.put(NodeConfigLoader.MODEL_QUANTIZATION_COMPUTE, compute.configName());
+    }
+    if (quantizeEmbeddings != null) {
+      settings.put(
+          NodeConfigLoader.MODEL_QUANTIZE_EMBEDDINGS, Boolean.toString(quantizeEmbeddings));
     }
   }
 

@@ -69,6 +69,29 @@ class QuantizationCliTest {
     }
   }
 
+  /** {@code model info}: the 28B table at its stored size, and fp32 with the flag turned off. */
+  @Test
+  void modelInfoShowsTheEmbeddingTableAtItsStoredSize() {
+    CliTest.Run on =
+        CliTest.run("model", "info", "--preset", "ernie-4.5-vl-28b-a3b", "--quantization", "int4");
+    assertEquals(0, on.code(), on.err());
+    assertTrue(
+        on.out().matches("(?s).*embeddings\\s+144\\.0 MiB\\s+4-bit \\(tied: also the LM head\\).*"),
+        on.out());
+    CliTest.Run off =
+        CliTest.run(
+            "model",
+            "info",
+            "--preset",
+            "ernie-4.5-vl-28b-a3b",
+            "--quantization",
+            "int8",
+            "--no-quantize-embeddings");
+    assertEquals(0, off.code(), off.err());
+    assertTrue(off.out().matches("(?s).*embeddings\\s+1010\\.0 MiB\\s+32-bit.*"), off.out());
+    assertTrue(off.out().matches("(?s).*LM head\\s+268\\.3 MiB\\s+8-bit.*"), off.out());
+  }
+
   private static String[] with(String[] cmd, String flag, String value) {
     String[] args = Arrays.copyOf(cmd, cmd.length + 2);
     args[cmd.length] = flag;

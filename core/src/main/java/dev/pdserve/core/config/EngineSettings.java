@@ -23,8 +23,8 @@ import java.util.Optional;
  * @param encoderCacheBytes bytes of encoded images a worker of a vision model keeps by digest
  *     ({@code pdserve.vision.encoder-cache-bytes}); 0 = none
  * @param quantization weight-only quantization ({@code pdserve.model.quantization} and {@code
- *     pdserve.model.quantization-block-size}, {@code pdserve.model.quantization-compute}; every
- *     node of a cluster must agree)
+ *     pdserve.model.quantization-block-size}, {@code pdserve.model.quantization-compute}, {@code
+ *     pdserve.model.quantize-embeddings}; every node of a cluster must agree)
  * @param lowBitDummyWeights a preset's quantized matrices are generated directly in their format
  *     ({@code pdserve.model.low-bit-dummy-weights}; every node of a cluster must agree)
  * @param visionEnabled a worker of a vision model loads its vision tower and takes images ({@code

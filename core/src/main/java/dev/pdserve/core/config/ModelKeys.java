@@ -42,8 +42,9 @@ public interface ModelKeys {
                   + " ONNX Runtime's MatMulNBits: int8 and int4 quantize routed and shared"
                   + " experts, dense MLP, attention projections and LM head; int2-mixed keeps the"
                   + " first MoE layers' experts at 4 bits, the later ones at 2, the dense parts at"
-                  + " 8 (FastDeploy's WINT2 recipe); embeddings, norms and gates stay fp32; every"
-                  + " node, and a reference engine compared with, must agree"));
+                  + " 8 (FastDeploy's WINT2 recipe); the embedding table is gathered quantized in"
+                  + " the LM head's format (see pdserve.model.quantize-embeddings); norms and gates"
+                  + " stay fp32; every node, and a reference engine compared with, must agree"));
   ConfigKey<Integer> MODEL_QUANTIZATION_BLOCK_SIZE =
       GROUP.define(
           ConfigKey.of(
@@ -63,6 +64,18 @@ public interface ModelKeys {
                   + " 4: int8 activations, ONNX Runtime's integer kernels; ~0.3 % error, faster"
                   + " for 8- and 2-bit on CPU); only with a quantized mode; every node, and a"
                   + " reference engine compared with, must agree"));
+  ConfigKey<Boolean> MODEL_QUANTIZE_EMBEDDINGS =
+      GROUP.define(
+          ConfigKey.of(
+              "pdserve.model.quantize-embeddings",
+              KeyTypes.BOOL,
+              true,
+              "with a quantized pdserve.model.quantization: store the token embedding table"
+                  + " block-quantized in the LM head's format (8-bit for int8 and int2-mixed, 4-bit"
+                  + " for int4; with tied embeddings the LM head's own codes) and gather rows with"
+                  + " ONNX Runtime's GatherBlockQuantized; false keeps an fp32 table (1 GiB for"
+                  + " 28B) beside the head; no effect with none; every node, and a reference engine"
+                  + " compared with, must agree"));
   ConfigKey<ExpertRange> EXPERT_RANGE =
       GROUP.define(
           ConfigKey.withoutDefault(

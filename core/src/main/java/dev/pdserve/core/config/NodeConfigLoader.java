@@ -65,6 +65,8 @@ public final class NodeConfigLoader {
       ConfigKeys.MODEL_QUANTIZATION_BLOCK_SIZE.name();
   public static final String MODEL_QUANTIZATION_COMPUTE =
       ConfigKeys.MODEL_QUANTIZATION_COMPUTE.name();
+  public static final String MODEL_QUANTIZE_EMBEDDINGS =
+      ConfigKeys.MODEL_QUANTIZE_EMBEDDINGS.name();
   public static final String EXPERT_RANGE = ConfigKeys.EXPERT_RANGE.name();
   public static final String MODEL_PRESET = ConfigKeys.MODEL_PRESET.name();
   public static final String MODEL_DIR = ConfigKeys.MODEL_DIR.name();

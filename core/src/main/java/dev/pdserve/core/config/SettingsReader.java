@@ -48,6 +48,7 @@ import static dev.pdserve.core.config.ConfigKeys.MODEL_PRESET;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION_BLOCK_SIZE;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZATION_COMPUTE;
+import static dev.pdserve.core.config.ConfigKeys.MODEL_QUANTIZE_EMBEDDINGS;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_SEED;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_SERVED_NAME;
 import static dev.pdserve.core.config.ConfigKeys.NODE_ID;
@@ -362,8 +363,16 @@ final class SettingsReader {
         values.get(VISION_ENABLED));
   }
 
-  /** Mode, block size and compute; int8 compute is refused without a quantized mode. */
+  /**
+   * Mode, block size, compute and whether the embeddings are quantized; int8 compute is refused
+   * without a quantized mode.
+   */
   private WeightQuantization quantization(Optional<Path> modelDir) {
+    return quantizationWithoutEmbeddings(modelDir)
+        .withQuantizedEmbeddings(values.get(MODEL_QUANTIZE_EMBEDDINGS));
+  }
+
+  private WeightQuantization quantizationWithoutEmbeddings(Optional<Path> modelDir) {
     QuantMode mode = values.get(MODEL_QUANTIZATION);
     int block = values.get(MODEL_QUANTIZATION_BLOCK_SIZE);
     QuantCompute compute = values.get(MODEL_QUANTIZATION_COMPUTE);

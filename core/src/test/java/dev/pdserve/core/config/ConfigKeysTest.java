@@ -65,8 +65,10 @@ class ConfigKeysTest {
     if (key == ConfigKeys.AUTH_API_KEYS_FILE) {
       m.put(ConfigKeys.AUTH_CLUSTER_TOKEN_FILE.name(), "token-file"); // API keys need a token
     }
-    if (key == ConfigKeys.MODEL_QUANTIZATION_COMPUTE) {
-      m.put(ConfigKeys.MODEL_QUANTIZATION.name(), "int4"); // int8 compute needs quantized weights
+    if (key == ConfigKeys.MODEL_QUANTIZATION_COMPUTE
+        || key == ConfigKeys.MODEL_QUANTIZE_EMBEDDINGS) {
+      // int8 compute needs quantized weights; fp32 embeddings only differ in a quantized mode
+      m.put(ConfigKeys.MODEL_QUANTIZATION.name(), "int4");
     }
     m.remove(key.name());
     return m;

@@ -43,6 +43,55 @@ class QuantizationConfigTest {
   }
 
   @Test
+  void embeddingsAreQuantizedWithTheModeUnlessTurnedOff(@TempDir Path dir) throws IOException {
+    NodeConfig on =
+        NodeConfigLoader.fromMap(Map.of("role", "decode", "model.quantization", "int4"));
+    assertTrue(on.engine().quantization().quantizeEmbeddings());
+    NodeConfig off =
+        NodeConfigLoader.fromMap(
+            Map.of(
+                "role",
+                "decode",
+                "model.quantization",
+                "int8",
+                "model.quantize-embeddings",
+                "false"));
+    assertEquals(
+        new WeightQuantization(QuantMode.INT8, 64).withQuantizedEmbeddings(false),
+        off.engine().quantization());
+    assertEquals("int8 (block 64, fp32 embeddings)", off.engine().quantization().describe());
+    NodeConfig none =
+        NodeConfigLoader.fromMap(Map.of("role", "decode", "model.quantize-embeddings", "false"));
+    assertEquals(WeightQuantization.NONE, none.engine().quantization(), "no effect with none");
+    // over a pre-quantized directory too: the table is then dequantized from the stored codes
+    Files.writeString(
+        dir.resolve("config.json"),
+        "{\"quantization_config\": {\"quant_method\": \"pdserve\", \"format_version\": 2,"
+            + " \"mode\": \"int4\", \"block_size\": 64}}");
+    NodeConfig stored =
+        NodeConfigLoader.fromMap(
+            Map.of(
+                "role",
+                "decode",
+                "model.dir",
+                dir.toString(),
+                "model.quantize-embeddings",
+                "false"));
+    assertEquals(
+        WeightQuantization.of(QuantMode.INT4).withQuantizedEmbeddings(false),
+        stored.engine().quantization());
+    NodeConfigException bad =
+        assertThrows(
+            NodeConfigException.class,
+            () ->
+                NodeConfigLoader.fromMap(
+                    Map.of("role", "decode", "model.quantize-embeddings", "maybe")));
+    assertTrue(
+        String.join("\n", bad.problems()).contains("pdserve.model.quantize-embeddings"),
+        String.join("\n", bad.problems()));
+  }
+
+  @Test
   void aPreQuantizedModelDirectoryIsServedAsStoredUnlessAnotherModeIsSet(@TempDir Path dir)
       throws IOException {
     Files.writeString(

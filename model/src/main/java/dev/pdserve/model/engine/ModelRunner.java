@@ -52,7 +52,7 @@ public final class ModelRunner implements AutoCloseable {
     }
     List<OrtGraph> made = new ArrayList<>();
     try {
-      this.embed = session(EmbedGraph.build(cfg), weights, made);
+      this.embed = session(EmbedGraph.build(cfg, numerics.weights()), weights, made);
       this.head = session(HeadGraph.build(cfg, numerics.weights()), weights, made);
       this.layers = new OrtGraph[cfg.numLayers()];
       for (int l = 0; l < cfg.numLayers(); l++) {

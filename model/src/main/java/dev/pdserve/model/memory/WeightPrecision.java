@@ -108,7 +108,8 @@ public record WeightPrecision(
   /**
    * The bits table of the engine's own quantization {@code q} for {@code cfg}, as the graphs store
    * the weights ({@link WeightQuantization#bits}): 4- and 2-bit parts carry zero points, 8-bit
-   * parts none; the embedding table and the vision side stay fp32.
+   * parts none; the embedding table has the LM head's bits (fp32 when {@link
+   * WeightQuantization#quantizeEmbeddings()} is false); the vision side stays fp32.
    */
   public static WeightPrecision of(ModelConfig cfg, WeightQuantization q) {
     if (!q.isQuantized()) {
@@ -128,7 +129,7 @@ public record WeightPrecision(
         q.mode().configName(),
         q.blockSize(),
         q.mode() != QuantMode.INT8,
-        32,
+        q.bits(cfg, -1, WeightComponent.EMBEDDINGS),
         q.bits(cfg, 0, WeightComponent.LM_HEAD),
         q.bits(cfg, 0, WeightComponent.ATTENTION),
         q.bits(cfg, 0, WeightComponent.DENSE_MLP),

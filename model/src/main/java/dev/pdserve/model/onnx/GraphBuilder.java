@@ -259,6 +259,50 @@ public final class GraphBuilder {
         in);
   }
 
+  /**
+   * Rows {@code ids} of the table {@code base} {@code [n, k]} quantized in {@code f} along k (one
+   * scale, and zero point, per block of a row): declares the table's codes, scales and (with zero
+   * points) zero points under {@link QuantNames}' gather names — the same bytes as {@link
+   * #quantLinear}'s, in 2-D shapes — and emits one {@code com.microsoft.GatherBlockQuantized}
+   * (uint8 data with the {@code bits} attribute, gathered along axis 0, quantized along axis 1),
+   * each value {@code (code − zeroPoint) · scale} in fp32. A k that is not a multiple of the block
+   * is gathered padded to whole blocks and sliced back to k.
+   */
+  public String quantGather(String ids, String base, long n, long k, QuantFormat f) {
+    int blocks = f.blocks(k);
+    String codes =
+        weight(QuantNames.gatherCodes(base, f), DType.UINT8, n, (long) blocks * f.blobBytes());
+    String scales = weight(QuantNames.gatherScales(base, f), DType.FLOAT, n, blocks);
+    String[] in =
+        f.zeroPoints()
+            ? new String[] {
+              codes,
+              ids,
+              scales,
+              weight(
+                  QuantNames.gatherZeroPoints(base, f), DType.UINT8, n, f.zeroPointBytesPerRow(k))
+            }
+            : new String[] {codes, ids, scales};
+    String rows = gatherBlockQuantized(f, in);
+    long padded = (long) blocks * f.blockSize();
+    return padded == k ? rows : slice(rows, 0, k, 1);
+  }
+
+  /**
+   * One GatherBlockQuantized node over given data, indices, scales (and zero points), gathering
+   * along axis 0 of data quantized along its last axis in blocks of {@code f}'s block size.
+   */
+  public String gatherBlockQuantized(QuantFormat f, String... in) {
+    return msOp(
+        "GatherBlockQuantized",
+        List.of(
+            Attr.i("gather_axis", 0),
+            Attr.i("quantize_axis", 1),
+            Attr.i("block_size", f.blockSize()),
+            Attr.i("bits", f.bits())),
+        in);
+  }
+
   /** {@code x · wᵀ} for the weight {@code base} {@code [n, k]}: fp32 Gemm or quantized. */
   public String linear(String x, String base, long n, long k, Optional<QuantFormat> f) {
     return f.isPresent() ? quantLinear(x, base, n, k, f.get()) : linear(x, weight(base, n, k));

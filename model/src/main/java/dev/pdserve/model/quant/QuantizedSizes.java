@@ -7,10 +7,12 @@ import java.util.EnumMap;
 import java.util.Map;
 
 /**
- * Bytes of the language model's linear weights per {@link WeightComponent} under a {@link
- * WeightQuantization} (codes, scales and zero points; fp32 where a component is not quantized).
- * Embeddings, norms and gates (always fp32) are not included; with tied embeddings the LM head is
- * counted as its own (quantized) copy of the table.
+ * Bytes of the language model's linear weights and its embedding table per {@link WeightComponent}
+ * under a {@link WeightQuantization} (codes, scales and zero points; fp32 where a component is not
+ * quantized). Norms and gates (always fp32) are not included. With tied embeddings the table is
+ * counted once, under {@link WeightComponent#EMBEDDINGS}, when the lookup and the LM head read the
+ * same bytes (fp32 in mode none, the same codes when the embeddings are quantized); with the
+ * embeddings fp32 beside a quantized head, the head is its own copy.
  */
 public final class QuantizedSizes {
   private QuantizedSizes() {}
@@ -52,7 +54,15 @@ public final class QuantizedSizes {
         }
       }
     }
-    add(m, WeightComponent.LM_HEAD, q.bytes(cfg, -1, WeightComponent.LM_HEAD, h, cfg.vocabSize()));
+    long v = cfg.vocabSize();
+    long table = q.bytes(cfg, -1, WeightComponent.EMBEDDINGS, h, v);
+    long head = q.bytes(cfg, -1, WeightComponent.LM_HEAD, h, v);
+    add(m, WeightComponent.EMBEDDINGS, table);
+    boolean shared =
+        cfg.tieEmbeddings()
+            && q.bits(cfg, -1, WeightComponent.EMBEDDINGS)
+                == q.bits(cfg, -1, WeightComponent.LM_HEAD);
+    add(m, WeightComponent.LM_HEAD, shared ? 0 : head);
     return m;
   }
 

@@ -35,12 +35,21 @@ import java.util.TreeMap;
  *       copy.
  * </ul>
  *
+ * <p>Format version 2 (this build's) stores the token embedding table only so, in the LM head's
+ * format ({@link WeightQuantization#embeddingFormat}; with tied embeddings the same tensors as the
+ * LM head's): the table is gathered from them ({@code GatherBlockQuantized}) and there is no fp32
+ * copy. Version 1 (still read) kept an fp32 table beside them, and for untied embeddings no
+ * quantized one (the engine then quantizes that table on load).
+ *
  * @param mode the quantized mode (never {@link QuantMode#NONE})
  * @param blockSize values of K per scale
  */
 public record StoredQuantization(QuantMode mode, int blockSize) {
-  /** Version of the on-disk layout this build writes and reads. */
-  public static final int FORMAT_VERSION = 1;
+  /** Version of the on-disk layout this build writes. */
+  public static final int FORMAT_VERSION = 2;
+
+  /** Versions this build reads: 1 (an fp32 embedding table beside the codes) and 2. */
+  public static final java.util.Set<Integer> READ_VERSIONS = java.util.Set.of(1, 2);
 
   /** The {@code quant_method} of the {@value #CONFIG_KEY} block pdserve writes. */
   public static final String QUANT_METHOD = "pdserve";
@@ -199,14 +208,17 @@ public record StoredQuantization(QuantMode mode, int blockSize) {
   }
 
   private static void requireVersion(String version) {
-    if (!Integer.toString(FORMAT_VERSION).equals(version.trim())) {
-      throw new IllegalArgumentException(
-          "pre-quantized format version "
-              + version
-              + " is not the version "
-              + FORMAT_VERSION
-              + " this build reads; convert the original checkpoint again with this build");
+    for (int v : READ_VERSIONS) {
+      if (Integer.toString(v).equals(version.trim())) {
+        return;
+      }
     }
+    throw new IllegalArgumentException(
+        "pre-quantized format version "
+            + version
+            + " is not a version this build reads (1 or "
+            + FORMAT_VERSION
+            + "); convert the original checkpoint again with this build");
   }
 
   // ---- config.json ----
@@ -242,7 +254,10 @@ public record StoredQuantization(QuantMode mode, int blockSize) {
           }
         }
       } else {
-        int layer = c == WeightComponent.LM_HEAD ? -1 : Math.max(firstMoe, 0);
+        int layer =
+            c == WeightComponent.LM_HEAD || c == WeightComponent.EMBEDDINGS
+                ? -1
+                : Math.max(firstMoe, 0);
         bits.put(key, q.bits(cfg, layer, c));
         putZeroPoints(zeroPoints, q, cfg, layer, c);
       }
@@ -252,8 +267,8 @@ public record StoredQuantization(QuantMode mode, int blockSize) {
     o.put("zero_points_tensor", "<weight>" + ZERO_POINTS_SUFFIX);
     o.put(
         "not_quantized",
-        "embeddings (gathered; kept fp32 beside a tied LM head's codes), norms, MoE gates and"
-            + " correction biases, the vision tower");
+        "norms, MoE gates and correction biases, the vision tower (the embedding table is"
+            + " stored in the LM head's format and gathered from it; tied: the LM head's tensors)");
     return o;
   }
 

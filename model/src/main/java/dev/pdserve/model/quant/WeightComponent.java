@@ -11,5 +11,10 @@ public enum WeightComponent {
   /** Query, key, value and output projections. */
   ATTENTION,
   /** The output projection to the vocabulary (the embedding table when embeddings are tied). */
-  LM_HEAD
+  LM_HEAD,
+  /**
+   * The token embedding table as it is gathered (ONNX Runtime's {@code GatherBlockQuantized}): in
+   * the LM head's format, so that a tied table's codes serve both.
+   */
+  EMBEDDINGS
 }

@@ -8,8 +8,10 @@ import java.util.Optional;
 /**
  * Weight-only quantization of a model: a {@link QuantMode} and the block size along K. Tells, for
  * every linear weight of the language model, whether it is fp32 or which {@link QuantFormat} it is
- * stored and computed in (ONNX Runtime's {@code MatMulNBits}). Embeddings (the gathered table),
- * norms, the MoE gates and the vision tower stay fp32.
+ * stored and computed in (ONNX Runtime's {@code MatMulNBits}). In a quantized mode the token
+ * embedding table is gathered quantized too ({@code GatherBlockQuantized}), in the LM head's format
+ * — a tied table's codes then serve both — unless {@code quantizeEmbeddings} is false. Norms, the
+ * MoE gates and the vision tower stay fp32.
  *
  * <ul>
  *   <li>{@code int8}: every component 8-bit, symmetric (no zero points).
@@ -23,8 +25,12 @@ import java.util.Optional;
  * @param blockSize values of K per scale: a power of two from 16 to 256
  * @param compute what MatMulNBits computes in ({@link QuantCompute}); {@link QuantCompute#INT8}
  *     only with a quantized mode
+ * @param quantizeEmbeddings whether a quantized mode stores and gathers the embedding table
+ *     quantized ({@link WeightComponent#EMBEDDINGS}); false keeps it fp32. Always true with {@link
+ *     QuantMode#NONE}, where it changes nothing
  */
-public record WeightQuantization(QuantMode mode, int blockSize, QuantCompute compute) {
+public record WeightQuantization(
+    QuantMode mode, int blockSize, QuantCompute compute, boolean quantizeEmbeddings) {
   /** Block size unless configured: 64 values per scale. */
   public static final int DEFAULT_BLOCK_SIZE = 64;
 
@@ -41,13 +47,23 @@ public record WeightQuantization(QuantMode mode, int blockSize, QuantCompute com
       "int8 compute needs quantized weights (int8, int4 or int2-mixed): with none nothing is"
           + " computed by MatMulNBits";
 
-  /** {@code mode} at {@code blockSize}, computed in fp32. */
+  /** {@code mode} at {@code blockSize}, computed in fp32, embeddings quantized with it. */
   public WeightQuantization(QuantMode mode, int blockSize) {
     this(mode, blockSize, QuantCompute.FP32);
   }
 
+  /**
+   * {@code mode} at {@code blockSize}, computed in {@code compute}, embeddings quantized with it.
+   */
+  public WeightQuantization(QuantMode mode, int blockSize, QuantCompute compute) {
+    this(mode, blockSize, compute, true);
+  }
+
   public WeightQuantization {
     Objects.requireNonNull(mode, "mode");
+    if (mode == QuantMode.NONE) {
+      quantizeEmbeddings = true; // nothing is quantized: one value, so that equal means the same
+    }
     Objects.requireNonNull(compute, "compute");
     if (!isValidBlockSize(blockSize)) {
       throw new IllegalArgumentException(BLOCK_MUST_BE + ", got " + blockSize);
@@ -62,16 +78,30 @@ public record WeightQuantization(QuantMode mode, int blockSize, QuantCompute com
    * row along another path than several), and with {@link QuantCompute#INT8} an even number:
    * MatMulNBits' int8-activation kernels compute rows in pairs and a last, unpaired row along
    * another path (measured: 8-bit at block ≥ 128, 4-bit at block ≥ 64), so only even counts give
-   * every row the same bits whatever the batch.
+   * every row the same bits whatever the batch. In fp32 compute, 4-bit MatMulNBits (ONNX Runtime
+   * 1.24.2, CPU) works through the rows in tiles of {@value #ROW_TILE} and a tile of one row, the
+   * last of 129, 257, ... rows, takes the single-row path too (measured, {@code MatMulNBitsTest}):
+   * a quantized mode never calls with {@code 128·j + 1} rows either.
    */
   public int paddedRows(int rows) {
     int r = Math.max(rows, 2);
-    return compute == QuantCompute.INT8 && (r & 1) == 1 ? r + 1 : r;
+    if (compute == QuantCompute.INT8 && (r & 1) == 1) {
+      r++;
+    }
+    return isQuantized() && r % ROW_TILE == 1 ? r + 1 : r;
   }
+
+  /** Rows MatMulNBits' fp32-compute 4-bit kernel takes at a time (see {@link #paddedRows}). */
+  public static final int ROW_TILE = 128;
 
   /** The same weights computed in {@code c}. */
   public WeightQuantization withCompute(QuantCompute c) {
-    return new WeightQuantization(mode, blockSize, c);
+    return new WeightQuantization(mode, blockSize, c, quantizeEmbeddings);
+  }
+
+  /** The same, with the embedding table quantized ({@code true}) or fp32. */
+  public WeightQuantization withQuantizedEmbeddings(boolean quantize) {
+    return new WeightQuantization(mode, blockSize, compute, quantize);
   }
 
   /** {@code mode} at the default block size. */
@@ -110,10 +140,14 @@ public record WeightQuantization(QuantMode mode, int blockSize, QuantCompute com
   }
 
   /**
-   * Bits of {@code component} in {@code layer} (ignored for the LM head): 32 for fp32, else 8, 4 or
-   * 2.
+   * Bits of {@code component} in {@code layer} (ignored for the LM head and the embeddings): 32 for
+   * fp32, else 8, 4 or 2. The embeddings have the LM head's bits (32 without {@link
+   * #quantizeEmbeddings}).
    */
   public int bits(ModelConfig cfg, int layer, WeightComponent component) {
+    if (component == WeightComponent.EMBEDDINGS) {
+      return quantizeEmbeddings ? bits(cfg, -1, WeightComponent.LM_HEAD) : 32;
+    }
     return switch (mode) {
       case NONE -> 32;
       case INT8 -> 8;
@@ -135,6 +169,14 @@ public record WeightQuantization(QuantMode mode, int blockSize, QuantCompute com
   }
 
   /**
+   * The format the token embedding table is stored and gathered in ({@link
+   * WeightComponent#EMBEDDINGS}, the LM head's), or empty when it stays fp32.
+   */
+  public Optional<QuantFormat> embeddingFormat(ModelConfig cfg) {
+    return format(cfg, -1, WeightComponent.EMBEDDINGS);
+  }
+
+  /**
    * Bytes of one {@code [n, k]} weight ({@code [out, in]}) of {@code component} in {@code layer}:
    * {@code 4·n·k} for fp32, else codes + fp32 scales + zero points (see {@link QuantFormat#bytes}).
    */
@@ -151,7 +193,10 @@ public record WeightQuantization(QuantMode mode, int blockSize, QuantCompute com
     return (double) bytes(cfg, layer, component, k, n) / ((double) n * k);
   }
 
-  /** E.g. {@code int4 (block 64)}, {@code int4 (block 64, int8 compute)} or {@code none}. */
+  /**
+   * E.g. {@code int4 (block 64)}, {@code int4 (block 64, int8 compute)}, {@code int8 (block 64,
+   * fp32 embeddings)} or {@code none}.
+   */
   public String describe() {
     if (!isQuantized()) {
       return "none";
@@ -160,6 +205,7 @@ public record WeightQuantization(QuantMode mode, int blockSize, QuantCompute com
         + " (block "
         + blockSize
         + (compute == QuantCompute.FP32 ? "" : ", " + compute.configName() + " compute")
+        + (quantizeEmbeddings ? "" : ", fp32 embeddings")
         + ")";
   }
 }

@@ -10,6 +10,7 @@ import dev.pdserve.model.quant.BlockQuantizer;
 import dev.pdserve.model.quant.QuantFormat;
 import dev.pdserve.model.quant.QuantizedMatrix;
 import dev.pdserve.model.quant.StoredQuantization;
+import dev.pdserve.model.quant.WeightQuantization;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
@@ -39,7 +40,8 @@ import org.apache.logging.log4j.Logger;
  * zero points, quantized by the same {@link BlockQuantizer} call quantize-on-load makes (its rows
  * spread over the cores), so the bytes are the ones the engine would compute — and the mode, block
  * size and format version are recorded in every file's metadata and in the output {@code
- * config.json} ({@link StoredQuantization}). One source tensor is read and quantized at a time;
+ * config.json} ({@link StoredQuantization}). The embedding table is written only quantized, in the
+ * LM head's format (tied: once, for both). One source tensor is read and quantized at a time;
  * memory stays bounded by the largest tensor (as fp32, plus its quantized form).
  */
 public final class CheckpointConverter {
@@ -83,7 +85,8 @@ public final class CheckpointConverter {
               : Optional.empty();
       prepare(outDir, options);
       List<Path> written = new ArrayList<>();
-      Plan plan = plan(model, stored);
+      Plan plan =
+          plan(model, stored.isPresent() ? options.quantization() : WeightQuantization.NONE);
       long bytes = writeWeights(plan, outDir, options, stored, written);
       Path config = checkpointDir.resolve(ModelDirectory.CONFIG_FILE);
       if (stored.isPresent()) {
@@ -152,10 +155,13 @@ public final class CheckpointConverter {
    */
   private record Plan(List<List<Part>> groups, int tensors, int quantized) {}
 
-  private static Plan plan(ModelDirectory model, Optional<StoredQuantization> stored) {
+  /**
+   * What to write for {@code q}: the embedding table only quantized unless {@code q} keeps the
+   * embeddings fp32 (then both, as format version 1 did).
+   */
+  private static Plan plan(ModelDirectory model, WeightQuantization q) {
     WeightSource src = model.weights();
-    Map<String, QuantFormat> formats =
-        stored.map(q -> QuantizedLayout.formats(model.config(), q.weights())).orElse(Map.of());
+    Map<String, QuantFormat> formats = QuantizedLayout.formats(model.config(), q);
     LastQuantized last = new LastQuantized(src);
     List<List<Part>> groups = new ArrayList<>();
     int tensors = 0;
@@ -163,7 +169,7 @@ public final class CheckpointConverter {
     for (String name : src.names()) {
       long[] shape = src.shape(name).orElseThrow();
       List<Part> group = new ArrayList<>();
-      if (QuantizedLayout.needsFp32(name, formats)) {
+      if (QuantizedLayout.needsFp32(name, formats, q)) {
         group.add(
             new Part(
                 name,

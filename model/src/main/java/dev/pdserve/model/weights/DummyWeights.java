@@ -43,8 +43,10 @@ public final class DummyWeights implements WeightSource {
    * deviation, zero points at the middle of the code range — seconds for a full-size model, where
    * generating fp32 values and quantizing them takes ~0.5 µs a weight (an hour for 28B on 2 cores).
    * They are not the quantization of {@link #DummyWeights(ModelConfig, long)}'s weights, so they
-   * have no fp32 counterpart to compare with. Unquantized tensors (embeddings, norms, gates, the
-   * vision tower) are the same as there.
+   * have no fp32 counterpart to compare with. The embedding table in a quantized mode is such a
+   * matrix too (gathered from its codes, which with tied embeddings are the LM head's; never
+   * generated in fp32). Unquantized tensors (norms, gates, the vision tower, an fp32 embedding
+   * table) are the same as there.
    */
   public static DummyWeights lowBit(ModelConfig cfg, long seed) {
     return new DummyWeights(cfg, seed, true);
@@ -80,7 +82,11 @@ public final class DummyWeights implements WeightSource {
     // the zero point is the middle or one below it at random (a mean of ±1/2); the scales' jitter,
     // uniform in [0.75, 1.25), has a mean square of 1 + 1/48.
     double levels = 1 << f.bits();
-    double std = name.equals(WeightNames.LM_HEAD) ? 0.5 : 1.0 / Math.sqrt(k);
+    // the tables (embedding, LM head) as the fp32 generator draws them; linear weights 1/sqrt(k)
+    double std =
+        name.equals(WeightNames.LM_HEAD) || name.equals(WeightNames.EMBED)
+            ? 0.5
+            : 1.0 / Math.sqrt(k);
     double codeVariance = (levels * levels - 1) / 12.0 + (f.zeroPoints() ? 0.25 : 0.0);
     double unit = std / Math.sqrt(codeVariance * (1 + 1 / 48.0));
     float[] scales = new float[n * blocks];

@@ -6,6 +6,7 @@ import ai.onnxruntime.OrtException;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.quant.BlockQuantizer;
+import dev.pdserve.model.quant.GatherLayout;
 import dev.pdserve.model.quant.QuantFormat;
 import dev.pdserve.model.quant.QuantNames;
 import dev.pdserve.model.quant.QuantizedBuffers;
@@ -28,6 +29,12 @@ import java.util.concurrent.ConcurrentHashMap;
  * tensors are the checkpoint's stored codes, scales and zero points, tensors over views of its
  * memory mapping (no copy, nothing quantized); the quantization asked for must then be the stored
  * one (any compute).
+ *
+ * <p>A quantized matrix is made (or mapped) once and kept as direct buffers; its tensors are views
+ * of them in MatMulNBits' shapes ({@link QuantNames#codes} and the others) or
+ * GatherBlockQuantized's ({@link QuantNames#gatherCodes} and the others, {@link GatherLayout}): a
+ * tied embedding table's codes serve both the LM head and the lookup. An fp32 embedding table asked
+ * for over a checkpoint that stores it only quantized is dequantized from the stored codes.
  */
 public final class ModelWeights implements AutoCloseable {
   private final ModelConfig cfg;
@@ -36,6 +43,7 @@ public final class ModelWeights implements AutoCloseable {
   private final Map<String, long[]> expected;
   private final WeightQuantization quantization;
   private final Map<String, OnnxTensor> tensors = new ConcurrentHashMap<>();
+  private final Map<String, QuantizedBuffers> quantized = new ConcurrentHashMap<>();
   private volatile boolean closed;
 
   /** Fp32 weights ({@link WeightQuantization#NONE}). */
@@ -124,7 +132,11 @@ public final class ModelWeights implements AutoCloseable {
    */
   public QuantizedMatrix quantize(String base, QuantFormat f) {
     if (storesQuantized()) {
-      return stored(base, f).toMatrix();
+      Optional<QuantizedBuffers> b = stored(base, f);
+      if (b.isPresent()) {
+        return b.get().toMatrix();
+      }
+      // not stored quantized (an untied embedding table of format version 1): quantize its fp32
     }
     if (source instanceof DummyWeights d && d.isLowBit()) {
       if (closed) {
@@ -142,9 +154,17 @@ public final class ModelWeights implements AutoCloseable {
     if (shape.length != 2) {
       throw new IllegalArgumentException("cannot quantize " + t + ": not a matrix");
     }
-    return BlockQuantizer.quantize(
-        t.data().duplicate().rewind(), (int) shape[0], (int) shape[1], f);
+    FloatBuffer data = t.data().duplicate().rewind();
+    int n = (int) shape[0];
+    int k = (int) shape[1];
+    // the same bytes either way; one large table (an embedding) is spread over the cores
+    return (long) n * k >= PARALLEL_VALUES
+        ? BlockQuantizer.quantizeInParallel(data, n, k, f)
+        : BlockQuantizer.quantize(data, n, k, f);
   }
+
+  /** Matrices of at least this many values are quantized over every core. */
+  private static final long PARALLEL_VALUES = 1L << 22;
 
   /**
    * Whether the source stores the quantized matrices (a pre-quantized checkpoint): their tensors
@@ -155,54 +175,69 @@ public final class ModelWeights implements AutoCloseable {
     return source.storedQuantization().isPresent();
   }
 
-  private QuantizedBuffers stored(String base, QuantFormat f) {
+  /** The stored parts of {@code base} in {@code f}, or empty when the source does not store it. */
+  private Optional<QuantizedBuffers> stored(String base, QuantFormat f) {
     if (closed) {
       throw new IllegalStateException("weights are closed");
     }
     long[] want = expected.get(base);
-    QuantizedBuffers b =
-        source
-            .storedQuantized(base, f)
-            .orElseThrow(
-                () ->
-                    new WeightException(
-                        "matrix " + base + " is not stored quantized in " + source.describe()));
-    if (want == null || want[0] != b.n() || want[1] != b.k()) {
+    Optional<QuantizedBuffers> b = source.storedQuantized(base, f);
+    if (b.isPresent() && (want == null || want[0] != b.get().n() || want[1] != b.get().k())) {
       throw new IllegalArgumentException("unexpected weight " + base + " for " + cfg.name());
     }
     return b;
   }
 
   /**
-   * Keeps tensors of the base weight of {@code q}: over the stored parts of a pre-quantized
-   * checkpoint, or over its codes, scales and zero points quantized now.
+   * The parts of {@code base} in {@code f} as direct buffers, made once: views of a pre-quantized
+   * checkpoint's mapping, or the matrix quantized now ({@link #quantize}) copied into direct
+   * buffers.
+   */
+  private QuantizedBuffers buffers(String base, QuantFormat f) {
+    String key = base + QuantNames.SEP + f.tag();
+    QuantizedBuffers b = quantized.get(key);
+    if (b == null) {
+      b =
+          (storesQuantized() ? stored(base, f) : Optional.<QuantizedBuffers>empty())
+              .orElseGet(() -> QuantizedBuffers.direct(quantize(base, f)));
+      quantized.put(key, b);
+    }
+    return b;
+  }
+
+  /**
+   * Keeps tensors of the base weight of {@code q} in the layout of the part asked for: views of the
+   * stored parts of a pre-quantized checkpoint, or of its codes, scales and zero points quantized
+   * now (once for both layouts).
    */
   private void loadQuantized(QuantNames.Parsed q) {
     QuantFormat f = q.format();
     String base = q.base();
-    if (storesQuantized()) {
-      QuantizedBuffers b = stored(base, f);
+    QuantizedBuffers b = buffers(base, f);
+    int n = b.n();
+    int k = b.k();
+    if (q.isGatherLayout()) {
       tensors.put(
-          QuantNames.codes(base, f), uint8View(b.codes(), b.n(), f.blocks(b.k()), f.blobBytes()));
+          QuantNames.gatherCodes(base, f), uint8View(b.codes(), GatherLayout.codesShape(n, k, f)));
       tensors.put(
-          QuantNames.scales(base, f),
-          runtime.floatTensor(b.scales().duplicate(), b.scales().remaining()));
+          QuantNames.gatherScales(base, f),
+          runtime.floatTensor(b.scales().duplicate(), GatherLayout.scalesShape(n, k, f)));
       if (f.zeroPoints()) {
         tensors.put(
-            QuantNames.zeroPoints(base, f), uint8View(b.zeroPoints(), b.zeroPoints().remaining()));
+            QuantNames.gatherZeroPoints(base, f),
+            uint8View(
+                GatherLayout.zeroPoints(b.zeroPoints(), n, k, f),
+                GatherLayout.zeroPointsShape(n, k, f)));
       }
       return;
     }
-    QuantizedMatrix m = quantize(base, f);
-    int n = m.n();
-    int k = m.k();
+    tensors.put(QuantNames.codes(base, f), uint8View(b.codes(), n, f.blocks(k), f.blobBytes()));
     tensors.put(
-        QuantNames.codes(base, f), runtime.uint8Tensor(m.codes(), n, f.blocks(k), f.blobBytes()));
-    tensors.put(QuantNames.scales(base, f), runtime.floatTensor(m.scales(), m.scales().length));
+        QuantNames.scales(base, f),
+        runtime.floatTensor(b.scales().duplicate(), b.scales().remaining()));
     if (f.zeroPoints()) {
       tensors.put(
-          QuantNames.zeroPoints(base, f),
-          runtime.uint8Tensor(m.zeroPoints(), m.zeroPoints().length));
+          QuantNames.zeroPoints(base, f), uint8View(b.zeroPoints(), b.zeroPoints().remaining()));
     }
   }
 
@@ -214,6 +249,11 @@ public final class ModelWeights implements AutoCloseable {
     } catch (OrtException e) {
       throw new IllegalStateException("cannot create a uint8 tensor: " + e.getMessage(), e);
     }
+  }
+
+  /** Names of the tensors held now (for diagnostics and tests: what a load made resident). */
+  public java.util.Set<String> heldTensors() {
+    return java.util.Set.copyOf(tensors.keySet());
   }
 
   /** Tensors for every weight a graph declares, keyed by name. */
@@ -233,8 +273,32 @@ public final class ModelWeights implements AutoCloseable {
           name.substring(0, cut),
           Integer.parseInt(name.substring(cut + WeightNames.ROW.length())));
     }
+    if (name.equals(WeightNames.EMBED) && storesQuantized() && source.shape(name).isPresent()) {
+      Optional<FloatTensor> fp32 = source.find(name);
+      if (fp32.isEmpty()) {
+        return dequantizedTable(name);
+      }
+    }
     FloatTensor t = checked(name);
     return runtime.floatTensor(t.data().duplicate().rewind(), t.shape());
+  }
+
+  /**
+   * The fp32 table {@code name} of a pre-quantized checkpoint that stores it only quantized (format
+   * version 2), dequantized from the stored codes: for a configuration that gathers the embeddings
+   * in fp32 ({@link WeightQuantization#quantizeEmbeddings()} false).
+   */
+  private OnnxTensor dequantizedTable(String name) {
+    WeightQuantization stored = source.storedQuantization().orElseThrow().weights();
+    QuantFormat f = QuantizedLayout.formats(cfg, stored).get(name);
+    if (f == null) {
+      throw new WeightException("missing tensor " + name + " in " + source.describe());
+    }
+    QuantizedBuffers b =
+        stored(name, f)
+            .orElseThrow(
+                () -> new WeightException("missing tensor " + name + " in " + source.describe()));
+    return runtime.floatTensor(b.dequantize(), b.n(), b.k());
   }
 
   /** A row of a 2-D weight, viewing the same memory. */
@@ -283,5 +347,6 @@ public final class ModelWeights implements AutoCloseable {
     closed = true;
     tensors.values().forEach(OnnxTensor::close);
     tensors.clear();
+    quantized.clear();
   }
 }

@@ -56,6 +56,10 @@ final class QuantizedBindings {
       long[] shape = expected.get(base);
       int n = Math.toIntExact(shape[0]);
       int k = Math.toIntExact(shape[1]);
+      if (QuantizedLayout.mayBeStoredFp32(cfg, base)
+          && !byName.containsKey(QuantizedLayout.codesName(base))) {
+        continue; // format version 1: the table is fp32 only and quantized on load
+      }
       String what = " (" + stored.describe() + " " + f.tag() + " of " + base + ")";
       Part codes =
           part(

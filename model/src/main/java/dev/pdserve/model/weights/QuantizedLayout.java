@@ -22,8 +22,10 @@ public final class QuantizedLayout {
 
   /**
    * Every weight {@code q} quantizes, with its format, in {@link WeightNames#expected} order. With
-   * tied embeddings the LM head is the embedding table ({@link WeightNames#EMBED}), which is then
-   * also needed in fp32 ({@link #needsFp32}).
+   * tied embeddings the LM head is the embedding table ({@link WeightNames#EMBED}), gathered from
+   * the same codes ({@link WeightQuantization#embeddingFormat} is the LM head's) or, with the
+   * embeddings kept fp32, also needed in fp32 ({@link #needsFp32}); untied, the table is in the map
+   * when {@code q} quantizes the embeddings.
    */
   public static Map<String, QuantFormat> formats(ModelConfig cfg, WeightQuantization q) {
     Map<String, QuantFormat> m = new LinkedHashMap<>();
@@ -33,6 +35,8 @@ public final class QuantizedLayout {
     String head = cfg.tieEmbeddings() ? WeightNames.EMBED : WeightNames.LM_HEAD;
     if (cfg.tieEmbeddings()) {
       put(m, head, q.format(cfg, -1, WeightComponent.LM_HEAD));
+    } else {
+      put(m, WeightNames.EMBED, q.embeddingFormat(cfg));
     }
     for (int l = 0; l < cfg.numLayers(); l++) {
       Optional<QuantFormat> attn = q.format(cfg, l, WeightComponent.ATTENTION);
@@ -76,12 +80,23 @@ public final class QuantizedLayout {
   }
 
   /**
-   * Whether weight {@code name} is needed in fp32 when {@code formats} are quantized: every weight
-   * not quantized, and the embedding table even when quantized as the tied LM head (it is gathered
-   * in fp32).
+   * Whether weight {@code name} is needed in fp32 when {@code formats} ({@link #formats} of {@code
+   * q}) are quantized: every weight not quantized, and a tied embedding table quantized as the LM
+   * head when {@code q} gathers the embeddings in fp32.
    */
-  public static boolean needsFp32(String name, Map<String, QuantFormat> formats) {
-    return !formats.containsKey(name) || name.equals(WeightNames.EMBED);
+  public static boolean needsFp32(
+      String name, Map<String, QuantFormat> formats, WeightQuantization q) {
+    return !formats.containsKey(name)
+        || (name.equals(WeightNames.EMBED) && !q.quantizeEmbeddings());
+  }
+
+  /**
+   * Whether a pre-quantized checkpoint may lack the stored parts of {@code base} although {@link
+   * #formats} lists it: an untied embedding table written by format version 1, which kept it fp32
+   * only (the engine quantizes it on load).
+   */
+  public static boolean mayBeStoredFp32(ModelConfig cfg, String base) {
+    return base.equals(WeightNames.EMBED) && !cfg.tieEmbeddings();
   }
 
   public static String codesName(String base) {

@@ -166,4 +166,58 @@ class ReferenceEngineQuantizedTest {
       assertTrue(m.getMessage().contains("int4"), m.getMessage());
     }
   }
+
+  /**
+   * A 1010-token prompt prefilled in 128-token chunks (as a prefill node does) decodes the same
+   * logits, bit for bit, as prefilled whole, with the embeddings quantized and fp32. In int4 this
+   * needs {@link WeightQuantization#paddedRows} to avoid 129 rows: an expert that gets 129 of the
+   * whole prompt's rows otherwise computes the last one along another path.
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = QuantMode.class,
+      names = {"INT8", "INT4", "INT2_MIXED"})
+  void aLongPromptPrefilledInChunksDecodesAsPrefilledWhole(QuantMode mode) {
+    StringBuilder text = new StringBuilder();
+    while (text.length() < 1100) {
+      text.append("pdserve moves KV over Arrow Flight. ");
+    }
+    for (boolean embeddings : new boolean[] {true, false}) {
+      WeightQuantization q = WeightQuantization.of(mode).withQuantizedEmbeddings(embeddings);
+      try (ReferenceEngine e =
+          new ReferenceEngine(model, OrtRuntime.shared(), Numerics.weights(q))) {
+        int[] prompt =
+            e.renderer().renderWithImages(new Prompt.Text(text.substring(0, 1010)), true).ids();
+        int[] cuts = new int[(prompt.length + 127) / 128];
+        for (int i = 0; i < cuts.length; i++) {
+          cuts[i] = Math.min(prompt.length, 128 * (i + 1));
+        }
+        float[][] whole = decodeLogits(e, prompt, new int[] {prompt.length}, 8);
+        float[][] chunked = decodeLogits(e, prompt, cuts, 8);
+        for (int s = 0; s < whole.length; s++) {
+          assertArrayEquals(whole[s], chunked[s], q.describe() + ": logits of step " + s);
+        }
+      }
+    }
+  }
+
+  /** The logits of the prefill (prefilled to {@code cuts}) and of {@code steps} greedy steps. */
+  private static float[][] decodeLogits(ReferenceEngine e, int[] prompt, int[] cuts, int steps) {
+    ContiguousKv kv = new ContiguousKv(e.config(), 8);
+    float[][] out = new float[steps + 1][];
+    int from = 0;
+    for (int cut : cuts) {
+      int[] part = Arrays.copyOfRange(prompt, from, cut);
+      out[0] =
+          e.runner()
+              .forward(List.of(SequenceStep.text(part, kv, cut == prompt.length)), e.experts())[0];
+      from = cut;
+    }
+    for (int s = 0; s < steps; s++) {
+      int t = dev.pdserve.model.sampling.Sampler.argmax(out[s]);
+      out[s + 1] =
+          e.runner().forward(List.of(SequenceStep.text(new int[] {t}, kv, true)), e.experts())[0];
+    }
+    return out;
+  }
 }

@@ -11,6 +11,9 @@ import dev.pdserve.model.engine.LoadedModel;
 import dev.pdserve.model.engine.ModelSpec;
 import dev.pdserve.model.memory.MemoryPlan.Component;
 import dev.pdserve.model.memory.MemoryPlan.RoleNeed;
+import dev.pdserve.model.quant.QuantMode;
+import dev.pdserve.model.quant.WeightQuantization;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 class MemoryPlanTest {
@@ -45,6 +48,54 @@ class MemoryPlanTest {
     // the LM head is 8-bit in int4 mode: a separate copy beside the fp32 embedding table
     assertEquals(103424L * (2560 + 2560 / 64 * 4), p.bytes(Component.LM_HEAD));
     assertEquals(2L * 28 * 4 * 128 * 2, p.kvBytesPerToken(), "bf16 KV: 56 KiB per token");
+  }
+
+  /**
+   * The engine's own modes ({@link WeightPrecision#of}): the 28B's tied table is stored once, in
+   * the LM head's format, and serves both lookup and head (LM head 0); with fp32 embeddings it is
+   * the 1010 MiB table plus the head's own codes. A worker with remote experts needs that much
+   * less.
+   */
+  @Test
+  void the28bEmbeddingTableIsCountedAtItsStoredSizeInTheQuantizedModes() {
+    long v = 103424;
+    long h = 2560;
+    long scales = v * (h / 64) * 4;
+    long int8 = v * h + scales; // 8-bit symmetric: codes and scales
+    long int4 = v * h / 2 + scales + v * (h / 64) / 2; // 4-bit: codes, scales, zero points
+    long fp32 = 4 * v * h;
+    Map<QuantMode, Long> want = Map.of(QuantMode.INT8, int8, QuantMode.INT4, int4);
+    for (QuantMode mode : new QuantMode[] {QuantMode.INT8, QuantMode.INT4, QuantMode.INT2_MIXED}) {
+      long table = want.getOrDefault(mode, int8); // int2-mixed's dense parts are 8-bit
+      WeightQuantization q = WeightQuantization.of(mode);
+      MemoryPlan on = engine(q);
+      MemoryPlan off = engine(q.withQuantizedEmbeddings(false));
+      assertEquals(table, on.bytes(Component.EMBEDDINGS), mode + " embeddings");
+      assertEquals(0, on.bytes(Component.LM_HEAD), mode + ": the head reads the same codes");
+      assertEquals(fp32, off.bytes(Component.EMBEDDINGS), mode + " fp32 embeddings");
+      assertEquals(table, off.bytes(Component.LM_HEAD), mode + ": the head's own codes");
+      assertEquals(
+          fp32,
+          off.decodeWorker().weightBytes() - on.decodeWorker().weightBytes(),
+          mode + ": a worker needs the fp32 table less");
+    }
+    assertEquals(
+        268.28,
+        engine(WeightQuantization.of(QuantMode.INT8)).bytes(Component.EMBEDDINGS)
+            / (double) (1 << 20),
+        0.01,
+        "MiB");
+    assertEquals(
+        144.0,
+        engine(WeightQuantization.of(QuantMode.INT4)).bytes(Component.EMBEDDINGS)
+            / (double) (1 << 20),
+        0.01,
+        "MiB");
+  }
+
+  private static MemoryPlan engine(WeightQuantization q) {
+    return MemoryPlan.of(
+        VL28B, WeightPrecision.of(VL28B, q), KvDtype.BF16, MemoryPlan.Settings.DEFAULTS);
   }
 
   @Test

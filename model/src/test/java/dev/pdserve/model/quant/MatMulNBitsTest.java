@@ -2,6 +2,7 @@ package dev.pdserve.model.quant;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.onnxruntime.OnnxTensor;
@@ -16,6 +17,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -173,6 +175,64 @@ class MatMulNBitsTest {
       try (OrtSession.Result r = g.run(in)) {
         return OrtGraph.floats(r, 0);
       }
+    }
+  }
+
+  /**
+   * 4-bit at fp32 compute works through the rows in tiles of 128: with 129, 257 or 385 rows the
+   * last row is a tile of one and takes the single-row path, other bits than the same row among
+   * more rows (ONNX Runtime 1.24.2, CPU; 2- and 8-bit do not). {@link
+   * WeightQuantization#paddedRows} never gives such a count, and padded so the rows are the same
+   * bits as among 420.
+   */
+  @Test
+  void fourBitRowTilesOfOneTakeAnotherPathAndArePaddedAway() {
+    QuantFormat f = new QuantFormat(4, 64, true);
+    int n = 32;
+    int k = 64;
+    Random rnd = new Random(129);
+    FloatBuffer w = OrtRuntime.directFloats(n * k);
+    for (int i = 0; i < n * k; i++) {
+      w.put((float) (rnd.nextGaussian() / Math.sqrt(k)));
+    }
+    w.flip();
+    QuantizedMatrix q = BlockQuantizer.quantize(w, n, k, f);
+    Map<String, OnnxTensor> tensors = new HashMap<>();
+    GraphBuilder b = new GraphBuilder("tiles");
+    String x = b.input("x", DType.FLOAT, "m", (long) k);
+    b.output(b.quantLinear(x, "w", n, k, f), "y", DType.FLOAT, "m", (long) n);
+    tensors.put(QuantNames.codes("w", f), RT.uint8Tensor(q.codes(), n, f.blocks(k), f.blobBytes()));
+    tensors.put(QuantNames.scales("w", f), RT.floatTensor(q.scales(), q.scales().length));
+    tensors.put(
+        QuantNames.zeroPoints("w", f), RT.uint8Tensor(q.zeroPoints(), q.zeroPoints().length));
+    WeightQuantization int4 = WeightQuantization.of(QuantMode.INT4);
+    try (OrtGraph g = OrtGraph.create("tiles", b.build(), b.weights().keySet(), tensors, RT)) {
+      int most = 420;
+      float[] xs = new float[most * k];
+      for (int i = 0; i < xs.length; i++) {
+        xs[i] = (float) rnd.nextGaussian();
+      }
+      float[] all = run(g, tensors, true, xs, most, k);
+      for (int m : new int[] {129, 257, 385}) {
+        float[] raw = run(g, tensors, true, Arrays.copyOf(xs, m * k), m, k);
+        assertFalse(
+            Arrays.equals(Arrays.copyOf(all, m * n), raw),
+            m
+                + " rows now give the bits of the same rows among "
+                + most
+                + ": ONNX Runtime changed; the padding may go");
+        int padded = int4.paddedRows(m);
+        assertEquals(m + 1, padded, "padded");
+        float[] x2 = Arrays.copyOf(xs, padded * k); // the extra row: the next input row
+        float[] out = run(g, tensors, true, x2, padded, k);
+        assertArrayEquals(Arrays.copyOf(all, m * n), Arrays.copyOf(out, m * n), m + " padded");
+      }
+      for (int m = 2; m <= 400; m++) {
+        assertTrue(int4.paddedRows(m) % WeightQuantization.ROW_TILE != 1, "" + m);
+        assertEquals(m, WeightQuantization.NONE.paddedRows(m), "fp32 weights are not padded");
+      }
+    } finally {
+      tensors.values().forEach(OnnxTensor::close);
     }
   }
 

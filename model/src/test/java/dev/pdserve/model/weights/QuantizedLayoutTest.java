@@ -7,6 +7,7 @@ import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.config.LayerKind;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelPresets;
+import dev.pdserve.model.graph.EmbedGraph;
 import dev.pdserve.model.graph.ExpertGraph;
 import dev.pdserve.model.graph.HeadGraph;
 import dev.pdserve.model.graph.LayerGraph;
@@ -22,16 +23,25 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * The converter stores exactly the matrices the engine's graphs ask quantized, in their formats:
- * {@link QuantizedLayout#formats} equals what the layer and head graphs declare plus the routed
- * experts ExpertCompute quantizes, for the tiny VL preset and a text-only, untied shape.
+ * {@link QuantizedLayout#formats} equals what the embedding, layer and head graphs declare plus the
+ * routed experts ExpertCompute quantizes, for the tiny VL preset and a text-only, untied shape,
+ * with the embeddings quantized and kept fp32.
  */
 class QuantizedLayoutTest {
   @ParameterizedTest
   @EnumSource(QuantMode.class)
   void formatsAreWhatTheGraphsQuantize(QuantMode mode) {
     ModelConfig tiny = ModelPresets.get("tiny");
-    for (ModelConfig cfg : new ModelConfig[] {tiny, untied(TestCheckpoints.textOnly(tiny))}) {
-      WeightQuantization q = new WeightQuantization(mode, 32);
+    for (ModelConfig cfg :
+        new ModelConfig[] {tiny, TestCheckpoints.untied(TestCheckpoints.textOnly(tiny))}) {
+      for (boolean embeddings : new boolean[] {true, false}) {
+        check(cfg, new WeightQuantization(mode, 32).withQuantizedEmbeddings(embeddings));
+      }
+    }
+  }
+
+  private static void check(ModelConfig cfg, WeightQuantization q) {
+    {
       Map<String, String> fromGraphs = new TreeMap<>();
       for (int l = 0; l < cfg.numLayers(); l++) {
         collect(LayerGraph.build(cfg, l, KvDtype.FP32, q).weights(), fromGraphs);
@@ -53,36 +63,38 @@ class QuantizedLayoutTest {
         }
       }
       collect(HeadGraph.build(cfg, q).weights(), fromGraphs);
+      collect(EmbedGraph.build(cfg, q).weights(), fromGraphs);
       Map<String, String> layout = new TreeMap<>();
       QuantizedLayout.formats(cfg, q).forEach((name, f) -> layout.put(name, f.tag()));
-      assertEquals(fromGraphs, layout, cfg.name() + " " + mode.configName());
+      assertEquals(fromGraphs, layout, cfg.name() + " " + q.describe());
     }
   }
 
-  private static ModelConfig untied(ModelConfig cfg) {
-    return new ModelConfig(
-        cfg.name() + "-untied",
-        cfg.vocabSize(),
-        cfg.hidden(),
-        cfg.numLayers(),
-        cfg.numHeads(),
-        cfg.numKvHeads(),
-        cfg.headDim(),
-        cfg.denseIntermediate(),
-        cfg.rmsNormEps(),
-        cfg.ropeTheta(),
-        cfg.maxPositions(),
-        false,
-        cfg.layerKinds(),
-        cfg.expertGroups(),
-        cfg.topK(),
-        cfg.numSharedExperts(),
-        cfg.moeNormMin(),
-        cfg.bosId(),
-        cfg.eosId(),
-        cfg.padId(),
-        cfg.freqAllocation(),
-        cfg.vision());
+  /** A tied or untied table: stored only quantized unless the embeddings are kept fp32. */
+  @ParameterizedTest
+  @EnumSource(
+      value = QuantMode.class,
+      names = {"INT8", "INT4", "INT2_MIXED"})
+  void theEmbeddingTableNeedsFp32OnlyWhenItIsGatheredInFp32(QuantMode mode) {
+    ModelConfig tiny = ModelPresets.get("tiny");
+    for (ModelConfig cfg : new ModelConfig[] {tiny, TestCheckpoints.untied(tiny)}) {
+      WeightQuantization on = WeightQuantization.of(mode);
+      WeightQuantization off = on.withQuantizedEmbeddings(false);
+      Map<String, QuantFormat> withTable = QuantizedLayout.formats(cfg, on);
+      assertEquals(
+          on.format(cfg, -1, WeightComponent.LM_HEAD).orElseThrow(),
+          withTable.get(WeightNames.EMBED),
+          cfg.name() + ": the table is in the LM head's format");
+      assertEquals(false, QuantizedLayout.needsFp32(WeightNames.EMBED, withTable, on));
+      assertEquals(
+          true,
+          QuantizedLayout.needsFp32(WeightNames.EMBED, QuantizedLayout.formats(cfg, off), off),
+          cfg.name());
+      assertEquals(
+          cfg.tieEmbeddings(),
+          QuantizedLayout.formats(cfg, off).containsKey(WeightNames.EMBED),
+          cfg.name() + ": with fp32 embeddings only a tied table is quantized (as the LM head)");
+    }
   }
 
   private static void collect(Map<String, long[]> weights, Map<String, String> out) {

@@ -240,6 +240,33 @@ public final class TestCheckpoints {
         Optional.empty());
   }
 
+  /** {@code cfg} with an LM head of its own ({@code tie_word_embeddings} false). */
+  public static ModelConfig untied(ModelConfig cfg) {
+    return new ModelConfig(
+        cfg.name() + "-untied",
+        cfg.vocabSize(),
+        cfg.hidden(),
+        cfg.numLayers(),
+        cfg.numHeads(),
+        cfg.numKvHeads(),
+        cfg.headDim(),
+        cfg.denseIntermediate(),
+        cfg.rmsNormEps(),
+        cfg.ropeTheta(),
+        cfg.maxPositions(),
+        false,
+        cfg.layerKinds(),
+        cfg.expertGroups(),
+        cfg.topK(),
+        cfg.numSharedExperts(),
+        cfg.moeNormMin(),
+        cfg.bosId(),
+        cfg.eosId(),
+        cfg.padId(),
+        cfg.freqAllocation(),
+        cfg.vision());
+  }
+
   // ---- internals ----
 
   private record Stored(String name, long[] shape, Supplier<FloatBuffer> data) {}
