@@ -13,6 +13,7 @@ import dev.pdserve.model.vision.VisionEncoder;
 import dev.pdserve.model.weights.DummyWeights;
 import dev.pdserve.model.weights.ModelWeights;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 
@@ -24,22 +25,24 @@ import java.util.Optional;
  * full-size resampler, dummy weights. The 32-block tower of the released model is <b>computed</b>
  * from the measured 1-block tower (32 × its time; the 1-block tower also holds the patch embedding
  * and the final LayerNorm, a few % of a block's FLOPs, so the figure is slightly high), plus the
- * measured resampler. Each row has its own encoder (sessions made, then the peak resident set
- * reset): its peak is the growth of the process's resident set (VmHWM) over the runs of that row,
- * i.e. the activations. The largest attention block's {@code [heads, rows, patches]} fp32 score
- * tensor is printed beside it, and whether the chunked features are bit-identical to the whole
- * ones. Not a test: run by hand.
+ * measured resampler. A row's peak is the growth of the process's resident set (VmHWM) over 3
+ * encodes by an encoder of its own (sessions made, then VmHWM reset), i.e. the activations; the two
+ * rows of a size are timed in alternating runs. Run with {@code -Xms} = {@code -Xmx} and {@code
+ * -XX:+AlwaysPreTouch} so the Java heap's growth is not counted. The largest attention block's
+ * {@code [heads, rows, patches]} fp32 score tensor is printed beside it, and whether the chunked
+ * features are bit-identical to the whole ones. Not a test: run by hand.
  *
  * <pre>
  * mvn -o -q -pl benchmarks -am compile org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath -Dmdep.outputFile=target/cp.txt
- * java -Xmx4g -cp benchmarks/target/classes:$(cat benchmarks/target/cp.txt) \
+ * java -Xms4g -Xmx4g -XX:+AlwaysPreTouch -cp benchmarks/target/classes:$(cat benchmarks/target/cp.txt) \
  *     dev.pdserve.benchmarks.VisionEncoderBenchmark [sizes=224,448,896] [repeats=3] [chunk=256] \
- *     [28B sizes measured chunked only, one run each=]
+ *     [28B sizes measured chunked only, one encode each=]
  * </pre>
  */
 public final class VisionEncoderBenchmark {
   private static final String FULL_SIZE = "ernie-4.5-vl-28b-a3b";
   private static final int WHOLE = Integer.MAX_VALUE;
+  private static final int PEAK_RUNS = 3;
 
   private VisionEncoderBenchmark() {}
 
@@ -50,8 +53,8 @@ public final class VisionEncoderBenchmark {
     }
   }
 
-  /** One encoder's figures for one image: times, activation peak, its features. */
-  private record Measured(Timing timing, long peakMiB, float[] features) {}
+  /** One encoder's figures for one image: times (and features) and activation peak. */
+  private record Measured(Timing timing, long peakMiB) {}
 
   public static void main(String[] args) {
     int[] sizes = args.length > 0 ? ints(args[0]) : new int[] {224, 448, 896};
@@ -63,7 +66,7 @@ public final class VisionEncoderBenchmark {
         Locale.ROOT,
         "vision encoder: ONNX Runtime CPU provider, fp32, %d CPUs, median of %d runs after one"
             + " untimed; attention whole or in chunks of %d query patches; peak = growth of the"
-            + " resident set (VmHWM) over a row's runs%s%n",
+            + " resident set (VmHWM) over 3 encodes; whole and chunked timed in alternating runs%s%n",
         Runtime.getRuntime().availableProcessors(),
         repeats,
         chunk,
@@ -105,7 +108,7 @@ public final class VisionEncoderBenchmark {
       for (int s : chunkedOnly) {
         PatchedImage img = image(fv, s);
         // one timed run, no untimed one: minutes at the released pixel bound on two cores
-        row(oneBlock, img, s, chunk, measure(oneBlock, w, img, 0, chunk), "", fv.depth());
+        row(oneBlock, img, s, chunk, measureOnce(oneBlock, w, img, chunk), "", fv.depth());
       }
     }
   }
@@ -133,24 +136,55 @@ public final class VisionEncoderBenchmark {
         "same bits");
   }
 
-  /** The image encoded whole and in chunks, one row each, the chunked one compared bit for bit. */
+  /**
+   * The image encoded whole and in chunks, one row each, the chunked one compared bit for bit. Each
+   * encoder's peak is taken alone (its sessions made, VmHWM reset, one encode); the times come from
+   * runs that alternate between the two encoders, so load from elsewhere falls on both alike.
+   */
   private static void sideBySide(
       ModelConfig cfg, ModelWeights w, PatchedImage img, int s, int repeats, int chunk, int depth) {
-    Measured whole = measure(cfg, w, img, repeats, WHOLE);
-    row(cfg, img, s, WHOLE, whole, "", depth);
-    Measured chunked = measure(cfg, w, img, repeats, chunk);
-    row(cfg, img, s, chunk, chunked, sameBits(whole.features(), chunked.features()), depth);
+    long wholePeak = peakMiB(cfg, w, img, WHOLE);
+    long chunkedPeak = peakMiB(cfg, w, img, chunk);
+    try (VisionEncoder whole = new VisionEncoder(cfg, w, OrtRuntime.shared(), WHOLE);
+        VisionEncoder chunked = new VisionEncoder(cfg, w, OrtRuntime.shared(), chunk)) {
+      Timing[] t = time(List.of(whole, chunked), img, repeats);
+      row(cfg, img, s, WHOLE, new Measured(t[0], wholePeak), "", depth);
+      row(
+          cfg,
+          img,
+          s,
+          chunk,
+          new Measured(t[1], chunkedPeak),
+          sameBits(t[0].features(), t[1].features()),
+          depth);
+    }
   }
 
-  private static Measured measure(
-      ModelConfig cfg, ModelWeights w, PatchedImage img, int repeats, int chunk) {
+  /**
+   * Growth of the resident set over {@link #PEAK_RUNS} encodes by a fresh encoder (its sessions
+   * already made): later runs may need more than the first (ONNX Runtime's memory pattern did).
+   */
+  private static long peakMiB(ModelConfig cfg, ModelWeights w, PatchedImage img, int chunk) {
     try (VisionEncoder enc = new VisionEncoder(cfg, w, OrtRuntime.shared(), chunk)) {
       System.gc();
       ProcessMemory.resetPeak();
       long before = ProcessMemory.residentBytes().orElse(0);
-      Timing t = time(enc, img, repeats);
-      long peak = ProcessMemory.peakResidentBytes().orElse(before) - before;
-      return new Measured(t, peak >> 20, t.features());
+      for (int i = 0; i < PEAK_RUNS; i++) {
+        enc.encode(img);
+      }
+      return (ProcessMemory.peakResidentBytes().orElse(before) - before) >> 20;
+    }
+  }
+
+  /** One encoder alone, one timed run (no untimed one), its peak over that run. */
+  private static Measured measureOnce(
+      ModelConfig cfg, ModelWeights w, PatchedImage img, int chunk) {
+    try (VisionEncoder enc = new VisionEncoder(cfg, w, OrtRuntime.shared(), chunk)) {
+      System.gc();
+      ProcessMemory.resetPeak();
+      long before = ProcessMemory.residentBytes().orElse(0);
+      Timing t = time(List.of(enc), img, 0)[0];
+      return new Measured(t, (ProcessMemory.peakResidentBytes().orElse(before) - before) >> 20);
     }
   }
 
@@ -204,25 +238,36 @@ public final class VisionEncoderBenchmark {
         .preprocess(new RgbImage(s, s, rgb));
   }
 
-  /** {@code repeats} timed runs after one untimed; with {@code repeats} 0, one timed run alone. */
-  private static Timing time(VisionEncoder enc, PatchedImage img, int repeats) {
+  /**
+   * Per encoder, the median of {@code repeats} timed runs after one untimed, the encoders taking
+   * turns run by run; with {@code repeats} 0, one timed run alone.
+   */
+  private static Timing[] time(List<VisionEncoder> encoders, PatchedImage img, int repeats) {
+    int e = encoders.size();
     if (repeats > 0) {
-      enc.encode(img); // untimed: first-run allocations and kernel choices
+      encoders.forEach(enc -> enc.encode(img)); // untimed: first-run allocations, kernel choices
     }
     int runs = Math.max(1, repeats);
-    long[] tower = new long[runs];
-    long[] encode = new long[runs];
-    float[] features = null;
+    long[][] tower = new long[e][runs];
+    long[][] encode = new long[e][runs];
+    float[][] features = new float[e][];
     for (int i = 0; i < runs; i++) {
-      long t0 = System.nanoTime();
-      features = enc.features(img);
-      long t1 = System.nanoTime();
-      enc.encode(img);
-      long t2 = System.nanoTime();
-      tower[i] = t1 - t0;
-      encode[i] = t2 - t1;
+      for (int k = 0; k < e; k++) {
+        VisionEncoder enc = encoders.get(k);
+        long t0 = System.nanoTime();
+        features[k] = enc.features(img);
+        long t1 = System.nanoTime();
+        enc.encode(img);
+        long t2 = System.nanoTime();
+        tower[k][i] = t1 - t0;
+        encode[k][i] = t2 - t1;
+      }
     }
-    return new Timing(median(tower) / 1e6, median(encode) / 1e6, features);
+    Timing[] out = new Timing[e];
+    for (int k = 0; k < e; k++) {
+      out[k] = new Timing(median(tower[k]) / 1e6, median(encode[k]) / 1e6, features[k]);
+    }
+    return out;
   }
 
   private static double median(long[] v) {

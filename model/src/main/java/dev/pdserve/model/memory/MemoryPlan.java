@@ -356,10 +356,10 @@ public final class MemoryPlan {
   /**
    * What the vision encoder (tower and resampler) needs at its peak for one image at {@code
    * max_pixels}, its attention in blocks of {@link Settings#visionAttentionChunk} query patches:
-   * about 6 × the largest block's {@code [heads, rows, n]} fp32 score tensor (4.5 × when the whole
-   * image is one block) plus ~{@code 4 · (width + mlp)} floats per patch of rows, fitted to the
-   * resident-set growth measured in docs/PERFORMANCE.md ("Vision encoder"; ±10 % there). Not part
-   * of a role's peak: it depends on the images served. 0 for a text model.
+   * about 2 × the largest block's {@code [heads, rows, n]} fp32 score tensor plus ~{@code 2 · width
+   * + 3 · mlp} floats per patch of rows, fitted to the resident-set growth measured in
+   * docs/PERFORMANCE.md ("Vision encoder": whole and chunked, 4096 and 24 336 patches, within ~15
+   * %). Not part of a role's peak: it depends on the images served. 0 for a text model.
    */
   public long visionEncoderPeakBytes() {
     return cfg.vision().map(v -> visionPeak(v, settings.visionAttentionChunk())).orElse(0L);
@@ -376,11 +376,10 @@ public final class MemoryPlan {
 
   private static long visionPeak(VisionConfig v, int chunk) {
     long n = maxPatches(v);
-    boolean whole = n <= chunk + 1L;
     // the largest block: the whole image, or a chunk (the last block may be one row more)
-    long rows = whole ? n : Math.max(chunk, n - (n - 2) / chunk * chunk);
+    long rows = n <= chunk + 1L ? n : Math.max(chunk, n - (n - 2) / chunk * chunk);
     long scores = (long) v.heads() * rows * n * 4;
-    return (whole ? scores * 9 / 2 : scores * 6) + n * 4L * (v.width() + v.mlpWidth()) * 4;
+    return 2 * scores + n * (2L * v.width() + 3L * v.mlpWidth()) * 4;
   }
 
   /**

@@ -71,7 +71,8 @@ public final class VisionEncoder implements AutoCloseable {
 
   private OrtGraph session(GraphBuilder b, ModelWeights weights) {
     var model = b.build();
-    return OrtGraph.create(
+    // an image's patch count changes from run to run: no memory pattern (it doubled the peak)
+    return OrtGraph.createWithoutMemoryPattern(
         model.getGraph().getName(),
         model,
         b.weights().keySet(),
