@@ -13,50 +13,64 @@ import dev.pdserve.model.vision.VisionEncoder;
 import dev.pdserve.model.weights.DummyWeights;
 import dev.pdserve.model.weights.ModelWeights;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 
 /**
- * Time of {@link VisionEncoder#encode} (the ViT and the resampler) for one image at a few sizes:
- * the {@code small} preset's whole tower, and one ViT block of ERNIE-4.5-VL-28B-A3B's tower at full
- * width (1280, 16 heads, MLP 5120) with its full-size resampler, dummy weights. The 32-block tower
- * of the released model is <b>computed</b> from the measured 1-block tower (32 × its time; the
- * 1-block tower also holds the patch embedding and the final LayerNorm, a few % of a block's FLOPs,
- * so the figure is slightly high), plus the measured resampler. The attention of every block is
- * full: one {@code [heads, patches, patches]} fp32 score tensor, whose bytes are printed, as is the
- * process's peak resident memory so far. Not a test: run by hand.
+ * Time and memory of {@link VisionEncoder#encode} (the ViT and the resampler) for one image at a
+ * few sizes, the attention computed whole and in query chunks ({@code
+ * pdserve.vision.attention-chunk}) side by side: the {@code small} preset's whole tower, and one
+ * ViT block of ERNIE-4.5-VL-28B-A3B's tower at full width (1280, 16 heads, MLP 5120) with its
+ * full-size resampler, dummy weights. The 32-block tower of the released model is <b>computed</b>
+ * from the measured 1-block tower (32 × its time; the 1-block tower also holds the patch embedding
+ * and the final LayerNorm, a few % of a block's FLOPs, so the figure is slightly high), plus the
+ * measured resampler. A row's peak is the growth of the process's resident set (VmHWM) over 3
+ * encodes by an encoder of its own (sessions made, then VmHWM reset), i.e. the activations; the two
+ * rows of a size are timed in alternating runs. Run with {@code -Xms} = {@code -Xmx} and {@code
+ * -XX:+AlwaysPreTouch} so the Java heap's growth is not counted. The largest attention block's
+ * {@code [heads, rows, patches]} fp32 score tensor is printed beside it, and whether the chunked
+ * features are bit-identical to the whole ones. Not a test: run by hand.
  *
  * <pre>
  * mvn -o -q -pl benchmarks -am compile org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath -Dmdep.outputFile=target/cp.txt
- * java -Xmx4g -cp benchmarks/target/classes:$(cat benchmarks/target/cp.txt) \
- *     dev.pdserve.benchmarks.VisionEncoderBenchmark [sizes=224,448,896] [repeats=3]
+ * java -Xms4g -Xmx4g -XX:+AlwaysPreTouch -cp benchmarks/target/classes:$(cat benchmarks/target/cp.txt) \
+ *     dev.pdserve.benchmarks.VisionEncoderBenchmark [sizes=224,448,896] [repeats=3] [chunk=256] \
+ *     [28B sizes measured chunked only, one encode each=]
  * </pre>
  */
 public final class VisionEncoderBenchmark {
   private static final String FULL_SIZE = "ernie-4.5-vl-28b-a3b";
+  private static final int WHOLE = Integer.MAX_VALUE;
+  private static final int PEAK_RUNS = 3;
 
   private VisionEncoderBenchmark() {}
 
-  /** Median milliseconds of the tower alone and of tower + resampler. */
-  private record Timing(double towerMs, double encodeMs) {
+  /** Median milliseconds of the tower alone and of tower + resampler; the last run's features. */
+  private record Timing(double towerMs, double encodeMs, float[] features) {
     double resamplerMs() {
       return Math.max(0, encodeMs - towerMs);
     }
   }
 
+  /** One encoder's figures for one image: times (and features) and activation peak. */
+  private record Measured(Timing timing, long peakMiB) {}
+
   public static void main(String[] args) {
-    int[] sizes =
-        args.length > 0
-            ? Arrays.stream(args[0].split(",")).mapToInt(Integer::parseInt).toArray()
-            : new int[] {224, 448, 896};
+    int[] sizes = args.length > 0 ? ints(args[0]) : new int[] {224, 448, 896};
     int repeats = args.length > 1 ? Integer.parseInt(args[1]) : 3;
+    int chunk = args.length > 2 ? Integer.parseInt(args[2]) : VisionEncoder.DEFAULT_ATTENTION_CHUNK;
+    int[] chunkedOnly = args.length > 3 ? ints(args[3]) : new int[0];
     OrtRuntime rt = OrtRuntime.shared();
     System.out.printf(
         Locale.ROOT,
         "vision encoder: ONNX Runtime CPU provider, fp32, %d CPUs, median of %d runs after one"
-            + " untimed%n",
+            + " untimed; attention whole or in chunks of %d query patches; peak = growth of the"
+            + " resident set (VmHWM) over 3 encodes; whole and chunked timed in alternating runs%s%n",
         Runtime.getRuntime().availableProcessors(),
-        repeats);
+        repeats,
+        chunk,
+        ProcessMemory.resetPeak() ? "" : " (cannot reset VmHWM here: peaks not comparable)");
 
     ModelConfig small = ModelPresets.get("small");
     VisionConfig sv = small.vision().orElseThrow();
@@ -67,34 +81,10 @@ public final class VisionEncoderBenchmark {
         sv.width(),
         sv.heads(),
         sv.mlpWidth());
-    System.out.printf(
-        Locale.ROOT,
-        "%7s %8s %7s %10s %13s %10s %11s %13s%n",
-        "image",
-        "patches",
-        "tokens",
-        "tower ms",
-        "resampler ms",
-        "encode ms",
-        "scores MiB",
-        "peak RSS MiB");
-    try (ModelWeights w = new ModelWeights(small, new DummyWeights(small, 42), rt);
-        VisionEncoder enc = new VisionEncoder(small, w, rt)) {
+    header(false);
+    try (ModelWeights w = new ModelWeights(small, new DummyWeights(small, 42), rt)) {
       for (int s : sizes) {
-        PatchedImage img = image(sv, s);
-        Timing t = time(enc, img, repeats);
-        System.out.printf(
-            Locale.ROOT,
-            "%4dx%-3d %7d %7d %10.1f %13.1f %10.1f %11.1f %13d%n",
-            s,
-            s,
-            img.patchCount(),
-            img.tokens(),
-            t.towerMs(),
-            t.resamplerMs(),
-            t.encodeMs(),
-            scoreBytes(sv, img) / 1048576.0,
-            peakRssMiB());
+        sideBySide(small, w, image(sv, s), s, repeats, chunk, 1);
       }
     }
 
@@ -110,39 +100,127 @@ public final class VisionEncoderBenchmark {
         fv.heads(),
         fv.mlpWidth(),
         fv.depth());
+    header(true);
+    try (ModelWeights w = new ModelWeights(oneBlock, new DummyWeights(oneBlock, 42), rt)) {
+      for (int s : sizes) {
+        sideBySide(oneBlock, w, image(fv, s), s, repeats, chunk, fv.depth());
+      }
+      for (int s : chunkedOnly) {
+        PatchedImage img = image(fv, s);
+        // one timed run, no untimed one: minutes at the released pixel bound on two cores
+        row(oneBlock, img, s, chunk, measureOnce(oneBlock, w, img, chunk), "", fv.depth());
+      }
+    }
+  }
+
+  private static int[] ints(String csv) {
+    return csv.isBlank()
+        ? new int[0]
+        : Arrays.stream(csv.split(",")).mapToInt(Integer::parseInt).toArray();
+  }
+
+  private static void header(boolean computed) {
     System.out.printf(
         Locale.ROOT,
-        "%7s %8s %7s %12s %13s %16s %15s %16s %13s%n",
+        "%9s %8s %7s %-17s %10s %13s %10s %15s %15s %13s %10s%n",
         "image",
         "patches",
         "tokens",
-        "1-block ms",
+        "attention",
+        computed ? "1-block ms" : "tower ms",
         "resampler ms",
-        "tower ms (calc)",
-        "image ms (calc)",
+        "encode ms",
+        computed ? "image ms (calc)" : "-",
         "scores MiB/blk",
-        "peak RSS MiB");
-    try (ModelWeights w = new ModelWeights(oneBlock, new DummyWeights(oneBlock, 42), rt);
-        VisionEncoder enc = new VisionEncoder(oneBlock, w, rt)) {
-      for (int s : sizes) {
-        PatchedImage img = image(fv, s);
-        Timing t = time(enc, img, repeats);
-        double tower = fv.depth() * t.towerMs();
-        System.out.printf(
-            Locale.ROOT,
-            "%4dx%-3d %7d %7d %12.1f %13.1f %16.1f %15.1f %16.1f %13d%n",
-            s,
-            s,
-            img.patchCount(),
-            img.tokens(),
-            t.towerMs(),
-            t.resamplerMs(),
-            tower,
-            tower + t.resamplerMs(),
-            scoreBytes(fv, img) / 1048576.0,
-            peakRssMiB());
+        "peak +MiB",
+        "same bits");
+  }
+
+  /**
+   * The image encoded whole and in chunks, one row each, the chunked one compared bit for bit. Each
+   * encoder's peak is taken alone (its sessions made, VmHWM reset, one encode); the times come from
+   * runs that alternate between the two encoders, so load from elsewhere falls on both alike.
+   */
+  private static void sideBySide(
+      ModelConfig cfg, ModelWeights w, PatchedImage img, int s, int repeats, int chunk, int depth) {
+    long wholePeak = peakMiB(cfg, w, img, WHOLE);
+    long chunkedPeak = peakMiB(cfg, w, img, chunk);
+    try (VisionEncoder whole = new VisionEncoder(cfg, w, OrtRuntime.shared(), WHOLE);
+        VisionEncoder chunked = new VisionEncoder(cfg, w, OrtRuntime.shared(), chunk)) {
+      Timing[] t = time(List.of(whole, chunked), img, repeats);
+      row(cfg, img, s, WHOLE, new Measured(t[0], wholePeak), "", depth);
+      row(
+          cfg,
+          img,
+          s,
+          chunk,
+          new Measured(t[1], chunkedPeak),
+          sameBits(t[0].features(), t[1].features()),
+          depth);
+    }
+  }
+
+  /**
+   * Growth of the resident set over {@link #PEAK_RUNS} encodes by a fresh encoder (its sessions
+   * already made): later runs may need more than the first (ONNX Runtime's memory pattern did).
+   */
+  private static long peakMiB(ModelConfig cfg, ModelWeights w, PatchedImage img, int chunk) {
+    try (VisionEncoder enc = new VisionEncoder(cfg, w, OrtRuntime.shared(), chunk)) {
+      System.gc();
+      ProcessMemory.resetPeak();
+      long before = ProcessMemory.residentBytes().orElse(0);
+      for (int i = 0; i < PEAK_RUNS; i++) {
+        enc.encode(img);
+      }
+      return (ProcessMemory.peakResidentBytes().orElse(before) - before) >> 20;
+    }
+  }
+
+  /** One encoder alone, one timed run (no untimed one), its peak over that run. */
+  private static Measured measureOnce(
+      ModelConfig cfg, ModelWeights w, PatchedImage img, int chunk) {
+    try (VisionEncoder enc = new VisionEncoder(cfg, w, OrtRuntime.shared(), chunk)) {
+      System.gc();
+      ProcessMemory.resetPeak();
+      long before = ProcessMemory.residentBytes().orElse(0);
+      Timing t = time(List.of(enc), img, 0)[0];
+      return new Measured(t, (ProcessMemory.peakResidentBytes().orElse(before) - before) >> 20);
+    }
+  }
+
+  private static void row(
+      ModelConfig cfg, PatchedImage img, int s, int chunk, Measured m, String same, int depth) {
+    VisionConfig v = cfg.vision().orElseThrow();
+    int n = img.patchCount();
+    String mode = chunk == WHOLE ? "whole" : "chunks of " + chunk;
+    double image = depth * m.timing().towerMs() + m.timing().resamplerMs();
+    System.out.printf(
+        Locale.ROOT,
+        "%4dx%-4d %8d %7d %-17s %10.1f %13.1f %10.1f %15s %15.1f %13d %10s%n",
+        s,
+        s,
+        n,
+        img.tokens(),
+        mode,
+        m.timing().towerMs(),
+        m.timing().resamplerMs(),
+        m.timing().encodeMs(),
+        depth > 1 ? String.format(Locale.ROOT, "%.1f", image) : "-",
+        scoreBytes(v, n, chunk) / 1048576.0,
+        m.peakMiB(),
+        same);
+  }
+
+  /** "yes", or the largest absolute difference. */
+  private static String sameBits(float[] a, float[] b) {
+    double worst = 0;
+    boolean same = a.length == b.length;
+    for (int i = 0; same && i < a.length; i++) {
+      if (Float.floatToRawIntBits(a[i]) != Float.floatToRawIntBits(b[i])) {
+        worst = Math.max(worst, Math.abs((double) a[i] - b[i]));
       }
     }
+    return !same ? "sizes" : worst == 0 ? "yes" : String.format(Locale.ROOT, "%.2e", worst);
   }
 
   /** An {@code s × s} gradient, preprocessed as a request's image is (no resize at these sizes). */
@@ -160,20 +238,36 @@ public final class VisionEncoderBenchmark {
         .preprocess(new RgbImage(s, s, rgb));
   }
 
-  private static Timing time(VisionEncoder enc, PatchedImage img, int repeats) {
-    enc.encode(img); // untimed: first-run allocations and kernel choices
-    long[] tower = new long[repeats];
-    long[] encode = new long[repeats];
-    for (int i = 0; i < repeats; i++) {
-      long t0 = System.nanoTime();
-      enc.features(img);
-      long t1 = System.nanoTime();
-      enc.encode(img);
-      long t2 = System.nanoTime();
-      tower[i] = t1 - t0;
-      encode[i] = t2 - t1;
+  /**
+   * Per encoder, the median of {@code repeats} timed runs after one untimed, the encoders taking
+   * turns run by run; with {@code repeats} 0, one timed run alone.
+   */
+  private static Timing[] time(List<VisionEncoder> encoders, PatchedImage img, int repeats) {
+    int e = encoders.size();
+    if (repeats > 0) {
+      encoders.forEach(enc -> enc.encode(img)); // untimed: first-run allocations, kernel choices
     }
-    return new Timing(median(tower) / 1e6, median(encode) / 1e6);
+    int runs = Math.max(1, repeats);
+    long[][] tower = new long[e][runs];
+    long[][] encode = new long[e][runs];
+    float[][] features = new float[e][];
+    for (int i = 0; i < runs; i++) {
+      for (int k = 0; k < e; k++) {
+        VisionEncoder enc = encoders.get(k);
+        long t0 = System.nanoTime();
+        features[k] = enc.features(img);
+        long t1 = System.nanoTime();
+        enc.encode(img);
+        long t2 = System.nanoTime();
+        tower[k][i] = t1 - t0;
+        encode[k][i] = t2 - t1;
+      }
+    }
+    Timing[] out = new Timing[e];
+    for (int k = 0; k < e; k++) {
+      out[k] = new Timing(median(tower[k]) / 1e6, median(encode[k]) / 1e6, features[k]);
+    }
+    return out;
   }
 
   private static double median(long[] v) {
@@ -182,15 +276,14 @@ public final class VisionEncoderBenchmark {
     return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2.0;
   }
 
-  /** One block's attention scores: {@code heads × patches²} fp32 values. */
-  static long scoreBytes(VisionConfig v, PatchedImage img) {
-    long n = img.patchCount();
-    return (long) v.heads() * n * n * Float.BYTES;
-  }
-
-  /** The process's peak resident set (VmHWM) in MiB, or -1 where /proc is not there. */
-  private static long peakRssMiB() {
-    return ProcessMemory.peakResidentBytes().orElse(-1024 * 1024) / (1024 * 1024);
+  /**
+   * The largest attention block's scores: {@code heads × rows × patches} fp32 values, rows the
+   * whole image up to {@code chunk + 1} patches, else a chunk (or the last block, up to one row
+   * more).
+   */
+  static long scoreBytes(VisionConfig v, long n, int chunk) {
+    long rows = n <= chunk + 1L ? n : Math.max(chunk, n - (n - 2) / chunk * chunk);
+    return (long) v.heads() * rows * n * Float.BYTES;
   }
 
   private static VisionConfig withDepth(VisionConfig v, int depth) {

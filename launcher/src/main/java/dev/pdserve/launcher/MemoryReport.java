@@ -31,10 +31,14 @@ final class MemoryReport {
         ModelCommand.bytes(plan.kvBytesPerToken()),
         MemoryPlan.gib(plan.settings().kvBudgetBytes()),
         plan.kvPoolTokens());
-    if (plan.visionAttentionPeakBytes() > 0) {
+    if (plan.visionEncoderPeakBytes() > 0) {
       out.printf(
-          "  %-26s %12s   one image at max_pixels (ViT attention is full; not in the peaks below)%n",
-          "vision attention peak", MemoryPlan.gib(plan.visionAttentionPeakBytes()));
+          "  %-26s %12s   one image at max_pixels (%d patches), attention in blocks of %d"
+              + " (pdserve.vision.attention-chunk); not in the peaks below%n",
+          "vision encoder peak",
+          MemoryPlan.gib(plan.visionEncoderPeakBytes()),
+          plan.visionMaxPatches(),
+          plan.settings().visionAttentionChunk());
     }
     MemoryPlan.Settings s = plan.settings();
     out.printf(

@@ -38,7 +38,10 @@ class ModelInfoMemoryTest {
     assertTrue(line(r.out(), "embeddings").contains("(tied: also the LM head)"), r.out());
     assertTrue(line(r.out(), "vision tower + resampler").contains("32-bit"), r.out());
     assertTrue(line(r.out(), "KV per token (fp32)").contains("112.0 KiB"), r.out());
-    assertTrue(line(r.out(), "vision attention peak").contains("not in the peaks"), r.out());
+    String vision = line(r.out(), "vision encoder peak");
+    assertTrue(vision.contains("not in the peaks"), r.out());
+    assertTrue(vision.contains("(24708 patches), attention in blocks of 256"), vision);
+    assertTrue(vision.contains("GiB"), vision);
     for (String role :
         new String[] {
           "prefill worker (experts remote)",

@@ -29,6 +29,8 @@ import java.util.Optional;
  *     ({@code pdserve.model.low-bit-dummy-weights}; every node of a cluster must agree)
  * @param visionEnabled a worker of a vision model loads its vision tower and takes images ({@code
  *     pdserve.vision.enabled}); false = text only
+ * @param visionAttentionChunk query patches per block of the vision tower's attention ({@code
+ *     pdserve.vision.attention-chunk})
  */
 public record EngineSettings(
     long kvBudgetBytes,
@@ -45,7 +47,8 @@ public record EngineSettings(
     long encoderCacheBytes,
     WeightQuantization quantization,
     boolean lowBitDummyWeights,
-    boolean visionEnabled) {
+    boolean visionEnabled,
+    int visionAttentionChunk) {
   /** Encoder cache of a worker unless configured otherwise: 256 MiB. */
   public static final long DEFAULT_ENCODER_CACHE_BYTES = 256L << 20;
 

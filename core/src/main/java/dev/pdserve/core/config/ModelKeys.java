@@ -1,9 +1,11 @@
 package dev.pdserve.core.config;
 
 import dev.pdserve.model.config.KvDtype;
+import dev.pdserve.model.graph.VisionTowerGraph;
 import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.WeightQuantization;
+import dev.pdserve.model.vision.VisionEncoder;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -192,6 +194,19 @@ public interface ModelKeys {
               EngineSettings.DEFAULT_ENCODER_CACHE_BYTES,
               "worker of a vision model: encoded images kept by digest (LRU) so an image sent"
                   + " again skips the vision encoder; 0 = keep none"));
+  ConfigKey<Integer> VISION_ATTENTION_CHUNK =
+      GROUP.define(
+          ConfigKey.of(
+              "pdserve.vision.attention-chunk",
+              new ValueType.Int(VisionTowerGraph.MIN_ATTENTION_CHUNK, 1 << 20),
+              VisionEncoder.DEFAULT_ATTENTION_CHUNK,
+              "worker of a vision model: the vision tower's attention runs in blocks of this"
+                  + " many query patches, so one block's fp32 scores are heads x chunk x patches"
+                  + " x 4 bytes (386 MiB for the 28B tower at max_pixels by default) instead of"
+                  + " heads x patches²; an image of at most chunk + 1 patches goes in one block;"
+                  + " on the CPU provider every value gave the same features bit for bit in the"
+                  + " tests (ChunkedVisionAttentionTest), other providers may round differently:"
+                  + " keep it alike on every worker"));
 
   private static Map<String, Boolean> executionProviders() {
     Map<String, Boolean> m = new LinkedHashMap<>();

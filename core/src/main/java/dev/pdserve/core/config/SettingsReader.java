@@ -82,6 +82,7 @@ import static dev.pdserve.core.config.ConfigKeys.TLS_CERT;
 import static dev.pdserve.core.config.ConfigKeys.TLS_ENABLED;
 import static dev.pdserve.core.config.ConfigKeys.TLS_KEY;
 import static dev.pdserve.core.config.ConfigKeys.TLS_RELOAD_INTERVAL;
+import static dev.pdserve.core.config.ConfigKeys.VISION_ATTENTION_CHUNK;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENABLED;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
 
@@ -360,7 +361,8 @@ final class SettingsReader {
         values.get(VISION_ENCODER_CACHE_BYTES),
         quantization(modelDir),
         values.get(MODEL_LOW_BIT_DUMMY_WEIGHTS),
-        values.get(VISION_ENABLED));
+        values.get(VISION_ENABLED),
+        values.get(VISION_ATTENTION_CHUNK));
   }
 
   /**

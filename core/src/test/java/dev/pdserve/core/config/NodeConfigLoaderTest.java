@@ -121,6 +121,20 @@ class NodeConfigLoaderTest {
   }
 
   @Test
+  void theVisionAttentionChunkDefaultsTo256AndRefusesOneRowBlocks() {
+    assertEquals(
+        256, NodeConfigLoader.fromMap(Map.of("role", "prefill")).engine().visionAttentionChunk());
+    assertEquals(
+        64,
+        NodeConfigLoader.fromMap(Map.of("role", "prefill", "vision.attention-chunk", "64"))
+            .engine()
+            .visionAttentionChunk());
+    assertProblem(
+        invalid(Map.of("role", "prefill", "vision.attention-chunk", "1")),
+        "pdserve.vision.attention-chunk: must be 2..");
+  }
+
+  @Test
   void outOfRangePortNamesTheKeyAndTheSource() {
     NodeConfigException e =
         assertThrows(

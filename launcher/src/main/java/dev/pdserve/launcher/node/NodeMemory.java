@@ -41,7 +41,8 @@ final class NodeMemory {
             e.kvBudgetBytes(),
             e.prefillChunkTokens(),
             e.decodeMaxBatch(),
-            MemoryPlan.Settings.DEFAULT_RUNTIME_BYTES));
+            MemoryPlan.Settings.DEFAULT_RUNTIME_BYTES,
+            e.visionAttentionChunk()));
   }
 
   /** A worker: its dense weights (and its experts when local), KV pool and activations. */

@@ -128,7 +128,11 @@ public final class WorkerNode implements AutoCloseable {
             ? node.own(
                 Stage.RESOURCES,
                 "vision-encoder",
-                new VisionEncoder(node.model().config(), weights, node.ort()))
+                new VisionEncoder(
+                    node.model().config(),
+                    weights,
+                    node.ort(),
+                    config.engine().visionAttentionChunk()))
             : null;
     this.engines = new WorkerEngines(node, allocator, runner, backend, channels, vision);
     node.metrics().start();

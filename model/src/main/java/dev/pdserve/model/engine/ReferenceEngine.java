@@ -155,7 +155,9 @@ public final class ReferenceEngine implements AutoCloseable {
   /** The vision encoder (made now if this is its first use), empty for a text-only model. */
   public synchronized Optional<VisionEncoder> visionEncoder() {
     if (vision == null && !closed && model.config().vision().isPresent()) {
-      vision = new VisionEncoder(model.config(), weights, runtime);
+      vision =
+          new VisionEncoder(
+              model.config(), weights, runtime, VisionEncoder.DEFAULT_ATTENTION_CHUNK);
     }
     return Optional.ofNullable(vision);
   }

@@ -5,6 +5,7 @@ import dev.pdserve.model.config.KvDtype;
 import dev.pdserve.model.config.LayerKind;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.VisionConfig;
+import dev.pdserve.model.vision.VisionEncoder;
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.Objects;
@@ -51,32 +52,54 @@ public final class MemoryPlan {
    * @param prefillChunkTokens longest prefill chunk ({@code pdserve.prefill.chunk-tokens})
    * @param decodeMaxBatch most sequences in a decode step ({@code pdserve.decode.max-batch})
    * @param runtimeBytes allowance for the JVM, ONNX Runtime and buffers, beside weights and KV
+   * @param visionAttentionChunk query patches per block of the vision tower's attention ({@code
+   *     pdserve.vision.attention-chunk})
    */
   public record Settings(
-      long kvBudgetBytes, int prefillChunkTokens, int decodeMaxBatch, long runtimeBytes) {
+      long kvBudgetBytes,
+      int prefillChunkTokens,
+      int decodeMaxBatch,
+      long runtimeBytes,
+      int visionAttentionChunk) {
     /** The allowance for the runtime unless told otherwise: 512 MiB. */
     public static final long DEFAULT_RUNTIME_BYTES = 512L << 20;
 
-    /** A node's defaults: a 1 GiB KV pool, 512-token chunks, batches of 64. */
-    public static final Settings DEFAULTS = new Settings(1L << 30, 512, 64, DEFAULT_RUNTIME_BYTES);
+    /**
+     * A node's defaults: a 1 GiB KV pool, 512-token chunks, batches of 64, vision attention in
+     * blocks of {@link VisionEncoder#DEFAULT_ATTENTION_CHUNK} patches.
+     */
+    public static final Settings DEFAULTS =
+        new Settings(
+            1L << 30, 512, 64, DEFAULT_RUNTIME_BYTES, VisionEncoder.DEFAULT_ATTENTION_CHUNK);
 
     public Settings {
-      if (kvBudgetBytes < 0 || prefillChunkTokens < 1 || decodeMaxBatch < 1 || runtimeBytes < 0) {
+      if (kvBudgetBytes < 0
+          || prefillChunkTokens < 1
+          || decodeMaxBatch < 1
+          || runtimeBytes < 0
+          || visionAttentionChunk < 1) {
         throw new IllegalArgumentException(
-            "memory plan settings need a KV budget and runtime allowance >= 0 and chunk and batch"
-                + " >= 1, got kv "
+            "memory plan settings need a KV budget and runtime allowance >= 0 and chunk, batch"
+                + " and vision attention chunk >= 1, got kv "
                 + kvBudgetBytes
                 + ", chunk "
                 + prefillChunkTokens
                 + ", batch "
                 + decodeMaxBatch
                 + ", runtime "
-                + runtimeBytes);
+                + runtimeBytes
+                + ", vision attention chunk "
+                + visionAttentionChunk);
       }
     }
 
     public Settings withKvBudgetBytes(long bytes) {
-      return new Settings(bytes, prefillChunkTokens, decodeMaxBatch, runtimeBytes);
+      return new Settings(
+          bytes, prefillChunkTokens, decodeMaxBatch, runtimeBytes, visionAttentionChunk);
+    }
+
+    public Settings withVisionAttentionChunk(int patches) {
+      return new Settings(kvBudgetBytes, prefillChunkTokens, decodeMaxBatch, runtimeBytes, patches);
     }
   }
 
@@ -331,20 +354,32 @@ public final class MemoryPlan {
   }
 
   /**
-   * What the vision tower's full attention over one image at {@code max_pixels} needs at its peak:
-   * about 4.5 × one block's {@code [heads, n, n]} fp32 score tensor (the product, its scaled copy
-   * and the softmax alive at once, as measured in docs/PERFORMANCE.md), plus the patch rows. Not
-   * part of a role's peak: it depends on the images served, and at the released bound it is larger
-   * than any machine here (lower {@code max_pixels}, or chunk the attention); 0 for a text model.
+   * What the vision encoder (tower and resampler) needs at its peak for one image at {@code
+   * max_pixels}, its attention in blocks of {@link Settings#visionAttentionChunk} query patches:
+   * about 2 × the largest block's {@code [heads, rows, n]} fp32 score tensor plus ~{@code 2 · width
+   * + 3 · mlp} floats per patch of rows, fitted to the resident-set growth measured in
+   * docs/PERFORMANCE.md ("Vision encoder": whole and chunked, 4096 and 24 336 patches, within ~15
+   * %). Not part of a role's peak: it depends on the images served. 0 for a text model.
    */
-  public long visionAttentionPeakBytes() {
-    return cfg.vision().map(MemoryPlan::visionPeak).orElse(0L);
+  public long visionEncoderPeakBytes() {
+    return cfg.vision().map(v -> visionPeak(v, settings.visionAttentionChunk())).orElse(0L);
   }
 
-  private static long visionPeak(VisionConfig v) {
-    long n = v.maxPixels() / ((long) v.patchSize() * v.patchSize());
-    long scores = (long) v.heads() * n * n * 4;
-    return scores * 9 / 2 + n * (4L * v.width() + v.mlpWidth()) * 4;
+  /** Patches of an image at {@code max_pixels}. */
+  public long visionMaxPatches() {
+    return cfg.vision().map(MemoryPlan::maxPatches).orElse(0L);
+  }
+
+  private static long maxPatches(VisionConfig v) {
+    return v.maxPixels() / ((long) v.patchSize() * v.patchSize());
+  }
+
+  private static long visionPeak(VisionConfig v, int chunk) {
+    long n = maxPatches(v);
+    // the largest block: the whole image, or a chunk (the last block may be one row more)
+    long rows = n <= chunk + 1L ? n : Math.max(chunk, n - (n - 2) / chunk * chunk);
+    long scores = (long) v.heads() * rows * n * 4;
+    return 2 * scores + n * (2L * v.width() + 3L * v.mlpWidth()) * 4;
   }
 
   /**

@@ -23,6 +23,20 @@ public final class ProcessMemory {
     return field("VmHWM");
   }
 
+  /**
+   * Resets the peak resident set (VmHWM) to the resident set now, so a benchmark can measure one
+   * part's peak after another's ({@code /proc/self/clear_refs}, Linux 4.0+); false where that
+   * cannot be done.
+   */
+  public static boolean resetPeak() {
+    try {
+      Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+      return true;
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
   private static OptionalLong field(String name) {
     try {
       for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {

@@ -41,6 +41,7 @@ public final class GraphBuilder {
   private final List<NodeProto> nodes = new ArrayList<>();
   private final List<TensorProto> initializers = new ArrayList<>();
   private final Map<String, long[]> weights = new LinkedHashMap<>();
+  private final String namePrefix;
   private int counter;
   private boolean msDomain;
 
@@ -48,7 +49,23 @@ public final class GraphBuilder {
   public static final String MS_DOMAIN = "com.microsoft";
 
   public GraphBuilder(String name) {
+    this(name, "");
+  }
+
+  private GraphBuilder(String name, String namePrefix) {
     this.name = name;
+    this.namePrefix = namePrefix;
+  }
+
+  /**
+   * A builder for the body of a control-flow node ({@code Loop}, {@code If}) of this graph: its
+   * values are named apart from this graph's (ONNX forbids a subgraph to redefine an outer name),
+   * and it may read any value of this graph by name. Finish it with {@link #graph()} and pass that
+   * as the node's graph attribute ({@link Attr#g}). It declares no weights of its own.
+   */
+  public GraphBuilder subgraph(String kind) {
+    String sub = fresh(kind);
+    return new GraphBuilder(sub, sub + "/");
   }
 
   /**
@@ -57,6 +74,11 @@ public final class GraphBuilder {
   public String input(String inputName, DType type, Object... dims) {
     inputs.add(valueInfo(inputName, type, dims));
     return inputName;
+  }
+
+  /** A name no other value of this graph (or of its subgraphs) has, for a subgraph's inputs. */
+  public String freshName(String hint) {
+    return fresh(hint);
   }
 
   /** Marks an existing value as a graph output under {@code outputName}. */
@@ -435,15 +457,22 @@ public final class GraphBuilder {
     return linear(mul(silu(linear(x, gate)), linear(x, up)), down);
   }
 
+  /** This builder's graph alone: a subgraph's body, or the main graph of {@link #build()}. */
+  public GraphProto graph() {
+    if (!weights.isEmpty() && !namePrefix.isEmpty()) {
+      throw new IllegalStateException("subgraph " + name + " declares weights " + weights.keySet());
+    }
+    return GraphProto.newBuilder()
+        .setName(name)
+        .addAllNode(nodes)
+        .addAllInitializer(initializers)
+        .addAllInput(inputs)
+        .addAllOutput(outputs)
+        .build();
+  }
+
   public ModelProto build() {
-    GraphProto graph =
-        GraphProto.newBuilder()
-            .setName(name)
-            .addAllNode(nodes)
-            .addAllInitializer(initializers)
-            .addAllInput(inputs)
-            .addAllOutput(outputs)
-            .build();
+    GraphProto graph = graph();
     return ModelProto.newBuilder()
         .setIrVersion(IR_VERSION)
         .setProducerName("pdserve")
@@ -459,7 +488,7 @@ public final class GraphBuilder {
   }
 
   private String fresh(String prefix) {
-    return prefix + "_" + (counter++);
+    return namePrefix + prefix + "_" + (counter++);
   }
 
   private static NodeProto node(String opType, String[] in, String[] out) {
@@ -510,6 +539,16 @@ public final class GraphBuilder {
               .setName(n)
               .setType(AttributeProto.AttributeType.FLOAT)
               .setF(v)
+              .build());
+    }
+
+    /** A graph attribute: the body of a {@code Loop}, a branch of an {@code If}. */
+    public static Attr g(String n, GraphProto graph) {
+      return new Attr(
+          AttributeProto.newBuilder()
+              .setName(n)
+              .setType(AttributeProto.AttributeType.GRAPH)
+              .setG(graph)
               .build());
     }
 

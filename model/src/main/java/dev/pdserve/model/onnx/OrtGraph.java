@@ -42,8 +42,36 @@ public final class OrtGraph implements AutoCloseable {
       Iterable<String> weightNames,
       Map<String, ? extends OnnxTensorLike> weights,
       OrtRuntime runtime) {
+    return create(name, model, weightNames, weights, runtime, true);
+  }
+
+  /**
+   * {@link #create} with ONNX Runtime's memory-pattern planning off, for a graph whose input shapes
+   * change from run to run (an image's patch count): the pattern planned after a shape's first run
+   * is allocated beside the arena blocks that run left, which doubles the resident activations from
+   * the second run on (measured on the vision tower: docs/PERFORMANCE.md, "Vision encoder").
+   */
+  public static OrtGraph createWithoutMemoryPattern(
+      String name,
+      ModelProto model,
+      Iterable<String> weightNames,
+      Map<String, ? extends OnnxTensorLike> weights,
+      OrtRuntime runtime) {
+    return create(name, model, weightNames, weights, runtime, false);
+  }
+
+  private static OrtGraph create(
+      String name,
+      ModelProto model,
+      Iterable<String> weightNames,
+      Map<String, ? extends OnnxTensorLike> weights,
+      OrtRuntime runtime,
+      boolean memoryPattern) {
     OrtSession.SessionOptions options = runtime.newSessionOptions();
     try {
+      if (!memoryPattern) {
+        options.setMemoryPatternOptimization(false);
+      }
       for (String w : weightNames) {
         OnnxTensorLike t = weights.get(w);
         if (t == null) {

@@ -18,19 +18,36 @@ import java.util.Map;
  * object owns and closes. The weights must outlive it. Thread-safe: sessions may be run
  * concurrently.
  *
- * <p>Attention is computed in full, one {@code [heads, n, n]} score tensor per block: simple and
- * exact, but at the released pixel bound (24,708 patches) that is 39 GB of fp32 scores, so large
- * images want a chunked or fused attention before they are served at full size.
+ * <p>Attention is computed in blocks of at most {@code attentionChunk} query rows ({@link
+ * VisionTowerGraph}): an image of at most that many patches takes one {@code [heads, n, n]} score
+ * tensor per ViT block, a larger one a {@code [heads, chunk, n]} tensor at a time, so the released
+ * pixel bound (24,708 patches) needs ~0.4 GB of scores per block at the default chunk instead of 39
+ * GB.
  */
 public final class VisionEncoder implements AutoCloseable {
+  /**
+   * Query rows per attention block unless configured otherwise ({@code
+   * pdserve.vision.attention-chunk}): 256, so the full-size tower's scores at the released pixel
+   * bound are {@code 16 · 256 · 24 708 · 4} B ≈ 386 MiB per block.
+   */
+  public static final int DEFAULT_ATTENTION_CHUNK = 256;
+
   private final ModelConfig cfg;
   private final VisionConfig vision;
   private final OrtRuntime runtime;
   private final VisionRope rope;
   private final OrtGraph tower;
   private final OrtGraph resampler;
+  private final int attentionChunk;
 
-  public VisionEncoder(ModelConfig cfg, ModelWeights weights, OrtRuntime runtime) {
+  /**
+   * Builds the tower and resampler sessions of {@code cfg}'s vision encoder.
+   *
+   * @param attentionChunk query rows per attention block, at least 1 ({@link
+   *     #DEFAULT_ATTENTION_CHUNK} unless configured)
+   */
+  public VisionEncoder(
+      ModelConfig cfg, ModelWeights weights, OrtRuntime runtime, int attentionChunk) {
     this.cfg = cfg;
     this.vision =
         cfg.vision()
@@ -40,7 +57,8 @@ public final class VisionEncoder implements AutoCloseable {
                         "model " + cfg.name() + " has no vision encoder (no vision_config)"));
     this.runtime = runtime;
     this.rope = new VisionRope(vision);
-    this.tower = session(VisionTowerGraph.build(vision), weights);
+    this.attentionChunk = attentionChunk;
+    this.tower = session(VisionTowerGraph.build(vision, attentionChunk), weights);
     OrtGraph r;
     try {
       r = session(ResamplerGraph.build(cfg), weights);
@@ -53,7 +71,8 @@ public final class VisionEncoder implements AutoCloseable {
 
   private OrtGraph session(GraphBuilder b, ModelWeights weights) {
     var model = b.build();
-    return OrtGraph.create(
+    // an image's patch count changes from run to run: no memory pattern (it doubled the peak)
+    return OrtGraph.createWithoutMemoryPattern(
         model.getGraph().getName(),
         model,
         b.weights().keySet(),
@@ -63,6 +82,11 @@ public final class VisionEncoder implements AutoCloseable {
 
   public VisionConfig vision() {
     return vision;
+  }
+
+  /** Query rows per attention block of the tower. */
+  public int attentionChunk() {
+    return attentionChunk;
   }
 
   /** The image's language-model rows, {@code [image.tokens(), hidden]}, in placeholder order. */

@@ -99,16 +99,36 @@ class MemoryPlanTest {
   }
 
   @Test
-  void theVisionTowersFullAttentionAtMaxPixelsIsCountedApart() {
+  void theVisionEncodersChunkedPeakAtMaxPixelsIsAFewGibAndCountedApart() {
     MemoryPlan p = plan(VL28B, "none", KvDtype.FP32);
-    // 24 708 patches, 16 heads: one score tensor 36.4 GiB, ~4.5 of them alive at once
-    double gib = p.visionAttentionPeakBytes() / (double) (1L << 30);
-    assertTrue(gib > 160 && gib < 170, "" + gib);
+    assertEquals(24708, p.visionMaxPatches());
+    // blocks of 256 query patches, 16 heads: 386 MiB of scores (~2 alive), ~70 KB of rows a patch
+    double gib = p.visionEncoderPeakBytes() / (double) (1L << 30);
+    assertTrue(gib > 2 && gib < 3, "28B vision encoder peak at max_pixels: " + gib + " GiB");
     assertTrue(p.prefillWorker().workspaceBytes() < (2L << 30), "not in the worker's peak");
+    // the whole image as one block, as before chunking: one score tensor 36.4 GiB, ~2 alive
+    double whole =
+        MemoryPlan.of(
+                    VL28B,
+                    WeightPrecision.parse("none", 64),
+                    KvDtype.FP32,
+                    MemoryPlan.Settings.DEFAULTS.withVisionAttentionChunk(Integer.MAX_VALUE - 1))
+                .visionEncoderPeakBytes()
+            / (double) (1L << 30);
+    assertTrue(whole > 70 && whole < 80, "unchunked: " + whole + " GiB");
+    // a smaller chunk, less memory
+    assertTrue(
+        MemoryPlan.of(
+                    VL28B,
+                    WeightPrecision.parse("none", 64),
+                    KvDtype.FP32,
+                    MemoryPlan.Settings.DEFAULTS.withVisionAttentionChunk(64))
+                .visionEncoderPeakBytes()
+            < p.visionEncoderPeakBytes());
     assertEquals(
         0,
         plan(ModelPresets.get("ernie-4.5-300b-a47b"), "none", KvDtype.FP32)
-            .visionAttentionPeakBytes());
+            .visionEncoderPeakBytes());
   }
 
   @Test

@@ -59,7 +59,7 @@ class VisionGraphsMatchFloat64Test {
     source = new DummyWeights(cfg, 11);
     OrtRuntime rt = OrtRuntime.shared();
     weights = new ModelWeights(cfg, source, rt);
-    encoder = new VisionEncoder(cfg, weights, rt);
+    encoder = new VisionEncoder(cfg, weights, rt, VisionEncoder.DEFAULT_ATTENTION_CHUNK);
     runner = new ModelRunner(cfg, weights, rt);
     experts = new ExpertCompute(cfg, weights, rt, ExpertCompute.HostedExperts.ALL);
     local = new LocalExperts(experts);
