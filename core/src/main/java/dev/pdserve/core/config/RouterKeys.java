@@ -54,10 +54,11 @@ public interface RouterKeys {
                   + " × pdserve.coordinator.ttft-target-ms ("
                   + new ValueType.Timeout().format(RouterConfig.DEFAULT_MAX_QUEUE_DELAY)
                   + ")",
-              "a request predicted to wait longer than this for the prompts ahead of it (queued"
-                  + " prompt tokens over the measured prefill throughput) is refused at once with"
-                  + " RESOURCE_EXHAUSTED / HTTP 429 and a Retry-After from the prediction; 0 ="
-                  + " never"));
+              "a request predicted to wait longer than this for its first token (queued prompt"
+                  + " tokens over the measured prefill throughput, plus how much later than"
+                  + " forecast recent first tokens came) is refused at once with RESOURCE_EXHAUSTED"
+                  + " / HTTP 429 and a Retry-After from the prediction; a request with nothing"
+                  + " ahead of it is always admitted; 0 = never"));
   ConfigKey<Integer> ROUTER_PREFILL_TOKENS_PER_SECOND =
       GROUP.define(
           ConfigKey.of(
