@@ -27,11 +27,13 @@ import java.util.concurrent.atomic.AtomicLong;
  * (the forecast made when the request was admitted, its own prompt included), never below zero. The
  * lag is what the queue alone does not see: the pipeline's own latency (a prefill batch, the KV
  * push, the decode step the first token waits for), which grows with load, and the forecast's
- * error; a request is refused when queue + lag exceeds the bound, so the bound holds for the
- * admitted requests' time to first token at that quantile, not only for their mean. A request with
- * nothing ahead of it is always admitted: an idle cluster serves a long prompt, and a backlog that
- * drained lets requests in again to measure the lag afresh. A request's own prompt is not part of
- * its queueing delay.
+ * error. Requests still waiting count too, before their first token comes: their age beyond their
+ * forecast (the {@code (2 + n/100)}-th largest of the {@code n} waiting, so that one stuck request
+ * does not decide it); the lag is the larger of the two. A request is refused when queue + lag
+ * exceeds the bound, so the bound holds for the admitted requests' time to first token at that
+ * quantile, not only for their mean. A request with nothing ahead of it is always admitted: an idle
+ * cluster serves a long prompt, and a backlog that drained lets requests in again to measure the
+ * lag afresh. A request's own prompt is not part of its queueing delay.
  *
  * <p>The throughput is measured from first tokens: when a request's first token arrives and the
  * request was already waiting when the previous first token arrived, the router was busy for the
@@ -163,7 +165,8 @@ final class OverloadGuard {
       ahead += Math.max(0, reported - selector.prefillTokensInFlight(n.id()));
     }
     synchronized (this) {
-      Duration lag = Duration.ofNanos(currentLag(ticker.read()));
+      long now = ticker.read();
+      Duration lag = Duration.ofNanos(Math.max(currentLag(now), waitingLateness(now)));
       if (measured && weightedNanos > 0) {
         return new Forecast(ahead, weightedTokens * 1e9 / weightedNanos, true, lag);
       }
@@ -226,6 +229,34 @@ final class OverloadGuard {
       lagNanos = quantile();
     }
     return lagNanos;
+  }
+
+  /**
+   * How late the requests still waiting for their first token already are (their age beyond the
+   * forecast they were given): the {@code (2 + n/100)}-th largest of the {@code n} waiting, so
+   * lateness shows before the first tokens come, yet one stuck request (a migration, a frozen node)
+   * does not close admission for everyone.
+   */
+  private long waitingLateness(long now) {
+    int n = waiting.size();
+    int k = 2 + n / 100;
+    if (n < k) {
+      return 0;
+    }
+    long[] top = new long[k]; // the k largest so far, ascending; top[0] is the k-th largest
+    Arrays.fill(top, Long.MIN_VALUE);
+    for (Map.Entry<InFlightRequest, Long> e : waiting.entrySet()) {
+      long late = (now - e.getKey().prepared().arrivalNanos()) - e.getValue();
+      if (late > top[0]) {
+        int i = 0;
+        while (i + 1 < k && top[i + 1] < late) {
+          top[i] = top[i + 1];
+          i++;
+        }
+        top[i] = late;
+      }
+    }
+    return Math.max(0, top[0]);
   }
 
   // guarded by this

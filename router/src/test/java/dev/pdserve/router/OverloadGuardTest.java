@@ -154,6 +154,32 @@ class OverloadGuardTest {
   }
 
   @Test
+  void requestsStillWaitingPastTheirForecastCountBeforeTheirFirstTokenComes() {
+    Submitted a = h.submit("a", 10, 0); // forecasts at 100 tokens/s: 0.1 s (its own prompt)
+    Submitted b = h.submit("b", 10, 0); // 0.2 s
+    h.submit("c", 10, 0); // 0.3 s
+    h.submit("d", 10, 0); // 0.4 s
+    h.ticker.advance(Duration.ofMillis(1500)); // none has a first token: 1.4, 1.3, 1.2, 1.1 s late
+    assertEquals(Duration.ofMillis(1300), h.router.forecastLag(), "the second latest decides");
+    a.handle().cancel("client cancelled");
+    b.handle().cancel("client cancelled");
+    assertEquals(Duration.ofMillis(1100), h.router.forecastLag(), "of c and d: d");
+    // 20 tokens ahead (0.2 s) + 1.1 s lag is within 2 s; after another second it is not
+    h.submit("e", 10, 0);
+    h.ticker.advance(Duration.ofSeconds(1));
+    ServingException e = assertThrows(ServingException.class, () -> h.submit("f", 10, 0));
+    assertEquals(ServingException.Kind.RESOURCE_EXHAUSTED, e.kind(), e.getMessage());
+  }
+
+  @Test
+  void oneStuckRequestAloneDoesNotCloseAdmission() {
+    h.submit("stuck", 10, 0);
+    h.ticker.advance(Duration.ofSeconds(30)); // 30 s past its forecast, no first token
+    assertEquals(Duration.ZERO, h.router.forecastLag());
+    h.submit("next", 10, 0); // 10 tokens ahead: 0.1 s
+  }
+
+  @Test
   void theLagIsAHighQuantileOfRecentFirstTokensNotTheirMean() {
     // 100 requests, each alone: 98 on time, two 1.5 s late; the 99th of 100 is a late one
     for (int i = 0; i < 100; i++) {
