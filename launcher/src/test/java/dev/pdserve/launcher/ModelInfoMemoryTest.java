@@ -70,7 +70,8 @@ class ModelInfoMemoryTest {
             "2");
     assertEquals(0, int4.code(), int4.err());
     assertTrue(line(int4.out(), "routed experts").contains("4-bit"), int4.out());
-    assertTrue(line(int4.out(), "LM head").contains("4-bit"), int4.out());
+    assertTrue(
+        line(int4.out(), "embeddings").contains("4-bit (tied: also the LM head)"), int4.out());
     assertTrue(line(int4.out(), "KV per token (bf16)").contains("56.0 KiB"), int4.out());
     assertTrue(line(int4.out(), "expert shard (32 of 64 experts)").contains("GiB"), int4.out());
     double all32 = gib(line(fp32.out(), "weights in all"));
