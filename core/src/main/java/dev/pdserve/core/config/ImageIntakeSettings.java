@@ -32,8 +32,8 @@ public record ImageIntakeSettings(
   public static final int DEFAULT_MAX_PER_PROMPT = 8;
 
   /**
-   * 3 MiB: with the prompt's ids it still fits a 4 MiB gRPC message to the prefill node ({@code
-   * pdserve.grpc.max-inbound-bytes}' default).
+   * 3 MiB a file: eight of them with the prompt's ids fit a 32 MiB gRPC message to the prefill node
+   * ({@code pdserve.grpc.max-inbound-bytes}' default).
    */
   public static final long DEFAULT_MAX_BYTES = 3L << 20;
 

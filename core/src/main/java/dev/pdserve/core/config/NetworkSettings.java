@@ -27,10 +27,19 @@ public record NetworkSettings(
     int httpPort,
     int httpMaxBodyBytes,
     Optional<Integer> grpcHealthPort) {
-  /** The default of {@link #httpMaxBodyBytes}: 4 MiB. */
-  public static final int DEFAULT_HTTP_MAX_BODY_BYTES = 4 << 20;
+  /**
+   * The default of {@link #grpcMaxInboundBytes}: 32 MiB, so a prompt with the router's default
+   * image allowance (8 images of at most 3 MiB) and its text fits one message.
+   */
+  public static final int DEFAULT_GRPC_MAX_INBOUND_BYTES = 32 << 20;
 
-  /** Settings without the router's HTTP API fields: any free HTTP port, 4 MiB bodies. */
+  /**
+   * The default of {@link #httpMaxBodyBytes}: 48 MiB, the same allowance as data: URLs (base64
+   * makes 24 MiB of images 32 MiB of JSON) with room for the messages.
+   */
+  public static final int DEFAULT_HTTP_MAX_BODY_BYTES = 48 << 20;
+
+  /** Settings without the router's HTTP API fields: any free HTTP port, default-size bodies. */
   public NetworkSettings(
       String bindHost,
       String advertisedHost,

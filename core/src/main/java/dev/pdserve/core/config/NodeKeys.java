@@ -59,8 +59,9 @@ public interface NodeKeys {
           ConfigKey.of(
               "pdserve.grpc.max-inbound-bytes",
               KeyTypes.MESSAGE_SIZE,
-              4L << 20,
-              "largest gRPC message the node accepts"));
+              (long) NetworkSettings.DEFAULT_GRPC_MAX_INBOUND_BYTES,
+              "largest gRPC message the node accepts (a prompt with its images is one message:"
+                  + " keep it above pdserve.router.images.max-per-prompt x max-bytes)"));
   ConfigKey<Integer> FLIGHT_PORT =
       GROUP.define(
           ConfigKey.of(
@@ -89,5 +90,6 @@ public interface NodeKeys {
               "pdserve.http.max-body-bytes",
               KeyTypes.MESSAGE_SIZE,
               (long) NetworkSettings.DEFAULT_HTTP_MAX_BODY_BYTES,
-              "router: largest HTTP request body (larger: 413)"));
+              "router: largest HTTP request body (larger: 413); images as data: URLs take 4/3"
+                  + " of their bytes"));
 }

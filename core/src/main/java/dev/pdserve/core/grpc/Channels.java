@@ -3,6 +3,7 @@ package dev.pdserve.core.grpc;
 import com.google.common.base.Ticker;
 import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.config.HostPort;
+import dev.pdserve.core.config.NetworkSettings;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.tls.TransportSecurity;
 import io.grpc.ClientInterceptor;
@@ -69,7 +70,7 @@ public final class Channels implements AutoCloseable {
       return new Settings(
           Duration.ofSeconds(30),
           Duration.ofSeconds(10),
-          4 << 20,
+          NetworkSettings.DEFAULT_GRPC_MAX_INBOUND_BYTES,
           GrpcServer.DEFAULT_THREADS,
           Duration.ofSeconds(5),
           null,

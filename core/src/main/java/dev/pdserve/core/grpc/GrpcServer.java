@@ -2,6 +2,7 @@ package dev.pdserve.core.grpc;
 
 import com.google.common.base.Ticker;
 import dev.pdserve.core.NamedThreadFactory;
+import dev.pdserve.core.config.NetworkSettings;
 import dev.pdserve.core.config.NodeConfig;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.tls.TransportSecurity;
@@ -283,7 +284,7 @@ public final class GrpcServer implements AutoCloseable {
     private Integer healthPort; // null: none
     private String nodeId;
     private int threads = DEFAULT_THREADS;
-    private int maxInboundMessageBytes = 4 << 20;
+    private int maxInboundMessageBytes = NetworkSettings.DEFAULT_GRPC_MAX_INBOUND_BYTES;
     private Duration shutdownGrace = DEFAULT_SHUTDOWN_GRACE;
     private Ticker ticker = Ticker.systemTicker();
 

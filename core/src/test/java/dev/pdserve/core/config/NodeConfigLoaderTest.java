@@ -37,8 +37,8 @@ class NodeConfigLoaderTest {
     assertEquals(0, c.network().flightPort());
     assertEquals(0, c.network().metricsPort());
     assertEquals(0, c.network().httpPort());
-    assertEquals(4 << 20, c.network().httpMaxBodyBytes());
-    assertEquals(4 << 20, c.network().grpcMaxInboundBytes());
+    assertEquals(48 << 20, c.network().httpMaxBodyBytes());
+    assertEquals(32 << 20, c.network().grpcMaxInboundBytes());
     assertEquals("pdserve", c.cluster().name());
     assertEquals(JoinMode.TCPIP, c.cluster().join());
     assertEquals(5701, c.cluster().port());

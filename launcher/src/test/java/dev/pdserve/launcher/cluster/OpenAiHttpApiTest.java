@@ -48,6 +48,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -631,9 +632,12 @@ class OpenAiHttpApiTest {
     assertError(wrong, 405, "invalid_request_error", "use POST");
     assertEquals("POST", wrong.headers().firstValue("Allow").orElse(""));
     HttpResponse<String> big =
-        post("/v1/completions", "{\"prompt\": \"" + "z".repeat(5 << 20) + "\"}");
+        post("/v1/completions", "{\"prompt\": \"" + "z".repeat(49 << 20) + "\"}");
     assertError(
-        big, 413, "invalid_request_error", "larger than this server's limit of 4194304 bytes");
+        big,
+        413,
+        "invalid_request_error",
+        "larger than this server's limit of 50331648 bytes (pdserve.http.max-body-bytes)");
     // the connection pool and the server are fine afterwards
     assertEquals(200, get("/v1/models").statusCode());
   }
@@ -693,6 +697,45 @@ class OpenAiHttpApiTest {
       assertError(
           big, 413, "invalid_request_error", "larger than this server's limit of 2048 bytes");
       assertEquals("request_too_large", json(big).get("error").get("code").asText());
+      // announced with "Expect: 100-continue" (as curl does for bodies over 1 MiB): the same 413
+      // and message at once, without the body being sent (a raw socket: JDK 17's HttpClient
+      // waits forever for a 100 when the server answers with a final status instead)
+      URI base = URI.create(small.httpUrl());
+      try (Socket socket = new Socket(base.getHost(), base.getPort())) {
+        socket.setSoTimeout(30_000);
+        String head =
+            "POST /v1/completions HTTP/1.1\r\nHost: "
+                + base.getAuthority()
+                + "\r\nContent-Type: application/json\r\nContent-Length: 3000\r\n"
+                + "Expect: 100-continue\r\n\r\n";
+        socket.getOutputStream().write(head.getBytes(StandardCharsets.US_ASCII));
+        socket.getOutputStream().flush();
+        BufferedReader in =
+            new BufferedReader(
+                new InputStreamReader(socket.getInputStream(), StandardCharsets.UTF_8));
+        assertEquals("HTTP/1.1 413 Request Entity Too Large", in.readLine());
+        int length = -1;
+        for (String line = in.readLine(); !line.isEmpty(); line = in.readLine()) {
+          if (line.toLowerCase(Locale.ROOT).startsWith("content-length:")) {
+            length = Integer.parseInt(line.substring(15).trim());
+          }
+        }
+        char[] answer = new char[length];
+        int read = 0;
+        while (read < length) {
+          int n = in.read(answer, read, length - read);
+          assertTrue(n > 0, "the 413's body ended early: " + new String(answer, 0, read));
+          read += n;
+        }
+        JsonNode err = JSON.readTree(new String(answer)).get("error");
+        assertEquals("request_too_large", err.get("code").asText(), new String(answer));
+        assertTrue(
+            err.get("message").asText().contains("larger than this server's limit of 2048 bytes"),
+            new String(answer));
+      }
+      HttpResponse<String> ok =
+          postTo(small.httpUrl(), "/v1/completions", "{\"prompt\": \"hi\", \"max_tokens\": 2}");
+      assertEquals(200, ok.statusCode(), ok.body());
     }
   }
 

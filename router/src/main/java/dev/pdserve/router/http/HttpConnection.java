@@ -4,6 +4,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelPipeline;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
@@ -159,6 +160,35 @@ final class HttpConnection extends ChannelInboundHandlerAdapter {
       this.maxBytes = maxBytes;
     }
 
+    /**
+     * A request that announces an oversized body with {@code Expect: 100-continue} (curl does for
+     * bodies over 1 MiB) gets the same 413 with its message, not Netty's empty one; the body it
+     * then does not send is not waited for.
+     */
+    @Override
+    protected Object newContinueResponse(
+        HttpMessage start, int maxContentLength, ChannelPipeline pipeline) {
+      Object answer = super.newContinueResponse(start, maxContentLength, pipeline);
+      if (answer instanceof FullHttpResponse r
+          && r.status().code() == HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE.code()) {
+        ReferenceCountUtil.release(r);
+        return jsonResponse(413, tooLarge(), HttpUtil.isKeepAlive(start));
+      }
+      return answer;
+    }
+
+    private ApiError tooLarge() {
+      return new ApiError(
+          413,
+          ApiError.INVALID_REQUEST,
+          "the request body is larger than this server's limit of "
+              + maxBytes
+              + " bytes (pdserve.http.max-body-bytes)",
+          null,
+          "request_too_large",
+          0);
+    }
+
     @Override
     protected void handleOversizedMessage(ChannelHandlerContext ctx, HttpMessage oversized)
         throws Exception {
@@ -166,14 +196,7 @@ final class HttpConnection extends ChannelInboundHandlerAdapter {
         super.handleOversizedMessage(ctx, oversized);
         return;
       }
-      ApiError err =
-          new ApiError(
-              413,
-              ApiError.INVALID_REQUEST,
-              "the request body is larger than this server's limit of " + maxBytes + " bytes",
-              null,
-              "request_too_large",
-              0);
+      ApiError err = tooLarge();
       boolean close =
           oversized instanceof FullHttpRequest
               || (!HttpUtil.is100ContinueExpected(req) && !HttpUtil.isKeepAlive(req));
