@@ -6,7 +6,7 @@ import dev.pdserve.model.config.ExpertGroup;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.onnx.DType;
 import dev.pdserve.model.onnx.GraphBuilder;
-import dev.pdserve.model.onnx.GraphBuilder.Attr;
+import dev.pdserve.model.onnx.Attr;
 import dev.pdserve.model.onnx.OrtGraph;
 import dev.pdserve.model.onnx.OrtRuntime;
 import dev.pdserve.model.quant.QuantFormat;
