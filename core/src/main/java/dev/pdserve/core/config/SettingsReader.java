@@ -1,26 +1,5 @@
 package dev.pdserve.core.config;
 
-import static dev.pdserve.core.config.ConfigKeys.ADVERTISED_HOST;
-import static dev.pdserve.core.config.ConfigKeys.AUTH_API_KEYS_FILE;
-import static dev.pdserve.core.config.ConfigKeys.AUTH_CLUSTER_TOKEN_FILE;
-import static dev.pdserve.core.config.ConfigKeys.AUTH_HEALTH_OPEN;
-import static dev.pdserve.core.config.ConfigKeys.AUTH_METRICS_OPEN;
-import static dev.pdserve.core.config.ConfigKeys.BIND_HOST;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_FAILURE_DETECTOR;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_HEARTBEAT_SECONDS;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_JOIN;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_JOIN_WAIT_SECONDS;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_K8S_NAMESPACE;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_K8S_SERVICE;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_LITE_MEMBER;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MAX_NO_HEARTBEAT_SECONDS;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MEMBERS;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MERGE_INTERVAL_SECONDS;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MIN_SIZE;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_NAME;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_PHI_THRESHOLD;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_PORT;
-import static dev.pdserve.core.config.ConfigKeys.CLUSTER_QUORUM_WINDOW_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_ENABLED;
 import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_PERIOD_MS;
 import static dev.pdserve.core.config.ConfigKeys.COORDINATOR_TPOT_TARGET_MS;
@@ -30,18 +9,11 @@ import static dev.pdserve.core.config.ConfigKeys.EXPERTS_MODE;
 import static dev.pdserve.core.config.ConfigKeys.EXPERT_RANGE;
 import static dev.pdserve.core.config.ConfigKeys.EXPERT_SHARD_COUNT;
 import static dev.pdserve.core.config.ConfigKeys.EXPERT_SHARD_INDEX;
-import static dev.pdserve.core.config.ConfigKeys.FLIGHT_PORT;
-import static dev.pdserve.core.config.ConfigKeys.GRPC_HEALTH_PORT;
-import static dev.pdserve.core.config.ConfigKeys.GRPC_MAX_INBOUND_BYTES;
-import static dev.pdserve.core.config.ConfigKeys.GRPC_PORT;
-import static dev.pdserve.core.config.ConfigKeys.HTTP_MAX_BODY_BYTES;
-import static dev.pdserve.core.config.ConfigKeys.HTTP_PORT;
 import static dev.pdserve.core.config.ConfigKeys.KV_BUDGET_BYTES;
 import static dev.pdserve.core.config.ConfigKeys.KV_DTYPE;
 import static dev.pdserve.core.config.ConfigKeys.KV_FAILURE_POLICY;
 import static dev.pdserve.core.config.ConfigKeys.KV_LEASE_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.KV_TRANSFER_TIMEOUT;
-import static dev.pdserve.core.config.ConfigKeys.METRICS_PORT;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_DIR;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_LOW_BIT_DUMMY_WEIGHTS;
 import static dev.pdserve.core.config.ConfigKeys.MODEL_PRESET;
@@ -72,16 +44,7 @@ import static dev.pdserve.core.config.ConfigKeys.ROUTER_MIGRATION_LIMIT;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFILL_TOKENS_PER_SECOND;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_PREFIX_CACHE_WEIGHT;
 import static dev.pdserve.core.config.ConfigKeys.ROUTER_STREAM_SILENCE_TIMEOUT;
-import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_CERT;
-import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_CLIENT_CA;
-import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_ENABLED;
-import static dev.pdserve.core.config.ConfigKeys.ROUTER_TLS_KEY;
 import static dev.pdserve.core.config.ConfigKeys.SHUTDOWN_TIMEOUT_SECONDS;
-import static dev.pdserve.core.config.ConfigKeys.TLS_CA;
-import static dev.pdserve.core.config.ConfigKeys.TLS_CERT;
-import static dev.pdserve.core.config.ConfigKeys.TLS_ENABLED;
-import static dev.pdserve.core.config.ConfigKeys.TLS_KEY;
-import static dev.pdserve.core.config.ConfigKeys.TLS_RELOAD_INTERVAL;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ATTENTION_CHUNK;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENABLED;
 import static dev.pdserve.core.config.ConfigKeys.VISION_ENCODER_CACHE_BYTES;
@@ -90,10 +53,8 @@ import dev.pdserve.model.quant.QuantCompute;
 import dev.pdserve.model.quant.QuantMode;
 import dev.pdserve.model.quant.StoredQuantization;
 import dev.pdserve.model.quant.WeightQuantization;
-import java.net.InetAddress;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalInt;
@@ -101,7 +62,9 @@ import java.util.OptionalInt;
 /**
  * Reads a {@link NodeConfig} out of layered {@link ConfigValues}: one method per settings record,
  * each reading its keys through their {@link ConfigKeys} descriptions and checking the rules
- * between them. Every problem found is reported together in one {@link NodeConfigException}.
+ * between them; the network and cluster settings are read by {@link NetworkSettingsReader}, TLS and
+ * authentication by {@link SecuritySettingsReader}. Every problem found is reported together in one
+ * {@link NodeConfigException}.
  */
 final class SettingsReader {
   private final ConfigValues values;
@@ -118,8 +81,9 @@ final class SettingsReader {
   NodeConfig read() {
     String nodeId = values.find(NODE_ID).orElseGet(NodeConfig::processNodeId);
     NodeRole role = role();
-    NetworkSettings network = network();
-    ClusterSettings cluster = cluster(network.advertisedHost());
+    NetworkSettingsReader networkReader = new NetworkSettingsReader(values);
+    NetworkSettings network = networkReader.network();
+    ClusterSettings cluster = networkReader.cluster(network.advertisedHost());
     EngineSettings engine = engine();
     PrefixSettings prefix = prefix();
     CoordinatorConfig coordinator = coordinator();
@@ -134,8 +98,9 @@ final class SettingsReader {
     ServingSettings serving =
         new ServingSettings(
             values.find(MODEL_SERVED_NAME), values.get(NODE_MEMORY_LIMIT), kvTransferTimeout);
-    TlsSettings.Node tls = tls();
-    AuthSettings auth = auth();
+    SecuritySettingsReader securityReader = new SecuritySettingsReader(values);
+    TlsSettings.Node tls = securityReader.tls();
+    AuthSettings auth = securityReader.auth();
     List<String> problems = values.problems();
     if (!problems.isEmpty()) {
       throw new NodeConfigException(problems);
@@ -156,67 +121,6 @@ final class SettingsReader {
         auth);
   }
 
-  /**
-   * Mutual TLS between nodes needs a certificate, its key and the cluster CA; the router's public
-   * TLS takes the node's certificate and key unless given its own.
-   */
-  private TlsSettings.Node tls() {
-    Duration reload = values.get(TLS_RELOAD_INTERVAL);
-    Optional<Path> cert = values.find(TLS_CERT);
-    Optional<Path> key = values.find(TLS_KEY);
-    Optional<Path> ca = values.find(TLS_CA);
-    boolean cluster = values.get(TLS_ENABLED);
-    if (cluster) {
-      requireFile(cert.isPresent(), TLS_CERT, TLS_ENABLED);
-      requireFile(key.isPresent(), TLS_KEY, TLS_ENABLED);
-      requireFile(ca.isPresent(), TLS_CA, TLS_ENABLED);
-    }
-    Optional<Path> publicCert = values.find(ROUTER_TLS_CERT).or(() -> cert);
-    Optional<Path> publicKey = values.find(ROUTER_TLS_KEY).or(() -> key);
-    boolean publicApi = values.get(ROUTER_TLS_ENABLED);
-    if (publicApi) {
-      requireFile(publicCert.isPresent(), ROUTER_TLS_CERT, ROUTER_TLS_ENABLED);
-      requireFile(publicKey.isPresent(), ROUTER_TLS_KEY, ROUTER_TLS_ENABLED);
-    }
-    if (!values.problems().isEmpty()) {
-      return TlsSettings.Node.DISABLED;
-    }
-    return new TlsSettings.Node(
-        new TlsSettings(cluster, cert, key, ca, reload),
-        new TlsSettings(
-            publicApi, publicCert, publicKey, values.find(ROUTER_TLS_CLIENT_CA), reload));
-  }
-
-  private void requireFile(boolean present, ConfigKey<?> file, ConfigKey<?> switchKey) {
-    if (!present) {
-      values.fail(file, "required when " + switchKey + " is true (a PEM file)");
-    }
-  }
-
-  /** API keys and the cluster token: keys only together with a token. */
-  private AuthSettings auth() {
-    Optional<Path> keys = readableFile(AUTH_API_KEYS_FILE);
-    Optional<Path> token = readableFile(AUTH_CLUSTER_TOKEN_FILE);
-    if (values.isSet(AUTH_API_KEYS_FILE) && !values.isSet(AUTH_CLUSTER_TOKEN_FILE)) {
-      values.fail(
-          AUTH_CLUSTER_TOKEN_FILE,
-          "required when "
-              + AUTH_API_KEYS_FILE
-              + " is set: nodes present the cluster token to each other, and without one the"
-              + " node-internal routes would be a way around the API keys");
-    }
-    return new AuthSettings(
-        keys, token, values.get(AUTH_METRICS_OPEN), values.get(AUTH_HEALTH_OPEN));
-  }
-
-  /**
-   * The path a key names. Whether it is readable is checked when the node starts ({@code
-   * AccessControl}), not here: a manifest's settings load where its Secrets are not mounted.
-   */
-  private Optional<Path> readableFile(ConfigKey<String> key) {
-    return values.find(key).map(Path::of);
-  }
-
   private NodeRole role() {
     if (!values.isSet(ROLE)) {
       values.fail(
@@ -225,114 +129,6 @@ final class SettingsReader {
       return null;
     }
     return values.find(ROLE).orElse(null);
-  }
-
-  private NetworkSettings network() {
-    String bindHost = values.get(BIND_HOST);
-    Optional<String> advertised = values.find(ADVERTISED_HOST);
-    if (advertised.isEmpty() && isWildcard(bindHost)) {
-      values.fail(
-          ADVERTISED_HOST,
-          "required when "
-              + BIND_HOST
-              + " is a wildcard address ("
-              + bindHost
-              + "); set it to the address other nodes reach this one at (e.g. the pod IP)");
-    }
-    int grpcPort = values.get(GRPC_PORT);
-    int flightPort = values.get(FLIGHT_PORT);
-    int metricsPort = values.get(METRICS_PORT);
-    int httpPort = values.get(HTTP_PORT);
-    distinctPorts(grpcPort, flightPort, metricsPort, httpPort);
-    Optional<Integer> healthPort = values.find(GRPC_HEALTH_PORT);
-    healthPort
-        .filter(
-            p -> p != 0 && (p == grpcPort || p == flightPort || p == metricsPort || p == httpPort))
-        .ifPresent(
-            p ->
-                values.fail(
-                    GRPC_HEALTH_PORT,
-                    "must differ from the gRPC, Flight, metrics and HTTP ports (" + p + ")"));
-    long maxInbound = values.get(GRPC_MAX_INBOUND_BYTES);
-    long maxBody = values.get(HTTP_MAX_BODY_BYTES);
-    return new NetworkSettings(
-        bindHost,
-        advertised.orElse(bindHost),
-        grpcPort,
-        flightPort,
-        metricsPort,
-        (int) maxInbound,
-        httpPort,
-        (int) maxBody,
-        healthPort);
-  }
-
-  private void distinctPorts(int grpc, int flight, int metrics, int http) {
-    if (grpc != 0 && grpc == flight) {
-      values.fail(FLIGHT_PORT, "must differ from " + GRPC_PORT + " (both " + grpc + ")");
-    }
-    if (metrics != 0 && (metrics == grpc || metrics == flight)) {
-      values.fail(METRICS_PORT, "must differ from the gRPC and Flight ports (" + metrics + ")");
-    }
-    if (http != 0 && (http == grpc || http == flight || http == metrics)) {
-      values.fail(HTTP_PORT, "must differ from the gRPC, Flight and metrics ports (" + http + ")");
-    }
-  }
-
-  private ClusterSettings cluster(String advertisedHost) {
-    String name = values.get(CLUSTER_NAME);
-    JoinMode join = values.get(CLUSTER_JOIN);
-    int port = values.get(CLUSTER_PORT);
-    List<HostPort> members =
-        values.find(CLUSTER_MEMBERS).orElseGet(() -> defaultSeeds(join, advertisedHost, port));
-    String k8sService = values.get(CLUSTER_K8S_SERVICE);
-    String k8sNamespace = values.get(CLUSTER_K8S_NAMESPACE);
-    if (join == JoinMode.KUBERNETES && k8sService.isEmpty()) {
-      values.fail(
-          CLUSTER_K8S_SERVICE,
-          "required when " + CLUSTER_JOIN + " is KUBERNETES (the headless Service name)");
-    }
-    int heartbeat = values.get(CLUSTER_HEARTBEAT_SECONDS);
-    int maxNoHeartbeat = values.get(CLUSTER_MAX_NO_HEARTBEAT_SECONDS);
-    if (maxNoHeartbeat <= heartbeat) {
-      values.fail(
-          CLUSTER_MAX_NO_HEARTBEAT_SECONDS,
-          "must be greater than "
-              + CLUSTER_HEARTBEAT_SECONDS
-              + " ("
-              + heartbeat
-              + "), got "
-              + maxNoHeartbeat);
-    }
-    return new ClusterSettings(
-        name,
-        join,
-        members,
-        k8sService,
-        k8sNamespace,
-        port,
-        heartbeat,
-        maxNoHeartbeat,
-        values.get(CLUSTER_JOIN_WAIT_SECONDS),
-        values.get(CLUSTER_MIN_SIZE),
-        values.get(CLUSTER_LITE_MEMBER),
-        new FailureDetection(
-            values.get(CLUSTER_FAILURE_DETECTOR),
-            values.get(CLUSTER_PHI_THRESHOLD),
-            values.get(CLUSTER_MERGE_INTERVAL_SECONDS),
-            values.get(CLUSTER_QUORUM_WINDOW_SECONDS)));
-  }
-
-  /** TCPIP without a member list: the cluster port and the next ones on this node's host. */
-  private static List<HostPort> defaultSeeds(JoinMode join, String host, int clusterPort) {
-    List<HostPort> seeds = new ArrayList<>();
-    if (join == JoinMode.TCPIP && clusterPort != 0) {
-      int end = Math.min(clusterPort + NodeConfigLoader.DEFAULT_SEED_PORTS - 1, 65535);
-      for (int p = clusterPort; p <= end; p++) {
-        seeds.add(new HostPort(host, p));
-      }
-    }
-    return seeds;
   }
 
   private EngineSettings engine() {
@@ -490,13 +286,5 @@ final class SettingsReader {
       return ExpertSharding.NONE;
     }
     return new ExpertSharding(OptionalInt.of(count.get()), index);
-  }
-
-  private static boolean isWildcard(String host) {
-    try {
-      return InetAddress.getByName(host).isAnyLocalAddress();
-    } catch (Exception e) {
-      return false;
-    }
   }
 }

@@ -1,9 +1,11 @@
 package dev.pdserve.model.graph;
 
 import dev.pdserve.model.config.VisionConfig;
+import dev.pdserve.model.onnx.Attr;
 import dev.pdserve.model.onnx.DType;
 import dev.pdserve.model.onnx.GraphBuilder;
-import dev.pdserve.model.onnx.GraphBuilder.Attr;
+import dev.pdserve.model.onnx.GraphOps;
+import dev.pdserve.model.onnx.SubgraphBuilder;
 import dev.pdserve.model.weights.VisionWeightNames;
 import java.util.List;
 
@@ -101,9 +103,9 @@ public final class VisionTowerGraph {
   private record Attention(long w, int hd, int chunk, String n) {
     /** Rows {@code [n, w]} of attention over {@code q [h, n, hd]}, {@code kT}, {@code v}. */
     String rows(GraphBuilder b, String q, String kT, String v) {
-      GraphBuilder whole = b.subgraph("whole_image");
+      SubgraphBuilder whole = b.subgraph("whole_image");
       whole.output(attend(whole, q, kT, v), whole.freshName("rows"), DType.FLOAT, "rows", w);
-      GraphBuilder chunked = b.subgraph("query_chunks");
+      SubgraphBuilder chunked = b.subgraph("query_chunks");
       chunked.output(
           inChunks(chunked, q, kT, v), chunked.freshName("rows"), DType.FLOAT, "rows", w);
       return b.op(
@@ -117,10 +119,10 @@ public final class VisionTowerGraph {
      * chunks of query rows (at least one), then the last block of 2 to {@code chunk + 1} rows, in
      * order.
      */
-    private String inChunks(GraphBuilder c, String q, String kT, String v) {
+    private String inChunks(SubgraphBuilder c, String q, String kT, String v) {
       String size = c.constIntScalar(chunk);
       String full = c.div(c.sub(n, c.constIntScalar(2)), size);
-      GraphBuilder body = c.subgraph("query_block");
+      SubgraphBuilder body = c.subgraph("query_block");
       String iteration = body.input(body.freshName("iteration"), DType.INT64);
       String go = body.input(body.freshName("cond"), DType.BOOL);
       String start = body.unsqueeze(body.mul(iteration, body.constIntScalar(chunk)), 0);
@@ -142,7 +144,7 @@ public final class VisionTowerGraph {
     /**
      * Attention of the query rows {@code q [h, r, hd]} over the whole image: rows {@code [r, w]}.
      */
-    private String attend(GraphBuilder g, String q, String kT, String v) {
+    private String attend(GraphOps g, String q, String kT, String v) {
       String scores = g.mul(g.matMul(q, kT), g.constScalar((float) (1.0 / Math.sqrt(hd))));
       String ctx = g.matMul(g.softmax(scores, -1), v); // [h, r, hd]
       return g.reshape(g.transpose(ctx, 1, 0, 2), -1, w);

@@ -32,6 +32,31 @@ public final class OrtGraph implements AutoCloseable {
     this.session = session;
   }
 
+  /** Whether ONNX Runtime plans a session's memory pattern (see {@link #create}). */
+  public enum MemoryPattern {
+    /** Planned after a shape's first run and reused for that shape (ONNX Runtime's default). */
+    PLANNED,
+    /**
+     * Not planned, for a graph whose input shapes change from run to run (an image's patch count):
+     * the pattern planned after a shape's first run is allocated beside the arena blocks that run
+     * left, which doubles the resident activations from the second run on (measured on the vision
+     * tower: docs/PERFORMANCE.md, "Vision encoder").
+     */
+    OFF
+  }
+
+  /**
+   * A session for {@code model} with its memory pattern {@linkplain MemoryPattern#PLANNED planned}.
+   */
+  public static OrtGraph create(
+      String name,
+      ModelProto model,
+      Iterable<String> weightNames,
+      Map<String, ? extends OnnxTensorLike> weights,
+      OrtRuntime runtime) {
+    return create(name, model, weightNames, weights, runtime, MemoryPattern.PLANNED);
+  }
+
   /**
    * Creates a session for {@code model}. Every weight in {@code weightNames} must be present in
    * {@code weights}.
@@ -41,35 +66,11 @@ public final class OrtGraph implements AutoCloseable {
       ModelProto model,
       Iterable<String> weightNames,
       Map<String, ? extends OnnxTensorLike> weights,
-      OrtRuntime runtime) {
-    return create(name, model, weightNames, weights, runtime, true);
-  }
-
-  /**
-   * {@link #create} with ONNX Runtime's memory-pattern planning off, for a graph whose input shapes
-   * change from run to run (an image's patch count): the pattern planned after a shape's first run
-   * is allocated beside the arena blocks that run left, which doubles the resident activations from
-   * the second run on (measured on the vision tower: docs/PERFORMANCE.md, "Vision encoder").
-   */
-  public static OrtGraph createWithoutMemoryPattern(
-      String name,
-      ModelProto model,
-      Iterable<String> weightNames,
-      Map<String, ? extends OnnxTensorLike> weights,
-      OrtRuntime runtime) {
-    return create(name, model, weightNames, weights, runtime, false);
-  }
-
-  private static OrtGraph create(
-      String name,
-      ModelProto model,
-      Iterable<String> weightNames,
-      Map<String, ? extends OnnxTensorLike> weights,
       OrtRuntime runtime,
-      boolean memoryPattern) {
+      MemoryPattern memoryPattern) {
     OrtSession.SessionOptions options = runtime.newSessionOptions();
     try {
-      if (!memoryPattern) {
+      if (memoryPattern == MemoryPattern.OFF) {
         options.setMemoryPatternOptimization(false);
       }
       for (String w : weightNames) {

@@ -72,12 +72,13 @@ public final class VisionEncoder implements AutoCloseable {
   private OrtGraph session(GraphBuilder b, ModelWeights weights) {
     var model = b.build();
     // an image's patch count changes from run to run: no memory pattern (it doubled the peak)
-    return OrtGraph.createWithoutMemoryPattern(
+    return OrtGraph.create(
         model.getGraph().getName(),
         model,
         b.weights().keySet(),
         weights.forGraph(b.weights().keySet()),
-        runtime);
+        runtime,
+        OrtGraph.MemoryPattern.OFF);
   }
 
   public VisionConfig vision() {
