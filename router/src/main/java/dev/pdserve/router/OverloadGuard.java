@@ -35,6 +35,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * cluster serves a long prompt, and a backlog that drained lets requests in again to measure the
  * lag afresh. A request's own prompt is not part of its queueing delay.
  *
+ * <p>Both parts are models of what happened; at the onset of a burst they still describe the calm
+ * before it, and a bottleneck after prefill (decode seats) shows in them only as lag, a time to
+ * first token later. So a second gate holds beside them: an {@link AdmissionWindow} on how many
+ * requests may wait for their first token at once, widened by first tokens that come within a
+ * target, narrowed by later ones and by requests waiting past it, as a congestion window is.
+ *
  * <p>The throughput is measured from first tokens: when a request's first token arrives and the
  * request was already waiting when the previous first token arrived, the router was busy for the
  * whole gap, so its prompt tokens over the gap are a sample of how fast the backlog drains (the
@@ -57,7 +63,7 @@ final class OverloadGuard {
   static final long RATE_TIME_CONSTANT_NANOS = 2_000_000_000L;
 
   /** How long a first token's lag counts. */
-  static final long LAG_WINDOW_NANOS = 10_000_000_000L;
+  static final long LAG_WINDOW_NANOS = 5_000_000_000L;
 
   /** The quantile of the recent lags added to the queue forecast. */
   static final double LAG_QUANTILE = 0.99;
@@ -69,6 +75,7 @@ final class OverloadGuard {
   private final ClusterView nodes;
   private final NodeSelector selector;
   private final Ticker ticker;
+  private final AdmissionWindow window; // null without a bound
 
   /** Requests awaiting their first token, with the forecast (ns to first token) they were given. */
   private final Map<InFlightRequest, Long> waiting = new ConcurrentHashMap<>();
@@ -107,6 +114,8 @@ final class OverloadGuard {
     this.nodes = nodes;
     this.selector = selector;
     this.ticker = ticker;
+    Duration bound = limits.maxQueueDelay();
+    this.window = bound.isZero() ? null : new AdmissionWindow(bound.toNanos());
   }
 
   /**
@@ -123,6 +132,13 @@ final class OverloadGuard {
       if (fc.tokensAhead() > 0 && fc.expected().compareTo(bound) > 0) {
         throw refusal(fc, bound);
       }
+      long now = ticker.read();
+      int n = waiting.size();
+      window.waitingAge(now, waitingAge(now));
+      if (!window.admits(n)) {
+        throw windowRefusal(n, bound);
+      }
+      window.admitted(now, n);
       forecastNanos = fc.delay().plus(fc.nanosFor(f.prompt().length)).toNanos();
     }
     if (waiting.putIfAbsent(f, forecastNanos) == null) {
@@ -153,6 +169,27 @@ final class OverloadGuard {
             lag,
             bound.toMillis() / 1000.0,
             retryMillis));
+  }
+
+  private ServingException windowRefusal(int n, Duration bound) {
+    long retryMillis = Math.max(1, window.targetNanos() / 1_000_000L / Math.max(1, n));
+    return ServingException.exhausted(
+        String.format(
+            Locale.ROOT,
+            "router overloaded: %d requests are waiting for their first token, as many as this"
+                + " router lets wait while recent first tokens come %s %.1f s (%.0f %% of the"
+                + " %.1f s allowed, pdserve.router.max-queue-delay); retry after %d ms",
+            n,
+            window.slowStart() ? "within" : "near or past",
+            window.targetNanos() / 1e9,
+            AdmissionWindow.TARGET_FRACTION * 100,
+            bound.toMillis() / 1000.0,
+            retryMillis));
+  }
+
+  /** How many requests may await their first token at once now (0 without a bound). */
+  synchronized int admissionWindow() {
+    return window == null ? 0 : window.size();
   }
 
   /** The forecast for a request arriving now. */
@@ -203,6 +240,9 @@ final class OverloadGuard {
       }
       anyFirstToken = true;
       addLag(now, (now - arrival) - forecastNanos);
+      if (window != null) {
+        window.firstToken(now, now - arrival, waiting.size());
+      }
     }
   }
 
@@ -210,7 +250,20 @@ final class OverloadGuard {
   void ended(InFlightRequest f) {
     if (waiting.remove(f) != null) {
       waitingTokens.addAndGet(-f.prompt().length);
+      if (window != null) {
+        synchronized (this) {
+          window.ended(ticker.read(), waiting.size());
+        }
+      }
     }
+  }
+
+  /**
+   * The age of the waiting requests, ignoring stragglers: the {@code (2 + n/100)}-th oldest of the
+   * {@code n} waiting (0 if fewer), so one stuck request does not narrow the window.
+   */
+  private long waitingAge(long now) {
+    return kthLargest(now, false);
   }
 
   // guarded by this
@@ -238,6 +291,11 @@ final class OverloadGuard {
    * does not close admission for everyone.
    */
   private long waitingLateness(long now) {
+    return kthLargest(now, true);
+  }
+
+  /** The (2 + n/100)-th largest age (beyond the forecast, if {@code late}) of the waiting, >= 0. */
+  private long kthLargest(long now, boolean late) {
     int n = waiting.size();
     int k = 2 + n / 100;
     if (n < k) {
@@ -246,14 +304,14 @@ final class OverloadGuard {
     long[] top = new long[k]; // the k largest so far, ascending; top[0] is the k-th largest
     Arrays.fill(top, Long.MIN_VALUE);
     for (Map.Entry<InFlightRequest, Long> e : waiting.entrySet()) {
-      long late = (now - e.getKey().prepared().arrivalNanos()) - e.getValue();
-      if (late > top[0]) {
+      long v = (now - e.getKey().prepared().arrivalNanos()) - (late ? e.getValue() : 0);
+      if (v > top[0]) {
         int i = 0;
-        while (i + 1 < k && top[i + 1] < late) {
+        while (i + 1 < k && top[i + 1] < v) {
           top[i] = top[i + 1];
           i++;
         }
-        top[i] = late;
+        top[i] = v;
       }
     }
     return Math.max(0, top[0]);

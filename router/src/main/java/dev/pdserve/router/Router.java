@@ -387,6 +387,14 @@ public final class Router implements AutoCloseable {
     return overload.forecast().tokensPerSecond();
   }
 
+  /**
+   * How many requests the overload guard lets wait for their first token at once now (0 without a
+   * bound).
+   */
+  public int admissionWindow() {
+    return overload.admissionWindow();
+  }
+
   /** Ends every request still in flight with UNAVAILABLE and stops the router's threads. */
   @Override
   public void close() {

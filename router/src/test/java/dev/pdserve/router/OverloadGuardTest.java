@@ -40,7 +40,7 @@ class OverloadGuardTest {
 
   private static RouterHarness harness(OverloadLimits limits) {
     return new RouterHarness(
-        new RouterOptions(64, 64, 1), PrefixRouting.disabled(), FailureHandling.DEFAULTS, limits);
+        new RouterOptions(128, 128, 1), PrefixRouting.disabled(), FailureHandling.DEFAULTS, limits);
   }
 
   @Test
@@ -250,6 +250,49 @@ class OverloadGuardTest {
     h.clients.nextPrefill(); // a's 100 tokens are on p1 now
     h.cluster.setLoad("p1", new Load(150, 1, 0, 0, 0)); // p1 reports them and 50 of others'
     assertEquals(Duration.ofMillis(1500), h.router.predictedQueueDelay(), "100 ours + 50 others'");
+  }
+
+  @Test
+  void aBurstTheForecastWouldAdmitIsHeldToTheAdmissionWindow() {
+    for (int i = 0; i < 64; i++) {
+      h.submit("r" + i, 1, 0); // 1-token prompts: the forecast sees 0.63 s ahead at most
+    }
+    assertEquals(Duration.ofMillis(640), h.router.predictedQueueDelay());
+    assertEquals(64, h.router.admissionWindow());
+    ServingException e = assertThrows(ServingException.class, () -> h.submit("over", 1, 0));
+    assertEquals(ServingException.Kind.RESOURCE_EXHAUSTED, e.kind(), e.getMessage());
+    assertEquals(
+        "router overloaded: 64 requests are waiting for their first token, as many as this router"
+            + " lets wait while recent first tokens come within 1.2 s (60 % of the 2.0 s allowed,"
+            + " pdserve.router.max-queue-delay); retry after 18 ms",
+        e.getMessage());
+    assertEquals(64, h.router.inFlight(), "nothing is kept for the refused request");
+
+    List<OpenStream> streams = decodeAll(64);
+    h.ticker.advance(Duration.ofMillis(100));
+    streams.get(0).delta(1); // on time, with the window in use: slow start widens it, 64.5
+    streams.get(1).delta(1); // 65
+    assertEquals(65, h.router.admissionWindow());
+    h.submit("over", 1, 0);
+    h.submit("more", 1, 0);
+    h.submit("again", 1, 0);
+    assertThrows(ServingException.class, () -> h.submit("too-many", 1, 0));
+  }
+
+  @Test
+  void waitingPastTheTargetNarrowsTheWindow() {
+    for (int i = 0; i < 50; i++) {
+      h.submit("r" + i, 1, 0);
+    }
+    h.ticker.advance(Duration.ofMillis(1300)); // none has its first token: past the 1.2 s target
+    // the forecast would admit (0.5 s ahead + 1.29 s late < 2 s); the narrowed window does not
+    ServingException e = assertThrows(ServingException.class, () -> h.submit("late", 1, 0));
+    assertEquals(44, h.router.admissionWindow(), "64 x 0.7");
+    assertEquals(
+        "router overloaded: 50 requests are waiting for their first token, as many as this router"
+            + " lets wait while recent first tokens come near or past 1.2 s (60 % of the 2.0 s"
+            + " allowed, pdserve.router.max-queue-delay); retry after 24 ms",
+        e.getMessage());
   }
 
   @Test

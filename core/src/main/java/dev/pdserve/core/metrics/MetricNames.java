@@ -41,6 +41,7 @@ public final class MetricNames {
   public static final String ROUTER_FORECAST_LAG = "pdserve_router_forecast_lag_seconds";
   public static final String ROUTER_FORECAST_PREFILL_RATE =
       "pdserve_router_forecast_prefill_tokens_per_second";
+  public static final String ROUTER_ADMISSION_WINDOW = "pdserve_router_admission_window";
   public static final String REASON = "reason";
 
   // ---- pdserve: workers ----

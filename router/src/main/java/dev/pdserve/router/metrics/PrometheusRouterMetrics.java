@@ -149,6 +149,12 @@ public final class PrometheusRouterMetrics implements RouterMetrics {
         MetricNames.ROUTER_FORECAST_PREFILL_RATE,
         "The prompt throughput the overload forecast uses (measured from first tokens, or assumed).",
         router::forecastTokensPerSecond);
+    metrics.gauge(
+        MetricNames.ROUTER_ADMISSION_WINDOW,
+        "How many requests the overload guard lets wait for their first token at once (a window"
+            + " widened by first tokens within 60 % of pdserve.router.max-queue-delay, narrowed by"
+            + " later ones); 0 without a bound.",
+        router::admissionWindow);
     return this;
   }
 
