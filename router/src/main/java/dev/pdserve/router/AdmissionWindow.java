@@ -32,6 +32,13 @@ final class AdmissionWindow {
    */
   static final double SLOW_START_GAIN = 0.5;
 
+  /**
+   * In slow start the window grows at most by this factor per epoch of half the target, however
+   * fast first tokens come: at a burst's onset they come fastest while the decode seats are still
+   * empty, and the drain rate falls once they fill.
+   */
+  static final double SLOW_START_EPOCH_GROWTH = 1.5;
+
   /** A first token later than this fraction of the bound is late. */
   static final double TARGET_FRACTION = 0.6;
 
@@ -51,6 +58,9 @@ final class AdmissionWindow {
   private boolean backedOff;
   private long lastTtftNanos;
   private long idleSince;
+  private long epochStart;
+  private double epochBase = INITIAL;
+  private boolean anyEpoch;
   private boolean idle = true;
 
   /**
@@ -100,7 +110,16 @@ final class AdmissionWindow {
     if (ttftNanos > targetNanos) {
       late(now);
     } else if ((waiting + 1) * 2 >= window) {
-      window += slowStart ? SLOW_START_GAIN : 1 / window;
+      if (!slowStart) {
+        window += 1 / window;
+      } else {
+        if (!anyEpoch || now - epochStart >= targetNanos / 2) {
+          anyEpoch = true;
+          epochStart = now;
+          epochBase = window;
+        }
+        window = Math.min(window + SLOW_START_GAIN, epochBase * SLOW_START_EPOCH_GROWTH);
+      }
     }
     noteIdle(now, waiting);
   }
