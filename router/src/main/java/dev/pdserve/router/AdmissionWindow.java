@@ -11,12 +11,13 @@ package dev.pdserve.router;
  * <p>It works as TCP's congestion window does, with a late first token for a lost packet. A first
  * token within the {@link #TARGET_FRACTION target} (that fraction of the bound) while the window is
  * at least half used widens it: by {@link #SLOW_START_GAIN} per first token while in slow start
- * (half again per round trip, from {@link #INITIAL}), by one per window's worth of first tokens
- * afterwards. A late one — or a request still waiting past the target — narrows it to {@link
- * #BACKOFF} of itself, at most once per round trip (the latest time to first token, at least {@link
- * #MIN_BACKOFF_INTERVAL_NANOS} ns), and ends slow start; it starts again after {@link
- * #IDLE_RESTART_NANOS} ns with nothing waiting. The window never goes below {@link #MIN}. Not
- * thread-safe: {@link OverloadGuard} holds its lock around every call.
+ * (from {@link #INITIAL}, and at most {@link #SLOW_START_EPOCH_GROWTH} times itself per target's
+ * length of time), by one per window's worth of first tokens afterwards. A late one — or a request
+ * still waiting past the target — narrows it to {@link #BACKOFF} of itself, at most once per round
+ * trip (the latest time to first token, at least {@link #MIN_BACKOFF_INTERVAL_NANOS} ns), and ends
+ * slow start; it starts again after {@link #IDLE_RESTART_NANOS} ns with nothing waiting. The window
+ * never goes below {@link #MIN}. Not thread-safe: {@link OverloadGuard} holds its lock around every
+ * call.
  */
 final class AdmissionWindow {
   /** The window of a fresh router (or one idle for a while) while slow start grows it. */
@@ -33,7 +34,7 @@ final class AdmissionWindow {
   static final double SLOW_START_GAIN = 0.5;
 
   /**
-   * In slow start the window grows at most by this factor per epoch of half the target, however
+   * In slow start the window grows at most by this factor per epoch of the target's length, however
    * fast first tokens come: at a burst's onset they come fastest while the decode seats are still
    * empty, and the drain rate falls once they fill.
    */
@@ -113,7 +114,7 @@ final class AdmissionWindow {
       if (!slowStart) {
         window += 1 / window;
       } else {
-        if (!anyEpoch || now - epochStart >= targetNanos / 2) {
+        if (!anyEpoch || now - epochStart >= targetNanos) {
           anyEpoch = true;
           epochStart = now;
           epochBase = window;

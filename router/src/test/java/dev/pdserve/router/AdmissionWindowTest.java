@@ -39,14 +39,14 @@ class AdmissionWindowTest {
   }
 
   @Test
-  void inSlowStartItGrowsAtMostHalfAgainPerHalfTarget() {
+  void inSlowStartItGrowsAtMostHalfAgainPerTarget() {
     AdmissionWindow w = new AdmissionWindow(BOUND);
     for (int i = 0; i < 200; i++) {
       w.firstToken(i * MS, 20 * MS, 60); // 200 fast first tokens within 0.2 s: capped at 64 x 1.5
     }
     assertEquals(96, w.size());
     for (int i = 0; i < 200; i++) {
-      w.firstToken((600 + i) * MS, 20 * MS, 90); // the next epoch (0.6 s on): 96 x 1.5
+      w.firstToken((1_200 + i) * MS, 20 * MS, 90); // the next epoch (1.2 s on): 96 x 1.5
     }
     assertEquals(144, w.size());
   }
