@@ -57,8 +57,10 @@ public interface RouterKeys {
               "a request predicted to wait longer than this for its first token (queued prompt"
                   + " tokens over the measured prefill throughput, plus how much later than"
                   + " forecast recent first tokens came) is refused at once with RESOURCE_EXHAUSTED"
-                  + " / HTTP 429 and a Retry-After from the prediction; a request with nothing"
-                  + " ahead of it is always admitted; 0 = never"));
+                  + " / HTTP 429 and a Retry-After from the prediction, and so is one past the"
+                  + " admission window (how many may wait for a first token at once, widened by"
+                  + " first tokens within 60 % of this bound, narrowed by later ones; from 64); a"
+                  + " request with nothing ahead of it is always admitted; 0 = never"));
   ConfigKey<Integer> ROUTER_PREFILL_TOKENS_PER_SECOND =
       GROUP.define(
           ConfigKey.of(
