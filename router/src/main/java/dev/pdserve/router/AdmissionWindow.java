@@ -34,9 +34,10 @@ final class AdmissionWindow {
   static final double SLOW_START_GAIN = 0.5;
 
   /**
-   * In slow start the window grows at most by this factor per epoch of the target's length, however
-   * fast first tokens come: at a burst's onset they come fastest while the decode seats are still
-   * empty, and the drain rate falls once they fill.
+   * In slow start the window grows only on first tokens within half the target (so it stops growing
+   * as they slow, before they are late), and at most by this factor per epoch of the target's
+   * length, however fast first tokens come: at a burst's onset they come fastest while the decode
+   * seats are still empty, and the drain rate falls once they fill.
    */
   static final double SLOW_START_EPOCH_GROWTH = 1.5;
 
@@ -113,7 +114,7 @@ final class AdmissionWindow {
     } else if ((waiting + 1) * 2 >= window) {
       if (!slowStart) {
         window += 1 / window;
-      } else {
+      } else if (ttftNanos <= targetNanos / 2) {
         if (!anyEpoch || now - epochStart >= targetNanos) {
           anyEpoch = true;
           epochStart = now;

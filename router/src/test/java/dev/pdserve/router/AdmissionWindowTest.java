@@ -49,6 +49,9 @@ class AdmissionWindowTest {
       w.firstToken((1_200 + i) * MS, 20 * MS, 90); // the next epoch (1.2 s on): 96 x 1.5
     }
     assertEquals(144, w.size());
+    w.firstToken(2_500 * MS, 700 * MS, 140); // on time, but over half the target: no growth yet
+    assertEquals(144, w.size());
+    assertTrue(w.slowStart());
   }
 
   @Test
