@@ -87,6 +87,14 @@ final class AdmissionWindow {
     return targetNanos;
   }
 
+  /**
+   * Late: past the target, or in slow start past half of it — slow start only widens on first
+   * tokens within half the target, and ends as soon as they, or a waiting request, pass it.
+   */
+  private long lateNanos() {
+    return slowStart ? targetNanos / 2 : targetNanos;
+  }
+
   /** Whether the window is still in slow start. */
   boolean slowStart() {
     return slowStart;
@@ -109,12 +117,12 @@ final class AdmissionWindow {
    */
   void firstToken(long now, long ttftNanos, int waiting) {
     lastTtftNanos = ttftNanos;
-    if (ttftNanos > targetNanos) {
+    if (ttftNanos > lateNanos()) {
       late(now);
     } else if ((waiting + 1) * 2 >= window) {
       if (!slowStart) {
         window += 1 / window;
-      } else if (ttftNanos <= targetNanos / 2) {
+      } else {
         if (!anyEpoch || now - epochStart >= targetNanos) {
           anyEpoch = true;
           epochStart = now;
@@ -128,7 +136,7 @@ final class AdmissionWindow {
 
   /** The oldest of the waiting requests (ignoring stragglers) has waited {@code ageNanos}. */
   void waitingAge(long now, long ageNanos) {
-    if (ageNanos > targetNanos) {
+    if (ageNanos > lateNanos()) {
       late(now);
     }
   }

@@ -49,9 +49,9 @@ class AdmissionWindowTest {
       w.firstToken((1_200 + i) * MS, 20 * MS, 90); // the next epoch (1.2 s on): 96 x 1.5
     }
     assertEquals(144, w.size());
-    w.firstToken(2_500 * MS, 700 * MS, 140); // on time, but over half the target: no growth yet
-    assertEquals(144, w.size());
-    assertTrue(w.slowStart());
+    w.firstToken(2_500 * MS, 700 * MS, 140); // on time, but past half the target: slow start ends
+    assertEquals(100, w.size());
+    assertFalse(w.slowStart());
   }
 
   @Test
@@ -86,10 +86,14 @@ class AdmissionWindowTest {
   @Test
   void aRequestWaitingPastTheTargetNarrowsItBeforeItsFirstTokenComes() {
     AdmissionWindow w = new AdmissionWindow(BOUND);
-    w.waitingAge(0, 1_000 * MS);
+    w.waitingAge(0, 500 * MS);
     assertEquals(64, w.size());
-    w.waitingAge(10 * MS, 1_300 * MS);
+    w.waitingAge(10 * MS, 700 * MS); // in slow start, half the target is enough
     assertEquals(44, w.size());
+    w.waitingAge(2_000 * MS, 1_000 * MS); // afterwards the target itself
+    assertEquals(44, w.size());
+    w.waitingAge(2_010 * MS, 1_300 * MS);
+    assertEquals(31, w.size());
   }
 
   @Test
