@@ -86,12 +86,22 @@ final class FaultCluster implements AutoCloseable {
   private final List<LinkProxy> otherProxies = new ArrayList<>();
   private String members;
   private ManagedChannel channel;
+  private boolean freshClusterPorts;
 
   FaultCluster(Spec spec, Path logDir, PrintStream log) throws IOException {
     this.spec = spec;
     this.logDir = logDir;
     this.log = log;
     Files.createDirectories(logDir);
+  }
+
+  /**
+   * Whether a replacement (other than the proxied node's) gets a fresh Hazelcast port instead of
+   * the one of the node it replaces, so that no address ever names two members.
+   */
+  FaultCluster freshClusterPorts(boolean fresh) {
+    this.freshClusterPorts = fresh;
+    return this;
   }
 
   /** Starts every node and waits until the router lists them all ACTIVE. */
@@ -211,6 +221,12 @@ final class FaultCluster implements AutoCloseable {
       old.process.waitFor(10, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+    if (freshClusterPorts && !old.def.proxied()) {
+      int port = NodeJvm.freeLoopbackPorts(1)[0];
+      clusterPorts.put(defId, port);
+      members = members + ",127.0.0.1:" + port;
+      log.println("  " + defId + " moves to cluster port " + port);
     }
     Node n = spawn(old.def);
     long deadline = System.nanoTime() + timeout.toNanos();

@@ -45,7 +45,7 @@ public final class FaultSuite {
               + " [--seed 7] [--stagger-ms 150] [--fault-at-ms 1500] [--freeze-s 20]"
               + " [--settle-s 15] [--overload-s 20] [--overload-multiple 10] [--no-overload]"
               + " [--soak MINUTES] [--soak-load 0.7] [--temperature 1.5] [--start-timeout-s 600]"
-              + " [--max-queue-delay 2s]\nfaults: "
+              + " [--max-queue-delay 2s] [--fresh-ports]\nfaults: "
               + ALL.stream().map(Fault::name).toList());
       return;
     }
@@ -103,7 +103,17 @@ public final class FaultSuite {
     Overload.Result overload = null;
     List<Map<String, Object>> soak = List.of();
     if (!which.equals("none")) {
-      runFaults(spec, shape, faults, out, started, load, rows, startTimeout, log);
+      runFaults(
+          spec,
+          shape,
+          faults,
+          out,
+          started,
+          load,
+          rows,
+          startTimeout,
+          o.containsKey("fresh-ports"),
+          log);
     }
     if (!o.containsKey("no-overload") || o.containsKey("soak")) {
       // its own cluster: the fault runs above have admission off (max-queue-delay 0) so that a
@@ -160,9 +170,11 @@ public final class FaultSuite {
       String load,
       List<FaultRun.Result> rows,
       Duration startTimeout,
+      boolean freshPorts,
       PrintStream log)
       throws Exception {
-    try (FaultCluster cluster = new FaultCluster(spec, out.resolve("logs"), log)) {
+    try (FaultCluster cluster =
+        new FaultCluster(spec, out.resolve("logs"), log).freshClusterPorts(freshPorts)) {
       cluster.start(startTimeout);
       List<int[]> reference = new ArrayList<>();
       rows.add(
@@ -196,7 +208,7 @@ public final class FaultSuite {
         throw new IllegalArgumentException("unexpected argument " + args[i]);
       }
       String k = args[i].substring(2);
-      if (k.equals("help") || k.equals("no-overload")) {
+      if (k.equals("help") || k.equals("no-overload") || k.equals("fresh-ports")) {
         o.put(k, "true");
       } else if (i + 1 < args.length) {
         o.put(k, args[++i]);
