@@ -240,5 +240,15 @@ class RemoteExpertsParityTest {
     assertEquals(
         1, remote.metrics().shard("shard-a").requests(), "v1's shards not used after the switch");
     assertEquals(2, remote.placement().version());
+
+    // A healed split brain: the registry kept the other side's v2. It is adopted though its version
+    // is not newer, and the next call uses its shards.
+    assertTrue(remote.adoptMerged(split.withVersion(2)));
+    assertEquals(split.withVersion(2), remote.placement());
+    assertTrue(
+        !remote.adoptMerged(split.withVersion(2)), "the same placement again changes nothing");
+    assertNull(TinyModel.firstDifference(expected, remote.routed(b), CFG.hidden()));
+    assertEquals(2, remote.metrics().shard("shard-a").requests(), "the merged placement's shards");
+    assertEquals(1, remote.metrics().shard("shard-all").requests());
   }
 }

@@ -51,6 +51,12 @@ public final class ClusterMember implements AutoCloseable {
   /** Split-brain protection of the coordinator lease map ({@link RecentMajority}). */
   public static final String LEASE_PROTECTION = "pdserve-coordinator-majority";
 
+  /**
+   * Split-brain protection of the expert placement map: written only by a majority of the recent
+   * cluster ({@link RecentMajority}, and at least {@code pdserve.cluster.min-size} members).
+   */
+  public static final String PLACEMENT_PROTECTION = "pdserve-placement-majority";
+
   /** Member attribute holding the pdserve node id. */
   public static final String NODE_ID_ATTRIBUTE = "pdserve.node-id";
 
@@ -101,7 +107,33 @@ public final class ClusterMember implements AutoCloseable {
 
   /** Starts (and joins) the member; returns once it is part of a cluster. */
   public static ClusterMember start(NodeConfig config) {
-    return new ClusterMember(config, Hazelcast.newHazelcastInstance(hazelcastConfig(config)));
+    HazelcastInstance hz = Hazelcast.newHazelcastInstance(hazelcastConfig(config));
+    awaitSplitBrainProtection(hz, config);
+    return new ClusterMember(config, hz);
+  }
+
+  /**
+   * Hazelcast evaluates split-brain protection on its own executor, the first time a heartbeat
+   * interval after start (or on a membership change); until then the protected maps refuse writes,
+   * and a shard publishing its place at once would fail. Waits (bounded) for that first evaluation
+   * of the expert placement's and the coordinator lease's rules; a member that is not a majority
+   * then (a {@code min-size} not yet reached) goes on, and their writes wait for it.
+   */
+  private static void awaitSplitBrainProtection(HazelcastInstance hz, NodeConfig config) {
+    var service = hz.getSplitBrainProtectionService();
+    long deadline =
+        System.nanoTime()
+            + Duration.ofSeconds(2L + 3L * config.cluster().heartbeatIntervalSeconds()).toNanos();
+    try {
+      for (String name : List.of(PLACEMENT_PROTECTION, LEASE_PROTECTION)) {
+        while (!service.getSplitBrainProtection(name).hasMinimumSize()
+            && System.nanoTime() < deadline) {
+          Thread.sleep(10);
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   /** The Hazelcast configuration {@link #start} uses; exposed for inspection and for tools. */
@@ -195,9 +227,24 @@ public final class ClusterMember implements AutoCloseable {
       MapConfig mc =
           new MapConfig(map).setBackupCount(1).setAsyncBackupCount(0).setPerEntryStatsEnabled(true);
       mc.getMergePolicyConfig().setPolicy(RegistryMergePolicy.class.getName());
-      mc.setSplitBrainProtectionName(protection);
+      mc.setSplitBrainProtectionName(
+          map.equals(ExpertPlacementStore.MAP_NAME) ? PLACEMENT_PROTECTION : protection);
       cfg.addMapConfig(mc);
     }
+    // The expert placement: a member cut off from the others (a node that woke alone from a
+    // freeze, the small side of a split) sees every other shard's registry entry gone and would
+    // prune them all, publishing a placement version of its own that the merge cannot reconcile
+    // with the live side's. Only a majority of the recent cluster writes it; the cut-off side's
+    // pruner and shards retry until they are back in that majority.
+    cfg.addSplitBrainProtectionConfig(
+        new SplitBrainProtectionConfig(PLACEMENT_PROTECTION, true)
+            .setProtectOn(
+                c.minClusterSize() > 1
+                    ? SplitBrainProtectionOn.READ_WRITE
+                    : SplitBrainProtectionOn.WRITE)
+            .setFunctionImplementation(
+                new RecentMajority(
+                    Duration.ofSeconds(fd.quorumWindowSeconds()), c.minClusterSize())));
     // The coordinator lease: writable (taken, confirmed) only by a majority of the recent cluster.
     cfg.addSplitBrainProtectionConfig(
         new SplitBrainProtectionConfig(LEASE_PROTECTION, true)

@@ -2,8 +2,10 @@ package dev.pdserve.core.cluster;
 
 import com.hazelcast.core.EntryEvent;
 import com.hazelcast.core.HazelcastInstance;
+import com.hazelcast.core.LifecycleEvent;
 import com.hazelcast.map.IMap;
 import com.hazelcast.map.listener.EntryAddedListener;
+import com.hazelcast.map.listener.EntryMergedListener;
 import com.hazelcast.map.listener.EntryUpdatedListener;
 import java.util.Optional;
 import java.util.UUID;
@@ -18,9 +20,11 @@ public final class ExpertPlacementStore {
   public static final String MAP_NAME = "pdserve.expert-placement";
   static final String KEY = "current";
 
+  private final HazelcastInstance hz;
   private final IMap<String, ExpertPlacement> map;
 
   public ExpertPlacementStore(HazelcastInstance hz) {
+    this.hz = hz;
     this.map = hz.getMap(MAP_NAME);
   }
 
@@ -72,5 +76,39 @@ public final class ExpertPlacementStore {
     UUID reg = map.addEntryListener(new Adapter(), KEY, true);
     return () ->
         ListenerRemoval.bounded("the placement listener", () -> map.removeEntryListener(reg));
+  }
+
+  /**
+   * Calls {@code listener} with the stored placement whenever a split brain heals: when this member
+   * has merged back into the cluster (its own side's view of the placement may differ from the one
+   * the merge kept, even at the same version), and when a merge replaces the entry. On Hazelcast
+   * event threads; closing the returned handle unsubscribes.
+   */
+  public Subscription onMerge(Consumer<ExpertPlacement> listener) {
+    UUID lifecycle =
+        hz.getLifecycleService()
+            .addLifecycleListener(
+                e -> {
+                  if (e.getState() == LifecycleEvent.LifecycleState.MERGED) {
+                    try {
+                      current().ifPresent(listener);
+                    } catch (RuntimeException ignored) {
+                      // shutting down, or refused: the next publication brings it
+                    }
+                  }
+                });
+    UUID entry =
+        map.addEntryListener(
+            (EntryMergedListener<String, ExpertPlacement>) e -> listener.accept(e.getValue()),
+            KEY,
+            true);
+    return () -> {
+      ListenerRemoval.bounded("the placement merge listener", () -> map.removeEntryListener(entry));
+      try {
+        hz.getLifecycleService().removeLifecycleListener(lifecycle);
+      } catch (RuntimeException ignored) {
+        // already shut down
+      }
+    };
   }
 }

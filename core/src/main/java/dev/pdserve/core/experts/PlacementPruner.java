@@ -1,18 +1,21 @@
 package dev.pdserve.core.experts;
 
 import com.hazelcast.core.HazelcastInstanceNotActiveException;
+import com.hazelcast.splitbrainprotection.SplitBrainProtectionException;
 import dev.pdserve.core.NamedThreadFactory;
 import dev.pdserve.core.cluster.ExpertPlacement;
 import dev.pdserve.core.cluster.ExpertPlacementStore;
 import dev.pdserve.core.cluster.NodeChange;
 import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.cluster.Subscription;
+import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
@@ -25,63 +28,137 @@ import org.apache.logging.log4j.Logger;
  * shard that registered again meanwhile is kept. Callers then see the lost experts as unplaced (and
  * say so), and a new shard for them is placed as usual.
  *
+ * <p>Only a majority of the recent cluster may write the placement (its split-brain protection): a
+ * member cut off from the rest sees every shard on the other side as departed, and must not publish
+ * a placement without them. Such a pass is refused, logged once, and tried again every {@link
+ * #REFUSED_RETRY}.
+ *
  * <p>Runs on every member that follows the placement (workers with remote experts, expert shards);
  * the work happens on its own thread, not on Hazelcast's event thread. {@link #close()} stops it.
  */
 public final class PlacementPruner implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(PlacementPruner.class);
 
+  /** How soon a pass the placement's split-brain protection refused is tried again. */
+  public static final Duration REFUSED_RETRY = Duration.ofSeconds(5);
+
+  /**
+   * How long after a registry removal the pass runs. Hazelcast updates its split-brain protection
+   * on its own executor when a member leaves; the removal event may come first, and a pass run at
+   * once on a member just cut off from the others could still be let through.
+   */
+  static final Duration AFTER_REMOVAL = Duration.ofSeconds(1);
+
   private final NodeRegistry registry;
   private final ExpertPlacementStore store;
-  private final ThreadPoolExecutor worker;
+  private final ScheduledThreadPoolExecutor worker;
   private final Subscription subscription;
+  private final Duration refusedRetry;
 
-  private PlacementPruner(NodeRegistry registry, ExpertPlacementStore store, String nodeId) {
+  /** A pass is queued and has not started yet: one queued pass is enough (each sees it all). */
+  private final AtomicBoolean queued = new AtomicBoolean();
+
+  private volatile boolean refusedLogged;
+  private final AtomicLong refusals = new AtomicLong();
+
+  private PlacementPruner(
+      NodeRegistry registry, ExpertPlacementStore store, String nodeId, Duration refusedRetry) {
     this.registry = registry;
     this.store = store;
-    // One pass queued at a time is enough: each looks at the whole placement.
+    this.refusedRetry = refusedRetry;
     this.worker =
-        new ThreadPoolExecutor(
-            1,
-            1,
-            0,
-            TimeUnit.MILLISECONDS,
-            new LinkedBlockingQueue<>(1),
-            new NamedThreadFactory("pdserve-placement-pruner", true, nodeId),
-            new ThreadPoolExecutor.DiscardPolicy());
+        new ScheduledThreadPoolExecutor(
+            1, new NamedThreadFactory("pdserve-placement-pruner", true, nodeId));
+    worker.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
     this.subscription = registry.addListener(this::changed);
   }
 
   /** Starts pruning on {@code registry}'s removals, and prunes once now (departures missed). */
   public static PlacementPruner start(
       NodeRegistry registry, ExpertPlacementStore store, String nodeId) {
-    PlacementPruner p = new PlacementPruner(registry, store, nodeId);
+    return start(registry, store, nodeId, REFUSED_RETRY);
+  }
+
+  /**
+   * As {@link #start(NodeRegistry, ExpertPlacementStore, String)}; a pass refused because this
+   * member is not in the majority of the recent cluster is tried again after {@code refusedRetry}.
+   */
+  public static PlacementPruner start(
+      NodeRegistry registry, ExpertPlacementStore store, String nodeId, Duration refusedRetry) {
+    PlacementPruner p = new PlacementPruner(registry, store, nodeId, refusedRetry);
     p.schedule();
     return p;
   }
 
   private void changed(NodeChange c) {
     if (c.kind() == NodeChange.Kind.REMOVED) {
-      schedule();
+      schedule(AFTER_REMOVAL);
     }
   }
 
   private void schedule() {
+    schedule(Duration.ZERO);
+  }
+
+  private void schedule(Duration after) {
+    if (!queued.compareAndSet(false, true)) {
+      return;
+    }
     try {
-      worker.execute(this::pruneQuietly);
+      worker.schedule(this::pruneQuietly, after.toMillis(), TimeUnit.MILLISECONDS);
     } catch (RejectedExecutionException closed) {
-      // closing
+      queued.set(false); // closing
     }
   }
 
+  /** Passes the placement's split-brain protection refused so far (this member was cut off). */
+  public long refusals() {
+    return refusals.get();
+  }
+
   private void pruneQuietly() {
+    queued.set(false);
     try {
       prune();
+      if (refusedLogged) {
+        refusedLogged = false;
+        LOG.info("pruning the expert placement again: this member is back in the majority");
+      }
     } catch (HazelcastInstanceNotActiveException e) {
       // this member is leaving; the others prune
     } catch (RuntimeException e) {
-      LOG.warn("could not prune departed shards from the expert placement: {}", e.getMessage());
+      SplitBrainProtectionException refused = refusal(e);
+      if (refused != null) {
+        refusedByProtection(refused);
+      } else {
+        LOG.warn("could not prune departed shards from the expert placement: {}", e.getMessage());
+      }
     }
+  }
+
+  private static SplitBrainProtectionException refusal(Throwable t) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      if (c instanceof SplitBrainProtectionException s) {
+        return s;
+      }
+    }
+    return null;
+  }
+
+  private void refusedByProtection(SplitBrainProtectionException e) {
+    refusals.incrementAndGet();
+    // Cut off from most of the cluster (woken alone from a freeze, the small side of a split):
+    // the shards it cannot see may be alive on the other side, which prunes what really left.
+    // Tried again in case this side is all there is (it becomes the majority after the window).
+    if (!refusedLogged) {
+      refusedLogged = true;
+      LOG.warn(
+          "not pruning the expert placement: this member is not in the majority of the recent"
+              + " cluster ({}); trying again every {} s",
+          e.getMessage(),
+          refusedRetry.toSeconds());
+    }
+    schedule(refusedRetry);
   }
 
   /**

@@ -172,8 +172,39 @@ public final class RemoteExperts implements ExpertBackend {
    */
   public Subscription followStore(ExpertPlacementStore store) {
     Subscription sub = store.onPublish(this::updatePlacement);
+    Subscription merges = store.onMerge(this::adoptMerged);
     store.current().ifPresent(this::updatePlacement);
-    return sub;
+    return () -> {
+      merges.close();
+      sub.close();
+    };
+  }
+
+  /**
+   * Adopts {@code stored}, the placement a healed split brain left in the registry, whatever its
+   * version: the side this member was on may have held a placement of its own (even one with the
+   * same version number), and only the stored one is the cluster's.
+   *
+   * @return whether it differed from the current placement
+   */
+  public boolean adoptMerged(ExpertPlacement stored) {
+    while (true) {
+      ExpertPlacement cur = placement.get();
+      if (stored.equals(cur)) {
+        return false;
+      }
+      if (placement.compareAndSet(cur, stored)) {
+        remember(cur, stored);
+        LOG.warn(
+            "expert placement v{} ({} shards) adopted after a split brain healed; this member had"
+                + " v{} ({})",
+            stored.version(),
+            stored.shardIds().size(),
+            cur == null ? 0 : cur.version(),
+            cur == null ? "none" : cur.shardIds());
+        return true;
+      }
+    }
   }
 
   @Override

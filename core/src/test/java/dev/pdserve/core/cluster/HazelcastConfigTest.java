@@ -2,6 +2,7 @@ package dev.pdserve.core.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.hazelcast.config.Config;
@@ -77,13 +78,36 @@ class HazelcastConfigTest {
         2,
         c.getSplitBrainProtectionConfig(ClusterMember.SPLIT_BRAIN_PROTECTION)
             .getMinimumClusterSize());
+    assertEquals(
+        ClusterMember.SPLIT_BRAIN_PROTECTION,
+        c.getMapConfig(NodeRegistry.MAP_NAME).getSplitBrainProtectionName());
     for (String map : List.of(NodeRegistry.MAP_NAME, ExpertPlacementStore.MAP_NAME)) {
-      assertEquals(
-          ClusterMember.SPLIT_BRAIN_PROTECTION, c.getMapConfig(map).getSplitBrainProtectionName());
       assertEquals(
           RegistryMergePolicy.class.getName(),
           c.getMapConfig(map).getMergePolicyConfig().getPolicy());
     }
+    var placement = c.getSplitBrainProtectionConfig(ClusterMember.PLACEMENT_PROTECTION);
+    assertEquals(SplitBrainProtectionOn.READ_WRITE, placement.getProtectOn());
+    RecentMajority rule = (RecentMajority) placement.getFunctionImplementation();
+    assertFalse(rule.observe(1), "one member is below min-size 2 even when it is all there is");
+    assertTrue(rule.observe(2));
+  }
+
+  @Test
+  void theExpertPlacementIsWrittenOnlyByARecentMajority() {
+    Config c = config();
+    assertEquals(
+        ClusterMember.PLACEMENT_PROTECTION,
+        c.getMapConfig(ExpertPlacementStore.MAP_NAME).getSplitBrainProtectionName());
+    assertNull(
+        c.getMapConfig(NodeRegistry.MAP_NAME).getSplitBrainProtectionName(),
+        "the registry is unprotected without min-size (the merge policy reconciles it)");
+    var placement = c.getSplitBrainProtectionConfig(ClusterMember.PLACEMENT_PROTECTION);
+    assertEquals(SplitBrainProtectionOn.WRITE, placement.getProtectOn());
+    RecentMajority rule = (RecentMajority) placement.getFunctionImplementation();
+    assertTrue(rule.observe(5));
+    assertFalse(rule.observe(1), "one of the five just seen is a minority: it may not write");
+    assertTrue(rule.observe(3), "three of five may");
   }
 
   @Test

@@ -80,6 +80,7 @@ public final class ExpertNode implements AutoCloseable {
             "expert-placement",
             ShardPlacement.publish(
                 new ExpertPlacementStore(node.member().hazelcast()),
+                node.registry(),
                 model,
                 config.nodeId(),
                 range));
