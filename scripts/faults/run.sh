@@ -6,6 +6,8 @@
 #   scripts/faults/run.sh                       # every fault, 16 streams x 300 tokens, overload
 #   scripts/faults/run.sh --faults decode-kill --no-overload
 #   scripts/faults/run.sh --faults none --soak 20   # a 20-minute soak at 70 % of capacity
+#   scripts/faults/run.sh suspicion [--minutes 3]   # false suspicions at 100 % CPU, freeze detection
+#                                                   # (dev.pdserve.launcher.faults.SuspicionRun)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CP_FILE="$ROOT/launcher/target/faults-classpath.txt"
@@ -28,6 +30,10 @@ JAVA_FLAGS=(
   -Dhazelcast.logging.type=log4j2
   -Dhazelcast.phone.home.enabled=false
 )
+MAIN=dev.pdserve.launcher.faults.FaultSuite
+if [[ "${1:-}" == "suspicion" ]]; then
+  MAIN=dev.pdserve.launcher.faults.SuspicionRun
+  shift
+fi
 cd "$ROOT/launcher"
-exec java "${JAVA_FLAGS[@]}" -Xmx1g -cp "$(cat "$CP_FILE")" \
-  dev.pdserve.launcher.faults.FaultSuite "$@"
+exec java "${JAVA_FLAGS[@]}" -Xmx1g -cp "$(cat "$CP_FILE")" "$MAIN" "$@"

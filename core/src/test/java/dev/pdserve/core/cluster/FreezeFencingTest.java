@@ -28,7 +28,8 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 /**
  * A worker member in a child JVM is frozen (SIGSTOP) past the heartbeat bound and woken (SIGCONT):
  * the cluster gives it up, its entry goes; on waking it never acts as a second coordinator, never
- * removes the live nodes' entries, rejoins and registers again under a member id the cluster lists.
+ * removes the live nodes' entries or their shards from the expert placement, rejoins and registers
+ * again under a member id the cluster lists.
  *
  * <p>A harness run by hand ({@code -Dpdserve.freezeTest=true}), not in CI: it takes over a minute
  * and its child JVM's start-up on the shared 2-core build machine took longer than the 60 s it
@@ -158,6 +159,17 @@ class FreezeFencingTest {
                   .equals(a.memberId().toString()),
           () -> "a never took the coordinator lease");
       CoordinatorLease term = leases.current().orElseThrow();
+      // The live members host experts; the frozen one follows (and prunes) the placement.
+      ExpertPlacementStore placements = new ExpertPlacementStore(a.hazelcast());
+      ExpertPlacement placed =
+          new ExpertPlacement(
+              1,
+              java.util.Map.of(
+                  new ExpertPlacement.ExpertKey(0, 0, 0),
+                  List.of("live-a"),
+                  new ExpertPlacement.ExpertKey(0, 0, 1),
+                  List.of("live-b")));
+      assertTrue(placements.publish(placed));
 
       frozen = startChild(cluster, "frozen-f");
       TestClusters.await(
@@ -194,6 +206,10 @@ class FreezeFencingTest {
       assertEquals(List.of(), liveRemovals, "no live node's entry was removed");
       assertTrue(entry("live-a").isPresent() && entry("live-b").isPresent());
       assertEquals(term, leases.current().orElseThrow(), "the coordinator lease never moved");
+      assertEquals(
+          placed,
+          placements.current().orElseThrow(),
+          "the woken member, alone, pruned no live shard from the placement");
       assertTrue(
           output.stream().noneMatch(l -> l.startsWith("ACTED")),
           "the woken node acted as coordinator: " + output);

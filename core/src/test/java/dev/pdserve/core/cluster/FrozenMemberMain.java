@@ -6,6 +6,7 @@ import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.coordination.RoleCoordinator;
 import dev.pdserve.core.coordination.RoleSwitchRequest;
 import dev.pdserve.core.coordination.RoleSwitchResult;
+import dev.pdserve.core.experts.PlacementPruner;
 import java.time.Duration;
 import java.util.Map;
 import java.util.Optional;
@@ -15,7 +16,9 @@ import java.util.UUID;
  * A worker member in its own JVM, for {@link FreezeFencingTest} and the freeze measurement: joins
  * the cluster as a coordinator candidate, keeps the node entry {@code <node id>} registered ACTIVE
  * (registering again whenever its load update is refused, as {@code RegistryPresence} does) and
- * runs a {@link RoleCoordinator} whose planner always proposes a switch. It prints:
+ * runs a {@link RoleCoordinator} whose planner always proposes a switch, and a {@link
+ * PlacementPruner} as every worker with remote experts does (on waking alone it sees every other
+ * shard's entry gone, and must not publish a placement without them). It prints:
  *
  * <ul>
  *   <li>{@code READY <member uuid>} once registered;
@@ -66,6 +69,7 @@ public final class FrozenMemberMain {
               return new RoleSwitchResult(
                   false, "probe only", req.nodeId(), node.role(), req.to(), 0, 0, 0, 0);
             });
+    PlacementPruner.start(registry, new ExpertPlacementStore(member.hazelcast()), nodeId);
     UUID shown = member.memberId();
     register(registry, nodeId);
     say("READY " + shown);
