@@ -30,9 +30,9 @@ final class FaultReport {
         .append("\n\n");
     b.append(
         "| fault | node | same tokens | lost | token lost | duplicated | changed | KV blocks"
-            + " stranded 15 s later | detected (s) | max / median resume (s) | migrations |"
-            + " afterwards | errors |\n");
-    b.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+            + " stranded 15 s later | detected (s) | other nodes not ACTIVE meanwhile | max /"
+            + " median resume (s) | migrations | afterwards | errors |\n");
+    b.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (FaultRun.Result r : rows) {
       b.append("| ")
           .append(r.fault())
@@ -55,6 +55,8 @@ final class FaultReport {
           .append(r.strandedBlocks())
           .append(" | ")
           .append(num(r.detectionSeconds()))
+          .append(" | ")
+          .append(r.liveLost().isEmpty() ? "none" : String.join(", ", r.liveLost()))
           .append(" | ")
           .append(num(r.maxResumeSeconds()))
           .append(" / ")
@@ -165,7 +167,9 @@ final class FaultReport {
           .append(r.strandedBlocks())
           .append(", \"detection_s\": ")
           .append(jnum(r.detectionSeconds()))
-          .append(", \"max_resume_s\": ")
+          .append(", \"other_nodes_not_active\": [")
+          .append(r.liveLost().stream().map(FaultReport::q).collect(Collectors.joining(", ")))
+          .append("], \"max_resume_s\": ")
           .append(jnum(r.maxResumeSeconds()))
           .append(", \"median_resume_s\": ")
           .append(jnum(r.medianResumeSeconds()))

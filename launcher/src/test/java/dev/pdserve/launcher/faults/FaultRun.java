@@ -61,7 +61,8 @@ final class FaultRun {
       String recovery,
       List<String> errors,
       double seconds,
-      int unchecked) {}
+      int unchecked,
+      List<String> liveLost) {}
 
   private FaultRun() {}
 
@@ -181,6 +182,7 @@ final class FaultRun {
       }
     }
     double detection = watcher == null ? -1 : watcher.stop(faultNanos);
+    List<String> liveLost = watcher == null ? List.of() : watcher.othersLost();
     String recovery = fault.kind() == Kind.NONE ? "-" : restore(cluster, fault, target, log);
     return new Result(
         fault.name(),
@@ -199,7 +201,8 @@ final class FaultRun {
         recovery,
         List.copyOf(errors).subList(0, Math.min(3, errors.size())),
         (lastEnd - t0) / 1e9,
-        unchecked);
+        unchecked,
+        liveLost);
   }
 
   private static FaultCluster.Node chooseTarget(FaultCluster cluster, Fault fault) {
@@ -318,23 +321,52 @@ final class FaultRun {
     }
   }
 
-  /** Polls the router's view for the moment the target stops being listed ACTIVE. */
+  /**
+   * Polls the router's view (every 100 ms, from the fault until the row's streams have settled) for
+   * the moment the target stops being listed ACTIVE, and for any other node, ACTIVE when the fault
+   * came, that stops being listed ACTIVE meanwhile: a live node's entry lost (e.g. a healthy member
+   * split off while another one was frozen).
+   */
   static final class Watcher {
     private final Thread thread;
     private volatile long notActiveAt = -1;
     private volatile boolean stop;
+    private final Map<String, String> othersLost =
+        new java.util.concurrent.ConcurrentSkipListMap<>();
 
     Watcher(FaultCluster cluster, String id) {
       thread =
           new Thread(
               () -> {
-                while (!stop && notActiveAt < 0) {
+                Set<String> baseline = null;
+                while (!stop) {
                   try {
+                    List<NodeStatus> nodes = cluster.listNodes();
                     boolean active =
-                        cluster.listNodes().stream()
+                        nodes.stream()
                             .anyMatch(n -> n.getId().equals(id) && n.getState().equals("ACTIVE"));
-                    if (!active) {
+                    if (!active && notActiveAt < 0) {
                       notActiveAt = System.nanoTime();
+                    }
+                    if (baseline == null) {
+                      baseline = new LinkedHashSet<>();
+                      for (NodeStatus n : nodes) {
+                        if (!n.getId().equals(id) && n.getState().equals("ACTIVE")) {
+                          baseline.add(n.getId());
+                        }
+                      }
+                    } else {
+                      for (String other : baseline) {
+                        String state =
+                            nodes.stream()
+                                .filter(n -> n.getId().equals(other))
+                                .map(NodeStatus::getState)
+                                .findFirst()
+                                .orElse("gone");
+                        if (!state.equals("ACTIVE")) {
+                          othersLost.putIfAbsent(other, state);
+                        }
+                      }
                     }
                   } catch (RuntimeException e) {
                     // the router is busy; try again
@@ -350,8 +382,20 @@ final class FaultRun {
     /** Seconds from the fault to the router no longer listing the node ACTIVE, or -1. */
     double stop(long faultNanos) {
       stop = true;
+      try {
+        thread.join(2_000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
       long at = notActiveAt;
       return at < 0 ? -1 : Math.max(0, at - faultNanos) / 1e9;
+    }
+
+    /** The other nodes that stopped being listed ACTIVE ({@code id (state)}), in id order. */
+    List<String> othersLost() {
+      return othersLost.entrySet().stream()
+          .map(e -> e.getKey() + " (" + e.getValue() + ")")
+          .toList();
     }
   }
 }

@@ -66,6 +66,7 @@ class FaultSuiteProcessTest {
       assertEquals(0, r.tokenLost() + r.duplicated() + r.changed(), "tokens differ: " + r);
       assertEquals(shape.streams(), r.same(), r.toString());
       assertEquals(0, r.strandedBlocks(), "KV blocks stranded 15 s later: " + r);
+      assertEquals(List.of(), r.liveLost(), "no other node left the registry: " + r);
       assertTrue(
           r.migrations().getOrDefault("decode_node_lost", 0.0) >= 1,
           "the kill must hit streams in flight (a migration because the node was lost): " + r);

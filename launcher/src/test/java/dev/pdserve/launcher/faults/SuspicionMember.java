@@ -31,7 +31,7 @@ public final class SuspicionMember {
     if (!args[1].equals("-")) {
       m.put("cluster.members", args[1]);
     }
-    m.put("cluster.port", "0");
+    m.put("cluster.port", args.length > 6 ? args[6] : "0");
     m.put("cluster.join-wait-seconds", "0");
     m.put("cluster.failure-detector", args[3]);
     m.put("cluster.phi-threshold", args[4]);
@@ -54,6 +54,22 @@ public final class SuspicionMember {
     synchronized (SuspicionMember.class) {
       System.out.println("READY " + member.hazelcastAddress() + " " + member.clusterSize());
       System.out.flush();
+    }
+    if (args.length > 5 && args[5].startsWith("data")) {
+      // What a node does with the cluster besides heartbeats: its registry entry updated every
+      // 250 ms (backed up on another member), a listener on the map, reads of the whole map.
+      var map = member.hazelcast().<String, Long>getMap("pdserve.nodes");
+      map.addEntryListener(
+          (com.hazelcast.map.listener.EntryUpdatedListener<String, Long>) e -> {}, true);
+      for (long i = 0; ; i++) {
+        try {
+          map.set(args[2], i);
+          map.size();
+        } catch (RuntimeException e) {
+          // refused while cut off
+        }
+        Thread.sleep(250);
+      }
     }
     Thread.currentThread().join();
   }

@@ -29,7 +29,9 @@ import java.util.concurrent.TimeUnit;
  *
  * <pre>
  * scripts/faults/run.sh suspicion [--minutes 3] [--members 4] [--burners 2xcores]
- *     [--settings PHI_ACCRUAL:8,PHI_ACCRUAL:10,PHI_ACCRUAL:12,DEADLINE:10] [--out DIR]
+ *     [--settings PHI_ACCRUAL:8,PHI_ACCRUAL:10,PHI_ACCRUAL:12,DEADLINE:10] [--freeze-s 20]
+ *     [--data true] [--full-members true] [--member-jvm-flags "-Dhazelcast.partition.count=31"]
+ *     [--out DIR]
  * </pre>
  */
 public final class SuspicionRun {
@@ -89,7 +91,9 @@ public final class SuspicionRun {
       String dropped,
       int rejoins,
       long detectMinMs,
-      long detectMaxMs) {}
+      long detectMaxMs,
+      int cascadeDrops,
+      String cascadeDropped) {}
 
   public static void main(String[] args) throws Exception {
     Map<String, String> o = new LinkedHashMap<>();
@@ -110,17 +114,26 @@ public final class SuspicionRun {
             o.getOrDefault("settings", "PHI_ACCRUAL:8,PHI_ACCRUAL:10,PHI_ACCRUAL:12,DEADLINE:10")
                 .split(","));
     Path out = Path.of(o.getOrDefault("out", "target/suspicion"));
+    int freezeSeconds = Integer.parseInt(o.getOrDefault("freeze-s", "20"));
+    withData = Boolean.parseBoolean(o.getOrDefault("data", "false"));
+    extraFlags = o.getOrDefault("member-jvm-flags", "");
+    fullMembers = Boolean.parseBoolean(o.getOrDefault("full-members", "false"));
     Files.createDirectories(out.resolve("logs"));
     List<Result> results = new ArrayList<>();
     for (String setting : settings) {
-      results.add(runOne(setting, members, burners, minutes, out));
+      results.add(runOne(setting, members, burners, minutes, freezeSeconds * 1000L, out));
       write(out.resolve("suspicion.md"), results);
     }
     System.out.println(Files.readString(out.resolve("suspicion.md")));
   }
 
+  private static volatile boolean withData;
+  private static volatile String extraFlags = "";
+
+  private static volatile boolean fullMembers;
+
   private static List<String> memberCommand(
-      String cluster, String seeds, String id, String detector, String phi) {
+      String cluster, String seeds, String id, String detector, String phi, int port) {
     List<String> cmd = NodeJvm.javaWithThisJvmsModuleFlags();
     cmd.addAll(
         List.of(
@@ -138,10 +151,16 @@ public final class SuspicionRun {
             id,
             detector,
             phi));
+    cmd.add(withData ? "data" : "-");
+    cmd.add(Integer.toString(port));
+    if (!extraFlags.isBlank()) {
+      cmd.addAll(1, List.of(extraFlags.trim().split("\\s+")));
+    }
     return cmd;
   }
 
-  private static Result runOne(String setting, int n, int burnerCount, double minutes, Path out)
+  private static Result runOne(
+      String setting, int n, int burnerCount, double minutes, long freezeMillis, Path out)
       throws Exception {
     String[] s = setting.split(":");
     String detector = s[0].toUpperCase(Locale.ROOT);
@@ -152,10 +171,17 @@ public final class SuspicionRun {
     List<Process> burners = new ArrayList<>();
     try {
       log("%s: starting %d members", setting, n);
+      // Either every member knows only the first one (cluster ports chosen by the OS), or, as in
+      // the fault suite and `pdserve local`, every member has a fixed port and lists them all.
+      int[] ports = fullMembers ? NodeJvm.freeLoopbackPorts(n) : new int[n];
+      String all =
+          java.util.Arrays.stream(ports)
+              .mapToObj(p -> "127.0.0.1:" + p)
+              .collect(java.util.stream.Collectors.joining(","));
       Member first =
           new Member(
               "m0",
-              memberCommand(cluster, "-", "m0", detector, phi),
+              memberCommand(cluster, fullMembers ? all : "-", "m0", detector, phi, ports[0]),
               out.resolve("logs/" + tag + "-m0.log"));
       ms.add(first);
       await(() -> first.address != null, 120, "m0 never became ready");
@@ -164,7 +190,8 @@ public final class SuspicionRun {
         ms.add(
             new Member(
                 id,
-                memberCommand(cluster, first.address, id, detector, phi),
+                memberCommand(
+                    cluster, fullMembers ? all : first.address, id, detector, phi, ports[i]),
                 out.resolve("logs/" + tag + "-" + id + ".log")));
       }
       await(() -> ms.stream().allMatch(m -> m.address != null), 180, "members never ready");
@@ -229,7 +256,24 @@ public final class SuspicionRun {
         min = Math.min(min, at - frozenAt);
         max = Math.max(max, at - frozenAt);
       }
+      // The rest of the freeze and as long again after waking: does dropping the frozen member
+      // make the others drop healthy ones (a cascade), or does its waking?
+      long wakeAt = frozenAt + freezeMillis;
+      Thread.sleep(Math.max(0, wakeAt - System.currentTimeMillis()));
       signal(frozen.process, "CONT");
+      log("%s: woke %s", setting, frozen.id);
+      Thread.sleep(freezeMillis);
+      List<Line> cascade =
+          others.stream()
+              .flatMap(m -> m.lines.stream())
+              .filter(
+                  l ->
+                      l.kind().equals("REMOVED")
+                          && !l.id().equals(frozen.id)
+                          && l.atMillis() >= frozenAt)
+              .toList();
+      TreeSet<String> cascaded = new TreeSet<>();
+      cascade.forEach(l -> cascaded.add(l.id() + "@" + (l.atMillis() - frozenAt) / 1000 + "s"));
       TreeSet<String> who = new TreeSet<>();
       falseDrops.forEach(l -> who.add(l.id()));
       Result r =
@@ -243,7 +287,9 @@ public final class SuspicionRun {
               who.isEmpty() ? "-" : String.join(" ", who),
               rejoins,
               min,
-              max);
+              max,
+              cascade.size(),
+              cascaded.isEmpty() ? "-" : String.join(" ", cascaded));
       log("%s: %s", setting, r);
       return r;
     } finally {
@@ -300,13 +346,14 @@ public final class SuspicionRun {
     StringBuilder b = new StringBuilder();
     b.append(
         "| detector | members | burners | burn (min) | mean load | false drops (events) |"
-            + " members dropped | rejoins | freeze detected (s, first / last member) |\n");
-    b.append("|---|---|---|---|---|---|---|---|---|\n");
+            + " members dropped | rejoins | freeze detected (s, first / last member) | healthy"
+            + " members dropped during the freeze and after waking |\n");
+    b.append("|---|---|---|---|---|---|---|---|---|---|\n");
     for (Result r : rs) {
       b.append(
           String.format(
               Locale.ROOT,
-              "| %s | %d | %d | %.1f | %.1f | %d | %s | %d | %.2f / %.2f |%n",
+              "| %s | %d | %d | %.1f | %.1f | %d | %s | %d | %.2f / %.2f | %d: %s |%n",
               r.setting(),
               r.members(),
               r.burners(),
@@ -316,7 +363,9 @@ public final class SuspicionRun {
               r.dropped(),
               r.rejoins(),
               r.detectMinMs() / 1000.0,
-              r.detectMaxMs() / 1000.0));
+              r.detectMaxMs() / 1000.0,
+              r.cascadeDrops(),
+              r.cascadeDropped()));
     }
     Files.writeString(file, b.toString());
   }
