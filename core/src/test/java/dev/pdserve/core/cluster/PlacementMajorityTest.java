@@ -8,7 +8,6 @@ import com.hazelcast.config.Config;
 import com.hazelcast.core.Hazelcast;
 import com.hazelcast.core.HazelcastInstance;
 import com.hazelcast.splitbrainprotection.SplitBrainProtectionException;
-import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.config.NodeRole;
 import dev.pdserve.core.experts.PlacementPruner;
 import java.time.Duration;
@@ -61,17 +60,12 @@ class PlacementMajorityTest {
 
   private HazelcastInstance start(String cluster, String id, HazelcastInstance seed) {
     Map<String, String> m = new HashMap<>();
-    m.put("role", "decode");
-    m.put("node.id", id);
-    m.put("cluster.name", cluster);
-    m.put("cluster.port", "0");
-    m.put("cluster.join-wait-seconds", "0");
     m.put("cluster.quorum-window-seconds", Long.toString(WINDOW.toSeconds()));
     if (seed != null) {
       var addr = seed.getCluster().getLocalMember().getAddress();
       m.put("cluster.members", addr.getHost() + ":" + addr.getPort());
     }
-    Config cfg = ClusterMember.hazelcastConfig(NodeConfigLoader.fromMap(m));
+    Config cfg = ClusterMember.hazelcastConfig(TestClusters.config(cluster, id, m));
     // The same rule the configuration installs, on this test's clock.
     cfg.getSplitBrainProtectionConfig(ClusterMember.PLACEMENT_PROTECTION)
         .setFunctionImplementation(new RecentMajority(WINDOW, 1, nanos::get));

@@ -1,5 +1,6 @@
 package dev.pdserve.launcher.faults;
 
+import dev.pdserve.launcher.cluster.InJvmCluster;
 import dev.pdserve.launcher.node.NodeJvm;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -8,6 +9,7 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -17,6 +19,7 @@ import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 
 /**
  * Failure detection on a loaded machine (issue 14: "no false suspicion of healthy members at 100 %
@@ -323,18 +326,8 @@ public final class SuspicionRun {
     }
   }
 
-  interface Check {
-    boolean ok();
-  }
-
-  private static void await(Check c, int seconds, String what) throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
-    while (!c.ok()) {
-      if (System.nanoTime() > deadline) {
-        throw new IllegalStateException(what + " within " + seconds + " s");
-      }
-      Thread.sleep(50);
-    }
+  private static void await(BooleanSupplier c, int seconds, String what) {
+    InJvmCluster.await(Duration.ofSeconds(seconds), c, what);
   }
 
   private static void log(String fmt, Object... args) {

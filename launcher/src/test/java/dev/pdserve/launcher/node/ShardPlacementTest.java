@@ -12,13 +12,13 @@ import dev.pdserve.core.cluster.NodeRegistry;
 import dev.pdserve.core.config.ExpertRange;
 import dev.pdserve.core.config.NodeConfigLoader;
 import dev.pdserve.core.config.NodeRole;
+import dev.pdserve.launcher.cluster.InJvmCluster;
 import dev.pdserve.model.config.ModelConfig;
 import dev.pdserve.model.config.ModelPresets;
 import java.time.Duration;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -39,16 +39,6 @@ class ShardPlacementTest {
     }
     if (member != null) {
       member.close();
-    }
-  }
-
-  private static void await(BooleanSupplier condition, String what) throws InterruptedException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-    while (!condition.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("not within 30 s: " + what);
-      }
-      Thread.sleep(20);
     }
   }
 
@@ -87,7 +77,8 @@ class ShardPlacementTest {
 
     // Back: registered again (its presence does this), so it adds itself again.
     registry.register(NodeInfo.starting("e0", NodeRole.EXPERT, "127.0.0.1:1", "", ""));
-    await(
+    InJvmCluster.await(
+        Duration.ofSeconds(30),
         () -> store.current().orElseThrow().shardIds().contains("e0"),
         "e0 never added itself back: " + store.current());
     ExpertPlacement back = store.current().orElseThrow();
