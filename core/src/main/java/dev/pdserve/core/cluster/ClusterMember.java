@@ -166,6 +166,12 @@ public final class ClusterMember implements AutoCloseable {
     cfg.setProperty(
         "hazelcast.heartbeat.phiaccrual.failuredetector.threshold",
         Double.toString(fd.phiThreshold()));
+    // One output thread per peer (up to the setting): a peer that stops reading — a frozen
+    // process, whose kernel still accepts bytes — once kept an output thread busy for seconds
+    // after this member suspected it, and the heartbeats to every other peer on that thread
+    // stopped, so healthy members suspected each other (the "membership cascade" of
+    // docs/RELIABILITY.md); with three threads shared by a dozen peers that was most freezes.
+    cfg.setProperty("hazelcast.io.output.thread.count", Integer.toString(c.outputThreads()));
     // Members that started apart, a healed partition, or a node that woke from a freeze alone
     // merge in seconds, not the default 5 minutes.
     String merge = Integer.toString(fd.mergeIntervalSeconds());

@@ -76,6 +76,15 @@ public interface ClusterKeys {
               5,
               "a member silent this long is removed (a dead or frozen node leaves within ~5 s);"
                   + " above the heartbeat interval"));
+  ConfigKey<Integer> CLUSTER_OUTPUT_THREADS =
+      GROUP.define(
+          ConfigKey.of(
+              "pdserve.cluster.output-threads",
+              new ValueType.Int(1, 256),
+              16,
+              "Hazelcast I/O threads writing to other members (Hazelcast's default is 3); one per"
+                  + " peer up to this many, so a peer that stops reading (a frozen node) cannot"
+                  + " hold up the heartbeats to the others (docs/RELIABILITY.md)"));
   ConfigKey<Integer> CLUSTER_JOIN_WAIT_SECONDS =
       GROUP.define(
           ConfigKey.of(

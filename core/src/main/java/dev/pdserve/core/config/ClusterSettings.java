@@ -19,6 +19,7 @@ import java.util.List;
  *     reads and writes; 1 turns protection off
  * @param liteMember join as a lite member (owns no partitions; suits routers)
  * @param failureDetection the failure detector, merge and quorum settings (issue 14)
+ * @param outputThreads Hazelcast I/O threads writing to other members
  */
 public record ClusterSettings(
     String name,
@@ -32,7 +33,8 @@ public record ClusterSettings(
     int joinWaitSeconds,
     int minClusterSize,
     boolean liteMember,
-    FailureDetection failureDetection) {
+    FailureDetection failureDetection,
+    int outputThreads) {
 
   public ClusterSettings {
     members = List.copyOf(members);

@@ -14,6 +14,7 @@ import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MEMBERS;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MERGE_INTERVAL_SECONDS;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_MIN_SIZE;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_NAME;
+import static dev.pdserve.core.config.ConfigKeys.CLUSTER_OUTPUT_THREADS;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_PHI_THRESHOLD;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_PORT;
 import static dev.pdserve.core.config.ConfigKeys.CLUSTER_QUORUM_WINDOW_SECONDS;
@@ -136,7 +137,8 @@ final class NetworkSettingsReader {
             values.get(CLUSTER_FAILURE_DETECTOR),
             values.get(CLUSTER_PHI_THRESHOLD),
             values.get(CLUSTER_MERGE_INTERVAL_SECONDS),
-            values.get(CLUSTER_QUORUM_WINDOW_SECONDS)));
+            values.get(CLUSTER_QUORUM_WINDOW_SECONDS)),
+        values.get(CLUSTER_OUTPUT_THREADS));
   }
 
   /** TCPIP without a member list: the cluster port and the next ones on this node's host. */

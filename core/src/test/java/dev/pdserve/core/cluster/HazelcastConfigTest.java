@@ -130,6 +130,13 @@ class HazelcastConfigTest {
   }
 
   @Test
+  void everyPeerGetsItsOwnOutputThreadUpToTheSetting() {
+    assertEquals("16", config().getProperty("hazelcast.io.output.thread.count"));
+    assertEquals(
+        "4", config("cluster.output-threads", "4").getProperty("hazelcast.io.output.thread.count"));
+  }
+
+  @Test
   void wildcardBindAdvertisesThePublicAddress() {
     Config c =
         config(
