@@ -1,15 +1,12 @@
 package dev.pdserve.launcher.node;
 
-import dev.pdserve.core.config.NodeConfigLoader;
 import java.util.List;
 import java.util.Map;
 
 /**
  * The {@code pdserve} command line of each node of a {@link LocalCluster.Spec}: the node JVM, its
  * role's subcommand, loopback addresses, the Hazelcast member list, the model, the thread split and
- * the spec's own settings, and a heartbeat tolerance for many JVMs on one machine ({@link
- * #LOCAL_MAX_NO_HEARTBEAT_SECONDS}) unless the spec or the environment sets one (or the spec sets
- * the heartbeat interval).
+ * the spec's own settings.
  *
  * @param spec what the cluster runs
  * @param clusterName the Hazelcast cluster name every node joins
@@ -18,18 +15,6 @@ import java.util.Map;
 public record LocalNodeCommand(LocalCluster.Spec spec, String clusterName, String members) {
   /** Experts are split over this many expert indices. */
   private static final int EXPERTS = 64;
-
-  static final String MAX_NO_HEARTBEAT = "pdserve.cluster.max-no-heartbeat-seconds";
-
-  /**
-   * The heartbeat silence a local cluster's members tolerate unless told otherwise (the default
-   * elsewhere is 5 s). Every node of a local cluster shares one machine's cores: there, at 5 s, a
-   * frozen member's removal was followed by healthy members splitting off for seconds in 7 of 7
-   * freezes of the fault suite, at 10 s in none of 5, for a freeze found in ~13 s instead of ~7 s
-   * (docs/RELIABILITY.md "Runs of 4 December"). Requests do not wait for it: the router moves a
-   * silent node's streams after its own stream-silence bound.
-   */
-  static final int LOCAL_MAX_NO_HEARTBEAT_SECONDS = 10;
 
   /**
    * The command of node {@code id} in {@code role} ({@code router}, {@code prefill}, {@code decode}
@@ -94,12 +79,6 @@ public record LocalNodeCommand(LocalCluster.Spec spec, String clusterName, Strin
       // drain within the grace period close() gives every child before killing it
       cmd.add("--shutdown-timeout");
       cmd.add(LocalCluster.LOCAL_SHUTDOWN_TIMEOUT.toMillis() + "ms");
-    }
-    if (spec.setting("cluster.max-no-heartbeat-seconds") == null
-        && spec.setting("cluster.heartbeat-interval-seconds") == null
-        && System.getenv(NodeConfigLoader.environmentVariable(MAX_NO_HEARTBEAT)) == null) {
-      cmd.add("--set");
-      cmd.add(MAX_NO_HEARTBEAT + "=" + LOCAL_MAX_NO_HEARTBEAT_SECONDS);
     }
     for (Map.Entry<String, String> e : spec.settings().entrySet()) {
       cmd.add("--set");
